@@ -1,0 +1,23 @@
+// swift-tools-version:6.0
+// Stockpile: an in-memory, concurrent inventory reservation engine. No dependencies beyond the toolchain.
+import PackageDescription
+
+let package = Package(
+    name: "Stockpile",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "Stockpile", targets: ["Stockpile"]),
+        .executable(name: "stockpile", targets: ["stockpile"]),
+        .executable(name: "stockpile-bench", targets: ["stockpile-bench"]),
+    ],
+    targets: [
+        // Pure domain: ids, quantities, cells, reservations, commands, outcomes and the decision rules. No I/O, no actors.
+        .target(name: "StockpileCore"),
+        // The engine that users embed: shard actors, the ledger, expiry, the public API.
+        .target(name: "Stockpile", dependencies: ["StockpileCore"]),
+        .executableTarget(name: "stockpile", dependencies: ["Stockpile"]),
+        .executableTarget(name: "stockpile-bench", dependencies: ["Stockpile"], path: "Benchmarks/stockpile-bench"),
+        .testTarget(name: "StockpileCoreTests", dependencies: ["StockpileCore"]),
+        .testTarget(name: "StockpileTests", dependencies: ["Stockpile"]),
+    ]
+)

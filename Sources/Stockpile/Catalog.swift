@@ -1,0 +1,37 @@
+// Warehouses and variant policies. Every shard keeps its own copy so that a reservation checks them
+// without leaving its actor; a change is applied to all copies while every shard is held, so the copies
+// never disagree while anyone can look. `version` lets a router notice that the catalog it planned
+// with has changed.
+
+import StockpileCore
+
+public struct Catalog: Sendable, Equatable {
+    public private(set) var warehouses: [String: Warehouse] = [Warehouse.mainCode: .main]
+    /// All warehouses in placement order (priority, then code).
+    public private(set) var warehousesInPlacementOrder: [Warehouse] = [.main]
+    /// Only variants whose policy differs from the defaults.
+    public private(set) var policies: [String: VariantPolicy] = [:]
+    public private(set) var version: UInt64 = 0
+
+    public init() {}
+
+    public func policy(of variant: String) -> VariantPolicy {
+        policies[variant] ?? VariantPolicy(variant: variant)
+    }
+
+    public mutating func apply(_ warehouse: Warehouse) {
+        warehouses[warehouse.code] = warehouse
+        warehousesInPlacementOrder = warehouses.values.sorted(by: Warehouse.placementOrder)
+        version &+= 1
+    }
+
+    public mutating func apply(_ policy: VariantPolicy) {
+        policies[policy.variant] = policy.isDefault ? nil : policy
+        version &+= 1
+    }
+
+    /// The active warehouses' cells of `variant`: the cells a `*` line may be placed in.
+    func placementCells(of variant: String) -> [CellKey] {
+        warehousesInPlacementOrder.filter(\.active).map { CellKey(variant: variant, warehouse: $0.code) }
+    }
+}

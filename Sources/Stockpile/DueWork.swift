@@ -1,0 +1,132 @@
+// Work the engine owes at a time: expiring holds at their deadline and forgetting closed reservations
+// and idempotency keys once the retention window has passed. Items wait in a heap ordered by
+// (deadline, kind, name); the earliest deadline is mirrored in an atomic so that every operation can
+// ask "is anything due?" with one load. Items are never removed early: an item that no longer applies
+// (a hold extended, confirmed or released) is recognised and skipped when it comes due.
+
+import StockpileCore
+import Synchronization
+
+struct DueItem: Comparable, Sendable {
+    enum Kind: Int, Sendable {
+        case expire = 0
+        case forgetReservation = 1
+        case forgetKey = 2
+    }
+
+    var deadline: Timestamp
+    var kind: Kind
+    var name: String
+
+    static func < (a: DueItem, b: DueItem) -> Bool {
+        if a.deadline != b.deadline { return a.deadline < b.deadline }
+        if a.kind != b.kind { return a.kind.rawValue < b.kind.rawValue }
+        return a.name < b.name
+    }
+}
+
+final class DueWork: Sendable {
+    private struct State {
+        var heap = BinaryHeap<DueItem>()
+        /// True while one task runs the due items; others wait for it rather than run them twice.
+        var running = false
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    private let state = Mutex(State())
+    private let nextDeadline = Atomic<Int64>(.max)
+
+    /// True when some item's deadline is at or before `now`.
+    func isDue(at now: Timestamp) -> Bool {
+        nextDeadline.load(ordering: .acquiring) <= now.milliseconds
+    }
+
+    func schedule(_ item: DueItem) {
+        state.withLock { s in
+            s.heap.push(item)
+            nextDeadline.store(s.heap.min!.deadline.milliseconds, ordering: .releasing)
+        }
+    }
+
+    /// The earliest deadline, if any.
+    var earliest: Timestamp? {
+        let d = nextDeadline.load(ordering: .acquiring)
+        return d == .max ? nil : Timestamp(milliseconds: d)
+    }
+
+    /// Runs every item due at `now` with `body`, in order, one at a time. If another task is already
+    /// running due items, waits for it to finish and then runs whatever is still due.
+    func run(at now: Timestamp, _ body: (DueItem) async -> Void) async {
+        while true {
+            let mustWait = state.withLock { s -> Bool in
+                if s.running { return true }
+                s.running = true
+                return false
+            }
+            if !mustWait { break }
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                let resumeNow = state.withLock { s -> Bool in
+                    guard s.running else { return true }
+                    s.waiters.append(c)
+                    return false
+                }
+                if resumeNow { c.resume() }
+            }
+        }
+        while let item = popDue(at: now) {
+            await body(item)
+        }
+        let waiters = state.withLock { s in
+            s.running = false
+            defer { s.waiters.removeAll() }
+            return s.waiters
+        }
+        for w in waiters { w.resume() }
+    }
+
+    private func popDue(at now: Timestamp) -> DueItem? {
+        state.withLock { s in
+            guard let top = s.heap.min, top.deadline <= now else { return nil }
+            let item = s.heap.popMin()
+            nextDeadline.store(s.heap.min?.deadline.milliseconds ?? .max, ordering: .releasing)
+            return item
+        }
+    }
+}
+
+/// A binary min-heap.
+struct BinaryHeap<Element: Comparable> {
+    private var items: [Element] = []
+
+    var min: Element? { items.first }
+    var count: Int { items.count }
+
+    mutating func push(_ e: Element) {
+        items.append(e)
+        var i = items.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            guard items[i] < items[parent] else { break }
+            items.swapAt(i, parent)
+            i = parent
+        }
+    }
+
+    mutating func popMin() -> Element? {
+        guard !items.isEmpty else { return nil }
+        items.swapAt(0, items.count - 1)
+        let top = items.removeLast()
+        var i = 0
+        while true {
+            let l = 2 * i + 1
+            let r = l + 1
+            var smallest = i
+            if l < items.count && items[l] < items[smallest] { smallest = l }
+            if r < items.count && items[r] < items[smallest] { smallest = r }
+            if smallest == i { break }
+            items.swapAt(i, smallest)
+            i = smallest
+        }
+        return top
+    }
+}

@@ -1,0 +1,89 @@
+// Typed entry points for an embedding order service: each builds the `Command` and unwraps the reply
+// to the type that command answers with. Same semantics as `execute` (and as the wire).
+
+import StockpileCore
+
+extension Outcome where Value == Reply {
+    fileprivate var reservation: Outcome<ReservationRecord> {
+        map { if case .reservation(let r) = $0 { return r }; preconditionFailure("reply \($0) is not a reservation") }
+    }
+    fileprivate var cell: Outcome<CellReceipt> {
+        map { if case .cell(let c) = $0 { return c }; preconditionFailure("reply \($0) is not a cell receipt") }
+    }
+}
+
+extension Engine {
+    /// Reserves stock for `request` (all lines or none). A retry with the same id and request replays.
+    public func reserve(_ request: ReserveRequest, actor: String = "") async -> Outcome<ReservationRecord> {
+        await execute(.reserve(request), actor: actor).reservation
+    }
+
+    public func extend(_ id: String, ttl: Duration, actor: String = "") async -> Outcome<ReservationRecord> {
+        await execute(.extend(id: id, ttl: ttl), actor: actor).reservation
+    }
+
+    public func confirm(_ id: String, actor: String = "") async -> Outcome<ReservationRecord> {
+        await execute(.confirm(id: id), actor: actor).reservation
+    }
+
+    /// Releases everything that remains, or part of one line.
+    public func release(_ id: String, line: LineSelector? = nil, reason: ReasonCode? = nil, key: String? = nil, actor: String = "") async -> Outcome<ReservationRecord> {
+        await execute(.release(id: id, line: line, reason: reason, key: key), actor: actor).reservation
+    }
+
+    /// Ships everything that remains, or part of one line (a partial shipment).
+    public func fulfill(_ id: String, line: LineSelector? = nil, key: String? = nil, actor: String = "") async -> Outcome<ReservationRecord> {
+        await execute(.fulfill(id: id, line: line, key: key), actor: actor).reservation
+    }
+
+    public func adjust(
+        variant: String, warehouse: String, by delta: Quantity, reason: ReasonCode, note: String? = nil, reference: String? = nil,
+        key: String? = nil, actor: String = ""
+    ) async -> Outcome<CellReceipt> {
+        await execute(.adjust(variant: variant, warehouse: warehouse, delta: delta, reason: reason, note: note, reference: reference, key: key), actor: actor).cell
+    }
+
+    /// Sets on_hand; with `ifOnHand`, only when on_hand is that value (compare-and-set).
+    public func setQuantity(
+        variant: String, warehouse: String, to quantity: Quantity, reason: ReasonCode, ifOnHand: Quantity? = nil, key: String? = nil,
+        actor: String = ""
+    ) async -> Outcome<CellReceipt> {
+        await execute(.setQuantity(variant: variant, warehouse: warehouse, quantity: quantity, reason: reason, ifOnHand: ifOnHand, key: key), actor: actor).cell
+    }
+
+    /// A cycle count: sets on_hand to what was counted and records the variance.
+    public func count(variant: String, warehouse: String, counted: Quantity, note: String? = nil, key: String? = nil, actor: String = "") async -> Outcome<CellReceipt> {
+        await execute(.count(variant: variant, warehouse: warehouse, counted: counted, note: note, key: key), actor: actor).cell
+    }
+
+    public func transfer(
+        variant: String, from: String, to: String, quantity: Quantity, note: String? = nil, key: String? = nil, actor: String = ""
+    ) async -> Outcome<TransferReceipt> {
+        await execute(.transfer(variant: variant, from: from, to: to, quantity: quantity, note: note, key: key), actor: actor).map {
+            if case .transfer(let t) = $0 { return t }
+            preconditionFailure("reply \($0) is not a transfer receipt")
+        }
+    }
+
+    /// Goods coming back: restocked (on_hand grows) or recorded as damaged.
+    public func returnStock(
+        variant: String, warehouse: String, quantity: Quantity, disposition: ReturnDisposition, reference: String? = nil,
+        key: String? = nil, actor: String = ""
+    ) async -> Outcome<CellReceipt> {
+        await execute(.returnStock(variant: variant, warehouse: warehouse, quantity: quantity, disposition: disposition, reference: reference, key: key), actor: actor).cell
+    }
+
+    public func setWarehouse(_ change: WarehouseChange, actor: String = "") async -> Outcome<Warehouse> {
+        await execute(.setWarehouse(change), actor: actor).map {
+            if case .warehouse(let w) = $0 { return w }
+            preconditionFailure("reply \($0) is not a warehouse")
+        }
+    }
+
+    public func setPolicy(_ change: PolicyChange, actor: String = "") async -> Outcome<VariantPolicy> {
+        await execute(.setPolicy(change), actor: actor).map {
+            if case .policy(let p) = $0 { return p }
+            preconditionFailure("reply \($0) is not a policy")
+        }
+    }
+}

@@ -1,0 +1,156 @@
+// The queries of SPEC §2. A query creates nothing: a cell never used reads as zeros. One cell is read
+// in one step of its shard, so it is always consistent; a variant's totals and STATS are assembled
+// from the shards one after another, so under concurrent writes they may mix moments (each shard's
+// part is consistent in itself).
+
+import StockpileCore
+
+/// A variant's cells in every warehouse where it has one, and the totals (warehouse `*`).
+public struct VariantStock: Sendable, Hashable {
+    public var cells: [CellRecord]
+    public var totals: CellRecord
+}
+
+/// The figures of STATS (SPEC §7.12).
+public struct Stats: Sendable, Equatable {
+    public var cells = 0
+    public var warehouses = 0
+    public var variants = 0
+    public var onHand = Quantity.zero
+    public var reserved = Quantity.zero
+    public var available: Quantity { onHand - reserved }
+    public var lowStock = 0
+    public var activeReservations = 0
+    public var counters = StockCounters()
+    /// Share of cycle counts without variance, in basis points (10000 when nothing was counted).
+    public var accuracyBasisPoints: Int {
+        counters.cycleCounts == 0 ? 10_000 : counters.cycleCountsWithoutVariance * 10_000 / counters.cycleCounts
+    }
+    /// Refused mutations by code.
+    public var refused: [RefusalCode: Int] = [:]
+}
+
+extension Engine {
+    private func checkedCell(_ variant: String, _ warehouse: String) -> Outcome<CellKey> {
+        guard Identifiers.isValidVariant(variant) else { return .refused(.invalid("invalid variant id")) }
+        guard let code = Identifiers.normalizedWarehouse(warehouse) else { return .refused(.invalid("invalid warehouse code")) }
+        guard catalog.withLock({ $0.warehouses[code] != nil }) else { return .refused(.warehouseNotFound(code)) }
+        return .ok(CellKey(variant: variant, warehouse: code))
+    }
+
+    private func checkedLimit(_ limit: Int?) -> Outcome<Int> {
+        let n = limit ?? Limits.listCountDefault
+        guard n >= 1 else { return .refused(.invalid("LIMIT must be at least 1")) }
+        guard n <= Limits.listCountMax else { return .refused(.limit("LIMIT may not exceed \(Limits.listCountMax)")) }
+        return .ok(n)
+    }
+
+    /// One cell. Cost: one hop to its shard.
+    public func cell(variant: String, warehouse: String) async -> Outcome<CellRecord> {
+        switch checkedCell(variant, warehouse) {
+        case .refused(let r): return .refused(r)
+        case .ok(let key):
+            let state = await shards[router.shard(for: key)].cellStates([key]).first?.1 ?? .empty
+            return .ok(CellRecord(key: key, state: state))
+        }
+    }
+
+    /// A variant across warehouses, by warehouse code, with totals.
+    public func stock(variant: String) async -> Outcome<VariantStock> {
+        guard Identifiers.isValidVariant(variant) else { return .refused(.invalid("invalid variant id")) }
+        let codes = catalog.withLock { $0.warehouses.keys.sorted() }
+        var byShard: [Int: [CellKey]] = [:]
+        for code in codes {
+            let key = CellKey(variant: variant, warehouse: code)
+            byShard[router.shard(for: key), default: []].append(key)
+        }
+        var cells: [CellRecord] = []
+        for (s, keys) in byShard {
+            for (key, state) in await shards[s].cellStates(keys) { cells.append(CellRecord(key: key, state: state)) }
+        }
+        cells.sort { $0.warehouse < $1.warehouse }
+        let onHand = cells.reduce(Quantity.zero) { $0 + $1.onHand }
+        let reserved = cells.reduce(Quantity.zero) { $0 + $1.reserved }
+        return .ok(VariantStock(cells: cells, totals: CellRecord(variant: variant, warehouse: Identifiers.anyWarehouse, onHand: onHand, reserved: reserved)))
+    }
+
+    /// A reservation with its lines and shipment status.
+    public func reservation(_ id: String) async -> Outcome<ReservationRecord> {
+        guard Identifiers.isValidReservationID(id) else { return .refused(.invalid("invalid reservation id")) }
+        let now = clock.now()
+        if dueWork.isDue(at: now) { await runDueWork(at: now) }
+        guard let mask = await directory.lookup(id), let r = await shards[mask.trailingZeroBitCount].reservation(id) else {
+            return .refused(.reservationNotFound(id))
+        }
+        return .ok(ReservationRecord(r))
+    }
+
+    /// Cells whose available is at or below `threshold`, or each variant's own threshold when nil
+    /// (variants without one are left out); by available, then variant, then warehouse.
+    public func lowStock(threshold: Quantity? = nil, limit: Int? = nil) async -> Outcome<[CellRecord]> {
+        if let t = threshold, t < .zero || t > Limits.quantityMax { return .refused(.invalid("threshold must be 0-\(Limits.quantityMax)")) }
+        guard case .ok(let limit) = checkedLimit(limit) else { return .refused(checkedLimit(limit).refusal!) }
+        var all: [CellRecord] = []
+        for shard in shards { all += await shard.lowStock(threshold: threshold, limit: limit) }
+        all.sort(by: lowStockOrder)
+        return .ok(Array(all.prefix(limit)))
+    }
+
+    /// Active lines with backordered > 0, by reservation id.
+    public func backorders(limit: Int? = nil) async -> Outcome<[BackorderLine]> {
+        guard case .ok(let limit) = checkedLimit(limit) else { return .refused(checkedLimit(limit).refusal!) }
+        var all: [BackorderLine] = []
+        for shard in shards { all += await shard.backorders(limit: limit) }
+        all.sort(by: backorderOrder)
+        return .ok(Array(all.prefix(limit)))
+    }
+
+    /// A cell's ledger entries, newest first, from what memory keeps.
+    public func history(variant: String, warehouse: String, limit: Int? = nil) async -> Outcome<[LedgerEntry]> {
+        guard case .ok(let limit) = checkedLimit(limit) else { return .refused(checkedLimit(limit).refusal!) }
+        switch checkedCell(variant, warehouse) {
+        case .refused(let r): return .refused(r)
+        case .ok(let key): return .ok(ledger.history(of: key, limit: limit))
+        }
+    }
+
+    /// Ledger entries with seq ≥ `from`, oldest first. Entries older than memory keeps are skipped.
+    public func events(from: UInt64, limit: Int = Limits.listCountDefault) async -> [LedgerEntry] {
+        ledger.entries(from: from, limit: limit)
+    }
+
+    /// The sequence number the next ledger entry will get.
+    public var nextSeq: UInt64 { ledger.nextSeq }
+
+    /// Every event (ledger entries, low-stock crossings) appended after this call, in order.
+    public func subscribe() -> AsyncStream<EngineEvent> { ledger.subscribe() }
+
+    public func warehouses() -> [Warehouse] {
+        catalog.withLock { $0.warehouses.values.sorted { $0.code < $1.code } }
+    }
+
+    public func policy(of variant: String) -> Outcome<VariantPolicy> {
+        guard Identifiers.isValidVariant(variant) else { return .refused(.invalid("invalid variant id")) }
+        return .ok(catalog.withLock { $0.policy(of: variant) })
+    }
+
+    /// STATS: totals over every shard and the KPIs.
+    public func stats() async -> Stats {
+        var s = Stats()
+        var variants = Set<String>()
+        for shard in shards {
+            let part = await shard.summary()
+            s.cells += part.cellCount
+            variants.formUnion(part.variants)
+            s.onHand += part.onHand
+            s.reserved += part.reserved
+            s.lowStock += part.lowStockCount
+            s.activeReservations += part.activeReservations
+            s.counters = s.counters + part.counters
+        }
+        s.variants = variants.count
+        s.warehouses = catalog.withLock { $0.warehouses.count }
+        for code in RefusalCode.allCases { s.refused[code] = refusals.value(code) }
+        return s
+    }
+}

@@ -1,0 +1,76 @@
+// `verify()` checks the invariants of SPEC §1 over the whole engine at one moment: it holds every
+// shard (in the usual ascending order), so no operation is half-applied while it looks.
+
+import StockpileCore
+
+extension Shard {
+    /// Holds the shard for `token` and returns a copy of its state.
+    func acquireAndCopy(_ token: UInt64) async -> ShardState {
+        _ = await acquireAndRead(token, cells: [], reservation: nil)
+        return state
+    }
+}
+
+extension Engine {
+    /// Every broken invariant, described; empty when all hold. Cost: holds every shard while it copies
+    /// their state, then checks O(cells + reservation lines).
+    public func verify() async -> [String] {
+        let token = makeToken()
+        var states: [ShardState] = []
+        for shard in shards { states.append(await shard.acquireAndCopy(token)) }
+        for shard in shards { await shard.applyAndRelease(token, nil) }
+
+        var problems: [String] = []
+        var expectedReserved: [CellKey: Quantity] = [:]
+        var backorderedCells: Set<CellKey> = []
+        let engineCatalog = catalog.withLock { $0 }
+        for state in states {
+            if state.catalog != engineCatalog { problems.append("shard \(state.index): catalog copy differs from the engine's") }
+            for (id, r) in state.reservations {
+                if router.home(of: r) != state.index { problems.append("reservation \(id) is kept in shard \(state.index), not its home") }
+                if directory.peek(id).map({ $0 == router.mask(of: r.lines.map(\.cell)) }) != true {
+                    problems.append("reservation \(id): directory entry missing or wrong")
+                }
+                var settled = r
+                settled.settleStatus(at: r.closedAt ?? r.createdAt, byExpiry: r.status == .expired)
+                if settled.status != r.status { problems.append("reservation \(id): status \(r.status) does not follow from its lines") }
+                if Set(r.lines.map(\.cell)).count != r.lines.count { problems.append("reservation \(id): two lines on one cell") }
+                if !r.isOpen && r.expiresAt != nil { problems.append("reservation \(id): closed but still expires") }
+                for line in r.lines {
+                    if line.fulfilled < .zero || line.released < .zero || line.remaining < .zero || line.backordered < .zero || line.backordered > line.quantity {
+                        problems.append("reservation \(id): line \(line.variant) \(line.warehouse) has impossible figures")
+                    }
+                    guard r.isOpen, line.tracked else { continue }
+                    expectedReserved[line.cell, default: .zero] += line.remaining
+                    if line.backordered.isPositive { backorderedCells.insert(line.cell) }
+                }
+            }
+        }
+        for state in states {
+            for (key, slot) in state.cells {
+                let c = slot.state
+                if router.shard(for: key) != state.index { problems.append("cell \(key.variant) \(key.warehouse) is kept in the wrong shard") }
+                // Invariant 1.
+                if c.onHand < .zero || c.reserved < .zero { problems.append("cell \(key.variant) \(key.warehouse): negative figures \(c)") }
+                // Invariant 2.
+                let expected = expectedReserved.removeValue(forKey: key) ?? .zero
+                if c.reserved != expected {
+                    problems.append("cell \(key.variant) \(key.warehouse): reserved \(c.reserved) but its active lines hold \(expected)")
+                }
+                // Invariant 3.
+                if c.available < .zero && !slot.belowReservedByLoss && !backorderedCells.contains(key) {
+                    problems.append("cell \(key.variant) \(key.warehouse): available \(c.available) with neither a backorder nor a recorded loss")
+                }
+                if engineCatalog.warehouses[key.warehouse] == nil { problems.append("cell \(key.variant) \(key.warehouse): no such warehouse") }
+            }
+        }
+        for (key, q) in expectedReserved where q.isPositive {
+            problems.append("cell \(key.variant) \(key.warehouse) does not exist but active lines hold \(q) of it")
+        }
+        // Every directory entry names a reservation its home shard keeps.
+        for (id, mask) in directory.all() where states[mask.trailingZeroBitCount].reservations[id] == nil {
+            problems.append("directory names reservation \(id) that shard \(mask.trailingZeroBitCount) does not keep")
+        }
+        return problems
+    }
+}

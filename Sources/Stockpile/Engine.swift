@@ -1,0 +1,285 @@
+// The engine an order service embeds: the public API over the shard actors. It validates a command,
+// settles idempotency (reservation ids and KEYs are claimed before anything is decided, so two
+// concurrent requests with one name cannot both act), routes the command to the one shard that owns
+// everything it touches or holds every shard it spans, and schedules what the result makes due
+// (expiries, forgetting after the retention window).
+
+@_exported import StockpileCore
+import Synchronization
+
+/// What a KEY remembers: the command it was first used with and the reply it got.
+struct KeyRecord: Sendable {
+    var command: Command
+    var reply: Reply
+    var createdAt: Timestamp
+}
+
+/// The result of performing a validated command.
+enum Performed: Sendable {
+    case committed(Commit)
+    case unchanged(Reply)
+    case refused(Refusal)
+
+    init(_ decision: Decision) {
+        switch decision {
+        case .commit(let c): self = .committed(c)
+        case .unchanged(let r): self = .unchanged(r)
+        case .refused(let r): self = .refused(r)
+        }
+    }
+
+    var outcome: Outcome<Reply> {
+        switch self {
+        case .committed(let c): .ok(c.reply())
+        case .unchanged(let r): .ok(r)
+        case .refused(let r): .refused(r)
+        }
+    }
+}
+
+public final class Engine: Sendable {
+    public let configuration: EngineConfiguration
+    public let clock: any EngineClock
+    let router: ShardRouter
+    let shards: [Shard]
+    let ledger: Ledger
+    /// Reservation id → the shards its lines live in (a bit mask; the lowest is its home).
+    let directory = IdempotencyTable<UInt64>()
+    let keys = IdempotencyTable<KeyRecord>()
+    let dueWork = DueWork()
+    /// The catalog as the router plans with; shards hold the copies the rules read.
+    let catalog = Mutex(Catalog())
+    let refusals = RefusalCounters()
+    let settings: RuleSettings
+    private let nextToken = Atomic<UInt64>(1)
+    private let timer = Mutex<Task<Void, Never>?>(nil)
+
+    /// The actor name the engine writes on the entries it makes by itself (expiry).
+    public static let engineActor = "engine"
+
+    /// Creates an empty engine: no stock, warehouse MAIN.
+    public init(configuration: EngineConfiguration = EngineConfiguration(), clock: any EngineClock = SystemClock()) {
+        self.configuration = configuration
+        self.clock = clock
+        router = ShardRouter(count: configuration.shardCount)
+        ledger = Ledger(capacity: configuration.eventsInMemoryCount)
+        let (router, ledger) = (router, ledger)
+        shards = (0..<configuration.shardCount).map { Shard(index: $0, router: router, ledger: ledger) }
+        settings = RuleSettings(defaultStrategy: configuration.defaultStrategy)
+        if clock.movesByItself { startTimer() }
+    }
+
+    deinit {
+        timer.withLock { $0?.cancel() }
+        ledger.finishSubscribers()
+    }
+
+    /// Runs due work by itself while the engine lives, so holds expire on time even when no request
+    /// arrives. Sleeps until the earliest deadline, and at most 100 ms, then looks again.
+    private func startTimer() {
+        let task = Task.detached(priority: .medium) { [weak self] in
+            while !Task.isCancelled {
+                guard let self else { return }
+                let now = self.clock.now()
+                if self.dueWork.isDue(at: now) { await self.runDueWork(at: now) }
+                let wait = min(100, max(1, (self.dueWork.earliest?.milliseconds ?? .max) - self.clock.now().milliseconds))
+                try? await Task.sleep(for: .milliseconds(wait))
+            }
+        }
+        timer.withLock { $0 = task }
+    }
+
+    // MARK: Mutations
+
+    /// Performs one mutation of SPEC §2. Never throws: a refusal is an `Outcome`, and a refused
+    /// command changes nothing. Cost: one hop to the shard that owns the cells, or a hold on each
+    /// shard a multi-shard request spans.
+    public func execute(_ command: Command, actor: String = "") async -> Outcome<Reply> {
+        let now = clock.now()
+        if dueWork.isDue(at: now) { await runDueWork(at: now) }
+        let outcome: Outcome<Reply>
+        switch Validation.normalize(command) {
+        case .refused(let r):
+            outcome = .refused(r)
+        case .ok(let command):
+            if let key = command.key {
+                outcome = await performKeyed(command, key: key, now: now, actor: actor)
+            } else {
+                outcome = await perform(command, now: now, actor: actor).outcome
+            }
+        }
+        if case .refused(let r) = outcome { refusals.count(r.code) }
+        return outcome
+    }
+
+    private func performKeyed(_ command: Command, key: String, now: Timestamp, actor: String) async -> Outcome<Reply> {
+        switch await keys.claim(key) {
+        case .existing(let record):
+            guard record.command.withoutKey == command.withoutKey else {
+                return .refused(Refusal(.conflict, "KEY \(key) was used for a different request"))
+            }
+            return .ok(record.reply.markedReplayed)
+        case .claimed:
+            let performed = await perform(command, now: now, actor: actor)
+            if case .committed(let commit) = performed {
+                keys.commit(key, KeyRecord(command: command, reply: commit.reply(), createdAt: now))
+                dueWork.schedule(DueItem(deadline: now.advanced(by: configuration.retention), kind: .forgetKey, name: key))
+            } else {
+                // Refused or unchanged: nothing was recorded, so the key stays unused.
+                keys.abandon(key)
+            }
+            return performed.outcome
+        }
+    }
+
+    func perform(_ command: Command, now: Timestamp, actor: String) async -> Performed {
+        switch command {
+        case .reserve(let request):
+            return await performReserve(request, now: now, actor: actor)
+        case .extend(let id, _), .confirm(let id), .release(let id, _, _, _), .fulfill(let id, _, _):
+            guard let mask = await directory.lookup(id) else { return .refused(.reservationNotFound(id)) }
+            let performed = await route(command, mask: mask, cells: [], reservation: id, now: now, actor: actor)!
+            if case .committed(let commit) = performed { scheduleFollowUps(of: commit) }
+            return performed
+        case .adjust(let v, let w, _, _, _, _, _), .setQuantity(let v, let w, _, _, _, _), .count(let v, let w, _, _, _),
+            .returnStock(let v, let w, _, _, _, _):
+            let cell = CellKey(variant: v, warehouse: w)
+            return await route(command, mask: router.mask(of: [cell]), cells: [cell], now: now, actor: actor)!
+        case .transfer(let v, let from, let to, _, _, _):
+            let cells = [CellKey(variant: v, warehouse: from), CellKey(variant: v, warehouse: to)]
+            return await route(command, mask: router.mask(of: cells), cells: cells, now: now, actor: actor)!
+        case .setWarehouse, .setPolicy:
+            // Every shard keeps a copy of the catalog: hold them all so no copy is ever out of step.
+            let all: UInt64 = shards.count == 64 ? .max : (1 << UInt64(shards.count)) - 1
+            return await performHoldingShards(command, mask: all, cells: [], reservation: nil, catalogVersion: nil, now: now, actor: actor)!
+        }
+    }
+
+    private func performReserve(_ request: ReserveRequest, now: Timestamp, actor: String) async -> Performed {
+        switch await directory.claim(request.id) {
+        case .existing(let mask):
+            // A replay or a conflicting reuse of the id: the home shard has the reservation and decides.
+            let home = mask.trailingZeroBitCount
+            return Performed(await decided(shards[home].execute(.reserve(request), now: now, actor: actor, settings: settings, catalogVersion: nil)))
+        case .claimed:
+            let hasPlacedLines = request.lines.contains { $0.warehouse == Identifiers.anyWarehouse }
+            while true {
+                var cells: [CellKey] = []
+                var catalogVersion: UInt64?
+                for line in request.lines where line.warehouse != Identifiers.anyWarehouse {
+                    cells.append(CellKey(variant: line.variant, warehouse: line.warehouse))
+                }
+                if hasPlacedLines {
+                    let catalog = self.catalog.withLock { $0 }
+                    catalogVersion = catalog.version
+                    for line in request.lines where line.warehouse == Identifiers.anyWarehouse {
+                        cells += catalog.placementCells(of: line.variant)
+                    }
+                }
+                // With no active warehouse a `*` line touches no cell; the rules refuse it on any shard.
+                let mask = cells.isEmpty ? 1 : router.mask(of: cells)
+                let result = await route(.reserve(request), mask: mask, cells: cells, catalogVersion: catalogVersion, now: now, actor: actor)
+                guard let performed = result else { continue }
+                if case .committed(let commit) = performed {
+                    let r = commit.reservation!
+                    directory.commit(r.id, router.mask(of: r.lines.lazy.map(\.cell)))
+                    scheduleFollowUps(of: commit)
+                } else {
+                    directory.abandon(request.id)
+                }
+                return performed
+            }
+        }
+    }
+
+    /// Performs `command` on the shards in `mask`: in one hop when that is a single shard, holding
+    /// each shard otherwise. Returns nil only when `catalogVersion` is given and the catalog changed
+    /// since it was read; without a catalog version it always returns a result.
+    private func route(
+        _ command: Command, mask: UInt64, cells: [CellKey], reservation: String? = nil, catalogVersion: UInt64? = nil, now: Timestamp,
+        actor: String
+    ) async -> Performed? {
+        if mask.nonzeroBitCount == 1 {
+            let result = await shards[mask.trailingZeroBitCount].execute(command, now: now, actor: actor, settings: settings, catalogVersion: catalogVersion)
+            if case .catalogChanged = result { return nil }
+            return Performed(decided(result))
+        }
+        return await performHoldingShards(command, mask: mask, cells: cells, reservation: reservation, catalogVersion: catalogVersion, now: now, actor: actor)
+    }
+
+    private func decided(_ result: ShardResult) -> Decision {
+        guard case .decided(let d) = result else { preconditionFailure("catalog check without a catalog version") }
+        return d
+    }
+
+    /// After a commit: a hold with a deadline gets its expiry queued; a reservation that just closed
+    /// gets forgotten after the retention window.
+    func scheduleFollowUps(of commit: Commit) {
+        guard let r = commit.reservation else { return }
+        if let deadline = r.expiresAt, commit.entries.contains(where: { $0.type == .reserve || $0.type == .extend }) {
+            dueWork.schedule(DueItem(deadline: deadline, kind: .expire, name: r.id))
+        }
+        if let closed = r.closedAt, closed == commit.time {
+            dueWork.schedule(DueItem(deadline: closed.advanced(by: configuration.retention), kind: .forgetReservation, name: r.id))
+        }
+    }
+
+    func makeToken() -> UInt64 { nextToken.add(1, ordering: .relaxed).newValue }
+
+    // MARK: Due work
+
+    /// Expires every hold whose deadline is at or before `now` and forgets what the retention window
+    /// let go. Every operation calls this first when something is due, so expiry is exact.
+    public func runDueWork(at now: Timestamp? = nil) async {
+        let now = now ?? clock.now()
+        await dueWork.run(at: now) { item in
+            switch item.kind {
+            case .expire:
+                guard let mask = directory.peek(item.name) else { return }
+                let commit: Commit?
+                if mask.nonzeroBitCount == 1 {
+                    commit = await shards[mask.trailingZeroBitCount].expire(item.name, deadline: item.deadline, actor: Self.engineActor)
+                } else {
+                    commit = await expireHoldingShards(item.name, mask: mask, deadline: item.deadline)
+                }
+                if let commit { scheduleFollowUps(of: commit) }
+            case .forgetReservation:
+                guard let mask = directory.reclaim(item.name) else { return }
+                let limit = Timestamp(milliseconds: now.milliseconds - configuration.retention.wholeMilliseconds)
+                if await shards[mask.trailingZeroBitCount].forget(item.name, closedBefore: limit) {
+                    directory.abandon(item.name)
+                } else {
+                    directory.commit(item.name, mask)
+                }
+            case .forgetKey:
+                guard let record = keys.reclaim(item.name) else { return }
+                if record.createdAt.advanced(by: configuration.retention) <= now {
+                    keys.abandon(item.name)
+                } else {
+                    keys.commit(item.name, record)
+                }
+            }
+        }
+    }
+}
+
+/// Refusals by code, for STATS. Atomic so that a sold-out flash sale does not contend on a lock.
+final class RefusalCounters: Sendable {
+    private let counts: [Counter]
+
+    private final class Counter: Sendable {
+        let value = Atomic<Int>(0)
+    }
+
+    init() {
+        counts = (0...RefusalCode.allCases.map(\.rawValue).max()!).map { _ in Counter() }
+    }
+
+    func count(_ code: RefusalCode) {
+        counts[code.rawValue].value.add(1, ordering: .relaxed)
+    }
+
+    func value(_ code: RefusalCode) -> Int {
+        counts[code.rawValue].value.load(ordering: .relaxed)
+    }
+}

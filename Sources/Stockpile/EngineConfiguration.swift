@@ -1,0 +1,71 @@
+// The settings of an engine, with their defaults and why.
+
+import StockpileCore
+
+public struct EngineConfiguration: Sendable {
+    /// Stock cells are spread over this many shard actors (1–64). More shards than cores is fine: an
+    /// actor is a queue, not a thread; more shards means fewer reservations that span shards wait on
+    /// each other.
+    public var shardCount: Int
+    /// How long ids of closed reservations and idempotency keys are remembered (SPEC §2: 24 h).
+    public var retention: Duration
+    /// The placement strategy for `*` lines when a request names none.
+    public var defaultStrategy: PlacementStrategy
+    /// How many recent ledger entries memory keeps for EVENTS, HISTORY and late subscribers.
+    public var eventsInMemoryCount: Int
+
+    public init(
+        shardCount: Int = 16, retention: Duration = .seconds(24 * 3600), defaultStrategy: PlacementStrategy = .priority,
+        eventsInMemoryCount: Int = 262_144
+    ) {
+        precondition((1...ShardRouter.shardCountMax).contains(shardCount), "shardCount must be 1...\(ShardRouter.shardCountMax)")
+        precondition(eventsInMemoryCount >= 1)
+        self.shardCount = shardCount
+        self.retention = retention
+        self.defaultStrategy = defaultStrategy
+        self.eventsInMemoryCount = eventsInMemoryCount
+    }
+}
+
+/// Which shard owns a cell: FNV-1a over the variant and warehouse bytes. Stable across processes, so a
+/// replayed log lands every cell where it was.
+public struct ShardRouter: Sendable {
+    public static let shardCountMax = 64
+    public let count: Int
+
+    public init(count: Int) { self.count = count }
+
+    @inlinable public func shard(for cell: CellKey) -> Int {
+        if count == 1 { return 0 }
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in cell.variant.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        h = (h ^ 0xFF) &* 0x100_0000_01b3
+        for b in cell.warehouse.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return Int((h ^ (h >> 29)) % UInt64(count))
+    }
+
+    /// The set of shards owning `cells`, as a bit mask.
+    @inlinable public func mask<S: Sequence>(of cells: S) -> UInt64 where S.Element == CellKey {
+        var m: UInt64 = 0
+        for c in cells { m |= 1 << UInt64(shard(for: c)) }
+        return m
+    }
+
+    /// A reservation lives in the lowest-numbered shard that owns one of its lines: its home.
+    public func home(of reservation: Reservation) -> Int {
+        mask(of: reservation.lines.lazy.map(\.cell)).trailingZeroBitCount
+    }
+}
+
+extension UInt64 {
+    /// The indexes of the set bits, lowest first.
+    var setBitIndexes: [Int] {
+        var out: [Int] = []
+        var m = self
+        while m != 0 {
+            out.append(m.trailingZeroBitCount)
+            m &= m - 1
+        }
+        return out
+    }
+}

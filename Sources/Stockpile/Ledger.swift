@@ -1,0 +1,145 @@
+// The ledger hands out sequence numbers and keeps the recent entries. Appending a commit numbers its
+// entries consecutively under one lock, so sequence numbers are gapless over all shards and the
+// entries of one operation are adjacent. A shard appends while it still holds the cells it changed,
+// so for every cell the ledger order is the order in which its changes were made.
+
+import StockpileCore
+import Synchronization
+
+/// Something worth telling a subscriber.
+public enum EngineEvent: Sendable, Hashable {
+    /// A ledger entry, in sequence order.
+    case entry(LedgerEntry)
+    /// A cell crossed its variant's low-stock threshold (edge-triggered: once on the way down, once on
+    /// the way back up). Delivered right after the entry that caused it.
+    case lowStock(LowStockAlert)
+}
+
+public struct LowStockAlert: Sendable, Hashable {
+    public var variant: String
+    public var warehouse: String
+    public var available: Quantity
+    public var threshold: Quantity
+    /// True when the cell fell to or below the threshold; false when it recovered above it.
+    public var isLow: Bool
+    /// The entry that caused the crossing.
+    public var seq: UInt64
+}
+
+final class Ledger: Sendable {
+    private struct State {
+        var nextSeq: UInt64 = 1
+        /// Recent entries: `ring[(seq - 1) % capacity]` for seq in `oldestSeq..<nextSeq`.
+        var ring: [LedgerEntry] = []
+        var oldestSeq: UInt64 = 1
+        var subscribers: [Int: AsyncStream<EngineEvent>.Continuation] = [:]
+        var nextSubscriberID = 0
+    }
+
+    private let state = Mutex(State())
+    let capacity: Int
+
+    init(capacity: Int) {
+        self.capacity = capacity
+    }
+
+    /// Numbers the commit's entries, keeps them and tells subscribers, with the low-stock alerts the
+    /// commit causes (computed by the caller, who knows the policies).
+    func append(_ commit: inout Commit, alerts: [LowStockAlert] = []) {
+        let capacity = self.capacity
+        state.withLock { s in
+            for i in commit.entries.indices {
+                commit.entries[i].seq = s.nextSeq
+                let slot = Int((s.nextSeq - 1) % UInt64(capacity))
+                if s.ring.count < capacity {
+                    s.ring.append(commit.entries[i])
+                } else {
+                    s.ring[slot] = commit.entries[i]
+                    s.oldestSeq += 1
+                }
+                s.nextSeq += 1
+            }
+            guard !s.subscribers.isEmpty else { return }
+            for e in commit.entries {
+                for c in s.subscribers.values { c.yield(.entry(e)) }
+                for var a in alerts where a.variant == e.variant && a.warehouse == e.warehouse {
+                    a.seq = e.seq
+                    for c in s.subscribers.values { c.yield(.lowStock(a)) }
+                }
+            }
+        }
+    }
+
+    /// The sequence number the next entry will get.
+    var nextSeq: UInt64 { state.withLock { $0.nextSeq } }
+
+    /// Entries with seq ≥ `from`, oldest first, at most `limit`. Entries older than memory keeps are
+    /// skipped: the answer starts at the oldest entry kept.
+    func entries(from: UInt64, limit: Int) -> [LedgerEntry] {
+        let capacity = self.capacity
+        return state.withLock { s in
+            var out: [LedgerEntry] = []
+            var seq = max(from, s.oldestSeq)
+            while seq < s.nextSeq && out.count < limit {
+                out.append(s.ring[Int((seq - 1) % UInt64(capacity))])
+                seq += 1
+            }
+            return out
+        }
+    }
+
+    /// The most recent entries of one cell, newest first, from what memory keeps.
+    func history(of cell: CellKey, limit: Int) -> [LedgerEntry] {
+        let capacity = self.capacity
+        return state.withLock { s in
+            var out: [LedgerEntry] = []
+            var seq = s.nextSeq
+            while seq > s.oldestSeq && out.count < limit {
+                seq -= 1
+                let e = s.ring[Int((seq - 1) % UInt64(capacity))]
+                if e.variant == cell.variant && e.warehouse == cell.warehouse { out.append(e) }
+            }
+            return out
+        }
+    }
+
+    /// A stream of every event appended from now on.
+    func subscribe() -> AsyncStream<EngineEvent> {
+        let (stream, continuation) = AsyncStream<EngineEvent>.makeStream(bufferingPolicy: .unbounded)
+        let id = state.withLock { s in
+            let id = s.nextSubscriberID
+            s.nextSubscriberID += 1
+            s.subscribers[id] = continuation
+            return id
+        }
+        continuation.onTermination = { [weak self] _ in
+            _ = self?.state.withLock { $0.subscribers.removeValue(forKey: id) }
+        }
+        return stream
+    }
+
+    func finishSubscribers() {
+        let subscribers = state.withLock { s in
+            defer { s.subscribers.removeAll() }
+            return Array(s.subscribers.values)
+        }
+        for c in subscribers { c.finish() }
+    }
+}
+
+extension LowStockAlert {
+    /// The threshold crossings a commit causes, judged with the variants' policies in `view`.
+    static func alerts(for commit: Commit, in view: some StockView) -> [LowStockAlert] {
+        var out: [LowStockAlert] = []
+        for e in commit.entries where e.touchesCell {
+            let threshold = view.policy(of: e.variant).lowStock
+            guard threshold.isPositive else { continue }
+            let wasLow = e.before.available <= threshold
+            let isLow = e.available <= threshold
+            if wasLow != isLow {
+                out.append(LowStockAlert(variant: e.variant, warehouse: e.warehouse, available: e.available, threshold: threshold, isLow: isLow, seq: 0))
+            }
+        }
+        return out
+    }
+}

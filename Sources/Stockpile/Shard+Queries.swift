@@ -1,0 +1,80 @@
+// Reads a shard answers from its own state, computed inside the actor so that no large copy of the
+// state ever leaves it (a copy would make the next write duplicate the whole table).
+
+import StockpileCore
+
+/// One shard's share of STATS.
+struct ShardSummary: Sendable {
+    var cellCount = 0
+    var variants: Set<String> = []
+    var onHand = Quantity.zero
+    var reserved = Quantity.zero
+    var lowStockCount = 0
+    var activeReservations = 0
+    var counters = StockCounters()
+}
+
+/// An active line that available stock did not fully cover when it was reserved.
+public struct BackorderLine: Sendable, Hashable {
+    public var reservation: String
+    public var variant: String
+    public var warehouse: String
+    public var quantity: Quantity
+    public var remaining: Quantity
+    public var backordered: Quantity
+}
+
+extension Shard {
+    func summary() -> ShardSummary {
+        var s = ShardSummary()
+        s.cellCount = state.cells.count
+        for (key, slot) in state.cells {
+            s.variants.insert(key.variant)
+            s.onHand += slot.state.onHand
+            s.reserved += slot.state.reserved
+            let threshold = state.catalog.policy(of: key.variant).lowStock
+            if threshold.isPositive && slot.state.available <= threshold { s.lowStockCount += 1 }
+        }
+        s.activeReservations = state.reservations.values.reduce(0) { $0 + ($1.isOpen ? 1 : 0) }
+        s.counters = state.counters
+        return s
+    }
+
+    /// Cells at or below `threshold` (or their variant's own threshold when nil), in LOWSTOCK order,
+    /// at most `limit`.
+    func lowStock(threshold: Quantity?, limit: Int) -> [CellRecord] {
+        var out: [CellRecord] = []
+        for (key, slot) in state.cells {
+            let t = threshold ?? state.catalog.policy(of: key.variant).lowStock
+            guard threshold != nil || t.isPositive else { continue }
+            if slot.state.available <= t { out.append(CellRecord(key: key, state: slot.state)) }
+        }
+        out.sort(by: lowStockOrder)
+        return Array(out.prefix(limit))
+    }
+
+    func backorders(limit: Int) -> [BackorderLine] {
+        var out: [BackorderLine] = []
+        for r in state.reservations.values where r.isOpen {
+            for line in r.lines where line.backordered.isPositive && line.remaining.isPositive {
+                out.append(BackorderLine(reservation: r.id, variant: line.variant, warehouse: line.warehouse, quantity: line.quantity, remaining: line.remaining, backordered: line.backordered))
+            }
+        }
+        out.sort(by: backorderOrder)
+        return Array(out.prefix(limit))
+    }
+}
+
+/// LOWSTOCK order (SPEC §7.13): available, then variant, then warehouse.
+func lowStockOrder(_ a: CellRecord, _ b: CellRecord) -> Bool {
+    if a.available != b.available { return a.available < b.available }
+    if a.variant != b.variant { return a.variant < b.variant }
+    return a.warehouse < b.warehouse
+}
+
+/// BACKORDERS order: reservation id, then variant, then warehouse.
+func backorderOrder(_ a: BackorderLine, _ b: BackorderLine) -> Bool {
+    if a.reservation != b.reservation { return a.reservation < b.reservation }
+    if a.variant != b.variant { return a.variant < b.variant }
+    return a.warehouse < b.warehouse
+}

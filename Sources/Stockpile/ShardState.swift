@@ -1,0 +1,110 @@
+// The state one shard owns: its cells, the reservations whose home it is, a copy of the catalog and
+// the counters behind the KPIs. It is a plain value so the rules can read it as a `StockView` and
+// `apply` is the only way it changes: by a commit, whether just decided or replayed from the log.
+
+import StockpileCore
+
+/// A cell with what the engine tracks beside its figures.
+struct CellSlot: Sendable {
+    var state: CellState
+    /// Set when a physical change (adjust, set, count) left available below zero: the shortfall that
+    /// invariant 3 allows. Cleared as soon as available is back at zero or above.
+    var belowReservedByLoss = false
+}
+
+/// The KPI counters of SPEC §6, summed over shards for STATS.
+public struct StockCounters: Sendable, Equatable {
+    public var unitsReserved = Quantity.zero
+    public var unitsFulfilled = Quantity.zero
+    public var unitsReleased = Quantity.zero
+    public var unitsExpired = Quantity.zero
+    /// Changes that took a cell's available from above zero to zero or below.
+    public var stockouts = 0
+    /// Units removed by ADJUST damaged or lost.
+    public var shrinkage = Quantity.zero
+    public var cycleCounts = 0
+    public var cycleCountsWithoutVariance = 0
+    /// Net on_hand change of ADJUST, per reason code: the adjustment trend.
+    public var adjustedByReason: [ReasonCode: Quantity] = [:]
+
+    public init() {}
+
+    public static func + (a: StockCounters, b: StockCounters) -> StockCounters {
+        var s = a
+        s.unitsReserved += b.unitsReserved
+        s.unitsFulfilled += b.unitsFulfilled
+        s.unitsReleased += b.unitsReleased
+        s.unitsExpired += b.unitsExpired
+        s.stockouts += b.stockouts
+        s.shrinkage += b.shrinkage
+        s.cycleCounts += b.cycleCounts
+        s.cycleCountsWithoutVariance += b.cycleCountsWithoutVariance
+        s.adjustedByReason.merge(b.adjustedByReason, uniquingKeysWith: +)
+        return s
+    }
+
+    mutating func count(_ e: LedgerEntry) {
+        switch e.type {
+        case .reserve: unitsReserved += e.deltaReserved
+        case .fulfill: unitsFulfilled -= e.deltaOnHand
+        case .release: unitsReleased -= e.deltaReserved
+        case .expire: unitsExpired -= e.deltaReserved
+        case .adjust:
+            if let reason = e.reason {
+                adjustedByReason[reason, default: .zero] += e.deltaOnHand
+                if reason == .damaged || reason == .lost { shrinkage -= e.deltaOnHand }
+            }
+        case .count:
+            cycleCounts += 1
+            if e.deltaOnHand == .zero { cycleCountsWithoutVariance += 1 }
+        default: break
+        }
+        if e.before.available.isPositive && !e.available.isPositive { stockouts += 1 }
+    }
+}
+
+struct ShardState: StockView, Sendable {
+    let index: Int
+    let router: ShardRouter
+    var cells: [CellKey: CellSlot] = [:]
+    var reservations: [String: Reservation] = [:]
+    var catalog = Catalog()
+    var counters = StockCounters()
+
+    init(index: Int, router: ShardRouter) {
+        self.index = index
+        self.router = router
+    }
+
+    // MARK: StockView
+
+    func cellState(_ key: CellKey) -> CellState { cells[key]?.state ?? .empty }
+    func warehouse(_ code: String) -> Warehouse? { catalog.warehouses[code] }
+    func policy(of variant: String) -> VariantPolicy { catalog.policy(of: variant) }
+    var warehousesInPlacementOrder: [Warehouse] { catalog.warehousesInPlacementOrder }
+    func reservation(_ id: String) -> Reservation? { reservations[id] }
+
+    // MARK: Change
+
+    /// Applies the part of `commit` this shard owns: the cells it owns, the reservation if this is its
+    /// home, and any catalog change (every shard keeps a copy).
+    mutating func apply(_ commit: Commit) {
+        for e in commit.entries where e.touchesCell && router.shard(for: e.cell) == index {
+            var slot = cells[e.cell] ?? CellSlot(state: .empty)
+            assert(slot.state == e.before, "entry \(e.seq) does not follow from the cell's figures")
+            slot.state = e.after
+            if e.available < .zero {
+                if e.deltaOnHand < .zero && (e.type == .adjust || e.type == .set || e.type == .count) { slot.belowReservedByLoss = true }
+            } else {
+                slot.belowReservedByLoss = false
+            }
+            cells[e.cell] = slot
+            counters.count(e)
+        }
+        if let r = commit.reservation, router.home(of: r) == index {
+            reservations[r.id] = r
+        }
+        if let w = commit.warehouse { catalog.apply(w) }
+        if let p = commit.policy { catalog.apply(p) }
+    }
+}

@@ -1,0 +1,57 @@
+// A stock cell: the on-hand and reserved figures of one (variant, warehouse). Both are never negative
+// (invariant 1); available = on_hand − reserved may be, for backorders and physical losses (invariant 3).
+
+/// The address of a cell. The warehouse code is the stored upper-case form.
+public struct CellKey: Hashable, Sendable, Comparable {
+    public var variant: String
+    public var warehouse: String
+
+    @inlinable public init(variant: String, warehouse: String) {
+        self.variant = variant
+        self.warehouse = warehouse
+    }
+
+    public static func < (a: CellKey, b: CellKey) -> Bool {
+        a.variant != b.variant ? a.variant < b.variant : a.warehouse < b.warehouse
+    }
+}
+
+/// The figures of a cell. A cell never used reads as zeros.
+public struct CellState: Hashable, Sendable {
+    public var onHand: Quantity
+    public var reserved: Quantity
+
+    @inlinable public init(onHand: Quantity = .zero, reserved: Quantity = .zero) {
+        self.onHand = onHand
+        self.reserved = reserved
+    }
+
+    @inlinable public var available: Quantity { onHand - reserved }
+    /// How far a physical loss took on_hand below what is reserved (SPEC §7.10); zero when it did not.
+    @inlinable public var shortfall: Quantity { (reserved - onHand).clampedAtZero }
+
+    public static let empty = CellState()
+}
+
+/// A cell as queries report it.
+public struct CellRecord: Hashable, Sendable {
+    public var variant: String
+    public var warehouse: String
+    public var onHand: Quantity
+    public var reserved: Quantity
+    public var available: Quantity { onHand - reserved }
+
+    public init(key: CellKey, state: CellState) {
+        self.variant = key.variant
+        self.warehouse = key.warehouse
+        self.onHand = state.onHand
+        self.reserved = state.reserved
+    }
+
+    public init(variant: String, warehouse: String, onHand: Quantity, reserved: Quantity) {
+        self.variant = variant
+        self.warehouse = warehouse
+        self.onHand = onHand
+        self.reserved = reserved
+    }
+}

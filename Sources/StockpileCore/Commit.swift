@@ -1,0 +1,59 @@
+// A commit is the one self-contained record of everything an operation changed: the ledger entries
+// (each carrying the cell's figures after the change), the reservation, warehouse or policy as they
+// are afterwards, and the keyed command. Applying commits in sequence order from empty rebuilds the
+// state exactly; this is what the write-ahead log stores and what replay applies.
+
+public struct Commit: Hashable, Sendable {
+    public var time: Timestamp
+    /// One per cell change (and one for a change that touches no cell); sequence numbers are assigned
+    /// by the ledger when the commit is appended.
+    public var entries: [LedgerEntry]
+    public var reservation: Reservation?
+    public var warehouse: Warehouse?
+    public var policy: VariantPolicy?
+    public var replyShape: ReplyShape
+    /// The command, when it carried an idempotency key: a retry with that key gets this commit's reply.
+    public var keyedCommand: Command?
+
+    public init(
+        time: Timestamp, entries: [LedgerEntry], reservation: Reservation? = nil, warehouse: Warehouse? = nil,
+        policy: VariantPolicy? = nil, replyShape: ReplyShape, keyedCommand: Command? = nil
+    ) {
+        self.time = time
+        self.entries = entries
+        self.reservation = reservation
+        self.warehouse = warehouse
+        self.policy = policy
+        self.replyShape = replyShape
+        self.keyedCommand = keyedCommand
+    }
+
+    public var firstSeq: UInt64 { entries.first?.seq ?? 0 }
+
+    /// The reply this commit answers with (valid once sequence numbers are assigned).
+    public func reply() -> Reply {
+        switch replyShape {
+        case .reservation:
+            return .reservation(ReservationRecord(reservation!))
+        case .cell(let variance):
+            let e = entries[0]
+            return .cell(CellReceipt(cell: CellRecord(key: e.cell, state: e.after), seq: e.seq, shortfall: e.after.shortfall, variance: variance))
+        case .transfer:
+            let (a, b) = (entries[0], entries[1])
+            return .transfer(TransferReceipt(from: CellRecord(key: a.cell, state: a.after), to: CellRecord(key: b.cell, state: b.after), seq: a.seq))
+        case .warehouse:
+            return .warehouse(warehouse!)
+        case .policy:
+            return .policy(policy!)
+        }
+    }
+}
+
+/// What the rules decide for one request.
+public enum Decision: Sendable {
+    /// Apply this commit.
+    case commit(Commit)
+    /// Nothing to change; answer with this (a release or fulfilment of a reservation with nothing left).
+    case unchanged(Reply)
+    case refused(Refusal)
+}

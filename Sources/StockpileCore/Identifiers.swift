@@ -1,0 +1,62 @@
+// Syntax of the names the outside world chooses: variant ids, warehouse codes, reservation ids and
+// idempotency keys. Names are checked once, at the edge; everything inside may assume they are valid.
+
+public enum Identifiers {
+    /// Option words are reserved (SPEC §7.14): they cannot be variant ids, so a parser never confuses
+    /// an option with a positional argument.
+    public static let optionWords: Set<String> = [
+        "TTL", "CUSTOMER", "STRATEGY", "KEY", "REASON", "NOTE", "REF", "IF", "LIMIT", "RESTOCK", "DAMAGED",
+        "NAME", "ADDRESS", "PRIORITY", "ACTIVE", "BACKORDER", "UNLIMITED", "LOWSTOCK",
+    ]
+
+    /// The warehouse "code" that asks the placement strategy to choose.
+    public static let anyWarehouse = "*"
+
+    /// A variant id: 1–64 bytes of `[A-Za-z0-9._:/-]`, case-sensitive, not an option word.
+    public static func isValidVariant(_ s: String) -> Bool {
+        let utf8 = s.utf8
+        guard !utf8.isEmpty, utf8.count <= Limits.variantByteCountMax else { return false }
+        for b in utf8 {
+            switch b {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: ":"),
+                UInt8(ascii: "/"), UInt8(ascii: "-"):
+                continue
+            default: return false
+            }
+        }
+        return utf8.count > 9 || !optionWords.contains(s.uppercased())
+    }
+
+    /// The stored (upper-case) form of a warehouse code, or nil when it is not 1–32 of `[A-Za-z0-9_-]`.
+    public static func normalizedWarehouse(_ s: String) -> String? {
+        let utf8 = s.utf8
+        guard !utf8.isEmpty, utf8.count <= Limits.warehouseCodeByteCountMax else { return nil }
+        var needsUppercasing = false
+        for b in utf8 {
+            switch b {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"),
+                UInt8(ascii: "-"):
+                continue
+            case UInt8(ascii: "a")...UInt8(ascii: "z"): needsUppercasing = true
+            default: return nil
+            }
+        }
+        return needsUppercasing ? s.uppercased() : s
+    }
+
+    /// A reservation id or idempotency key: 1–128 bytes, each ASCII 0x21–0x7E (printable, no space).
+    public static func isValidReservationID(_ s: String) -> Bool {
+        let utf8 = s.utf8
+        guard !utf8.isEmpty, utf8.count <= Limits.reservationIDByteCountMax else { return false }
+        return utf8.allSatisfy { $0 >= 0x21 && $0 <= 0x7E }
+    }
+
+    /// Free text (notes, references, names): at most `textByteCountMax` bytes, no control characters
+    /// other than tab, so a ledger line always prints on one line.
+    public static func isValidText(_ s: String) -> Bool {
+        let utf8 = s.utf8
+        guard utf8.count <= Limits.textByteCountMax else { return false }
+        return utf8.allSatisfy { $0 >= 0x20 || $0 == 0x09 } && !utf8.contains(0x7F)
+    }
+}

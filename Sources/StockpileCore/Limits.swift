@@ -1,0 +1,29 @@
+// Every limit of the system in one place, with the reason beside it. Limits are inclusive: a value
+// equal to the limit is accepted, one more is refused with `LIMIT`.
+
+public enum Limits {
+    /// The largest quantity a single request may carry (SPEC §5): large enough for any real stock,
+    /// small enough that sums over many lines and cells stay far from Int64 overflow.
+    public static let quantityMax = Quantity(1_000_000_000_000)
+    /// The largest on_hand a cell may hold. A thousand maximal receipts; still 9,000× below Int64.max,
+    /// so reserved + demand and the totals over all cells cannot overflow.
+    public static let cellQuantityMax = Quantity(1_000_000_000_000_000)
+    /// Lines per reservation request (SPEC §5).
+    public static let linesPerReservationMax = 256
+    /// Variant ids are 1–64 bytes (SPEC §1).
+    public static let variantByteCountMax = 64
+    /// Warehouse codes are 1–32 characters (SPEC §1).
+    public static let warehouseCodeByteCountMax = 32
+    /// Reservation ids and idempotency keys are 1–128 bytes (SPEC §1).
+    public static let reservationIDByteCountMax = 128
+    /// Free text (NOTE, REF, CUSTOMER, NAME, ADDRESS): enough for a sentence, bounded so a ledger entry stays small.
+    public static let textByteCountMax = 1024
+    /// Hold TTLs run from 1 s to 30 days (SPEC §7.14).
+    public static let ttlMin = Duration.seconds(1)
+    public static let ttlMax = Duration.seconds(30 * 24 * 3600)
+    /// Warehouse priorities: any ordering an operator needs, bounded so they print and compare simply.
+    public static let priorityMagnitudeMax: Int64 = 1_000_000_000
+    /// The most records a list query (LOWSTOCK, BACKORDERS, HISTORY, EVENTS) returns, and its default.
+    public static let listCountMax = 10_000
+    public static let listCountDefault = 100
+}

@@ -1,0 +1,124 @@
+// A reservation: a hold on stock, keyed by a caller-chosen id that is also its idempotency key.
+// Each line keeps quantity = fulfilled + released + remaining; the status is derived from the lines
+// by the one rule of SPEC §7.5, so it can never disagree with them.
+
+public enum ReservationStatus: String, Sendable, Hashable, CaseIterable {
+    case active
+    case partiallyFulfilled = "partially_fulfilled"
+    case fulfilled, released, expired
+
+    /// Active and partially fulfilled reservations still hold stock.
+    public var isOpen: Bool { self == .active || self == .partiallyFulfilled }
+}
+
+/// One line of a reservation: one cell, at most one line per cell.
+public struct ReservationLine: Hashable, Sendable {
+    public var variant: String
+    public var warehouse: String
+    public var quantity: Quantity
+    public var fulfilled: Quantity
+    public var released: Quantity
+    /// The part that available stock did not cover when the line was reserved (backorder variants).
+    public var backordered: Quantity
+    /// False for lines of unlimited variants: they are recorded but never counted in the cell.
+    public var tracked: Bool
+
+    public init(
+        variant: String, warehouse: String, quantity: Quantity, fulfilled: Quantity = .zero,
+        released: Quantity = .zero, backordered: Quantity = .zero, tracked: Bool = true
+    ) {
+        self.variant = variant
+        self.warehouse = warehouse
+        self.quantity = quantity
+        self.fulfilled = fulfilled
+        self.released = released
+        self.backordered = backordered
+        self.tracked = tracked
+    }
+
+    @inlinable public var remaining: Quantity { quantity - fulfilled - released }
+    public var cell: CellKey { CellKey(variant: variant, warehouse: warehouse) }
+}
+
+/// What identifies a RESERVE request for replays (SPEC §7.3): its lines as a multiset (warehouses
+/// upper-cased, order ignored), TTL, customer and the strategy in force.
+public struct ReserveFingerprint: Hashable, Sendable {
+    public var lines: [ReserveLine]
+    public var ttl: Duration?
+    public var customer: String?
+    public var strategy: PlacementStrategy
+
+    public init(_ request: ReserveRequest, strategy: PlacementStrategy) {
+        self.lines = request.lines.sorted {
+            if $0.variant != $1.variant { return $0.variant < $1.variant }
+            if $0.warehouse != $1.warehouse { return $0.warehouse < $1.warehouse }
+            return $0.quantity < $1.quantity
+        }
+        self.ttl = request.ttl
+        self.customer = request.customer
+        self.strategy = strategy
+    }
+}
+
+public struct Reservation: Hashable, Sendable {
+    public var id: String
+    public var lines: [ReservationLine]
+    public var status: ReservationStatus
+    /// Nil when nothing expires: reserved without a TTL, or confirmed.
+    public var expiresAt: Timestamp?
+    public var customer: String?
+    public var createdAt: Timestamp
+    /// When the reservation stopped holding stock; its id is remembered until closedAt + retention.
+    public var closedAt: Timestamp?
+    /// The request that created it, for telling a replay from a conflicting reuse of the id.
+    public var fingerprint: ReserveFingerprint
+
+    public init(
+        id: String, lines: [ReservationLine], status: ReservationStatus = .active, expiresAt: Timestamp?,
+        customer: String?, createdAt: Timestamp, closedAt: Timestamp? = nil, fingerprint: ReserveFingerprint
+    ) {
+        self.id = id
+        self.lines = lines
+        self.status = status
+        self.expiresAt = expiresAt
+        self.customer = customer
+        self.createdAt = createdAt
+        self.closedAt = closedAt
+        self.fingerprint = fingerprint
+    }
+
+    public var isOpen: Bool { status.isOpen }
+    public var remaining: Quantity { lines.reduce(.zero) { $0 + $1.remaining } }
+    public var fulfilled: Quantity { lines.reduce(.zero) { $0 + $1.fulfilled } }
+    /// Everything that was to ship has shipped: nothing remains and something was fulfilled.
+    public var isFullyShipped: Bool { status == .fulfilled }
+
+    /// The index of the line on `cell`, if the reservation has one.
+    public func lineIndex(of cell: CellKey) -> Int? {
+        lines.firstIndex { $0.variant == cell.variant && $0.warehouse == cell.warehouse }
+    }
+
+    /// Re-derives the status from the lines (SPEC §7.5) after they changed at `time`; `byExpiry`
+    /// says whether the change was the engine's expiry.
+    public mutating func settleStatus(at time: Timestamp, byExpiry: Bool = false) {
+        let shipped = fulfilled.isPositive
+        if remaining.isPositive {
+            status = shipped ? .partiallyFulfilled : .active
+            return
+        }
+        status = shipped ? .fulfilled : (byExpiry ? .expired : .released)
+        closedAt = time
+        expiresAt = nil
+    }
+}
+
+/// A reservation as replies report it, with `replayed` set on an idempotent replay.
+public struct ReservationRecord: Hashable, Sendable {
+    public var reservation: Reservation
+    public var replayed: Bool
+
+    public init(_ reservation: Reservation, replayed: Bool = false) {
+        self.reservation = reservation
+        self.replayed = replayed
+    }
+}

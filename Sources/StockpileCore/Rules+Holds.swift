@@ -1,0 +1,117 @@
+// The rules of what happens to a reservation after it is made (SPEC §2, §7.5, §7.6): extend, confirm,
+// release (all or part of one line), fulfill (all or part of one line) and expiry. Every rule checks
+// the whole request first; the reservation's status is then re-derived from its lines.
+
+extension Rules {
+    static func closedRefusal(_ r: Reservation) -> Refusal {
+        r.status == .expired
+            ? Refusal(.expired, "reservation \(r.id) expired") : Refusal(.closed, "reservation \(r.id) is \(r.status.rawValue)")
+    }
+
+    static func extend(_ id: String, ttl: Duration, in view: some StockView, now: Timestamp, actor: String) -> Decision {
+        guard var r = view.reservation(id) else { return .refused(.reservationNotFound(id)) }
+        guard r.isOpen else { return .refused(closedRefusal(r)) }
+        guard r.expiresAt != nil else { return .refused(.invalid("reservation \(id) does not expire (confirmed or reserved without TTL)")) }
+        r.expiresAt = now.advanced(by: ttl)
+        let entry = LedgerEntry(time: now, type: .extend, reservation: id, actor: actor)
+        return .commit(Commit(time: now, entries: [entry], reservation: r, replyShape: .reservation))
+    }
+
+    static func confirm(_ id: String, in view: some StockView, now: Timestamp, actor: String) -> Decision {
+        guard var r = view.reservation(id) else { return .refused(.reservationNotFound(id)) }
+        guard r.isOpen else { return .refused(closedRefusal(r)) }
+        guard r.expiresAt != nil else { return .unchanged(.reservation(ReservationRecord(r))) }
+        r.expiresAt = nil
+        let entry = LedgerEntry(time: now, type: .confirm, reservation: id, actor: actor)
+        return .commit(Commit(time: now, entries: [entry], reservation: r, replyShape: .reservation))
+    }
+
+    /// The quantity to act on per line: everything that remains, or the selected part of one line.
+    static func selectedQuantities(_ r: Reservation, _ selector: LineSelector?) -> Result<[Quantity], Refusal> {
+        guard let selector else { return .success(r.lines.map(\.remaining)) }
+        let cell = CellKey(variant: selector.variant, warehouse: selector.warehouse)
+        guard let i = r.lineIndex(of: cell) else {
+            return .failure(Refusal(.notFound, "reservation \(r.id) has no line \(cell.variant) \(cell.warehouse)"))
+        }
+        guard selector.quantity <= r.lines[i].remaining else {
+            return .failure(.invalid("only \(r.lines[i].remaining) remain on line \(cell.variant) \(cell.warehouse) of reservation \(r.id)"))
+        }
+        var quantities = [Quantity](repeating: .zero, count: r.lines.count)
+        quantities[i] = selector.quantity
+        return .success(quantities)
+    }
+
+    static func release(
+        _ id: String, line selector: LineSelector?, reason: ReasonCode, in view: some StockView, now: Timestamp, actor: String
+    ) -> Decision {
+        guard let r = view.reservation(id) else { return .refused(.reservationNotFound(id)) }
+        guard r.isOpen else {
+            return selector == nil ? .unchanged(.reservation(ReservationRecord(r))) : .refused(closedRefusal(r))
+        }
+        switch selectedQuantities(r, selector) {
+        case .failure(let refusal): return .refused(refusal)
+        case .success(let quantities):
+            return .commit(releasing(r, quantities, type: .release, reason: reason, in: view, at: now, actor: actor))
+        }
+    }
+
+    /// Expires a hold whose deadline has come: what remains is released with reason `expired`, at the
+    /// deadline itself. Nil when the reservation no longer expires at `deadline` (extended, confirmed
+    /// or closed since the deadline was queued).
+    public static func expire(_ id: String, deadline: Timestamp, in view: some StockView, actor: String) -> Commit? {
+        guard let r = view.reservation(id), r.isOpen, r.expiresAt == deadline else { return nil }
+        return releasing(r, r.lines.map(\.remaining), type: .expire, reason: .expired, in: view, at: deadline, actor: actor)
+    }
+
+    static func releasing(
+        _ r: Reservation, _ quantities: [Quantity], type: EntryType, reason: ReasonCode, in view: some StockView, at time: Timestamp,
+        actor: String
+    ) -> Commit {
+        var r = r
+        var entries: [LedgerEntry] = []
+        for i in r.lines.indices where quantities[i].isPositive {
+            let line = r.lines[i]
+            let before = view.cellState(line.cell)
+            var after = before
+            if line.tracked { after.reserved -= quantities[i] }
+            entries.append(cellEntry(type, line.cell, before: before, after: after, now: time, actor: actor, reason: reason, reservation: r.id))
+            r.lines[i].released += quantities[i]
+        }
+        r.settleStatus(at: time, byExpiry: type == .expire)
+        return Commit(time: time, entries: entries, reservation: r, replyShape: .reservation)
+    }
+
+    static func fulfill(_ id: String, line selector: LineSelector?, in view: some StockView, now: Timestamp, actor: String) -> Decision {
+        guard var r = view.reservation(id) else { return .refused(.reservationNotFound(id)) }
+        guard r.isOpen else {
+            if selector == nil && r.status == .fulfilled { return .unchanged(.reservation(ReservationRecord(r))) }
+            return .refused(closedRefusal(r))
+        }
+        let quantities: [Quantity]
+        switch selectedQuantities(r, selector) {
+        case .failure(let refusal): return .refused(refusal)
+        case .success(let q): quantities = q
+        }
+        // A backordered line cannot ship before stock arrives: on_hand must cover the shipment.
+        for i in r.lines.indices where quantities[i].isPositive && r.lines[i].tracked {
+            let onHand = view.cellState(r.lines[i].cell).onHand
+            if onHand < quantities[i] {
+                return .refused(.insufficient(variant: r.lines[i].variant, warehouse: r.lines[i].warehouse, available: onHand, requested: quantities[i]))
+            }
+        }
+        var entries: [LedgerEntry] = []
+        for i in r.lines.indices where quantities[i].isPositive {
+            let line = r.lines[i]
+            let before = view.cellState(line.cell)
+            var after = before
+            if line.tracked {
+                after.onHand -= quantities[i]
+                after.reserved -= quantities[i]
+            }
+            entries.append(cellEntry(.fulfill, line.cell, before: before, after: after, now: now, actor: actor, reservation: id))
+            r.lines[i].fulfilled += quantities[i]
+        }
+        r.settleStatus(at: now)
+        return .commit(Commit(time: now, entries: entries, reservation: r, replyShape: .reservation))
+    }
+}

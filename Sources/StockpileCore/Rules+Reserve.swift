@@ -1,0 +1,143 @@
+// The rules of RESERVE (SPEC §2, §7.3, §7.4, §7.7, §7.8): lines naming one cell are merged (demand
+// summed), warehouses must exist and be active, explicit lines are checked against available stock,
+// then `*` lines are placed by the strategy on what the explicit lines left. Nothing is produced until
+// every line is met, so a refusal leaves no trace.
+
+extension Rules {
+    static func reserve(_ request: ReserveRequest, in view: some StockView, now: Timestamp, actor: String, settings: RuleSettings) -> Decision {
+        let strategy = request.strategy ?? settings.defaultStrategy
+        let fingerprint = ReserveFingerprint(request, strategy: strategy)
+        if let existing = view.reservation(request.id) {
+            guard existing.fingerprint == fingerprint else {
+                return .refused(Refusal(.conflict, "reservation \(request.id) exists with a different request"))
+            }
+            return .unchanged(.reservation(ReservationRecord(existing, replayed: true)))
+        }
+
+        // Merge: explicit lines per cell, `*` lines per variant, each in order of first appearance.
+        var demand = OrderedQuantities<CellKey>()
+        var unplaced = OrderedQuantities<String>()
+        for line in request.lines {
+            if line.warehouse == Identifiers.anyWarehouse {
+                unplaced.add(line.quantity, to: line.variant)
+            } else {
+                demand.add(line.quantity, to: CellKey(variant: line.variant, warehouse: line.warehouse))
+            }
+        }
+
+        for (cell, _) in demand.items where view.warehouse(cell.warehouse) == nil {
+            return .refused(.warehouseNotFound(cell.warehouse))
+        }
+        for (cell, _) in demand.items where view.warehouse(cell.warehouse)?.active != true {
+            return .refused(Refusal(.inactive, "warehouse \(cell.warehouse) is inactive"))
+        }
+        for (cell, quantity) in demand.items {
+            let policy = view.policy(of: cell.variant)
+            guard !policy.unlimited, !policy.backorder else { continue }
+            let available = view.cellState(cell).available
+            if available < quantity {
+                return .refused(.insufficient(variant: cell.variant, warehouse: cell.warehouse, available: available.clampedAtZero, requested: quantity))
+            }
+        }
+
+        if !unplaced.items.isEmpty {
+            let candidates = view.warehousesInPlacementOrder.filter(\.active)
+            for (variant, quantity) in unplaced.items {
+                if let refusal = place(variant, quantity, strategy: strategy, among: candidates, demand: &demand, in: view) {
+                    return .refused(refusal)
+                }
+            }
+        }
+
+        var lines: [ReservationLine] = []
+        var entries: [LedgerEntry] = []
+        lines.reserveCapacity(demand.items.count)
+        entries.reserveCapacity(demand.items.count)
+        for (cell, quantity) in demand.items {
+            let policy = view.policy(of: cell.variant)
+            let before = view.cellState(cell)
+            var after = before
+            var backordered = Quantity.zero
+            if !policy.unlimited {
+                after.reserved += quantity
+                guard after.reserved <= Limits.cellQuantityMax else { return .refused(.limit("reserved may not exceed \(Limits.cellQuantityMax)")) }
+                if policy.backorder { backordered = (quantity - before.available.clampedAtZero).clampedAtZero }
+            }
+            lines.append(ReservationLine(variant: cell.variant, warehouse: cell.warehouse, quantity: quantity, backordered: backordered, tracked: !policy.unlimited))
+            entries.append(cellEntry(.reserve, cell, before: before, after: after, now: now, actor: actor, reservation: request.id))
+        }
+        let reservation = Reservation(
+            id: request.id, lines: lines, expiresAt: request.ttl.map { now.advanced(by: $0) }, customer: request.customer,
+            createdAt: now, fingerprint: fingerprint)
+        return .commit(Commit(time: now, entries: entries, reservation: reservation, replyShape: .reservation))
+    }
+
+    /// Places one `*` line into `demand`, or says why it cannot be placed. `candidates` are the active
+    /// warehouses in placement order; what a warehouse can take is its available stock less the demand
+    /// this request already puts on it.
+    static func place(
+        _ variant: String, _ quantity: Quantity, strategy: PlacementStrategy, among candidates: [Warehouse],
+        demand: inout OrderedQuantities<CellKey>, in view: some StockView
+    ) -> Refusal? {
+        guard let first = candidates.first else {
+            return .insufficient(variant: variant, warehouse: Identifiers.anyWarehouse, available: .zero, requested: quantity)
+        }
+        let policy = view.policy(of: variant)
+        func cell(_ w: Warehouse) -> CellKey { CellKey(variant: variant, warehouse: w.code) }
+        if policy.unlimited {
+            demand.add(quantity, to: cell(first))
+            return nil
+        }
+        let free = candidates.map { (view.cellState(cell($0)).available - demand[cell($0)]).clampedAtZero }
+        let totalFree = free.reduce(Quantity.zero, +)
+
+        switch strategy {
+        case .priority:
+            if let i = free.firstIndex(where: { $0 >= quantity }) {
+                demand.add(quantity, to: cell(candidates[i]))
+                return nil
+            }
+        case .most:
+            // Candidates are in priority-then-code order, so the first maximum wins ties as SPEC §7.7 asks.
+            var best = 0
+            for i in free.indices where free[i] > free[best] { best = i }
+            if free[best] >= quantity {
+                demand.add(quantity, to: cell(candidates[best]))
+                return nil
+            }
+        case .split:
+            if totalFree >= quantity || policy.backorder {
+                var left = quantity
+                for i in candidates.indices where left.isPositive && free[i].isPositive {
+                    let take = min(free[i], left)
+                    demand.add(take, to: cell(candidates[i]))
+                    left -= take
+                }
+                if left.isPositive { demand.add(left, to: cell(first)) }
+                return nil
+            }
+        }
+        if policy.backorder {
+            demand.add(quantity, to: cell(first))
+            return nil
+        }
+        return .insufficient(variant: variant, warehouse: Identifiers.anyWarehouse, available: totalFree, requested: quantity)
+    }
+}
+
+/// Quantities summed per key, remembering the order in which keys first appeared.
+struct OrderedQuantities<Key: Hashable> {
+    private(set) var items: [(Key, Quantity)] = []
+    private var index: [Key: Int] = [:]
+
+    mutating func add(_ quantity: Quantity, to key: Key) {
+        if let i = index[key] {
+            items[i].1 += quantity
+        } else {
+            index[key] = items.count
+            items.append((key, quantity))
+        }
+    }
+
+    subscript(key: Key) -> Quantity { index[key].map { items[$0].1 } ?? .zero }
+}
