@@ -16,7 +16,8 @@ public struct Catalog: Sendable, Equatable {
     public init() {}
 
     public func policy(of variant: String) -> VariantPolicy {
-        policies[variant] ?? VariantPolicy(variant: variant)
+        if policies.isEmpty { return VariantPolicy(variant: variant) }
+        return policies[variant] ?? VariantPolicy(variant: variant)
     }
 
     public mutating func apply(_ warehouse: Warehouse) {

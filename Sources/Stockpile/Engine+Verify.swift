@@ -26,7 +26,8 @@ extension Engine {
         let engineCatalog = catalog.withLock { $0 }
         for state in states {
             if state.catalog != engineCatalog { problems.append("shard \(state.index): catalog copy differs from the engine's") }
-            for (id, r) in state.reservations {
+            for (id, box) in state.reservations {
+                let r = box.value
                 if router.home(of: r) != state.index { problems.append("reservation \(id) is kept in shard \(state.index), not its home") }
                 if directory.peek(id).map({ $0 == router.mask(of: r.lines.map(\.cell)) }) != true {
                     problems.append("reservation \(id): directory entry missing or wrong")

@@ -41,6 +41,7 @@ final class Ledger: Sendable {
 
     init(capacity: Int) {
         self.capacity = capacity
+        state.withLock { $0.ring.reserveCapacity(capacity) }
     }
 
     /// Numbers the commit's entries, keeps them and tells subscribers, with the low-stock alerts the

@@ -35,7 +35,7 @@ extension Shard {
             let threshold = state.catalog.policy(of: key.variant).lowStock
             if threshold.isPositive && slot.state.available <= threshold { s.lowStockCount += 1 }
         }
-        s.activeReservations = state.reservations.values.reduce(0) { $0 + ($1.isOpen ? 1 : 0) }
+        s.activeReservations = state.reservations.values.reduce(0) { $0 + ($1.value.isOpen ? 1 : 0) }
         s.counters = state.counters
         return s
     }
@@ -55,7 +55,8 @@ extension Shard {
 
     func backorders(limit: Int) -> [BackorderLine] {
         var out: [BackorderLine] = []
-        for r in state.reservations.values where r.isOpen {
+        for box in state.reservations.values where box.value.isOpen {
+            let r = box.value
             for line in r.lines where line.backordered.isPositive && line.remaining.isPositive {
                 out.append(BackorderLine(reservation: r.id, variant: line.variant, warehouse: line.warehouse, quantity: line.quantity, remaining: line.remaining, backordered: line.backordered))
             }

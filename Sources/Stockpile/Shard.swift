@@ -60,13 +60,13 @@ actor Shard {
     private func commitHere(_ commit: inout Commit) {
         let alerts = LowStockAlert.alerts(for: commit, in: state)
         ledger.append(&commit, alerts: alerts)
-        state.apply(commit)
+        state.apply(commit, ownsAll: true)
     }
 
     /// Forgets a closed reservation whose retention has passed. Returns whether it did.
     func forget(_ id: String, closedBefore limit: Timestamp) async -> Bool {
         if holder != nil { await waitUntilFree() }
-        guard let r = state.reservations[id], !r.isOpen, let closed = r.closedAt, closed <= limit else { return false }
+        guard let r = state.reservations[id]?.value, !r.isOpen, let closed = r.closedAt, closed <= limit else { return false }
         state.reservations[id] = nil
         return true
     }
@@ -82,7 +82,7 @@ actor Shard {
         for key in cells where state.router.shard(for: key) == state.index {
             reading.cells[key] = state.cellState(key)
         }
-        if let id, let r = state.reservations[id] {
+        if let id, let r = state.reservations[id]?.value {
             reading.reservation = r
             for line in r.lines where state.router.shard(for: line.cell) == state.index {
                 reading.cells[line.cell] = state.cellState(line.cell)
@@ -107,7 +107,7 @@ actor Shard {
         keys.compactMap { k in state.cells[k].map { (k, $0.state) } }
     }
 
-    func reservation(_ id: String) -> Reservation? { state.reservations[id] }
+    func reservation(_ id: String) -> Reservation? { state.reservations[id]?.value }
 
     /// A copy of everything, for verification and statistics.
     func snapshot() -> ShardState { state }

@@ -10,6 +10,16 @@ struct CellSlot: Sendable {
     /// Set when a physical change (adjust, set, count) left available below zero: the shortfall that
     /// invariant 3 allows. Cleared as soon as available is back at zero or above.
     var belowReservedByLoss = false
+
+    mutating func record(_ e: LedgerEntry) {
+        assert(state == e.before, "entry \(e.seq) does not follow from the cell's figures")
+        state = e.after
+        if e.available < .zero {
+            if e.deltaOnHand < .zero && (e.type == .adjust || e.type == .set || e.type == .count) { belowReservedByLoss = true }
+        } else {
+            belowReservedByLoss = false
+        }
+    }
 }
 
 /// The KPI counters of SPEC §6, summed over shards for STATS.
@@ -63,11 +73,19 @@ public struct StockCounters: Sendable, Equatable {
     }
 }
 
+/// An immutable box: a reference to a value that is never changed in place.
+final class Boxed<Value: Sendable>: Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}
+
 struct ShardState: StockView, Sendable {
     let index: Int
     let router: ShardRouter
     var cells: [CellKey: CellSlot] = [:]
-    var reservations: [String: Reservation] = [:]
+    /// Boxed, so the table moves a pointer per entry when it grows, not a whole reservation. Boxes are
+    /// never mutated (a change stores a new box), so copies of the state stay independent.
+    var reservations: [String: Boxed<Reservation>] = [:]
     var catalog = Catalog()
     var counters = StockCounters()
 
@@ -82,27 +100,20 @@ struct ShardState: StockView, Sendable {
     func warehouse(_ code: String) -> Warehouse? { catalog.warehouses[code] }
     func policy(of variant: String) -> VariantPolicy { catalog.policy(of: variant) }
     var warehousesInPlacementOrder: [Warehouse] { catalog.warehousesInPlacementOrder }
-    func reservation(_ id: String) -> Reservation? { reservations[id] }
+    func reservation(_ id: String) -> Reservation? { reservations[id]?.value }
 
     // MARK: Change
 
     /// Applies the part of `commit` this shard owns: the cells it owns, the reservation if this is its
-    /// home, and any catalog change (every shard keeps a copy).
-    mutating func apply(_ commit: Commit) {
-        for e in commit.entries where e.touchesCell && router.shard(for: e.cell) == index {
-            var slot = cells[e.cell] ?? CellSlot(state: .empty)
-            assert(slot.state == e.before, "entry \(e.seq) does not follow from the cell's figures")
-            slot.state = e.after
-            if e.available < .zero {
-                if e.deltaOnHand < .zero && (e.type == .adjust || e.type == .set || e.type == .count) { slot.belowReservedByLoss = true }
-            } else {
-                slot.belowReservedByLoss = false
-            }
-            cells[e.cell] = slot
+    /// home, and any catalog change (every shard keeps a copy). `ownsAll` skips the ownership test
+    /// for a commit this shard decided alone.
+    mutating func apply(_ commit: Commit, ownsAll: Bool = false) {
+        for e in commit.entries where e.touchesCell && (ownsAll || router.shard(for: e.cell) == index) {
+            cells[e.cell, default: CellSlot(state: .empty)].record(e)
             counters.count(e)
         }
-        if let r = commit.reservation, router.home(of: r) == index {
-            reservations[r.id] = r
+        if let r = commit.reservation, ownsAll || router.home(of: r) == index {
+            reservations[r.id] = Boxed(r)
         }
         if let w = commit.warehouse { catalog.apply(w) }
         if let p = commit.policy { catalog.apply(p) }

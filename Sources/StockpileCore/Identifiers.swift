@@ -16,16 +16,19 @@ public enum Identifiers {
     public static func isValidVariant(_ s: String) -> Bool {
         let utf8 = s.utf8
         guard !utf8.isEmpty, utf8.count <= Limits.variantByteCountMax else { return false }
+        var lettersOnly = true
         for b in utf8 {
             switch b {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: ":"),
-                UInt8(ascii: "/"), UInt8(ascii: "-"):
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"):
                 continue
+            case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: ":"),
+                UInt8(ascii: "/"), UInt8(ascii: "-"):
+                lettersOnly = false
             default: return false
             }
         }
-        return utf8.count > 9 || !optionWords.contains(s.uppercased())
+        // Option words are 2-9 letters; only such an id needs the (allocating) comparison.
+        return !lettersOnly || utf8.count > 9 || !optionWords.contains(s.uppercased())
     }
 
     /// The stored (upper-case) form of a warehouse code, or nil when it is not 1–32 of `[A-Za-z0-9_-]`.

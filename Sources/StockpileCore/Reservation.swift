@@ -49,7 +49,7 @@ public struct ReserveFingerprint: Hashable, Sendable {
     public var strategy: PlacementStrategy
 
     public init(_ request: ReserveRequest, strategy: PlacementStrategy) {
-        self.lines = request.lines.sorted {
+        self.lines = request.lines.count < 2 ? request.lines : request.lines.sorted {
             if $0.variant != $1.variant { return $0.variant < $1.variant }
             if $0.warehouse != $1.warehouse { return $0.warehouse < $1.warehouse }
             return $0.quantity < $1.quantity

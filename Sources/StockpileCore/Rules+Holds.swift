@@ -3,12 +3,12 @@
 // the whole request first; the reservation's status is then re-derived from its lines.
 
 extension Rules {
-    static func closedRefusal(_ r: Reservation) -> Refusal {
+    @inlinable static func closedRefusal(_ r: Reservation) -> Refusal {
         r.status == .expired
             ? Refusal(.expired, "reservation \(r.id) expired") : Refusal(.closed, "reservation \(r.id) is \(r.status.rawValue)")
     }
 
-    static func extend(_ id: String, ttl: Duration, in view: some StockView, now: Timestamp, actor: String) -> Decision {
+    @inlinable static func extend(_ id: String, ttl: Duration, in view: some StockView, now: Timestamp, actor: String) -> Decision {
         guard var r = view.reservation(id) else { return .refused(.reservationNotFound(id)) }
         guard r.isOpen else { return .refused(closedRefusal(r)) }
         guard r.expiresAt != nil else { return .refused(.invalid("reservation \(id) does not expire (confirmed or reserved without TTL)")) }
@@ -17,7 +17,7 @@ extension Rules {
         return .commit(Commit(time: now, entries: [entry], reservation: r, replyShape: .reservation))
     }
 
-    static func confirm(_ id: String, in view: some StockView, now: Timestamp, actor: String) -> Decision {
+    @inlinable static func confirm(_ id: String, in view: some StockView, now: Timestamp, actor: String) -> Decision {
         guard var r = view.reservation(id) else { return .refused(.reservationNotFound(id)) }
         guard r.isOpen else { return .refused(closedRefusal(r)) }
         guard r.expiresAt != nil else { return .unchanged(.reservation(ReservationRecord(r))) }
@@ -27,7 +27,7 @@ extension Rules {
     }
 
     /// The quantity to act on per line: everything that remains, or the selected part of one line.
-    static func selectedQuantities(_ r: Reservation, _ selector: LineSelector?) -> Result<[Quantity], Refusal> {
+    @inlinable static func selectedQuantities(_ r: Reservation, _ selector: LineSelector?) -> Result<[Quantity], Refusal> {
         guard let selector else { return .success(r.lines.map(\.remaining)) }
         let cell = CellKey(variant: selector.variant, warehouse: selector.warehouse)
         guard let i = r.lineIndex(of: cell) else {
@@ -41,7 +41,7 @@ extension Rules {
         return .success(quantities)
     }
 
-    static func release(
+    @inlinable static func release(
         _ id: String, line selector: LineSelector?, reason: ReasonCode, in view: some StockView, now: Timestamp, actor: String
     ) -> Decision {
         guard let r = view.reservation(id) else { return .refused(.reservationNotFound(id)) }
@@ -58,12 +58,12 @@ extension Rules {
     /// Expires a hold whose deadline has come: what remains is released with reason `expired`, at the
     /// deadline itself. Nil when the reservation no longer expires at `deadline` (extended, confirmed
     /// or closed since the deadline was queued).
-    public static func expire(_ id: String, deadline: Timestamp, in view: some StockView, actor: String) -> Commit? {
+    @inlinable public static func expire(_ id: String, deadline: Timestamp, in view: some StockView, actor: String) -> Commit? {
         guard let r = view.reservation(id), r.isOpen, r.expiresAt == deadline else { return nil }
         return releasing(r, r.lines.map(\.remaining), type: .expire, reason: .expired, in: view, at: deadline, actor: actor)
     }
 
-    static func releasing(
+    @inlinable static func releasing(
         _ r: Reservation, _ quantities: [Quantity], type: EntryType, reason: ReasonCode, in view: some StockView, at time: Timestamp,
         actor: String
     ) -> Commit {
@@ -81,7 +81,7 @@ extension Rules {
         return Commit(time: time, entries: entries, reservation: r, replyShape: .reservation)
     }
 
-    static func fulfill(_ id: String, line selector: LineSelector?, in view: some StockView, now: Timestamp, actor: String) -> Decision {
+    @inlinable static func fulfill(_ id: String, line selector: LineSelector?, in view: some StockView, now: Timestamp, actor: String) -> Decision {
         guard var r = view.reservation(id) else { return .refused(.reservationNotFound(id)) }
         guard r.isOpen else {
             if selector == nil && r.status == .fulfilled { return .unchanged(.reservation(ReservationRecord(r))) }

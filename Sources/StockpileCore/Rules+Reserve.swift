@@ -4,7 +4,7 @@
 // every line is met, so a refusal leaves no trace.
 
 extension Rules {
-    static func reserve(_ request: ReserveRequest, in view: some StockView, now: Timestamp, actor: String, settings: RuleSettings) -> Decision {
+    @inlinable static func reserve(_ request: ReserveRequest, in view: some StockView, now: Timestamp, actor: String, settings: RuleSettings) -> Decision {
         let strategy = request.strategy ?? settings.defaultStrategy
         let fingerprint = ReserveFingerprint(request, strategy: strategy)
         if let existing = view.reservation(request.id) {
@@ -25,19 +25,27 @@ extension Rules {
             }
         }
 
-        for (cell, _) in demand.items where view.warehouse(cell.warehouse) == nil {
-            return .refused(.warehouseNotFound(cell.warehouse))
+        // Warehouses: every line's must exist (NOTFOUND first), then be active.
+        var inactive: String?
+        for (cell, _) in demand.items {
+            guard let w = view.warehouse(cell.warehouse) else { return .refused(.warehouseNotFound(cell.warehouse)) }
+            if !w.active && inactive == nil { inactive = w.code }
         }
-        for (cell, _) in demand.items where view.warehouse(cell.warehouse)?.active != true {
-            return .refused(Refusal(.inactive, "warehouse \(cell.warehouse) is inactive"))
-        }
+        if let inactive { return .refused(Refusal(.inactive, "warehouse \(inactive) is inactive")) }
+
+        // Explicit lines: available must cover the summed demand, unless the variant may go below zero.
+        var policies: [VariantPolicy] = []
+        var states: [CellState] = []
+        policies.reserveCapacity(demand.items.count)
+        states.reserveCapacity(demand.items.count)
         for (cell, quantity) in demand.items {
             let policy = view.policy(of: cell.variant)
-            guard !policy.unlimited, !policy.backorder else { continue }
-            let available = view.cellState(cell).available
-            if available < quantity {
-                return .refused(.insufficient(variant: cell.variant, warehouse: cell.warehouse, available: available.clampedAtZero, requested: quantity))
+            let state = view.cellState(cell)
+            if !policy.unlimited && !policy.backorder && state.available < quantity {
+                return .refused(.insufficient(variant: cell.variant, warehouse: cell.warehouse, available: state.available.clampedAtZero, requested: quantity))
             }
+            policies.append(policy)
+            states.append(state)
         }
 
         if !unplaced.items.isEmpty {
@@ -47,15 +55,20 @@ extension Rules {
                     return .refused(refusal)
                 }
             }
+            // Placement may have added cells; read the figures of those.
+            for (cell, _) in demand.items.dropFirst(states.count) {
+                policies.append(view.policy(of: cell.variant))
+                states.append(view.cellState(cell))
+            }
         }
 
         var lines: [ReservationLine] = []
         var entries: [LedgerEntry] = []
         lines.reserveCapacity(demand.items.count)
         entries.reserveCapacity(demand.items.count)
-        for (cell, quantity) in demand.items {
-            let policy = view.policy(of: cell.variant)
-            let before = view.cellState(cell)
+        for (i, (cell, quantity)) in demand.items.enumerated() {
+            let policy = policies[i]
+            let before = states[i]
             var after = before
             var backordered = Quantity.zero
             if !policy.unlimited {
@@ -75,7 +88,7 @@ extension Rules {
     /// Places one `*` line into `demand`, or says why it cannot be placed. `candidates` are the active
     /// warehouses in placement order; what a warehouse can take is its available stock less the demand
     /// this request already puts on it.
-    static func place(
+    @inlinable static func place(
         _ variant: String, _ quantity: Quantity, strategy: PlacementStrategy, among candidates: [Warehouse],
         demand: inout OrderedQuantities<CellKey>, in view: some StockView
     ) -> Refusal? {
@@ -125,19 +138,36 @@ extension Rules {
     }
 }
 
-/// Quantities summed per key, remembering the order in which keys first appeared.
+/// Quantities summed per key, remembering the order in which keys first appeared. Requests have few
+/// lines, so keys are found by a linear scan until there are enough of them for a table to pay.
+@usableFromInline
 struct OrderedQuantities<Key: Hashable> {
-    private(set) var items: [(Key, Quantity)] = []
-    private var index: [Key: Int] = [:]
+    @usableFromInline var items: [(Key, Quantity)] = []
+    @usableFromInline var index: [Key: Int]? = nil
+    @usableFromInline static var linearCountMax: Int { 16 }
 
-    mutating func add(_ quantity: Quantity, to key: Key) {
-        if let i = index[key] {
-            items[i].1 += quantity
-        } else {
-            index[key] = items.count
-            items.append((key, quantity))
-        }
+    @inlinable init() {}
+
+    @inlinable func position(of key: Key) -> Int? {
+        if let index { return index[key] }
+        return items.firstIndex { $0.0 == key }
     }
 
-    subscript(key: Key) -> Quantity { index[key].map { items[$0].1 } ?? .zero }
+    @inlinable mutating func add(_ quantity: Quantity, to key: Key) {
+        if let i = position(of: key) {
+            items[i].1 += quantity
+            return
+        }
+        if index != nil {
+            index![key] = items.count
+        } else if items.count == Self.linearCountMax {
+            var table: [Key: Int] = [:]
+            for (i, item) in items.enumerated() { table[item.0] = i }
+            table[key] = items.count
+            index = table
+        }
+        items.append((key, quantity))
+    }
+
+    @inlinable subscript(key: Key) -> Quantity { position(of: key).map { items[$0].1 } ?? .zero }
 }

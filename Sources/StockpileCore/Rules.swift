@@ -5,7 +5,7 @@
 
 public enum Rules {
     /// Decides a command that already passed `Validation.normalize`.
-    public static func decide(
+    @inlinable public static func decide(
         _ command: Command, in view: some StockView, now: Timestamp, actor: String, settings: RuleSettings
     ) -> Decision {
         let decision: Decision
@@ -42,7 +42,7 @@ public enum Rules {
 
     // MARK: Physical changes
 
-    static func adjust(
+    @inlinable static func adjust(
         _ cell: CellKey, delta: Quantity, reason: ReasonCode, note: String, reference: String, in view: some StockView,
         now: Timestamp, actor: String
     ) -> Decision {
@@ -57,7 +57,7 @@ public enum Rules {
         return .commit(Commit(time: now, entries: [entry], replyShape: .cell(variance: nil)))
     }
 
-    static func setQuantity(
+    @inlinable static func setQuantity(
         _ cell: CellKey, to quantity: Quantity, reason: ReasonCode, ifOnHand expected: Quantity?, in view: some StockView,
         now: Timestamp, actor: String
     ) -> Decision {
@@ -70,14 +70,14 @@ public enum Rules {
         return .commit(Commit(time: now, entries: [entry], replyShape: .cell(variance: nil)))
     }
 
-    static func count(_ cell: CellKey, counted: Quantity, note: String, in view: some StockView, now: Timestamp, actor: String) -> Decision {
+    @inlinable static func count(_ cell: CellKey, counted: Quantity, note: String, in view: some StockView, now: Timestamp, actor: String) -> Decision {
         guard view.warehouse(cell.warehouse) != nil else { return .refused(.warehouseNotFound(cell.warehouse)) }
         let before = view.cellState(cell)
         let entry = cellEntry(.count, cell, before: before, after: CellState(onHand: counted, reserved: before.reserved), now: now, actor: actor, reason: .count, note: note)
         return .commit(Commit(time: now, entries: [entry], replyShape: .cell(variance: counted - before.onHand)))
     }
 
-    static func transfer(
+    @inlinable static func transfer(
         _ variant: String, from: String, to: String, quantity: Quantity, note: String, in view: some StockView, now: Timestamp,
         actor: String
     ) -> Decision {
@@ -96,7 +96,7 @@ public enum Rules {
         return .commit(Commit(time: now, entries: [out, into], replyShape: .transfer))
     }
 
-    static func returnStock(
+    @inlinable static func returnStock(
         _ cell: CellKey, quantity: Quantity, disposition: ReturnDisposition, reference: String, in view: some StockView,
         now: Timestamp, actor: String
     ) -> Decision {
@@ -117,7 +117,7 @@ public enum Rules {
 
     // MARK: Catalog
 
-    static func setWarehouse(_ change: WarehouseChange, in view: some StockView, now: Timestamp, actor: String) -> Decision {
+    @inlinable static func setWarehouse(_ change: WarehouseChange, in view: some StockView, now: Timestamp, actor: String) -> Decision {
         var w = view.warehouse(change.code) ?? Warehouse(code: change.code)
         if let name = change.name { w.name = name }
         if let address = change.address { w.address = address }
@@ -127,7 +127,7 @@ public enum Rules {
         return .commit(Commit(time: now, entries: [entry], warehouse: w, replyShape: .warehouse))
     }
 
-    static func setPolicy(_ change: PolicyChange, in view: some StockView, now: Timestamp, actor: String) -> Decision {
+    @inlinable static func setPolicy(_ change: PolicyChange, in view: some StockView, now: Timestamp, actor: String) -> Decision {
         var p = view.policy(of: change.variant)
         if let b = change.backorder { p.backorder = b }
         if let u = change.unlimited { p.unlimited = u }
@@ -138,7 +138,7 @@ public enum Rules {
 
     // MARK: Helpers
 
-    static func cellEntry(
+    @inlinable static func cellEntry(
         _ type: EntryType, _ cell: CellKey, before: CellState, after: CellState, now: Timestamp, actor: String,
         reason: ReasonCode? = nil, note: String = "", reference: String = "", reservation: String = ""
     ) -> LedgerEntry {
