@@ -1,9 +1,51 @@
+// The `stockpile` executable. Subcommands:
+//   demo   run a small flash sale in-process and print what happened
+// (`serve`, `cli`, `import`/`export` and `wal` arrive with the server and the write-ahead log.)
+
+import Foundation
 import Stockpile
-let engine = Engine(configuration: EngineConfiguration(shardCount: 4), clock: ManualClock())
-print(await engine.adjust(variant: "SKU-1", warehouse: "main", by: 10, reason: .received))
-print(await engine.reserve(ReserveRequest(id: "o1", lines: [ReserveLine(variant: "SKU-1", warehouse: "MAIN", quantity: 3), ReserveLine(variant: "SKU-2", warehouse: "*", quantity: 1)])))
-print(await engine.reserve(ReserveRequest(id: "o2", lines: [ReserveLine(variant: "SKU-1", warehouse: "MAIN", quantity: 3)], ttl: .seconds(5))))
-print(await engine.fulfill("o2"))
-print(await engine.cell(variant: "SKU-1", warehouse: "MAIN"))
-print(await engine.verify())
-print(await engine.stats())
+
+let usage = """
+    usage: stockpile <command> [options]
+
+    commands:
+      demo [--buyers N] [--stock N] [--seed S]
+          Runs a small flash sale in-process on a simulated clock: N buyers (default 500) try to
+          reserve 1-3 units of two hot items with a 10-minute hold; some pay and are shipped (some
+          in two partial shipments), some cancel, some abandon their hold and it expires; a
+          restock arrives midway. Prints what happened and checks the invariants.
+
+    """
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("stockpile: \(message)\n".utf8))
+    exit(2)
+}
+
+var arguments = Array(CommandLine.arguments.dropFirst())
+guard let command = arguments.first else {
+    print(usage, terminator: "")
+    exit(2)
+}
+arguments.removeFirst()
+
+switch command {
+case "demo":
+    var options = DemoOptions()
+    var rest = arguments[...]
+    while let flag = rest.popFirst() {
+        guard let text = rest.popFirst() else { fail("\(flag) needs a value") }
+        guard let value = Int(text), value >= 0 else { fail("\(flag) must be a whole number ≥ 0, not '\(text)'") }
+        switch flag {
+        case "--buyers": options.buyers = value
+        case "--stock": options.stock = value
+        case "--seed": options.seed = UInt64(value)
+        default: fail("unknown option \(flag) for demo\n\n\(usage)")
+        }
+    }
+    exit(await runDemo(options) ? 0 : 1)
+case "-h", "--help", "help":
+    print(usage, terminator: "")
+default:
+    fail("unknown command '\(command)'\n\n\(usage)")
+}
