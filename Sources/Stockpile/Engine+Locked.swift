@@ -1,10 +1,10 @@
-// Operations that span shards. The operation holds every shard it touches, taking them in ascending
-// shard order; since every such operation takes shards in the same global order, no two can each wait
-// for a shard the other holds, so there is no deadlock. While holding, it reads the figures, decides
-// with the same rules a single shard uses, numbers its entries in the ledger (consecutively, since
-// that is one append), applies each shard's part and lets each shard go. No other mutation can touch
-// those cells in between, so the check and the change are one atomic step and nothing is oversold.
-// A refused operation lets the shards go without changing anything.
+// Operations that span shards. The operation holds the lock of every shard it touches, taking them
+// in ascending shard order; since every such operation takes locks in the same global order, no two
+// can each wait for a lock the other holds, so there is no deadlock. While holding, it reads the
+// figures, decides with the same rules a single shard uses, numbers its entries in the ledger
+// (consecutively, since that is one append), and applies each shard's part. No other operation can
+// touch those cells in between, so the check and the change are one atomic step and nothing is
+// oversold. A refused operation changes nothing. All of it is synchronous: no `await` while holding.
 
 import StockpileCore
 
@@ -27,19 +27,41 @@ struct GatheredView: StockView {
     func reservation(_ id: String) -> Reservation? { reservations[id] }
 }
 
+/// What one held shard contributes to a `GatheredView`.
+private struct ShardReading: Sendable {
+    var cells: [CellKey: CellState] = [:]
+    var reservation: Reservation?
+    var catalog: Catalog
+}
+
 extension Engine {
-    /// Holds the shards in `mask` in ascending order and gathers what the command reads: `cells`, and
-    /// reservation `id` with the cells of its lines (its home is the lowest shard, so it is read first).
-    private func hold(_ mask: UInt64, token: UInt64, cells: [CellKey], reservation id: String?) async -> GatheredView {
+    /// Runs `body` holding the locks of the shards in `indexes` (ascending).
+    func holdingShards<R>(_ indexes: ArraySlice<Int>, _ body: () -> R) -> R {
+        guard let first = indexes.first else { return body() }
+        return shards[first].holding { holdingShards(indexes.dropFirst(), body) }
+    }
+
+    /// Reads what the command needs from held shards: `cells`, and reservation `id` with the cells of
+    /// its lines (its home is the lowest shard, so it is read first).
+    private func gather(_ mask: UInt64, cells: [CellKey], reservation id: String?) -> GatheredView {
         var view = GatheredView()
         var wanted = cells
-        var first = true
-        for s in mask.setBitIndexes {
-            let reading = await shards[s].acquireAndRead(token, cells: wanted, reservation: id)
-            if first {
-                view.catalog = reading.catalog
-                first = false
+        for (n, s) in mask.setBitIndexes.enumerated() {
+            let reading = shards[s].assumeIsolated { shard -> ShardReading in
+                let state = shard.state
+                var reading = ShardReading(catalog: state.catalog)
+                for key in wanted where state.router.shard(for: key) == state.index {
+                    reading.cells[key] = state.cellState(key)
+                }
+                if let id, let r = state.reservation(id) {
+                    reading.reservation = r
+                    for line in r.lines where state.router.shard(for: line.cell) == state.index {
+                        reading.cells[line.cell] = state.cellState(line.cell)
+                    }
+                }
+                return reading
             }
+            if n == 0 { view.catalog = reading.catalog }
             if let r = reading.reservation {
                 view.reservations[r.id] = r
                 wanted += r.lines.map(\.cell)
@@ -49,9 +71,14 @@ extension Engine {
         return view
     }
 
-    private func letGo(_ mask: UInt64, token: UInt64, applying commit: Commit?) async {
+    /// Numbers the commit's entries and applies each held shard's part.
+    private func commitHeld(_ commit: inout Commit, mask: UInt64, view: GatheredView) {
+        ledger.append(&commit, alerts: LowStockAlert.alerts(for: commit, in: view))
+        if let w = commit.warehouse { catalog.withLock { $0.apply(w) } }
+        if let p = commit.policy { catalog.withLock { $0.apply(p) } }
+        let committed = commit
         for s in mask.setBitIndexes {
-            await shards[s].applyAndRelease(token, commit)
+            shards[s].assumeIsolated { $0.state.apply(committed) }
         }
     }
 
@@ -60,35 +87,24 @@ extension Engine {
     func performHoldingShards(
         _ command: Command, mask: UInt64, cells: [CellKey], reservation id: String?, catalogVersion: UInt64?, now: Timestamp,
         actor: String
-    ) async -> Performed? {
-        let token = makeToken()
-        let view = await hold(mask, token: token, cells: cells, reservation: id)
-        if let v = catalogVersion, v != view.catalog.version {
-            await letGo(mask, token: token, applying: nil)
-            return nil
+    ) -> Performed? {
+        holdingShards(mask.setBitIndexes[...]) {
+            let view = gather(mask, cells: cells, reservation: id)
+            if let v = catalogVersion, v != view.catalog.version { return nil }
+            let decision = Rules.decide(command, in: view, now: now, actor: actor, settings: settings)
+            guard case .commit(var commit) = decision else { return Performed(decision) }
+            commitHeld(&commit, mask: mask, view: view)
+            return .committed(commit)
         }
-        let decision = Rules.decide(command, in: view, now: now, actor: actor, settings: settings)
-        guard case .commit(var commit) = decision else {
-            await letGo(mask, token: token, applying: nil)
-            return Performed(decision)
-        }
-        ledger.append(&commit, alerts: LowStockAlert.alerts(for: commit, in: view))
-        if let w = commit.warehouse { catalog.withLock { $0.apply(w) } }
-        if let p = commit.policy { catalog.withLock { $0.apply(p) } }
-        await letGo(mask, token: token, applying: commit)
-        return .committed(commit)
     }
 
     /// Expires a reservation whose lines span the shards in `mask`.
-    func expireHoldingShards(_ id: String, mask: UInt64, deadline: Timestamp) async -> Commit? {
-        let token = makeToken()
-        let view = await hold(mask, token: token, cells: [], reservation: id)
-        guard var commit = Rules.expire(id, deadline: deadline, in: view, actor: Self.engineActor) else {
-            await letGo(mask, token: token, applying: nil)
-            return nil
+    func expireHoldingShards(_ id: String, mask: UInt64, deadline: Timestamp) -> Commit? {
+        holdingShards(mask.setBitIndexes[...]) {
+            let view = gather(mask, cells: [], reservation: id)
+            guard var commit = Rules.expire(id, deadline: deadline, in: view, actor: Self.engineActor) else { return nil }
+            commitHeld(&commit, mask: mask, view: view)
+            return commit
         }
-        ledger.append(&commit, alerts: LowStockAlert.alerts(for: commit, in: view))
-        await letGo(mask, token: token, applying: commit)
-        return commit
     }
 }

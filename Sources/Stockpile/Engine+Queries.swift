@@ -47,16 +47,18 @@ extension Engine {
 
     /// One cell. Cost: one hop to its shard.
     public func cell(variant: String, warehouse: String) async -> Outcome<CellRecord> {
+        _ = await settleDueWork()
         switch checkedCell(variant, warehouse) {
         case .refused(let r): return .refused(r)
         case .ok(let key):
-            let state = await shards[router.shard(for: key)].cellStates([key]).first?.1 ?? .empty
+            let state = shards[router.shard(for: key)].isolated { $0.cellStates([key]) }.first?.1 ?? .empty
             return .ok(CellRecord(key: key, state: state))
         }
     }
 
     /// A variant across warehouses, by warehouse code, with totals.
     public func stock(variant: String) async -> Outcome<VariantStock> {
+        _ = await settleDueWork()
         guard Identifiers.isValidVariant(variant) else { return .refused(.invalid("invalid variant id")) }
         let codes = catalog.withLock { $0.warehouses.keys.sorted() }
         var byShard: [Int: [CellKey]] = [:]
@@ -66,7 +68,7 @@ extension Engine {
         }
         var cells: [CellRecord] = []
         for (s, keys) in byShard {
-            for (key, state) in await shards[s].cellStates(keys) { cells.append(CellRecord(key: key, state: state)) }
+            for (key, state) in shards[s].isolated({ $0.cellStates(keys) }) { cells.append(CellRecord(key: key, state: state)) }
         }
         cells.sort { $0.warehouse < $1.warehouse }
         let onHand = cells.reduce(Quantity.zero) { $0 + $1.onHand }
@@ -77,9 +79,8 @@ extension Engine {
     /// A reservation with its lines and shipment status.
     public func reservation(_ id: String) async -> Outcome<ReservationRecord> {
         guard Identifiers.isValidReservationID(id) else { return .refused(.invalid("invalid reservation id")) }
-        let now = clock.now()
-        if dueWork.isDue(at: now) { await runDueWork(at: now) }
-        guard let mask = await directory.lookup(id), let r = await shards[mask.trailingZeroBitCount].reservation(id) else {
+        _ = await settleDueWork()
+        guard let mask = await directory.lookup(id), let r = shards[mask.trailingZeroBitCount].isolated({ $0.reservation(id) }) else {
             return .refused(.reservationNotFound(id))
         }
         return .ok(ReservationRecord(r))
@@ -88,25 +89,28 @@ extension Engine {
     /// Cells whose available is at or below `threshold`, or each variant's own threshold when nil
     /// (variants without one are left out); by available, then variant, then warehouse.
     public func lowStock(threshold: Quantity? = nil, limit: Int? = nil) async -> Outcome<[CellRecord]> {
+        _ = await settleDueWork()
         if let t = threshold, t < .zero || t > Limits.quantityMax { return .refused(.invalid("threshold must be 0-\(Limits.quantityMax)")) }
         guard case .ok(let limit) = checkedLimit(limit) else { return .refused(checkedLimit(limit).refusal!) }
         var all: [CellRecord] = []
-        for shard in shards { all += await shard.lowStock(threshold: threshold, limit: limit) }
+        for shard in shards { all += shard.isolated { $0.lowStock(threshold: threshold, limit: limit) } }
         all.sort(by: lowStockOrder)
         return .ok(Array(all.prefix(limit)))
     }
 
     /// Active lines with backordered > 0, by reservation id.
     public func backorders(limit: Int? = nil) async -> Outcome<[BackorderLine]> {
+        _ = await settleDueWork()
         guard case .ok(let limit) = checkedLimit(limit) else { return .refused(checkedLimit(limit).refusal!) }
         var all: [BackorderLine] = []
-        for shard in shards { all += await shard.backorders(limit: limit) }
+        for shard in shards { all += shard.isolated { $0.backorders(limit: limit) } }
         all.sort(by: backorderOrder)
         return .ok(Array(all.prefix(limit)))
     }
 
     /// A cell's ledger entries, newest first, from what memory keeps.
     public func history(variant: String, warehouse: String, limit: Int? = nil) async -> Outcome<[LedgerEntry]> {
+        _ = await settleDueWork()
         guard case .ok(let limit) = checkedLimit(limit) else { return .refused(checkedLimit(limit).refusal!) }
         switch checkedCell(variant, warehouse) {
         case .refused(let r): return .refused(r)
@@ -116,7 +120,8 @@ extension Engine {
 
     /// Ledger entries with seq ≥ `from`, oldest first. Entries older than memory keeps are skipped.
     public func events(from: UInt64, limit: Int = Limits.listCountDefault) async -> [LedgerEntry] {
-        ledger.entries(from: from, limit: limit)
+        _ = await settleDueWork()
+        return ledger.entries(from: from, limit: limit)
     }
 
     /// The sequence number the next ledger entry will get.
@@ -136,10 +141,11 @@ extension Engine {
 
     /// STATS: totals over every shard and the KPIs.
     public func stats() async -> Stats {
+        _ = await settleDueWork()
         var s = Stats()
         var variants = Set<String>()
         for shard in shards {
-            let part = await shard.summary()
+            let part = shard.isolated { $0.summary() }
             s.cells += part.cellCount
             variants.formUnion(part.variants)
             s.onHand += part.onHand

@@ -1,24 +1,16 @@
 // `verify()` checks the invariants of SPEC §1 over the whole engine at one moment: it holds every
-// shard (in the usual ascending order), so no operation is half-applied while it looks.
+// shard (in the usual ascending order) while it copies their state, so no operation is half-applied
+// while it looks.
 
 import StockpileCore
-
-extension Shard {
-    /// Holds the shard for `token` and returns a copy of its state.
-    func acquireAndCopy(_ token: UInt64) async -> ShardState {
-        _ = await acquireAndRead(token, cells: [], reservation: nil)
-        return state
-    }
-}
 
 extension Engine {
     /// Every broken invariant, described; empty when all hold. Cost: holds every shard while it copies
     /// their state, then checks O(cells + reservation lines).
     public func verify() async -> [String] {
-        let token = makeToken()
-        var states: [ShardState] = []
-        for shard in shards { states.append(await shard.acquireAndCopy(token)) }
-        for shard in shards { await shard.applyAndRelease(token, nil) }
+        let states = holdingShards(Array(shards.indices)[...]) {
+            shards.map { shard in shard.assumeIsolated { $0.state.snapshot } }
+        }
 
         var problems: [String] = []
         var expectedReserved: [CellKey: Quantity] = [:]

@@ -16,7 +16,7 @@ struct KeyRecord: Sendable {
 
 /// The result of performing a validated command.
 enum Performed: Sendable {
-    case committed(Commit)
+    indirect case committed(Commit)
     case unchanged(Reply)
     case refused(Refusal)
 
@@ -51,7 +51,6 @@ public final class Engine: Sendable {
     let catalog = Mutex(Catalog())
     let refusals = RefusalCounters()
     let settings: RuleSettings
-    private let nextToken = Atomic<UInt64>(1)
     private let timer = Mutex<Task<Void, Never>?>(nil)
 
     /// The actor name the engine writes on the entries it makes by itself (expiry).
@@ -95,8 +94,7 @@ public final class Engine: Sendable {
     /// command changes nothing. Cost: one hop to the shard that owns the cells, or a hold on each
     /// shard a multi-shard request spans.
     public func execute(_ command: Command, actor: String = "") async -> Outcome<Reply> {
-        let now = clock.now()
-        if dueWork.isDue(at: now) { await runDueWork(at: now) }
+        let now = await settleDueWork()
         let outcome: Outcome<Reply>
         switch Validation.normalize(command) {
         case .refused(let r):
@@ -121,14 +119,17 @@ public final class Engine: Sendable {
             return .ok(record.reply.markedReplayed)
         case .claimed:
             let performed = await perform(command, now: now, actor: actor)
-            if case .committed(let commit) = performed {
-                keys.commit(key, KeyRecord(command: command, reply: commit.reply(), createdAt: now))
+            let outcome = performed.outcome
+            if case .ok(let reply) = outcome {
+                // Any success uses the key, even one that changed nothing (a release of a closed
+                // reservation): its retry must replay, and another command with it is a CONFLICT.
+                keys.commit(key, KeyRecord(command: command, reply: reply, createdAt: now))
                 dueWork.schedule(DueItem(deadline: now.advanced(by: configuration.retention), kind: .forgetKey, name: key))
             } else {
-                // Refused or unchanged: nothing was recorded, so the key stays unused.
+                // A refused request leaves nothing behind: the key stays unused.
                 keys.abandon(key)
             }
-            return performed.outcome
+            return outcome
         }
     }
 
@@ -138,20 +139,20 @@ public final class Engine: Sendable {
             return await performReserve(request, now: now, actor: actor)
         case .extend(let id, _), .confirm(let id), .release(let id, _, _, _), .fulfill(let id, _, _):
             guard let mask = await directory.lookup(id) else { return .refused(.reservationNotFound(id)) }
-            let performed = await route(command, mask: mask, cells: [], reservation: id, now: now, actor: actor)!
+            let performed = route(command, mask: mask, cells: [], reservation: id, now: now, actor: actor)!
             if case .committed(let commit) = performed { scheduleFollowUps(of: commit) }
             return performed
         case .adjust(let v, let w, _, _, _, _, _), .setQuantity(let v, let w, _, _, _, _), .count(let v, let w, _, _, _),
             .returnStock(let v, let w, _, _, _, _):
             let cell = CellKey(variant: v, warehouse: w)
-            return await route(command, mask: router.mask(of: [cell]), cells: [cell], now: now, actor: actor)!
+            return route(command, mask: router.mask(of: [cell]), cells: [cell], now: now, actor: actor)!
         case .transfer(let v, let from, let to, _, _, _):
             let cells = [CellKey(variant: v, warehouse: from), CellKey(variant: v, warehouse: to)]
-            return await route(command, mask: router.mask(of: cells), cells: cells, now: now, actor: actor)!
+            return route(command, mask: router.mask(of: cells), cells: cells, now: now, actor: actor)!
         case .setWarehouse, .setPolicy:
             // Every shard keeps a copy of the catalog: hold them all so no copy is ever out of step.
             let all: UInt64 = shards.count == 64 ? .max : (1 << UInt64(shards.count)) - 1
-            return await performHoldingShards(command, mask: all, cells: [], reservation: nil, catalogVersion: nil, now: now, actor: actor)!
+            return performHoldingShards(command, mask: all, cells: [], reservation: nil, catalogVersion: nil, now: now, actor: actor)!
         }
     }
 
@@ -160,7 +161,8 @@ public final class Engine: Sendable {
         case .existing(let mask):
             // A replay or a conflicting reuse of the id: the home shard has the reservation and decides.
             let home = mask.trailingZeroBitCount
-            return Performed(await decided(shards[home].execute(.reserve(request), now: now, actor: actor, settings: settings, catalogVersion: nil)))
+            let decision = shards[home].isolated { $0.execute(.reserve(request), now: now, actor: actor, settings: settings, catalogVersion: nil) }
+            return Performed(decision!)
         case .claimed:
             let hasPlacedLines = request.lines.contains { $0.warehouse == Identifiers.anyWarehouse }
             while true {
@@ -178,7 +180,7 @@ public final class Engine: Sendable {
                 }
                 // With no active warehouse a `*` line touches no cell; the rules refuse it on any shard.
                 let mask = cells.isEmpty ? 1 : router.mask(of: cells)
-                let result = await route(.reserve(request), mask: mask, cells: cells, catalogVersion: catalogVersion, now: now, actor: actor)
+                let result = route(.reserve(request), mask: mask, cells: cells, catalogVersion: catalogVersion, now: now, actor: actor)
                 guard let performed = result else { continue }
                 if case .committed(let commit) = performed {
                     let r = commit.reservation!
@@ -198,18 +200,15 @@ public final class Engine: Sendable {
     private func route(
         _ command: Command, mask: UInt64, cells: [CellKey], reservation: String? = nil, catalogVersion: UInt64? = nil, now: Timestamp,
         actor: String
-    ) async -> Performed? {
+    ) -> Performed? {
         if mask.nonzeroBitCount == 1 {
-            let result = await shards[mask.trailingZeroBitCount].execute(command, now: now, actor: actor, settings: settings, catalogVersion: catalogVersion)
-            if case .catalogChanged = result { return nil }
-            return Performed(decided(result))
+            let settings = self.settings
+            let decision = shards[mask.trailingZeroBitCount].isolated {
+                $0.execute(command, now: now, actor: actor, settings: settings, catalogVersion: catalogVersion)
+            }
+            return decision.map(Performed.init)
         }
-        return await performHoldingShards(command, mask: mask, cells: cells, reservation: reservation, catalogVersion: catalogVersion, now: now, actor: actor)
-    }
-
-    private func decided(_ result: ShardResult) -> Decision {
-        guard case .decided(let d) = result else { preconditionFailure("catalog check without a catalog version") }
-        return d
+        return performHoldingShards(command, mask: mask, cells: cells, reservation: reservation, catalogVersion: catalogVersion, now: now, actor: actor)
     }
 
     /// After a commit: a hold with a deadline gets its expiry queued; a reservation that just closed
@@ -224,9 +223,16 @@ public final class Engine: Sendable {
         }
     }
 
-    func makeToken() -> UInt64 { nextToken.add(1, ordering: .relaxed).newValue }
 
     // MARK: Due work
+
+    /// Runs whatever is due now, so that what follows sees every expiry whose deadline has come.
+    /// Returns the time it judged by. Costs one atomic load when nothing is due.
+    func settleDueWork() async -> Timestamp {
+        let now = clock.now()
+        if dueWork.isDue(at: now) { await runDueWork(at: now) }
+        return now
+    }
 
     /// Expires every hold whose deadline is at or before `now` and forgets what the retention window
     /// let go. Every operation calls this first when something is due, so expiry is exact.
@@ -238,15 +244,15 @@ public final class Engine: Sendable {
                 guard let mask = directory.peek(item.name) else { return }
                 let commit: Commit?
                 if mask.nonzeroBitCount == 1 {
-                    commit = await shards[mask.trailingZeroBitCount].expire(item.name, deadline: item.deadline, actor: Self.engineActor)
+                    commit = shards[mask.trailingZeroBitCount].isolated { $0.expire(item.name, deadline: item.deadline, actor: Self.engineActor) }
                 } else {
-                    commit = await expireHoldingShards(item.name, mask: mask, deadline: item.deadline)
+                    commit = expireHoldingShards(item.name, mask: mask, deadline: item.deadline)
                 }
                 if let commit { scheduleFollowUps(of: commit) }
             case .forgetReservation:
                 guard let mask = directory.reclaim(item.name) else { return }
                 let limit = Timestamp(milliseconds: now.milliseconds - configuration.retention.wholeMilliseconds)
-                if await shards[mask.trailingZeroBitCount].forget(item.name, closedBefore: limit) {
+                if shards[mask.trailingZeroBitCount].isolated({ $0.forget(item.name, closedBefore: limit) }) {
                     directory.abandon(item.name)
                 } else {
                     directory.commit(item.name, mask)

@@ -1,6 +1,8 @@
 // The state one shard owns: its cells, the reservations whose home it is, a copy of the catalog and
-// the counters behind the KPIs. It is a plain value so the rules can read it as a `StockView` and
-// `apply` is the only way it changes: by a commit, whether just decided or replayed from the log.
+// the counters behind the KPIs. The rules read it as a `StockView`; `apply` is the only way it
+// changes: by a commit, whether just decided or replayed from the log. It is a class that never
+// leaves its actor, so the rules borrow it instead of copying five tables per request; whatever
+// leaves the actor is a `ShardSnapshot` value.
 
 import StockpileCore
 
@@ -79,7 +81,15 @@ final class Boxed<Value: Sendable>: Sendable {
     init(_ value: Value) { self.value = value }
 }
 
-struct ShardState: StockView, Sendable {
+/// A copy of a shard's state at one moment, for verification.
+struct ShardSnapshot: Sendable {
+    let index: Int
+    let cells: [CellKey: CellSlot]
+    let reservations: [String: Boxed<Reservation>]
+    let catalog: Catalog
+}
+
+final class ShardState: StockView {
     let index: Int
     let router: ShardRouter
     var cells: [CellKey: CellSlot] = [:]
@@ -92,6 +102,10 @@ struct ShardState: StockView, Sendable {
     init(index: Int, router: ShardRouter) {
         self.index = index
         self.router = router
+    }
+
+    var snapshot: ShardSnapshot {
+        ShardSnapshot(index: index, cells: cells, reservations: reservations, catalog: catalog)
     }
 
     // MARK: StockView
@@ -107,7 +121,7 @@ struct ShardState: StockView, Sendable {
     /// Applies the part of `commit` this shard owns: the cells it owns, the reservation if this is its
     /// home, and any catalog change (every shard keeps a copy). `ownsAll` skips the ownership test
     /// for a commit this shard decided alone.
-    mutating func apply(_ commit: Commit, ownsAll: Bool = false) {
+    func apply(_ commit: Commit, ownsAll: Bool = false) {
         for e in commit.entries where e.touchesCell && (ownsAll || router.shard(for: e.cell) == index) {
             cells[e.cell, default: CellSlot(state: .empty)].record(e)
             counters.count(e)
