@@ -23,7 +23,9 @@ public enum Validation {
             for i in r.lines.indices {
                 try checkVariant(r.lines[i].variant)
                 if r.lines[i].warehouse != Identifiers.anyWarehouse {
-                    r.lines[i].warehouse = try warehouse(r.lines[i].warehouse)
+                    let code = try warehouse(r.lines[i].warehouse)
+                    // Assign only a changed code: writing would copy the caller's array of lines.
+                    if code != r.lines[i].warehouse { r.lines[i].warehouse = code }
                 }
                 try checkQuantity(r.lines[i].quantity, minimum: 1)
             }
