@@ -15,8 +15,8 @@ extension Rules {
         }
 
         // Merge: explicit lines per cell, `*` lines per variant, each in order of first appearance.
-        var demand = OrderedQuantities<CellKey>()
-        var unplaced = OrderedQuantities<String>()
+        var demand = OrderedQuantities<CellKey>(capacity: request.lines.count)
+        var unplaced = OrderedQuantities<String>(capacity: 0)
         for line in request.lines {
             if line.warehouse == Identifiers.anyWarehouse {
                 unplaced.add(line.quantity, to: line.variant)
@@ -146,7 +146,7 @@ struct OrderedQuantities<Key: Hashable> {
     @usableFromInline var index: [Key: Int]? = nil
     @usableFromInline static var linearCountMax: Int { 16 }
 
-    @inlinable init() {}
+    @inlinable init(capacity: Int) { items.reserveCapacity(capacity) }
 
     @inlinable func position(of key: Key) -> Int? {
         if let index { return index[key] }

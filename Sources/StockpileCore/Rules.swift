@@ -35,7 +35,8 @@ public enum Rules {
         case .setPolicy(let change):
             decision = setPolicy(change, in: view, now: now, actor: actor)
         }
-        guard case .commit(var commit) = decision, command.key != nil else { return decision }
+        // Test the key first: binding the commit copies it, and most commands carry no key.
+        guard command.key != nil, case .commit(var commit) = decision else { return decision }
         commit.keyedCommand = command
         return .commit(commit)
     }
