@@ -14,7 +14,6 @@ extension Engine {
 
         var problems: [String] = []
         var expectedReserved: [CellKey: Quantity] = [:]
-        var backorderedCells: Set<CellKey> = []
         let engineCatalog = catalog.withLock { $0 }
         for state in states {
             if state.catalog != engineCatalog { problems.append("shard \(state.index): catalog copy differs from the engine's") }
@@ -35,7 +34,6 @@ extension Engine {
                     }
                     guard r.isOpen, line.tracked else { continue }
                     expectedReserved[line.cell, default: .zero] += line.remaining
-                    if line.backordered.isPositive { backorderedCells.insert(line.cell) }
                 }
             }
         }
@@ -51,7 +49,7 @@ extension Engine {
                     problems.append("cell \(key.variant) \(key.warehouse): reserved \(c.reserved) but its active lines hold \(expected)")
                 }
                 // Invariant 3.
-                if c.available < .zero && !slot.belowReservedByLoss && !backorderedCells.contains(key) {
+                if c.available < .zero && !slot.belowZeroAllowed {
                     problems.append("cell \(key.variant) \(key.warehouse): available \(c.available) with neither a backorder nor a recorded loss")
                 }
                 if engineCatalog.warehouses[key.warehouse] == nil { problems.append("cell \(key.variant) \(key.warehouse): no such warehouse") }

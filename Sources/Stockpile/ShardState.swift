@@ -9,17 +9,20 @@ import StockpileCore
 /// A cell with what the engine tracks beside its figures.
 struct CellSlot: Sendable {
     var state: CellState
-    /// Set when a physical change (adjust, set, count) left available below zero: the shortfall that
-    /// invariant 3 allows. Cleared as soon as available is back at zero or above.
-    var belowReservedByLoss = false
+    /// Set when available went below zero for a reason invariant 3 allows: a physical loss (adjust,
+    /// set, count lowering on_hand) or a reservation of a variant that allows backorder. Cleared as
+    /// soon as available is back at zero or above. `verify` reports a negative available without it.
+    var belowZeroAllowed = false
 
-    mutating func record(_ e: LedgerEntry) {
+    mutating func record(_ e: LedgerEntry, backorderAllowed: Bool) {
         assert(state == e.before, "entry \(e.seq) does not follow from the cell's figures")
         state = e.after
-        if e.available < .zero {
-            if e.deltaOnHand < .zero && (e.type == .adjust || e.type == .set || e.type == .count) { belowReservedByLoss = true }
-        } else {
-            belowReservedByLoss = false
+        if e.available >= .zero {
+            belowZeroAllowed = false
+        } else if e.available < e.before.available {
+            let physicalLoss = e.deltaOnHand < .zero && (e.type == .adjust || e.type == .set || e.type == .count)
+            let backorder = e.type == .reserve && backorderAllowed
+            if physicalLoss || backorder { belowZeroAllowed = true }
         }
     }
 }
@@ -123,7 +126,8 @@ final class ShardState: StockView {
     /// for a commit this shard decided alone.
     func apply(_ commit: Commit, ownsAll: Bool = false) {
         for e in commit.entries where e.touchesCell && (ownsAll || router.shard(for: e.cell) == index) {
-            cells[e.cell, default: CellSlot(state: .empty)].record(e)
+            let backorder = e.type == .reserve && catalog.policy(of: e.variant).backorder
+            cells[e.cell, default: CellSlot(state: .empty)].record(e, backorderAllowed: backorder)
             counters.count(e)
         }
         if let r = commit.reservation, ownsAll || router.home(of: r) == index {

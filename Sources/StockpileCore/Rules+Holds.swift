@@ -27,12 +27,16 @@ extension Rules {
     }
 
     /// The quantity to act on per line: everything that remains, or the selected part of one line.
+    /// For a selected line the checks run in precedence order: the line must exist (NOTFOUND), the
+    /// reservation must be open (CLOSED / EXPIRED), and the quantity must not exceed what remains
+    /// (INVALID).
     @inlinable static func selectedQuantities(_ r: Reservation, _ selector: LineSelector?) -> Result<[Quantity], Refusal> {
         guard let selector else { return .success(r.lines.map(\.remaining)) }
         let cell = CellKey(variant: selector.variant, warehouse: selector.warehouse)
         guard let i = r.lineIndex(of: cell) else {
             return .failure(Refusal(.notFound, "reservation \(r.id) has no line \(cell.variant) \(cell.warehouse)"))
         }
+        guard r.isOpen else { return .failure(closedRefusal(r)) }
         guard selector.quantity <= r.lines[i].remaining else {
             return .failure(.invalid("only \(r.lines[i].remaining) remain on line \(cell.variant) \(cell.warehouse) of reservation \(r.id)"))
         }
@@ -45,9 +49,7 @@ extension Rules {
         _ id: String, line selector: LineSelector?, reason: ReasonCode, in view: some StockView, now: Timestamp, actor: String
     ) -> Decision {
         guard let r = view.reservation(id) else { return .refused(.reservationNotFound(id)) }
-        guard r.isOpen else {
-            return selector == nil ? .unchanged(.reservation(ReservationRecord(r))) : .refused(closedRefusal(r))
-        }
+        if selector == nil && !r.isOpen { return .unchanged(.reservation(ReservationRecord(r))) }
         switch selectedQuantities(r, selector) {
         case .failure(let refusal): return .refused(refusal)
         case .success(let quantities):
@@ -83,9 +85,8 @@ extension Rules {
 
     @inlinable static func fulfill(_ id: String, line selector: LineSelector?, in view: some StockView, now: Timestamp, actor: String) -> Decision {
         guard var r = view.reservation(id) else { return .refused(.reservationNotFound(id)) }
-        guard r.isOpen else {
-            if selector == nil && r.status == .fulfilled { return .unchanged(.reservation(ReservationRecord(r))) }
-            return .refused(closedRefusal(r))
+        if selector == nil && !r.isOpen {
+            return r.status == .fulfilled ? .unchanged(.reservation(ReservationRecord(r))) : .refused(closedRefusal(r))
         }
         let quantities: [Quantity]
         switch selectedQuantities(r, selector) {
