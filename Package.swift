@@ -13,11 +13,15 @@ let package = Package(
     targets: [
         // Pure domain: ids, quantities, cells, reservations, commands, outcomes and the decision rules. No I/O, no actors.
         .target(name: "StockpileCore"),
+        // The write-ahead log's byte format: CRC-32C, record and commit encoding (the writer, group
+        // commit, snapshots and recovery build on it).
+        .target(name: "StockpileWAL", dependencies: ["StockpileCore"]),
         // The engine that users embed: shard actors, the ledger, expiry, the public API.
         .target(name: "Stockpile", dependencies: ["StockpileCore"]),
         .executableTarget(name: "stockpile", dependencies: ["Stockpile"]),
         .executableTarget(name: "stockpile-bench", dependencies: ["Stockpile"], path: "Benchmarks/stockpile-bench"),
         .testTarget(name: "StockpileCoreTests", dependencies: ["StockpileCore"]),
+        .testTarget(name: "StockpileWALTests", dependencies: ["StockpileWAL"]),
         .testTarget(name: "StockpileTests", dependencies: ["Stockpile"]),
     ]
 )
