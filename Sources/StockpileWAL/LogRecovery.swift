@@ -1,0 +1,317 @@
+// Start-up's reading of the log (wal/FORMAT.md §5): list the segments of a data directory in LSN order,
+// validate each header, scan the records, decode their payloads, and apply the recovery decision table.
+// It keeps true: recovery changes nothing on disk (the writer that continues does the cut, see
+// `LogRecovery.WritePosition.dirtyByteCount`); it returns records only in gapless LSN order; it accepts
+// a non-valid record only at the very end of the newest segment, and only of a kind a torn write can
+// produce, with nothing valid after it; every refusal names the file, the offset and the repair command.
+//
+// Rows of the table and where they are decided (snapshot rows 9–11 belong to the snapshot increment):
+//   1 `recover`: no segment → `position == nil`, next LSN 1.
+//   2 `readSegment`: header not valid, or its first LSN is not the file name's.
+//   3 `recover`: first LSN ≠ previous segment's last LSN + 1.
+//   4–8 `scanEnd`.
+
+/// A decoded record of the log.
+public struct RecoveredRecord: Hashable, Sendable {
+    public var lsn: UInt64
+    public var body: WALRecord.Body
+
+    public init(lsn: UInt64, body: WALRecord.Body) {
+        self.lsn = lsn
+        self.body = body
+    }
+}
+
+/// A torn tail that recovery cut (row 5): the writer zeroes these bytes before it writes.
+public struct RecoveryWarning: Hashable, Sendable, CustomStringConvertible {
+    public var fileName: String
+    public var offset: Int
+    /// Non-zero bytes cut, from `offset` to the last non-zero byte of the file.
+    public var byteCount: Int
+    /// What was found at `offset`.
+    public var found: RecordDecoding
+    /// The LSN of the last record kept (0 when none precedes the cut in the whole log).
+    public var lastLSN: UInt64
+
+    public var description: String {
+        "stockpile: cut a torn record at the end of the log: \(fileName) offset \(offset) (\(found.recoveryDescription)"
+            + " after LSN \(lastLSN)), \(byteCount) bytes. It was never acknowledged; the log goes on from there."
+    }
+}
+
+/// Damage that makes recovery refuse to start (FORMAT.md §5 rows 2, 3, 6, 7, 8).
+public struct LogDamage: Hashable, Sendable, CustomStringConvertible {
+    public enum Reason: Hashable, Sendable {
+        /// Row 2.
+        case headerInvalid(SegmentHeaderDamage)
+        /// Row 2: the header is valid but names another first LSN than the file name.
+        case headerLSNMismatch(fileNameLSN: UInt64, headerLSN: UInt64)
+        /// Row 3: a gap or an overlap between two segments.
+        case lsnGap(previousFileName: String, expected: UInt64, found: UInt64)
+        /// Row 6: what would be a torn tail, but in a segment that is not the newest.
+        case tornInOlderSegment(RecordDecoding)
+        /// Row 7: a record whose CRC matched but whose salt, LSN, type or reserved bytes are wrong.
+        case recordInvalid(RecordDamage)
+        /// Row 7: the framing is valid but the payload does not decode.
+        case payloadUndecodable(WALDecodingError)
+        /// Row 8: a record that is not valid, with a valid one after it at `validRecordOffset`.
+        case damageBeforeValidRecord(RecordDecoding, validRecordOffset: Int)
+    }
+
+    public var directory: String
+    public var fileName: String
+    public var offset: Int
+    /// The LSN of the last valid record before the damage (0 when none).
+    public var lastLSN: UInt64
+    public var reason: Reason
+
+    /// The row of FORMAT.md §5 that refused.
+    public var row: Int {
+        switch reason {
+        case .headerInvalid, .headerLSNMismatch: 2
+        case .lsnGap: 3
+        case .tornInOlderSegment: 6
+        case .recordInvalid, .payloadUndecodable: 7
+        case .damageBeforeValidRecord: 8
+        }
+    }
+
+    public var reasonDescription: String {
+        switch reason {
+        case .headerInvalid(let d): "segment header not valid: \(d)"
+        case .headerLSNMismatch(let name, let header): "the header's first LSN \(header) is not the file name's \(name)"
+        case .lsnGap(let previous, let expected, let found):
+            "the segment starts at LSN \(found) but \(previous) ends before LSN \(expected)"
+        case .tornInOlderSegment(let found):
+            "\(found.recoveryDescription) in the record after LSN \(lastLSN), in a segment that is not the newest"
+        case .recordInvalid(let d): "\(d) in the record after LSN \(lastLSN)"
+        case .payloadUndecodable(let e): "the payload of LSN \(lastLSN + 1) does not decode: \(e)"
+        case .damageBeforeValidRecord(let found, let valid):
+            "\(found.recoveryDescription) in the record after LSN \(lastLSN), with a valid record after it at offset \(valid)"
+        }
+    }
+
+    public var description: String {
+        "stockpile: the log is damaged at \(fileName) offset \(offset) (\(reasonDescription)).\n"
+            + "Nothing was changed. Run `stockpile wal repair \(directory)` to cut the log there (it keeps a backup first)."
+    }
+}
+
+/// Why recovery could not read the log.
+public enum LogRecoveryError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The operating system refused a call; nothing is known about the log.
+    case io(WALIOError)
+    /// The log is damaged; the operator must repair it.
+    case damaged(LogDamage)
+
+    public var description: String {
+        switch self {
+        case .io(let e): "stockpile: cannot read the log: \(e)"
+        case .damaged(let d): d.description
+        }
+    }
+}
+
+extension RecordDecoding {
+    var recoveryDescription: String {
+        switch self {
+        case .valid(let r): "a valid record (LSN \(r.lsn))"
+        case .torn: "a record cut short by the end of the file"
+        case .zero: "zeros"
+        case .corrupt(let d): d.description
+        }
+    }
+}
+
+public enum LogRecovery {
+    /// Where the writer continues: the newest segment, at the end of its last valid record.
+    public struct WritePosition: Hashable, Sendable {
+        public var fileName: String
+        public var header: SegmentHeader
+        /// Where the next record goes.
+        public var offset: Int
+        public var fileByteCount: Int
+        /// Non-zero bytes from `offset` on (a cut torn tail) that the writer must overwrite with zeros,
+        /// and sync, before it writes anything: 0 when the segment ended cleanly.
+        public var dirtyByteCount: Int
+        /// The LSN of the next record.
+        public var nextLSN: UInt64
+    }
+
+    public struct Result: Hashable, Sendable {
+        /// Every record of the log, in LSN order.
+        public var records: [RecoveredRecord]
+        /// The segments' file names, in LSN order.
+        public var segmentFileNames: [String]
+        /// `*.tmp` files found (never read; start-up removes them).
+        public var temporaryFileNames: [String]
+        /// One per torn tail cut (at most one: only the newest segment may have one).
+        public var warnings: [RecoveryWarning]
+        /// Nil for a directory with no segment (row 1): the writer creates the first one.
+        public var position: WritePosition?
+        /// The LSN of the next record: 1 for a new directory.
+        public var nextLSN: UInt64
+    }
+
+    /// Reads the log of `directory`.
+    /// - Throws: `LogRecoveryError.damaged` for rows 2, 3, 6, 7 and 8 of FORMAT.md §5, `.io` when a call
+    ///   fails. Cost: reads every segment whole, one at a time.
+    public static func recover(
+        directory: String, fileSystem: any FileSystem = SystemFileSystem()
+    ) throws(LogRecoveryError) -> Result {
+        let names: [String]
+        do { names = try fileSystem.listDirectory(directory) } catch { throw .io(error) }
+        let segments = names.compactMap { name in SegmentHeader.firstLSN(fromFileName: name).map { (name, $0) } }
+            .sorted { $0.1 < $1.1 }
+        var result = Result(
+            records: [], segmentFileNames: segments.map(\.0),
+            temporaryFileNames: names.filter { $0.hasSuffix(".tmp") }.sorted(), warnings: [], position: nil, nextLSN: 1)
+        var previousFileName: String?
+        for (index, (name, nameLSN)) in segments.enumerated() {
+            let isNewest = index == segments.count - 1
+            let bytes = try readSegment(directory: directory, name: name, fileSystem: fileSystem)
+            let header = try validHeader(bytes, directory: directory, name: name, nameLSN: nameLSN, lastLSN: result.nextLSN - 1)
+            // Row 3. The first segment may start anywhere (retention deletes old segments; a snapshot
+            // covers what precedes it).
+            if let previousFileName, header.firstLSN != result.nextLSN {
+                throw .damaged(LogDamage(
+                    directory: directory, fileName: name, offset: 0, lastLSN: result.nextLSN - 1,
+                    reason: .lsnGap(previousFileName: previousFileName, expected: result.nextLSN, found: header.firstLSN)))
+            }
+            previousFileName = name
+            let end = try scan(
+                bytes, header: header, directory: directory, name: name, isNewest: isNewest, records: &result.records)
+            result.nextLSN = end.nextLSN
+            if end.dirtyByteCount > 0, let found = end.found {
+                result.warnings.append(RecoveryWarning(
+                    fileName: name, offset: end.offset, byteCount: end.dirtyByteCount, found: found, lastLSN: end.nextLSN - 1))
+            }
+            if isNewest {
+                result.position = WritePosition(
+                    fileName: name, header: header, offset: end.offset, fileByteCount: bytes.count,
+                    dirtyByteCount: end.dirtyByteCount, nextLSN: end.nextLSN)
+            }
+        }
+        return result
+    }
+
+    private static func readSegment(directory: String, name: String, fileSystem: any FileSystem) throws(LogRecoveryError) -> [UInt8] {
+        do {
+            let file = try fileSystem.open(walPath(directory, name), mode: .readOnly)
+            defer { try? fileSystem.close(file) }
+            return try fileSystem.readAll(file)
+        } catch {
+            throw .io(error)
+        }
+    }
+
+    /// Row 2.
+    private static func validHeader(
+        _ bytes: [UInt8], directory: String, name: String, nameLSN: UInt64, lastLSN: UInt64
+    ) throws(LogRecoveryError) -> SegmentHeader {
+        let header: SegmentHeader
+        do { header = try SegmentHeader.decode(bytes) } catch {
+            throw .damaged(LogDamage(directory: directory, fileName: name, offset: 0, lastLSN: lastLSN, reason: .headerInvalid(error)))
+        }
+        guard header.firstLSN == nameLSN else {
+            throw .damaged(LogDamage(
+                directory: directory, fileName: name, offset: 0, lastLSN: lastLSN,
+                reason: .headerLSNMismatch(fileNameLSN: nameLSN, headerLSN: header.firstLSN)))
+        }
+        return header
+    }
+
+    struct SegmentEnd {
+        /// Where the segment's records end.
+        var offset: Int
+        /// What was found there (nil only when the segment is full to its last byte).
+        var found: RecordDecoding?
+        var dirtyByteCount: Int
+        var nextLSN: UInt64
+    }
+
+    /// Reads the records of one segment and decides rows 4–8 at the first answer that is not valid.
+    static func scan(
+        _ bytes: [UInt8], header: SegmentHeader, directory: String, name: String, isNewest: Bool,
+        records: inout [RecoveredRecord]
+    ) throws(LogRecoveryError) -> SegmentEnd {
+        let result: Swift.Result<SegmentEnd, LogRecoveryError> = bytes.withUnsafeBytes { raw in
+            Swift.Result { () throws(LogRecoveryError) -> SegmentEnd in
+                var offset = SegmentHeader.byteCount
+                var lsn = header.firstLSN
+                func damage(_ reason: LogDamage.Reason) -> LogRecoveryError {
+                    .damaged(LogDamage(directory: directory, fileName: name, offset: offset, lastLSN: lsn - 1, reason: reason))
+                }
+                while offset < raw.count {
+                    let answer = RecordCodec.decodeRecord(raw, at: offset, salt: header.salt, expectedLSN: lsn)
+                    if case .valid(let record) = answer {
+                        do throws(WALDecodingError) {
+                            let body = try RecordCodec.decodeBody(of: record, in: raw)
+                            records.append(RecoveredRecord(lsn: lsn, body: body))
+                        } catch {
+                            throw damage(.payloadUndecodable(error))
+                        }
+                        offset = record.endOffset
+                        lsn += 1
+                        continue
+                    }
+                    // Row 8 first: a valid record after the end means bytes once written whole have changed.
+                    if let valid = firstValidRecord(raw, after: offset, salt: header.salt) {
+                        throw damage(.damageBeforeValidRecord(answer, validRecordOffset: valid))
+                    }
+                    let dirty = lastNonZeroOffset(raw).map { max(0, $0 + 1 - offset) } ?? 0
+                    switch answer {
+                    case .zero:
+                        // Row 4. Non-zero bytes after zeros, with no valid record among them, cannot be a
+                        // record; in the newest segment they are zeroed too, so that records written at
+                        // `offset` are followed by zeros again (with a warning, like a cut).
+                        return SegmentEnd(offset: offset, found: answer, dirtyByteCount: isNewest ? dirty : 0, nextLSN: lsn)
+                    case .torn, .corrupt(.lengthOutOfRange), .corrupt(.checksumMismatch):
+                        // Row 5, or row 6 outside the newest segment.
+                        guard isNewest else { throw damage(.tornInOlderSegment(answer)) }
+                        return SegmentEnd(offset: offset, found: answer, dirtyByteCount: dirty, nextLSN: lsn)
+                    case .corrupt(let d):
+                        assert(!d.couldBeTornWrite)
+                        throw damage(.recordInvalid(d))  // Row 7.
+                    case .valid:
+                        preconditionFailure("handled above")
+                    }
+                }
+                return SegmentEnd(offset: offset, found: nil, dirtyByteCount: 0, nextLSN: lsn)
+            }
+        }
+        return try result.get()
+    }
+
+    /// The offset of the first record after `offset` that passes rules 1–5 (any LSN), if any: what tells
+    /// a torn tail from damage in the middle. Candidates are filtered by their length and salt fields
+    /// before the CRC is computed, so a scan over megabytes of zeros is a few loads per byte.
+    static func firstValidRecord(_ bytes: UnsafeRawBufferPointer, after offset: Int, salt: UInt32) -> Int? {
+        let header = WALRecord.headerByteCount
+        var o = offset + 1
+        while o + header <= bytes.count {
+            let length = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: o + 4, as: UInt32.self))
+            let recordSalt = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: o + 16, as: UInt32.self))
+            if recordSalt == salt && length >= 1 && Int(length) <= WALRecord.payloadByteCountMax
+                && o + header + Int(length) <= bytes.count,
+                case .valid = RecordCodec.decodeRecord(bytes, at: o, salt: salt, expectedLSN: nil)
+            {
+                return o
+            }
+            o += 1
+        }
+        return nil
+    }
+
+    /// The offset of the last non-zero byte, nil when every byte is zero.
+    static func lastNonZeroOffset(_ bytes: UnsafeRawBufferPointer) -> Int? {
+        var i = bytes.count
+        // Eight bytes at a time over the zero-filled end of a segment.
+        while i >= 8 && bytes.loadUnaligned(fromByteOffset: i - 8, as: UInt64.self) == 0 { i -= 8 }
+        while i > 0 {
+            if bytes[i - 1] != 0 { return i - 1 }
+            i -= 1
+        }
+        return nil
+    }
+}

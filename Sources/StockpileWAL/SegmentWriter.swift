@@ -1,0 +1,244 @@
+// Appends records to the log's segments (wal/FORMAT.md §2): creates each segment under a `.tmp` name
+// fully zero-filled, syncs, renames and syncs the directory; writes each batch of records with one
+// pwrite at the current offset; `sync()` is one fdatasync; rotates to a new segment when a batch would
+// not fit. It keeps true: records are written in LSN order with no gap and never past the end of the
+// file, so a segment's size never changes after it is named; an older segment is synced before the next
+// one is created (so a torn record can only be at the end of the newest, FORMAT.md §5 row 6); and after
+// a failed write or sync every later call throws that first error — a failure is never retried as if
+// nothing happened, because the kernel may have dropped the dirty pages it could not write.
+
+import Glibc
+import StockpileCore
+
+/// Not thread-safe: one thread (the group-commit thread) owns a writer.
+public final class SegmentWriter {
+    public static let segmentByteCountDefault = 64 << 20
+
+    public let directory: String
+    public let fileSystem: any FileSystem
+    /// The size of the segments it creates (a batch larger than this gets a segment of its own size).
+    public let segmentByteCount: Int
+    private let makeSalt: () -> UInt32
+    private let now: () -> Timestamp
+
+    private var file: WALFile
+    /// The current segment's header and file name.
+    public private(set) var header: SegmentHeader
+    public private(set) var fileName: String
+    public private(set) var fileByteCount: Int
+    /// Where the next record goes in the current segment.
+    public private(set) var offset: Int
+    /// The LSN of the next record.
+    public private(set) var nextLSN: UInt64
+    /// The first write or sync that failed: every later call throws it.
+    public private(set) var failure: WALIOError?
+    /// The segments created by this writer, oldest first.
+    public private(set) var createdFileNames: [String] = []
+    private var hasUnsyncedWrites = false
+    /// Reused for every batch, so that the writer stops allocating once it has seen its largest batch.
+    private var buffer = ByteWriter(capacity: 64 << 10)
+
+    /// Opens the log for writing where `recovery` says it continues: at the end of the newest segment
+    /// (first overwriting a cut torn tail with zeros, and syncing), or in a new first segment for a new
+    /// directory (row 1). Removes the `*.tmp` files recovery found.
+    /// - Throws: `WALIOError` from the first call that fails.
+    public init(
+        directory: String, recovery: LogRecovery.Result, fileSystem: any FileSystem = SystemFileSystem(),
+        segmentByteCount: Int = SegmentWriter.segmentByteCountDefault,
+        makeSalt: @escaping () -> UInt32 = { UInt32.random(in: .min ... .max) },
+        now: @escaping () -> Timestamp = SegmentWriter.systemNow
+    ) throws(WALIOError) {
+        precondition(segmentByteCount > SegmentHeader.byteCount + WALRecord.headerByteCount, "segments too small for a record")
+        self.directory = directory
+        self.fileSystem = fileSystem
+        self.segmentByteCount = segmentByteCount
+        self.makeSalt = makeSalt
+        self.now = now
+        self.nextLSN = recovery.nextLSN
+
+        for name in recovery.temporaryFileNames { try fileSystem.unlink(walPath(directory, name)) }
+        if !recovery.temporaryFileNames.isEmpty { try fileSystem.syncDirectory(directory) }
+
+        if let position = recovery.position {
+            precondition(position.nextLSN == recovery.nextLSN)
+            let path = walPath(directory, position.fileName)
+            file = try fileSystem.open(path, mode: .readWrite)
+            header = position.header
+            fileName = position.fileName
+            fileByteCount = position.fileByteCount
+            offset = position.offset
+            if position.dirtyByteCount > 0 {
+                // The cut of FORMAT.md §5 row 5: zeros over the torn bytes, synced before anything new
+                // is written, so that the tail cannot come back to be read after the new records.
+                try fileSystem.write(file, [UInt8](repeating: 0, count: position.dirtyByteCount), at: offset)
+                try fileSystem.syncData(file)
+            }
+        } else {
+            let created = try Self.createSegment(
+                directory: directory, fileSystem: fileSystem, firstLSN: recovery.nextLSN,
+                byteCount: segmentByteCount, salt: makeSalt(), createdAt: now(), replacing: false)
+            (file, header, fileName, fileByteCount) = created
+            offset = SegmentHeader.byteCount
+            createdFileNames.append(fileName)
+        }
+        checkInvariants()
+    }
+
+    /// Milliseconds since the Unix epoch, from CLOCK_REALTIME.
+    public static func systemNow() -> Timestamp {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Timestamp(milliseconds: Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000)
+    }
+
+    /// Appends `recordCount` records that `frame` writes into the buffer it is given, framed with the
+    /// LSNs from `firstLSN` on and the segment's `salt` (use `RecordCodec.appendCommit` and friends).
+    /// The batch goes to the file in one pwrite; it is durable only after `sync()`.
+    ///
+    /// `frame` is called again, with the new segment's salt, when the batch does not fit in the current
+    /// segment and the writer rotates.
+    /// - Returns: the LSNs of the records.
+    /// - Throws: the `WALIOError` of the first failed call, now or at any earlier call.
+    @discardableResult
+    public func append(
+        recordCount: Int, _ frame: (_ firstLSN: UInt64, _ salt: UInt32, _ buffer: inout ByteWriter) -> Void
+    ) throws(WALIOError) -> ClosedRange<UInt64> {
+        precondition(recordCount >= 1, "an empty batch")
+        if let failure { throw failure }
+        let first = nextLSN
+        buffer.reset()
+        frame(first, header.salt, &buffer)
+        if offset + buffer.count > fileByteCount {
+            do {
+                try rotate(batchByteCount: buffer.count)
+            } catch {
+                failure = error
+                throw error
+            }
+            buffer.reset()
+            frame(first, header.salt, &buffer)
+        }
+        assert(Self.isBatch(buffer.bytes, recordCount: recordCount, firstLSN: first, salt: header.salt), "a batch not framed for this segment")
+        precondition(offset + buffer.count <= fileByteCount, "a batch larger than a fresh segment")
+        do {
+            try fileSystem.write(file, buffer.bytes, at: offset)
+        } catch {
+            failure = error
+            throw error
+        }
+        offset += buffer.count
+        nextLSN += UInt64(recordCount)
+        hasUnsyncedWrites = true
+        checkInvariants()
+        return first...(nextLSN - 1)
+    }
+
+    /// Appends one record per body, in one pwrite (see the other overload).
+    @discardableResult
+    public func append(_ bodies: [WALRecord.Body]) throws(WALIOError) -> ClosedRange<UInt64> {
+        try append(recordCount: bodies.count) { first, salt, buffer in
+            for (i, body) in bodies.enumerated() {
+                switch body {
+                case .commit(let c): RecordCodec.appendCommit(c, lsn: first + UInt64(i), salt: salt, into: &buffer)
+                case .keyUse(let k): RecordCodec.appendKeyUse(k, lsn: first + UInt64(i), salt: salt, into: &buffer)
+                }
+            }
+        }
+    }
+
+    /// Makes every record appended so far durable: one fdatasync (the segment's size never changes, so
+    /// it has only data to flush).
+    /// - Throws: the first failure; after one, the writer refuses everything.
+    public func sync() throws(WALIOError) {
+        if let failure { throw failure }
+        guard hasUnsyncedWrites else { return }
+        do {
+            try fileSystem.syncData(file)
+        } catch {
+            failure = error
+            throw error
+        }
+        hasUnsyncedWrites = false
+    }
+
+    /// Closes the current segment without syncing it.
+    public func close() throws(WALIOError) {
+        try fileSystem.close(file)
+    }
+
+    /// Finishes the current segment (synced, closed) and starts the next at `nextLSN`. A segment that
+    /// holds no record yet (a batch larger than a fresh segment) is replaced instead, under its own name.
+    private func rotate(batchByteCount: Int) throws(WALIOError) {
+        if hasUnsyncedWrites {
+            try fileSystem.syncData(file)
+            hasUnsyncedWrites = false
+        }
+        let replacing = offset == SegmentHeader.byteCount
+        try fileSystem.close(file)
+        let created = try Self.createSegment(
+            directory: directory, fileSystem: fileSystem, firstLSN: nextLSN,
+            byteCount: max(segmentByteCount, SegmentHeader.byteCount + batchByteCount),
+            salt: makeSalt(), createdAt: now(), replacing: replacing)
+        (file, header, fileName, fileByteCount) = created
+        offset = SegmentHeader.byteCount
+        createdFileNames.append(fileName)
+    }
+
+    /// FORMAT.md §2: header and zeros under `<name>.tmp`, fdatasync, rename, fsync of the directory.
+    /// Returns the file, open for writing under its final name.
+    private static func createSegment(
+        directory: String, fileSystem: any FileSystem, firstLSN: UInt64, byteCount: Int, salt: UInt32,
+        createdAt: Timestamp, replacing: Bool
+    ) throws(WALIOError) -> (WALFile, SegmentHeader, String, Int) {
+        let name = SegmentHeader.fileName(firstLSN: firstLSN)
+        let path = walPath(directory, name)
+        let tmpPath = path + ".tmp"
+        // Renaming onto an existing segment would lose it: only an empty one of our own may be replaced.
+        if !replacing, try fileSystem.fileExists(path) {
+            throw WALIOError(operation: .rename, path: tmpPath + " -> " + path, errno: EEXIST)
+        }
+        // A leftover `.tmp` is never read (FORMAT.md §1): remove it rather than fail.
+        if try fileSystem.fileExists(tmpPath) { try fileSystem.unlink(tmpPath) }
+        let header = SegmentHeader(salt: salt, firstLSN: firstLSN, createdAt: createdAt)
+        let file = try fileSystem.open(tmpPath, mode: .createNew)
+        do throws(WALIOError) {
+            var headerBytes = ByteWriter(capacity: SegmentHeader.byteCount)
+            header.encode(into: &headerBytes)
+            let chunkByteCount = min(byteCount, 1 << 20)
+            var chunk = [UInt8](repeating: 0, count: chunkByteCount)
+            chunk.replaceSubrange(0..<SegmentHeader.byteCount, with: headerBytes.bytes)
+            var written = 0
+            while written < byteCount {
+                let n = min(chunkByteCount, byteCount - written)
+                try fileSystem.write(file, n == chunkByteCount ? chunk : Array(chunk[0..<n]), at: written)
+                if written == 0 { chunk.replaceSubrange(0..<SegmentHeader.byteCount, with: repeatElement(0, count: SegmentHeader.byteCount)) }
+                written += n
+            }
+            try fileSystem.syncData(file)
+            try fileSystem.rename(tmpPath, to: path)
+            try fileSystem.syncDirectory(directory)
+        } catch {
+            try? fileSystem.close(file)
+            throw error
+        }
+        return (WALFile(descriptor: file.descriptor, path: path), header, name, byteCount)
+    }
+
+    /// Whether `bytes` are exactly `recordCount` valid records from `firstLSN` with `salt` (debug check
+    /// before writing).
+    private static func isBatch(_ bytes: [UInt8], recordCount: Int, firstLSN: UInt64, salt: UInt32) -> Bool {
+        var offset = 0
+        for i in 0..<recordCount {
+            guard case .valid(let record) = RecordCodec.decodeRecord(bytes, at: offset, salt: salt, expectedLSN: firstLSN + UInt64(i))
+            else { return false }
+            offset = record.endOffset
+        }
+        return offset == bytes.count
+    }
+
+    private func checkInvariants() {
+        assert(offset >= SegmentHeader.byteCount && offset <= fileByteCount)
+        assert(fileName == SegmentHeader.fileName(firstLSN: header.firstLSN))
+        assert(nextLSN >= header.firstLSN)
+    }
+}

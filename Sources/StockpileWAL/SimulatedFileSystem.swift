@@ -1,0 +1,198 @@
+// An in-memory `FileSystem` for tests: the writer and recovery run on it unchanged, and it can make the
+// k-th write or sync fail (ENOSPC, EIO, …) and simulate a crash that loses what was not synced. It keeps
+// true: a file's `durable` bytes are what the last successful sync of it saw, and `crash()` puts every
+// file back to them. Directory operations (create, rename, unlink) are durable at once — the
+// simulation models lost data, not lost directory entries.
+
+import Glibc
+import Synchronization
+
+public final class SimulatedFileSystem: FileSystem {
+    struct File {
+        var bytes: [UInt8] = []
+        var durable: [UInt8] = []
+    }
+
+    struct State {
+        /// Files by full path.
+        var files: [String: File] = [:]
+        var directories: Set<String> = []
+        /// Open descriptors and the path each refers to (it follows renames, as a real descriptor does).
+        var open: [Int32: String] = [:]
+        var nextDescriptor: Int32 = 3
+        var writeCount = 0
+        var syncCount = 0
+        var writeFailures: [Int: Int32] = [:]
+        var syncFailures: [Int: Int32] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    public init(directories: [String] = []) {
+        state.withLock { $0.directories = Set(directories.map(Self.normalized)) }
+    }
+
+    private static func normalized(_ path: String) -> String {
+        path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
+    }
+
+    private static func parent(_ path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+
+    // MARK: Test controls
+
+    public func addDirectory(_ path: String) {
+        state.withLock { _ = $0.directories.insert(Self.normalized(path)) }
+    }
+
+    /// Makes the `n`-th write from now (1 = the next one) fail with `errno`, writing nothing.
+    public func failWrite(_ n: Int, errno: Int32) {
+        precondition(n >= 1)
+        state.withLock { $0.writeFailures[$0.writeCount + n] = errno }
+    }
+
+    /// Makes the `n`-th sync (fdatasync or fsync of a file) from now fail with `errno`; what it would
+    /// have made durable stays volatile.
+    public func failSync(_ n: Int, errno: Int32) {
+        precondition(n >= 1)
+        state.withLock { $0.syncFailures[$0.syncCount + n] = errno }
+    }
+
+    /// Loses every byte not yet synced, and closes every descriptor.
+    public func crash() {
+        state.withLock { s in
+            for path in s.files.keys { s.files[path]!.bytes = s.files[path]!.durable }
+            s.open.removeAll()
+        }
+    }
+
+    /// A file's current bytes, nil if there is no such file.
+    public func contents(of path: String) -> [UInt8]? {
+        state.withLock { $0.files[path]?.bytes }
+    }
+
+    /// Replaces a file's bytes (current and durable), creating it if need be: to plant damage.
+    public func setContents(of path: String, to bytes: [UInt8]) {
+        state.withLock { $0.files[path] = File(bytes: bytes, durable: bytes) }
+    }
+
+    // MARK: FileSystem
+
+    public func open(_ path: String, mode: WALOpenMode) throws(WALIOError) -> WALFile {
+        try state.withLock { (s: inout State) throws(WALIOError) -> WALFile in
+            let exists = s.files[path] != nil
+            switch mode {
+            case .readOnly, .readWrite:
+                guard exists else { throw WALIOError(operation: .open, path: path, errno: ENOENT) }
+            case .createNew:
+                guard !exists else { throw WALIOError(operation: .open, path: path, errno: EEXIST) }
+                guard s.directories.contains(Self.parent(path)) else {
+                    throw WALIOError(operation: .open, path: path, errno: ENOENT)
+                }
+                s.files[path] = File()
+            }
+            let fd = s.nextDescriptor
+            s.nextDescriptor += 1
+            s.open[fd] = path
+            return WALFile(descriptor: fd, path: path)
+        }
+    }
+
+    private static func path(of file: WALFile, in s: State) -> String {
+        guard let path = s.open[file.descriptor] else { preconditionFailure("a descriptor not open: a bug") }
+        return path
+    }
+
+    public func write(_ file: WALFile, _ bytes: UnsafeRawBufferPointer, at offset: Int) throws(WALIOError) {
+        try state.withLock { (s: inout State) throws(WALIOError) in
+            let path = Self.path(of: file, in: s)
+            s.writeCount += 1
+            if let e = s.writeFailures.removeValue(forKey: s.writeCount) {
+                throw WALIOError(operation: .write, path: file.path, offset: offset, errno: e)
+            }
+            var f = s.files[path]!
+            if f.bytes.count < offset + bytes.count {
+                f.bytes.append(contentsOf: repeatElement(0, count: offset + bytes.count - f.bytes.count))
+            }
+            f.bytes.withUnsafeMutableBytes { $0.baseAddress!.advanced(by: offset).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) }
+            s.files[path] = f
+        }
+    }
+
+    public func read(_ file: WALFile, into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws(WALIOError) -> Int {
+        state.withLock { s in
+            let bytes = s.files[Self.path(of: file, in: s)]!.bytes
+            let n = max(0, min(buffer.count, bytes.count - offset))
+            if n > 0 {
+                bytes.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress! + offset, byteCount: n) }
+            }
+            return n
+        }
+    }
+
+    public func byteCount(of file: WALFile) throws(WALIOError) -> Int {
+        state.withLock { s in s.files[Self.path(of: file, in: s)]!.bytes.count }
+    }
+
+    public func syncData(_ file: WALFile) throws(WALIOError) {
+        try sync(file)
+    }
+
+    public func sync(_ file: WALFile) throws(WALIOError) {
+        try state.withLock { (s: inout State) throws(WALIOError) in
+            let path = Self.path(of: file, in: s)
+            s.syncCount += 1
+            if let e = s.syncFailures.removeValue(forKey: s.syncCount) {
+                throw WALIOError(operation: .syncData, path: file.path, errno: e)
+            }
+            s.files[path]!.durable = s.files[path]!.bytes
+        }
+    }
+
+    public func close(_ file: WALFile) throws(WALIOError) {
+        state.withLock { s in
+            _ = Self.path(of: file, in: s)
+            s.open[file.descriptor] = nil
+        }
+    }
+
+    public func rename(_ path: String, to newPath: String) throws(WALIOError) {
+        try state.withLock { (s: inout State) throws(WALIOError) in
+            guard let f = s.files.removeValue(forKey: path) else {
+                throw WALIOError(operation: .rename, path: path + " -> " + newPath, errno: ENOENT)
+            }
+            s.files[newPath] = f
+            for (fd, p) in s.open where p == path { s.open[fd] = newPath }
+        }
+    }
+
+    public func unlink(_ path: String) throws(WALIOError) {
+        try state.withLock { (s: inout State) throws(WALIOError) in
+            guard s.files.removeValue(forKey: path) != nil else {
+                throw WALIOError(operation: .unlink, path: path, errno: ENOENT)
+            }
+        }
+    }
+
+    public func fileExists(_ path: String) throws(WALIOError) -> Bool {
+        state.withLock { $0.files[path] != nil || $0.directories.contains(Self.normalized(path)) }
+    }
+
+    public func listDirectory(_ path: String) throws(WALIOError) -> [String] {
+        let dir = Self.normalized(path)
+        return try state.withLock { (s: inout State) throws(WALIOError) -> [String] in
+            guard s.directories.contains(dir) else { throw WALIOError(operation: .list, path: path, errno: ENOENT) }
+            return s.files.keys.filter { Self.parent($0) == dir }.map { String($0[$0.index(after: $0.lastIndex(of: "/")!)...]) }
+        }
+    }
+
+    public func syncDirectory(_ path: String) throws(WALIOError) {
+        try state.withLock { (s: inout State) throws(WALIOError) in
+            guard s.directories.contains(Self.normalized(path)) else {
+                throw WALIOError(operation: .open, path: path, errno: ENOENT)
+            }
+        }
+    }
+}

@@ -1,0 +1,277 @@
+// The only place the log touches the operating system: thin wrappers over open, pread, pwrite,
+// fdatasync, fsync, close, rename, unlink and directory listing, behind the `FileSystem` protocol so
+// that tests can run the writer and recovery on `SimulatedFileSystem` and make the k-th write or sync
+// fail. It keeps true: every call retries EINTR (except close, see there), short reads and writes are
+// looped until done, a failure is a `WALIOError` carrying the operation, the path, the offset and the
+// errno, and errnos that can only mean a bug in this process (EBADF, EFAULT) crash instead.
+
+import Glibc
+
+/// An operating-system call that failed, with what it was doing and where.
+public struct WALIOError: Error, Hashable, Sendable, CustomStringConvertible {
+    public enum Operation: String, Hashable, Sendable {
+        case open, read, write, syncData = "fdatasync", sync = "fsync", close, rename, unlink, list, stat
+    }
+
+    public var operation: Operation
+    public var path: String
+    /// The file offset of a read or write; nil for calls that have none.
+    public var offset: Int?
+    public var errno: Int32
+
+    public init(operation: Operation, path: String, offset: Int? = nil, errno: Int32) {
+        self.operation = operation
+        self.path = path
+        self.offset = offset
+        self.errno = errno
+    }
+
+    /// What strerror says about `errno`.
+    public var errnoDescription: String { String(cString: strerror(errno)) }
+
+    public var description: String {
+        let at = offset.map { " at offset \($0)" } ?? ""
+        return "\(operation.rawValue) \(path)\(at) failed: \(errnoDescription) (errno \(errno))"
+    }
+}
+
+/// An open file: its descriptor and the path it was opened under (for error messages).
+public struct WALFile: Hashable, Sendable {
+    public var descriptor: Int32
+    public var path: String
+
+    public init(descriptor: Int32, path: String) {
+        self.descriptor = descriptor
+        self.path = path
+    }
+}
+
+public enum WALOpenMode: Hashable, Sendable {
+    /// Read only; the file must exist.
+    case readOnly
+    /// Read and write; the file must exist.
+    case readWrite
+    /// Read and write; the file must not exist (O_CREAT | O_EXCL), and is created with mode 0644.
+    case createNew
+}
+
+/// The file operations the log needs. Paths are plain strings; a directory's entries are file names.
+public protocol FileSystem: Sendable {
+    func open(_ path: String, mode: WALOpenMode) throws(WALIOError) -> WALFile
+    /// Writes all of `bytes` at `offset` (looping over short writes).
+    func write(_ file: WALFile, _ bytes: UnsafeRawBufferPointer, at offset: Int) throws(WALIOError)
+    /// Reads up to `buffer.count` bytes at `offset`; fewer only at the end of the file. Returns the count read.
+    func read(_ file: WALFile, into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws(WALIOError) -> Int
+    func byteCount(of file: WALFile) throws(WALIOError) -> Int
+    /// fdatasync.
+    func syncData(_ file: WALFile) throws(WALIOError)
+    /// fsync.
+    func sync(_ file: WALFile) throws(WALIOError)
+    func close(_ file: WALFile) throws(WALIOError)
+    func rename(_ path: String, to newPath: String) throws(WALIOError)
+    func unlink(_ path: String) throws(WALIOError)
+    func fileExists(_ path: String) throws(WALIOError) -> Bool
+    /// The names in a directory, without "." and "..", in no particular order.
+    func listDirectory(_ path: String) throws(WALIOError) -> [String]
+    /// fsync of the directory itself, so that creations and renames in it are durable.
+    func syncDirectory(_ path: String) throws(WALIOError)
+}
+
+extension FileSystem {
+    /// Reads the whole file into memory.
+    public func readAll(_ file: WALFile) throws(WALIOError) -> [UInt8] {
+        let count = try byteCount(of: file)
+        var bytes = [UInt8](repeating: 0, count: count)
+        let result: Result<Int, WALIOError> = bytes.withUnsafeMutableBytes { raw in
+            Result { () throws(WALIOError) -> Int in try self.read(file, into: raw, at: 0) }
+        }
+        let readCount = try result.get()
+        // The file shrank between the two calls: take what was there.
+        if readCount < count { bytes.removeLast(count - readCount) }
+        return bytes
+    }
+
+    /// Writes all of `bytes` at `offset`.
+    public func write(_ file: WALFile, _ bytes: [UInt8], at offset: Int) throws(WALIOError) {
+        let result: Result<Void, WALIOError> = bytes.withUnsafeBytes { raw in
+            Result { () throws(WALIOError) in try self.write(file, raw, at: offset) }
+        }
+        try result.get()
+    }
+}
+
+/// Joins a directory and a file name.
+func walPath(_ directory: String, _ name: String) -> String {
+    directory.hasSuffix("/") ? directory + name : directory + "/" + name
+}
+
+/// The real file system, through Glibc.
+public struct SystemFileSystem: FileSystem {
+    public init() {}
+
+    /// Crashes on an errno that means this process passed a bad descriptor or pointer: a bug, not an
+    /// operating condition to report.
+    private func check(_ e: Int32, _ operation: WALIOError.Operation) {
+        precondition(e != EBADF && e != EFAULT, "\(operation.rawValue) failed with \(String(cString: strerror(e))): a bug")
+    }
+
+    public func open(_ path: String, mode: WALOpenMode) throws(WALIOError) -> WALFile {
+        let flags: Int32
+        switch mode {
+        case .readOnly: flags = O_RDONLY | O_CLOEXEC
+        case .readWrite: flags = O_RDWR | O_CLOEXEC
+        case .createNew: flags = O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC
+        }
+        while true {
+            let fd = Glibc.open(path, flags, 0o644)
+            if fd >= 0 { return WALFile(descriptor: fd, path: path) }
+            let e = errno
+            if e == EINTR { continue }
+            check(e, .open)
+            throw WALIOError(operation: .open, path: path, errno: e)
+        }
+    }
+
+    public func write(_ file: WALFile, _ bytes: UnsafeRawBufferPointer, at offset: Int) throws(WALIOError) {
+        var done = 0
+        while done < bytes.count {
+            let n = pwrite(file.descriptor, bytes.baseAddress! + done, bytes.count - done, off_t(offset + done))
+            if n > 0 {
+                done += n
+                continue
+            }
+            let e = n == 0 ? EIO : errno  // pwrite of a non-zero count returning 0 makes no progress: treat as EIO.
+            if e == EINTR { continue }
+            check(e, .write)
+            throw WALIOError(operation: .write, path: file.path, offset: offset + done, errno: e)
+        }
+    }
+
+    public func read(_ file: WALFile, into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws(WALIOError) -> Int {
+        var done = 0
+        while done < buffer.count {
+            let n = pread(file.descriptor, buffer.baseAddress! + done, buffer.count - done, off_t(offset + done))
+            if n > 0 {
+                done += n
+                continue
+            }
+            if n == 0 { break }  // end of file
+            let e = errno
+            if e == EINTR { continue }
+            check(e, .read)
+            throw WALIOError(operation: .read, path: file.path, offset: offset + done, errno: e)
+        }
+        return done
+    }
+
+    public func byteCount(of file: WALFile) throws(WALIOError) -> Int {
+        var info = stat()
+        while fstat(file.descriptor, &info) != 0 {
+            let e = errno
+            if e == EINTR { continue }
+            check(e, .stat)
+            throw WALIOError(operation: .stat, path: file.path, errno: e)
+        }
+        return Int(info.st_size)
+    }
+
+    public func syncData(_ file: WALFile) throws(WALIOError) {
+        while fdatasync(file.descriptor) != 0 {
+            let e = errno
+            if e == EINTR { continue }
+            check(e, .syncData)
+            throw WALIOError(operation: .syncData, path: file.path, errno: e)
+        }
+    }
+
+    public func sync(_ file: WALFile) throws(WALIOError) {
+        while fsync(file.descriptor) != 0 {
+            let e = errno
+            if e == EINTR { continue }
+            check(e, .sync)
+            throw WALIOError(operation: .sync, path: file.path, errno: e)
+        }
+    }
+
+    /// Not retried on EINTR: on Linux the descriptor is released even when close reports EINTR, and a
+    /// retry could close a descriptor another thread has just been given.
+    public func close(_ file: WALFile) throws(WALIOError) {
+        if Glibc.close(file.descriptor) != 0 {
+            let e = errno
+            if e == EINTR { return }
+            check(e, .close)
+            throw WALIOError(operation: .close, path: file.path, errno: e)
+        }
+    }
+
+    public func rename(_ path: String, to newPath: String) throws(WALIOError) {
+        while Glibc.rename(path, newPath) != 0 {
+            let e = errno
+            if e == EINTR { continue }
+            check(e, .rename)
+            throw WALIOError(operation: .rename, path: path + " -> " + newPath, errno: e)
+        }
+    }
+
+    public func unlink(_ path: String) throws(WALIOError) {
+        while Glibc.unlink(path) != 0 {
+            let e = errno
+            if e == EINTR { continue }
+            check(e, .unlink)
+            throw WALIOError(operation: .unlink, path: path, errno: e)
+        }
+    }
+
+    public func fileExists(_ path: String) throws(WALIOError) -> Bool {
+        var info = stat()
+        while lstat(path, &info) != 0 {
+            let e = errno
+            if e == EINTR { continue }
+            if e == ENOENT { return false }
+            check(e, .stat)
+            throw WALIOError(operation: .stat, path: path, errno: e)
+        }
+        return true
+    }
+
+    public func listDirectory(_ path: String) throws(WALIOError) -> [String] {
+        guard let dir = opendir(path) else {
+            let e = errno
+            check(e, .list)
+            throw WALIOError(operation: .list, path: path, errno: e)
+        }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while true {
+            errno = 0
+            guard let entry = readdir(dir) else {
+                let e = errno
+                if e == 0 { break }
+                if e == EINTR { continue }
+                throw WALIOError(operation: .list, path: path, errno: e)
+            }
+            let name = withUnsafePointer(to: &entry.pointee.d_name) {
+                String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self))
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    public func syncDirectory(_ path: String) throws(WALIOError) {
+        let dir: WALFile
+        while true {
+            let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if fd >= 0 {
+                dir = WALFile(descriptor: fd, path: path)
+                break
+            }
+            let e = errno
+            if e == EINTR { continue }
+            check(e, .open)
+            throw WALIOError(operation: .open, path: path, errno: e)
+        }
+        defer { try? close(dir) }
+        try sync(dir)
+    }
+}
