@@ -82,15 +82,17 @@ extension Engine {
         }
     }
 
-    /// Performs `command` holding every shard in `mask`. Returns nil when `catalogVersion` is given
-    /// and the catalog changed since the caller planned with it.
+    /// Performs `command` holding every shard in `mask`. Returns nil, changing nothing, when the
+    /// caller's plan is stale: the catalog changed since `catalogVersion`, or `expected` no longer
+    /// describes the reservation.
     func performHoldingShards(
-        _ command: Command, mask: UInt64, cells: [CellKey], reservation id: String?, catalogVersion: UInt64?, now: Timestamp,
+        _ command: Command, mask: UInt64, cells: [CellKey], expected: ExpectedReservation?, catalogVersion: UInt64?, now: Timestamp,
         actor: String
     ) -> Performed? {
         holdingShards(mask.setBitIndexes[...]) {
-            let view = gather(mask, cells: cells, reservation: id)
+            let view = gather(mask, cells: cells, reservation: expected?.id)
             if let v = catalogVersion, v != view.catalog.version { return nil }
+            if let expected, !expected.matches(view.reservations[expected.id], router) { return nil }
             let decision = Rules.decide(command, in: view, now: now, actor: actor, settings: settings)
             guard case .commit(var commit) = decision else { return Performed(decision) }
             commitHeld(&commit, mask: mask, view: view)

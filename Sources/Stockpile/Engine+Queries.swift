@@ -18,7 +18,7 @@ public struct Stats: Sendable, Equatable {
     public var variants = 0
     public var onHand = Quantity.zero
     public var reserved = Quantity.zero
-    public var available: Quantity { onHand - reserved }
+    public var available: Quantity { onHand.addingSaturating(-reserved) }
     public var lowStock = 0
     public var activeReservations = 0
     public var counters = StockCounters()
@@ -71,8 +71,8 @@ extension Engine {
             for (key, state) in shards[s].isolated({ $0.cellStates(keys) }) { cells.append(CellRecord(key: key, state: state)) }
         }
         cells.sort { $0.warehouse < $1.warehouse }
-        let onHand = cells.reduce(Quantity.zero) { $0 + $1.onHand }
-        let reserved = cells.reduce(Quantity.zero) { $0 + $1.reserved }
+        let onHand = cells.reduce(Quantity.zero) { $0.addingSaturating($1.onHand) }
+        let reserved = cells.reduce(Quantity.zero) { $0.addingSaturating($1.reserved) }
         return .ok(VariantStock(cells: cells, totals: CellRecord(variant: variant, warehouse: Identifiers.anyWarehouse, onHand: onHand, reserved: reserved)))
     }
 
@@ -148,8 +148,8 @@ extension Engine {
             let part = shard.isolated { $0.summary() }
             s.cells += part.cellCount
             variants.formUnion(part.variants)
-            s.onHand += part.onHand
-            s.reserved += part.reserved
+            s.onHand = s.onHand.addingSaturating(part.onHand)
+            s.reserved = s.reserved.addingSaturating(part.reserved)
             s.lowStock += part.lowStockCount
             s.activeReservations += part.activeReservations
             s.counters = s.counters + part.counters

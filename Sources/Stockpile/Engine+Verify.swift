@@ -8,19 +8,20 @@ extension Engine {
     /// Every broken invariant, described; empty when all hold. Cost: holds every shard while it copies
     /// their state, then checks O(cells + reservation lines).
     public func verify() async -> [String] {
-        let states = holdingShards(Array(shards.indices)[...]) {
-            shards.map { shard in shard.assumeIsolated { $0.state.snapshot } }
+        // Everything is read while every shard is held, so no operation is half-applied. A reservation
+        // whose claim is still being settled (its directory entry in flight) is not a problem.
+        let (states, engineCatalog, directoryEntries) = holdingShards(Array(shards.indices)[...]) {
+            (shards.map { shard in shard.assumeIsolated { $0.state.snapshot } }, catalog.withLock { $0 }, directory.all())
         }
-
+        let directoryByID = Dictionary(directoryEntries, uniquingKeysWith: { a, _ in a })
         var problems: [String] = []
         var expectedReserved: [CellKey: Quantity] = [:]
-        let engineCatalog = catalog.withLock { $0 }
         for state in states {
             if state.catalog != engineCatalog { problems.append("shard \(state.index): catalog copy differs from the engine's") }
             for (id, box) in state.reservations {
                 let r = box.value
                 if router.home(of: r) != state.index { problems.append("reservation \(id) is kept in shard \(state.index), not its home") }
-                if directory.peek(id).map({ $0 == router.mask(of: r.lines.map(\.cell)) }) != true {
+                if directoryByID[id].map({ $0 == router.mask(of: r.lines.map(\.cell)) }) != true && !directory.isInFlight(id) {
                     problems.append("reservation \(id): directory entry missing or wrong")
                 }
                 var settled = r
@@ -59,7 +60,7 @@ extension Engine {
             problems.append("cell \(key.variant) \(key.warehouse) does not exist but active lines hold \(q) of it")
         }
         // Every directory entry names a reservation its home shard keeps.
-        for (id, mask) in directory.all() where states[mask.trailingZeroBitCount].reservations[id] == nil {
+        for (id, mask) in directoryEntries where states[mask.trailingZeroBitCount].reservations[id] == nil {
             problems.append("directory names reservation \(id) that shard \(mask.trailingZeroBitCount) does not keep")
         }
         return problems

@@ -138,10 +138,14 @@ public final class Engine: Sendable {
         case .reserve(let request):
             return await performReserve(request, now: now, actor: actor)
         case .extend(let id, _), .confirm(let id), .release(let id, _, _, _), .fulfill(let id, _, _):
-            guard let mask = await directory.lookup(id) else { return .refused(.reservationNotFound(id)) }
-            let performed = route(command, mask: mask, cells: [], reservation: id, now: now, actor: actor)!
-            if case .committed(let commit) = performed { scheduleFollowUps(of: commit) }
-            return performed
+            while true {
+                guard let mask = await directory.lookup(id) else { return .refused(.reservationNotFound(id)) }
+                let expected = ExpectedReservation(id: id, mask: mask)
+                // Nil: the reservation was forgotten (and perhaps made again) since the lookup; look again.
+                guard let performed = route(command, mask: mask, cells: [], expected: expected, now: now, actor: actor) else { continue }
+                if case .committed(let commit) = performed { scheduleFollowUps(of: commit) }
+                return performed
+            }
         case .adjust(let v, let w, _, _, _, _, _), .setQuantity(let v, let w, _, _, _, _), .count(let v, let w, _, _, _),
             .returnStock(let v, let w, _, _, _, _):
             let cell = CellKey(variant: v, warehouse: w)
@@ -152,63 +156,78 @@ public final class Engine: Sendable {
         case .setWarehouse, .setPolicy:
             // Every shard keeps a copy of the catalog: hold them all so no copy is ever out of step.
             let all: UInt64 = shards.count == 64 ? .max : (1 << UInt64(shards.count)) - 1
-            return performHoldingShards(command, mask: all, cells: [], reservation: nil, catalogVersion: nil, now: now, actor: actor)!
+            return performHoldingShards(command, mask: all, cells: [], expected: nil, catalogVersion: nil, now: now, actor: actor)!
         }
     }
 
     private func performReserve(_ request: ReserveRequest, now: Timestamp, actor: String) async -> Performed {
-        switch await directory.claim(request.id) {
-        case .existing(let mask):
-            // A replay or a conflicting reuse of the id: the home shard has the reservation and decides.
-            let home = mask.trailingZeroBitCount
-            let decision = shards[home].isolated { $0.execute(.reserve(request), now: now, actor: actor, settings: settings, catalogVersion: nil) }
-            return Performed(decision!)
-        case .claimed:
-            let hasPlacedLines = request.lines.contains { $0.warehouse == Identifiers.anyWarehouse }
-            while true {
-                var cells: [CellKey] = []
-                var catalogVersion: UInt64?
-                for line in request.lines where line.warehouse != Identifiers.anyWarehouse {
-                    cells.append(CellKey(variant: line.variant, warehouse: line.warehouse))
+        while true {
+            switch await directory.claim(request.id) {
+            case .existing(let mask):
+                // A replay or a conflicting reuse of the id: the home shard has the reservation and decides.
+                // Nil: it was forgotten since the claim looked; claim again.
+                let expected = ExpectedReservation(id: request.id, mask: mask)
+                let settings = self.settings
+                let decision = shards[mask.trailingZeroBitCount].isolated {
+                    $0.execute(.reserve(request), now: now, actor: actor, settings: settings, catalogVersion: nil, reservation: expected)
                 }
-                if hasPlacedLines {
-                    let catalog = self.catalog.withLock { $0 }
-                    catalogVersion = catalog.version
-                    for line in request.lines where line.warehouse == Identifiers.anyWarehouse {
-                        cells += catalog.placementCells(of: line.variant)
-                    }
-                }
-                // With no active warehouse a `*` line touches no cell; the rules refuse it on any shard.
-                let mask = cells.isEmpty ? 1 : router.mask(of: cells)
-                let result = route(.reserve(request), mask: mask, cells: cells, catalogVersion: catalogVersion, now: now, actor: actor)
-                guard let performed = result else { continue }
-                if case .committed(let commit) = performed {
-                    let r = commit.reservation!
-                    directory.commit(r.id, router.mask(of: r.lines.lazy.map(\.cell)))
-                    scheduleFollowUps(of: commit)
-                } else {
-                    directory.abandon(request.id)
-                }
-                return performed
+                guard let decision else { continue }
+                return Performed(decision)
+            case .claimed:
+                return performNewReservation(request, now: now, actor: actor)
             }
         }
     }
 
-    /// Performs `command` on the shards in `mask`: in one hop when that is a single shard, holding
-    /// each shard otherwise. Returns nil only when `catalogVersion` is given and the catalog changed
-    /// since it was read; without a catalog version it always returns a result.
+    /// Decides a reservation whose id this request has claimed, and settles the claim.
+    /// Decides a reservation whose id this request has claimed, and settles the claim.
+    private func performNewReservation(_ request: ReserveRequest, now: Timestamp, actor: String) -> Performed {
+        let hasPlacedLines = request.lines.contains { $0.warehouse == Identifiers.anyWarehouse }
+        while true {
+            var cells: [CellKey] = []
+            var catalogVersion: UInt64?
+            for line in request.lines where line.warehouse != Identifiers.anyWarehouse {
+                cells.append(CellKey(variant: line.variant, warehouse: line.warehouse))
+            }
+            if hasPlacedLines {
+                let catalog = self.catalog.withLock { $0 }
+                catalogVersion = catalog.version
+                for line in request.lines where line.warehouse == Identifiers.anyWarehouse {
+                    cells += catalog.placementCells(of: line.variant)
+                }
+            }
+            // With no active warehouse a `*` line touches no cell; the rules refuse it on any shard.
+            let mask = cells.isEmpty ? 1 : router.mask(of: cells)
+            guard let performed = route(.reserve(request), mask: mask, cells: cells, catalogVersion: catalogVersion, now: now, actor: actor) else {
+                continue  // the catalog changed while planning placement: plan again
+            }
+            if case .committed(let commit) = performed {
+                let r = commit.reservation!
+                directory.commit(r.id, router.mask(of: r.lines.lazy.map(\.cell)))
+                scheduleFollowUps(of: commit)
+            } else {
+                directory.abandon(request.id)
+            }
+            return performed
+        }
+    }
+
+    /// Performs `command` on the shards in `mask`: inside the one shard when that is all, holding each
+    /// shard otherwise. Returns nil, changing nothing, when the plan is stale: `catalogVersion` or
+    /// `expected` (what the directory said about the reservation) no longer holds. Without either it
+    /// always returns a result.
     private func route(
-        _ command: Command, mask: UInt64, cells: [CellKey], reservation: String? = nil, catalogVersion: UInt64? = nil, now: Timestamp,
-        actor: String
+        _ command: Command, mask: UInt64, cells: [CellKey], expected: ExpectedReservation? = nil, catalogVersion: UInt64? = nil,
+        now: Timestamp, actor: String
     ) -> Performed? {
         if mask.nonzeroBitCount == 1 {
             let settings = self.settings
             let decision = shards[mask.trailingZeroBitCount].isolated {
-                $0.execute(command, now: now, actor: actor, settings: settings, catalogVersion: catalogVersion)
+                $0.execute(command, now: now, actor: actor, settings: settings, catalogVersion: catalogVersion, reservation: expected)
             }
             return decision.map(Performed.init)
         }
-        return performHoldingShards(command, mask: mask, cells: cells, reservation: reservation, catalogVersion: catalogVersion, now: now, actor: actor)
+        return performHoldingShards(command, mask: mask, cells: cells, expected: expected, catalogVersion: catalogVersion, now: now, actor: actor)
     }
 
     /// After a commit: a hold with a deadline gets its expiry queued; a reservation that just closed

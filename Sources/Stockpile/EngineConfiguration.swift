@@ -7,7 +7,8 @@ public struct EngineConfiguration: Sendable {
     /// actor is a queue, not a thread; more shards means fewer reservations that span shards wait on
     /// each other.
     public var shardCount: Int
-    /// How long ids of closed reservations and idempotency keys are remembered (SPEC §2: 24 h).
+    /// How long ids of closed reservations and idempotency keys are remembered (SPEC §2: 24 h); 1 s to
+    /// 366 days (a negative window would turn idempotency off, a huge one overflow the clock).
     public var retention: Duration
     /// The placement strategy for `*` lines when a request names none.
     public var defaultStrategy: PlacementStrategy
@@ -20,6 +21,7 @@ public struct EngineConfiguration: Sendable {
     ) {
         precondition((1...ShardRouter.shardCountMax).contains(shardCount), "shardCount must be 1...\(ShardRouter.shardCountMax)")
         precondition(eventsInMemoryCount >= 1)
+        precondition(retention >= .seconds(1) && retention <= .seconds(366 * 24 * 3600), "retention must be 1 s to 366 days")
         self.shardCount = shardCount
         self.retention = retention
         self.defaultStrategy = defaultStrategy

@@ -74,6 +74,14 @@ final class IdempotencyTable<Value: Sendable>: Sendable {
         }
     }
 
+    /// True while a request holds a claim on `name` (committed or free names are not in flight).
+    func isInFlight(_ name: String) -> Bool {
+        stripe(name).withLock { table in
+            if case .pending = table[name] { return true }
+            return false
+        }
+    }
+
     /// What `name` holds now, without waiting (nil when free or in flight).
     func peek(_ name: String) -> Value? {
         stripe(name).withLock { table in

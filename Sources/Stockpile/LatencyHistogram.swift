@@ -58,6 +58,7 @@ public struct LatencyHistogram: Sendable {
     /// value, clamped to the recorded min and max. Zero when empty.
     public func value(atQuantile q: Double) -> UInt64 {
         guard count > 0 else { return 0 }
+        let q = q.isNaN ? 0 : Swift.min(1, Swift.max(0, q))
         let rank = Swift.max(1, UInt64((q * Double(count)).rounded(.up)))
         var seen: UInt64 = 0
         for i in counts.indices where counts[i] > 0 {

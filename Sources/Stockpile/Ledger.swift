@@ -89,19 +89,27 @@ final class Ledger: Sendable {
         }
     }
 
-    /// The most recent entries of one cell, newest first, from what memory keeps.
+    /// The most recent entries of one cell, newest first, from what memory keeps. The scan copies the
+    /// ring a chunk at a time, so the lock every commit needs is never held for more than one chunk.
     func history(of cell: CellKey, limit: Int) -> [LedgerEntry] {
         let capacity = self.capacity
-        return state.withLock { s in
-            var out: [LedgerEntry] = []
-            var seq = s.nextSeq
-            while seq > s.oldestSeq && out.count < limit {
-                seq -= 1
-                let e = s.ring[Int((seq - 1) % UInt64(capacity))]
-                if e.variant == cell.variant && e.warehouse == cell.warehouse { out.append(e) }
+        let chunkCount: UInt64 = 4096
+        var out: [LedgerEntry] = []
+        var below = state.withLock { $0.nextSeq }
+        while out.count < limit {
+            let chunk: [LedgerEntry] = state.withLock { s in
+                let low = max(s.oldestSeq, below > chunkCount ? below - chunkCount : 1)
+                guard low < below else { return [] }
+                return (low..<below).reversed().map { s.ring[Int(($0 - 1) % UInt64(capacity))] }
             }
-            return out
+            guard let last = chunk.last else { break }
+            for e in chunk where e.variant == cell.variant && e.warehouse == cell.warehouse {
+                out.append(e)
+                if out.count == limit { break }
+            }
+            below = last.seq
         }
+        return out
     }
 
     /// A stream of every event appended from now on.

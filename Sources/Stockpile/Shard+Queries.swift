@@ -30,8 +30,8 @@ extension Shard {
         s.cellCount = state.cells.count
         for (key, slot) in state.cells {
             s.variants.insert(key.variant)
-            s.onHand += slot.state.onHand
-            s.reserved += slot.state.reserved
+            s.onHand = s.onHand.addingSaturating(slot.state.onHand)
+            s.reserved = s.reserved.addingSaturating(slot.state.reserved)
             let threshold = state.catalog.policy(of: key.variant).lowStock
             if threshold.isPositive && slot.state.available <= threshold { s.lowStockCount += 1 }
         }

@@ -6,6 +6,17 @@
 
 import StockpileCore
 
+/// What the directory said about a reservation when the caller planned: its id and the shards of its lines.
+struct ExpectedReservation: Sendable {
+    var id: String
+    var mask: UInt64
+
+    func matches(_ r: Reservation?, _ router: ShardRouter) -> Bool {
+        guard let r else { return false }
+        return router.mask(of: r.lines.lazy.map(\.cell)) == mask
+    }
+}
+
 actor Shard {
     let state: ShardState
     let ledger: Ledger
@@ -29,10 +40,16 @@ actor Shard {
         executor.withLock(body)
     }
 
-    /// Decides and applies `command`, which touches only this shard. `catalogVersion`, when given, is
-    /// the catalog the caller planned placement with; nil is returned when it changed since.
-    func execute(_ command: Command, now: Timestamp, actor: String, settings: RuleSettings, catalogVersion: UInt64?) -> Decision? {
+    /// Decides and applies `command`, which touches only this shard. Returns nil, changing nothing, when
+    /// the caller's plan is stale: `catalogVersion` (the catalog it planned placement with) changed, or
+    /// `reservation` (the id and shard mask the directory gave) no longer names a reservation kept here
+    /// with exactly those shards (it was forgotten, or forgotten and made again, in between).
+    func execute(
+        _ command: Command, now: Timestamp, actor: String, settings: RuleSettings, catalogVersion: UInt64?,
+        reservation expected: ExpectedReservation? = nil
+    ) -> Decision? {
         if let v = catalogVersion, v != state.catalog.version { return nil }
+        if let expected, !expected.matches(state.reservation(expected.id), state.router) { return nil }
         let decision = Rules.decide(command, in: state, now: now, actor: actor, settings: settings)
         guard case .commit(var commit) = decision else { return decision }
         commitHere(&commit)

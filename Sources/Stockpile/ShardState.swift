@@ -46,28 +46,28 @@ public struct StockCounters: Sendable, Equatable {
 
     public static func + (a: StockCounters, b: StockCounters) -> StockCounters {
         var s = a
-        s.unitsReserved += b.unitsReserved
-        s.unitsFulfilled += b.unitsFulfilled
-        s.unitsReleased += b.unitsReleased
-        s.unitsExpired += b.unitsExpired
+        s.unitsReserved = s.unitsReserved.addingSaturating(b.unitsReserved)
+        s.unitsFulfilled = s.unitsFulfilled.addingSaturating(b.unitsFulfilled)
+        s.unitsReleased = s.unitsReleased.addingSaturating(b.unitsReleased)
+        s.unitsExpired = s.unitsExpired.addingSaturating(b.unitsExpired)
         s.stockouts += b.stockouts
-        s.shrinkage += b.shrinkage
+        s.shrinkage = s.shrinkage.addingSaturating(b.shrinkage)
         s.cycleCounts += b.cycleCounts
         s.cycleCountsWithoutVariance += b.cycleCountsWithoutVariance
-        s.adjustedByReason.merge(b.adjustedByReason, uniquingKeysWith: +)
+        s.adjustedByReason.merge(b.adjustedByReason) { $0.addingSaturating($1) }
         return s
     }
 
     mutating func count(_ e: LedgerEntry) {
         switch e.type {
-        case .reserve: unitsReserved += e.deltaReserved
-        case .fulfill: unitsFulfilled -= e.deltaOnHand
-        case .release: unitsReleased -= e.deltaReserved
-        case .expire: unitsExpired -= e.deltaReserved
+        case .reserve: unitsReserved = unitsReserved.addingSaturating(e.deltaReserved)
+        case .fulfill: unitsFulfilled = unitsFulfilled.addingSaturating(-e.deltaOnHand)
+        case .release: unitsReleased = unitsReleased.addingSaturating(-e.deltaReserved)
+        case .expire: unitsExpired = unitsExpired.addingSaturating(-e.deltaReserved)
         case .adjust:
             if let reason = e.reason {
-                adjustedByReason[reason, default: .zero] += e.deltaOnHand
-                if reason == .damaged || reason == .lost { shrinkage -= e.deltaOnHand }
+                adjustedByReason[reason] = adjustedByReason[reason, default: .zero].addingSaturating(e.deltaOnHand)
+                if reason == .damaged || reason == .lost { shrinkage = shrinkage.addingSaturating(-e.deltaOnHand) }
             }
         case .count:
             cycleCounts += 1

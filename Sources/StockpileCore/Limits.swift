@@ -5,8 +5,9 @@ public enum Limits {
     /// The largest quantity a single request may carry (SPEC §5): large enough for any real stock,
     /// small enough that sums over many lines and cells stay far from Int64 overflow.
     public static let quantityMax = Quantity(1_000_000_000_000)
-    /// The largest on_hand a cell may hold. A thousand maximal receipts; still 9,000× below Int64.max,
-    /// so reserved + demand and the totals over all cells cannot overflow.
+    /// The largest on_hand (and reserved) a cell may hold: a thousand maximal receipts, 9,000× below
+    /// Int64.max, so a cell's own arithmetic cannot overflow. Sums over many cells or over the life of
+    /// the engine (totals, KPI counters) can, and saturate instead (`Quantity.addingSaturating`).
     public static let cellQuantityMax = Quantity(1_000_000_000_000_000)
     /// Lines per reservation request (SPEC §5).
     public static let linesPerReservationMax = 256

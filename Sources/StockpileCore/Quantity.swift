@@ -20,6 +20,14 @@ public struct Quantity: Hashable, Comparable, Sendable, ExpressibleByIntegerLite
 
     /// The quantity, or zero when it is negative.
     @inlinable public var clampedAtZero: Quantity { units < 0 ? .zero : self }
+
+    /// `self + other`, held at Int64's bounds instead of trapping: for counters and totals that sum
+    /// without bound over the life of the engine (units reserved, on hand over every cell).
+    @inlinable public func addingSaturating(_ other: Quantity) -> Quantity {
+        let (sum, overflow) = units.addingReportingOverflow(other.units)
+        guard overflow else { return Quantity(sum) }
+        return Quantity(other.units > 0 ? .max : .min)
+    }
     @inlinable public var isPositive: Bool { units > 0 }
 
     public var description: String { String(units) }

@@ -102,7 +102,7 @@ extension Rules {
             return nil
         }
         let free = candidates.map { (view.cellState(cell($0)).available - demand[cell($0)]).clampedAtZero }
-        let totalFree = free.reduce(Quantity.zero, +)
+        let totalFree = free.reduce(Quantity.zero) { $0.addingSaturating($1) }
 
         switch strategy {
         case .priority:
