@@ -3,38 +3,14 @@
 // with releases. Whatever the interleaving, the engine must end with exactly the reserved total that
 // the successful replies imply, never more than on hand, and every invariant intact.
 
+import Foundation
 import Stockpile
 import Testing
 
-/// SplitMix64: small, fast and seedable, so a failing run can be repeated.
-struct SeededGenerator: RandomNumberGenerator, Sendable {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// The seed of a randomized test: STOCKPILE_SEED when set, otherwise `fallback`.
 func testSeed(fallback: UInt64) -> UInt64 {
-    if let text = ProcessInfoEnvironment.value("STOCKPILE_SEED"), let seed = UInt64(text) { return seed }
-    return fallback
+    ProcessInfo.processInfo.environment["STOCKPILE_SEED"].flatMap(UInt64.init) ?? fallback
 }
-
-enum ProcessInfoEnvironment {
-    static func value(_ name: String) -> String? {
-        guard let p = getenv(name) else { return nil }
-        return String(cString: p)
-    }
-}
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 @Suite("Flash sale under contention")
 struct FlashSaleConcurrencyTests {
@@ -77,7 +53,7 @@ struct FlashSaleConcurrencyTests {
         let tallies = await withTaskGroup(of: TaskTally.self) { group in
             for t in 0..<taskCount {
                 group.addTask {
-                    var rng = SeededGenerator(seed: seed &+ UInt64(t) &* 0x9E37_79B9)
+                    var rng = SplitMix64(seed: seed &+ UInt64(t) &* 0x9E37_79B9)
                     var tally = TaskTally()
                     var held: [(id: String, lines: [ReserveLine])] = []
                     for i in 0..<attemptsPerTask {

@@ -31,7 +31,7 @@ struct LatencyHistogramTests {
 
     @Test("merging histograms equals recording every value in one")
     func merge() {
-        var rng = SeededGenerator(seed: 7)
+        var rng = SplitMix64(seed: 7)
         var a = LatencyHistogram(), b = LatencyHistogram(), all = LatencyHistogram()
         for i in 0..<5_000 {
             let v = rng.next() % 1_000_000
