@@ -60,6 +60,9 @@ public final class SimulatedFileSystem: FileSystem {
         state.withLock { $0.syncFailures[$0.syncCount + n] = errno }
     }
 
+    /// How many syncs (fdatasync or fsync of a file) were asked for so far.
+    public var syncCount: Int { state.withLock { $0.syncCount } }
+
     /// Loses every byte not yet synced, and closes every descriptor.
     public func crash() {
         state.withLock { s in

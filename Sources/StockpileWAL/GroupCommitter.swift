@@ -1,0 +1,220 @@
+// Group commit (SPEC §4): every shard hands its records over in commit order; one thread of its own
+// takes everything waiting, writes it with one pwrite and makes it durable with one fdatasync, then
+// wakes every caller that batch covered. The more callers wait, the larger the batches, so a disk that
+// syncs in 0.4 ms still acknowledges many records per sync. It keeps true: records reach the log in the
+// order they were handed over (LSN order, no gap); a caller hears "durable" only after the fdatasync
+// that covered its record returned (`always`), or after its write returned (`interval`, which syncs
+// every interval); after a failed write or sync every waiting and every later caller gets that error —
+// the failure is never retried as if nothing happened. Blocking calls run only on the committer's own
+// thread, never on the cooperative pool.
+
+import Dispatch
+import Foundation
+import Synchronization
+
+/// When an acknowledged write is safe (SPEC §4).
+public enum DurabilityPolicy: Hashable, Sendable {
+    /// Acknowledge after fdatasync: nothing acknowledged is lost, even by a power failure.
+    case always
+    /// Acknowledge after write, fdatasync every interval: a process crash loses nothing, a power loss
+    /// at most the interval.
+    case interval(Duration)
+    /// No log at all: for load tests.
+    case none
+}
+
+public final class GroupCommitter: Sendable {
+    private struct State {
+        var pending: [WALRecord.Body] = []
+        /// The LSN the next record handed over gets.
+        var nextLSN: UInt64
+        /// The last LSN acknowledged under the policy (written for `interval`, synced for `always`).
+        var acknowledgedLSN: UInt64
+        var waiters: [(lsn: UInt64, continuation: CheckedContinuation<Result<Void, WALIOError>, Never>)] = []
+        var failure: WALIOError?
+        /// True while the thread waits for work: the next handover must wake it.
+        var writerIdle = false
+        var stopping = false
+        var syncCount = 0
+        var batchCount = 0
+    }
+
+    /// The writer belongs to the committer's thread alone; nothing else touches it after `init`.
+    private final class WriterBox: @unchecked Sendable {
+        let writer: SegmentWriter
+        init(_ writer: SegmentWriter) { self.writer = writer }
+    }
+
+    public let policy: DurabilityPolicy
+    private let state: Mutex<State>
+    private let writerBox: WriterBox
+    private let wakeUp = DispatchSemaphore(value: 0)
+    private let finished = DispatchSemaphore(value: 0)
+
+    /// Starts the committer's thread over `writer`, which it owns from now on.
+    /// - Precondition: `policy` is `always` or `interval` (`none` writes no log).
+    public init(writer: SegmentWriter, policy: DurabilityPolicy) {
+        precondition(policy != .none, "a committer needs a log; with policy none there is none")
+        if case .interval(let d) = policy { precondition(d > .zero, "the sync interval must be positive") }
+        self.policy = policy
+        state = Mutex(State(nextLSN: writer.nextLSN, acknowledgedLSN: writer.nextLSN - 1))
+        writerBox = WriterBox(writer)
+        let thread = Thread { [self] in run() }
+        thread.name = "stockpile-wal"
+        thread.start()
+    }
+
+    /// Hands records over and returns the LSN of the last of them. Call in commit order: under the
+    /// lock that orders commits, so LSN order is commit order. Never blocks on I/O.
+    /// - Throws: the committer's failure, once a write or sync has failed.
+    @discardableResult
+    public func submit(_ bodies: [WALRecord.Body]) throws(WALIOError) -> UInt64 {
+        precondition(!bodies.isEmpty, "an empty handover")
+        let (last, wake): (UInt64, Bool) = try state.withLock { s throws(WALIOError) in
+            if let failure = s.failure { throw failure }
+            precondition(!s.stopping, "records handed over after close()")
+            s.pending += bodies
+            s.nextLSN += UInt64(bodies.count)
+            let wake = s.writerIdle
+            s.writerIdle = false
+            return (s.nextLSN - 1, wake)
+        }
+        if wake { wakeUp.signal() }
+        return last
+    }
+
+    /// Waits until record `lsn` is as safe as the policy promises.
+    /// - Throws: the committer's failure, if it failed before `lsn` was acknowledged.
+    public func waitUntilAcknowledged(_ lsn: UInt64) async throws(WALIOError) {
+        let result: Result<Void, WALIOError> = await withCheckedContinuation { continuation in
+            let now: Result<Void, WALIOError>? = state.withLock { s in
+                if s.acknowledgedLSN >= lsn { return .success(()) }
+                if let failure = s.failure { return .failure(failure) }
+                s.waiters.append((lsn, continuation))
+                return nil
+            }
+            if let now { continuation.resume(returning: now) }
+        }
+        try result.get()
+    }
+
+    /// The last LSN acknowledged, and how many syncs and batches it took so far.
+    public var progress: (acknowledgedLSN: UInt64, syncCount: Int, batchCount: Int) {
+        state.withLock { ($0.acknowledgedLSN, $0.syncCount, $0.batchCount) }
+    }
+
+    /// Writes and syncs what was handed over, stops the thread and closes the segment. Blocks until
+    /// done: call it at shutdown, off the cooperative pool.
+    /// - Throws: the committer's failure, if any.
+    public func close() throws(WALIOError) {
+        let wake = state.withLock { s in
+            s.stopping = true
+            defer { s.writerIdle = false }
+            return s.writerIdle
+        }
+        if wake { wakeUp.signal() }
+        finished.wait()
+        if let failure = state.withLock({ $0.failure }) { throw failure }
+    }
+
+    // MARK: The committer's thread
+
+    private func run() {
+        let writer = writerBox.writer
+        var lastSync = ContinuousClock.now
+        while true {
+            let (batch, stopping) = state.withLock { s in
+                let batch = s.pending
+                s.pending.removeAll(keepingCapacity: true)
+                if batch.isEmpty && !s.stopping { s.writerIdle = true }
+                return (batch, s.stopping)
+            }
+            if batch.isEmpty {
+                if stopping {
+                    finish(writer)
+                    return
+                }
+                switch policy {
+                case .interval(let d):
+                    // Sleep at most until the next sync is due, then sync what was written.
+                    let due = lastSync + d
+                    let wait = max(.zero, due - ContinuousClock.now)
+                    let (seconds, attoseconds) = wait.components
+                    _ = wakeUp.wait(timeout: .now() + .nanoseconds(Int(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)))
+                    if ContinuousClock.now >= due {
+                        if !sync(writer) { return }
+                        lastSync = ContinuousClock.now
+                    }
+                default:
+                    wakeUp.wait()
+                }
+                continue
+            }
+            do {
+                let lsns = try writer.append(batch)
+                var synced = false
+                if case .interval(let d) = policy, ContinuousClock.now - lastSync < d {
+                    // Written is acknowledged under `interval`; the sync waits for its turn.
+                } else {
+                    try writer.sync()
+                    lastSync = ContinuousClock.now
+                    synced = true
+                }
+                acknowledge(through: lsns.upperBound, synced: synced)
+            } catch {
+                fail(error)
+                finished.signal()
+                return
+            }
+        }
+    }
+
+    /// Syncs the writer for the `interval` policy; false after a failure (the thread then ends).
+    private func sync(_ writer: SegmentWriter) -> Bool {
+        do {
+            try writer.sync()
+            state.withLock { $0.syncCount += 1 }
+            return true
+        } catch {
+            fail(error)
+            finished.signal()
+            return false
+        }
+    }
+
+    /// Makes everything written durable and closes the segment: the end of the thread.
+    private func finish(_ writer: SegmentWriter) {
+        do {
+            try writer.sync()
+            try writer.close()
+        } catch {
+            fail(error)
+        }
+        finished.signal()
+    }
+
+    private func acknowledge(through lsn: UInt64, synced: Bool) {
+        let ready = state.withLock { s -> [CheckedContinuation<Result<Void, WALIOError>, Never>] in
+            s.acknowledgedLSN = lsn
+            s.batchCount += 1
+            if synced { s.syncCount += 1 }
+            var ready: [CheckedContinuation<Result<Void, WALIOError>, Never>] = []
+            s.waiters.removeAll { w in
+                guard w.lsn <= lsn else { return false }
+                ready.append(w.continuation)
+                return true
+            }
+            return ready
+        }
+        for c in ready { c.resume(returning: .success(())) }
+    }
+
+    private func fail(_ error: WALIOError) {
+        let waiting = state.withLock { s -> [CheckedContinuation<Result<Void, WALIOError>, Never>] in
+            if s.failure == nil { s.failure = error }
+            defer { s.waiters.removeAll() }
+            return s.waiters.map(\.continuation)
+        }
+        for c in waiting { c.resume(returning: .failure(error)) }
+    }
+}
