@@ -17,7 +17,7 @@ let package = Package(
         // commit, snapshots and recovery build on it).
         .target(name: "StockpileWAL", dependencies: ["StockpileCore"]),
         // The engine that users embed: shard actors, the ledger, expiry, the public API.
-        .target(name: "Stockpile", dependencies: ["StockpileCore"]),
+        .target(name: "Stockpile", dependencies: ["StockpileCore", "StockpileWAL"]),
         .executableTarget(name: "stockpile", dependencies: ["Stockpile"]),
         .executableTarget(name: "stockpile-bench", dependencies: ["Stockpile"], path: "Benchmarks/stockpile-bench"),
         .testTarget(name: "StockpileCoreTests", dependencies: ["StockpileCore"]),

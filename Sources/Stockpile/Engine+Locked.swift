@@ -7,6 +7,7 @@
 // oversold. A refused operation changes nothing. All of it is synchronous: no `await` while holding.
 
 import StockpileCore
+import StockpileWAL
 
 /// The figures gathered from held shards, as the rules read them.
 struct GatheredView: StockView {
@@ -71,9 +72,10 @@ extension Engine {
         return view
     }
 
-    /// Numbers the commit's entries and applies each held shard's part.
-    private func commitHeld(_ commit: inout Commit, mask: UInt64, view: GatheredView) {
-        ledger.append(&commit, alerts: LowStockAlert.alerts(for: commit, in: view))
+    /// Logs and numbers the commit's entries and applies each held shard's part. When the log refuses
+    /// it, nothing is applied.
+    private func commitHeld(_ commit: inout Commit, mask: UInt64, view: GatheredView) throws(WALIOError) {
+        try ledger.append(&commit, alerts: LowStockAlert.alerts(for: commit, in: view))
         if let w = commit.warehouse { catalog.withLock { $0.apply(w) } }
         if let p = commit.policy { catalog.withLock { $0.apply(p) } }
         let committed = commit
@@ -89,13 +91,17 @@ extension Engine {
         _ command: Command, mask: UInt64, cells: [CellKey], expected: ExpectedReservation?, catalogVersion: UInt64?, now: Timestamp,
         actor: String
     ) -> Performed? {
-        holdingShards(mask.setBitIndexes[...]) {
+        holdingShards(mask.setBitIndexes[...]) { () -> Performed? in
             let view = gather(mask, cells: cells, reservation: expected?.id)
             if let v = catalogVersion, v != view.catalog.version { return nil }
             if let expected, !expected.matches(view.reservations[expected.id], router) { return nil }
             let decision = Rules.decide(command, in: view, now: now, actor: actor, settings: settings)
             guard case .commit(var commit) = decision else { return Performed(decision) }
-            commitHeld(&commit, mask: mask, view: view)
+            do throws(WALIOError) {
+                try commitHeld(&commit, mask: mask, view: view)
+            } catch {
+                return .refused(.writesStopped(error))
+            }
             return .committed(commit)
         }
     }
@@ -105,7 +111,7 @@ extension Engine {
         holdingShards(mask.setBitIndexes[...]) {
             let view = gather(mask, cells: [], reservation: id)
             guard var commit = Rules.expire(id, deadline: deadline, in: view, actor: Self.engineActor) else { return nil }
-            commitHeld(&commit, mask: mask, view: view)
+            guard (try? commitHeld(&commit, mask: mask, view: view)) != nil else { return nil }
             return commit
         }
     }

@@ -31,6 +31,14 @@ public struct Stats: Sendable, Equatable {
 }
 
 extension Engine {
+    /// Answers a query, then holds the answer back until everything it may show is durable (see
+    /// `durable(_:)`; reads go on after a log failure).
+    private func readDurably<T: Sendable>(_ body: () async -> T) async -> T {
+        let answer = await body()
+        await durableRead()
+        return answer
+    }
+
     private func checkedCell(_ variant: String, _ warehouse: String) -> Outcome<CellKey> {
         guard Identifiers.isValidVariant(variant) else { return .refused(.invalid("invalid variant id")) }
         guard let code = Identifiers.normalizedWarehouse(warehouse) else { return .refused(.invalid("invalid warehouse code")) }
@@ -47,81 +55,95 @@ extension Engine {
 
     /// One cell. Cost: one hop to its shard.
     public func cell(variant: String, warehouse: String) async -> Outcome<CellRecord> {
-        _ = await settleDueWork()
-        switch checkedCell(variant, warehouse) {
-        case .refused(let r): return .refused(r)
-        case .ok(let key):
-            let state = shards[router.shard(for: key)].isolated { $0.cellStates([key]) }.first?.1 ?? .empty
-            return .ok(CellRecord(key: key, state: state))
+        await readDurably {
+            _ = await settleDueWork()
+            switch checkedCell(variant, warehouse) {
+            case .refused(let r): return .refused(r)
+            case .ok(let key):
+                let state = shards[router.shard(for: key)].isolated { $0.cellStates([key]) }.first?.1 ?? .empty
+                return .ok(CellRecord(key: key, state: state))
+            }
         }
     }
 
     /// A variant across warehouses, by warehouse code, with totals.
     public func stock(variant: String) async -> Outcome<VariantStock> {
-        _ = await settleDueWork()
-        guard Identifiers.isValidVariant(variant) else { return .refused(.invalid("invalid variant id")) }
-        let codes = catalog.withLock { $0.warehouses.keys.sorted() }
-        var byShard: [Int: [CellKey]] = [:]
-        for code in codes {
-            let key = CellKey(variant: variant, warehouse: code)
-            byShard[router.shard(for: key), default: []].append(key)
+        await readDurably {
+            _ = await settleDueWork()
+            guard Identifiers.isValidVariant(variant) else { return .refused(.invalid("invalid variant id")) }
+            let codes = catalog.withLock { $0.warehouses.keys.sorted() }
+            var byShard: [Int: [CellKey]] = [:]
+            for code in codes {
+                let key = CellKey(variant: variant, warehouse: code)
+                byShard[router.shard(for: key), default: []].append(key)
+            }
+            var cells: [CellRecord] = []
+            for (s, keys) in byShard {
+                for (key, state) in shards[s].isolated({ $0.cellStates(keys) }) { cells.append(CellRecord(key: key, state: state)) }
+            }
+            cells.sort { $0.warehouse < $1.warehouse }
+            let onHand = cells.reduce(Quantity.zero) { $0.addingSaturating($1.onHand) }
+            let reserved = cells.reduce(Quantity.zero) { $0.addingSaturating($1.reserved) }
+            return .ok(VariantStock(cells: cells, totals: CellRecord(variant: variant, warehouse: Identifiers.anyWarehouse, onHand: onHand, reserved: reserved)))
         }
-        var cells: [CellRecord] = []
-        for (s, keys) in byShard {
-            for (key, state) in shards[s].isolated({ $0.cellStates(keys) }) { cells.append(CellRecord(key: key, state: state)) }
-        }
-        cells.sort { $0.warehouse < $1.warehouse }
-        let onHand = cells.reduce(Quantity.zero) { $0.addingSaturating($1.onHand) }
-        let reserved = cells.reduce(Quantity.zero) { $0.addingSaturating($1.reserved) }
-        return .ok(VariantStock(cells: cells, totals: CellRecord(variant: variant, warehouse: Identifiers.anyWarehouse, onHand: onHand, reserved: reserved)))
     }
 
     /// A reservation with its lines and shipment status.
     public func reservation(_ id: String) async -> Outcome<ReservationRecord> {
-        guard Identifiers.isValidReservationID(id) else { return .refused(.invalid("invalid reservation id")) }
-        _ = await settleDueWork()
-        guard let mask = await directory.lookup(id), let r = shards[mask.trailingZeroBitCount].isolated({ $0.reservation(id) }) else {
-            return .refused(.reservationNotFound(id))
+        await readDurably {
+            guard Identifiers.isValidReservationID(id) else { return .refused(.invalid("invalid reservation id")) }
+            _ = await settleDueWork()
+            guard let mask = await directory.lookup(id), let r = shards[mask.trailingZeroBitCount].isolated({ $0.reservation(id) }) else {
+                return .refused(.reservationNotFound(id))
+            }
+            return .ok(ReservationRecord(r))
         }
-        return .ok(ReservationRecord(r))
     }
 
     /// Cells whose available is at or below `threshold`, or each variant's own threshold when nil
     /// (variants without one are left out); by available, then variant, then warehouse.
     public func lowStock(threshold: Quantity? = nil, limit: Int? = nil) async -> Outcome<[CellRecord]> {
-        _ = await settleDueWork()
-        if let t = threshold, t < .zero || t > Limits.quantityMax { return .refused(.invalid("threshold must be 0-\(Limits.quantityMax)")) }
-        guard case .ok(let limit) = checkedLimit(limit) else { return .refused(checkedLimit(limit).refusal!) }
-        var all: [CellRecord] = []
-        for shard in shards { all += shard.isolated { $0.lowStock(threshold: threshold, limit: limit) } }
-        all.sort(by: lowStockOrder)
-        return .ok(Array(all.prefix(limit)))
+        await readDurably {
+            _ = await settleDueWork()
+            if let t = threshold, t < .zero || t > Limits.quantityMax { return .refused(.invalid("threshold must be 0-\(Limits.quantityMax)")) }
+            guard case .ok(let limit) = checkedLimit(limit) else { return .refused(checkedLimit(limit).refusal!) }
+            var all: [CellRecord] = []
+            for shard in shards { all += shard.isolated { $0.lowStock(threshold: threshold, limit: limit) } }
+            all.sort(by: lowStockOrder)
+            return .ok(Array(all.prefix(limit)))
+        }
     }
 
     /// Active lines with backordered > 0, by reservation id.
     public func backorders(limit: Int? = nil) async -> Outcome<[BackorderLine]> {
-        _ = await settleDueWork()
-        guard case .ok(let limit) = checkedLimit(limit) else { return .refused(checkedLimit(limit).refusal!) }
-        var all: [BackorderLine] = []
-        for shard in shards { all += shard.isolated { $0.backorders(limit: limit) } }
-        all.sort(by: backorderOrder)
-        return .ok(Array(all.prefix(limit)))
+        await readDurably {
+            _ = await settleDueWork()
+            guard case .ok(let limit) = checkedLimit(limit) else { return .refused(checkedLimit(limit).refusal!) }
+            var all: [BackorderLine] = []
+            for shard in shards { all += shard.isolated { $0.backorders(limit: limit) } }
+            all.sort(by: backorderOrder)
+            return .ok(Array(all.prefix(limit)))
+        }
     }
 
     /// A cell's ledger entries, newest first, from what memory keeps.
     public func history(variant: String, warehouse: String, limit: Int? = nil) async -> Outcome<[LedgerEntry]> {
-        _ = await settleDueWork()
-        guard case .ok(let limit) = checkedLimit(limit) else { return .refused(checkedLimit(limit).refusal!) }
-        switch checkedCell(variant, warehouse) {
-        case .refused(let r): return .refused(r)
-        case .ok(let key): return .ok(ledger.history(of: key, limit: limit))
+        await readDurably {
+            _ = await settleDueWork()
+            guard case .ok(let limit) = checkedLimit(limit) else { return .refused(checkedLimit(limit).refusal!) }
+            switch checkedCell(variant, warehouse) {
+            case .refused(let r): return .refused(r)
+            case .ok(let key): return .ok(ledger.history(of: key, limit: limit))
+            }
         }
     }
 
     /// Ledger entries with seq ≥ `from`, oldest first. Entries older than memory keeps are skipped.
     public func events(from: UInt64, limit: Int = Limits.listCountDefault) async -> [LedgerEntry] {
-        _ = await settleDueWork()
-        return ledger.entries(from: from, limit: limit)
+        await readDurably {
+            _ = await settleDueWork()
+            return ledger.entries(from: from, limit: limit)
+        }
     }
 
     /// The sequence number the next ledger entry will get.
@@ -141,22 +163,24 @@ extension Engine {
 
     /// STATS: totals over every shard and the KPIs.
     public func stats() async -> Stats {
-        _ = await settleDueWork()
-        var s = Stats()
-        var variants = Set<String>()
-        for shard in shards {
-            let part = shard.isolated { $0.summary() }
-            s.cells += part.cellCount
-            variants.formUnion(part.variants)
-            s.onHand = s.onHand.addingSaturating(part.onHand)
-            s.reserved = s.reserved.addingSaturating(part.reserved)
-            s.lowStock += part.lowStockCount
-            s.activeReservations += part.activeReservations
-            s.counters = s.counters + part.counters
+        await readDurably {
+            _ = await settleDueWork()
+            var s = Stats()
+            var variants = Set<String>()
+            for shard in shards {
+                let part = shard.isolated { $0.summary() }
+                s.cells += part.cellCount
+                variants.formUnion(part.variants)
+                s.onHand = s.onHand.addingSaturating(part.onHand)
+                s.reserved = s.reserved.addingSaturating(part.reserved)
+                s.lowStock += part.lowStockCount
+                s.activeReservations += part.activeReservations
+                s.counters = s.counters + part.counters
+            }
+            s.variants = variants.count
+            s.warehouses = catalog.withLock { $0.warehouses.count }
+            for code in RefusalCode.allCases { s.refused[code] = refusals.value(code) }
+            return s
         }
-        s.variants = variants.count
-        s.warehouses = catalog.withLock { $0.warehouses.count }
-        for code in RefusalCode.allCases { s.refused[code] = refusals.value(code) }
-        return s
     }
 }

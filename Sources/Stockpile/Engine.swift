@@ -5,6 +5,7 @@
 // (expiries, forgetting after the retention window).
 
 @_exported import StockpileCore
+import StockpileWAL
 import Synchronization
 
 /// What a KEY remembers: the command it was first used with and the reply it got.
@@ -56,12 +57,17 @@ public final class Engine: Sendable {
     /// The actor name the engine writes on the entries it makes by itself (expiry).
     public static let engineActor = "engine"
 
-    /// Creates an empty engine: no stock, warehouse MAIN.
-    public init(configuration: EngineConfiguration = EngineConfiguration(), clock: any EngineClock = SystemClock()) {
+    /// Creates an empty engine in memory only: no stock, warehouse MAIN, nothing written to disk. For a
+    /// durable engine use `Engine.open(dataDirectory:durability:)`.
+    public convenience init(configuration: EngineConfiguration = EngineConfiguration(), clock: any EngineClock = SystemClock()) {
+        self.init(configuration: configuration, clock: clock, log: nil)
+    }
+
+    init(configuration: EngineConfiguration, clock: any EngineClock, log: GroupCommitter?) {
         self.configuration = configuration
         self.clock = clock
         router = ShardRouter(count: configuration.shardCount)
-        ledger = Ledger(capacity: configuration.eventsInMemoryCount)
+        ledger = Ledger(capacity: configuration.eventsInMemoryCount, log: log)
         let (router, ledger) = (router, ledger)
         shards = (0..<configuration.shardCount).map { Shard(index: $0, router: router, ledger: ledger) }
         settings = RuleSettings(defaultStrategy: configuration.defaultStrategy)
@@ -106,8 +112,28 @@ public final class Engine: Sendable {
                 outcome = await perform(command, now: now, actor: actor).outcome
             }
         }
-        if case .refused(let r) = outcome { refusals.count(r.code) }
+        let reply = await durable(outcome)
+        if case .refused(let r) = reply { refusals.count(r.code) }
+        return reply
+    }
+
+    /// Holds a reply back until everything it may reveal is as safe as the durability policy
+    /// promises: every record handed to the log so far (its own, and any in-flight change that
+    /// decided a refusal). Answers READONLY instead when the log could not be written.
+    private func durable(_ outcome: Outcome<Reply>) async -> Outcome<Reply> {
+        guard let log = ledger.log else { return outcome }
+        do {
+            try await log.waitUntilAcknowledged(ledger.lastLSN)
+        } catch {
+            return .refused(.writesStopped(error))
+        }
         return outcome
+    }
+
+    /// Holds a query's answer back like `durable(_:)`, but reads go on when the log has failed.
+    func durableRead() async {
+        guard let log = ledger.log else { return }
+        try? await log.waitUntilAcknowledged(ledger.lastLSN)
     }
 
     private func performKeyed(_ command: Command, key: String, now: Timestamp, actor: String) async -> Outcome<Reply> {
@@ -119,7 +145,15 @@ public final class Engine: Sendable {
             return .ok(record.reply.markedReplayed)
         case .claimed:
             let performed = await perform(command, now: now, actor: actor)
-            let outcome = performed.outcome
+            var outcome = performed.outcome
+            if case .unchanged(let reply) = performed {
+                // A success that changed nothing writes no commit, yet uses its key: log the key alone.
+                do {
+                    try ledger.appendKeyUse(KeyUse(time: now, command: command, reply: reply))
+                } catch {
+                    outcome = .refused(.writesStopped(error))
+                }
+            }
             if case .ok(let reply) = outcome {
                 // Any success uses the key, even one that changed nothing (a release of a closed
                 // reservation): its retry must replay, and another command with it is a CONFLICT.
@@ -306,5 +340,12 @@ final class RefusalCounters: Sendable {
 
     func value(_ code: RefusalCode) -> Int {
         counts[code.rawValue].value.load(ordering: .relaxed)
+    }
+}
+
+extension Refusal {
+    /// READONLY: the log could not be written, so the engine takes no more changes (reads go on).
+    static func writesStopped(_ error: WALIOError) -> Refusal {
+        Refusal(.readOnly, "writes are stopped: the log could not be written (\(error)); restart to recover")
     }
 }

@@ -4,6 +4,7 @@
 // so for every cell the ledger order is the order in which its changes were made.
 
 import StockpileCore
+import StockpileWAL
 import Synchronization
 
 /// Something worth telling a subscriber.
@@ -34,23 +35,38 @@ final class Ledger: Sendable {
         var oldestSeq: UInt64 = 1
         var subscribers: [Int: AsyncStream<EngineEvent>.Continuation] = [:]
         var nextSubscriberID = 0
+        /// The LSN of the last record handed to the log (0 before any, and without a log).
+        var lastLSN: UInt64 = 0
     }
 
     private let state = Mutex(State())
     let capacity: Int
+    /// The write-ahead log, when the engine is durable. Records are handed to it under the ledger's
+    /// lock, so LSN order is sequence order is commit order.
+    let log: GroupCommitter?
 
-    init(capacity: Int) {
+    init(capacity: Int, log: GroupCommitter? = nil) {
         self.capacity = capacity
+        self.log = log
         state.withLock { $0.ring.reserveCapacity(capacity) }
     }
 
-    /// Numbers the commit's entries, keeps them and tells subscribers, with the low-stock alerts the
-    /// commit causes (computed by the caller, who knows the policies).
-    func append(_ commit: inout Commit, alerts: [LowStockAlert] = []) {
+    /// The LSN of the last record handed to the log: a reply that reveals anything committed so far
+    /// waits until it is acknowledged.
+    var lastLSN: UInt64 { state.withLock { $0.lastLSN } }
+
+    /// Numbers the commit's entries, hands it to the log, keeps the entries and tells subscribers, with
+    /// the low-stock alerts the commit causes (computed by the caller, who knows the policies).
+    /// - Throws: the log's failure; then nothing is numbered or kept, and the caller must not apply
+    ///   the commit.
+    func append(_ commit: inout Commit, alerts: [LowStockAlert] = []) throws(WALIOError) {
         let capacity = self.capacity
-        state.withLock { s in
+        try state.withLock { s throws(WALIOError) in
+            var numbered = commit
+            for i in numbered.entries.indices { numbered.entries[i].seq = s.nextSeq + UInt64(i) }
+            if let log { s.lastLSN = try log.submit([.commit(numbered)]) }
+            commit = numbered
             for i in commit.entries.indices {
-                commit.entries[i].seq = s.nextSeq
                 let slot = Int((s.nextSeq - 1) % UInt64(capacity))
                 if s.ring.count < capacity {
                     s.ring.append(commit.entries[i])
@@ -67,6 +83,29 @@ final class Ledger: Sendable {
                     a.seq = e.seq
                     for c in s.subscribers.values { c.yield(.lowStock(a)) }
                 }
+            }
+        }
+    }
+
+    /// Hands a KEY used by a success that changed nothing to the log (nothing to number or keep).
+    func appendKeyUse(_ use: KeyUse) throws(WALIOError) {
+        guard let log else { return }
+        try state.withLock { s throws(WALIOError) in s.lastLSN = try log.submit([.keyUse(use)]) }
+    }
+
+    /// Takes back entries read from the log at start-up, with the sequence numbers they were given.
+    func restore(_ entries: [LedgerEntry]) {
+        let capacity = self.capacity
+        state.withLock { s in
+            for e in entries {
+                precondition(e.seq == s.nextSeq, "replayed entry \(e.seq) where \(s.nextSeq) was due")
+                if s.ring.count < capacity {
+                    s.ring.append(e)
+                } else {
+                    s.ring[Int((e.seq - 1) % UInt64(capacity))] = e
+                    s.oldestSeq += 1
+                }
+                s.nextSeq += 1
             }
         }
     }

@@ -5,6 +5,7 @@
 // the locks of all of them, taken in ascending shard order (see `Engine+Locked.swift`).
 
 import StockpileCore
+import StockpileWAL
 
 /// What the directory said about a reservation when the caller planned: its id and the shards of its lines.
 struct ExpectedReservation: Sendable {
@@ -52,20 +53,26 @@ actor Shard {
         if let expected, !expected.matches(state.reservation(expected.id), state.router) { return nil }
         let decision = Rules.decide(command, in: state, now: now, actor: actor, settings: settings)
         guard case .commit(var commit) = decision else { return decision }
-        commitHere(&commit)
+        do throws(WALIOError) {
+            try commitHere(&commit)
+        } catch {
+            return .refused(.writesStopped(error))
+        }
         return .commit(commit)
     }
 
     /// Expires reservation `id` if it still expires at `deadline`.
     func expire(_ id: String, deadline: Timestamp, actor: String) -> Commit? {
         guard var commit = Rules.expire(id, deadline: deadline, in: state, actor: actor) else { return nil }
-        commitHere(&commit)
+        // A log that cannot be written stops every change, expiries included.
+        guard (try? commitHere(&commit)) != nil else { return nil }
         return commit
     }
 
-    private func commitHere(_ commit: inout Commit) {
+    /// Logs, numbers and applies a commit decided here. When the log refuses it, nothing is applied.
+    private func commitHere(_ commit: inout Commit) throws(WALIOError) {
         let alerts = LowStockAlert.alerts(for: commit, in: state)
-        ledger.append(&commit, alerts: alerts)
+        try ledger.append(&commit, alerts: alerts)
         state.apply(commit, ownsAll: true)
     }
 

@@ -14,7 +14,7 @@ import StockpileCore
 import Testing
 
 /// SplitMix64: small, fast, and the same sequence on every platform.
-struct SplitMix64 {
+struct SplitMix64: RandomNumberGenerator {
     var state: UInt64
 
     init(seed: UInt64) { state = seed }

@@ -1,0 +1,104 @@
+// A durable engine: `open` reads the write-ahead log of a data directory, replays every commit into
+// a new engine (the same `apply` that made them, so the state is exactly what was acknowledged), and
+// from then on hands every commit to the group committer before any reply reveals it. Forgetting at
+// the end of the retention window is not logged; replay schedules it again from the commits' times.
+
+import Foundation
+import StockpileCore
+import StockpileWAL
+
+/// Why a durable engine could not start.
+public enum EngineOpenError: Error, CustomStringConvertible {
+    case recovery(LogRecoveryError)
+    case io(WALIOError)
+    case directory(String)
+
+    public var description: String {
+        switch self {
+        case .recovery(let e): "\(e)"
+        case .io(let e): "\(e)"
+        case .directory(let message): message
+        }
+    }
+}
+
+extension Engine {
+    /// Opens the engine kept in `dataDirectory` (created if missing): recovers the log, replays it,
+    /// and logs every later change under `durability`. With `.none` nothing is read or written.
+    /// Recovery warnings (a torn tail that was cut) go to `warn`.
+    /// - Throws: `EngineOpenError` when the log is damaged (the error names the file, the offset and
+    ///   the repair command) or the directory cannot be used.
+    public static func open(
+        dataDirectory: String, durability: DurabilityPolicy, configuration: EngineConfiguration = EngineConfiguration(),
+        clock: any EngineClock = SystemClock(), segmentByteCount: Int = SegmentWriter.segmentByteCountDefault,
+        warn: (String) -> Void = { FileHandle.standardError.write(Data(("stockpile: " + $0 + "\n").utf8)) }
+    ) throws(EngineOpenError) -> Engine {
+        if durability == .none { return Engine(configuration: configuration, clock: clock) }
+        do {
+            try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
+        } catch {
+            throw .directory("cannot create the data directory \(dataDirectory): \(error.localizedDescription)")
+        }
+        let recovery: LogRecovery.Result
+        do { recovery = try LogRecovery.recover(directory: dataDirectory) } catch { throw .recovery(error) }
+        for w in recovery.warnings { warn("\(w)") }
+        let writer: SegmentWriter
+        do {
+            writer = try SegmentWriter(directory: dataDirectory, recovery: recovery, segmentByteCount: segmentByteCount)
+        } catch {
+            throw .io(error)
+        }
+        let engine = Engine(configuration: configuration, clock: clock, log: GroupCommitter(writer: writer, policy: durability))
+        engine.replay(recovery.records)
+        return engine
+    }
+
+    /// Makes everything logged durable and closes the log. Blocks until done: call it once, at
+    /// shutdown, after the last request. Nothing to do for an engine in memory.
+    public func close() throws(WALIOError) {
+        try ledger.log?.close()
+    }
+
+    /// Applies records read from the log, in LSN order.
+    func replay(_ records: [RecoveredRecord]) {
+        for record in records {
+            switch record.body {
+            case .commit(let commit): replay(commit)
+            case .keyUse(let use): restoreKey(use.key, KeyRecord(command: use.command, reply: use.reply, createdAt: use.time))
+            }
+        }
+    }
+
+    private func replay(_ commit: Commit) {
+        var mask = router.mask(of: commit.entries.lazy.filter(\.touchesCell).map(\.cell))
+        if let r = commit.reservation {
+            mask |= router.mask(of: r.lines.lazy.map(\.cell))
+            // A reservation made again under an id that was forgotten earlier: forgetting is not
+            // logged, so the old one is dropped here.
+            if commit.entries.first?.type == .reserve, let old = directory.peek(r.id) {
+                shards[old.trailingZeroBitCount].isolated { $0.state.reservations[r.id] = nil }
+            }
+        }
+        if commit.warehouse != nil || commit.policy != nil {
+            mask = shards.count == 64 ? .max : (1 << UInt64(shards.count)) - 1
+        }
+        holdingShards(mask.setBitIndexes[...]) {
+            for s in mask.setBitIndexes { shards[s].assumeIsolated { $0.state.apply(commit) } }
+        }
+        ledger.restore(commit.entries)
+        if let w = commit.warehouse { catalog.withLock { $0.apply(w) } }
+        if let p = commit.policy { catalog.withLock { $0.apply(p) } }
+        if let r = commit.reservation {
+            directory.restore(r.id, router.mask(of: r.lines.lazy.map(\.cell)))
+            scheduleFollowUps(of: commit)
+        }
+        if let command = commit.keyedCommand, let key = command.key {
+            restoreKey(key, KeyRecord(command: command, reply: commit.reply(), createdAt: commit.time))
+        }
+    }
+
+    private func restoreKey(_ key: String, _ record: KeyRecord) {
+        keys.restore(key, record)
+        dueWork.schedule(DueItem(deadline: record.createdAt.advanced(by: configuration.retention), kind: .forgetKey, name: key))
+    }
+}
