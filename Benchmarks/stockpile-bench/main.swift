@@ -1,6 +1,7 @@
 // stockpile-bench: throughput and latency of the engine, in-process, durability off.
 //
-//   swift run -c release stockpile-bench <hot|spread|multiline> [--tasks N] [--duration S] [--shards N] [--json]
+//   swift run -c release stockpile-bench <hot|spread|multiline> [--tasks N] [--duration S] [--shards N]
+//                                        [--fsync always|interval=<ms>|none] [--json]
 //
 // Every scenario runs N concurrent tasks that reserve for S seconds, then checks that nothing was
 // oversold (reserved ≤ on_hand in every cell, and reserved = the sum of the successful replies).
@@ -8,6 +9,7 @@
 
 import Foundation
 import Stockpile
+import StockpileWAL
 
 struct Options {
     var scenario = ""
@@ -16,11 +18,15 @@ struct Options {
     var shards = 16
     var json = false
     var cells = 100_000
+    var durability = DurabilityPolicy.none
 }
 
 func usage() -> Never {
     let text = """
-        usage: stockpile-bench <scenario> [--tasks N] [--duration S] [--shards N] [--cells N] [--json]
+        usage: stockpile-bench <scenario> [--tasks N] [--duration S] [--shards N] [--cells N]
+                               [--fsync always|interval=<ms>|none] [--json]
+        --fsync   durability of the engine under test (default none); with a log, the data directory
+                  is a fresh temporary directory, removed afterwards
         scenarios:
           hot        every task reserves 1 unit of one cell (SKU-HOT MAIN)
           spread     every task reserves 1 unit of a random cell among --cells (default 100000)
@@ -55,6 +61,18 @@ func parseOptions() -> Options {
         case "--shards": o.shards = min(64, Int(number(a)))
         case "--cells": o.cells = Int(number(a))
         case "--json": o.json = true
+        case "--fsync":
+            let v = value(a)
+            if v == "always" {
+                o.durability = .always
+            } else if v == "none" {
+                o.durability = .none
+            } else if v.hasPrefix("interval="), let ms = Int(v.dropFirst(9)), ms > 0 {
+                o.durability = .interval(.milliseconds(ms))
+            } else {
+                FileHandle.standardError.write(Data("stockpile-bench: --fsync takes always, interval=<ms> or none, not '\(v)'\n".utf8))
+                exit(2)
+            }
         case "-h", "--help": usage()
         default:
             if a.hasPrefix("-") || !o.scenario.isEmpty { usage() }
@@ -87,7 +105,18 @@ struct TaskResult: Sendable {
 /// Runs one scenario and reports it. Nonisolated on purpose: code at the top level of main.swift runs
 /// on the main actor, and tasks made there would hop to it and back around every request.
 nonisolated func runBenchmark(_ options: Options) async -> Int32 {
-    let engine = Engine(configuration: EngineConfiguration(shardCount: options.shards))
+    let dataDirectory = NSTemporaryDirectory() + "stockpile-bench-\(getpid())"
+    let engine: Engine
+    do {
+        engine = try Engine.open(dataDirectory: dataDirectory, durability: options.durability, configuration: EngineConfiguration(shardCount: options.shards))
+    } catch {
+        FileHandle.standardError.write(Data("stockpile-bench: \(error)\n".utf8))
+        return 2
+    }
+    defer {
+        try? engine.close()
+        try? FileManager.default.removeItem(atPath: dataDirectory)
+    }
     let stockPerCell: Int64 = options.scenario == "hot" ? 1_000_000_000_000 : 1_000_000
 
     // Cells, and for multiline three groups of cells that each live in a different shard.
@@ -187,12 +216,12 @@ nonisolated func runBenchmark(_ options: Options) async -> Int32 {
     let p999 = Double(histogram.value(atQuantile: 0.999)) / 1000
     let maxUs = Double(histogram.max) / 1000
 
-    print("scenario \(options.scenario): \(options.tasks) tasks, \(options.shards) shards, \(cellCount) cells, \(String(format: "%.1f", seconds)) s")
+    print("scenario \(options.scenario): \(options.tasks) tasks, \(options.shards) shards, \(cellCount) cells, fsync \(options.durability), \(String(format: "%.1f", seconds)) s")
     print(String(format: "  %d reservations (%d refused), %.0f/s; latency p50 %.1f us, p99 %.1f us, p99.9 %.1f us, max %.1f us", ops, refused, opsPerSecond, p50, p99, p999, maxUs))
     print("  oversold \(oversold), cells whose reserved differs from the replies \(mismatched), invariant violations \(problems.count)")
     if options.json {
         let object: [String: Any] = [
-            "scenario": options.scenario, "tasks": options.tasks, "shards": options.shards, "cells": cellCount, "seconds": seconds,
+            "scenario": options.scenario, "fsync": "\(options.durability)", "tasks": options.tasks, "shards": options.shards, "cells": cellCount, "seconds": seconds,
             "ops": ops, "ops_per_s": Int(opsPerSecond), "p50_us": p50, "p99_us": p99, "p999_us": p999, "max_us": maxUs,
             "refused": refused, "oversold": oversold, "mismatched_cells": mismatched, "invariant_violations": problems.count,
         ]
