@@ -44,7 +44,8 @@ extension Engine {
         for w in recovery.warnings { warn("\(w)") }
         let writer: SegmentWriter
         do {
-            writer = try SegmentWriter(directory: dataDirectory, recovery: recovery, segmentByteCount: segmentByteCount)
+            // Segment headers take their creation time from the engine's clock, like everything else.
+            writer = try SegmentWriter(directory: dataDirectory, recovery: recovery, segmentByteCount: segmentByteCount, now: { clock.now() })
         } catch {
             throw .io(error)
         }
@@ -80,7 +81,7 @@ extension Engine {
             }
         }
         if commit.warehouse != nil || commit.policy != nil {
-            mask = shards.count == 64 ? .max : (1 << UInt64(shards.count)) - 1
+            mask = allShards
         }
         holdingShards(mask.setBitIndexes[...]) {
             for s in mask.setBitIndexes { shards[s].assumeIsolated { $0.state.apply(commit) } }

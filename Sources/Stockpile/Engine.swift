@@ -54,6 +54,9 @@ public final class Engine: Sendable {
     let settings: RuleSettings
     private let timer = Mutex<Task<Void, Never>?>(nil)
 
+    /// Every shard, as a mask: what a catalog change holds, since every shard keeps a copy.
+    var allShards: UInt64 { shards.count == 64 ? .max : (1 << UInt64(shards.count)) - 1 }
+
     /// The actor name the engine writes on the entries it makes by itself (expiry).
     public static let engineActor = "engine"
 
@@ -189,8 +192,7 @@ public final class Engine: Sendable {
             return route(command, mask: router.mask(of: cells), cells: cells, now: now, actor: actor)!
         case .setWarehouse, .setPolicy:
             // Every shard keeps a copy of the catalog: hold them all so no copy is ever out of step.
-            let all: UInt64 = shards.count == 64 ? .max : (1 << UInt64(shards.count)) - 1
-            return performHoldingShards(command, mask: all, cells: [], expected: nil, catalogVersion: nil, now: now, actor: actor)!
+            return performHoldingShards(command, mask: allShards, cells: [], expected: nil, catalogVersion: nil, now: now, actor: actor)!
         }
     }
 

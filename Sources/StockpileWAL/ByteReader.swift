@@ -159,25 +159,23 @@ public struct ByteReader {
     }
 
     public mutating func readBool() throws(WALDecodingError) -> Bool {
-        let byte = try readUInt8()
-        switch byte {
-        case 0: return false
-        case 1: return true
-        default:
-            position -= 1
-            throw failure(.invalidBool(byte))
-        }
+        try readFlag(orFail: WALDecodingError.Reason.invalidBool)
     }
 
     /// A presence byte: true when the optional value follows.
     public mutating func readPresence() throws(WALDecodingError) -> Bool {
+        try readFlag(orFail: WALDecodingError.Reason.invalidPresence)
+    }
+
+    /// A byte that must be exactly 0 or 1; any other value is refused at its own offset.
+    private mutating func readFlag(orFail reason: (UInt8) -> WALDecodingError.Reason) throws(WALDecodingError) -> Bool {
         let byte = try readUInt8()
         switch byte {
         case 0: return false
         case 1: return true
         default:
             position -= 1
-            throw failure(.invalidPresence(byte))
+            throw failure(reason(byte))
         }
     }
 

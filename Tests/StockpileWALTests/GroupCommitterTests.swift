@@ -32,12 +32,18 @@ struct GroupCommitterTests {
         }
     }
 
-    @Test("every record acknowledged under always survives a crash, in LSN order with no gap")
-    func acknowledgedSurvivesCrash() async throws {
+    /// A committer over a fresh log on the simulated file system, with small segments so rotation happens.
+    static func simulatedCommitter(policy: DurabilityPolicy) throws -> (SimulatedFileSystem, String, GroupCommitter) {
         let fs = LogTestSupport.simulatedFileSystem()
         let dir = LogTestSupport.simulatedDirectory
-        let writer = try SegmentWriter(directory: dir, recovery: try LogRecovery.recover(directory: dir, fileSystem: fs), fileSystem: fs, segmentByteCount: 64 << 10)
-        let committer = GroupCommitter(writer: writer, policy: .always)
+        let recovery = try LogRecovery.recover(directory: dir, fileSystem: fs)
+        let writer = try SegmentWriter(directory: dir, recovery: recovery, fileSystem: fs, segmentByteCount: 64 << 10)
+        return (fs, dir, GroupCommitter(writer: writer, policy: policy))
+    }
+
+    @Test("every record acknowledged under always survives a crash, in LSN order with no gap")
+    func acknowledgedSurvivesCrash() async throws {
+        let (fs, dir, committer) = try Self.simulatedCommitter(policy: .always)
         let syncsBefore = fs.syncCount
         let acknowledged = try await Self.submitConcurrently(committer, tasks: 16, perTask: 60)
         let progress = committer.progress
@@ -57,10 +63,7 @@ struct GroupCommitterTests {
 
     @Test("a failed fdatasync fails every waiter and every later handover", arguments: [EIO, ENOSPC])
     func failedSync(_ code: Int32) async throws {
-        let fs = LogTestSupport.simulatedFileSystem()
-        let dir = LogTestSupport.simulatedDirectory
-        let writer = try SegmentWriter(directory: dir, recovery: try LogRecovery.recover(directory: dir, fileSystem: fs), fileSystem: fs, segmentByteCount: 64 << 10)
-        let committer = GroupCommitter(writer: writer, policy: .always)
+        let (fs, dir, committer) = try Self.simulatedCommitter(policy: .always)
         let first = try committer.submit(LogTestSupport.smallBodies(count: 1))
         try await committer.waitUntilAcknowledged(first)
         fs.failSync(1, errno: code)
@@ -81,10 +84,7 @@ struct GroupCommitterTests {
 
     @Test("a failed write is reported to the waiter and never retried")
     func failedWrite() async throws {
-        let fs = LogTestSupport.simulatedFileSystem()
-        let dir = LogTestSupport.simulatedDirectory
-        let writer = try SegmentWriter(directory: dir, recovery: try LogRecovery.recover(directory: dir, fileSystem: fs), fileSystem: fs, segmentByteCount: 64 << 10)
-        let committer = GroupCommitter(writer: writer, policy: .always)
+        let (fs, _, committer) = try Self.simulatedCommitter(policy: .always)
         fs.failWrite(1, errno: ENOSPC)
         let lsn = try committer.submit(LogTestSupport.smallBodies(count: 3))
         await #expect(throws: WALIOError.self) { try await committer.waitUntilAcknowledged(lsn) }
@@ -95,10 +95,7 @@ struct GroupCommitterTests {
 
     @Test("under interval, records are acknowledged when written and synced by close")
     func interval() async throws {
-        let fs = LogTestSupport.simulatedFileSystem()
-        let dir = LogTestSupport.simulatedDirectory
-        let writer = try SegmentWriter(directory: dir, recovery: try LogRecovery.recover(directory: dir, fileSystem: fs), fileSystem: fs, segmentByteCount: 64 << 10)
-        let committer = GroupCommitter(writer: writer, policy: .interval(.milliseconds(20)))
+        let (fs, dir, committer) = try Self.simulatedCommitter(policy: .interval(.milliseconds(20)))
         let acknowledged = try await Self.submitConcurrently(committer, tasks: 4, perTask: 25)
         try committer.close()
         fs.crash()
