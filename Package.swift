@@ -18,10 +18,18 @@ let package = Package(
         .target(name: "StockpileWAL", dependencies: ["StockpileCore"]),
         // The engine that users embed: shard actors, the ledger, expiry, the public API.
         .target(name: "Stockpile", dependencies: ["StockpileCore", "StockpileWAL"]),
-        .executableTarget(name: "stockpile", dependencies: ["Stockpile"]),
+        // The few Linux calls Swift's Glibc module does not export (epoll, eventfd), wrapped in C.
+        .target(name: "CStockpileLinux"),
+        // The wire without sockets: RESP framing and parsing, the command table, reply encoding.
+        .target(name: "StockpileProtocol", dependencies: ["StockpileCore"]),
+        // The TCP server: the epoll loop, connections, sessions, auth and limits.
+        .target(name: "StockpileServer", dependencies: ["Stockpile", "StockpileProtocol", "CStockpileLinux"]),
+        .executableTarget(name: "stockpile", dependencies: ["Stockpile", "StockpileServer"]),
         .executableTarget(name: "stockpile-bench", dependencies: ["Stockpile"], path: "Benchmarks/stockpile-bench"),
         .testTarget(name: "StockpileCoreTests", dependencies: ["StockpileCore"]),
         .testTarget(name: "StockpileWALTests", dependencies: ["StockpileWAL"]),
         .testTarget(name: "StockpileTests", dependencies: ["Stockpile"]),
+        .testTarget(name: "StockpileProtocolTests", dependencies: ["StockpileProtocol"]),
+        .testTarget(name: "StockpileServerTests", dependencies: ["StockpileServer"]),
     ]
 )

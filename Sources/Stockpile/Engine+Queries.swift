@@ -5,30 +5,7 @@
 
 import StockpileCore
 
-/// A variant's cells in every warehouse where it has one, and the totals (warehouse `*`).
-public struct VariantStock: Sendable, Hashable {
-    public var cells: [CellRecord]
-    public var totals: CellRecord
-}
 
-/// The figures of STATS (SPEC §7.12).
-public struct Stats: Sendable, Equatable {
-    public var cells = 0
-    public var warehouses = 0
-    public var variants = 0
-    public var onHand = Quantity.zero
-    public var reserved = Quantity.zero
-    public var available: Quantity { onHand.addingSaturating(-reserved) }
-    public var lowStock = 0
-    public var activeReservations = 0
-    public var counters = StockCounters()
-    /// Share of cycle counts without variance, in basis points (10000 when nothing was counted).
-    public var accuracyBasisPoints: Int {
-        counters.cycleCounts == 0 ? 10_000 : counters.cycleCountsWithoutVariance * 10_000 / counters.cycleCounts
-    }
-    /// Refused mutations by code.
-    public var refused: [RefusalCode: Int] = [:]
-}
 
 extension Engine {
     /// Answers a query, then holds the answer back until everything it may show is durable (see

@@ -7,25 +7,7 @@ import StockpileCore
 import StockpileWAL
 import Synchronization
 
-/// Something worth telling a subscriber.
-public enum EngineEvent: Sendable, Hashable {
-    /// A ledger entry, in sequence order.
-    case entry(LedgerEntry)
-    /// A cell crossed its variant's low-stock threshold (edge-triggered: once on the way down, once on
-    /// the way back up). Delivered right after the entry that caused it.
-    case lowStock(LowStockAlert)
-}
 
-public struct LowStockAlert: Sendable, Hashable {
-    public var variant: String
-    public var warehouse: String
-    public var available: Quantity
-    public var threshold: Quantity
-    /// True when the cell fell to or below the threshold; false when it recovered above it.
-    public var isLow: Bool
-    /// The entry that caused the crossing.
-    public var seq: UInt64
-}
 
 final class Ledger: Sendable {
     private struct State {

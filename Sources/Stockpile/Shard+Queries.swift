@@ -14,15 +14,6 @@ struct ShardSummary: Sendable {
     var counters = StockCounters()
 }
 
-/// An active line that available stock did not fully cover when it was reserved.
-public struct BackorderLine: Sendable, Hashable {
-    public var reservation: String
-    public var variant: String
-    public var warehouse: String
-    public var quantity: Quantity
-    public var remaining: Quantity
-    public var backordered: Quantity
-}
 
 extension Shard {
     func summary() -> ShardSummary {

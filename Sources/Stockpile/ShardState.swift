@@ -27,56 +27,6 @@ struct CellSlot: Sendable {
     }
 }
 
-/// The KPI counters of SPEC §6, summed over shards for STATS.
-public struct StockCounters: Sendable, Equatable {
-    public var unitsReserved = Quantity.zero
-    public var unitsFulfilled = Quantity.zero
-    public var unitsReleased = Quantity.zero
-    public var unitsExpired = Quantity.zero
-    /// Changes that took a cell's available from above zero to zero or below.
-    public var stockouts = 0
-    /// Units removed by ADJUST damaged or lost.
-    public var shrinkage = Quantity.zero
-    public var cycleCounts = 0
-    public var cycleCountsWithoutVariance = 0
-    /// Net on_hand change of ADJUST, per reason code: the adjustment trend.
-    public var adjustedByReason: [ReasonCode: Quantity] = [:]
-
-    public init() {}
-
-    public static func + (a: StockCounters, b: StockCounters) -> StockCounters {
-        var s = a
-        s.unitsReserved = s.unitsReserved.addingSaturating(b.unitsReserved)
-        s.unitsFulfilled = s.unitsFulfilled.addingSaturating(b.unitsFulfilled)
-        s.unitsReleased = s.unitsReleased.addingSaturating(b.unitsReleased)
-        s.unitsExpired = s.unitsExpired.addingSaturating(b.unitsExpired)
-        s.stockouts += b.stockouts
-        s.shrinkage = s.shrinkage.addingSaturating(b.shrinkage)
-        s.cycleCounts += b.cycleCounts
-        s.cycleCountsWithoutVariance += b.cycleCountsWithoutVariance
-        s.adjustedByReason.merge(b.adjustedByReason) { $0.addingSaturating($1) }
-        return s
-    }
-
-    mutating func count(_ e: LedgerEntry) {
-        switch e.type {
-        case .reserve: unitsReserved = unitsReserved.addingSaturating(e.deltaReserved)
-        case .fulfill: unitsFulfilled = unitsFulfilled.addingSaturating(-e.deltaOnHand)
-        case .release: unitsReleased = unitsReleased.addingSaturating(-e.deltaReserved)
-        case .expire: unitsExpired = unitsExpired.addingSaturating(-e.deltaReserved)
-        case .adjust:
-            if let reason = e.reason {
-                adjustedByReason[reason] = adjustedByReason[reason, default: .zero].addingSaturating(e.deltaOnHand)
-                if reason == .damaged || reason == .lost { shrinkage = shrinkage.addingSaturating(-e.deltaOnHand) }
-            }
-        case .count:
-            cycleCounts += 1
-            if e.deltaOnHand == .zero { cycleCountsWithoutVariance += 1 }
-        default: break
-        }
-        if e.before.available.isPositive && !e.available.isPositive { stockouts += 1 }
-    }
-}
 
 /// An immutable box: a reference to a value that is never changed in place.
 final class Boxed<Value: Sendable>: Sendable {

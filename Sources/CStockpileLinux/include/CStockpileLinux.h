@@ -1,0 +1,35 @@
+// Wrappers for the Linux calls that Swift's Glibc module does not export. The header defines no
+// feature macros (a _GNU_SOURCE here would clash with SwiftGlibc's own view of the C library); the
+// .c file defines what it needs.
+#ifndef C_STOCKPILE_LINUX_H
+#define C_STOCKPILE_LINUX_H
+
+#include <stdint.h>
+
+/// One readiness event. `struct epoll_event` is packed on x86_64 (12 bytes), which Swift cannot
+/// describe; this unpacked copy is what the wrappers hand out.
+typedef struct {
+    uint32_t events;
+    uint64_t data;
+} stockpile_epoll_event;
+
+/// Event bits, as epoll defines them.
+extern const uint32_t STOCKPILE_EPOLLIN;
+extern const uint32_t STOCKPILE_EPOLLOUT;
+extern const uint32_t STOCKPILE_EPOLLERR;
+extern const uint32_t STOCKPILE_EPOLLHUP;
+extern const uint32_t STOCKPILE_EPOLLRDHUP;
+
+/// epoll_create1(EPOLL_CLOEXEC). Returns the descriptor or -1 with errno set.
+int stockpile_epoll_create(void);
+/// op: 1 add, 2 delete, 3 modify (EPOLL_CTL_ADD/DEL/MOD). Returns 0 or -1 with errno set.
+int stockpile_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data);
+/// Waits for up to `max` events; returns their count, or -1 with errno set (EINTR included).
+int stockpile_epoll_wait(int epfd, stockpile_epoll_event *events, int max, int timeout_ms);
+
+/// eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC). Returns the descriptor or -1 with errno set.
+int stockpile_eventfd(void);
+/// accept4 with SOCK_NONBLOCK | SOCK_CLOEXEC. Returns the descriptor or -1 with errno set.
+int stockpile_accept(int fd);
+
+#endif
