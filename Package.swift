@@ -23,7 +23,7 @@ let package = Package(
         // The wire without sockets: RESP framing and parsing, the command table, reply encoding.
         .target(name: "StockpileProtocol", dependencies: ["StockpileCore"]),
         // The TCP server: the epoll loop, connections, sessions, auth and limits.
-        .target(name: "StockpileServer", dependencies: ["Stockpile", "StockpileProtocol", "CStockpileLinux"]),
+        .target(name: "StockpileServer", dependencies: ["Stockpile", "StockpileWAL", "StockpileProtocol", "CStockpileLinux"]),
         .executableTarget(name: "stockpile", dependencies: ["Stockpile", "StockpileServer"]),
         .executableTarget(name: "stockpile-bench", dependencies: ["Stockpile"], path: "Benchmarks/stockpile-bench"),
         .testTarget(name: "StockpileCoreTests", dependencies: ["StockpileCore"]),

@@ -54,6 +54,15 @@ extension Engine {
         return engine
     }
 
+    /// What INFO's persistence section reports: the policy, how far the log is, and why it stopped.
+    public var logStatus: LogStatus {
+        guard let log = ledger.log else { return LogStatus(policy: .none, lastLSN: 0, acknowledgedLSN: 0, syncCount: 0, batchCount: 0, failure: nil) }
+        let p = log.progress
+        return LogStatus(
+            policy: log.policy, lastLSN: ledger.lastLSN, acknowledgedLSN: p.acknowledgedLSN, syncCount: p.syncCount, batchCount: p.batchCount,
+            failure: log.failure.map { "\($0)" })
+    }
+
     /// Makes everything logged durable and closes the log. Blocks until done: call it once, at
     /// shutdown, after the last request. Nothing to do for an engine in memory.
     public func close() throws(WALIOError) {
@@ -102,4 +111,16 @@ extension Engine {
         keys.restore(key, record)
         dueWork.schedule(DueItem(deadline: record.createdAt.advanced(by: configuration.retention), kind: .forgetKey, name: key))
     }
+}
+
+/// The state of the write-ahead log at one moment.
+public struct LogStatus: Sendable, Hashable {
+    public var policy: DurabilityPolicy
+    /// The last LSN handed to the log, and the last one acknowledged under the policy.
+    public var lastLSN: UInt64
+    public var acknowledgedLSN: UInt64
+    public var syncCount: Int
+    public var batchCount: Int
+    /// Why writes are stopped, when they are.
+    public var failure: String?
 }

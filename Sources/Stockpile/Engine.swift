@@ -103,33 +103,53 @@ public final class Engine: Sendable {
     /// command changes nothing. Cost: one hop to the shard that owns the cells, or a hold on each
     /// shard a multi-shard request spans.
     public func execute(_ command: Command, actor: String = "") async -> Outcome<Reply> {
-        let now = await settleDueWork()
-        let outcome: Outcome<Reply>
-        switch Validation.normalize(command) {
-        case .refused(let r):
-            outcome = .refused(r)
-        case .ok(let command):
-            if let key = command.key {
-                outcome = await performKeyed(command, key: key, now: now, actor: actor)
-            } else {
-                outcome = await perform(command, now: now, actor: actor).outcome
-            }
-        }
-        let reply = await durable(outcome)
+        let reply = await durable(await decide(command, actor: actor))
         if case .refused(let r) = reply { refusals.count(r.code) }
         return reply
+    }
+
+    /// Performs a mutation like `execute`, but does not hold the reply back for the log: for a server
+    /// that answers a whole pipeline after one wait. The caller must await `waitUntilDurable()`
+    /// before revealing this reply (or any later one), and answer READONLY instead of a success when
+    /// that wait reports the log failed.
+    public func executeDeferringDurability(_ command: Command, actor: String = "") async -> Outcome<Reply> {
+        let outcome = await decide(command, actor: actor)
+        if case .refused(let r) = outcome { refusals.count(r.code) }
+        return outcome
+    }
+
+    /// Waits until everything handed to the log so far is as safe as the durability policy promises.
+    /// Returns the READONLY refusal when the log could not be written; nil otherwise (and always
+    /// without a log).
+    public func waitUntilDurable() async -> Refusal? {
+        guard let log = ledger.log else { return nil }
+        do {
+            try await log.waitUntilAcknowledged(ledger.lastLSN)
+        } catch {
+            return .writesStopped(error)
+        }
+        return nil
+    }
+
+    /// Validates, claims the id or KEY, and performs: everything of `execute` but the wait for the log.
+    private func decide(_ command: Command, actor: String) async -> Outcome<Reply> {
+        let now = await settleDueWork()
+        switch Validation.normalize(command) {
+        case .refused(let r):
+            return .refused(r)
+        case .ok(let command):
+            if let key = command.key {
+                return await performKeyed(command, key: key, now: now, actor: actor)
+            }
+            return await perform(command, now: now, actor: actor).outcome
+        }
     }
 
     /// Holds a reply back until everything it may reveal is as safe as the durability policy
     /// promises: every record handed to the log so far (its own, and any in-flight change that
     /// decided a refusal). Answers READONLY instead when the log could not be written.
     private func durable(_ outcome: Outcome<Reply>) async -> Outcome<Reply> {
-        guard let log = ledger.log else { return outcome }
-        do {
-            try await log.waitUntilAcknowledged(ledger.lastLSN)
-        } catch {
-            return .refused(.writesStopped(error))
-        }
+        if let failure = await waitUntilDurable() { return .refused(failure) }
         return outcome
     }
 

@@ -103,6 +103,9 @@ public final class GroupCommitter: Sendable {
         state.withLock { ($0.acknowledgedLSN, $0.syncCount, $0.batchCount) }
     }
 
+    /// The write or sync failure that stopped the log, if one did.
+    public var failure: WALIOError? { state.withLock { $0.failure } }
+
     /// Writes and syncs what was handed over, stops the thread and closes the segment. Blocks until
     /// done: call it at shutdown, off the cooperative pool.
     /// - Throws: the committer's failure, if any.
