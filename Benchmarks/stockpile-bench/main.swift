@@ -63,16 +63,11 @@ func parseOptions() -> Options {
         case "--json": o.json = true
         case "--fsync":
             let v = value(a)
-            if v == "always" {
-                o.durability = .always
-            } else if v == "none" {
-                o.durability = .none
-            } else if v.hasPrefix("interval="), let ms = Int(v.dropFirst(9)), ms > 0 {
-                o.durability = .interval(.milliseconds(ms))
-            } else {
+            guard let policy = DurabilityPolicy(parsing: v) else {
                 FileHandle.standardError.write(Data("stockpile-bench: --fsync takes always, interval=<ms> or none, not '\(v)'\n".utf8))
                 exit(2)
             }
+            o.durability = policy
         case "-h", "--help": usage()
         default:
             if a.hasPrefix("-") || !o.scenario.isEmpty { usage() }

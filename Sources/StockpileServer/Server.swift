@@ -1,1 +1,121 @@
-// placeholder
+// The TCP server an operator starts with `stockpile serve`, or a test starts in-process on a free
+// port. It listens, runs the event loop on a thread of its own, and shuts down cleanly: it stops
+// accepting, answers what it has already received, then returns so the caller can close the engine
+// (which makes the log durable).
+
+import Foundation
+import Stockpile
+import StockpileProtocol
+import Synchronization
+
+/// Why a server could not start.
+public struct ServerStartError: Error, CustomStringConvertible {
+    public var description: String
+}
+
+public final class Server: Sendable {
+    public let engine: Engine
+    public let configuration: ServerConfiguration
+    /// The port actually bound (the configured one, or the one the system picked for port 0).
+    public let port: Int
+    private let loop: EventLoop
+    private let listener: Int32
+    private let finished = DispatchSemaphore(value: 0)
+    private let state = Mutex(State.running)
+    private let statistics: ServerStatistics
+
+    private enum State { case running, stopping, stopped }
+
+    /// Binds the port and starts serving on a new thread.
+    /// - Throws: `ServerStartError` when the address is not allowed without authentication
+    ///   (protected mode), or cannot be bound.
+    public init(engine: Engine, configuration: ServerConfiguration, log: @escaping @Sendable (String) -> Void = Server.logToStandardError) throws(ServerStartError) {
+        if !ServerConfiguration.isLoopback(configuration.host) && configuration.auth == nil && !configuration.insecure {
+            throw ServerStartError(description: """
+                refusing to listen on \(configuration.host) without an auth file (protected mode): anyone who can reach \
+                the port could change the stock. Pass --auth-file FILE, or --insecure to listen without authentication.
+                """)
+        }
+        Self.raiseDescriptorLimit(toFit: configuration.clientCountMax)
+        let bound: (descriptor: Int32, port: Int)
+        do {
+            bound = try Socket.listen(host: configuration.host, port: configuration.port)
+        } catch {
+            throw ServerStartError(description: "cannot listen on \(configuration.host):\(configuration.port): \(error)")
+        }
+        var facts = ServerFacts(port: bound.port, durability: engine.logStatus.policy)
+        facts.port = bound.port
+        let statistics = ServerStatistics()
+        let handler = RequestHandler(engine: engine, configuration: configuration, statistics: statistics, facts: facts)
+        do {
+            loop = try EventLoop(listener: bound.descriptor, handler: handler, configuration: configuration, statistics: statistics, log: log)
+        } catch {
+            Socket.close(bound.descriptor)
+            throw ServerStartError(description: "cannot start the event loop: \(error)")
+        }
+        self.engine = engine
+        self.configuration = configuration
+        self.port = bound.port
+        self.listener = bound.descriptor
+        self.statistics = statistics
+        let (loop, finished) = (self.loop, self.finished)
+        let thread = Thread {
+            loop.run()
+            finished.signal()
+        }
+        thread.name = "stockpile-event-loop"
+        thread.start()
+    }
+
+    /// Asks the server to stop: no new connections, nothing more read; what was received is
+    /// answered. Returns at once; `waitUntilStopped` waits.
+    public func shutdown() {
+        let first = state.withLock { s in
+            defer { if s == .running { s = .stopping } }
+            return s == .running
+        }
+        if first { loop.post(.shutdown) }
+    }
+
+    /// Blocks until the loop has finished (call off the cooperative pool, or use `stop()`).
+    public func waitUntilStopped() {
+        let wait = state.withLock { $0 != .stopped }
+        guard wait else { return }
+        finished.wait()
+        state.withLock { $0 = .stopped }
+        Socket.close(listener)
+    }
+
+    /// Shuts down and waits, without blocking the cooperative pool.
+    public func stop() async {
+        shutdown()
+        await stopped()
+    }
+
+    /// Waits until the server has stopped (after `shutdown`, from a signal handler say), without
+    /// blocking the cooperative pool.
+    public func stopped() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            Thread.detachNewThread {
+                self.waitUntilStopped()
+                continuation.resume()
+            }
+        }
+    }
+
+    @Sendable public static func logToStandardError(_ line: String) {
+        FileHandle.standardError.write(Data("stockpile: \(line)\n".utf8))
+    }
+
+    /// Every connection needs a descriptor: raise the soft limit toward the hard one so that
+    /// `clientCountMax` connections fit (with room for the log and the listener).
+    private static func raiseDescriptorLimit(toFit clients: Int) {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
+        let wanted = rlim_t(clients + 64)
+        if limit.rlim_cur < wanted {
+            limit.rlim_cur = min(wanted, limit.rlim_max)
+            _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+    }
+}

@@ -21,6 +21,26 @@ public enum DurabilityPolicy: Hashable, Sendable {
     case interval(Duration)
     /// No log at all: for load tests.
     case none
+
+    /// Parses the spelling of the `--fsync` flag: `always`, `interval=<ms>` (1 ms or more), `none`.
+    public init?(parsing text: String) {
+        switch text {
+        case "always": self = .always
+        case "none": self = .none
+        default:
+            guard text.hasPrefix("interval="), let ms = Int(text.dropFirst("interval=".count)), ms >= 1 else { return nil }
+            self = .interval(.milliseconds(ms))
+        }
+    }
+
+    /// The same spelling back: `always`, `interval=<ms>`, `none`.
+    public var flagText: String {
+        switch self {
+        case .always: "always"
+        case .interval(let d): "interval=\(d / .milliseconds(1))"
+        case .none: "none"
+        }
+    }
 }
 
 public final class GroupCommitter: Sendable {

@@ -1,6 +1,7 @@
 // The `stockpile` executable. Subcommands:
-//   demo   run a small flash sale in-process and print what happened
-// (`serve`, `cli`, `import`/`export` and `wal` arrive with the server and the write-ahead log.)
+//   serve  run the server (Serve.swift)
+//   cli    a small client: one command, or a prompt (Cli.swift)
+//   demo   run a small flash sale in-process and print what happened (Demo.swift)
 
 import Foundation
 import Stockpile
@@ -9,6 +10,11 @@ let usage = """
     usage: stockpile <command> [options]
 
     commands:
+      serve [options]
+          Runs the server: Redis's wire protocol on 127.0.0.1:7379, the log in ./stockpile-data.
+          `stockpile serve --help` lists the options.
+      cli [--host ADDR] [--port N] [--auth TOKEN] [--resp3] [command …]
+          Sends one command and prints the reply, or reads commands at a prompt.
       demo [--buyers N] [--stock N] [--seed S]
           Runs a small flash sale in-process on a simulated clock: N buyers (default 500) try to
           reserve 1-3 units of two hot items with a 10-minute hold; some pay and are shipped (some
@@ -16,11 +22,6 @@ let usage = """
           restock arrives midway. Prints what happened and checks the invariants.
 
     """
-
-func fail(_ message: String) -> Never {
-    FileHandle.standardError.write(Data("stockpile: \(message)\n".utf8))
-    exit(2)
-}
 
 var arguments = Array(CommandLine.arguments.dropFirst())
 guard let command = arguments.first else {
@@ -30,6 +31,10 @@ guard let command = arguments.first else {
 arguments.removeFirst()
 
 switch command {
+case "serve":
+    await serve(arguments)
+case "cli":
+    cli(arguments)
 case "demo":
     var options = DemoOptions()
     var rest = arguments[...]

@@ -1,0 +1,75 @@
+// Tokens and the roles they grant (SPEC §5, §7.17). The file has one `token role[,role…]` per line;
+// `#` starts a comment. A bad line refuses the whole file, naming the line, so a typo never leaves
+// a token with fewer or more rights than meant.
+
+import Foundation
+import StockpileProtocol
+
+public enum Role: String, Sendable, Hashable, CaseIterable, Comparable {
+    case read, checkout, fulfillment, inventory, admin
+
+    public static func < (a: Role, b: Role) -> Bool { a.rank < b.rank }
+    private var rank: Int { Role.allCases.firstIndex(of: self)! }
+
+    /// The classes of command this role may run. Every role may read.
+    var permittedClasses: Set<CommandClass> {
+        switch self {
+        case .read: [.session, .read]
+        case .checkout: [.session, .read, .checkout]
+        case .fulfillment: [.session, .read, .fulfillment]
+        case .inventory: [.session, .read, .inventory]
+        case .admin: Set(CommandClass.allCases)
+        }
+    }
+}
+
+/// Why an auth file could not be used.
+public struct AuthFileError: Error, CustomStringConvertible {
+    public var description: String
+}
+
+public struct AuthTable: Sendable {
+    private var roles: [String: Set<Role>]
+
+    public init(_ roles: [String: Set<Role>]) {
+        self.roles = roles
+    }
+
+    /// The roles a token grants; nil for a token that is not in the table.
+    public func roles(of token: String) -> Set<Role>? { roles[token] }
+
+    public var tokenCount: Int { roles.count }
+
+    /// Parses the text of an auth file. `source` names it in errors.
+    public init(parsing text: String, source: String) throws(AuthFileError) {
+        var roles: [String: Set<Role>] = [:]
+        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
+            if words.isEmpty { continue }
+            let at = "\(source) line \(index + 1)"
+            guard words.count == 2 else { throw AuthFileError(description: "\(at): expected `token role[,role…]`, found \(words.count) words") }
+            let token = String(words[0])
+            var granted = Set<Role>()
+            for name in words[1].split(separator: ",") {
+                guard let role = Role(rawValue: name.lowercased()) else {
+                    throw AuthFileError(description: "\(at): unknown role '\(name)' (roles: \(Role.allCases.map(\.rawValue).joined(separator: ", ")))")
+                }
+                granted.insert(role)
+            }
+            guard !granted.isEmpty else { throw AuthFileError(description: "\(at): no role given") }
+            guard roles[token] == nil else { throw AuthFileError(description: "\(at): the token is listed twice") }
+            roles[token] = granted
+        }
+        guard !roles.isEmpty else { throw AuthFileError(description: "\(source): no tokens (one `token role[,role…]` per line)") }
+        self.roles = roles
+    }
+
+    /// Reads and parses an auth file.
+    public static func load(path: String) throws(AuthFileError) -> AuthTable {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw AuthFileError(description: "cannot read the auth file \(path)")
+        }
+        return try AuthTable(parsing: text, source: path)
+    }
+}

@@ -1,0 +1,306 @@
+// The event loop: one thread of its own (epoll_wait blocks, and must never block the cooperative
+// pool) that accepts connections, reads requests, hands each connection's pipeline to the request
+// handler as a batch, and writes the replies when the batch comes back. Batches run as tasks on the
+// cooperative pool, where the engine lives; they report back through the mailbox, which wakes the
+// loop with an eventfd. Only the loop thread touches connections; the mailbox is the one shared
+// structure, under a lock.
+
+import CStockpileLinux
+import Foundation
+import Stockpile
+import StockpileProtocol
+import Synchronization
+
+final class EventLoop: @unchecked Sendable {
+    // @unchecked: everything below but `mailbox` belongs to the loop thread alone; other threads
+    // only call `post` (mailbox lock + eventfd), which is safe from anywhere.
+
+    enum Message: Sendable {
+        /// The batches of one turn, each with its connection.
+        case batchesDone([(connection: UInt64, result: BatchResult)])
+        /// Bytes for a subscriber: one or more encoded event messages.
+        case events(connection: UInt64, [UInt8])
+        case shutdown
+    }
+
+    private let poller: Poller
+    private let listener: Int32
+    private let handler: RequestHandler
+    private let configuration: ServerConfiguration
+    private let statistics: ServerStatistics
+    private let log: @Sendable (String) -> Void
+    private let mailbox = Mutex<[Message]>([])
+    /// Batches ready to run, gathered over one turn of the loop and started together.
+    private var ready: [(connection: UInt64, batch: RequestBatch, session: SessionState)] = []
+
+    private var connections: [UInt64: Connection] = [:]
+    private var nextConnectionID: UInt64 = 1
+    private var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
+    private var listening = true
+    private var acceptPausedUntil: ContinuousClock.Instant?
+    private var shutdownDeadline: ContinuousClock.Instant?
+    /// Bytes read but not yet parsed above which a connection is not read from.
+    private let inboundByteCountMax: Int
+
+    init(listener: Int32, handler: RequestHandler, configuration: ServerConfiguration, statistics: ServerStatistics, log: @escaping @Sendable (String) -> Void) throws(SocketError) {
+        self.poller = try Poller()
+        self.listener = listener
+        self.handler = handler
+        self.configuration = configuration
+        self.statistics = statistics
+        self.log = log
+        inboundByteCountMax = max(1 << 20, 2 * configuration.protocolLimits.requestByteCountMax)
+        try poller.add(listener, token: Poller.listenerToken, interest: .read)
+    }
+
+    /// Hands a message to the loop from any thread.
+    func post(_ message: Message) {
+        let wasEmpty = mailbox.withLock { box in
+            box.append(message)
+            return box.count == 1
+        }
+        // Only the first message of a turn needs to wake the loop; it takes them all.
+        if wasEmpty { poller.wake() }
+    }
+
+    /// Runs until shutdown completes. Call on the loop's own thread.
+    func run() {
+        while true {
+            poller.wait(timeoutMilliseconds: 100) { token, events in
+                switch token {
+                case Poller.wakeToken: poller.drainWake()
+                case Poller.listenerToken: acceptAll()
+                default: handleReadiness(token, events)
+                }
+            }
+            drainMailbox()
+            startReadyBatches()
+            let now = ContinuousClock.now
+            statistics.sample(now: now)
+            if let until = acceptPausedUntil, now >= until, listening {
+                acceptPausedUntil = nil
+                try? poller.add(listener, token: Poller.listenerToken, interest: .read)
+            }
+            if let deadline = shutdownDeadline {
+                if connections.isEmpty { break }
+                if now >= deadline {
+                    log("shutdown: closing \(connections.count) connection(s) that did not finish in time")
+                    for c in Array(connections.values) { close(c) }
+                    break
+                }
+            }
+        }
+    }
+
+    // MARK: Accepting
+
+    private func acceptAll() {
+        while listening {
+            let fd: Int32?
+            do {
+                fd = try Socket.accept(listener)
+            } catch {
+                // Out of descriptors or memory: stop accepting for a moment instead of spinning.
+                log("accept: \(error); pausing new connections for 100 ms")
+                poller.remove(listener)
+                acceptPausedUntil = .now + .milliseconds(100)
+                return
+            }
+            guard let fd else { return }
+            statistics.connectionsAccepted.add(1, ordering: .relaxed)
+            guard connections.count < configuration.clientCountMax else {
+                statistics.connectionsRejected.add(1, ordering: .relaxed)
+                let message = Array("-ERR max number of clients reached\r\n".utf8)
+                _ = message.withUnsafeBytes { Socket.write(fd, $0) }
+                Socket.close(fd)
+                continue
+            }
+            let id = nextConnectionID
+            nextConnectionID += 1
+            let connection = Connection(id: id, descriptor: fd, session: handler.newSession(id: id), limits: configuration.protocolLimits)
+            do {
+                try poller.add(fd, token: id, interest: .read)
+            } catch {
+                log("cannot watch a new connection: \(error)")
+                Socket.close(fd)
+                continue
+            }
+            connections[id] = connection
+            statistics.connectionsOpen.add(1, ordering: .relaxed)
+        }
+    }
+
+    // MARK: Reading and writing
+
+    private func handleReadiness(_ token: UInt64, _ events: UInt32) {
+        guard let c = connections[token] else { return }
+        if events & STOCKPILE_EPOLLOUT != 0 {
+            guard c.flush(statistics: statistics) else { return close(c) }
+            if c.pendingOutboundByteCount == 0 && c.closeAfterFlush && !c.isRunningBatch { return close(c) }
+        }
+        if events & (STOCKPILE_EPOLLIN | STOCKPILE_EPOLLRDHUP) != 0 { read(c) }
+        if events & (STOCKPILE_EPOLLHUP | STOCKPILE_EPOLLERR) != 0 {
+            // The socket is finished both ways: nothing can be written any more, so close it as soon
+            // as no batch of its own still runs (the batch's result is then dropped).
+            c.readClosed = true
+            if !c.isRunningBatch { return close(c) }
+        }
+        dispatch(c)
+        updateInterest(c)
+    }
+
+    private func read(_ c: Connection) {
+        guard !c.readClosed, !c.closeAfterFlush else { return }
+        // A few reads per turn at most, so one fast sender cannot starve the others.
+        for _ in 0..<4 {
+            guard c.parser.bufferedByteCount < inboundByteCountMax else { return }
+            let result = readBuffer.withUnsafeMutableBytes { Socket.read(c.descriptor, into: $0) }
+            switch result {
+            case .bytes(let n):
+                statistics.bytesRead.add(n, ordering: .relaxed)
+                readBuffer.withUnsafeBytes { c.parser.append(UnsafeRawBufferPointer(rebasing: $0[..<n])) }
+                if n < readBuffer.count { return }
+            case .wouldBlock:
+                return
+            case .closed:
+                c.readClosed = true
+                return
+            }
+        }
+    }
+
+    /// Starts the next batch of a connection when it has requests and room for their replies.
+    private func dispatch(_ c: Connection) {
+        guard connections[c.id] != nil, let session = c.session, !c.closeAfterFlush else { return }
+        guard c.pendingOutboundByteCount < configuration.replyBacklogByteCountMax else { return }
+        let batch = c.takeRequests(max: configuration.batchRequestCountMax)
+        if batch.requests.isEmpty && batch.protocolError == nil {
+            if c.readClosed && c.pendingOutboundByteCount == 0 { close(c) }
+            return
+        }
+        c.session = nil
+        ready.append((c.id, batch, session))
+    }
+
+    /// Runs every batch gathered this turn in one task: one hop to the cooperative pool, one wait
+    /// for the log and one message back, however many connections had requests.
+    private func startReadyBatches() {
+        guard !ready.isEmpty else { return }
+        let work = ready
+        ready.removeAll(keepingCapacity: true)
+        let handler = self.handler
+        Task {
+            let results = await handler.run(work.map { ($0.batch, $0.session) })
+            self.post(.batchesDone(zip(work, results).map { ($0.0.connection, $0.1) }))
+        }
+    }
+
+    private func drainMailbox() {
+        while true {
+            let messages = mailbox.withLock { box -> [Message] in
+                defer { box.removeAll(keepingCapacity: true) }
+                return box
+            }
+            if messages.isEmpty { return }
+            for message in messages {
+                switch message {
+                case .batchesDone(let done): for (id, result) in done { finishBatch(id, result) }
+                case .events(let id, let bytes): deliverEvents(id, bytes)
+                case .shutdown: beginShutdown()
+                }
+            }
+        }
+    }
+
+    private func finishBatch(_ id: UInt64, _ result: BatchResult) {
+        guard let c = connections[id] else { return }
+        c.session = result.session
+        c.enqueue(result.bytes)
+        if result.closeAfterWrite { c.closeAfterFlush = true }
+        if result.unsubscribedAll, let task = c.subscription {
+            task.cancel()
+            c.subscription = nil
+            statistics.subscribersOpen.subtract(1, ordering: .relaxed)
+        }
+        if let stream = result.subscription, c.subscription == nil {
+            c.subscription = forward(stream, to: id, version: result.session.version)
+            statistics.subscribersOpen.add(1, ordering: .relaxed)
+        }
+        guard c.flush(statistics: statistics) else { return close(c) }
+        if c.closeAfterFlush && c.pendingOutboundByteCount == 0 { return close(c) }
+        if shutdownDeadline != nil && c.subscription != nil { c.closeAfterFlush = true }
+        dispatch(c)
+        if shutdownDeadline != nil && c.session != nil && c.pendingOutboundByteCount == 0 && c.parser.bufferedByteCount == 0 { return close(c) }
+        updateInterest(c)
+    }
+
+    /// Forwards a subscription's events to the loop, a run of them per message when they come fast.
+    private func forward(_ stream: AsyncStream<EngineEvent>, to id: UInt64, version: RESPVersion) -> Task<Void, Never> {
+        Task {
+            var bytes: [UInt8] = []
+            for await event in stream {
+                bytes.removeAll(keepingCapacity: true)
+                ReplyEncoder.encode(RequestHandler.message(for: event), version: version, into: &bytes)
+                self.post(.events(connection: id, bytes))
+            }
+        }
+    }
+
+    private func deliverEvents(_ id: UInt64, _ bytes: [UInt8]) {
+        guard let c = connections[id], c.subscription != nil, !c.closeAfterFlush else { return }
+        c.enqueue(bytes)
+        guard c.flush(statistics: statistics) else { return close(c) }
+        if c.pendingOutboundByteCount > configuration.subscriberBacklogByteCountMax {
+            statistics.subscribersDropped.add(1, ordering: .relaxed)
+            log("client \(id): subscriber backlog over \(configuration.subscriberBacklogByteCountMax) bytes; disconnected")
+            return close(c)
+        }
+        updateInterest(c)
+    }
+
+    private func updateInterest(_ c: Connection) {
+        guard connections[c.id] != nil else { return }
+        var want: Poller.Interest = []
+        let roomToRead = c.parser.bufferedByteCount < inboundByteCountMax && c.pendingOutboundByteCount < configuration.replyBacklogByteCountMax
+        if !c.readClosed && !c.closeAfterFlush && shutdownDeadline == nil && roomToRead { want.insert(.read) }
+        if c.pendingOutboundByteCount > 0 { want.insert(.write) }
+        if want != c.interest {
+            poller.modify(c.descriptor, token: c.id, interest: want)
+            c.interest = want
+        }
+    }
+
+    private func close(_ c: Connection) {
+        guard connections.removeValue(forKey: c.id) != nil else { return }
+        if let task = c.subscription {
+            task.cancel()
+            statistics.subscribersOpen.subtract(1, ordering: .relaxed)
+        }
+        poller.remove(c.descriptor)
+        Socket.close(c.descriptor)
+        statistics.connectionsOpen.subtract(1, ordering: .relaxed)
+    }
+
+    // MARK: Shutdown
+
+    /// Stops accepting and reading; lets running batches finish and their replies go out; closes
+    /// every connection as soon as it has nothing left, and all of them after five seconds.
+    private func beginShutdown() {
+        guard shutdownDeadline == nil else { return }
+        shutdownDeadline = .now + .seconds(5)
+        listening = false
+        poller.remove(listener)
+        for c in Array(connections.values) {
+            if c.subscription != nil { c.closeAfterFlush = true }
+            if !c.isRunningBatch {
+                // Requests already received are answered; nothing more is read.
+                dispatch(c)
+                if !c.isRunningBatch && c.pendingOutboundByteCount == 0 {
+                    close(c)
+                    continue
+                }
+            }
+            updateInterest(c)
+        }
+    }
+}

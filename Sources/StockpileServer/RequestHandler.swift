@@ -1,0 +1,337 @@
+// Answers a batch of requests from one connection, in order, without sockets: the same code serves
+// the epoll loop and the in-process transcript tests. It keeps true:
+// - requests of one connection run one after another, in the order they arrived;
+// - no reply of a batch leaves before everything the batch did (or saw in flight) is durable under
+//   the policy: the batch waits for the log once, after its last request, and turns the replies of
+//   its mutations into READONLY if the log failed (SPEC §4);
+// - a request that is refused by the protocol (unknown, wrong arity, not allowed) changes nothing.
+
+import Foundation
+import Stockpile
+import StockpileProtocol
+
+/// What a connection is, apart from its bytes: the wire version, who authenticated, its name and
+/// its subscriptions. A value: the loop hands it to the batch that runs, and takes it back after.
+public struct SessionState: Sendable {
+    public let id: UInt64
+    public var version: RESPVersion = .resp2
+    /// The roles granted by AUTH; nil until then. Without an auth table every session has every role.
+    public var roles: Set<Role>?
+    public var name = ""
+    public var channels: Set<String> = []
+
+    public init(id: UInt64, roles: Set<Role>?) {
+        self.id = id
+        self.roles = roles
+    }
+
+    /// The actor written on the ledger entries this connection causes.
+    var actor: String { name.isEmpty ? "client-\(id)" : name }
+}
+
+/// Requests taken from a connection's pipeline, and the framing error that ended it, if one did.
+public struct RequestBatch: Sendable {
+    public var requests: [[[UInt8]]]
+    /// Answered after the requests; then the connection closes (SPEC §7.15).
+    public var protocolError: ProtocolError?
+
+    public init(requests: [[[UInt8]]], protocolError: ProtocolError? = nil) {
+        self.requests = requests
+        self.protocolError = protocolError
+    }
+}
+
+public struct BatchResult: Sendable {
+    /// Every reply of the batch, encoded in order.
+    public var bytes: [UInt8] = []
+    public var session: SessionState
+    /// QUIT, or a framing error: write the replies, then close.
+    public var closeAfterWrite = false
+    /// SUBSCRIBE opened this stream: the loop forwards its events to the connection.
+    public var subscription: AsyncStream<EngineEvent>?
+    /// UNSUBSCRIBE left no channel: the loop stops forwarding.
+    public var unsubscribedAll = false
+}
+
+public final class RequestHandler: Sendable {
+    let engine: Engine
+    let configuration: ServerConfiguration
+    let statistics: ServerStatistics
+    /// The facts HELLO and INFO report.
+    let facts: ServerFacts
+
+    init(engine: Engine, configuration: ServerConfiguration, statistics: ServerStatistics, facts: ServerFacts) {
+        self.engine = engine
+        self.configuration = configuration
+        self.statistics = statistics
+        self.facts = facts
+    }
+
+    /// A handler for tests that run the protocol in-process.
+    public convenience init(engine: Engine, configuration: ServerConfiguration = ServerConfiguration()) {
+        self.init(
+            engine: engine, configuration: configuration, statistics: ServerStatistics(),
+            facts: ServerFacts(port: configuration.port, durability: engine.logStatus.policy))
+    }
+
+    /// A new connection's session: authenticated with every role when there is no auth table.
+    public func newSession(id: UInt64) -> SessionState {
+        SessionState(id: id, roles: configuration.auth == nil ? Set(Role.allCases) : nil)
+    }
+
+    /// Runs every request of `batch` in order and encodes the replies.
+    public func run(_ batch: RequestBatch, session: SessionState) async -> BatchResult {
+        await run([(batch, session)])[0]
+    }
+
+    /// Runs several connections' batches, one after another, then waits for the log once for all
+    /// of them: one event-loop turn costs one group commit, however many clients it served.
+    public func run(_ batches: [(RequestBatch, SessionState)]) async -> [BatchResult] {
+        var performed = [PerformedBatch]()
+        performed.reserveCapacity(batches.count)
+        var touchedEngine = false
+        for (batch, session) in batches {
+            let p = await perform(batch, session: session)
+            touchedEngine = touchedEngine || p.touchedEngine
+            performed.append(p)
+        }
+        let failure = touchedEngine ? await engine.waitUntilDurable() : nil
+        let end = ContinuousClock.now
+        var latencies: [UInt64] = []
+        return performed.map { p in
+            var result = p.result
+            for reply in p.replies {
+                let frames = failure != nil && reply.isMutation ? [ReplyFrame(failure!)] : reply.frames
+                for frame in frames { ReplyEncoder.encode(frame, version: reply.version, into: &result.bytes) }
+            }
+            latencies.removeAll(keepingCapacity: true)
+            for start in p.startTimes { latencies.append(UInt64(max(0, start.duration(to: end) / .nanoseconds(1)))) }
+            statistics.recordLatencies(latencies)
+            statistics.commandsProcessed.add(p.startTimes.count, ordering: .relaxed)
+            return result
+        }
+    }
+
+    /// A batch whose requests ran but whose replies may not be revealed until the log says so.
+    private struct PerformedBatch {
+        var result: BatchResult
+        var replies: [(frames: [ReplyFrame], version: RESPVersion, isMutation: Bool)] = []
+        var startTimes: [ContinuousClock.Instant] = []
+        var touchedEngine = false
+    }
+
+    private func perform(_ batch: RequestBatch, session: SessionState) async -> PerformedBatch {
+        var p = PerformedBatch(result: BatchResult(session: session))
+        p.replies.reserveCapacity(batch.requests.count + 1)
+        p.startTimes.reserveCapacity(batch.requests.count)
+        for words in batch.requests {
+            p.startTimes.append(.now)
+            let (frames, kind) = await respond(to: words, result: &p.result)
+            if kind != .session { p.touchedEngine = true }
+            p.replies.append((frames, p.result.session.version, kind == .mutation))
+            if p.result.closeAfterWrite { break }  // QUIT: what follows it is not answered
+        }
+        if let error = batch.protocolError, !p.result.closeAfterWrite {
+            p.replies.append(([error.frame], p.result.session.version, false))
+            p.result.closeAfterWrite = true
+            statistics.protocolErrors.add(1, ordering: .relaxed)
+        }
+        return p
+    }
+
+    enum Kind { case session, read, mutation }
+
+    /// The replies to one request: one frame, except for SUBSCRIBE and UNSUBSCRIBE of several
+    /// channels, which answer once per channel as Redis does.
+    private func respond(to words: [[UInt8]], result: inout BatchResult) async -> ([ReplyFrame], Kind) {
+        let request: Request
+        switch Request.parse(words) {
+        case .failure(let error): return ([error.frame], .session)
+        case .success(let r): request = r
+        }
+        let commandClass = request.commandClass
+        if commandClass != .session {
+            guard let roles = result.session.roles else { return ([.error("NOAUTH Authentication required.")], .session) }
+            guard roles.contains(where: { $0.permittedClasses.contains(commandClass) }) else {
+                let name = String(decoding: words[0], as: UTF8.self).lowercased()
+                let granted = roles.sorted().map(\.rawValue).joined(separator: ",")
+                return ([.error("NOPERM this token's roles (\(granted)) may not run '\(name)': it needs the \(commandClass.rawValue) role")], .session)
+            }
+        }
+        if !result.session.channels.isEmpty, result.session.version == .resp2 {
+            switch request {
+            case .session(.subscribe), .session(.unsubscribe), .session(.ping), .session(.quit): break
+            default:
+                let name = String(decoding: words[0], as: UTF8.self).lowercased()
+                return ([.error("ERR Can't execute '\(name)': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")], .session)
+            }
+        }
+        switch request {
+        case .mutation(let command):
+            switch await engine.executeDeferringDurability(command, actor: result.session.actor) {
+            case .ok(let reply): return ([ReplyFrame(reply)], .mutation)
+            case .refused(let refusal): return ([ReplyFrame(refusal)], .mutation)
+            }
+        case .query(let query):
+            return ([await answer(query, session: result.session)], .read)
+        case .session(.subscribe(let channels)):
+            return (subscribe(channels, result: &result), .session)
+        case .session(.unsubscribe(let channels)):
+            return (unsubscribe(channels, result: &result), .session)
+        case .session(let s):
+            return ([answer(s, result: &result)], .session)
+        case .snapshot:
+            return ([.error("ERR SNAPSHOT is not available yet: the write-ahead log alone restores the state at start-up")], .session)
+        }
+    }
+
+    // MARK: Queries
+
+    private func answer(_ query: Query, session: SessionState) async -> ReplyFrame {
+        switch query {
+        case .stock(let variant, let warehouse?):
+            return frame(await engine.cell(variant: variant, warehouse: warehouse)) { ReplyFrame(cell: $0) }
+        case .stock(let variant, nil):
+            return frame(await engine.stock(variant: variant)) { ReplyFrame($0) }
+        case .reservation(let id):
+            return frame(await engine.reservation(id)) { ReplyFrame(reservation: $0) }
+        case .lowStock(let threshold, let limit):
+            return frame(await engine.lowStock(threshold: threshold, limit: limit)) { ReplyFrame(lowStock: $0) }
+        case .backorders(let limit):
+            return frame(await engine.backorders(limit: limit)) { ReplyFrame($0) }
+        case .history(let variant, let warehouse, let limit):
+            return frame(await engine.history(variant: variant, warehouse: warehouse, limit: limit)) { ReplyFrame(entries: $0) }
+        case .events(let from, let limit):
+            let n = limit ?? Limits.listCountDefault
+            guard n >= 1 else { return ReplyFrame(Refusal.invalid("LIMIT must be at least 1")) }
+            guard n <= Limits.listCountMax else { return ReplyFrame(Refusal.limit("LIMIT may not exceed \(Limits.listCountMax)")) }
+            return ReplyFrame(entries: await engine.events(from: from, limit: n))
+        case .warehouseList:
+            return ReplyFrame(warehouses: engine.warehouses())
+        case .policy(let variant):
+            return frame(engine.policy(of: variant)) { ReplyFrame($0) }
+        case .stats:
+            return ReplyFrame(await engine.stats())
+        case .info(let section):
+            return .text(await infoText(section: section))
+        }
+    }
+
+    private func frame<T>(_ outcome: Outcome<T>, _ success: (T) -> ReplyFrame) -> ReplyFrame {
+        switch outcome {
+        case .ok(let value): success(value)
+        case .refused(let refusal): ReplyFrame(refusal)
+        }
+    }
+
+    // MARK: Session requests
+
+    private func answer(_ request: SessionRequest, result: inout BatchResult) -> ReplyFrame {
+        switch request {
+        case .ping(let message):
+            if !result.session.channels.isEmpty, result.session.version == .resp2 {
+                return .array([.text("pong"), .bulk(message ?? [])])
+            }
+            return message.map { .bulk($0) } ?? .simple("PONG")
+        case .auth(let token):
+            return authenticate(token, session: &result.session) ?? .ok
+        case .hello(let version, let token, let clientName):
+            if let version, version != 2 && version != 3 {
+                return .error("NOPROTO unsupported protocol version")
+            }
+            if let token, let refusal = authenticate(token, session: &result.session) { return refusal }
+            if let version { result.session.version = version == 3 ? .resp3 : .resp2 }
+            if let clientName { result.session.name = clientName }
+            return .record(facts.hello(session: result.session))
+        case .command(let sub):
+            switch sub {
+            case "COUNT": return .integer(Int64(CommandCatalog.entries.count))
+            case "DOCS": return .record([])
+            case nil, "INFO", "LIST": return .array(CommandCatalog.entries.map { .text($0.name.lowercased()) })
+            default: return .error("ERR unknown subcommand '\(sub!)'. Try COMMAND HELP.")
+            }
+        case .client(let sub, let arguments):
+            switch sub {
+            case "SETNAME":
+                guard arguments.count == 1 else { return .error("ERR wrong number of arguments for 'client|setname' command") }
+                guard !arguments[0].contains(where: { $0 == " " || $0 == "\n" }) else {
+                    return .error("ERR Client names cannot contain spaces, newlines or special characters.")
+                }
+                result.session.name = arguments[0]
+                return .ok
+            case "GETNAME": return result.session.name.isEmpty ? .null : .text(result.session.name)
+            case "ID": return .integer(Int64(result.session.id))
+            case "SETINFO", "NO-EVICT", "NO-TOUCH", "REPLY": return .ok
+            default: return .error("ERR unknown subcommand '\(sub)'. Try CLIENT HELP.")
+            }
+        case .select(let index):
+            return index == 0 ? .ok : .error("ERR DB index is out of range")
+        case .configGet(let patterns):
+            // redis-benchmark asks for `save` and `appendonly` before it starts; answer as Redis would.
+            var fields: [RecordField] = []
+            let appendOnly = facts.durability == .none ? "no" : "yes"
+            for p in patterns.map({ $0.lowercased() }) {
+                if p == "save" || p == "*" { fields.append(RecordField("save", .text(""))) }
+                if p == "appendonly" || p == "*" { fields.append(RecordField("appendonly", .text(appendOnly))) }
+            }
+            return .record(fields)
+        case .quit:
+            result.closeAfterWrite = true
+            return .ok
+        case .subscribe, .unsubscribe:
+            preconditionFailure("answered once per channel by subscribe and unsubscribe")
+        }
+    }
+
+    private func subscribe(_ channels: [String], result: inout BatchResult) -> [ReplyFrame] {
+        var frames: [ReplyFrame] = []
+        for channel in channels {
+            guard channel == Self.eventsChannel else {
+                frames.append(.error("ERR unknown channel '\(channel)': the only channel is '\(Self.eventsChannel)'"))
+                continue
+            }
+            if result.session.channels.isEmpty && result.subscription == nil {
+                // Subscribe now, inside the batch, so that no event after this reply is missed.
+                result.subscription = engine.subscribe()
+                result.unsubscribedAll = false
+            }
+            result.session.channels.insert(channel)
+            frames.append(.push([.text("subscribe"), .text(channel), .integer(Int64(result.session.channels.count))]))
+        }
+        return frames
+    }
+
+    private func unsubscribe(_ channels: [String], result: inout BatchResult) -> [ReplyFrame] {
+        let leaving = channels.isEmpty ? result.session.channels.sorted() : channels
+        if leaving.isEmpty { return [.push([.text("unsubscribe"), .null, .integer(0)])] }
+        var frames: [ReplyFrame] = []
+        for channel in leaving {
+            result.session.channels.remove(channel)
+            frames.append(.push([.text("unsubscribe"), .text(channel), .integer(Int64(result.session.channels.count))]))
+        }
+        if result.session.channels.isEmpty {
+            result.unsubscribedAll = true
+            result.subscription = nil
+        }
+        return frames
+    }
+
+    static let eventsChannel = "events"
+
+    /// Checks a token; nil when it is good (and the session now has its roles), the error otherwise.
+    private func authenticate(_ token: String, session: inout SessionState) -> ReplyFrame? {
+        guard let auth = configuration.auth else {
+            return .error("ERR AUTH called without any auth file configured: start the server with --auth-file to require tokens")
+        }
+        guard let roles = auth.roles(of: token) else {
+            return .error("WRONGPASS invalid token or the token is not in the auth file")
+        }
+        session.roles = roles
+        return nil
+    }
+
+    /// The frame of one event for a subscriber: a pub/sub message (a push in RESP3).
+    static func message(for event: EngineEvent) -> ReplyFrame {
+        .push([.text("message"), .text(eventsChannel), .bulk(EventJSON.encode(event))])
+    }
+}

@@ -1,0 +1,54 @@
+// How a server is set up: where it listens, who may do what, and the limits of SPEC §5 that concern
+// connections. Each limit says why it has its value.
+
+import StockpileProtocol
+
+public struct ServerConfiguration: Sendable {
+    public var host: String
+    /// 0 picks a free port (tests); the bound port is `Server.port`.
+    public var port: Int
+    /// Tokens and their roles; nil means no authentication, which is only allowed on loopback
+    /// unless `insecure` is set (protected mode, as Redis has).
+    public var auth: AuthTable?
+    public var insecure: Bool
+    public var protocolLimits: ProtocolLimits
+    /// Open connections. Each costs a descriptor and a few KiB; the process raises its descriptor
+    /// limit to fit at start.
+    public var clientCountMax: Int
+    /// Bytes queued for a subscriber that does not read. Past it the subscriber is disconnected, so a
+    /// slow reader never holds memory or slows anyone else.
+    public var subscriberBacklogByteCountMax: Int
+    /// Bytes of replies queued for a client before the server stops reading its requests: a client
+    /// that pipelines without reading gets back-pressure, not unbounded buffering.
+    public var replyBacklogByteCountMax: Int
+    /// Requests taken from one connection's pipeline into one batch, so one busy client cannot keep
+    /// the others waiting for long.
+    public var batchRequestCountMax: Int
+
+    public static let portDefault = 7379
+    public static let clientCountDefault = 10_000
+    public static let subscriberBacklogByteCountDefault = 8 * 1024 * 1024
+    public static let replyBacklogByteCountDefault = 4 * 1024 * 1024
+
+    public init(
+        host: String = "127.0.0.1", port: Int = portDefault, auth: AuthTable? = nil, insecure: Bool = false,
+        protocolLimits: ProtocolLimits = ProtocolLimits(), clientCountMax: Int = clientCountDefault,
+        subscriberBacklogByteCountMax: Int = subscriberBacklogByteCountDefault,
+        replyBacklogByteCountMax: Int = replyBacklogByteCountDefault, batchRequestCountMax: Int = 256
+    ) {
+        self.host = host
+        self.port = port
+        self.auth = auth
+        self.insecure = insecure
+        self.protocolLimits = protocolLimits
+        self.clientCountMax = clientCountMax
+        self.subscriberBacklogByteCountMax = subscriberBacklogByteCountMax
+        self.replyBacklogByteCountMax = replyBacklogByteCountMax
+        self.batchRequestCountMax = batchRequestCountMax
+    }
+
+    /// True for the addresses that only this machine can reach.
+    public static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+}

@@ -1,0 +1,54 @@
+// What INFO reports about the server itself: connections, commands, latency and the rate of
+// commands. Counters are atomics so that every batch can count without a shared lock; the latency
+// histogram takes one lock per batch, not per request.
+
+import Foundation
+import Stockpile
+import Synchronization
+
+final class ServerStatistics: Sendable {
+    let startedAt = ContinuousClock.now
+    let startedAtWallTime = Date()
+    let connectionsAccepted = Atomic<Int>(0)
+    let connectionsRejected = Atomic<Int>(0)
+    let connectionsOpen = Atomic<Int>(0)
+    let subscribersOpen = Atomic<Int>(0)
+    let subscribersDropped = Atomic<Int>(0)
+    let commandsProcessed = Atomic<Int>(0)
+    let protocolErrors = Atomic<Int>(0)
+    let bytesRead = Atomic<Int>(0)
+    let bytesWritten = Atomic<Int>(0)
+    /// Nanoseconds from a request's start to the moment its reply could be revealed (after the log).
+    private let latency = Mutex(LatencyHistogram())
+    /// The commands per second over the last whole second, sampled by the loop.
+    private let rate = Mutex(Rate())
+
+    private struct Rate {
+        var sampledAt = ContinuousClock.now
+        var commandsAtSample = 0
+        var perSecond = 0.0
+    }
+
+    func recordLatencies(_ nanoseconds: [UInt64]) {
+        latency.withLock { h in
+            for v in nanoseconds { h.record(v) }
+        }
+    }
+
+    var latencySnapshot: LatencyHistogram { latency.withLock { $0 } }
+
+    /// Called by the event loop about ten times a second; updates the rate once a second.
+    func sample(now: ContinuousClock.Instant) {
+        let commands = commandsProcessed.load(ordering: .relaxed)
+        rate.withLock { r in
+            let elapsed = now - r.sampledAt
+            guard elapsed >= .seconds(1) else { return }
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            r.perSecond = Double(commands - r.commandsAtSample) / seconds
+            r.sampledAt = now
+            r.commandsAtSample = commands
+        }
+    }
+
+    var commandsPerSecond: Double { rate.withLock { $0.perSecond } }
+}

@@ -1,0 +1,117 @@
+// `stockpile serve`: opens the engine in the data directory (replaying its log), listens for Redis
+// clients, and on SIGINT or SIGTERM stops accepting, answers what it has received, makes the log
+// durable and exits 0.
+
+import Dispatch
+import Foundation
+import Stockpile
+import StockpileServer
+import StockpileWAL
+
+let serveUsage = """
+    usage: stockpile serve [options]
+
+      --host ADDR          address to listen on (default 127.0.0.1). A non-loopback address needs
+                           --auth-file, or --insecure to serve without authentication.
+      --port N             TCP port (default 7379)
+      --data-dir DIR       where the write-ahead log lives (default ./stockpile-data)
+      --fsync POLICY       always (default): a reply waits until its change is on disk (fdatasync);
+                           interval=<ms>: a reply waits for write(), the disk is synced every <ms>
+                           (a crash of the process loses nothing, a power loss at most <ms>);
+                           none: no log at all, everything is lost at exit (load tests)
+      --auth-file FILE     tokens and roles, one `token role[,role…]` per line (# comments); roles:
+                           read, checkout, fulfillment, inventory, admin. Clients then must AUTH.
+      --insecure           allow a non-loopback --host without --auth-file
+      --shards N           shards the cells are spread over, 1-64 (default 16)
+      --retention SECONDS  how long ids and KEYs of finished work are remembered (default 86400)
+      --max-clients N      open connections allowed (default 10000)
+      --max-request-bytes N   largest request accepted, framing included (default 65536)
+      --max-arguments N    most words in one request (default 1024)
+      --subscriber-backlog-bytes N   bytes queued for a subscriber before it is disconnected
+                           (default 8388608)
+      -h, --help           this text
+
+    """
+
+func serve(_ arguments: [String]) async -> Never {
+    var flags = Flags(arguments, usage: serveUsage)
+    var configuration = ServerConfiguration()
+    var engineConfiguration = EngineConfiguration()
+    var dataDirectory = "./stockpile-data"
+    var durability = DurabilityPolicy.always
+    var authFile: String?
+    while let flag = flags.next() {
+        switch flag {
+        case "--host": configuration.host = flags.value(flag)
+        case "--port": configuration.port = flags.integer(flag, in: 0...65535)
+        case "--data-dir": dataDirectory = flags.value(flag)
+        case "--fsync":
+            let text = flags.value(flag)
+            guard let policy = DurabilityPolicy(parsing: text) else { fail("--fsync takes always, interval=<ms> or none, not '\(text)'") }
+            durability = policy
+        case "--auth-file": authFile = flags.value(flag)
+        case "--insecure": configuration.insecure = true
+        case "--shards": engineConfiguration.shardCount = flags.integer(flag, in: 1...64)
+        case "--retention": engineConfiguration.retention = .seconds(flags.integer(flag, in: 1...(366 * 86400)))
+        case "--max-clients": configuration.clientCountMax = flags.integer(flag, in: 1...1_000_000)
+        case "--max-request-bytes": configuration.protocolLimits.requestByteCountMax = flags.integer(flag, in: 1024...(512 << 20))
+        case "--max-arguments": configuration.protocolLimits.argumentCountMax = flags.integer(flag, in: 8...1_000_000)
+        case "--subscriber-backlog-bytes": configuration.subscriberBacklogByteCountMax = flags.integer(flag, in: 1024...(1 << 40))
+        case "-h", "--help":
+            print(serveUsage, terminator: "")
+            exit(0)
+        default: fail("unknown option \(flag) for serve\n\n\(serveUsage)")
+        }
+    }
+    if let authFile {
+        do {
+            configuration.auth = try AuthTable.load(path: authFile)
+        } catch {
+            fail("\(error)")
+        }
+    }
+
+    let started = ContinuousClock.now
+    let engine: Engine
+    do {
+        engine = try Engine.open(dataDirectory: dataDirectory, durability: durability, configuration: engineConfiguration)
+    } catch {
+        fail("cannot open \(dataDirectory): \(error)")
+    }
+    let server: Server
+    do {
+        server = try Server(engine: engine, configuration: configuration)
+    } catch {
+        fail("\(error)")
+    }
+    let where_ = durability == .none
+        ? "durability off (--fsync none): nothing is written to disk, a restart starts empty"
+        : "fsync \(durability.flagText), data in \(dataDirectory)"
+    let elapsed = started.duration(to: .now)
+    Server.logToStandardError(
+        "listening on \(configuration.host):\(server.port) (\(where_); \(engineConfiguration.shardCount) shards; "
+            + "\(configuration.auth.map { "\($0.tokenCount) token(s)" } ?? "no auth, loopback only"); ready in \(elapsed.formatted(.units(allowed: [.milliseconds]))))")
+
+    // Signals arrive on a dispatch queue, never in the middle of the loop's own code.
+    signal(SIGINT, SIG_IGN)
+    signal(SIGTERM, SIG_IGN)
+    let sources = [SIGINT, SIGTERM].map { number in
+        let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+        source.setEventHandler {
+            Server.logToStandardError("\(number == SIGINT ? "SIGINT" : "SIGTERM"): shutting down")
+            server.shutdown()
+        }
+        source.resume()
+        return source
+    }
+    await server.stopped()
+    _ = sources
+    do {
+        try engine.close()
+    } catch {
+        Server.logToStandardError("the log could not be closed cleanly: \(error)")
+        exit(1)
+    }
+    Server.logToStandardError("stopped; the log is synced")
+    exit(0)
+}
