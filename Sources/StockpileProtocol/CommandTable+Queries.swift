@@ -73,6 +73,9 @@ extension CommandTable {
             guard a.count <= 2 else { throw .wrongArity(command: "ping") }
             // The message is echoed as bytes: it need not be text.
             return .ping(message: a.count == 2 ? a[1] : nil)
+        case .echo:
+            guard a.count == 2 else { throw .wrongArity(command: "echo") }
+            return .echo(message: a[1])
         case .subscribe:
             guard a.count >= 2 else { throw .wrongArity(command: "subscribe") }
             return .subscribe(channels: try texts(a.dropFirst(), "channel"))

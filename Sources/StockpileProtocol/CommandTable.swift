@@ -21,7 +21,7 @@ enum CommandName: String, CaseIterable {
         backorders = "BACKORDERS", history = "HISTORY", events = "EVENTS", warehouse = "WAREHOUSE",
         policy = "POLICY", stats = "STATS", info = "INFO", snapshot = "SNAPSHOT", subscribe = "SUBSCRIBE",
         unsubscribe = "UNSUBSCRIBE", auth = "AUTH", hello = "HELLO", command = "COMMAND", client = "CLIENT",
-        select = "SELECT", config = "CONFIG", quit = "QUIT"
+        select = "SELECT", config = "CONFIG", quit = "QUIT", echo = "ECHO"
 
     /// The command a word names, in any ASCII case; nil for an unknown command.
     init?(_ word: [UInt8]) {
@@ -80,7 +80,7 @@ extension Request {
         case .snapshot:
             try CommandTable.expectCount(a, 1, .snapshot)
             return .snapshot
-        case .ping, .subscribe, .unsubscribe, .auth, .hello, .command, .client, .select, .config, .quit:
+        case .ping, .echo, .subscribe, .unsubscribe, .auth, .hello, .command, .client, .select, .config, .quit:
             return .session(try CommandTable.session(name, a))
         }
     }
@@ -113,7 +113,7 @@ extension Request {
             switch session {
             // Pub/sub delivers the event stream, which is read access; unsubscribing belongs with it.
             case .subscribe, .unsubscribe: .read
-            case .ping, .auth, .hello, .command, .client, .select, .configGet, .quit: .session
+            case .ping, .echo, .auth, .hello, .command, .client, .select, .configGet, .quit: .session
             }
         case .snapshot: .admin
         }

@@ -7,7 +7,7 @@
 //   simple       +text CRLF                    same
 //   error        -text CRLF                    same
 //   integer      :n CRLF                       same
-//   bulk         $len CRLF bytes CRLF          same
+//   bulk, string $len CRLF bytes CRLF          same
 //   null         $-1 CRLF                      _ CRLF
 //   array        *n CRLF items                 same
 //   record       *2n CRLF (name value)…        %n CRLF (name value)…   names as bulk strings
@@ -30,6 +30,8 @@ public enum ReplyEncoder {
             appendCRLF(into: &out)
         case .bulk(let bytes):
             appendBulk(bytes, into: &out)
+        case .string(let text):
+            appendBulk(text.utf8, into: &out)
         case .null:
             switch version {
             case .resp2: appendASCII("$-1\r\n", into: &out)

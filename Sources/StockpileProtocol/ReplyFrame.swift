@@ -19,7 +19,7 @@ public struct RecordField: Hashable, Sendable {
     }
 }
 
-public indirect enum ReplyFrame: Hashable, Sendable {
+public indirect enum ReplyFrame: Sendable {
     /// `+text`: a status line such as OK or PONG. Must not contain CR or LF.
     case simple(String)
     /// `-CODE message`: the whole text after the dash. Must not contain CR or LF.
@@ -27,6 +27,9 @@ public indirect enum ReplyFrame: Hashable, Sendable {
     case integer(Int64)
     /// `$n` with any bytes.
     case bulk([UInt8])
+    /// `$n` with the UTF-8 bytes of text: the same on the wire as `.bulk`, but a short string costs
+    /// no allocation until it is written. Equal to the `.bulk` of the same bytes.
+    case string(String)
     /// RESP2 `$-1`, RESP3 `_`.
     case null
     case array([ReplyFrame])
@@ -36,7 +39,46 @@ public indirect enum ReplyFrame: Hashable, Sendable {
     case push([ReplyFrame])
 
     /// A bulk string of UTF-8 text.
-    public static func text(_ s: String) -> ReplyFrame { .bulk(Array(s.utf8)) }
+    public static func text(_ s: String) -> ReplyFrame { .string(s) }
 
     public static let ok = ReplyFrame.simple("OK")
+}
+
+extension ReplyFrame: Hashable {
+    /// The bytes of a bulk string, however it is held.
+    public var bulkBytes: [UInt8]? {
+        switch self {
+        case .bulk(let bytes): bytes
+        case .string(let text): Array(text.utf8)
+        default: nil
+        }
+    }
+
+    /// Frames are equal when they write the same RESP: `.string` and `.bulk` of the same bytes are.
+    public static func == (a: ReplyFrame, b: ReplyFrame) -> Bool {
+        switch (a, b) {
+        case (.simple(let x), .simple(let y)), (.error(let x), .error(let y)): return x == y
+        case (.integer(let x), .integer(let y)): return x == y
+        case (.null, .null): return true
+        case (.array(let x), .array(let y)), (.push(let x), .push(let y)): return x == y
+        case (.record(let x), .record(let y)): return x == y
+        case (.string(let x), .string(let y)): return x == y
+        default:
+            guard let x = a.bulkBytes, let y = b.bulkBytes else { return false }
+            return x == y
+        }
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        switch self {
+        case .simple(let s): hasher.combine(0); hasher.combine(s)
+        case .error(let s): hasher.combine(1); hasher.combine(s)
+        case .integer(let n): hasher.combine(2); hasher.combine(n)
+        case .bulk, .string: hasher.combine(3); hasher.combine(bulkBytes!)
+        case .null: hasher.combine(4)
+        case .array(let items): hasher.combine(5); hasher.combine(items)
+        case .record(let fields): hasher.combine(6); hasher.combine(fields)
+        case .push(let items): hasher.combine(7); hasher.combine(items)
+        }
+    }
 }

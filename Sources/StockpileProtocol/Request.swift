@@ -22,6 +22,8 @@ public enum Query: Hashable, Sendable {
 /// Requests about the connection rather than the stock; they answer what Redis clients expect.
 public enum SessionRequest: Hashable, Sendable {
     case ping(message: [UInt8]?)
+    /// `ECHO message`: the message back (redis-cli --pipe ends its input with one).
+    case echo(message: [UInt8])
     /// `AUTH token` or `AUTH user token` (the user name is ignored).
     case auth(token: String)
     /// `HELLO [version [AUTH user token] [SETNAME name]]`.
@@ -49,7 +51,7 @@ public enum Request: Hashable, Sendable {
 
 /// Who may run a request (SPEC §5, §7.17). Roles grant classes; every role may read.
 public enum CommandClass: String, Sendable, Hashable, CaseIterable {
-    /// Works before AUTH: PING, AUTH, HELLO, QUIT, COMMAND, CONFIG GET, CLIENT, SELECT.
+    /// Works before AUTH: PING, ECHO, AUTH, HELLO, QUIT, COMMAND, CONFIG GET, CLIENT, SELECT.
     case session
     /// STOCK, RESERVATION, LOWSTOCK, BACKORDERS, HISTORY, EVENTS, STATS, INFO, WAREHOUSE LIST,
     /// POLICY GET, SUBSCRIBE.

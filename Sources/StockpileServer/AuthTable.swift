@@ -43,7 +43,9 @@ public struct AuthTable: Sendable {
     /// Parses the text of an auth file. `source` names it in errors.
     public init(parsing text: String, source: String) throws(AuthFileError) {
         var roles: [String: Set<Role>] = [:]
-        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // Split on every kind of line end: "\r\n" is one Character in Swift, so a split on "\n" alone
+        // would read a file saved with CRLF line ends as one line.
+        for (index, rawLine) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             let line = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
             let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
             if words.isEmpty { continue }

@@ -1,9 +1,13 @@
 // The event loop: one thread of its own (epoll_wait blocks, and must never block the cooperative
 // pool) that accepts connections, reads requests, hands each connection's pipeline to the request
-// handler as a batch, and writes the replies when the batch comes back. Batches run as tasks on the
-// cooperative pool, where the engine lives; they report back through the mailbox, which wakes the
-// loop with an eventfd. Only the loop thread touches connections; the mailbox is the one shared
-// structure, under a lock.
+// handler as a batch, and writes the replies when the batch comes back.
+//
+// The loop is also the task executor its batches run on, as swift-nio's event loops are: a batch
+// task runs on the loop thread between two waits for readiness, and since the engine enters its
+// shards synchronously, a batch with nothing to wait for runs start to finish without a thread
+// switch. A batch that waits for the log suspends; the committer's thread resumes it by enqueueing
+// its job here, which wakes the loop with the eventfd. Only the loop thread touches connections; the
+// mailbox and the job queue are the shared structures, each under a lock.
 
 import CStockpileLinux
 import Foundation
@@ -11,13 +15,13 @@ import Stockpile
 import StockpileProtocol
 import Synchronization
 
-final class EventLoop: @unchecked Sendable {
-    // @unchecked: everything below but `mailbox` belongs to the loop thread alone; other threads
-    // only call `post` (mailbox lock + eventfd), which is safe from anywhere.
+final class EventLoop: TaskExecutor, @unchecked Sendable {
+    // @unchecked: everything below but `mailbox` and `jobs` belongs to the loop thread alone; other
+    // threads only call `post` and `enqueue` (a lock and the eventfd), which are safe from anywhere.
 
     enum Message: Sendable {
         /// The batches of one turn, each with its connection.
-        case batchesDone([(connection: UInt64, result: BatchResult)])
+        case batchesDone(connections: [UInt64], results: [BatchResult])
         /// Bytes for a subscriber: one or more encoded event messages.
         case events(connection: UInt64, [UInt8])
         case shutdown
@@ -30,6 +34,9 @@ final class EventLoop: @unchecked Sendable {
     private let statistics: ServerStatistics
     private let log: @Sendable (String) -> Void
     private let mailbox = Mutex<[Message]>([])
+    /// Jobs of tasks that run on this loop, in the order they were enqueued.
+    private let jobs = Mutex<[UnownedJob]>([])
+    private var runnableJobs: [UnownedJob] = []
     /// Batches ready to run, gathered over one turn of the loop and started together.
     private var ready: [(connection: UInt64, batch: RequestBatch, session: SessionState)] = []
 
@@ -63,9 +70,21 @@ final class EventLoop: @unchecked Sendable {
         if wasEmpty { poller.wake() }
     }
 
+    /// Runs a job of a task that prefers this executor: on the loop thread, at the end of its turn.
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        let wasEmpty = jobs.withLock { queue in
+            queue.append(job)
+            return queue.count == 1
+        }
+        if wasEmpty { poller.wake() }
+    }
+
     /// Runs until shutdown completes. Call on the loop's own thread.
     func run() {
         while true {
+            // Do not sleep while jobs wait: a job enqueued during this turn has already woken the
+            // poller, so a zero timeout is only needed when the queue is known to be non-empty.
             poller.wait(timeoutMilliseconds: 100) { token, events in
                 switch token {
                 case Poller.wakeToken: poller.drainWake()
@@ -73,8 +92,12 @@ final class EventLoop: @unchecked Sendable {
                 default: handleReadiness(token, events)
                 }
             }
-            drainMailbox()
-            startReadyBatches()
+            // Jobs, messages and new batches feed each other (a batch posts its result; a result
+            // starts the connection's next batch): go round until all three are empty.
+            repeat {
+                drainMailbox()
+                startReadyBatches()
+            } while runJobs()
             let now = ContinuousClock.now
             statistics.sample(now: now)
             if let until = acceptPausedUntil, now >= until, listening {
@@ -189,10 +212,19 @@ final class EventLoop: @unchecked Sendable {
         let work = ready
         ready.removeAll(keepingCapacity: true)
         let handler = self.handler
-        Task {
+        Task(executorPreference: self) {
             let results = await handler.run(work.map { ($0.batch, $0.session) })
-            self.post(.batchesDone(zip(work, results).map { ($0.0.connection, $0.1) }))
+            self.post(.batchesDone(connections: work.map(\.connection), results: results))
         }
+    }
+
+    /// Runs the jobs queued so far. Returns false when there were none.
+    private func runJobs() -> Bool {
+        jobs.withLock { swap(&$0, &runnableJobs) }
+        if runnableJobs.isEmpty { return false }
+        for job in runnableJobs { job.runSynchronously(on: asUnownedTaskExecutor()) }
+        runnableJobs.removeAll(keepingCapacity: true)
+        return true
     }
 
     private func drainMailbox() {
@@ -204,7 +236,7 @@ final class EventLoop: @unchecked Sendable {
             if messages.isEmpty { return }
             for message in messages {
                 switch message {
-                case .batchesDone(let done): for (id, result) in done { finishBatch(id, result) }
+                case .batchesDone(let ids, let results): for (id, result) in zip(ids, results) { finishBatch(id, result) }
                 case .events(let id, let bytes): deliverEvents(id, bytes)
                 case .shutdown: beginShutdown()
                 }
@@ -236,7 +268,7 @@ final class EventLoop: @unchecked Sendable {
 
     /// Forwards a subscription's events to the loop, a run of them per message when they come fast.
     private func forward(_ stream: AsyncStream<EngineEvent>, to id: UInt64, version: RESPVersion) -> Task<Void, Never> {
-        Task {
+        Task(executorPreference: self) {
             var bytes: [UInt8] = []
             for await event in stream {
                 bytes.removeAll(keepingCapacity: true)

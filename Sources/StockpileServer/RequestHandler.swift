@@ -99,40 +99,53 @@ public final class RequestHandler: Sendable {
         let end = ContinuousClock.now
         var latencies: [UInt64] = []
         return performed.map { p in
-            var result = p.result
-            for reply in p.replies {
-                let frames = failure != nil && reply.isMutation ? [ReplyFrame(failure!)] : reply.frames
-                for frame in frames { ReplyEncoder.encode(frame, version: reply.version, into: &result.bytes) }
-            }
             latencies.removeAll(keepingCapacity: true)
             for start in p.startTimes { latencies.append(UInt64(max(0, start.duration(to: end) / .nanoseconds(1)))) }
             statistics.recordLatencies(latencies)
             statistics.commandsProcessed.add(p.startTimes.count, ordering: .relaxed)
+            guard let failure, !p.mutationReplies.isEmpty else { return p.result }
+            return p.replacingMutationReplies(with: ReplyFrame(failure))
+        }
+    }
+
+    /// A batch whose requests ran and whose replies are encoded, but may not be revealed until the
+    /// log says so. Replies are encoded as they are made (no frame outlives its request); the byte
+    /// ranges of the mutations' replies are kept in case the log fails and they must become READONLY.
+    private struct PerformedBatch {
+        var result: BatchResult
+        var mutationReplies: [(range: Range<Int>, version: RESPVersion)] = []
+        var startTimes: [ContinuousClock.Instant] = []
+        var touchedEngine = false
+
+        func replacingMutationReplies(with frame: ReplyFrame) -> BatchResult {
+            var result = self.result
+            var bytes: [UInt8] = []
+            var copied = 0
+            for reply in mutationReplies {
+                bytes += result.bytes[copied..<reply.range.lowerBound]
+                ReplyEncoder.encode(frame, version: reply.version, into: &bytes)
+                copied = reply.range.upperBound
+            }
+            bytes += result.bytes[copied...]
+            result.bytes = bytes
             return result
         }
     }
 
-    /// A batch whose requests ran but whose replies may not be revealed until the log says so.
-    private struct PerformedBatch {
-        var result: BatchResult
-        var replies: [(frames: [ReplyFrame], version: RESPVersion, isMutation: Bool)] = []
-        var startTimes: [ContinuousClock.Instant] = []
-        var touchedEngine = false
-    }
-
     private func perform(_ batch: RequestBatch, session: SessionState) async -> PerformedBatch {
         var p = PerformedBatch(result: BatchResult(session: session))
-        p.replies.reserveCapacity(batch.requests.count + 1)
         p.startTimes.reserveCapacity(batch.requests.count)
         for words in batch.requests {
             p.startTimes.append(.now)
             let (frames, kind) = await respond(to: words, result: &p.result)
             if kind != .session { p.touchedEngine = true }
-            p.replies.append((frames, p.result.session.version, kind == .mutation))
+            let start = p.result.bytes.count
+            for frame in frames { ReplyEncoder.encode(frame, version: p.result.session.version, into: &p.result.bytes) }
+            if kind == .mutation { p.mutationReplies.append((start..<p.result.bytes.count, p.result.session.version)) }
             if p.result.closeAfterWrite { break }  // QUIT: what follows it is not answered
         }
         if let error = batch.protocolError, !p.result.closeAfterWrite {
-            p.replies.append(([error.frame], p.result.session.version, false))
+            ReplyEncoder.encode(error.frame, version: p.result.session.version, into: &p.result.bytes)
             p.result.closeAfterWrite = true
             statistics.protocolErrors.add(1, ordering: .relaxed)
         }
@@ -233,6 +246,8 @@ public final class RequestHandler: Sendable {
                 return .array([.text("pong"), .bulk(message ?? [])])
             }
             return message.map { .bulk($0) } ?? .simple("PONG")
+        case .echo(let message):
+            return .bulk(message)
         case .auth(let token):
             return authenticate(token, session: &result.session) ?? .ok
         case .hello(let version, let token, let clientName):

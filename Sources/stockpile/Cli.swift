@@ -93,6 +93,7 @@ enum CliFormat {
         case .error(let e): return "(error) \(e)"
         case .integer(let n): return "(integer) \(n)"
         case .bulk(let bytes): return quoted(bytes)
+        case .string(let text): return quoted(Array(text.utf8))
         case .null: return "(nil)"
         case .array(let items), .push(let items):
             if items.isEmpty { return "(empty array)" }

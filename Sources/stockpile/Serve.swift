@@ -92,26 +92,43 @@ func serve(_ arguments: [String]) async -> Never {
         "listening on \(configuration.host):\(server.port) (\(where_); \(engineConfiguration.shardCount) shards; "
             + "\(configuration.auth.map { "\($0.tokenCount) token(s)" } ?? "no auth, loopback only"); ready in \(elapsed.formatted(.units(allowed: [.milliseconds]))))")
 
-    // Signals arrive on a dispatch queue, never in the middle of the loop's own code.
-    signal(SIGINT, SIG_IGN)
-    signal(SIGTERM, SIG_IGN)
-    let sources = [SIGINT, SIGTERM].map { number in
-        let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-        source.setEventHandler {
-            Server.logToStandardError("\(number == SIGINT ? "SIGINT" : "SIGTERM"): shutting down")
-            server.shutdown()
-        }
-        source.resume()
-        return source
+    onShutdownSignal { name in
+        Server.logToStandardError("\(name): shutting down")
+        server.shutdown()
     }
     await server.stopped()
-    _ = sources
     do {
         try engine.close()
     } catch {
         Server.logToStandardError("the log could not be closed cleanly: \(error)")
         exit(1)
     }
-    Server.logToStandardError("stopped; the log is synced")
+    Server.logToStandardError(durability == .none ? "stopped" : "stopped; the log is synced")
     exit(0)
+}
+
+/// The write end of the pipe the signal handler writes to. Set once, before the handler is installed.
+nonisolated(unsafe) private var signalPipeWriteDescriptor: Int32 = -1
+
+/// Calls `body` (on a thread of its own) with the signal's name each time SIGINT or SIGTERM arrives.
+/// The handler itself only writes the signal number to a pipe, which is all a signal handler may
+/// safely do; the thread reading the pipe does the rest.
+func onShutdownSignal(_ body: @escaping @Sendable (String) -> Void) {
+    var descriptors: [Int32] = [-1, -1]
+    guard pipe(&descriptors) == 0 else { fail("cannot create the signal pipe: errno \(errno)") }
+    signalPipeWriteDescriptor = descriptors[1]
+    let readDescriptor = descriptors[0]
+    for number in [SIGINT, SIGTERM] {
+        _ = signal(number) { received in
+            var byte = UInt8(truncatingIfNeeded: received)
+            _ = write(signalPipeWriteDescriptor, &byte, 1)
+        }
+    }
+    Thread.detachNewThread {
+        var byte: UInt8 = 0
+        while true {
+            let n = read(readDescriptor, &byte, 1)
+            if n == 1 { body(Int32(byte) == SIGINT ? "SIGINT" : "SIGTERM") } else if n < 0 && errno == EINTR { continue } else { return }
+        }
+    }
 }

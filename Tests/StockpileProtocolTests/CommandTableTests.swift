@@ -129,6 +129,7 @@ struct CommandTableTests {
         ParseCase("ping", .session(.ping(message: nil))),
         ParseCase("PiNg hello", .session(.ping(message: Array("hello".utf8)))),
         ParseCase("PING TTL", .session(.ping(message: Array("TTL".utf8)))),
+        ParseCase("echo said", .session(.echo(message: Array("said".utf8)))),
         ParseCase("subscribe events", .session(.subscribe(channels: ["events"]))),
         ParseCase("SUBSCRIBE a b", .session(.subscribe(channels: ["a", "b"]))),
         ParseCase("unsubscribe", .session(.unsubscribe(channels: []))),
@@ -335,7 +336,7 @@ struct CommandTableTests {
         ("STOCK A", .read), ("RESERVATION o", .read), ("LOWSTOCK", .read), ("BACKORDERS", .read),
         ("HISTORY A MAIN", .read), ("EVENTS 0", .read), ("STATS", .read), ("INFO", .read), ("WAREHOUSE LIST", .read),
         ("POLICY GET A", .read), ("SUBSCRIBE events", .read), ("UNSUBSCRIBE", .read),
-        ("PING", .session), ("AUTH t", .session), ("HELLO 3", .session), ("QUIT", .session), ("COMMAND", .session),
+        ("PING", .session), ("ECHO hi", .session), ("AUTH t", .session), ("HELLO 3", .session), ("QUIT", .session), ("COMMAND", .session),
         ("CONFIG GET save", .session), ("CLIENT SETNAME n", .session), ("SELECT 0", .session),
     ]
 

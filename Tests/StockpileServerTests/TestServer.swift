@@ -3,6 +3,7 @@
 
 import Foundation
 import Stockpile
+import Synchronization
 import StockpileProtocol
 import Testing
 
@@ -37,16 +38,51 @@ final class TestServer: Sendable {
 
 /// Runs `body` with a started server and stops it afterwards, whatever happens.
 ///
-/// The body runs on a thread of its own, not on the cooperative pool: `RESPClient` blocks in
-/// `recv`, and the server's batches run as tasks on that pool (two threads on this machine), so a
-/// blocking client there could starve the very server it waits for.
+/// The body runs on a thread of its own (a task executor with one thread), not on the cooperative
+/// pool: `RESPClient` blocks in `recv`, and the server's batches run as tasks on that pool (two
+/// threads on this machine), so a blocking client there could starve the very server it waits
+/// for. Being still a task of the test, the body's expectations are reported against the test.
 func withServer<T: Sendable>(
-    engine: Engine = Engine(), configure: (inout ServerConfiguration) -> Void = { _ in }, _ body: @escaping @Sendable (TestServer) throws -> T
+    engine: Engine = Engine(), configure: (inout ServerConfiguration) -> Void = { _ in }, _ body: (TestServer) async throws -> T
 ) async throws -> T {
     let server = try TestServer(engine: engine, configure: configure)
-    let result = await onThread { Result { try body(server) } }
+    let executor = ThreadExecutor()
+    defer { executor.stop() }
+    let result = await withTaskExecutorPreference(executor) { () async -> Result<T, any Error> in
+        do { return .success(try await body(server)) } catch { return .failure(error) }
+    }
     await server.stop()
     return try result.get()
+}
+
+/// A task executor that runs its jobs on one thread of its own, where blocking is harmless.
+final class ThreadExecutor: TaskExecutor, @unchecked Sendable {
+    private let jobs = Mutex<[UnownedJob]>([])
+    private let available = DispatchSemaphore(value: 0)
+
+    init() {
+        let thread = Thread { [self] in
+            while true {
+                available.wait()
+                // A wake-up with nothing queued is `stop`'s.
+                guard let job = jobs.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) else { return }
+                job.runSynchronously(on: asUnownedTaskExecutor())
+            }
+        }
+        thread.stackSize = 4 << 20
+        thread.start()
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        jobs.withLock { $0.append(job) }
+        available.signal()
+    }
+
+    /// Ends the thread once the jobs queued so far have run.
+    func stop() {
+        available.signal()
+    }
 }
 
 /// Runs blocking work on a new thread and waits for it without holding a cooperative thread.
@@ -66,7 +102,7 @@ extension ReplyFrame {
         case .array(let items) where items.count % 2 == 0:
             var i = 0
             while i < items.count {
-                if case .bulk(let key) = items[i], String(decoding: key, as: UTF8.self) == name { return items[i + 1] }
+                if let key = items[i].bulkBytes, String(decoding: key, as: UTF8.self) == name { return items[i + 1] }
                 i += 2
             }
             return nil
@@ -82,6 +118,7 @@ extension ReplyFrame {
     var textValue: String? {
         switch self {
         case .bulk(let b): String(decoding: b, as: UTF8.self)
+        case .string(let s): s
         case .simple(let s): s
         default: nil
         }

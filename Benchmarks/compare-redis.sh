@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Stockpile against Redis 7 running an equivalent Lua reserve, driven by the same redis-benchmark
+# command in the same run, over loopback:
+#   - durability off: `stockpile serve --fsync none`  vs  redis-server with no persistence;
+#   - durability on:  `stockpile serve --fsync always` vs  redis-server --appendonly yes --appendfsync always;
+#   - workloads: RESERVE of 1 unit on one hot cell, and on 100,000 cells; pipeline 1 and 16; 50 clients.
+# The Lua reserve does what RESERVE does for one line: it is idempotent by id (a known id answers its
+# quantity again), checks available, increments reserved and records the id.
+#
+#   Benchmarks/compare-redis.sh [--requests N] [--clients N]
+#
+# Needs redis-server and redis-benchmark (Debian: apt-get install redis-server redis-tools). The
+# server and the load generator share this machine's cores: read the figures as ratios of one run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+requests=200000
+clients=50
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --requests) requests="$2"; shift 2 ;;
+    --clients) clients="$2"; shift 2 ;;
+    *) echo "usage: $0 [--requests N] [--clients N]" >&2; exit 2 ;;
+    esac
+done
+cells=100000
+stock=1000000000000
+sp_port=7399
+redis_port=6399
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+
+swift build -c release --product stockpile >/dev/null
+stockpile=.build/release/stockpile
+
+lua='local rid = "res:" .. ARGV[1]
+local known = redis.call("HGET", rid, "qty")
+if known then return tonumber(known) end
+local q = tonumber(ARGV[2])
+local cell = redis.call("HMGET", KEYS[1], "on_hand", "reserved")
+local available = tonumber(cell[1] or "0") - tonumber(cell[2] or "0")
+if available < q then return redis.error_reply("INSUFFICIENT " .. KEYS[1] .. " available " .. available .. " requested " .. q) end
+redis.call("HINCRBY", KEYS[1], "reserved", q)
+redis.call("HSET", rid, "cell", KEYS[1], "qty", q)
+return q'
+
+wait_port() {
+    for _ in $(seq 100); do
+        redis-cli -p "$1" PING >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "server on port $1 did not start" >&2
+    exit 1
+}
+
+# One redis-benchmark run; prints "<rps> <p50 ms> <p99 ms>".
+bench() {
+    local port=$1 pipeline=$2
+    shift 2
+    redis-benchmark -p "$port" -c "$clients" -n "$requests" -P "$pipeline" -r 100000 --precision 3 --csv "$@" 2>"$work/bench.err" \
+        | awk -F, 'NR == 2 { for (i = 1; i <= NF; i++) gsub(/"/, "", $i); print $2, $5, $7 }'
+    if [ -s "$work/bench.err" ]; then echo "redis-benchmark reported errors:" >&2; cat "$work/bench.err" >&2; fi
+}
+
+# Stock every cell first (redis-benchmark stops at the first error reply, so nothing may sell out).
+seed_stockpile() {
+    awk -v n="$cells" -v s="$stock" 'BEGIN { print "ADJUST HOT MAIN " s " REASON received"
+        for (i = 0; i < n; i++) printf "ADJUST SKU-%012d MAIN %s REASON received\n", i, s }' \
+        | redis-cli -p "$sp_port" --pipe >/dev/null
+}
+
+seed_redis() {
+    awk -v n="$cells" -v s="$stock" 'BEGIN { print "HSET cell:hot on_hand " s " reserved 0"
+        for (i = 0; i < n; i++) printf "HSET cell:%012d on_hand %s reserved 0\n", i, s }' \
+        | redis-cli -p "$redis_port" --pipe >/dev/null
+}
+
+printf "%-8s %-7s %-3s %12s %9s %9s   %12s %9s %9s   %s\n" durability cells P "stockpile/s" p50_ms p99_ms "redis-lua/s" p50_ms p99_ms ratio
+for durability in none always; do
+    rm -rf "$work/sp" "$work/redis"
+    mkdir -p "$work/redis"
+    "$stockpile" serve --port "$sp_port" --fsync "$durability" --data-dir "$work/sp" 2>"$work/stockpile.log" &
+    sp_pid=$!
+    if [ "$durability" = none ]; then
+        redis-server --port "$redis_port" --dir "$work/redis" --save "" --appendonly no --daemonize no >"$work/redis.log" 2>&1 &
+    else
+        redis-server --port "$redis_port" --dir "$work/redis" --save "" --appendonly yes --appendfsync always --daemonize no >"$work/redis.log" 2>&1 &
+    fi
+    redis_pid=$!
+    wait_port "$sp_port"
+    wait_port "$redis_port"
+    seed_stockpile
+    seed_redis
+    sha=$(redis-cli -p "$redis_port" SCRIPT LOAD "$lua")
+    for workload in hot spread; do
+        for pipeline in 1 16; do
+            # Ids are three random numbers: a repeat (a replay, or a CONFLICT when its cell differs)
+            # is about one in 10^15 per pair of requests.
+            if [ "$workload" = hot ]; then
+                sp=$(bench "$sp_port" "$pipeline" RESERVE "o:__rand_int__:__rand_int__:__rand_int__" HOT MAIN 1)
+                rd=$(bench "$redis_port" "$pipeline" EVALSHA "$sha" 1 cell:hot "__rand_int__:__rand_int__:__rand_int__" 1)
+            else
+                sp=$(bench "$sp_port" "$pipeline" RESERVE "o:__rand_int__:__rand_int__:__rand_int__" "SKU-__rand_int__" MAIN 1)
+                rd=$(bench "$redis_port" "$pipeline" EVALSHA "$sha" 1 "cell:__rand_int__" "__rand_int__:__rand_int__:__rand_int__" 1)
+            fi
+            read -r sp_rps sp_p50 sp_p99 <<<"$sp"
+            read -r rd_rps rd_p50 rd_p99 <<<"$rd"
+            ratio=$(awk -v a="$sp_rps" -v b="$rd_rps" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }')
+            printf "%-8s %-7s %-3s %12s %9s %9s   %12s %9s %9s   %s\n" "$durability" "$([ "$workload" = hot ] && echo 1 || echo $cells)" \
+                "$pipeline" "$sp_rps" "$sp_p50" "$sp_p99" "$rd_rps" "$rd_p50" "$rd_p99" "$ratio"
+        done
+    done
+    kill "$sp_pid" "$redis_pid"
+    wait "$sp_pid" "$redis_pid" 2>/dev/null || true
+done
