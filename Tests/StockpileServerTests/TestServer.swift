@@ -46,13 +46,19 @@ func withServer<T: Sendable>(
     engine: Engine = Engine(), configure: (inout ServerConfiguration) -> Void = { _ in }, _ body: (TestServer) async throws -> T
 ) async throws -> T {
     let server = try TestServer(engine: engine, configure: configure)
-    let executor = ThreadExecutor()
-    defer { executor.stop() }
-    let result = await withTaskExecutorPreference(executor) { () async -> Result<T, any Error> in
+    let result = await onOwnThread { () async -> Result<T, any Error> in
         do { return .success(try await body(server)) } catch { return .failure(error) }
     }
     await server.stop()
     return try result.get()
+}
+
+/// Runs `body` on a thread of its own, where it may block, as a task of the caller (so its
+/// expectations count against the test that runs it).
+func onOwnThread<T: Sendable>(_ body: () async throws -> T) async rethrows -> T {
+    let executor = ThreadExecutor()
+    defer { executor.stop() }
+    return try await withTaskExecutorPreference(executor) { try await body() }
 }
 
 /// A task executor that runs its jobs on one thread of its own, where blocking is harmless.

@@ -1,0 +1,111 @@
+// The `stockpile serve` executable as an operator runs it: started as a child process on a data
+// directory, stopped by SIGTERM or SIGINT, started again on the same directory. Everything it
+// acknowledged is there after the restart, and it exits 0 after a clean shutdown.
+
+import Foundation
+import StockpileProtocol
+import Testing
+
+@testable import StockpileServer
+
+/// A `stockpile serve` child process.
+final class ServeProcess: @unchecked Sendable {
+    let process = Process()
+    let port: Int
+    private let errors = Pipe()
+
+    /// The executable SwiftPM built next to the test bundle.
+    static var executable: URL {
+        get throws {
+            var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+            if directory.lastPathComponent.hasSuffix(".xctest") { directory.deleteLastPathComponent() }
+            let url = directory.appendingPathComponent("stockpile")
+            guard FileManager.default.isExecutableFile(atPath: url.path) else {
+                throw SocketError("the stockpile executable is not at \(url.path): build it with `swift build`", errno: ENOENT)
+            }
+            return url
+        }
+    }
+
+    init(dataDirectory: String, extra: [String] = []) throws {
+        process.executableURL = try Self.executable
+        process.arguments = ["serve", "--port", "0", "--data-dir", dataDirectory] + extra
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        // The first line on stderr names the port the system picked.
+        var text = ""
+        while !text.contains("\n") {
+            let chunk = errors.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            text += String(decoding: chunk, as: UTF8.self)
+        }
+        guard let range = text.range(of: #"listening on 127\.0\.0\.1:(\d+)"#, options: .regularExpression),
+            let port = Int(text[range].split(separator: ":").last!)
+        else {
+            process.terminate()
+            throw SocketError("stockpile serve did not start: \(text)", errno: 0)
+        }
+        self.port = port
+    }
+
+    func client() throws -> RESPClient { try RESPClient(host: "127.0.0.1", port: port) }
+
+    /// Sends `signal` and waits for the exit; returns the exit status and what it wrote to stderr.
+    func stop(with signal: Int32) -> (status: Int32, log: String) {
+        kill(process.processIdentifier, signal)
+        process.waitUntilExit()
+        let rest = errors.fileHandleForReading.readDataToEndOfFile()
+        return (process.terminationStatus, String(decoding: rest, as: UTF8.self))
+    }
+}
+
+@Suite("stockpile serve")
+struct ServeProcessTests {
+    @Test("a signal stops the server cleanly and a restart finds everything it acknowledged", arguments: [SIGTERM, SIGINT])
+    func restart(signal: Int32) async throws {
+        try await onOwnThread {
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stockpile-serve-\(UUID().uuidString)").path
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+
+            let first = try ServeProcess(dataDirectory: directory)
+            var client = try first.client()
+            #expect(try client.call(["ADJUST", "SKU", "MAIN", "10", "REASON", "received", "KEY", "k1"])?[field: "on_hand"]?.integerValue == 10)
+            #expect(try client.call(["RESERVE", "hold-1", "SKU", "MAIN", "3", "TTL", "3600"])?[field: "status"]?.textValue == "active")
+            for i in 0..<5 { client.enqueue(["RESERVE", "r\(i)", "SKU", "MAIN", "1"]) }
+            try client.flush()
+            for _ in 0..<5 { _ = try client.receive() }
+            let before = try client.call(["STOCK", "SKU", "MAIN"])
+            let events = try client.call(["EVENTS", "0", "LIMIT", "1000"])
+            let (status, log) = first.stop(with: signal)
+            #expect(status == 0, "exit status \(status); log: \(log)")
+            #expect(log.contains("stopped; the log is synced"), "\(log)")
+
+            let second = try ServeProcess(dataDirectory: directory)
+            client = try second.client()
+            #expect(try client.call(["STOCK", "SKU", "MAIN"]) == before)
+            #expect(try client.call(["EVENTS", "0", "LIMIT", "1000"]) == events)
+            // Ids and KEYs survive the restart: retries replay instead of acting twice.
+            #expect(try client.call(["RESERVE", "hold-1", "SKU", "MAIN", "3", "TTL", "3600"])?[field: "replayed"]?.integerValue == 1)
+            #expect(try client.call(["ADJUST", "SKU", "MAIN", "10", "REASON", "received", "KEY", "k1"])?[field: "replayed"]?.integerValue == 1)
+            #expect(try client.call(["STOCK", "SKU", "MAIN"]) == before)
+            #expect(second.stop(with: SIGTERM).status == 0)
+        }
+    }
+
+    @Test("a non-loopback address without an auth file is refused at start, naming --insecure")
+    func protectedMode() async throws {
+        try await onOwnThread {
+            let process = Process()
+            process.executableURL = try ServeProcess.executable
+            process.arguments = ["serve", "--host", "0.0.0.0", "--port", "0", "--fsync", "none"]
+            let errors = Pipe()
+            process.standardError = errors
+            try process.run()
+            process.waitUntilExit()
+            let log = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            #expect(process.terminationStatus != 0)
+            #expect(log.contains("--insecure"), "\(log)")
+        }
+    }
+}
