@@ -108,4 +108,37 @@ struct ServeProcessTests {
             #expect(log.contains("--insecure"), "\(log)")
         }
     }
+
+    /// Runs `stockpile cli` with `arguments` and `input` on stdin; returns its status and stdout.
+    static func cli(_ arguments: [String], input: String = "") throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = try ServeProcess.executable
+        process.arguments = ["cli"] + arguments
+        let (stdin, stdout) = (Pipe(), Pipe())
+        process.standardInput = stdin
+        process.standardOutput = stdout
+        try process.run()
+        stdin.fileHandleForWriting.write(Data(input.utf8))
+        try stdin.fileHandleForWriting.close()
+        let output = String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, output)
+    }
+
+    @Test("stockpile cli sends one command, or reads them from its input, and prints like redis-cli")
+    func cli() async throws {
+        try await withServer { server in
+            let port = String(server.port)
+            #expect(try Self.cli(["--port", port, "PING"]) == (0, "PONG\n"))
+            let refused = try Self.cli(["--port", port, "RESERVE", "c1", "SKU", "MAIN", "5"])
+            #expect(refused.status == 1)
+            #expect(refused.output == "(error) INSUFFICIENT SKU MAIN available 0 requested 5\n")
+            let session = try Self.cli(["--port", port], input: "ADJUST SKU MAIN 3 REASON received NOTE \"first delivery\"\nSTOCK SKU MAIN\nQUIT\n")
+            #expect(session.status == 0)
+            #expect(session.output.contains(" 5) \"on_hand\"\n 6) (integer) 3"), "\(session.output)")
+            let history = try server.call("HISTORY", "SKU", "MAIN")
+            guard case .array(let entries)? = history else { Issue.record("HISTORY: \(String(describing: history))"); return }
+            #expect(entries.first?[field: "note"]?.textValue == "first delivery")
+        }
+    }
 }
