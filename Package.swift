@@ -15,10 +15,11 @@ let package = Package(
         .target(name: "StockpileCore"),
         // The write-ahead log's byte format: CRC-32C, record and commit encoding (the writer, group
         // commit, snapshots and recovery build on it).
-        .target(name: "StockpileWAL", dependencies: ["StockpileCore"]),
+        .target(name: "StockpileWAL", dependencies: ["StockpileCore", "CStockpileLinux"]),
         // The engine that users embed: shard actors, the ledger, expiry, the public API.
         .target(name: "Stockpile", dependencies: ["StockpileCore", "StockpileWAL"]),
-        // The few Linux calls Swift's Glibc module does not export (epoll, eventfd), wrapped in C.
+        // The few Linux calls Swift's Glibc module does not export (epoll, eventfd), and SSE 4.2's
+        // CRC32 instruction, wrapped in C.
         .target(name: "CStockpileLinux"),
         // The wire without sockets: RESP framing and parsing, the command table, reply encoding.
         .target(name: "StockpileProtocol", dependencies: ["StockpileCore"]),

@@ -1,4 +1,5 @@
-// Wrappers for epoll, eventfd and accept4. _GNU_SOURCE is defined here only, for accept4.
+// Wrappers for epoll, eventfd and accept4, and the SSE 4.2 CRC32 instruction. _GNU_SOURCE is
+// defined here only, for accept4.
 #define _GNU_SOURCE
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -42,3 +43,38 @@ int stockpile_eventfd(void) {
 int stockpile_accept(int fd) {
     return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 }
+
+#if defined(__x86_64__)
+int stockpile_crc32c_hardware_available(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("sse4.2") ? 1 : 0;
+}
+
+// Eight bytes per instruction; the instruction's latency (3 cycles) bounds this loop at about 8 bytes
+// every 3 cycles, several GB/s, far above what the log writes.
+__attribute__((target("sse4.2")))
+uint32_t stockpile_crc32c_hardware(uint32_t reg, const void *bytes, size_t count) {
+    const unsigned char *p = bytes;
+    uint64_t c = reg;
+    while (count >= 8) {
+        uint64_t word;
+        __builtin_memcpy(&word, p, 8);
+        c = __builtin_ia32_crc32di(c, word);
+        p += 8;
+        count -= 8;
+    }
+    uint32_t c32 = (uint32_t)c;
+    while (count > 0) {
+        c32 = __builtin_ia32_crc32qi(c32, *p);
+        p++;
+        count--;
+    }
+    return c32;
+}
+#else
+int stockpile_crc32c_hardware_available(void) { return 0; }
+uint32_t stockpile_crc32c_hardware(uint32_t reg, const void *bytes, size_t count) {
+    (void)bytes; (void)count;
+    return reg;
+}
+#endif

@@ -3,7 +3,10 @@
 // standard CRC-32C (reflected polynomial 0x82F63B78, initial value and final xor 0xFFFFFFFF), so any
 // other implementation — SSE 4.2, zlib-style tools — agrees with the files we write.
 
-/// CRC-32C, computed eight bytes at a time ("slicing-by-8") from tables built once per process.
+import CStockpileLinux
+
+/// CRC-32C: with SSE 4.2's CRC32 instruction where the CPU has it, otherwise eight bytes at a time
+/// ("slicing-by-8") from tables built once per process. Both give the same result (a test checks it).
 ///
 /// Incremental use starts from 0 (the CRC of no bytes) and feeds each piece to `update`:
 /// ```
@@ -35,8 +38,11 @@ public enum CRC32C {
         return t
     }()
 
-    /// The CRC-32C of `bytes`. Cost: linear; about 1.6 GB/s on the 2-core development machine (`swiftc -O`),
-    /// the same as this algorithm compiled from C there.
+    /// True when the CPU has the CRC32 instruction (checked once per process).
+    public static let usesHardware = stockpile_crc32c_hardware_available() == 1
+
+    /// The CRC-32C of `bytes`. Cost: linear; with the instruction several GB/s, with the tables about
+    /// 1.6 GB/s on the 2-core development machine (`swiftc -O`).
     @inlinable public static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
         update(0, bytes)
     }
@@ -58,6 +64,13 @@ public enum CRC32C {
 
     /// Continues a CRC: given the CRC of some bytes `a` (0 for none), returns the CRC of `a` followed by `bytes`.
     public static func update(_ crc: UInt32, _ bytes: UnsafeRawBufferPointer) -> UInt32 {
+        guard usesHardware, let base = bytes.baseAddress else { return updateByTables(crc, bytes) }
+        return ~stockpile_crc32c_hardware(~crc, base, bytes.count)
+    }
+
+    /// `update` by the slicing-by-8 tables alone: the fallback, and the reference the tests compare the
+    /// instruction against.
+    public static func updateByTables(_ crc: UInt32, _ bytes: UnsafeRawBufferPointer) -> UInt32 {
         // The register holds the complement of the CRC between calls' worth of bytes: undoing the final
         // xor here and redoing it at the end is what makes the calls compose.
         var c = ~crc

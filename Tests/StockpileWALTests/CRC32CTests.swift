@@ -52,9 +52,20 @@ import Testing
             for length in 0...300 {
                 let slice = Array(data[start..<start + length])
                 let fast = data.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[start..<start + length])) }
+                let tables = data.withUnsafeBytes { CRC32C.updateByTables(0, UnsafeRawBufferPointer(rebasing: $0[start..<start + length])) }
                 #expect(fast == Self.reference(slice), "start \(start) length \(length)")
+                #expect(tables == Self.reference(slice), "tables: start \(start) length \(length)")
             }
         }
+    }
+
+    @Test("this CPU's CRC32 instruction is used when it has one")
+    func hardwarePath() {
+        // Every x86_64 CPU since 2008 has SSE 4.2; elsewhere the tables serve, and the test above
+        // checks them alone.
+        #if arch(x86_64)
+        #expect(CRC32C.usesHardware)
+        #endif
     }
 
     @Test("incremental updates over random splits equal the one-shot CRC")

@@ -1,9 +1,11 @@
-// Wrappers for the Linux calls that Swift's Glibc module does not export. The header defines no
+// Wrappers for the Linux calls that Swift's Glibc module does not export, and the one CPU
+// instruction Swift cannot reach (SSE 4.2's CRC32, for the log's checksum). The header defines no
 // feature macros (a _GNU_SOURCE here would clash with SwiftGlibc's own view of the C library); the
 // .c file defines what it needs.
 #ifndef C_STOCKPILE_LINUX_H
 #define C_STOCKPILE_LINUX_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /// One readiness event. `struct epoll_event` is packed on x86_64 (12 bytes), which Swift cannot
@@ -31,5 +33,11 @@ int stockpile_epoll_wait(int epfd, stockpile_epoll_event *events, int max, int t
 int stockpile_eventfd(void);
 /// accept4 with SOCK_NONBLOCK | SOCK_CLOEXEC. Returns the descriptor or -1 with errno set.
 int stockpile_accept(int fd);
+
+/// 1 when this CPU has the SSE 4.2 CRC32 instruction (x86_64 only), 0 otherwise.
+int stockpile_crc32c_hardware_available(void);
+/// Advances a CRC-32C register (no initial or final xor: the caller does those) over `count` bytes
+/// with the CRC32 instruction. Call only when `stockpile_crc32c_hardware_available()` is 1.
+uint32_t stockpile_crc32c_hardware(uint32_t reg, const void *bytes, size_t count);
 
 #endif
