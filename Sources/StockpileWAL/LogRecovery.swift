@@ -93,7 +93,8 @@ public struct LogDamage: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String {
         "stockpile: the log is damaged at \(fileName) offset \(offset) (\(reasonDescription)).\n"
-            + "Nothing was changed. Run `stockpile wal repair \(directory)` to cut the log there (it keeps a backup first)."
+            + "Nothing was changed. Run `stockpile wal repair \(directory)` to see the cut it would make, then add --yes "
+            + "to make it (it copies what it changes to a backup first)."
     }
 }
 
@@ -159,13 +160,34 @@ public enum LogRecovery {
     public static func recover(
         directory: String, fileSystem: any FileSystem = SystemFileSystem()
     ) throws(LogRecoveryError) -> Result {
+        var result = Result(records: [], segmentFileNames: [], temporaryFileNames: [], warnings: [], position: nil, nextLSN: 1)
+        try recover(directory: directory, fileSystem: fileSystem, into: &result)
+        return result
+    }
+
+    /// Reads as much of the log as is valid, for the tools: the records before any damage, and the
+    /// damage (or I/O failure) that stopped the reading, nil when the whole log is valid.
+    public static func readValidPrefix(
+        directory: String, fileSystem: any FileSystem = SystemFileSystem()
+    ) -> (result: Result, error: LogRecoveryError?) {
+        var result = Result(records: [], segmentFileNames: [], temporaryFileNames: [], warnings: [], position: nil, nextLSN: 1)
+        do {
+            try recover(directory: directory, fileSystem: fileSystem, into: &result)
+            return (result, nil)
+        } catch {
+            return (result, error)
+        }
+    }
+
+    private static func recover(
+        directory: String, fileSystem: any FileSystem, into result: inout Result
+    ) throws(LogRecoveryError) {
         let names: [String]
         do { names = try fileSystem.listDirectory(directory) } catch { throw .io(error) }
         let segments = names.compactMap { name in SegmentHeader.firstLSN(fromFileName: name).map { (name, $0) } }
             .sorted { $0.1 < $1.1 }
-        var result = Result(
-            records: [], segmentFileNames: segments.map(\.0),
-            temporaryFileNames: names.filter { $0.hasSuffix(".tmp") }.sorted(), warnings: [], position: nil, nextLSN: 1)
+        result.segmentFileNames = segments.map(\.0)
+        result.temporaryFileNames = names.filter { $0.hasSuffix(".tmp") }.sorted()
         var previousFileName: String?
         for (index, (name, nameLSN)) in segments.enumerated() {
             let isNewest = index == segments.count - 1
@@ -192,7 +214,6 @@ public enum LogRecovery {
                     dirtyByteCount: end.dirtyByteCount, nextLSN: end.nextLSN)
             }
         }
-        return result
     }
 
     private static func readSegment(directory: String, name: String, fileSystem: any FileSystem) throws(LogRecoveryError) -> [UInt8] {

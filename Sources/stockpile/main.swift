@@ -1,6 +1,7 @@
 // The `stockpile` executable. Subcommands:
 //   serve  run the server (Serve.swift)
 //   cli    a small client: one command, or a prompt (Cli.swift)
+//   wal    verify, dump or repair a data directory's log (Wal.swift)
 //   demo   run a small flash sale in-process and print what happened (Demo.swift)
 
 import Foundation
@@ -15,6 +16,9 @@ let usage = """
           `stockpile serve --help` lists the options.
       cli [--host ADDR] [--port N] [--auth TOKEN] [--resp3] [command …]
           Sends one command and prints the reply, or reads commands at a prompt.
+      wal verify|dump|repair <data-dir>
+          Checks a data directory's log as start-up does, prints it one record per line, or cuts it
+          at the first damaged record after a backup. `stockpile wal --help` says more.
       demo [--buyers N] [--stock N] [--seed S]
           Runs a small flash sale in-process on a simulated clock: N buyers (default 500) try to
           reserve 1-3 units of two hot items with a 10-minute hold; some pay and are shipped (some
@@ -35,6 +39,8 @@ case "serve":
     await serve(arguments)
 case "cli":
     cli(arguments)
+case "wal":
+    wal(arguments)
 case "demo":
     var options = DemoOptions()
     var rest = arguments[...]

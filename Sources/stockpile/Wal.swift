@@ -1,0 +1,128 @@
+// `stockpile wal verify|dump|repair <dir>`: the operator's tools for a data directory's log.
+//   verify  reads the whole log as start-up does and says whether start-up will accept it (exit 0) or
+//           refuse it (exit 1, naming the file, the offset and what to run);
+//   dump    one human-readable line per record, then the verdict;
+//   repair  cuts the log at the first record that is not valid, after a synced backup of every file
+//           it changes or removes.
+// None of them may run while a server uses the directory.
+
+import Foundation
+import StockpileCore
+import StockpileWAL
+
+let walUsage = """
+    usage: stockpile wal verify <data-dir>
+           stockpile wal dump <data-dir>
+           stockpile wal repair <data-dir> [--yes]
+
+      verify   check every segment and record as start-up does; exit 0 when start-up will accept the log
+      dump     print one line per record (LSN, time, what changed), then what verify says
+      repair   cut the log at the first damaged record; every changed or removed segment is first copied
+               into <data-dir>.backup-<UTC time>/. Without --yes it only says what it would do.
+    Stop the server first: these read the files while no one writes them.
+
+    """
+
+func wal(_ arguments: [String]) -> Never {
+    guard arguments.count >= 2, ["verify", "dump", "repair"].contains(arguments[0]) else {
+        if arguments.first == "-h" || arguments.first == "--help" {
+            print(walUsage, terminator: "")
+            exit(0)
+        }
+        fail("wal needs a command and a data directory\n\n\(walUsage)")
+    }
+    let directory = arguments[1]
+    let extra = arguments.dropFirst(2)
+    guard extra.isEmpty || (arguments[0] == "repair" && Array(extra) == ["--yes"]) else {
+        fail("unexpected arguments \(extra.joined(separator: " "))\n\n\(walUsage)")
+    }
+    guard FileManager.default.fileExists(atPath: directory) else { fail("\(directory) does not exist") }
+    switch arguments[0] {
+    case "verify":
+        exit(report(LogRecovery.readValidPrefix(directory: directory), directory: directory))
+    case "dump":
+        let read = LogRecovery.readValidPrefix(directory: directory)
+        for record in read.result.records { print(WALDump.line(record)) }
+        exit(report(read, directory: directory))
+    default:
+        exit(repair(directory: directory, confirmed: extra.contains("--yes")))
+    }
+}
+
+/// Prints the verdict on a log; returns the exit status (0: start-up will accept it).
+private func report(_ read: (result: LogRecovery.Result, error: LogRecoveryError?), directory: String) -> Int32 {
+    let r = read.result
+    let range = r.records.isEmpty ? "no records" : "LSN \(r.records.first!.lsn)–\(r.records.last!.lsn)"
+    if let error = read.error {
+        print("damaged: \(error)")
+        print("read before the damage: \(r.records.count) record(s), \(range)")
+        return 1
+    }
+    for w in r.warnings { print("warning: \(w) (start-up cuts it)") }
+    print("ok: \(r.records.count) record(s) in \(r.segmentFileNames.count) segment(s), \(range)")
+    return 0
+}
+
+private func repair(directory: String, confirmed: Bool) -> Int32 {
+    let plan: LogRepair.Plan?
+    do {
+        plan = try LogRepair.plan(directory: directory)
+    } catch {
+        print("cannot read the log: \(error)")
+        return 1
+    }
+    guard let plan else {
+        print("nothing to repair: start-up accepts this log")
+        return 0
+    }
+    print("damaged: \(plan.damage.fileName) offset \(plan.damage.offset): \(plan.damage.reasonDescription)")
+    if let name = plan.cutFileName { print("cut \(name) at offset \(plan.cutOffset) (zeros from there on)") }
+    for name in plan.removedFileNames { print("remove \(name)") }
+    print("the log will end at LSN \(plan.lastKeptLSN); later records are dropped")
+    guard confirmed else {
+        print("nothing changed: run again with --yes to repair")
+        return 1
+    }
+    let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "")
+    let trimmed = directory.hasSuffix("/") ? String(directory.dropLast()) : directory
+    let backupDirectory = "\(trimmed).backup-\(stamp)"
+    do {
+        try FileManager.default.createDirectory(atPath: backupDirectory, withIntermediateDirectories: false)
+    } catch {
+        print("cannot create the backup directory \(backupDirectory): \(error.localizedDescription)")
+        return 1
+    }
+    do {
+        let backups = try LogRepair.apply(plan, directory: directory, backupDirectory: backupDirectory)
+        for b in backups { print("backup \(b)") }
+    } catch {
+        print("repair failed: \(error)")
+        return 1
+    }
+    return report(LogRecovery.readValidPrefix(directory: directory), directory: directory)
+}
+
+/// One line per record, for `wal dump`.
+enum WALDump {
+    static func line(_ record: RecoveredRecord) -> String {
+        switch record.body {
+        case .commit(let c):
+            var parts = ["lsn \(record.lsn)", "commit", "time_ms \(c.time.milliseconds)"]
+            for e in c.entries {
+                var entry = "[seq \(e.seq) \(e.type.rawValue)"
+                if e.touchesCell { entry += " \(e.variant)/\(e.warehouse) Δon_hand \(e.deltaOnHand) Δreserved \(e.deltaReserved)" }
+                if let reason = e.reason { entry += " reason \(reason.rawValue)" }
+                if !e.reservation.isEmpty { entry += " reservation \(e.reservation)" }
+                if !e.actor.isEmpty { entry += " actor \(e.actor)" }
+                parts.append(entry + "]")
+            }
+            if let r = c.reservation { parts.append("reservation \(r.id) \(r.status.rawValue)") }
+            if let w = c.warehouse { parts.append("warehouse \(w.code) priority \(w.priority) active \(w.active ? 1 : 0)") }
+            if let p = c.policy { parts.append("policy \(p.variant) backorder \(p.backorder ? 1 : 0) unlimited \(p.unlimited ? 1 : 0) low_stock \(p.lowStock)") }
+            if let k = c.keyedCommand?.key { parts.append("key \(k)") }
+            return parts.joined(separator: "  ")
+        case .keyUse(let use):
+            return "lsn \(record.lsn)  key-use  time_ms \(use.time.milliseconds)  key \(use.key)"
+        }
+    }
+}
