@@ -277,10 +277,13 @@ public enum LogRecovery {
                         continue
                     }
                     // Row 8 first: a valid record after the end means bytes once written whole have changed.
-                    if let valid = firstValidRecord(raw, after: offset, salt: header.salt) {
+                    // A valid record has a non-zero length field, so none starts past the last non-zero
+                    // byte: the zero-filled rest of a preallocated segment is never scanned.
+                    let lastNonZero = lastNonZeroOffset(raw)
+                    if let lastNonZero, let valid = firstValidRecord(raw, after: offset, salt: header.salt, notAfter: lastNonZero) {
                         throw damage(.damageBeforeValidRecord(answer, validRecordOffset: valid))
                     }
-                    let dirty = lastNonZeroOffset(raw).map { max(0, $0 + 1 - offset) } ?? 0
+                    let dirty = lastNonZero.map { max(0, $0 + 1 - offset) } ?? 0
                     switch answer {
                     case .zero:
                         // Row 4. Non-zero bytes after zeros, with no valid record among them, cannot be a
@@ -307,10 +310,10 @@ public enum LogRecovery {
     /// The offset of the first record after `offset` that passes rules 1–5 (any LSN), if any: what tells
     /// a torn tail from damage in the middle. Candidates are filtered by their length and salt fields
     /// before the CRC is computed, so a scan over megabytes of zeros is a few loads per byte.
-    static func firstValidRecord(_ bytes: UnsafeRawBufferPointer, after offset: Int, salt: UInt32) -> Int? {
+    static func firstValidRecord(_ bytes: UnsafeRawBufferPointer, after offset: Int, salt: UInt32, notAfter last: Int = .max) -> Int? {
         let header = WALRecord.headerByteCount
         var o = offset + 1
-        while o + header <= bytes.count {
+        while o + header <= bytes.count && o <= last {
             let length = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: o + 4, as: UInt32.self))
             let recordSalt = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: o + 16, as: UInt32.self))
             if recordSalt == salt && length >= 1 && Int(length) <= WALRecord.payloadByteCountMax
