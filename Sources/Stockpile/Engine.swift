@@ -138,6 +138,7 @@ public final class Engine: Sendable {
         case .refused(let r):
             return .refused(r)
         case .ok(let command):
+            if let refusal = configuredLimitRefusal(command) { return .refused(refusal) }
             if let key = command.key {
                 return await performKeyed(command, key: key, now: now, actor: actor)
             }
@@ -341,6 +342,29 @@ public final class Engine: Sendable {
                 }
             }
         }
+    }
+}
+
+extension Engine {
+    /// LIMIT when a command passes the limits of `Limits` but not the lower ones this engine was
+    /// configured with.
+    func configuredLimitRefusal(_ command: Command) -> Refusal? {
+        let c = configuration
+        if c.linesPerReservationMax == Limits.linesPerReservationMax && c.quantityMax == Limits.quantityMax { return nil }
+        let quantities: [Quantity]
+        switch command {
+        case .reserve(let r):
+            if r.lines.count > c.linesPerReservationMax { return .limit("a reservation may have at most \(c.linesPerReservationMax) lines") }
+            quantities = r.lines.map(\.quantity)
+        case .release(_, let line?, _, _), .fulfill(_, let line?, _): quantities = [line.quantity]
+        case .adjust(_, _, let delta, _, _, _, _): quantities = [Quantity(Int64(delta.units.magnitude))]
+        case .setQuantity(_, _, let q, _, let expected, _): quantities = [q] + (expected.map { [$0] } ?? [])
+        case .count(_, _, let counted, _, _): quantities = [counted]
+        case .transfer(_, _, _, let q, _, _), .returnStock(_, _, let q, _, _, _): quantities = [q]
+        default: quantities = []
+        }
+        if quantities.contains(where: { $0 > c.quantityMax }) { return .limit("quantity may not exceed \(c.quantityMax)") }
+        return nil
     }
 }
 

@@ -14,13 +14,23 @@ public struct EngineConfiguration: Sendable {
     public var defaultStrategy: PlacementStrategy
     /// How many recent ledger entries memory keeps for EVENTS, HISTORY and late subscribers.
     public var eventsInMemoryCount: Int
+    /// Lines a reservation may have, and the largest quantity a request may name (SPEC §5). Either may
+    /// be set lower than `Limits` allows, never higher: the log's record size and the arithmetic's
+    /// headroom are built for those maxima.
+    public var linesPerReservationMax: Int
+    public var quantityMax: Quantity
 
     public init(
         shardCount: Int = 16, retention: Duration = .seconds(24 * 3600), defaultStrategy: PlacementStrategy = .priority,
-        eventsInMemoryCount: Int = 262_144
+        eventsInMemoryCount: Int = 262_144, linesPerReservationMax: Int = Limits.linesPerReservationMax,
+        quantityMax: Quantity = Limits.quantityMax
     ) {
         precondition((1...ShardRouter.shardCountMax).contains(shardCount), "shardCount must be 1...\(ShardRouter.shardCountMax)")
         precondition(eventsInMemoryCount >= 1)
+        precondition((1...Limits.linesPerReservationMax).contains(linesPerReservationMax), "linesPerReservationMax must be 1...\(Limits.linesPerReservationMax)")
+        precondition(quantityMax >= Quantity(1) && quantityMax <= Limits.quantityMax, "quantityMax must be 1...\(Limits.quantityMax)")
+        self.linesPerReservationMax = linesPerReservationMax
+        self.quantityMax = quantityMax
         precondition(retention >= .seconds(1) && retention <= .seconds(366 * 24 * 3600), "retention must be 1 s to 366 days")
         self.shardCount = shardCount
         self.retention = retention

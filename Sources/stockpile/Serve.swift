@@ -25,6 +25,8 @@ let serveUsage = """
       --shards N           shards the cells are spread over, 1-64 (default 16)
       --retention SECONDS  how long ids and KEYs of finished work are remembered (default 86400)
       --max-clients N      open connections allowed (default 10000)
+      --max-lines N        lines one reservation may have, 1-256 (default 256)
+      --max-quantity N     largest quantity a request may name, 1-10^12 (default 10^12)
       --max-request-bytes N   largest request accepted, framing included (default 65536)
       --max-arguments N    most words in one request (default 1024)
       --subscriber-backlog-bytes N   bytes queued for a subscriber before it is disconnected
@@ -54,6 +56,9 @@ func serve(_ arguments: [String]) async -> Never {
         case "--shards": engineConfiguration.shardCount = flags.integer(flag, in: 1...64)
         case "--retention": engineConfiguration.retention = .seconds(flags.integer(flag, in: 1...(366 * 86400)))
         case "--max-clients": configuration.clientCountMax = flags.integer(flag, in: 1...1_000_000)
+        case "--max-lines": engineConfiguration.linesPerReservationMax = flags.integer(flag, in: 1...Limits.linesPerReservationMax)
+        case "--max-quantity":
+            engineConfiguration.quantityMax = Quantity(Int64(flags.integer(flag, in: 1...Int(Limits.quantityMax.units))))
         case "--max-request-bytes": configuration.protocolLimits.requestByteCountMax = flags.integer(flag, in: 1024...(512 << 20))
         case "--max-arguments": configuration.protocolLimits.argumentCountMax = flags.integer(flag, in: 8...1_000_000)
         case "--subscriber-backlog-bytes": configuration.subscriberBacklogByteCountMax = flags.integer(flag, in: 1024...(1 << 40))
