@@ -26,7 +26,7 @@ let package = Package(
         // The TCP server: the epoll loop, connections, sessions, auth and limits.
         .target(name: "StockpileServer", dependencies: ["Stockpile", "StockpileWAL", "StockpileProtocol", "CStockpileLinux"]),
         .executableTarget(name: "stockpile", dependencies: ["Stockpile", "StockpileServer"]),
-        .executableTarget(name: "stockpile-bench", dependencies: ["Stockpile"], path: "Benchmarks/stockpile-bench"),
+        .executableTarget(name: "stockpile-bench", dependencies: ["Stockpile", "StockpileServer", "StockpileProtocol"], path: "Benchmarks/stockpile-bench"),
         .testTarget(name: "StockpileCoreTests", dependencies: ["StockpileCore"]),
         .testTarget(name: "StockpileWALTests", dependencies: ["StockpileWAL"]),
         .testTarget(name: "StockpileTests", dependencies: ["Stockpile"]),

@@ -1,10 +1,17 @@
-// stockpile-bench: throughput and latency of the engine, in-process, durability off.
+// stockpile-bench: throughput and latency of reservations, in one of two modes.
 //
+//   In-process (no --target): the engine runs in this process, durability off unless --fsync says so.
 //   swift run -c release stockpile-bench <hot|spread|multiline> [--tasks N] [--duration S] [--shards N]
-//                                        [--fsync always|interval=<ms>|none] [--json]
+//                                        [--cells N] [--fsync always|interval=<ms>|none] [--json]
 //
-// Every scenario runs N concurrent tasks that reserve for S seconds, then checks that nothing was
-// oversold (reserved ≤ on_hand in every cell, and reserved = the sum of the successful replies).
+//   TCP (--target): a running `stockpile serve` is driven over the wire by N client threads, each
+//   keeping P requests in flight. Unlike redis-benchmark it goes on past error replies, so it can
+//   drive a sell-out (a small --stock) and count the refusals by code.
+//   swift run -c release stockpile-bench <hot|spread|multiline> --target tcp://HOST:PORT [--clients N]
+//                                        [--pipeline P] [--duration S] [--cells N] [--stock N] [--json]
+//
+// Every scenario reserves for S seconds, then checks that nothing was oversold: reserved ≤ on_hand in
+// every cell, and the growth of reserved is what the successful replies add up to.
 // The last line of --json output is one JSON object with the figures.
 
 import Foundation
@@ -19,18 +26,42 @@ struct Options {
     var json = false
     var cells = 100_000
     var durability = DurabilityPolicy.none
+    /// TCP mode: the server to drive; nil runs the engine in-process.
+    var target: TCPTarget?
+    var clients = 50
+    var pipeline = 1
+    /// TCP mode: units added to every cell before the run.
+    var stock: Int64 = 1_000_000_000
 }
 
 func usage() -> Never {
     let text = """
         usage: stockpile-bench <scenario> [--tasks N] [--duration S] [--shards N] [--cells N]
                                [--fsync always|interval=<ms>|none] [--json]
-        --fsync   durability of the engine under test (default none); with a log, the data directory
-                  is a fresh temporary directory, removed afterwards
-        scenarios:
-          hot        every task reserves 1 unit of one cell (SKU-HOT MAIN)
-          spread     every task reserves 1 unit of a random cell among --cells (default 100000)
-          multiline  every task reserves 3 lines, on cells in three different shards
+               stockpile-bench <scenario> --target tcp://HOST:PORT [--clients N] [--pipeline P]
+                               [--duration S] [--cells N] [--stock N] [--json]
+        in-process (no --target):
+          --tasks      concurrent tasks (default 64)
+          --shards     shards of the engine under test (default 16)
+          --fsync      durability of the engine under test (default none); with a log, the data
+                       directory is a fresh temporary directory, removed afterwards
+        over TCP (--target tcp://HOST:PORT, a `stockpile serve` without authentication):
+          --clients    client threads, one connection each (default 50)
+          --pipeline   requests each client keeps in flight: it sends P, reads P replies, repeats
+                       (default 1)
+          --stock      units added to every cell (ADJUST … REASON received) before the run (default
+                       1000000000); a small one, e.g. --stock 20000 with hot, drives a sell-out, whose
+                       refusals are counted by code (INSUFFICIENT). Cells keep what earlier runs
+                       left, so selling out exactly --stock needs a server started afresh.
+        both:
+          --duration   seconds of reserving (default 5)
+          --cells      cells of spread and multiline (default 100000)
+          --json       end with one line: a JSON object with the figures
+        scenarios (every request reserves 1 unit per line, in warehouse MAIN):
+          hot        one cell, SKU-HOT
+          spread     a random cell among --cells, SKU-0 … SKU-<cells-1>
+          multiline  3 lines; in-process on cells in three different shards, over TCP on three
+                     different random cells
         """
     FileHandle.standardError.write(Data((text + "\n").utf8))
     exit(2)
@@ -39,35 +70,56 @@ func usage() -> Never {
 func parseOptions() -> Options {
     var o = Options()
     var args = CommandLine.arguments.dropFirst()[...]
+    // The flags that belong to one mode only, so that a misplaced one is reported, not ignored.
+    var inProcessFlags: [String] = []
+    var tcpFlags: [String] = []
+    func fail(_ message: String) -> Never {
+        FileHandle.standardError.write(Data("stockpile-bench: \(message)\n".utf8))
+        exit(2)
+    }
     func value(_ flag: String) -> String {
-        guard let v = args.popFirst() else {
-            FileHandle.standardError.write(Data("stockpile-bench: \(flag) needs a value\n".utf8))
-            exit(2)
-        }
+        guard let v = args.popFirst() else { fail("\(flag) needs a value") }
         return v
     }
     func number(_ flag: String) -> Double {
         let v = value(flag)
-        guard let d = Double(v), d > 0 else {
-            FileHandle.standardError.write(Data("stockpile-bench: \(flag) must be a positive number, not '\(v)'\n".utf8))
-            exit(2)
-        }
+        guard let d = Double(v), d > 0 else { fail("\(flag) must be a positive number, not '\(v)'") }
         return d
+    }
+    func integer(_ flag: String, in range: ClosedRange<Int64>) -> Int64 {
+        let v = value(flag)
+        guard let n = Int64(v), range.contains(n) else { fail("\(flag) must be a whole number in \(range.lowerBound)...\(range.upperBound), not '\(v)'") }
+        return n
     }
     while let a = args.popFirst() {
         switch a {
-        case "--tasks": o.tasks = Int(number(a))
+        case "--tasks":
+            o.tasks = Int(number(a))
+            inProcessFlags.append(a)
         case "--duration": o.duration = number(a)
-        case "--shards": o.shards = min(64, Int(number(a)))
+        case "--shards":
+            o.shards = min(64, Int(number(a)))
+            inProcessFlags.append(a)
         case "--cells": o.cells = Int(number(a))
         case "--json": o.json = true
         case "--fsync":
             let v = value(a)
-            guard let policy = DurabilityPolicy(parsing: v) else {
-                FileHandle.standardError.write(Data("stockpile-bench: --fsync takes always, interval=<ms> or none, not '\(v)'\n".utf8))
-                exit(2)
-            }
+            guard let policy = DurabilityPolicy(parsing: v) else { fail("--fsync takes always, interval=<ms> or none, not '\(v)'") }
             o.durability = policy
+            inProcessFlags.append(a)
+        case "--target":
+            let v = value(a)
+            guard let target = TCPTarget(parsing: v) else { fail("--target takes tcp://HOST:PORT, not '\(v)'") }
+            o.target = target
+        case "--clients":
+            o.clients = Int(integer(a, in: 1...100_000))
+            tcpFlags.append(a)
+        case "--pipeline":
+            o.pipeline = Int(integer(a, in: 1...100_000))
+            tcpFlags.append(a)
+        case "--stock":
+            o.stock = integer(a, in: 1...Limits.quantityMax.units)
+            tcpFlags.append(a)
         case "-h", "--help": usage()
         default:
             if a.hasPrefix("-") || !o.scenario.isEmpty { usage() }
@@ -75,6 +127,11 @@ func parseOptions() -> Options {
         }
     }
     guard ["hot", "spread", "multiline"].contains(o.scenario) else { usage() }
+    if o.target == nil, let flag = tcpFlags.first { fail("\(flag) needs --target tcp://HOST:PORT (without it the engine runs in-process)") }
+    if o.target != nil, let flag = inProcessFlags.first {
+        if flag == "--tasks" { fail("--tasks is for the in-process mode; with --target use --clients and --pipeline") }
+        fail("\(flag) is for the in-process mode; with --target the server's own applies (stockpile serve \(flag))")
+    }
     return o
 }
 
@@ -90,141 +147,7 @@ struct SplitMix64 {
     }
 }
 
-struct TaskResult: Sendable {
-    var histogram = LatencyHistogram()
-    var ok = 0
-    var refused = 0
-    var reservedByCell: [CellKey: Int64] = [:]
-}
-
-/// Runs one scenario and reports it. Nonisolated on purpose: code at the top level of main.swift runs
-/// on the main actor, and tasks made there would hop to it and back around every request.
-nonisolated func runBenchmark(_ options: Options) async -> Int32 {
-    let dataDirectory = NSTemporaryDirectory() + "stockpile-bench-\(getpid())"
-    let engine: Engine
-    do {
-        engine = try Engine.open(dataDirectory: dataDirectory, durability: options.durability, configuration: EngineConfiguration(shardCount: options.shards))
-    } catch {
-        FileHandle.standardError.write(Data("stockpile-bench: \(error)\n".utf8))
-        return 2
-    }
-    defer {
-        try? engine.close()
-        try? FileManager.default.removeItem(atPath: dataDirectory)
-    }
-    let stockPerCell: Int64 = options.scenario == "hot" ? 1_000_000_000_000 : 1_000_000
-
-    // Cells, and for multiline three groups of cells that each live in a different shard.
-    let cellCount = options.scenario == "hot" ? 1 : options.cells
-    let variants: [String] = options.scenario == "hot" ? ["SKU-HOT"] : (0..<cellCount).map { "SKU-\($0)" }
-    for v in variants {
-        _ = await engine.setQuantity(variant: v, warehouse: "MAIN", to: Quantity(stockPerCell), reason: .import)
-    }
-    let router = ShardRouter(count: options.shards)
-    var byShard: [[String]] = Array(repeating: [], count: options.shards)
-    for v in variants { byShard[router.shard(for: CellKey(variant: v, warehouse: "MAIN"))].append(v) }
-    let populatedShards = byShard.filter { !$0.isEmpty }
-    if options.scenario == "multiline" && populatedShards.count < 3 {
-        FileHandle.standardError.write(Data("stockpile-bench: multiline needs cells in at least 3 shards\n".utf8))
-        exit(2)
-    }
-
-    let deadline = ContinuousClock.now + .milliseconds(Int(options.duration * 1000))
-    let started = ContinuousClock.now
-    let results = await withTaskGroup(of: TaskResult.self) { group in
-        for t in 0..<options.tasks {
-            group.addTask {
-                var r = TaskResult()
-                var rng = SplitMix64(state: UInt64(t) &* 0x1234_5678_9ABC_DEF1 &+ 42)
-                var i = 0
-                let prefix = "t\(t)-"
-                while true {
-                    if i & 63 == 0 && ContinuousClock.now >= deadline { break }
-                    i += 1
-                    let lines: [ReserveLine]
-                    switch options.scenario {
-                    case "hot":
-                        lines = [ReserveLine(variant: "SKU-HOT", warehouse: "MAIN", quantity: 1)]
-                    case "spread":
-                        lines = [ReserveLine(variant: variants[Int(rng.next() % UInt64(variants.count))], warehouse: "MAIN", quantity: 1)]
-                    default:
-                        // Three distinct shards, one cell in each.
-                        var picked: [Int] = []
-                        while picked.count < 3 {
-                            let s = Int(rng.next() % UInt64(populatedShards.count))
-                            if !picked.contains(s) { picked.append(s) }
-                        }
-                        lines = picked.map { s in
-                            let group = populatedShards[s]
-                            return ReserveLine(variant: group[Int(rng.next() % UInt64(group.count))], warehouse: "MAIN", quantity: 1)
-                        }
-                    }
-                    let begin = ContinuousClock.now
-                    let outcome = await engine.reserve(ReserveRequest(id: prefix + String(i), lines: lines))
-                    let elapsed = ContinuousClock.now - begin
-                    r.histogram.record(UInt64(max(0, elapsed.wholeNanoseconds)))
-                    switch outcome {
-                    case .ok:
-                        r.ok += 1
-                        for l in lines { r.reservedByCell[CellKey(variant: l.variant, warehouse: l.warehouse), default: 0] += 1 }
-                    case .refused:
-                        r.refused += 1
-                    }
-                }
-                return r
-            }
-        }
-        var all: [TaskResult] = []
-        for await r in group { all.append(r) }
-        return all
-    }
-    let elapsed = ContinuousClock.now - started
-
-    var histogram = LatencyHistogram()
-    var ok = 0
-    var refused = 0
-    var expected: [CellKey: Int64] = [:]
-    for r in results {
-        histogram.merge(r.histogram)
-        ok += r.ok
-        refused += r.refused
-        expected.merge(r.reservedByCell, uniquingKeysWith: +)
-    }
-
-    // The oversell check: every cell's reserved is what the successful replies add up to, and never more
-    // than on hand.
-    var oversold: Int64 = 0
-    var mismatched = 0
-    for v in variants {
-        let key = CellKey(variant: v, warehouse: "MAIN")
-        guard case .ok(let cell) = await engine.cell(variant: v, warehouse: "MAIN") else { continue }
-        oversold += max(0, cell.reserved.units - cell.onHand.units)
-        if cell.reserved.units != expected[key, default: 0] { mismatched += 1 }
-    }
-    let problems = await engine.verify()
-
-    let ops = ok + refused
-    let seconds = Double(elapsed.wholeNanoseconds) / 1e9
-    let opsPerSecond = Double(ops) / seconds
-    let p50 = Double(histogram.value(atQuantile: 0.50)) / 1000
-    let p99 = Double(histogram.value(atQuantile: 0.99)) / 1000
-    let p999 = Double(histogram.value(atQuantile: 0.999)) / 1000
-    let maxUs = Double(histogram.max) / 1000
-
-    print("scenario \(options.scenario): \(options.tasks) tasks, \(options.shards) shards, \(cellCount) cells, fsync \(options.durability), \(String(format: "%.1f", seconds)) s")
-    print(String(format: "  %d reservations (%d refused), %.0f/s; latency p50 %.1f us, p99 %.1f us, p99.9 %.1f us, max %.1f us", ops, refused, opsPerSecond, p50, p99, p999, maxUs))
-    print("  oversold \(oversold), cells whose reserved differs from the replies \(mismatched), invariant violations \(problems.count)")
-    if options.json {
-        let object: [String: Any] = [
-            "scenario": options.scenario, "fsync": "\(options.durability)", "tasks": options.tasks, "shards": options.shards, "cells": cellCount, "seconds": seconds,
-            "ops": ops, "ops_per_s": Int(opsPerSecond), "p50_us": p50, "p99_us": p99, "p999_us": p999, "max_us": maxUs,
-            "refused": refused, "oversold": oversold, "mismatched_cells": mismatched, "invariant_violations": problems.count,
-        ]
-        let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-        print(String(decoding: data, as: UTF8.self))
-    }
-    return oversold == 0 && mismatched == 0 && problems.isEmpty ? 0 : 1
-}
-
-exit(await runBenchmark(parseOptions()))
+let options = parseOptions()
+if let target = options.target { exit(runTCPBenchmark(options, target: target)) }
+exit(await runBenchmark(options))
 

@@ -1,0 +1,143 @@
+// The in-process mode: the engine runs in this process, with durability off unless --fsync says
+// otherwise, and N tasks of the cooperative pool reserve for S seconds. The oversell check reads the
+// cells from the engine itself.
+
+import Foundation
+import Stockpile
+import StockpileWAL
+
+struct TaskResult: Sendable {
+    var histogram = LatencyHistogram()
+    var ok = 0
+    var refused = 0
+    var reservedByCell: [CellKey: Int64] = [:]
+}
+
+/// Runs one scenario and reports it. Nonisolated on purpose: code at the top level of main.swift runs
+/// on the main actor, and tasks made there would hop to it and back around every request.
+nonisolated func runBenchmark(_ options: Options) async -> Int32 {
+    let dataDirectory = NSTemporaryDirectory() + "stockpile-bench-\(getpid())"
+    let engine: Engine
+    do {
+        engine = try Engine.open(dataDirectory: dataDirectory, durability: options.durability, configuration: EngineConfiguration(shardCount: options.shards))
+    } catch {
+        FileHandle.standardError.write(Data("stockpile-bench: \(error)\n".utf8))
+        return 2
+    }
+    defer {
+        try? engine.close()
+        try? FileManager.default.removeItem(atPath: dataDirectory)
+    }
+    let stockPerCell: Int64 = options.scenario == "hot" ? 1_000_000_000_000 : 1_000_000
+
+    // Cells, and for multiline three groups of cells that each live in a different shard.
+    let cellCount = options.scenario == "hot" ? 1 : options.cells
+    let variants: [String] = options.scenario == "hot" ? ["SKU-HOT"] : (0..<cellCount).map { "SKU-\($0)" }
+    for v in variants {
+        _ = await engine.setQuantity(variant: v, warehouse: "MAIN", to: Quantity(stockPerCell), reason: .import)
+    }
+    let router = ShardRouter(count: options.shards)
+    var byShard: [[String]] = Array(repeating: [], count: options.shards)
+    for v in variants { byShard[router.shard(for: CellKey(variant: v, warehouse: "MAIN"))].append(v) }
+    let populatedShards = byShard.filter { !$0.isEmpty }
+    if options.scenario == "multiline" && populatedShards.count < 3 {
+        FileHandle.standardError.write(Data("stockpile-bench: multiline needs cells in at least 3 shards\n".utf8))
+        exit(2)
+    }
+
+    let deadline = ContinuousClock.now + .milliseconds(Int(options.duration * 1000))
+    let started = ContinuousClock.now
+    let results = await withTaskGroup(of: TaskResult.self) { group in
+        for t in 0..<options.tasks {
+            group.addTask {
+                var r = TaskResult()
+                var rng = SplitMix64(state: UInt64(t) &* 0x1234_5678_9ABC_DEF1 &+ 42)
+                var i = 0
+                let prefix = "t\(t)-"
+                while true {
+                    if i & 63 == 0 && ContinuousClock.now >= deadline { break }
+                    i += 1
+                    let lines: [ReserveLine]
+                    switch options.scenario {
+                    case "hot":
+                        lines = [ReserveLine(variant: "SKU-HOT", warehouse: "MAIN", quantity: 1)]
+                    case "spread":
+                        lines = [ReserveLine(variant: variants[Int(rng.next() % UInt64(variants.count))], warehouse: "MAIN", quantity: 1)]
+                    default:
+                        // Three distinct shards, one cell in each.
+                        var picked: [Int] = []
+                        while picked.count < 3 {
+                            let s = Int(rng.next() % UInt64(populatedShards.count))
+                            if !picked.contains(s) { picked.append(s) }
+                        }
+                        lines = picked.map { s in
+                            let group = populatedShards[s]
+                            return ReserveLine(variant: group[Int(rng.next() % UInt64(group.count))], warehouse: "MAIN", quantity: 1)
+                        }
+                    }
+                    let begin = ContinuousClock.now
+                    let outcome = await engine.reserve(ReserveRequest(id: prefix + String(i), lines: lines))
+                    let elapsed = ContinuousClock.now - begin
+                    r.histogram.record(UInt64(max(0, elapsed.wholeNanoseconds)))
+                    switch outcome {
+                    case .ok:
+                        r.ok += 1
+                        for l in lines { r.reservedByCell[CellKey(variant: l.variant, warehouse: l.warehouse), default: 0] += 1 }
+                    case .refused:
+                        r.refused += 1
+                    }
+                }
+                return r
+            }
+        }
+        var all: [TaskResult] = []
+        for await r in group { all.append(r) }
+        return all
+    }
+    let elapsed = ContinuousClock.now - started
+
+    var histogram = LatencyHistogram()
+    var ok = 0
+    var refused = 0
+    var expected: [CellKey: Int64] = [:]
+    for r in results {
+        histogram.merge(r.histogram)
+        ok += r.ok
+        refused += r.refused
+        expected.merge(r.reservedByCell, uniquingKeysWith: +)
+    }
+
+    // The oversell check: every cell's reserved is what the successful replies add up to, and never more
+    // than on hand.
+    var oversold: Int64 = 0
+    var mismatched = 0
+    for v in variants {
+        let key = CellKey(variant: v, warehouse: "MAIN")
+        guard case .ok(let cell) = await engine.cell(variant: v, warehouse: "MAIN") else { continue }
+        oversold += max(0, cell.reserved.units - cell.onHand.units)
+        if cell.reserved.units != expected[key, default: 0] { mismatched += 1 }
+    }
+    let problems = await engine.verify()
+
+    let ops = ok + refused
+    let seconds = Double(elapsed.wholeNanoseconds) / 1e9
+    let opsPerSecond = Double(ops) / seconds
+    let p50 = Double(histogram.value(atQuantile: 0.50)) / 1000
+    let p99 = Double(histogram.value(atQuantile: 0.99)) / 1000
+    let p999 = Double(histogram.value(atQuantile: 0.999)) / 1000
+    let maxUs = Double(histogram.max) / 1000
+
+    print("scenario \(options.scenario): \(options.tasks) tasks, \(options.shards) shards, \(cellCount) cells, fsync \(options.durability), \(String(format: "%.1f", seconds)) s")
+    print(String(format: "  %d reservations (%d refused), %.0f/s; latency p50 %.1f us, p99 %.1f us, p99.9 %.1f us, max %.1f us", ops, refused, opsPerSecond, p50, p99, p999, maxUs))
+    print("  oversold \(oversold), cells whose reserved differs from the replies \(mismatched), invariant violations \(problems.count)")
+    if options.json {
+        let object: [String: Any] = [
+            "scenario": options.scenario, "fsync": "\(options.durability)", "tasks": options.tasks, "shards": options.shards, "cells": cellCount, "seconds": seconds,
+            "ops": ops, "ops_per_s": Int(opsPerSecond), "p50_us": p50, "p99_us": p99, "p999_us": p999, "max_us": maxUs,
+            "refused": refused, "oversold": oversold, "mismatched_cells": mismatched, "invariant_violations": problems.count,
+        ]
+        let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        print(String(decoding: data, as: UTF8.self))
+    }
+    return oversold == 0 && mismatched == 0 && problems.isEmpty ? 0 : 1
+}
