@@ -10,7 +10,9 @@
 //   swift run -c release stockpile-bench <hot|spread|multiline> --target tcp://HOST:PORT [--clients N]
 //                                        [--pipeline P] [--duration S] [--cells N] [--stock N] [--json]
 //
-// Every scenario reserves for S seconds, then checks that nothing was oversold: reserved ≤ on_hand in
+//   swift run -c release stockpile-bench crc [--duration S]    (the log's checksum, in GB/s)
+//
+// Every reservation scenario reserves for S seconds, then checks that nothing was oversold: reserved ≤ on_hand in
 // every cell, and the growth of reserved is what the successful replies add up to.
 // The last line of --json output is one JSON object with the figures.
 
@@ -62,6 +64,7 @@ func usage() -> Never {
           spread     a random cell among --cells, SKU-0 … SKU-<cells-1>
           multiline  3 lines; in-process on cells in three different shards, over TCP on three
                      different random cells
+          crc        not reservations: the log's CRC-32C in GB/s, CPU instruction against tables
         """
     FileHandle.standardError.write(Data((text + "\n").utf8))
     exit(2)
@@ -126,7 +129,7 @@ func parseOptions() -> Options {
             o.scenario = a
         }
     }
-    guard ["hot", "spread", "multiline"].contains(o.scenario) else { usage() }
+    guard ["hot", "spread", "multiline", "crc"].contains(o.scenario) else { usage() }
     if o.target == nil, let flag = tcpFlags.first { fail("\(flag) needs --target tcp://HOST:PORT (without it the engine runs in-process)") }
     if o.target != nil, let flag = inProcessFlags.first {
         if flag == "--tasks" { fail("--tasks is for the in-process mode; with --target use --clients and --pipeline") }
@@ -148,6 +151,7 @@ struct SplitMix64 {
 }
 
 let options = parseOptions()
+if options.scenario == "crc" { exit(runCRCBenchmark(options)) }
 if let target = options.target { exit(runTCPBenchmark(options, target: target)) }
 exit(await runBenchmark(options))
 
