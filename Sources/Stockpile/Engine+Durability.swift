@@ -39,6 +39,9 @@ extension Engine {
         } catch {
             throw .directory("cannot create the data directory \(dataDirectory): \(error.localizedDescription)")
         }
+        // One writer per directory: a second server would interleave its records with ours.
+        let lock: DirectoryLock
+        do { lock = try DirectoryLock(directory: dataDirectory) } catch { throw .directory("cannot open \(dataDirectory): \(error)") }
         let recovery: LogRecovery.Result
         do { recovery = try LogRecovery.recover(directory: dataDirectory) } catch { throw .recovery(error) }
         for w in recovery.warnings { warn("\(w)") }
@@ -49,7 +52,7 @@ extension Engine {
         } catch {
             throw .io(error)
         }
-        let engine = Engine(configuration: configuration, clock: clock, log: GroupCommitter(writer: writer, policy: durability))
+        let engine = Engine(configuration: configuration, clock: clock, log: GroupCommitter(writer: writer, policy: durability), directoryLock: lock)
         engine.replay(recovery.records)
         return engine
     }
@@ -63,9 +66,11 @@ extension Engine {
             failure: log.failure.map { "\($0)" })
     }
 
-    /// Makes everything logged durable and closes the log. Blocks until done: call it once, at
-    /// shutdown, after the last request. Nothing to do for an engine in memory.
+    /// Makes everything logged durable, closes the log and lets the data directory go (another
+    /// process may open it from then on). Blocks until done: call it once, at shutdown, after the
+    /// last request. Nothing to do for an engine in memory.
     public func close() throws(WALIOError) {
+        defer { directoryLock?.release() }
         try ledger.log?.close()
     }
 

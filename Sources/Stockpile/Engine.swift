@@ -53,6 +53,8 @@ public final class Engine: Sendable {
     let refusals = RefusalCounters()
     let settings: RuleSettings
     private let timer = Mutex<Task<Void, Never>?>(nil)
+    /// Held while a durable engine lives: no other process writes its data directory meanwhile.
+    let directoryLock: DirectoryLock?
 
     /// Every shard, as a mask: what a catalog change holds, since every shard keeps a copy.
     var allShards: UInt64 { shards.count == 64 ? .max : (1 << UInt64(shards.count)) - 1 }
@@ -66,7 +68,8 @@ public final class Engine: Sendable {
         self.init(configuration: configuration, clock: clock, log: nil)
     }
 
-    init(configuration: EngineConfiguration, clock: any EngineClock, log: GroupCommitter?) {
+    init(configuration: EngineConfiguration, clock: any EngineClock, log: GroupCommitter?, directoryLock: DirectoryLock? = nil) {
+        self.directoryLock = directoryLock
         self.configuration = configuration
         self.clock = clock
         router = ShardRouter(count: configuration.shardCount)

@@ -4,7 +4,8 @@
 //   dump    one human-readable line per record, then the verdict;
 //   repair  cuts the log at the first record that is not valid, after a synced backup of every file
 //           it changes or removes.
-// None of them may run while a server uses the directory.
+// repair takes the directory's lock (a running server holds it, so repair refuses); verify and dump
+// only read, but what they read is only stable while no server writes.
 
 import Foundation
 import StockpileCore
@@ -83,6 +84,15 @@ private func repair(directory: String, confirmed: Bool) -> Int32 {
         print("nothing changed: run again with --yes to repair")
         return 1
     }
+    // Held until the process exits: no server may start on the directory while it is cut.
+    let lock: DirectoryLock
+    do {
+        lock = try DirectoryLock(directory: directory)
+    } catch {
+        print("cannot repair: \(error)")
+        return 1
+    }
+    defer { withExtendedLifetime(lock) {} }
     let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "")
     let trimmed = directory.hasSuffix("/") ? String(directory.dropLast()) : directory
     let backupDirectory = "\(trimmed).backup-\(stamp)"

@@ -69,6 +69,8 @@ struct ServeProcessTests {
             defer { try? FileManager.default.removeItem(atPath: directory) }
 
             let first = try ServeProcess(dataDirectory: directory)
+            // One writer per directory: a second server on it is refused while the first runs.
+            #expect(throws: SocketError.self) { _ = try ServeProcess(dataDirectory: directory) }
             var client = try first.client()
             #expect(try client.call(["ADJUST", "SKU", "MAIN", "10", "REASON", "received", "KEY", "k1"])?[field: "on_hand"]?.integerValue == 10)
             #expect(try client.call(["RESERVE", "hold-1", "SKU", "MAIN", "3", "TTL", "3600"])?[field: "status"]?.textValue == "active")

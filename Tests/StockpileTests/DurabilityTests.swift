@@ -123,4 +123,23 @@ struct DurabilityTests {
             try reopened.close()
         }
     }
+
+    @Test("a second engine on a data directory in use is refused; the directory is free again once the first is closed")
+    func oneWriterPerDirectory() async throws {
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var first: Engine? = try Engine.open(dataDirectory: directory, durability: .always, clock: ManualClock())
+        #expect(await first?.adjust(variant: "SKU", warehouse: "MAIN", by: 3, reason: .received).value != nil)
+        #expect(throws: EngineOpenError.self) { _ = try Engine.open(dataDirectory: directory, durability: .always) }
+        do {
+            _ = try Engine.open(dataDirectory: directory, durability: .always)
+        } catch {
+            #expect("\(error)".contains("another stockpile process is using this data directory"), "\(error)")
+        }
+        try first?.close()
+        first = nil
+        let second = try Engine.open(dataDirectory: directory, durability: .always, clock: ManualClock())
+        #expect(await second.cell(variant: "SKU", warehouse: "MAIN").value?.onHand == 3)
+        try second.close()
+    }
 }
