@@ -87,3 +87,22 @@ extension Engine {
         }
     }
 }
+
+extension Engine {
+    /// Loads stock from outside (a seed file, an import): each row's on_hand becomes its figure,
+    /// logged as type and reason `import`; reservations are untouched. Every row's warehouse must
+    /// exist: one that does not refuses the whole load (NOTFOUND naming its line) and changes nothing.
+    /// Returns the number of rows applied. Cost: one operation per row.
+    public func importStock(_ rows: [StockRow], actor: String = "import") async -> Outcome<Int> {
+        let known = Set(warehouses().map(\.code))
+        if let row = rows.first(where: { !known.contains($0.warehouse) }) {
+            return .refused(Refusal(.notFound, "line \(row.line): warehouse \(row.warehouse) does not exist"))
+        }
+        for row in rows {
+            if case .refused(let r) = await execute(.importStock(variant: row.variant, warehouse: row.warehouse, onHand: row.onHand), actor: actor) {
+                return .refused(Refusal(r.code, "line \(row.line): \(r.message)"))
+            }
+        }
+        return .ok(rows.count)
+    }
+}

@@ -208,6 +208,7 @@ public final class Engine: Sendable {
                 return performed
             }
         case .adjust(let v, let w, _, _, _, _, _), .setQuantity(let v, let w, _, _, _, _), .count(let v, let w, _, _, _),
+            .importStock(let v, let w, _),
             .returnStock(let v, let w, _, _, _, _):
             let cell = CellKey(variant: v, warehouse: w)
             return route(command, mask: router.mask(of: [cell]), cells: [cell], now: now, actor: actor)!
@@ -362,7 +363,7 @@ extension Engine {
         case .release(_, let line?, _, _), .fulfill(_, let line?, _): quantities = [line.quantity]
         case .adjust(_, _, let delta, _, _, _, _): quantities = [Quantity(Int64(delta.units.magnitude))]
         case .setQuantity(_, _, let q, _, let expected, _): quantities = [q] + (expected.map { [$0] } ?? [])
-        case .count(_, _, let counted, _, _): quantities = [counted]
+        case .count(_, _, let counted, _, _), .importStock(_, _, let counted): quantities = [counted]
         case .transfer(_, _, _, let q, _, _), .returnStock(_, _, let q, _, _, _): quantities = [q]
         default: quantities = []
         }

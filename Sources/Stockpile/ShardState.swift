@@ -10,7 +10,7 @@ import StockpileCore
 struct CellSlot: Sendable {
     var state: CellState
     /// Set when available went below zero for a reason invariant 3 allows: a physical loss (adjust,
-    /// set, count lowering on_hand) or a reservation of a variant that allows backorder. Cleared as
+    /// set, count, import lowering on_hand) or a reservation of a variant that allows backorder. Cleared as
     /// soon as available is back at zero or above. `verify` reports a negative available without it.
     var belowZeroAllowed = false
 
@@ -20,7 +20,9 @@ struct CellSlot: Sendable {
         if e.available >= .zero {
             belowZeroAllowed = false
         } else if e.available < e.before.available {
-            let physicalLoss = e.deltaOnHand < .zero && (e.type == .adjust || e.type == .set || e.type == .count)
+            // Stock counted or loaded from outside (set, count, import) is what is physically there:
+            // lowering it below what is reserved is a loss, reported as a shortfall, never hidden.
+            let physicalLoss = e.deltaOnHand < .zero && (e.type == .adjust || e.type == .set || e.type == .count || e.type == .import)
             let backorder = e.type == .reserve && backorderAllowed
             if physicalLoss || backorder { belowZeroAllowed = true }
         }

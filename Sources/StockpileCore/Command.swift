@@ -59,6 +59,9 @@ public enum Command: Hashable, Sendable {
     case returnStock(variant: String, warehouse: String, quantity: Quantity, disposition: ReturnDisposition, reference: String? = nil, key: String? = nil)
     case setWarehouse(WarehouseChange)
     case setPolicy(PolicyChange)
+    /// Stock loaded from outside (a seed file, an import): on_hand := the given figure, logged as type
+    /// and reason `import` (SPEC §6, §7.11). Reservations are untouched.
+    case importStock(variant: String, warehouse: String, onHand: Quantity)
 
     /// The idempotency key, for the commands that take one.
     public var key: String? {
@@ -67,7 +70,7 @@ public enum Command: Hashable, Sendable {
             .setQuantity(_, _, _, _, _, let key), .count(_, _, _, _, let key), .transfer(_, _, _, _, _, let key),
             .returnStock(_, _, _, _, _, let key):
             return key
-        case .reserve, .extend, .confirm, .setWarehouse, .setPolicy:
+        case .reserve, .extend, .confirm, .setWarehouse, .setPolicy, .importStock:
             return nil
         }
     }

@@ -34,6 +34,8 @@ public enum Rules {
             decision = setWarehouse(change, in: view, now: now, actor: actor)
         case .setPolicy(let change):
             decision = setPolicy(change, in: view, now: now, actor: actor)
+        case .importStock(let v, let w, let onHand):
+            decision = importStock(CellKey(variant: v, warehouse: w), onHand: onHand, in: view, now: now, actor: actor)
         }
         // Test the key first: binding the commit copies it, and most commands carry no key.
         guard command.key != nil, case .commit(var commit) = decision else { return decision }
@@ -68,6 +70,13 @@ public enum Rules {
             return .refused(Refusal(.conflict, "on_hand is \(before.onHand), not \(expected)", current: before.onHand))
         }
         let entry = cellEntry(.set, cell, before: before, after: CellState(onHand: quantity, reserved: before.reserved), now: now, actor: actor, reason: reason)
+        return .commit(Commit(time: now, entries: [entry], replyShape: .cell(variance: nil)))
+    }
+
+    @inlinable static func importStock(_ cell: CellKey, onHand: Quantity, in view: some StockView, now: Timestamp, actor: String) -> Decision {
+        guard view.warehouse(cell.warehouse) != nil else { return .refused(.warehouseNotFound(cell.warehouse)) }
+        let before = view.cellState(cell)
+        let entry = cellEntry(.import, cell, before: before, after: CellState(onHand: onHand, reserved: before.reserved), now: now, actor: actor, reason: .import)
         return .commit(Commit(time: now, entries: [entry], replyShape: .cell(variance: nil)))
     }
 

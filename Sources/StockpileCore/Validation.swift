@@ -68,6 +68,11 @@ public enum Validation {
             if let expected { try checkQuantity(expected, minimum: 0) }
             try checkKey(key)
             return .setQuantity(variant: v, warehouse: w, quantity: q, reason: reason, ifOnHand: expected, key: key)
+        case .importStock(let v, let w, let onHand):
+            try checkVariant(v)
+            let w = try warehouse(w)
+            try checkQuantity(onHand, minimum: 0)
+            return .importStock(variant: v, warehouse: w, onHand: onHand)
         case .count(let v, let w, let counted, let note, let key):
             try checkVariant(v)
             let w = try warehouse(w)

@@ -106,7 +106,8 @@ extension Request {
             case .reserve, .extend, .confirm, .release: .checkout
             case .fulfill, .returnStock: .fulfillment
             case .adjust, .setQuantity, .count, .transfer: .inventory
-            case .setWarehouse, .setPolicy: .admin
+            // Loading stock from outside replaces counts wholesale: an administrator's act.
+            case .setWarehouse, .setPolicy, .importStock: .admin
             }
         case .query: .read
         case .session(let session):

@@ -209,6 +209,7 @@ enum WALCode {
     static let commandReturnStock: UInt8 = 10
     static let commandSetWarehouse: UInt8 = 11
     static let commandSetPolicy: UInt8 = 12
+    static let commandImportStock: UInt8 = 13
 }
 
 // MARK: - Writing
@@ -414,6 +415,11 @@ extension ByteWriter {
         case .setPolicy(let change):
             writeUInt8(WALCode.commandSetPolicy)
             write(change)
+        case .importStock(let variant, let warehouse, let onHand):
+            writeUInt8(WALCode.commandImportStock)
+            writeString(variant)
+            writeString(warehouse)
+            write(onHand)
         }
     }
 
@@ -721,6 +727,11 @@ extension ByteReader {
             let unlimited = try readPresence() ? try readBool() : nil
             let lowStock = try readPresence() ? try readQuantity() : nil
             return .setPolicy(PolicyChange(variant: variant, backorder: backorder, unlimited: unlimited, lowStock: lowStock))
+        case WALCode.commandImportStock:
+            let variant = try readString()
+            let warehouse = try readString()
+            let onHand = try readQuantity()
+            return .importStock(variant: variant, warehouse: warehouse, onHand: onHand)
         case let code:
             throw failure(.unknownCode(table: "Command", code: code), at: start)
         }

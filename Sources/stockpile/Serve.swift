@@ -22,6 +22,9 @@ let serveUsage = """
       --auth-file FILE     tokens and roles, one `token role[,role…]` per line (# comments); roles:
                            read, checkout, fulfillment, inventory, admin. Clients then must AUTH.
       --insecure           allow a non-loopback --host without --auth-file
+      --seed FILE          load stock at start from a CSV file with the header `variant,warehouse,on_hand`:
+                           each listed cell's on_hand becomes its figure (logged as `import`), at every
+                           start; a bad file stops the start and names every bad line
       --shards N           shards the cells are spread over, 1-64 (default 16)
       --retention SECONDS  how long ids and KEYs of finished work are remembered (default 86400)
       --max-clients N      open connections allowed (default 10000)
@@ -42,6 +45,7 @@ func serve(_ arguments: [String]) async -> Never {
     var dataDirectory = "./stockpile-data"
     var durability = DurabilityPolicy.always
     var authFile: String?
+    var seedFile: String?
     while let flag = flags.next() {
         switch flag {
         case "--host": configuration.host = flags.value(flag)
@@ -53,6 +57,7 @@ func serve(_ arguments: [String]) async -> Never {
             durability = policy
         case "--auth-file": authFile = flags.value(flag)
         case "--insecure": configuration.insecure = true
+        case "--seed": seedFile = flags.value(flag)
         case "--shards": engineConfiguration.shardCount = flags.integer(flag, in: 1...64)
         case "--retention": engineConfiguration.retention = .seconds(flags.integer(flag, in: 1...(366 * 86400)))
         case "--max-clients": configuration.clientCountMax = flags.integer(flag, in: 1...1_000_000)
@@ -76,12 +81,31 @@ func serve(_ arguments: [String]) async -> Never {
         }
     }
 
+    // The seed file is read before anything starts, so a bad one changes nothing.
+    let seedRows: [StockRow]
+    if let seedFile {
+        guard let data = FileManager.default.contents(atPath: seedFile) else { fail("cannot read the seed file \(seedFile)") }
+        do {
+            seedRows = try StockCSV.parse(String(decoding: data, as: UTF8.self), source: seedFile)
+        } catch {
+            fail("the seed file is not valid, nothing was loaded:\n\(error)")
+        }
+    } else {
+        seedRows = []
+    }
+
     let started = ContinuousClock.now
     let engine: Engine
     do {
         engine = try Engine.open(dataDirectory: dataDirectory, durability: durability, configuration: engineConfiguration)
     } catch {
         fail("cannot open \(dataDirectory): \(error)")
+    }
+    if let seedFile {
+        switch await engine.importStock(seedRows, actor: "seed") {
+        case .ok(let count): Server.logToStandardError("seeded \(count) cell(s) from \(seedFile)")
+        case .refused(let refusal): fail("the seed file \(seedFile) was not loaded: \(refusal)")
+        }
     }
     let server: Server
     do {

@@ -33,9 +33,9 @@ final class ServeProcess: @unchecked Sendable {
         process.standardError = errors
         process.standardOutput = FileHandle.nullDevice
         try process.run()
-        // The first line on stderr names the port the system picked.
+        // A line on stderr names the port the system picked (a seed file's line may come first).
         var text = ""
-        while !text.contains("\n") {
+        while !(text.contains("listening on") && text.hasSuffix("\n")) {
             let chunk = errors.fileHandleForReading.availableData
             if chunk.isEmpty { break }
             text += String(decoding: chunk, as: UTF8.self)
@@ -141,6 +141,42 @@ struct ServeProcessTests {
             let history = try server.call("HISTORY", "SKU", "MAIN")
             guard case .array(let entries)? = history else { Issue.record("HISTORY: \(String(describing: history))"); return }
             #expect(entries.first?[field: "note"]?.textValue == "first delivery")
+        }
+    }
+
+    @Test("--seed loads a stock file at start; a bad file stops the start, names every bad line and loads nothing")
+    func seed() async throws {
+        try await onOwnThread {
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stockpile-seed-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let good = directory.appendingPathComponent("stock.csv")
+            try "variant,warehouse,on_hand\r\nSKU-1,main,40\n\nSKU-2,MAIN,0\n".write(to: good, atomically: true, encoding: .utf8)
+            let server = try ServeProcess(dataDirectory: directory.appendingPathComponent("data").path, extra: ["--fsync", "none", "--seed", good.path])
+            let client = try server.client()
+            #expect(try client.call(["STOCK", "SKU-1", "MAIN"])?[field: "on_hand"]?.integerValue == 40)
+            let history = try client.call(["HISTORY", "SKU-1", "MAIN"])
+            guard case .array(let entries)? = history, let entry = entries.first else {
+                Issue.record("HISTORY: \(String(describing: history))")
+                return
+            }
+            #expect(entry[field: "type"]?.textValue == "import" && entry[field: "reason"]?.textValue == "import")
+            #expect(server.stop(with: SIGTERM).status == 0)
+
+            let bad = directory.appendingPathComponent("bad.csv")
+            try "variant,warehouse,on_hand\nSKU-1,MAIN,5\nSKU 2,MAIN,1\nSKU-3,MAIN,-4\nSKU-1,main,6\n".write(to: bad, atomically: true, encoding: .utf8)
+            let process = Process()
+            process.executableURL = try ServeProcess.executable
+            process.arguments = ["serve", "--port", "0", "--fsync", "none", "--seed", bad.path]
+            let errors = Pipe()
+            process.standardError = errors
+            try process.run()
+            process.waitUntilExit()
+            let log = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            #expect(process.terminationStatus != 0)
+            #expect(log.contains("nothing was loaded"), "\(log)")
+            for line in [3, 4, 5] { #expect(log.contains("bad.csv line \(line):"), "line \(line) not named: \(log)") }
+            #expect(!log.contains("line 2:"), "\(log)")
         }
     }
 }

@@ -282,8 +282,10 @@ struct CommandGenerator {
                 expected = rng.chance(0.7) ? current : current + 1
             }
             return .setQuantity(variant: v, warehouse: w, quantity: quantity(0...12), reason: rng.pick(reasons), ifOnHand: expected, key: key())
-        case 60..<72:
+        case 60..<68:
             return .count(variant: v, warehouse: w, counted: quantity(0...12), note: text("count"), key: key())
+        case 68..<72:
+            return .importStock(variant: v, warehouse: w, onHand: quantity(0...12))
         case 72..<88:
             let to = rng.chance(0.08) ? w : warehouse()
             return .transfer(variant: v, from: w, to: to, quantity: quantity(1...5), note: text("move"), key: key())

@@ -194,6 +194,11 @@ struct ReferenceModel {
             }
             let seq = changeCell(key, onHand: q - before.onHand, reserved: .zero, type: .set, reason: reason, actor: actor, time: now)
             return .ok(cellReceipt(key, seq: seq))
+        case .importStock(let v, let w, let onHand):
+            guard warehouses[w] != nil else { return .refused(.warehouseNotFound(w)) }
+            let key = CellKey(variant: v, warehouse: w)
+            let seq = changeCell(key, onHand: onHand - cell(key).onHand, reserved: .zero, type: .import, reason: .import, actor: actor, time: now)
+            return .ok(cellReceipt(key, seq: seq))
         case .count(let v, let w, let counted, let note, _):
             guard warehouses[w] != nil else { return .refused(.warehouseNotFound(w)) }
             let key = CellKey(variant: v, warehouse: w)

@@ -55,7 +55,7 @@ import Testing
         #expect(commits.contains { $0.replyShape == .cell(variance: nil) } && commits.contains { $0.replyShape == .cell(variance: -3) })
         #expect(Set(CommitSamples.keyUses.map { replyCode($0.reply) }) == Set(1...5))
         let commands = CommitSamples.commands + commits.compactMap(\.keyedCommand)
-        #expect(Set(commands.map(commandCode)) == Set(1...12))
+        #expect(Set(commands.map(commandCode)) == Set(1...13))
         let dispositions = commands.compactMap { c -> ReturnDisposition? in
             if case .returnStock(_, _, _, let d, _, _) = c { return d } else { return nil }
         }
@@ -149,7 +149,7 @@ import Testing
         expectFailure([0x00], at: 0, .unknownCode(table: "EntryType", code: 0)) { (r: inout ByteReader) throws(WALDecodingError) in
             try r.readCode("EntryType", EntryType.init(walCode:))
         }
-        expectFailure([13], at: 0, .unknownCode(table: "Command", code: 13)) { (r: inout ByteReader) throws(WALDecodingError) in try r.readCommand() }
+        expectFailure([14], at: 0, .unknownCode(table: "Command", code: 14)) { (r: inout ByteReader) throws(WALDecodingError) in try r.readCommand() }
         expectFailure([6], at: 0, .unknownCode(table: "Reply", code: 6)) { (r: inout ByteReader) throws(WALDecodingError) in try r.readReply() }
         // Strings: a length past the end is refused before anything is allocated; bytes must be UTF-8.
         expectFailure([0xFF, 0xFF, 0xFF, 0xFF, 0x0F, 0x41], at: 0, .countTooLarge(0xFFFF_FFFF)) { (r: inout ByteReader) throws(WALDecodingError) in

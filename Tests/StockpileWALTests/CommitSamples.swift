@@ -265,5 +265,6 @@ enum CommitSamples {
         .setWarehouse(WarehouseChange(code: "EAST", name: "East", address: "", priority: .min, active: false)),
         .setPolicy(PolicyChange(variant: "SKU-1")),
         .setPolicy(PolicyChange(variant: "SKU-1", backorder: false, unlimited: true, lowStock: 7)),
+        .importStock(variant: "SKU-1", warehouse: "MAIN", onHand: 12),
     ]
 }

@@ -125,7 +125,7 @@ struct RandomCommits {
     /// A command of any case; with `keyed`, one of the cases that take a key, carrying one.
     mutating func command(keyed: Bool) -> Command {
         let key: String? = keyed ? "k" + string() : optional { $0.string() }
-        switch int(keyed ? 3...9 : 0...11) {
+        switch int(keyed ? 3...9 : 0...12) {
         case 0: return .reserve(reserveRequest())
         case 1: return .extend(id: string(), ttl: duration())
         case 2: return .confirm(id: string())
@@ -151,6 +151,8 @@ struct RandomCommits {
             return .setWarehouse(WarehouseChange(
                 code: string(), name: optional { $0.string() }, address: optional { $0.string() },
                 priority: optional { $0.int64() }, active: optional { $0.bool() }))
+        case 11:
+            return .importStock(variant: string(), warehouse: string(), onHand: quantity())
         default:
             return .setPolicy(PolicyChange(
                 variant: string(), backorder: optional { $0.bool() }, unlimited: optional { $0.bool() },

@@ -1,0 +1,56 @@
+// The stock file: every good form is read, every bad line is named, and a bad file yields no rows.
+
+import Testing
+@testable import StockpileCore
+
+@Suite struct StockCSVTests {
+    @Test("rows are read with the header, blank lines, CRLF, spaces and quotes; codes are upper-cased")
+    func goodFile() throws {
+        let text = "Variant, Warehouse ,ON_HAND\r\nSKU-1,main,5\r\n\r\n \"SKU-2\" , EAST , 0 \nsku.3:x/y,MAIN,1000000000000\n"
+        let rows = try StockCSV.parse(text, source: "f.csv")
+        #expect(rows == [
+            StockRow(variant: "SKU-1", warehouse: "MAIN", onHand: 5, line: 2),
+            StockRow(variant: "SKU-2", warehouse: "EAST", onHand: 0, line: 4),
+            StockRow(variant: "sku.3:x/y", warehouse: "MAIN", onHand: 1_000_000_000_000, line: 5),
+        ])
+    }
+
+    @Test("a header alone is an empty stock file")
+    func headerOnly() throws {
+        #expect(try StockCSV.parse("variant,warehouse,on_hand\n", source: "f.csv").isEmpty)
+    }
+
+    @Test("each kind of bad line is named by its line number, and none is skipped", arguments: [
+        ("", "f.csv: empty"),
+        ("SKU-1,MAIN,5\n", "f.csv line 1: the first row must be the header"),
+        ("variant,warehouse,on_hand\nSKU-1,MAIN\n", "f.csv line 2: expected 3 fields"),
+        ("variant,warehouse,on_hand\nSKU 1,MAIN,5\n", "f.csv line 2: 'SKU 1' is not a valid variant id"),
+        ("variant,warehouse,on_hand\nTTL,MAIN,5\n", "f.csv line 2: 'TTL' is not a valid variant id"),
+        ("variant,warehouse,on_hand\nSKU-1,MA IN,5\n", "f.csv line 2: 'MA IN' is not a valid warehouse code"),
+        ("variant,warehouse,on_hand\nSKU-1,MAIN,-1\n", "f.csv line 2: on_hand '-1' must be a whole number"),
+        ("variant,warehouse,on_hand\nSKU-1,MAIN,1000000000001\n", "f.csv line 2: on_hand '1000000000001' must be"),
+        ("variant,warehouse,on_hand\nSKU-1,MAIN,x\n", "f.csv line 2: on_hand 'x' must be"),
+        ("variant,warehouse,on_hand\nSKU-1,MAIN,1\n\nSKU-1,main,2\n", "f.csv line 4: SKU-1 MAIN is already on line 2"),
+    ])
+    func badLine(text: String, message: String) {
+        #expect(throws: StockCSVError.self) { try StockCSV.parse(text, source: "f.csv") }
+        do {
+            _ = try StockCSV.parse(text, source: "f.csv")
+        } catch {
+            #expect(error.problems.first?.hasPrefix(message) == true, "\(error)")
+        }
+    }
+
+    @Test("every bad line is reported, up to a limit, then counted")
+    func manyBadLines() {
+        let text = "variant,warehouse,on_hand\n" + (1...30).map { "SKU-\($0),MAIN,bad" }.joined(separator: "\n")
+        do {
+            _ = try StockCSV.parse(text, source: "f.csv")
+            Issue.record("a bad file was accepted")
+        } catch {
+            #expect(error.problems.count == StockCSV.problemCountMax + 1)
+            #expect(error.problems.last == "… and 10 more")
+            #expect(error.problems[0].hasPrefix("f.csv line 2:") && error.problems[19].hasPrefix("f.csv line 21:"))
+        }
+    }
+}
