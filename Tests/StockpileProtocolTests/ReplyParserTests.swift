@@ -10,33 +10,6 @@ import Testing
 
 @testable import StockpileProtocol
 
-/// SplitMix64: small, fast, and the same sequence on every platform.
-private struct SeededRandom: RandomNumberGenerator {
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    mutating func int(_ range: ClosedRange<Int>) -> Int {
-        range.lowerBound + Int(next() % UInt64(range.upperBound - range.lowerBound + 1))
-    }
-
-    mutating func byte() -> UInt8 { UInt8(truncatingIfNeeded: next()) }
-}
-
-private func seed(fallback: UInt64) -> UInt64 {
-    ProcessInfo.processInfo.environment["STOCKPILE_SEED"].flatMap(UInt64.init) ?? fallback
-}
-
-private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
-
 /// The frames a parser made of a stream, then the error that stopped it (nil when it ran out of
 /// bytes).
 private struct Outcome: Equatable {
@@ -67,17 +40,6 @@ private func parse(_ input: [UInt8], chunks: [Int] = [], parser: ReplyParser = R
 
 private func byteByByte(_ input: [UInt8], parser: ReplyParser = ReplyParser()) -> Outcome {
     parse(input, chunks: Array(repeating: 1, count: input.count), parser: parser)
-}
-
-private func randomChunks(for count: Int, using random: inout SeededRandom) -> [Int] {
-    var chunks: [Int] = []
-    var covered = 0
-    while covered < count {
-        let size = random.int(0...9) == 0 ? random.int(1...4096) : random.int(1...16)
-        chunks.append(size)
-        covered += size
-    }
-    return chunks
 }
 
 /// What a frame becomes when it crosses a RESP2 connection: records are flat arrays of name/value
