@@ -77,6 +77,18 @@ extension Engine {
         }
     }
 
+    /// Every cell ever used, by variant then warehouse: what `stockpile export` writes. Assembled
+    /// from the shards one after another. Cost: a copy of every cell.
+    public func allCells() async -> [CellRecord] {
+        await readDurably {
+            _ = await settleDueWork()
+            var all: [CellRecord] = []
+            for shard in shards { all += shard.isolated { $0.allCells() } }
+            all.sort { ($0.variant, $0.warehouse) < ($1.variant, $1.warehouse) }
+            return all
+        }
+    }
+
     /// Cells whose available is at or below `threshold`, or each variant's own threshold when nil
     /// (variants without one are left out); by available, then variant, then warehouse.
     public func lowStock(threshold: Quantity? = nil, limit: Int? = nil) async -> Outcome<[CellRecord]> {

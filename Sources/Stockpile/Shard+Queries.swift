@@ -44,6 +44,11 @@ extension Shard {
         return Array(out.prefix(limit))
     }
 
+    /// Every cell this shard owns, for an export.
+    func allCells() -> [CellRecord] {
+        state.cells.map { CellRecord(key: $0.key, state: $0.value.state) }
+    }
+
     func backorders(limit: Int) -> [BackorderLine] {
         var out: [BackorderLine] = []
         for box in state.reservations.values where box.value.isOpen {

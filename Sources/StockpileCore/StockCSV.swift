@@ -85,6 +85,13 @@ public enum StockCSV {
         return rows
     }
 
+    /// A stock file of `cells`, header first: what `parse` reads back.
+    public static func format(_ cells: [CellRecord]) -> String {
+        var out = header + "\n"
+        for c in cells { out += "\(c.variant),\(c.warehouse),\(c.onHand.units)\n" }
+        return out
+    }
+
     private static func unquoted(_ field: Substring) -> String {
         if field.count >= 2, field.first == "\"", field.last == "\"" { return String(field.dropFirst().dropLast()) }
         return String(field)

@@ -113,6 +113,12 @@ func serve(_ arguments: [String]) async -> Never {
     } catch {
         fail("\(error)")
     }
+    // Handlers first, then the line that tells the world the server is up: a signal sent as soon as
+    // that line appears must already shut down cleanly.
+    onShutdownSignal { name in
+        Server.logToStandardError("\(name): shutting down")
+        server.shutdown()
+    }
     let where_ = durability == .none
         ? "durability off (--fsync none): nothing is written to disk, a restart starts empty"
         : "fsync \(durability.flagText), data in \(dataDirectory)"
@@ -121,10 +127,6 @@ func serve(_ arguments: [String]) async -> Never {
         "listening on \(configuration.host):\(server.port) (\(where_); \(engineConfiguration.shardCount) shards; "
             + "\(configuration.auth.map { "\($0.tokenCount) token(s)" } ?? "no auth, loopback only"); ready in \(elapsed.formatted(.units(allowed: [.milliseconds]))))")
 
-    onShutdownSignal { name in
-        Server.logToStandardError("\(name): shutting down")
-        server.shutdown()
-    }
     await server.stopped()
     do {
         try engine.close()

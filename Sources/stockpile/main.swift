@@ -2,6 +2,7 @@
 //   serve  run the server (Serve.swift)
 //   cli    a small client: one command, or a prompt (Cli.swift)
 //   wal    verify, dump or repair a data directory's log (Wal.swift)
+//   import, export   stock files in and out of a data directory (ImportExport.swift)
 //   demo   run a small flash sale in-process and print what happened (Demo.swift)
 
 import Foundation
@@ -16,6 +17,9 @@ let usage = """
           `stockpile serve --help` lists the options.
       cli [--host ADDR] [--port N] [--auth TOKEN] [--resp3] [command …]
           Sends one command and prints the reply, or reads commands at a prompt.
+      import [--data-dir DIR] FILE, export [--data-dir DIR] [FILE]
+          Stock files (CSV: variant,warehouse,on_hand) into or out of a data directory, with the
+          server stopped. `stockpile import --help` says more.
       wal verify|dump|repair <data-dir>
           Checks a data directory's log as start-up does, prints it one record per line, or cuts it
           at the first damaged record after a backup. `stockpile wal --help` says more.
@@ -41,6 +45,10 @@ case "cli":
     cli(arguments)
 case "wal":
     wal(arguments)
+case "import":
+    await importStock(arguments)
+case "export":
+    await exportStock(arguments)
 case "demo":
     var options = DemoOptions()
     var rest = arguments[...]

@@ -53,4 +53,11 @@ import Testing
             #expect(error.problems[0].hasPrefix("f.csv line 2:") && error.problems[19].hasPrefix("f.csv line 21:"))
         }
     }
+
+    @Test("a formatted stock file parses back to the same cells")
+    func roundTrip() throws {
+        let cells = [CellRecord(variant: "A", warehouse: "MAIN", onHand: 5, reserved: 2), CellRecord(variant: "b.2", warehouse: "EAST", onHand: 0, reserved: 0)]
+        let rows = try StockCSV.parse(StockCSV.format(cells), source: "f.csv")
+        #expect(rows.map { [$0.variant, $0.warehouse, "\($0.onHand)"] } == cells.map { [$0.variant, $0.warehouse, "\($0.onHand)"] })
+    }
 }

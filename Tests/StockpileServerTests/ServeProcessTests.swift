@@ -179,4 +179,44 @@ struct ServeProcessTests {
             #expect(!log.contains("line 2:"), "\(log)")
         }
     }
+
+    /// Runs `stockpile` with `arguments`; returns its status, stdout and stderr.
+    static func run(_ arguments: [String]) throws -> (status: Int32, output: String, errors: String) {
+        let process = Process()
+        process.executableURL = try ServeProcess.executable
+        process.arguments = arguments
+        let (stdout, stderr) = (Pipe(), Pipe())
+        process.standardOutput = stdout
+        process.standardError = stderr
+        try process.run()
+        let output = String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let errors = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, output, errors)
+    }
+
+    @Test("stockpile import then export gives the file back; a bad file or a running server changes nothing")
+    func importExport() async throws {
+        try await onOwnThread {
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stockpile-ie-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let data = directory.appendingPathComponent("data").path
+            let file = directory.appendingPathComponent("in.csv")
+            try "variant,warehouse,on_hand\nB,main,7\nA,MAIN,5\n".write(to: file, atomically: true, encoding: .utf8)
+            #expect(try Self.run(["import", "--data-dir", data, file.path]).status == 0)
+            #expect(try Self.run(["export", "--data-dir", data]).output == "variant,warehouse,on_hand\nA,MAIN,5\nB,MAIN,7\n")
+
+            let bad = directory.appendingPathComponent("bad.csv")
+            try "variant,warehouse,on_hand\nA,MAIN,9\nB,MAIN,-1\n".write(to: bad, atomically: true, encoding: .utf8)
+            let refused = try Self.run(["import", "--data-dir", data, bad.path])
+            #expect(refused.status != 0 && refused.errors.contains("bad.csv line 3:"), "\(refused.errors)")
+            #expect(try Self.run(["export", "--data-dir", data]).output == "variant,warehouse,on_hand\nA,MAIN,5\nB,MAIN,7\n")
+
+            let server = try ServeProcess(dataDirectory: data)
+            let whileRunning = try Self.run(["import", "--data-dir", data, file.path])
+            #expect(whileRunning.status != 0 && whileRunning.errors.contains("another stockpile process"), "\(whileRunning.errors)")
+            #expect(server.stop(with: SIGTERM).status == 0)
+        }
+    }
 }
