@@ -4,6 +4,7 @@
 // part is consistent in itself).
 
 import StockpileCore
+import StockpileWAL
 
 
 
@@ -127,12 +128,32 @@ extension Engine {
         }
     }
 
-    /// Ledger entries with seq ≥ `from`, oldest first. Entries older than memory keeps are skipped.
+    /// Ledger entries with seq ≥ `from`, oldest first. Entries older than memory keeps come from the
+    /// log of a durable engine (an engine in memory has only what it keeps). Cost: from memory, the
+    /// entries returned; from the log, a read of the log's segments.
     public func events(from: UInt64, limit: Int = Limits.listCountDefault) async -> [LedgerEntry] {
         await readDurably {
             _ = await settleDueWork()
-            return ledger.entries(from: from, limit: limit)
+            let oldest = ledger.oldestSeq
+            guard from < oldest, let directory = dataDirectory else { return ledger.entries(from: from, limit: limit) }
+            var out = Self.loggedEntries(directory: directory, from: from, before: oldest, limit: limit)
+            if out.count < limit { out += ledger.entries(from: oldest, limit: limit - out.count) }
+            return out
         }
+    }
+
+    /// Entries with `from` ≤ seq < `before` as the log holds them, at most `limit`. The log is read
+    /// the way start-up reads it; what cannot be read is left out (memory has the newest entries).
+    static func loggedEntries(directory: String, from: UInt64, before: UInt64, limit: Int) -> [LedgerEntry] {
+        var out: [LedgerEntry] = []
+        for record in LogRecovery.readValidPrefix(directory: directory).result.records {
+            guard case .commit(let commit) = record.body else { continue }
+            for e in commit.entries where e.seq >= from && e.seq < before {
+                out.append(e)
+                if out.count == limit { return out }
+            }
+        }
+        return out
     }
 
     /// The sequence number the next ledger entry will get.

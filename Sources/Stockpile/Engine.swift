@@ -55,6 +55,8 @@ public final class Engine: Sendable {
     private let timer = Mutex<Task<Void, Never>?>(nil)
     /// Held while a durable engine lives: no other process writes its data directory meanwhile.
     let directoryLock: DirectoryLock?
+    /// Where the log lives (nil in memory): EVENTS reads it for entries memory no longer keeps.
+    var dataDirectory: String? { directoryLock?.directory }
 
     /// Every shard, as a mask: what a catalog change holds, since every shard keeps a copy.
     var allShards: UInt64 { shards.count == 64 ? .max : (1 << UInt64(shards.count)) - 1 }

@@ -95,6 +95,9 @@ final class Ledger: Sendable {
     /// The sequence number the next entry will get.
     var nextSeq: UInt64 { state.withLock { $0.nextSeq } }
 
+    /// The oldest sequence number memory still keeps.
+    var oldestSeq: UInt64 { state.withLock { $0.oldestSeq } }
+
     /// Entries with seq ≥ `from`, oldest first, at most `limit`. Entries older than memory keeps are
     /// skipped: the answer starts at the oldest entry kept.
     func entries(from: UInt64, limit: Int) -> [LedgerEntry] {

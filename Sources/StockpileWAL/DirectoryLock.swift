@@ -7,6 +7,8 @@ import Glibc
 import Synchronization
 
 public final class DirectoryLock: Sendable {
+    /// The data directory, and its LOCK file.
+    public let directory: String
     public let path: String
     /// The open LOCK file while the lock is held; -1 once released.
     private let descriptor: Mutex<Int32>
@@ -40,6 +42,7 @@ public final class DirectoryLock: Sendable {
             if e == EWOULDBLOCK { throw .held(path: path) }
             throw .io(WALIOError(operation: .open, path: path, errno: e))
         }
+        self.directory = directory
         self.path = path
         self.descriptor = Mutex(fd)
     }

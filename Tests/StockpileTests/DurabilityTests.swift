@@ -142,4 +142,27 @@ struct DurabilityTests {
         #expect(await second.cell(variant: "SKU", warehouse: "MAIN").value?.onHand == 3)
         try second.close()
     }
+
+    @Test("EVENTS older than memory keeps come from the log, gapless and as they were")
+    func eventsFromTheLog() async throws {
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let engine = try Engine.open(
+            dataDirectory: directory, durability: .always, configuration: EngineConfiguration(eventsInMemoryCount: 4), clock: ManualClock())
+        var receipts: [CellReceipt] = []
+        for i in 1...10 {
+            receipts.append(try #require(await engine.adjust(variant: "SKU", warehouse: "MAIN", by: Quantity(Int64(i)), reason: .received).value))
+        }
+        let all = await engine.events(from: 1, limit: 100)
+        #expect(all.map(\.seq) == Array(1...10))
+        #expect(all.map(\.onHand) == receipts.map(\.cell.onHand))
+        #expect(await engine.events(from: 3, limit: 2).map(\.seq) == [3, 4])
+        #expect(await engine.events(from: 5, limit: 4).map(\.seq) == [5, 6, 7, 8])
+        #expect(await engine.events(from: 11, limit: 4).isEmpty)
+        // An engine in memory has only what it keeps.
+        let memory = Engine(configuration: EngineConfiguration(eventsInMemoryCount: 4), clock: ManualClock())
+        for _ in 1...10 { _ = await memory.adjust(variant: "SKU", warehouse: "MAIN", by: 1, reason: .received) }
+        #expect(await memory.events(from: 1, limit: 100).map(\.seq) == [7, 8, 9, 10])
+        try engine.close()
+    }
 }
