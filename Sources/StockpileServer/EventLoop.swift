@@ -37,6 +37,9 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
     /// Jobs of tasks that run on this loop, in the order they were enqueued.
     private let jobs = Mutex<[UnownedJob]>([])
     private var runnableJobs: [UnownedJob] = []
+    /// The loop's thread, once `run` starts: a message or job from the loop itself needs no wake-up,
+    /// since the loop drains both before it waits again.
+    private let loopThread = Mutex<pthread_t?>(nil)
     /// Batches ready to run, gathered over one turn of the loop and started together.
     private var ready: [(connection: UInt64, batch: RequestBatch, session: SessionState)] = []
 
@@ -67,7 +70,12 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
             return box.count == 1
         }
         // Only the first message of a turn needs to wake the loop; it takes them all.
-        if wasEmpty { poller.wake() }
+        if wasEmpty && !isOnLoopThread { poller.wake() }
+    }
+
+    private var isOnLoopThread: Bool {
+        guard let thread = loopThread.withLock({ $0 }) else { return false }
+        return pthread_equal(thread, pthread_self()) != 0
     }
 
     /// Runs a job of a task that prefers this executor: on the loop thread, at the end of its turn.
@@ -77,11 +85,12 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
             queue.append(job)
             return queue.count == 1
         }
-        if wasEmpty { poller.wake() }
+        if wasEmpty && !isOnLoopThread { poller.wake() }
     }
 
     /// Runs until shutdown completes. Call on the loop's own thread.
     func run() {
+        loopThread.withLock { $0 = pthread_self() }
         while true {
             // Do not sleep while jobs wait: a job enqueued during this turn has already woken the
             // poller, so a zero timeout is only needed when the queue is known to be non-empty.

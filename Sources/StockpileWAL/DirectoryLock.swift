@@ -30,14 +30,22 @@ public final class DirectoryLock: Sendable {
         }
     }
 
-    /// Takes the lock of `directory`, creating the LOCK file if needed. Never waits.
+    /// Takes the lock of `directory`, creating the LOCK file if needed. Waits at most half a second
+    /// for a holder to let go: a process that forks (to run a tool, say) lends its descriptors to the
+    /// child until the child's exec closes them, so a lock just released can look held for a moment.
     public init(directory: String) throws(Failure) {
         let path = directory.hasSuffix("/") ? directory + Self.fileName : directory + "/" + Self.fileName
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw .io(WALIOError(operation: .open, path: path, errno: errno)) }
+        var attempts = 0
         while flock(fd, LOCK_EX | LOCK_NB) != 0 {
             let e = errno
             if e == EINTR { continue }
+            if e == EWOULDBLOCK && attempts < 50 {
+                attempts += 1
+                usleep(10_000)
+                continue
+            }
             close(fd)
             if e == EWOULDBLOCK { throw .held(path: path) }
             throw .io(WALIOError(operation: .open, path: path, errno: e))
