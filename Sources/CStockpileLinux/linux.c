@@ -4,6 +4,8 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <errno.h>
 #include <stddef.h>
 #include "CStockpileLinux.h"
@@ -38,6 +40,10 @@ int stockpile_epoll_wait(int epfd, stockpile_epoll_event *events, int max, int t
 
 int stockpile_eventfd(void) {
     return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+}
+
+int stockpile_pipe_cloexec(int fds[2]) {
+    return pipe2(fds, O_CLOEXEC);
 }
 
 int stockpile_accept(int fd) {

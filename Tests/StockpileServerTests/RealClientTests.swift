@@ -63,34 +63,10 @@ enum ExternalProcess {
     /// It blocks: call it from a `withServer` body (a thread of its own), or through `onThread`, never
     /// on the cooperative pool that the server's batches run on.
     static func run(_ executable: URL, _ arguments: [String], standardInput: URL? = nil) throws -> ProcessOutcome {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stockpile-e2e-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let outURL = directory.appendingPathComponent("stdout")
-        let errURL = directory.appendingPathComponent("stderr")
-        FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        let out = try FileHandle(forWritingTo: outURL)
-        let err = try FileHandle(forWritingTo: errURL)
-        defer {
-            try? out.close()
-            try? err.close()
-        }
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        process.standardOutput = out
-        process.standardError = err
-        let input = try standardInput.map { try FileHandle(forReadingFrom: $0) }
-        defer { try? input?.close() }
-        process.standardInput = input ?? FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
+        // posix_spawn, not Foundation's Process: see ChildProcess.swift.
+        let result = try ChildProcess.run(path: executable.path, arguments: arguments, standardInput: standardInput?.path)
         let command = ([executable.lastPathComponent] + arguments).joined(separator: " ") + (standardInput.map { " < \($0.lastPathComponent)" } ?? "")
-        return ProcessOutcome(
-            command: command, status: process.terminationStatus,
-            standardOutput: String(decoding: (try? Data(contentsOf: outURL)) ?? Data(), as: UTF8.self),
-            standardError: String(decoding: (try? Data(contentsOf: errURL)) ?? Data(), as: UTF8.self))
+        return ProcessOutcome(command: command, status: result.status, standardOutput: result.output, standardError: result.errors)
     }
 
     /// A file of this text in a new temporary directory (removed by the caller's `cleanUp`).

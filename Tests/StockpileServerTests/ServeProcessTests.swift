@@ -10,9 +10,8 @@ import Testing
 
 /// A `stockpile serve` child process.
 final class ServeProcess: @unchecked Sendable {
-    let process = Process()
+    let child: ChildProcess
     let port: Int
-    private let errors = Pipe()
 
     /// The executable SwiftPM built next to the test bundle.
     static var executable: URL {
@@ -28,22 +27,14 @@ final class ServeProcess: @unchecked Sendable {
     }
 
     init(dataDirectory: String, extra: [String] = []) throws {
-        process.executableURL = try Self.executable
-        process.arguments = ["serve", "--port", "0", "--data-dir", dataDirectory] + extra
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
+        child = try ChildProcess(path: try Self.executable.path, arguments: ["serve", "--port", "0", "--data-dir", dataDirectory] + extra)
         // A line on stderr names the port the system picked (a seed file's line may come first).
-        var text = ""
-        while !(text.contains("listening on") && text.hasSuffix("\n")) {
-            let chunk = errors.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            text += String(decoding: chunk, as: UTF8.self)
-        }
+        let text = child.waitForErrorLine(containing: "listening on")
         guard let range = text.range(of: #"listening on 127\.0\.0\.1:(\d+)"#, options: .regularExpression),
             let port = Int(text[range].split(separator: ":").last!)
         else {
-            process.terminate()
+            child.send(SIGKILL)
+            child.wait()
             throw SocketError("stockpile serve did not start: \(text)", errno: 0)
         }
         self.port = port
@@ -53,10 +44,9 @@ final class ServeProcess: @unchecked Sendable {
 
     /// Sends `signal` and waits for the exit; returns the exit status and what it wrote to stderr.
     func stop(with signal: Int32) -> (status: Int32, log: String) {
-        kill(process.processIdentifier, signal)
-        process.waitUntilExit()
-        let rest = errors.fileHandleForReading.readDataToEndOfFile()
-        return (process.terminationStatus, String(decoding: rest, as: UTF8.self))
+        child.send(signal)
+        let status = child.wait().status
+        return (status, child.standardError)
     }
 }
 
@@ -98,33 +88,19 @@ struct ServeProcessTests {
     @Test("a non-loopback address without an auth file is refused at start, naming --insecure")
     func protectedMode() async throws {
         try await onOwnThread {
-            let process = Process()
-            process.executableURL = try ServeProcess.executable
-            process.arguments = ["serve", "--host", "0.0.0.0", "--port", "0", "--fsync", "none"]
-            let errors = Pipe()
-            process.standardError = errors
-            try process.run()
-            process.waitUntilExit()
-            let log = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            #expect(process.terminationStatus != 0)
+            let (status, _, log) = try Self.run(["serve", "--host", "0.0.0.0", "--port", "0", "--fsync", "none"])
+            #expect(status != 0)
             #expect(log.contains("--insecure"), "\(log)")
         }
     }
 
     /// Runs `stockpile cli` with `arguments` and `input` on stdin; returns its status and stdout.
     static func cli(_ arguments: [String], input: String = "") throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = try ServeProcess.executable
-        process.arguments = ["cli"] + arguments
-        let (stdin, stdout) = (Pipe(), Pipe())
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        try process.run()
-        stdin.fileHandleForWriting.write(Data(input.utf8))
-        try stdin.fileHandleForWriting.close()
-        let output = String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, output)
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("stockpile-cli-\(UUID().uuidString)")
+        try input.write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let result = try ChildProcess.run(path: try ServeProcess.executable.path, arguments: ["cli"] + arguments, standardInput: file.path)
+        return (result.status, result.output)
     }
 
     @Test("stockpile cli sends one command, or reads them from its input, and prints like redis-cli")
@@ -165,15 +141,8 @@ struct ServeProcessTests {
 
             let bad = directory.appendingPathComponent("bad.csv")
             try "variant,warehouse,on_hand\nSKU-1,MAIN,5\nSKU 2,MAIN,1\nSKU-3,MAIN,-4\nSKU-1,main,6\n".write(to: bad, atomically: true, encoding: .utf8)
-            let process = Process()
-            process.executableURL = try ServeProcess.executable
-            process.arguments = ["serve", "--port", "0", "--fsync", "none", "--seed", bad.path]
-            let errors = Pipe()
-            process.standardError = errors
-            try process.run()
-            process.waitUntilExit()
-            let log = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            #expect(process.terminationStatus != 0)
+            let (status, _, log) = try Self.run(["serve", "--port", "0", "--fsync", "none", "--seed", bad.path])
+            #expect(status != 0)
             #expect(log.contains("nothing was loaded"), "\(log)")
             for line in [3, 4, 5] { #expect(log.contains("bad.csv line \(line):"), "line \(line) not named: \(log)") }
             #expect(!log.contains("line 2:"), "\(log)")
@@ -182,17 +151,7 @@ struct ServeProcessTests {
 
     /// Runs `stockpile` with `arguments`; returns its status, stdout and stderr.
     static func run(_ arguments: [String]) throws -> (status: Int32, output: String, errors: String) {
-        let process = Process()
-        process.executableURL = try ServeProcess.executable
-        process.arguments = arguments
-        let (stdout, stderr) = (Pipe(), Pipe())
-        process.standardOutput = stdout
-        process.standardError = stderr
-        try process.run()
-        let output = String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let errors = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, output, errors)
+        try ChildProcess.run(path: try ServeProcess.executable.path, arguments: arguments)
     }
 
     @Test("stockpile import then export gives the file back; a bad file or a running server changes nothing")

@@ -33,6 +33,8 @@ int stockpile_epoll_wait(int epfd, stockpile_epoll_event *events, int max, int t
 int stockpile_eventfd(void);
 /// accept4 with SOCK_NONBLOCK | SOCK_CLOEXEC. Returns the descriptor or -1 with errno set.
 int stockpile_accept(int fd);
+/// pipe2(fds, O_CLOEXEC): a pipe no child inherits unless it is dup2'ed. 0, or -1 with errno set.
+int stockpile_pipe_cloexec(int fds[2]);
 
 /// 1 when this CPU has the SSE 4.2 CRC32 instruction (x86_64 only), 0 otherwise.
 int stockpile_crc32c_hardware_available(void);
