@@ -36,8 +36,7 @@ final class IdempotencyTable<Value: Sendable>: Sendable {
     /// every claim would otherwise pay twice. Only spreads names over locks; the tables inside still
     /// use the standard, seeded hash.
     private func stripe(_ name: String) -> Stripe {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in name.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        let h = ShardRouter.fnv1a(name)
         return stripes[Int((h ^ (h >> 32)) % UInt64(Self.stripeCount))]
     }
 

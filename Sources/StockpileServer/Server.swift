@@ -43,8 +43,7 @@ public final class Server: Sendable {
         } catch {
             throw ServerStartError(description: "cannot listen on \(configuration.host):\(configuration.port): \(error)")
         }
-        var facts = ServerFacts(port: bound.port, durability: engine.logStatus.policy)
-        facts.port = bound.port
+        let facts = ServerFacts(port: bound.port, durability: engine.logStatus.policy)
         let statistics = ServerStatistics()
         let handler = RequestHandler(engine: engine, configuration: configuration, statistics: statistics, facts: facts)
         do {

@@ -25,7 +25,6 @@ struct ServerFacts: Sendable {
         ]
     }
 
-    var durabilityText: String { durability.flagText }
 }
 
 /// The commands the server knows, for COMMAND and COMMAND COUNT.
@@ -69,7 +68,7 @@ extension RequestHandler {
         ])
         let log = engine.logStatus
         add("Persistence", [
-            ("fsync", facts.durabilityText), ("aof_enabled", facts.durability == .none ? "0" : "1"),
+            ("fsync", facts.durability.flagText), ("aof_enabled", facts.durability == .none ? "0" : "1"),
             ("wal_last_lsn", "\(log.lastLSN)"), ("wal_acknowledged_lsn", "\(log.acknowledgedLSN)"),
             ("wal_syncs", "\(log.syncCount)"), ("wal_batches", "\(log.batchCount)"),
             ("writes_stopped", log.failure == nil ? "0" : "1"), ("writes_stopped_reason", log.failure ?? ""),

@@ -201,7 +201,8 @@ final class Poller {
         _ = stockpile_epoll_ctl(descriptor, 2, fd, 0, 0)
     }
 
-    /// Waits up to `timeoutMilliseconds` and calls `body` with each (token, readable, writable, hangup).
+    /// Waits up to `timeoutMilliseconds` and calls `body` with each ready descriptor's token and its
+    /// epoll event bits.
     func wait(timeoutMilliseconds: Int32, _ body: (UInt64, UInt32) -> Void) {
         let n = events.withUnsafeMutableBufferPointer { stockpile_epoll_wait(descriptor, $0.baseAddress, Int32($0.count), timeoutMilliseconds) }
         if n < 0 {

@@ -117,6 +117,12 @@ enum CliFormat {
     }
 
     private static func quoted(_ bytes: [UInt8]) -> String {
+        // Text that is valid UTF-8 beyond ASCII prints as itself, as a terminal shows it.
+        if bytes.contains(where: { $0 >= 0x80 }), let text = String(validating: bytes, as: UTF8.self),
+            !text.contains(where: { $0.isNewline || $0 == "\"" || $0 == "\\" })
+        {
+            return "\"\(text)\""
+        }
         var out = "\""
         for b in bytes {
             switch b {
@@ -128,10 +134,6 @@ enum CliFormat {
             case 0x20...0x7E: out.unicodeScalars.append(Unicode.Scalar(b))
             default: out += String(format: "\\x%02x", b)
             }
-        }
-        // Text that is valid UTF-8 beyond ASCII prints as itself, as a terminal shows it.
-        if bytes.contains(where: { $0 >= 0x80 }), let text = String(validating: bytes, as: UTF8.self), !text.contains(where: { $0.isNewline || $0 == "\"" || $0 == "\\" }) {
-            return "\"\(text)\""
         }
         return out + "\""
     }
