@@ -25,7 +25,8 @@ public enum EngineOpenError: Error, CustomStringConvertible {
 extension Engine {
     /// Opens the engine kept in `dataDirectory` (created if missing): recovers the log, replays it,
     /// and logs every later change under `durability`. With `.none` nothing is read or written.
-    /// Recovery warnings (a torn tail that was cut) go to `warn`.
+    /// Recovery warnings (a torn tail that was cut, a snapshot passed over) and the progress lines of a
+    /// long start-up go to `warn`.
     /// - Throws: `EngineOpenError` when the log is damaged (the error names the file, the offset and
     ///   the repair command) or the directory cannot be used.
     public static func open(
@@ -42,8 +43,22 @@ extension Engine {
         // One writer per directory: a second server would interleave its records with ours.
         let lock: DirectoryLock
         do { lock = try DirectoryLock(directory: dataDirectory) } catch { throw .directory("cannot open \(dataDirectory): \(error)") }
+        // Start-up = the newest valid snapshot + the log after it (FORMAT.md §5, rows 9–11).
+        let started = ContinuousClock.now
+        let snapshot: (fileName: String, contents: SnapshotContents)?
+        do {
+            snapshot = try SnapshotStore.loadNewestValid(directory: dataDirectory) { damage in
+                warn("\(damage); trying an older snapshot")
+            }
+        } catch {
+            throw .io(error)
+        }
+        if let snapshot {
+            warn("loaded \(snapshot.fileName): \(snapshot.contents.cells.count) cells, \(snapshot.contents.reservations.count) reservations, "
+                + "LSN \(snapshot.contents.lsn) (\(Self.seconds(since: started)))")
+        }
         let recovery: LogRecovery.Result
-        do { recovery = try LogRecovery.recover(directory: dataDirectory) } catch { throw .recovery(error) }
+        do { recovery = try LogRecovery.recover(directory: dataDirectory, after: snapshot?.contents.lsn ?? 0) } catch { throw .recovery(error) }
         for w in recovery.warnings { warn("\(w)") }
         let writer: SegmentWriter
         do {
@@ -53,7 +68,11 @@ extension Engine {
             throw .io(error)
         }
         let engine = Engine(configuration: configuration, clock: clock, log: GroupCommitter(writer: writer, policy: durability), directoryLock: lock)
-        engine.replay(recovery.records)
+        if let snapshot { engine.restore(snapshot.contents) }
+        engine.replay(recovery.records, progress: warn)
+        if snapshot != nil || ContinuousClock.now - started >= .seconds(1) {
+            warn("started from \(snapshot?.fileName ?? "an empty state") and \(recovery.records.count) log records in \(Self.seconds(since: started))")
+        }
         return engine
     }
 
@@ -74,9 +93,21 @@ extension Engine {
         try ledger.log?.close()
     }
 
-    /// Applies records read from the log, in LSN order.
-    func replay(_ records: [RecoveredRecord]) {
-        for record in records {
+    static func seconds(since start: ContinuousClock.Instant) -> String {
+        let d = ContinuousClock.now - start
+        let s = Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+        return String(format: "%.2f s", s)
+    }
+
+    /// Applies records read from the log, in LSN order, with a progress line every second of a long
+    /// replay.
+    func replay(_ records: [RecoveredRecord], progress: (String) -> Void = { _ in }) {
+        var nextReport = ContinuousClock.now + .seconds(1)
+        for (i, record) in records.enumerated() {
+            if i & 0xFFF == 0, ContinuousClock.now >= nextReport {
+                progress("replaying the log: \(i) of \(records.count) records")
+                nextReport = ContinuousClock.now + .seconds(1)
+            }
             switch record.body {
             case .commit(let commit): replay(commit)
             case .keyUse(let use): restoreKey(use.key, KeyRecord(command: use.command, reply: use.reply, createdAt: use.time))
@@ -112,7 +143,7 @@ extension Engine {
         }
     }
 
-    private func restoreKey(_ key: String, _ record: KeyRecord) {
+    func restoreKey(_ key: String, _ record: KeyRecord) {
         keys.restore(key, record)
         dueWork.schedule(DueItem(deadline: record.createdAt.advanced(by: configuration.retention), kind: .forgetKey, name: key))
     }

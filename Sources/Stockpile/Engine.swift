@@ -53,6 +53,8 @@ public final class Engine: Sendable {
     let refusals = RefusalCounters()
     let settings: RuleSettings
     private let timer = Mutex<Task<Void, Never>?>(nil)
+    /// One snapshot at a time, and where the last one was taken.
+    let snapshots = Mutex(SnapshotBookkeeping())
     /// Held while a durable engine lives: no other process writes its data directory meanwhile.
     let directoryLock: DirectoryLock?
     /// Where the log lives (nil in memory): EVENTS reads it for entries memory no longer keeps.
@@ -95,6 +97,7 @@ public final class Engine: Sendable {
                 guard let self else { return }
                 let now = self.clock.now()
                 if self.dueWork.isDue(at: now) { await self.runDueWork(at: now) }
+                self.snapshotIfDue()
                 let wait = min(100, max(1, (self.dueWork.earliest?.milliseconds ?? .max) - self.clock.now().milliseconds))
                 try? await Task.sleep(for: .milliseconds(wait))
             }

@@ -19,12 +19,16 @@ public struct EngineConfiguration: Sendable {
     /// headroom are built for those maxima.
     public var linesPerReservationMax: Int
     public var quantityMax: Quantity
+    /// A durable engine writes a snapshot in the background after this many log records (0: only on
+    /// request). Start-up replays at most about this many records after loading the newest snapshot.
+    public var snapshotEveryRecords: UInt64
 
     public init(
         shardCount: Int = 16, retention: Duration = .seconds(24 * 3600), defaultStrategy: PlacementStrategy = .priority,
         eventsInMemoryCount: Int = 262_144, linesPerReservationMax: Int = Limits.linesPerReservationMax,
-        quantityMax: Quantity = Limits.quantityMax
+        quantityMax: Quantity = Limits.quantityMax, snapshotEveryRecords: UInt64 = 1_000_000
     ) {
+        self.snapshotEveryRecords = snapshotEveryRecords
         precondition((1...ShardRouter.shardCountMax).contains(shardCount), "shardCount must be 1...\(ShardRouter.shardCountMax)")
         precondition(eventsInMemoryCount >= 1)
         precondition((1...Limits.linesPerReservationMax).contains(linesPerReservationMax), "linesPerReservationMax must be 1...\(Limits.linesPerReservationMax)")

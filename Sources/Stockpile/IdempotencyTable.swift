@@ -139,6 +139,17 @@ final class IdempotencyTable<Value: Sendable>: Sendable {
         for w in waiters { w.resume() }
     }
 
+    /// Every name a request holds a claim on now (what a snapshot waits for before it copies the table).
+    func pendingNames() -> [String] {
+        var out: [String] = []
+        for s in stripes {
+            s.withLock { table in
+                for (k, e) in table { if case .pending = e { out.append(k) } }
+            }
+        }
+        return out
+    }
+
     /// Every committed name and value (for verification and snapshots).
     func all() -> [(String, Value)] {
         var out: [(String, Value)] = []

@@ -19,6 +19,22 @@ final class Ledger: Sendable {
         var nextSubscriberID = 0
         /// The LSN of the last record handed to the log (0 before any, and without a log).
         var lastLSN: UInt64 = 0
+
+        /// Keeps `e` (which must be the entry numbered `nextSeq`) at its slot `(seq - 1) % capacity`.
+        mutating func keep(_ e: LedgerEntry, capacity: Int) {
+            let slot = Int((nextSeq - 1) % UInt64(capacity))
+            if ring.count == capacity {
+                ring[slot] = e
+            } else if ring.count == slot {
+                ring.append(e)
+            } else {
+                // Restored from a snapshot mid-sequence: fill the ring so that every seq has its slot.
+                ring += repeatElement(e, count: capacity - ring.count)
+                ring[slot] = e
+            }
+            nextSeq += 1
+            if nextSeq > UInt64(capacity) { oldestSeq = max(oldestSeq, nextSeq - UInt64(capacity)) }
+        }
     }
 
     private let state = Mutex(State())
@@ -48,16 +64,7 @@ final class Ledger: Sendable {
             for i in numbered.entries.indices { numbered.entries[i].seq = s.nextSeq + UInt64(i) }
             if let log { s.lastLSN = try log.submit([.commit(numbered)]) }
             commit = numbered
-            for i in commit.entries.indices {
-                let slot = Int((s.nextSeq - 1) % UInt64(capacity))
-                if s.ring.count < capacity {
-                    s.ring.append(commit.entries[i])
-                } else {
-                    s.ring[slot] = commit.entries[i]
-                    s.oldestSeq += 1
-                }
-                s.nextSeq += 1
-            }
+            for e in commit.entries { s.keep(e, capacity: capacity) }
             guard !s.subscribers.isEmpty else { return }
             for e in commit.entries {
                 for c in s.subscribers.values { c.yield(.entry(e)) }
@@ -81,15 +88,51 @@ final class Ledger: Sendable {
         state.withLock { s in
             for e in entries {
                 precondition(e.seq == s.nextSeq, "replayed entry \(e.seq) where \(s.nextSeq) was due")
-                if s.ring.count < capacity {
-                    s.ring.append(e)
-                } else {
-                    s.ring[Int((e.seq - 1) % UInt64(capacity))] = e
-                    s.oldestSeq += 1
-                }
-                s.nextSeq += 1
+                s.keep(e, capacity: capacity)
             }
         }
+    }
+
+    /// Starts from a snapshot: the next entry is numbered `nextSeq`, and memory keeps `recent` (the
+    /// entries just before it, oldest first).
+    func start(nextSeq: UInt64, recent: [LedgerEntry]) {
+        let capacity = self.capacity
+        state.withLock { s in
+            precondition(s.nextSeq == 1 && s.ring.isEmpty, "a ledger starts from a snapshot only when new")
+            let kept = recent.suffix(capacity)
+            s.nextSeq = kept.first?.seq ?? nextSeq
+            s.oldestSeq = s.nextSeq
+            for e in kept {
+                precondition(e.seq == s.nextSeq, "snapshot entry \(e.seq) where \(s.nextSeq) was due")
+                s.keep(e, capacity: capacity)
+            }
+            precondition(s.nextSeq == nextSeq, "the snapshot's entries end at \(s.nextSeq), not \(nextSeq)")
+        }
+    }
+
+    /// Where the ledger stands: the last LSN handed to the log and the next sequence number. Read
+    /// while every shard is held, it is the point a snapshot is taken at.
+    var position: (lastLSN: UInt64, nextSeq: UInt64) { state.withLock { ($0.lastLSN, $0.nextSeq) } }
+
+    /// The entries memory keeps with seq below `end`, oldest first, copied a chunk at a time so the
+    /// lock every commit needs is never held for long. Entries overwritten meanwhile are left out:
+    /// the answer is consecutive and ends at `end - 1`.
+    func recentEntries(below end: UInt64) -> [LedgerEntry] {
+        let capacity = self.capacity
+        let chunkCount: UInt64 = 4096
+        var chunks: [[LedgerEntry]] = []
+        var below = end
+        while true {
+            let chunk: [LedgerEntry] = state.withLock { s in
+                let low = max(s.oldestSeq, below > chunkCount ? below - chunkCount : 1)
+                guard low < below else { return [] }
+                return (low..<below).map { s.ring[Int(($0 - 1) % UInt64(capacity))] }
+            }
+            guard let first = chunk.first else { break }
+            chunks.append(chunk)
+            below = first.seq
+        }
+        return chunks.reversed().flatMap { $0 }
     }
 
     /// The sequence number the next entry will get.

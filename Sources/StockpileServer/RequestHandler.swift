@@ -194,7 +194,12 @@ public final class RequestHandler: Sendable {
         case .session(let s):
             return ([answer(s, result: &result)], .session)
         case .snapshot:
-            return ([.error("ERR SNAPSHOT is not available yet: the write-ahead log alone restores the state at start-up")], .session)
+            do {
+                _ = try await engine.writeSnapshot()
+                return ([.simple("OK")], .session)
+            } catch {
+                return ([.error("ERR \(error)")], .session)
+            }
         }
     }
 

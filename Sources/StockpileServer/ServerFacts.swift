@@ -67,11 +67,15 @@ extension RequestHandler {
             ("maxclients", "\(configuration.clientCountMax)"),
         ])
         let log = engine.logStatus
+        let snapshot = engine.lastSnapshot
         add("Persistence", [
             ("fsync", facts.durability.flagText), ("aof_enabled", facts.durability == .none ? "0" : "1"),
             ("wal_last_lsn", "\(log.lastLSN)"), ("wal_acknowledged_lsn", "\(log.acknowledgedLSN)"),
             ("wal_syncs", "\(log.syncCount)"), ("wal_batches", "\(log.batchCount)"),
             ("writes_stopped", log.failure == nil ? "0" : "1"), ("writes_stopped_reason", log.failure ?? ""),
+            ("snapshot_every_records", "\(engine.configuration.snapshotEveryRecords)"),
+            ("snapshot_last_lsn", "\(snapshot?.lsn ?? 0)"), ("snapshot_last_bytes", "\(snapshot?.byteCount ?? 0)"),
+            ("snapshot_last_capture_us", "\(snapshot.map { $0.captureDuration.components.attoseconds / 1_000_000_000_000 + $0.captureDuration.components.seconds * 1_000_000 } ?? 0)"),
         ])
         let latency = s.latencySnapshot
         func micros(_ q: Double) -> String { String(format: "%.1f", Double(latency.value(atQuantile: q)) / 1000) }

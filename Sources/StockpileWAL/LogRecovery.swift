@@ -5,11 +5,13 @@
 // a non-valid record only at the very end of the newest segment, and only of a kind a torn write can
 // produce, with nothing valid after it; every refusal names the file, the offset and the repair command.
 //
-// Rows of the table and where they are decided (snapshot rows 9–11 belong to the snapshot increment):
+// Rows of the table and where they are decided:
 //   1 `recover`: no segment → `position == nil`, next LSN 1.
 //   2 `readSegment`: header not valid, or its first LSN is not the file name's.
 //   3 `recover`: first LSN ≠ previous segment's last LSN + 1.
-//   4–8 `scanEnd`.
+//   4–8 `scan`.
+//   9 `SnapshotStore.loadNewestValid` chooses the snapshot; 10 and 11 `recover`, given its LSN:
+//     segments wholly before it are not read, records up to it are checked but not kept.
 
 /// A decoded record of the log.
 public struct RecoveredRecord: Hashable, Sendable {
@@ -56,6 +58,10 @@ public struct LogDamage: Hashable, Sendable, CustomStringConvertible {
         case payloadUndecodable(WALDecodingError)
         /// Row 8: a record that is not valid, with a valid one after it at `validRecordOffset`.
         case damageBeforeValidRecord(RecordDecoding, validRecordOffset: Int)
+        /// Row 10: the log starts after the record following the snapshot.
+        case logStartsAfterSnapshot(snapshotLSN: UInt64, firstLSN: UInt64)
+        /// Row 11: the log ends before the snapshot's LSN.
+        case logEndsBeforeSnapshot(snapshotLSN: UInt64)
     }
 
     public var directory: String
@@ -73,6 +79,8 @@ public struct LogDamage: Hashable, Sendable, CustomStringConvertible {
         case .tornInOlderSegment: 6
         case .recordInvalid, .payloadUndecodable: 7
         case .damageBeforeValidRecord: 8
+        case .logStartsAfterSnapshot: 10
+        case .logEndsBeforeSnapshot: 11
         }
     }
 
@@ -88,6 +96,10 @@ public struct LogDamage: Hashable, Sendable, CustomStringConvertible {
         case .payloadUndecodable(let e): "the payload of LSN \(lastLSN + 1) does not decode: \(e)"
         case .damageBeforeValidRecord(let found, let valid):
             "\(found.recoveryDescription) in the record after LSN \(lastLSN), with a valid record after it at offset \(valid)"
+        case .logStartsAfterSnapshot(let snapshotLSN, let first):
+            "the snapshot covers LSN 1–\(snapshotLSN) but the log starts at LSN \(first): records \(snapshotLSN + 1)–\(first - 1) are missing"
+        case .logEndsBeforeSnapshot(let snapshotLSN):
+            "the snapshot covers LSN 1–\(snapshotLSN) but the log ends at LSN \(lastLSN): files were lost"
         }
     }
 
@@ -157,11 +169,13 @@ public enum LogRecovery {
     /// Reads the log of `directory`.
     /// - Throws: `LogRecoveryError.damaged` for rows 2, 3, 6, 7 and 8 of FORMAT.md §5, `.io` when a call
     ///   fails. Cost: reads every segment whole, one at a time.
+    /// - Parameter snapshotLSN: the LSN of the snapshot start-up loaded (0: none). Segments wholly
+    ///   before it are not read, and records up to it are checked but not returned.
     public static func recover(
-        directory: String, fileSystem: any FileSystem = SystemFileSystem()
+        directory: String, after snapshotLSN: UInt64 = 0, fileSystem: any FileSystem = SystemFileSystem()
     ) throws(LogRecoveryError) -> Result {
         var result = Result(records: [], segmentFileNames: [], temporaryFileNames: [], warnings: [], position: nil, nextLSN: 1)
-        try recover(directory: directory, fileSystem: fileSystem, into: &result)
+        try recover(directory: directory, snapshotLSN: snapshotLSN, fileSystem: fileSystem, into: &result)
         return result
     }
 
@@ -172,7 +186,7 @@ public enum LogRecovery {
     ) -> (result: Result, error: LogRecoveryError?) {
         var result = Result(records: [], segmentFileNames: [], temporaryFileNames: [], warnings: [], position: nil, nextLSN: 1)
         do {
-            try recover(directory: directory, fileSystem: fileSystem, into: &result)
+            try recover(directory: directory, snapshotLSN: 0, fileSystem: fileSystem, into: &result)
             return (result, nil)
         } catch {
             return (result, error)
@@ -180,7 +194,7 @@ public enum LogRecovery {
     }
 
     private static func recover(
-        directory: String, fileSystem: any FileSystem, into result: inout Result
+        directory: String, snapshotLSN: UInt64, fileSystem: any FileSystem, into result: inout Result
     ) throws(LogRecoveryError) {
         let names: [String]
         do { names = try fileSystem.listDirectory(directory) } catch { throw .io(error) }
@@ -191,6 +205,8 @@ public enum LogRecovery {
         var previousFileName: String?
         for (index, (name, nameLSN)) in segments.enumerated() {
             let isNewest = index == segments.count - 1
+            // Wholly before the snapshot: the next segment starts at or before the record after it.
+            if !isNewest, segments[index + 1].1 <= snapshotLSN + 1 { continue }
             let bytes = try readSegment(directory: directory, name: name, fileSystem: fileSystem)
             let header = try validHeader(bytes, directory: directory, name: name, nameLSN: nameLSN, lastLSN: result.nextLSN - 1)
             // Row 3. The first segment may start anywhere (retention deletes old segments; a snapshot
@@ -200,9 +216,14 @@ public enum LogRecovery {
                     directory: directory, fileName: name, offset: 0, lastLSN: result.nextLSN - 1,
                     reason: .lsnGap(previousFileName: previousFileName, expected: result.nextLSN, found: header.firstLSN)))
             }
+            if previousFileName == nil, snapshotLSN > 0, header.firstLSN > snapshotLSN + 1 {
+                throw .damaged(LogDamage(
+                    directory: directory, fileName: name, offset: 0, lastLSN: snapshotLSN,
+                    reason: .logStartsAfterSnapshot(snapshotLSN: snapshotLSN, firstLSN: header.firstLSN)))  // Row 10.
+            }
             previousFileName = name
             let end = try scan(
-                bytes, header: header, directory: directory, name: name, isNewest: isNewest, records: &result.records)
+                bytes, header: header, directory: directory, name: name, isNewest: isNewest, keepingAfter: snapshotLSN, records: &result.records)
             result.nextLSN = end.nextLSN
             if end.dirtyByteCount > 0, let found = end.found {
                 result.warnings.append(RecoveryWarning(
@@ -213,6 +234,11 @@ public enum LogRecovery {
                     fileName: name, header: header, offset: end.offset, fileByteCount: bytes.count,
                     dirtyByteCount: end.dirtyByteCount, nextLSN: end.nextLSN)
             }
+        }
+        if result.nextLSN - 1 < snapshotLSN {
+            throw .damaged(LogDamage(
+                directory: directory, fileName: segments.last?.0 ?? "(no segment)", offset: result.position?.offset ?? 0,
+                lastLSN: result.nextLSN - 1, reason: .logEndsBeforeSnapshot(snapshotLSN: snapshotLSN)))  // Row 11.
         }
     }
 
@@ -254,7 +280,7 @@ public enum LogRecovery {
     /// Reads the records of one segment and decides rows 4–8 at the first answer that is not valid.
     static func scan(
         _ bytes: [UInt8], header: SegmentHeader, directory: String, name: String, isNewest: Bool,
-        records: inout [RecoveredRecord]
+        keepingAfter snapshotLSN: UInt64 = 0, records: inout [RecoveredRecord]
     ) throws(LogRecoveryError) -> SegmentEnd {
         let result: Swift.Result<SegmentEnd, LogRecoveryError> = bytes.withUnsafeBytes { raw in
             Swift.Result { () throws(LogRecoveryError) -> SegmentEnd in
@@ -265,6 +291,12 @@ public enum LogRecovery {
                 }
                 while offset < raw.count {
                     let answer = RecordCodec.decodeRecord(raw, at: offset, salt: header.salt, expectedLSN: lsn)
+                    if case .valid(let record) = answer, lsn <= snapshotLSN {
+                        // The snapshot holds its effects: checked (framing and CRC), not decoded.
+                        offset = record.endOffset
+                        lsn += 1
+                        continue
+                    }
                     if case .valid(let record) = answer {
                         do throws(WALDecodingError) {
                             let body = try RecordCodec.decodeBody(of: record, in: raw)

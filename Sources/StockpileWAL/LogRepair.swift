@@ -3,6 +3,7 @@
 // segment it changes or removes, so the cut can be undone or examined. It keeps true:
 // - nothing is changed before every affected file has a synced backup next to it;
 // - after the repair the log reads without damage, and holds exactly the records before the cut;
+// - a snapshot past the cut goes too (to the backup), since it holds records the log no longer has;
 // - a log without damage is left alone.
 
 public enum LogRepair {
@@ -18,6 +19,8 @@ public enum LogRepair {
         public var removedFileNames: [String]
         /// The last LSN kept.
         public var lastKeptLSN: UInt64
+        /// Snapshots of a state past the cut: moved to the backup.
+        public var removedSnapshotFileNames: [String] = []
     }
 
     /// The repair `directory` needs; nil when its log has no damage (a torn tail is not damage:
@@ -30,11 +33,23 @@ public enum LogRepair {
         let names = result.segmentFileNames
         guard let index = names.firstIndex(of: damage.fileName) else { throw error }
         let later = Array(names[(index + 1)...])
+        let snapshotsPastCut: [String]
+        do {
+            snapshotsPastCut = try SnapshotStore.list(directory: directory, fileSystem: fileSystem).filter { $0.lsn > damage.lastLSN }.map(\.name)
+        } catch {
+            throw .io(error)
+        }
         switch damage.reason {
         case .headerInvalid, .headerLSNMismatch, .lsnGap:
-            return Plan(damage: damage, cutFileName: nil, cutOffset: 0, removedFileNames: [damage.fileName] + later, lastKeptLSN: damage.lastLSN)
+            return Plan(
+                damage: damage, cutFileName: nil, cutOffset: 0, removedFileNames: [damage.fileName] + later, lastKeptLSN: damage.lastLSN,
+                removedSnapshotFileNames: snapshotsPastCut)
         case .tornInOlderSegment, .recordInvalid, .payloadUndecodable, .damageBeforeValidRecord:
-            return Plan(damage: damage, cutFileName: damage.fileName, cutOffset: damage.offset, removedFileNames: later, lastKeptLSN: damage.lastLSN)
+            return Plan(
+                damage: damage, cutFileName: damage.fileName, cutOffset: damage.offset, removedFileNames: later, lastKeptLSN: damage.lastLSN,
+                removedSnapshotFileNames: snapshotsPastCut)
+        case .logStartsAfterSnapshot, .logEndsBeforeSnapshot:
+            throw error  // decided with a snapshot only; reading the whole log never finds them
         }
     }
 
@@ -46,7 +61,7 @@ public enum LogRepair {
     public static func apply(
         _ plan: Plan, directory: String, backupDirectory: String, fileSystem: any FileSystem = SystemFileSystem()
     ) throws(WALIOError) -> [String] {
-        let affected = (plan.cutFileName.map { [$0] } ?? []) + plan.removedFileNames
+        let affected = (plan.cutFileName.map { [$0] } ?? []) + plan.removedFileNames + plan.removedSnapshotFileNames
         var backups: [String] = []
         for name in affected {
             let source = try fileSystem.open(walPath(directory, name), mode: .readOnly)
@@ -73,7 +88,7 @@ public enum LogRepair {
             try fileSystem.syncData(file)
             try fileSystem.close(file)
         }
-        for name in plan.removedFileNames { try fileSystem.unlink(walPath(directory, name)) }
+        for name in plan.removedFileNames + plan.removedSnapshotFileNames { try fileSystem.unlink(walPath(directory, name)) }
         try fileSystem.syncDirectory(directory)
         return backups
     }

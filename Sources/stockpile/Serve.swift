@@ -26,6 +26,8 @@ let serveUsage = """
                            each listed cell's on_hand becomes its figure (logged as `import`), at every
                            start; a bad file stops the start and names every bad line
       --shards N           shards the cells are spread over, 1-64 (default 16)
+      --snapshot-every N   write a snapshot after every N log records, 0 for only on SNAPSHOT
+                           (default 1000000); start-up loads the newest and replays what follows
       --retention SECONDS  how long ids and KEYs of finished work are remembered (default 86400)
       --max-clients N      open connections allowed (default 10000)
       --max-lines N        lines one reservation may have, 1-256 (default 256)
@@ -59,6 +61,7 @@ func serve(_ arguments: [String]) async -> Never {
         case "--insecure": configuration.insecure = true
         case "--seed": seedFile = flags.value(flag)
         case "--shards": engineConfiguration.shardCount = flags.integer(flag, in: 1...64)
+        case "--snapshot-every": engineConfiguration.snapshotEveryRecords = UInt64(flags.integer(flag, in: 0...Int(Int64.max)))
         case "--retention": engineConfiguration.retention = .seconds(flags.integer(flag, in: 1...(366 * 86400)))
         case "--max-clients": configuration.clientCountMax = flags.integer(flag, in: 1...1_000_000)
         case "--max-lines": engineConfiguration.linesPerReservationMax = flags.integer(flag, in: 1...Limits.linesPerReservationMax)

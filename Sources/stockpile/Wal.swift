@@ -1,5 +1,5 @@
 // `stockpile wal verify|dump|repair <dir>`: the operator's tools for a data directory's log.
-//   verify  reads the whole log as start-up does and says whether start-up will accept it (exit 0) or
+//   verify  reads the whole log and the snapshot start-up would load, and says whether start-up will accept it (exit 0) or
 //           refuse it (exit 1, naming the file, the offset and what to run);
 //   dump    one human-readable line per record, then the verdict;
 //   repair  cuts the log at the first record that is not valid, after a synced backup of every file
@@ -60,6 +60,28 @@ private func report(_ read: (result: LogRecovery.Result, error: LogRecoveryError
         return 1
     }
     for w in r.warnings { print("warning: \(w) (start-up cuts it)") }
+    // The snapshot start-up would load, and whether the log covers what follows it (rows 9–11).
+    let snapshot: (fileName: String, contents: SnapshotContents)?
+    do {
+        snapshot = try SnapshotStore.loadNewestValid(directory: directory) { print("warning: \($0) (start-up uses an older one)") }
+    } catch {
+        print("cannot read the snapshots: \(error)")
+        return 1
+    }
+    if let snapshot {
+        let lsn = snapshot.contents.lsn
+        print("snapshot: \(snapshot.fileName), LSN \(lsn), \(snapshot.contents.cells.count) cells, \(snapshot.contents.reservations.count) reservations")
+        let first = r.records.first?.lsn ?? r.nextLSN
+        if lsn > 0, first > lsn + 1 {
+            print("damaged: the log starts at LSN \(first) but the snapshot needs LSN \(lsn + 1) on: records are missing")
+            return 1
+        }
+        if r.nextLSN - 1 < lsn {
+            print("damaged: the log ends at LSN \(r.nextLSN - 1), before the snapshot's LSN \(lsn): files were lost")
+            return 1
+        }
+        print("start-up loads it and replays \(r.nextLSN - 1 - lsn) record(s)")
+    }
     print("ok: \(r.records.count) record(s) in \(r.segmentFileNames.count) segment(s), \(range)")
     return 0
 }
@@ -79,6 +101,7 @@ private func repair(directory: String, confirmed: Bool) -> Int32 {
     print("damaged: \(plan.damage.fileName) offset \(plan.damage.offset): \(plan.damage.reasonDescription)")
     if let name = plan.cutFileName { print("cut \(name) at offset \(plan.cutOffset) (zeros from there on)") }
     for name in plan.removedFileNames { print("remove \(name)") }
+    for name in plan.removedSnapshotFileNames { print("remove \(name) (a snapshot past the cut)") }
     print("the log will end at LSN \(plan.lastKeptLSN); later records are dropped")
     guard confirmed else {
         print("nothing changed: run again with --yes to repair")

@@ -4,6 +4,8 @@
 // - every acknowledged change is there, with the sequence number its reply gave;
 // - the ledger is gapless, and replaying its deltas gives exactly the figures STOCK shows;
 // - nothing is oversold: reserved ≤ on_hand in every cell.
+// The child writes a snapshot every 150 records and on the workload's SNAPSHOT requests, so kills land
+// during snapshots too and restarts load one and replay the log after it.
 // Kills: `STOCKPILE_CRASH_KILLS` (default 20); seed: `STOCKPILE_SEED`.
 
 import Foundation
@@ -39,7 +41,9 @@ struct CrashTests {
                 let variant = variants[Int(rng.next() % UInt64(variants.count))]
                 let roll = rng.next() % 10
                 let words: [String]
-                if roll < 3 {
+                if rng.next() % 50 == 0 {
+                    words = ["SNAPSHOT"]
+                } else if roll < 3 {
                     words = ["ADJUST", variant, "MAIN", String(1 + rng.next() % 5), "REASON", "received", "KEY", "k-\(round)-\(serial)"]
                 } else if roll < 9 || acknowledged.reservations.isEmpty {
                     words = ["RESERVE", "r-\(round)-\(serial)", variant, "MAIN", String(1 + rng.next() % 3)]
@@ -60,6 +64,8 @@ struct CrashTests {
                     }
                 case "RESERVE":
                     if reply[field: "status"]?.textValue == "active" { acknowledged.reservations[words[1]] = (words[2], Int64(words[4])!) }
+                case "SNAPSHOT":
+                    #expect(reply == .simple("OK"), "SNAPSHOT: \(reply)")
                 default:
                     if reply[field: "status"] != nil { acknowledged.released.insert(words[1]) }
                 }
@@ -138,7 +144,8 @@ struct CrashTests {
             var rng = SplitMix64(seed: seed)
             var acknowledged = Acknowledged()
             // Stock to reserve from; acknowledged like everything else.
-            let first = try ServeProcess(dataDirectory: directory)
+            let serveFlags = ["--snapshot-every", "150"]
+            let first = try ServeProcess(dataDirectory: directory, extra: serveFlags)
             let setup = try first.client()
             for v in Self.variants {
                 let reply = try setup.call(["ADJUST", v, "MAIN", "1000", "REASON", "received"])
@@ -157,11 +164,13 @@ struct CrashTests {
                 Self.workload(port: server.port, rng: &workRNG, round: round, acknowledged: &acknowledged)
                 try killer.value()
                 #expect(server.child.wait().signal == SIGKILL, "round \(round): the child was not killed")
-                server = try ServeProcess(dataDirectory: directory)
+                server = try ServeProcess(dataDirectory: directory, extra: serveFlags)
                 entries = try Self.check(port: server.port, acknowledged: acknowledged, context: "seed \(seed) round \(round)")
             }
             _ = server.stop(with: SIGTERM)
             #expect(acknowledged.reservations.count > kills, "the workload should have made progress (seed \(seed))")
+            let snapshots = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".snap") }
+            #expect(!snapshots.isEmpty, "the child should have written snapshots (seed \(seed))")
             print("crash test: \(kills) kills, \(entries) ledger entries, \(acknowledged.reservations.count) acknowledged reservations")
         }
     }

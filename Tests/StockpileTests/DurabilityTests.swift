@@ -39,8 +39,12 @@ struct DurabilityTests {
         return o
     }
 
-    @Test("every acknowledged change, key and pending expiry survives a restart", arguments: [DurabilityPolicy.always, .interval(.milliseconds(5))])
-    func restart(_ policy: DurabilityPolicy) async throws {
+    /// The restart, with no snapshot, or with one taken after operation `snapshotAt` of the workload
+    /// (so start-up loads it and replays only the rest).
+    @Test(
+        "every acknowledged change, key and pending expiry survives a restart",
+        arguments: [(DurabilityPolicy.always, nil), (.interval(.milliseconds(5)), nil), (.always, 150), (.always, 299)] as [(DurabilityPolicy, Int?)])
+    func restart(_ policy: DurabilityPolicy, snapshotAt: Int?) async throws {
         let dir = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let clock = ManualClock()
@@ -78,6 +82,10 @@ struct DurabilityTests {
                     }
                 default:
                     clock.advance(by: .seconds(Int64(rng.next() % 20)))
+                }
+                if i == snapshotAt {
+                    let report = try await engine.writeSnapshot()
+                    #expect(FileManager.default.fileExists(atPath: dir + "/" + report.fileName))
                 }
             }
             let before = await Self.observe(engine, variants: variants, ids: ids)

@@ -17,6 +17,7 @@ import Testing
 
     static let names = [
         "segment-every-record.bin", "segment-empty.bin", "segment-torn-tail.bin", "segment-torn-tail-preallocated.bin",
+        "snapshot.bin",
     ]
 
     static var everyRecord: [TestSegments.Item] {
@@ -46,6 +47,8 @@ import Testing
             let unwritten = thirdOffset + WALRecord.headerByteCount + 10..<bytes.count
             bytes.replaceSubrange(unwritten, with: repeatElement(0, count: unwritten.count))
             return bytes
+        case "snapshot.bin":
+            return SnapshotCodec.encode(SnapshotSamples.contents)
         default:
             preconditionFailure("no golden file \(name)")
         }
@@ -125,5 +128,11 @@ import Testing
         #expect(tail.count > 32 && tail.allSatisfy { $0 == 0 })
         let lsn = bytes.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: scan.endOffset + 8, as: UInt64.self)) }
         #expect(lsn == 102)
+    }
+
+    @Test("the golden snapshot decodes to the sample state")
+    func snapshot() throws {
+        let bytes = try #require(Self.read("snapshot.bin"))
+        #expect(try SnapshotCodec.decode(bytes, fileName: "snapshot.bin", expectedLSN: 1_234) == SnapshotSamples.sorted)
     }
 }

@@ -1,0 +1,221 @@
+// Snapshots of a durable engine (wal/FORMAT.md §4): the whole state after one LSN, written beside the
+// log so that start-up loads it and replays only what follows.
+//
+// Taking one keeps writes going. Every shard is held only while it hands over its tables: Swift's
+// dictionaries are copy-on-write, so that is a few pointer copies per shard, and the ledger's
+// position read in the same stretch is the snapshot's LSN — every commit up to it is applied and
+// none after. The first write to a shard afterwards copies that shard's table once (the longest
+// pause a writer sees, measured by `stockpile-bench snapshot`). Encoding and writing happen on a
+// thread of their own.
+//
+// Keys need one more step. A KEY is settled in its table just after its record is logged, outside
+// the shard, so at the capture some keys of records up to the LSN may still be pending. The capture
+// waits for every key pending at that moment to settle, then copies the table; a key it picks up
+// whose record came after the LSN is harmless, because the snapshot is written only after the log is
+// durable up to everything handed to it, and replaying that record restores the same key.
+
+import Foundation
+import StockpileCore
+import StockpileWAL
+import Synchronization
+
+/// What writing one snapshot did.
+public struct SnapshotReport: Sendable, Hashable {
+    public var fileName: String
+    public var lsn: UInt64
+    public var byteCount: Int
+    public var cellCount: Int
+    public var reservationCount: Int
+    public var keyCount: Int
+    /// How long every shard was held at once (writes to all shards waited this long at most).
+    public var captureDuration: Duration
+    /// From the request to the file's directory entry being synced.
+    public var totalDuration: Duration
+}
+
+/// Why a snapshot was not written.
+public enum SnapshotError: Error, CustomStringConvertible {
+    /// An engine in memory has nowhere to write one.
+    case inMemory
+    /// The log could not be written, so the state is not durable to snapshot.
+    case logFailed(WALIOError)
+    case io(WALIOError)
+
+    public var description: String {
+        switch self {
+        case .inMemory: "no data directory: an engine in memory takes no snapshots"
+        case .logFailed(let e): "the log could not be written (\(e)); no snapshot of a state that is not durable"
+        case .io(let e): "the snapshot could not be written: \(e)"
+        }
+    }
+}
+
+/// The snapshot bookkeeping of an engine: one snapshot at a time, and the LSN of the last one.
+struct SnapshotBookkeeping: Sendable {
+    var running = false
+    var lastLSN: UInt64 = 0
+    var last: SnapshotReport?
+}
+
+extension Engine {
+    /// Writes a snapshot of the state now, and removes snapshots older than the one before it.
+    /// Waits for a snapshot already being written to finish first, so the one written includes
+    /// everything acknowledged before this call.
+    public func writeSnapshot() async throws(SnapshotError) -> SnapshotReport {
+        guard let directory = dataDirectory, let log = ledger.log else { throw .inMemory }
+        while true {
+            let started = snapshots.withLock { s -> Bool in
+                if s.running { return false }
+                s.running = true
+                return true
+            }
+            if started { break }
+            try? await Task.sleep(for: .milliseconds(2))
+        }
+        defer { snapshots.withLock { $0.running = false } }
+        let started = ContinuousClock.now
+        let (capture, captureDuration) = await captureSnapshot()
+        do {
+            try await log.waitUntilAcknowledged(ledger.lastLSN)
+        } catch {
+            throw .logFailed(error)
+        }
+        // Building, encoding and writing take long at a million cells: off the caller's thread.
+        let createdAt = clock.now()
+        let written: Result<(contents: SnapshotContents, fileName: String, byteCount: Int), WALIOError> = await Self.onOwnThread {
+            let contents = self.contents(of: capture, createdAt: createdAt)
+            return Result { () throws(WALIOError) in
+                let written = try SnapshotStore.write(contents, directory: directory)
+                try SnapshotStore.pruneOlder(directory: directory)
+                return (contents, written.fileName, written.byteCount)
+            }
+        }
+        let contents: SnapshotContents
+        let (fileName, byteCount): (String, Int)
+        do { (contents, fileName, byteCount) = try written.get() } catch { throw .io(error) }
+        let report = SnapshotReport(
+            fileName: fileName, lsn: contents.lsn, byteCount: byteCount, cellCount: contents.cells.count,
+            reservationCount: contents.reservations.count, keyCount: contents.keys.count, captureDuration: captureDuration,
+            totalDuration: ContinuousClock.now - started)
+        snapshots.withLock {
+            $0.lastLSN = max($0.lastLSN, report.lsn)
+            $0.last = report
+        }
+        return report
+    }
+
+    /// The last snapshot written by this process, if any.
+    public var lastSnapshot: SnapshotReport? { snapshots.withLock { $0.last } }
+
+    /// Starts a snapshot in the background when `snapshotEveryRecords` records were logged since the
+    /// last one (and none is being written). The engine's timer calls it.
+    func snapshotIfDue() {
+        let every = configuration.snapshotEveryRecords
+        guard every > 0, dataDirectory != nil else { return }
+        let last = ledger.lastLSN
+        let due = snapshots.withLock { !$0.running && last >= $0.lastLSN + every }
+        guard due else { return }
+        Task.detached(priority: .utility) { [weak self] in
+            do {
+                _ = try await self?.writeSnapshot()
+            } catch {
+                FileHandle.standardError.write(Data("stockpile: \(error)\n".utf8))
+            }
+        }
+    }
+
+    /// What a snapshot copies while every shard is held: each shard's tables (copy-on-write), the
+    /// catalog and the ledger's position.
+    struct SnapshotCapture: Sendable {
+        var shards: [(cells: [CellKey: CellSlot], reservations: [String: Boxed<Reservation>], counters: StockCounters)]
+        var catalog: Catalog
+        var position: (lastLSN: UInt64, nextSeq: UInt64)
+    }
+
+    /// The state at one LSN, with how long every shard was held. Returns once every key pending at
+    /// that moment has settled.
+    func captureSnapshot() async -> (SnapshotCapture, Duration) {
+        let clock = ContinuousClock()
+        let heldFrom = clock.now
+        let (capture, pendingKeys) = holdingShards(Array(shards.indices)[...]) {
+            (
+                SnapshotCapture(
+                    shards: shards.map { shard in shard.assumeIsolated { ($0.state.cells, $0.state.reservations, $0.state.counters) } },
+                    catalog: shards[0].assumeIsolated { $0.state.catalog }, position: ledger.position),
+                keys.pendingNames()
+            )
+        }
+        let captureDuration = clock.now - heldFrom
+        for name in pendingKeys { _ = await keys.lookup(name) }
+        return (capture, captureDuration)
+    }
+
+    /// The snapshot of a capture: its tables as sorted-later lists, every key remembered now, and the
+    /// recent entries memory still keeps below the capture's next seq.
+    func contents(of capture: SnapshotCapture, createdAt: Timestamp) -> SnapshotContents {
+        var cells: [SnapshotCell] = []
+        cells.reserveCapacity(capture.shards.reduce(0) { $0 + $1.cells.count })
+        var reservations: [Reservation] = []
+        var counters = StockCounters()
+        for shard in capture.shards {
+            for (key, slot) in shard.cells {
+                cells.append(SnapshotCell(variant: key.variant, warehouse: key.warehouse, state: slot.state, belowZeroAllowed: slot.belowZeroAllowed))
+            }
+            for box in shard.reservations.values { reservations.append(box.value) }
+            counters = counters + shard.counters
+        }
+        let keyUses = keys.all().map { KeyUse(time: $0.1.createdAt, command: $0.1.command, reply: $0.1.reply) }
+        return SnapshotContents(
+            lsn: capture.position.lastLSN, createdAt: createdAt, nextSeq: capture.position.nextSeq,
+            warehouses: Array(capture.catalog.warehouses.values), policies: Array(capture.catalog.policies.values), cells: cells,
+            reservations: reservations, keys: keyUses, counters: counters, recentEntries: ledger.recentEntries(below: capture.position.nextSeq))
+    }
+
+    /// Loads a snapshot into a new engine, before the log after it is replayed: cells and
+    /// reservations to their shards, the catalog to every copy, keys and the directory, the ledger's
+    /// numbering and recent entries, and the due work (expiries, forgetting) their times imply.
+    func restore(_ s: SnapshotContents) {
+        var catalog = Catalog()
+        for w in s.warehouses { catalog.apply(w) }
+        for p in s.policies { catalog.apply(p) }
+        self.catalog.withLock { $0 = catalog }
+        var cellsByShard = [[(CellKey, CellSlot)]](repeating: [], count: shards.count)
+        for c in s.cells {
+            let key = CellKey(variant: c.variant, warehouse: c.warehouse)
+            cellsByShard[router.shard(for: key)].append((key, CellSlot(state: c.state, belowZeroAllowed: c.belowZeroAllowed)))
+        }
+        var reservationsByShard = [[Reservation]](repeating: [], count: shards.count)
+        for r in s.reservations { reservationsByShard[router.home(of: r)].append(r) }
+        for (i, shard) in shards.enumerated() {
+            let (cells, reservations, counters) = (cellsByShard[i], reservationsByShard[i], i == 0 ? s.counters : StockCounters())
+            shard.isolated { shard in
+                let state = shard.state
+                state.catalog = catalog
+                state.counters = counters
+                state.cells.reserveCapacity(cells.count)
+                for (key, slot) in cells { state.cells[key] = slot }
+                state.reservations.reserveCapacity(reservations.count)
+                for r in reservations { state.reservations[r.id] = Boxed(r) }
+            }
+        }
+        for r in s.reservations {
+            directory.restore(r.id, router.mask(of: r.lines.lazy.map(\.cell)))
+            if r.isOpen, let deadline = r.expiresAt { dueWork.schedule(DueItem(deadline: deadline, kind: .expire, name: r.id)) }
+            if let closed = r.closedAt {
+                dueWork.schedule(DueItem(deadline: closed.advanced(by: configuration.retention), kind: .forgetReservation, name: r.id))
+            }
+        }
+        for k in s.keys { restoreKey(k.key, KeyRecord(command: k.command, reply: k.reply, createdAt: k.time)) }
+        ledger.start(nextSeq: s.nextSeq, recent: s.recentEntries)
+        snapshots.withLock { $0.lastLSN = s.lsn }
+    }
+
+    /// Runs blocking work (encoding, file I/O) on a thread of its own, off the cooperative pool.
+    static func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            let thread = Thread { continuation.resume(returning: body()) }
+            thread.name = "stockpile-snapshot"
+            thread.start()
+        }
+    }
+}

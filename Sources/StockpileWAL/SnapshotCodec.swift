@@ -1,0 +1,318 @@
+// The snapshot file of wal/FORMAT.md §4: the whole state after one LSN, so that start-up replays
+// only the log after it. It keeps true: the encoder sorts every list as the format states, so two
+// snapshots of one state are byte-identical; the decoder accepts a file only when every rule of
+// "a snapshot is valid if and only if" holds (header, seven sections in kind order each with its CRC
+// and exact length, trailer with the file's size and CRC); and a file reaches its final name only
+// complete and synced (temporary name, sync, rename, directory sync).
+
+import StockpileCore
+
+/// A cell as a snapshot keeps it.
+public struct SnapshotCell: Hashable, Sendable {
+    public var variant: String
+    public var warehouse: String
+    public var state: CellState
+    /// Available may be below zero for a reason invariant 3 allows (a physical loss or a backorder).
+    public var belowZeroAllowed: Bool
+
+    public init(variant: String, warehouse: String, state: CellState, belowZeroAllowed: Bool) {
+        self.variant = variant
+        self.warehouse = warehouse
+        self.state = state
+        self.belowZeroAllowed = belowZeroAllowed
+    }
+}
+
+/// Everything a snapshot holds: the state after record `lsn`.
+public struct SnapshotContents: Equatable, Sendable {
+    public var lsn: UInt64
+    public var createdAt: Timestamp
+    /// The sequence number the next ledger entry gets.
+    public var nextSeq: UInt64
+    public var warehouses: [Warehouse]
+    /// Only policies that differ from the defaults.
+    public var policies: [VariantPolicy]
+    public var cells: [SnapshotCell]
+    /// Open reservations and closed ones still remembered.
+    public var reservations: [Reservation]
+    /// Every idempotency key still remembered.
+    public var keys: [KeyUse]
+    public var counters: StockCounters
+    /// The most recent ledger entries, oldest first, consecutive and ending at `nextSeq - 1`.
+    public var recentEntries: [LedgerEntry]
+
+    public init(
+        lsn: UInt64, createdAt: Timestamp, nextSeq: UInt64, warehouses: [Warehouse], policies: [VariantPolicy], cells: [SnapshotCell],
+        reservations: [Reservation], keys: [KeyUse], counters: StockCounters, recentEntries: [LedgerEntry]
+    ) {
+        self.lsn = lsn
+        self.createdAt = createdAt
+        self.nextSeq = nextSeq
+        self.warehouses = warehouses
+        self.policies = policies
+        self.cells = cells
+        self.reservations = reservations
+        self.keys = keys
+        self.counters = counters
+        self.recentEntries = recentEntries
+    }
+}
+
+/// Why a snapshot file is not valid (FORMAT.md §4.3). Start-up warns and tries an older one (row 9).
+public struct SnapshotDamage: Error, Hashable, Sendable, CustomStringConvertible {
+    public var fileName: String
+    public var offset: Int
+    public var reason: String
+
+    public var description: String { "snapshot \(fileName) is not valid at offset \(offset): \(reason)" }
+}
+
+public enum SnapshotCodec {
+    public static let magic: [UInt8] = [0x89, 0x53, 0x50, 0x53, 0x4E, 0x41, 0x50, 0x0A]  // \x89SPSNAP\n
+    public static let trailerMagic: [UInt8] = [0x53, 0x50, 0x53, 0x4E, 0x45, 0x4E, 0x44, 0x0A]  // SPSNEND\n
+    public static let version: UInt16 = 1
+    public static let headerByteCount = 40
+    public static let sectionHeaderByteCount = 16
+    public static let trailerByteCount = 24
+    public static let sectionCount = 7
+
+    enum Section: UInt8, CaseIterable {
+        case sequence = 1, catalog, cells, reservations, keys, counters, recentEntries
+    }
+
+    // MARK: File names
+
+    /// `snapshot-<LSN as 16 lower-case hex digits>.snap`.
+    public static func fileName(lsn: UInt64) -> String {
+        let hex = String(lsn, radix: 16)
+        return "snapshot-" + String(repeating: "0", count: 16 - hex.count) + hex + ".snap"
+    }
+
+    /// The LSN a snapshot's file name states, or nil for any other name.
+    public static func lsn(fromFileName name: String) -> UInt64? {
+        guard name.hasPrefix("snapshot-"), name.hasSuffix(".snap"), name.utf8.count == 9 + 16 + 5 else { return nil }
+        let hex = name.dropFirst(9).prefix(16)
+        guard hex.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else { return nil }
+        return UInt64(hex, radix: 16)
+    }
+
+    // MARK: Encoding
+
+    /// The file's bytes. Sorts every list as FORMAT.md §4.2 states, so equal states encode equally.
+    public static func encode(_ contents: SnapshotContents) -> [UInt8] {
+        var c = contents
+        c.warehouses.sort { $0.code < $1.code }
+        c.policies.sort { $0.variant < $1.variant }
+        c.cells.sort { ($0.variant, $0.warehouse) < ($1.variant, $1.warehouse) }
+        c.reservations.sort { $0.id < $1.id }
+        c.keys.sort { $0.key < $1.key }
+
+        var w = ByteWriter(capacity: 64 + c.cells.count * 32 + c.reservations.count * 96 + c.recentEntries.count * 64)
+        w.writeBytes(magic)
+        w.writeUInt16(version)
+        w.writeUInt16(UInt16(headerByteCount))
+        w.writeUInt32(UInt32(sectionCount))
+        w.writeUInt64(c.lsn)
+        w.writeInt64(c.createdAt.milliseconds)
+        w.writeUInt32(0)
+        w.writeUInt32(w.bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<36])) })
+
+        for section in Section.allCases {
+            let start = w.count
+            w.writeUInt8(section.rawValue)
+            w.writeZeros(3)
+            w.writeUInt32(0)  // CRC, patched below
+            w.writeUInt64(0)  // byte count, patched below
+            let payloadStart = w.count
+            writePayload(section, of: c, into: &w)
+            let payloadCount = w.count - payloadStart
+            let crc = w.bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[payloadStart...])) }
+            w.setUInt32(crc, at: start + 4)
+            w.setUInt32(UInt32(truncatingIfNeeded: payloadCount), at: start + 8)
+            w.setUInt32(UInt32(truncatingIfNeeded: UInt64(payloadCount) >> 32), at: start + 12)
+        }
+
+        w.writeBytes(trailerMagic)
+        w.writeUInt64(UInt64(w.count + 16))
+        w.writeUInt32(CRC32C.checksum(w.bytes))
+        w.writeUInt32(0)
+        return w.bytes
+    }
+
+    private static func writePayload(_ section: Section, of c: SnapshotContents, into w: inout ByteWriter) {
+        switch section {
+        case .sequence:
+            w.writeVarint(c.nextSeq)
+            w.writeVarint(c.lsn)
+        case .catalog:
+            w.writeVarint(UInt64(c.warehouses.count))
+            for x in c.warehouses { w.write(x) }
+            w.writeVarint(UInt64(c.policies.count))
+            for x in c.policies { w.write(x) }
+        case .cells:
+            w.writeVarint(UInt64(c.cells.count))
+            for x in c.cells {
+                w.writeString(x.variant)
+                w.writeString(x.warehouse)
+                w.write(x.state.onHand)
+                w.write(x.state.reserved)
+                w.writeBool(x.belowZeroAllowed)
+            }
+        case .reservations:
+            w.writeVarint(UInt64(c.reservations.count))
+            for x in c.reservations { w.write(x) }
+        case .keys:
+            w.writeVarint(UInt64(c.keys.count))
+            for x in c.keys { w.write(x) }
+        case .counters:
+            let k = c.counters
+            w.write(k.unitsReserved)
+            w.write(k.unitsFulfilled)
+            w.write(k.unitsReleased)
+            w.write(k.unitsExpired)
+            w.writeVarint(UInt64(k.stockouts))
+            w.write(k.shrinkage)
+            w.writeVarint(UInt64(k.cycleCounts))
+            w.writeVarint(UInt64(k.cycleCountsWithoutVariance))
+            let byReason = k.adjustedByReason.sorted { $0.key.walCode < $1.key.walCode }
+            w.writeVarint(UInt64(byReason.count))
+            for (code, q) in byReason {
+                w.writeUInt8(code.walCode)
+                w.write(q)
+            }
+        case .recentEntries:
+            w.writeVarint(UInt64(c.recentEntries.count))
+            for x in c.recentEntries { w.write(x) }
+        }
+    }
+
+    // MARK: Decoding
+
+    /// Decodes and checks a whole snapshot file.
+    /// - Parameter expectedLSN: the LSN its file name states; the header must agree.
+    /// - Throws: `SnapshotDamage` naming the first rule that fails.
+    public static func decode(_ bytes: [UInt8], fileName: String, expectedLSN: UInt64?) throws(SnapshotDamage) -> SnapshotContents {
+        func damage(_ offset: Int, _ reason: String) -> SnapshotDamage { SnapshotDamage(fileName: fileName, offset: offset, reason: reason) }
+        guard bytes.count >= headerByteCount + trailerByteCount else { throw damage(0, "the file is too short (\(bytes.count) bytes)") }
+        // Trailer first: it says whether the file is whole.
+        let trailer = bytes.count - trailerByteCount
+        guard Array(bytes[trailer..<trailer + 8]) == trailerMagic else { throw damage(trailer, "no trailer at the end of the file") }
+        let header: (lsn: UInt64, createdAt: Int64)
+        do {
+            header = try ByteReader.withReader(over: bytes) { r throws(WALDecodingError) in
+                _ = try r.readBytes(trailer + 8)
+                let stated = try r.readUInt64()
+                guard stated == UInt64(bytes.count) else { throw r.failure(.inconsistent("the trailer states \(stated) bytes, the file has \(bytes.count)")) }
+                let fileCRC = try r.readUInt32()
+                guard fileCRC == bytes.withUnsafeBytes({ CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<bytes.count - 8])) }) else {
+                    throw r.failure(.inconsistent("the file checksum does not match"))
+                }
+                guard try r.readUInt32() == 0 else { throw r.failure(.inconsistent("the trailer's reserved bytes are not zero")) }
+                return try readHeader(bytes)
+            }
+        } catch {
+            throw damage(error.offset, "\(error.reason)")
+        }
+        if let expectedLSN, header.lsn != expectedLSN {
+            throw damage(16, "the header's LSN \(header.lsn) is not the file name's \(expectedLSN)")
+        }
+        do {
+            return try ByteReader.withReader(over: Array(bytes[headerByteCount..<trailer]), baseOffset: headerByteCount) { r throws(WALDecodingError) in
+                var c = SnapshotContents(
+                    lsn: header.lsn, createdAt: Timestamp(milliseconds: header.createdAt), nextSeq: 1, warehouses: [], policies: [], cells: [],
+                    reservations: [], keys: [], counters: StockCounters(), recentEntries: [])
+                for section in Section.allCases {
+                    let kind = try r.readUInt8()
+                    guard kind == section.rawValue else { throw r.failure(.inconsistent("section of kind \(kind) where kind \(section.rawValue) was due")) }
+                    for _ in 0..<3 where try r.readUInt8() != 0 { throw r.failure(.inconsistent("a section header's reserved bytes are not zero")) }
+                    let crc = try r.readUInt32()
+                    let count = try r.readUInt64()
+                    guard count <= UInt64(r.remaining) else { throw r.failure(.countTooLarge(count)) }
+                    let payload = try r.readBytes(Int(count))
+                    guard CRC32C.checksum(payload) == crc else {
+                        throw r.failure(.inconsistent("the checksum of section \(section.rawValue) does not match"), at: r.offset - Int(count) - headerByteCount)
+                    }
+                    var p = ByteReader(payload, baseOffset: r.offset - Int(count))
+                    try readPayload(section, from: &p, into: &c)
+                    try p.expectEnd()
+                }
+                try r.expectEnd()
+                return c
+            }
+        } catch {
+            throw damage(error.offset, "\(error.reason)")
+        }
+    }
+
+    private static func readHeader(_ bytes: [UInt8]) throws(WALDecodingError) -> (lsn: UInt64, createdAt: Int64) {
+        try ByteReader.withReader(over: Array(bytes[0..<headerByteCount])) { r throws(WALDecodingError) in
+            guard Array(try r.readBytes(8)) == magic else { throw r.failure(.inconsistent("not a snapshot file (magic)"), at: 0) }
+            let v = try r.readUInt16()
+            guard v == version else { throw r.failure(.inconsistent("format version \(v) is not \(version)")) }
+            let h = try r.readUInt16()
+            guard h == UInt16(headerByteCount) else { throw r.failure(.inconsistent("header byte count \(h)")) }
+            let sections = try r.readUInt32()
+            guard sections == UInt32(sectionCount) else { throw r.failure(.inconsistent("section count \(sections)")) }
+            let lsn = try r.readUInt64()
+            let createdAt = try r.readInt64()
+            guard try r.readUInt32() == 0 else { throw r.failure(.inconsistent("the header's reserved bytes are not zero")) }
+            let crc = try r.readUInt32()
+            guard crc == CRC32C.checksum(Array(bytes[0..<36])) else { throw r.failure(.inconsistent("the header checksum does not match"), at: 36) }
+            return (lsn, createdAt)
+        }
+    }
+
+    private static func readPayload(_ section: Section, from r: inout ByteReader, into c: inout SnapshotContents) throws(WALDecodingError) {
+        switch section {
+        case .sequence:
+            c.nextSeq = try r.readVarint()
+            let lsn = try r.readVarint()
+            guard lsn == c.lsn else { throw r.failure(.inconsistent("the sequence section's LSN \(lsn) is not the header's \(c.lsn)")) }
+        case .catalog:
+            for _ in 0..<(try r.readCount()) { c.warehouses.append(try r.readWarehouse()) }
+            for _ in 0..<(try r.readCount()) { c.policies.append(try r.readPolicy()) }
+        case .cells:
+            let n = try r.readCount()
+            c.cells.reserveCapacity(n)
+            for _ in 0..<n {
+                let variant = try r.readString()
+                let warehouse = try r.readString()
+                let onHand = try r.readQuantity()
+                let reserved = try r.readQuantity()
+                let allowed = try r.readBool()
+                c.cells.append(SnapshotCell(variant: variant, warehouse: warehouse, state: CellState(onHand: onHand, reserved: reserved), belowZeroAllowed: allowed))
+            }
+        case .reservations:
+            let n = try r.readCount()
+            c.reservations.reserveCapacity(n)
+            for _ in 0..<n { c.reservations.append(try r.readReservation()) }
+        case .keys:
+            let n = try r.readCount()
+            c.keys.reserveCapacity(n)
+            for _ in 0..<n { c.keys.append(try r.readKeyUse()) }
+        case .counters:
+            var k = StockCounters()
+            k.unitsReserved = try r.readQuantity()
+            k.unitsFulfilled = try r.readQuantity()
+            k.unitsReleased = try r.readQuantity()
+            k.unitsExpired = try r.readQuantity()
+            k.stockouts = Int(clamping: try r.readVarint())
+            k.shrinkage = try r.readQuantity()
+            k.cycleCounts = Int(clamping: try r.readVarint())
+            k.cycleCountsWithoutVariance = Int(clamping: try r.readVarint())
+            for _ in 0..<(try r.readCount()) {
+                let code = try r.readCode("ReasonCode", ReasonCode.init(walCode:))
+                k.adjustedByReason[code] = try r.readQuantity()
+            }
+            c.counters = k
+        case .recentEntries:
+            let n = try r.readCount()
+            guard UInt64(n) < c.nextSeq else { throw r.failure(.inconsistent("\(n) recent entries before seq \(c.nextSeq)")) }
+            c.recentEntries.reserveCapacity(n)
+            for _ in 0..<n { c.recentEntries.append(try r.readLedgerEntry()) }
+            for (i, e) in c.recentEntries.enumerated() where e.seq != c.nextSeq - UInt64(n) + UInt64(i) {
+                throw r.failure(.inconsistent("recent entry \(i) has seq \(e.seq), not consecutive up to \(c.nextSeq - 1)"))
+            }
+        }
+    }
+}

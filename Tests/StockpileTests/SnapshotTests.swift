@@ -1,0 +1,201 @@
+// Snapshots of a durable engine: taken while writers run, they hold exactly the state at their LSN, so
+// start-up from the newest snapshot plus the log after it equals start-up from the whole log; a
+// damaged snapshot is passed over for an older one; a log that does not cover what the snapshot
+// needs is refused (wal/FORMAT.md §5, rows 9–11).
+
+import Foundation
+import Glibc
+import Stockpile
+import StockpileWAL
+import Testing
+
+@Suite("Snapshots")
+struct SnapshotTests {
+    static let variants = (0..<40).map { "V\($0)" }
+
+    /// Runs `writers` concurrent tasks of keyed adjustments and reservations for `operations` each,
+    /// while `snapshots` snapshots are taken. Returns the keyed adjustments acknowledged and the
+    /// reservation ids made.
+    static func concurrentWorkload(
+        _ engine: Engine, seed: UInt64, writers: Int = 6, operations: Int = 150, snapshots: Int = 4
+    ) async throws -> (keys: [(key: String, variant: String, delta: Quantity, receipt: CellReceipt)], ids: [String]) {
+        for v in variants { _ = await engine.adjust(variant: v, warehouse: "MAIN", by: 1000, reason: .received) }
+        return try await withThrowingTaskGroup(of: ([(key: String, variant: String, delta: Quantity, receipt: CellReceipt)], [String]).self) { group in
+            for w in 0..<writers {
+                group.addTask {
+                    var rng = SplitMix64(seed: seed &+ UInt64(w))
+                    var keys: [(key: String, variant: String, delta: Quantity, receipt: CellReceipt)] = []
+                    var ids: [String] = []
+                    for i in 0..<operations {
+                        let v = variants[Int(rng.next() % UInt64(variants.count))]
+                        switch rng.next() % 4 {
+                        case 0:
+                            let key = "k-\(w)-\(i)"
+                            let delta = Quantity(Int64(1 + rng.next() % 9))
+                            if case .ok(let r) = await engine.adjust(variant: v, warehouse: "MAIN", by: delta, reason: .received, key: key) {
+                                keys.append((key, v, delta, r))
+                            }
+                        case 1, 2:
+                            let id = "r-\(w)-\(i)"
+                            let ttl: Duration? = rng.next() % 2 == 0 ? .seconds(30) : nil
+                            let request = ReserveRequest(id: id, lines: [ReserveLine(variant: v, warehouse: "MAIN", quantity: Quantity(Int64(1 + rng.next() % 3)))], ttl: ttl)
+                            if case .ok = await engine.reserve(request) { ids.append(id) }
+                        default:
+                            if let id = ids.randomElement(using: &rng) {
+                                if rng.next() % 2 == 0 { _ = await engine.fulfill(id) } else { _ = await engine.release(id) }
+                            }
+                        }
+                    }
+                    return (keys, ids)
+                }
+            }
+            group.addTask {
+                for _ in 0..<snapshots {
+                    try await Task.sleep(for: .milliseconds(5))
+                    _ = try await engine.writeSnapshot()
+                }
+                return ([], [])
+            }
+            var keys: [(key: String, variant: String, delta: Quantity, receipt: CellReceipt)] = []
+            var ids: [String] = []
+            for try await (k, i) in group {
+                keys += k
+                ids += i
+            }
+            return (keys, ids)
+        }
+    }
+
+    static func copyDirectory(_ from: String, withoutSnapshots: Bool) throws -> String {
+        let to = try DurabilityTests.temporaryDirectory()
+        for name in try FileManager.default.contentsOfDirectory(atPath: from) where name != "LOCK" {
+            if withoutSnapshots && name.hasPrefix("snapshot-") { continue }
+            try FileManager.default.copyItem(atPath: from + "/" + name, toPath: to + "/" + name)
+        }
+        return to
+    }
+
+    @Test("snapshots taken while writers run: start-up from the newest snapshot equals the live state and a replay of the whole log")
+    func snapshotsUnderConcurrentWrites() async throws {
+        let dir = try DurabilityTests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let seed = testSeed(fallback: 4242)
+        let clock = ManualClock()
+        let configuration = EngineConfiguration(shardCount: 8, retention: .seconds(600), snapshotEveryRecords: 0)
+        let engine = try Engine.open(dataDirectory: dir, durability: .always, configuration: configuration, clock: clock, segmentByteCount: 64 << 10)
+        let (keys, ids) = try await Self.concurrentWorkload(engine, seed: seed)
+        let live = await DurabilityTests.observe(engine, variants: Self.variants, ids: ids)
+        let snapshotLSN = try #require(engine.lastSnapshot?.lsn)
+        #expect(snapshotLSN > 0 && snapshotLSN < engine.logStatus.lastLSN, "the last snapshot should fall inside the run (seed \(seed))")
+        #expect(try SnapshotStore.list(directory: dir).count == SnapshotStore.keptCount, "older snapshots are pruned (seed \(seed))")
+        try engine.close()
+
+        let fullLog = try Self.copyDirectory(dir, withoutSnapshots: true)
+        defer { try? FileManager.default.removeItem(atPath: fullLog) }
+        var messages: [String] = []
+        let fromSnapshot = try Engine.open(dataDirectory: dir, durability: .always, configuration: configuration, clock: clock, warn: { messages.append($0) })
+        #expect(messages.contains { $0.hasPrefix("loaded snapshot-") }, "\(messages)")
+        let fromLog = try Engine.open(dataDirectory: fullLog, durability: .always, configuration: configuration, clock: clock)
+        let a = await DurabilityTests.observe(fromSnapshot, variants: Self.variants, ids: ids)
+        let b = await DurabilityTests.observe(fromLog, variants: Self.variants, ids: ids)
+        #expect(a == live, "start-up from the snapshot differs from the live state (seed \(seed))")
+        #expect(b == live, "start-up from the whole log differs from the live state (seed \(seed))")
+        #expect(await fromSnapshot.verify().isEmpty)
+        // Every acknowledged KEY replays after a start-up from the snapshot.
+        #expect(!keys.isEmpty)
+        for k in keys {
+            var original = k.receipt
+            original.replayed = true
+            let replay = await fromSnapshot.adjust(variant: k.variant, warehouse: "MAIN", by: k.delta, reason: .received, key: k.key)
+            #expect(replay.value == original, "KEY \(k.key) must replay after a start-up from a snapshot (seed \(seed))")
+        }
+        // Holds restored from the snapshot still expire.
+        clock.advance(by: .seconds(60))
+        await fromSnapshot.runDueWork()
+        for id in ids {
+            if let r = await fromSnapshot.reservation(id).value?.reservation, r.isOpen, r.expiresAt != nil {
+                Issue.record("hold \(id) should have expired after a start-up from a snapshot (seed \(seed))")
+            }
+        }
+        try fromSnapshot.close()
+        try fromLog.close()
+    }
+
+    @Test("a damaged newest snapshot is passed over with a warning; a log that does not cover the snapshot is refused")
+    func recoveryRows() async throws {
+        let dir = try DurabilityTests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let configuration = EngineConfiguration(shardCount: 4, snapshotEveryRecords: 0)
+        let clock = ManualClock()
+        var engine: Engine? = try Engine.open(dataDirectory: dir, durability: .always, configuration: configuration, clock: clock, segmentByteCount: 16 << 10)
+        for i in 0..<200 { _ = await engine!.adjust(variant: "A\(i % 7)", warehouse: "MAIN", by: 2, reason: .received, note: String(repeating: "n", count: 60)) }
+        let older = try await engine!.writeSnapshot()
+        for i in 0..<200 { _ = await engine!.adjust(variant: "A\(i % 7)", warehouse: "MAIN", by: 1, reason: .received, note: String(repeating: "n", count: 60)) }
+        let newer = try await engine!.writeSnapshot()
+        for _ in 0..<5 { _ = await engine!.adjust(variant: "A0", warehouse: "MAIN", by: 1, reason: .received) }
+        let expected = await engine!.stock(variant: "A0").value?.cells
+        try engine!.close()
+        engine = nil
+
+        // Row 9: flip one byte of the newest snapshot: it is passed over, the older one is used.
+        let damaged = try Self.copyDirectory(dir, withoutSnapshots: false)
+        defer { try? FileManager.default.removeItem(atPath: damaged) }
+        let path = damaged + "/" + newer.fileName
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        bytes[bytes.count / 2] ^= 0x10
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        var messages: [String] = []
+        let reopened = try Engine.open(dataDirectory: damaged, durability: .always, configuration: configuration, clock: clock, warn: { messages.append($0) })
+        #expect(messages.contains { $0.contains(newer.fileName) && $0.contains("not valid") }, "\(messages)")
+        #expect(messages.contains { $0.hasPrefix("loaded \(older.fileName)") }, "\(messages)")
+        #expect(await reopened.stock(variant: "A0").value?.cells == expected)
+        try reopened.close()
+
+        // Row 10: the segments right after the snapshot are gone.
+        let segments = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasPrefix("wal-") }.sorted()
+        #expect(segments.count >= 4, "small segments should give several files: \(segments)")
+        let gap = try Self.copyDirectory(dir, withoutSnapshots: false)
+        defer { try? FileManager.default.removeItem(atPath: gap) }
+        try FileManager.default.removeItem(atPath: gap + "/" + newer.fileName)
+        for name in segments.dropLast() { try FileManager.default.removeItem(atPath: gap + "/" + name) }
+        #expect {
+            try Engine.open(dataDirectory: gap, durability: .always, configuration: configuration, clock: clock).close()
+        } throws: { error in
+            guard case .recovery(.damaged(let d)) = error as? EngineOpenError else { return false }
+            return d.row == 10
+        }
+
+        // Row 11: the log ends before the snapshot's LSN.
+        let short = try Self.copyDirectory(dir, withoutSnapshots: false)
+        defer { try? FileManager.default.removeItem(atPath: short) }
+        for name in segments.dropFirst() { try FileManager.default.removeItem(atPath: short + "/" + name) }
+        #expect {
+            try Engine.open(dataDirectory: short, durability: .always, configuration: configuration, clock: clock).close()
+        } throws: { error in
+            guard case .recovery(.damaged(let d)) = error as? EngineOpenError else { return false }
+            return d.row == 11 && "\(d)".contains("files were lost")
+        }
+    }
+
+    @Test("a snapshot is written by itself every N records")
+    func everyNRecords() async throws {
+        let dir = try DurabilityTests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // The system clock drives the engine's timer, which starts due snapshots.
+        let engine = try Engine.open(dataDirectory: dir, durability: .always, configuration: EngineConfiguration(shardCount: 2, snapshotEveryRecords: 50))
+        for i in 0..<120 { _ = await engine.adjust(variant: "S\(i % 3)", warehouse: "MAIN", by: 1, reason: .received) }
+        var waited = 0
+        while (engine.lastSnapshot?.lsn ?? 0) < 100 && waited < 500 {
+            try await Task.sleep(for: .milliseconds(10))
+            waited += 1
+        }
+        let lsn = try #require(engine.lastSnapshot?.lsn, "no snapshot was written by itself")
+        #expect(lsn >= 100)
+        try engine.close()
+    }
+
+    @Test("an engine in memory refuses a snapshot")
+    func inMemory() async {
+        await #expect(throws: SnapshotError.self) { try await Engine().writeSnapshot() }
+    }
+}

@@ -1,0 +1,132 @@
+// The snapshot file of wal/FORMAT.md §4: it decodes to exactly what was encoded, its bytes do not
+// depend on the order the state was gathered in, and no truncation and no flipped bit is ever
+// accepted. The store writes under the final name only whole files, passes over damaged ones for an
+// older snapshot, and prunes all but the newest two.
+
+import Foundation
+import StockpileCore
+import Testing
+@testable import StockpileWAL
+
+enum SnapshotSamples {
+    /// A state with something of every kind: warehouses and a policy, cells (one below zero by a
+    /// loss), open and closed reservations, every sample key use, counters with adjustments by
+    /// reason, and recent entries ending just before the next seq.
+    static var contents: SnapshotContents {
+        var counters = StockCounters()
+        counters.unitsReserved = 12
+        counters.unitsFulfilled = 5
+        counters.unitsReleased = 3
+        counters.unitsExpired = 2
+        counters.stockouts = 4
+        counters.shrinkage = 7
+        counters.cycleCounts = 9
+        counters.cycleCountsWithoutVariance = 6
+        counters.adjustedByReason = [.received: 40, .damaged: -3, .lost: -4, .found: 1]
+        let entries = CommitSamples.commits.prefix(6).flatMap(\.entries)
+        let recent = entries.enumerated().map { i, e in
+            var e = e
+            e.seq = 1_000 + UInt64(i)
+            return e
+        }
+        return SnapshotContents(
+            lsn: 1_234, createdAt: CommitSamples.t0, nextSeq: 1_000 + UInt64(recent.count),
+            warehouses: [.main, Warehouse(code: "EAST", name: "East DC", address: "1 Harbour Rd", priority: -5, active: false)],
+            policies: [VariantPolicy(variant: "PRE-ORDER", backorder: true, lowStock: 4), VariantPolicy(variant: "EBOOK-9", unlimited: true)],
+            cells: [
+                SnapshotCell(variant: "SKU-1", warehouse: "MAIN", state: CellState(onHand: 10, reserved: 3), belowZeroAllowed: false),
+                SnapshotCell(variant: "SKU-1", warehouse: "EAST", state: CellState(onHand: 2, reserved: 5), belowZeroAllowed: true),
+                SnapshotCell(variant: "Ünïcode-📦", warehouse: "MAIN", state: CellState(onHand: 0, reserved: 0), belowZeroAllowed: false),
+                SnapshotCell(variant: "BIG", warehouse: "MAIN", state: CellState(onHand: Limits.quantityMax, reserved: 1), belowZeroAllowed: false),
+            ],
+            reservations: [CommitSamples.shipped, CommitSamples.hold, CommitSamples.splitHold],
+            keys: CommitSamples.keyUses, counters: counters, recentEntries: recent)
+    }
+
+    static var sorted: SnapshotContents {
+        var c = contents
+        c.warehouses.sort { $0.code < $1.code }
+        c.policies.sort { $0.variant < $1.variant }
+        c.cells.sort { ($0.variant, $0.warehouse) < ($1.variant, $1.warehouse) }
+        c.reservations.sort { $0.id < $1.id }
+        c.keys.sort { $0.key < $1.key }
+        return c
+    }
+}
+
+@Suite("Snapshot file")
+struct SnapshotCodecTests {
+    @Test("a snapshot decodes to exactly what was encoded, with every list sorted")
+    func roundTrip() throws {
+        let bytes = SnapshotCodec.encode(SnapshotSamples.contents)
+        let decoded = try SnapshotCodec.decode(bytes, fileName: "x", expectedLSN: 1_234)
+        #expect(decoded == SnapshotSamples.sorted)
+        #expect(Array(bytes.prefix(8)) == SnapshotCodec.magic)
+        #expect(Array(bytes.suffix(24).prefix(8)) == SnapshotCodec.trailerMagic)
+    }
+
+    @Test("the bytes do not depend on the order the state was gathered in")
+    func canonical() {
+        var shuffled = SnapshotSamples.contents
+        var rng = SystemRandomNumberGenerator()
+        shuffled.cells.shuffle(using: &rng)
+        shuffled.reservations.reverse()
+        shuffled.keys.reverse()
+        shuffled.warehouses.reverse()
+        #expect(SnapshotCodec.encode(shuffled) == SnapshotCodec.encode(SnapshotSamples.sorted))
+    }
+
+    @Test("every truncation and a flipped bit in every byte is refused, never accepted")
+    func damageIsDetected() {
+        let bytes = SnapshotCodec.encode(SnapshotSamples.contents)
+        for n in 0..<bytes.count {
+            #expect(throws: SnapshotDamage.self, "a file cut to \(n) bytes") {
+                _ = try SnapshotCodec.decode(Array(bytes[0..<n]), fileName: "x", expectedLSN: nil)
+            }
+        }
+        for i in bytes.indices {
+            var damaged = bytes
+            damaged[i] ^= UInt8(1) << UInt8(i % 8)
+            #expect(throws: SnapshotDamage.self, "bit \(i % 8) of byte \(i) flipped") {
+                _ = try SnapshotCodec.decode(damaged, fileName: "x", expectedLSN: nil)
+            }
+        }
+    }
+
+    @Test("the header's LSN must be the file name's")
+    func lsnMustMatchFileName() {
+        let bytes = SnapshotCodec.encode(SnapshotSamples.contents)
+        #expect(throws: SnapshotDamage.self) { _ = try SnapshotCodec.decode(bytes, fileName: "x", expectedLSN: 1_235) }
+        #expect(SnapshotCodec.fileName(lsn: 1_234) == "snapshot-00000000000004d2.snap")
+        #expect(SnapshotCodec.lsn(fromFileName: "snapshot-00000000000004d2.snap") == 1_234)
+        #expect(SnapshotCodec.lsn(fromFileName: "snapshot-00000000000004D2.snap") == nil)
+        #expect(SnapshotCodec.lsn(fromFileName: "snapshot-00000000000004d2.snap.tmp") == nil)
+    }
+
+    @Test("the store keeps the newest two, and passes over a damaged newest snapshot for the one before")
+    func store() throws {
+        let directory = NSTemporaryDirectory() + "stockpile-snapshot-store-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var names: [String] = []
+        for lsn in [10, 20, 30] as [UInt64] {
+            var c = SnapshotSamples.sorted
+            c.lsn = lsn
+            names.append(try SnapshotStore.write(c, directory: directory).fileName)
+            try SnapshotStore.pruneOlder(directory: directory)
+        }
+        #expect(try SnapshotStore.list(directory: directory).map(\.lsn) == [30, 20])
+        #expect(!FileManager.default.fileExists(atPath: directory + "/" + names[0]))
+        var passed: [SnapshotDamage] = []
+        #expect(try SnapshotStore.loadNewestValid(directory: directory) { passed.append($0) }?.contents.lsn == 30)
+        // Damage the newest: the older one is used, and the damage is reported.
+        let path = directory + "/" + names[2]
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        bytes[60] ^= 0xFF
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let loaded = try SnapshotStore.loadNewestValid(directory: directory) { passed.append($0) }
+        #expect(loaded?.contents.lsn == 20)
+        #expect(passed.map(\.fileName) == [names[2]])
+        #expect(passed.first?.description.contains("checksum") == true)
+    }
+}
