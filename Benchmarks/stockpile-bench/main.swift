@@ -28,6 +28,12 @@ struct Options {
     var json = false
     var cells = 100_000
     var durability = DurabilityPolicy.none
+    /// Whether --fsync was given (the durability scenarios default to a log).
+    var fsyncGiven = false
+    /// startup: log records written after the snapshot.
+    var records = 5_000_000
+    /// startup: a data directory to keep (one with a log already is only started up).
+    var dataDirectory: String?
     /// TCP mode: the server to drive; nil runs the engine in-process.
     var target: TCPTarget?
     var clients = 50
@@ -65,6 +71,13 @@ func usage() -> Never {
           multiline  3 lines; in-process on cells in three different shards, over TCP on three
                      different random cells
           crc        not reservations: the log's CRC-32C in GB/s, CPU instruction against tables
+          snapshot   --cells cells (e.g. 1000000) loaded, --tasks tasks reserving for --duration s while
+                     one snapshot is written: its size and time, and the longest write pause
+                     (--fsync defaults to always here)
+          startup    --cells cells loaded, a snapshot, --records log records after it (default
+                     5000000), then a timed start-up: snapshot load, replay rate, total; and the log's
+                     bytes per reservation (--fsync defaults to interval=10 here). With --data-dir D
+                     the directory is kept; one that has a log already is only started up
         """
     FileHandle.standardError.write(Data((text + "\n").utf8))
     exit(2)
@@ -109,6 +122,13 @@ func parseOptions() -> Options {
             let v = value(a)
             guard let policy = DurabilityPolicy(parsing: v) else { fail("--fsync takes always, interval=<ms> or none, not '\(v)'") }
             o.durability = policy
+            o.fsyncGiven = true
+            inProcessFlags.append(a)
+        case "--data-dir":
+            o.dataDirectory = value(a)
+            inProcessFlags.append(a)
+        case "--records":
+            o.records = Int(integer(a, in: 1...1_000_000_000))
             inProcessFlags.append(a)
         case "--target":
             let v = value(a)
@@ -129,7 +149,7 @@ func parseOptions() -> Options {
             o.scenario = a
         }
     }
-    guard ["hot", "spread", "multiline", "crc"].contains(o.scenario) else { usage() }
+    guard ["hot", "spread", "multiline", "crc", "snapshot", "startup"].contains(o.scenario) else { usage() }
     if o.target == nil, let flag = tcpFlags.first { fail("\(flag) needs --target tcp://HOST:PORT (without it the engine runs in-process)") }
     if o.target != nil, let flag = inProcessFlags.first {
         if flag == "--tasks" { fail("--tasks is for the in-process mode; with --target use --clients and --pipeline") }
@@ -152,6 +172,8 @@ struct SplitMix64 {
 
 let options = parseOptions()
 if options.scenario == "crc" { exit(runCRCBenchmark(options)) }
+if options.scenario == "snapshot" { exit(await runSnapshotBenchmark(options)) }
+if options.scenario == "startup" { exit(await runStartupBenchmark(options)) }
 if let target = options.target { exit(runTCPBenchmark(options, target: target)) }
 exit(await runBenchmark(options))
 

@@ -58,7 +58,9 @@ extension Engine {
                 + "LSN \(snapshot.contents.lsn) (\(Self.seconds(since: started)))")
         }
         let recovery: LogRecovery.Result
+        let readStarted = ContinuousClock.now
         do { recovery = try LogRecovery.recover(directory: dataDirectory, after: snapshot?.contents.lsn ?? 0) } catch { throw .recovery(error) }
+        let readDuration = ContinuousClock.now - readStarted
         for w in recovery.warnings { warn("\(w)") }
         let writer: SegmentWriter
         do {
@@ -69,20 +71,32 @@ extension Engine {
         }
         let engine = Engine(configuration: configuration, clock: clock, log: GroupCommitter(writer: writer, policy: durability), directoryLock: lock)
         if let snapshot { engine.restore(snapshot.contents) }
+        let snapshotLoaded = ContinuousClock.now
         engine.replay(recovery.records, progress: warn)
-        if snapshot != nil || ContinuousClock.now - started >= .seconds(1) {
+        let report = StartupReport(
+            snapshotFileName: snapshot?.fileName, snapshotCellCount: snapshot?.contents.cells.count ?? 0,
+            snapshotLoadDuration: snapshotLoaded - started - readDuration, logReadDuration: readDuration,
+            recordsReplayed: recovery.records.count, replayDuration: ContinuousClock.now - snapshotLoaded,
+            totalDuration: ContinuousClock.now - started)
+        engine.startup.withLock { $0 = report }
+        if snapshot != nil || report.totalDuration >= .seconds(1) {
             warn("started from \(snapshot?.fileName ?? "an empty state") and \(recovery.records.count) log records in \(Self.seconds(since: started))")
         }
         return engine
     }
 
+    /// How this engine started, when it was opened from a data directory.
+    public var startupReport: StartupReport? { startup.withLock { $0 } }
+
     /// What INFO's persistence section reports: the policy, how far the log is, and why it stopped.
     public var logStatus: LogStatus {
-        guard let log = ledger.log else { return LogStatus(policy: .none, lastLSN: 0, acknowledgedLSN: 0, syncCount: 0, batchCount: 0, failure: nil) }
+        guard let log = ledger.log else {
+            return LogStatus(policy: .none, lastLSN: 0, acknowledgedLSN: 0, syncCount: 0, batchCount: 0, recordByteCount: 0, failure: nil)
+        }
         let p = log.progress
         return LogStatus(
             policy: log.policy, lastLSN: ledger.lastLSN, acknowledgedLSN: p.acknowledgedLSN, syncCount: p.syncCount, batchCount: p.batchCount,
-            failure: log.failure.map { "\($0)" })
+            recordByteCount: p.recordByteCount, failure: log.failure.map { "\($0)" })
     }
 
     /// Makes everything logged durable, closes the log and lets the data directory go (another
@@ -128,6 +142,7 @@ extension Engine {
         if commit.warehouse != nil || commit.policy != nil {
             mask = allShards
         }
+        if commit.entries.first?.type == .reset { clearTablesForReset() }
         holdingShards(mask.setBitIndexes[...]) {
             for s in mask.setBitIndexes { shards[s].assumeIsolated { $0.state.apply(commit) } }
         }
@@ -149,6 +164,20 @@ extension Engine {
     }
 }
 
+/// How a durable engine started: the snapshot it loaded and the log it replayed after it.
+public struct StartupReport: Sendable, Hashable {
+    public var snapshotFileName: String?
+    public var snapshotCellCount: Int
+    /// Reading, decoding and loading the snapshot.
+    public var snapshotLoadDuration: Duration
+    /// Reading, checking and decoding the log after the snapshot.
+    public var logReadDuration: Duration
+    public var recordsReplayed: Int
+    /// Applying the decoded records.
+    public var replayDuration: Duration
+    public var totalDuration: Duration
+}
+
 /// The state of the write-ahead log at one moment.
 public struct LogStatus: Sendable, Hashable {
     public var policy: DurabilityPolicy
@@ -157,6 +186,8 @@ public struct LogStatus: Sendable, Hashable {
     public var acknowledgedLSN: UInt64
     public var syncCount: Int
     public var batchCount: Int
+    /// Bytes of records this process wrote to the log.
+    public var recordByteCount: Int
     /// Why writes are stopped, when they are.
     public var failure: String?
 }

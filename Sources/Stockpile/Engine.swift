@@ -55,6 +55,8 @@ public final class Engine: Sendable {
     private let timer = Mutex<Task<Void, Never>?>(nil)
     /// One snapshot at a time, and where the last one was taken.
     let snapshots = Mutex(SnapshotBookkeeping())
+    /// How a durable engine started (set once by `open`).
+    let startup = Mutex<StartupReport?>(nil)
     /// Held while a durable engine lives: no other process writes its data directory meanwhile.
     let directoryLock: DirectoryLock?
     /// Where the log lives (nil in memory): EVENTS reads it for entries memory no longer keeps.
@@ -395,6 +397,10 @@ final class RefusalCounters: Sendable {
 
     func value(_ code: RefusalCode) -> Int {
         counts[code.rawValue].value.load(ordering: .relaxed)
+    }
+
+    func resetAll() {
+        for c in counts { c.value.store(0, ordering: .relaxed) }
     }
 }
 

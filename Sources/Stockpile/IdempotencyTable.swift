@@ -139,6 +139,15 @@ final class IdempotencyTable<Value: Sendable>: Sendable {
         for w in waiters { w.resume() }
     }
 
+    /// Forgets every committed name (RESET); claims in flight settle as usual.
+    func removeAllCommitted() {
+        for s in stripes {
+            s.withLock { table in
+                table = table.filter { if case .pending = $0.value { return true } else { return false } }
+            }
+        }
+    }
+
     /// Every name a request holds a claim on now (what a snapshot waits for before it copies the table).
     func pendingNames() -> [String] {
         var out: [String] = []

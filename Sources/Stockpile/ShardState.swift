@@ -77,6 +77,13 @@ final class ShardState: StockView {
     /// home, and any catalog change (every shard keeps a copy). `ownsAll` skips the ownership test
     /// for a commit this shard decided alone.
     func apply(_ commit: Commit, ownsAll: Bool = false) {
+        if commit.entries.first?.type == .reset {
+            // Every shard applies a reset (its commit names the catalog): back to a new engine's state.
+            cells.removeAll()
+            reservations.removeAll()
+            counters = StockCounters()
+            catalog = Catalog()
+        }
         for e in commit.entries where e.touchesCell && (ownsAll || router.shard(for: e.cell) == index) {
             let backorder = e.type == .reserve && catalog.policy(of: e.variant).backorder
             cells[e.cell, default: CellSlot(state: .empty)].record(e, backorderAllowed: backorder)

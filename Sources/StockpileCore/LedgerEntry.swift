@@ -5,6 +5,9 @@
 public enum EntryType: String, Sendable, Hashable, CaseIterable {
     case reserve, release, expire, fulfill, adjust, set, count, transfer, `return`, extend, confirm, warehouse,
         policy, `import`
+    /// RESET: everything before it is gone (stock, reservations, keys, warehouses, policies, KPIs);
+    /// the ledger's numbering goes on.
+    case reset
 }
 
 public struct LedgerEntry: Hashable, Sendable {

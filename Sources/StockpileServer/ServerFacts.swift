@@ -71,7 +71,7 @@ extension RequestHandler {
         add("Persistence", [
             ("fsync", facts.durability.flagText), ("aof_enabled", facts.durability == .none ? "0" : "1"),
             ("wal_last_lsn", "\(log.lastLSN)"), ("wal_acknowledged_lsn", "\(log.acknowledgedLSN)"),
-            ("wal_syncs", "\(log.syncCount)"), ("wal_batches", "\(log.batchCount)"),
+            ("wal_syncs", "\(log.syncCount)"), ("wal_batches", "\(log.batchCount)"), ("wal_record_bytes", "\(log.recordByteCount)"),
             ("writes_stopped", log.failure == nil ? "0" : "1"), ("writes_stopped_reason", log.failure ?? ""),
             ("snapshot_every_records", "\(engine.configuration.snapshotEveryRecords)"),
             ("snapshot_last_lsn", "\(snapshot?.lsn ?? 0)"), ("snapshot_last_bytes", "\(snapshot?.byteCount ?? 0)"),

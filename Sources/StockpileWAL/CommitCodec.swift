@@ -68,6 +68,7 @@ extension EntryType {
         case .warehouse: 12
         case .policy: 13
         case .import: 14
+        case .reset: 15
         }
     }
 
@@ -87,6 +88,7 @@ extension EntryType {
         case 12: self = .warehouse
         case 13: self = .policy
         case 14: self = .import
+        case 15: self = .reset
         default: return nil
         }
     }

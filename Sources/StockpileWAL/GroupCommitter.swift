@@ -57,6 +57,7 @@ public final class GroupCommitter: Sendable {
         var stopping = false
         var syncCount = 0
         var batchCount = 0
+        var recordByteCount = 0
     }
 
     /// The writer belongs to the committer's thread alone; nothing else touches it after `init`.
@@ -119,8 +120,8 @@ public final class GroupCommitter: Sendable {
     }
 
     /// The last LSN acknowledged, and how many syncs and batches it took so far.
-    public var progress: (acknowledgedLSN: UInt64, syncCount: Int, batchCount: Int) {
-        state.withLock { ($0.acknowledgedLSN, $0.syncCount, $0.batchCount) }
+    public var progress: (acknowledgedLSN: UInt64, syncCount: Int, batchCount: Int, recordByteCount: Int) {
+        state.withLock { ($0.acknowledgedLSN, $0.syncCount, $0.batchCount, $0.recordByteCount) }
     }
 
     /// The write or sync failure that stopped the log, if one did.
@@ -183,7 +184,7 @@ public final class GroupCommitter: Sendable {
                     lastSync = ContinuousClock.now
                     synced = true
                 }
-                acknowledge(through: lsns.upperBound, synced: synced)
+                acknowledge(through: lsns.upperBound, synced: synced, recordByteCount: writer.recordByteCount)
             } catch {
                 fail(error)
                 finished.signal()
@@ -216,9 +217,10 @@ public final class GroupCommitter: Sendable {
         finished.signal()
     }
 
-    private func acknowledge(through lsn: UInt64, synced: Bool) {
+    private func acknowledge(through lsn: UInt64, synced: Bool, recordByteCount: Int) {
         let ready = state.withLock { s -> [CheckedContinuation<Result<Void, WALIOError>, Never>] in
             s.acknowledgedLSN = lsn
+            s.recordByteCount = recordByteCount
             s.batchCount += 1
             if synced { s.syncCount += 1 }
             var ready: [CheckedContinuation<Result<Void, WALIOError>, Never>] = []

@@ -91,6 +91,9 @@ public final class SegmentWriter {
         return Timestamp(milliseconds: Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000)
     }
 
+    /// Bytes of records written by this writer (segment headers and preallocated zeros not counted).
+    public private(set) var recordByteCount = 0
+
     /// Appends `recordCount` records that `frame` writes into the buffer it is given, framed with the
     /// LSNs from `firstLSN` on and the segment's `salt` (use `RecordCodec.appendCommit` and friends).
     /// The batch goes to the file in one pwrite; it is durable only after `sync()`.
@@ -127,6 +130,7 @@ public final class SegmentWriter {
             throw error
         }
         offset += buffer.count
+        recordByteCount += buffer.count
         nextLSN += UInt64(recordCount)
         hasUnsyncedWrites = true
         checkInvariants()

@@ -1,0 +1,190 @@
+// The durability scenarios (in-process, on a fresh temporary data directory, removed afterwards):
+//
+//   snapshot  loads --cells cells, then --tasks tasks reserve for --duration seconds while one snapshot
+//             is written a third of the way in. Reports the snapshot's size and times, how long every
+//             shard was held, and the writes' latency during the snapshot against the rest of the run:
+//             the longest write pause is the largest latency of a write that overlapped it.
+//   startup   loads --cells cells, writes a snapshot, then --records log records after it (reservations
+//             of --tasks tasks), closes the engine and opens it again, timed: snapshot load, log read,
+//             replay (records/s) and the whole start-up. Also the log's bytes per reservation.
+
+import Foundation
+import Stockpile
+import StockpileWAL
+
+/// Opens a durable engine on a fresh directory and loads `cells` cells of 1,000,000 units each.
+private func loadedEngine(_ options: Options, directory: String, durability: DurabilityPolicy) async -> Engine? {
+    let engine: Engine
+    do {
+        engine = try Engine.open(
+            dataDirectory: directory, durability: durability,
+            configuration: EngineConfiguration(shardCount: options.shards, snapshotEveryRecords: 0))
+    } catch {
+        FileHandle.standardError.write(Data("stockpile-bench: \(error)\n".utf8))
+        return nil
+    }
+    let started = ContinuousClock.now
+    let batch = 100_000
+    for start in stride(from: 0, to: options.cells, by: batch) {
+        let rows = (start..<min(options.cells, start + batch)).map { StockRow(variant: "SKU-\($0)", warehouse: "MAIN", onHand: 1_000_000, line: $0 + 2) }
+        guard case .ok = await engine.importStock(rows) else {
+            FileHandle.standardError.write(Data("stockpile-bench: loading the cells failed\n".utf8))
+            return nil
+        }
+    }
+    print("loaded \(options.cells) cells in \(seconds(ContinuousClock.now - started)) s")
+    return engine
+}
+
+private func seconds(_ d: Duration) -> String { String(format: "%.2f", Double(d.wholeNanoseconds) / 1e9) }
+private func millis(_ d: Duration) -> String { String(format: "%.1f", Double(d.wholeNanoseconds) / 1e6) }
+
+/// Reserves one unit of a random cell with a fresh id, until `keepGoing` says stop; reports each
+/// write's start and latency to `record`.
+private func reserveLoop(
+    _ engine: Engine, task: Int, cells: Int, keepGoing: @Sendable () -> Bool, record: (ContinuousClock.Instant, Duration) -> Void
+) async -> Int {
+    var rng = SplitMix64(state: UInt64(task) &* 0x9E37_79B9_7F4A_7C15 &+ 7)
+    var i = 0
+    while i & 63 != 0 || keepGoing() {
+        i += 1
+        let cell = Int(rng.next() % UInt64(cells))
+        let begin = ContinuousClock.now
+        _ = await engine.reserve(ReserveRequest(id: "t\(task)-\(i)", lines: [ReserveLine(variant: "SKU-\(cell)", warehouse: "MAIN", quantity: 1)]))
+        record(begin, ContinuousClock.now - begin)
+    }
+    return i
+}
+
+nonisolated func runSnapshotBenchmark(_ options: Options) async -> Int32 {
+    let directory = NSTemporaryDirectory() + "stockpile-bench-snapshot-\(getpid())"
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let durability = options.fsyncGiven ? options.durability : .always
+    guard durability != .none else { return fail("the snapshot scenario needs a log: --fsync always or interval=<ms>") }
+    guard let engine = await loadedEngine(options, directory: directory, durability: durability) else { return 2 }
+    defer { try? engine.close() }
+
+    struct Window: Sendable { var start: ContinuousClock.Instant; var end: ContinuousClock.Instant }
+    let deadline = ContinuousClock.now + .milliseconds(Int(options.duration * 1000))
+    let snapshotAt = ContinuousClock.now + .milliseconds(Int(options.duration * 1000 / 3))
+    let snapshotTask = Task { () -> (SnapshotReport?, Window) in
+        try? await Task.sleep(until: snapshotAt)
+        let start = ContinuousClock.now
+        let report = try? await engine.writeSnapshot()
+        return (report, Window(start: start, end: ContinuousClock.now))
+    }
+    struct Latencies: Sendable { var samples: [(ContinuousClock.Instant, Duration)] = [] }
+    let perTask = await withTaskGroup(of: Latencies.self) { group in
+        for t in 0..<options.tasks {
+            group.addTask {
+                var l = Latencies()
+                l.samples.reserveCapacity(200_000)
+                _ = await reserveLoop(engine, task: t, cells: options.cells, keepGoing: { ContinuousClock.now < deadline }) { l.samples.append(($0, $1)) }
+                return l
+            }
+        }
+        var all: [Latencies] = []
+        for await l in group { all.append(l) }
+        return all
+    }
+    let (report, window) = await snapshotTask.value
+    guard let report else { return fail("the snapshot failed") }
+    var during = LatencyHistogram()
+    var outside = LatencyHistogram()
+    for l in perTask {
+        for (begin, latency) in l.samples {
+            let nanos = UInt64(max(0, latency.wholeNanoseconds))
+            // A write overlapped the snapshot when it began before the end and ended after the start.
+            if begin < window.end && begin + latency > window.start { during.record(nanos) } else { outside.record(nanos) }
+        }
+    }
+    func us(_ v: UInt64) -> String { String(format: "%.0f", Double(v) / 1000) }
+    print("snapshot of \(report.cellCount) cells, \(report.reservationCount) reservations: \(report.byteCount / 1_048_576) MiB, "
+        + "written in \(seconds(report.totalDuration)) s; every shard held for \(millis(report.captureDuration)) ms")
+    print("  writes during the snapshot: \(during.count), p50 \(us(during.value(atQuantile: 0.5))) us, p99 \(us(during.value(atQuantile: 0.99))) us, "
+        + "longest \(us(during.max)) us")
+    print("  writes outside it:          \(outside.count), p50 \(us(outside.value(atQuantile: 0.5))) us, p99 \(us(outside.value(atQuantile: 0.99))) us, "
+        + "longest \(us(outside.max)) us")
+    if options.json {
+        printJSON([
+            "scenario": "snapshot", "fsync": durability.flagText, "cells": report.cellCount, "bytes": report.byteCount,
+            "snapshot_s": Double(report.totalDuration.wholeNanoseconds) / 1e9, "capture_ms": Double(report.captureDuration.wholeNanoseconds) / 1e6,
+            "during_max_us": Double(during.max) / 1000, "during_p99_us": Double(during.value(atQuantile: 0.99)) / 1000,
+            "outside_max_us": Double(outside.max) / 1000, "outside_p99_us": Double(outside.value(atQuantile: 0.99)) / 1000,
+        ])
+    }
+    return 0
+}
+
+nonisolated func runStartupBenchmark(_ options: Options) async -> Int32 {
+    // With --data-dir the directory is kept, and one that already has a log is only started up.
+    let directory = options.dataDirectory ?? NSTemporaryDirectory() + "stockpile-bench-startup-\(getpid())"
+    defer { if options.dataDirectory == nil { try? FileManager.default.removeItem(atPath: directory) } }
+    let prepared = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).contains { $0.hasPrefix("wal-") }
+    // What is measured is the start-up; the log is written as fast as the policy allows.
+    let durability = options.fsyncGiven ? options.durability : .interval(.milliseconds(10))
+    guard durability != .none else { return fail("the startup scenario needs a log: --fsync always or interval=<ms>") }
+    var recordByteCount = 0
+    var reservations = 0
+    if !prepared {
+        guard let engine = await loadedEngine(options, directory: directory, durability: durability) else { return 2 }
+        let snapshot: SnapshotReport
+        do { snapshot = try await engine.writeSnapshot() } catch { return fail("the snapshot failed: \(error)") }
+        print("snapshot of \(snapshot.cellCount) cells: \(snapshot.byteCount / 1_048_576) MiB in \(seconds(snapshot.totalDuration)) s")
+        let bytesBefore = engine.logStatus.recordByteCount
+        let target = snapshot.lsn + UInt64(options.records)
+        let started = ContinuousClock.now
+        let counts = await withTaskGroup(of: Int.self) { group in
+            for t in 0..<options.tasks {
+                group.addTask {
+                    await reserveLoop(engine, task: t, cells: options.cells, keepGoing: { engine.logStatus.lastLSN < target }) { _, _ in }
+                }
+            }
+            return await group.reduce(0, +)
+        }
+        reservations = counts
+        recordByteCount = engine.logStatus.recordByteCount - bytesBefore
+        print("wrote \(engine.logStatus.lastLSN - snapshot.lsn) records after the snapshot (\(reservations) reservations) in \(seconds(ContinuousClock.now - started)) s")
+        do { try engine.close() } catch { return fail("close failed: \(error)") }
+    }
+    let opened = ContinuousClock.now
+    let engine: Engine
+    do {
+        engine = try Engine.open(
+            dataDirectory: directory, durability: durability, configuration: EngineConfiguration(shardCount: options.shards, snapshotEveryRecords: 0))
+    } catch {
+        return fail("start-up failed: \(error)")
+    }
+    let total = ContinuousClock.now - opened
+    defer { try? engine.close() }
+    guard let r = engine.startupReport else { return fail("no start-up report") }
+    let replaySeconds = Double((r.logReadDuration + r.replayDuration).wholeNanoseconds) / 1e9
+    let rate = Double(r.recordsReplayed) / max(replaySeconds, 1e-9)
+    let bytesPerReservation = Double(recordByteCount) / Double(max(1, reservations))
+    let cells = await engine.stats().cells
+    print("start-up: \(seconds(total)) s — snapshot load \(seconds(r.snapshotLoadDuration)) s (\(r.snapshotCellCount) cells), "
+        + "log read \(seconds(r.logReadDuration)) s, replay \(seconds(r.replayDuration)) s of \(r.recordsReplayed) records "
+        + "(\(String(format: "%.0f", rate)) records/s, read and applied)")
+    if !prepared {
+        print(String(format: "log bytes per reservation: %.1f", bytesPerReservation))
+        if cells != options.cells { return fail("start-up has \(cells) cells, not \(options.cells)") }
+    }
+    if options.json {
+        printJSON([
+            "scenario": "startup", "cells": options.cells, "records": r.recordsReplayed, "startup_s": Double(total.wholeNanoseconds) / 1e9,
+            "snapshot_load_s": Double(r.snapshotLoadDuration.wholeNanoseconds) / 1e9, "replay_records_per_s": Int(rate),
+            "log_bytes_per_reservation": bytesPerReservation,
+        ])
+    }
+    return 0
+}
+
+private func fail(_ message: String) -> Int32 {
+    FileHandle.standardError.write(Data("stockpile-bench: \(message)\n".utf8))
+    return 2
+}
+
+func printJSON(_ object: [String: Any]) {
+    let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+    print(String(decoding: data, as: UTF8.self))
+}
