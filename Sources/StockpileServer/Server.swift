@@ -1,7 +1,7 @@
 // The TCP server an operator starts with `stockpile serve`, or a test starts in-process on a free
-// port. It listens, runs the event loop on a thread of its own, and shuts down cleanly: it stops
-// accepting, answers what it has already received, then returns so the caller can close the engine
-// (which makes the log durable).
+// port. It listens, runs the event loop on a thread of its own (and, when asked, the metrics exporter
+// on another), and shuts down cleanly: it stops accepting, answers what it has already received, stops
+// the exporter, then returns so the caller can close the engine (which makes the log durable).
 
 import Foundation
 import Stockpile
@@ -18,6 +18,9 @@ public final class Server: Sendable {
     public let configuration: ServerConfiguration
     /// The port actually bound (the configured one, or the one the system picked for port 0).
     public let port: Int
+    /// The port Prometheus metrics are served on, when `configuration.metricsPort` asked for them.
+    public var metricsPort: Int? { metrics?.port }
+    private let metrics: MetricsExporter?
     private let loop: EventLoop
     private let listener: Int32
     private let finished = DispatchSemaphore(value: 0)
@@ -46,9 +49,25 @@ public final class Server: Sendable {
         let facts = ServerFacts(port: bound.port, durability: engine.logStatus.policy)
         let statistics = ServerStatistics()
         let handler = RequestHandler(engine: engine, configuration: configuration, statistics: statistics, facts: facts)
+        if let metricsPort = configuration.metricsPort {
+            do {
+                metrics = try MetricsExporter(host: configuration.metricsHost, port: metricsPort) {
+                    MetricsExposition.render(await MetricsSnapshot.collect(engine: engine, statistics: statistics))
+                }
+            } catch {
+                Socket.close(bound.descriptor)
+                throw error
+            }
+            if !ServerConfiguration.isLoopback(configuration.metricsHost) {
+                log("metrics on \(configuration.metricsHost):\(metrics!.port) can be read by anyone who can reach that address (no authentication)")
+            }
+        } else {
+            metrics = nil
+        }
         do {
             loop = try EventLoop(listener: bound.descriptor, handler: handler, configuration: configuration, statistics: statistics, log: log)
         } catch {
+            metrics?.stop()
             Socket.close(bound.descriptor)
             throw ServerStartError(description: "cannot start the event loop: \(error)")
         }
@@ -83,6 +102,7 @@ public final class Server: Sendable {
         finished.wait()
         state.withLock { $0 = .stopped }
         Socket.close(listener)
+        metrics?.stop()
     }
 
     /// Shuts down and waits, without blocking the cooperative pool.

@@ -24,6 +24,12 @@ public struct ServerConfiguration: Sendable {
     /// Requests taken from one connection's pipeline into one batch, so one busy client cannot keep
     /// the others waiting for long.
     public var batchRequestCountMax: Int
+    /// Where Prometheus metrics are served (`GET /metrics`); nil serves none. 0 picks a free port
+    /// (tests); the bound port is `Server.metricsPort`.
+    public var metricsPort: Int?
+    /// Loopback by default. The metrics are read-only aggregate figures and have no authentication:
+    /// another address is the operator's explicit choice, and the server says so when it starts.
+    public var metricsHost: String
 
     public static let portDefault = 7379
     public static let clientCountDefault = 10_000
@@ -34,7 +40,8 @@ public struct ServerConfiguration: Sendable {
         host: String = "127.0.0.1", port: Int = portDefault, auth: AuthTable? = nil, insecure: Bool = false,
         protocolLimits: ProtocolLimits = ProtocolLimits(), clientCountMax: Int = clientCountDefault,
         subscriberBacklogByteCountMax: Int = subscriberBacklogByteCountDefault,
-        replyBacklogByteCountMax: Int = replyBacklogByteCountDefault, batchRequestCountMax: Int = 256
+        replyBacklogByteCountMax: Int = replyBacklogByteCountDefault, batchRequestCountMax: Int = 256,
+        metricsPort: Int? = nil, metricsHost: String = "127.0.0.1"
     ) {
         self.host = host
         self.port = port
@@ -45,6 +52,8 @@ public struct ServerConfiguration: Sendable {
         self.subscriberBacklogByteCountMax = subscriberBacklogByteCountMax
         self.replyBacklogByteCountMax = replyBacklogByteCountMax
         self.batchRequestCountMax = batchRequestCountMax
+        self.metricsPort = metricsPort
+        self.metricsHost = metricsHost
     }
 
     /// True for the addresses that only this machine can reach.

@@ -36,6 +36,11 @@ let serveUsage = """
       --max-arguments N    most words in one request (default 1024)
       --subscriber-backlog-bytes N   bytes queued for a subscriber before it is disconnected
                            (default 8388608)
+      --metrics-port N     serve Prometheus metrics (text format 0.0.4) on plain HTTP at
+                           GET http://<metrics-host>:N/metrics (default: off)
+      --metrics-host ADDR  address for --metrics-port (default 127.0.0.1). The metrics are read-only
+                           totals with no authentication; another address exposes them to whoever
+                           can reach it, and the server says so at start.
       -h, --help           this text
 
     """
@@ -70,6 +75,8 @@ func serve(_ arguments: [String]) async -> Never {
         case "--max-request-bytes": configuration.protocolLimits.requestByteCountMax = flags.integer(flag, in: 1024...(512 << 20))
         case "--max-arguments": configuration.protocolLimits.argumentCountMax = flags.integer(flag, in: 8...1_000_000)
         case "--subscriber-backlog-bytes": configuration.subscriberBacklogByteCountMax = flags.integer(flag, in: 1024...(1 << 40))
+        case "--metrics-port": configuration.metricsPort = flags.integer(flag, in: 0...65535)
+        case "--metrics-host": configuration.metricsHost = flags.value(flag)
         case "-h", "--help":
             print(serveUsage, terminator: "")
             exit(0)
@@ -128,7 +135,9 @@ func serve(_ arguments: [String]) async -> Never {
     let elapsed = started.duration(to: .now)
     Server.logToStandardError(
         "listening on \(configuration.host):\(server.port) (\(where_); \(engineConfiguration.shardCount) shards; "
-            + "\(configuration.auth.map { "\($0.tokenCount) token(s)" } ?? "no auth, loopback only"); ready in \(elapsed.formatted(.units(allowed: [.milliseconds]))))")
+            + "\(configuration.auth.map { "\($0.tokenCount) token(s)" } ?? "no auth, loopback only")"
+            + "\(server.metricsPort.map { "; metrics on http://\(configuration.metricsHost):\($0)/metrics" } ?? "")"
+            + "; ready in \(elapsed.formatted(.units(allowed: [.milliseconds]))))")
 
     await server.stopped()
     do {
