@@ -21,7 +21,7 @@ enum CommandName: String, CaseIterable {
         backorders = "BACKORDERS", history = "HISTORY", events = "EVENTS", warehouse = "WAREHOUSE",
         policy = "POLICY", stats = "STATS", info = "INFO", snapshot = "SNAPSHOT", subscribe = "SUBSCRIBE",
         unsubscribe = "UNSUBSCRIBE", auth = "AUTH", hello = "HELLO", command = "COMMAND", client = "CLIENT",
-        select = "SELECT", config = "CONFIG", quit = "QUIT", echo = "ECHO"
+        select = "SELECT", config = "CONFIG", quit = "QUIT", echo = "ECHO", reset = "RESET"
 
     /// The command a word names, in any ASCII case; nil for an unknown command.
     init?(_ word: [UInt8]) {
@@ -80,6 +80,9 @@ extension Request {
         case .snapshot:
             try CommandTable.expectCount(a, 1, .snapshot)
             return .snapshot
+        case .reset:
+            try CommandTable.expectCount(a, 1, .reset)
+            return .reset
         case .ping, .echo, .subscribe, .unsubscribe, .auth, .hello, .command, .client, .select, .config, .quit:
             return .session(try CommandTable.session(name, a))
         }
@@ -116,7 +119,7 @@ extension Request {
             case .subscribe, .unsubscribe: .read
             case .ping, .echo, .auth, .hello, .command, .client, .select, .configGet, .quit: .session
             }
-        case .snapshot: .admin
+        case .snapshot, .reset: .admin
         }
     }
 }

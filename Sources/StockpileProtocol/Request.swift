@@ -47,6 +47,8 @@ public enum Request: Hashable, Sendable {
     case session(SessionRequest)
     /// `SNAPSHOT`: write a snapshot now.
     case snapshot
+    /// `RESET`: empty the engine (only on a server started with --allow-reset).
+    case reset
 }
 
 /// Who may run a request (SPEC §5, §7.17). Roles grant classes; every role may read.

@@ -193,6 +193,12 @@ public final class RequestHandler: Sendable {
             return (unsubscribe(channels, result: &result), .session)
         case .session(let s):
             return ([answer(s, result: &result)], .session)
+        case .reset:
+            guard configuration.allowReset else {
+                return ([.error("ERR RESET is disabled: start the server with --allow-reset to allow it (it empties the engine)")], .session)
+            }
+            if let refusal = await engine.reset(actor: result.session.actor) { return ([ReplyFrame(refusal)], .session) }
+            return ([.simple("OK")], .session)
         case .snapshot:
             do {
                 _ = try await engine.writeSnapshot()

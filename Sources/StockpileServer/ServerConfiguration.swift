@@ -30,6 +30,9 @@ public struct ServerConfiguration: Sendable {
     /// Loopback by default. The metrics are read-only aggregate figures and have no authentication:
     /// another address is the operator's explicit choice, and the server says so when it starts.
     public var metricsHost: String
+    /// Whether RESET may run (admin role still required): off unless the operator asks, since it
+    /// empties the engine (SPEC §6: for test deployments).
+    public var allowReset: Bool
 
     public static let portDefault = 7379
     public static let clientCountDefault = 10_000
@@ -41,8 +44,9 @@ public struct ServerConfiguration: Sendable {
         protocolLimits: ProtocolLimits = ProtocolLimits(), clientCountMax: Int = clientCountDefault,
         subscriberBacklogByteCountMax: Int = subscriberBacklogByteCountDefault,
         replyBacklogByteCountMax: Int = replyBacklogByteCountDefault, batchRequestCountMax: Int = 256,
-        metricsPort: Int? = nil, metricsHost: String = "127.0.0.1"
+        metricsPort: Int? = nil, metricsHost: String = "127.0.0.1", allowReset: Bool = false
     ) {
+        self.allowReset = allowReset
         self.host = host
         self.port = port
         self.auth = auth

@@ -37,6 +37,7 @@ enum CommandCatalog {
         "PING", "RESERVE", "EXTEND", "CONFIRM", "RELEASE", "FULFILL", "ADJUST", "SETQTY", "COUNT", "TRANSFER", "RETURN", "STOCK",
         "RESERVATION", "LOWSTOCK", "BACKORDERS", "HISTORY", "EVENTS", "WAREHOUSE", "POLICY", "STATS", "INFO", "SNAPSHOT",
         "SUBSCRIBE", "UNSUBSCRIBE", "AUTH", "HELLO", "COMMAND", "CLIENT", "SELECT", "CONFIG", "QUIT", "ECHO",
+        "RESET",
     ].map { Entry(name: $0) }
 }
 

@@ -41,6 +41,7 @@ let serveUsage = """
       --metrics-host ADDR  address for --metrics-port (default 127.0.0.1). The metrics are read-only
                            totals with no authentication; another address exposes them to whoever
                            can reach it, and the server says so at start.
+      --allow-reset        let RESET (admin role) empty the engine: for test deployments
       -h, --help           this text
 
     """
@@ -75,6 +76,7 @@ func serve(_ arguments: [String]) async -> Never {
         case "--max-request-bytes": configuration.protocolLimits.requestByteCountMax = flags.integer(flag, in: 1024...(512 << 20))
         case "--max-arguments": configuration.protocolLimits.argumentCountMax = flags.integer(flag, in: 8...1_000_000)
         case "--subscriber-backlog-bytes": configuration.subscriberBacklogByteCountMax = flags.integer(flag, in: 1024...(1 << 40))
+        case "--allow-reset": configuration.allowReset = true
         case "--metrics-port": configuration.metricsPort = flags.integer(flag, in: 0...65535)
         case "--metrics-host": configuration.metricsHost = flags.value(flag)
         case "-h", "--help":

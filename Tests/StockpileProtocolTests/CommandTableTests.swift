@@ -163,7 +163,6 @@ struct CommandTableTests {
         // Unknown commands: Redis's wording, trailing space included.
         ErrorCase("FOO a b", "ERR unknown command 'FOO', with args beginning with: 'a' 'b' "),
         ErrorCase("foo", "ERR unknown command 'foo', with args beginning with: "),
-        ErrorCase("RESET", "ERR unknown command 'RESET', with args beginning with: "),
         ErrorCase(
             [Array("x".utf8), [UInt8](repeating: UInt8(ascii: "a"), count: 200), Array("b".utf8)],
             "ERR unknown command 'x', with args beginning with: '\(String(repeating: "a", count: 128))' "),
@@ -206,6 +205,7 @@ struct CommandTableTests {
         ErrorCase("STATS now", "ERR wrong number of arguments for 'stats' command"),
         ErrorCase("INFO a b", "ERR wrong number of arguments for 'info' command"),
         ErrorCase("SNAPSHOT now", "ERR wrong number of arguments for 'snapshot' command"),
+        ErrorCase("RESET all", "ERR wrong number of arguments for 'reset' command"),
         ErrorCase("PING a b", "ERR wrong number of arguments for 'ping' command"),
         ErrorCase("SUBSCRIBE", "ERR wrong number of arguments for 'subscribe' command"),
         ErrorCase("AUTH", "ERR wrong number of arguments for 'auth' command"),
@@ -332,7 +332,7 @@ struct CommandTableTests {
         ("FULFILL o", .fulfillment), ("RETURN A MAIN 1 RESTOCK", .fulfillment),
         ("ADJUST A MAIN 1 REASON found", .inventory), ("SETQTY A MAIN 1 REASON count", .inventory),
         ("COUNT A MAIN 1", .inventory), ("TRANSFER A MAIN E 1", .inventory),
-        ("WAREHOUSE SET E", .admin), ("POLICY SET A", .admin), ("SNAPSHOT", .admin),
+        ("WAREHOUSE SET E", .admin), ("POLICY SET A", .admin), ("SNAPSHOT", .admin), ("RESET", .admin),
         ("STOCK A", .read), ("RESERVATION o", .read), ("LOWSTOCK", .read), ("BACKORDERS", .read),
         ("HISTORY A MAIN", .read), ("EVENTS 0", .read), ("STATS", .read), ("INFO", .read), ("WAREHOUSE LIST", .read),
         ("POLICY GET A", .read), ("SUBSCRIBE events", .read), ("UNSUBSCRIBE", .read),

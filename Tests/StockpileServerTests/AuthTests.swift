@@ -87,6 +87,7 @@ struct AuthTests {
         Probe(commandClass: .admin, words: ["WAREHOUSE", "SET", "EAST", "PRIORITY", "5"]),
         Probe(commandClass: .admin, words: ["POLICY", "SET", "SKU", "LOWSTOCK", "2"]),
         Probe(commandClass: .admin, words: ["SNAPSHOT"]),
+        Probe(commandClass: .admin, words: ["RESET"]),
     ]
 
     static func table() throws -> AuthTable {
