@@ -26,12 +26,15 @@ let package = Package(
         // The TCP server: the epoll loop, connections, sessions, auth and limits.
         .target(name: "StockpileServer", dependencies: ["Stockpile", "StockpileWAL", "StockpileProtocol", "CStockpileLinux"]),
         .executableTarget(name: "stockpile", dependencies: ["Stockpile", "StockpileServer"]),
-        .executableTarget(name: "stockpile-bench", dependencies: ["Stockpile", "StockpileServer", "StockpileProtocol"], path: "Benchmarks/stockpile-bench"),
+        // Load scenarios (the flash sale) that drive an engine in-process or a server over TCP alike.
+        .target(name: "StockpileLoad", dependencies: ["Stockpile", "StockpileServer", "StockpileProtocol"]),
+        .executableTarget(name: "stockpile-bench", dependencies: ["Stockpile", "StockpileServer", "StockpileProtocol", "StockpileLoad"], path: "Benchmarks/stockpile-bench"),
         .testTarget(name: "StockpileCoreTests", dependencies: ["StockpileCore"]),
         .testTarget(name: "StockpileWALTests", dependencies: ["StockpileWAL"]),
         .testTarget(name: "StockpileTests", dependencies: ["Stockpile"]),
         .testTarget(name: "StockpileProtocolTests", dependencies: ["StockpileProtocol"]),
         // clients/ holds the Python script the real-client tests run.
         .testTarget(name: "StockpileServerTests", dependencies: ["StockpileServer"], exclude: ["clients"]),
+        .testTarget(name: "StockpileLoadTests", dependencies: ["StockpileLoad", "StockpileServer"]),
     ]
 )

@@ -12,6 +12,18 @@
 //
 //   swift run -c release stockpile-bench crc [--duration S]    (the log's checksum, in GB/s)
 //
+//   Durability (in-process, on a temporary data directory): `snapshot` measures the longest write
+//   pause while a snapshot of --cells cells is written; `startup` the start-up from a snapshot of
+//   --cells cells and --records records after it, the replay rate, and the log's bytes per reservation.
+//   swift run -c release stockpile-bench snapshot|startup [--cells N] [--records N] [--tasks N] [--fsync …]
+//
+//   Flash sale (either mode): buyers arrive over a ramp, hold 1–3 hot items with a short TTL, then
+//   pay and ship, cancel, abandon to expiry or pay too late, while deliveries restock mid-sale; a
+//   progress line every second, then latency per operation, the sell-out moment and an audit of
+//   every unit (StockpileLoad does the work; docs/LOAD-TESTING.md explains the report).
+//   swift run -c release stockpile-bench flash-sale [--buyers N] [--duration S] [--items N] [--stock N]
+//                                        [--seed N] [--target tcp://HOST:PORT] [--json] …  (--help: all flags)
+//
 // Every reservation scenario reserves for S seconds, then checks that nothing was oversold: reserved ≤ on_hand in
 // every cell, and the growth of reserved is what the successful replies add up to.
 // The last line of --json output is one JSON object with the figures.
@@ -78,6 +90,12 @@ func usage() -> Never {
                      5000000), then a timed start-up: snapshot load, replay rate, total; and the log's
                      bytes per reservation (--fsync defaults to interval=10 here). With --data-dir D
                      the directory is kept; one that has a log already is only started up
+        the flash sale, in-process or over TCP, with flags of its own (stockpile-bench flash-sale --help):
+               stockpile-bench flash-sale [--buyers N] [--ramp S] [--duration S] [--items N] [--stock N]
+                               [--seed N] [--ttl S] [--target tcp://HOST:PORT] [--json] …
+          flash-sale buyers hold, pay, ship, cancel and abandon carts of hot items while restocks
+                     arrive; reports latency per operation, the sell-out moment, refusals by code and
+                     an audit: 0 oversold, sold + held + available = stock + restocks per item
         """
     FileHandle.standardError.write(Data((text + "\n").utf8))
     exit(2)
@@ -170,6 +188,12 @@ struct SplitMix64 {
     }
 }
 
+// The flash sale has flags of its own, so it is told apart before the other scenarios' parsing.
+if let index = CommandLine.arguments.dropFirst().firstIndex(of: "flash-sale") {
+    var rest = Array(CommandLine.arguments.dropFirst())
+    rest.remove(at: index - 1)
+    exit(await runFlashSaleScenario(rest))
+}
 let options = parseOptions()
 if options.scenario == "crc" { exit(runCRCBenchmark(options)) }
 if options.scenario == "snapshot" { exit(await runSnapshotBenchmark(options)) }
