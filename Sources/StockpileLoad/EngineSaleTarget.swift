@@ -1,15 +1,21 @@
 // The in-process target: a sale's operations are calls on an `Engine` in this process. Channels are
-// free (the engine is shared and Sendable) and never block, so workers run as ordinary tasks.
+// free (the engine is shared and Sendable) and never block, so workers run as ordinary tasks —
+// unless `threadPerWorker` asks for a thread each, so that a sale inside a busy process (a test
+// suite running beside it) is not starved by other work on the cooperative pool.
 
 import Stockpile
 
 public struct EngineSaleTarget: SaleTarget {
     public let engine: Engine
+    public let threadPerWorker: Bool
 
-    public init(engine: Engine) { self.engine = engine }
+    public init(engine: Engine, threadPerWorker: Bool = false) {
+        self.engine = engine
+        self.threadPerWorker = threadPerWorker
+    }
 
     public var description: String { "in-process engine, \(engine.configuration.shardCount) shards" }
-    public var channelsBlock: Bool { false }
+    public var channelsBlock: Bool { threadPerWorker }
 
     public func openChannel() -> any SaleChannel { EngineSaleChannel(engine: engine) }
 }

@@ -90,7 +90,7 @@ struct FlashSaleTests {
     func inProcess() async throws {
         let seed = testSeed(fallback: 20_260_601)
         let engine = Engine(configuration: EngineConfiguration(shardCount: 4))
-        let report = try await Self.run(Self.smallSale(seed: seed, runTag: "local"), on: EngineSaleTarget(engine: engine), name: "in-process")
+        let report = try await Self.run(Self.smallSale(seed: seed, runTag: "local"), on: EngineSaleTarget(engine: engine, threadPerWorker: true), name: "in-process")
         await Self.expectBalanced(report, engine: engine, seed: seed)
     }
 

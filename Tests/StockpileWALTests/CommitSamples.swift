@@ -208,6 +208,8 @@ enum CommitSamples {
                             dOnHand: Quantity(.min), dReserved: Quantity(.max), onHand: Quantity(.max), reserved: Quantity(.min),
                             reason: .correction, note: String(repeating: "n", count: 1024), reference: "", reservation: "", actor: "")],
             replyShape: .cell(variance: Quantity(.min))))
+        // RESET: one entry that touches no cell; the commit names MAIN, the catalog a reset leaves.
+        c.append(Commit(time: at(120), entries: [entry(34, at(120), .reset, actor: "harness")], warehouse: .main, replyShape: .warehouse))
         return c
     }
 
