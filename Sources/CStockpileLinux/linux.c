@@ -8,6 +8,8 @@
 #include <unistd.h>
 #include <errno.h>
 #include <stddef.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include "CStockpileLinux.h"
 
 const uint32_t STOCKPILE_EPOLLIN = EPOLLIN;
@@ -84,3 +86,7 @@ uint32_t stockpile_crc32c_hardware(uint32_t reg, const void *bytes, size_t count
     return reg;
 }
 #endif
+
+int stockpile_set_thread_nice(int nice) {
+    return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice);
+}

@@ -65,7 +65,8 @@ extension Engine {
         let writer: SegmentWriter
         do {
             // Segment headers take their creation time from the engine's clock, like everything else.
-            writer = try SegmentWriter(directory: dataDirectory, recovery: recovery, segmentByteCount: segmentByteCount, now: { clock.now() })
+            writer = try SegmentWriter(
+                directory: dataDirectory, recovery: recovery, segmentByteCount: segmentByteCount, now: { clock.now() }, preparesAhead: true)
         } catch {
             throw .io(error)
         }

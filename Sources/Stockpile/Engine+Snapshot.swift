@@ -127,7 +127,7 @@ extension Engine {
     /// What a snapshot copies while every shard is held: each shard's tables (copy-on-write), the
     /// catalog and the ledger's position.
     struct SnapshotCapture: Sendable {
-        var shards: [(cells: [CellKey: CellSlot], reservations: [String: Boxed<Reservation>], counters: StockCounters)]
+        var shards: [(cells: CellTable, reservations: [String: Boxed<Reservation>], counters: StockCounters)]
         var catalog: Catalog
         var position: (lastLSN: UInt64, nextSeq: UInt64)
     }
@@ -210,10 +210,14 @@ extension Engine {
         snapshots.withLock { $0.lastLSN = s.lsn }
     }
 
-    /// Runs blocking work (encoding, file I/O) on a thread of its own, off the cooperative pool.
+    /// Runs blocking work (encoding, file I/O) on a thread of its own, off the cooperative pool, at a
+    /// lower scheduling priority (nice 10): on a busy machine the writers come first.
     static func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { continuation in
-            let thread = Thread { continuation.resume(returning: body()) }
+            let thread = Thread {
+                SnapshotStore.lowerCallingThreadPriority()
+                continuation.resume(returning: body())
+            }
             thread.name = "stockpile-snapshot"
             thread.start()
         }

@@ -39,7 +39,7 @@ final class Boxed<Value: Sendable>: Sendable {
 /// A copy of a shard's state at one moment, for verification.
 struct ShardSnapshot: Sendable {
     let index: Int
-    let cells: [CellKey: CellSlot]
+    let cells: CellTable
     let reservations: [String: Boxed<Reservation>]
     let catalog: Catalog
 }
@@ -47,7 +47,7 @@ struct ShardSnapshot: Sendable {
 final class ShardState: StockView {
     let index: Int
     let router: ShardRouter
-    var cells: [CellKey: CellSlot] = [:]
+    var cells = CellTable()
     /// Boxed, so the table moves a pointer per entry when it grows, not a whole reservation. Boxes are
     /// never mutated (a change stores a new box), so copies of the state stay independent.
     var reservations: [String: Boxed<Reservation>] = [:]

@@ -6,9 +6,15 @@
 // one is created (so a torn record can only be at the end of the newest, FORMAT.md §5 row 6); and after
 // a failed write or sync every later call throws that first error — a failure is never retried as if
 // nothing happened, because the kernel may have dropped the dirty pages it could not write.
+//
+// With `preparesAhead`, a thread of its own zero-fills and syncs the next segment's file (a `.tmp`,
+// which start-up removes) once the current one is half full, so that rotating costs a header write,
+// a rename and two syncs, instead of every writer waiting while 64 MiB of zeros are written.
 
+import Foundation
 import Glibc
 import StockpileCore
+import Synchronization
 
 /// Not thread-safe: one thread (the group-commit thread) owns a writer.
 public final class SegmentWriter {
@@ -37,6 +43,19 @@ public final class SegmentWriter {
     private var hasUnsyncedWrites = false
     /// Reused for every batch, so that the writer stops allocating once it has seen its largest batch.
     private var buffer = ByteWriter(capacity: 64 << 10)
+    /// Whether the next segment's file is made ahead of time by a background thread.
+    public let preparesAhead: Bool
+    private let spare = SpareSegment()
+
+    /// The next segment's file, zero-filled and synced ahead of time: shared with the thread that
+    /// makes it.
+    private final class SpareSegment: Sendable {
+        struct State: Sendable {
+            var ready: WALFile?
+            var preparing = false
+        }
+        let state = Mutex(State())
+    }
 
     /// Opens the log for writing where `recovery` says it continues: at the end of the newest segment
     /// (first overwriting a cut torn tail with zeros, and syncing), or in a new first segment for a new
@@ -46,8 +65,9 @@ public final class SegmentWriter {
         directory: String, recovery: LogRecovery.Result, fileSystem: any FileSystem = SystemFileSystem(),
         segmentByteCount: Int = SegmentWriter.segmentByteCountDefault,
         makeSalt: @escaping () -> UInt32 = { UInt32.random(in: .min ... .max) },
-        now: @escaping () -> Timestamp = SegmentWriter.systemNow
+        now: @escaping () -> Timestamp = SegmentWriter.systemNow, preparesAhead: Bool = false
     ) throws(WALIOError) {
+        self.preparesAhead = preparesAhead
         precondition(segmentByteCount > SegmentHeader.byteCount + WALRecord.headerByteCount, "segments too small for a record")
         self.directory = directory
         self.fileSystem = fileSystem
@@ -131,6 +151,7 @@ public final class SegmentWriter {
         }
         offset += buffer.count
         recordByteCount += buffer.count
+        if preparesAhead && offset > fileByteCount / 2 { prepareSpareIfNeeded() }
         nextLSN += UInt64(recordCount)
         hasUnsyncedWrites = true
         checkInvariants()
@@ -167,6 +188,16 @@ public final class SegmentWriter {
 
     /// Closes the current segment without syncing it.
     public func close() throws(WALIOError) {
+        // A spare being made is waited for, then removed with any made already: a `.tmp` left
+        // behind would only be removed at the next start.
+        while spare.state.withLock({ $0.preparing }) { usleep(1000) }
+        if let ready = spare.state.withLock({ s -> WALFile? in
+            defer { s.ready = nil }
+            return s.ready
+        }) {
+            try? fileSystem.close(ready)
+            try? fileSystem.unlink(ready.path)
+        }
         try fileSystem.close(file)
     }
 
@@ -179,6 +210,31 @@ public final class SegmentWriter {
         }
         let replacing = offset == SegmentHeader.byteCount
         try fileSystem.close(file)
+        if !replacing, SegmentHeader.byteCount + batchByteCount <= segmentByteCount, let ready = spare.state.withLock({ s -> WALFile? in
+            defer { s.ready = nil }
+            return s.ready
+        }) {
+            // The header, then the name: until the rename the file is a `.tmp` nobody reads.
+            let newHeader = SegmentHeader(salt: makeSalt(), firstLSN: nextLSN, createdAt: now())
+            var headerBytes = ByteWriter(capacity: SegmentHeader.byteCount)
+            newHeader.encode(into: &headerBytes)
+            let name = SegmentHeader.fileName(firstLSN: nextLSN)
+            let path = walPath(directory, name)
+            do throws(WALIOError) {
+                if try fileSystem.fileExists(path) { throw WALIOError(operation: .rename, path: ready.path + " -> " + path, errno: EEXIST) }
+                try fileSystem.write(ready, headerBytes.bytes, at: 0)
+                try fileSystem.syncData(ready)
+                try fileSystem.rename(ready.path, to: path)
+                try fileSystem.syncDirectory(directory)
+            } catch {
+                try? fileSystem.close(ready)
+                throw error
+            }
+            (file, header, fileName, fileByteCount) = (WALFile(descriptor: ready.descriptor, path: path), newHeader, name, segmentByteCount)
+            offset = SegmentHeader.byteCount
+            createdFileNames.append(fileName)
+            return
+        }
         let created = try Self.createSegment(
             directory: directory, fileSystem: fileSystem, firstLSN: nextLSN,
             byteCount: max(segmentByteCount, SegmentHeader.byteCount + batchByteCount),
@@ -186,6 +242,48 @@ public final class SegmentWriter {
         (file, header, fileName, fileByteCount) = created
         offset = SegmentHeader.byteCount
         createdFileNames.append(fileName)
+    }
+
+    /// Whether the next segment's file is made and waiting (for tests).
+    public var spareIsReady: Bool { spare.state.withLock { $0.ready != nil } }
+
+    /// Starts making the next segment's file on a thread of its own, unless one is ready or on its way.
+    /// A failure there only leaves no spare: rotation then creates the segment itself, and reports
+    /// whatever fails then.
+    private func prepareSpareIfNeeded() {
+        let start = spare.state.withLock { s -> Bool in
+            guard s.ready == nil && !s.preparing else { return false }
+            s.preparing = true
+            return true
+        }
+        guard start else { return }
+        let (fileSystem, byteCount, path) = (fileSystem, segmentByteCount, walPath(directory, "wal-next-\(UInt32.random(in: .min ... .max)).tmp"))
+        let spare = self.spare
+        let thread = Thread {
+            var made: WALFile?
+            if let file = try? fileSystem.open(path, mode: .createNew) {
+                do throws(WALIOError) {
+                    let chunk = [UInt8](repeating: 0, count: min(byteCount, 1 << 20))
+                    var written = 0
+                    while written < byteCount {
+                        let n = min(chunk.count, byteCount - written)
+                        try fileSystem.write(file, n == chunk.count ? chunk : Array(chunk[0..<n]), at: written)
+                        written += n
+                    }
+                    try fileSystem.syncData(file)
+                    made = file
+                } catch {
+                    try? fileSystem.close(file)
+                    try? fileSystem.unlink(path)
+                }
+            }
+            spare.state.withLock { s in
+                s.ready = made
+                s.preparing = false
+            }
+        }
+        thread.name = "stockpile-wal-prepare"
+        thread.start()
     }
 
     /// FORMAT.md §2: header and zeros under `<name>.tmp`, fdatasync, rename, fsync of the directory.

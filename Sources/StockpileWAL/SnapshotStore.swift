@@ -4,12 +4,21 @@
 // it passed over; and pruning never removes the newest valid snapshot or the one before it, so a
 // snapshot found damaged later still has an older one behind it.
 
+import CStockpileLinux
 import Glibc
 import StockpileCore
 
 public enum SnapshotStore {
     /// How many snapshots are kept: the newest and one before it.
     public static let keptCount = 2
+    /// How much of a snapshot is written between two syncs.
+    public static let syncSliceByteCount = 256 << 10
+
+    /// Lowers the calling thread's scheduling priority (nice 10), for the thread that encodes and
+    /// writes snapshots: on a busy machine the writers come first.
+    public static func lowerCallingThreadPriority() {
+        _ = stockpile_set_thread_nice(10)
+    }
 
     /// The snapshot files of `directory`, newest first, with their LSNs.
     public static func list(directory: String, fileSystem: any FileSystem = SystemFileSystem()) throws(WALIOError) -> [(name: String, lsn: UInt64)] {
@@ -31,7 +40,15 @@ public enum SnapshotStore {
         if try fileSystem.fileExists(tmpPath) { try fileSystem.unlink(tmpPath) }
         let file = try fileSystem.open(tmpPath, mode: .createNew)
         do throws(WALIOError) {
-            try fileSystem.write(file, bytes, at: 0)
+            // Written and synced a slice at a time: one large flush would hold up the log's own
+            // fdatasync behind it (the file system commits them together), which writers see as a pause.
+            var offset = 0
+            while offset < bytes.count {
+                let end = min(bytes.count, offset + syncSliceByteCount)
+                try fileSystem.write(file, Array(bytes[offset..<end]), at: offset)
+                try fileSystem.syncData(file)
+                offset = end
+            }
             try fileSystem.sync(file)
             try fileSystem.close(file)
         } catch {

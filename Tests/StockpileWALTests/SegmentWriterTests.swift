@@ -78,6 +78,41 @@ import Testing
         }
     }
 
+    @Test("with segments prepared ahead, rotation renames a ready zero-filled file; the log reads back whole and no tmp is left")
+    func preparedAhead() throws {
+        let bodies = LogTestSupport.smallBodies(count: 300)
+        try LogTestSupport.withTemporaryDirectory { dir in
+            let fs = SystemFileSystem()
+            let writer = try SegmentWriter(
+                directory: dir, recovery: try LogRecovery.recover(directory: dir, fileSystem: fs), fileSystem: fs, segmentByteCount: 2048,
+                preparesAhead: true)
+            var usedSpare = 0
+            for start in stride(from: 0, to: bodies.count, by: 5) {
+                let batch = Array(bodies[start..<min(start + 5, bodies.count)])
+                // Past half a segment a spare is on its way; wait for it, so that rotations use it.
+                if writer.offset > writer.fileByteCount / 2 {
+                    var waited = 0
+                    while !writer.spareIsReady && waited < 2000 { usleep(1000); waited += 1 }
+                    #expect(writer.spareIsReady, "no spare segment was made")
+                }
+                let before = writer.createdFileNames.count
+                let spareWasReady = writer.spareIsReady
+                try writer.append(batch)
+                try writer.sync()
+                if writer.createdFileNames.count > before && spareWasReady { usedSpare += 1 }
+            }
+            #expect(usedSpare >= 3, "rotations should have used a prepared file")
+            try writer.close()
+            #expect(try fs.listDirectory(dir).sorted() == writer.createdFileNames, "no .tmp left after close")
+            let result = try LogRecovery.recover(directory: dir, fileSystem: fs)
+            #expect(LogTestSupport.bodies(of: result) == bodies)
+            for name in result.segmentFileNames {
+                let attributes = try FileManager.default.attributesOfItem(atPath: dir + "/" + name)
+                #expect((attributes[.size] as? Int) == 2048, "\(name) is a whole segment")
+            }
+        }
+    }
+
     @Test("a batch larger than a fresh segment gets a segment of its own size, replacing an empty one")
     func oversizedBatch() throws {
         let fs = LogTestSupport.simulatedFileSystem()

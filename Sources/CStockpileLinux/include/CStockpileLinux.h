@@ -36,6 +36,9 @@ int stockpile_accept(int fd);
 /// pipe2(fds, O_CLOEXEC): a pipe no child inherits unless it is dup2'ed. 0, or -1 with errno set.
 int stockpile_pipe_cloexec(int fds[2]);
 
+/// setpriority for the calling thread only (Linux nice values are per thread): 0, or -1 with errno set.
+int stockpile_set_thread_nice(int nice);
+
 /// 1 when this CPU has the SSE 4.2 CRC32 instruction (x86_64 only), 0 otherwise.
 int stockpile_crc32c_hardware_available(void);
 /// Advances a CRC-32C register (no initial or final xor: the caller does those) over `count` bytes
