@@ -57,10 +57,28 @@ extension Engine {
             warn("loaded \(snapshot.fileName): \(snapshot.contents.cells.count) cells, \(snapshot.contents.reservations.count) reservations, "
                 + "LSN \(snapshot.contents.lsn) (\(Self.seconds(since: started)))")
         }
+        let engine = Engine(configuration: configuration, clock: clock, directoryLock: lock)
+        if let snapshot { engine.restore(snapshot.contents) }
+        let snapshotLoaded = ContinuousClock.now
+
+        // The log is read, checked and decoded a segment at a time on a thread of its own, while this
+        // one applies the segment before: start-up takes about the longer of the two, not their sum.
+        let segments = SegmentHandoff()
+        let snapshotLSN = snapshot?.contents.lsn ?? 0
+        let reader = Thread {
+            let readStarted = ContinuousClock.now
+            let result = Result { () throws(LogRecoveryError) -> LogRecovery.Result in
+                try LogRecovery.recover(directory: dataDirectory, after: snapshotLSN) { segments.put($0) }
+            }
+            segments.finish(result, readDuration: ContinuousClock.now - readStarted)
+        }
+        reader.name = "stockpile-recovery"
+        reader.start()
+        var progress = ReplayProgress()
+        while let records = segments.take() { engine.replay(records, progress: &progress, report: warn) }
+        let (outcome, readDuration) = segments.outcome()
         let recovery: LogRecovery.Result
-        let readStarted = ContinuousClock.now
-        do { recovery = try LogRecovery.recover(directory: dataDirectory, after: snapshot?.contents.lsn ?? 0) } catch { throw .recovery(error) }
-        let readDuration = ContinuousClock.now - readStarted
+        do { recovery = try outcome.get() } catch { throw .recovery(error) }
         for w in recovery.warnings { warn("\(w)") }
         let writer: SegmentWriter
         do {
@@ -70,19 +88,17 @@ extension Engine {
         } catch {
             throw .io(error)
         }
-        let engine = Engine(configuration: configuration, clock: clock, log: GroupCommitter(writer: writer, policy: durability), directoryLock: lock)
-        if let snapshot { engine.restore(snapshot.contents) }
-        let snapshotLoaded = ContinuousClock.now
-        engine.replay(recovery.records, progress: warn)
+        engine.ledger.attach(GroupCommitter(writer: writer, policy: durability))
         let report = StartupReport(
             snapshotFileName: snapshot?.fileName, snapshotCellCount: snapshot?.contents.cells.count ?? 0,
-            snapshotLoadDuration: snapshotLoaded - started - readDuration, logReadDuration: readDuration,
-            recordsReplayed: recovery.records.count, replayDuration: ContinuousClock.now - snapshotLoaded,
+            snapshotLoadDuration: snapshotLoaded - started, logReadDuration: readDuration,
+            recordsReplayed: progress.count, replayDuration: ContinuousClock.now - snapshotLoaded,
             totalDuration: ContinuousClock.now - started)
         engine.startup.withLock { $0 = report }
         if snapshot != nil || report.totalDuration >= .seconds(1) {
-            warn("started from \(snapshot?.fileName ?? "an empty state") and \(recovery.records.count) log records in \(Self.seconds(since: started))")
+            warn("started from \(snapshot?.fileName ?? "an empty state") and \(progress.count) log records in \(Self.seconds(since: started))")
         }
+        engine.startTimer()
         return engine
     }
 
@@ -116,18 +132,18 @@ extension Engine {
 
     /// Applies records read from the log, in LSN order, with a progress line every second of a long
     /// replay.
-    func replay(_ records: [RecoveredRecord], progress: (String) -> Void = { _ in }) {
-        var nextReport = ContinuousClock.now + .seconds(1)
+    func replay(_ records: [RecoveredRecord], progress: inout ReplayProgress, report: (String) -> Void) {
         for (i, record) in records.enumerated() {
-            if i & 0xFFF == 0, ContinuousClock.now >= nextReport {
-                progress("replaying the log: \(i) of \(records.count) records")
-                nextReport = ContinuousClock.now + .seconds(1)
+            if i & 0xFFF == 0, ContinuousClock.now >= progress.nextReport {
+                report("replaying the log: \(progress.count + i) records so far")
+                progress.nextReport = ContinuousClock.now + .seconds(1)
             }
             switch record.body {
             case .commit(let commit): replay(commit)
             case .keyUse(let use): restoreKey(use.key, KeyRecord(command: use.command, reply: use.reply, createdAt: use.time))
             }
         }
+        progress.count += records.count
     }
 
     private func replay(_ commit: Commit) {
@@ -165,16 +181,67 @@ extension Engine {
     }
 }
 
+/// How far a replay is, for its progress lines.
+struct ReplayProgress {
+    var count = 0
+    var nextReport = ContinuousClock.now + .seconds(1)
+}
+
+/// Segments of records handed from the thread that reads the log to the one that replays it: at most
+/// two wait at a time, so memory holds a few segments, not the whole log.
+final class SegmentHandoff: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var queue: [[RecoveredRecord]] = []
+    private var result: Result<LogRecovery.Result, LogRecoveryError>?
+    private var readDuration = Duration.zero
+
+    /// Reader side: waits while two segments are waiting.
+    func put(_ records: [RecoveredRecord]) {
+        condition.lock()
+        while queue.count >= 2 { condition.wait() }
+        queue.append(records)
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func finish(_ result: Result<LogRecovery.Result, LogRecoveryError>, readDuration: Duration) {
+        condition.lock()
+        self.result = result
+        self.readDuration = readDuration
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Replay side: the next segment, or nil once the reader finished and all were taken.
+    func take() -> [RecoveredRecord]? {
+        condition.lock()
+        defer { condition.unlock() }
+        while queue.isEmpty && result == nil { condition.wait() }
+        guard !queue.isEmpty else { return nil }
+        let records = queue.removeFirst()
+        condition.broadcast()
+        return records
+    }
+
+    /// What the reader ended with; call after `take()` returned nil.
+    func outcome() -> (Result<LogRecovery.Result, LogRecoveryError>, Duration) {
+        condition.lock()
+        defer { condition.unlock() }
+        return (result!, readDuration)
+    }
+}
+
 /// How a durable engine started: the snapshot it loaded and the log it replayed after it.
 public struct StartupReport: Sendable, Hashable {
     public var snapshotFileName: String?
     public var snapshotCellCount: Int
     /// Reading, decoding and loading the snapshot.
     public var snapshotLoadDuration: Duration
-    /// Reading, checking and decoding the log after the snapshot.
+    /// Reading, checking and decoding the log after the snapshot (on a thread of its own, while
+    /// the replay applies what was read).
     public var logReadDuration: Duration
     public var recordsReplayed: Int
-    /// Applying the decoded records.
+    /// From the snapshot loaded to the last record applied: the log read and its replay, overlapped.
     public var replayDuration: Duration
     public var totalDuration: Duration
 }

@@ -71,19 +71,21 @@ public final class Engine: Sendable {
     /// Creates an empty engine in memory only: no stock, warehouse MAIN, nothing written to disk. For a
     /// durable engine use `Engine.open(dataDirectory:durability:)`.
     public convenience init(configuration: EngineConfiguration = EngineConfiguration(), clock: any EngineClock = SystemClock()) {
-        self.init(configuration: configuration, clock: clock, log: nil)
+        self.init(configuration: configuration, clock: clock, directoryLock: nil)
     }
 
-    init(configuration: EngineConfiguration, clock: any EngineClock, log: GroupCommitter?, directoryLock: DirectoryLock? = nil) {
+    /// An engine in memory (`directoryLock` nil) starts its timer at once; a durable one only when
+    /// `open` has replayed its log and attached it (`startTimer()`), so no expiry runs mid-replay.
+    init(configuration: EngineConfiguration, clock: any EngineClock, directoryLock: DirectoryLock?) {
         self.directoryLock = directoryLock
         self.configuration = configuration
         self.clock = clock
         router = ShardRouter(count: configuration.shardCount)
-        ledger = Ledger(capacity: configuration.eventsInMemoryCount, log: log)
+        ledger = Ledger(capacity: configuration.eventsInMemoryCount)
         let (router, ledger) = (router, ledger)
         shards = (0..<configuration.shardCount).map { Shard(index: $0, router: router, ledger: ledger) }
         settings = RuleSettings(defaultStrategy: configuration.defaultStrategy)
-        if clock.movesByItself { startTimer() }
+        if directoryLock == nil { startTimer() }
     }
 
     deinit {
@@ -93,7 +95,8 @@ public final class Engine: Sendable {
 
     /// Runs due work by itself while the engine lives, so holds expire on time even when no request
     /// arrives. Sleeps until the earliest deadline, and at most 100 ms, then looks again.
-    private func startTimer() {
+    func startTimer() {
+        guard clock.movesByItself else { return }
         let task = Task.detached(priority: .medium) { [weak self] in
             while !Task.isCancelled {
                 guard let self else { return }

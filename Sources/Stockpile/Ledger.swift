@@ -40,13 +40,20 @@ final class Ledger: Sendable {
     private let state = Mutex(State())
     let capacity: Int
     /// The write-ahead log, when the engine is durable. Records are handed to it under the ledger's
-    /// lock, so LSN order is sequence order is commit order.
-    let log: GroupCommitter?
+    /// lock, so LSN order is sequence order is commit order. Attached once by `Engine.open`, after
+    /// the replay and before the engine is returned or its timer started, so no other thread reads
+    /// it before that write; never changed after.
+    nonisolated(unsafe) private(set) var log: GroupCommitter?
 
-    init(capacity: Int, log: GroupCommitter? = nil) {
+    init(capacity: Int) {
         self.capacity = capacity
-        self.log = log
         state.withLock { $0.ring.reserveCapacity(capacity) }
+    }
+
+    /// Attaches the log of a durable engine (see `log`).
+    func attach(_ log: GroupCommitter) {
+        precondition(self.log == nil, "a ledger's log is attached once")
+        self.log = log
     }
 
     /// The LSN of the last record handed to the log: a reply that reveals anything committed so far

@@ -197,6 +197,12 @@ public struct ByteReader {
         let n = try readCount()
         if n == 0 { return "" }
         let utf8 = UnsafeRawBufferPointer(rebasing: bytes[position..<position + n])
+        // ASCII (nearly every name) needs no validation beyond the high bits; the general
+        // validating initializer is several times slower, which start-up pays per string.
+        if !utf8.contains(where: { $0 >= 0x80 }) {
+            position += n
+            return String(decoding: utf8, as: UTF8.self)
+        }
         guard let s = String(validating: utf8, as: UTF8.self) else {
             position = start
             throw failure(.invalidUTF8)
