@@ -164,7 +164,7 @@ nonisolated func runStartupBenchmark(_ options: Options) async -> Int32 {
     let cells = await engine.stats().cells
     print("start-up: \(seconds(total)) s — snapshot load \(seconds(r.snapshotLoadDuration)) s (\(r.snapshotCellCount) cells), "
         + "replay \(seconds(r.replayDuration)) s of \(r.recordsReplayed) records (\(String(format: "%.0f", rate)) records/s, read "
-        + "and applied; the reading thread alone took \(seconds(r.logReadDuration)) s)")
+        + "and applied, overlapped; reading alone \(seconds(r.logReadDuration)) s of it)")
     if !prepared {
         print(String(format: "log bytes per reservation: %.1f", bytesPerReservation))
         if cells != options.cells { return fail("start-up has \(cells) cells, not \(options.cells)") }

@@ -61,8 +61,9 @@ extension Engine {
         if let snapshot { engine.restore(snapshot.contents) }
         let snapshotLoaded = ContinuousClock.now
 
-        // The log is read, checked and decoded a segment at a time on a thread of its own, while this
-        // one applies the segment before: start-up takes about the longer of the two, not their sum.
+        // The log is read, checked and decoded on a thread of its own, a batch of records at a time,
+        // while this one applies the batch before: start-up takes about the longer of the two, not
+        // their sum.
         let segments = SegmentHandoff()
         let snapshotLSN = snapshot?.contents.lsn ?? 0
         let reader = Thread {
@@ -70,7 +71,7 @@ extension Engine {
             let result = Result { () throws(LogRecoveryError) -> LogRecovery.Result in
                 try LogRecovery.recover(directory: dataDirectory, after: snapshotLSN) { segments.put($0) }
             }
-            segments.finish(result, readDuration: ContinuousClock.now - readStarted)
+            segments.finish(result, elapsed: ContinuousClock.now - readStarted)
         }
         reader.name = "stockpile-recovery"
         reader.start()
@@ -149,10 +150,11 @@ extension Engine {
     private func replay(_ commit: Commit) {
         var mask = router.mask(of: commit.entries.lazy.filter(\.touchesCell).map(\.cell))
         if let r = commit.reservation {
-            mask |= router.mask(of: r.lines.lazy.map(\.cell))
+            let lines = router.mask(of: r.lines.lazy.map(\.cell))
+            mask |= lines
             // A reservation made again under an id that was forgotten earlier: forgetting is not
-            // logged, so the old one is dropped here.
-            if commit.entries.first?.type == .reserve, let old = directory.peek(r.id) {
+            // logged, so the old one is dropped here, before the new one is applied.
+            if let old = directory.replace(r.id, lines), commit.entries.first?.type == .reserve {
                 shards[old.trailingZeroBitCount].isolated { $0.state.reservations[r.id] = nil }
             }
         }
@@ -166,10 +168,7 @@ extension Engine {
         ledger.restore(commit.entries)
         if let w = commit.warehouse { catalog.withLock { $0.apply(w) } }
         if let p = commit.policy { catalog.withLock { $0.apply(p) } }
-        if let r = commit.reservation {
-            directory.restore(r.id, router.mask(of: r.lines.lazy.map(\.cell)))
-            scheduleFollowUps(of: commit)
-        }
+        if commit.reservation != nil { scheduleFollowUps(of: commit) }
         if let command = commit.keyedCommand, let key = command.key {
             restoreKey(key, KeyRecord(command: command, reply: commit.reply(), createdAt: commit.time))
         }
@@ -187,27 +186,34 @@ struct ReplayProgress {
     var nextReport = ContinuousClock.now + .seconds(1)
 }
 
-/// Segments of records handed from the thread that reads the log to the one that replays it: at most
-/// two wait at a time, so memory holds a few segments, not the whole log.
+/// Batches of records handed from the thread that reads the log to the one that replays it: at most
+/// eight wait at a time, so memory holds a few thousand decoded records, not the whole log.
 final class SegmentHandoff: @unchecked Sendable {
     private let condition = NSCondition()
     private var queue: [[RecoveredRecord]] = []
     private var result: Result<LogRecovery.Result, LogRecoveryError>?
     private var readDuration = Duration.zero
+    /// How long the reader waited for the replay to take batches (not reading).
+    private var blockedDuration = Duration.zero
 
-    /// Reader side: waits while two segments are waiting.
+    /// Reader side: waits while eight batches are waiting.
     func put(_ records: [RecoveredRecord]) {
         condition.lock()
-        while queue.count >= 2 { condition.wait() }
+        if queue.count >= 8 {
+            let blockedFrom = ContinuousClock.now
+            while queue.count >= 8 { condition.wait() }
+            blockedDuration += ContinuousClock.now - blockedFrom
+        }
         queue.append(records)
         condition.broadcast()
         condition.unlock()
     }
 
-    func finish(_ result: Result<LogRecovery.Result, LogRecoveryError>, readDuration: Duration) {
+    /// Reader side, at the end: `elapsed` is the reader's whole time, waits included.
+    func finish(_ result: Result<LogRecovery.Result, LogRecoveryError>, elapsed: Duration) {
         condition.lock()
         self.result = result
-        self.readDuration = readDuration
+        self.readDuration = elapsed - blockedDuration
         condition.broadcast()
         condition.unlock()
     }
@@ -223,7 +229,7 @@ final class SegmentHandoff: @unchecked Sendable {
         return records
     }
 
-    /// What the reader ended with; call after `take()` returned nil.
+    /// What the reader ended with, and its time spent reading; call after `take()` returned nil.
     func outcome() -> (Result<LogRecovery.Result, LogRecoveryError>, Duration) {
         condition.lock()
         defer { condition.unlock() }
@@ -238,7 +244,7 @@ public struct StartupReport: Sendable, Hashable {
     /// Reading, decoding and loading the snapshot.
     public var snapshotLoadDuration: Duration
     /// Reading, checking and decoding the log after the snapshot (on a thread of its own, while
-    /// the replay applies what was read).
+    /// the replay applies what was read), without the time it waited for the replay.
     public var logReadDuration: Duration
     public var recordsReplayed: Int
     /// From the snapshot loaded to the last record applied: the log read and its replay, overlapped.

@@ -181,9 +181,9 @@ public enum LogRecovery {
         return result
     }
 
-    /// Reads the log like `recover(directory:after:fileSystem:)`, but hands the records over a
-    /// segment at a time, in LSN order, instead of keeping them all: start-up applies one segment
-    /// while the next is read. The result's `records` is empty. A damage found in a later segment
+    /// Reads the log like `recover(directory:after:fileSystem:)`, but hands the records over in
+    /// batches of a few thousand, in LSN order, instead of keeping them all: start-up applies one
+    /// batch while the next is read. The result's `records` is empty. A damage found in a later segment
     /// throws after earlier segments were delivered (start-up then discards what it built).
     public static func recover(
         directory: String, after snapshotLSN: UInt64 = 0, fileSystem: any FileSystem = SystemFileSystem(),
@@ -242,20 +242,16 @@ public enum LogRecovery {
             }
             previousFileName = name
             var records: [RecoveredRecord] = []
-            // About one record per 128 bytes (a reservation's commit is ~145): one allocation, not a
-            // doubling copy of a growing array of large values.
-            // Only the written part counts: a new segment is mostly preallocated zeros.
-            let written = bytes.withUnsafeBytes { lastNonZeroOffset($0) } ?? 0
-            records.reserveCapacity(written / 128)
             let end: SegmentEnd
             do {
                 end = try scan(
-                    bytes, header: header, directory: directory, name: name, isNewest: isNewest, keepingAfter: snapshotLSN, records: &records)
+                    bytes, header: header, directory: directory, name: name, isNewest: isNewest, keepingAfter: snapshotLSN, records: &records,
+                    deliver: deliver)
             } catch {
                 deliver(records)  // the valid records before the damage, for the tools
                 throw error
             }
-            deliver(records)
+            if !records.isEmpty { deliver(records) }
             result.nextLSN = end.nextLSN
             if end.dirtyByteCount > 0, let found = end.found {
                 result.warnings.append(RecoveryWarning(
@@ -309,10 +305,13 @@ public enum LogRecovery {
         var nextLSN: UInt64
     }
 
+    /// Records handed over at a time by `scan`.
+    static let deliveryBatchCount = 1024
+
     /// Reads the records of one segment and decides rows 4–8 at the first answer that is not valid.
     static func scan(
         _ bytes: [UInt8], header: SegmentHeader, directory: String, name: String, isNewest: Bool,
-        keepingAfter snapshotLSN: UInt64 = 0, records: inout [RecoveredRecord]
+        keepingAfter snapshotLSN: UInt64 = 0, records: inout [RecoveredRecord], deliver: ([RecoveredRecord]) -> Void
     ) throws(LogRecoveryError) -> SegmentEnd {
         let result: Swift.Result<SegmentEnd, LogRecoveryError> = bytes.withUnsafeBytes { raw in
             Swift.Result { () throws(LogRecoveryError) -> SegmentEnd in
@@ -333,6 +332,13 @@ public enum LogRecovery {
                         do throws(WALDecodingError) {
                             let body = try RecordCodec.decodeBody(of: record, in: raw)
                             records.append(RecoveredRecord(lsn: lsn, body: body))
+                            // Handed over in small batches: a decoded commit is a large value, and a
+                            // segment's worth at once is hundreds of megabytes of fresh pages.
+                            if records.count == deliveryBatchCount {
+                                deliver(records)
+                                records = []
+                                records.reserveCapacity(deliveryBatchCount)
+                            }
                         } catch {
                             throw damage(.payloadUndecodable(error))
                         }
