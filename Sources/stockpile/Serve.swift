@@ -26,6 +26,7 @@ let serveUsage = """
                            each listed cell's on_hand becomes its figure (logged as `import`), at every
                            start; a bad file stops the start and names every bad line
       --shards N           shards the cells are spread over, 1-64 (default 16)
+      --segment-mib N      size of each log segment file, zero-filled ahead of use (default 64)
       --snapshot-every N   write a snapshot after every N log records, 0 for only on SNAPSHOT
                            (default 1000000); start-up loads the newest and replays what follows
       --retention SECONDS  how long ids and KEYs of finished work are remembered (default 86400)
@@ -54,6 +55,7 @@ func serve(_ arguments: [String]) async -> Never {
     var durability = DurabilityPolicy.always
     var authFile: String?
     var seedFile: String?
+    var segmentByteCount = SegmentWriter.segmentByteCountDefault
     while let flag = flags.next() {
         switch flag {
         case "--host": configuration.host = flags.value(flag)
@@ -67,6 +69,7 @@ func serve(_ arguments: [String]) async -> Never {
         case "--insecure": configuration.insecure = true
         case "--seed": seedFile = flags.value(flag)
         case "--shards": engineConfiguration.shardCount = flags.integer(flag, in: 1...64)
+        case "--segment-mib": segmentByteCount = flags.integer(flag, in: 1...4096) << 20
         case "--snapshot-every": engineConfiguration.snapshotEveryRecords = UInt64(flags.integer(flag, in: 0...Int(Int64.max)))
         case "--retention": engineConfiguration.retention = .seconds(flags.integer(flag, in: 1...(366 * 86400)))
         case "--max-clients": configuration.clientCountMax = flags.integer(flag, in: 1...1_000_000)
@@ -109,7 +112,8 @@ func serve(_ arguments: [String]) async -> Never {
     let started = ContinuousClock.now
     let engine: Engine
     do {
-        engine = try Engine.open(dataDirectory: dataDirectory, durability: durability, configuration: engineConfiguration)
+        engine = try Engine.open(
+            dataDirectory: dataDirectory, durability: durability, configuration: engineConfiguration, segmentByteCount: segmentByteCount)
     } catch {
         fail("cannot open \(dataDirectory): \(error)")
     }

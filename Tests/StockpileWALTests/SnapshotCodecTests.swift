@@ -129,4 +129,20 @@ struct SnapshotCodecTests {
         #expect(passed.map(\.fileName) == [names[2]])
         #expect(passed.first?.description.contains("checksum") == true)
     }
+
+    @Test("a snapshot whose write or sync fails is reported and leaves no file under a snapshot's name", arguments: [true, false])
+    func failedWrite(_ failWrite: Bool) throws {
+        let fs = LogTestSupport.simulatedFileSystem()
+        let dir = LogTestSupport.simulatedDirectory
+        var contents = SnapshotSamples.sorted
+        contents.lsn = 50
+        _ = try SnapshotStore.write(contents, directory: dir, fileSystem: fs)
+        contents.lsn = 60
+        if failWrite { fs.failWrite(1, errno: ENOSPC) } else { fs.failSync(1, errno: EIO) }
+        #expect(throws: WALIOError.self) { _ = try SnapshotStore.write(contents, directory: dir, fileSystem: fs) }
+        // The earlier snapshot is still the newest valid one; nothing half-written is named.
+        #expect(try SnapshotStore.list(directory: dir, fileSystem: fs).map(\.lsn) == [50])
+        #expect(try fs.listDirectory(dir).allSatisfy { !$0.hasSuffix(".tmp") })
+        #expect(try SnapshotStore.loadNewestValid(directory: dir, fileSystem: fs) { _ in }?.contents.lsn == 50)
+    }
 }
