@@ -4,15 +4,16 @@
 // Taking one keeps writes going. Every shard is held only while it hands over its tables: Swift's
 // dictionaries are copy-on-write, so that is a few pointer copies per shard, and the ledger's
 // position read in the same stretch is the snapshot's LSN — every commit up to it is applied and
-// none after. The first write to a shard afterwards copies that shard's table once (the longest
-// pause a writer sees, measured by `stockpile-bench snapshot`). Encoding and writing happen on a
-// thread of their own.
+// none after. The first write to a shard afterwards copies the part of its tables it touches (cells
+// are split in 64, see `CellTable`); `stockpile-bench snapshot` measures the longest pause a writer
+// sees. Encoding and writing happen on a thread of their own, at a lower priority.
 //
 // Keys need one more step. A KEY is settled in its table just after its record is logged, outside
 // the shard, so at the capture some keys of records up to the LSN may still be pending. The capture
-// waits for every key pending at that moment to settle, then copies the table; a key it picks up
-// whose record came after the LSN is harmless, because the snapshot is written only after the log is
-// durable up to everything handed to it, and replaying that record restores the same key.
+// waits for every key pending at that moment to settle, then copies the table. A key it picks up
+// whose record came after the LSN is harmless, because the snapshot is written only once the log is
+// durable up to everything handed to it by the time the keys were copied, and replaying that record
+// restores the same key.
 
 import Foundation
 import StockpileCore
@@ -55,6 +56,8 @@ struct SnapshotBookkeeping: Sendable {
     var running = false
     var lastLSN: UInt64 = 0
     var last: SnapshotReport?
+    /// After a snapshot taken by itself failed (a full disk), the next is not tried before this.
+    var retryAfter: ContinuousClock.Instant?
 }
 
 extension Engine {
@@ -76,6 +79,7 @@ extension Engine {
         let started = ContinuousClock.now
         let (capture, captureDuration) = await captureSnapshot()
         do {
+            // Read after the keys were copied: every key in the snapshot has its record durable.
             try await log.waitUntilAcknowledged(ledger.lastLSN)
         } catch {
             throw .logFailed(error)
@@ -100,6 +104,7 @@ extension Engine {
         snapshots.withLock {
             $0.lastLSN = max($0.lastLSN, report.lsn)
             $0.last = report
+            $0.retryAfter = nil
         }
         return report
     }
@@ -113,23 +118,30 @@ extension Engine {
         let every = configuration.snapshotEveryRecords
         guard every > 0, dataDirectory != nil else { return }
         let last = ledger.lastLSN
-        let due = snapshots.withLock { !$0.running && last >= $0.lastLSN + every }
+        let now = ContinuousClock.now
+        let due = snapshots.withLock { s -> Bool in
+            guard !s.running, last >= s.lastLSN + every, s.retryAfter.map({ now >= $0 }) ?? true else { return false }
+            // Not tried again for 30 s unless this one succeeds (which clears it).
+            s.retryAfter = now + .seconds(30)
+            return true
+        }
         guard due else { return }
         Task.detached(priority: .utility) { [weak self] in
             do {
                 _ = try await self?.writeSnapshot()
             } catch {
-                FileHandle.standardError.write(Data("stockpile: \(error)\n".utf8))
+                FileHandle.standardError.write(Data("stockpile: \(error); the next snapshot is tried in 30 s\n".utf8))
             }
         }
     }
 
     /// What a snapshot copies while every shard is held: each shard's tables (copy-on-write), the
-    /// catalog and the ledger's position.
+    /// catalog and the ledger's position; then the keys, once those pending then have settled.
     struct SnapshotCapture: Sendable {
         var shards: [(cells: CellTable, reservations: [String: Boxed<Reservation>], counters: StockCounters)]
         var catalog: Catalog
         var position: (lastLSN: UInt64, nextSeq: UInt64)
+        var keys: [(String, KeyRecord)] = []
     }
 
     /// The state at one LSN, with how long every shard was held. Returns once every key pending at
@@ -147,11 +159,13 @@ extension Engine {
         }
         let captureDuration = clock.now - heldFrom
         for name in pendingKeys { _ = await keys.lookup(name) }
-        return (capture, captureDuration)
+        var settled = capture
+        settled.keys = keys.all()
+        return (settled, captureDuration)
     }
 
-    /// The snapshot of a capture: its tables as sorted-later lists, every key remembered now, and the
-    /// recent entries memory still keeps below the capture's next seq.
+    /// The snapshot of a capture: its tables and keys as lists (the codec sorts them), and the recent
+    /// entries memory still keeps below the capture's next seq.
     func contents(of capture: SnapshotCapture, createdAt: Timestamp) -> SnapshotContents {
         var cells: [SnapshotCell] = []
         cells.reserveCapacity(capture.shards.reduce(0) { $0 + $1.cells.count })
@@ -164,7 +178,7 @@ extension Engine {
             for box in shard.reservations.values { reservations.append(box.value) }
             counters = counters + shard.counters
         }
-        let keyUses = keys.all().map { KeyUse(time: $0.1.createdAt, command: $0.1.command, reply: $0.1.reply) }
+        let keyUses = capture.keys.map { KeyUse(time: $0.1.createdAt, command: $0.1.command, reply: $0.1.reply) }
         return SnapshotContents(
             lsn: capture.position.lastLSN, createdAt: createdAt, nextSeq: capture.position.nextSeq,
             warehouses: Array(capture.catalog.warehouses.values), policies: Array(capture.catalog.policies.values), cells: cells,

@@ -98,14 +98,20 @@ public enum SnapshotCodec {
 
     // MARK: Encoding
 
-    /// The file's bytes. Sorts every list as FORMAT.md §4.2 states, so equal states encode equally.
-    public static func encode(_ contents: SnapshotContents) -> [UInt8] {
+    /// `contents` with every list in the order FORMAT.md §4.2 states: what decoding gives back.
+    public static func canonical(_ contents: SnapshotContents) -> SnapshotContents {
         var c = contents
         c.warehouses.sort { $0.code < $1.code }
         c.policies.sort { $0.variant < $1.variant }
         c.cells.sort { ($0.variant, $0.warehouse) < ($1.variant, $1.warehouse) }
         c.reservations.sort { $0.id < $1.id }
         c.keys.sort { $0.key < $1.key }
+        return c
+    }
+
+    /// The file's bytes, of the canonical order, so equal states encode equally.
+    public static func encode(_ contents: SnapshotContents) -> [UInt8] {
+        let c = canonical(contents)
 
         var w = ByteWriter(capacity: 64 + c.cells.count * 32 + c.reservations.count * 96 + c.recentEntries.count * 64)
         w.writeBytes(magic)

@@ -61,36 +61,6 @@ func onOwnThread<T: Sendable>(_ body: () async throws -> T) async rethrows -> T 
     return try await withTaskExecutorPreference(executor) { try await body() }
 }
 
-/// A task executor that runs its jobs on one thread of its own, where blocking is harmless.
-final class ThreadExecutor: TaskExecutor, @unchecked Sendable {
-    private let jobs = Mutex<[UnownedJob]>([])
-    private let available = DispatchSemaphore(value: 0)
-
-    init() {
-        let thread = Thread { [self] in
-            while true {
-                available.wait()
-                // A wake-up with nothing queued is `stop`'s.
-                guard let job = jobs.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) else { return }
-                job.runSynchronously(on: asUnownedTaskExecutor())
-            }
-        }
-        thread.stackSize = 4 << 20
-        thread.start()
-    }
-
-    func enqueue(_ job: consuming ExecutorJob) {
-        let job = UnownedJob(job)
-        jobs.withLock { $0.append(job) }
-        available.signal()
-    }
-
-    /// Ends the thread once the jobs queued so far have run.
-    func stop() {
-        available.signal()
-    }
-}
-
 /// Runs blocking work on a new thread and waits for it without holding a cooperative thread.
 func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
     await withCheckedContinuation { continuation in

@@ -43,15 +43,7 @@ enum SnapshotSamples {
             keys: CommitSamples.keyUses, counters: counters, recentEntries: recent)
     }
 
-    static var sorted: SnapshotContents {
-        var c = contents
-        c.warehouses.sort { $0.code < $1.code }
-        c.policies.sort { $0.variant < $1.variant }
-        c.cells.sort { ($0.variant, $0.warehouse) < ($1.variant, $1.warehouse) }
-        c.reservations.sort { $0.id < $1.id }
-        c.keys.sort { $0.key < $1.key }
-        return c
-    }
+    static var sorted: SnapshotContents { SnapshotCodec.canonical(contents) }
 }
 
 @Suite("Snapshot file")
@@ -61,6 +53,9 @@ struct SnapshotCodecTests {
         let bytes = SnapshotCodec.encode(SnapshotSamples.contents)
         let decoded = try SnapshotCodec.decode(bytes, fileName: "x", expectedLSN: 1_234)
         #expect(decoded == SnapshotSamples.sorted)
+        #expect(decoded.cells.map { [$0.variant, $0.warehouse] } == decoded.cells.map { [$0.variant, $0.warehouse] }.sorted { $0.lexicographicallyPrecedes($1) })
+        #expect(decoded.reservations.map(\.id) == decoded.reservations.map(\.id).sorted())
+        #expect(decoded.keys.map(\.key) == decoded.keys.map(\.key).sorted())
         #expect(Array(bytes.prefix(8)) == SnapshotCodec.magic)
         #expect(Array(bytes.suffix(24).prefix(8)) == SnapshotCodec.trailerMagic)
     }
