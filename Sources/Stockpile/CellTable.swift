@@ -1,9 +1,8 @@
 // A shard's cells, kept in 64 dictionaries instead of one, so that copy-on-write after a snapshot
 // costs little per write. A snapshot keeps a reference to every shard's table; the next write to a
-// shard then copies what it touches. With one dictionary that is the whole shard at once (at a
-// million cells, tens of milliseconds that the writers of a loop turn wait behind, as a write pause);
-// split in 64, each write copies at most one sixty-fourth, and the copying spreads over the writes
-// that follow — as a forked Redis copies one page at a time.
+// shard then copies what it touches. With one dictionary that is the whole shard at once; split in
+// 64, each write copies at most a sixty-fourth of it, and the copying spreads over the writes that
+// follow — as a forked Redis copies one page at a time.
 
 import StockpileCore
 

@@ -212,8 +212,12 @@ public final class Engine: Sendable {
             while true {
                 guard let mask = await directory.lookup(id) else { return .refused(.reservationNotFound(id)) }
                 let expected = ExpectedReservation(id: id, mask: mask)
-                // Nil: the reservation was forgotten (and perhaps made again) since the lookup; look again.
-                guard let performed = route(command, mask: mask, cells: [], expected: expected, now: now, actor: actor) else { continue }
+                // Nil: the reservation was forgotten (and perhaps made again) since the lookup; look
+                // again — unless the entry was stale, and is now gone.
+                guard let performed = route(command, mask: mask, cells: [], expected: expected, now: now, actor: actor) else {
+                    if dropStaleDirectoryEntry(id, mask) { return .refused(.reservationNotFound(id)) }
+                    continue
+                }
                 if case .committed(let commit) = performed { scheduleFollowUps(of: commit) }
                 return performed
             }
@@ -242,7 +246,10 @@ public final class Engine: Sendable {
                 let decision = shards[mask.trailingZeroBitCount].isolated {
                     $0.execute(.reserve(request), now: now, actor: actor, settings: settings, catalogVersion: nil, reservation: expected)
                 }
-                guard let decision else { continue }
+                guard let decision else {
+                    _ = dropStaleDirectoryEntry(request.id, mask)  // then the id is free: claim it again
+                    continue
+                }
                 return Performed(decision)
             case .claimed:
                 return performNewReservation(request, now: now, actor: actor)
@@ -299,6 +306,21 @@ public final class Engine: Sendable {
             return decision.map(Performed.init)
         }
         return performHoldingShards(command, mask: mask, cells: cells, expected: expected, catalogVersion: catalogVersion, now: now, actor: actor)
+    }
+
+    /// Drops a directory entry whose home shard does not keep the reservation: a RESET emptied the
+    /// shard between a reservation's commit and its entry (nothing else leaves such an entry, since an
+    /// entry is committed only after its reservation, and forgetting reclaims the entry first).
+    /// Returns false, changing nothing, when the entry changed meanwhile or the reservation is there.
+    func dropStaleDirectoryEntry(_ id: String, _ mask: UInt64) -> Bool {
+        guard directory.peek(id) == mask, shards[mask.trailingZeroBitCount].isolated({ $0.state.reservations[id] == nil }) else { return false }
+        guard let reclaimed = directory.reclaim(id) else { return false }
+        if reclaimed == mask && shards[mask.trailingZeroBitCount].isolated({ $0.state.reservations[id] == nil }) {
+            directory.abandon(id)
+            return true
+        }
+        directory.commit(id, reclaimed)
+        return false
     }
 
     /// After a commit: a hold with a deadline gets its expiry queued; a reservation that just closed

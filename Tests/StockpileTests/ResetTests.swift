@@ -3,7 +3,7 @@
 // and a restart — from the log alone or from a snapshot taken after it — comes back to the same state.
 
 import Foundation
-import Stockpile
+@testable import Stockpile
 import StockpileWAL
 import Testing
 
@@ -78,5 +78,23 @@ struct ResetTests {
             #expect(await reopened.reset() == nil)
             try reopened.close()
         }
+    }
+}
+
+/// A directory entry left for a reservation a RESET emptied (the reset ran between the reservation's
+/// commit and its entry): the next request for the id finds it gone instead of looking forever.
+@Suite("Reset leftovers")
+struct ResetLeftoverTests {
+    @Test("a stale directory entry answers NOTFOUND and frees the id")
+    func staleDirectoryEntry() async throws {
+        let engine = Engine(clock: ManualClock())
+        _ = await engine.adjust(variant: "A", warehouse: "MAIN", by: 5, reason: .received)
+        let mask = engine.router.mask(of: [CellKey(variant: "A", warehouse: "MAIN")])
+        engine.directory.restore("ghost", mask)
+        #expect(await engine.confirm("ghost").refusal?.code == .notFound)
+        engine.directory.restore("ghost", mask)
+        let made = await engine.reserve(ReserveRequest(id: "ghost", lines: [ReserveLine(variant: "A", warehouse: "MAIN", quantity: 1)]))
+        #expect(made.value?.replayed == false, "\(made)")
+        #expect(await engine.verify().isEmpty)
     }
 }
