@@ -34,7 +34,7 @@ extension FlashSale {
             attempts += 1
         }
         if !reading.settled {
-            try? await Task.sleep(for: configuration.holdTTL + .milliseconds(100))
+            await pause(until: .now + configuration.holdTTL + .milliseconds(100))
             reading = try await read(ids, items: items, on: channel)
         }
 

@@ -152,7 +152,7 @@ public struct FlashSale: Sendable {
         let c = configuration
         guard c.restockCount > 0, c.restockUnits.isPositive else { return }
         for k in 1...c.restockCount {
-            try? await Task.sleep(until: start + c.duration * (Double(k) / Double(c.restockCount + 1)), clock: .continuous)
+            await pause(until: start + c.duration * (Double(k) / Double(c.restockCount + 1)))
             for i in items.indices {
                 let began = ContinuousClock.now
                 do {
@@ -197,7 +197,7 @@ public struct FlashSale: Sendable {
         var available = Quantity.zero
         var itemsAtZero = 0
         while nextSample < deadline {
-            try? await Task.sleep(until: nextSample, clock: .continuous)
+            await pause(until: nextSample)
             let figures: [ItemFigures]
             do {
                 figures = try await channel.items(items)

@@ -38,7 +38,7 @@ struct SaleWorker: Sendable {
 
         while let next = agenda.earliest, next.due < deadline {
             _ = agenda.popEarliest()
-            if next.due > .now { try? await Task.sleep(until: next.due, clock: .continuous) }
+            if next.due > .now { await pause(until: next.due) }
             // No step starts once the sale is over: what was due stays pending.
             guard ContinuousClock.now < deadline else {
                 agenda.schedule(next.buyer, at: next.due)
