@@ -260,17 +260,20 @@ public final class SegmentWriter {
         let (fileSystem, byteCount, path) = (fileSystem, segmentByteCount, walPath(directory, "wal-next-\(UInt32.random(in: .min ... .max)).tmp"))
         let spare = self.spare
         let thread = Thread {
+            SnapshotStore.lowerCallingThreadPriority()
             var made: WALFile?
             if let file = try? fileSystem.open(path, mode: .createNew) {
                 do throws(WALIOError) {
+                    // Synced a MiB at a time, like a snapshot: one 64 MiB flush would hold the log's
+                    // own fdatasync behind it.
                     let chunk = [UInt8](repeating: 0, count: min(byteCount, 1 << 20))
                     var written = 0
                     while written < byteCount {
                         let n = min(chunk.count, byteCount - written)
                         try fileSystem.write(file, n == chunk.count ? chunk : Array(chunk[0..<n]), at: written)
+                        try fileSystem.syncData(file)
                         written += n
                     }
-                    try fileSystem.syncData(file)
                     made = file
                 } catch {
                     try? fileSystem.close(file)

@@ -11,7 +11,7 @@ import StockpileCore
 public enum SnapshotStore {
     /// How many snapshots are kept: the newest and one before it.
     public static let keptCount = 2
-    /// How much of a snapshot is written between two syncs.
+    /// How much of a snapshot goes to its file between two syncs.
     public static let syncSliceByteCount = 256 << 10
 
     /// Lowers the calling thread's scheduling priority (nice 10), for the thread that encodes and
