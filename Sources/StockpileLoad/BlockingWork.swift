@@ -26,6 +26,30 @@ func pause(until deadline: ContinuousClock.Instant) async {
     while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
 }
 
+/// A thread each for the sale's concurrent tasks when its channels block; none otherwise.
+struct SaleThreads: Sendable {
+    let blocking: Bool
+    private let executors: [ThreadExecutor]
+
+    init(blocking: Bool, count: Int) {
+        self.blocking = blocking
+        executors = blocking ? (0..<count).map { ThreadExecutor(name: "flash-sale-\($0)") } : []
+    }
+
+    /// The executor a task should start on (nil: the default, the cooperative pool).
+    func executor(_ index: Int) -> ThreadExecutor? { blocking ? executors[index] : nil }
+
+    /// Runs `body` knowing whether it is on a thread of its own (see `pause(until:)`).
+    func run<T: Sendable>(_ body: () async -> T) async -> T {
+        await OwnThread.$isCurrent.withValue(blocking) { await body() }
+    }
+
+    /// Ends the threads once their queued work has run.
+    func stop() {
+        for e in executors { e.stop() }
+    }
+}
+
 /// Runs `body` on a thread of its own when `blocking`, otherwise where the caller runs.
 func runAllowingBlocking<T: Sendable>(_ blocking: Bool, name: String, _ body: () async -> T) async -> T {
     guard blocking else { return await body() }

@@ -43,25 +43,28 @@ public struct FlashSale: Sendable {
         let boxes = (0...workerCount).map { _ in TallyBox(itemCount: items.count) }
         let restockBox = boxes[workerCount]
 
+        // With blocking channels every worker, the restocks and the monitor get a thread of their
+        // own from the moment their task starts: a task started on the cooperative pool would first
+        // wait for a free pool thread, which a busy process may not have for the whole sale.
+        let threads = SaleThreads(blocking: blocking, count: workerCount + 2)
+        defer { threads.stop() }
         let start = ContinuousClock.now
         let deadline = start + c.duration
         let sellOut = await withTaskGroup(of: SellOut?.self) { group in
             for w in 0..<workerCount {
                 let worker = SaleWorker(configuration: c, items: items, buyers: dealt[w], start: start, deadline: deadline, box: boxes[w])
                 let channel = preparation.workerChannels[w]
-                group.addTask {
-                    await runAllowingBlocking(blocking, name: "flash-sale worker \(w)") { await worker.run(channel: channel) }
+                group.addTask(executorPreference: threads.executor(w)) {
+                    await threads.run { await worker.run(channel: channel) }
                     return nil
                 }
             }
-            group.addTask {
-                await runAllowingBlocking(blocking, name: "flash-sale restocks") {
-                    await restock(items: items, on: preparation.restockChannel, start: start, box: restockBox)
-                }
+            group.addTask(executorPreference: threads.executor(workerCount)) {
+                await threads.run { await restock(items: items, on: preparation.restockChannel, start: start, box: restockBox) }
                 return nil
             }
-            group.addTask {
-                await runAllowingBlocking(blocking, name: "flash-sale monitor") {
+            group.addTask(executorPreference: threads.executor(workerCount + 1)) {
+                await threads.run {
                     await monitor(items: items, on: preparation.monitorChannel, start: start, deadline: deadline, boxes: boxes, progress: progress)
                 }
             }

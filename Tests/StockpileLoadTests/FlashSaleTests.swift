@@ -144,7 +144,8 @@ struct MisreportingTarget: SaleTarget {
     let engine: Engine
     let misreport: Misreport
     var description: String { "in-process engine with \(misreport)" }
-    var channelsBlock: Bool { false }
+    /// A thread per worker, like the honest in-process test: the sale must not wait for the pool.
+    var channelsBlock: Bool { true }
     func openChannel() -> any SaleChannel {
         MisreportingChannel(honest: EngineSaleTarget(engine: engine).openChannel(), engine: engine, misreport: misreport)
     }
