@@ -50,7 +50,7 @@ public final class GroupCommitter: Sendable {
         var nextLSN: UInt64
         /// The last LSN acknowledged under the policy (written for `interval`, synced for `always`).
         var acknowledgedLSN: UInt64
-        var waiters: [(lsn: UInt64, continuation: CheckedContinuation<Result<Void, WALIOError>, Never>)] = []
+        var waiters: [(lsn: UInt64, continuation: UnsafeContinuation<Result<Void, WALIOError>, Never>)] = []
         var failure: WALIOError?
         /// True while the thread waits for work: the next handover must wake it.
         var writerIdle = false
@@ -107,7 +107,16 @@ public final class GroupCommitter: Sendable {
     /// Waits until record `lsn` is as safe as the policy promises.
     /// - Throws: the committer's failure, if it failed before `lsn` was acknowledged.
     public func waitUntilAcknowledged(_ lsn: UInt64) async throws(WALIOError) {
-        let result: Result<Void, WALIOError> = await withCheckedContinuation { continuation in
+        // Already acknowledged (often: a reply waits for everything logged so far): no suspension.
+        let settled: Result<Void, WALIOError>? = state.withLock { s in
+            if s.acknowledgedLSN >= lsn { return .success(()) }
+            if let failure = s.failure { return .failure(failure) }
+            return nil
+        }
+        if let settled { return try settled.get() }
+        // Unchecked: each continuation is resumed exactly once, by `acknowledge` or `fail`, under the
+        // same lock that queued it; the checked kind costs an allocation per wait.
+        let result: Result<Void, WALIOError> = await withUnsafeContinuation { continuation in
             let now: Result<Void, WALIOError>? = state.withLock { s in
                 if s.acknowledgedLSN >= lsn { return .success(()) }
                 if let failure = s.failure { return .failure(failure) }
@@ -218,12 +227,12 @@ public final class GroupCommitter: Sendable {
     }
 
     private func acknowledge(through lsn: UInt64, synced: Bool, recordByteCount: Int) {
-        let ready = state.withLock { s -> [CheckedContinuation<Result<Void, WALIOError>, Never>] in
+        let ready = state.withLock { s -> [UnsafeContinuation<Result<Void, WALIOError>, Never>] in
             s.acknowledgedLSN = lsn
             s.recordByteCount = recordByteCount
             s.batchCount += 1
             if synced { s.syncCount += 1 }
-            var ready: [CheckedContinuation<Result<Void, WALIOError>, Never>] = []
+            var ready: [UnsafeContinuation<Result<Void, WALIOError>, Never>] = []
             s.waiters.removeAll { w in
                 guard w.lsn <= lsn else { return false }
                 ready.append(w.continuation)
@@ -235,7 +244,7 @@ public final class GroupCommitter: Sendable {
     }
 
     private func fail(_ error: WALIOError) {
-        let waiting = state.withLock { s -> [CheckedContinuation<Result<Void, WALIOError>, Never>] in
+        let waiting = state.withLock { s -> [UnsafeContinuation<Result<Void, WALIOError>, Never>] in
             if s.failure == nil { s.failure = error }
             defer { s.waiters.removeAll() }
             return s.waiters.map(\.continuation)
