@@ -22,12 +22,16 @@ public struct EngineConfiguration: Sendable {
     /// A durable engine writes a snapshot in the background after this many log records (0: only on
     /// request). Start-up replays at most about this many records after loading the newest snapshot.
     public var snapshotEveryRecords: UInt64
+    /// When set, log segments older than the oldest snapshot kept are removed after each snapshot
+    /// while the log takes more bytes than this. Nil keeps every segment (for audit, SPEC §4).
+    public var logRetentionByteCount: Int?
 
     public init(
         shardCount: Int = 16, retention: Duration = .seconds(24 * 3600), defaultStrategy: PlacementStrategy = .priority,
         eventsInMemoryCount: Int = 262_144, linesPerReservationMax: Int = Limits.linesPerReservationMax,
-        quantityMax: Quantity = Limits.quantityMax, snapshotEveryRecords: UInt64 = 1_000_000
+        quantityMax: Quantity = Limits.quantityMax, snapshotEveryRecords: UInt64 = 1_000_000, logRetentionByteCount: Int? = nil
     ) {
+        self.logRetentionByteCount = logRetentionByteCount
         self.snapshotEveryRecords = snapshotEveryRecords
         precondition((1...ShardRouter.shardCountMax).contains(shardCount), "shardCount must be 1...\(ShardRouter.shardCountMax)")
         precondition(eventsInMemoryCount >= 1)

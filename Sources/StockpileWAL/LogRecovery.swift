@@ -96,6 +96,8 @@ public struct LogDamage: Hashable, Sendable, CustomStringConvertible {
         case .payloadUndecodable(let e): "the payload of LSN \(lastLSN + 1) does not decode: \(e)"
         case .damageBeforeValidRecord(let found, let valid):
             "\(found.recoveryDescription) in the record after LSN \(lastLSN), with a valid record after it at offset \(valid)"
+        case .logStartsAfterSnapshot(0, let first):
+            "no snapshot was found but the log starts at LSN \(first): records 1–\(first - 1) are missing (removed by --log-retention-mib, or lost)"
         case .logStartsAfterSnapshot(let snapshotLSN, let first):
             "the snapshot covers LSN 1–\(snapshotLSN) but the log starts at LSN \(first): records \(snapshotLSN + 1)–\(first - 1) are missing"
         case .logEndsBeforeSnapshot(let snapshotLSN):
@@ -202,7 +204,7 @@ public enum LogRecovery {
         var result = Result(records: [], segmentFileNames: [], temporaryFileNames: [], warnings: [], position: nil, nextLSN: 1)
         var records: [RecoveredRecord] = []
         do {
-            try recover(directory: directory, snapshotLSN: 0, fileSystem: fileSystem, into: &result) { records += $0 }
+            try recover(directory: directory, snapshotLSN: 0, requireStart: false, fileSystem: fileSystem, into: &result) { records += $0 }
             result.records = records
             return (result, nil)
         } catch {
@@ -212,7 +214,7 @@ public enum LogRecovery {
     }
 
     private static func recover(
-        directory: String, snapshotLSN: UInt64, fileSystem: any FileSystem, into result: inout Result,
+        directory: String, snapshotLSN: UInt64, requireStart: Bool = true, fileSystem: any FileSystem, into result: inout Result,
         deliver: ([RecoveredRecord]) -> Void
     ) throws(LogRecoveryError) {
         let names: [String]
@@ -228,14 +230,15 @@ public enum LogRecovery {
             if !isNewest, segments[index + 1].1 <= snapshotLSN + 1 { continue }
             let bytes = try readSegment(directory: directory, name: name, fileSystem: fileSystem)
             let header = try validHeader(bytes, directory: directory, name: name, nameLSN: nameLSN, lastLSN: result.nextLSN - 1)
-            // Row 3. The first segment may start anywhere (retention deletes old segments; a snapshot
-            // covers what precedes it).
+            // Row 3, between segments. Where the first one may start is row 10's (below).
             if let previousFileName, header.firstLSN != result.nextLSN {
                 throw .damaged(LogDamage(
                     directory: directory, fileName: name, offset: 0, lastLSN: result.nextLSN - 1,
                     reason: .lsnGap(previousFileName: previousFileName, expected: result.nextLSN, found: header.firstLSN)))
             }
-            if previousFileName == nil, snapshotLSN > 0, header.firstLSN > snapshotLSN + 1 {
+            // Row 10 (with no snapshot, its LSN is 0: the log must start at 1). The tools read what
+            // is there and skip this check.
+            if previousFileName == nil, requireStart, header.firstLSN > snapshotLSN + 1 {
                 throw .damaged(LogDamage(
                     directory: directory, fileName: name, offset: 0, lastLSN: snapshotLSN,
                     reason: .logStartsAfterSnapshot(snapshotLSN: snapshotLSN, firstLSN: header.firstLSN)))  // Row 10.

@@ -27,6 +27,8 @@ let serveUsage = """
                            start; a bad file stops the start and names every bad line
       --shards N           shards the cells are spread over, 1-64 (default 16)
       --segment-mib N      size of each log segment file, zero-filled ahead of use (default 64)
+      --log-retention-mib N   after each snapshot, remove the oldest log segments that both kept
+                           snapshots cover while the log is over N MiB (default: keep every segment)
       --snapshot-every N   write a snapshot after every N log records, 0 for only on SNAPSHOT
                            (default 1000000); start-up loads the newest and replays what follows
       --retention SECONDS  how long ids and KEYs of finished work are remembered (default 86400)
@@ -70,6 +72,7 @@ func serve(_ arguments: [String]) async -> Never {
         case "--seed": seedFile = flags.value(flag)
         case "--shards": engineConfiguration.shardCount = flags.integer(flag, in: 1...64)
         case "--segment-mib": segmentByteCount = flags.integer(flag, in: 1...4096) << 20
+        case "--log-retention-mib": engineConfiguration.logRetentionByteCount = flags.integer(flag, in: 1...(1 << 30)) << 20
         case "--snapshot-every": engineConfiguration.snapshotEveryRecords = UInt64(flags.integer(flag, in: 0...Int(Int64.max)))
         case "--retention": engineConfiguration.retention = .seconds(flags.integer(flag, in: 1...(366 * 86400)))
         case "--max-clients": configuration.clientCountMax = flags.integer(flag, in: 1...1_000_000)

@@ -196,6 +196,40 @@ struct SnapshotTests {
         try engine.close()
     }
 
+    @Test("with a log retention, segments both kept snapshots cover are removed; start-up still finds everything after them")
+    func logRetention() async throws {
+        let dir = try DurabilityTests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let clock = ManualClock()
+        let configuration = EngineConfiguration(shardCount: 2, snapshotEveryRecords: 0, logRetentionByteCount: 20 << 10)
+        func segments() throws -> [String] { try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasPrefix("wal-") }.sorted() }
+        let engine = try Engine.open(dataDirectory: dir, durability: .always, configuration: configuration, clock: clock, segmentByteCount: 16 << 10)
+        for round in 0..<3 {
+            for i in 0..<300 { _ = await engine.adjust(variant: "R\(i % 5)", warehouse: "MAIN", by: 1, reason: .received, note: "round \(round)") }
+            _ = try await engine.writeSnapshot()
+        }
+        let kept = try segments()
+        #expect(kept.first != "wal-0000000000000001.log", "the oldest segments should be gone: \(kept)")
+        let oldestSnapshot = try #require(try SnapshotStore.list(directory: dir).last)
+        let firstKept = try #require(kept.first.flatMap(SegmentHeader.firstLSN(fromFileName:)))
+        #expect(firstKept <= oldestSnapshot.lsn + 1, "the log must reach back to the older snapshot")
+        let live = await engine.stock(variant: "R0").value?.cells
+        try engine.close()
+
+        let reopened = try Engine.open(dataDirectory: dir, durability: .always, configuration: configuration, clock: clock)
+        #expect(await reopened.stock(variant: "R0").value?.cells == live)
+        try reopened.close()
+
+        // Without the snapshots the remaining log does not start at 1: refused, not silently partial.
+        for s in try SnapshotStore.list(directory: dir) { try FileManager.default.removeItem(atPath: dir + "/" + s.name) }
+        #expect {
+            try Engine.open(dataDirectory: dir, durability: .always, configuration: configuration, clock: clock).close()
+        } throws: { error in
+            guard case .recovery(.damaged(let d)) = error as? EngineOpenError else { return false }
+            return d.row == 10 && "\(d)".contains("no snapshot was found")
+        }
+    }
+
     @Test("an engine in memory refuses a snapshot")
     func inMemory() async {
         await #expect(throws: SnapshotError.self) { try await Engine().writeSnapshot() }
