@@ -1,13 +1,25 @@
 // An in-memory `FileSystem` for tests: the writer and recovery run on it unchanged, and it can make the
 // k-th write or sync fail (ENOSPC, EIO, …) and simulate a crash that loses what was not synced. It keeps
 // true: a file's `durable` bytes are what the last successful sync of it saw, and `crash()` puts every
-// file back to them. Directory operations (create, rename, unlink) are durable at once — the
-// simulation models lost data, not lost directory entries.
+// file back to them. `crash(atSync:leaving:)` stops the machine at the k-th sync instead: that sync never
+// happens, every write not yet synced is kept, dropped or torn, and every later call fails until
+// `restart()`. Directory operations (create, rename, unlink) are durable at once — the simulation
+// models lost data, not lost directory entries.
 
 import Glibc
 import Synchronization
 
 public final class SimulatedFileSystem: FileSystem {
+    /// What a crash leaves of the bytes written but not yet synced.
+    public enum UnsyncedWrites: Sendable, CaseIterable {
+        /// They all reached the disk.
+        case kept
+        /// None did.
+        case dropped
+        /// The first half of each file's unsynced range did, the rest did not (a torn write).
+        case torn
+    }
+
     struct File {
         var bytes: [UInt8] = []
         var durable: [UInt8] = []
@@ -24,6 +36,9 @@ public final class SimulatedFileSystem: FileSystem {
         var syncCount = 0
         var writeFailures: [Int: Int32] = [:]
         var syncFailures: [Int: Int32] = [:]
+        var crashAt: (sync: Int, leaving: UnsyncedWrites)?
+        /// Set by a crash at a sync: every call fails until `restart()`.
+        var crashed = false
     }
 
     private let state = Mutex(State())
@@ -63,6 +78,50 @@ public final class SimulatedFileSystem: FileSystem {
     /// How many syncs (fdatasync or fsync of a file) were asked for so far.
     public var syncCount: Int { state.withLock { $0.syncCount } }
 
+    /// Makes the `n`-th sync from now a crash: it does not happen, the writes not yet synced are left
+    /// as `leaving` says, and every call after it fails with EIO until `restart()`.
+    public func crash(atSync n: Int, leaving: UnsyncedWrites) {
+        precondition(n >= 1)
+        state.withLock { $0.crashAt = ($0.syncCount + n, leaving) }
+    }
+
+    /// After a crash at a sync: the machine starts again (descriptors closed, calls work).
+    public func restart() {
+        state.withLock { s in
+            s.crashed = false
+            s.crashAt = nil
+            s.open.removeAll()
+        }
+    }
+
+    /// Whether a crash at a sync has happened (and `restart()` not yet called).
+    public var hasCrashed: Bool { state.withLock { $0.crashed } }
+
+    private static func crash(_ s: inout State, leaving: UnsyncedWrites) {
+        for path in s.files.keys {
+            var f = s.files[path]!
+            switch leaving {
+            case .kept: f.durable = f.bytes
+            case .dropped: f.bytes = f.durable
+            case .torn:
+                let count = max(f.bytes.count, f.durable.count)
+                let now = f.bytes + [UInt8](repeating: 0, count: count - f.bytes.count)
+                let before = f.durable + [UInt8](repeating: 0, count: count - f.durable.count)
+                if let first = now.indices.first(where: { now[$0] != before[$0] }), let last = now.indices.last(where: { now[$0] != before[$0] }) {
+                    // A file that grew keeps its new length, zeros where the write did not land.
+                    let cut = first + (last - first + 1) / 2
+                    f.bytes = Array(now[..<cut]) + Array(before[cut...])
+                } else {
+                    f.bytes = f.durable
+                }
+                f.durable = f.bytes
+            }
+            s.files[path] = f
+        }
+        s.open.removeAll()
+        s.crashed = true
+    }
+
     /// Loses every byte not yet synced, and closes every descriptor.
     public func crash() {
         state.withLock { s in
@@ -85,6 +144,7 @@ public final class SimulatedFileSystem: FileSystem {
 
     public func open(_ path: String, mode: WALOpenMode) throws(WALIOError) -> WALFile {
         try state.withLock { (s: inout State) throws(WALIOError) -> WALFile in
+            if s.crashed { throw WALIOError(operation: .open, path: path, errno: EIO) }
             let exists = s.files[path] != nil
             switch mode {
             case .readOnly, .readWrite:
@@ -110,6 +170,7 @@ public final class SimulatedFileSystem: FileSystem {
 
     public func write(_ file: WALFile, _ bytes: UnsafeRawBufferPointer, at offset: Int) throws(WALIOError) {
         try state.withLock { (s: inout State) throws(WALIOError) in
+            if s.crashed { throw WALIOError(operation: .write, path: file.path, offset: offset, errno: EIO) }
             let path = Self.path(of: file, in: s)
             s.writeCount += 1
             if let e = s.writeFailures.removeValue(forKey: s.writeCount) {
@@ -145,8 +206,13 @@ public final class SimulatedFileSystem: FileSystem {
 
     public func sync(_ file: WALFile) throws(WALIOError) {
         try state.withLock { (s: inout State) throws(WALIOError) in
+            if s.crashed { throw WALIOError(operation: .syncData, path: file.path, errno: EIO) }
             let path = Self.path(of: file, in: s)
             s.syncCount += 1
+            if let crash = s.crashAt, crash.sync == s.syncCount {
+                Self.crash(&s, leaving: crash.leaving)
+                throw WALIOError(operation: .syncData, path: file.path, errno: EIO)
+            }
             if let e = s.syncFailures.removeValue(forKey: s.syncCount) {
                 throw WALIOError(operation: .syncData, path: file.path, errno: e)
             }
@@ -156,6 +222,7 @@ public final class SimulatedFileSystem: FileSystem {
 
     public func close(_ file: WALFile) throws(WALIOError) {
         state.withLock { s in
+            if s.crashed { return }  // every descriptor went with the crash
             _ = Self.path(of: file, in: s)
             s.open[file.descriptor] = nil
         }
@@ -163,6 +230,7 @@ public final class SimulatedFileSystem: FileSystem {
 
     public func rename(_ path: String, to newPath: String) throws(WALIOError) {
         try state.withLock { (s: inout State) throws(WALIOError) in
+            if s.crashed { throw WALIOError(operation: .rename, path: path, errno: EIO) }
             guard let f = s.files.removeValue(forKey: path) else {
                 throw WALIOError(operation: .rename, path: path + " -> " + newPath, errno: ENOENT)
             }
@@ -173,6 +241,7 @@ public final class SimulatedFileSystem: FileSystem {
 
     public func unlink(_ path: String) throws(WALIOError) {
         try state.withLock { (s: inout State) throws(WALIOError) in
+            if s.crashed { throw WALIOError(operation: .unlink, path: path, errno: EIO) }
             guard s.files.removeValue(forKey: path) != nil else {
                 throw WALIOError(operation: .unlink, path: path, errno: ENOENT)
             }
@@ -193,6 +262,7 @@ public final class SimulatedFileSystem: FileSystem {
 
     public func syncDirectory(_ path: String) throws(WALIOError) {
         try state.withLock { (s: inout State) throws(WALIOError) in
+            if s.crashed { throw WALIOError(operation: .sync, path: path, errno: EIO) }
             guard s.directories.contains(Self.normalized(path)) else {
                 throw WALIOError(operation: .open, path: path, errno: ENOENT)
             }
