@@ -146,12 +146,14 @@ extension Engine {
     /// the way start-up reads it; what cannot be read is left out (memory has the newest entries).
     static func loggedEntries(directory: String, from: UInt64, before: UInt64, limit: Int) -> [LedgerEntry] {
         var out: [LedgerEntry] = []
-        for record in LogRecovery.readValidPrefix(directory: directory).result.records {
-            guard case .commit(let commit) = record.body else { continue }
-            for e in commit.entries where e.seq >= from && e.seq < before {
-                out.append(e)
-                if out.count == limit { return out }
+        // A batch at a time, stopping once enough is found: the log may hold millions of records.
+        _ = LogRecovery.readValidPrefix(directory: directory) { batch in
+            for record in batch {
+                guard case .commit(let commit) = record.body else { continue }
+                for e in commit.entries where e.seq >= from && e.seq < before && out.count < limit { out.append(e) }
+                if out.count == limit || commit.entries.last.map({ $0.seq >= before - 1 }) == true { return false }
             }
+            return true
         }
         return out
     }

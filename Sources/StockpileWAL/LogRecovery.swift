@@ -178,7 +178,10 @@ public enum LogRecovery {
     ) throws(LogRecoveryError) -> Result {
         var result = Result(records: [], segmentFileNames: [], temporaryFileNames: [], warnings: [], position: nil, nextLSN: 1)
         var records: [RecoveredRecord] = []
-        try recover(directory: directory, snapshotLSN: snapshotLSN, fileSystem: fileSystem, into: &result) { records += $0 }
+        try recover(directory: directory, snapshotLSN: snapshotLSN, fileSystem: fileSystem, into: &result) { batch in
+            records += batch
+            return true
+        }
         result.records = records
         return result
     }
@@ -192,7 +195,10 @@ public enum LogRecovery {
         deliver: ([RecoveredRecord]) -> Void
     ) throws(LogRecoveryError) -> Result {
         var result = Result(records: [], segmentFileNames: [], temporaryFileNames: [], warnings: [], position: nil, nextLSN: 1)
-        try recover(directory: directory, snapshotLSN: snapshotLSN, fileSystem: fileSystem, into: &result, deliver: deliver)
+        try recover(directory: directory, snapshotLSN: snapshotLSN, fileSystem: fileSystem, into: &result) { batch in
+            deliver(batch)
+            return true
+        }
         return result
     }
 
@@ -201,22 +207,37 @@ public enum LogRecovery {
     public static func readValidPrefix(
         directory: String, fileSystem: any FileSystem = SystemFileSystem()
     ) -> (result: Result, error: LogRecoveryError?) {
-        var result = Result(records: [], segmentFileNames: [], temporaryFileNames: [], warnings: [], position: nil, nextLSN: 1)
         var records: [RecoveredRecord] = []
+        var read = readValidPrefix(directory: directory, fileSystem: fileSystem) { batch in
+            records += batch
+            return true
+        }
+        read.result.records = records
+        return read
+    }
+
+    /// Reads as much of the log as is valid like `readValidPrefix(directory:fileSystem:)`, handing the
+    /// records over in batches instead of keeping them (the result's `records` is empty), so a large
+    /// log is read in little memory. `deliver` returns false to stop: the reading then ends with the
+    /// segment it is in (and the result has no write position).
+    public static func readValidPrefix(
+        directory: String, fileSystem: any FileSystem = SystemFileSystem(), deliver: ([RecoveredRecord]) -> Bool
+    ) -> (result: Result, error: LogRecoveryError?) {
+        var result = Result(records: [], segmentFileNames: [], temporaryFileNames: [], warnings: [], position: nil, nextLSN: 1)
         do {
-            try recover(directory: directory, snapshotLSN: 0, requireStart: false, fileSystem: fileSystem, into: &result) { records += $0 }
-            result.records = records
+            try recover(directory: directory, snapshotLSN: 0, requireStart: false, fileSystem: fileSystem, into: &result, deliver: deliver)
             return (result, nil)
         } catch {
-            result.records = records
             return (result, error)
         }
     }
 
     private static func recover(
         directory: String, snapshotLSN: UInt64, requireStart: Bool = true, fileSystem: any FileSystem, into result: inout Result,
-        deliver: ([RecoveredRecord]) -> Void
+        deliver: ([RecoveredRecord]) -> Bool
     ) throws(LogRecoveryError) {
+        var stopped = false
+        func hand(_ batch: [RecoveredRecord]) { if !deliver(batch) { stopped = true } }
         let names: [String]
         do { names = try fileSystem.listDirectory(directory) } catch { throw .io(error) }
         let segments = names.compactMap { name in SegmentHeader.firstLSN(fromFileName: name).map { (name, $0) } }
@@ -249,12 +270,13 @@ public enum LogRecovery {
             do {
                 end = try scan(
                     bytes, header: header, directory: directory, name: name, isNewest: isNewest, keepingAfter: snapshotLSN, records: &records,
-                    deliver: deliver)
+                    deliver: hand)
             } catch {
-                deliver(records)  // the valid records before the damage, for the tools
+                hand(records)  // the valid records before the damage, for the tools
                 throw error
             }
-            if !records.isEmpty { deliver(records) }
+            if !records.isEmpty { hand(records) }
+            if stopped { return }  // the caller has what it wanted
             result.nextLSN = end.nextLSN
             if end.dirtyByteCount > 0, let found = end.found {
                 result.warnings.append(RecoveryWarning(

@@ -40,23 +40,32 @@ func wal(_ arguments: [String]) -> Never {
     guard FileManager.default.fileExists(atPath: directory) else { fail("\(directory) does not exist") }
     switch arguments[0] {
     case "verify":
-        exit(report(LogRecovery.readValidPrefix(directory: directory), directory: directory))
+        exit(verify(directory: directory))
     case "dump":
-        let read = LogRecovery.readValidPrefix(directory: directory)
-        for record in read.result.records { print(WALDump.line(record)) }
-        exit(report(read, directory: directory))
+        exit(verify(directory: directory) { print(WALDump.line($0)) })
     default:
         exit(repair(directory: directory, confirmed: extra.contains("--yes")))
     }
 }
 
-/// Prints the verdict on a log; returns the exit status (0: start-up will accept it).
-private func report(_ read: (result: LogRecovery.Result, error: LogRecoveryError?), directory: String) -> Int32 {
+/// Reads the log a batch at a time (a log of millions of records is read in little memory), hands
+/// each record to `each`, then prints the verdict; returns the exit status (0: start-up will accept it).
+private func verify(directory: String, each: (RecoveredRecord) -> Void = { _ in }) -> Int32 {
+    var count = 0
+    var first: UInt64?
+    var last: UInt64 = 0
+    let read = LogRecovery.readValidPrefix(directory: directory) { batch in
+        for record in batch { each(record) }
+        count += batch.count
+        if first == nil { first = batch.first?.lsn }
+        last = batch.last?.lsn ?? last
+        return true
+    }
     let r = read.result
-    let range = r.records.isEmpty ? "no records" : "LSN \(r.records.first!.lsn)–\(r.records.last!.lsn)"
+    let range = first.map { "LSN \($0)–\(last)" } ?? "no records"
     if let error = read.error {
         print("damaged: \(error)")
-        print("read before the damage: \(r.records.count) record(s), \(range)")
+        print("read before the damage: \(count) record(s), \(range)")
         return 1
     }
     for w in r.warnings { print("warning: \(w) (start-up cuts it)") }
@@ -71,9 +80,9 @@ private func report(_ read: (result: LogRecovery.Result, error: LogRecoveryError
     if let snapshot {
         let lsn = snapshot.contents.lsn
         print("snapshot: \(snapshot.fileName), LSN \(lsn), \(snapshot.contents.cells.count) cells, \(snapshot.contents.reservations.count) reservations")
-        let first = r.records.first?.lsn ?? r.nextLSN
-        if lsn > 0, first > lsn + 1 {
-            print("damaged: the log starts at LSN \(first) but the snapshot needs LSN \(lsn + 1) on: records are missing")
+        let firstLSN = first ?? r.nextLSN
+        if lsn > 0, firstLSN > lsn + 1 {
+            print("damaged: the log starts at LSN \(firstLSN) but the snapshot needs LSN \(lsn + 1) on: records are missing")
             return 1
         }
         if r.nextLSN - 1 < lsn {
@@ -82,7 +91,7 @@ private func report(_ read: (result: LogRecovery.Result, error: LogRecoveryError
         }
         print("start-up loads it and replays \(r.nextLSN - 1 - lsn) record(s)")
     }
-    print("ok: \(r.records.count) record(s) in \(r.segmentFileNames.count) segment(s), \(range)")
+    print("ok: \(count) record(s) in \(r.segmentFileNames.count) segment(s), \(range)")
     return 0
 }
 
@@ -132,7 +141,7 @@ private func repair(directory: String, confirmed: Bool) -> Int32 {
         print("repair failed: \(error)")
         return 1
     }
-    return report(LogRecovery.readValidPrefix(directory: directory), directory: directory)
+    return verify(directory: directory)
 }
 
 /// One line per record, for `wal dump`.
