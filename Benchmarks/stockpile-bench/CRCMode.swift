@@ -3,10 +3,11 @@
 // over a 16 MiB buffer, repeated for --duration seconds in total, and reported in GB/s.
 
 import Foundation
+import StockpileCore
 import StockpileWAL
 
 func runCRCBenchmark(_ options: Options) -> Int32 {
-    var rng = SplitMix64(state: 0xC3C)
+    var rng = SplitMix64(seed: 0xC3C)
     let buffer = (0..<(16 << 20)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
     func measure(_ crc: (UnsafeRawBufferPointer) -> UInt32) -> (gigabytesPerSecond: Double, value: UInt32) {
         let clock = ContinuousClock()

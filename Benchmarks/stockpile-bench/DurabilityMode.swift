@@ -44,7 +44,7 @@ private func millis(_ d: Duration) -> String { String(format: "%.1f", Double(d.w
 private func reserveLoop(
     _ engine: Engine, task: Int, cells: Int, keepGoing: @Sendable () -> Bool, record: (ContinuousClock.Instant, Duration) -> Void
 ) async -> Int {
-    var rng = SplitMix64(state: UInt64(task) &* 0x9E37_79B9_7F4A_7C15 &+ 7)
+    var rng = SplitMix64(seed: UInt64(task) &* 0x9E37_79B9_7F4A_7C15 &+ 7)
     var i = 0
     while i & 63 != 0 || keepGoing() {
         i += 1

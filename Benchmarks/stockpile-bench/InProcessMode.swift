@@ -51,7 +51,7 @@ nonisolated func runBenchmark(_ options: Options) async -> Int32 {
         for t in 0..<options.tasks {
             group.addTask {
                 var r = TaskResult()
-                var rng = SplitMix64(state: UInt64(t) &* 0x1234_5678_9ABC_DEF1 &+ 42)
+                var rng = SplitMix64(seed: UInt64(t) &* 0x1234_5678_9ABC_DEF1 &+ 42)
                 var i = 0
                 let prefix = "t\(t)-"
                 while true {

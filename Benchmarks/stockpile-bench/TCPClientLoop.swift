@@ -44,7 +44,7 @@ struct TCPClientLoop: Sendable {
     func run(client: RESPClient, index: Int, deadline: ContinuousClock.Instant) -> TCPClientResult {
         precondition(variants.count >= linesPerRequest, "each line of a request needs a cell of its own")
         var result = TCPClientResult()
-        var rng = SplitMix64(state: UInt64(index) &* 0x1234_5678_9ABC_DEF1 &+ 42)
+        var rng = SplitMix64(seed: UInt64(index) &* 0x1234_5678_9ABC_DEF1 &+ 42)
         let idPrefix = Array("\(runPrefix)-\(index)-".utf8)
         let reserveWord = Array("RESERVE".utf8)
         let warehouseWord = Array("MAIN".utf8)

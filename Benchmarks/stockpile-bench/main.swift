@@ -176,18 +176,6 @@ func parseOptions() -> Options {
     return o
 }
 
-/// A fast seeded generator for picking cells (SplitMix64).
-struct SplitMix64 {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 // The flash sale has flags of its own, so it is told apart before the other scenarios' parsing.
 if let index = CommandLine.arguments.dropFirst().firstIndex(of: "flash-sale") {
     var rest = Array(CommandLine.arguments.dropFirst())

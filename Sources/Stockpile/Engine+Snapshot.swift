@@ -233,7 +233,7 @@ extension Engine {
     static func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { continuation in
             let thread = Thread {
-                SnapshotStore.lowerCallingThreadPriority()
+                lowerCallingThreadPriority()
                 continuation.resume(returning: body())
             }
             thread.name = "stockpile-snapshot"

@@ -29,11 +29,11 @@ struct BuyerPlan: Sendable {
     var decisionTime: Duration
     var splitsShipment: Bool
     /// The buyer's own generator, for the pauses decided later (retries, shipping).
-    var random: SeededRandom
+    var random: SplitMix64
 
     /// The plan of buyer `number` (0-based).
     init(number: Int, configuration c: FlashSaleConfiguration) {
-        var random = SeededRandom(seed: c.seed ^ (UInt64(number) &+ 1) &* 0xD1B5_4A32_D192_ED03)
+        var random = SplitMix64(seed: c.seed ^ (UInt64(number) &+ 1) &* 0xD1B5_4A32_D192_ED03)
         arrival = .nanoseconds(Int64(random.unit() * Double(c.ramp.wholeNanoseconds)))
 
         // One to three different items, the first items of the catalogue the most wanted (weights

@@ -260,7 +260,7 @@ public final class SegmentWriter {
         let (fileSystem, byteCount, path) = (fileSystem, segmentByteCount, walPath(directory, "wal-next-\(UInt32.random(in: .min ... .max)).tmp"))
         let spare = self.spare
         let thread = Thread {
-            SnapshotStore.lowerCallingThreadPriority()
+            lowerCallingThreadPriority()
             var made: WALFile?
             if let file = try? fileSystem.open(path, mode: .createNew) {
                 do throws(WALIOError) {

@@ -4,7 +4,6 @@
 // it passed over; and pruning never removes the newest valid snapshot or the one before it, so a
 // snapshot found damaged later still has an older one behind it.
 
-import CStockpileLinux
 import Glibc
 import StockpileCore
 
@@ -13,12 +12,6 @@ public enum SnapshotStore {
     public static let keptCount = 2
     /// How much of a snapshot goes to its file between two syncs.
     public static let syncSliceByteCount = 256 << 10
-
-    /// Lowers the calling thread's scheduling priority (nice 10), for the thread that encodes and
-    /// writes snapshots: on a busy machine the writers come first.
-    public static func lowerCallingThreadPriority() {
-        _ = stockpile_set_thread_nice(10)
-    }
 
     /// The snapshot files of `directory`, newest first, with their LSNs.
     public static func list(directory: String, fileSystem: any FileSystem = SystemFileSystem()) throws(WALIOError) -> [(name: String, lsn: UInt64)] {

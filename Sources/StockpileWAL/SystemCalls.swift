@@ -1,10 +1,12 @@
 // The only place the log touches the operating system: thin wrappers over open, pread, pwrite,
 // fdatasync, fsync, close, rename, unlink and directory listing, behind the `FileSystem` protocol so
 // that tests can run the writer and recovery on `SimulatedFileSystem` and make the k-th write or sync
-// fail. It keeps true: every call retries EINTR (except close, see there), short reads and writes are
-// looped until done, a failure is a `WALIOError` carrying the operation, the path, the offset and the
-// errno, and errnos that can only mean a bug in this process (EBADF, EFAULT) crash instead.
+// fail; and the priority of the log's background threads. It keeps true: every call retries EINTR
+// (except close, see there), short reads and writes are looped until done, a failure is a
+// `WALIOError` carrying the operation, the path, the offset and the errno, and errnos that can only
+// mean a bug in this process (EBADF, EFAULT) crash instead.
 
+import CStockpileLinux
 import Glibc
 
 /// An operating-system call that failed, with what it was doing and where.
@@ -274,4 +276,10 @@ public struct SystemFileSystem: FileSystem {
         defer { try? close(dir) }
         try sync(dir)
     }
+}
+
+/// Lowers the calling thread's scheduling priority (nice 10), for threads doing large background
+/// writes (a snapshot, a segment made ahead of use): on a busy machine the writers come first.
+public func lowerCallingThreadPriority() {
+    _ = stockpile_set_thread_nice(10)
 }

@@ -6,6 +6,7 @@
 //   STOCKPILE_SEED=42 swift test --filter ReplyParserTests     # repeat a seeded run
 
 import Foundation
+import StockpileCore
 import Testing
 
 @testable import StockpileProtocol
@@ -99,7 +100,7 @@ struct ReplyParserTests {
     func randomSplits() {
         let seed = seed(fallback: 31_337)
         print("ReplyParserTests.randomSplits seed \(seed) (set STOCKPILE_SEED to repeat)")
-        var random = SeededRandom(seed: seed)
+        var random = SplitMix64(seed: seed)
         for version in [RESPVersion.resp2, .resp3] {
             var stream: [UInt8] = []
             var expected: [ReplyFrame] = []
@@ -228,7 +229,7 @@ struct ReplyParserTests {
     func fuzz() {
         let seed = seed(fallback: 90_210)
         print("ReplyParserTests.fuzz seed \(seed) (set STOCKPILE_SEED to repeat)")
-        var random = SeededRandom(seed: seed)
+        var random = SplitMix64(seed: seed)
         let parser = ReplyParser(bulkByteCountMax: 1024, lineByteCountMax: 64, depthMax: 4)
         let alphabet = bytes("+-:$*_%>#,=(!~\r\n\r\n0123456789-tf") + [0x00, 0xFF]
         let seeds = Self.frames.flatMap { [ReplyEncoder.encoded($0, version: .resp2), ReplyEncoder.encoded($0, version: .resp3)] }

@@ -5,6 +5,7 @@
 //   STOCKPILE_SEED=42 swift test --filter RequestParserTests     # repeat a seeded run
 
 import Foundation
+import StockpileCore
 import Testing
 
 @testable import StockpileProtocol
@@ -102,7 +103,7 @@ struct RequestParserTests {
     func splitsDoNotMatter() {
         let seed = seed(fallback: 20_261_124)
         print("RequestParserTests.splitsDoNotMatter seed \(seed) (set STOCKPILE_SEED to repeat)")
-        var random = SeededRandom(seed: seed)
+        var random = SplitMix64(seed: seed)
         // Enough repetitions that the stream passes the compaction threshold many times.
         var stream: [UInt8] = []
         var expected = Outcome()
@@ -330,7 +331,7 @@ struct RequestParserTests {
     func fuzz() {
         let seed = seed(fallback: 77_001)
         print("RequestParserTests.fuzz seed \(seed) (set STOCKPILE_SEED to repeat)")
-        var random = SeededRandom(seed: seed)
+        var random = SplitMix64(seed: seed)
         let limits = ProtocolLimits(requestByteCountMax: 256, argumentCountMax: 8)
         // Bytes that matter to the grammar, so random strings reach deep into it.
         let alphabet = bytes("*$\r\n\r\n0123456789-+ \t\"'\\x") + [0x00, 0x0B, 0xFF]
@@ -376,7 +377,7 @@ struct RequestParserTests {
         return out
     }
 
-    fileprivate static func mutate(_ input: inout [UInt8], using random: inout SeededRandom, alphabet: [UInt8]) {
+    fileprivate static func mutate(_ input: inout [UInt8], using random: inout SplitMix64, alphabet: [UInt8]) {
         let position = input.isEmpty ? 0 : random.int(0...(input.count - 1))
         switch random.int(0...4) {
         case 0 where !input.isEmpty: input[position] = random.byte()

@@ -2,25 +2,9 @@
 // cuts of a byte stream.
 
 import Foundation
+import StockpileCore
 
-/// SplitMix64: small, fast, and the same sequence on every platform.
-struct SeededRandom: RandomNumberGenerator {
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    mutating func int(_ range: ClosedRange<Int>) -> Int {
-        range.lowerBound + Int(next() % UInt64(range.upperBound - range.lowerBound + 1))
-    }
-
+extension SplitMix64 {
     mutating func byte() -> UInt8 { UInt8(truncatingIfNeeded: next()) }
 }
 
@@ -33,7 +17,7 @@ func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
 
 /// Sizes that cut `count` bytes into pieces: mostly small, now and then a large one, so both the
 /// byte-at-a-time paths and the many-items-per-append paths of a parser run.
-func randomChunks(for count: Int, using random: inout SeededRandom) -> [Int] {
+func randomChunks(for count: Int, using random: inout SplitMix64) -> [Int] {
     var chunks: [Int] = []
     var covered = 0
     while covered < count {

@@ -2,6 +2,7 @@
 // bit-at-a-time implementation of the definition, at every length and alignment the slicing loop
 // treats differently; and incremental use against one-shot use on random splits.
 
+import StockpileCore
 import Testing
 @testable import StockpileWAL
 
