@@ -54,6 +54,10 @@ final class Ledger: Sendable {
     func attach(_ log: GroupCommitter) {
         precondition(self.log == nil, "a ledger's log is attached once")
         self.log = log
+        // Everything replayed is in the log up to here: a snapshot taken before the next change must
+        // say so, or a later start-up would replay the whole log again on top of it.
+        let recovered = log.progress.acknowledgedLSN
+        state.withLock { $0.lastLSN = max($0.lastLSN, recovered) }
     }
 
     /// The LSN of the last record handed to the log: a reply that reveals anything committed so far

@@ -230,6 +230,29 @@ struct SnapshotTests {
         }
     }
 
+    @Test("a snapshot taken after a restart, before any new change, covers the whole log: the next start-up replays nothing twice")
+    func snapshotRightAfterRestart() async throws {
+        let dir = try DurabilityTests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let configuration = EngineConfiguration(shardCount: 2, snapshotEveryRecords: 0)
+        do {
+            let engine = try Engine.open(dataDirectory: dir, durability: .always, configuration: configuration, clock: ManualClock())
+            for i in 0..<10 { _ = await engine.adjust(variant: "S\(i % 3)", warehouse: "MAIN", by: 1, reason: .received) }
+            try engine.close()
+        }
+        do {
+            let engine = try Engine.open(dataDirectory: dir, durability: .always, configuration: configuration, clock: ManualClock())
+            #expect(engine.logStatus.lastLSN == 10)
+            #expect(try await engine.writeSnapshot().lsn == 10, "the snapshot holds all ten records, so its LSN is the tenth")
+            try engine.close()
+        }
+        let engine = try Engine.open(dataDirectory: dir, durability: .always, configuration: configuration, clock: ManualClock())
+        #expect(engine.startupReport?.recordsReplayed == 0)
+        #expect(await engine.cell(variant: "S0", warehouse: "MAIN").value?.onHand.units == 4)
+        #expect(await engine.verify().isEmpty)
+        try engine.close()
+    }
+
     @Test("an engine in memory refuses a snapshot")
     func inMemory() async {
         await #expect(throws: SnapshotError.self) { try await Engine().writeSnapshot() }
