@@ -1,7 +1,9 @@
 // The ledger hands out sequence numbers and keeps the recent entries. Appending a commit numbers its
 // entries consecutively under one lock, so sequence numbers are gapless over all shards and the
 // entries of one operation are adjacent. A shard appends while it still holds the cells it changed,
-// so for every cell the ledger order is the order in which its changes were made.
+// so for every cell the ledger order is the order in which its changes were made. Subscribers hear of
+// an entry only once its record is as safe as the durability policy promises (SPEC §4: nothing is
+// revealed before it is durable), in sequence order, and each subscriber's unread backlog is bounded.
 
 import StockpileCore
 import StockpileWAL
@@ -15,8 +17,12 @@ final class Ledger: Sendable {
         /// Recent entries: `ring[(seq - 1) % capacity]` for seq in `oldestSeq..<nextSeq`.
         var ring: [LedgerEntry] = []
         var oldestSeq: UInt64 = 1
-        var subscribers: [Int: AsyncStream<EngineEvent>.Continuation] = [:]
+        var subscribers: [Int: Subscriber] = [:]
         var nextSubscriberID = 0
+        /// Events whose records the log has not acknowledged yet, in LSN order, from `undeliveredHead`
+        /// on. Kept only while a log is attached and someone subscribes.
+        var undelivered: [(lsn: UInt64, event: EngineEvent)] = []
+        var undeliveredHead = 0
         /// The LSN of the last record handed to the log (0 before any, and without a log).
         var lastLSN: UInt64 = 0
 
@@ -35,6 +41,31 @@ final class Ledger: Sendable {
             nextSeq += 1
             if nextSeq > UInt64(capacity) { oldestSeq = max(oldestSeq, nextSeq - UInt64(capacity)) }
         }
+
+        /// Hands `event` to every subscriber it is owed to. A subscriber whose unread backlog passes
+        /// its limit gets `.ended` after it and is dropped; its continuation is returned, to be
+        /// finished once the lock is let go (finishing runs its termination handler, which locks).
+        mutating func send(_ event: EngineEvent) -> [AsyncStream<EngineEvent>.Continuation] {
+            let seq = event.seq
+            var ended: [AsyncStream<EngineEvent>.Continuation] = []
+            for (id, sub) in subscribers where seq >= sub.firstSeq {
+                // The stream holds `backlogLimit + 2`: past `backlogLimit` unread, one slot is still
+                // free for the end, so the consumer always learns why its stream stopped.
+                guard case .enqueued(let remaining) = sub.continuation.yield(event), remaining < 2 else { continue }
+                sub.continuation.yield(.ended(.fellBehind(backlogLimit: sub.backlogLimit, resumeSeq: seq + 1)))
+                subscribers[id] = nil
+                ended.append(sub.continuation)
+            }
+            return ended
+        }
+    }
+
+    private struct Subscriber {
+        var continuation: AsyncStream<EngineEvent>.Continuation
+        /// The first sequence number it is owed: an entry numbered before it subscribed, whose record
+        /// was acknowledged only after, is not its.
+        var firstSeq: UInt64
+        var backlogLimit: Int
     }
 
     private let state = Mutex(State())
@@ -50,7 +81,8 @@ final class Ledger: Sendable {
         state.withLock { $0.ring.reserveCapacity(capacity) }
     }
 
-    /// Attaches the log of a durable engine (see `log`).
+    /// Attaches the log of a durable engine (see `log`). From now on subscribers hear of an entry
+    /// when the log acknowledges its record.
     func attach(_ log: GroupCommitter) {
         precondition(self.log == nil, "a ledger's log is attached once")
         self.log = log
@@ -58,6 +90,29 @@ final class Ledger: Sendable {
         // say so, or a later start-up would replay the whole log again on top of it.
         let recovered = log.progress.acknowledgedLSN
         state.withLock { $0.lastLSN = max($0.lastLSN, recovered) }
+        log.observeAcknowledgements { [weak self] lsn in self?.deliver(through: lsn) }
+    }
+
+    /// Hands subscribers the events whose records are acknowledged up to `lsn`, in order. Runs on the
+    /// log's thread after each acknowledgement; a failed log acknowledges nothing more, so the events
+    /// of records it could not make durable are never delivered.
+    private func deliver(through lsn: UInt64) {
+        let ended = state.withLock { s -> [AsyncStream<EngineEvent>.Continuation] in
+            var ended: [AsyncStream<EngineEvent>.Continuation] = []
+            while s.undeliveredHead < s.undelivered.count, s.undelivered[s.undeliveredHead].lsn <= lsn {
+                ended += s.send(s.undelivered[s.undeliveredHead].event)
+                s.undeliveredHead += 1
+            }
+            if s.undeliveredHead == s.undelivered.count {
+                s.undelivered.removeAll(keepingCapacity: true)
+                s.undeliveredHead = 0
+            } else if s.undeliveredHead >= 4096 && s.undeliveredHead * 2 >= s.undelivered.count {
+                s.undelivered.removeFirst(s.undeliveredHead)
+                s.undeliveredHead = 0
+            }
+            return ended
+        }
+        for c in ended { c.finish() }
     }
 
     /// The LSN of the last record handed to the log: a reply that reveals anything committed so far
@@ -65,11 +120,13 @@ final class Ledger: Sendable {
     var lastLSN: UInt64 { state.withLock { $0.lastLSN } }
 
     /// Numbers the commit's entries, hands it to the log, keeps the entries and tells subscribers, with
-    /// the low-stock alerts the commit causes (computed by the caller, who knows the policies).
+    /// the low-stock alerts the commit causes (computed by the caller, who knows the policies): at
+    /// once without a log, and when the log acknowledges the record with one.
     /// - Throws: the log's failure; then nothing is numbered or kept, and the caller must not apply
     ///   the commit.
     func append(_ commit: inout Commit, alerts: [LowStockAlert] = []) throws(WALIOError) {
         let capacity = self.capacity
+        var ended: [AsyncStream<EngineEvent>.Continuation] = []
         try state.withLock { s throws(WALIOError) in
             var numbered = commit
             for i in numbered.entries.indices { numbered.entries[i].seq = s.nextSeq + UInt64(i) }
@@ -77,14 +134,22 @@ final class Ledger: Sendable {
             commit = numbered
             for e in commit.entries { s.keep(e, capacity: capacity) }
             guard !s.subscribers.isEmpty else { return }
+            var events: [EngineEvent] = []
             for e in commit.entries {
-                for c in s.subscribers.values { c.yield(.entry(e)) }
+                events.append(.entry(e))
                 for var a in alerts where a.variant == e.variant && a.warehouse == e.warehouse {
                     a.seq = e.seq
-                    for c in s.subscribers.values { c.yield(.lowStock(a)) }
+                    events.append(.lowStock(a))
                 }
             }
+            if log != nil {
+                let lsn = s.lastLSN
+                s.undelivered += events.lazy.map { (lsn, $0) }
+                return
+            }
+            ended = events.flatMap { s.send($0) }
         }
+        for c in ended { c.finish() }
     }
 
     /// Hands a KEY used by a success that changed nothing to the log (nothing to number or keep).
@@ -190,13 +255,15 @@ final class Ledger: Sendable {
         return out
     }
 
-    /// A stream of every event appended from now on.
-    func subscribe() -> AsyncStream<EngineEvent> {
-        let (stream, continuation) = AsyncStream<EngineEvent>.makeStream(bufferingPolicy: .unbounded)
+    /// A stream of every event appended from now on, each once it is durable. Past `backlogLimit`
+    /// unread events the stream ends with `.ended(.fellBehind)`.
+    func subscribe(backlogLimit: Int) -> AsyncStream<EngineEvent> {
+        precondition(backlogLimit >= 1, "a subscriber's backlog limit must be at least 1")
+        let (stream, continuation) = AsyncStream<EngineEvent>.makeStream(bufferingPolicy: .bufferingOldest(backlogLimit + 2))
         let id = state.withLock { s in
             let id = s.nextSubscriberID
             s.nextSubscriberID += 1
-            s.subscribers[id] = continuation
+            s.subscribers[id] = Subscriber(continuation: continuation, firstSeq: s.nextSeq, backlogLimit: backlogLimit)
             return id
         }
         continuation.onTermination = { [weak self] _ in
@@ -208,9 +275,20 @@ final class Ledger: Sendable {
     func finishSubscribers() {
         let subscribers = state.withLock { s in
             defer { s.subscribers.removeAll() }
-            return Array(s.subscribers.values)
+            return s.subscribers.values.map(\.continuation)
         }
         for c in subscribers { c.finish() }
+    }
+}
+
+extension EngineEvent {
+    /// The sequence number of the entry the event is (or follows from).
+    var seq: UInt64 {
+        switch self {
+        case .entry(let e): e.seq
+        case .lowStock(let a): a.seq
+        case .ended(.fellBehind(_, let resumeSeq)): resumeSeq
+        }
     }
 }
 

@@ -27,4 +27,8 @@ public enum Limits {
     /// The most records a list query (LOWSTOCK, BACKORDERS, HISTORY, EVENTS) returns, and its default.
     public static let listCountMax = 10_000
     public static let listCountDefault = 100
+    /// Events an embedded subscriber may leave unread before its stream ends with `.ended`: about the
+    /// wire's 8 MiB subscriber backlog at a few hundred bytes an event, so a stalled consumer costs
+    /// bounded memory and learns where to catch up (EVENTS from the seq the end names).
+    public static let subscriberBacklogEventCountDefault = 32_768
 }

@@ -111,6 +111,16 @@ public enum EngineEvent: Sendable, Hashable {
     /// A cell crossed its variant's low-stock threshold (edge-triggered: once on the way down, once on
     /// the way back up). Delivered right after the entry that caused it.
     case lowStock(LowStockAlert)
+    /// The last event of a stream that ends before the engine does, with why and where to go on.
+    case ended(SubscriptionEnd)
+}
+
+/// Why an event stream ended while the engine went on.
+public enum SubscriptionEnd: Sendable, Hashable {
+    /// The consumer left more than `backlogLimit` events unread. Nothing from `resumeSeq` on was
+    /// delivered: read the rest with `events(from: resumeSeq)` (EVENTS on the wire), then subscribe
+    /// again (subscribe first and skip what EVENTS already gave, so nothing falls in between).
+    case fellBehind(backlogLimit: Int, resumeSeq: UInt64)
 }
 
 public struct LowStockAlert: Sendable, Hashable {

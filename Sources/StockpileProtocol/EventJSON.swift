@@ -43,6 +43,13 @@ public enum EventJSON {
             key("low", &out)
             out.append(contentsOf: alert.isLow ? "true".utf8 : "false".utf8)
             out.append(UInt8(ascii: "}"))
+        case .ended(.fellBehind(let backlogLimit, let resumeSeq)):
+            out.append(UInt8(ascii: "{"))
+            string("type", "ended", &out, first: true)
+            string("reason", "fell_behind", &out)
+            number("backlog_limit", Int64(backlogLimit), &out)
+            number("resume_seq", resumeSeq, &out)
+            out.append(UInt8(ascii: "}"))
         }
         return out
     }

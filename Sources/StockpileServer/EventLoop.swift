@@ -24,6 +24,8 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
         case batchesDone(connections: [UInt64], results: [BatchResult])
         /// Bytes for a subscriber: one or more encoded event messages.
         case events(connection: UInt64, [UInt8])
+        /// The engine ended a subscription whose events the loop did not take in time.
+        case subscriptionEnded(connection: UInt64, SubscriptionEnd)
         case shutdown
     }
 
@@ -247,6 +249,7 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
                 switch message {
                 case .batchesDone(let ids, let results): for (id, result) in zip(ids, results) { finishBatch(id, result) }
                 case .events(let id, let bytes): deliverEvents(id, bytes)
+                case .subscriptionEnded(let id, let end): endSubscription(id, end)
                 case .shutdown: beginShutdown()
                 }
             }
@@ -280,6 +283,10 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
         Task(executorPreference: self) {
             var bytes: [UInt8] = []
             for await event in stream {
+                if case .ended(let end) = event {
+                    self.post(.subscriptionEnded(connection: id, end))
+                    return
+                }
                 bytes.removeAll(keepingCapacity: true)
                 ReplyEncoder.encode(RequestHandler.message(for: event), version: version, into: &bytes)
                 self.post(.events(connection: id, bytes))
@@ -297,6 +304,15 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
             return close(c)
         }
         updateInterest(c)
+    }
+
+    /// A subscriber whose events fell behind in the engine itself is treated as one past its byte
+    /// backlog: disconnected, so it reconnects and catches up with EVENTS.
+    private func endSubscription(_ id: UInt64, _ end: SubscriptionEnd) {
+        guard let c = connections[id], c.subscription != nil else { return }
+        statistics.subscribersDropped.add(1, ordering: .relaxed)
+        log("client \(id): subscription ended by the engine (\(end)); disconnected")
+        close(c)
     }
 
     private func updateInterest(_ c: Connection) {

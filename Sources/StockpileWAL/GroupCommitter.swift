@@ -58,6 +58,8 @@ public final class GroupCommitter: Sendable {
         var syncCount = 0
         var batchCount = 0
         var recordByteCount = 0
+        /// Told of every acknowledgement, on the committer's thread, after the waiters were resumed.
+        var observer: (@Sendable (UInt64) -> Void)?
     }
 
     /// The writer belongs to the committer's thread alone; nothing else touches it after `init`.
@@ -126,6 +128,17 @@ public final class GroupCommitter: Sendable {
             if let now { continuation.resume(returning: now) }
         }
         try result.get()
+    }
+
+    /// Calls `observer` with the last acknowledged LSN after every acknowledgement, on the committer's
+    /// thread (keep it short: the next batch waits for it). Set it once, before any record is handed
+    /// over. A failure acknowledges nothing, so the observer never hears of a record that was not
+    /// made as safe as the policy promises.
+    public func observeAcknowledgements(_ observer: @escaping @Sendable (UInt64) -> Void) {
+        state.withLock { s in
+            precondition(s.observer == nil, "one observer per committer")
+            s.observer = observer
+        }
     }
 
     /// The last LSN acknowledged, and how many syncs and batches it took so far.
@@ -227,7 +240,7 @@ public final class GroupCommitter: Sendable {
     }
 
     private func acknowledge(through lsn: UInt64, synced: Bool, recordByteCount: Int) {
-        let ready = state.withLock { s -> [UnsafeContinuation<Result<Void, WALIOError>, Never>] in
+        let (ready, observer) = state.withLock { s -> ([UnsafeContinuation<Result<Void, WALIOError>, Never>], (@Sendable (UInt64) -> Void)?) in
             s.acknowledgedLSN = lsn
             s.recordByteCount = recordByteCount
             s.batchCount += 1
@@ -238,9 +251,10 @@ public final class GroupCommitter: Sendable {
                 ready.append(w.continuation)
                 return true
             }
-            return ready
+            return (ready, s.observer)
         }
         for c in ready { c.resume(returning: .success(())) }
+        observer?(lsn)
     }
 
     private func fail(_ error: WALIOError) {

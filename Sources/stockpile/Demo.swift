@@ -101,6 +101,8 @@ func runDemo(_ options: DemoOptions) async -> Bool {
                 if e.seq >= last { break reading }
             case .lowStock:
                 alerts += 1
+            case .ended:
+                break reading
             }
         }
     }

@@ -728,6 +728,7 @@ struct StockChangeTests {
             switch event {
             case .entry(let e): return "\(e.type.rawValue) \(e.reservation)"
             case .lowStock(let a): return "\(a.isLow ? "low" : "recovered") \(a.variant) \(a.warehouse) \(a.available)/\(a.threshold) @\(a.seq - start)"
+            case .ended(let end): return "ended \(end)"
             }
         }
         #expect(
@@ -756,6 +757,7 @@ struct StockChangeTests {
             switch event {
             case .entry(let e): return "\(e.type.rawValue) \(e.reservation)"
             case .lowStock(let a): return "\(a.isLow ? "low" : "recovered") \(a.available) @\(a.seq - start)"
+            case .ended(let end): return "ended \(end)"
             }
         }
         #expect(shape == ["reserve hold", "low 4 @0", "expire hold", "recovered 10 @1", "adjust "])
