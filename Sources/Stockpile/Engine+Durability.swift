@@ -26,12 +26,14 @@ extension Engine {
     /// Opens the engine kept in `dataDirectory` (created if missing): recovers the log, replays it,
     /// and logs every later change under `durability`. With `.none` nothing is read or written.
     /// Recovery warnings (a torn tail that was cut, a snapshot passed over) and the progress lines of a
-    /// long start-up go to `warn`.
+    /// long start-up go to `warn`. `fileSystem` is where the log and snapshots live: the system's, or
+    /// a `SimulatedFileSystem` in tests (the data directory's lock file is always a real one).
     /// - Throws: `EngineOpenError` when the log is damaged (the error names the file, the offset and
     ///   the repair command) or the directory cannot be used.
     public static func open(
         dataDirectory: String, durability: DurabilityPolicy, configuration: EngineConfiguration = EngineConfiguration(),
         clock: any EngineClock = SystemClock(), segmentByteCount: Int = SegmentWriter.segmentByteCountDefault,
+        fileSystem: any FileSystem = SystemFileSystem(),
         warn: (String) -> Void = { FileHandle.standardError.write(Data(("stockpile: " + $0 + "\n").utf8)) }
     ) throws(EngineOpenError) -> Engine {
         if durability == .none { return Engine(configuration: configuration, clock: clock) }
@@ -47,7 +49,7 @@ extension Engine {
         let started = ContinuousClock.now
         let snapshot: (fileName: String, contents: SnapshotContents)?
         do {
-            snapshot = try SnapshotStore.loadNewestValid(directory: dataDirectory) { damage in
+            snapshot = try SnapshotStore.loadNewestValid(directory: dataDirectory, fileSystem: fileSystem) { damage in
                 warn("\(damage); trying an older snapshot")
             }
         } catch {
@@ -57,7 +59,7 @@ extension Engine {
             warn("loaded \(snapshot.fileName): \(snapshot.contents.cells.count) cells, \(snapshot.contents.reservations.count) reservations, "
                 + "LSN \(snapshot.contents.lsn) (\(Self.seconds(since: started)))")
         }
-        let engine = Engine(configuration: configuration, clock: clock, directoryLock: lock)
+        let engine = Engine(configuration: configuration, clock: clock, directoryLock: lock, fileSystem: fileSystem)
         if let snapshot { engine.restore(snapshot.contents) }
         let snapshotLoaded = ContinuousClock.now
 
@@ -69,7 +71,7 @@ extension Engine {
         let reader = Thread {
             let readStarted = ContinuousClock.now
             let result = Result { () throws(LogRecoveryError) -> LogRecovery.Result in
-                try LogRecovery.recover(directory: dataDirectory, after: snapshotLSN) { segments.put($0) }
+                try LogRecovery.recover(directory: dataDirectory, after: snapshotLSN, fileSystem: fileSystem) { segments.put($0) }
             }
             segments.finish(result, elapsed: ContinuousClock.now - readStarted)
         }
@@ -85,7 +87,7 @@ extension Engine {
         do {
             // Segment headers take their creation time from the engine's clock, like everything else.
             writer = try SegmentWriter(
-                directory: dataDirectory, recovery: recovery, segmentByteCount: segmentByteCount, now: { clock.now() }, preparesAhead: true)
+                directory: dataDirectory, recovery: recovery, fileSystem: fileSystem, segmentByteCount: segmentByteCount, now: { clock.now() }, preparesAhead: true)
         } catch {
             throw .io(error)
         }

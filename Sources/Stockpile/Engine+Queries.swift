@@ -10,11 +10,18 @@ import StockpileWAL
 
 extension Engine {
     /// Answers a query, then holds the answer back until everything it may show is durable (see
-    /// `durable(_:)`; reads go on after a log failure).
-    private func readDurably<T: Sendable>(_ body: () async -> T) async -> T {
+    /// `durable(_:)`). When the log has failed, what memory holds may include changes whose records
+    /// never became durable: the answer then comes from `fallback` on the durable view (the state the
+    /// log holds), so reads go on without showing an effect a restart would not bring back.
+    private func readDurably<T: Sendable>(fallback: (Engine) async -> T, _ body: () async -> T) async -> T {
         let answer = await body()
-        await durableRead()
-        return answer
+        guard let log = ledger.log else { return answer }
+        do {
+            try await log.waitUntilAcknowledged(ledger.lastLSN)
+            return answer
+        } catch {
+            return await fallback(durableView(after: error))
+        }
     }
 
     private func checkedCell(_ variant: String, _ warehouse: String) -> Outcome<CellKey> {
@@ -33,7 +40,7 @@ extension Engine {
 
     /// One cell. Cost: one hop to its shard.
     public func cell(variant: String, warehouse: String) async -> Outcome<CellRecord> {
-        await readDurably {
+        await readDurably(fallback: { await $0.cell(variant: variant, warehouse: warehouse) }) {
             _ = await settleDueWork()
             switch checkedCell(variant, warehouse) {
             case .refused(let r): return .refused(r)
@@ -46,7 +53,7 @@ extension Engine {
 
     /// A variant across warehouses, by warehouse code, with totals.
     public func stock(variant: String) async -> Outcome<VariantStock> {
-        await readDurably {
+        await readDurably(fallback: { await $0.stock(variant: variant) }) {
             _ = await settleDueWork()
             guard Identifiers.isValidVariant(variant) else { return .refused(.invalid("invalid variant id")) }
             let codes = catalog.withLock { $0.warehouses.keys.sorted() }
@@ -68,7 +75,7 @@ extension Engine {
 
     /// A reservation with its lines and shipment status.
     public func reservation(_ id: String) async -> Outcome<ReservationRecord> {
-        await readDurably {
+        await readDurably(fallback: { await $0.reservation(id) }) {
             guard Identifiers.isValidReservationID(id) else { return .refused(.invalid("invalid reservation id")) }
             _ = await settleDueWork()
             guard let mask = await directory.lookup(id), let r = shards[mask.trailingZeroBitCount].isolated({ $0.reservation(id) }) else {
@@ -81,7 +88,7 @@ extension Engine {
     /// Every cell ever used, by variant then warehouse: what `stockpile export` writes. Assembled
     /// from the shards one after another. Cost: a copy of every cell.
     public func allCells() async -> [CellRecord] {
-        await readDurably {
+        await readDurably(fallback: { await $0.allCells() }) {
             _ = await settleDueWork()
             var all: [CellRecord] = []
             for shard in shards { all += shard.isolated { $0.allCells() } }
@@ -93,7 +100,7 @@ extension Engine {
     /// Cells whose available is at or below `threshold`, or each variant's own threshold when nil
     /// (variants without one are left out); by available, then variant, then warehouse.
     public func lowStock(threshold: Quantity? = nil, limit: Int? = nil) async -> Outcome<[CellRecord]> {
-        await readDurably {
+        await readDurably(fallback: { await $0.lowStock(threshold: threshold, limit: limit) }) {
             _ = await settleDueWork()
             if let t = threshold, t < .zero || t > Limits.quantityMax { return .refused(.invalid("threshold must be 0-\(Limits.quantityMax)")) }
             guard case .ok(let limit) = checkedLimit(limit) else { return .refused(checkedLimit(limit).refusal!) }
@@ -106,7 +113,7 @@ extension Engine {
 
     /// Active lines with backordered > 0, by reservation id.
     public func backorders(limit: Int? = nil) async -> Outcome<[BackorderLine]> {
-        await readDurably {
+        await readDurably(fallback: { await $0.backorders(limit: limit) }) {
             _ = await settleDueWork()
             guard case .ok(let limit) = checkedLimit(limit) else { return .refused(checkedLimit(limit).refusal!) }
             var all: [BackorderLine] = []
@@ -118,7 +125,7 @@ extension Engine {
 
     /// A cell's ledger entries, newest first, from what memory keeps.
     public func history(variant: String, warehouse: String, limit: Int? = nil) async -> Outcome<[LedgerEntry]> {
-        await readDurably {
+        await readDurably(fallback: { await $0.history(variant: variant, warehouse: warehouse, limit: limit) }) {
             _ = await settleDueWork()
             guard case .ok(let limit) = checkedLimit(limit) else { return .refused(checkedLimit(limit).refusal!) }
             switch checkedCell(variant, warehouse) {
@@ -132,11 +139,11 @@ extension Engine {
     /// log of a durable engine (an engine in memory has only what it keeps). Cost: from memory, the
     /// entries returned; from the log, a read of the log's segments.
     public func events(from: UInt64, limit: Int = Limits.listCountDefault) async -> [LedgerEntry] {
-        await readDurably {
+        await readDurably(fallback: { await $0.events(from: from, limit: limit) }) {
             _ = await settleDueWork()
             let oldest = ledger.oldestSeq
             guard from < oldest, let directory = dataDirectory else { return ledger.entries(from: from, limit: limit) }
-            var out = Self.loggedEntries(directory: directory, from: from, before: oldest, limit: limit)
+            var out = Self.loggedEntries(directory: directory, fileSystem: fileSystem, from: from, before: oldest, limit: limit)
             if out.count < limit { out += ledger.entries(from: oldest, limit: limit - out.count) }
             return out
         }
@@ -144,10 +151,10 @@ extension Engine {
 
     /// Entries with `from` ≤ seq < `before` as the log holds them, at most `limit`. The log is read
     /// the way start-up reads it; what cannot be read is left out (memory has the newest entries).
-    static func loggedEntries(directory: String, from: UInt64, before: UInt64, limit: Int) -> [LedgerEntry] {
+    static func loggedEntries(directory: String, fileSystem: any FileSystem, from: UInt64, before: UInt64, limit: Int) -> [LedgerEntry] {
         var out: [LedgerEntry] = []
         // A batch at a time, stopping once enough is found: the log may hold millions of records.
-        _ = LogRecovery.readValidPrefix(directory: directory) { batch in
+        _ = LogRecovery.readValidPrefix(directory: directory, fileSystem: fileSystem) { batch in
             for record in batch {
                 guard case .commit(let commit) = record.body else { continue }
                 for e in commit.entries where e.seq >= from && e.seq < before && out.count < limit { out.append(e) }
@@ -161,21 +168,32 @@ extension Engine {
     /// The sequence number the next ledger entry will get.
     public var nextSeq: UInt64 { ledger.nextSeq }
 
-    /// Every event (ledger entries, low-stock crossings) appended after this call, in order.
-    public func subscribe() -> AsyncStream<EngineEvent> { ledger.subscribe() }
-
-    public func warehouses() -> [Warehouse] {
-        catalog.withLock { $0.warehouses.values.sorted { $0.code < $1.code } }
+    /// Every event (ledger entries, low-stock crossings) appended after this call, in order, each
+    /// delivered only once its record is as safe as the durability policy promises (at once in
+    /// memory; after the log's acknowledgement when durable), so a consumer never acts on a change a
+    /// crash could still erase. A consumer that leaves more than `backlogLimit` events unread gets
+    /// `.ended(.fellBehind(backlogLimit:resumeSeq:))` as the last event: memory stays bounded, and it
+    /// catches up with `events(from: resumeSeq)` (subscribing again first, and skipping what it has).
+    public func subscribe(backlogLimit: Int = Limits.subscriberBacklogEventCountDefault) -> AsyncStream<EngineEvent> {
+        ledger.subscribe(backlogLimit: backlogLimit)
     }
 
+    /// Every warehouse, by code. After a log failure, as the durable view has them.
+    public func warehouses() -> [Warehouse] {
+        if let failure = ledger.log?.failure { return durableView(after: failure).warehouses() }
+        return catalog.withLock { $0.warehouses.values.sorted { $0.code < $1.code } }
+    }
+
+    /// A variant's policy (the defaults for one never set). After a log failure, as the durable view has it.
     public func policy(of variant: String) -> Outcome<VariantPolicy> {
         guard Identifiers.isValidVariant(variant) else { return .refused(.invalid("invalid variant id")) }
+        if let failure = ledger.log?.failure { return durableView(after: failure).policy(of: variant) }
         return .ok(catalog.withLock { $0.policy(of: variant) })
     }
 
     /// STATS: totals over every shard and the KPIs.
     public func stats() async -> Stats {
-        await readDurably {
+        await readDurably(fallback: { await $0.stats() }) {
             _ = await settleDueWork()
             var s = Stats()
             var variants = Set<String>()

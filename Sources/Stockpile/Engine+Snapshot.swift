@@ -87,13 +87,14 @@ extension Engine {
         // Building, encoding and writing take long at a million cells: off the caller's thread.
         let createdAt = clock.now()
         let retention = configuration.logRetentionByteCount
+        let fileSystem = self.fileSystem
         let written: Result<(contents: SnapshotContents, fileName: String, byteCount: Int), WALIOError> = await Self.onOwnThread {
             let contents = self.contents(of: capture, createdAt: createdAt)
             return Result { () throws(WALIOError) in
-                let written = try SnapshotStore.write(contents, directory: directory)
-                try SnapshotStore.pruneOlder(directory: directory)
-                if let retention, let oldestKept = try SnapshotStore.list(directory: directory).last {
-                    try SegmentRetention.trim(directory: directory, keepFrom: oldestKept.lsn + 1, byteCountMax: retention)
+                let written = try SnapshotStore.write(contents, directory: directory, fileSystem: fileSystem)
+                try SnapshotStore.pruneOlder(directory: directory, fileSystem: fileSystem)
+                if let retention, let oldestKept = try SnapshotStore.list(directory: directory, fileSystem: fileSystem).last {
+                    try SegmentRetention.trim(directory: directory, keepFrom: oldestKept.lsn + 1, byteCountMax: retention, fileSystem: fileSystem)
                 }
                 return (contents, written.fileName, written.byteCount)
             }

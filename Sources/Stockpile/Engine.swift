@@ -60,7 +60,16 @@ public final class Engine: Sendable {
     /// Held while a durable engine lives: no other process writes its data directory meanwhile.
     let directoryLock: DirectoryLock?
     /// Where the log lives (nil in memory): EVENTS reads it for entries memory no longer keeps.
-    var dataDirectory: String? { directoryLock?.directory }
+    var dataDirectory: String? { directoryLock?.directory ?? durableViewDirectory }
+    /// The file system the log and snapshots live on (a simulated one in tests).
+    let fileSystem: any FileSystem
+    /// False for a durable view (see `Engine+DurableView.swift`): it shows the state as the log has it
+    /// and changes nothing, not even by expiry.
+    let runsDueWork: Bool
+    /// The data directory a durable view was read from (it holds no lock on it).
+    let durableViewDirectory: String?
+    /// Once the log has failed: the state as the log holds it, which reads show from then on.
+    let durableViewSlot = Mutex<Engine?>(nil)
 
     /// Every shard, as a mask: what a catalog change holds, since every shard keeps a copy.
     var allShards: UInt64 { shards.count == 64 ? .max : (1 << UInt64(shards.count)) - 1 }
@@ -75,9 +84,16 @@ public final class Engine: Sendable {
     }
 
     /// An engine in memory (`directoryLock` nil) starts its timer at once; a durable one only when
-    /// `open` has replayed its log and attached it (`startTimer()`), so no expiry runs mid-replay.
-    init(configuration: EngineConfiguration, clock: any EngineClock, directoryLock: DirectoryLock?) {
+    /// `open` has replayed its log and attached it (`startTimer()`), so no expiry runs mid-replay. A
+    /// durable view (`durableViewOf` set) never runs due work.
+    init(
+        configuration: EngineConfiguration, clock: any EngineClock, directoryLock: DirectoryLock?,
+        fileSystem: any FileSystem = SystemFileSystem(), durableViewOf viewDirectory: String? = nil
+    ) {
         self.directoryLock = directoryLock
+        self.fileSystem = fileSystem
+        self.durableViewDirectory = viewDirectory
+        self.runsDueWork = viewDirectory == nil
         self.configuration = configuration
         self.clock = clock
         router = ShardRouter(count: configuration.shardCount)
@@ -85,7 +101,7 @@ public final class Engine: Sendable {
         let (router, ledger) = (router, ledger)
         shards = (0..<configuration.shardCount).map { Shard(index: $0, router: router, ledger: ledger) }
         settings = RuleSettings(defaultStrategy: configuration.defaultStrategy)
-        if directoryLock == nil { startTimer() }
+        if directoryLock == nil && runsDueWork { startTimer() }
     }
 
     deinit {
@@ -165,12 +181,6 @@ public final class Engine: Sendable {
     private func durable(_ outcome: Outcome<Reply>) async -> Outcome<Reply> {
         if let failure = await waitUntilDurable() { return .refused(failure) }
         return outcome
-    }
-
-    /// Holds a query's answer back like `durable(_:)`, but reads go on when the log has failed.
-    func durableRead() async {
-        guard let log = ledger.log else { return }
-        try? await log.waitUntilAcknowledged(ledger.lastLSN)
     }
 
     private func performKeyed(_ command: Command, key: String, now: Timestamp, actor: String) async -> Outcome<Reply> {
@@ -342,7 +352,7 @@ public final class Engine: Sendable {
     /// Returns the time it judged by. Costs one atomic load when nothing is due.
     func settleDueWork() async -> Timestamp {
         let now = clock.now()
-        if dueWork.isDue(at: now) { await runDueWork(at: now) }
+        if runsDueWork && dueWork.isDue(at: now) { await runDueWork(at: now) }
         return now
     }
 

@@ -3,9 +3,11 @@
 // true: a file's `durable` bytes are what the last successful sync of it saw, and `crash()` puts every
 // file back to them. `crash(atSync:leaving:)` stops the machine at the k-th sync instead: that sync never
 // happens, every write not yet synced is kept, dropped or torn, and every later call fails until
-// `restart()`. Directory operations (create, rename, unlink) are durable at once — the simulation
+// `restart()`. `holdSyncs()` makes every sync wait until `releaseSyncs()`, as a slow disk would, so a
+// test can look at what is revealed while a record is written but not yet durable. Directory operations (create, rename, unlink) are durable at once — the simulation
 // models lost data, not lost directory entries.
 
+import Foundation
 import Glibc
 import Synchronization
 
@@ -42,6 +44,9 @@ public final class SimulatedFileSystem: FileSystem {
     }
 
     private let state = Mutex(State())
+    /// True while syncs are held back (guarded by the condition's lock).
+    nonisolated(unsafe) private var syncsHeld = false
+    private let syncGate = NSCondition()
 
     public init(directories: [String] = []) {
         state.withLock { $0.directories = Set(directories.map(Self.normalized)) }
@@ -200,11 +205,29 @@ public final class SimulatedFileSystem: FileSystem {
         state.withLock { s in s.files[Self.path(of: file, in: s)]!.bytes.count }
     }
 
+    /// From now on every sync waits (on its caller's thread) until `releaseSyncs()`.
+    public func holdSyncs() {
+        syncGate.lock()
+        syncsHeld = true
+        syncGate.unlock()
+    }
+
+    /// Lets held syncs, and every later one, go on.
+    public func releaseSyncs() {
+        syncGate.lock()
+        syncsHeld = false
+        syncGate.broadcast()
+        syncGate.unlock()
+    }
+
     public func syncData(_ file: WALFile) throws(WALIOError) {
         try sync(file)
     }
 
     public func sync(_ file: WALFile) throws(WALIOError) {
+        syncGate.lock()
+        while syncsHeld { syncGate.wait() }
+        syncGate.unlock()
         try state.withLock { (s: inout State) throws(WALIOError) in
             if s.crashed { throw WALIOError(operation: .syncData, path: file.path, errno: EIO) }
             let path = Self.path(of: file, in: s)
