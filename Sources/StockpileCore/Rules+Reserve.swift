@@ -34,6 +34,8 @@ extension Rules {
         if let inactive { return .refused(Refusal(.inactive, "warehouse \(inactive) is inactive")) }
 
         // Explicit lines: available must cover the summed demand, unless the variant may go below zero.
+        // A refusal reports available as STOCK shows it, negative for a cell in shortfall (SPEC §7.8):
+        // the caller sees the same figure from both, and how deep the shortfall is.
         var policies: [VariantPolicy] = []
         var states: [CellState] = []
         policies.reserveCapacity(demand.items.count)
@@ -42,7 +44,7 @@ extension Rules {
             let policy = view.policy(of: cell.variant)
             let state = view.cellState(cell)
             if !policy.unlimited && !policy.backorder && state.available < quantity {
-                return .refused(.insufficient(variant: cell.variant, warehouse: cell.warehouse, available: state.available.clampedAtZero, requested: quantity))
+                return .refused(.insufficient(variant: cell.variant, warehouse: cell.warehouse, available: state.available, requested: quantity))
             }
             policies.append(policy)
             states.append(state)
@@ -87,7 +89,9 @@ extension Rules {
 
     /// Places one `*` line into `demand`, or says why it cannot be placed. `candidates` are the active
     /// warehouses in placement order; what a warehouse can take is its available stock less the demand
-    /// this request already puts on it.
+    /// this request already puts on it, and never less than zero. A refusal reports the total over the
+    /// candidates of available less that demand without the floor: what STOCK shows for them, less what
+    /// the request's own explicit lines take (SPEC §7.8), so a warehouse in shortfall lowers it.
     @inlinable static func place(
         _ variant: String, _ quantity: Quantity, strategy: PlacementStrategy, among candidates: [Warehouse],
         demand: inout OrderedQuantities<CellKey>, in view: some StockView
@@ -101,8 +105,16 @@ extension Rules {
             demand.add(quantity, to: cell(first))
             return nil
         }
-        let free = candidates.map { (view.cellState(cell($0)).available - demand[cell($0)]).clampedAtZero }
-        let totalFree = free.reduce(Quantity.zero) { $0.addingSaturating($1) }
+        var free: [Quantity] = []
+        free.reserveCapacity(candidates.count)
+        var totalFree = Quantity.zero
+        var totalAvailable = Quantity.zero
+        for w in candidates {
+            let left = view.cellState(cell(w)).available - demand[cell(w)]
+            free.append(left.clampedAtZero)
+            totalFree = totalFree.addingSaturating(left.clampedAtZero)
+            totalAvailable = totalAvailable.addingSaturating(left)
+        }
 
         switch strategy {
         case .priority:
@@ -134,7 +146,7 @@ extension Rules {
             demand.add(quantity, to: cell(first))
             return nil
         }
-        return .insufficient(variant: variant, warehouse: Identifiers.anyWarehouse, available: totalFree, requested: quantity)
+        return .insufficient(variant: variant, warehouse: Identifiers.anyWarehouse, available: totalAvailable, requested: quantity)
     }
 }
 

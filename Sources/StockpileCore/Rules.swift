@@ -97,8 +97,9 @@ public enum Rules {
         let destination = CellKey(variant: variant, warehouse: to)
         let a = view.cellState(source)
         let b = view.cellState(destination)
+        // Reported as STOCK shows it, negative for a source in shortfall (SPEC §7.8).
         guard a.available >= quantity else {
-            return .refused(.insufficient(variant: variant, warehouse: from, available: a.available.clampedAtZero, requested: quantity))
+            return .refused(.insufficient(variant: variant, warehouse: from, available: a.available, requested: quantity))
         }
         guard b.onHand + quantity <= Limits.cellQuantityMax else { return .refused(.limit("on_hand may not exceed \(Limits.cellQuantityMax)")) }
         let out = cellEntry(.transfer, source, before: a, after: CellState(onHand: a.onHand - quantity, reserved: a.reserved), now: now, actor: actor, reason: .transfer, note: note)

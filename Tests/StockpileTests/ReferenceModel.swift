@@ -210,9 +210,10 @@ struct ReferenceModel {
             guard warehouses[to] != nil else { return .refused(.warehouseNotFound(to)) }
             let fromKey = CellKey(variant: v, warehouse: from)
             let toKey = CellKey(variant: v, warehouse: to)
+            // SPEC §7.8: INSUFFICIENT states what STOCK shows, negative for a source in shortfall.
             let available = cell(fromKey).available
             if available < q {
-                return .refused(.insufficient(variant: v, warehouse: from, available: available.clampedAtZero, requested: q))
+                return .refused(.insufficient(variant: v, warehouse: from, available: available, requested: q))
             }
             if cell(toKey).onHand + q > Limits.cellQuantityMax { return .refused(.limit("cell on_hand limit")) }
             let seq = changeCell(fromKey, onHand: -q, reserved: .zero, type: .transfer, reason: .transfer, note: note ?? "", actor: actor, time: now)
@@ -302,7 +303,7 @@ struct ReferenceModel {
             let available = cell(e.key).available
             if e.quantity > available && !p.backorder {
                 return .refused(
-                    .insufficient(variant: e.key.variant, warehouse: e.key.warehouse, available: available.clampedAtZero, requested: e.quantity))
+                    .insufficient(variant: e.key.variant, warehouse: e.key.warehouse, available: available, requested: e.quantity))
             }
             lines.append(ReservationLine(variant: e.key.variant, warehouse: e.key.warehouse, quantity: e.quantity))
         }
@@ -326,14 +327,18 @@ struct ReferenceModel {
                 add(s.variant, first.code, s.quantity, tracked: false)
                 continue
             }
-            // What each active warehouse can still give to this request.
-            let gives: [(code: String, can: Quantity)] = active.map { w in
+            // What each active warehouse can still give to this request (never below zero), and what
+            // INSUFFICIENT reports: the same sum without that floor, so that it agrees with STOCK over
+            // the active warehouses less the request's own explicit lines (SPEC §7.8).
+            let left: [(code: String, available: Quantity)] = active.map { w in
                 let key = CellKey(variant: s.variant, warehouse: w.code)
                 let already = lines.first(where: { $0.cell == key })?.quantity ?? .zero
-                return (w.code, (cell(key).available - already).clampedAtZero)
+                return (w.code, cell(key).available - already)
             }
+            let gives = left.map { (code: $0.code, can: $0.available.clampedAtZero) }
             let total = gives.reduce(Quantity.zero) { $0 + $1.can }
-            let refusal = Refusal.insufficient(variant: s.variant, warehouse: Identifiers.anyWarehouse, available: total, requested: s.quantity)
+            let reported = left.reduce(Quantity.zero) { $0 + $1.available }
+            let refusal = Refusal.insufficient(variant: s.variant, warehouse: Identifiers.anyWarehouse, available: reported, requested: s.quantity)
             switch strategy {
             case .priority:
                 if let g = gives.first(where: { $0.can >= s.quantity }) {

@@ -176,7 +176,7 @@ struct ReserveTests {
             InsufficientCase(name: "one short", onHand: 5, alreadyReserved: 0, damaged: 0, request: 6, available: 5),
             InsufficientCase(name: "partly reserved", onHand: 10, alreadyReserved: 7, damaged: 0, request: 4, available: 3),
             InsufficientCase(name: "fully reserved", onHand: 10, alreadyReserved: 10, damaged: 0, request: 1, available: 0),
-            InsufficientCase(name: "cell in shortfall reports 0, never negative", onHand: 10, alreadyReserved: 8, damaged: 5, request: 1, available: 0),
+            InsufficientCase(name: "cell in shortfall reports its negative available, as STOCK does", onHand: 10, alreadyReserved: 8, damaged: 5, request: 1, available: -3),
         ])
     func insufficientFigures(_ c: InsufficientCase) async throws {
         let f = Fixture()
@@ -227,6 +227,61 @@ struct ReserveTests {
         #expect(try await f.fig("A") == "2/0")
         #expect(try await f.fig("A", "EAST") == "3/0")
         #expect(await f.engine.verify().isEmpty)
+    }
+
+    @Test("INSUFFICIENT states the same available that STOCK shows, negative after a loss below reserved")
+    func insufficientAgreesWithStockInShortfall() async throws {
+        let f = Fixture()
+        try await f.receive("s", "MAIN", 8)
+        _ = try must(await f.reserve("held", [rline("s", "MAIN", 8)]))
+        let loss = try must(await f.engine.adjust(variant: "s", warehouse: "MAIN", by: -3, reason: .damaged))
+        #expect(loss.cell.available == -3 && loss.shortfall == 3)
+        let shown = try await f.cell("s").available
+        #expect(shown == -3)
+        let refusal = try #require(await f.reserve("x", [rline("s", "MAIN", 1)]).refusal)
+        #expect(refusal.code == .insufficient)
+        #expect(refusal.available == shown)
+        #expect(refusal.description == "INSUFFICIENT s MAIN available -3 requested 1")
+        #expect(try await f.fig("s") == "5/8")
+        #expect(await f.engine.verify().isEmpty)
+    }
+
+    @Test("INSUFFICIENT for a `*` line reports the sum of what STOCK shows for the active warehouses, shortfalls included")
+    func insufficientForPlacedLineCountsShortfalls() async throws {
+        let f = Fixture()
+        try await f.warehouse("EAST")
+        try await f.warehouse("WEST")
+        try await f.receive("s", "MAIN", 8)
+        _ = try must(await f.reserve("held", [rline("s", "MAIN", 8)]))
+        _ = try must(await f.engine.adjust(variant: "s", warehouse: "MAIN", by: -3, reason: .damaged))
+        try await f.receive("s", "EAST", 2)
+        try await f.receive("s", "WEST", 50)
+        try await f.warehouse("WEST", active: false)
+        let stock = try must(await f.engine.stock(variant: "s"))
+        let shownOverActive = stock.cells.filter { $0.warehouse != "WEST" }.reduce(Quantity.zero) { $0 + $1.available }
+        #expect(shownOverActive == -1, "MAIN -3 and EAST 2; inactive WEST is left out")
+        for strategy in PlacementStrategy.allCases {
+            let refusal = try #require(await f.reserve("star-\(strategy)", [rline("s", "*", 3)], strategy: strategy).refusal)
+            #expect(refusal.code == .insufficient, "strategy \(strategy)")
+            #expect(refusal.warehouse == "*" && refusal.available == shownOverActive && refusal.requested == 3, "strategy \(strategy)")
+        }
+        // Placement still takes what a warehouse really has: EAST's 2 are not hidden by MAIN's shortfall.
+        let r = try must(await f.reserve("fits", [rline("s", "*", 2)]))
+        #expect(figures(r.reservation) == ["s EAST q=2 f=0 r=0 b=0 rem=2"])
+        #expect(await f.engine.verify().isEmpty)
+    }
+
+    @Test("INSUFFICIENT of a backorder variant whose backorder was turned off reports its negative available")
+    func insufficientAfterBackorderIsNegative() async throws {
+        let f = Fixture()
+        try await f.policy("PRE", backorder: true)
+        try await f.receive("PRE", "MAIN", 2)
+        _ = try must(await f.reserve("early", [rline("PRE", "MAIN", 5)]))
+        try await f.policy("PRE", backorder: false)
+        let refusal = try #require(await f.reserve("late", [rline("PRE", "MAIN", 1)]).refusal)
+        let shown = try await f.cell("PRE").available
+        #expect(refusal.available == -3 && refusal.available == shown)
+        #expect(refusal.description == "INSUFFICIENT PRE MAIN available -3 requested 1")
     }
 
     @Test("`priority` and `most` need one warehouse that takes the whole line; INSUFFICIENT then reports the total, even when it exceeds the request")

@@ -286,6 +286,23 @@ struct StockChangeTests {
         #expect(await f.engine.verify().isEmpty)
     }
 
+    @Test("TRANSFER from a source in shortfall is INSUFFICIENT with the negative available STOCK shows")
+    func transferFromShortfallReportsNegativeAvailable() async throws {
+        let f = Fixture()
+        try await f.warehouse("EAST")
+        try await f.receive("s", "MAIN", 8)
+        _ = try must(await f.reserve("held", [rline("s", "MAIN", 8)]))
+        _ = try must(await f.engine.adjust(variant: "s", warehouse: "MAIN", by: -3, reason: .damaged))
+        let seq = f.nextSeq
+        let shown = try await f.cell("s").available
+        let refusal = try #require(await f.engine.transfer(variant: "s", from: "MAIN", to: "EAST", quantity: 1).refusal)
+        #expect(refusal.code == .insufficient)
+        #expect(refusal.available == shown)
+        #expect(refusal.description == "INSUFFICIENT s MAIN available -3 requested 1")
+        #expect(f.nextSeq == seq)
+        #expect(try await f.fig("s") == "5/8")
+    }
+
     @Test("TRANSFER of more than the source has available is INSUFFICIENT and moves nothing")
     func transferInsufficient() async throws {
         let f = Fixture()
