@@ -134,6 +134,7 @@ extension CommandTable {
 
     /// `ADJUST variant warehouse delta REASON r [NOTE t] [REF ref] [KEY k]`
     static func adjust(_ a: [[UInt8]]) throws(RequestError) -> Command {
+        try Words.refuseOptionWordAsVariant(a, at: 1)
         let end = try positional(a, 3, .adjust)
         let variant = try Words.text(a[1], "variant")
         let warehouse = try Words.text(a[2], "warehouse")
@@ -158,6 +159,7 @@ extension CommandTable {
 
     /// `SETQTY variant warehouse qty REASON r [IF expected] [KEY k]`
     static func setQuantity(_ a: [[UInt8]]) throws(RequestError) -> Command {
+        try Words.refuseOptionWordAsVariant(a, at: 1)
         let end = try positional(a, 3, .setQuantity)
         let variant = try Words.text(a[1], "variant")
         let warehouse = try Words.text(a[2], "warehouse")
@@ -179,6 +181,7 @@ extension CommandTable {
 
     /// `COUNT variant warehouse counted [NOTE t] [KEY k]`
     static func count(_ a: [[UInt8]]) throws(RequestError) -> Command {
+        try Words.refuseOptionWordAsVariant(a, at: 1)
         let end = try positional(a, 3, .count)
         let variant = try Words.text(a[1], "variant")
         let warehouse = try Words.text(a[2], "warehouse")
@@ -197,6 +200,7 @@ extension CommandTable {
 
     /// `TRANSFER variant from to qty [NOTE t] [KEY k]`
     static func transfer(_ a: [[UInt8]]) throws(RequestError) -> Command {
+        try Words.refuseOptionWordAsVariant(a, at: 1)
         let end = try positional(a, 4, .transfer)
         let variant = try Words.text(a[1], "variant")
         let from = try Words.text(a[2], "source warehouse")
@@ -217,6 +221,7 @@ extension CommandTable {
     /// `RETURN variant warehouse qty RESTOCK|DAMAGED [REF ref] [KEY k]`
     static func returnStock(_ a: [[UInt8]]) throws(RequestError) -> Command {
         // RESTOCK and DAMAGED are option words, so the positional part ends right before them.
+        try Words.refuseOptionWordAsVariant(a, at: 1)
         let end = try positional(a, 3, .returnStock)
         guard end < a.count else { throw .wrongArity(command: "return") }
         let variant = try Words.text(a[1], "variant")
@@ -272,12 +277,14 @@ extension CommandTable {
     static func policy(_ a: [[UInt8]]) throws(RequestError) -> Request {
         guard a.count >= 2 else { throw .wrongArity(command: "policy") }
         if Words.equalsIgnoringCase(a[1], "GET") {
+            try Words.refuseOptionWordAsVariant(a, at: 2)
             guard a.count == 3 else { throw .wrongArity(command: "policy|get") }
             return .query(.policy(variant: try Words.text(a[2], "variant")))
         }
         guard Words.equalsIgnoringCase(a[1], "SET") else {
             throw .syntax("unknown subcommand '\(Words.echo(a[1]))' of POLICY (SET or GET)")
         }
+        try Words.refuseOptionWordAsVariant(a, at: 2)
         let end = Words.optionBoundary(a, from: 2)
         guard end == 3 else { throw .wrongArity(command: "policy|set") }
         var change = PolicyChange(variant: try Words.text(a[2], "variant"))

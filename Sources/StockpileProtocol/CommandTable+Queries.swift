@@ -9,6 +9,7 @@ extension CommandTable {
 
     /// `STOCK variant [warehouse]`
     static func stock(_ a: [[UInt8]]) throws(RequestError) -> Query {
+        try Words.refuseOptionWordAsVariant(a, at: 1)
         guard a.count == 2 || a.count == 3 else { throw .wrongArity(command: "stock") }
         let variant = try Words.text(a[1], "variant")
         let warehouse = a.count == 3 ? try Words.text(a[2], "warehouse") : nil
@@ -46,6 +47,7 @@ extension CommandTable {
 
     /// `HISTORY variant warehouse [LIMIT n]`
     static func history(_ a: [[UInt8]]) throws(RequestError) -> Query {
+        try Words.refuseOptionWordAsVariant(a, at: 1)
         let end = try positional(a, 2, .history)
         let variant = try Words.text(a[1], "variant")
         let warehouse = try Words.text(a[2], "warehouse")

@@ -77,6 +77,14 @@ enum Words {
         return expected.next() == nil
     }
 
+    /// Refuses an option word standing where a variant belongs, naming it. Option words are reserved
+    /// and are no variant ids (SPEC §7.14); left alone, the positional part would end at the word and
+    /// the caller would be sent to count arguments instead of being told which word is reserved.
+    static func refuseOptionWordAsVariant(_ arguments: [[UInt8]], at index: Int) throws(RequestError) {
+        guard index < arguments.count, let word = OptionWord(arguments[index]) else { return }
+        throw .refused(.invalid("variant may not be the option word \(word.spelling)"))
+    }
+
     /// The index of the first option word in `arguments` at or after `start`, or `arguments.count`.
     static func optionBoundary(_ arguments: [[UInt8]], from start: Int) -> Int {
         var i = start

@@ -7,7 +7,8 @@
 // - The command name, subcommands and option words are case-insensitive.
 // - Positional arguments come first, options after. The positional part ends at the first option
 //   word (option words are reserved), except that a reservation id or a warehouse code standing
-//   first is taken by its position, since those may be spelled like an option word.
+//   first is taken by its position, since those may be spelled like an option word. A variant may
+//   not be: an option word where a command's variant stands first is INVALID, naming the word.
 // - Too few or too many positional arguments is `ERR wrong number of arguments`; in the option part,
 //   an unknown word, a repeated option or an option without its value is `ERR syntax error`.
 

@@ -327,6 +327,50 @@ struct CommandTableTests {
         #expect(parsed == .failure(.syntax("unknown option 'REF' for RESERVE")))
     }
 
+    /// Every command whose first positional argument is a variant, with an option word (in any case)
+    /// where the variant belongs, and the reserved word the refusal must name.
+    static let optionWordsAsVariants: [(String, String)] = [
+        ("ADJUST note MAIN 1 REASON received", "NOTE"),
+        ("ADJUST Reason MAIN 1 REASON received", "REASON"),
+        ("SETQTY ttl MAIN 5 REASON correction", "TTL"),
+        ("COUNT key MAIN 7", "KEY"),
+        ("TRANSFER limit MAIN EAST 1", "LIMIT"),
+        ("RETURN restock MAIN 1 RESTOCK", "RESTOCK"),
+        ("STOCK damaged", "DAMAGED"),
+        ("STOCK Customer MAIN", "CUSTOMER"),
+        ("POLICY SET backorder BACKORDER yes", "BACKORDER"),
+        ("POLICY SET if", "IF"),
+        ("POLICY GET lowstock", "LOWSTOCK"),
+        ("HISTORY ref MAIN LIMIT 5", "REF"),
+        ("HISTORY strategy MAIN", "STRATEGY"),
+    ]
+
+    @Test("an option word where a variant belongs is INVALID and named, not a wrong number of arguments", arguments: optionWordsAsVariants)
+    func optionWordAsVariant(_ line: String, _ reserved: String) {
+        #expect(Request.parse(words(line)) == .failure(.refused(.invalid("variant may not be the option word \(reserved)"))))
+        #expect(
+            RequestError.refused(.invalid("variant may not be the option word \(reserved)")).frame
+                == .error("INVALID variant may not be the option word \(reserved)"))
+    }
+
+    @Test("every command whose first positional is a variant is in the table of option words as variants")
+    func optionWordTableCoversEveryVariantCommand() {
+        let covered = Set(Self.optionWordsAsVariants.map { $0.0.split(separator: " ").prefix(2).joined(separator: " ").uppercased() })
+        for command in ["ADJUST", "SETQTY", "COUNT", "TRANSFER", "RETURN", "STOCK", "HISTORY"] {
+            #expect(covered.contains { $0.hasPrefix(command + " ") }, "\(command)")
+        }
+        #expect(covered.contains { $0.hasPrefix("POLICY SET") } && covered.contains { $0.hasPrefix("POLICY GET") })
+    }
+
+    @Test("a variant that only contains an option word, or is longer than one, is read as a variant")
+    func variantsNearOptionWords() {
+        #expect(
+            Request.parse(words("ADJUST notes MAIN 1 REASON received"))
+                == .success(.mutation(.adjust(variant: "notes", warehouse: "MAIN", delta: 1, reason: .received))))
+        #expect(Request.parse(words("STOCK TTL-1")) == .success(.query(.stock(variant: "TTL-1", warehouse: nil))))
+        #expect(Request.parse(words("POLICY GET keys")) == .success(.query(.policy(variant: "keys"))))
+    }
+
     static let classes: [(String, CommandClass)] = [
         ("RESERVE o A MAIN 1", .checkout), ("EXTEND o 5", .checkout), ("CONFIRM o", .checkout), ("RELEASE o", .checkout),
         ("FULFILL o", .fulfillment), ("RETURN A MAIN 1 RESTOCK", .fulfillment),
