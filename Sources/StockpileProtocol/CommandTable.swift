@@ -102,6 +102,24 @@ extension Request {
         return .unknownCommand(name: String(decoding: a[0].prefix(RequestError.echoByteCountMax), as: UTF8.self), arguments: shown)
     }
 
+    /// The class of the mutation `arguments` name, judged by the command name alone (and the
+    /// subcommand of WAREHOUSE and POLICY); nil when they name no mutation. It serves a request the
+    /// command table refused, for which no `Request` exists: the server counts such a refused mutation
+    /// in STATS (SPEC §7.12) when the connection may run it. It agrees with `commandClass`.
+    public static func mutationClass(of arguments: [[UInt8]]) -> CommandClass? {
+        guard let first = arguments.first, let name = CommandName(first) else { return nil }
+        switch name {
+        case .reserve, .extend, .confirm, .release: return .checkout
+        case .fulfill, .returnStock: return .fulfillment
+        case .adjust, .setQuantity, .count, .transfer: return .inventory
+        case .warehouse, .policy:
+            // WAREHOUSE LIST and POLICY GET are queries.
+            guard arguments.count >= 2, Words.equalsIgnoringCase(arguments[1], "SET") else { return nil }
+            return .admin
+        default: return nil
+        }
+    }
+
     /// Who may run the request (SPEC §5 roles, §7.17).
     public var commandClass: CommandClass {
         switch self {

@@ -159,7 +159,9 @@ public final class RequestHandler: Sendable {
     private func respond(to words: [[UInt8]], result: inout BatchResult) async -> ([ReplyFrame], Kind) {
         let request: Request
         switch Request.parse(words) {
-        case .failure(let error): return ([error.frame], .session)
+        case .failure(let error):
+            if case .refused(let refusal) = error { countRefusedMutation(refusal, words: words, session: result.session) }
+            return ([error.frame], .session)
         case .success(let r): request = r
         }
         let commandClass = request.commandClass
@@ -207,6 +209,18 @@ public final class RequestHandler: Sendable {
                 return ([.error("ERR \(error)")], .session)
             }
         }
+    }
+
+    /// Counts a mutation the command table refused (a value of the wrong form, an integer over 64
+    /// bits): it never reaches the engine, which counts every other refused mutation, and STATS counts
+    /// them all by code (SPEC §2, §7.12). Refusals of queries are not counted, nor is one sent by a
+    /// connection that may not run the command: it is refused before its role is checked, but it was
+    /// never a mutation that connection could make.
+    private func countRefusedMutation(_ refusal: Refusal, words: [[UInt8]], session: SessionState) {
+        guard let commandClass = Request.mutationClass(of: words), let roles = session.roles,
+            roles.contains(where: { $0.permittedClasses.contains(commandClass) })
+        else { return }
+        engine.countRefusal(refusal.code)
     }
 
     // MARK: Queries

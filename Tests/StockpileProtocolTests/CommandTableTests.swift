@@ -390,6 +390,27 @@ struct CommandTableTests {
         #expect(request.commandClass == expected)
     }
 
+    @Test("the class of a mutation read from its name alone is the class of the request; other commands have none", arguments: classes)
+    func mutationClassAgrees(_ line: String, _ expected: CommandClass) throws {
+        let request = try Request.parse(words(line)).get()
+        let fromName = Request.mutationClass(of: words(line))
+        if case .mutation = request {
+            #expect(fromName == expected)
+        } else {
+            #expect(fromName == nil)
+        }
+    }
+
+    @Test("a mutation the table refuses still has its class, so the server can count it")
+    func mutationClassOfRefusedWords() {
+        #expect(Request.mutationClass(of: words("ADJUST s MAIN 1")) == .inventory)
+        #expect(Request.mutationClass(of: words("reserve r s MAIN 99999999999999999999")) == .checkout)
+        #expect(Request.mutationClass(of: words("WAREHOUSE set E ACTIVE maybe")) == .admin)
+        #expect(Request.mutationClass(of: words("POLICY GET note")) == nil)
+        #expect(Request.mutationClass(of: words("HISTORY s MAIN LIMIT ten")) == nil)
+        #expect(Request.mutationClass(of: words("NOSUCH a")) == nil)
+    }
+
     @Test("every command of the SPEC has a row in the class table")
     func classTableCoversEveryCommand() {
         let named = Set(Self.classes.map { $0.0.split(separator: " ")[0].uppercased() })

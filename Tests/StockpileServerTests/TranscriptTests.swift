@@ -146,6 +146,29 @@ func check(_ steps: [Step], _ replies: [ReplyFrame?], _ how: String) {
     }
 }
 
+/// Refusals the command table finds before the engine sees the request: those of mutations count in
+/// STATS by code (SPEC §2, §7.12), those of queries and the ERR replies do not.
+let refusalsOfTheCommandTable: [Step] = [
+    (["STATS"], .fields(["refused_invalid": .int(0), "refused_limit": .int(0)])),
+    (["ADJUST", "s", "MAIN", "1"], .frame(.error("INVALID ADJUST needs REASON r"))),
+    (["ADJUST", "s", "MAIN", "1", "REASON", "stolen"], .error("INVALID REASON must be one of")),
+    (["SETQTY", "s", "MAIN", "1e3", "REASON", "count"], .frame(.error("INVALID quantity must be a decimal integer"))),
+    (["RESERVE", "r", "s", "MAIN", "1", "STRATEGY", "fastest"], .frame(.error("INVALID STRATEGY must be priority, most or split"))),
+    (["RESERVE", "r", "s", "MAIN", "99999999999999999999"], .frame(.error("LIMIT quantity may not exceed 1000000000000"))),
+    (["WAREHOUSE", "SET", "E", "ACTIVE", "maybe"], .frame(.error("INVALID ACTIVE must be yes or no"))),
+    (["ADJUST", "note", "MAIN", "1", "REASON", "received"], .frame(.error("INVALID variant may not be the option word NOTE"))),
+    // Queries and ERR replies are not refused mutations.
+    (["HISTORY", "s", "MAIN", "LIMIT", "ten"], .error("INVALID")),
+    (["LOWSTOCK", "LIMIT", "99999999999999999999"], .error("LIMIT")),
+    (["EVENTS", "-1"], .error("INVALID")),
+    (["STOCK", "note"], .error("INVALID")),
+    (["ADJUST", "s", "MAIN"], .error("ERR wrong number of arguments")),
+    (["RESERVE", "r", "s", "MAIN", "1", "TTL", "5", "FOO", "bar"], .error("ERR syntax error")),
+    // The engine's own refusals count as before, alongside.
+    (["RESERVE", "r", "s", "MAIN", "1"], .error("INSUFFICIENT")),
+    (["STATS"], .fields(["refused_invalid": .int(6), "refused_limit": .int(1), "refused_insufficient": .int(1)])),
+]
+
 @Suite("Transcripts")
 struct TranscriptTests {
     static func engine() -> Engine { Engine(clock: ManualClock()) }
@@ -178,6 +201,29 @@ struct TranscriptTests {
         for (i, step) in transcript.enumerated() where inProcess[i] != live[i] {
             Issue.record("\(step.request.joined(separator: " ")): in-process \(String(describing: inProcess[i])), live \(String(describing: live[i]))")
         }
+    }
+
+    @Test("STATS counts the refusals the command table finds in mutations, in-process and live")
+    func commandTableRefusalsAreCounted() async throws {
+        let steps = refusalsOfTheCommandTable
+        check(steps, try await runInProcess(steps, handler: RequestHandler(engine: Self.engine())), "in-process")
+        try await withServer(engine: Self.engine()) { server in
+            check(steps, try runLive(steps, server: server), "live")
+        }
+    }
+
+    @Test("a mutation refused by the command table is not counted for a connection that may not run it")
+    func commandTableRefusalsNeedTheRole() async throws {
+        var configuration = ServerConfiguration()
+        configuration.auth = AuthTable(["tok-read": [.read]])
+        let engine = Self.engine()
+        let steps: [Step] = [
+            (["ADJUST", "s", "MAIN", "1"], .error("INVALID")),
+            (["AUTH", "tok-read"], .frame(.ok)),
+            (["ADJUST", "s", "MAIN", "1"], .error("INVALID")),
+            (["STATS"], .fields(["refused_invalid": .int(0)])),
+        ]
+        check(steps, try await runInProcess(steps, handler: RequestHandler(engine: engine, configuration: configuration)), "in-process")
     }
 
     @Test("a pipeline of many requests is answered in order")
