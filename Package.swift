@@ -21,6 +21,10 @@ let package = Package(
         // The few Linux calls Swift's Glibc module does not export (epoll, eventfd), and SSE 4.2's
         // CRC32 instruction, wrapped in C.
         .target(name: "CStockpileLinux"),
+        // A malloc interposer that counts allocations, linked only into the benchmark and the tests
+        // (swift-nio's allocation tests count the same way): allocations per reservation is a number
+        // with a limit.
+        .target(name: "CAllocationCounter"),
         // The wire without sockets: RESP framing and parsing, the command table, reply encoding.
         .target(name: "StockpileProtocol", dependencies: ["StockpileCore"]),
         // The TCP server: the epoll loop, connections, sessions, auth and limits.
@@ -28,7 +32,7 @@ let package = Package(
         .executableTarget(name: "stockpile", dependencies: ["Stockpile", "StockpileServer"]),
         // Load scenarios (the flash sale) that drive an engine in-process or a server over TCP alike.
         .target(name: "StockpileLoad", dependencies: ["Stockpile", "StockpileServer", "StockpileProtocol"]),
-        .executableTarget(name: "stockpile-bench", dependencies: ["Stockpile", "StockpileServer", "StockpileProtocol", "StockpileLoad"], path: "Benchmarks/stockpile-bench"),
+        .executableTarget(name: "stockpile-bench", dependencies: ["Stockpile", "StockpileServer", "StockpileProtocol", "StockpileLoad", "CAllocationCounter"], path: "Benchmarks/stockpile-bench"),
         .testTarget(name: "StockpileCoreTests", dependencies: ["StockpileCore"]),
         .testTarget(name: "StockpileWALTests", dependencies: ["StockpileWAL"]),
         .testTarget(name: "StockpileTests", dependencies: ["Stockpile"]),

@@ -2,6 +2,7 @@
 // otherwise, and N tasks of the cooperative pool reserve for S seconds. The oversell check reads the
 // cells from the engine itself.
 
+import CAllocationCounter
 import Foundation
 import Stockpile
 import StockpileWAL
@@ -46,6 +47,7 @@ nonisolated func runBenchmark(_ options: Options) async -> Int32 {
     }
 
     let deadline = ContinuousClock.now + .milliseconds(Int(options.duration * 1000))
+    let allocationsBefore = stockpile_allocation_count()
     let started = ContinuousClock.now
     let results = await withTaskGroup(of: TaskResult.self) { group in
         for t in 0..<options.tasks {
@@ -95,6 +97,7 @@ nonisolated func runBenchmark(_ options: Options) async -> Int32 {
         return all
     }
     let elapsed = ContinuousClock.now - started
+    let allocations = stockpile_allocation_count() - allocationsBefore
 
     var histogram = LatencyHistogram()
     var ok = 0
@@ -129,11 +132,15 @@ nonisolated func runBenchmark(_ options: Options) async -> Int32 {
 
     print("scenario \(options.scenario): \(options.tasks) tasks, \(options.shards) shards, \(cellCount) cells, fsync \(options.durability), \(String(format: "%.1f", seconds)) s")
     print(String(format: "  %d reservations (%d refused), %.0f/s; latency p50 %.1f us, p99 %.1f us, p99.9 %.1f us, max %.1f us", ops, refused, opsPerSecond, p50, p99, p999, maxUs))
+    // Counted over the whole run: the engine's allocations and the load generator's (about one per
+    // request for its lines array); `stockpile-bench allocations` counts the engine's alone.
+    let allocationsPerOp = Double(allocations) / Double(max(ops, 1))
+    print(String(format: "  allocations per reservation %.1f (with the load generator's own)", allocationsPerOp))
     print("  oversold \(oversold), cells whose reserved differs from the replies \(mismatched), invariant violations \(problems.count)")
     if options.json {
         let object: [String: Any] = [
             "scenario": options.scenario, "fsync": "\(options.durability)", "tasks": options.tasks, "shards": options.shards, "cells": cellCount, "seconds": seconds,
-            "ops": ops, "ops_per_s": Int(opsPerSecond), "p50_us": p50, "p99_us": p99, "p999_us": p999, "max_us": maxUs,
+            "ops": ops, "ops_per_s": Int(opsPerSecond), "allocations_per_op": allocationsPerOp, "p50_us": p50, "p99_us": p99, "p999_us": p999, "max_us": maxUs,
             "refused": refused, "oversold": oversold, "mismatched_cells": mismatched, "invariant_violations": problems.count,
         ]
         let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])

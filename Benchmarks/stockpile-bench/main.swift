@@ -83,6 +83,8 @@ func usage() -> Never {
           multiline  3 lines; in-process on cells in three different shards, over TCP on three
                      different random cells
           crc        not reservations: the log's CRC-32C in GB/s, CPU instruction against tables
+          allocations  heap allocations per reserve, replay, release, adjust and cell query of the
+                     engine in memory (counted by a malloc interposer, not timed)
           snapshot   --cells cells (e.g. 1000000) loaded, --tasks tasks reserving for --duration s while
                      one snapshot is written: its size and time, and the longest write pause
                      (--fsync defaults to always here)
@@ -167,7 +169,7 @@ func parseOptions() -> Options {
             o.scenario = a
         }
     }
-    guard ["hot", "spread", "multiline", "crc", "snapshot", "startup"].contains(o.scenario) else { usage() }
+    guard ["hot", "spread", "multiline", "crc", "snapshot", "startup", "allocations"].contains(o.scenario) else { usage() }
     if o.target == nil, let flag = tcpFlags.first { fail("\(flag) needs --target tcp://HOST:PORT (without it the engine runs in-process)") }
     if o.target != nil, let flag = inProcessFlags.first {
         if flag == "--tasks" { fail("--tasks is for the in-process mode; with --target use --clients and --pipeline") }
@@ -184,6 +186,7 @@ if let index = CommandLine.arguments.dropFirst().firstIndex(of: "flash-sale") {
 }
 let options = parseOptions()
 if options.scenario == "crc" { exit(runCRCBenchmark(options)) }
+if options.scenario == "allocations" { exit(await runAllocationBenchmark(options)) }
 if options.scenario == "snapshot" { exit(await runSnapshotBenchmark(options)) }
 if options.scenario == "startup" { exit(await runStartupBenchmark(options)) }
 if let target = options.target { exit(runTCPBenchmark(options, target: target)) }

@@ -1,0 +1,44 @@
+// The allocations scenario: heap allocations per operation, counted by the malloc interposer
+// (CAllocationCounter) around one task's requests on an engine in memory, after a warm-up. It counts,
+// it does not time, so the figure is the same on any machine; the allocation test runs it and
+// compares each figure with its limit.
+
+import CAllocationCounter
+import Foundation
+import Stockpile
+
+/// Allocations per operation of the engine's hot paths, one line each (`--json`: one object).
+nonisolated func runAllocationBenchmark(_ options: Options) async -> Int32 {
+    let engine = Engine(configuration: EngineConfiguration(shardCount: options.shards))
+    let count = 20_000
+    _ = await engine.setQuantity(variant: "SKU-HOT", warehouse: "MAIN", to: Quantity(1_000_000_000), reason: .import)
+    // Requests are built before counting: what is counted is the engine's own work.
+    let line = [ReserveLine(variant: "SKU-HOT", warehouse: "MAIN", quantity: 1)]
+    let warmUp = (0..<2_000).map { ReserveRequest(id: "w\($0)", lines: line) }
+    let reserves = (0..<count).map { ReserveRequest(id: "r\($0)", lines: line) }
+    let ids = reserves.map(\.id)
+    for r in warmUp { _ = await engine.reserve(r) }
+    for r in warmUp { _ = await engine.release(r.id) }
+
+    var figures: [(name: String, perOperation: Double)] = []
+    func measure(_ name: String, _ body: () async -> Void) async {
+        let before = stockpile_allocation_count()
+        await body()
+        figures.append((name, Double(stockpile_allocation_count() - before) / Double(count)))
+    }
+    await measure("reserve") { for r in reserves { _ = await engine.reserve(r) } }
+    await measure("reserve_replay") { for r in reserves { _ = await engine.reserve(r) } }
+    await measure("release") { for id in ids { _ = await engine.release(id) } }
+    await measure("adjust") { for _ in 0..<count { _ = await engine.adjust(variant: "SKU-HOT", warehouse: "MAIN", by: 1, reason: .received) } }
+    await measure("cell") { for _ in 0..<count { _ = await engine.cell(variant: "SKU-HOT", warehouse: "MAIN") } }
+
+    print("allocations per operation (engine in memory, \(options.shards) shards, \(count) operations each, after a warm-up):")
+    for f in figures { print("  " + f.name.padding(toLength: 16, withPad: " ", startingAt: 0) + String(format: "%.2f", f.perOperation)) }
+    if options.json {
+        var object: [String: Any] = ["scenario": "allocations", "shards": options.shards, "operations": count]
+        for f in figures { object["\(f.name)_allocations"] = f.perOperation }
+        let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        print(String(decoding: data, as: UTF8.self))
+    }
+    return 0
+}

@@ -1,0 +1,42 @@
+// Allocations per operation of the engine's hot paths, counted (never timed) by running
+// `stockpile-bench allocations`, which links the malloc interposer, as a child process: the count is
+// process-wide, and tests running beside each other in this process would add to it.
+
+import Foundation
+import Testing
+
+@testable import StockpileServer
+
+@Suite("Allocations per operation")
+struct AllocationTests {
+    /// The most allocations each operation may make, as measured when the limit was set, for the
+    /// build configuration the tests run in (the benchmark beside them is built the same way; a debug
+    /// build keeps temporaries an optimised one does not). A change that allocates more fails here;
+    /// the engine's redesign lowers them (a one-line reservation's goal is zero).
+    #if DEBUG
+    static let limits: [String: Double] = [
+        "reserve": 31.5, "reserve_replay": 4.5, "release": 25.5, "adjust": 19.5, "cell": 6.5,
+    ]
+    #else
+    static let limits: [String: Double] = [
+        "reserve": 14.5, "reserve_replay": 3.5, "release": 10.5, "adjust": 9.5, "cell": 3.5,
+    ]
+    #endif
+
+    @Test("no hot operation allocates more than its limit")
+    func withinLimits() throws {
+        var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        if directory.lastPathComponent.hasSuffix(".xctest") { directory.deleteLastPathComponent() }
+        let bench = directory.appendingPathComponent("stockpile-bench").path
+        try #require(FileManager.default.isExecutableFile(atPath: bench), "stockpile-bench is not at \(bench): build it with `swift build`")
+        let child = try ChildProcess(path: bench, arguments: ["allocations", "--json"])
+        let status = child.wait().status
+        #expect(status == 0)
+        let lastLine = child.standardOutput.split(separator: "\n").last.map(String.init) ?? ""
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(lastLine.utf8)) as? [String: Any], "\(child.standardOutput)")
+        for (name, limit) in Self.limits {
+            let measured = try #require(object["\(name)_allocations"] as? Double, "no figure for \(name)")
+            #expect(measured <= limit, "\(name): \(measured) allocations per operation, over its limit \(limit)")
+        }
+    }
+}
