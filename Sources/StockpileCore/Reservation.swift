@@ -1,6 +1,7 @@
 // A reservation: a hold on stock, keyed by a caller-chosen id that is also its idempotency key.
 // Each line keeps quantity = fulfilled + released + remaining; the status is derived from the lines
-// by the one rule of SPEC §7.5, so it can never disagree with them.
+// by the one rule of SPEC §7.5, so it can never disagree with them. Whether it ended by expiry is kept
+// beside the status, since a hold that shipped in part before it expired reads `fulfilled`.
 
 public enum ReservationStatus: String, Sendable, Hashable, CaseIterable {
     case active
@@ -70,12 +71,17 @@ public struct Reservation: Hashable, Sendable {
     public var createdAt: Timestamp
     /// When the reservation stopped holding stock; its id is remembered until closedAt + retention.
     public var closedAt: Timestamp?
+    /// True when the engine's expiry closed it: always for status `expired`, and for `fulfilled` when
+    /// something shipped before the hold expired. SPEC §7.6 answers `EXPIRED` rather than `CLOSED` to
+    /// such a reservation, which its status alone cannot tell.
+    public private(set) var endedByExpiry: Bool
     /// The request that created it, for telling a replay from a conflicting reuse of the id.
     public var fingerprint: ReserveFingerprint
 
     public init(
         id: String, lines: [ReservationLine], status: ReservationStatus = .active, expiresAt: Timestamp?,
-        customer: String?, createdAt: Timestamp, closedAt: Timestamp? = nil, fingerprint: ReserveFingerprint
+        customer: String?, createdAt: Timestamp, closedAt: Timestamp? = nil, endedByExpiry: Bool = false,
+        fingerprint: ReserveFingerprint
     ) {
         self.id = id
         self.lines = lines
@@ -84,6 +90,8 @@ public struct Reservation: Hashable, Sendable {
         self.customer = customer
         self.createdAt = createdAt
         self.closedAt = closedAt
+        // Only an expired or a fulfilled reservation can have ended by expiry, and an expired one always did.
+        self.endedByExpiry = status == .expired || (status == .fulfilled && endedByExpiry)
         self.fingerprint = fingerprint
     }
 
@@ -107,6 +115,7 @@ public struct Reservation: Hashable, Sendable {
             return
         }
         status = shipped ? .fulfilled : (byExpiry ? .expired : .released)
+        endedByExpiry = byExpiry
         closedAt = time
         expiresAt = nil
     }

@@ -3,8 +3,10 @@
 // the whole request first; the reservation's status is then re-derived from its lines.
 
 extension Rules {
+    /// EXPIRED when the reservation ended by expiry, even one that reads `fulfilled` because something
+    /// shipped first (SPEC §7.6); CLOSED otherwise.
     @inlinable static func closedRefusal(_ r: Reservation) -> Refusal {
-        r.status == .expired
+        r.endedByExpiry
             ? Refusal(.expired, "reservation \(r.id) expired") : Refusal(.closed, "reservation \(r.id) is \(r.status.rawValue)")
     }
 

@@ -152,6 +152,18 @@ extension ReservationStatus {
         default: return nil
         }
     }
+
+    /// The code of a reservation that reads `fulfilled` but ended by expiry (something shipped before
+    /// the hold expired). A code of its own rather than a new field keeps every existing log and
+    /// snapshot readable: they hold only codes 1-5, and 3 still means a fulfilled reservation that did
+    /// not end by expiry.
+    static let fulfilledEndedByExpiryWALCode: UInt8 = 6
+
+    /// A reservation's stored status: its status, and whether it ended by expiry (always so for code 5).
+    static func stored(walCode: UInt8) -> (status: ReservationStatus, endedByExpiry: Bool)? {
+        if walCode == fulfilledEndedByExpiryWALCode { return (.fulfilled, true) }
+        return ReservationStatus(walCode: walCode).map { ($0, $0 == .expired) }
+    }
 }
 
 extension PlacementStrategy {
@@ -275,7 +287,7 @@ extension ByteWriter {
         writeString(r.id)
         writeVarint(UInt64(r.lines.count))
         for line in r.lines { write(line) }
-        writeUInt8(r.status.walCode)
+        writeUInt8(r.status == .fulfilled && r.endedByExpiry ? ReservationStatus.fulfilledEndedByExpiryWALCode : r.status.walCode)
         writeOptional(r.expiresAt) { $0.write($1) }
         writeOptional(r.customer) { $0.writeString($1) }
         write(r.createdAt)
@@ -566,7 +578,7 @@ extension ByteReader {
         var lines: [ReservationLine] = []
         lines.reserveCapacity(lineCount)
         for _ in 0..<lineCount { lines.append(try readReservationLine()) }
-        let status = try readCode("ReservationStatus", ReservationStatus.init(walCode:))
+        let (status, endedByExpiry) = try readCode("ReservationStatus", ReservationStatus.stored(walCode:))
         let expiresAt = try readPresence() ? try readTimestamp() : nil
         let customer = try readPresence() ? try readString() : nil
         let createdAt = try readTimestamp()
@@ -574,7 +586,7 @@ extension ByteReader {
         let fingerprint = try readFingerprint()
         return Reservation(
             id: id, lines: lines, status: status, expiresAt: expiresAt, customer: customer, createdAt: createdAt,
-            closedAt: closedAt, fingerprint: fingerprint)
+            closedAt: closedAt, endedByExpiry: endedByExpiry, fingerprint: fingerprint)
     }
 
     mutating func readReservationLine() throws(WALDecodingError) -> ReservationLine {

@@ -132,6 +132,31 @@ struct DurabilityTests {
         }
     }
 
+    @Test("a hold that expired after a partial shipment still answers EXPIRED after a restart, from the log or a snapshot", arguments: [false, true])
+    func shippedThenExpiredSurvivesRestart(snapshot: Bool) async throws {
+        let dir = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let clock = ManualClock()
+        let engine = try Engine.open(dataDirectory: dir, durability: .always, clock: clock)
+        _ = await engine.adjust(variant: "A", warehouse: "MAIN", by: 10, reason: .received)
+        _ = await engine.reserve(ReserveRequest(id: "h", lines: [ReserveLine(variant: "A", warehouse: "MAIN", quantity: 5)], ttl: .seconds(60)))
+        _ = await engine.fulfill("h", line: LineSelector(variant: "A", warehouse: "MAIN", quantity: 2))
+        clock.advance(by: .seconds(60))
+        await engine.runDueWork()
+        let before = try #require(await engine.reservation("h").value?.reservation)
+        #expect(before.status == .fulfilled)
+        if snapshot { _ = try await engine.writeSnapshot() }
+        try engine.close()
+
+        let reopened = try Engine.open(dataDirectory: dir, durability: .always, clock: clock)
+        #expect(await reopened.reservation("h").value?.reservation == before)
+        #expect(await reopened.extend("h", ttl: .seconds(60)).refusal?.code == .expired)
+        #expect(await reopened.confirm("h").refusal?.code == .expired)
+        #expect(await reopened.fulfill("h", line: LineSelector(variant: "A", warehouse: "MAIN", quantity: 1)).refusal?.code == .expired)
+        #expect(await reopened.verify().isEmpty)
+        try reopened.close()
+    }
+
     @Test("a second engine on a data directory in use is refused; the directory is free again once the first is closed")
     func oneWriterPerDirectory() async throws {
         let directory = try Self.temporaryDirectory()

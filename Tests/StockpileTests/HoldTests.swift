@@ -143,6 +143,33 @@ struct HoldTests {
         #expect(await f.engine.verify().isEmpty)
     }
 
+    @Test("a hold that shipped in part and then expired reads fulfilled, yet EXTEND, CONFIRM and partial changes are EXPIRED")
+    func shippedThenExpiredAnswersExpired() async throws {
+        let f = Fixture()
+        try await f.receive("A", "MAIN", 10)
+        _ = try must(await f.reserve("h", [rline("A", "MAIN", 5)], ttl: .seconds(60)))
+        _ = try must(await f.engine.fulfill("h", line: part("A", "MAIN", 2)))
+        f.advance(.seconds(60))
+        #expect(try await f.reservation("h").status == .fulfilled)
+        let seq = f.nextSeq
+        let extend = try #require(await f.engine.extend("h", ttl: .seconds(60)).refusal)
+        #expect(extend.code == .expired && extend.description == "EXPIRED reservation h expired")
+        #expect(await f.engine.confirm("h").refusal?.code == .expired)
+        #expect(await f.engine.fulfill("h", line: part("A", "MAIN", 1)).refusal?.code == .expired)
+        #expect(await f.engine.release("h", line: part("A", "MAIN", 1)).refusal?.code == .expired)
+        // Everything at once is not a change: the record comes back as it is.
+        #expect(try must(await f.engine.fulfill("h")).reservation.status == .fulfilled)
+        #expect(try must(await f.engine.release("h")).reservation.status == .fulfilled)
+        #expect(f.nextSeq == seq)
+        // A hold that shipped in part and was then released by hand is CLOSED, as before.
+        _ = try must(await f.reserve("k", [rline("A", "MAIN", 2)], ttl: .seconds(60)))
+        _ = try must(await f.engine.fulfill("k", line: part("A", "MAIN", 1)))
+        _ = try must(await f.engine.release("k"))
+        #expect(await f.engine.extend("k", ttl: .seconds(60)).refusal?.code == .closed)
+        #expect(await f.engine.confirm("k").refusal?.code == .closed)
+        #expect(await f.engine.verify().isEmpty)
+    }
+
     @Test("a reservation without TTL never expires")
     func noTTLNeverExpires() async throws {
         let f = Fixture()
@@ -560,6 +587,10 @@ struct HoldTests {
             case .fulfilled, .shippedThenReleased, .shippedThenExpired: .fulfilled
             }
         }
+
+        /// SPEC §7.6: whether it ended by expiry, whatever its status says (a hold that shipped in part
+        /// and then expired reads `fulfilled`, yet it ended by expiry).
+        var endedByExpiry: Bool { self == .expired || self == .shippedThenExpired }
     }
 
     enum ClosedOp: String, Sendable, CaseIterable {
@@ -568,7 +599,7 @@ struct HoldTests {
 
     /// SPEC §7.6 and DECISIONS "Holds": nil means the record comes back unchanged.
     static func expected(_ by: ClosedBy, _ op: ClosedOp) -> RefusalCode? {
-        let closedCode: RefusalCode = by.status == .expired ? .expired : .closed
+        let closedCode: RefusalCode = by.endedByExpiry ? .expired : .closed
         switch op {
         case .releaseAll: return nil
         case .fulfillAll: return by.status == .fulfilled ? nil : closedCode

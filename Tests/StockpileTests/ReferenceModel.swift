@@ -25,6 +25,8 @@ struct ReferenceModel {
     private(set) var policies: [String: VariantPolicy] = [:]
     private(set) var reservations: [String: Reservation] = [:]
     private(set) var keys: [String: KeyRecord] = [:]
+    /// Ids of the reservations the expiry closed, whatever their status says (SPEC §7.6).
+    private(set) var endedByExpiry: Set<String> = []
     private(set) var ledger: [LedgerEntry] = []
     /// The time of the latest operation.
     private(set) var now: Timestamp
@@ -111,6 +113,7 @@ struct ReferenceModel {
             }
             r.settleStatus(at: deadline, byExpiry: true)
             reservations[r.id] = r
+            endedByExpiry.insert(r.id)
         }
 
         let cutoff = Timestamp(milliseconds: now.milliseconds - retention.wholeMilliseconds)
@@ -118,6 +121,7 @@ struct ReferenceModel {
             guard let closed = r.closedAt else { return true }
             return closed > cutoff
         }
+        endedByExpiry = endedByExpiry.filter { reservations[$0] != nil }
         keys = keys.filter { _, k in k.firstUsed > cutoff }
     }
 
@@ -149,8 +153,10 @@ struct ReferenceModel {
                 reference: reference, reservation: reservation, actor: actor))
     }
 
+    /// SPEC §7.6: EXPIRED when it ended by expiry, even when something shipped first and it reads
+    /// `fulfilled`; CLOSED otherwise.
     private func closedRefusal(_ r: Reservation) -> Refusal {
-        r.status == .expired
+        endedByExpiry.contains(r.id)
             ? Refusal(.expired, "reservation \(r.id) expired") : Refusal(.closed, "reservation \(r.id) is \(r.status.rawValue)")
     }
 

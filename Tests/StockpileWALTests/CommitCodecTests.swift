@@ -63,6 +63,42 @@ import Testing
         #expect(Set(commits.map { $0.keyedCommand != nil }) == [true, false])
     }
 
+    @Test("a reservation that shipped in part and then expired keeps that it ended by expiry; code 3 stays a plain fulfilled")
+    func fulfilledEndedByExpiryRoundTrips() throws {
+        var reservation = CommitSamples.hold
+        reservation.lines[0].fulfilled = 1
+        reservation.lines[0].released = 1
+        reservation.lines[1].released = 1
+        reservation.lines[2].released = 5
+        reservation.settleStatus(at: CommitSamples.at(600), byExpiry: true)
+        #expect(reservation.status == .fulfilled && reservation.endedByExpiry)
+
+        func encoded(_ r: Reservation) -> [UInt8] {
+            var w = ByteWriter()
+            w.write(r)
+            return w.bytes
+        }
+        func decoded(_ bytes: [UInt8]) throws -> Reservation {
+            try ByteReader.withReader(over: bytes) { (r: inout ByteReader) throws(WALDecodingError) -> Reservation in
+                let reservation = try r.readReservation()
+                try r.expectEnd()
+                return reservation
+            }
+        }
+        // The status code follows the id and the lines; it is the only byte the two encodings differ in.
+        var shippedAndReleased = reservation
+        shippedAndReleased.settleStatus(at: CommitSamples.at(600), byExpiry: false)
+        #expect(!shippedAndReleased.endedByExpiry)
+        let byExpiry = encoded(reservation)
+        let byRelease = encoded(shippedAndReleased)
+        let differing = zip(byExpiry, byRelease).enumerated().filter { $0.element.0 != $0.element.1 }
+        #expect(byExpiry.count == byRelease.count && differing.count == 1)
+        #expect(differing.first.map { [$0.element.0, $0.element.1] } == [6, 3])
+        #expect(try decoded(byExpiry) == reservation)
+        #expect(try decoded(byRelease) == shippedAndReleased)
+        #expect(try decoded(byRelease).endedByExpiry == false)
+    }
+
     @Test("seeded random commits and key uses round-trip")
     func randomRoundTrips() throws {
         let seed = RandomCommits.seed(default: 0x57AC_C0DE)

@@ -95,7 +95,8 @@ struct RandomCommits {
         }
         return Reservation(
             id: string(), lines: lines, status: pick(ReservationStatus.allCases), expiresAt: optional { $0.time() },
-            customer: optional { $0.string() }, createdAt: time(), closedAt: optional { $0.time() }, fingerprint: fingerprint)
+            customer: optional { $0.string() }, createdAt: time(), closedAt: optional { $0.time() }, endedByExpiry: bool(),
+            fingerprint: fingerprint)
     }
 
     mutating func warehouse() -> Warehouse {
