@@ -18,12 +18,14 @@ extension Engine {
         await execute(.reserve(request), actor: actor).reservation
     }
 
-    public func extend(_ id: String, ttl: Duration, actor: String = "") async -> Outcome<ReservationRecord> {
-        await execute(.extend(id: id, ttl: ttl), actor: actor).reservation
+    /// Moves a hold's expiry to now + `ttl`. A retry with the same `key` replays instead of moving it again.
+    public func extend(_ id: String, ttl: Duration, key: String? = nil, actor: String = "") async -> Outcome<ReservationRecord> {
+        await execute(.extend(id: id, ttl: ttl, key: key), actor: actor).reservation
     }
 
-    public func confirm(_ id: String, actor: String = "") async -> Outcome<ReservationRecord> {
-        await execute(.confirm(id: id), actor: actor).reservation
+    /// Drops a hold's expiry: it becomes an order reservation. A retry with the same `key` replays.
+    public func confirm(_ id: String, key: String? = nil, actor: String = "") async -> Outcome<ReservationRecord> {
+        await execute(.confirm(id: id, key: key), actor: actor).reservation
     }
 
     /// Releases everything that remains, or part of one line.
@@ -73,16 +75,18 @@ extension Engine {
         await execute(.returnStock(variant: variant, warehouse: warehouse, quantity: quantity, disposition: disposition, reference: reference, key: key), actor: actor).cell
     }
 
-    public func setWarehouse(_ change: WarehouseChange, actor: String = "") async -> Outcome<Warehouse> {
-        await execute(.setWarehouse(change), actor: actor).map {
-            if case .warehouse(let w) = $0 { return w }
+    /// Creates or changes a warehouse. A retry with the same `key` replays.
+    public func setWarehouse(_ change: WarehouseChange, key: String? = nil, actor: String = "") async -> Outcome<Warehouse> {
+        await execute(.setWarehouse(change, key: key), actor: actor).map {
+            if case .warehouse(let w, _) = $0 { return w }
             preconditionFailure("reply \($0) is not a warehouse")
         }
     }
 
-    public func setPolicy(_ change: PolicyChange, actor: String = "") async -> Outcome<VariantPolicy> {
-        await execute(.setPolicy(change), actor: actor).map {
-            if case .policy(let p) = $0 { return p }
+    /// Changes a variant's policy. A retry with the same `key` replays.
+    public func setPolicy(_ change: PolicyChange, key: String? = nil, actor: String = "") async -> Outcome<VariantPolicy> {
+        await execute(.setPolicy(change, key: key), actor: actor).map {
+            if case .policy(let p, _) = $0 { return p }
             preconditionFailure("reply \($0) is not a policy")
         }
     }

@@ -218,7 +218,7 @@ public final class Engine: Sendable {
         switch command {
         case .reserve(let request):
             return await performReserve(request, now: now, actor: actor)
-        case .extend(let id, _), .confirm(let id), .release(let id, _, _, _), .fulfill(let id, _, _):
+        case .extend(let id, _, _), .confirm(let id, _), .release(let id, _, _, _), .fulfill(let id, _, _):
             while true {
                 guard let mask = await directory.lookup(id) else { return .refused(.reservationNotFound(id)) }
                 let expected = ExpectedReservation(id: id, mask: mask)

@@ -48,8 +48,8 @@ public struct LineSelector: Hashable, Sendable {
 
 public enum Command: Hashable, Sendable {
     case reserve(ReserveRequest)
-    case extend(id: String, ttl: Duration)
-    case confirm(id: String)
+    case extend(id: String, ttl: Duration, key: String? = nil)
+    case confirm(id: String, key: String? = nil)
     case release(id: String, line: LineSelector? = nil, reason: ReasonCode? = nil, key: String? = nil)
     case fulfill(id: String, line: LineSelector? = nil, key: String? = nil)
     case adjust(variant: String, warehouse: String, delta: Quantity, reason: ReasonCode, note: String? = nil, reference: String? = nil, key: String? = nil)
@@ -57,8 +57,8 @@ public enum Command: Hashable, Sendable {
     case count(variant: String, warehouse: String, counted: Quantity, note: String? = nil, key: String? = nil)
     case transfer(variant: String, from: String, to: String, quantity: Quantity, note: String? = nil, key: String? = nil)
     case returnStock(variant: String, warehouse: String, quantity: Quantity, disposition: ReturnDisposition, reference: String? = nil, key: String? = nil)
-    case setWarehouse(WarehouseChange)
-    case setPolicy(PolicyChange)
+    case setWarehouse(WarehouseChange, key: String? = nil)
+    case setPolicy(PolicyChange, key: String? = nil)
     /// Stock loaded from outside (a seed file, an import): on_hand := the given figure, logged as type
     /// and reason `import` (SPEC §6, §7.11). Reservations are untouched.
     case importStock(variant: String, warehouse: String, onHand: Quantity)
@@ -66,11 +66,11 @@ public enum Command: Hashable, Sendable {
     /// The idempotency key, for the commands that take one.
     public var key: String? {
         switch self {
-        case .release(_, _, _, let key), .fulfill(_, _, let key), .adjust(_, _, _, _, _, _, let key),
-            .setQuantity(_, _, _, _, _, let key), .count(_, _, _, _, let key), .transfer(_, _, _, _, _, let key),
-            .returnStock(_, _, _, _, _, let key):
+        case .extend(_, _, let key), .confirm(_, let key), .release(_, _, _, let key), .fulfill(_, _, let key),
+            .adjust(_, _, _, _, _, _, let key), .setQuantity(_, _, _, _, _, let key), .count(_, _, _, _, let key),
+            .transfer(_, _, _, _, _, let key), .returnStock(_, _, _, _, _, let key), .setWarehouse(_, let key), .setPolicy(_, let key):
             return key
-        case .reserve, .extend, .confirm, .setWarehouse, .setPolicy, .importStock:
+        case .reserve, .importStock:
             return nil
         }
     }
@@ -78,6 +78,10 @@ public enum Command: Hashable, Sendable {
     /// The command without its key: what a KEY retry must repeat exactly.
     public var withoutKey: Command {
         switch self {
+        case .extend(let id, let ttl, _): .extend(id: id, ttl: ttl)
+        case .confirm(let id, _): .confirm(id: id)
+        case .setWarehouse(let change, _): .setWarehouse(change)
+        case .setPolicy(let change, _): .setPolicy(change)
         case .release(let id, let line, let reason, _): .release(id: id, line: line, reason: reason)
         case .fulfill(let id, let line, _): .fulfill(id: id, line: line)
         case .adjust(let v, let w, let d, let r, let n, let ref, _): .adjust(variant: v, warehouse: w, delta: d, reason: r, note: n, reference: ref)
@@ -93,7 +97,7 @@ public enum Command: Hashable, Sendable {
     public var reservationID: String? {
         switch self {
         case .reserve(let r): r.id
-        case .extend(let id, _), .confirm(let id), .release(let id, _, _, _), .fulfill(let id, _, _): id
+        case .extend(let id, _, _), .confirm(let id, _), .release(let id, _, _, _), .fulfill(let id, _, _): id
         default: nil
         }
     }

@@ -39,8 +39,9 @@ public enum Reply: Hashable, Sendable {
     case reservation(ReservationRecord)
     case cell(CellReceipt)
     case transfer(TransferReceipt)
-    case warehouse(Warehouse)
-    case policy(VariantPolicy)
+    /// A warehouse or a policy as WAREHOUSE SET / POLICY SET left it; `replayed` on a KEY retry.
+    case warehouse(Warehouse, replayed: Bool = false)
+    case policy(VariantPolicy, replayed: Bool = false)
 
     /// The same reply, marked as the replay of an earlier request.
     public var markedReplayed: Reply {
@@ -48,7 +49,8 @@ public enum Reply: Hashable, Sendable {
         case .reservation(var r): r.replayed = true; return .reservation(r)
         case .cell(var c): c.replayed = true; return .cell(c)
         case .transfer(var t): t.replayed = true; return .transfer(t)
-        case .warehouse, .policy: return self
+        case .warehouse(let w, _): return .warehouse(w, replayed: true)
+        case .policy(let p, _): return .policy(p, replayed: true)
         }
     }
 }

@@ -12,9 +12,9 @@ public enum Rules {
         switch command {
         case .reserve(let request):
             decision = reserve(request, in: view, now: now, actor: actor, settings: settings)
-        case .extend(let id, let ttl):
+        case .extend(let id, let ttl, _):
             decision = extend(id, ttl: ttl, in: view, now: now, actor: actor)
-        case .confirm(let id):
+        case .confirm(let id, _):
             decision = confirm(id, in: view, now: now, actor: actor)
         case .release(let id, let line, let reason, _):
             decision = release(id, line: line, reason: reason ?? .cancelled, in: view, now: now, actor: actor)
@@ -30,9 +30,9 @@ public enum Rules {
             decision = transfer(v, from: from, to: to, quantity: q, note: note ?? "", in: view, now: now, actor: actor)
         case .returnStock(let v, let w, let q, let disposition, let ref, _):
             decision = returnStock(CellKey(variant: v, warehouse: w), quantity: q, disposition: disposition, reference: ref ?? "", in: view, now: now, actor: actor)
-        case .setWarehouse(let change):
+        case .setWarehouse(let change, _):
             decision = setWarehouse(change, in: view, now: now, actor: actor)
-        case .setPolicy(let change):
+        case .setPolicy(let change, _):
             decision = setPolicy(change, in: view, now: now, actor: actor)
         case .importStock(let v, let w, let onHand):
             decision = importStock(CellKey(variant: v, warehouse: w), onHand: onHand, in: view, now: now, actor: actor)

@@ -32,12 +32,14 @@ public enum Validation {
             if let ttl = r.ttl { try checkTTL(ttl) }
             if let c = r.customer { try checkText(c, "customer", allowEmpty: false) }
             return .reserve(r)
-        case .extend(let id, let ttl):
+        case .extend(let id, let ttl, let key):
             try checkID(id)
             try checkTTL(ttl)
+            try checkKey(key)
             return command
-        case .confirm(let id):
+        case .confirm(let id, let key):
             try checkID(id)
+            try checkKey(key)
             return command
         case .release(let id, let line, let reason, let key):
             try checkID(id)
@@ -96,15 +98,17 @@ public enum Validation {
             try checkText(ref, "ref")
             try checkKey(key)
             return .returnStock(variant: v, warehouse: w, quantity: q, disposition: disposition, reference: ref, key: key)
-        case .setWarehouse(var change):
+        case .setWarehouse(var change, let key):
+            try checkKey(key)
             change.code = try warehouse(change.code)
             try checkText(change.name, "name")
             try checkText(change.address, "address")
             if let p = change.priority, p.magnitude > Limits.priorityMagnitudeMax.magnitude {
                 throw .invalid("priority must be between -\(Limits.priorityMagnitudeMax) and \(Limits.priorityMagnitudeMax)")
             }
-            return .setWarehouse(change)
-        case .setPolicy(let change):
+            return .setWarehouse(change, key: key)
+        case .setPolicy(let change, let key):
+            try checkKey(key)
             try checkVariant(change.variant)
             if let n = change.lowStock { try checkQuantity(n, minimum: 0) }
             return command

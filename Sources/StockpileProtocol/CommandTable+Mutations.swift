@@ -13,8 +13,10 @@ extension CommandTable {
     static let countOptions = OptionWords(.note, .key)
     static let transferOptions = OptionWords(.note, .key)
     static let returnOptions = OptionWords(.ref, .key)
-    static let warehouseOptions = OptionWords(.name, .address, .priority, .active)
-    static let policyOptions = OptionWords(.backorder, .unlimited, .lowStock)
+    static let warehouseOptions = OptionWords(.name, .address, .priority, .active, .key)
+    static let policyOptions = OptionWords(.backorder, .unlimited, .lowStock, .key)
+    static let extendOptions = OptionWords(.key)
+    static let confirmOptions = OptionWords(.key)
 
     /// `RESERVE id variant warehouse qty [variant warehouse qty …] [TTL s] [CUSTOMER c] [STRATEGY s]`
     static func reserve(_ a: [[UInt8]]) throws(RequestError) -> Command {
@@ -62,21 +64,35 @@ extension CommandTable {
         return reason
     }
 
-    /// `EXTEND id s`; `EXTEND id TTL s` is read the same, as SPEC §2 writes it that way.
+    /// `EXTEND id s [KEY k]`; `EXTEND id TTL s` is read the same, as SPEC §2 writes it that way.
     static func extend(_ a: [[UInt8]]) throws(RequestError) -> Command {
+        guard a.count >= 3 else { throw .wrongArity(command: "extend") }
         let seconds: [UInt8]
-        switch a.count {
-        case 3 where OptionWord(a[2]) != .ttl: seconds = a[2]
-        case 4 where OptionWord(a[2]) == .ttl: seconds = a[3]
-        default: throw .wrongArity(command: "extend")
+        let optionsStart: Int
+        if OptionWord(a[2]) == .ttl {
+            guard a.count >= 4 else { throw .wrongArity(command: "extend") }
+            (seconds, optionsStart) = (a[3], 4)
+        } else {
+            (seconds, optionsStart) = (a[2], 3)
         }
-        return .extend(id: try Words.text(a[1], "reservation id"), ttl: try Words.ttl(seconds))
+        // Anything between the seconds and the first option word is one word too many.
+        guard Words.optionBoundary(a, from: optionsStart) == optionsStart else { throw .wrongArity(command: "extend") }
+        var key: String?
+        try Words.options(a, from: optionsStart, accepted: extendOptions, command: "EXTEND") { _, value throws(RequestError) in
+            key = try Words.text(value, "KEY")
+        }
+        return .extend(id: try Words.text(a[1], "reservation id"), ttl: try Words.ttl(seconds), key: key)
     }
 
-    /// `CONFIRM id`
+    /// `CONFIRM id [KEY k]`
     static func confirm(_ a: [[UInt8]]) throws(RequestError) -> Command {
-        try expectCount(a, 2, .confirm)
-        return .confirm(id: try Words.text(a[1], "reservation id"))
+        // The id is taken by position: a reservation may be called, say, KEY.
+        guard a.count >= 2, Words.optionBoundary(a, from: 2) == 2 else { throw .wrongArity(command: "confirm") }
+        var key: String?
+        try Words.options(a, from: 2, accepted: confirmOptions, command: "CONFIRM") { _, value throws(RequestError) in
+            key = try Words.text(value, "KEY")
+        }
+        return .confirm(id: try Words.text(a[1], "reservation id"), key: key)
     }
 
     /// The optional `variant warehouse qty` of RELEASE and FULFILL, from `a[2]` to the first option
@@ -245,7 +261,7 @@ extension CommandTable {
         return .returnStock(variant: variant, warehouse: warehouse, quantity: quantity, disposition: disposition, reference: reference, key: key)
     }
 
-    /// `WAREHOUSE SET code [NAME n] [ADDRESS a] [PRIORITY p] [ACTIVE yes|no]` and `WAREHOUSE LIST`.
+    /// `WAREHOUSE SET code [NAME n] [ADDRESS a] [PRIORITY p] [ACTIVE yes|no] [KEY k]` and `WAREHOUSE LIST`.
     static func warehouse(_ a: [[UInt8]]) throws(RequestError) -> Request {
         guard a.count >= 2 else { throw .wrongArity(command: "warehouse") }
         if Words.equalsIgnoringCase(a[1], "LIST") {
@@ -258,6 +274,7 @@ extension CommandTable {
         // The code is taken by position: a warehouse may be called, say, NOTE.
         guard a.count >= 3, Words.optionBoundary(a, from: 3) == 3 else { throw .wrongArity(command: "warehouse|set") }
         var change = WarehouseChange(code: try Words.text(a[2], "warehouse code"))
+        var key: String?
         try Words.options(a, from: 3, accepted: warehouseOptions, command: "WAREHOUSE SET") { option, value throws(RequestError) in
             switch option {
             case .name: change.name = try Words.text(value, "NAME")
@@ -267,13 +284,14 @@ extension CommandTable {
                     value, "PRIORITY",
                     outOfRange: .invalid("priority must be between -\(Limits.priorityMagnitudeMax) and \(Limits.priorityMagnitudeMax)"))
             case .active: change.active = try Words.boolean(value, "ACTIVE")
+            case .key: key = try Words.text(value, "KEY")
             default: preconditionFailure("WAREHOUSE SET accepts no \(option.spelling)")
             }
         }
-        return .mutation(.setWarehouse(change))
+        return .mutation(.setWarehouse(change, key: key))
     }
 
-    /// `POLICY SET variant [BACKORDER yes|no] [UNLIMITED yes|no] [LOWSTOCK n]` and `POLICY GET variant`.
+    /// `POLICY SET variant [BACKORDER yes|no] [UNLIMITED yes|no] [LOWSTOCK n] [KEY k]` and `POLICY GET variant`.
     static func policy(_ a: [[UInt8]]) throws(RequestError) -> Request {
         guard a.count >= 2 else { throw .wrongArity(command: "policy") }
         if Words.equalsIgnoringCase(a[1], "GET") {
@@ -288,14 +306,16 @@ extension CommandTable {
         let end = Words.optionBoundary(a, from: 2)
         guard end == 3 else { throw .wrongArity(command: "policy|set") }
         var change = PolicyChange(variant: try Words.text(a[2], "variant"))
+        var key: String?
         try Words.options(a, from: end, accepted: policyOptions, command: "POLICY SET") { option, value throws(RequestError) in
             switch option {
             case .backorder: change.backorder = try Words.boolean(value, "BACKORDER")
             case .unlimited: change.unlimited = try Words.boolean(value, "UNLIMITED")
             case .lowStock: change.lowStock = try Words.quantity(value, "LOWSTOCK")
+            case .key: key = try Words.text(value, "KEY")
             default: preconditionFailure("POLICY SET accepts no \(option.spelling)")
             }
         }
-        return .mutation(.setPolicy(change))
+        return .mutation(.setPolicy(change, key: key))
     }
 }

@@ -57,10 +57,10 @@ extension ReplyFrame {
             ])
         case .reservation(let record):
             self.init(reservation: record)
-        case .warehouse(let warehouse):
-            self.init(warehouse)
-        case .policy(let policy):
-            self.init(policy)
+        case .warehouse(let warehouse, let replayed):
+            self.init(warehouse, replayed: replayed)
+        case .policy(let policy, let replayed):
+            self.init(policy, replayed: replayed)
         }
     }
 
@@ -155,15 +155,17 @@ extension ReplyFrame {
         return .record(fields)
     }
 
-    /// A warehouse: `code name address priority active` (SPEC §7.12).
-    public init(_ warehouse: Warehouse) {
-        self = .record([
+    /// A warehouse: `code name address priority active` (SPEC §7.12), plus `replayed 1` on a KEY retry.
+    public init(_ warehouse: Warehouse, replayed: Bool = false) {
+        var fields = [
             RecordField("code", .text(warehouse.code)),
             RecordField("name", .text(warehouse.name)),
             RecordField("address", .text(warehouse.address)),
             RecordField("priority", .integer(warehouse.priority)),
             RecordField("active", .boolean(warehouse.active)),
-        ])
+        ]
+        if replayed { fields.append(RecordField("replayed", .integer(1))) }
+        self = .record(fields)
     }
 
     /// `WAREHOUSE LIST`: warehouse records, in the order given.
@@ -171,14 +173,16 @@ extension ReplyFrame {
         self = .array(warehouses.map { ReplyFrame($0) })
     }
 
-    /// A variant's policy: `variant backorder unlimited low_stock` (SPEC §7.12).
-    public init(_ policy: VariantPolicy) {
-        self = .record([
+    /// A variant's policy: `variant backorder unlimited low_stock` (SPEC §7.12), plus `replayed 1` on a KEY retry.
+    public init(_ policy: VariantPolicy, replayed: Bool = false) {
+        var fields = [
             RecordField("variant", .text(policy.variant)),
             RecordField("backorder", .boolean(policy.backorder)),
             RecordField("unlimited", .boolean(policy.unlimited)),
             RecordField("low_stock", .integer(policy.lowStock)),
-        ])
+        ]
+        if replayed { fields.append(RecordField("replayed", .integer(1))) }
+        self = .record(fields)
     }
 
     /// STATS (SPEC §6, §7.12): the figures, then `adjusted_<reason>` for every reason code (the

@@ -365,13 +365,15 @@ extension ByteWriter {
             writeOptional(r.ttl) { $0.write($1) }
             writeOptional(r.customer) { $0.writeString($1) }
             writeOptional(r.strategy) { $0.writeUInt8($1.walCode) }
-        case .extend(let id, let ttl):
+        case .extend(let id, let ttl, let key):
             writeUInt8(WALCode.commandExtend)
             writeString(id)
             write(ttl)
-        case .confirm(let id):
+            writeOptional(key) { $0.writeString($1) }
+        case .confirm(let id, let key):
             writeUInt8(WALCode.commandConfirm)
             writeString(id)
+            writeOptional(key) { $0.writeString($1) }
         case .release(let id, let line, let reason, let key):
             writeUInt8(WALCode.commandRelease)
             writeString(id)
@@ -423,12 +425,14 @@ extension ByteWriter {
             writeUInt8(disposition.walCode)
             writeOptional(reference) { $0.writeString($1) }
             writeOptional(key) { $0.writeString($1) }
-        case .setWarehouse(let change):
+        case .setWarehouse(let change, let key):
             writeUInt8(WALCode.commandSetWarehouse)
             write(change)
-        case .setPolicy(let change):
+            writeOptional(key) { $0.writeString($1) }
+        case .setPolicy(let change, let key):
             writeUInt8(WALCode.commandSetPolicy)
             write(change)
+            writeOptional(key) { $0.writeString($1) }
         case .importStock(let variant, let warehouse, let onHand):
             writeUInt8(WALCode.commandImportStock)
             writeString(variant)
@@ -469,10 +473,11 @@ extension ByteWriter {
             write(receipt.to)
             writeVarint(receipt.seq)
             writeBool(receipt.replayed)
-        case .warehouse(let w):
+        // A stored reply is the original one; only a retry marks it replayed, so the flag is not stored.
+        case .warehouse(let w, _):
             writeUInt8(WALCode.replyWarehouse)
             write(w)
-        case .policy(let p):
+        case .policy(let p, _):
             writeUInt8(WALCode.replyPolicy)
             write(p)
         }
@@ -667,11 +672,15 @@ extension ByteReader {
             let customer = try readOptionalString()
             let strategy = try readPresence() ? try readCode("PlacementStrategy", PlacementStrategy.init(walCode:)) : nil
             return .reserve(ReserveRequest(id: id, lines: lines, ttl: ttl, customer: customer, strategy: strategy))
+        // Extend, confirm, setWarehouse and setPolicy carry a key from version 2 on; version 1 logged
+        // none of them (only keyed commands reach the log), so one layout serves both versions.
         case WALCode.commandExtend:
             let id = try readString()
-            return .extend(id: id, ttl: try readDuration())
+            let ttl = try readDuration()
+            return .extend(id: id, ttl: ttl, key: try readOptionalString())
         case WALCode.commandConfirm:
-            return .confirm(id: try readString())
+            let id = try readString()
+            return .confirm(id: id, key: try readOptionalString())
         case WALCode.commandRelease:
             let id = try readString()
             let line = try readPresence() ? try readLineSelector() : nil
@@ -734,13 +743,15 @@ extension ByteReader {
             let address = try readOptionalString()
             let priority = try readPresence() ? try readSignedVarint() : nil
             let active = try readPresence() ? try readBool() : nil
-            return .setWarehouse(WarehouseChange(code: code, name: name, address: address, priority: priority, active: active))
+            let change = WarehouseChange(code: code, name: name, address: address, priority: priority, active: active)
+            return .setWarehouse(change, key: try readOptionalString())
         case WALCode.commandSetPolicy:
             let variant = try readString()
             let backorder = try readPresence() ? try readBool() : nil
             let unlimited = try readPresence() ? try readBool() : nil
             let lowStock = try readPresence() ? try readQuantity() : nil
-            return .setPolicy(PolicyChange(variant: variant, backorder: backorder, unlimited: unlimited, lowStock: lowStock))
+            let change = PolicyChange(variant: variant, backorder: backorder, unlimited: unlimited, lowStock: lowStock)
+            return .setPolicy(change, key: try readOptionalString())
         case WALCode.commandImportStock:
             let variant = try readString()
             let warehouse = try readString()

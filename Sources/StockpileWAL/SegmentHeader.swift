@@ -20,7 +20,10 @@ public struct SegmentHeader: Hashable, Sendable {
     /// `\x89SPWAL\r\n`: a high first byte, so no text file looks like a segment, and CR LF, so a newline
     /// translation on the way is caught.
     public static let magic: [UInt8] = [0x89, 0x53, 0x50, 0x57, 0x41, 0x4C, 0x0D, 0x0A]
-    public static let formatVersion: UInt16 = 1
+    /// The version written. Version 2 added keys to four commands and a reservation status code
+    /// (FORMAT.md, "Versions"); every version 1 file is also a valid version 2 file, so both are read.
+    public static let formatVersion: UInt16 = 2
+    public static let readableVersions: ClosedRange<UInt16> = 1...2
     public static let byteCount = 40
 
     /// Random per segment; every record of the segment repeats it.
@@ -61,7 +64,7 @@ public struct SegmentHeader: Hashable, Sendable {
         func u64(_ o: Int) -> UInt64 { UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: o, as: UInt64.self)) }
         // The version is checked before the CRC: a header of a later version may lay its CRC out differently,
         // and "unsupported version" is the message that helps the operator.
-        guard u16(8) == formatVersion else { throw .unsupportedVersion(u16(8)) }
+        guard readableVersions.contains(u16(8)) else { throw .unsupportedVersion(u16(8)) }
         guard u16(10) == UInt16(byteCount) else { throw .badHeaderByteCount(u16(10)) }
         let computed = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<36]))
         guard u32(36) == computed else { throw .checksumMismatch(stored: u32(36), computed: computed) }

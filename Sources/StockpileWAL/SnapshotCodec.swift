@@ -70,7 +70,9 @@ public struct SnapshotDamage: Error, Hashable, Sendable, CustomStringConvertible
 public enum SnapshotCodec {
     public static let magic: [UInt8] = [0x89, 0x53, 0x50, 0x53, 0x4E, 0x41, 0x50, 0x0A]  // \x89SPSNAP\n
     public static let trailerMagic: [UInt8] = [0x53, 0x50, 0x53, 0x4E, 0x45, 0x4E, 0x44, 0x0A]  // SPSNEND\n
-    public static let version: UInt16 = 1
+    /// The version written; version 1 snapshots are version 2 snapshots too (FORMAT.md, "Versions").
+    public static let version: UInt16 = 2
+    public static let readableVersions: ClosedRange<UInt16> = 1...2
     public static let headerByteCount = 40
     public static let sectionHeaderByteCount = 16
     public static let trailerByteCount = 24
@@ -254,7 +256,9 @@ public enum SnapshotCodec {
         try ByteReader.withReader(over: Array(bytes[0..<headerByteCount])) { r throws(WALDecodingError) in
             guard Array(try r.readBytes(8)) == magic else { throw r.failure(.inconsistent("not a snapshot file (magic)"), at: 0) }
             let v = try r.readUInt16()
-            guard v == version else { throw r.failure(.inconsistent("format version \(v) is not \(version)")) }
+            guard readableVersions.contains(v) else {
+                throw r.failure(.inconsistent("format version \(v) is not one this build reads (\(readableVersions.lowerBound) to \(readableVersions.upperBound))"))
+            }
             let h = try r.readUInt16()
             guard h == UInt16(headerByteCount) else { throw r.failure(.inconsistent("header byte count \(h)")) }
             let sections = try r.readUInt32()

@@ -192,6 +192,10 @@ struct CommandGenerator {
         case .count(let v, let w, let c, let n, _): .count(variant: v, warehouse: w, counted: c, note: n, key: key)
         case .transfer(let v, let f, let t, let q, let n, _): .transfer(variant: v, from: f, to: t, quantity: q, note: n, key: key)
         case .returnStock(let v, let w, let q, let d, let ref, _): .returnStock(variant: v, warehouse: w, quantity: q, disposition: d, reference: ref, key: key)
+        case .extend(let id, let ttl, _): .extend(id: id, ttl: ttl, key: key)
+        case .confirm(let id, _): .confirm(id: id, key: key)
+        case .setWarehouse(let change, _): .setWarehouse(change, key: key)
+        case .setPolicy(let change, _): .setPolicy(change, key: key)
         default: command
         }
     }
@@ -207,9 +211,9 @@ struct CommandGenerator {
         switch r {
         case 0..<260: return reserve()
         case 260..<300:
-            return .extend(id: existingID(model: model), ttl: ttl())
+            return keyed(.extend(id: existingID(model: model), ttl: ttl(), key: key()))
         case 300..<340:
-            return .confirm(id: existingID(model: model))
+            return keyed(.confirm(id: existingID(model: model), key: key()))
         case 340..<440:
             let id = existingID(model: model)
             let line = rng.chance(0.5) ? selector(for: model.reservation(id)) : nil
@@ -223,18 +227,18 @@ struct CommandGenerator {
             return keyed(physical(model: model))
         case 950..<985:
             let code = rng.chance(0.05) ? "w1" : rng.pick(["W1", "W2", "W3", "W1", "W2", "MAIN"])
-            return .setWarehouse(
+            return keyed(.setWarehouse(
                 WarehouseChange(
                     code: code, name: rng.chance(0.2) ? "Depot \(rng.int(1...3))" : nil,
                     address: rng.chance(0.1) ? "\(rng.int(1...99)) Road" : nil,
                     priority: rng.chance(0.6) ? Int64(rng.pick([-1, 0, 5, 10, 10, 100])) : nil,
-                    active: rng.chance(0.5) ? rng.chance(0.8) : nil))
+                    active: rng.chance(0.5) ? rng.chance(0.8) : nil), key: key()))
         default:
-            return .setPolicy(
+            return keyed(.setPolicy(
                 PolicyChange(
                     variant: variant(), backorder: rng.chance(0.5) ? rng.chance(0.5) : nil,
                     unlimited: rng.chance(0.4) ? rng.chance(0.3) : nil,
-                    lowStock: rng.chance(0.3) ? quantity(0...4) : nil))
+                    lowStock: rng.chance(0.3) ? quantity(0...4) : nil), key: key()))
         }
     }
 

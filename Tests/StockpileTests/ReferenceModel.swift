@@ -171,9 +171,9 @@ struct ReferenceModel {
         switch command {
         case .reserve(let request):
             return reserve(request, actor: actor, now: now)
-        case .extend(let id, let ttl):
+        case .extend(let id, let ttl, _):
             return extend(id: id, ttl: ttl, actor: actor, now: now)
-        case .confirm(let id):
+        case .confirm(let id, _):
             return confirm(id: id, actor: actor, now: now)
         case .release(let id, let line, let reason, _):
             return release(id: id, line: line, reason: reason ?? .cancelled, actor: actor, now: now)
@@ -242,7 +242,7 @@ struct ReferenceModel {
                     reference: ref ?? "", actor: actor, time: now)
             }
             return .ok(cellReceipt(key, seq: seq))
-        case .setWarehouse(let change):
+        case .setWarehouse(let change, _):
             var w = warehouses[change.code] ?? Warehouse(code: change.code)
             if let n = change.name { w.name = n }
             if let a = change.address { w.address = a }
@@ -251,7 +251,7 @@ struct ReferenceModel {
             warehouses[w.code] = w
             appendEntry(LedgerEntry(time: now, type: .warehouse, warehouse: w.code, actor: actor))
             return .ok(.warehouse(w))
-        case .setPolicy(let change):
+        case .setPolicy(let change, _):
             var p = policy(change.variant)
             if let b = change.backorder { p.backorder = b }
             if let u = change.unlimited { p.unlimited = u }

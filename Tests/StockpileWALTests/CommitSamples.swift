@@ -210,7 +210,42 @@ enum CommitSamples {
             replyShape: .cell(variance: Quantity(.min))))
         // RESET: one entry that touches no cell; the commit names MAIN, the catalog a reset leaves.
         c.append(Commit(time: at(120), entries: [entry(34, at(120), .reset, actor: "harness")], warehouse: .main, replyShape: .warehouse))
-        return c
+        return c + version2Commits
+    }
+
+    /// How many of `commits` and `keyUses` version 1 had: wal/golden/v1 holds exactly those.
+    static let version1CommitCount = 29
+    static let version1KeyUseCount = 7
+
+    /// What version 2 added: keyed EXTEND, WAREHOUSE SET and POLICY SET, and a hold that shipped in part
+    /// and then expired (status code 6).
+    static var version2Commits: [Commit] {
+        var extended = hold
+        extended.expiresAt = at(1800)
+        let east = Warehouse(code: "EAST", name: "East DC", priority: 4)
+        var partShipped = Reservation(
+            id: "cart-79",
+            lines: [ReservationLine(variant: "SKU-1", warehouse: "MAIN", quantity: 3, fulfilled: 1, released: 2)],
+            expiresAt: at(200), customer: nil, createdAt: at(130),
+            fingerprint: ReserveFingerprint(
+                ReserveRequest(id: "cart-79", lines: [ReserveLine(variant: "SKU-1", warehouse: "MAIN", quantity: 3)], ttl: .seconds(70)),
+                strategy: .priority))
+        partShipped.settleStatus(at: at(200), byExpiry: true)
+        return [
+            Commit(
+                time: at(130), entries: [entry(35, at(130), .extend, reservation: "order-1001")], reservation: extended, replyShape: .reservation,
+                keyedCommand: .extend(id: "order-1001", ttl: .seconds(1800), key: "ext-1")),
+            Commit(
+                time: at(131), entries: [entry(36, at(131), .warehouse, "", "EAST")], warehouse: east, replyShape: .warehouse,
+                keyedCommand: .setWarehouse(WarehouseChange(code: "EAST", name: "East DC", priority: 4), key: "wh-1")),
+            Commit(
+                time: at(132), entries: [entry(37, at(132), .policy, "SKU-1")], policy: VariantPolicy(variant: "SKU-1", lowStock: 3),
+                replyShape: .policy, keyedCommand: .setPolicy(PolicyChange(variant: "SKU-1", lowStock: 3), key: "pol-1")),
+            Commit(
+                time: at(200),
+                entries: [entry(38, at(200), .expire, "SKU-1", "MAIN", dReserved: -2, onHand: 8, reserved: 0, reason: .expired, reservation: "cart-79", actor: "engine")],
+                reservation: partShipped, replyShape: .reservation),
+        ]
     }
 
     /// Successes that changed nothing but used their KEY — the `keyUse` records. Only the first kind (a
@@ -237,11 +272,13 @@ enum CommitSamples {
             KeyUse(
                 time: at(206), command: .returnStock(variant: "SKU-1", warehouse: "MAIN", quantity: 1, disposition: .restock, key: "ret-3"),
                 reply: .policy(VariantPolicy(variant: "SKU-1"))),
+            // Version 2: CONFIRM of a reservation that does not expire changes nothing but uses its key.
+            KeyUse(time: at(207), command: .confirm(id: "order-1002", key: "conf-1"), reply: .reservation(ReservationRecord(closed))),
         ]
     }
 
-    /// Every `Command` case, keyed where it takes a key and without; the unkeyed cases never reach a
-    /// record in version 1 (only keyed commands are logged) but have codes, so they round-trip too.
+    /// Every `Command` case, keyed and without; the unkeyed cases never reach a record (only keyed
+    /// commands are logged) but have codes, so they round-trip too.
     static let commands: [Command] = [
         .reserve(holdRequest),
         .reserve(splitRequest),
@@ -268,5 +305,10 @@ enum CommitSamples {
         .setPolicy(PolicyChange(variant: "SKU-1")),
         .setPolicy(PolicyChange(variant: "SKU-1", backorder: false, unlimited: true, lowStock: 7)),
         .importStock(variant: "SKU-1", warehouse: "MAIN", onHand: 12),
+        // Keys on these four arrived with version 2.
+        .extend(id: "order-1001", ttl: .seconds(60), key: "k8"),
+        .confirm(id: "order-1001", key: "k9"),
+        .setWarehouse(WarehouseChange(code: "EAST", priority: 1), key: "k10"),
+        .setPolicy(PolicyChange(variant: "SKU-1", backorder: true), key: "k11"),
     ]
 }

@@ -1,5 +1,6 @@
 // The golden files of wal/golden (wal/FORMAT.md §6): segments written once and kept, so that a change
-// to the format or the codec that would make old data directories unreadable fails here. One test
+// to the format or the codec that would make old data directories unreadable fails here. wal/golden/v1
+// keeps version 1's files, which the current reader must still decode. One test
 // decodes each file and compares it with the records built in the tests; another requires today's
 // encoder to produce the same bytes, and rewrites the files only when STOCKPILE_WRITE_GOLDEN=1.
 
@@ -134,5 +135,36 @@ import Testing
     func snapshot() throws {
         let bytes = try #require(Self.read("snapshot.bin"))
         #expect(try SnapshotCodec.decode(bytes, fileName: "snapshot.bin", expectedLSN: 1_234) == SnapshotSamples.sorted)
+    }
+
+    // Version 1 files, written by the version 1 encoder and never rewritten: a data directory from
+    // before version 2 must still start (every version 1 file is a valid version 2 file).
+
+    @Test("a version 1 segment still decodes to the version 1 samples")
+    func version1Segment() throws {
+        let bytes = try #require(Self.read("v1/segment-every-record.bin"))
+        let scan = try TestSegments.scan(bytes)
+        let items = CommitSamples.commits.prefix(CommitSamples.version1CommitCount).map { TestSegments.Item.commit($0) }
+            + CommitSamples.keyUses.prefix(CommitSamples.version1KeyUseCount).map { TestSegments.Item.keyUse($0) }
+        #expect(bytes[8] == 1, "the file is a version 1 segment")
+        #expect(scan.bodies == items.map(\.body))
+        #expect(scan.end == .zero)
+        #expect(scan.payloadError == nil)
+    }
+
+    @Test("a version 1 snapshot still decodes to the version 1 sample state")
+    func version1Snapshot() throws {
+        let bytes = try #require(Self.read("v1/snapshot.bin"))
+        #expect(bytes[8] == 1, "the file is a version 1 snapshot")
+        #expect(try SnapshotCodec.decode(bytes, fileName: "snapshot.bin", expectedLSN: 1_234) == SnapshotSamples.version1Sorted)
+    }
+
+    @Test("version 2 is what is written, and a version after it is refused")
+    func versions() throws {
+        #expect(try #require(Self.read("segment-every-record.bin"))[8] == 2)
+        #expect(try #require(Self.read("snapshot.bin"))[8] == 2)
+        var bytes = try #require(Self.read("snapshot.bin"))
+        bytes[8] = 3
+        #expect(throws: SnapshotDamage.self) { try SnapshotCodec.decode(bytes, fileName: "snapshot.bin", expectedLSN: 1_234) }
     }
 }

@@ -39,11 +39,20 @@ enum SnapshotSamples {
                 SnapshotCell(variant: "Ünïcode-📦", warehouse: "MAIN", state: CellState(onHand: 0, reserved: 0), belowZeroAllowed: false),
                 SnapshotCell(variant: "BIG", warehouse: "MAIN", state: CellState(onHand: Limits.quantityMax, reserved: 1), belowZeroAllowed: false),
             ],
-            reservations: [CommitSamples.shipped, CommitSamples.hold, CommitSamples.splitHold],
+            reservations: [CommitSamples.shipped, CommitSamples.hold, CommitSamples.splitHold, CommitSamples.version2Commits[3].reservation!],
             keys: CommitSamples.keyUses, counters: counters, recentEntries: recent)
     }
 
     static var sorted: SnapshotContents { SnapshotCodec.canonical(contents) }
+
+    /// What wal/golden/v1/snapshot.bin holds: the samples without what version 2 added (a hold that
+    /// shipped in part and expired, and the key use of a keyed CONFIRM).
+    static var version1Sorted: SnapshotContents {
+        var c = contents
+        c.reservations.removeLast()
+        c.keys = Array(c.keys.prefix(CommitSamples.version1KeyUseCount))
+        return SnapshotCodec.canonical(c)
+    }
 }
 
 @Suite("Snapshot file")
