@@ -23,7 +23,8 @@ let package = Package(
         .target(name: "CStockpileLinux"),
         // A malloc interposer that counts allocations, linked only into the benchmark and the tests
         // (swift-nio's allocation tests count the same way): allocations per reservation is a number
-        // with a limit.
+        // with a limit. It also wraps malloc_trim, which the memory scenario calls before reading the
+        // resident set.
         .target(name: "CAllocationCounter"),
         // The wire without sockets: RESP framing and parsing, the command table, reply encoding.
         .target(name: "StockpileProtocol", dependencies: ["StockpileCore"]),

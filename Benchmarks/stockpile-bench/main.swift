@@ -17,6 +17,10 @@
 //   --cells cells and --records records after it, the replay rate, and the log's bytes per reservation.
 //   swift run -c release stockpile-bench snapshot|startup [--cells N] [--records N] [--tasks N] [--fsync …]
 //
+//   Memory (in-process, in memory): resident bytes per cell, per open and per closed one-line
+//   reservation and per KEY, each the growth of VmRSS over a phase that adds only that kind of item.
+//   swift run -c release stockpile-bench memory [--cells N] [--reservations M] [--shards S] [--json]
+//
 //   Flash sale (either mode): buyers arrive over a ramp, hold 1–3 hot items with a short TTL, then
 //   pay and ship, cancel, abandon to expiry or pay too late, while deliveries restock mid-sale; a
 //   progress line every second, then latency per operation, the sell-out moment and an audit of
@@ -39,6 +43,10 @@ struct Options {
     var shards = 16
     var json = false
     var cells = 100_000
+    /// Whether --cells was given (the memory scenario defaults to more).
+    var cellsGiven = false
+    /// memory: reservations made (half stay open, half are released); KEYs are a quarter of them.
+    var reservations = 1_000_000
     var durability = DurabilityPolicy.none
     /// Whether --fsync was given (the durability scenarios default to a log).
     var fsyncGiven = false
@@ -60,6 +68,7 @@ func usage() -> Never {
                                [--fsync always|interval=<ms>|none] [--json]
                stockpile-bench <scenario> --target tcp://HOST:PORT [--clients N] [--pipeline P]
                                [--duration S] [--cells N] [--stock N] [--json]
+               stockpile-bench memory [--cells N] [--reservations M] [--shards S] [--json]
         in-process (no --target):
           --tasks      concurrent tasks (default 64)
           --shards     shards of the engine under test (default 16)
@@ -92,6 +101,11 @@ func usage() -> Never {
                      5000000), then a timed start-up: snapshot load, replay rate, total; and the log's
                      bytes per reservation (--fsync defaults to interval=10 here). With --data-dir D
                      the directory is kept; one that has a log already is only started up
+          memory     resident bytes per cell, per open and per closed one-line reservation and per
+                     KEY, of an engine in memory: --cells cells (default 1000000) loaded by import,
+                     --reservations M (default 1000000; 0 measures cells only) of which half stay
+                     open and half are released, then M/4 adjustments with a KEY each. Each figure is
+                     the growth of VmRSS (after malloc_trim) over a phase adding only that item
         the flash sale, in-process or over TCP, with flags of its own (stockpile-bench flash-sale --help):
                stockpile-bench flash-sale [--buyers N] [--ramp S] [--duration S] [--items N] [--stock N]
                                [--seed N] [--ttl S] [--target tcp://HOST:PORT] [--json] …
@@ -136,7 +150,12 @@ func parseOptions() -> Options {
         case "--shards":
             o.shards = min(64, Int(number(a)))
             inProcessFlags.append(a)
-        case "--cells": o.cells = Int(number(a))
+        case "--cells":
+            o.cells = Int(number(a))
+            o.cellsGiven = true
+        case "--reservations":
+            o.reservations = Int(integer(a, in: 0...100_000_000))
+            inProcessFlags.append(a)
         case "--json": o.json = true
         case "--fsync":
             let v = value(a)
@@ -169,7 +188,7 @@ func parseOptions() -> Options {
             o.scenario = a
         }
     }
-    guard ["hot", "spread", "multiline", "crc", "snapshot", "startup", "allocations"].contains(o.scenario) else { usage() }
+    guard ["hot", "spread", "multiline", "crc", "snapshot", "startup", "allocations", "memory"].contains(o.scenario) else { usage() }
     if o.target == nil, let flag = tcpFlags.first { fail("\(flag) needs --target tcp://HOST:PORT (without it the engine runs in-process)") }
     if o.target != nil, let flag = inProcessFlags.first {
         if flag == "--tasks" { fail("--tasks is for the in-process mode; with --target use --clients and --pipeline") }
@@ -187,6 +206,7 @@ if let index = CommandLine.arguments.dropFirst().firstIndex(of: "flash-sale") {
 let options = parseOptions()
 if options.scenario == "crc" { exit(runCRCBenchmark(options)) }
 if options.scenario == "allocations" { exit(await runAllocationBenchmark(options)) }
+if options.scenario == "memory" { exit(await runMemoryBenchmark(options)) }
 if options.scenario == "snapshot" { exit(await runSnapshotBenchmark(options)) }
 if options.scenario == "startup" { exit(await runStartupBenchmark(options)) }
 if let target = options.target { exit(runTCPBenchmark(options, target: target)) }

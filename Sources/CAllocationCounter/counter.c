@@ -11,6 +11,9 @@ extern void *__libc_calloc(size_t, size_t);
 extern void *__libc_realloc(void *, size_t);
 extern void __libc_free(void *);
 extern void *__libc_memalign(size_t, size_t);
+// Declared here rather than by <malloc.h>, whose prototypes of malloc and its kin would have to
+// agree with the definitions below, attribute for attribute.
+extern int malloc_trim(size_t);
 
 static _Atomic uint64_t allocation_count = 0;
 
@@ -55,3 +58,5 @@ int posix_memalign(void **out, size_t alignment, size_t size) {
     *out = p;
     return 0;
 }
+
+int stockpile_malloc_trim(void) { return malloc_trim(0); }
