@@ -1,44 +1,155 @@
-// A shard's cells, kept in 64 dictionaries instead of one, so that copy-on-write after a snapshot
-// costs little per write. A snapshot keeps a reference to every shard's table; the next write to a
-// shard then copies what it touches. With one dictionary that is the whole shard at once; split in
-// 64, each write copies at most a sixty-fourth of it, and the copying spreads over the writes that
-// follow — as a forked Redis copies one page at a time.
+// A shard's cells in flat storage: entries in insertion order, in chunks of 1,024, found through one
+// open-addressing index keyed by a 64-bit FNV-1a hash of the cell's names. A cell keeps its position
+// for the life of the table (cells are never removed one by one, only all at once by a reset), so a
+// position is a handle. It keeps true: every entry is in the index exactly once, under its own hash;
+// the index is at most half full, so a probe ends at an empty slot.
+//
+// Copy-on-write after a snapshot stays cheap: a snapshot keeps a reference to the table, and the next
+// write copies the outer array of chunk references and the one chunk it touches (64 KiB), as a forked
+// Redis copies one page at a time. The index is copied only by the first new cell after a snapshot.
+// Compared with a Swift Dictionary, a lookup hashes the names once with FNV-1a instead of the seeded
+// SipHash, and probes an array of integers before it touches an entry.
 
 import StockpileCore
 
 struct CellTable: Sequence, Sendable {
-    static let segmentCount = 64
-    private var segments: [[CellKey: CellSlot]] = Array(repeating: [:], count: CellTable.segmentCount)
+    struct Entry: Sendable {
+        var key: CellKey
+        var slot: CellSlot
+    }
 
-    /// The segment of a key: FNV-1a of its bytes, like the router's, but different bits of it.
-    @inline(__always) private static func segment(_ key: CellKey) -> Int {
+    private static let chunkShift = 10
+    private static let chunkMask = (1 << chunkShift) - 1
+    private var chunks: [[Entry]] = []
+    /// Open addressing with linear probing: 0 is empty; otherwise the high 32 bits are the entry's
+    /// hash tag and the low 32 its position + 1. The count is a power of two (or 0 before the first cell).
+    private var index: [UInt64] = []
+    private(set) var count = 0
+
+    /// FNV-1a over the variant, a 0xFF separator (never in a name) and the warehouse, then finished
+    /// with a mixer so that every bit of the result depends on every byte.
+    @inline(__always) static func hash(_ key: CellKey) -> UInt64 {
         var h = ShardRouter.fnv1a(key.variant)
         h = (h ^ 0xFF) &* ShardRouter.fnvPrime
         h = ShardRouter.fnv1a(key.warehouse, from: h)
-        return Int(truncatingIfNeeded: (h >> 40) & UInt64(segmentCount - 1))
+        // MurmurHash3's 64-bit finaliser.
+        h ^= h >> 33
+        h &*= 0xff51_afd7_ed55_8ccd
+        h ^= h >> 33
+        h &*= 0xc4ce_b9fe_1a85_ec53
+        h ^= h >> 33
+        return h
+    }
+
+    @inline(__always) private static func tag(_ hash: UInt64) -> UInt64 { hash & 0xFFFF_FFFF_0000_0000 }
+
+    /// The position of `key`'s entry, or nil.
+    @inline(__always) private func position(of key: CellKey, hash: UInt64) -> Int? {
+        guard !index.isEmpty else { return nil }
+        let mask = index.count &- 1
+        let tag = Self.tag(hash)
+        var i = Int(truncatingIfNeeded: hash) & mask
+        while true {
+            let v = index[i]
+            if v == 0 { return nil }
+            if v & 0xFFFF_FFFF_0000_0000 == tag {
+                let p = Int(truncatingIfNeeded: v & 0xFFFF_FFFF) &- 1
+                if chunks[p >> Self.chunkShift][p & Self.chunkMask].key == key { return p }
+            }
+            i = (i &+ 1) & mask
+        }
+    }
+
+    /// Appends a new entry (its key must not be in the table) and returns its position.
+    private mutating func insert(_ key: CellKey, _ slot: CellSlot, hash: UInt64) -> Int {
+        if (count &+ 1) &* 2 > index.count { grow() }
+        let p = count
+        if p & Self.chunkMask == 0 {
+            var chunk: [Entry] = []
+            chunk.reserveCapacity(1 << Self.chunkShift)
+            chunks.append(chunk)
+        }
+        chunks[p >> Self.chunkShift].append(Entry(key: key, slot: slot))
+        count &+= 1
+        place(position: p, hash: hash)
+        return p
+    }
+
+    private mutating func place(position p: Int, hash: UInt64) {
+        let mask = index.count &- 1
+        var i = Int(truncatingIfNeeded: hash) & mask
+        while index[i] != 0 { i = (i &+ 1) & mask }
+        index[i] = Self.tag(hash) | UInt64(p &+ 1)
+    }
+
+    /// Doubles the index (at least 64 slots) and places every entry again.
+    private mutating func grow(toHold n: Int? = nil) {
+        var capacity = Swift.max(64, index.count &* 2)
+        while capacity < (n ?? 0) &* 2 { capacity &*= 2 }
+        index = Array(repeating: 0, count: capacity)
+        for p in 0..<count {
+            place(position: p, hash: Self.hash(chunks[p >> Self.chunkShift][p & Self.chunkMask].key))
+        }
     }
 
     subscript(key: CellKey) -> CellSlot? {
-        get { segments[Self.segment(key)][key] }
-        set { segments[Self.segment(key)][key] = newValue }
+        get {
+            guard let p = position(of: key, hash: Self.hash(key)) else { return nil }
+            return chunks[p >> Self.chunkShift][p & Self.chunkMask].slot
+        }
+        set {
+            guard let newValue else { preconditionFailure("cells are removed only all at once (removeAll)") }
+            let h = Self.hash(key)
+            if let p = position(of: key, hash: h) {
+                chunks[p >> Self.chunkShift][p & Self.chunkMask].slot = newValue
+            } else {
+                _ = insert(key, newValue, hash: h)
+            }
+        }
     }
 
     subscript(key: CellKey, default value: @autoclosure () -> CellSlot) -> CellSlot {
-        get { segments[Self.segment(key)][key] ?? value() }
-        _modify { yield &segments[Self.segment(key)][key, default: value()] }
+        get { self[key] ?? value() }
+        _modify {
+            let h = Self.hash(key)
+            let p = position(of: key, hash: h) ?? insert(key, value(), hash: h)
+            yield &chunks[p >> Self.chunkShift][p & Self.chunkMask].slot
+        }
     }
 
-    var count: Int { segments.reduce(0) { $0 + $1.count } }
-
     mutating func removeAll() {
-        for i in segments.indices { segments[i].removeAll() }
+        chunks.removeAll()
+        index.removeAll()
+        count = 0
     }
 
     mutating func reserveCapacity(_ n: Int) {
-        for i in segments.indices { segments[i].reserveCapacity(n / Self.segmentCount + 1) }
+        if n &* 2 > index.count { grow(toHold: n) }
     }
 
-    func makeIterator() -> FlattenSequence<[[CellKey: CellSlot]]>.Iterator {
-        segments.joined().makeIterator()
+    /// Every cell, in the order it was first used.
+    func makeIterator() -> AnyIterator<(key: CellKey, value: CellSlot)> {
+        var chunkIterator = chunks.makeIterator()
+        var entries = chunkIterator.next()?.makeIterator()
+        return AnyIterator {
+            while entries != nil {
+                if let e = entries!.next() { return (e.key, e.slot) }
+                entries = chunkIterator.next()?.makeIterator()
+            }
+            return nil
+        }
     }
+
+    #if DEBUG
+    /// Checks the invariants of the file header (tests and debug builds).
+    func checkInvariants() {
+        precondition(index.isEmpty || index.count.nonzeroBitCount == 1, "the index count is a power of two")
+        precondition(count * 2 <= index.count || count == 0, "the index is at most half full")
+        precondition(index.lazy.filter { $0 != 0 }.count == count, "every entry is in the index once")
+        for p in 0..<count {
+            let key = chunks[p >> Self.chunkShift][p & Self.chunkMask].key
+            precondition(position(of: key, hash: Self.hash(key)) == p, "entry \(p) is found at its position")
+        }
+    }
+    #endif
 }
