@@ -55,6 +55,7 @@ nonisolated func runBenchmark(_ options: Options) async -> Int32 {
                 var r = TaskResult()
                 var rng = SplitMix64(seed: UInt64(t) &* 0x1234_5678_9ABC_DEF1 &+ 42)
                 var i = 0
+                var batch: [Command] = []
                 let prefix = "t\(t)-"
                 while true {
                     if i & 63 == 0 && ContinuousClock.now >= deadline { break }
@@ -76,6 +77,26 @@ nonisolated func runBenchmark(_ options: Options) async -> Int32 {
                             let group = populatedShards[s]
                             return ReserveLine(variant: group[Int(rng.next() % UInt64(group.count))], warehouse: "MAIN", quantity: 1)
                         }
+                    }
+                    if options.batch > 1 {
+                        // A batch of requests in one call; the lines of each are kept for the tally.
+                        if i == 1 { batch.reserveCapacity(options.batch) }
+                        batch.append(.reserve(ReserveRequest(id: prefix + String(i), lines: lines)))
+                        guard batch.count == options.batch else { continue }
+                        let begin = ContinuousClock.now
+                        let outcomes = await engine.execute(batch)
+                        let elapsed = UInt64(max(0, (ContinuousClock.now - begin).wholeNanoseconds))
+                        for (command, outcome) in zip(batch, outcomes) {
+                            r.histogram.record(elapsed)
+                            guard case .reserve(let request) = command, case .ok = outcome else {
+                                r.refused += 1
+                                continue
+                            }
+                            r.ok += 1
+                            for l in request.lines { r.reservedByCell[CellKey(variant: l.variant, warehouse: l.warehouse), default: 0] += 1 }
+                        }
+                        batch.removeAll(keepingCapacity: true)
+                        continue
                     }
                     let begin = ContinuousClock.now
                     let outcome = await engine.reserve(ReserveRequest(id: prefix + String(i), lines: lines))
@@ -130,7 +151,7 @@ nonisolated func runBenchmark(_ options: Options) async -> Int32 {
     let p999 = Double(histogram.value(atQuantile: 0.999)) / 1000
     let maxUs = Double(histogram.max) / 1000
 
-    print("scenario \(options.scenario): \(options.tasks) tasks, \(options.shards) shards, \(cellCount) cells, fsync \(options.durability), \(String(format: "%.1f", seconds)) s")
+    print("scenario \(options.scenario): \(options.tasks) tasks\(options.batch > 1 ? " in batches of \(options.batch)" : ""), \(options.shards) shards, \(cellCount) cells, fsync \(options.durability), \(String(format: "%.1f", seconds)) s")
     print(String(format: "  %d reservations (%d refused), %.0f/s; latency p50 %.1f us, p99 %.1f us, p99.9 %.1f us, max %.1f us", ops, refused, opsPerSecond, p50, p99, p999, maxUs))
     // Counted over the whole run: the engine's allocations and the load generator's (about one per
     // request for its lines array); `stockpile-bench allocations` counts the engine's alone.
@@ -139,7 +160,7 @@ nonisolated func runBenchmark(_ options: Options) async -> Int32 {
     print("  oversold \(oversold), cells whose reserved differs from the replies \(mismatched), invariant violations \(problems.count)")
     if options.json {
         let object: [String: Any] = [
-            "scenario": options.scenario, "fsync": "\(options.durability)", "tasks": options.tasks, "shards": options.shards, "cells": cellCount, "seconds": seconds,
+            "scenario": options.scenario, "fsync": "\(options.durability)", "tasks": options.tasks, "batch": options.batch, "shards": options.shards, "cells": cellCount, "seconds": seconds,
             "ops": ops, "ops_per_s": Int(opsPerSecond), "allocations_per_op": allocationsPerOp, "p50_us": p50, "p99_us": p99, "p999_us": p999, "max_us": maxUs,
             "refused": refused, "oversold": oversold, "mismatched_cells": mismatched, "invariant_violations": problems.count,
         ]

@@ -39,6 +39,8 @@ import StockpileWAL
 struct Options {
     var scenario = ""
     var tasks = 64
+    /// In-process: commands per `Engine.execute(_ batch:)` call (1: one `reserve` call per request).
+    var batch = 1
     var duration = 5.0
     var shards = 16
     var json = false
@@ -71,6 +73,8 @@ func usage() -> Never {
                stockpile-bench memory [--cells N] [--reservations M] [--shards S] [--json]
         in-process (no --target):
           --tasks      concurrent tasks (default 64)
+          --batch      commands per Engine.execute(_ batch:) call (default 1: one reserve call each);
+                       each command's latency is its batch's
           --shards     shards of the engine under test (default 16)
           --fsync      durability of the engine under test (default none); with a log, the data
                        directory is a fresh temporary directory, removed afterwards
@@ -145,6 +149,9 @@ func parseOptions() -> Options {
         switch a {
         case "--tasks":
             o.tasks = Int(number(a))
+            inProcessFlags.append(a)
+        case "--batch":
+            o.batch = Int(integer(a, in: 1...100_000))
             inProcessFlags.append(a)
         case "--duration": o.duration = number(a)
         case "--shards":

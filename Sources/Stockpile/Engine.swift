@@ -161,7 +161,7 @@ public final class Engine: Sendable {
     }
 
     /// Validates, claims the id or KEY, and performs: everything of `execute` but the wait for the log.
-    private func decide(_ command: Command, actor: String) async -> Outcome<Reply> {
+    func decide(_ command: Command, actor: String) async -> Outcome<Reply> {
         let now = await settleDueWork()
         switch Validation.normalize(command) {
         case .refused(let r):

@@ -359,6 +359,59 @@ struct ModelBasedTests {
         }
     }
 
+    @Test("random batches give the same outcomes and final state as the same commands one at a time", arguments: ModelBasedSettings.seeds)
+    func batchesAgreeWithOneAtATime(seed: UInt64) async {
+        let operations = ModelBasedSettings.operations
+        let retention = Duration.seconds(120)
+        let configuration = EngineConfiguration(shardCount: 4, retention: retention)
+        let (clockA, clockB) = (ManualClock(start: Self.start), ManualClock(start: Self.start))
+        let oneByOne = Engine(configuration: configuration, clock: clockA)
+        let batched = Engine(configuration: configuration, clock: clockB)
+        var model = ReferenceModel(retention: retention, defaultStrategy: .priority, start: Self.start)
+        var gen = CommandGenerator(seed: seed)
+        var usedIDs: Set<String> = []
+        let tag = "seed \(seed) (rerun: STOCKPILE_SEED=\(seed) STOCKPILE_MODEL_OPS=\(operations) swift test --filter ModelBased)"
+        var prefix: [Command] = [
+            .setWarehouse(WarehouseChange(code: "W1", priority: 10)),
+            .adjust(variant: "A", warehouse: "MAIN", delta: 5, reason: .received),
+            .adjust(variant: "B", warehouse: "W1", delta: 8, reason: .received),
+            .setPolicy(PolicyChange(variant: "C", backorder: true)),
+        ]
+        prefix.reverse()
+        var done = 0
+        var batchCount = 0
+        while done < operations {
+            if gen.rng.chance(0.3) {
+                let ms = Duration.milliseconds(Int64(gen.rng.int(0...5000)))
+                clockA.advance(by: ms)
+                clockB.advance(by: ms)
+            }
+            // The model decides each command as it comes, so the generator sees the state it would.
+            let size = gen.rng.int(1...32)
+            let actor = gen.rng.pick(["", "alice"])
+            var batch: [Command] = []
+            for _ in 0..<size {
+                let command = prefix.popLast() ?? gen.next(model: model)
+                if let id = command.reservationID { usedIDs.insert(id) }
+                _ = model.execute(command, actor: actor, now: clockA.now())
+                batch.append(command)
+            }
+            var expected: [Outcome<Reply>] = []
+            for command in batch { expected.append(await oneByOne.execute(command, actor: actor)) }
+            let actual = await batched.execute(batch, actor: actor)
+            #expect(actual.count == batch.count, "\(tag): batch \(batchCount) answered \(actual.count) of \(batch.count)")
+            for (i, (e, a)) in zip(expected, actual).enumerated() where !sameOutcome(e, a) {
+                Issue.record("\(tag): batch \(batchCount) command \(i) \(short(batch[i]))\n    one at a time: \(describe(e))\n    batched:       \(describe(a))")
+                return
+            }
+            done += size
+            batchCount += 1
+        }
+        // Both engines end where the model ends: the same cells, reservations, ledger and invariants.
+        _ = await compareState(engine: oneByOne, model: model, usedIDs: usedIDs, tag: "\(tag) one at a time", trail: [])
+        _ = await compareState(engine: batched, model: model, usedIDs: usedIDs, tag: "\(tag) batched", trail: [])
+    }
+
     func short(_ value: Any) -> String {
         String(describing: value).replacingOccurrences(of: "StockpileCore.", with: "")
             .replacingOccurrences(of: "ReservationLine", with: "").replacingOccurrences(of: "ReserveLine", with: "")
