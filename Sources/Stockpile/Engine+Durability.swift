@@ -34,6 +34,18 @@ extension Engine {
         clock: any EngineClock = SystemClock(), segmentByteCount: Int = SegmentWriter.segmentByteCountDefault,
         warn: (String) -> Void = { FileHandle.standardError.write(Data(("stockpile: " + $0 + "\n").utf8)) }
     ) throws(EngineOpenError) -> Engine {
+        try open(
+            dataDirectory: dataDirectory, durability: durability, configuration: configuration, clock: clock,
+            segmentByteCount: segmentByteCount, logFileSystem: SystemFileSystem(), warn: warn)
+    }
+
+    /// `open`, with the snapshot and the log read and the log written through `logFileSystem` (tests
+    /// pass a `SimulatedFileSystem` to fill the disk or fail a sync); the directory and its lock are
+    /// the real ones.
+    static func open(
+        dataDirectory: String, durability: DurabilityPolicy, configuration: EngineConfiguration, clock: any EngineClock,
+        segmentByteCount: Int, logFileSystem fileSystem: any FileSystem, warn: (String) -> Void
+    ) throws(EngineOpenError) -> Engine {
         if durability == .none { return Engine(configuration: configuration, clock: clock) }
         do {
             try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
@@ -47,7 +59,7 @@ extension Engine {
         let started = ContinuousClock.now
         let snapshot: (fileName: String, contents: SnapshotContents)?
         do {
-            snapshot = try SnapshotStore.loadNewestValid(directory: dataDirectory) { damage in
+            snapshot = try SnapshotStore.loadNewestValid(directory: dataDirectory, fileSystem: fileSystem) { damage in
                 warn("\(damage); trying an older snapshot")
             }
         } catch {
@@ -69,7 +81,7 @@ extension Engine {
         let reader = Thread {
             let readStarted = ContinuousClock.now
             let result = Result { () throws(LogRecoveryError) -> LogRecovery.Result in
-                try LogRecovery.recover(directory: dataDirectory, after: snapshotLSN) { segments.put($0) }
+                try LogRecovery.recover(directory: dataDirectory, after: snapshotLSN, fileSystem: fileSystem) { segments.put($0) }
             }
             segments.finish(result, elapsed: ContinuousClock.now - readStarted)
         }
@@ -85,7 +97,8 @@ extension Engine {
         do {
             // Segment headers take their creation time from the engine's clock, like everything else.
             writer = try SegmentWriter(
-                directory: dataDirectory, recovery: recovery, segmentByteCount: segmentByteCount, now: { clock.now() }, preparesAhead: true)
+                directory: dataDirectory, recovery: recovery, fileSystem: fileSystem, segmentByteCount: segmentByteCount, now: { clock.now() },
+                preparesAhead: true)
         } catch {
             throw .io(error)
         }

@@ -4,7 +4,9 @@
 // file back to them. `crash(atSync:leaving:)` stops the machine at the k-th sync instead: that sync never
 // happens, every write not yet synced is kept, dropped or torn, and every later call fails until
 // `restart()`. Directory operations (create, rename, unlink) are durable at once — the simulation
-// models lost data, not lost directory entries.
+// models lost data, not lost directory entries. `setFreeByteCount` makes a disk that fills up: a write
+// that would grow files past the space left fails with ENOSPC, as on a full disk, while writes into
+// bytes a file already has go on.
 
 import Glibc
 import Synchronization
@@ -39,6 +41,12 @@ public final class SimulatedFileSystem: FileSystem {
         var crashAt: (sync: Int, leaving: UnsyncedWrites)?
         /// Set by a crash at a sync: every call fails until `restart()`.
         var crashed = false
+        /// Bytes files may still grow by; nil for no limit.
+        var freeByteCount: Int?
+        /// Syncs of files whose path contains this wait until it is cleared.
+        var heldSyncPathText: String?
+        /// Every path a file was created at, in order.
+        var createdPaths: [String] = []
     }
 
     private let state = Mutex(State())
@@ -73,6 +81,31 @@ public final class SimulatedFileSystem: FileSystem {
     public func failSync(_ n: Int, errno: Int32) {
         precondition(n >= 1)
         state.withLock { $0.syncFailures[$0.syncCount + n] = errno }
+    }
+
+    /// Lets files grow by only `byteCount` more bytes from now (nil: no limit). A write that would grow
+    /// them past it fails with ENOSPC and writes nothing; removing a file gives its bytes back. A crash
+    /// gives back nothing (the disk keeps the blocks it had allocated).
+    public func setFreeByteCount(_ byteCount: Int?) {
+        state.withLock { $0.freeByteCount = byteCount }
+    }
+
+    /// Bytes files may still grow by; nil for no limit.
+    public var freeByteCount: Int? { state.withLock { $0.freeByteCount } }
+
+    /// Holds every sync of a file whose path contains `text` until `releaseSyncs()`: to catch a
+    /// thread between its write and its sync.
+    public func holdSyncs(ofPathsContaining text: String) {
+        state.withLock { $0.heldSyncPathText = text }
+    }
+
+    public func releaseSyncs() {
+        state.withLock { $0.heldSyncPathText = nil }
+    }
+
+    /// How many times a file was created at a path containing `text`.
+    public func creationCount(ofPathsContaining text: String) -> Int {
+        state.withLock { $0.createdPaths.filter { $0.contains(text) }.count }
     }
 
     /// How many syncs (fdatasync or fsync of a file) were asked for so far.
@@ -155,6 +188,7 @@ public final class SimulatedFileSystem: FileSystem {
                     throw WALIOError(operation: .open, path: path, errno: ENOENT)
                 }
                 s.files[path] = File()
+                s.createdPaths.append(path)
             }
             let fd = s.nextDescriptor
             s.nextDescriptor += 1
@@ -177,6 +211,11 @@ public final class SimulatedFileSystem: FileSystem {
                 throw WALIOError(operation: .write, path: file.path, offset: offset, errno: e)
             }
             var f = s.files[path]!
+            let growth = max(0, offset + bytes.count - f.bytes.count)
+            if let free = s.freeByteCount {
+                guard growth <= free else { throw WALIOError(operation: .write, path: file.path, offset: offset, errno: ENOSPC) }
+                s.freeByteCount = free - growth
+            }
             if f.bytes.count < offset + bytes.count {
                 f.bytes.append(contentsOf: repeatElement(0, count: offset + bytes.count - f.bytes.count))
             }
@@ -205,6 +244,7 @@ public final class SimulatedFileSystem: FileSystem {
     }
 
     public func sync(_ file: WALFile) throws(WALIOError) {
+        while state.withLock({ s in s.heldSyncPathText.map { file.path.contains($0) } ?? false }) { usleep(1000) }
         try state.withLock { (s: inout State) throws(WALIOError) in
             if s.crashed { throw WALIOError(operation: .syncData, path: file.path, errno: EIO) }
             let path = Self.path(of: file, in: s)
@@ -234,6 +274,7 @@ public final class SimulatedFileSystem: FileSystem {
             guard let f = s.files.removeValue(forKey: path) else {
                 throw WALIOError(operation: .rename, path: path + " -> " + newPath, errno: ENOENT)
             }
+            if let replaced = s.files[newPath], let free = s.freeByteCount { s.freeByteCount = free + replaced.bytes.count }
             s.files[newPath] = f
             for (fd, p) in s.open where p == path { s.open[fd] = newPath }
         }
@@ -242,9 +283,10 @@ public final class SimulatedFileSystem: FileSystem {
     public func unlink(_ path: String) throws(WALIOError) {
         try state.withLock { (s: inout State) throws(WALIOError) in
             if s.crashed { throw WALIOError(operation: .unlink, path: path, errno: EIO) }
-            guard s.files.removeValue(forKey: path) != nil else {
+            guard let removed = s.files.removeValue(forKey: path) else {
                 throw WALIOError(operation: .unlink, path: path, errno: ENOENT)
             }
+            if let free = s.freeByteCount { s.freeByteCount = free + removed.bytes.count }
         }
     }
 
