@@ -126,7 +126,7 @@ extension Engine {
         }
         let p = log.progress
         return LogStatus(
-            policy: log.policy, lastLSN: ledger.lastLSN, acknowledgedLSN: p.acknowledgedLSN, syncCount: p.syncCount, batchCount: p.batchCount,
+            policy: log.policy, lastLSN: max(ledger.lastLSN, log.baseLSN), acknowledgedLSN: p.acknowledgedLSN, syncCount: p.syncCount, batchCount: p.batchCount,
             recordByteCount: p.recordByteCount, failure: log.failure.map { "\($0)" })
     }
 

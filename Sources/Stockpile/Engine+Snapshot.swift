@@ -154,10 +154,15 @@ extension Engine {
         let clock = ContinuousClock()
         let heldFrom = clock.now
         let (capture, pendingKeys) = holdingShards(Array(shards.indices)[...]) {
-            (
+            var position = ledger.position
+            // Before this process hands the log its first record the ledger knows no LSN, yet the state
+            // holds everything start-up replayed: a snapshot labelled 0 would have the next start
+            // replay the whole log over it again.
+            position.lastLSN = max(position.lastLSN, ledger.log?.baseLSN ?? 0)
+            return (
                 SnapshotCapture(
                     shards: shards.map { shard in shard.assumeIsolated { ($0.state.cells, $0.state.reservations, $0.state.counters) } },
-                    catalog: shards[0].assumeIsolated { $0.state.catalog }, position: ledger.position),
+                    catalog: shards[0].assumeIsolated { $0.state.catalog }, position: position),
                 keys.pendingNames()
             )
         }
