@@ -87,7 +87,8 @@ extension Engine {
         do {
             // Segment headers take their creation time from the engine's clock, like everything else.
             writer = try SegmentWriter(
-                directory: dataDirectory, recovery: recovery, fileSystem: fileSystem, segmentByteCount: segmentByteCount, now: { clock.now() }, preparesAhead: true)
+                directory: dataDirectory, recovery: recovery, fileSystem: fileSystem, segmentByteCount: segmentByteCount, now: { clock.now() },
+                preparesAhead: true)
         } catch {
             throw .io(error)
         }
@@ -266,4 +267,17 @@ public struct LogStatus: Sendable, Hashable {
     public var recordByteCount: Int
     /// Why writes are stopped, when they are.
     public var failure: String?
+}
+
+extension Engine {
+    /// `open` with the snapshot and the log on `logFileSystem` (tests pass a `SimulatedFileSystem` to
+    /// fill the disk or fail a sync); the directory and its lock are the real ones.
+    static func open(
+        dataDirectory: String, durability: DurabilityPolicy, configuration: EngineConfiguration, clock: any EngineClock,
+        segmentByteCount: Int, logFileSystem: any FileSystem, warn: @escaping (String) -> Void
+    ) throws(EngineOpenError) -> Engine {
+        try open(
+            dataDirectory: dataDirectory, durability: durability, configuration: configuration, clock: clock,
+            segmentByteCount: segmentByteCount, fileSystem: logFileSystem, warn: warn)
+    }
 }

@@ -438,10 +438,3 @@ final class RefusalCounters: Sendable {
         for c in counts { c.value.store(0, ordering: .relaxed) }
     }
 }
-
-extension Refusal {
-    /// READONLY: the log could not be written, so the engine takes no more changes (reads go on).
-    static func writesStopped(_ error: WALIOError) -> Refusal {
-        Refusal(.readOnly, "writes are stopped: the log could not be written (\(error)); restart to recover")
-    }
-}

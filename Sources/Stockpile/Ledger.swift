@@ -88,8 +88,7 @@ final class Ledger: Sendable {
         self.log = log
         // Everything replayed is in the log up to here: a snapshot taken before the next change must
         // say so, or a later start-up would replay the whole log again on top of it.
-        let recovered = log.progress.acknowledgedLSN
-        state.withLock { $0.lastLSN = max($0.lastLSN, recovered) }
+        state.withLock { $0.lastLSN = max($0.lastLSN, log.baseLSN) }
         log.observeAcknowledgements { [weak self] lsn in self?.deliver(through: lsn) }
     }
 

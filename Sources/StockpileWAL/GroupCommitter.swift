@@ -69,6 +69,9 @@ public final class GroupCommitter: Sendable {
     }
 
     public let policy: DurabilityPolicy
+    /// The last LSN of the log when this committer took it over (0 for a new log): what start-up
+    /// replayed, and so what the state covers before the first record handed over.
+    public let baseLSN: UInt64
     private let state: Mutex<State>
     private let writerBox: WriterBox
     private let wakeUp = DispatchSemaphore(value: 0)
@@ -80,6 +83,7 @@ public final class GroupCommitter: Sendable {
         precondition(policy != .none, "a committer needs a log; with policy none there is none")
         if case .interval(let d) = policy { precondition(d > .zero, "the sync interval must be positive") }
         self.policy = policy
+        baseLSN = writer.nextLSN - 1
         state = Mutex(State(nextLSN: writer.nextLSN, acknowledgedLSN: writer.nextLSN - 1))
         writerBox = WriterBox(writer)
         let thread = Thread { [self] in run() }

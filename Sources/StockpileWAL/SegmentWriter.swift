@@ -9,7 +9,11 @@
 //
 // With `preparesAhead`, a thread of its own zero-fills and syncs the next segment's file (a `.tmp`,
 // which start-up removes) once the current one is half full, so that rotating costs a header write,
-// a rename and two syncs, instead of every writer waiting while 64 MiB of zeros are written.
+// a rename and two syncs, instead of every writer waiting while 64 MiB of zeros are written. That
+// preparation is only ahead of need: its failure (a full disk) stops nothing. Writes go on into the
+// current segment, which is allocated already; the rotation waits for a preparation still under way
+// rather than race it for the last free blocks, and makes the segment itself when none was made. Only
+// when that fails — a rotation is due and no next segment can be made — do writes stop.
 
 import Foundation
 import Glibc
@@ -21,6 +25,9 @@ public final class SegmentWriter {
     public static let segmentByteCountDefault = 64 << 20
 
     public let directory: String
+    /// `directory` made absolute, for the errors an operator reads (a server's clients do not know its
+    /// working directory).
+    private let absoluteDirectory: String
     public let fileSystem: any FileSystem
     /// The size of the segments it creates (a batch larger than this gets a segment of its own size).
     public let segmentByteCount: Int
@@ -53,6 +60,10 @@ public final class SegmentWriter {
         struct State: Sendable {
             var ready: WALFile?
             var preparing = false
+            /// Why the last preparation failed. It is not tried again before the next rotation: on a
+            /// full disk each try would write zeros until the disk is full again, taking blocks a
+            /// snapshot could use, on a new thread for every batch.
+            var failure: WALIOError?
         }
         let state = Mutex(State())
     }
@@ -70,6 +81,7 @@ public final class SegmentWriter {
         self.preparesAhead = preparesAhead
         precondition(segmentByteCount > SegmentHeader.byteCount + WALRecord.headerByteCount, "segments too small for a record")
         self.directory = directory
+        absoluteDirectory = directory.hasPrefix("/") ? directory : URL(fileURLWithPath: directory).standardizedFileURL.path
         self.fileSystem = fileSystem
         self.segmentByteCount = segmentByteCount
         self.makeSalt = makeSalt
@@ -135,8 +147,7 @@ public final class SegmentWriter {
             do {
                 try rotate(batchByteCount: buffer.count)
             } catch {
-                failure = error
-                throw error
+                throw stop(error)
             }
             buffer.reset()
             frame(first, header.salt, &buffer)
@@ -146,8 +157,7 @@ public final class SegmentWriter {
         do {
             try fileSystem.write(file, buffer.bytes, at: offset)
         } catch {
-            failure = error
-            throw error
+            throw stop(error)
         }
         offset += buffer.count
         recordByteCount += buffer.count
@@ -180,10 +190,17 @@ public final class SegmentWriter {
         do {
             try fileSystem.syncData(file)
         } catch {
-            failure = error
-            throw error
+            throw stop(error)
         }
         hasUnsyncedWrites = false
+    }
+
+    /// Records the failure that stops this writer, naming the data directory for the operator.
+    private func stop(_ error: WALIOError) -> WALIOError {
+        var stopped = error
+        stopped.dataDirectory = absoluteDirectory
+        failure = stopped
+        return stopped
     }
 
     /// Closes the current segment without syncing it.
@@ -210,10 +227,9 @@ public final class SegmentWriter {
         }
         let replacing = offset == SegmentHeader.byteCount
         try fileSystem.close(file)
-        if !replacing, SegmentHeader.byteCount + batchByteCount <= segmentByteCount, let ready = spare.state.withLock({ s -> WALFile? in
-            defer { s.ready = nil }
-            return s.ready
-        }) {
+        // Whatever happens below starts a new segment, whose preparation may be tried again.
+        defer { spare.state.withLock { $0.failure = nil } }
+        if !replacing, SegmentHeader.byteCount + batchByteCount <= segmentByteCount, let ready = takeSpare() {
             // The header, then the name: until the rename the file is a `.tmp` nobody reads.
             let newHeader = SegmentHeader(salt: makeSalt(), firstLSN: nextLSN, createdAt: now())
             var headerBytes = ByteWriter(capacity: SegmentHeader.byteCount)
@@ -247,12 +263,25 @@ public final class SegmentWriter {
     /// Whether the next segment's file is made and waiting (for tests).
     public var spareIsReady: Bool { spare.state.withLock { $0.ready != nil } }
 
-    /// Starts making the next segment's file on a thread of its own, unless one is ready or on its way.
-    /// A failure there only leaves no spare: rotation then creates the segment itself, and reports
-    /// whatever fails then.
+    /// Why the next segment's file could not be made ahead of time, until the next rotation (for tests).
+    public var spareFailure: WALIOError? { spare.state.withLock { $0.failure } }
+
+    /// The next segment's file if one was made, after waiting for one under way: it is nearly done, and
+    /// making another beside it could fail for want of the space the first one holds.
+    private func takeSpare() -> WALFile? {
+        while spare.state.withLock({ $0.preparing }) { usleep(1000) }
+        return spare.state.withLock { s in
+            defer { s.ready = nil }
+            return s.ready
+        }
+    }
+
+    /// Starts making the next segment's file on a thread of its own, unless one is ready or on its way,
+    /// or the last try since the rotation failed. A failure there only leaves no spare: rotation then
+    /// creates the segment itself, and reports whatever fails then.
     private func prepareSpareIfNeeded() {
         let start = spare.state.withLock { s -> Bool in
-            guard s.ready == nil && !s.preparing else { return false }
+            guard s.ready == nil && !s.preparing && s.failure == nil else { return false }
             s.preparing = true
             return true
         }
@@ -262,7 +291,9 @@ public final class SegmentWriter {
         let thread = Thread {
             lowerCallingThreadPriority()
             var made: WALFile?
-            if let file = try? fileSystem.open(path, mode: .createNew) {
+            var failure: WALIOError?
+            do throws(WALIOError) {
+                let file = try fileSystem.open(path, mode: .createNew)
                 do throws(WALIOError) {
                     // Synced a MiB at a time, like a snapshot: one 64 MiB flush would hold the log's
                     // own fdatasync behind it.
@@ -278,10 +309,14 @@ public final class SegmentWriter {
                 } catch {
                     try? fileSystem.close(file)
                     try? fileSystem.unlink(path)
+                    throw error
                 }
+            } catch {
+                failure = error
             }
             spare.state.withLock { s in
                 s.ready = made
+                s.failure = failure
                 s.preparing = false
             }
         }

@@ -3,11 +3,12 @@
 // true: a file's `durable` bytes are what the last successful sync of it saw, and `crash()` puts every
 // file back to them. `crash(atSync:leaving:)` stops the machine at the k-th sync instead: that sync never
 // happens, every write not yet synced is kept, dropped or torn, and every later call fails until
-// `restart()`. `holdSyncs()` makes every sync wait until `releaseSyncs()`, as a slow disk would, so a
-// test can look at what is revealed while a record is written but not yet durable. Directory operations (create, rename, unlink) are durable at once — the simulation
-// models lost data, not lost directory entries.
+// `restart()`. Directory operations (create, rename, unlink) are durable at once — the simulation
+// models lost data, not lost directory entries. `setFreeByteCount` makes a disk that fills up: a write
+// that would grow files past the space left fails with ENOSPC, as on a full disk, while writes into
+// bytes a file already has go on. `holdSyncs()` makes every sync wait until `releaseSyncs()`, as a
+// slow disk would, so a test can look at what is revealed while a record is written but not durable.
 
-import Foundation
 import Glibc
 import Synchronization
 
@@ -41,12 +42,17 @@ public final class SimulatedFileSystem: FileSystem {
         var crashAt: (sync: Int, leaving: UnsyncedWrites)?
         /// Set by a crash at a sync: every call fails until `restart()`.
         var crashed = false
+        /// Bytes files may still grow by; nil for no limit.
+        var freeByteCount: Int?
+        /// Syncs of files whose path contains this wait until it is cleared.
+        var heldSyncPathText: String?
+        /// Set by `holdSyncs()`: every sync waits.
+        var holdsEverySync = false
+        /// Every path a file was created at, in order.
+        var createdPaths: [String] = []
     }
 
     private let state = Mutex(State())
-    /// True while syncs are held back (guarded by the condition's lock).
-    nonisolated(unsafe) private var syncsHeld = false
-    private let syncGate = NSCondition()
 
     public init(directories: [String] = []) {
         state.withLock { $0.directories = Set(directories.map(Self.normalized)) }
@@ -78,6 +84,35 @@ public final class SimulatedFileSystem: FileSystem {
     public func failSync(_ n: Int, errno: Int32) {
         precondition(n >= 1)
         state.withLock { $0.syncFailures[$0.syncCount + n] = errno }
+    }
+
+    /// Lets files grow by only `byteCount` more bytes from now (nil: no limit). A write that would grow
+    /// them past it fails with ENOSPC and writes nothing; removing a file gives its bytes back. A crash
+    /// gives back nothing (the disk keeps the blocks it had allocated).
+    public func setFreeByteCount(_ byteCount: Int?) {
+        state.withLock { $0.freeByteCount = byteCount }
+    }
+
+    /// Bytes files may still grow by; nil for no limit.
+    public var freeByteCount: Int? { state.withLock { $0.freeByteCount } }
+
+    /// Holds every sync of a file whose path contains `text` until `releaseSyncs()`: to catch a
+    /// thread between its write and its sync.
+    public func holdSyncs(ofPathsContaining text: String) {
+        state.withLock { $0.heldSyncPathText = text }
+    }
+
+    /// Lets held syncs, and every later one, go on.
+    public func releaseSyncs() {
+        state.withLock {
+            $0.heldSyncPathText = nil
+            $0.holdsEverySync = false
+        }
+    }
+
+    /// How many times a file was created at a path containing `text`.
+    public func creationCount(ofPathsContaining text: String) -> Int {
+        state.withLock { $0.createdPaths.filter { $0.contains(text) }.count }
     }
 
     /// How many syncs (fdatasync or fsync of a file) were asked for so far.
@@ -160,6 +195,7 @@ public final class SimulatedFileSystem: FileSystem {
                     throw WALIOError(operation: .open, path: path, errno: ENOENT)
                 }
                 s.files[path] = File()
+                s.createdPaths.append(path)
             }
             let fd = s.nextDescriptor
             s.nextDescriptor += 1
@@ -182,6 +218,11 @@ public final class SimulatedFileSystem: FileSystem {
                 throw WALIOError(operation: .write, path: file.path, offset: offset, errno: e)
             }
             var f = s.files[path]!
+            let growth = max(0, offset + bytes.count - f.bytes.count)
+            if let free = s.freeByteCount {
+                guard growth <= free else { throw WALIOError(operation: .write, path: file.path, offset: offset, errno: ENOSPC) }
+                s.freeByteCount = free - growth
+            }
             if f.bytes.count < offset + bytes.count {
                 f.bytes.append(contentsOf: repeatElement(0, count: offset + bytes.count - f.bytes.count))
             }
@@ -207,17 +248,7 @@ public final class SimulatedFileSystem: FileSystem {
 
     /// From now on every sync waits (on its caller's thread) until `releaseSyncs()`.
     public func holdSyncs() {
-        syncGate.lock()
-        syncsHeld = true
-        syncGate.unlock()
-    }
-
-    /// Lets held syncs, and every later one, go on.
-    public func releaseSyncs() {
-        syncGate.lock()
-        syncsHeld = false
-        syncGate.broadcast()
-        syncGate.unlock()
+        state.withLock { $0.holdsEverySync = true }
     }
 
     public func syncData(_ file: WALFile) throws(WALIOError) {
@@ -225,9 +256,7 @@ public final class SimulatedFileSystem: FileSystem {
     }
 
     public func sync(_ file: WALFile) throws(WALIOError) {
-        syncGate.lock()
-        while syncsHeld { syncGate.wait() }
-        syncGate.unlock()
+        while state.withLock({ s in s.holdsEverySync || (s.heldSyncPathText.map { file.path.contains($0) } ?? false) }) { usleep(1000) }
         try state.withLock { (s: inout State) throws(WALIOError) in
             if s.crashed { throw WALIOError(operation: .syncData, path: file.path, errno: EIO) }
             let path = Self.path(of: file, in: s)
@@ -257,6 +286,7 @@ public final class SimulatedFileSystem: FileSystem {
             guard let f = s.files.removeValue(forKey: path) else {
                 throw WALIOError(operation: .rename, path: path + " -> " + newPath, errno: ENOENT)
             }
+            if let replaced = s.files[newPath], let free = s.freeByteCount { s.freeByteCount = free + replaced.bytes.count }
             s.files[newPath] = f
             for (fd, p) in s.open where p == path { s.open[fd] = newPath }
         }
@@ -265,9 +295,10 @@ public final class SimulatedFileSystem: FileSystem {
     public func unlink(_ path: String) throws(WALIOError) {
         try state.withLock { (s: inout State) throws(WALIOError) in
             if s.crashed { throw WALIOError(operation: .unlink, path: path, errno: EIO) }
-            guard s.files.removeValue(forKey: path) != nil else {
+            guard let removed = s.files.removeValue(forKey: path) else {
                 throw WALIOError(operation: .unlink, path: path, errno: ENOENT)
             }
+            if let free = s.freeByteCount { s.freeByteCount = free + removed.bytes.count }
         }
     }
 

@@ -20,12 +20,16 @@ public struct WALIOError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The file offset of a read or write; nil for calls that have none.
     public var offset: Int?
     public var errno: Int32
+    /// The data directory the file belongs to (absolute), when the failure stopped its log: what an
+    /// operator must free space on or look at. Set by the segment writer; nil elsewhere.
+    public var dataDirectory: String?
 
-    public init(operation: Operation, path: String, offset: Int? = nil, errno: Int32) {
+    public init(operation: Operation, path: String, offset: Int? = nil, errno: Int32, dataDirectory: String? = nil) {
         self.operation = operation
         self.path = path
         self.offset = offset
         self.errno = errno
+        self.dataDirectory = dataDirectory
     }
 
     /// What strerror says about `errno`.

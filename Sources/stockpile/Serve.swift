@@ -1,6 +1,7 @@
 // `stockpile serve`: opens the engine in the data directory (replaying its log), listens for Redis
 // clients, and on SIGINT or SIGTERM stops accepting, answers what it has received, makes the log
-// durable and exits 0.
+// durable and exits 0. The line that says it listens is written once the listener accepts, and its
+// "ready in" figure counts from the process's start, so a harness can trust it as the start-up time.
 
 import Dispatch
 import Foundation
@@ -49,7 +50,9 @@ let serveUsage = """
 
     """
 
-func serve(_ arguments: [String]) async -> Never {
+/// `launched` is the first instant of `main`: the start the ready line counts from when the kernel's
+/// record of the process start cannot be read.
+func serve(_ arguments: [String], launched: ContinuousClock.Instant) async -> Never {
     var flags = Flags(arguments, usage: serveUsage)
     var configuration = ServerConfiguration()
     var engineConfiguration = EngineConfiguration()
@@ -99,10 +102,18 @@ func serve(_ arguments: [String]) async -> Never {
         }
     }
 
-    // The seed file is read before anything starts, so a bad one changes nothing.
+    // The seed file is read before anything starts, so a bad one changes nothing. It is read to its
+    // end rather than by its size, so a pipe works too (`--seed <(zcat stock.csv.gz)`).
     let seedRows: [StockRow]
     if let seedFile {
-        guard let data = FileManager.default.contents(atPath: seedFile) else { fail("cannot read the seed file \(seedFile)") }
+        let data: Data
+        do {
+            guard let file = FileHandle(forReadingAtPath: seedFile) else { fail("cannot open the seed file \(seedFile)") }
+            defer { try? file.close() }
+            data = try file.readToEnd() ?? Data()
+        } catch {
+            fail("cannot read the seed file \(seedFile): \(error.localizedDescription)")
+        }
         do {
             seedRows = try StockCSV.parse(String(decoding: data, as: UTF8.self), source: seedFile)
         } catch {
@@ -112,7 +123,6 @@ func serve(_ arguments: [String]) async -> Never {
         seedRows = []
     }
 
-    let started = ContinuousClock.now
     let engine: Engine
     do {
         engine = try Engine.open(
@@ -141,7 +151,8 @@ func serve(_ arguments: [String]) async -> Never {
     let where_ = durability == .none
         ? "durability off (--fsync none): nothing is written to disk, a restart starts empty"
         : "fsync \(durability.flagText), data in \(dataDirectory)"
-    let elapsed = started.duration(to: .now)
+    // The listener accepts from here on (connections wait in its backlog until the loop takes them).
+    let elapsed = ProcessStart.elapsed(orSince: launched)
     Server.logToStandardError(
         "listening on \(configuration.host):\(server.port) (\(where_); \(engineConfiguration.shardCount) shards; "
             + "\(configuration.auth.map { "\($0.tokenCount) token(s)" } ?? "no auth, loopback only")"

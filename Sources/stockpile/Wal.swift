@@ -3,7 +3,8 @@
 //           refuse it (exit 1, naming the file, the offset and what to run);
 //   dump    one human-readable line per record, then the verdict;
 //   repair  cuts the log at the first record that is not valid, after a synced backup of every file
-//           it changes or removes.
+//           it changes or removes; with nothing to cut it ends with verify's verdict, since start-up
+//           may still refuse the directory for a reason no cut mends (a snapshot the log does not reach).
 // repair takes the directory's lock (a running server holds it, so repair refuses); verify and dump
 // only read, but what they read is only stable while no server writes.
 
@@ -104,8 +105,11 @@ private func repair(directory: String, confirmed: Bool) -> Int32 {
         return 1
     }
     guard let plan else {
-        print("nothing to repair: start-up accepts this log")
-        return 0
+        // Every record is valid, but start-up may still refuse the directory: a snapshot the log does
+        // not reach (FORMAT.md §5 rows 10 and 11) is no cut to make. Say what verify says rather than
+        // promise a start.
+        print("nothing to cut: every record of the log is valid")
+        return verify(directory: directory)
     }
     print("damaged: \(plan.damage.fileName) offset \(plan.damage.offset): \(plan.damage.reasonDescription)")
     if let name = plan.cutFileName { print("cut \(name) at offset \(plan.cutOffset) (zeros from there on)") }

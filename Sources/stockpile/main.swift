@@ -8,6 +8,10 @@
 import Foundation
 import Stockpile
 
+// The earliest instant this code sees: what `serve`'s ready line counts from if the kernel's record of
+// the process start cannot be read.
+let launched = ContinuousClock.now
+
 let usage = """
     usage: stockpile <command> [options]
 
@@ -40,7 +44,7 @@ arguments.removeFirst()
 
 switch command {
 case "serve":
-    await serve(arguments)
+    await serve(arguments, launched: launched)
 case "cli":
     cli(arguments)
 case "wal":

@@ -54,6 +54,21 @@ import Testing
         }
     }
 
+    @Test("lines break where Character.isNewline breaks them, CR LF and the non-ASCII breaks included")
+    func lineBreaks() {
+        let alphabet: [String] = ["a", "é", ",", " ", "\"", "\n", "\r", "\r\n", "\u{0B}", "\u{0C}", "\u{85}", "\u{2028}", "\u{2029}", "\u{301}", "\u{E2}"]
+        let seed: UInt64 = 0x5EED_C5F
+        var random = SplitMix64(seed: seed)
+        for _ in 0..<2000 {
+            let text = (0..<Int(random.next() % 24)).map { _ in alphabet[Int(random.next() % UInt64(alphabet.count))] }.joined()
+            let bytes = Array(text.utf8)
+            let lines = LineRanges(bytes).map { String(decoding: bytes[$0], as: UTF8.self) }
+            let expected = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).map(String.init)
+            #expect(lines == expected, "\(text.unicodeScalars.map { String($0.value, radix: 16) }) (seed \(seed))")
+            #expect(LineRanges(bytes).count == expected.count)
+        }
+    }
+
     @Test("a formatted stock file parses back to the same cells")
     func roundTrip() throws {
         let cells = [CellRecord(variant: "A", warehouse: "MAIN", onHand: 5, reserved: 2), CellRecord(variant: "b.2", warehouse: "EAST", onHand: 0, reserved: 0)]

@@ -21,6 +21,17 @@ struct ResetCommandTests {
         }
     }
 
+    @Test("RESET takes no arguments: one more word is a wrong number of arguments and changes nothing, even when allowed")
+    func noArguments() async throws {
+        try await withServer(configure: { $0.allowReset = true }) { server in
+            let client = try server.client()
+            _ = try client.call(["ADJUST", "SKU", "MAIN", "5", "REASON", "received"])
+            let reply = try client.call(["RESET", "ALL"])
+            #expect(reply?.errorText == "ERR wrong number of arguments for 'reset' command", "\(String(describing: reply))")
+            #expect(try client.call(["STOCK", "SKU", "MAIN"])?[field: "on_hand"]?.integerValue == 5)
+        }
+    }
+
     @Test("with --allow-reset, RESET answers +OK and leaves an empty engine")
     func allowed() async throws {
         try await withServer(configure: { $0.allowReset = true }) { server in

@@ -149,6 +149,45 @@ struct ServeProcessTests {
         }
     }
 
+    @Test("the ready line counts from the process's start: its figure covers a seed file that arrived half a second after the spawn")
+    func readyLineCountsFromProcessStart() async throws {
+        try await onOwnThread {
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stockpile-ready-\(UUID().uuidString)").path
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            // The seed file is a pipe held open for writing (O_RDWR does not wait for a reader): the
+            // server's read of it ends only when this process closes it, so the server cannot be ready
+            // before then.
+            let seed = directory + "/seed.csv"
+            try #require(mkfifo(seed, 0o600) == 0)
+            let writer = open(seed, O_RDWR | O_CLOEXEC)
+            try #require(writer >= 0)
+            let beforeSpawn = ContinuousClock.now
+            let child = try ChildProcess(path: try ServeProcess.executable.path, arguments: ["serve", "--port", "0", "--fsync", "none", "--seed", seed])
+            let spawned = ContinuousClock.now
+            usleep(500_000)
+            let text = Array("variant,warehouse,on_hand\nSKU-1,MAIN,7\n".utf8)
+            #expect(text.withUnsafeBytes { write(writer, $0.baseAddress, $0.count) } == text.count)
+            let seedEnded = ContinuousClock.now
+            close(writer)
+            let log = child.waitForErrorLine(containing: "ready in")
+            let seen = ContinuousClock.now
+            child.send(SIGTERM)
+            #expect(child.wait().status == 0, "\(child.standardError)")
+            #expect(log.contains("seeded 1 cell(s)"), "\(log)")
+            let match = try #require(log.firstMatch(of: /ready in ([0-9,]+) ms/), "no ready line: \(log)")
+            let reported = try #require(Int(match.1.replacingOccurrences(of: ",", with: "")))
+            // The process existed when posix_spawn returned, and was not ready before the seed ended.
+            let provablyInside = (seedEnded - spawned) / .milliseconds(1)
+            #expect(Double(reported) >= provablyInside - 1, "ready in \(reported) ms, but it waited \(provablyInside) ms for its seed file")
+            // Nor can it be more than the time from before the spawn to the line, give or take the
+            // kernel's tick (the start is recorded in ticks, rounded down) and the figure's rounding.
+            let tick = 1000 / Double(sysconf(Int32(_SC_CLK_TCK)))
+            let outside = (seen - beforeSpawn) / .milliseconds(1)
+            #expect(Double(reported) <= outside + tick + 1, "ready in \(reported) ms, more than the \(outside) ms from spawn to the line")
+        }
+    }
+
     /// Runs `stockpile` with `arguments`; returns its status, stdout and stderr.
     static func run(_ arguments: [String]) throws -> (status: Int32, output: String, errors: String) {
         try ChildProcess.run(path: try ServeProcess.executable.path, arguments: arguments)

@@ -177,6 +177,32 @@ struct SnapshotTests {
         }
     }
 
+    @Test("a snapshot taken after a restart, before any write, covers the log replayed: the next start replays nothing twice")
+    func snapshotBeforeFirstWrite() async throws {
+        let dir = try DurabilityTests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let configuration = EngineConfiguration(shardCount: 2)
+        let first = try Engine.open(dataDirectory: dir, durability: .always, configuration: configuration)
+        for i in 0..<5 { _ = await first.adjust(variant: "S\(i % 2)", warehouse: "MAIN", by: 3, reason: .received) }
+        try first.close()
+
+        let second = try Engine.open(dataDirectory: dir, durability: .always, configuration: configuration, warn: { _ in })
+        #expect(second.logStatus.lastLSN == 5, "INFO's last LSN is the log's after a restart")
+        let report = try await second.writeSnapshot()
+        // Checked before the next start: a snapshot labelled 0 would have it replay the log over the snapshot.
+        try #require(report.lsn == 5, "the snapshot covers the 5 records replayed, not LSN \(report.lsn)")
+        try second.close()
+
+        let third = try Engine.open(dataDirectory: dir, durability: .always, configuration: configuration, warn: { _ in })
+        #expect(third.startupReport?.snapshotFileName == report.fileName)
+        #expect(third.startupReport?.recordsReplayed == 0)
+        #expect(await third.cell(variant: "S0", warehouse: "MAIN").value?.onHand == 9)
+        #expect(await third.cell(variant: "S1", warehouse: "MAIN").value?.onHand == 6)
+        #expect(await third.events(from: 1, limit: 100).map(\.seq) == [1, 2, 3, 4, 5])
+        #expect(await third.verify().isEmpty)
+        try third.close()
+    }
+
     @Test("a snapshot is written by itself every N records")
     func everyNRecords() async throws {
         let dir = try DurabilityTests.temporaryDirectory()
@@ -228,29 +254,6 @@ struct SnapshotTests {
             guard case .recovery(.damaged(let d)) = error as? EngineOpenError else { return false }
             return d.row == 10 && "\(d)".contains("no snapshot was found")
         }
-    }
-
-    @Test("a snapshot taken after a restart, before any new change, covers the whole log: the next start-up replays nothing twice")
-    func snapshotRightAfterRestart() async throws {
-        let dir = try DurabilityTests.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let configuration = EngineConfiguration(shardCount: 2, snapshotEveryRecords: 0)
-        do {
-            let engine = try Engine.open(dataDirectory: dir, durability: .always, configuration: configuration, clock: ManualClock())
-            for i in 0..<10 { _ = await engine.adjust(variant: "S\(i % 3)", warehouse: "MAIN", by: 1, reason: .received) }
-            try engine.close()
-        }
-        do {
-            let engine = try Engine.open(dataDirectory: dir, durability: .always, configuration: configuration, clock: ManualClock())
-            #expect(engine.logStatus.lastLSN == 10)
-            #expect(try await engine.writeSnapshot().lsn == 10, "the snapshot holds all ten records, so its LSN is the tenth")
-            try engine.close()
-        }
-        let engine = try Engine.open(dataDirectory: dir, durability: .always, configuration: configuration, clock: ManualClock())
-        #expect(engine.startupReport?.recordsReplayed == 0)
-        #expect(await engine.cell(variant: "S0", warehouse: "MAIN").value?.onHand.units == 4)
-        #expect(await engine.verify().isEmpty)
-        try engine.close()
     }
 
     @Test("an engine in memory refuses a snapshot")

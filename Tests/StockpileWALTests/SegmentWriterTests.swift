@@ -208,6 +208,128 @@ import Testing
         #expect(LogTestSupport.bodies(of: result) == Array(bodies[0..<appended]))
     }
 
+    /// The bytes `body` takes in a segment.
+    static func recordByteCount(_ body: WALRecord.Body) -> Int {
+        var bytes = ByteWriter()
+        guard case .commit(let commit) = body else { preconditionFailure("small bodies are commits") }
+        RecordCodec.appendCommit(commit, lsn: 1, salt: 0, into: &bytes)
+        return bytes.count
+    }
+
+    /// Waits until the segment prepared ahead has failed (a background thread makes it), at most 10 s.
+    static func waitForSpareFailure(_ writer: SegmentWriter) throws -> WALIOError {
+        var waited = 0
+        while writer.spareFailure == nil && waited < 10_000 { usleep(1000); waited += 1 }
+        return try #require(writer.spareFailure, "the preparation of the next segment should have failed")
+    }
+
+    @Test("on a full disk the segment prepared ahead fails, not the writes: records go on into the current segment, and writes stop with ENOSPC only when it is full")
+    func fullDiskStopsWritesAtRotation() throws {
+        let fs = LogTestSupport.simulatedFileSystem()
+        let dir = LogTestSupport.simulatedDirectory
+        let bodies = LogTestSupport.smallBodies(count: 400)
+        let writer = try SegmentWriter(
+            directory: dir, recovery: try LogRecovery.recover(directory: dir, fileSystem: fs), fileSystem: fs, segmentByteCount: 4096,
+            preparesAhead: true)
+        fs.setFreeByteCount(0)
+        var appended = 0
+        while writer.offset <= writer.fileByteCount / 2 {
+            try writer.append([bodies[appended]])
+            try writer.sync()
+            appended += 1
+        }
+        let spareFailure = try Self.waitForSpareFailure(writer)
+        #expect(spareFailure.errno == ENOSPC)
+        #expect(writer.failure == nil, "a failed preparation stops nothing")
+
+        var stopped: WALIOError?
+        while stopped == nil && appended < bodies.count {
+            do {
+                try writer.append([bodies[appended]])
+                try writer.sync()
+                appended += 1
+            } catch {
+                stopped = error
+            }
+        }
+        let error = try #require(stopped)
+        #expect(error.errno == ENOSPC)
+        #expect(error.path.hasSuffix(".log.tmp"), "writes stopped when the next segment could not be made: \(error)")
+        #expect(error.dataDirectory == dir, "the failure names the data directory")
+        #expect(writer.offset + Self.recordByteCount(bodies[appended]) > writer.fileByteCount, "the segment was full")
+        #expect(writer.createdFileNames == ["wal-0000000000000001.log"])
+        // One try per segment: on a full disk every retry would fill it again.
+        #expect(fs.creationCount(ofPathsContaining: "wal-next-") == 1)
+        fs.crash()
+        let result = try LogRecovery.recover(directory: dir, fileSystem: fs)
+        #expect(LogTestSupport.bodies(of: result) == Array(bodies[0..<appended]), "every synced record is there")
+    }
+
+    @Test("space freed after the prepared segment failed: the rotation makes the next segment itself and writes go on")
+    func spaceFreedBeforeRotation() throws {
+        let fs = LogTestSupport.simulatedFileSystem()
+        let dir = LogTestSupport.simulatedDirectory
+        let bodies = LogTestSupport.smallBodies(count: 200)
+        let writer = try SegmentWriter(
+            directory: dir, recovery: try LogRecovery.recover(directory: dir, fileSystem: fs), fileSystem: fs, segmentByteCount: 4096,
+            preparesAhead: true)
+        fs.setFreeByteCount(0)
+        var appended = 0
+        while writer.offset <= writer.fileByteCount / 2 {
+            try writer.append([bodies[appended]])
+            appended += 1
+        }
+        _ = try Self.waitForSpareFailure(writer)
+        fs.setFreeByteCount(nil)
+        while appended < bodies.count {
+            try writer.append([bodies[appended]])
+            try writer.sync()
+            appended += 1
+        }
+        #expect(writer.createdFileNames.count >= 3, "rotations went on: \(writer.createdFileNames)")
+        try writer.close()
+        let result = try LogRecovery.recover(directory: dir, fileSystem: fs)
+        #expect(LogTestSupport.bodies(of: result) == bodies)
+    }
+
+    @Test("a rotation waits for the segment being prepared instead of racing it for the last free space")
+    func rotationWaitsForPreparation() throws {
+        let fs = LogTestSupport.simulatedFileSystem()
+        let dir = LogTestSupport.simulatedDirectory
+        let bodies = LogTestSupport.smallBodies(count: 200)
+        let writer = try SegmentWriter(
+            directory: dir, recovery: try LogRecovery.recover(directory: dir, fileSystem: fs), fileSystem: fs, segmentByteCount: 4096,
+            preparesAhead: true)
+        // Room for one more segment, not two; the prepared one is caught after its zeros, before its sync.
+        fs.setFreeByteCount(4096 + 1024)
+        fs.holdSyncs(ofPathsContaining: "wal-next-")
+        var appended = 0
+        while writer.offset <= writer.fileByteCount / 2 {
+            try writer.append([bodies[appended]])
+            try writer.sync()
+            appended += 1
+        }
+        var waited = 0
+        while fs.freeByteCount != 1024 && waited < 10_000 { usleep(1000); waited += 1 }
+        try #require(fs.freeByteCount == 1024, "the next segment's zeros should be written")
+        // Let it finish a little later, while the rotation below waits for it.
+        Thread.detachNewThread {
+            usleep(100_000)
+            fs.releaseSyncs()
+        }
+        while writer.createdFileNames.count < 2 {
+            try writer.append([bodies[appended]])
+            try writer.sync()
+            appended += 1
+        }
+        #expect(writer.createdFileNames == ["wal-0000000000000001.log", SegmentHeader.fileName(firstLSN: writer.header.firstLSN)])
+        #expect(fs.freeByteCount == 1024, "the rotation used the prepared file and made no other")
+        #expect(fs.creationCount(ofPathsContaining: ".log.tmp") == 1, "the writer made only the first segment itself")
+        try writer.close()
+        let result = try LogRecovery.recover(directory: dir, fileSystem: fs)
+        #expect(LogTestSupport.bodies(of: result) == Array(bodies[0..<appended]))
+    }
+
     @Test("the writer refuses to create a segment over an existing one")
     func noOverwrite() throws {
         let fs = LogTestSupport.simulatedFileSystem()
