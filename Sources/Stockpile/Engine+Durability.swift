@@ -92,7 +92,12 @@ extension Engine {
         } catch {
             throw .io(error)
         }
-        engine.ledger.attach(GroupCommitter(writer: writer, policy: durability))
+        let log = GroupCommitter(writer: writer, policy: durability)
+        // SPEC §6: a line for the operator the moment writes stop, with what to do next.
+        log.observeFailure { error in
+            FileHandle.standardError.write(Data(("stockpile: " + Refusal.writesStopped(error).message + "\n").utf8))
+        }
+        engine.ledger.attach(log)
         let report = StartupReport(
             snapshotFileName: snapshot?.fileName, snapshotCellCount: snapshot?.contents.cells.count ?? 0,
             snapshotLoadDuration: snapshotLoaded - started, logReadDuration: readDuration,

@@ -60,6 +60,8 @@ public final class GroupCommitter: Sendable {
         var recordByteCount = 0
         /// Told of every acknowledgement, on the committer's thread, after the waiters were resumed.
         var observer: (@Sendable (UInt64) -> Void)?
+        /// Told once, of the failure that stopped the log.
+        var failureObserver: (@Sendable (WALIOError) -> Void)?
     }
 
     /// The writer belongs to the committer's thread alone; nothing else touches it after `init`.
@@ -142,6 +144,15 @@ public final class GroupCommitter: Sendable {
         state.withLock { s in
             precondition(s.observer == nil, "one observer per committer")
             s.observer = observer
+        }
+    }
+
+    /// Calls `observer` once, on the committer's thread, with the write or sync failure that stopped
+    /// the log (an operator must hear of it when it happens, not at the next request).
+    public func observeFailure(_ observer: @escaping @Sendable (WALIOError) -> Void) {
+        state.withLock { s in
+            precondition(s.failureObserver == nil, "one failure observer per committer")
+            s.failureObserver = observer
         }
     }
 
@@ -262,11 +273,13 @@ public final class GroupCommitter: Sendable {
     }
 
     private func fail(_ error: WALIOError) {
-        let waiting = state.withLock { s -> [UnsafeContinuation<Result<Void, WALIOError>, Never>] in
-            if s.failure == nil { s.failure = error }
+        let (waiting, observer) = state.withLock { s -> ([UnsafeContinuation<Result<Void, WALIOError>, Never>], (@Sendable (WALIOError) -> Void)?) in
+            let first = s.failure == nil
+            if first { s.failure = error }
             defer { s.waiters.removeAll() }
-            return s.waiters.map(\.continuation)
+            return (s.waiters.map(\.continuation), first ? s.failureObserver : nil)
         }
         for c in waiting { c.resume(returning: .failure(error)) }
+        observer?(error)
     }
 }

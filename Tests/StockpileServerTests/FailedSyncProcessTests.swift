@@ -45,6 +45,8 @@ struct FailedSyncProcessTests {
             let strace = try Self.injectSyncFailures(into: server.child.pid)
             let refused = try client.call(["ADJUST", "probe", "MAIN", "7", "REASON", "received"])
             if case .error(let text) = refused { #expect(text.hasPrefix("READONLY"), "\(text)") } else { Issue.record("not refused: \(String(describing: refused))") }
+            // The operator hears of it at once (SPEC §6).
+            #expect(server.child.waitForErrorLine(containing: "writes are stopped").contains("restart to recover"))
             // Reads go on, and show only what the log holds.
             #expect(try client.call(["STOCK", "probe", "MAIN"])?[field: "on_hand"]?.integerValue == 5)
             #expect(try client.call(["STATS"])?[field: "on_hand"]?.integerValue == 5)
