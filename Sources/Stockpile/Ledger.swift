@@ -127,10 +127,10 @@ final class Ledger: Sendable {
         let capacity = self.capacity
         var ended: [AsyncStream<EngineEvent>.Continuation] = []
         try state.withLock { s throws(WALIOError) in
-            var numbered = commit
-            for i in numbered.entries.indices { numbered.entries[i].seq = s.nextSeq + UInt64(i) }
-            if let log { s.lastLSN = try log.submit([.commit(numbered)]) }
-            commit = numbered
+            // Numbered in place (a copy would copy the entries): when the log refuses the commit, the
+            // caller drops it, numbers and all.
+            for i in commit.entries.indices { commit.entries[i].seq = s.nextSeq + UInt64(i) }
+            if let log { s.lastLSN = try log.submit(.commit(commit)) }
             for e in commit.entries { s.keep(e, capacity: capacity) }
             guard !s.subscribers.isEmpty else { return }
             var events: [EngineEvent] = []
@@ -154,7 +154,7 @@ final class Ledger: Sendable {
     /// Hands a KEY used by a success that changed nothing to the log (nothing to number or keep).
     func appendKeyUse(_ use: KeyUse) throws(WALIOError) {
         guard let log else { return }
-        try state.withLock { s throws(WALIOError) in s.lastLSN = try log.submit([.keyUse(use)]) }
+        try state.withLock { s throws(WALIOError) in s.lastLSN = try log.submit(.keyUse(use)) }
     }
 
     /// Takes back entries read from the log at start-up, with the sequence numbers they were given.

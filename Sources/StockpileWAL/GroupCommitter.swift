@@ -112,6 +112,22 @@ public final class GroupCommitter: Sendable {
         return last
     }
 
+    /// Hands one record over, like `submit(_:)` with one element but without an array for it.
+    @discardableResult
+    public func submit(_ body: WALRecord.Body) throws(WALIOError) -> UInt64 {
+        let (lsn, wake): (UInt64, Bool) = try state.withLock { s throws(WALIOError) in
+            if let failure = s.failure { throw failure }
+            precondition(!s.stopping, "records handed over after close()")
+            s.pending.append(body)
+            s.nextLSN += 1
+            let wake = s.writerIdle
+            s.writerIdle = false
+            return (s.nextLSN - 1, wake)
+        }
+        if wake { wakeUp.signal() }
+        return lsn
+    }
+
     /// Waits until record `lsn` is as safe as the policy promises.
     /// - Throws: the committer's failure, if it failed before `lsn` was acknowledged.
     public func waitUntilAcknowledged(_ lsn: UInt64) async throws(WALIOError) {
