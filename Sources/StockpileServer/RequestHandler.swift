@@ -12,21 +12,35 @@ import StockpileProtocol
 
 /// What a connection is, apart from its bytes: the wire version, who authenticated, its name and
 /// its subscriptions. A value: the loop hands it to the batch that runs, and takes it back after.
+/// What a request reads of it on every call (`permitted`, `actor`) is derived when the roles or the
+/// name change, never per request: `permitted` always equals what `roles` grant, and `actor` is
+/// the name, or `client-<id>` while there is none.
 public struct SessionState: Sendable {
     public let id: UInt64
     public var version: RESPVersion = .resp2
     /// The roles granted by AUTH; nil until then. Without an auth table every session has every role.
-    public var roles: Set<Role>?
-    public var name = ""
+    public var roles: Set<Role>? {
+        didSet { permitted = CommandClassSet(granting: roles) }
+    }
+    /// The classes of command the roles permit: only `session` before AUTH.
+    public private(set) var permitted: CommandClassSet
+    public var name = "" {
+        didSet { actor = Self.actor(id: id, name: name) }
+    }
+    /// The actor written on the ledger entries this connection causes.
+    public private(set) var actor: String
     public var channels: Set<String> = []
 
     public init(id: UInt64, roles: Set<Role>?) {
         self.id = id
         self.roles = roles
+        self.permitted = CommandClassSet(granting: roles)
+        self.actor = Self.actor(id: id, name: "")
     }
 
-    /// The actor written on the ledger entries this connection causes.
-    var actor: String { name.isEmpty ? "client-\(id)" : name }
+    private static func actor(id: UInt64, name: String) -> String {
+        name.isEmpty ? "client-\(id)" : name
+    }
 }
 
 /// Requests taken from a connection's pipeline, and the framing error that ended it, if one did.
@@ -76,8 +90,10 @@ public final class RequestHandler: Sendable {
 
     /// A new connection's session: authenticated with every role when there is no auth table.
     public func newSession(id: UInt64) -> SessionState {
-        SessionState(id: id, roles: configuration.auth == nil ? Set(Role.allCases) : nil)
+        SessionState(id: id, roles: configuration.auth == nil ? Self.everyRole : nil)
     }
+
+    private static let everyRole = Set(Role.allCases)
 
     /// Runs every request of `batch` in order and encodes the replies.
     public func run(_ batch: RequestBatch, session: SessionState) async -> BatchResult {
@@ -165,13 +181,12 @@ public final class RequestHandler: Sendable {
         case .success(let r): request = r
         }
         let commandClass = request.commandClass
-        if commandClass != .session {
+        // One bit test: `session` is in every session's set, authenticated or not.
+        if !result.session.permitted.contains(commandClass) {
             guard let roles = result.session.roles else { return ([.error("NOAUTH Authentication required.")], .session) }
-            guard roles.contains(where: { $0.permittedClasses.contains(commandClass) }) else {
-                let name = String(decoding: words[0], as: UTF8.self).lowercased()
-                let granted = roles.sorted().map(\.rawValue).joined(separator: ",")
-                return ([.error("NOPERM this token's roles (\(granted)) may not run '\(name)': it needs the \(commandClass.rawValue) role")], .session)
-            }
+            let name = String(decoding: words[0], as: UTF8.self).lowercased()
+            let granted = roles.sorted().map(\.rawValue).joined(separator: ",")
+            return ([.error("NOPERM this token's roles (\(granted)) may not run '\(name)': it needs the \(commandClass.rawValue) role")], .session)
         }
         if !result.session.channels.isEmpty, result.session.version == .resp2 {
             switch request {
@@ -217,9 +232,7 @@ public final class RequestHandler: Sendable {
     /// connection that may not run the command: it is refused before its role is checked, but it was
     /// never a mutation that connection could make.
     private func countRefusedMutation(_ refusal: Refusal, words: [[UInt8]], session: SessionState) {
-        guard let commandClass = Request.mutationClass(of: words), let roles = session.roles,
-            roles.contains(where: { $0.permittedClasses.contains(commandClass) })
-        else { return }
+        guard let commandClass = Request.mutationClass(of: words), session.permitted.contains(commandClass) else { return }
         engine.countRefusal(refusal.code)
     }
 
