@@ -30,7 +30,6 @@
 
 import Foundation
 import Stockpile
-import StockpileWAL
 
 struct Options {
     var scenario = ""
