@@ -26,20 +26,27 @@ let package = Package(
         // with a limit. It also wraps malloc_trim, which the memory scenario calls before reading the
         // resident set.
         .target(name: "CAllocationCounter"),
-        // The wire without sockets: RESP framing and parsing, the command table, reply encoding.
+        // The wire without sockets: RESP framing and parsing, the command table, reply encoding (and
+        // SocketError, which both ends of the wire throw).
         .target(name: "StockpileProtocol", dependencies: ["StockpileCore"]),
         // The TCP server: the epoll loop, connections, sessions, auth and limits.
-        .target(name: "StockpileServer", dependencies: ["Stockpile", "StockpileWAL", "StockpileProtocol", "CStockpileLinux"]),
-        .executableTarget(name: "stockpile", dependencies: ["Stockpile", "StockpileServer"]),
+        .target(name: "StockpileServer", dependencies: ["Stockpile", "StockpileProtocol", "CStockpileLinux"]),
+        // The client side of the wire: a blocking RESP connection, and a thread of its own to block
+        // on. What `stockpile cli`, the benchmark, the load scenarios and the tests talk to a server
+        // with; it knows the protocol and nothing of the server or the engine.
+        .target(name: "StockpileClient", dependencies: ["StockpileProtocol"]),
+        .executableTarget(name: "stockpile", dependencies: ["Stockpile", "StockpileServer", "StockpileClient"]),
         // Load scenarios (the flash sale) that drive an engine in-process or a server over TCP alike.
-        .target(name: "StockpileLoad", dependencies: ["Stockpile", "StockpileServer", "StockpileProtocol"]),
-        .executableTarget(name: "stockpile-bench", dependencies: ["Stockpile", "StockpileServer", "StockpileProtocol", "StockpileLoad", "CAllocationCounter"], path: "Benchmarks/stockpile-bench"),
+        .target(name: "StockpileLoad", dependencies: ["Stockpile", "StockpileClient", "StockpileProtocol"]),
+        .executableTarget(
+            name: "stockpile-bench", dependencies: ["Stockpile", "StockpileServer", "StockpileClient", "StockpileProtocol", "StockpileLoad", "CAllocationCounter"],
+            path: "Benchmarks/stockpile-bench"),
         .testTarget(name: "StockpileCoreTests", dependencies: ["StockpileCore"]),
         .testTarget(name: "StockpileWALTests", dependencies: ["StockpileWAL"]),
         .testTarget(name: "StockpileTests", dependencies: ["Stockpile"]),
         .testTarget(name: "StockpileProtocolTests", dependencies: ["StockpileProtocol"]),
         // clients/ holds the Python script the real-client tests run.
-        .testTarget(name: "StockpileServerTests", dependencies: ["StockpileServer"], exclude: ["clients"]),
+        .testTarget(name: "StockpileServerTests", dependencies: ["StockpileServer", "StockpileClient"], exclude: ["clients"]),
         .testTarget(name: "StockpileLoadTests", dependencies: ["StockpileLoad", "StockpileServer"]),
     ]
 )

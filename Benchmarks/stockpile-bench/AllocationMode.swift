@@ -1,11 +1,15 @@
 // The allocations scenario: heap allocations per operation, counted by the malloc interposer
 // (CAllocationCounter) around one task's requests on an engine in memory, after a warm-up. It counts,
 // it does not time, so the figure is the same on any machine; the allocation test runs it and
-// compares each figure with its limit.
+// compares each figure with its limit. The `wire_` figures count a request the way the server
+// answers it, without the socket: the words as the parser leaves them go through the request handler
+// in pipelines of 16 (command table, authorisation, engine, reply bytes), so they include the
+// engine's own allocations and everything the wire adds to them.
 
 import CAllocationCounter
 import Foundation
 import Stockpile
+import StockpileServer
 
 /// Allocations per operation of the engine's hot paths, one line each (`--json`: one object).
 nonisolated func runAllocationBenchmark(_ options: Options) async -> Int32 {
@@ -31,6 +35,27 @@ nonisolated func runAllocationBenchmark(_ options: Options) async -> Int32 {
     await measure("release") { for id in ids { _ = await engine.release(id) } }
     await measure("adjust") { for _ in 0..<count { _ = await engine.adjust(variant: "SKU-HOT", warehouse: "MAIN", by: 1, reason: .received) } }
     await measure("cell") { for _ in 0..<count { _ = await engine.cell(variant: "SKU-HOT", warehouse: "MAIN") } }
+
+    // The wire: requests are split into words before counting, as the connection's parser would.
+    let handler = RequestHandler(engine: engine)
+    let pipeline = 16
+    func batches(_ words: (Int) -> [String]) -> [RequestBatch] {
+        stride(from: 0, to: count, by: pipeline).map { start in
+            RequestBatch(requests: (start..<start + pipeline).map { words($0).map { Array($0.utf8) } })
+        }
+    }
+    let wireReserves = batches { ["RESERVE", "wr\($0)", "SKU-HOT", "MAIN", "1"] }
+    let wireStocks = batches { _ in ["STOCK", "SKU-HOT", "MAIN"] }
+    var session = handler.newSession(id: 1)
+    for batch in batches({ ["RESERVE", "ww\($0)", "SKU-HOT", "MAIN", "1"] }).prefix(100) {
+        session = await handler.run(batch, session: session).session
+    }
+    await measure("wire_reserve") {
+        for batch in wireReserves { session = await handler.run(batch, session: session).session }
+    }
+    await measure("wire_stock") {
+        for batch in wireStocks { session = await handler.run(batch, session: session).session }
+    }
 
     print("allocations per operation (engine in memory, \(options.shards) shards, \(count) operations each, after a warm-up):")
     for f in figures { print("  " + f.name.padding(toLength: 16, withPad: " ", startingAt: 0) + String(format: "%.2f", f.perOperation)) }

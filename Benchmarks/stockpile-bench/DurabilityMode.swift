@@ -10,7 +10,6 @@
 
 import Foundation
 import Stockpile
-import StockpileWAL
 
 /// Opens a durable engine on a fresh directory and loads `cells` cells of 1,000,000 units each.
 private func loadedEngine(_ options: Options, directory: String, durability: DurabilityPolicy) async -> Engine? {

@@ -5,7 +5,6 @@
 import CAllocationCounter
 import Foundation
 import Stockpile
-import StockpileWAL
 
 struct TaskResult: Sendable {
     var histogram = LatencyHistogram()

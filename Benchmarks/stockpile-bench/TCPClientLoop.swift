@@ -9,7 +9,7 @@
 
 import Stockpile
 import StockpileProtocol
-import StockpileServer
+import StockpileClient
 
 struct TCPClientResult: Sendable {
     var histogram = LatencyHistogram()

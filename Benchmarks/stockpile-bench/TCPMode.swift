@@ -7,7 +7,7 @@
 
 import Foundation
 import Stockpile
-import StockpileServer
+import StockpileClient
 import Synchronization
 
 /// Runs one scenario against `target` and reports it. Exit status: 0 when the check holds, 1 when it

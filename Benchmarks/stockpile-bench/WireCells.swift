@@ -4,7 +4,7 @@
 
 import Stockpile
 import StockpileProtocol
-import StockpileServer
+import StockpileClient
 
 /// Why TCP mode could not set up or check a run; the text says what happened and what to do.
 struct BenchFailure: Error, CustomStringConvertible {

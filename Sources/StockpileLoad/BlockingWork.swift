@@ -5,7 +5,7 @@
 // of a busy process (a test suite) can keep from the sale for seconds.
 
 import Glibc
-import StockpileServer
+import StockpileClient
 
 /// Whether the current task runs on a thread of its own (set by `runAllowingBlocking`).
 enum OwnThread {

@@ -9,7 +9,7 @@
 
 import Stockpile
 import StockpileProtocol
-import StockpileServer
+import StockpileClient
 
 public struct RESPSaleTarget: SaleTarget {
     public var host: String

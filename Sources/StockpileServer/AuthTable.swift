@@ -1,6 +1,8 @@
 // Tokens and the roles they grant (SPEC §5, §7.17). The file has one `token role[,role…]` per line;
 // `#` starts a comment. A bad line refuses the whole file, naming the line, so a typo never leaves
-// a token with fewer or more rights than meant.
+// a token with fewer or more rights than meant. What a set of roles permits is a bitmask of command
+// classes, worked out once when a session authenticates: every request tests one bit, and neither
+// builds a set nor hashes a role.
 
 import Foundation
 import StockpileProtocol
@@ -12,15 +14,53 @@ public enum Role: String, Sendable, Hashable, CaseIterable, Comparable {
     private var rank: Int { Role.allCases.firstIndex(of: self)! }
 
     /// The classes of command this role may run. Every role may read.
-    var permittedClasses: Set<CommandClass> {
+    var permittedClasses: CommandClassSet {
         switch self {
         case .read: [.session, .read]
         case .checkout: [.session, .read, .checkout]
         case .fulfillment: [.session, .read, .fulfillment]
         case .inventory: [.session, .read, .inventory]
-        case .admin: Set(CommandClass.allCases)
+        case .admin: .all
         }
     }
+}
+
+/// A set of command classes as one bit each: what a session may run, tested on every request.
+public struct CommandClassSet: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt8
+
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    /// The set of the one class.
+    public init(_ commandClass: CommandClass) {
+        // A switch rather than an index into `allCases`, which would build an array per call.
+        switch commandClass {
+        case .session: rawValue = 1 << 0
+        case .read: rawValue = 1 << 1
+        case .checkout: rawValue = 1 << 2
+        case .fulfillment: rawValue = 1 << 3
+        case .inventory: rawValue = 1 << 4
+        case .admin: rawValue = 1 << 5
+        }
+    }
+
+    /// What `roles` permit together; only the connection commands (`session`) when there are none,
+    /// which is what an unauthenticated session may run.
+    public init(granting roles: Set<Role>?) {
+        self = [.session]
+        for role in roles ?? [] { formUnion(role.permittedClasses) }
+    }
+
+    public static let session = CommandClassSet(.session)
+    public static let read = CommandClassSet(.read)
+    public static let checkout = CommandClassSet(.checkout)
+    public static let fulfillment = CommandClassSet(.fulfillment)
+    public static let inventory = CommandClassSet(.inventory)
+    public static let admin = CommandClassSet(.admin)
+    public static let all: CommandClassSet = [.session, .read, .checkout, .fulfillment, .inventory, .admin]
+
+    @inline(__always)
+    public func contains(_ commandClass: CommandClass) -> Bool { contains(CommandClassSet(commandClass)) }
 }
 
 /// Why an auth file could not be used.

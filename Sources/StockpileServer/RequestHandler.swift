@@ -12,21 +12,35 @@ import StockpileProtocol
 
 /// What a connection is, apart from its bytes: the wire version, who authenticated, its name and
 /// its subscriptions. A value: the loop hands it to the batch that runs, and takes it back after.
+/// What a request reads of it on every call (`permitted`, `actor`) is derived when the roles or the
+/// name change, never per request: `permitted` always equals what `roles` grant, and `actor` is
+/// the name, or `client-<id>` while there is none.
 public struct SessionState: Sendable {
     public let id: UInt64
     public var version: RESPVersion = .resp2
     /// The roles granted by AUTH; nil until then. Without an auth table every session has every role.
-    public var roles: Set<Role>?
-    public var name = ""
+    public var roles: Set<Role>? {
+        didSet { permitted = CommandClassSet(granting: roles) }
+    }
+    /// The classes of command the roles permit: only `session` before AUTH.
+    public private(set) var permitted: CommandClassSet
+    public var name = "" {
+        didSet { actor = Self.actor(id: id, name: name) }
+    }
+    /// The actor written on the ledger entries this connection causes.
+    public private(set) var actor: String
     public var channels: Set<String> = []
 
     public init(id: UInt64, roles: Set<Role>?) {
         self.id = id
         self.roles = roles
+        self.permitted = CommandClassSet(granting: roles)
+        self.actor = Self.actor(id: id, name: "")
     }
 
-    /// The actor written on the ledger entries this connection causes.
-    var actor: String { name.isEmpty ? "client-\(id)" : name }
+    private static func actor(id: UInt64, name: String) -> String {
+        name.isEmpty ? "client-\(id)" : name
+    }
 }
 
 /// Requests taken from a connection's pipeline, and the framing error that ended it, if one did.
@@ -76,8 +90,10 @@ public final class RequestHandler: Sendable {
 
     /// A new connection's session: authenticated with every role when there is no auth table.
     public func newSession(id: UInt64) -> SessionState {
-        SessionState(id: id, roles: configuration.auth == nil ? Set(Role.allCases) : nil)
+        SessionState(id: id, roles: configuration.auth == nil ? Self.everyRole : nil)
     }
+
+    private static let everyRole = Set(Role.allCases)
 
     /// Runs every request of `batch` in order and encodes the replies.
     public func run(_ batch: RequestBatch, session: SessionState) async -> BatchResult {
@@ -135,17 +151,19 @@ public final class RequestHandler: Sendable {
     private func perform(_ batch: RequestBatch, session: SessionState) async -> PerformedBatch {
         var p = PerformedBatch(result: BatchResult(session: session))
         p.startTimes.reserveCapacity(batch.requests.count)
+        // Room for the replies, made once: a one-line reservation record is about 330 bytes in RESP2,
+        // a cell record about 110; a batch of longer replies grows the buffer geometrically.
+        p.result.bytes.reserveCapacity(batch.requests.count * Self.replyByteCountTypical)
         for words in batch.requests {
             p.startTimes.append(.now)
-            let (frames, kind) = await respond(to: words, result: &p.result)
-            if kind != .session { p.touchedEngine = true }
             let start = p.result.bytes.count
-            for frame in frames { ReplyEncoder.encode(frame, version: p.result.session.version, into: &p.result.bytes) }
+            let kind = await respond(to: words, result: &p.result)
+            if kind != .session { p.touchedEngine = true }
             if kind == .mutation { p.mutationReplies.append((start..<p.result.bytes.count, p.result.session.version)) }
             if p.result.closeAfterWrite { break }  // QUIT: what follows it is not answered
         }
         if let error = batch.protocolError, !p.result.closeAfterWrite {
-            ReplyEncoder.encode(error.frame, version: p.result.session.version, into: &p.result.bytes)
+            write(error.frame, to: &p.result)
             p.result.closeAfterWrite = true
             statistics.protocolErrors.add(1, ordering: .relaxed)
         }
@@ -154,61 +172,87 @@ public final class RequestHandler: Sendable {
 
     enum Kind { case session, read, mutation }
 
-    /// The replies to one request: one frame, except for SUBSCRIBE and UNSUBSCRIBE of several
-    /// channels, which answer once per channel as Redis does.
-    private func respond(to words: [[UInt8]], result: inout BatchResult) async -> ([ReplyFrame], Kind) {
+    /// The bytes made room for per request of a batch.
+    static let replyByteCountTypical = 384
+
+    /// Answers one request, appending its replies to `result.bytes`: one reply, except for SUBSCRIBE
+    /// and UNSUBSCRIBE of several channels, which answer once per channel as Redis does. The hot
+    /// replies (mutations, a reservation, a cell) are written straight into the bytes by ReplyWriter;
+    /// the rest are built as frames and encoded, in the session's version after the request (so
+    /// that `HELLO 3` is answered in RESP3).
+    private func respond(to words: [[UInt8]], result: inout BatchResult) async -> Kind {
         let request: Request
         switch Request.parse(words) {
         case .failure(let error):
             if case .refused(let refusal) = error { countRefusedMutation(refusal, words: words, session: result.session) }
-            return ([error.frame], .session)
+            write(error.frame, to: &result)
+            return .session
         case .success(let r): request = r
         }
         let commandClass = request.commandClass
-        if commandClass != .session {
-            guard let roles = result.session.roles else { return ([.error("NOAUTH Authentication required.")], .session) }
-            guard roles.contains(where: { $0.permittedClasses.contains(commandClass) }) else {
-                let name = String(decoding: words[0], as: UTF8.self).lowercased()
-                let granted = roles.sorted().map(\.rawValue).joined(separator: ",")
-                return ([.error("NOPERM this token's roles (\(granted)) may not run '\(name)': it needs the \(commandClass.rawValue) role")], .session)
+        // One bit test: `session` is in every session's set, authenticated or not.
+        if !result.session.permitted.contains(commandClass) {
+            guard let roles = result.session.roles else {
+                write(.error("NOAUTH Authentication required."), to: &result)
+                return .session
             }
+            let name = String(decoding: words[0], as: UTF8.self).lowercased()
+            let granted = roles.sorted().map(\.rawValue).joined(separator: ",")
+            write(.error("NOPERM this token's roles (\(granted)) may not run '\(name)': it needs the \(commandClass.rawValue) role"), to: &result)
+            return .session
         }
         if !result.session.channels.isEmpty, result.session.version == .resp2 {
             switch request {
             case .session(.subscribe), .session(.unsubscribe), .session(.ping), .session(.quit): break
             default:
                 let name = String(decoding: words[0], as: UTF8.self).lowercased()
-                return ([.error("ERR Can't execute '\(name)': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")], .session)
+                write(.error("ERR Can't execute '\(name)': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"), to: &result)
+                return .session
             }
         }
         switch request {
         case .mutation(let command):
-            switch await engine.executeDeferringDurability(command, actor: result.session.actor) {
-            case .ok(let reply): return ([ReplyFrame(reply)], .mutation)
-            case .refused(let refusal): return ([ReplyFrame(refusal)], .mutation)
-            }
+            let outcome = await engine.executeDeferringDurability(command, actor: result.session.actor)
+            ReplyWriter.append(outcome, version: result.session.version, into: &result.bytes)
+            return .mutation
         case .query(let query):
-            return ([await answer(query, session: result.session)], .read)
+            await answer(query, result: &result)
+            return .read
         case .session(.subscribe(let channels)):
-            return (subscribe(channels, result: &result), .session)
+            for frame in subscribe(channels, result: &result) { write(frame, to: &result) }
+            return .session
         case .session(.unsubscribe(let channels)):
-            return (unsubscribe(channels, result: &result), .session)
+            for frame in unsubscribe(channels, result: &result) { write(frame, to: &result) }
+            return .session
         case .session(let s):
-            return ([answer(s, result: &result)], .session)
+            let frame = answer(s, result: &result)
+            write(frame, to: &result)
+            return .session
         case .reset:
             guard configuration.allowReset else {
-                return ([.error("ERR RESET is disabled: start the server with --allow-reset to allow it (it empties the engine)")], .session)
+                write(.error("ERR RESET is disabled: start the server with --allow-reset to allow it (it empties the engine)"), to: &result)
+                return .session
             }
-            if let refusal = await engine.reset(actor: result.session.actor) { return ([ReplyFrame(refusal)], .session) }
-            return ([.simple("OK")], .session)
+            if let refusal = await engine.reset(actor: result.session.actor) {
+                ReplyWriter.append(refusal, into: &result.bytes)
+            } else {
+                write(.ok, to: &result)
+            }
+            return .session
         case .snapshot:
             do {
                 _ = try await engine.writeSnapshot()
-                return ([.simple("OK")], .session)
+                write(.ok, to: &result)
             } catch {
-                return ([.error("ERR \(error)")], .session)
+                write(.error("ERR \(error)"), to: &result)
             }
+            return .session
         }
+    }
+
+    /// Encodes a frame in the session's current version.
+    private func write(_ frame: ReplyFrame, to result: inout BatchResult) {
+        ReplyEncoder.encode(frame, version: result.session.version, into: &result.bytes)
     }
 
     /// Counts a mutation the command table refused (a value of the wrong form, an integer over 64
@@ -217,41 +261,51 @@ public final class RequestHandler: Sendable {
     /// connection that may not run the command: it is refused before its role is checked, but it was
     /// never a mutation that connection could make.
     private func countRefusedMutation(_ refusal: Refusal, words: [[UInt8]], session: SessionState) {
-        guard let commandClass = Request.mutationClass(of: words), let roles = session.roles,
-            roles.contains(where: { $0.permittedClasses.contains(commandClass) })
-        else { return }
+        guard let commandClass = Request.mutationClass(of: words), session.permitted.contains(commandClass) else { return }
         engine.countRefusal(refusal.code)
     }
 
     // MARK: Queries
 
-    private func answer(_ query: Query, session: SessionState) async -> ReplyFrame {
+    /// Appends the answer to a query. A cell, a variant's cells and a reservation are written
+    /// straight into the bytes; the other answers, rarer and longer, are built as frames.
+    private func answer(_ query: Query, result: inout BatchResult) async {
+        let version = result.session.version
         switch query {
         case .stock(let variant, let warehouse?):
-            return frame(await engine.cell(variant: variant, warehouse: warehouse)) { ReplyFrame(cell: $0) }
+            switch await engine.cell(variant: variant, warehouse: warehouse) {
+            case .ok(let cell): ReplyWriter.append(cell: cell, version: version, into: &result.bytes)
+            case .refused(let refusal): ReplyWriter.append(refusal, into: &result.bytes)
+            }
         case .stock(let variant, nil):
-            return frame(await engine.stock(variant: variant)) { ReplyFrame($0) }
+            switch await engine.stock(variant: variant) {
+            case .ok(let stock): ReplyWriter.append(stock, version: version, into: &result.bytes)
+            case .refused(let refusal): ReplyWriter.append(refusal, into: &result.bytes)
+            }
         case .reservation(let id):
-            return frame(await engine.reservation(id)) { ReplyFrame(reservation: $0) }
+            switch await engine.reservation(id) {
+            case .ok(let record): ReplyWriter.append(reservation: record, version: version, into: &result.bytes)
+            case .refused(let refusal): ReplyWriter.append(refusal, into: &result.bytes)
+            }
         case .lowStock(let threshold, let limit):
-            return frame(await engine.lowStock(threshold: threshold, limit: limit)) { ReplyFrame(lowStock: $0) }
+            write(frame(await engine.lowStock(threshold: threshold, limit: limit)) { ReplyFrame(lowStock: $0) }, to: &result)
         case .backorders(let limit):
-            return frame(await engine.backorders(limit: limit)) { ReplyFrame($0) }
+            write(frame(await engine.backorders(limit: limit)) { ReplyFrame($0) }, to: &result)
         case .history(let variant, let warehouse, let limit):
-            return frame(await engine.history(variant: variant, warehouse: warehouse, limit: limit)) { ReplyFrame(entries: $0) }
+            write(frame(await engine.history(variant: variant, warehouse: warehouse, limit: limit)) { ReplyFrame(entries: $0) }, to: &result)
         case .events(let from, let limit):
             let n = limit ?? Limits.listCountDefault
-            guard n >= 1 else { return ReplyFrame(Refusal.invalid("LIMIT must be at least 1")) }
-            guard n <= Limits.listCountMax else { return ReplyFrame(Refusal.limit("LIMIT may not exceed \(Limits.listCountMax)")) }
-            return ReplyFrame(entries: await engine.events(from: from, limit: n))
+            guard n >= 1 else { return write(ReplyFrame(Refusal.invalid("LIMIT must be at least 1")), to: &result) }
+            guard n <= Limits.listCountMax else { return write(ReplyFrame(Refusal.limit("LIMIT may not exceed \(Limits.listCountMax)")), to: &result) }
+            write(ReplyFrame(entries: await engine.events(from: from, limit: n)), to: &result)
         case .warehouseList:
-            return ReplyFrame(warehouses: engine.warehouses())
+            write(ReplyFrame(warehouses: engine.warehouses()), to: &result)
         case .policy(let variant):
-            return frame(engine.policy(of: variant)) { ReplyFrame($0) }
+            write(frame(engine.policy(of: variant)) { ReplyFrame($0) }, to: &result)
         case .stats:
-            return ReplyFrame(await engine.stats())
+            write(ReplyFrame(await engine.stats()), to: &result)
         case .info(let section):
-            return .text(await infoText(section: section))
+            write(.text(await infoText(section: section)), to: &result)
         }
     }
 

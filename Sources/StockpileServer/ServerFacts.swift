@@ -4,7 +4,6 @@
 import Foundation
 import Stockpile
 import StockpileProtocol
-import StockpileWAL
 
 struct ServerFacts: Sendable {
     static let version = "0.4.0"

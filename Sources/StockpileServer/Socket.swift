@@ -1,22 +1,11 @@
 // The server's only contact with the operating system's sockets and epoll: thin wrappers that retry
 // EINTR, report every other failure as a `SocketError` carrying the call and the errno, and crash on
 // errnos that can only mean a bug in this process (EBADF, EFAULT, EINVAL on a call we built).
+// `SocketError` lives in StockpileProtocol, which the client shares.
 
 import CStockpileLinux
 import Glibc
-
-/// A socket or epoll call that failed.
-public struct SocketError: Error, Hashable, Sendable, CustomStringConvertible {
-    public var operation: String
-    public var errno: Int32
-
-    public init(_ operation: String, errno: Int32) {
-        self.operation = operation
-        self.errno = errno
-    }
-
-    public var description: String { "\(operation) failed: \(String(cString: strerror(errno))) (errno \(errno))" }
-}
+import StockpileProtocol
 
 enum Socket {
     /// What a non-blocking read or write did.

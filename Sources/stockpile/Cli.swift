@@ -4,8 +4,9 @@
 // redis-cli prints them.
 
 import Foundation
+import StockpileClient
 import StockpileProtocol
-import StockpileServer
+import StockpileServer  // only for the default port
 
 let cliUsage = """
     usage: stockpile cli [--host ADDR] [--port N] [--auth TOKEN] [--resp3] [command [argument…]]

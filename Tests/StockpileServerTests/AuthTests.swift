@@ -4,6 +4,7 @@
 
 import Foundation
 import Stockpile
+import StockpileClient
 import StockpileProtocol
 import Testing
 

@@ -3,6 +3,7 @@
 
 import Foundation
 import Stockpile
+import StockpileClient
 import StockpileProtocol
 import Testing
 

@@ -9,6 +9,7 @@
 // Kills: `STOCKPILE_CRASH_KILLS` (default 20); seed: `STOCKPILE_SEED`.
 
 import Foundation
+import StockpileClient
 import StockpileCore
 import StockpileProtocol
 import Testing

@@ -5,6 +5,7 @@
 
 import Foundation
 import Stockpile
+import StockpileClient
 import StockpileProtocol
 import Testing
 

@@ -3,6 +3,7 @@
 // acknowledged is there after the restart, and it exits 0 after a clean shutdown.
 
 import Foundation
+import StockpileClient
 import StockpileProtocol
 import Testing
 

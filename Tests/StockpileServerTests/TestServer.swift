@@ -3,6 +3,7 @@
 
 import Foundation
 import Stockpile
+import StockpileClient
 import Synchronization
 import StockpileProtocol
 import Testing

@@ -1,0 +1,5 @@
+// The engine's public API includes how durable a reply is (`Engine.open(dataDirectory:durability:…)`, `LogStatus.policy`), so
+// the policy type is re-exported here: a program that embeds the engine, or serves it, imports
+// `Stockpile` alone and never the log's byte-format module for this one type.
+
+@_exported import enum StockpileWAL.DurabilityPolicy
