@@ -35,11 +35,11 @@ let package = Package(
         // on. What `stockpile cli`, the benchmark, the load scenarios and the tests talk to a server
         // with; it knows the protocol and nothing of the server or the engine.
         .target(name: "StockpileClient", dependencies: ["StockpileProtocol"]),
-        .executableTarget(name: "stockpile", dependencies: ["Stockpile", "StockpileServer", "StockpileClient"]),
+        .executableTarget(name: "stockpile", dependencies: ["Stockpile", "StockpileServer", "StockpileClient", "CStockpileLinux"]),
         // Load scenarios (the flash sale) that drive an engine in-process or a server over TCP alike.
         .target(name: "StockpileLoad", dependencies: ["Stockpile", "StockpileClient", "StockpileProtocol"]),
         .executableTarget(
-            name: "stockpile-bench", dependencies: ["Stockpile", "StockpileServer", "StockpileClient", "StockpileProtocol", "StockpileLoad", "CAllocationCounter"],
+            name: "stockpile-bench", dependencies: ["Stockpile", "StockpileServer", "StockpileClient", "StockpileProtocol", "StockpileLoad", "CAllocationCounter", "CStockpileLinux"],
             path: "Benchmarks/stockpile-bench"),
         .testTarget(name: "StockpileCoreTests", dependencies: ["StockpileCore"]),
         .testTarget(name: "StockpileWALTests", dependencies: ["StockpileWAL"]),

@@ -3,7 +3,7 @@
 // figure is the growth of the process's resident set (VmRSS) over the phase, divided by the items it
 // added. Every reading comes after malloc_trim(0), so memory freed during a phase is not counted.
 
-import CAllocationCounter
+import CStockpileLinux
 import Foundation
 import Stockpile
 

@@ -13,7 +13,6 @@ extern void __libc_free(void *);
 extern void *__libc_memalign(size_t, size_t);
 // Declared here rather than by <malloc.h>, whose prototypes of malloc and its kin would have to
 // agree with the definitions below, attribute for attribute.
-extern int malloc_trim(size_t);
 
 static _Atomic uint64_t allocation_count = 0;
 
@@ -59,4 +58,3 @@ int posix_memalign(void **out, size_t alignment, size_t size) {
     return 0;
 }
 
-int stockpile_malloc_trim(void) { return malloc_trim(0); }

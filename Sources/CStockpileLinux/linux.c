@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <malloc.h>
 #include "CStockpileLinux.h"
 
 const uint32_t STOCKPILE_EPOLLIN = EPOLLIN;
@@ -90,3 +91,5 @@ uint32_t stockpile_crc32c_hardware(uint32_t reg, const void *bytes, size_t count
 int stockpile_set_thread_nice(int nice) {
     return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice);
 }
+
+int stockpile_malloc_trim(void) { return malloc_trim(0); }

@@ -3,6 +3,7 @@
 // durable and exits 0. The line that says it listens is written once the listener accepts, and its
 // "ready in" figure counts from the process's start, so a harness can trust it as the start-up time.
 
+import CStockpileLinux
 import Dispatch
 import Foundation
 import Stockpile
@@ -104,7 +105,8 @@ func serve(_ arguments: [String], launched: ContinuousClock.Instant) async -> Ne
 
     // The seed file is read before anything starts, so a bad one changes nothing. It is read to its
     // end rather than by its size, so a pipe works too (`--seed <(zcat stock.csv.gz)`).
-    let seedRows: [StockRow]
+    // Optional so that the rows can be let go once loaded: at 10,000,000 rows they are half a gigabyte.
+    var seedRows: [StockRow]?
     if let seedFile {
         let data: Data
         do {
@@ -119,8 +121,6 @@ func serve(_ arguments: [String], launched: ContinuousClock.Instant) async -> Ne
         } catch {
             fail("the seed file is not valid, nothing was loaded:\n\(error)")
         }
-    } else {
-        seedRows = []
     }
 
     let engine: Engine
@@ -130,8 +130,11 @@ func serve(_ arguments: [String], launched: ContinuousClock.Instant) async -> Ne
     } catch {
         fail("cannot open \(dataDirectory): \(error)")
     }
-    if let seedFile {
-        switch await engine.importStock(seedRows, actor: "seed") {
+    if let seedFile, seedRows != nil {
+        let outcome = await engine.importStock(seedRows.take()!, actor: "seed")
+        // The file's rows are loaded (and no longer referenced): give their memory back before serving.
+        _ = stockpile_malloc_trim()
+        switch outcome {
         case .ok(let count): Server.logToStandardError("seeded \(count) cell(s) from \(seedFile)")
         case .refused(let refusal): fail("the seed file \(seedFile) was not loaded: \(refusal)")
         }

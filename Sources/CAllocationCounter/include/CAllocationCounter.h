@@ -12,9 +12,4 @@
 /// by every thread since the process started.
 uint64_t stockpile_allocation_count(void);
 
-/// glibc's malloc_trim(0): returns the free memory of every arena to the system (the top of each
-/// heap, and whole free pages inside it), so that the resident set counts what is in use plus the
-/// allocator's unavoidable slack. Returns 1 when some memory was released, 0 otherwise.
-int stockpile_malloc_trim(void);
-
 #endif

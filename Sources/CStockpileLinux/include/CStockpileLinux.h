@@ -45,4 +45,9 @@ int stockpile_crc32c_hardware_available(void);
 /// with the CRC32 instruction. Call only when `stockpile_crc32c_hardware_available()` is 1.
 uint32_t stockpile_crc32c_hardware(uint32_t reg, const void *bytes, size_t count);
 
+/// glibc's malloc_trim(0): gives the free memory of every arena back to the system (the top of each
+/// heap, and whole free pages inside it), after a large one-off load such as a seed file, and before
+/// the memory benchmark reads the resident set. Returns 1 when some memory was released, 0 otherwise.
+int stockpile_malloc_trim(void);
+
 #endif
