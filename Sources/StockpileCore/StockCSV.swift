@@ -35,61 +35,147 @@ public enum StockCSV {
     /// may end in CRLF; a field may be wrapped in double quotes. A (variant, warehouse) listed twice
     /// is an error, since one of the two figures would be lost.
     /// - Throws: `StockCSVError` listing every bad line (and a missing or wrong header).
-    /// Cost: one pass over the bytes to count lines, one to read them (a seed of millions of rows is
-    /// read in bytes, not in `Character`s, whose grapheme breaking took seconds per million rows).
+    /// Cost: one pass over the bytes (a seed of millions of rows is read in bytes, not in
+    /// `Character`s, whose grapheme breaking took seconds per million rows).
     public static func parse(_ text: String, source: String) throws(StockCSVError) -> [StockRow] {
         let bytes = Array(text.utf8)
-        let lines = LineRanges(bytes)
-        var problems: [String] = []
-        var rows: [StockRow] = []
-        var seen: [CellKey: Int] = [:]
-        let lineCount = lines.count
-        rows.reserveCapacity(lineCount)
-        seen.reserveCapacity(lineCount)
-        var sawHeader = false
-        for (index, range) in lines.enumerated() {
-            let line = index + 1
-            let trimmed = trimmingSpaces(bytes[range])
-            if trimmed.isEmpty { continue }
-            let fields = trimmed.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false).map { unquoted(trimmingSpaces($0)) }
-            if !sawHeader {
-                sawHeader = true
-                guard fields.map({ $0.lowercased() }) == ["variant", "warehouse", "on_hand"] else {
-                    problems.append("\(source) line \(line): the first row must be the header `\(header)`")
-                    continue
+        try check(bytes, source: source)
+        return Array(rows(bytes, source: source, chunkRowCount: .max).joined())
+    }
+
+    /// Checks a stock file whole, as `parse` does, without keeping its rows: a caller then loads a file
+    /// of millions of rows a chunk at a time (`rows(_:source:chunkRowCount:)`) instead of holding them
+    /// all, and a bad file still loads nothing.
+    /// Returns the warehouse codes the rows name, so the caller can check they exist before it loads
+    /// the first chunk.
+    /// - Throws: `StockCSVError` as `parse` does.
+    /// Cost: one pass over the bytes, and a 64-bit hash per row (duplicates are found by hash and
+    /// confirmed by name, with a second pass, when two hashes meet).
+    @discardableResult
+    public static func check(_ bytes: [UInt8], source: String) throws(StockCSVError) -> Set<String> {
+        var problems: [(line: Int, message: String)] = []
+        var seen = Set<UInt64>()
+        var collided = Set<UInt64>()
+        var warehouses = Set<String>()
+        scan(bytes, source: source, problems: &problems) { row in
+            let h = hash(row)
+            if !seen.insert(h).inserted { collided.insert(h) }
+            warehouses.insert(row.warehouse)
+        }
+        if !collided.isEmpty {
+            // The same cell twice (an error), or two cells whose hashes meet (astronomically rare):
+            // the rows with those hashes, compared by name, in file order.
+            var earlier: [UInt64: [StockRow]] = [:]
+            scan(bytes, source: source, problems: nil) { row in
+                let h = hash(row)
+                guard collided.contains(h) else { return }
+                if let original = earlier[h, default: []].first(where: { $0.variant == row.variant && $0.warehouse == row.warehouse }) {
+                    problems.append((row.line, "\(source) line \(row.line): \(row.variant) \(row.warehouse) is already on line \(original.line)"))
+                } else {
+                    earlier[h, default: []].append(row)
                 }
-                continue
             }
-            guard fields.count == 3 else {
-                problems.append("\(source) line \(line): expected 3 fields (\(header)), found \(fields.count)")
-                continue
-            }
-            guard Identifiers.isValidVariant(fields[0]) else {
-                problems.append("\(source) line \(line): '\(fields[0])' is not a valid variant id (1-\(Limits.variantByteCountMax) of A-Z a-z 0-9 . _ : / -)")
-                continue
-            }
-            guard let warehouse = Identifiers.normalizedWarehouse(fields[1]) else {
-                problems.append("\(source) line \(line): '\(fields[1])' is not a valid warehouse code")
-                continue
-            }
-            guard let units = Int64(fields[2]), units >= 0, Quantity(units) <= Limits.quantityMax else {
-                problems.append("\(source) line \(line): on_hand '\(fields[2])' must be a whole number from 0 to \(Limits.quantityMax)")
-                continue
-            }
-            let key = CellKey(variant: fields[0], warehouse: warehouse)
-            if let first = seen[key] {
-                problems.append("\(source) line \(line): \(fields[0]) \(warehouse) is already on line \(first)")
-                continue
-            }
-            seen[key] = line
-            rows.append(StockRow(variant: fields[0], warehouse: warehouse, onHand: Quantity(units), line: line))
         }
-        if !sawHeader { problems.append("\(source): empty; the first row must be the header `\(header)`") }
-        if problems.count > problemCountMax {
-            problems = Array(problems.prefix(problemCountMax)) + ["… and \(problems.count - problemCountMax) more"]
+        // In file order: the duplicates were found after the other problems.
+        var messages = problems.enumerated().sorted { ($0.element.line, $0.offset) < ($1.element.line, $1.offset) }.map(\.element.message)
+        if messages.count > problemCountMax {
+            messages = Array(messages.prefix(problemCountMax)) + ["… and \(messages.count - problemCountMax) more"]
         }
-        guard problems.isEmpty else { throw StockCSVError(problems: problems) }
-        return rows
+        guard messages.isEmpty else { throw StockCSVError(problems: messages) }
+        return warehouses
+    }
+
+    /// The rows of a file that passed `check`, in order, at most `chunkRowCount` at a time, read as
+    /// they are taken.
+    public static func rows(_ bytes: [UInt8], source: String, chunkRowCount: Int = 65_536) -> Chunks {
+        precondition(chunkRowCount >= 1)
+        return Chunks(bytes: bytes, source: source, chunkRowCount: chunkRowCount)
+    }
+
+    /// The rows of a checked file, a chunk at a time.
+    public struct Chunks: Sequence {
+        let bytes: [UInt8]
+        let source: String
+        let chunkRowCount: Int
+
+        public func makeIterator() -> Iterator { Iterator(chunks: self, lines: LineRanges(bytes).makeIterator()) }
+
+        public struct Iterator: IteratorProtocol {
+            let chunks: Chunks
+            var lines: LineRanges.Iterator
+            var line = 0
+            var sawHeader = false
+
+            public mutating func next() -> [StockRow]? {
+                var out: [StockRow] = []
+                while out.count < chunks.chunkRowCount, let range = lines.next() {
+                    line += 1
+                    if case .row(let row) = StockCSV.read(chunks.bytes[range], line: line, source: chunks.source, sawHeader: &sawHeader) {
+                        out.append(row)
+                    }
+                }
+                return out.isEmpty ? nil : out
+            }
+        }
+    }
+
+    /// What one line of the file is.
+    private enum Line {
+        case blank, header, row(StockRow), problem(String)
+    }
+
+    /// Reads one line (`sawHeader` says whether the header was met already).
+    private static func read(_ lineBytes: ArraySlice<UInt8>, line: Int, source: String, sawHeader: inout Bool) -> Line {
+        let trimmed = trimmingSpaces(lineBytes)
+        if trimmed.isEmpty { return .blank }
+        let fields = trimmed.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false).map { unquoted(trimmingSpaces($0)) }
+        if !sawHeader {
+            sawHeader = true
+            guard fields.map({ $0.lowercased() }) == ["variant", "warehouse", "on_hand"] else {
+                return .problem("\(source) line \(line): the first row must be the header `\(header)`")
+            }
+            return .header
+        }
+        guard fields.count == 3 else {
+            return .problem("\(source) line \(line): expected 3 fields (\(header)), found \(fields.count)")
+        }
+        guard Identifiers.isValidVariant(fields[0]) else {
+            return .problem("\(source) line \(line): '\(fields[0])' is not a valid variant id (1-\(Limits.variantByteCountMax) of A-Z a-z 0-9 . _ : / -)")
+        }
+        guard let warehouse = Identifiers.normalizedWarehouse(fields[1]) else {
+            return .problem("\(source) line \(line): '\(fields[1])' is not a valid warehouse code")
+        }
+        guard let units = Int64(fields[2]), units >= 0, Quantity(units) <= Limits.quantityMax else {
+            return .problem("\(source) line \(line): on_hand '\(fields[2])' must be a whole number from 0 to \(Limits.quantityMax)")
+        }
+        return .row(StockRow(variant: fields[0], warehouse: warehouse, onHand: Quantity(units), line: line))
+    }
+
+    /// FNV-1a over the variant, a 0xFF separator (never in a name) and the warehouse.
+    private static func hash(_ row: StockRow) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in row.variant.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        h = (h ^ 0xFF) &* 0x100_0000_01b3
+        for b in row.warehouse.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return h
+    }
+
+    /// One pass over the file: every well-formed row to `body`, every problem (but duplicates, which
+    /// need the whole file) to `problems` when it is given.
+    private static func scan(
+        _ bytes: [UInt8], source: String, problems: UnsafeMutablePointer<[(line: Int, message: String)]>?, _ body: (StockRow) -> Void
+    ) {
+        var sawHeader = false
+        var line = 0
+        for range in LineRanges(bytes) {
+            line += 1
+            switch read(bytes[range], line: line, source: source, sawHeader: &sawHeader) {
+            case .blank, .header: continue
+            case .row(let row): body(row)
+            case .problem(let message): problems?.pointee.append((line, message))
+            }
+        }
+        if !sawHeader { problems?.pointee.append((.max, "\(source): empty; the first row must be the header `\(header)`")) }
     }
 
     /// A stock file of `cells`, header first: what `parse` reads back.

@@ -105,8 +105,10 @@ func serve(_ arguments: [String], launched: ContinuousClock.Instant) async -> Ne
 
     // The seed file is read before anything starts, so a bad one changes nothing. It is read to its
     // end rather than by its size, so a pipe works too (`--seed <(zcat stock.csv.gz)`).
-    // Optional so that the rows can be let go once loaded: at 10,000,000 rows they are half a gigabyte.
-    var seedRows: [StockRow]?
+    // The file is checked whole before anything starts, and loaded a chunk of rows at a time after:
+    // at 10,000,000 rows, holding them all would take more memory than the cells they fill.
+    var seedBytes: [UInt8]?
+    var seedWarehouses: Set<String> = []
     if let seedFile {
         let data: Data
         do {
@@ -116,11 +118,13 @@ func serve(_ arguments: [String], launched: ContinuousClock.Instant) async -> Ne
         } catch {
             fail("cannot read the seed file \(seedFile): \(error.localizedDescription)")
         }
+        let bytes = [UInt8](data)
         do {
-            seedRows = try StockCSV.parse(String(decoding: data, as: UTF8.self), source: seedFile)
+            seedWarehouses = try StockCSV.check(bytes, source: seedFile)
         } catch {
             fail("the seed file is not valid, nothing was loaded:\n\(error)")
         }
+        seedBytes = bytes
     }
 
     let engine: Engine
@@ -130,15 +134,23 @@ func serve(_ arguments: [String], launched: ContinuousClock.Instant) async -> Ne
     } catch {
         fail("cannot open \(dataDirectory): \(error)")
     }
-    if let seedFile, seedRows != nil {
-        let outcome = await engine.importStock(seedRows.take()!, actor: "seed")
-        // The file's rows are loaded (and no longer referenced): give their memory back before serving.
-        _ = stockpile_malloc_trim()
-        switch outcome {
-        case .ok(let count): Server.logToStandardError("seeded \(count) cell(s) from \(seedFile)")
-        case .refused(let refusal): fail("the seed file \(seedFile) was not loaded: \(refusal)")
+    if let seedFile, let bytes = seedBytes.take() {
+        // Every warehouse first, so that a file naming an unknown one loads nothing.
+        let known = Set(engine.warehouses().map(\.code))
+        if let missing = seedWarehouses.subtracting(known).sorted().first {
+            fail("the seed file \(seedFile) was not loaded: warehouse \(missing) does not exist")
         }
+        var count = 0
+        for rows in StockCSV.rows(bytes, source: seedFile) {
+            switch await engine.importStock(rows, actor: "seed") {
+            case .ok(let n): count += n
+            case .refused(let refusal): fail("the seed file \(seedFile) was not loaded (\(count) rows were): \(refusal)")
+            }
+        }
+        Server.logToStandardError("seeded \(count) cell(s) from \(seedFile)")
     }
+    // The file and its rows are gone: give their memory back before serving.
+    _ = stockpile_malloc_trim()
     let server: Server
     do {
         server = try Server(engine: engine, configuration: configuration)

@@ -75,4 +75,26 @@ import Testing
         let rows = try StockCSV.parse(StockCSV.format(cells), source: "f.csv")
         #expect(rows.map { [$0.variant, $0.warehouse, "\($0.onHand)"] } == cells.map { [$0.variant, $0.warehouse, "\($0.onHand)"] })
     }
+
+    @Test("a checked file is read a chunk at a time, in order, with the rows parse gives")
+    func chunks() throws {
+        var text = "variant,warehouse,on_hand\n"
+        for i in 0..<1_000 { text += "SKU-\(i),\(i % 3 == 0 ? "east" : "MAIN"),\(i)\n" }
+        text += "\n"
+        let bytes = Array(text.utf8)
+        #expect(try StockCSV.check(bytes, source: "f.csv") == ["EAST", "MAIN"])
+        let chunks = Array(StockCSV.rows(bytes, source: "f.csv", chunkRowCount: 64))
+        #expect(chunks.map(\.count) == Array(repeating: 64, count: 15) + [40])
+        #expect(chunks.flatMap { $0 } == (try StockCSV.parse(text, source: "f.csv")))
+    }
+
+    @Test("check finds a cell listed twice by its hash and names both lines, in file order with the other problems")
+    func duplicatesByHash() {
+        let text = "variant,warehouse,on_hand\nA,MAIN,1\nB,MAIN,x\nC,MAIN,2\nA,main,3\nC,MAIN,4\n"
+        #expect(throws: StockCSVError(problems: [
+            "f.csv line 3: on_hand 'x' must be a whole number from 0 to 1000000000000",
+            "f.csv line 5: A MAIN is already on line 2",
+            "f.csv line 6: C MAIN is already on line 4",
+        ])) { try StockCSV.check(Array(text.utf8), source: "f.csv") }
+    }
 }
