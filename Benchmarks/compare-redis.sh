@@ -5,7 +5,9 @@
 #   - durability on:  `stockpile serve --fsync always` vs  redis-server --appendonly yes --appendfsync always;
 #   - workloads: RESERVE of 1 unit on one hot cell, and on 100,000 cells; pipeline 1 and 16; 50 clients.
 # The Lua reserve does what RESERVE does for one line: it is idempotent by id (a known id answers its
-# quantity again), checks available, increments reserved and records the id.
+# quantity again), checks available, increments reserved and records the id. Each row also gives
+# PING on the same Stockpile server at the same pipeline depth, and RESERVE's rate as a share of it:
+# how much of the loop's own ceiling a reservation leaves.
 #
 #   Benchmarks/compare-redis.sh [--requests N] [--clients N]
 #
@@ -75,7 +77,7 @@ seed_redis() {
         | redis-cli -p "$redis_port" --pipe >/dev/null
 }
 
-printf "%-8s %-7s %-3s %12s %9s %9s   %12s %9s %9s   %s\n" durability cells P "stockpile/s" p50_ms p99_ms "redis-lua/s" p50_ms p99_ms ratio
+printf "%-8s %-7s %-3s %12s %9s %9s   %12s %9s %9s   %-7s %12s %s\n" durability cells P "stockpile/s" p50_ms p99_ms "redis-lua/s" p50_ms p99_ms ratio "ping/s" "vs_ping"
 for durability in none always; do
     rm -rf "$work/sp" "$work/redis"
     mkdir -p "$work/redis"
@@ -92,6 +94,9 @@ for durability in none always; do
     seed_stockpile
     seed_redis
     sha=$(redis-cli -p "$redis_port" SCRIPT LOAD "$lua")
+    # PING on the same server and settings: what the loop does with no engine behind it.
+    read -r ping1 _ _ <<<"$(bench "$sp_port" 1 PING)"
+    read -r ping16 _ _ <<<"$(bench "$sp_port" 16 PING)"
     for workload in hot spread; do
         for pipeline in 1 16; do
             # Ids are three random numbers: a repeat (a replay, or a CONFLICT when its cell differs)
@@ -106,8 +111,10 @@ for durability in none always; do
             read -r sp_rps sp_p50 sp_p99 <<<"$sp"
             read -r rd_rps rd_p50 rd_p99 <<<"$rd"
             ratio=$(awk -v a="$sp_rps" -v b="$rd_rps" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }')
-            printf "%-8s %-7s %-3s %12s %9s %9s   %12s %9s %9s   %s\n" "$durability" "$([ "$workload" = hot ] && echo 1 || echo $cells)" \
-                "$pipeline" "$sp_rps" "$sp_p50" "$sp_p99" "$rd_rps" "$rd_p50" "$rd_p99" "$ratio"
+            ping=$([ "$pipeline" = 1 ] && echo "$ping1" || echo "$ping16")
+            vs_ping=$(awk -v a="$sp_rps" -v b="$ping" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }')
+            printf "%-8s %-7s %-3s %12s %9s %9s   %12s %9s %9s   %-7s %12s %s\n" "$durability" "$([ "$workload" = hot ] && echo 1 || echo $cells)" \
+                "$pipeline" "$sp_rps" "$sp_p50" "$sp_p99" "$rd_rps" "$rd_p50" "$rd_p99" "$ratio" "$ping" "$vs_ping"
         done
     done
     kill "$sp_pid" "$redis_pid"
