@@ -53,7 +53,7 @@ nonisolated func runAllocationBenchmark(_ options: Options) async -> Int32 {
     func answer(_ bytes: [UInt8]) async {
         bytes.withUnsafeBytes { parser.append($0) }
         var batch = RequestBatch(requests: [])
-        while let request = try! parser.next() { batch.requests.append(request) }
+        while let request = try! parser.nextRequest() { batch.requests.append(request) }
         session = await handler.run(batch, session: session).session
     }
     let wireReserves = pipelines { ["RESERVE", "wr\($0)", "SKU-HOT", "MAIN", "1"] }

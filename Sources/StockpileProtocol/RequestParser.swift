@@ -34,8 +34,10 @@ public struct RequestParser: Sendable {
     // buffer as soon as they are complete, so a request that arrives one byte at a time is never
     // scanned again from its start.
 
-    /// Arguments read so far.
-    private var arguments: [[UInt8]] = []
+    /// The bytes of the arguments read so far, back to back, and where each ends in it. Both are
+    /// kept from request to request, so a request costs one allocation: its `ArgumentList`.
+    private var argumentBytes: [UInt8] = []
+    private var argumentEnds: [Int] = []
     /// Arguments still expected; 0 when no multibulk request is in progress.
     private var argumentsRemaining = 0
     /// The length of the argument whose `$` line has been read, or -1 when a `$` line comes next.
@@ -56,6 +58,9 @@ public struct RequestParser: Sendable {
     /// An emptied buffer keeps its storage up to this size, so a quiet connection does not keep
     /// the memory of the largest request it ever sent.
     static let retainedCapacityMax = 128 * 1024
+    /// The argument scratch keeps its storage up to this size: enough for ordinary requests, while a
+    /// connection that once sent a large one does not keep that memory.
+    static let retainedArgumentCapacityMax = 4 * 1024
 
     public init(limits: ProtocolLimits = ProtocolLimits()) {
         self.limits = limits
@@ -78,26 +83,32 @@ public struct RequestParser: Sendable {
     }
 
     /// The next complete request as its arguments (at least one), or nil when more bytes are needed.
-    /// Bytes that arrived since the last call are scanned about once.
+    /// Bytes that arrived since the last call are scanned about once; a multibulk request's bytes
+    /// are copied into their `ArgumentList` in one allocation.
     ///
     /// - Throws: `ProtocolError` when the bytes are not a request (see the file header). The
     ///   parser is then in an unspecified state; the connection is to be closed.
-    public mutating func next() throws(ProtocolError) -> [[UInt8]]? {
+    public mutating func nextRequest() throws(ProtocolError) -> ArgumentList? {
         let request = try parseNext()
         checkInvariants()
         return request
     }
 
+    /// `nextRequest()` with each argument as its own array (tests, tools).
+    public mutating func next() throws(ProtocolError) -> [[UInt8]]? {
+        try nextRequest()?.words
+    }
+
     // MARK: - Requests
 
-    private mutating func parseNext() throws(ProtocolError) -> [[UInt8]]? {
+    private mutating func parseNext() throws(ProtocolError) -> ArgumentList? {
         while true {
             if argumentsRemaining == 0 {
                 guard readIndex < buffer.count else { return nil }
                 if buffer[readIndex] != UInt8(ascii: "*") {
                     guard let words = try nextInline() else { return nil }
                     if words.isEmpty { continue }
-                    return words
+                    return ArgumentList(words)
                 }
                 let start = readIndex
                 let header = try buffer.withUnsafeBufferPointer { (bytes) throws(ProtocolError) in
@@ -111,7 +122,7 @@ public struct RequestParser: Sendable {
                 }
                 argumentsRemaining = header.value
                 requestByteCount = header.byteCount
-                arguments.reserveCapacity(header.value)
+                argumentEnds.reserveCapacity(header.value)
             }
             return try continueMultibulk()
         }
@@ -119,7 +130,7 @@ public struct RequestParser: Sendable {
 
     /// Reads as many arguments of the multibulk request in progress as the buffer holds: the whole
     /// request once its last argument is in, otherwise nil.
-    private mutating func continueMultibulk() throws(ProtocolError) -> [[UInt8]]? {
+    private mutating func continueMultibulk() throws(ProtocolError) -> ArgumentList? {
         // A second reference to the storage (not a copy: nothing writes to it meanwhile) lets the
         // loop read the bytes through a pointer while it updates the other fields.
         let storage = buffer
@@ -127,8 +138,18 @@ public struct RequestParser: Sendable {
             try readArguments(bytes)
         }
         guard isComplete else { return nil }
-        let request = arguments
-        arguments = []
+        let request = argumentBytes.withUnsafeBufferPointer { bytes in
+            ArgumentList(count: argumentEnds.count, byteCount: bytes.count) { next in
+                var start = 0
+                for end in argumentEnds {
+                    next(UnsafeBufferPointer(rebasing: bytes[start..<end]))
+                    start = end
+                }
+            }
+        }
+        let keepsCapacity = argumentBytes.capacity <= Self.retainedArgumentCapacityMax
+        argumentBytes.removeAll(keepingCapacity: keepsCapacity)
+        argumentEnds.removeAll(keepingCapacity: keepsCapacity)
         requestByteCount = 0
         return request
     }
@@ -167,7 +188,8 @@ public struct RequestParser: Sendable {
                 }
             }
             guard available >= bulkByteCount + 2 else { return false }
-            arguments.append(Array(UnsafeBufferPointer(rebasing: bytes[readIndex..<payloadEnd])))
+            argumentBytes.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[readIndex..<payloadEnd]))
+            argumentEnds.append(argumentBytes.count)
             readIndex = payloadEnd + 2
             requestByteCount += bulkByteCount + 2
             bulkByteCount = -1
@@ -366,10 +388,10 @@ public struct RequestParser: Sendable {
     /// Checks the state that ties the fields together (debug builds and tests).
     func checkInvariants() {
         assert(readIndex >= 0 && readIndex <= buffer.count, "read index outside the buffer")
-        assert(argumentsRemaining >= 0 && arguments.count + argumentsRemaining <= limits.argumentCountMax,
+        assert(argumentsRemaining >= 0 && argumentEnds.count + argumentsRemaining <= limits.argumentCountMax,
                "argument count over the limit")
         assert(requestByteCount <= limits.requestByteCountMax, "request bytes over the limit")
-        assert(argumentsRemaining > 0 || (arguments.isEmpty && bulkByteCount == -1 && requestByteCount == 0),
+        assert(argumentsRemaining > 0 || (argumentEnds.isEmpty && argumentBytes.isEmpty && bulkByteCount == -1 && requestByteCount == 0),
                "multibulk state left behind by a finished request")
         assert(bulkByteCount == -1 || requestByteCount + bulkByteCount + 2 <= limits.requestByteCountMax,
                "a bulk was accepted past the request limit")

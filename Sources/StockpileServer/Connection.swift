@@ -69,7 +69,7 @@ final class Connection {
         var batch = RequestBatch(requests: [])
         while batch.requests.count < max {
             do {
-                guard let request = try parser.next() else { break }
+                guard let request = try parser.nextRequest() else { break }
                 batch.requests.append(request)
             } catch {
                 batch.protocolError = error
