@@ -52,9 +52,9 @@ nonisolated func runAllocationBenchmark(_ options: Options) async -> Int32 {
     var session = handler.newSession(id: 1)
     func answer(_ bytes: [UInt8]) async {
         bytes.withUnsafeBytes { parser.append($0) }
-        var batch = RequestBatch(requests: [])
-        while let request = try! parser.nextRequest() { batch.requests.append(request) }
-        session = await handler.run(batch, session: session).session
+        let (requests, error) = parser.nextRequests(max: pipeline)
+        precondition(error == nil && requests.count == pipeline, "the pipeline did not parse")
+        session = await handler.run(RequestBatch(requests: requests), session: session).session
     }
     let wireReserves = pipelines { ["RESERVE", "wr\($0)", "SKU-HOT", "MAIN", "1"] }
     let wireStocks = pipelines { _ in ["STOCK", "SKU-HOT", "MAIN"] }
