@@ -2,13 +2,14 @@
 // (CAllocationCounter) around one task's requests on an engine in memory, after a warm-up. It counts,
 // it does not time, so the figure is the same on any machine; the allocation test runs it and
 // compares each figure with its limit. The `wire_` figures count a request the way the server
-// answers it, without the socket: the words as the parser leaves them go through the request handler
-// in pipelines of 16 (command table, authorisation, engine, reply bytes), so they include the
-// engine's own allocations and everything the wire adds to them.
+// answers it, without the socket: the bytes of a pipeline of 16 go through the connection's request
+// parser and the request handler (framing, command table, authorisation, engine, reply bytes), so
+// they include the engine's own allocations and everything the wire adds to them.
 
 import CAllocationCounter
 import Foundation
 import Stockpile
+import StockpileProtocol
 import StockpileServer
 
 /// Allocations per operation of the engine's hot paths, one line each (`--json`: one object).
@@ -36,26 +37,30 @@ nonisolated func runAllocationBenchmark(_ options: Options) async -> Int32 {
     await measure("adjust") { for _ in 0..<count { _ = await engine.adjust(variant: "SKU-HOT", warehouse: "MAIN", by: 1, reason: .received) } }
     await measure("cell") { for _ in 0..<count { _ = await engine.cell(variant: "SKU-HOT", warehouse: "MAIN") } }
 
-    // The wire: requests are split into words before counting, as the connection's parser would.
+    // The wire: each pipeline is encoded as a client sends it before counting; the counted part
+    // parses it as a connection does (one parser, reused) and answers the batch.
     let handler = RequestHandler(engine: engine)
     let pipeline = 16
-    func batches(_ words: (Int) -> [String]) -> [RequestBatch] {
+    func pipelines(_ words: (Int) -> [String]) -> [[UInt8]] {
         stride(from: 0, to: count, by: pipeline).map { start in
-            RequestBatch(requests: (start..<start + pipeline).map { words($0).map { Array($0.utf8) } })
+            var bytes: [UInt8] = []
+            for i in start..<start + pipeline { RequestEncoder.encode(words(i), into: &bytes) }
+            return bytes
         }
     }
-    let wireReserves = batches { ["RESERVE", "wr\($0)", "SKU-HOT", "MAIN", "1"] }
-    let wireStocks = batches { _ in ["STOCK", "SKU-HOT", "MAIN"] }
+    var parser = RequestParser()
     var session = handler.newSession(id: 1)
-    for batch in batches({ ["RESERVE", "ww\($0)", "SKU-HOT", "MAIN", "1"] }).prefix(100) {
-        session = await handler.run(batch, session: session).session
+    func answer(_ bytes: [UInt8]) async {
+        bytes.withUnsafeBytes { parser.append($0) }
+        let (requests, error) = parser.nextRequests(max: pipeline)
+        precondition(error == nil && requests.count == pipeline, "the pipeline did not parse")
+        session = await handler.run(RequestBatch(requests: requests), session: session).session
     }
-    await measure("wire_reserve") {
-        for batch in wireReserves { session = await handler.run(batch, session: session).session }
-    }
-    await measure("wire_stock") {
-        for batch in wireStocks { session = await handler.run(batch, session: session).session }
-    }
+    let wireReserves = pipelines { ["RESERVE", "wr\($0)", "SKU-HOT", "MAIN", "1"] }
+    let wireStocks = pipelines { _ in ["STOCK", "SKU-HOT", "MAIN"] }
+    for bytes in pipelines({ ["RESERVE", "ww\($0)", "SKU-HOT", "MAIN", "1"] }).prefix(100) { await answer(bytes) }
+    await measure("wire_reserve") { for bytes in wireReserves { await answer(bytes) } }
+    await measure("wire_stock") { for bytes in wireStocks { await answer(bytes) } }
 
     print("allocations per operation (engine in memory, \(options.shards) shards, \(count) operations each, after a warm-up):")
     for f in figures { print("  " + f.name.padding(toLength: 16, withPad: " ", startingAt: 0) + String(format: "%.2f", f.perOperation)) }

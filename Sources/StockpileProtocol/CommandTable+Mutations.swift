@@ -19,7 +19,7 @@ extension CommandTable {
     static let confirmOptions = OptionWords(.key)
 
     /// `RESERVE id variant warehouse qty [variant warehouse qty …] [TTL s] [CUSTOMER c] [STRATEGY s]`
-    static func reserve(_ a: [[UInt8]]) throws(RequestError) -> Command {
+    static func reserve(_ a: ArgumentList) throws(RequestError) -> Command {
         guard a.count >= 5 else { throw .wrongArity(command: "reserve") }
         let id = try Words.text(a[1], "reservation id")
         let end = Words.optionBoundary(a, from: 2)
@@ -49,15 +49,15 @@ extension CommandTable {
         return .reserve(request)
     }
 
-    static func strategy(_ word: [UInt8]) throws(RequestError) -> PlacementStrategy {
+    static func strategy(_ word: Word) throws(RequestError) -> PlacementStrategy {
         for candidate in PlacementStrategy.allCases where Words.equalsIgnoringCase(word, candidate.rawValue.uppercased()) {
             return candidate
         }
         throw .refused(.invalid("STRATEGY must be priority, most or split"))
     }
 
-    static func reason(_ word: [UInt8]) throws(RequestError) -> ReasonCode {
-        guard let text = String(validating: word, as: UTF8.self), let reason = ReasonCode(parsing: text) else {
+    static func reason(_ word: Word) throws(RequestError) -> ReasonCode {
+        guard let text = word.withUnsafeBufferPointer({ String(validating: $0, as: UTF8.self) }), let reason = ReasonCode(parsing: text) else {
             let codes = ReasonCode.allCases.map(\.rawValue).joined(separator: ", ")
             throw .refused(.invalid("REASON must be one of \(codes)"))
         }
@@ -65,9 +65,9 @@ extension CommandTable {
     }
 
     /// `EXTEND id s [KEY k]`; `EXTEND id TTL s` is read the same, as SPEC §2 writes it that way.
-    static func extend(_ a: [[UInt8]]) throws(RequestError) -> Command {
+    static func extend(_ a: ArgumentList) throws(RequestError) -> Command {
         guard a.count >= 3 else { throw .wrongArity(command: "extend") }
-        let seconds: [UInt8]
+        let seconds: Word
         let optionsStart: Int
         if OptionWord(a[2]) == .ttl {
             guard a.count >= 4 else { throw .wrongArity(command: "extend") }
@@ -85,7 +85,7 @@ extension CommandTable {
     }
 
     /// `CONFIRM id [KEY k]`
-    static func confirm(_ a: [[UInt8]]) throws(RequestError) -> Command {
+    static func confirm(_ a: ArgumentList) throws(RequestError) -> Command {
         // The id is taken by position: a reservation may be called, say, KEY.
         guard a.count >= 2, Words.optionBoundary(a, from: 2) == 2 else { throw .wrongArity(command: "confirm") }
         var key: String?
@@ -97,7 +97,7 @@ extension CommandTable {
 
     /// The optional `variant warehouse qty` of RELEASE and FULFILL, from `a[2]` to the first option
     /// word; returns the selector (nil when the whole reservation is meant) and where options start.
-    static func lineSelector(_ a: [[UInt8]], _ name: CommandName) throws(RequestError) -> (LineSelector?, Int) {
+    static func lineSelector(_ a: ArgumentList, _ name: CommandName) throws(RequestError) -> (LineSelector?, Int) {
         guard a.count >= 2 else { throw .wrongArity(command: name.lowercased) }
         let end = Words.optionBoundary(a, from: 2)
         switch end - 2 {
@@ -114,7 +114,7 @@ extension CommandTable {
     }
 
     /// `RELEASE id [variant warehouse qty] [REASON r] [KEY k]`
-    static func release(_ a: [[UInt8]]) throws(RequestError) -> Command {
+    static func release(_ a: ArgumentList) throws(RequestError) -> Command {
         let (line, end) = try lineSelector(a, .release)
         let id = try Words.text(a[1], "reservation id")
         var reason: ReasonCode?
@@ -130,7 +130,7 @@ extension CommandTable {
     }
 
     /// `FULFILL id [variant warehouse qty] [KEY k]`
-    static func fulfill(_ a: [[UInt8]]) throws(RequestError) -> Command {
+    static func fulfill(_ a: ArgumentList) throws(RequestError) -> Command {
         let (line, end) = try lineSelector(a, .fulfill)
         let id = try Words.text(a[1], "reservation id")
         var key: String?
@@ -142,14 +142,14 @@ extension CommandTable {
 
     /// Checks that the positional part, `a[1]` up to the first option word, has exactly `count`
     /// words; returns where the options start.
-    static func positional(_ a: [[UInt8]], _ count: Int, _ name: CommandName) throws(RequestError) -> Int {
+    static func positional(_ a: ArgumentList, _ count: Int, _ name: CommandName) throws(RequestError) -> Int {
         let end = Words.optionBoundary(a, from: 1)
         guard end - 1 == count else { throw .wrongArity(command: name.lowercased) }
         return end
     }
 
     /// `ADJUST variant warehouse delta REASON r [NOTE t] [REF ref] [KEY k]`
-    static func adjust(_ a: [[UInt8]]) throws(RequestError) -> Command {
+    static func adjust(_ a: ArgumentList) throws(RequestError) -> Command {
         try Words.refuseOptionWordAsVariant(a, at: 1)
         let end = try positional(a, 3, .adjust)
         let variant = try Words.text(a[1], "variant")
@@ -174,7 +174,7 @@ extension CommandTable {
     }
 
     /// `SETQTY variant warehouse qty REASON r [IF expected] [KEY k]`
-    static func setQuantity(_ a: [[UInt8]]) throws(RequestError) -> Command {
+    static func setQuantity(_ a: ArgumentList) throws(RequestError) -> Command {
         try Words.refuseOptionWordAsVariant(a, at: 1)
         let end = try positional(a, 3, .setQuantity)
         let variant = try Words.text(a[1], "variant")
@@ -196,7 +196,7 @@ extension CommandTable {
     }
 
     /// `COUNT variant warehouse counted [NOTE t] [KEY k]`
-    static func count(_ a: [[UInt8]]) throws(RequestError) -> Command {
+    static func count(_ a: ArgumentList) throws(RequestError) -> Command {
         try Words.refuseOptionWordAsVariant(a, at: 1)
         let end = try positional(a, 3, .count)
         let variant = try Words.text(a[1], "variant")
@@ -215,7 +215,7 @@ extension CommandTable {
     }
 
     /// `TRANSFER variant from to qty [NOTE t] [KEY k]`
-    static func transfer(_ a: [[UInt8]]) throws(RequestError) -> Command {
+    static func transfer(_ a: ArgumentList) throws(RequestError) -> Command {
         try Words.refuseOptionWordAsVariant(a, at: 1)
         let end = try positional(a, 4, .transfer)
         let variant = try Words.text(a[1], "variant")
@@ -235,7 +235,7 @@ extension CommandTable {
     }
 
     /// `RETURN variant warehouse qty RESTOCK|DAMAGED [REF ref] [KEY k]`
-    static func returnStock(_ a: [[UInt8]]) throws(RequestError) -> Command {
+    static func returnStock(_ a: ArgumentList) throws(RequestError) -> Command {
         // RESTOCK and DAMAGED are option words, so the positional part ends right before them.
         try Words.refuseOptionWordAsVariant(a, at: 1)
         let end = try positional(a, 3, .returnStock)
@@ -262,7 +262,7 @@ extension CommandTable {
     }
 
     /// `WAREHOUSE SET code [NAME n] [ADDRESS a] [PRIORITY p] [ACTIVE yes|no] [KEY k]` and `WAREHOUSE LIST`.
-    static func warehouse(_ a: [[UInt8]]) throws(RequestError) -> Request {
+    static func warehouse(_ a: ArgumentList) throws(RequestError) -> Request {
         guard a.count >= 2 else { throw .wrongArity(command: "warehouse") }
         if Words.equalsIgnoringCase(a[1], "LIST") {
             guard a.count == 2 else { throw .wrongArity(command: "warehouse|list") }
@@ -292,7 +292,7 @@ extension CommandTable {
     }
 
     /// `POLICY SET variant [BACKORDER yes|no] [UNLIMITED yes|no] [LOWSTOCK n] [KEY k]` and `POLICY GET variant`.
-    static func policy(_ a: [[UInt8]]) throws(RequestError) -> Request {
+    static func policy(_ a: ArgumentList) throws(RequestError) -> Request {
         guard a.count >= 2 else { throw .wrongArity(command: "policy") }
         if Words.equalsIgnoringCase(a[1], "GET") {
             try Words.refuseOptionWordAsVariant(a, at: 2)

@@ -8,7 +8,7 @@ extension CommandTable {
     static let limitOptions = OptionWords(.limit)
 
     /// `STOCK variant [warehouse]`
-    static func stock(_ a: [[UInt8]]) throws(RequestError) -> Query {
+    static func stock(_ a: ArgumentList) throws(RequestError) -> Query {
         try Words.refuseOptionWordAsVariant(a, at: 1)
         guard a.count == 2 || a.count == 3 else { throw .wrongArity(command: "stock") }
         let variant = try Words.text(a[1], "variant")
@@ -17,13 +17,13 @@ extension CommandTable {
     }
 
     /// `RESERVATION id`
-    static func reservation(_ a: [[UInt8]]) throws(RequestError) -> Query {
+    static func reservation(_ a: ArgumentList) throws(RequestError) -> Query {
         try expectCount(a, 2, .reservation)
         return .reservation(id: try Words.text(a[1], "reservation id"))
     }
 
     /// Reads `[LIMIT n]` from `start` on.
-    static func limitOption(_ a: [[UInt8]], from start: Int, command: String) throws(RequestError) -> Int? {
+    static func limitOption(_ a: ArgumentList, from start: Int, command: String) throws(RequestError) -> Int? {
         var limit: Int?
         try Words.options(a, from: start, accepted: limitOptions, command: command) { _, value throws(RequestError) in
             limit = try Words.limit(value)
@@ -32,7 +32,7 @@ extension CommandTable {
     }
 
     /// `LOWSTOCK [threshold] [LIMIT n]`
-    static func lowStock(_ a: [[UInt8]]) throws(RequestError) -> Query {
+    static func lowStock(_ a: ArgumentList) throws(RequestError) -> Query {
         let end = Words.optionBoundary(a, from: 1)
         guard end <= 2 else { throw .wrongArity(command: "lowstock") }
         let threshold = end == 2 ? try Words.quantity(a[1], "threshold") : nil
@@ -40,13 +40,13 @@ extension CommandTable {
     }
 
     /// `BACKORDERS [LIMIT n]`
-    static func backorders(_ a: [[UInt8]]) throws(RequestError) -> Query {
+    static func backorders(_ a: ArgumentList) throws(RequestError) -> Query {
         let end = try positional(a, 0, .backorders)
         return .backorders(limit: try limitOption(a, from: end, command: "BACKORDERS"))
     }
 
     /// `HISTORY variant warehouse [LIMIT n]`
-    static func history(_ a: [[UInt8]]) throws(RequestError) -> Query {
+    static func history(_ a: ArgumentList) throws(RequestError) -> Query {
         try Words.refuseOptionWordAsVariant(a, at: 1)
         let end = try positional(a, 2, .history)
         let variant = try Words.text(a[1], "variant")
@@ -55,34 +55,34 @@ extension CommandTable {
     }
 
     /// `EVENTS from-seq [LIMIT n]`
-    static func events(_ a: [[UInt8]]) throws(RequestError) -> Query {
+    static func events(_ a: ArgumentList) throws(RequestError) -> Query {
         let end = try positional(a, 1, .events)
         let from = try Words.seq(a[1], "from-seq")
         return .events(from: from, limit: try limitOption(a, from: end, command: "EVENTS"))
     }
 
     /// `INFO [section]`; the section is lower-cased, as Redis matches section names in any case.
-    static func info(_ a: [[UInt8]]) throws(RequestError) -> Query {
+    static func info(_ a: ArgumentList) throws(RequestError) -> Query {
         guard a.count <= 2 else { throw .wrongArity(command: "info") }
         let section = a.count == 2 ? try Words.text(a[1], "section").lowercased() : nil
         return .info(section: section)
     }
 
     /// The connection commands. They answer what Redis clients expect, so their shapes follow Redis.
-    static func session(_ name: CommandName, _ a: [[UInt8]]) throws(RequestError) -> SessionRequest {
+    static func session(_ name: CommandName, _ a: ArgumentList) throws(RequestError) -> SessionRequest {
         switch name {
         case .ping:
             guard a.count <= 2 else { throw .wrongArity(command: "ping") }
             // The message is echoed as bytes: it need not be text.
-            return .ping(message: a.count == 2 ? a[1] : nil)
+            return .ping(message: a.count == 2 ? Array(a[1]) : nil)
         case .echo:
             guard a.count == 2 else { throw .wrongArity(command: "echo") }
-            return .echo(message: a[1])
+            return .echo(message: Array(a[1]))
         case .subscribe:
             guard a.count >= 2 else { throw .wrongArity(command: "subscribe") }
-            return .subscribe(channels: try texts(a.dropFirst(), "channel"))
+            return .subscribe(channels: try texts(a, from: 1, "channel"))
         case .unsubscribe:
-            return .unsubscribe(channels: try texts(a.dropFirst(), "channel"))
+            return .unsubscribe(channels: try texts(a, from: 1, "channel"))
         case .auth:
             // `AUTH token` or `AUTH user token`: the user name is ignored (clients send `default`).
             guard a.count == 2 || a.count == 3 else { throw .wrongArity(command: "auth") }
@@ -94,7 +94,7 @@ extension CommandTable {
             return .command(subcommand: a.count >= 2 ? try Words.upper(a[1], "subcommand") : nil)
         case .client:
             guard a.count >= 2 else { throw .wrongArity(command: "client") }
-            return .client(subcommand: try Words.upper(a[1], "subcommand"), arguments: try texts(a.dropFirst(2), "argument"))
+            return .client(subcommand: try Words.upper(a[1], "subcommand"), arguments: try texts(a, from: 2, "argument"))
         case .select:
             try expectCount(a, 2, .select)
             let index = try Words.int64(a[1], "SELECT index", outOfRange: .invalid("SELECT index is out of range"))
@@ -106,7 +106,7 @@ extension CommandTable {
                 throw .syntax("unknown subcommand '\(Words.echo(a[1]))' of CONFIG (GET)")
             }
             guard a.count >= 3 else { throw .wrongArity(command: "config|get") }
-            return .configGet(patterns: try texts(a.dropFirst(2), "pattern"))
+            return .configGet(patterns: try texts(a, from: 2, "pattern"))
         case .quit:
             // Redis ignores whatever follows QUIT; a client closing its connection should not be refused.
             return .quit
@@ -116,7 +116,7 @@ extension CommandTable {
     }
 
     /// `HELLO [protover [AUTH user token] [SETNAME name]]`
-    static func hello(_ a: [[UInt8]]) throws(RequestError) -> SessionRequest {
+    static func hello(_ a: ArgumentList) throws(RequestError) -> SessionRequest {
         guard a.count >= 2 else { return .hello(version: nil, token: nil, clientName: nil) }
         let version = try Words.int64(a[1], "protover", outOfRange: .invalid("protover is out of range"))
         var token: String?
@@ -140,10 +140,11 @@ extension CommandTable {
         return .hello(version: Int(exactly: version) ?? Int.max, token: token, clientName: clientName)
     }
 
-    static func texts(_ words: ArraySlice<[UInt8]>, _ what: String) throws(RequestError) -> [String] {
+    /// The words `a[start...]` as text.
+    static func texts(_ a: ArgumentList, from start: Int, _ what: String) throws(RequestError) -> [String] {
         var result: [String] = []
-        result.reserveCapacity(words.count)
-        for word in words { result.append(try Words.text(word, what)) }
+        result.reserveCapacity(max(0, a.count - start))
+        for index in start..<max(start, a.count) { result.append(try Words.text(a[index], what)) }
         return result
     }
 }

@@ -36,7 +36,7 @@ enum OptionWord: Int, CaseIterable {
     }
 
     /// The option a word names, compared without regard to ASCII case; nil for any other word.
-    init?(_ word: [UInt8]) {
+    init?(_ word: Word) {
         // Option words are 2-9 letters: most words (ids, numbers) are ruled out by length alone.
         guard word.count >= 2, word.count <= 9 else { return nil }
         for candidate in OptionWord.allCases where Words.equalsIgnoringCase(word, candidate.spelling) {
@@ -45,6 +45,9 @@ enum OptionWord: Int, CaseIterable {
         }
         return nil
     }
+
+    /// The option a word given as its own array names (tests).
+    init?(_ word: [UInt8]) { self.init(word[...]) }
 }
 
 /// A set of option words: the options a command accepts, or those already seen in a request.
@@ -60,6 +63,9 @@ struct OptionWords: OptionSet {
     func contains(_ word: OptionWord) -> Bool { contains(OptionWords(word)) }
 }
 
+/// One word of a request: a slice of its `ArgumentList`, read in place.
+typealias Word = ArraySlice<UInt8>
+
 /// The readers of single words, each throwing the error SPEC §7.14 asks for.
 enum Words {
     /// The longest piece of a caller's word repeated in an error message: enough to recognise it,
@@ -67,34 +73,39 @@ enum Words {
     static let echoByteCountMax = 64
 
     /// True when `word` spells `upper` (an upper-case ASCII literal) in any ASCII case.
-    static func equalsIgnoringCase(_ word: [UInt8], _ upper: String) -> Bool {
-        var expected = upper.utf8.makeIterator()
-        for byte in word {
-            guard let e = expected.next() else { return false }
-            let folded = byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z") ? byte - 32 : byte
-            if folded != e { return false }
+    static func equalsIgnoringCase(_ word: Word, _ upper: String) -> Bool {
+        // Lengths first: most words (ids, numbers) differ from most spellings there.
+        guard word.count == upper.utf8.count else { return false }
+        return word.withUnsafeBufferPointer { bytes in
+            var index = 0
+            for e in upper.utf8 {
+                let byte = bytes[index]
+                let folded = byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z") ? byte - 32 : byte
+                if folded != e { return false }
+                index += 1
+            }
+            return true
         }
-        return expected.next() == nil
     }
 
     /// Refuses an option word standing where a variant belongs, naming it. Option words are reserved
     /// and are no variant ids (SPEC §7.14); left alone, the positional part would end at the word and
     /// the caller would be sent to count arguments instead of being told which word is reserved.
-    static func refuseOptionWordAsVariant(_ arguments: [[UInt8]], at index: Int) throws(RequestError) {
+    static func refuseOptionWordAsVariant(_ arguments: ArgumentList, at index: Int) throws(RequestError) {
         guard index < arguments.count, let word = OptionWord(arguments[index]) else { return }
         throw .refused(.invalid("variant may not be the option word \(word.spelling)"))
     }
 
     /// The index of the first option word in `arguments` at or after `start`, or `arguments.count`.
-    static func optionBoundary(_ arguments: [[UInt8]], from start: Int) -> Int {
+    static func optionBoundary(_ arguments: ArgumentList, from start: Int) -> Int {
         var i = start
         while i < arguments.count, OptionWord(arguments[i]) == nil { i += 1 }
         return i
     }
 
     /// A word as text, for names, ids and free text.
-    static func text(_ word: [UInt8], _ what: @autoclosure () -> String) throws(RequestError) -> String {
-        guard let s = String(validating: word, as: UTF8.self) else {
+    static func text(_ word: Word, _ what: @autoclosure () -> String) throws(RequestError) -> String {
+        guard let s = word.withUnsafeBufferPointer({ String(validating: $0, as: UTF8.self) }) else {
             throw .refused(.invalid("\(what()) is not valid UTF-8"))
         }
         return s
@@ -102,12 +113,12 @@ enum Words {
 
     /// A word shown back to the caller in an error: at most `echoByteCountMax` bytes, invalid UTF-8
     /// replaced. The reply frame takes out line breaks.
-    static func echo(_ word: [UInt8]) -> String {
-        String(decoding: word.prefix(echoByteCountMax), as: UTF8.self)
+    static func echo(_ word: Word) -> String {
+        word.prefix(echoByteCountMax).withUnsafeBufferPointer { String(decoding: $0, as: UTF8.self) }
     }
 
     /// A word upper-cased, for subcommand names (COMMAND DOCS, CLIENT SETNAME).
-    static func upper(_ word: [UInt8], _ what: @autoclosure () -> String) throws(RequestError) -> String {
+    static func upper(_ word: Word, _ what: @autoclosure () -> String) throws(RequestError) -> String {
         try text(word, what()).uppercased()
     }
 
@@ -120,17 +131,17 @@ enum Words {
     }
 
     /// Reads `[+|-]digits` (ASCII digits only, no spaces, no exponent, no fraction).
-    static func integer(_ word: [UInt8]) -> Integer {
-        var i = 0
+    static func integer(_ word: Word) -> Integer {
+        var i = word.startIndex
         var negative = false
         if let first = word.first, first == UInt8(ascii: "-") || first == UInt8(ascii: "+") {
             negative = first == UInt8(ascii: "-")
-            i = 1
+            i += 1
         }
-        guard i < word.count else { return .malformed }
+        guard i < word.endIndex else { return .malformed }
         var magnitude: UInt64 = 0
         var overflow = false
-        while i < word.count {
+        while i < word.endIndex {
             let b = word[i]
             guard b >= UInt8(ascii: "0"), b <= UInt8(ascii: "9") else { return .malformed }
             if !overflow {
@@ -146,7 +157,7 @@ enum Words {
 
     /// A signed 64-bit integer; `outOfRange` words the refusal for one that does not fit.
     static func int64(
-        _ word: [UInt8], _ what: @autoclosure () -> String, outOfRange: @autoclosure () -> Refusal
+        _ word: Word, _ what: @autoclosure () -> String, outOfRange: @autoclosure () -> Refusal
     ) throws(RequestError) -> Int64 {
         switch integer(word) {
         case .malformed:
@@ -168,12 +179,12 @@ enum Words {
     static var quantityLimit: Refusal { .limit("quantity may not exceed \(Limits.quantityMax)") }
 
     /// A quantity (or a signed delta). Any integer that fits 64 bits passes; the engine judges the range.
-    static func quantity(_ word: [UInt8], _ what: @autoclosure () -> String) throws(RequestError) -> Quantity {
+    static func quantity(_ word: Word, _ what: @autoclosure () -> String) throws(RequestError) -> Quantity {
         Quantity(try int64(word, what(), outOfRange: quantityLimit))
     }
 
     /// A TTL in whole seconds.
-    static func ttl(_ word: [UInt8]) throws(RequestError) -> Duration {
+    static func ttl(_ word: Word) throws(RequestError) -> Duration {
         // Worded as the engine words a TTL out of range: to the caller, 10^30 s is just out of range.
         let seconds = try int64(
             word, "TTL", outOfRange: .invalid("TTL must be between 1 and \(Limits.ttlMax.components.seconds) seconds"))
@@ -181,7 +192,7 @@ enum Words {
     }
 
     /// The `n` of `LIMIT n`.
-    static func limit(_ word: [UInt8]) throws(RequestError) -> Int {
+    static func limit(_ word: Word) throws(RequestError) -> Int {
         let n = try int64(word, "LIMIT", outOfRange: .limit("LIMIT may not exceed \(Limits.listCountMax)"))
         // Int is 64 bits on every platform Stockpile builds for; the check keeps 32-bit ones honest.
         guard let limit = Int(exactly: n) else { throw .refused(.limit("LIMIT may not exceed \(Limits.listCountMax)")) }
@@ -189,7 +200,7 @@ enum Words {
     }
 
     /// A sequence number: 0 or more.
-    static func seq(_ word: [UInt8], _ what: String) throws(RequestError) -> UInt64 {
+    static func seq(_ word: Word, _ what: String) throws(RequestError) -> UInt64 {
         switch integer(word) {
         case .malformed: throw .refused(.invalid("\(what) must be a decimal integer"))
         case .value(negative: false, let magnitude): return magnitude
@@ -200,7 +211,7 @@ enum Words {
     }
 
     /// `yes` or `no`, in any case (SPEC §5).
-    static func boolean(_ word: [UInt8], _ what: String) throws(RequestError) -> Bool {
+    static func boolean(_ word: Word, _ what: String) throws(RequestError) -> Bool {
         if equalsIgnoringCase(word, "YES") { return true }
         if equalsIgnoringCase(word, "NO") { return false }
         throw .refused(.invalid("\(what) must be yes or no"))
@@ -210,8 +221,8 @@ enum Words {
     /// with each in the order given. An unknown word, an option the command does not take, a repeated
     /// option or an option without its value is a syntax error.
     static func options(
-        _ arguments: [[UInt8]], from start: Int, accepted: OptionWords, command: String,
-        _ body: (OptionWord, [UInt8]) throws(RequestError) -> Void
+        _ arguments: ArgumentList, from start: Int, accepted: OptionWords, command: String,
+        _ body: (OptionWord, Word) throws(RequestError) -> Void
     ) throws(RequestError) {
         var seen = OptionWords()
         var i = start

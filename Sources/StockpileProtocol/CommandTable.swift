@@ -25,7 +25,7 @@ enum CommandName: String, CaseIterable {
         select = "SELECT", config = "CONFIG", quit = "QUIT", echo = "ECHO", reset = "RESET"
 
     /// The command a word names, in any ASCII case; nil for an unknown command.
-    init?(_ word: [UInt8]) {
+    init?(_ word: Word) {
         // A scan of 31 short literals: cheaper than building an upper-cased String for every request.
         for candidate in CommandName.allCases where Words.equalsIgnoringCase(word, candidate.rawValue) {
             self = candidate
@@ -43,8 +43,9 @@ extension Request {
     ///
     /// - Parameter arguments: at least one word.
     /// - Returns: the request, or why it could not be understood (see `RequestError.frame` for the
-    ///   reply). Cost: one pass over the words, and the Strings the request keeps.
-    public static func parse(_ arguments: [[UInt8]]) -> Result<Request, RequestError> {
+    ///   reply). Cost: one pass over the words, and the Strings the request keeps; command names
+    ///   and option words are matched in place.
+    public static func parse(_ arguments: ArgumentList) -> Result<Request, RequestError> {
         precondition(!arguments.isEmpty, "a request has at least its command name")
         do {
             return .success(try parsed(arguments))
@@ -53,7 +54,12 @@ extension Request {
         }
     }
 
-    static func parsed(_ a: [[UInt8]]) throws(RequestError) -> Request {
+    /// `parse` of the words given one by one (tests, tools).
+    public static func parse(_ arguments: [[UInt8]]) -> Result<Request, RequestError> {
+        parse(ArgumentList(arguments))
+    }
+
+    static func parsed(_ a: ArgumentList) throws(RequestError) -> Request {
         guard let name = CommandName(a[0]) else { throw unknownCommand(a) }
         switch name {
         case .reserve: return .mutation(try CommandTable.reserve(a))
@@ -91,10 +97,11 @@ extension Request {
 
     /// Redis's error for an unknown command keeps the name as typed and the first arguments; only as
     /// many are kept as the message can show.
-    static func unknownCommand(_ a: [[UInt8]]) -> RequestError {
+    static func unknownCommand(_ a: ArgumentList) -> RequestError {
         var shown: [String] = []
         var byteCount = 0
-        for word in a.dropFirst() where byteCount < RequestError.echoByteCountMax {
+        for index in 1..<a.count where byteCount < RequestError.echoByteCountMax {
+            let word = a[index]
             let text = String(decoding: word.prefix(RequestError.echoByteCountMax), as: UTF8.self)
             byteCount += text.utf8.count + 3
             shown.append(text)
@@ -106,8 +113,8 @@ extension Request {
     /// subcommand of WAREHOUSE and POLICY); nil when they name no mutation. It serves a request the
     /// command table refused, for which no `Request` exists: the server counts such a refused mutation
     /// in STATS (SPEC §7.12) when the connection may run it. It agrees with `commandClass`.
-    public static func mutationClass(of arguments: [[UInt8]]) -> CommandClass? {
-        guard let first = arguments.first, let name = CommandName(first) else { return nil }
+    public static func mutationClass(of arguments: ArgumentList) -> CommandClass? {
+        guard !arguments.isEmpty, let name = CommandName(arguments[0]) else { return nil }
         switch name {
         case .reserve, .extend, .confirm, .release: return .checkout
         case .fulfill, .returnStock: return .fulfillment
@@ -118,6 +125,11 @@ extension Request {
             return .admin
         default: return nil
         }
+    }
+
+    /// `mutationClass(of:)` of the words given one by one (tests, tools).
+    public static func mutationClass(of arguments: [[UInt8]]) -> CommandClass? {
+        mutationClass(of: ArgumentList(arguments))
     }
 
     /// Who may run the request (SPEC §5 roles, §7.17).
@@ -173,7 +185,7 @@ extension RequestError {
 /// request, the command name at index 0.
 enum CommandTable {
     /// Throws `wrongArity` unless the request has exactly `count` words, the name included.
-    static func expectCount(_ a: [[UInt8]], _ count: Int, _ name: CommandName) throws(RequestError) {
+    static func expectCount(_ a: ArgumentList, _ count: Int, _ name: CommandName) throws(RequestError) {
         guard a.count == count else { throw .wrongArity(command: name.lowercased) }
     }
 }

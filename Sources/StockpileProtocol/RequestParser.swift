@@ -34,8 +34,18 @@ public struct RequestParser: Sendable {
     // buffer as soon as they are complete, so a request that arrives one byte at a time is never
     // scanned again from its start.
 
-    /// Arguments read so far.
-    private var arguments: [[UInt8]] = []
+    /// The bytes of the arguments read so far, back to back, and where each ends in it.
+    private var argumentBytes: [UInt8] = []
+    private var argumentEnds: [Int] = []
+
+    // Requests finished but not yet handed out, packed as `ArgumentList` regions. The scratch
+    // arrays are kept from batch to batch, so a batch costs two allocations: one array of bytes its
+    // requests share, and the list of them.
+
+    /// The regions of the finished requests (see ArgumentList.swift).
+    private var packed: [UInt8] = []
+    /// Where each finished request's region starts in `packed`, and its argument count.
+    private var regions: [(base: Int, count: Int)] = []
     /// Arguments still expected; 0 when no multibulk request is in progress.
     private var argumentsRemaining = 0
     /// The length of the argument whose `$` line has been read, or -1 when a `$` line comes next.
@@ -56,6 +66,9 @@ public struct RequestParser: Sendable {
     /// An emptied buffer keeps its storage up to this size, so a quiet connection does not keep
     /// the memory of the largest request it ever sent.
     static let retainedCapacityMax = 128 * 1024
+    /// The argument scratch keeps its storage up to this size: enough for ordinary requests, while a
+    /// connection that once sent a large one does not keep that memory.
+    static let retainedArgumentCapacityMax = 16 * 1024
 
     public init(limits: ProtocolLimits = ProtocolLimits()) {
         self.limits = limits
@@ -77,33 +90,70 @@ public struct RequestParser: Sendable {
         buffer.append(contentsOf: bytes)
     }
 
+    /// Up to `max` complete requests, each as its arguments (at least one), and the framing error
+    /// that stopped them if one did: the requests before the error are returned with it. Bytes that
+    /// arrived since the last call are scanned about once; the requests' argument bytes are copied
+    /// into one array they share.
+    ///
+    /// After an error (see the file header) the parser is in an unspecified state; the connection
+    /// is to be closed.
+    public mutating func nextRequests(max: Int) -> (requests: [ArgumentList], error: ProtocolError?) {
+        var error: ProtocolError?
+        while regions.count < max {
+            do {
+                guard try parseNext() else { break }
+                checkInvariants()
+            } catch let e {
+                error = e
+                break
+            }
+        }
+        guard !regions.isEmpty else { return ([], error) }
+        let storage = Array(packed)
+        let requests = regions.map { ArgumentList(storage: storage, base: $0.base, count: $0.count) }
+        packed.removeAll(keepingCapacity: packed.capacity <= Self.retainedArgumentCapacityMax)
+        regions.removeAll(keepingCapacity: regions.capacity <= Self.retainedArgumentCapacityMax)
+        return (requests, error)
+    }
+
     /// The next complete request as its arguments (at least one), or nil when more bytes are needed.
-    /// Bytes that arrived since the last call are scanned about once.
     ///
     /// - Throws: `ProtocolError` when the bytes are not a request (see the file header). The
     ///   parser is then in an unspecified state; the connection is to be closed.
+    public mutating func nextRequest() throws(ProtocolError) -> ArgumentList? {
+        let (requests, error) = nextRequests(max: 1)
+        if let request = requests.first { return request }
+        if let error { throw error }
+        return nil
+    }
+
+    /// `nextRequest()` with each argument as its own array (tests, tools).
     public mutating func next() throws(ProtocolError) -> [[UInt8]]? {
-        let request = try parseNext()
-        checkInvariants()
-        return request
+        try nextRequest()?.words
     }
 
     // MARK: - Requests
 
-    private mutating func parseNext() throws(ProtocolError) -> [[UInt8]]? {
+    /// Reads the next complete request into `packed`: true when one was read, false when more
+    /// bytes are needed.
+    private mutating func parseNext() throws(ProtocolError) -> Bool {
         while true {
             if argumentsRemaining == 0 {
-                guard readIndex < buffer.count else { return nil }
+                guard readIndex < buffer.count else { return false }
                 if buffer[readIndex] != UInt8(ascii: "*") {
-                    guard let words = try nextInline() else { return nil }
+                    guard let words = try nextInline() else { return false }
                     if words.isEmpty { continue }
-                    return words
+                    let base = ArgumentList.pack(count: words.count, into: &packed) { next in
+                        for word in words { word.withUnsafeBufferPointer { next($0) } }
+                    }
+                    regions.append((base, words.count))
+                    return true
                 }
                 let start = readIndex
                 let header = try buffer.withUnsafeBufferPointer { (bytes) throws(ProtocolError) in
                     try Self.headerLine(bytes, at: start, tooLong: .multibulkCountTooLong, invalid: .invalidMultibulkLength)
                 }
-                guard let header else { return nil }
+                guard let header else { return false }
                 readIndex += header.byteCount
                 if header.value <= 0 { continue }
                 guard header.value <= limits.argumentCountMax else {
@@ -111,26 +161,37 @@ public struct RequestParser: Sendable {
                 }
                 argumentsRemaining = header.value
                 requestByteCount = header.byteCount
-                arguments.reserveCapacity(header.value)
+                argumentEnds.reserveCapacity(header.value)
             }
             return try continueMultibulk()
         }
     }
 
-    /// Reads as many arguments of the multibulk request in progress as the buffer holds: the whole
-    /// request once its last argument is in, otherwise nil.
-    private mutating func continueMultibulk() throws(ProtocolError) -> [[UInt8]]? {
+    /// Reads as many arguments of the multibulk request in progress as the buffer holds, and packs
+    /// the request once its last argument is in: true then, otherwise false.
+    private mutating func continueMultibulk() throws(ProtocolError) -> Bool {
         // A second reference to the storage (not a copy: nothing writes to it meanwhile) lets the
         // loop read the bytes through a pointer while it updates the other fields.
         let storage = buffer
         let isComplete = try storage.withUnsafeBufferPointer { (bytes) throws(ProtocolError) -> Bool in
             try readArguments(bytes)
         }
-        guard isComplete else { return nil }
-        let request = arguments
-        arguments = []
+        guard isComplete else { return false }
+        argumentBytes.withUnsafeBufferPointer { bytes in
+            let base = ArgumentList.pack(count: argumentEnds.count, into: &packed) { next in
+                var start = 0
+                for end in argumentEnds {
+                    next(UnsafeBufferPointer(rebasing: bytes[start..<end]))
+                    start = end
+                }
+            }
+            regions.append((base, argumentEnds.count))
+        }
+        let keepsCapacity = argumentBytes.capacity <= Self.retainedArgumentCapacityMax
+        argumentBytes.removeAll(keepingCapacity: keepsCapacity)
+        argumentEnds.removeAll(keepingCapacity: keepsCapacity)
         requestByteCount = 0
-        return request
+        return true
     }
 
     /// Reads whole arguments from `bytes` (the buffer's storage): true once the last one is in.
@@ -167,7 +228,8 @@ public struct RequestParser: Sendable {
                 }
             }
             guard available >= bulkByteCount + 2 else { return false }
-            arguments.append(Array(UnsafeBufferPointer(rebasing: bytes[readIndex..<payloadEnd])))
+            argumentBytes.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[readIndex..<payloadEnd]))
+            argumentEnds.append(argumentBytes.count)
             readIndex = payloadEnd + 2
             requestByteCount += bulkByteCount + 2
             bulkByteCount = -1
@@ -366,10 +428,10 @@ public struct RequestParser: Sendable {
     /// Checks the state that ties the fields together (debug builds and tests).
     func checkInvariants() {
         assert(readIndex >= 0 && readIndex <= buffer.count, "read index outside the buffer")
-        assert(argumentsRemaining >= 0 && arguments.count + argumentsRemaining <= limits.argumentCountMax,
+        assert(argumentsRemaining >= 0 && argumentEnds.count + argumentsRemaining <= limits.argumentCountMax,
                "argument count over the limit")
         assert(requestByteCount <= limits.requestByteCountMax, "request bytes over the limit")
-        assert(argumentsRemaining > 0 || (arguments.isEmpty && bulkByteCount == -1 && requestByteCount == 0),
+        assert(argumentsRemaining > 0 || (argumentEnds.isEmpty && argumentBytes.isEmpty && bulkByteCount == -1 && requestByteCount == 0),
                "multibulk state left behind by a finished request")
         assert(bulkByteCount == -1 || requestByteCount + bulkByteCount + 2 <= limits.requestByteCountMax,
                "a bulk was accepted past the request limit")

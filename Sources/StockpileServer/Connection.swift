@@ -66,16 +66,7 @@ final class Connection {
     /// Takes up to `max` complete requests from what was read, and the framing error that stops
     /// the pipeline if there is one.
     func takeRequests(max: Int) -> RequestBatch {
-        var batch = RequestBatch(requests: [])
-        while batch.requests.count < max {
-            do {
-                guard let request = try parser.next() else { break }
-                batch.requests.append(request)
-            } catch {
-                batch.protocolError = error
-                break
-            }
-        }
-        return batch
+        let (requests, error) = parser.nextRequests(max: max)
+        return RequestBatch(requests: requests, protocolError: error)
     }
 }

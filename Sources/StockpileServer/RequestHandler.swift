@@ -45,13 +45,19 @@ public struct SessionState: Sendable {
 
 /// Requests taken from a connection's pipeline, and the framing error that ended it, if one did.
 public struct RequestBatch: Sendable {
-    public var requests: [[[UInt8]]]
+    public var requests: [ArgumentList]
     /// Answered after the requests; then the connection closes (SPEC §7.15).
     public var protocolError: ProtocolError?
 
-    public init(requests: [[[UInt8]]], protocolError: ProtocolError? = nil) {
+    public init(requests: [ArgumentList], protocolError: ProtocolError? = nil) {
         self.requests = requests
         self.protocolError = protocolError
+    }
+
+    /// A batch of requests given word by word (tests, tools).
+    @_disfavoredOverload
+    public init(requests: [[[UInt8]]], protocolError: ProtocolError? = nil) {
+        self.init(requests: requests.map(ArgumentList.init), protocolError: protocolError)
     }
 }
 
@@ -180,7 +186,7 @@ public final class RequestHandler: Sendable {
     /// replies (mutations, a reservation, a cell) are written straight into the bytes by ReplyWriter;
     /// the rest are built as frames and encoded, in the session's version after the request (so
     /// that `HELLO 3` is answered in RESP3).
-    private func respond(to words: [[UInt8]], result: inout BatchResult) async -> Kind {
+    private func respond(to words: ArgumentList, result: inout BatchResult) async -> Kind {
         let request: Request
         switch Request.parse(words) {
         case .failure(let error):
@@ -260,7 +266,7 @@ public final class RequestHandler: Sendable {
     /// them all by code (SPEC §2, §7.12). Refusals of queries are not counted, nor is one sent by a
     /// connection that may not run the command: it is refused before its role is checked, but it was
     /// never a mutation that connection could make.
-    private func countRefusedMutation(_ refusal: Refusal, words: [[UInt8]], session: SessionState) {
+    private func countRefusedMutation(_ refusal: Refusal, words: ArgumentList, session: SessionState) {
         guard let commandClass = Request.mutationClass(of: words), session.permitted.contains(commandClass) else { return }
         engine.countRefusal(refusal.code)
     }

@@ -1,0 +1,109 @@
+// The arguments of one request as the parser leaves them: their bytes once, and where each ends. The
+// requests of one batch share one array, so a pipeline of sixteen requests is two allocations (the
+// bytes and the list of requests), not one per argument, and the command table reads each word as a
+// slice of that array: it compares option words and command names without creating a String or an
+// array per word (STYLE.md, "Hot paths": argument slices, no String per word).
+//
+// Layout of a request's region of `storage`, from `base`: `count` end offsets (UInt32, native byte
+// order, each an index into `storage` itself), then the arguments' bytes back to back. Argument 0
+// starts right after the offsets; argument i starts where argument i - 1 ends.
+
+public struct ArgumentList: Sendable {
+    /// The regions of one or more requests (see the file header).
+    private let storage: [UInt8]
+    /// Where this request's region starts in `storage`.
+    private let base: Int
+    /// How many arguments there are.
+    public let count: Int
+
+    static let offsetByteCount = MemoryLayout<UInt32>.size
+
+    /// A list of the given words in an array of its own; for tests, tools and single requests.
+    /// O(total bytes), one allocation.
+    public init(_ words: [[UInt8]]) {
+        var byteCount = 0
+        for word in words { byteCount += word.count }
+        var storage: [UInt8] = []
+        storage.reserveCapacity(words.count * Self.offsetByteCount + byteCount)
+        Self.pack(count: words.count, into: &storage) { next in
+            for word in words { word.withUnsafeBufferPointer { next($0) } }
+        }
+        self.init(storage: storage, base: 0, count: words.count)
+    }
+
+    /// A list of the UTF-8 of the given words.
+    public init(_ words: [String]) {
+        self.init(words.map { Array($0.utf8) })
+    }
+
+    /// The request whose region starts at `base` in `storage`, as `pack` wrote it.
+    init(storage: [UInt8], base: Int, count: Int) {
+        self.storage = storage
+        self.base = base
+        self.count = count
+    }
+
+    /// Appends the region of a request of `count` arguments to `storage`: `fill` is handed a
+    /// function to call once per argument, in order, with its bytes. Returns the region's base.
+    @discardableResult
+    static func pack(
+        count: Int, into storage: inout [UInt8],
+        _ fill: ((UnsafeBufferPointer<UInt8>) -> Void) -> Void
+    ) -> Int {
+        let base = storage.count
+        for _ in 0..<count * offsetByteCount { storage.append(0) }  // the offsets, written below
+        var index = 0
+        fill { word in
+            precondition(index < count, "more arguments than announced")
+            storage.append(contentsOf: word)
+            precondition(storage.count <= Int(UInt32.max), "a batch's arguments are limited to 4 GiB")
+            let end = UInt32(truncatingIfNeeded: storage.count)
+            storage.withUnsafeMutableBytes {
+                $0.storeBytes(of: end, toByteOffset: base + index * offsetByteCount, as: UInt32.self)
+            }
+            index += 1
+        }
+        precondition(index == count, "fewer arguments than announced")
+        return base
+    }
+
+    public var isEmpty: Bool { count == 0 }
+
+    /// Where argument `index` ends in `storage`.
+    @inline(__always)
+    private func end(_ index: Int) -> Int {
+        Int(storage.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: base + index * Self.offsetByteCount, as: UInt32.self) })
+    }
+
+    /// The bytes of argument `index`, as a slice of the shared array: no copy, no allocation.
+    public subscript(index: Int) -> ArraySlice<UInt8> {
+        precondition(index >= 0 && index < count, "argument index out of range")
+        let start = index == 0 ? base + count * Self.offsetByteCount : end(index - 1)
+        return storage[start..<end(index)]
+    }
+
+    /// Every argument as its own array: for tests and messages, not for the hot path.
+    public var words: [[UInt8]] {
+        (0..<count).map { Array(self[$0]) }
+    }
+}
+
+/// Two lists are equal when their words are, wherever their bytes are kept.
+extension ArgumentList: Hashable {
+    public static func == (lhs: ArgumentList, rhs: ArgumentList) -> Bool {
+        guard lhs.count == rhs.count else { return false }
+        for index in 0..<lhs.count where lhs[index] != rhs[index] { return false }
+        return true
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(count)
+        for index in 0..<count { hasher.combine(self[index]) }
+    }
+}
+
+extension ArgumentList: CustomStringConvertible {
+    public var description: String {
+        "[" + words.map { "\"" + String(decoding: $0, as: UTF8.self) + "\"" }.joined(separator: ", ") + "]"
+    }
+}
