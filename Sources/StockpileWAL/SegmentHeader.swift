@@ -26,14 +26,19 @@ public struct SegmentHeader: Hashable, Sendable {
     public static let readableVersions: ClosedRange<UInt16> = 1...2
     public static let byteCount = 40
 
+    /// The format version the segment was written in: `formatVersion` for a header made here, what the
+    /// file says for one read back. A writer appends only to a segment of its own version.
+    public var version: UInt16
     /// Random per segment; every record of the segment repeats it.
     public var salt: UInt32
     /// The LSN of the segment's first record (≥ 1), also in its file name.
     public var firstLSN: UInt64
     public var createdAt: Timestamp
 
-    public init(salt: UInt32, firstLSN: UInt64, createdAt: Timestamp) {
+    public init(salt: UInt32, firstLSN: UInt64, createdAt: Timestamp, version: UInt16 = SegmentHeader.formatVersion) {
         precondition(firstLSN >= 1, "LSNs start at 1")
+        precondition(Self.readableVersions.contains(version), "a header of an unknown version")
+        self.version = version
         self.salt = salt
         self.firstLSN = firstLSN
         self.createdAt = createdAt
@@ -43,7 +48,7 @@ public struct SegmentHeader: Hashable, Sendable {
     public func encode(into writer: inout ByteWriter) {
         let start = writer.count
         writer.writeBytes(Self.magic)
-        writer.writeUInt16(Self.formatVersion)
+        writer.writeUInt16(version)
         writer.writeUInt16(UInt16(Self.byteCount))
         writer.writeUInt32(salt)
         writer.writeUInt64(firstLSN)
@@ -70,7 +75,7 @@ public struct SegmentHeader: Hashable, Sendable {
         guard u32(36) == computed else { throw .checksumMismatch(stored: u32(36), computed: computed) }
         guard u32(32) == 0 else { throw .reservedNotZero }
         guard u64(16) >= 1 else { throw .firstLSNZero }
-        return SegmentHeader(salt: u32(12), firstLSN: u64(16), createdAt: Timestamp(milliseconds: Int64(bitPattern: u64(24))))
+        return SegmentHeader(salt: u32(12), firstLSN: u64(16), createdAt: Timestamp(milliseconds: Int64(bitPattern: u64(24))), version: u16(8))
     }
 
     /// Reads a header from the first 40 bytes of `bytes`.

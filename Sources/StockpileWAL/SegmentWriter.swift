@@ -105,6 +105,17 @@ public final class SegmentWriter {
                 try fileSystem.write(file, [UInt8](repeating: 0, count: position.dirtyByteCount), at: offset)
                 try fileSystem.syncData(file)
             }
+            if position.header.version != SegmentHeader.formatVersion {
+                // A segment of an older version stays as it is: new records go into a new segment of
+                // this version, so a reader judges every record by the header of the file it is in.
+                try fileSystem.close(file)
+                let created = try Self.createSegment(
+                    directory: directory, fileSystem: fileSystem, firstLSN: recovery.nextLSN,
+                    byteCount: segmentByteCount, salt: makeSalt(), createdAt: now(), replacing: false)
+                (file, header, fileName, fileByteCount) = created
+                offset = SegmentHeader.byteCount
+                createdFileNames.append(fileName)
+            }
         } else {
             let created = try Self.createSegment(
                 directory: directory, fileSystem: fileSystem, firstLSN: recovery.nextLSN,

@@ -38,6 +38,27 @@ import Testing
         }
     }
 
+    @Test("a log whose newest segment is version 1 goes on in a new segment of the current version, leaving the old one as it was")
+    func olderVersionSegment() throws {
+        let fs = LogTestSupport.simulatedFileSystem()
+        let dir = LogTestSupport.simulatedDirectory
+        let v1 = try #require(GoldenFileTests.read("v1/segment-every-record.bin"))
+        fs.setContents(of: dir + "/wal-0000000000000001.log", to: v1)
+        let recovery = try LogRecovery.recover(directory: dir, fileSystem: fs)
+        #expect(recovery.nextLSN == 37)
+        let writer = try SegmentWriter(directory: dir, recovery: recovery, fileSystem: fs, segmentByteCount: 4096)
+        let body = WALRecord.Body.commit(CommitSamples.version2Commits[0])
+        #expect(try writer.append([body]) == 37...37)
+        try writer.sync()
+        try writer.close()
+        #expect(fs.contents(of: dir + "/wal-0000000000000001.log") == v1, "the version 1 segment is not written to")
+        let newer = try #require(fs.contents(of: dir + "/" + SegmentHeader.fileName(firstLSN: 37)))
+        #expect(try SegmentHeader.decode(newer).version == SegmentHeader.formatVersion)
+        let reread = try LogRecovery.recover(directory: dir, fileSystem: fs)
+        #expect(LogTestSupport.bodies(of: reread).count == 37)
+        #expect(LogTestSupport.bodies(of: reread).last == body)
+    }
+
     @Test("a new segment has a valid header, zeros after it, and no tmp file left")
     func segmentLayout() throws {
         let fs = LogTestSupport.simulatedFileSystem()
