@@ -17,7 +17,7 @@ struct KeyRecord: Sendable {
 
 /// The result of performing a validated command.
 enum Performed: Sendable {
-    indirect case committed(Commit)
+    case committed(Commit)
     case unchanged(Reply)
     case refused(Refusal)
 

@@ -52,7 +52,7 @@ public struct Commit: Hashable, Sendable {
 /// What the rules decide for one request.
 public enum Decision: Sendable {
     /// Apply this commit.
-    indirect case commit(Commit)
+    case commit(Commit)
     /// Nothing to change; answer with this (a release or fulfilment of a reservation with nothing left).
     case unchanged(Reply)
     case refused(Refusal)
