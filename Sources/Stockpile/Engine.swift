@@ -268,15 +268,16 @@ public final class Engine: Sendable {
     }
 
     /// Decides a reservation whose id this request has claimed, and settles the claim.
-    /// Decides a reservation whose id this request has claimed, and settles the claim.
     private func performNewReservation(_ request: ReserveRequest, now: Timestamp, actor: String) -> Performed {
         let hasPlacedLines = request.lines.contains { $0.warehouse == Identifiers.anyWarehouse }
         while true {
-            var cells: [CellKey] = []
             var catalogVersion: UInt64?
-            for line in request.lines where line.warehouse != Identifiers.anyWarehouse {
-                cells.append(CellKey(variant: line.variant, warehouse: line.warehouse))
+            let explicitCells = request.lines.lazy.filter { $0.warehouse != Identifiers.anyWarehouse }.map { CellKey(variant: $0.variant, warehouse: $0.warehouse) }
+            // The common case, every line in one shard, needs the mask only: no array of cells.
+            if !hasPlacedLines, case let mask = router.mask(of: explicitCells), mask.nonzeroBitCount == 1 {
+                return settleNewReservation(request, route(.reserve(request), mask: mask, cells: [], now: now, actor: actor)!)
             }
+            var cells = Array(explicitCells)
             if hasPlacedLines {
                 let catalog = self.catalog.withLock { $0 }
                 catalogVersion = catalog.version
@@ -289,15 +290,20 @@ public final class Engine: Sendable {
             guard let performed = route(.reserve(request), mask: mask, cells: cells, catalogVersion: catalogVersion, now: now, actor: actor) else {
                 continue  // the catalog changed while planning placement: plan again
             }
-            if case .committed(let commit) = performed {
-                let r = commit.reservation!
-                directory.commit(r.id, router.mask(of: r.lines.lazy.map(\.cell)))
-                scheduleFollowUps(of: commit)
-            } else {
-                directory.abandon(request.id)
-            }
-            return performed
+            return settleNewReservation(request, performed)
         }
+    }
+
+    /// Settles the claim on a new reservation's id: its shards when it was made, free when not.
+    private func settleNewReservation(_ request: ReserveRequest, _ performed: Performed) -> Performed {
+        if case .committed(let commit) = performed {
+            let r = commit.reservation!
+            directory.commit(r.id, router.mask(of: r.lines.lazy.map(\.cell)))
+            scheduleFollowUps(of: commit)
+        } else {
+            directory.abandon(request.id)
+        }
+        return performed
     }
 
     /// Performs `command` on the shards in `mask`: inside the one shard when that is all, holding each
