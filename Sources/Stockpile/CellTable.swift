@@ -26,12 +26,10 @@ struct CellTable: Sequence, Sendable {
     private var index: [UInt64] = []
     private(set) var count = 0
 
-    /// FNV-1a over the variant, a 0xFF separator (never in a name) and the warehouse, then finished
-    /// with a mixer so that every bit of the result depends on every byte.
+    /// The cell's stable hash (the one routing uses), finished with a mixer so that every bit of the
+    /// result depends on every byte: the slot bits must not repeat the bits that chose the shard.
     @inline(__always) static func hash(_ key: CellKey) -> UInt64 {
-        var h = ShardRouter.fnv1a(key.variant)
-        h = (h ^ 0xFF) &* ShardRouter.fnvPrime
-        h = ShardRouter.fnv1a(key.warehouse, from: h)
+        var h = key.stableHash
         // MurmurHash3's 64-bit finaliser.
         h ^= h >> 33
         h &*= 0xff51_afd7_ed55_8ccd
@@ -128,16 +126,8 @@ struct CellTable: Sequence, Sendable {
     }
 
     /// Every cell, in the order it was first used.
-    func makeIterator() -> AnyIterator<(key: CellKey, value: CellSlot)> {
-        var chunkIterator = chunks.makeIterator()
-        var entries = chunkIterator.next()?.makeIterator()
-        return AnyIterator {
-            while entries != nil {
-                if let e = entries!.next() { return (e.key, e.slot) }
-                entries = chunkIterator.next()?.makeIterator()
-            }
-            return nil
-        }
+    func makeIterator() -> LazyMapSequence<FlattenSequence<[[Entry]]>, (key: CellKey, value: CellSlot)>.Iterator {
+        chunks.joined().lazy.map { (key: $0.key, value: $0.slot) }.makeIterator()
     }
 
     #if DEBUG

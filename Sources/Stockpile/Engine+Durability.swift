@@ -45,43 +45,10 @@ extension Engine {
         // One writer per directory: a second server would interleave its records with ours.
         let lock: DirectoryLock
         do { lock = try DirectoryLock(directory: dataDirectory) } catch { throw .directory("cannot open \(dataDirectory): \(error)") }
-        // Start-up = the newest valid snapshot + the log after it (FORMAT.md §5, rows 9–11).
         let started = ContinuousClock.now
-        let snapshot: (fileName: String, contents: SnapshotContents)?
-        do {
-            snapshot = try SnapshotStore.loadNewestValid(directory: dataDirectory, fileSystem: fileSystem) { damage in
-                warn("\(damage); trying an older snapshot")
-            }
-        } catch {
-            throw .io(error)
-        }
-        if let snapshot {
-            warn("loaded \(snapshot.fileName): \(snapshot.contents.cells.count) cells, \(snapshot.contents.reservations.count) reservations, "
-                + "LSN \(snapshot.contents.lsn) (\(Self.seconds(since: started)))")
-        }
         let engine = Engine(configuration: configuration, clock: clock, directoryLock: lock, fileSystem: fileSystem)
-        if let snapshot { engine.restore(snapshot.contents) }
-        let snapshotLoaded = ContinuousClock.now
-
-        // The log is read, checked and decoded on a thread of its own, a batch of records at a time,
-        // while this one applies the batch before: start-up takes about the longer of the two, not
-        // their sum.
-        let segments = SegmentHandoff()
-        let snapshotLSN = snapshot?.contents.lsn ?? 0
-        let reader = Thread {
-            let readStarted = ContinuousClock.now
-            let result = Result { () throws(LogRecoveryError) -> LogRecovery.Result in
-                try LogRecovery.recover(directory: dataDirectory, after: snapshotLSN, fileSystem: fileSystem) { segments.put($0) }
-            }
-            segments.finish(result, elapsed: ContinuousClock.now - readStarted)
-        }
-        reader.name = "stockpile-recovery"
-        reader.start()
-        var progress = ReplayProgress()
-        while let records = segments.take() { engine.replay(records, progress: &progress, report: warn) }
-        let (outcome, readDuration) = segments.outcome()
-        let recovery: LogRecovery.Result
-        do { recovery = try outcome.get() } catch { throw .recovery(error) }
+        let loaded = try engine.loadDurableState(from: dataDirectory, warn: warn)
+        let recovery = loaded.recovery
         for w in recovery.warnings { warn("\(w)") }
         let writer: SegmentWriter
         do {
@@ -99,16 +66,79 @@ extension Engine {
         }
         engine.ledger.attach(log)
         let report = StartupReport(
-            snapshotFileName: snapshot?.fileName, snapshotCellCount: snapshot?.contents.cells.count ?? 0,
-            snapshotLoadDuration: snapshotLoaded - started, logReadDuration: readDuration,
-            recordsReplayed: progress.count, replayDuration: ContinuousClock.now - snapshotLoaded,
+            snapshotFileName: loaded.snapshotFileName, snapshotCellCount: loaded.snapshotCellCount,
+            snapshotLoadDuration: loaded.snapshotLoaded - started, logReadDuration: loaded.readDuration,
+            recordsReplayed: loaded.recordsReplayed, replayDuration: ContinuousClock.now - loaded.snapshotLoaded,
             totalDuration: ContinuousClock.now - started)
         engine.startup.withLock { $0 = report }
-        if snapshot != nil || report.totalDuration >= .seconds(1) {
-            warn("started from \(snapshot?.fileName ?? "an empty state") and \(progress.count) log records in \(Self.seconds(since: started))")
+        if loaded.snapshotFileName != nil || report.totalDuration >= .seconds(1) {
+            warn("started from \(loaded.snapshotFileName ?? "an empty state") and \(loaded.recordsReplayed) log records in \(Self.seconds(since: started))")
         }
         engine.startTimer()
         return engine
+    }
+
+    /// What `loadDurableState` loaded.
+    struct LoadedState {
+        var snapshotFileName: String?
+        var snapshotCellCount = 0
+        var snapshotLoaded: ContinuousClock.Instant
+        /// The log read after the snapshot, and where it goes on.
+        var recovery: LogRecovery.Result
+        var recordsReplayed: Int
+        /// Reading, checking and decoding the log, without the time its thread waited for the replay.
+        var readDuration: Duration
+    }
+
+    /// Loads into this new engine the newest valid snapshot of `directory` and the log after it
+    /// (FORMAT.md §5, rows 9–11), up to LSN `bound` when one is given: records past it were written but
+    /// never acknowledged, so a durable view leaves them out. The log is read, checked and decoded on a
+    /// thread of its own, a batch of records at a time, while this one applies the batch before: it
+    /// takes about the longer of the two, not their sum.
+    func loadDurableState(from directory: String, through bound: UInt64? = nil, warn: (String) -> Void) throws(EngineOpenError) -> LoadedState {
+        let started = ContinuousClock.now
+        var snapshot: (fileName: String, contents: SnapshotContents)?
+        do {
+            snapshot = try SnapshotStore.loadNewestValid(directory: directory, fileSystem: fileSystem) { damage in
+                warn("\(damage); trying an older snapshot")
+            }
+        } catch {
+            throw .io(error)
+        }
+        if let bound, let s = snapshot, s.contents.lsn > bound { snapshot = nil }
+        if let snapshot {
+            warn("loaded \(snapshot.fileName): \(snapshot.contents.cells.count) cells, \(snapshot.contents.reservations.count) reservations, "
+                + "LSN \(snapshot.contents.lsn) (\(Self.seconds(since: started)))")
+            restore(snapshot.contents)
+        }
+        let snapshotLoaded = ContinuousClock.now
+
+        let segments = SegmentHandoff()
+        let (snapshotLSN, fileSystem) = (snapshot?.contents.lsn ?? 0, self.fileSystem)
+        let reader = Thread {
+            let readStarted = ContinuousClock.now
+            let result = Result { () throws(LogRecoveryError) -> LogRecovery.Result in
+                try LogRecovery.recover(directory: directory, after: snapshotLSN, fileSystem: fileSystem) { segments.put($0) }
+            }
+            segments.finish(result, elapsed: ContinuousClock.now - readStarted)
+        }
+        reader.name = "stockpile-recovery"
+        reader.start()
+        var progress = ReplayProgress()
+        while let records = segments.take() {
+            // Records come in LSN order; those past the bound are not durable (written, never synced).
+            if let bound {
+                replay(Array(records.prefix { $0.lsn <= bound }), progress: &progress, report: warn)
+            } else {
+                replay(records, progress: &progress, report: warn)
+            }
+        }
+        let (outcome, readDuration) = segments.outcome()
+        let recovery: LogRecovery.Result
+        do { recovery = try outcome.get() } catch { throw .recovery(error) }
+        return LoadedState(
+            snapshotFileName: snapshot?.fileName, snapshotCellCount: snapshot?.contents.cells.count ?? 0, snapshotLoaded: snapshotLoaded,
+            recovery: recovery, recordsReplayed: progress.count, readDuration: readDuration)
     }
 
     /// How this engine started, when it was opened from a data directory.
@@ -272,17 +302,4 @@ public struct LogStatus: Sendable, Hashable {
     public var recordByteCount: Int
     /// Why writes are stopped, when they are.
     public var failure: String?
-}
-
-extension Engine {
-    /// `open` with the snapshot and the log on `logFileSystem` (tests pass a `SimulatedFileSystem` to
-    /// fill the disk or fail a sync); the directory and its lock are the real ones.
-    static func open(
-        dataDirectory: String, durability: DurabilityPolicy, configuration: EngineConfiguration, clock: any EngineClock,
-        segmentByteCount: Int, logFileSystem: any FileSystem, warn: @escaping (String) -> Void
-    ) throws(EngineOpenError) -> Engine {
-        try open(
-            dataDirectory: dataDirectory, durability: durability, configuration: configuration, clock: clock,
-            segmentByteCount: segmentByteCount, fileSystem: logFileSystem, warn: warn)
-    }
 }

@@ -30,26 +30,7 @@ extension Engine {
         let bound = log.progress.acknowledgedLSN
         let view = Engine(configuration: configuration, clock: clock, directoryLock: nil, fileSystem: fileSystem, durableViewOf: directory)
         do throws(EngineOpenError) {
-            var snapshotLSN: UInt64 = 0
-            do {
-                if let snapshot = try SnapshotStore.loadNewestValid(directory: directory, fileSystem: fileSystem, passedOver: { _ in }),
-                    snapshot.contents.lsn <= bound
-                {
-                    view.restore(snapshot.contents)
-                    snapshotLSN = snapshot.contents.lsn
-                }
-            } catch {
-                throw .io(error)
-            }
-            var progress = ReplayProgress()
-            do {
-                _ = try LogRecovery.recover(directory: directory, after: snapshotLSN, fileSystem: fileSystem) { batch in
-                    // Records past the bound may be in the file (written, never synced): not durable.
-                    view.replay(batch.filter { $0.lsn <= bound }, progress: &progress, report: { _ in })
-                }
-            } catch {
-                throw .recovery(error)
-            }
+            _ = try view.loadDurableState(from: directory, through: bound, warn: { _ in })
         } catch {
             // The log can be neither written nor read back: no read can be answered truthfully, and
             // nothing acknowledged is lost by stopping (the log on disk is what a restart recovers).

@@ -63,11 +63,11 @@ public final class Engine: Sendable {
     var dataDirectory: String? { directoryLock?.directory ?? durableViewDirectory }
     /// The file system the log and snapshots live on (a simulated one in tests).
     let fileSystem: any FileSystem
+    /// The data directory a durable view was read from (it holds no lock on it); nil for any other engine.
+    let durableViewDirectory: String?
     /// False for a durable view (see `Engine+DurableView.swift`): it shows the state as the log has it
     /// and changes nothing, not even by expiry.
-    let runsDueWork: Bool
-    /// The data directory a durable view was read from (it holds no lock on it).
-    let durableViewDirectory: String?
+    var runsDueWork: Bool { durableViewDirectory == nil }
     /// Once the log has failed: the state as the log holds it, which reads show from then on.
     let durableViewSlot = Mutex<Engine?>(nil)
 
@@ -93,7 +93,6 @@ public final class Engine: Sendable {
         self.directoryLock = directoryLock
         self.fileSystem = fileSystem
         self.durableViewDirectory = viewDirectory
-        self.runsDueWork = viewDirectory == nil
         self.configuration = configuration
         self.clock = clock
         router = ShardRouter(count: configuration.shardCount)

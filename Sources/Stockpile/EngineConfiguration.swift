@@ -57,20 +57,8 @@ public struct ShardRouter: Sendable {
 
     @inlinable public func shard(for cell: CellKey) -> Int {
         if count == 1 { return 0 }
-        var h = Self.fnv1a(cell.variant)
-        h = (h ^ 0xFF) &* Self.fnvPrime
-        h = Self.fnv1a(cell.warehouse, from: h)
+        let h = cell.stableHash
         return Int((h ^ (h >> 29)) % UInt64(count))
-    }
-
-    @inlinable static var fnvPrime: UInt64 { 0x100_0000_01b3 }
-
-    /// FNV-1a over a string's UTF-8 bytes: cheap and stable across processes (unlike `Hasher`,
-    /// which is seeded per process), for spreading names over shards and lock stripes.
-    @inlinable public static func fnv1a(_ text: String, from start: UInt64 = 0xcbf2_9ce4_8422_2325) -> UInt64 {
-        var h = start
-        for b in text.utf8 { h = (h ^ UInt64(b)) &* fnvPrime }
-        return h
     }
 
     /// The set of shards owning `cells`, as a bit mask.

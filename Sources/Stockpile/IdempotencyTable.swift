@@ -36,7 +36,7 @@ final class IdempotencyTable<Value: Sendable>: Sendable {
     /// every claim would otherwise pay twice. Only spreads names over locks; the tables inside still
     /// use the standard, seeded hash.
     private func stripe(_ name: String) -> Stripe {
-        let h = ShardRouter.fnv1a(name)
+        let h = FNV1a.hash(name)
         return stripes[Int((h ^ (h >> 32)) % UInt64(Self.stripeCount))]
     }
 

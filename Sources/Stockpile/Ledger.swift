@@ -69,6 +69,10 @@ final class Ledger: Sendable {
     }
 
     private let state = Mutex(State())
+    /// True while events may wait for the log's acknowledgement: set (under the lock) before a record
+    /// with events is handed to the log, cleared when none wait. The log's thread looks at it first,
+    /// so without subscribers an acknowledgement takes no lock that every commit needs.
+    private let hasUndelivered = Atomic<Bool>(false)
     let capacity: Int
     /// The write-ahead log, when the engine is durable. Records are handed to it under the ledger's
     /// lock, so LSN order is sequence order is commit order. Attached once by `Engine.open`, after
@@ -96,6 +100,7 @@ final class Ledger: Sendable {
     /// log's thread after each acknowledgement; a failed log acknowledges nothing more, so the events
     /// of records it could not make durable are never delivered.
     private func deliver(through lsn: UInt64) {
+        guard hasUndelivered.load(ordering: .acquiring) else { return }
         let ended = state.withLock { s -> [AsyncStream<EngineEvent>.Continuation] in
             var ended: [AsyncStream<EngineEvent>.Continuation] = []
             while s.undeliveredHead < s.undelivered.count, s.undelivered[s.undeliveredHead].lsn <= lsn {
@@ -105,6 +110,7 @@ final class Ledger: Sendable {
             if s.undeliveredHead == s.undelivered.count {
                 s.undelivered.removeAll(keepingCapacity: true)
                 s.undeliveredHead = 0
+                hasUndelivered.store(false, ordering: .releasing)
             } else if s.undeliveredHead >= 4096 && s.undeliveredHead * 2 >= s.undelivered.count {
                 s.undelivered.removeFirst(s.undeliveredHead)
                 s.undeliveredHead = 0
@@ -121,8 +127,8 @@ final class Ledger: Sendable {
     /// Numbers the commit's entries, hands it to the log, keeps the entries and tells subscribers, with
     /// the low-stock alerts the commit causes (computed by the caller, who knows the policies): at
     /// once without a log, and when the log acknowledges the record with one.
-    /// - Throws: the log's failure; then nothing is numbered or kept, and the caller must not apply
-    ///   the commit.
+    /// - Throws: the log's failure; then nothing is kept or told, and the caller must drop the commit
+    ///   (its entries carry the numbers they would have had) and not apply it.
     func append(_ commit: inout Commit, alerts: [LowStockAlert] = []) throws(WALIOError) {
         let capacity = self.capacity
         var ended: [AsyncStream<EngineEvent>.Continuation] = []
@@ -130,6 +136,8 @@ final class Ledger: Sendable {
             // Numbered in place (a copy would copy the entries): when the log refuses the commit, the
             // caller drops it, numbers and all.
             for i in commit.entries.indices { commit.entries[i].seq = s.nextSeq + UInt64(i) }
+            // Before the record is handed over, so that its acknowledgement cannot pass the flag by.
+            if log != nil && !s.subscribers.isEmpty { hasUndelivered.store(true, ordering: .releasing) }
             if let log { s.lastLSN = try log.submit(.commit(commit)) }
             for e in commit.entries { s.keep(e, capacity: capacity) }
             guard !s.subscribers.isEmpty else { return }

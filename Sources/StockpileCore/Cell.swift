@@ -14,6 +14,26 @@ public struct CellKey: Hashable, Sendable, Comparable {
     public static func < (a: CellKey, b: CellKey) -> Bool {
         a.variant != b.variant ? a.variant < b.variant : a.warehouse < b.warehouse
     }
+
+    /// FNV-1a over the variant, a 0xFF separator (never a byte of a name) and the warehouse: the same
+    /// in every process, so shard routing, the shards' cell tables and the stock file's duplicate
+    /// check all hash a cell this one way.
+    @inlinable public var stableHash: UInt64 {
+        FNV1a.hash(warehouse, from: (FNV1a.hash(variant) ^ 0xFF) &* FNV1a.prime)
+    }
+}
+
+/// 64-bit FNV-1a over a string's UTF-8 bytes: cheap and the same in every process (unlike `Hasher`,
+/// which is seeded per process), for spreading names over shards, lock stripes and table slots.
+public enum FNV1a {
+    public static let offsetBasis: UInt64 = 0xcbf2_9ce4_8422_2325
+    public static let prime: UInt64 = 0x100_0000_01b3
+
+    @inlinable public static func hash(_ text: String, from start: UInt64 = offsetBasis) -> UInt64 {
+        var h = start
+        for b in text.utf8 { h = (h ^ UInt64(b)) &* prime }
+        return h
+    }
 }
 
 /// The figures of a cell. A cell never used reads as zeros.

@@ -151,13 +151,8 @@ public enum StockCSV {
         return .row(StockRow(variant: fields[0], warehouse: warehouse, onHand: Quantity(units), line: line))
     }
 
-    /// FNV-1a over the variant, a 0xFF separator (never in a name) and the warehouse.
     private static func hash(_ row: StockRow) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in row.variant.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        h = (h ^ 0xFF) &* 0x100_0000_01b3
-        for b in row.warehouse.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        return h
+        CellKey(variant: row.variant, warehouse: row.warehouse).stableHash
     }
 
     /// One pass over the file: every well-formed row to `body`, every problem (but duplicates, which

@@ -99,33 +99,28 @@ public final class GroupCommitter: Sendable {
     @discardableResult
     public func submit(_ bodies: [WALRecord.Body]) throws(WALIOError) -> UInt64 {
         precondition(!bodies.isEmpty, "an empty handover")
+        return try handOver(bodies.count) { $0 += bodies }
+    }
+
+    /// Hands one record over, like `submit(_:)` with one element but without an array for it.
+    @discardableResult
+    public func submit(_ body: WALRecord.Body) throws(WALIOError) -> UInt64 {
+        try handOver(1) { $0.append(body) }
+    }
+
+    /// Appends `count` records to what waits (by `append`) and wakes the thread if it sleeps.
+    private func handOver(_ count: Int, _ append: (inout [WALRecord.Body]) -> Void) throws(WALIOError) -> UInt64 {
         let (last, wake): (UInt64, Bool) = try state.withLock { s throws(WALIOError) in
             if let failure = s.failure { throw failure }
             precondition(!s.stopping, "records handed over after close()")
-            s.pending += bodies
-            s.nextLSN += UInt64(bodies.count)
+            append(&s.pending)
+            s.nextLSN += UInt64(count)
             let wake = s.writerIdle
             s.writerIdle = false
             return (s.nextLSN - 1, wake)
         }
         if wake { wakeUp.signal() }
         return last
-    }
-
-    /// Hands one record over, like `submit(_:)` with one element but without an array for it.
-    @discardableResult
-    public func submit(_ body: WALRecord.Body) throws(WALIOError) -> UInt64 {
-        let (lsn, wake): (UInt64, Bool) = try state.withLock { s throws(WALIOError) in
-            if let failure = s.failure { throw failure }
-            precondition(!s.stopping, "records handed over after close()")
-            s.pending.append(body)
-            s.nextLSN += 1
-            let wake = s.writerIdle
-            s.writerIdle = false
-            return (s.nextLSN - 1, wake)
-        }
-        if wake { wakeUp.signal() }
-        return lsn
     }
 
     /// Waits until record `lsn` is as safe as the policy promises.

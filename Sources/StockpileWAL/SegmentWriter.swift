@@ -91,31 +91,13 @@ public final class SegmentWriter {
         for name in recovery.temporaryFileNames { try fileSystem.unlink(walPath(directory, name)) }
         if !recovery.temporaryFileNames.isEmpty { try fileSystem.syncDirectory(directory) }
 
-        if let position = recovery.position {
+        if let position = recovery.position, let continued = try Self.reopen(position, directory: directory, fileSystem: fileSystem) {
             precondition(position.nextLSN == recovery.nextLSN)
-            let path = walPath(directory, position.fileName)
-            file = try fileSystem.open(path, mode: .readWrite)
+            file = continued
             header = position.header
             fileName = position.fileName
             fileByteCount = position.fileByteCount
             offset = position.offset
-            if position.dirtyByteCount > 0 {
-                // The cut of FORMAT.md §5 row 5: zeros over the torn bytes, synced before anything new
-                // is written, so that the tail cannot come back to be read after the new records.
-                try fileSystem.write(file, [UInt8](repeating: 0, count: position.dirtyByteCount), at: offset)
-                try fileSystem.syncData(file)
-            }
-            if position.header.version != SegmentHeader.formatVersion {
-                // A segment of an older version stays as it is: new records go into a new segment of
-                // this version, so a reader judges every record by the header of the file it is in.
-                try fileSystem.close(file)
-                let created = try Self.createSegment(
-                    directory: directory, fileSystem: fileSystem, firstLSN: recovery.nextLSN,
-                    byteCount: segmentByteCount, salt: makeSalt(), createdAt: now(), replacing: false)
-                (file, header, fileName, fileByteCount) = created
-                offset = SegmentHeader.byteCount
-                createdFileNames.append(fileName)
-            }
         } else {
             let created = try Self.createSegment(
                 directory: directory, fileSystem: fileSystem, firstLSN: recovery.nextLSN,
@@ -125,6 +107,25 @@ public final class SegmentWriter {
             createdFileNames.append(fileName)
         }
         checkInvariants()
+    }
+
+    /// The newest segment, made ready to go on at `position`: any torn tail cut, the file left open. Nil
+    /// (and the file closed) when the segment is of an older format version: it stays as it is, and new
+    /// records go into a new segment of this version, so a reader judges every record by the header of
+    /// the file it is in.
+    private static func reopen(_ position: LogRecovery.WritePosition, directory: String, fileSystem: any FileSystem) throws(WALIOError) -> WALFile? {
+        let file = try fileSystem.open(walPath(directory, position.fileName), mode: .readWrite)
+        if position.dirtyByteCount > 0 {
+            // The cut of FORMAT.md §5 row 5: zeros over the torn bytes, synced before anything new
+            // is written, so that the tail cannot come back to be read after the new records.
+            try fileSystem.write(file, [UInt8](repeating: 0, count: position.dirtyByteCount), at: position.offset)
+            try fileSystem.syncData(file)
+        }
+        guard position.header.version == SegmentHeader.formatVersion else {
+            try fileSystem.close(file)
+            return nil
+        }
+        return file
     }
 
     /// Milliseconds since the Unix epoch, from CLOCK_REALTIME.

@@ -103,10 +103,10 @@ func serve(_ arguments: [String], launched: ContinuousClock.Instant) async -> Ne
         }
     }
 
-    // The seed file is read before anything starts, so a bad one changes nothing. It is read to its
-    // end rather than by its size, so a pipe works too (`--seed <(zcat stock.csv.gz)`).
-    // The file is checked whole before anything starts, and loaded a chunk of rows at a time after:
-    // at 10,000,000 rows, holding them all would take more memory than the cells they fill.
+    // The seed file is read and checked whole before anything starts, so a bad one changes nothing,
+    // and loaded a chunk of rows at a time after: at 10,000,000 rows, holding them all would take
+    // more memory than the cells they fill. It is read to its end rather than by its size, so a pipe
+    // works too (`--seed <(zcat stock.csv.gz)`).
     var seedBytes: [UInt8]?
     var seedWarehouses: Set<String> = []
     if let seedFile {

@@ -15,7 +15,7 @@ struct WritesStoppedTests {
     static func open(_ directory: String, _ fileSystem: SimulatedFileSystem) throws -> Engine {
         try Engine.open(
             dataDirectory: directory, durability: .always, configuration: EngineConfiguration(shardCount: 2), clock: SystemClock(),
-            segmentByteCount: 8192, logFileSystem: fileSystem, warn: { _ in })
+            segmentByteCount: 8192, fileSystem: fileSystem, warn: { _ in })
     }
 
     /// Adjusts SKU MAIN by one until a write is refused (at most `limit` times); returns how many were
