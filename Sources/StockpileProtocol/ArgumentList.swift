@@ -31,11 +31,6 @@ public struct ArgumentList: Sendable {
         self.init(storage: storage, base: 0, count: words.count)
     }
 
-    /// A list of the UTF-8 of the given words.
-    public init(_ words: [String]) {
-        self.init(words.map { Array($0.utf8) })
-    }
-
     /// The request whose region starts at `base` in `storage`, as `pack` wrote it.
     init(storage: [UInt8], base: Int, count: Int) {
         self.storage = storage
@@ -85,25 +80,5 @@ public struct ArgumentList: Sendable {
     /// Every argument as its own array: for tests and messages, not for the hot path.
     public var words: [[UInt8]] {
         (0..<count).map { Array(self[$0]) }
-    }
-}
-
-/// Two lists are equal when their words are, wherever their bytes are kept.
-extension ArgumentList: Hashable {
-    public static func == (lhs: ArgumentList, rhs: ArgumentList) -> Bool {
-        guard lhs.count == rhs.count else { return false }
-        for index in 0..<lhs.count where lhs[index] != rhs[index] { return false }
-        return true
-    }
-
-    public func hash(into hasher: inout Hasher) {
-        hasher.combine(count)
-        for index in 0..<count { hasher.combine(self[index]) }
-    }
-}
-
-extension ArgumentList: CustomStringConvertible {
-    public var description: String {
-        "[" + words.map { "\"" + String(decoding: $0, as: UTF8.self) + "\"" }.joined(separator: ", ") + "]"
     }
 }

@@ -144,13 +144,18 @@ extension CommandTable {
     /// words; returns where the options start.
     static func positional(_ a: ArgumentList, _ count: Int, _ name: CommandName) throws(RequestError) -> Int {
         let end = Words.optionBoundary(a, from: 1)
-        guard end - 1 == count else { throw .wrongArity(command: name.lowercased) }
+        guard end - 1 == count else {
+            // The positional part ends early at an option word: one where the variant belongs is the
+            // reason, and says so, instead of sending the user to count arguments (SPEC §7.14). A
+            // request of the right shape never pays for the check.
+            try Words.refuseOptionWordAsVariant(a, at: 1)
+            throw .wrongArity(command: name.lowercased)
+        }
         return end
     }
 
     /// `ADJUST variant warehouse delta REASON r [NOTE t] [REF ref] [KEY k]`
     static func adjust(_ a: ArgumentList) throws(RequestError) -> Command {
-        try Words.refuseOptionWordAsVariant(a, at: 1)
         let end = try positional(a, 3, .adjust)
         let variant = try Words.text(a[1], "variant")
         let warehouse = try Words.text(a[2], "warehouse")
@@ -175,7 +180,6 @@ extension CommandTable {
 
     /// `SETQTY variant warehouse qty REASON r [IF expected] [KEY k]`
     static func setQuantity(_ a: ArgumentList) throws(RequestError) -> Command {
-        try Words.refuseOptionWordAsVariant(a, at: 1)
         let end = try positional(a, 3, .setQuantity)
         let variant = try Words.text(a[1], "variant")
         let warehouse = try Words.text(a[2], "warehouse")
@@ -197,7 +201,6 @@ extension CommandTable {
 
     /// `COUNT variant warehouse counted [NOTE t] [KEY k]`
     static func count(_ a: ArgumentList) throws(RequestError) -> Command {
-        try Words.refuseOptionWordAsVariant(a, at: 1)
         let end = try positional(a, 3, .count)
         let variant = try Words.text(a[1], "variant")
         let warehouse = try Words.text(a[2], "warehouse")
@@ -216,7 +219,6 @@ extension CommandTable {
 
     /// `TRANSFER variant from to qty [NOTE t] [KEY k]`
     static func transfer(_ a: ArgumentList) throws(RequestError) -> Command {
-        try Words.refuseOptionWordAsVariant(a, at: 1)
         let end = try positional(a, 4, .transfer)
         let variant = try Words.text(a[1], "variant")
         let from = try Words.text(a[2], "source warehouse")
@@ -237,7 +239,6 @@ extension CommandTable {
     /// `RETURN variant warehouse qty RESTOCK|DAMAGED [REF ref] [KEY k]`
     static func returnStock(_ a: ArgumentList) throws(RequestError) -> Command {
         // RESTOCK and DAMAGED are option words, so the positional part ends right before them.
-        try Words.refuseOptionWordAsVariant(a, at: 1)
         let end = try positional(a, 3, .returnStock)
         guard end < a.count else { throw .wrongArity(command: "return") }
         let variant = try Words.text(a[1], "variant")

@@ -47,7 +47,6 @@ extension CommandTable {
 
     /// `HISTORY variant warehouse [LIMIT n]`
     static func history(_ a: ArgumentList) throws(RequestError) -> Query {
-        try Words.refuseOptionWordAsVariant(a, at: 1)
         let end = try positional(a, 2, .history)
         let variant = try Words.text(a[1], "variant")
         let warehouse = try Words.text(a[2], "warehouse")

@@ -103,28 +103,10 @@ public enum ReplyEncoder {
         text.withUTF8Buffer { out.append(contentsOf: $0) }
     }
 
-    /// The decimal digits of `value`, written straight into `out` (no String in between).
+    /// The decimal digits of `value`, written straight into `out` (no String in between), the way
+    /// `ReplyWriter` writes them: a sign and at most 19 digits.
     static func appendDecimal(_ value: Int64, into out: inout [UInt8]) {
-        if value >= 0 && value < 10 {
-            out.append(UInt8(ascii: "0") + UInt8(value))
-            return
-        }
-        if value < 0 { out.append(UInt8(ascii: "-")) }
-        var magnitude = value.magnitude
-        var digitCount = 1
-        var rest = magnitude
-        while rest >= 10 {
-            rest /= 10
-            digitCount += 1
-        }
-        let start = out.count
-        out.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: digitCount))
-        var index = start + digitCount - 1
-        while magnitude > 0 {
-            out[index] = UInt8(ascii: "0") + UInt8(magnitude % 10)
-            magnitude /= 10
-            index -= 1
-        }
+        ReplyWriter.write(upTo: 20, into: &out) { $0.putDecimal(value) }
     }
 }
 

@@ -157,14 +157,10 @@ public enum ReplyWriter {
         if receipt.replayed { cursor.put("$8\r\nreplayed\r\n:1\r\n") }
     }
 
+    /// One side of a TRANSFER: the receipt of that cell, its shortfall as the figures give it.
     static func writeTransferSide(_ cell: CellRecord, seq: UInt64, replayed: Bool, version: RESPVersion, to cursor: inout Cursor) {
-        cursor.putRecordHeader(fieldCount: replayed ? 8 : 7, version: version)
-        writeCellFields(cell, to: &cursor)
-        cursor.put("$3\r\nseq\r\n")
-        cursor.putInteger(Int64(clamping: seq))
-        cursor.put("$9\r\nshortfall\r\n")
-        cursor.putInteger((cell.reserved - cell.onHand).clampedAtZero.units)
-        if replayed { cursor.put("$8\r\nreplayed\r\n:1\r\n") }
+        let receipt = CellReceipt(cell: cell, seq: seq, shortfall: (cell.reserved - cell.onHand).clampedAtZero, replayed: replayed)
+        writeReceipt(receipt, version: version, to: &cursor)
     }
 
     @inline(__always)
