@@ -76,6 +76,50 @@ actor Shard {
         state.apply(commit, ownsAll: true)
     }
 
+    /// Loads `rows` (all of this shard's cells, checked by the caller) as one commit of `import`
+    /// entries: one lock, one append to the ledger and one log record for the lot, where a row at a
+    /// time would cost each. Rows are decided in order against the figures the earlier rows leave,
+    /// so a cell named twice ends at its last row. Returns the refusal that stops the load (a
+    /// warehouse removed meanwhile, a log that cannot be written), with nothing applied.
+    func importRows(_ rows: ArraySlice<StockRow>, now: Timestamp, actor: String) -> Refusal? {
+        var entries: [LedgerEntry] = []
+        entries.reserveCapacity(rows.count)
+        // The entry each cell of the lot last got, by the cell's hash, so a cell named again reads
+        // the figures its earlier row leaves (nothing is applied before the lot is logged).
+        var lastEntry: [UInt64: Int] = [:]
+        lastEntry.reserveCapacity(rows.count)
+        var checkedWarehouse = ""
+        for row in rows {
+            let cell = CellKey(variant: row.variant, warehouse: row.warehouse)
+            if row.warehouse != checkedWarehouse {
+                guard state.warehouse(row.warehouse) != nil else {
+                    let r = Refusal.warehouseNotFound(row.warehouse)
+                    return Refusal(r.code, "line \(row.line): \(r.message)")
+                }
+                checkedWarehouse = row.warehouse
+            }
+            let hash = cell.stableHash
+            var before: CellState
+            if let i = lastEntry[hash], let earlier = entries[...i].lastIndex(where: { $0.cell == cell }) {
+                before = entries[earlier].after
+            } else {
+                before = state.cellState(cell)
+            }
+            // Two cells whose hashes meet keep the later one's entry; the search above still finds
+            // the right one, since it looks back for the cell itself.
+            lastEntry[hash] = entries.count
+            entries.append(Rules.importEntry(cell, onHand: row.onHand, before: before, now: now, actor: actor))
+        }
+        guard !entries.isEmpty else { return nil }
+        var commit = Commit(time: now, entries: entries, replyShape: .cell(variance: nil))
+        do throws(WALIOError) {
+            try commitHere(&commit)
+        } catch {
+            return .writesStopped(error)
+        }
+        return nil
+    }
+
     /// Forgets a closed reservation whose retention has passed. Returns whether it did.
     func forget(_ id: String, closedBefore limit: Timestamp) -> Bool {
         guard let r = state.reservations[id]?.value, !r.isOpen, let closed = r.closedAt, closed <= limit else { return false }
@@ -91,3 +135,4 @@ actor Shard {
 
     func reservation(_ id: String) -> Reservation? { state.reservations[id]?.value }
 }
+

@@ -75,9 +75,14 @@ public enum Rules {
 
     @inlinable static func importStock(_ cell: CellKey, onHand: Quantity, in view: some StockView, now: Timestamp, actor: String) -> Decision {
         guard view.warehouse(cell.warehouse) != nil else { return .refused(.warehouseNotFound(cell.warehouse)) }
-        let before = view.cellState(cell)
-        let entry = cellEntry(.import, cell, before: before, after: CellState(onHand: onHand, reserved: before.reserved), now: now, actor: actor, reason: .import)
+        let entry = importEntry(cell, onHand: onHand, before: view.cellState(cell), now: now, actor: actor)
         return .commit(Commit(time: now, entries: [entry], replyShape: .cell(variance: nil)))
+    }
+
+    /// The entry of one imported row, for a cell whose warehouse exists: on_hand becomes the row's
+    /// figure, reserved stays. A bulk import decides its rows with this, one commit for many.
+    @inlinable public static func importEntry(_ cell: CellKey, onHand: Quantity, before: CellState, now: Timestamp, actor: String) -> LedgerEntry {
+        cellEntry(.import, cell, before: before, after: CellState(onHand: onHand, reserved: before.reserved), now: now, actor: actor, reason: .import)
     }
 
     @inlinable static func count(_ cell: CellKey, counted: Quantity, note: String, in view: some StockView, now: Timestamp, actor: String) -> Decision {

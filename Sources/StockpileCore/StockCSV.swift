@@ -54,13 +54,18 @@ public enum StockCSV {
     @discardableResult
     public static func check(_ bytes: [UInt8], source: String) throws(StockCSVError) -> Set<String> {
         var problems: [(line: Int, message: String)] = []
-        var seen = Set<UInt64>()
+        // About one row per 20 bytes: room made once instead of a dozen rehashes of millions of rows.
+        var seen = Set<UInt64>(minimumCapacity: bytes.count / 20)
         var collided = Set<UInt64>()
         var warehouses = Set<String>()
+        var lastWarehouse = ""
         scan(bytes, source: source, problems: &problems) { row in
             let h = hash(row)
             if !seen.insert(h).inserted { collided.insert(h) }
-            warehouses.insert(row.warehouse)
+            if row.warehouse != lastWarehouse {
+                warehouses.insert(row.warehouse)
+                lastWarehouse = row.warehouse
+            }
         }
         if !collided.isEmpty {
             // The same cell twice (an error), or two cells whose hashes meet (astronomically rare):
@@ -105,12 +110,15 @@ public enum StockCSV {
             var lines: LineRanges.Iterator
             var line = 0
             var sawHeader = false
+            var lastWarehouse = WarehouseMemo()
 
             public mutating func next() -> [StockRow]? {
                 var out: [StockRow] = []
                 while out.count < chunks.chunkRowCount, let range = lines.next() {
                     line += 1
-                    if case .row(let row) = StockCSV.read(chunks.bytes[range], line: line, source: chunks.source, sawHeader: &sawHeader) {
+                    if case .row(let row) = StockCSV.read(
+                        chunks.bytes[range], line: line, source: chunks.source, sawHeader: &sawHeader, lastWarehouse: &lastWarehouse)
+                    {
                         out.append(row)
                     }
                 }
@@ -124,8 +132,19 @@ public enum StockCSV {
         case blank, header, row(StockRow), problem(String)
     }
 
+    /// The last warehouse field read and its stored form: a file names few warehouses, mostly one
+    /// run after another, so most rows need no check of their code and no new string for it.
+    struct WarehouseMemo {
+        /// Nil before the first row: an empty field is a bad code, never a remembered one.
+        var field: [UInt8]? = nil
+        var code = ""
+    }
+
     /// Reads one line (`sawHeader` says whether the header was met already).
-    private static func read(_ lineBytes: ArraySlice<UInt8>, line: Int, source: String, sawHeader: inout Bool) -> Line {
+    private static func read(
+        _ lineBytes: ArraySlice<UInt8>, line: Int, source: String, sawHeader: inout Bool, lastWarehouse: inout WarehouseMemo
+    ) -> Line {
+        if sawHeader, let row = plainRow(lineBytes, line: line, lastWarehouse: &lastWarehouse) { return .row(row) }
         let trimmed = trimmingSpaces(lineBytes)
         if trimmed.isEmpty { return .blank }
         let fields = trimmed.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false).map { unquoted(trimmingSpaces($0)) }
@@ -151,6 +170,42 @@ public enum StockCSV {
         return .row(StockRow(variant: fields[0], warehouse: warehouse, onHand: Quantity(units), line: line))
     }
 
+    /// The row of a plain line, `variant,warehouse,digits` with no spaces, tabs or quotes, read
+    /// without splitting it into arrays of fields; nil for any other line, which `read` then reads
+    /// field by field (and so words every problem the one way). Whatever it returns, `read`'s
+    /// general path would return too.
+    private static func plainRow(_ bytes: ArraySlice<UInt8>, line: Int, lastWarehouse: inout WarehouseMemo) -> StockRow? {
+        var commas = (0, 0)
+        var commaCount = 0
+        for i in bytes.indices {
+            switch bytes[i] {
+            case UInt8(ascii: ","):
+                commaCount += 1
+                if commaCount == 1 { commas.0 = i } else if commaCount == 2 { commas.1 = i } else { return nil }
+            case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\""): return nil
+            default: continue
+            }
+        }
+        guard commaCount == 2 else { return nil }
+        let variantBytes = bytes[bytes.startIndex..<commas.0]
+        let warehouseBytes = bytes[(commas.0 + 1)..<commas.1]
+        let digits = bytes[(commas.1 + 1)...]
+        guard (1...18).contains(digits.count) else { return nil }
+        var units: Int64 = 0
+        for d in digits {
+            guard d >= UInt8(ascii: "0") && d <= UInt8(ascii: "9") else { return nil }
+            units = units * 10 + Int64(d - UInt8(ascii: "0"))
+        }
+        guard Quantity(units) <= Limits.quantityMax else { return nil }
+        let variant = String(decoding: variantBytes, as: UTF8.self)
+        guard Identifiers.isValidVariant(variant) else { return nil }
+        if lastWarehouse.field?.elementsEqual(warehouseBytes) != true {
+            guard let code = Identifiers.normalizedWarehouse(String(decoding: warehouseBytes, as: UTF8.self)) else { return nil }
+            lastWarehouse = WarehouseMemo(field: Array(warehouseBytes), code: code)
+        }
+        return StockRow(variant: variant, warehouse: lastWarehouse.code, onHand: Quantity(units), line: line)
+    }
+
     private static func hash(_ row: StockRow) -> UInt64 {
         CellKey(variant: row.variant, warehouse: row.warehouse).stableHash
     }
@@ -161,10 +216,11 @@ public enum StockCSV {
         _ bytes: [UInt8], source: String, problems: UnsafeMutablePointer<[(line: Int, message: String)]>?, _ body: (StockRow) -> Void
     ) {
         var sawHeader = false
+        var lastWarehouse = WarehouseMemo()
         var line = 0
         for range in LineRanges(bytes) {
             line += 1
-            switch read(bytes[range], line: line, source: source, sawHeader: &sawHeader) {
+            switch read(bytes[range], line: line, source: source, sawHeader: &sawHeader, lastWarehouse: &lastWarehouse) {
             case .blank, .header: continue
             case .row(let row): body(row)
             case .problem(let message): problems?.pointee.append((line, message))

@@ -1,5 +1,6 @@
 // The stock file: every good form is read, every bad line is named, and a bad file yields no rows.
 
+import Foundation
 import Testing
 @testable import StockpileCore
 
@@ -96,5 +97,32 @@ import Testing
             "f.csv line 5: A MAIN is already on line 2",
             "f.csv line 6: C MAIN is already on line 4",
         ])) { try StockCSV.check(Array(text.utf8), source: "f.csv") }
+    }
+
+    /// A plain line (`variant,warehouse,digits`) is read by a fast path; the same line with spaces
+    /// around it is read field by field. Random lines, good and bad, must read the same both ways.
+    @Test("the fast path for plain lines reads every line as the general path does")
+    func plainLinesReadAsTheGeneralPath() {
+        let seed = ProcessInfo.processInfo.environment["STOCKPILE_SEED"].flatMap(UInt64.init) ?? 2026
+        print("plainLinesReadAsTheGeneralPath seed \(seed)")
+        var rng = SplitMix64(seed: seed)
+        func pick(_ options: [String]) -> String { options[Int(rng.next() % UInt64(options.count))] }
+        let variants = ["SKU-1", "a", "TTL", "ttl", "Key", "sku.3:x/y", "SKU 1", "", "é", String(repeating: "v", count: 64), String(repeating: "v", count: 65)]
+        let warehouses = ["MAIN", "main", "Ea_st-1", "MA!N", "", String(repeating: "W", count: 32), String(repeating: "W", count: 33)]
+        let quantities = ["0", "7", "007", "+5", "-1", "", "x", "1000000000000", "1000000000001", "999999999999999999", "9999999999999999999"]
+        for _ in 0..<2000 {
+            var fields = [pick(variants), pick(warehouses), pick(quantities)]
+            if rng.next() % 8 == 0 { fields.append("x") }
+            if rng.next() % 8 == 0 { fields.removeLast() }
+            let line = fields.joined(separator: ",")
+            let plain = Self.read("variant,warehouse,on_hand\n\(line)\n")
+            let spaced = Self.read("variant,warehouse,on_hand\n \(line)\t\n")
+            #expect(plain == spaced, "line '\(line)'")
+        }
+    }
+
+    /// The rows of `text`, or its problems.
+    private static func read(_ text: String) -> Result<[StockRow], StockCSVError> {
+        Result { () throws(StockCSVError) in try StockCSV.parse(text, source: "f.csv") }
     }
 }
