@@ -17,9 +17,13 @@ extension Engine {
         var outcomes: [Outcome<Reply>] = []
         outcomes.reserveCapacity(batch.count)
         for command in batch {
-            outcomes.append(await decide(command, actor: actor))
+            if let decided = decideNow(command, actor: actor) {
+                outcomes.append(decided)
+            } else {
+                outcomes.append(await decideWaiting(command, actor: actor))
+            }
         }
-        if let failure = await waitUntilDurable() {
+        if ledger.log != nil, let failure = await waitUntilDurable() {
             for i in outcomes.indices { outcomes[i] = .refused(failure) }
         }
         // Counted as `execute` counts: by the answer the caller gets.

@@ -143,7 +143,7 @@ extension Engine {
     /// What a snapshot copies while every shard is held: each shard's tables (copy-on-write), the
     /// catalog and the ledger's position; then the keys, once those pending then have settled.
     struct SnapshotCapture: Sendable {
-        var shards: [(cells: CellTable, reservations: [String: Boxed<Reservation>], counters: StockCounters)]
+        var shards: [(cells: CellTable, reservations: IDTable<Boxed<Reservation>>, counters: StockCounters)]
         var catalog: Catalog
         var position: (lastLSN: UInt64, nextSeq: UInt64)
         var keys: [(String, KeyRecord)] = []

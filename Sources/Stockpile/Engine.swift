@@ -131,7 +131,10 @@ public final class Engine: Sendable {
     /// command changes nothing. Cost: one hop to the shard that owns the cells, or a hold on each
     /// shard a multi-shard request spans.
     public func execute(_ command: Command, actor: String = "") async -> Outcome<Reply> {
-        let reply = await durable(await decide(command, actor: actor))
+        var reply: Outcome<Reply>
+        if let decided = decideNow(command, actor: actor) { reply = decided } else { reply = await decideWaiting(command, actor: actor) }
+        // Without a log nothing waits: no call that could suspend.
+        if ledger.log != nil, let failure = await waitUntilDurable() { reply = .refused(failure) }
         if case .refused(let r) = reply { refusals.count(r.code) }
         return reply
     }
@@ -141,7 +144,8 @@ public final class Engine: Sendable {
     /// before revealing this reply (or any later one), and answer READONLY instead of a success when
     /// that wait reports the log failed.
     public func executeDeferringDurability(_ command: Command, actor: String = "") async -> Outcome<Reply> {
-        let outcome = await decide(command, actor: actor)
+        let outcome: Outcome<Reply>
+        if let decided = decideNow(command, actor: actor) { outcome = decided } else { outcome = await decideWaiting(command, actor: actor) }
         if case .refused(let r) = outcome { refusals.count(r.code) }
         return outcome
     }
@@ -159,8 +163,27 @@ public final class Engine: Sendable {
         return nil
     }
 
-    /// Validates, claims the id or KEY, and performs: everything of `execute` but the wait for the log.
-    func decide(_ command: Command, actor: String) async -> Outcome<Reply> {
+    /// Validates, claims the id or KEY, and performs — everything of `execute` but the wait for the
+    /// log — synchronously, on the calling thread: nil, having changed nothing, when it
+    /// has to wait (due work to run first, a KEY, a claim in flight on its reservation id). A call
+    /// into an async function costs an executor check on every hop, and a reservation made
+    /// through half a dozen of them paid for each; this path makes none.
+    func decideNow(_ command: Command, actor: String) -> Outcome<Reply>? {
+        let now = clock.now()
+        if runsDueWork && dueWork.isDue(at: now) { return nil }
+        switch Validation.normalize(command) {
+        case .refused(let r):
+            return .refused(r)
+        case .ok(let command):
+            if let refusal = configuredLimitRefusal(command) { return .refused(refusal) }
+            guard command.key == nil, case .done(let performed) = attempt(command, now: now, actor: actor) else { return nil }
+            return performed.outcome
+        }
+    }
+
+    /// `decideNow` for a command that has to wait: runs due work first, settles a KEY, and waits for
+    /// a claim in flight on its id.
+    func decideWaiting(_ command: Command, actor: String) async -> Outcome<Reply> {
         let now = await settleDueWork()
         switch Validation.normalize(command) {
         case .refused(let r):
@@ -177,11 +200,6 @@ public final class Engine: Sendable {
     /// Holds a reply back until everything it may reveal is as safe as the durability policy
     /// promises: every record handed to the log so far (its own, and any in-flight change that
     /// decided a refusal). Answers READONLY instead when the log could not be written.
-    private func durable(_ outcome: Outcome<Reply>) async -> Outcome<Reply> {
-        if let failure = await waitUntilDurable() { return .refused(failure) }
-        return outcome
-    }
-
     private func performKeyed(_ command: Command, key: String, now: Timestamp, actor: String) async -> Outcome<Reply> {
         switch await keys.claim(key) {
         case .existing(let record):
@@ -213,68 +231,92 @@ public final class Engine: Sendable {
         }
     }
 
+    /// What one synchronous try at a command came to.
+    enum Attempt {
+        case done(Performed)
+        /// Another request holds a claim on this reservation id: wait until it settles, then try again.
+        case waitForClaim(HashedID)
+        /// The plan went stale (the reservation was forgotten, or forgotten and made again, since the
+        /// directory was read), and nothing changed: try again.
+        case retry
+    }
+
     func perform(_ command: Command, now: Timestamp, actor: String) async -> Performed {
+        while true {
+            switch attempt(command, now: now, actor: actor) {
+            case .done(let performed): return performed
+            case .retry: continue
+            case .waitForClaim(let hashed): await directory.waitWhileClaimed(hashed.id, hash: hashed.hash)
+            }
+        }
+    }
+
+    /// One try at a validated command, without waiting: everything runs on the calling thread, in
+    /// the one shard that owns what it touches or holding each shard it spans.
+    func attempt(_ command: Command, now: Timestamp, actor: String) -> Attempt {
         switch command {
         case .reserve(let request):
-            return await performReserve(request, now: now, actor: actor)
+            return attemptReserve(request, now: now, actor: actor)
         case .extend(let id, _, _), .confirm(let id, _), .release(let id, _, _, _), .fulfill(let id, _, _):
-            while true {
-                guard let mask = await directory.lookup(id) else { return .refused(.reservationNotFound(id)) }
-                let expected = ExpectedReservation(id: id, mask: mask)
-                // Nil: the reservation was forgotten (and perhaps made again) since the lookup; look
-                // again — unless the entry was stale, and is now gone.
-                guard let performed = route(command, mask: mask, cells: [], expected: expected, now: now, actor: actor) else {
-                    if dropStaleDirectoryEntry(id, mask) { return .refused(.reservationNotFound(id)) }
-                    continue
-                }
-                if case .committed(let commit) = performed { scheduleFollowUps(of: commit) }
-                return performed
+            // The id is hashed here once, for the directory and for the shard's table.
+            let hashed = HashedID(id)
+            guard let found = directory.tryLookup(id, hash: hashed.hash) else { return .waitForClaim(hashed) }
+            guard let mask = found else { return .done(.refused(.reservationNotFound(id))) }
+            let expected = ExpectedReservation(id: id, mask: mask)
+            // Nil: the reservation was forgotten (and perhaps made again) since the lookup; look
+            // again — unless the entry was stale, and is now gone.
+            guard let performed = route(command, mask: mask, cells: [], expected: expected, hashedID: hashed, now: now, actor: actor) else {
+                return dropStaleDirectoryEntry(id, mask) ? .done(.refused(.reservationNotFound(id))) : .retry
             }
+            if case .committed(let commit) = performed { scheduleFollowUps(of: commit) }
+            return .done(performed)
         case .adjust(let v, let w, _, _, _, _, _), .setQuantity(let v, let w, _, _, _, _), .count(let v, let w, _, _, _),
             .importStock(let v, let w, _),
             .returnStock(let v, let w, _, _, _, _):
             let cell = CellKey(variant: v, warehouse: w)
-            return route(command, mask: router.mask(of: [cell]), cells: [cell], now: now, actor: actor)!
+            return .done(route(command, mask: router.mask(of: [cell]), cells: [cell], now: now, actor: actor)!)
         case .transfer(let v, let from, let to, _, _, _):
             let cells = [CellKey(variant: v, warehouse: from), CellKey(variant: v, warehouse: to)]
-            return route(command, mask: router.mask(of: cells), cells: cells, now: now, actor: actor)!
+            return .done(route(command, mask: router.mask(of: cells), cells: cells, now: now, actor: actor)!)
         case .setWarehouse, .setPolicy:
             // Every shard keeps a copy of the catalog: hold them all so no copy is ever out of step.
-            return performHoldingShards(command, mask: allShards, cells: [], expected: nil, catalogVersion: nil, now: now, actor: actor)!
+            return .done(performHoldingShards(command, mask: allShards, cells: [], expected: nil, catalogVersion: nil, now: now, actor: actor)!)
         }
     }
 
-    private func performReserve(_ request: ReserveRequest, now: Timestamp, actor: String) async -> Performed {
-        while true {
-            switch await directory.claim(request.id) {
-            case .existing(let mask):
-                // A replay or a conflicting reuse of the id: the home shard has the reservation and decides.
-                // Nil: it was forgotten since the claim looked; claim again.
-                let expected = ExpectedReservation(id: request.id, mask: mask)
-                let settings = self.settings
-                let decision = shards[mask.trailingZeroBitCount].isolated {
-                    $0.execute(.reserve(request), now: now, actor: actor, settings: settings, catalogVersion: nil, reservation: expected)
-                }
-                guard let decision else {
-                    _ = dropStaleDirectoryEntry(request.id, mask)  // then the id is free: claim it again
-                    continue
-                }
-                return Performed(decision)
-            case .claimed:
-                return performNewReservation(request, now: now, actor: actor)
+    private func attemptReserve(_ request: ReserveRequest, now: Timestamp, actor: String) -> Attempt {
+        // The id is hashed here once, for the directory and for the shard's table.
+        let hashed = HashedID(request.id)
+        switch directory.tryClaim(request.id, hash: hashed.hash) {
+        case nil:
+            return .waitForClaim(hashed)
+        case .existing(let mask):
+            // A replay or a conflicting reuse of the id: the home shard has the reservation and decides.
+            // Nil: it was forgotten since the claim looked; then the id is free: claim it again.
+            let expected = ExpectedReservation(id: request.id, mask: mask)
+            let settings = self.settings
+            let decision = shards[mask.trailingZeroBitCount].isolated {
+                $0.execute(.reserve(request), now: now, actor: actor, settings: settings, catalogVersion: nil, reservation: expected, hashedID: hashed)
             }
+            guard let decision else {
+                _ = dropStaleDirectoryEntry(request.id, mask)
+                return .retry
+            }
+            return .done(Performed(decision))
+        case .claimed:
+            return .done(performNewReservation(request, hashedID: hashed, now: now, actor: actor))
         }
     }
 
     /// Decides a reservation whose id this request has claimed, and settles the claim.
-    private func performNewReservation(_ request: ReserveRequest, now: Timestamp, actor: String) -> Performed {
+    private func performNewReservation(_ request: ReserveRequest, hashedID: HashedID, now: Timestamp, actor: String) -> Performed {
         let hasPlacedLines = request.lines.contains { $0.warehouse == Identifiers.anyWarehouse }
         while true {
             var catalogVersion: UInt64?
             let explicitCells = request.lines.lazy.filter { $0.warehouse != Identifiers.anyWarehouse }.map { CellKey(variant: $0.variant, warehouse: $0.warehouse) }
             // The common case, every line in one shard, needs the mask only: no array of cells.
             if !hasPlacedLines, case let mask = router.mask(of: explicitCells), mask.nonzeroBitCount == 1 {
-                return settleNewReservation(request, route(.reserve(request), mask: mask, cells: [], now: now, actor: actor)!)
+                return settleNewReservation(request, hashedID: hashedID, route(.reserve(request), mask: mask, cells: [], hashedID: hashedID, now: now, actor: actor)!)
             }
             var cells = Array(explicitCells)
             if hasPlacedLines {
@@ -286,21 +328,21 @@ public final class Engine: Sendable {
             }
             // With no active warehouse a `*` line touches no cell; the rules refuse it on any shard.
             let mask = cells.isEmpty ? 1 : router.mask(of: cells)
-            guard let performed = route(.reserve(request), mask: mask, cells: cells, catalogVersion: catalogVersion, now: now, actor: actor) else {
+            guard let performed = route(.reserve(request), mask: mask, cells: cells, catalogVersion: catalogVersion, hashedID: hashedID, now: now, actor: actor) else {
                 continue  // the catalog changed while planning placement: plan again
             }
-            return settleNewReservation(request, performed)
+            return settleNewReservation(request, hashedID: hashedID, performed)
         }
     }
 
     /// Settles the claim on a new reservation's id: its shards when it was made, free when not.
-    private func settleNewReservation(_ request: ReserveRequest, _ performed: Performed) -> Performed {
+    private func settleNewReservation(_ request: ReserveRequest, hashedID: HashedID, _ performed: Performed) -> Performed {
         if case .committed(let commit) = performed {
             let r = commit.reservation!
-            directory.commit(r.id, router.mask(of: r.lines.lazy.map(\.cell)))
+            directory.commit(r.id, hash: hashedID.hash, router.mask(of: r.lines.lazy.map(\.cell)))
             scheduleFollowUps(of: commit)
         } else {
-            directory.abandon(request.id)
+            directory.abandon(request.id, hash: hashedID.hash)
         }
         return performed
     }
@@ -311,12 +353,12 @@ public final class Engine: Sendable {
     /// always returns a result.
     private func route(
         _ command: Command, mask: UInt64, cells: [CellKey], expected: ExpectedReservation? = nil, catalogVersion: UInt64? = nil,
-        now: Timestamp, actor: String
+        hashedID: HashedID? = nil, now: Timestamp, actor: String
     ) -> Performed? {
         if mask.nonzeroBitCount == 1 {
             let settings = self.settings
             let decision = shards[mask.trailingZeroBitCount].isolated {
-                $0.execute(command, now: now, actor: actor, settings: settings, catalogVersion: catalogVersion, reservation: expected)
+                $0.execute(command, now: now, actor: actor, settings: settings, catalogVersion: catalogVersion, reservation: expected, hashedID: hashedID)
             }
             return decision.map(Performed.init)
         }

@@ -21,8 +21,8 @@ final class IdempotencyTable<Value: Sendable>: Sendable {
     }
 
     private final class Stripe: Sendable {
-        let table = Mutex<[String: Entry]>([:])
-        func withLock<R>(_ body: (inout [String: Entry]) -> R) -> R { table.withLock { body(&$0) } }
+        let table = Mutex(IDTable<Entry>())
+        func withLock<R>(_ body: (inout IDTable<Entry>) -> R) -> R { table.withLock { body(&$0) } }
     }
 
     private static var stripeCount: Int { 64 }
@@ -32,72 +32,91 @@ final class IdempotencyTable<Value: Sendable>: Sendable {
         stripes = (0..<Self.stripeCount).map { _ in Stripe() }
     }
 
-    /// The stripe of a name: FNV-1a over its bytes, much cheaper than the table's own SipHash, which
-    /// every claim would otherwise pay twice. Only spreads names over locks; the tables inside still
-    /// use the standard, seeded hash.
-    private func stripe(_ name: String) -> Stripe {
-        let h = FNV1a.hash(name)
-        return stripes[Int((h ^ (h >> 32)) % UInt64(Self.stripeCount))]
+    /// The stripe of a name's hash (`name.hashValue`): bits 26–31, which neither the tag of an
+    /// `IDTable` (the high 32 bits) nor its home slot (the low bits, for a stripe of fewer than 2^26
+    /// names) depends on alone, so the names of one stripe still spread over its table.
+    private func stripe(_ hash: Int) -> Stripe {
+        stripes[Int(truncatingIfNeeded: UInt(bitPattern: hash) >> 26) & (Self.stripeCount - 1)]
     }
 
-    /// Claims `name`, or returns what it holds. Waits while another request holds it.
-    func claim(_ name: String) async -> Claim {
-        let stripe = stripe(name)
+    /// Claims `name`, or returns what it holds. Waits while another request holds it. `hash` is
+    /// `name.hashValue`, computed once by the caller for every table the request looks in.
+    func claim(_ name: String, hash: Int) async -> Claim {
         while true {
-            let result: Claim? = stripe.withLock { table in
-                switch table[name] {
-                case nil:
-                    table[name] = .pending(waiters: [])
-                    return .claimed
-                case .committed(let v):
-                    return .existing(v)
-                case .pending:
-                    return nil
-                }
+            if let result = tryClaim(name, hash: hash) { return result }
+            await waitWhilePending(name, hash: hash, in: stripe(hash))
+        }
+    }
+
+    func claim(_ name: String) async -> Claim { await claim(name, hash: name.hashValue) }
+
+    /// Claims `name`, or returns what it holds, without waiting: nil, changing nothing, while
+    /// another request holds it (then `claim` waits for it).
+    func tryClaim(_ name: String, hash: Int) -> Claim? {
+        stripe(hash).withLock { table in
+            switch table[name, hash: hash] {
+            case nil:
+                table[name, hash: hash] = .pending(waiters: [])
+                return .claimed
+            case .committed(let v):
+                return .existing(v)
+            case .pending:
+                return nil
             }
-            if let result { return result }
-            await waitWhilePending(name, in: stripe)
         }
     }
 
     /// What `name` holds, waiting while a claim on it is in flight; nil when it is free.
-    func lookup(_ name: String) async -> Value? {
-        let stripe = stripe(name)
+    func lookup(_ name: String, hash: Int) async -> Value? {
         while true {
-            let result: Value?? = stripe.withLock { table in
-                switch table[name] {
-                case nil: return .some(nil)
-                case .committed(let v): return .some(v)
-                case .pending: return nil
-                }
+            if let result = tryLookup(name, hash: hash) { return result }
+            await waitWhilePending(name, hash: hash, in: stripe(hash))
+        }
+    }
+
+    func lookup(_ name: String) async -> Value? { await lookup(name, hash: name.hashValue) }
+
+    /// What `name` holds without waiting: `.some(nil)` when it is free, nil while a claim on it is in
+    /// flight (then `lookup` waits for it).
+    func tryLookup(_ name: String, hash: Int) -> Value?? {
+        stripe(hash).withLock { table in
+            switch table[name, hash: hash] {
+            case nil: return .some(nil)
+            case .committed(let v): return .some(v)
+            case .pending: return nil
             }
-            if let result { return result }
-            await waitWhilePending(name, in: stripe)
         }
     }
 
     /// True while a request holds a claim on `name` (committed or free names are not in flight).
     func isInFlight(_ name: String) -> Bool {
-        stripe(name).withLock { table in
-            if case .pending = table[name] { return true }
+        let hash = name.hashValue
+        return stripe(hash).withLock { table in
+            if case .pending = table[name, hash: hash] { return true }
             return false
         }
     }
 
     /// What `name` holds now, without waiting (nil when free or in flight).
     func peek(_ name: String) -> Value? {
-        stripe(name).withLock { table in
-            if case .committed(let v) = table[name] { return v }
+        let hash = name.hashValue
+        return stripe(hash).withLock { table in
+            if case .committed(let v) = table[name, hash: hash] { return v }
             return nil
         }
     }
 
-    private func waitWhilePending(_ name: String, in stripe: Stripe) async {
+    /// Waits until no request holds a claim on `name` (at once when none does).
+    func waitWhileClaimed(_ name: String, hash: Int) async {
+        await waitWhilePending(name, hash: hash, in: stripe(hash))
+    }
+
+    private func waitWhilePending(_ name: String, hash: Int, in stripe: Stripe) async {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             let resumeNow = stripe.withLock { table -> Bool in
-                guard case .pending(var waiters) = table[name] else { return true }
+                guard case .pending(var waiters) = table[name, hash: hash] else { return true }
                 waiters.append(c)
-                table[name] = .pending(waiters: waiters)
+                table[name, hash: hash] = .pending(waiters: waiters)
                 return false
             }
             if resumeNow { c.resume() }
@@ -105,25 +124,30 @@ final class IdempotencyTable<Value: Sendable>: Sendable {
     }
 
     /// Settles a claim: the name now holds `value`.
-    func commit(_ name: String, _ value: Value) {
-        settle(name, to: .committed(value))
+    func commit(_ name: String, hash: Int, _ value: Value) {
+        settle(name, hash: hash, to: .committed(value))
     }
 
+    func commit(_ name: String, _ value: Value) { commit(name, hash: name.hashValue, value) }
+
     /// Gives a claim up: the name is free again.
-    func abandon(_ name: String) {
-        settle(name, to: nil)
+    func abandon(_ name: String, hash: Int) {
+        settle(name, hash: hash, to: nil)
     }
+
+    func abandon(_ name: String) { abandon(name, hash: name.hashValue) }
 
     /// Sets `name` outright (replay of the log, where no request is waiting).
     func restore(_ name: String, _ value: Value) {
-        settle(name, to: .committed(value))
+        commit(name, value)
     }
 
     /// Sets `name` outright and returns what it held (replay of the log, where no request is
     /// waiting): one lookup where a `peek` and a `restore` would take two.
     func replace(_ name: String, _ value: Value) -> Value? {
-        stripe(name).withLock { table in
-            guard case .committed(let old) = table.updateValue(.committed(value), forKey: name) else { return nil }
+        let hash = name.hashValue
+        return stripe(hash).withLock { table in
+            guard case .committed(let old) = table.updateValue(.committed(value), forKey: name, hash: hash) else { return nil }
             return old
         }
     }
@@ -131,18 +155,19 @@ final class IdempotencyTable<Value: Sendable>: Sendable {
     /// Takes a committed name back into a claim, so it can be forgotten without a request slipping in
     /// between. Returns its value, or nil when it is not committed.
     func reclaim(_ name: String) -> Value? {
-        stripe(name).withLock { table in
-            guard case .committed(let v) = table[name] else { return nil }
-            table[name] = .pending(waiters: [])
+        let hash = name.hashValue
+        return stripe(hash).withLock { table in
+            guard case .committed(let v) = table[name, hash: hash] else { return nil }
+            table[name, hash: hash] = .pending(waiters: [])
             return v
         }
     }
 
-    private func settle(_ name: String, to entry: Entry?) {
-        let waiters = stripe(name).withLock { table -> [CheckedContinuation<Void, Never>] in
+    private func settle(_ name: String, hash: Int, to entry: Entry?) {
+        let waiters = stripe(hash).withLock { table -> [CheckedContinuation<Void, Never>] in
             var waiters: [CheckedContinuation<Void, Never>] = []
-            if case .pending(let w) = table[name] { waiters = w }
-            table[name] = entry
+            if case .pending(let w) = table[name, hash: hash] { waiters = w }
+            table[name, hash: hash] = entry
             return waiters
         }
         for w in waiters { w.resume() }
@@ -152,7 +177,7 @@ final class IdempotencyTable<Value: Sendable>: Sendable {
     func removeAllCommitted() {
         for s in stripes {
             s.withLock { table in
-                table = table.filter { if case .pending = $0.value { return true } else { return false } }
+                table.removeAll { if case .committed = $0.value { return true } else { return false } }
             }
         }
     }

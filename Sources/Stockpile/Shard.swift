@@ -7,6 +7,18 @@
 import StockpileCore
 import StockpileWAL
 
+/// A reservation id with its hash (`id.hashValue`), computed once per request for every table it is
+/// looked up in.
+struct HashedID: Sendable {
+    let id: String
+    let hash: Int
+
+    init(_ id: String) {
+        self.id = id
+        hash = id.hashValue
+    }
+}
+
 /// What the directory said about a reservation when the caller planned: its id and the shards of its lines.
 struct ExpectedReservation: Sendable {
     var id: String
@@ -45,10 +57,14 @@ actor Shard {
     /// the caller's plan is stale: `catalogVersion` (the catalog it planned placement with) changed, or
     /// `reservation` (the id and shard mask the directory gave) no longer names a reservation kept here
     /// with exactly those shards (it was forgotten, or forgotten and made again, in between).
+    /// `hashedID`, when given, is the request's reservation id with its hash, so the shard's table
+    /// does not hash it again.
     func execute(
         _ command: Command, now: Timestamp, actor: String, settings: RuleSettings, catalogVersion: UInt64?,
-        reservation expected: ExpectedReservation? = nil
+        reservation expected: ExpectedReservation? = nil, hashedID: HashedID? = nil
     ) -> Decision? {
+        state.hashedID = hashedID
+        defer { state.hashedID = nil }
         if let v = catalogVersion, v != state.catalog.version { return nil }
         if let expected, !expected.matches(state.reservation(expected.id), state.router) { return nil }
         let decision = Rules.decide(command, in: state, now: now, actor: actor, settings: settings)

@@ -40,7 +40,7 @@ final class Boxed<Value: Sendable>: Sendable {
 struct ShardSnapshot: Sendable {
     let index: Int
     let cells: CellTable
-    let reservations: [String: Boxed<Reservation>]
+    let reservations: IDTable<Boxed<Reservation>>
     let catalog: Catalog
 }
 
@@ -50,9 +50,17 @@ final class ShardState: StockView {
     var cells = CellTable()
     /// Boxed, so the table moves a pointer per entry when it grows, not a whole reservation. Boxes are
     /// never mutated (a change stores a new box), so copies of the state stay independent.
-    var reservations: [String: Boxed<Reservation>] = [:]
+    var reservations = IDTable<Boxed<Reservation>>()
     var catalog = Catalog()
     var counters = StockCounters()
+    /// The id of the request being decided, with its hash, while `Shard.execute` runs.
+    var hashedID: HashedID?
+
+    /// The hash of `id` for the reservation table: the request's, when it is that id.
+    @inline(__always) func hash(of id: String) -> Int {
+        if let h = hashedID, h.id == id { return h.hash }
+        return id.hashValue
+    }
 
     init(index: Int, router: ShardRouter) {
         self.index = index
@@ -69,7 +77,7 @@ final class ShardState: StockView {
     func warehouse(_ code: String) -> Warehouse? { catalog.warehouses[code] }
     func policy(of variant: String) -> VariantPolicy { catalog.policy(of: variant) }
     var warehousesInPlacementOrder: [Warehouse] { catalog.warehousesInPlacementOrder }
-    func reservation(_ id: String) -> Reservation? { reservations[id]?.value }
+    func reservation(_ id: String) -> Reservation? { reservations[id, hash: hash(of: id)]?.value }
 
     // MARK: Change
 
@@ -90,7 +98,7 @@ final class ShardState: StockView {
             counters.count(e)
         }
         if let r = commit.reservation, ownsAll || router.home(of: r) == index {
-            reservations[r.id] = Boxed(r)
+            reservations[r.id, hash: hash(of: r.id)] = Boxed(r)
         }
         if let w = commit.warehouse { catalog.apply(w) }
         if let p = commit.policy { catalog.apply(p) }

@@ -1,0 +1,181 @@
+// A table from names (reservation ids, idempotency keys) to values, for the hot path: each entry keeps
+// the name's hash, so a name is hashed once per request however often it is looked up, a probe
+// compares a 32-bit tag before it compares a name, and growing the table never hashes a name again.
+// A Swift Dictionary does none of these: it hashes the name on every lookup and insert, compares the
+// whole name at every occupied bucket it probes (a `memcmp` for ids longer than 15 bytes), and hashes
+// every name again each time it grows.
+//
+// The hash is `String.hashValue`: Swift's SipHash, seeded per process, so a client cannot choose ids
+// that collide (as it could with a fixed hash such as FNV-1a, which would turn every probe into a
+// scan). Entries are dense, in an array (a removal moves the last entry into the gap), found through
+// one open-addressing index with linear probing and backward-shift deletion, so no tombstones build
+// up. It keeps true: every entry is in the index exactly once, at a slot on the probe path from its
+// hash's home; the index is at most half full, so a probe ends at an empty slot.
+
+struct IDTable<Value>: Sequence {
+    struct Entry {
+        let hash: Int
+        let key: String
+        var value: Value
+    }
+
+    private(set) var entries: [Entry] = []
+    /// 0 is empty; otherwise the high 32 bits are the entry's hash tag and the low 32 its position + 1.
+    /// The count is a power of two (or 0 before the first entry).
+    private var index: [UInt64] = []
+
+    private static var tagMask: UInt64 { 0xFFFF_FFFF_0000_0000 }
+    private static var positionMask: UInt64 { 0xFFFF_FFFF }
+
+    @inline(__always) private static func tag(_ hash: Int) -> UInt64 { UInt64(UInt(bitPattern: hash)) & tagMask }
+
+    var count: Int { entries.count }
+    var isEmpty: Bool { entries.isEmpty }
+
+    /// The slot of the index that holds `key`, or nil.
+    @inline(__always) private func slot(of key: String, hash: Int) -> Int? {
+        guard !index.isEmpty else { return nil }
+        let mask = index.count &- 1
+        let tag = Self.tag(hash)
+        var i = hash & mask
+        while true {
+            let v = index[i]
+            if v == 0 { return nil }
+            if v & Self.tagMask == tag {
+                let p = Int(truncatingIfNeeded: v & Self.positionMask) &- 1
+                if entries[p].hash == hash && entries[p].key == key { return i }
+            }
+            i = (i &+ 1) & mask
+        }
+    }
+
+    @inline(__always) private func position(atSlot s: Int) -> Int { Int(truncatingIfNeeded: index[s] & Self.positionMask) &- 1 }
+
+    /// The value of `key`, whose hash (`key.hashValue`) the caller has.
+    subscript(key: String, hash hash: Int) -> Value? {
+        get {
+            guard let s = slot(of: key, hash: hash) else { return nil }
+            return entries[position(atSlot: s)].value
+        }
+        set {
+            if let s = slot(of: key, hash: hash) {
+                if let newValue {
+                    entries[position(atSlot: s)].value = newValue
+                } else {
+                    remove(atSlot: s)
+                }
+            } else if let newValue {
+                insert(Entry(hash: hash, key: key, value: newValue))
+            }
+        }
+    }
+
+    subscript(key: String) -> Value? {
+        get { self[key, hash: key.hashValue] }
+        set { self[key, hash: key.hashValue] = newValue }
+    }
+
+    /// Sets `key` to `value` and returns what it held.
+    mutating func updateValue(_ value: Value, forKey key: String, hash: Int) -> Value? {
+        if let s = slot(of: key, hash: hash) {
+            let p = position(atSlot: s)
+            let old = entries[p].value
+            entries[p].value = value
+            return old
+        }
+        insert(Entry(hash: hash, key: key, value: value))
+        return nil
+    }
+
+    private mutating func insert(_ entry: Entry) {
+        if (entries.count &+ 1) &* 2 > index.count { grow(toHold: entries.count &+ 1) }
+        entries.append(entry)
+        place(position: entries.count &- 1, hash: entry.hash)
+    }
+
+    private mutating func place(position p: Int, hash: Int) {
+        let mask = index.count &- 1
+        var i = hash & mask
+        while index[i] != 0 { i = (i &+ 1) & mask }
+        index[i] = Self.tag(hash) | UInt64(p &+ 1)
+    }
+
+    /// Makes the index hold at least `n` entries at most half full (at least 16 slots), and places
+    /// every entry again by its kept hash.
+    private mutating func grow(toHold n: Int) {
+        var capacity = Swift.max(16, index.count)
+        while capacity < n &* 2 { capacity &*= 2 }
+        index = Array(repeating: 0, count: capacity)
+        for p in entries.indices { place(position: p, hash: entries[p].hash) }
+    }
+
+    mutating func reserveCapacity(_ n: Int) {
+        entries.reserveCapacity(n)
+        if n &* 2 > index.count { grow(toHold: n) }
+    }
+
+    /// Empties the slot `s` and its entry. The entries after the slot on its probe run move back
+    /// into the gap where their probe path allows, so every lookup still ends at the first empty
+    /// slot; the last entry of the array moves into the freed position.
+    private mutating func remove(atSlot s: Int) {
+        let p = position(atSlot: s)
+        let mask = index.count &- 1
+        var hole = s
+        var i = (s &+ 1) & mask
+        while index[i] != 0 {
+            let home = entries[position(atSlot: i)].hash & mask
+            // The entry at i may fill the hole when the hole lies on its path from home to i.
+            if (hole &- home) & mask < (i &- home) & mask {
+                index[hole] = index[i]
+                hole = i
+            }
+            i = (i &+ 1) & mask
+        }
+        index[hole] = 0
+        let last = entries.count &- 1
+        if p != last {
+            var j = entries[last].hash & mask
+            while position(atSlot: j) != last { j = (j &+ 1) & mask }
+            index[j] = (index[j] & Self.tagMask) | UInt64(p &+ 1)
+            entries.swapAt(p, last)
+        }
+        entries.removeLast()
+    }
+
+    mutating func removeAll() {
+        entries.removeAll()
+        index.removeAll()
+    }
+
+    /// Removes the entries for which `shouldBeRemoved` is true.
+    mutating func removeAll(where shouldBeRemoved: (Entry) -> Bool) {
+        let kept = entries.filter { !shouldBeRemoved($0) }
+        guard kept.count != entries.count else { return }
+        removeAll()
+        reserveCapacity(kept.count)
+        for e in kept { insert(e) }
+    }
+
+    var values: LazyMapSequence<[Entry], Value> { entries.lazy.map(\.value) }
+
+    func makeIterator() -> LazyMapSequence<[Entry], (key: String, value: Value)>.Iterator {
+        entries.lazy.map { (key: $0.key, value: $0.value) }.makeIterator()
+    }
+
+    #if DEBUG
+    /// Checks the invariants of the file header (tests and debug builds).
+    func checkInvariants() {
+        precondition(index.isEmpty || index.count.nonzeroBitCount == 1, "the index count is a power of two")
+        precondition(entries.count * 2 <= index.count || entries.isEmpty, "the index is at most half full")
+        precondition(index.lazy.filter { $0 != 0 }.count == entries.count, "every entry is in the index once")
+        for (p, e) in entries.enumerated() {
+            precondition(e.hash == e.key.hashValue, "entry \(p) keeps its key's hash")
+            guard let s = slot(of: e.key, hash: e.hash) else { preconditionFailure("entry \(p) is not found") }
+            precondition(position(atSlot: s) == p, "entry \(p) is found at its position")
+        }
+    }
+    #endif
+}
+
+extension IDTable: Sendable where Value: Sendable {}
+extension IDTable.Entry: Sendable where Value: Sendable {}

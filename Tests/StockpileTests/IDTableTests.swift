@@ -1,0 +1,73 @@
+// The id table against a Dictionary as the model: random inserts, updates, removals and reads give
+// the same answers; the invariants hold after each burst of steps (removals shift entries back, so
+// they are where bugs would hide); a copy taken before writes does not change. Names are long and
+// share prefixes, as wire ids do. Seeded (STOCKPILE_SEED); the seed is in every failure message.
+
+import StockpileCore
+import Testing
+
+@testable import Stockpile
+
+@Suite("ID table")
+struct IDTableTests {
+    @Test("random inserts, updates, removals and reads agree with a dictionary")
+    func agreesWithDictionary() {
+        let seed = testSeed(fallback: 9090)
+        var rng = SplitMix64(seed: seed)
+        var table = IDTable<Int>()
+        var model: [String: Int] = [:]
+        var copies: [(IDTable<Int>, [String: Int])] = []
+        for step in 0..<40_000 {
+            // Few enough names that removals and re-inserts meet the same names often.
+            let key = rng.next() % 2 == 0 ? "o:000000\(rng.next() % 1_500):000000000000" : "r\(rng.next() % 1_500)"
+            switch rng.next() % 10 {
+            case 0..<4:
+                let value = Int(rng.next() % 1_000)
+                if rng.next() % 2 == 0 {
+                    table[key] = value
+                } else {
+                    #expect(table.updateValue(value, forKey: key, hash: key.hashValue) == model[key], "seed \(seed) step \(step)")
+                }
+                model[key] = value
+            case 4..<7:
+                table[key] = nil
+                model[key] = nil
+            default:
+                #expect(table[key] == model[key], "seed \(seed) step \(step): \(key)")
+            }
+            #expect(table.count == model.count, "seed \(seed) step \(step)")
+            if step % 1_000 == 0 {
+                table.checkInvariants()
+                copies.append((table, model))
+            }
+        }
+        table.checkInvariants()
+        #expect(Dictionary(uniqueKeysWithValues: table.map { ($0.key, $0.value) }) == model, "seed \(seed)")
+        for (copy, expected) in copies {
+            copy.checkInvariants()
+            #expect(Dictionary(uniqueKeysWithValues: copy.map { ($0.key, $0.value) }) == expected, "seed \(seed)")
+        }
+        table.removeAll(where: { $0.value % 2 != 0 })
+        table.checkInvariants()
+        #expect(Dictionary(uniqueKeysWithValues: table.map { ($0.key, $0.value) }) == model.filter { $0.value % 2 == 0 }, "seed \(seed)")
+    }
+
+    @Test("removing every entry in random order leaves an empty, usable table")
+    func removeEverything() {
+        let seed = testSeed(fallback: 77)
+        var rng = SplitMix64(seed: seed)
+        var table = IDTable<Int>()
+        var keys = (0..<5_000).map { "id-\($0)" }
+        for (i, k) in keys.enumerated() { table[k] = i }
+        keys.shuffle(using: &rng)
+        for (n, k) in keys.enumerated() {
+            #expect(table[k] != nil, "seed \(seed): \(k)")
+            table[k] = nil
+            if n % 500 == 0 { table.checkInvariants() }
+        }
+        #expect(table.isEmpty)
+        table.checkInvariants()
+        table["again"] = 1
+        #expect(table["again"] == 1)
+    }
+}
