@@ -150,6 +150,17 @@ public final class Engine: Sendable {
         return outcome
     }
 
+    /// `executeDeferringDurability` without a suspension point, for a caller that answers many
+    /// requests in a row (a server's loop turn): performs `command` on the calling thread and returns
+    /// its outcome, or nil, having changed nothing, when it has to wait (due work to run first, a
+    /// KEY, a claim in flight on its id) — then call `executeDeferringDurability`. The same rule
+    /// holds: await `waitUntilDurable()` before revealing the outcome.
+    public func executeWithoutWaiting(_ command: Command, actor: String = "") -> Outcome<Reply>? {
+        guard let outcome = decideNow(command, actor: actor) else { return nil }
+        if case .refused(let r) = outcome { refusals.count(r.code) }
+        return outcome
+    }
+
     /// Waits until everything handed to the log so far is as safe as the durability policy promises.
     /// Returns the READONLY refusal when the log could not be written; nil otherwise (and always
     /// without a log).

@@ -218,7 +218,12 @@ public final class RequestHandler: Sendable {
         }
         switch request {
         case .mutation(let command):
-            let outcome = await engine.executeDeferringDurability(command, actor: result.session.actor)
+            let outcome: Outcome<Reply>
+            if let decided = engine.executeWithoutWaiting(command, actor: result.session.actor) {
+                outcome = decided
+            } else {
+                outcome = await engine.executeDeferringDurability(command, actor: result.session.actor)
+            }
             ReplyWriter.append(outcome, version: result.session.version, into: &result.bytes)
             return .mutation
         case .query(let query):
