@@ -125,6 +125,7 @@ nonisolated func runStartupBenchmark(_ options: Options) async -> Int32 {
     guard durability != .none else { return fail("the startup scenario needs a log: --fsync always or interval=<ms>") }
     var recordByteCount = 0
     var reservations = 0
+    var idByteCount = 0
     if !prepared {
         guard let engine = await loadedEngine(options, directory: directory, durability: durability) else { return 2 }
         let snapshot: SnapshotReport
@@ -133,15 +134,17 @@ nonisolated func runStartupBenchmark(_ options: Options) async -> Int32 {
         let bytesBefore = engine.logStatus.recordByteCount
         let target = snapshot.lsn + UInt64(options.records)
         let started = ContinuousClock.now
-        let counts = await withTaskGroup(of: Int.self) { group in
+        let counts = await withTaskGroup(of: (task: Int, count: Int).self) { group in
             for t in 0..<options.tasks {
                 group.addTask {
-                    await reserveLoop(engine, task: t, cells: options.cells, keepGoing: { engine.logStatus.lastLSN < target }) { _, _ in }
+                    (t, await reserveLoop(engine, task: t, cells: options.cells, keepGoing: { engine.logStatus.lastLSN < target }) { _, _ in })
                 }
             }
-            return await group.reduce(0, +)
+            return await group.reduce(into: []) { $0.append($1) }
         }
-        reservations = counts
+        reservations = counts.reduce(0) { $0 + $1.count }
+        // The ids were t<task>-1 … t<task>-<count>: their bytes, for the figure below.
+        idByteCount = counts.reduce(0) { sum, c in (1...max(c.count, 1)).reduce(sum) { $0 + "t\(c.task)-\($1)".utf8.count } }
         recordByteCount = engine.logStatus.recordByteCount - bytesBefore
         print("wrote \(engine.logStatus.lastLSN - snapshot.lsn) records after the snapshot (\(reservations) reservations) in \(seconds(ContinuousClock.now - started)) s")
         do { try engine.close() } catch { return fail("close failed: \(error)") }
@@ -165,7 +168,9 @@ nonisolated func runStartupBenchmark(_ options: Options) async -> Int32 {
         + "replay \(seconds(r.replayDuration)) s of \(r.recordsReplayed) records (\(String(format: "%.0f", rate)) records/s, read "
         + "and applied, overlapped; reading alone \(seconds(r.logReadDuration)) s of it)")
     if !prepared {
-        print(String(format: "log bytes per reservation: %.1f", bytesPerReservation))
+        // The format's aim is 40 bytes a reservation besides its id's own bytes.
+        let idBytes = Double(idByteCount) / Double(max(1, reservations))
+        print(String(format: "log bytes per reservation: %.1f (its id %.1f of them: %.1f besides)", bytesPerReservation, idBytes, bytesPerReservation - idBytes))
         if cells != options.cells { return fail("start-up has \(cells) cells, not \(options.cells)") }
     }
     if options.json {

@@ -151,6 +151,8 @@ public enum LogRecovery {
         public var dirtyByteCount: Int
         /// The LSN of the next record.
         public var nextLSN: UInt64
+        /// The names the segment has given (FORMAT.md §3.8): the writer goes on numbering from them.
+        public var names: SegmentNames
     }
 
     public struct Result: Hashable, Sendable {
@@ -285,7 +287,7 @@ public enum LogRecovery {
             if isNewest {
                 result.position = WritePosition(
                     fileName: name, header: header, offset: end.offset, fileByteCount: bytes.count,
-                    dirtyByteCount: end.dirtyByteCount, nextLSN: end.nextLSN)
+                    dirtyByteCount: end.dirtyByteCount, nextLSN: end.nextLSN, names: end.names)
             }
         }
         if result.nextLSN - 1 < snapshotLSN {
@@ -328,6 +330,8 @@ public enum LogRecovery {
         var found: RecordDecoding?
         var dirtyByteCount: Int
         var nextLSN: UInt64
+        /// The names the segment's records gave.
+        var names: SegmentNames
     }
 
     /// Records handed over at a time by `scan`.
@@ -342,20 +346,27 @@ public enum LogRecovery {
             Swift.Result { () throws(LogRecoveryError) -> SegmentEnd in
                 var offset = SegmentHeader.byteCount
                 var lsn = header.firstLSN
+                var names = SegmentNames(createdAt: header.createdAt)
                 func damage(_ reason: LogDamage.Reason) -> LogRecoveryError {
                     .damaged(LogDamage(directory: directory, fileName: name, offset: offset, lastLSN: lsn - 1, reason: reason))
                 }
                 while offset < raw.count {
                     let answer = RecordCodec.decodeRecord(raw, at: offset, salt: header.salt, expectedLSN: lsn)
                     if case .valid(let record) = answer, lsn <= snapshotLSN {
-                        // The snapshot holds its effects: checked (framing and CRC), not decoded.
+                        // The snapshot holds its effects: checked (framing and CRC), not decoded, but
+                        // for the names it gives, which later records of the segment use.
+                        do throws(WALDecodingError) {
+                            try RecordCodec.learnNames(of: record, in: raw, names: &names)
+                        } catch {
+                            throw damage(.payloadUndecodable(error))
+                        }
                         offset = record.endOffset
                         lsn += 1
                         continue
                     }
                     if case .valid(let record) = answer {
                         do throws(WALDecodingError) {
-                            let body = try RecordCodec.decodeBody(of: record, in: raw)
+                            let body = try RecordCodec.decodeBody(of: record, in: raw, names: &names)
                             records.append(RecoveredRecord(lsn: lsn, body: body))
                             // Handed over in small batches: a decoded commit is a large value, and a
                             // segment's worth at once is hundreds of megabytes of fresh pages.
@@ -384,11 +395,11 @@ public enum LogRecovery {
                         // Row 4. Non-zero bytes after zeros, with no valid record among them, cannot be a
                         // record; in the newest segment they are zeroed too, so that records written at
                         // `offset` are followed by zeros again (with a warning, like a cut).
-                        return SegmentEnd(offset: offset, found: answer, dirtyByteCount: isNewest ? dirty : 0, nextLSN: lsn)
+                        return SegmentEnd(offset: offset, found: answer, dirtyByteCount: isNewest ? dirty : 0, nextLSN: lsn, names: names)
                     case .torn, .corrupt(.lengthOutOfRange), .corrupt(.checksumMismatch):
                         // Row 5, or row 6 outside the newest segment.
                         guard isNewest else { throw damage(.tornInOlderSegment(answer)) }
-                        return SegmentEnd(offset: offset, found: answer, dirtyByteCount: dirty, nextLSN: lsn)
+                        return SegmentEnd(offset: offset, found: answer, dirtyByteCount: dirty, nextLSN: lsn, names: names)
                     case .corrupt(let d):
                         assert(!d.couldBeTornWrite)
                         throw damage(.recordInvalid(d))  // Row 7.
@@ -396,7 +407,7 @@ public enum LogRecovery {
                         preconditionFailure("handled above")
                     }
                 }
-                return SegmentEnd(offset: offset, found: nil, dirtyByteCount: 0, nextLSN: lsn)
+                return SegmentEnd(offset: offset, found: nil, dirtyByteCount: 0, nextLSN: lsn, names: names)
             }
         }
         return try result.get()

@@ -87,9 +87,19 @@ public enum RecordCodec {
         appendRecord(lsn: lsn, type: type, salt: salt, into: &writer) { $0.writeBytes(payload) }
     }
 
-    /// Appends a `commit` record.
+    /// Appends a `commit` record: the generic form, whatever the commit.
     public static func appendCommit(_ commit: Commit, lsn: UInt64, salt: UInt32, into writer: inout ByteWriter) {
         appendRecord(lsn: lsn, type: .commit, salt: salt, into: &writer) { CommitCodec.encode(commit, into: &$0) }
+    }
+
+    /// Appends `commit` as the writer of a segment does: a `reservation` record when the commit is one
+    /// (naming its cell and actor in `names` if the segment has not yet), a `commit` record otherwise.
+    public static func appendCommit(_ commit: Commit, lsn: UInt64, salt: UInt32, names: inout SegmentNames, into writer: inout ByteWriter) {
+        guard let compact = CompactReservation(commit) else {
+            appendCommit(commit, lsn: lsn, salt: salt, into: &writer)
+            return
+        }
+        appendRecord(lsn: lsn, type: .reservation, salt: salt, into: &writer) { compact.encode(into: &$0, names: &names) }
     }
 
     /// Appends a `keyUse` record.
@@ -140,11 +150,12 @@ public enum RecordCodec {
         bytes.withUnsafeBytes { decodeRecord($0, at: offset, salt: salt, expectedLSN: expectedLSN) }
     }
 
-    /// Decodes the payload of `record` (rule 7), found in `bytes` by `decodeRecord`.
+    /// Decodes the payload of `record` (rule 7), found in `bytes` by `decodeRecord`. `names` are the
+    /// names its segment gave before it (FORMAT.md §3.8); a `reservation` record adds to them.
     /// - Parameter baseOffset: where `bytes` starts in the file, so that errors name file offsets.
     /// - Throws: `WALDecodingError` when the payload is not exactly one value of the record's type.
     public static func decodeBody(
-        of record: WALRecord, in bytes: UnsafeRawBufferPointer, baseOffset: Int = 0
+        of record: WALRecord, in bytes: UnsafeRawBufferPointer, baseOffset: Int = 0, names: inout SegmentNames
     ) throws(WALDecodingError) -> WALRecord.Body {
         precondition(record.endOffset <= bytes.count, "a record outside the buffer it was decoded from")
         let payload = UnsafeRawBufferPointer(rebasing: bytes[record.payloadRange])
@@ -153,16 +164,29 @@ public enum RecordCodec {
         switch record.type {
         case .commit: body = .commit(try CommitCodec.decode(from: &reader))
         case .keyUse: body = .keyUse(try CommitCodec.decodeKeyUse(from: &reader))
+        case .reservation: body = .commit(try CompactReservation.decode(from: &reader, names: &names).commit)
         }
         try reader.expectEnd()
         return body
     }
 
-    /// Decodes the payload of `record`, found in `bytes` by `decodeRecord`.
-    public static func decodeBody(of record: WALRecord, in bytes: [UInt8]) throws(WALDecodingError) -> WALRecord.Body {
+    /// Decodes the payload of `record`, found in `bytes` by `decodeRecord`, with its segment's `names`.
+    public static func decodeBody(of record: WALRecord, in bytes: [UInt8], names: inout SegmentNames) throws(WALDecodingError) -> WALRecord.Body {
+        var copy = names
         let result: Result<WALRecord.Body, WALDecodingError> = bytes.withUnsafeBytes { raw in
-            Result { () throws(WALDecodingError) -> WALRecord.Body in try decodeBody(of: record, in: raw) }
+            Result { () throws(WALDecodingError) -> WALRecord.Body in try decodeBody(of: record, in: raw, names: &copy) }
         }
+        names = copy
         return try result.get()
+    }
+
+    /// Learns the names `record` gives, without building what it records: a reader passing over the
+    /// records a snapshot already holds still needs the names the later ones use.
+    public static func learnNames(of record: WALRecord, in bytes: UnsafeRawBufferPointer, names: inout SegmentNames) throws(WALDecodingError) {
+        guard record.type == .reservation else { return }
+        let payload = UnsafeRawBufferPointer(rebasing: bytes[record.payloadRange])
+        var reader = ByteReader(payload, baseOffset: record.payloadOffset)
+        _ = try CompactReservation.decode(from: &reader, names: &names)
+        try reader.expectEnd()
     }
 }

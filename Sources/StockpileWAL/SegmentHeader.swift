@@ -20,10 +20,11 @@ public struct SegmentHeader: Hashable, Sendable {
     /// `\x89SPWAL\r\n`: a high first byte, so no text file looks like a segment, and CR LF, so a newline
     /// translation on the way is caught.
     public static let magic: [UInt8] = [0x89, 0x53, 0x50, 0x57, 0x41, 0x4C, 0x0D, 0x0A]
-    /// The version written. Version 2 added keys to four commands and a reservation status code
-    /// (FORMAT.md, "Versions"); every version 1 file is also a valid version 2 file, so both are read.
-    public static let formatVersion: UInt16 = 2
-    public static let readableVersions: ClosedRange<UInt16> = 1...2
+    /// The version written. Version 2 added keys to four commands and a reservation status code;
+    /// version 3 the compact `reservation` record (FORMAT.md, "Versions"). Every older file is also a
+    /// valid file of the newer versions, so all three are read.
+    public static let formatVersion: UInt16 = 3
+    public static let readableVersions: ClosedRange<UInt16> = 1...3
     public static let byteCount = 40
 
     /// The format version the segment was written in: `formatVersion` for a header made here, what the

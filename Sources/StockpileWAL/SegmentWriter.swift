@@ -48,6 +48,8 @@ public final class SegmentWriter {
     /// The segments created by this writer, oldest first.
     public private(set) var createdFileNames: [String] = []
     private var hasUnsyncedWrites = false
+    /// The names the current segment has given (FORMAT.md §3.8).
+    private var names: SegmentNames
     /// Reused for every batch, so that the writer stops allocating once it has seen its largest batch.
     private var buffer = ByteWriter(capacity: 64 << 10)
     /// Whether the next segment's file is made ahead of time by a background thread.
@@ -98,11 +100,13 @@ public final class SegmentWriter {
             fileName = position.fileName
             fileByteCount = position.fileByteCount
             offset = position.offset
+            names = position.names
         } else {
             let created = try Self.createSegment(
                 directory: directory, fileSystem: fileSystem, firstLSN: recovery.nextLSN,
                 byteCount: segmentByteCount, salt: makeSalt(), createdAt: now(), replacing: false)
             (file, header, fileName, fileByteCount) = created
+            names = SegmentNames(createdAt: header.createdAt)
             offset = SegmentHeader.byteCount
             createdFileNames.append(fileName)
         }
@@ -139,22 +143,23 @@ public final class SegmentWriter {
     public private(set) var recordByteCount = 0
 
     /// Appends `recordCount` records that `frame` writes into the buffer it is given, framed with the
-    /// LSNs from `firstLSN` on and the segment's `salt` (use `RecordCodec.appendCommit` and friends).
-    /// The batch goes to the file in one pwrite; it is durable only after `sync()`.
+    /// LSNs from `firstLSN` on, the segment's `salt` and its `names` (use `RecordCodec.appendCommit`
+    /// and friends). The batch goes to the file in one pwrite; it is durable only after `sync()`.
     ///
-    /// `frame` is called again, with the new segment's salt, when the batch does not fit in the current
-    /// segment and the writer rotates.
+    /// `frame` is called again, with the new segment's salt and names, when the batch does not fit in
+    /// the current segment and the writer rotates; the names it gave the first time are forgotten.
     /// - Returns: the LSNs of the records.
     /// - Throws: the `WALIOError` of the first failed call, now or at any earlier call.
     @discardableResult
     public func append(
-        recordCount: Int, _ frame: (_ firstLSN: UInt64, _ salt: UInt32, _ buffer: inout ByteWriter) -> Void
+        recordCount: Int, _ frame: (_ firstLSN: UInt64, _ salt: UInt32, _ names: inout SegmentNames, _ buffer: inout ByteWriter) -> Void
     ) throws(WALIOError) -> ClosedRange<UInt64> {
         precondition(recordCount >= 1, "an empty batch")
         if let failure { throw failure }
         let first = nextLSN
         buffer.reset()
-        frame(first, header.salt, &buffer)
+        var framedNames = names
+        frame(first, header.salt, &framedNames, &buffer)
         if offset + buffer.count > fileByteCount {
             do {
                 try rotate(batchByteCount: buffer.count)
@@ -162,7 +167,8 @@ public final class SegmentWriter {
                 throw stop(error)
             }
             buffer.reset()
-            frame(first, header.salt, &buffer)
+            framedNames = names
+            frame(first, header.salt, &framedNames, &buffer)
         }
         assert(Self.isBatch(buffer.bytes, recordCount: recordCount, firstLSN: first, salt: header.salt), "a batch not framed for this segment")
         precondition(offset + buffer.count <= fileByteCount, "a batch larger than a fresh segment")
@@ -172,6 +178,7 @@ public final class SegmentWriter {
             throw stop(error)
         }
         offset += buffer.count
+        names = framedNames
         recordByteCount += buffer.count
         if preparesAhead && offset > fileByteCount / 2 { prepareSpareIfNeeded() }
         nextLSN += UInt64(recordCount)
@@ -183,10 +190,10 @@ public final class SegmentWriter {
     /// Appends one record per body, in one pwrite (see the other overload).
     @discardableResult
     public func append(_ bodies: [WALRecord.Body]) throws(WALIOError) -> ClosedRange<UInt64> {
-        try append(recordCount: bodies.count) { first, salt, buffer in
+        try append(recordCount: bodies.count) { first, salt, names, buffer in
             for (i, body) in bodies.enumerated() {
                 switch body {
-                case .commit(let c): RecordCodec.appendCommit(c, lsn: first + UInt64(i), salt: salt, into: &buffer)
+                case .commit(let c): RecordCodec.appendCommit(c, lsn: first + UInt64(i), salt: salt, names: &names, into: &buffer)
                 case .keyUse(let k): RecordCodec.appendKeyUse(k, lsn: first + UInt64(i), salt: salt, into: &buffer)
                 }
             }
@@ -259,6 +266,7 @@ public final class SegmentWriter {
                 throw error
             }
             (file, header, fileName, fileByteCount) = (WALFile(descriptor: ready.descriptor, path: path), newHeader, name, segmentByteCount)
+            names = SegmentNames(createdAt: newHeader.createdAt)
             offset = SegmentHeader.byteCount
             createdFileNames.append(fileName)
             return
@@ -268,6 +276,7 @@ public final class SegmentWriter {
             byteCount: max(segmentByteCount, SegmentHeader.byteCount + batchByteCount),
             salt: makeSalt(), createdAt: now(), replacing: replacing)
         (file, header, fileName, fileByteCount) = created
+        names = SegmentNames(createdAt: header.createdAt)
         offset = SegmentHeader.byteCount
         createdFileNames.append(fileName)
     }

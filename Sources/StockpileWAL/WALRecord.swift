@@ -10,7 +10,9 @@ public enum WALRecordType: UInt8, Hashable, Sendable, CaseIterable {
     case commit = 1
     /// One `KeyUse`: a KEY used by a success that changed nothing.
     case keyUse = 2
-    // 3 is reserved for a checkpoint marker (FORMAT.md §2.3); version 1 writes none.
+    // 3 is reserved for a checkpoint marker (FORMAT.md §2.3); versions 1 to 3 write none.
+    /// A new one-line reservation, written compactly with the segment's names (FORMAT.md §3.8, version 3).
+    case reservation = 4
 }
 
 /// A record whose framing was checked, located in the buffer it was read from.

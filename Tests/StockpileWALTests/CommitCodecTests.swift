@@ -514,7 +514,7 @@ import Testing
         }
         #expect(throws: SegmentHeaderDamage.truncated(byteCount: 39)) { try SegmentHeader.decode(Array(good[0..<39])) }
         #expect(throws: SegmentHeaderDamage.badMagic) { try SegmentHeader.decode(damaged { $0[0] = 0x53 }) }
-        #expect(throws: SegmentHeaderDamage.unsupportedVersion(3)) { try SegmentHeader.decode(damaged { $0[8] = 3 }) }
+        #expect(throws: SegmentHeaderDamage.unsupportedVersion(4)) { try SegmentHeader.decode(damaged { $0[8] = 4 }) }
         #expect(throws: SegmentHeaderDamage.unsupportedVersion(0)) { try SegmentHeader.decode(damaged { $0[8] = 0 }) }
         #expect(throws: SegmentHeaderDamage.badHeaderByteCount(41)) { try SegmentHeader.decode(damaged { $0[10] = 41 }) }
         #expect(throws: SegmentHeaderDamage.self) { try SegmentHeader.decode(damaged { $0[20] ^= 4 }) }

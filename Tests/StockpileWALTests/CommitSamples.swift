@@ -210,7 +210,7 @@ enum CommitSamples {
             replyShape: .cell(variance: Quantity(.min))))
         // RESET: one entry that touches no cell; the commit names MAIN, the catalog a reset leaves.
         c.append(Commit(time: at(120), entries: [entry(34, at(120), .reset, actor: "harness")], warehouse: .main, replyShape: .warehouse))
-        return c + version2Commits
+        return c + version2Commits + version3Commits
     }
 
     /// How many of `commits` and `keyUses` version 1 had: wal/golden/v1 holds exactly those.
@@ -245,6 +245,35 @@ enum CommitSamples {
                 time: at(200),
                 entries: [entry(38, at(200), .expire, "SKU-1", "MAIN", dReserved: -2, onHand: 8, reserved: 0, reason: .expired, reservation: "cart-79", actor: "engine")],
                 reservation: partShipped, replyShape: .reservation),
+        ]
+    }
+
+    /// What version 3 writes as `reservation` records (FORMAT.md §3.8): new one-line reservations, the
+    /// first naming its cell and actor, the next reusing both by number, then every optional field
+    /// (TTL, customer, backordered, an untracked line), every strategy, and a time before the segment
+    /// was created (a negative offset).
+    static var version3Commits: [Commit] {
+        func reservation(
+            _ seq: UInt64, _ time: Timestamp, id: String, _ variant: String, _ warehouse: String, quantity: Quantity,
+            onHand: Quantity, reserved: Quantity, backordered: Quantity = .zero, tracked: Bool = true, ttl: Duration? = nil,
+            customer: String? = nil, strategy: PlacementStrategy = .priority, actor: String
+        ) -> Commit {
+            let request = ReserveRequest(id: id, lines: [ReserveLine(variant: variant, warehouse: warehouse, quantity: quantity)], ttl: ttl, customer: customer)
+            let r = Reservation(
+                id: id, lines: [ReservationLine(variant: variant, warehouse: warehouse, quantity: quantity, backordered: backordered, tracked: tracked)],
+                expiresAt: ttl.map { time.advanced(by: $0) }, customer: customer, createdAt: time,
+                fingerprint: ReserveFingerprint(request, strategy: strategy))
+            let e = entry(
+                seq, time, .reserve, variant, warehouse, dReserved: tracked ? quantity : .zero, onHand: onHand, reserved: reserved,
+                reservation: id, actor: actor)
+            return Commit(time: time, entries: [e], reservation: r, replyShape: .reservation)
+        }
+        return [
+            reservation(39, at(300), id: "r-3001", "SKU-1", "MAIN", quantity: 1, onHand: 8, reserved: 1, actor: "client-7"),
+            reservation(40, at(301), id: "r-3002", "SKU-1", "MAIN", quantity: 2, onHand: 8, reserved: 3, ttl: .seconds(900), customer: "c-9", strategy: .most, actor: "client-7"),
+            reservation(41, at(302), id: "r-3003", "PRE-ORDER", "MAIN", quantity: 4, onHand: 0, reserved: 9, backordered: 4, strategy: .split, actor: "engine"),
+            reservation(42, at(303), id: "r-3004", "EBOOK-9", "EAST", quantity: 1, onHand: 0, reserved: 0, tracked: false, ttl: .milliseconds(1500), actor: "client-7"),
+            reservation(43, at(-70), id: "r-3005", "SKU-1", "MAIN", quantity: Limits.quantityMax, onHand: Limits.quantityMax, reserved: Limits.quantityMax, actor: ""),
         ]
     }
 

@@ -1,6 +1,6 @@
 // The golden files of wal/golden (wal/FORMAT.md §6): segments written once and kept, so that a change
 // to the format or the codec that would make old data directories unreadable fails here. wal/golden/v1
-// keeps version 1's files, which the current reader must still decode. One test
+// and wal/golden/v2 keep the older versions' files, which the current reader must still decode. One test
 // decodes each file and compares it with the records built in the tests; another requires today's
 // encoder to produce the same bytes, and rewrites the files only when STOCKPILE_WRITE_GOLDEN=1.
 
@@ -83,7 +83,11 @@ import Testing
         #expect(scan.header == SegmentHeader(salt: 0x5A17_5EED, firstLSN: 1, createdAt: Timestamp(milliseconds: 1_700_000_000_000)))
         #expect(scan.bodies == Self.everyRecord.map(\.body))
         #expect(scan.records.map(\.lsn) == Array(1...UInt64(Self.everyRecord.count)))
-        #expect(scan.records.map(\.type) == Array(repeating: .commit, count: CommitSamples.commits.count) + Array(repeating: .keyUse, count: CommitSamples.keyUses.count))
+        // The version 3 samples are new one-line reservations: `reservation` records; every other
+        // commit is not one, and keeps the generic record.
+        let generic = CommitSamples.commits.count - CommitSamples.version3Commits.count
+        #expect(scan.records.map(\.type) == Array(repeating: .commit, count: generic) + Array(repeating: .reservation, count: CommitSamples.version3Commits.count)
+            + Array(repeating: .keyUse, count: CommitSamples.keyUses.count))
         #expect(scan.end == .zero)
         #expect(scan.endOffset == bytes.count - 64)
         #expect(scan.payloadError == nil)
@@ -159,10 +163,28 @@ import Testing
         #expect(try SnapshotCodec.decode(bytes, fileName: "snapshot.bin", expectedLSN: 1_234) == SnapshotSamples.version1Sorted)
     }
 
-    @Test("version 2 is what is written, and a version after it is refused")
+    // Version 2 files: every version 2 file is a valid version 3 file.
+
+    @Test("a version 2 segment still decodes to the version 2 samples")
+    func version2Segment() throws {
+        let bytes = try #require(Self.read("v2/segment-every-record.bin"))
+        let scan = try TestSegments.scan(bytes)
+        let items = CommitSamples.commits.dropLast(CommitSamples.version3Commits.count).map { TestSegments.Item.commit($0) }
+            + CommitSamples.keyUses.map { TestSegments.Item.keyUse($0) }
+        #expect(bytes[8] == 2, "the file is a version 2 segment")
+        #expect(scan.bodies == items.map(\.body))
+        #expect(scan.records.allSatisfy { $0.type != .reservation })
+        #expect(scan.end == .zero)
+        #expect(scan.payloadError == nil)
+    }
+
+    @Test("version 3 segments and version 2 snapshots are what is written, and a version after either is refused")
     func versions() throws {
-        #expect(try #require(Self.read("segment-every-record.bin"))[8] == 2)
+        #expect(try #require(Self.read("segment-every-record.bin"))[8] == 3)
         #expect(try #require(Self.read("snapshot.bin"))[8] == 2)
+        var segment = try #require(Self.read("segment-every-record.bin"))
+        segment[8] = 4
+        #expect(throws: SegmentHeaderDamage.unsupportedVersion(4)) { try SegmentHeader.decode(segment) }
         var bytes = try #require(Self.read("snapshot.bin"))
         bytes[8] = 3
         #expect(throws: SnapshotDamage.self) { try SnapshotCodec.decode(bytes, fileName: "snapshot.bin", expectedLSN: 1_234) }

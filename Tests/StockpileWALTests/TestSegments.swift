@@ -23,12 +23,17 @@ enum TestSegments {
     }
 
     /// A segment: header, the items as records from `firstLSN` on, then `zeros` bytes of preallocated space.
-    static func segment(firstLSN: UInt64 = 1, salt: UInt32 = salt, items: [Item], zeros: Int = 0) -> [UInt8] {
+    static func segment(
+        firstLSN: UInt64 = 1, salt: UInt32 = salt, items: [Item], zeros: Int = 0, version: UInt16 = SegmentHeader.formatVersion
+    ) -> [UInt8] {
         var w = ByteWriter(capacity: 4096)
-        SegmentHeader(salt: salt, firstLSN: firstLSN, createdAt: createdAt).encode(into: &w)
+        SegmentHeader(salt: salt, firstLSN: firstLSN, createdAt: createdAt, version: version).encode(into: &w)
+        // As the writer does: new one-line reservations as `reservation` records (version 3 on).
+        var names = SegmentNames(createdAt: createdAt)
         for (i, item) in items.enumerated() {
             let lsn = firstLSN + UInt64(i)
             switch item {
+            case .commit(let c) where version >= 3: RecordCodec.appendCommit(c, lsn: lsn, salt: salt, names: &names, into: &w)
             case .commit(let c): RecordCodec.appendCommit(c, lsn: lsn, salt: salt, into: &w)
             case .keyUse(let k): RecordCodec.appendKeyUse(k, lsn: lsn, salt: salt, into: &w)
             }
@@ -59,6 +64,7 @@ enum TestSegments {
         var scan = Scan(header: header, records: [], bodies: [], end: .zero, endOffset: SegmentHeader.byteCount)
         var offset = SegmentHeader.byteCount
         var lsn = header.firstLSN
+        var names = SegmentNames(createdAt: header.createdAt)
         while true {
             let answer = RecordCodec.decodeRecord(bytes, at: offset, salt: header.salt, expectedLSN: lsn)
             guard case .valid(let record) = answer else {
@@ -66,8 +72,8 @@ enum TestSegments {
                 scan.endOffset = offset
                 return scan
             }
-            do {
-                scan.bodies.append(try RecordCodec.decodeBody(of: record, in: bytes))
+            do throws(WALDecodingError) {
+                scan.bodies.append(try RecordCodec.decodeBody(of: record, in: bytes, names: &names))
             } catch {
                 scan.end = answer
                 scan.endOffset = offset

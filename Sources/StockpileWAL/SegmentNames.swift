@@ -1,0 +1,190 @@
+// The names a segment has numbered, and the compact `reservation` record that refers to them
+// (wal/FORMAT.md §3.8, version 3). A new one-line reservation is most of what a flash sale logs; its
+// generic commit spells the line out three times (the entry, the reservation's line, the fingerprint)
+// with the names in full, about 120 bytes of payload. This record writes each fact once and a cell or
+// an actor by number after the segment has named it: about 20 bytes plus the id.
+//
+// It keeps true: a commit is written this way only when decoding the record gives back exactly that
+// commit (the writer builds the decoded value and compares), so the record is never a lossy summary;
+// and writer and reader number names the same way, in record order, from 0 in every segment.
+
+import StockpileCore
+
+/// The cells and actors one segment has named, in the order it named them. The writer keeps one for the
+/// segment it appends to; a reader builds one as it reads a segment from its first record.
+public struct SegmentNames: Hashable, Sendable {
+    /// The segment header's created-at: `reservation` records store their time relative to it.
+    public let createdAt: Timestamp
+    private(set) var cells: [CellKey] = []
+    private(set) var actors: [String] = []
+    private var cellNumbers: [CellKey: Int] = [:]
+    private var actorNumbers: [String: Int] = [:]
+
+    public init(createdAt: Timestamp) {
+        self.createdAt = createdAt
+    }
+
+    /// How many names the segment has given (for tests and `wal dump`).
+    public var count: (cells: Int, actors: Int) { (cells.count, actors.count) }
+
+    fileprivate func number(of cell: CellKey) -> Int? { cellNumbers[cell] }
+    fileprivate func number(ofActor actor: String) -> Int? { actorNumbers[actor] }
+
+    fileprivate mutating func name(_ cell: CellKey) {
+        cellNumbers[cell] = cells.count
+        cells.append(cell)
+    }
+
+    fileprivate mutating func name(actor: String) {
+        actorNumbers[actor] = actors.count
+        actors.append(actor)
+    }
+}
+
+/// The `reservation` record's fields (FORMAT.md §3.8), between a commit and its bytes.
+struct CompactReservation: Equatable {
+    var time: Timestamp
+    var seq: UInt64
+    var cell: CellKey
+    var actor: String
+    var quantity: Quantity
+    var tracked: Bool
+    var backordered: Quantity
+    var onHandAfter: Quantity
+    var reservedAfter: Quantity
+    var ttl: Duration?
+    var customer: String?
+    var strategy: PlacementStrategy
+    var id: String
+
+    private enum Flag {
+        static let tracked: UInt8 = 1 << 0
+        static let backordered: UInt8 = 1 << 1
+        static let ttl: UInt8 = 1 << 2
+        static let customer: UInt8 = 1 << 3
+        static let cellNamed: UInt8 = 1 << 4
+        static let actorNamed: UInt8 = 1 << 5
+        static let strategyShift: UInt8 = 6
+    }
+
+    /// The fields of `commit`, when it is a commit this record can carry exactly; nil otherwise.
+    init?(_ commit: Commit) {
+        guard commit.entries.count == 1, let r = commit.reservation, r.lines.count == 1, commit.replyShape == .reservation,
+            commit.keyedCommand == nil, commit.warehouse == nil, commit.policy == nil
+        else { return nil }
+        let e = commit.entries[0]
+        let line = r.lines[0]
+        self.init(
+            time: commit.time, seq: e.seq, cell: line.cell, actor: e.actor, quantity: line.quantity, tracked: line.tracked,
+            backordered: line.backordered, onHandAfter: e.onHand, reservedAfter: e.reserved, ttl: r.fingerprint.ttl,
+            customer: r.customer, strategy: r.fingerprint.strategy, id: r.id)
+        // Everything else follows from these fields only if the commit is exactly what they describe.
+        guard self.commit == commit else { return nil }
+    }
+
+    init(
+        time: Timestamp, seq: UInt64, cell: CellKey, actor: String, quantity: Quantity, tracked: Bool, backordered: Quantity,
+        onHandAfter: Quantity, reservedAfter: Quantity, ttl: Duration?, customer: String?, strategy: PlacementStrategy, id: String
+    ) {
+        (self.time, self.seq, self.cell, self.actor, self.quantity, self.tracked) = (time, seq, cell, actor, quantity, tracked)
+        (self.backordered, self.onHandAfter, self.reservedAfter, self.ttl, self.customer, self.strategy, self.id) =
+            (backordered, onHandAfter, reservedAfter, ttl, customer, strategy, id)
+    }
+
+    /// The commit the record stands for (FORMAT.md §3.8).
+    var commit: Commit {
+        let entry = LedgerEntry(
+            seq: seq, time: time, type: .reserve, variant: cell.variant, warehouse: cell.warehouse,
+            deltaOnHand: .zero, deltaReserved: tracked ? quantity : .zero, onHand: onHandAfter, reserved: reservedAfter,
+            reservation: id, actor: actor)
+        let line = ReservationLine(variant: cell.variant, warehouse: cell.warehouse, quantity: quantity, backordered: backordered, tracked: tracked)
+        let request = ReserveRequest(
+            id: id, lines: [ReserveLine(variant: cell.variant, warehouse: cell.warehouse, quantity: quantity)], ttl: ttl, customer: customer)
+        let reservation = Reservation(
+            id: id, lines: [line], expiresAt: ttl.map { time.advanced(by: $0) }, customer: customer, createdAt: time,
+            fingerprint: ReserveFingerprint(request, strategy: strategy))
+        return Commit(time: time, entries: [entry], reservation: reservation, replyShape: .reservation)
+    }
+
+    /// Writes the payload, naming the cell and the actor when the segment has not yet.
+    func encode(into w: inout ByteWriter, names: inout SegmentNames) {
+        let cellNumber = names.number(of: cell)
+        let actorNumber = names.number(ofActor: actor)
+        var flags = strategy.walCode << Flag.strategyShift
+        if tracked { flags |= Flag.tracked }
+        if backordered != .zero { flags |= Flag.backordered }
+        if ttl != nil { flags |= Flag.ttl }
+        if customer != nil { flags |= Flag.customer }
+        if cellNumber == nil { flags |= Flag.cellNamed }
+        if actorNumber == nil { flags |= Flag.actorNamed }
+        w.writeUInt8(flags)
+        w.writeSignedVarint(time.milliseconds &- names.createdAt.milliseconds)
+        w.writeVarint(seq)
+        if let cellNumber {
+            w.writeVarint(UInt64(cellNumber))
+        } else {
+            w.writeString(cell.variant)
+            w.writeString(cell.warehouse)
+            names.name(cell)
+        }
+        if let actorNumber {
+            w.writeVarint(UInt64(actorNumber))
+        } else {
+            w.writeString(actor)
+            names.name(actor: actor)
+        }
+        w.write(quantity)
+        if backordered != .zero { w.write(backordered) }
+        w.write(onHandAfter)
+        w.write(reservedAfter)
+        if let ttl { w.write(ttl) }
+        if let customer { w.writeString(customer) }
+        w.writeString(id)
+    }
+
+    /// Reads a payload, learning the names it gives. The names are learned even when decoding fails
+    /// further on: a reader that stops there reads nothing after it anyway.
+    static func decode(from r: inout ByteReader, names: inout SegmentNames) throws(WALDecodingError) -> CompactReservation {
+        let flagsAt = r.position
+        let flags = try r.readUInt8()
+        guard let strategy = PlacementStrategy(walCode: flags >> Flag.strategyShift) else {
+            throw r.failure(.unknownCode(table: "PlacementStrategy", code: flags >> Flag.strategyShift), at: flagsAt)
+        }
+        let time = Timestamp(milliseconds: names.createdAt.milliseconds &+ (try r.readSignedVarint()))
+        let seq = try r.readVarint()
+        let cell: CellKey
+        if flags & Flag.cellNamed != 0 {
+            cell = CellKey(variant: try r.readString(), warehouse: try r.readString())
+            guard names.number(of: cell) == nil else { throw r.failure(.inconsistent("cell \(cell) is named twice in the segment")) }
+            names.name(cell)
+        } else {
+            let at = r.position
+            let n = try r.readVarint()
+            guard n < UInt64(names.cells.count) else { throw r.failure(.inconsistent("cell number \(n) is not one the segment has given"), at: at) }
+            cell = names.cells[Int(n)]
+        }
+        let actor: String
+        if flags & Flag.actorNamed != 0 {
+            actor = try r.readString()
+            guard names.number(ofActor: actor) == nil else { throw r.failure(.inconsistent("actor '\(actor)' is named twice in the segment")) }
+            names.name(actor: actor)
+        } else {
+            let at = r.position
+            let n = try r.readVarint()
+            guard n < UInt64(names.actors.count) else { throw r.failure(.inconsistent("actor number \(n) is not one the segment has given"), at: at) }
+            actor = names.actors[Int(n)]
+        }
+        let quantity = try r.readQuantity()
+        guard quantity.units >= 1 else { throw r.failure(.inconsistent("a reservation's quantity must be at least 1")) }
+        let backordered = flags & Flag.backordered != 0 ? try r.readQuantity() : .zero
+        if flags & Flag.backordered != 0 && backordered == .zero { throw r.failure(.nonCanonical("backordered 0 is written by leaving it out")) }
+        let onHandAfter = try r.readQuantity()
+        let reservedAfter = try r.readQuantity()
+        let ttl = flags & Flag.ttl != 0 ? try r.readDuration() : nil
+        let customer = flags & Flag.customer != 0 ? try r.readString() : nil
+        let id = try r.readString()
+        return CompactReservation(
+            time: time, seq: seq, cell: cell, actor: actor, quantity: quantity, tracked: flags & Flag.tracked != 0, backordered: backordered,
+            onHandAfter: onHandAfter, reservedAfter: reservedAfter, ttl: ttl, customer: customer, strategy: strategy, id: id)
+    }
+}

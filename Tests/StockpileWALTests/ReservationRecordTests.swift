@@ -1,0 +1,113 @@
+// The compact `reservation` record (wal/FORMAT.md §3.8): random runs of new one-line reservations over
+// a few cells and actors decode to exactly the commits written, names given once per segment; a commit
+// that differs from that shape in any way keeps the generic record; a number the segment never gave
+// is a payload that does not decode. Seeded (STOCKPILE_SEED); the seed is in every failure message.
+
+import Foundation
+import StockpileCore
+import Testing
+@testable import StockpileWAL
+
+@Suite struct ReservationRecordTests {
+    static func seed(_ fallback: UInt64) -> UInt64 {
+        ProcessInfo.processInfo.environment["STOCKPILE_SEED"].flatMap(UInt64.init) ?? fallback
+    }
+
+    /// A new one-line reservation as the engine commits one.
+    static func reservation(
+        seq: UInt64, time: Timestamp, id: String, cell: CellKey, quantity: Quantity, onHand: Quantity, reserved: Quantity,
+        backordered: Quantity = .zero, tracked: Bool = true, ttl: Duration? = nil, customer: String? = nil,
+        strategy: PlacementStrategy = .priority, actor: String
+    ) -> Commit {
+        let request = ReserveRequest(id: id, lines: [ReserveLine(variant: cell.variant, warehouse: cell.warehouse, quantity: quantity)], ttl: ttl, customer: customer)
+        let r = Reservation(
+            id: id,
+            lines: [ReservationLine(variant: cell.variant, warehouse: cell.warehouse, quantity: quantity, backordered: backordered, tracked: tracked)],
+            expiresAt: ttl.map { time.advanced(by: $0) }, customer: customer, createdAt: time, fingerprint: ReserveFingerprint(request, strategy: strategy))
+        let e = LedgerEntry(
+            seq: seq, time: time, type: .reserve, variant: cell.variant, warehouse: cell.warehouse, deltaReserved: tracked ? quantity : .zero,
+            onHand: onHand, reserved: reserved, reservation: id, actor: actor)
+        return Commit(time: time, entries: [e], reservation: r, replyShape: .reservation)
+    }
+
+    @Test("random new one-line reservations decode to exactly what was written, each as a reservation record")
+    func randomRoundTrip() throws {
+        let seed = Self.seed(3003)
+        var rng = SplitMix64(seed: seed)
+        let cells = (0..<6).map { CellKey(variant: "SKU-\($0)", warehouse: $0 % 2 == 0 ? "MAIN" : "W-\($0)") }
+        let actors = ["", "client-1", "checkout", "engine"]
+        var commits: [Commit] = []
+        var time = TestSegments.createdAt.milliseconds - 5_000
+        for i in 0..<500 {
+            time += Int64(rng.next() % 3_000)
+            let quantity = Quantity(Int64(1 + rng.next() % (rng.next() % 4 == 0 ? 1_000_000_000_000 : 9)))
+            let tracked = rng.next() % 8 != 0
+            commits.append(Self.reservation(
+                seq: UInt64(100 + i), time: Timestamp(milliseconds: time), id: "o:\(rng.next() % 1_000_000):\(i)",
+                cell: cells[Int(rng.next() % UInt64(cells.count))], quantity: quantity,
+                onHand: Quantity(Int64(rng.next() % 1_000_000_000_000)), reserved: Quantity(Int64(rng.next() % 100_000)),
+                backordered: rng.next() % 5 == 0 ? Quantity(Int64(1 + rng.next() % 5)) : .zero, tracked: tracked,
+                ttl: rng.next() % 2 == 0 ? .milliseconds(Int64(1 + rng.next() % 86_400_000)) : nil,
+                customer: rng.next() % 3 == 0 ? "customer \(rng.next() % 50)" : nil,
+                strategy: [.priority, .most, .split][Int(rng.next() % 3)], actor: actors[Int(rng.next() % UInt64(actors.count))]))
+        }
+        let bytes = TestSegments.segment(firstLSN: 7, items: commits.map { .commit($0) })
+        let scan = try TestSegments.scan(bytes)
+        #expect(scan.payloadError == nil, "seed \(seed)")
+        #expect(scan.bodies == commits.map { .commit($0) }, "seed \(seed)")
+        #expect(scan.records.allSatisfy { $0.type == .reservation }, "seed \(seed)")
+        // Each cell and actor is named once: after the first few records, a record is its id and a
+        // handful of small numbers.
+        let last = try #require(scan.records.last)
+        let id = try #require(commits.last?.reservation?.id)
+        #expect(last.payloadByteCount <= 40 + id.utf8.count, "seed \(seed): \(last.payloadByteCount) bytes of payload")
+    }
+
+    @Test("a commit that is not exactly a new one-line reservation keeps the generic record")
+    func nearMissesStayGeneric() throws {
+        let t = TestSegments.createdAt
+        let cell = CellKey(variant: "SKU-1", warehouse: "MAIN")
+        let base = Self.reservation(seq: 5, time: t, id: "r1", cell: cell, quantity: 2, onHand: 10, reserved: 2, actor: "a")
+        var customerOnlyOnTheReservation = base
+        customerOnlyOnTheReservation.reservation!.customer = "c"
+        var noted = base
+        noted.entries[0].note = "n"
+        var later = base
+        later.entries[0].time = t.advanced(by: .milliseconds(1))
+        var shipped = base
+        shipped.reservation!.lines[0].fulfilled = 1
+        var sortedFingerprint = base
+        sortedFingerprint.reservation!.fingerprint.lines.append(ReserveLine(variant: "SKU-2", warehouse: "MAIN", quantity: 1))
+        var deltaOnHand = base
+        deltaOnHand.entries[0].deltaOnHand = 1
+        var placed = base
+        placed.reservation!.fingerprint.lines[0].warehouse = "*"
+        let nearMisses = [customerOnlyOnTheReservation, noted, later, shipped, sortedFingerprint, deltaOnHand, placed]
+        let bytes = TestSegments.segment(items: ([base] + nearMisses).map { .commit($0) })
+        let scan = try TestSegments.scan(bytes)
+        #expect(scan.bodies == ([base] + nearMisses).map { .commit($0) })
+        #expect(scan.records.map(\.type) == [.reservation] + Array(repeating: .commit, count: nearMisses.count))
+    }
+
+    @Test("a reservation record that uses a cell number its segment never gave does not decode")
+    func unknownNumber() throws {
+        let t = TestSegments.createdAt
+        let cell = CellKey(variant: "SKU-1", warehouse: "MAIN")
+        let first = Self.reservation(seq: 1, time: t, id: "r1", cell: cell, quantity: 1, onHand: 5, reserved: 1, actor: "a")
+        let second = Self.reservation(seq: 2, time: t, id: "r2", cell: cell, quantity: 1, onHand: 5, reserved: 2, actor: "a")
+        // The second record alone in a segment of its own: it refers to cell 0, which that segment never named.
+        let both = TestSegments.segment(items: [.commit(first), .commit(second)])
+        let firstOnly = TestSegments.segment(items: [.commit(first)])
+        var orphan = TestSegments.segment(items: [])
+        orphan += both[firstOnly.count...]
+        // Its LSN is 2, so the orphan segment starts at 2; the header's CRC covers that field.
+        let header = SegmentHeader(salt: TestSegments.salt, firstLSN: 2, createdAt: TestSegments.createdAt)
+        var headerBytes = ByteWriter(capacity: 40)
+        header.encode(into: &headerBytes)
+        orphan.replaceSubrange(0..<40, with: headerBytes.bytes)
+        let scan = try TestSegments.scan(orphan)
+        #expect(scan.bodies.isEmpty)
+        let error = try #require(scan.payloadError)
+        #expect("\(error)".contains("cell number 0 is not one the segment has given"))
+    }
+}
