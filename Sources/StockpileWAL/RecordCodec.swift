@@ -172,11 +172,9 @@ public enum RecordCodec {
 
     /// Decodes the payload of `record`, found in `bytes` by `decodeRecord`, with its segment's `names`.
     public static func decodeBody(of record: WALRecord, in bytes: [UInt8], names: inout SegmentNames) throws(WALDecodingError) -> WALRecord.Body {
-        var copy = names
         let result: Result<WALRecord.Body, WALDecodingError> = bytes.withUnsafeBytes { raw in
-            Result { () throws(WALDecodingError) -> WALRecord.Body in try decodeBody(of: record, in: raw, names: &copy) }
+            Result { () throws(WALDecodingError) -> WALRecord.Body in try decodeBody(of: record, in: raw, names: &names) }
         }
-        names = copy
         return try result.get()
     }
 

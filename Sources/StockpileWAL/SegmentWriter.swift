@@ -158,8 +158,10 @@ public final class SegmentWriter {
         if let failure { throw failure }
         let first = nextLSN
         buffer.reset()
-        var framedNames = names
-        frame(first, header.salt, &framedNames, &buffer)
+        // Framed with the segment's own names, not a copy: a copy of a table of a million names per
+        // batch would cost more than the batch. A rotation starts the new segment's names afresh (what
+        // the first framing gave is gone with it), and a failed write stops the writer for good.
+        frame(first, header.salt, &names, &buffer)
         if offset + buffer.count > fileByteCount {
             do {
                 try rotate(batchByteCount: buffer.count)
@@ -167,8 +169,7 @@ public final class SegmentWriter {
                 throw stop(error)
             }
             buffer.reset()
-            framedNames = names
-            frame(first, header.salt, &framedNames, &buffer)
+            frame(first, header.salt, &names, &buffer)
         }
         assert(Self.isBatch(buffer.bytes, recordCount: recordCount, firstLSN: first, salt: header.salt), "a batch not framed for this segment")
         precondition(offset + buffer.count <= fileByteCount, "a batch larger than a fresh segment")
@@ -178,7 +179,6 @@ public final class SegmentWriter {
             throw stop(error)
         }
         offset += buffer.count
-        names = framedNames
         recordByteCount += buffer.count
         if preparesAhead && offset > fileByteCount / 2 { prepareSpareIfNeeded() }
         nextLSN += UInt64(recordCount)
