@@ -68,18 +68,31 @@ struct CompactReservation: Equatable {
     }
 
     /// The fields of `commit`, when it is a commit this record can carry exactly; nil otherwise.
+    ///
+    /// Every field of the commit that the record does not store is checked against what `commit`
+    /// (below) rebuilds for it, field by field, so that the log's thread builds nothing per record;
+    /// debug builds and the tests also rebuild the whole commit and compare.
     init?(_ commit: Commit) {
         guard commit.entries.count == 1, let r = commit.reservation, r.lines.count == 1, commit.replyShape == .reservation,
             commit.keyedCommand == nil, commit.warehouse == nil, commit.policy == nil
         else { return nil }
         let e = commit.entries[0]
         let line = r.lines[0]
+        let f = r.fingerprint
+        let time = commit.time
+        guard line.quantity.units >= 1, line.fulfilled == .zero, line.released == .zero,
+            e.time == time, e.type == .reserve, e.variant == line.variant, e.warehouse == line.warehouse, e.deltaOnHand == .zero,
+            e.deltaReserved == (line.tracked ? line.quantity : .zero), e.reason == nil, e.note.isEmpty, e.reference.isEmpty,
+            e.reservation == r.id,
+            r.status == .active, !r.endedByExpiry, r.createdAt == time, r.closedAt == nil, r.customer == f.customer,
+            r.expiresAt == f.ttl.map({ time.advanced(by: $0) }),
+            f.lines.count == 1, f.lines[0].variant == line.variant, f.lines[0].warehouse == line.warehouse, f.lines[0].quantity == line.quantity
+        else { return nil }
         self.init(
-            time: commit.time, seq: e.seq, cell: line.cell, actor: e.actor, quantity: line.quantity, tracked: line.tracked,
-            backordered: line.backordered, onHandAfter: e.onHand, reservedAfter: e.reserved, ttl: r.fingerprint.ttl,
-            customer: r.customer, strategy: r.fingerprint.strategy, id: r.id)
-        // Everything else follows from these fields only if the commit is exactly what they describe.
-        guard self.commit == commit else { return nil }
+            time: time, seq: e.seq, cell: line.cell, actor: e.actor, quantity: line.quantity, tracked: line.tracked,
+            backordered: line.backordered, onHandAfter: e.onHand, reservedAfter: e.reserved, ttl: f.ttl,
+            customer: r.customer, strategy: f.strategy, id: r.id)
+        assert(self.commit == commit, "a reservation record that would not decode to its commit")
     }
 
     init(
