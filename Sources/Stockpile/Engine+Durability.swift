@@ -172,12 +172,13 @@ extension Engine {
     /// Applies records read from the log, in LSN order, with a progress line every second of a long
     /// replay.
     func replay(_ records: [RecoveredRecord], progress: inout ReplayProgress, report: (String) -> Void) {
-        for (i, record) in records.enumerated() {
+        // By index: binding each record of the array would copy its decoded commit once more.
+        for i in records.indices {
             if i & 0xFFF == 0, ContinuousClock.now >= progress.nextReport {
                 report("replaying the log: \(progress.count + i) records so far")
                 progress.nextReport = ContinuousClock.now + .seconds(1)
             }
-            switch record.body {
+            switch records[i].body {
             case .commit(let commit): replay(commit)
             case .keyUse(let use): restoreKey(use.key, KeyRecord(command: use.command, reply: use.reply, createdAt: use.time))
             }
@@ -187,21 +188,30 @@ extension Engine {
 
     private func replay(_ commit: Commit) {
         var mask = router.mask(of: commit.entries.lazy.filter(\.touchesCell).map(\.cell))
+        // The id is hashed once, for the directory and the home shard's table.
+        var hashed: HashedID?
         if let r = commit.reservation {
             let lines = router.mask(of: r.lines.lazy.map(\.cell))
             mask |= lines
+            let h = HashedID(r.id)
+            hashed = h
             // A reservation made again under an id that was forgotten earlier: forgetting is not
             // logged, so the old one is dropped here, before the new one is applied.
-            if let old = directory.replace(r.id, lines), commit.entries.first?.type == .reserve {
-                shards[old.trailingZeroBitCount].isolated { $0.state.reservations[r.id] = nil }
+            if let old = directory.replace(r.id, hash: h.hash, lines), commit.entries.first?.type == .reserve {
+                shards[old.trailingZeroBitCount].isolated { $0.state.reservations[r.id, hash: h.hash] = nil }
             }
         }
         if commit.warehouse != nil || commit.policy != nil {
             mask = allShards
         }
         if commit.entries.first?.type == .reset { clearTablesForReset() }
-        holdingShards(mask.setBitIndexes[...]) {
-            for s in mask.setBitIndexes { shards[s].assumeIsolated { $0.state.apply(commit) } }
+        if mask.nonzeroBitCount == 1 {
+            // One shard holds every cell of the commit and is its reservation's home.
+            shards[mask.trailingZeroBitCount].isolated { $0.state.apply(commit, ownsAll: true, hashedID: hashed) }
+        } else {
+            holdingShards(mask.setBitIndexes[...]) {
+                for s in mask.setBitIndexes { shards[s].assumeIsolated { $0.state.apply(commit, hashedID: hashed) } }
+            }
         }
         ledger.restore(commit.entries)
         if let w = commit.warehouse { catalog.withLock { $0.apply(w) } }

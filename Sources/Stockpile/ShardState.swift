@@ -84,6 +84,14 @@ final class ShardState: StockView {
     /// Applies the part of `commit` this shard owns: the cells it owns, the reservation if this is its
     /// home, and any catalog change (every shard keeps a copy). `ownsAll` skips the ownership test
     /// for a commit this shard decided alone.
+    /// `hashedID`: the commit's reservation id with its hash, when the caller has it (replay).
+    func apply(_ commit: Commit, ownsAll: Bool = false, hashedID: HashedID?) {
+        let kept = self.hashedID
+        if let hashedID { self.hashedID = hashedID }
+        defer { self.hashedID = kept }
+        apply(commit, ownsAll: ownsAll)
+    }
+
     func apply(_ commit: Commit, ownsAll: Bool = false) {
         if commit.entries.first?.type == .reset {
             // Every shard applies a reset (its commit names the catalog): back to a new engine's state.
