@@ -2,6 +2,8 @@
 // is all or nothing: every row is checked before any is used, and every bad row is reported by its
 // line number, so an operator fixes the file in one pass and a bad file changes nothing.
 
+import Dispatch
+
 /// One row of a stock file.
 public struct StockRow: Hashable, Sendable {
     public var variant: String
@@ -47,33 +49,30 @@ public enum StockCSV {
     /// of millions of rows a chunk at a time (`rows(_:source:chunkRowCount:)`) instead of holding them
     /// all, and a bad file still loads nothing.
     /// Returns the warehouse codes the rows name, so the caller can check they exist before it loads
-    /// the first chunk.
+    /// the first chunk, and how many rows there are, so it can make room for them at once.
     /// - Throws: `StockCSVError` as `parse` does.
     /// Cost: one pass over the bytes, and a 64-bit hash per row (duplicates are found by hash and
     /// confirmed by name, with a second pass, when two hashes meet).
+    /// With `parallel`, a large file is checked as two halves on two threads (the caller knows
+    /// whether there are cores to spare); the answer is the same.
     @discardableResult
-    public static func check(_ bytes: [UInt8], source: String) throws(StockCSVError) -> Set<String> {
-        var problems: [(line: Int, message: String)] = []
-        // About one row per 20 bytes: room made once instead of a dozen rehashes of millions of rows.
-        var seen = Set<UInt64>(minimumCapacity: bytes.count / 20)
-        var collided = Set<UInt64>()
-        var warehouses = Set<String>()
-        var lastWarehouse = ""
-        scan(bytes, source: source, problems: &problems) { row in
-            let h = hash(row)
-            if !seen.insert(h).inserted { collided.insert(h) }
-            if row.warehouse != lastWarehouse {
-                warehouses.insert(row.warehouse)
-                lastWarehouse = row.warehouse
-            }
-        }
-        if !collided.isEmpty {
+    public static func check(_ bytes: [UInt8], source: String, parallel: Bool = false) throws(StockCSVError) -> Summary {
+        try check(bytes, source: source, halvesFrom: parallel ? 1 << 22 : nil)
+    }
+
+    /// `check`, in halves for a file of at least `halvesFrom` bytes (tests split small files).
+    static func check(_ bytes: [UInt8], source: String, halvesFrom minimumByteCount: Int?) throws(StockCSVError) -> Summary {
+        var whole = minimumByteCount.flatMap { checkInHalves(bytes, source: source, minimumByteCount: $0) } ?? checkPart(bytes, in: 0..<bytes.count, sawHeader: false, source: source)
+        if !whole.sawHeader { whole.problems.append((.max, "\(source): empty; the first row must be the header `\(header)`")) }
+        var problems = whole.problems
+        if !whole.collided.isEmpty {
             // The same cell twice (an error), or two cells whose hashes meet (astronomically rare):
             // the rows with those hashes, compared by name, in file order.
             var earlier: [UInt64: [StockRow]] = [:]
-            scan(bytes, source: source, problems: nil) { row in
+            var ignored: [(line: Int, message: String)] = []
+            _ = scan(bytes, in: 0..<bytes.count, sawHeader: false, source: source, problems: &ignored) { row in
                 let h = hash(row)
-                guard collided.contains(h) else { return }
+                guard whole.collided.contains(h) else { return }
                 if let original = earlier[h, default: []].first(where: { $0.variant == row.variant && $0.warehouse == row.warehouse }) {
                     problems.append((row.line, "\(source) line \(row.line): \(row.variant) \(row.warehouse) is already on line \(original.line)"))
                 } else {
@@ -87,7 +86,76 @@ public enum StockCSV {
             messages = Array(messages.prefix(problemCountMax)) + ["… and \(messages.count - problemCountMax) more"]
         }
         guard messages.isEmpty else { throw StockCSVError(problems: messages) }
-        return warehouses
+        return Summary(warehouses: whole.warehouses, rowCount: whole.rowCount)
+    }
+
+    /// What checking part of a file found.
+    private struct PartCheck {
+        var problems: [(line: Int, message: String)] = []
+        /// Each row's 64-bit hash, and the hashes met more than once.
+        var seen: Set<UInt64>
+        var collided = Set<UInt64>()
+        var warehouses = Set<String>()
+        var rowCount = 0
+        var sawHeader: Bool
+    }
+
+    /// Checks the lines of `bytes` in `range` (line numbers as if they began the file).
+    private static func checkPart(_ bytes: [UInt8], in range: Range<Int>, sawHeader: Bool, source: String) -> PartCheck {
+        // About one row per 20 bytes: room made once instead of a dozen rehashes of millions of rows.
+        var part = PartCheck(seen: Set(minimumCapacity: range.count / 20), sawHeader: sawHeader)
+        var lastWarehouse = ""
+        part.sawHeader = scan(bytes, in: range, sawHeader: sawHeader, source: source, problems: &part.problems) { row in
+            part.rowCount += 1
+            let h = hash(row)
+            if !part.seen.insert(h).inserted { part.collided.insert(h) }
+            if row.warehouse != lastWarehouse {
+                part.warehouses.insert(row.warehouse)
+                lastWarehouse = row.warehouse
+            }
+        }
+        return part
+    }
+
+    /// A large file checked as two halves on two threads, split after a line feed: the second half
+    /// as if the header came before it. Nil when that cannot stand for the whole file's check — a
+    /// small file, the header not in the first half, or a problem in the second half
+    /// (whose messages would carry line numbers counted from the half): then the caller checks the
+    /// file in one pass, as it always did.
+    private static func checkInHalves(_ bytes: [UInt8], source: String, minimumByteCount: Int) -> PartCheck? {
+        guard bytes.count >= minimumByteCount,
+            let lineFeed = bytes[(bytes.count / 2)...].firstIndex(of: 0x0A), lineFeed + 1 < bytes.count
+        else { return nil }
+        let split = lineFeed + 1
+        let halves = UnsafeMutablePointer<PartCheck?>.allocate(capacity: 2)
+        halves.initialize(repeating: nil, count: 2)
+        defer {
+            halves.deinitialize(count: 2)
+            halves.deallocate()
+        }
+        nonisolated(unsafe) let results = halves
+        DispatchQueue.concurrentPerform(iterations: 2) { k in
+            // Each iteration writes only its own element.
+            results[k] = checkPart(bytes, in: k == 0 ? 0..<split : split..<bytes.count, sawHeader: k == 1, source: source)
+        }
+        guard var first = halves[0], let second = halves[1], first.sawHeader, second.problems.isEmpty else { return nil }
+        first.rowCount += second.rowCount
+        first.warehouses.formUnion(second.warehouses)
+        first.collided.formUnion(second.collided)
+        for h in second.seen where first.seen.contains(h) { first.collided.insert(h) }
+        return first
+    }
+
+    /// What `check` found in a good file.
+    public struct Summary: Hashable, Sendable {
+        /// The warehouse codes the rows name (stored, upper-case form).
+        public var warehouses: Set<String>
+        public var rowCount: Int
+
+        public init(warehouses: Set<String>, rowCount: Int) {
+            self.warehouses = warehouses
+            self.rowCount = rowCount
+        }
     }
 
     /// The rows of a file that passed `check`, in order, at most `chunkRowCount` at a time, read as
@@ -210,23 +278,25 @@ public enum StockCSV {
         CellKey(variant: row.variant, warehouse: row.warehouse).stableHash
     }
 
-    /// One pass over the file: every well-formed row to `body`, every problem (but duplicates, which
-    /// need the whole file) to `problems` when it is given.
+    /// One pass over the lines of `bytes` in `range`: every well-formed row to `body`, every problem
+    /// (but duplicates, which need the whole file, and a missing header) to `problems`. Returns
+    /// whether the header had been met by the end.
     private static func scan(
-        _ bytes: [UInt8], source: String, problems: UnsafeMutablePointer<[(line: Int, message: String)]>?, _ body: (StockRow) -> Void
-    ) {
-        var sawHeader = false
+        _ bytes: [UInt8], in range: Range<Int>, sawHeader: Bool, source: String, problems: inout [(line: Int, message: String)],
+        _ body: (StockRow) -> Void
+    ) -> Bool {
+        var sawHeader = sawHeader
         var lastWarehouse = WarehouseMemo()
         var line = 0
-        for range in LineRanges(bytes) {
+        for lineRange in LineRanges(bytes, in: range) {
             line += 1
-            switch read(bytes[range], line: line, source: source, sawHeader: &sawHeader, lastWarehouse: &lastWarehouse) {
+            switch read(bytes[lineRange], line: line, source: source, sawHeader: &sawHeader, lastWarehouse: &lastWarehouse) {
             case .blank, .header: continue
             case .row(let row): body(row)
-            case .problem(let message): problems?.pointee.append((line, message))
+            case .problem(let message): problems.append((line, message))
             }
         }
-        if !sawHeader { problems?.pointee.append((.max, "\(source): empty; the first row must be the header `\(header)`")) }
+        return sawHeader
     }
 
     /// A stock file of `cells`, header first: what `parse` reads back.
@@ -258,8 +328,13 @@ public enum StockCSV {
 /// false)`, text ending in a break has an empty last line.
 struct LineRanges: Sequence {
     let bytes: [UInt8]
+    /// The part of `bytes` whose lines these are (all of them unless given).
+    let range: Range<Int>
 
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
+    init(_ bytes: [UInt8], in range: Range<Int>? = nil) {
+        self.bytes = bytes
+        self.range = range ?? 0..<bytes.count
+    }
 
     /// How many lines there are (one more than the breaks).
     var count: Int {
@@ -268,17 +343,18 @@ struct LineRanges: Sequence {
         return n
     }
 
-    func makeIterator() -> Iterator { Iterator(bytes: bytes) }
+    func makeIterator() -> Iterator { Iterator(bytes: bytes, start: range.lowerBound, end: range.upperBound) }
 
     struct Iterator: IteratorProtocol {
         let bytes: [UInt8]
-        var start = 0
+        var start: Int
+        let end: Int
         var finished = false
 
         mutating func next() -> Range<Int>? {
             guard !finished else { return nil }
             var i = start
-            while i < bytes.count {
+            while i < end {
                 if let width = Self.breakWidth(bytes, at: i) {
                     defer { start = i + width }
                     return start..<i
@@ -286,7 +362,7 @@ struct LineRanges: Sequence {
                 i += 1
             }
             finished = true
-            return start..<bytes.count
+            return start..<end
         }
 
         /// The bytes of the line break at `i`, or nil when none starts there.

@@ -108,7 +108,7 @@ func serve(_ arguments: [String], launched: ContinuousClock.Instant) async -> Ne
     // more memory than the cells they fill. It is read to its end rather than by its size, so a pipe
     // works too (`--seed <(zcat stock.csv.gz)`).
     var seedBytes: [UInt8]?
-    var seedWarehouses: Set<String> = []
+    var seedSummary = StockCSV.Summary(warehouses: [], rowCount: 0)
     if let seedFile {
         let data: Data
         do {
@@ -120,7 +120,7 @@ func serve(_ arguments: [String], launched: ContinuousClock.Instant) async -> Ne
         }
         let bytes = [UInt8](data)
         do {
-            seedWarehouses = try StockCSV.check(bytes, source: seedFile)
+            seedSummary = try StockCSV.check(bytes, source: seedFile, parallel: ProcessInfo.processInfo.activeProcessorCount > 1)
         } catch {
             fail("the seed file is not valid, nothing was loaded:\n\(error)")
         }
@@ -137,9 +137,12 @@ func serve(_ arguments: [String], launched: ContinuousClock.Instant) async -> Ne
     if let seedFile, let bytes = seedBytes.take() {
         // Every warehouse first, so that a file naming an unknown one loads nothing.
         let known = Set(engine.warehouses().map(\.code))
-        if let missing = seedWarehouses.subtracting(known).sorted().first {
+        if let missing = seedSummary.warehouses.subtracting(known).sorted().first {
             fail("the seed file \(seedFile) was not loaded: warehouse \(missing) does not exist")
         }
+        // Room for every row's cell at once: each shard's index is sized once, instead of at every
+        // doubling, each of which hashed every cell again.
+        engine.reserveCapacity(cells: seedSummary.rowCount)
         var count = 0
         // A million rows at a time: enough for every shard to load a long run at once, and a
         // bounded copy of the rows (about 60 MB) beside the file.

@@ -83,7 +83,7 @@ import Testing
         for i in 0..<1_000 { text += "SKU-\(i),\(i % 3 == 0 ? "east" : "MAIN"),\(i)\n" }
         text += "\n"
         let bytes = Array(text.utf8)
-        #expect(try StockCSV.check(bytes, source: "f.csv") == ["EAST", "MAIN"])
+        #expect(try StockCSV.check(bytes, source: "f.csv") == StockCSV.Summary(warehouses: ["EAST", "MAIN"], rowCount: 1_000))
         let chunks = Array(StockCSV.rows(bytes, source: "f.csv", chunkRowCount: 64))
         #expect(chunks.map(\.count) == Array(repeating: 64, count: 15) + [40])
         #expect(chunks.flatMap { $0 } == (try StockCSV.parse(text, source: "f.csv")))
@@ -124,5 +124,36 @@ import Testing
     /// The rows of `text`, or its problems.
     private static func read(_ text: String) -> Result<[StockRow], StockCSVError> {
         Result { () throws(StockCSVError) in try StockCSV.parse(text, source: "f.csv") }
+    }
+
+    /// A large seed is checked as two halves on two threads. Random files — good ones, and ones with
+    /// a cell repeated within or across the halves, a bad line in either half, the header late, CRLF
+    /// and blank lines — must get the same answer, to the message, as one pass.
+    @Test("checking in halves answers what one pass answers")
+    func halvesAgreeWithOnePass() {
+        let seed = ProcessInfo.processInfo.environment["STOCKPILE_SEED"].flatMap(UInt64.init) ?? 77
+        print("halvesAgreeWithOnePass seed \(seed)")
+        var rng = SplitMix64(seed: seed)
+        for round in 0..<300 {
+            var lines: [String] = []
+            let blanksFirst = Int(rng.next() % 3)
+            lines += Array(repeating: "", count: blanksFirst)
+            if rng.next() % 10 != 0 { lines.append("variant,warehouse,on_hand") }
+            let count = Int(2 + rng.next() % 40)
+            for i in 0..<count {
+                switch rng.next() % 24 {
+                case 0, 1, 2: lines.append("SKU-\(rng.next() % 6),MAIN,1")  // often a repeat, often across the halves
+                case 3: lines.append("bad line")
+                case 4: lines.append("")
+                case 5: lines.append("variant,warehouse,on_hand")  // a second header is a bad row
+                default: lines.append("SKU-\(i)-\(round),\(rng.next() % 2 == 0 ? "main" : "EAST"),\(rng.next() % 100)")
+                }
+            }
+            let separator = rng.next() % 4 == 0 ? "\r\n" : "\n"
+            let bytes = Array(lines.joined(separator: separator).utf8) + (rng.next() % 2 == 0 ? Array(separator.utf8) : [])
+            let onePass = Result { () throws(StockCSVError) in try StockCSV.check(bytes, source: "f.csv", halvesFrom: nil) }
+            let halves = Result { () throws(StockCSVError) in try StockCSV.check(bytes, source: "f.csv", halvesFrom: 0) }
+            #expect(onePass == halves, "seed \(seed) round \(round)")
+        }
     }
 }

@@ -44,6 +44,25 @@ import Testing
         #expect(engine.nextSeq == 1)
     }
 
+    @Test("a warehouse code is read as its stored form: a row for `main` loads MAIN")
+    func warehouseCodeNormalised() async throws {
+        let engine = Engine(clock: ManualClock())
+        #expect(await engine.importStock([StockRow(variant: "A", warehouse: "main", onHand: 4, line: 2)]).value == 1)
+        #expect(await engine.cell(variant: "A", warehouse: "MAIN").value?.onHand == 4)
+    }
+
+    @Test("in a load checked in halves, the first bad row in row order refuses it, and nothing is applied", arguments: [70_000, 120_000])
+    func badRowInALargeLoad(badAt: Int) async throws {
+        let engine = Engine(clock: ManualClock())
+        var rows = (0..<150_000).map { StockRow(variant: "SKU-\($0)", warehouse: "MAIN", onHand: 1, line: $0 + 2) }
+        rows[badAt].warehouse = "NOWHERE"
+        rows[130_000].onHand = -1
+        let refusal = await engine.importStock(rows).refusal
+        #expect(refusal?.code == .notFound && refusal?.message == "line \(badAt + 2): warehouse NOWHERE does not exist")
+        #expect(engine.nextSeq == 1)
+        #expect(await engine.cell(variant: "SKU-0", warehouse: "MAIN").value?.onHand == 0)
+    }
+
     @Test("a cell named twice ends at its last row; every row is one import entry, in file order per cell")
     func repeatedCell() async throws {
         let engine = Engine(clock: ManualClock())
