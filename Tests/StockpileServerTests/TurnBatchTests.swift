@@ -1,0 +1,92 @@
+// One loop turn answers several connections' pipelines together, with one wait for the log. That
+// must not change any reply: each connection gets, byte for byte, what its pipeline gets when the
+// same pipelines run one turn each, in the same order. The pipelines mix one-line and multi-shard
+// reservations, replays of an id, conflicts, refusals (INSUFFICIENT, NOTFOUND, INVALID), keyed
+// adjustments and their replays, releases, queries and PING, on a durable engine (fsync always).
+// Seeded (STOCKPILE_SEED); the seed is printed.
+
+import Foundation
+import Glibc
+import Stockpile
+import StockpileProtocol
+import Testing
+
+@testable import StockpileServer
+
+@Suite struct TurnBatchTests {
+    static let variants = ["A", "B", "C", "D", "E", "F"]
+
+    /// A durable engine on a fresh directory, stocked the same way each time.
+    static func engine(in parent: String, _ name: String) async throws -> Engine {
+        let engine = try Engine.open(
+            dataDirectory: parent + "/" + name, durability: .always, configuration: EngineConfiguration(shardCount: 4), clock: ManualClock())
+        for v in variants { _ = await engine.adjust(variant: v, warehouse: "MAIN", by: 20, reason: .received) }
+        return engine
+    }
+
+    /// A random pipeline for connection `c`: its own ids and keys, the shared cells.
+    static func pipeline(_ c: Int, rng: inout SplitMix64) -> [[String]] {
+        var requests: [[String]] = []
+        var ids: [String] = []
+        func pick(_ a: [String]) -> String { a[Int(rng.next() % UInt64(a.count))] }
+        for i in 0..<Int(5 + rng.next() % 20) {
+            switch rng.next() % 10 {
+            case 0, 1, 2:
+                let id = "c\(c)-\(i)"
+                ids.append(id)
+                requests.append(["RESERVE", id, pick(variants), "MAIN", "\(1 + rng.next() % 6)"])
+            case 3:
+                let id = "c\(c)-\(i)"
+                ids.append(id)
+                requests.append(["RESERVE", id, pick(variants), "MAIN", "1", pick(variants), "MAIN", "2", pick(variants), "MAIN", "1"])
+            case 4:
+                // A replay of an id, or a conflict when the lines differ, or NOTFOUND-free new id.
+                requests.append(["RESERVE", ids.isEmpty ? "c\(c)-none" : pick(ids), pick(variants), "MAIN", "1"])
+            case 5:
+                requests.append(["RELEASE", ids.isEmpty || rng.next() % 4 == 0 ? "c\(c)-missing" : pick(ids)])
+            case 6:
+                requests.append(["ADJUST", pick(variants), "MAIN", "\(1 + rng.next() % 3)", "REASON", "received", "KEY", "k\(c)-\(rng.next() % 3)"])
+            case 7:
+                requests.append(["STOCK", pick(variants), "MAIN"])
+            case 8:
+                requests.append(["RESERVE", "c\(c)-bad-\(i)", pick(variants), "MAIN", "0"])
+            default:
+                requests.append(["PING", "c\(c)-\(i)"])
+            }
+        }
+        return requests
+    }
+
+    @Test("connections answered in one turn get the replies they get one turn each, in the same order")
+    func oneTurnIsManyTurns() async throws {
+        let seed = ProcessInfo.processInfo.environment["STOCKPILE_SEED"].flatMap(UInt64.init) ?? 1203
+        print("TurnBatchTests seed \(seed)")
+        var template = Array("/tmp/stockpile-turn-test-XXXXXX".utf8CString)
+        let parent = String(cString: try #require(mkdtemp(&template)))
+        defer { try? FileManager.default.removeItem(atPath: parent) }
+        var rng = SplitMix64(seed: seed)
+        for round in 0..<8 {
+            let pipelines = (0..<Int(2 + rng.next() % 5)).map { Self.pipeline($0, rng: &rng) }
+            let together = try await Self.engine(in: parent, "together-\(round)")
+            let apart = try await Self.engine(in: parent, "apart-\(round)")
+            defer {
+                try? together.close()
+                try? apart.close()
+            }
+            let batches = pipelines.map { RequestBatch(requests: $0.map { $0.map { Array($0.utf8) } }) }
+            let handlerTogether = RequestHandler(engine: together)
+            let sessions = batches.indices.map { handlerTogether.newSession(id: UInt64($0 + 1)) }
+            let oneTurn = await handlerTogether.run(Array(zip(batches, sessions)))
+            let handlerApart = RequestHandler(engine: apart)
+            for (k, batch) in batches.enumerated() {
+                let alone = await handlerApart.run(batch, session: handlerApart.newSession(id: UInt64(k + 1)))
+                // Compared as text, so that a difference reads as RESP.
+                #expect(
+                    String(decoding: oneTurn[k].bytes, as: UTF8.self) == String(decoding: alone.bytes, as: UTF8.self),
+                    "seed \(seed) round \(round) connection \(k): \(pipelines[k].map { $0.joined(separator: " ") })")
+            }
+            let problems = await together.verify() + apart.verify()
+            #expect(problems.isEmpty, "seed \(seed) round \(round): \(problems)")
+        }
+    }
+}
