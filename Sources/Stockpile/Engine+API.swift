@@ -4,6 +4,7 @@
 import Dispatch
 import Foundation
 import StockpileCore
+import Synchronization
 
 extension Outcome where Value == Reply {
     fileprivate var reservation: Outcome<ReservationRecord> {
@@ -135,6 +136,7 @@ extension Engine {
         let work = byShard.enumerated().filter { !$0.element.isEmpty }
         let checkedRows = checked
         let workers = min(work.count, ProcessInfo.processInfo.activeProcessorCount)
+        let refused = ImportStop()
         let refusal = await withTaskGroup(of: Refusal?.self) { group -> Refusal? in
             for k in 0..<workers {
                 group.addTask {
@@ -145,6 +147,8 @@ extension Engine {
                         // at each doubling.
                         self.shards[s].isolated { $0.state.cells.reserveCapacity($0.state.cells.count + indexes.count) }
                         for start in stride(from: 0, to: indexes.count, by: Self.importCommitRowCountMax) {
+                            // Another worker was refused: stop at the next commit.
+                            if refused.value.load(ordering: .relaxed) { return nil }
                             let part = indexes[start..<min(indexes.count, start + Self.importCommitRowCountMax)].map { checkedRows[$0] }
                             if let refusal = self.shards[s].isolated({ $0.importRows(part[...], now: now, actor: actor) }) { return refusal }
                         }
@@ -153,7 +157,7 @@ extension Engine {
                 }
             }
             for await case let r? in group {
-                group.cancelAll()
+                refused.value.store(true, ordering: .relaxed)
                 return r
             }
             return nil
@@ -231,4 +235,11 @@ extension ArraySlice {
     fileprivate func striding(by step: Int) -> [Element] {
         stride(from: startIndex, to: endIndex, by: step).map { self[$0] }
     }
+}
+
+/// Set when one worker of an import is refused, so the others stop at their next commit. (Task
+/// cancellation would also stop them when the caller's task is cancelled, and a cancelled caller
+/// must not get a success for a load that stopped half way.)
+private final class ImportStop: Sendable {
+    let value = Atomic<Bool>(false)
 }

@@ -88,6 +88,8 @@ struct IDTable<Value>: Sequence {
     }
 
     private mutating func insert(_ entry: Entry) {
+        // A position takes the low 32 bits of an index slot.
+        precondition(entries.count < Int(UInt32.max), "an id table holds fewer than 2^32 entries")
         if (entries.count &+ 1) &* 2 > index.count { grow(toHold: entries.count &+ 1) }
         entries.append(entry)
         place(position: entries.count &- 1, hash: entry.hash)

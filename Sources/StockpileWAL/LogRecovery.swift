@@ -352,6 +352,9 @@ public enum LogRecovery {
                 }
                 while offset < raw.count {
                     let answer = RecordCodec.decodeRecord(raw, at: offset, salt: header.salt, expectedLSN: lsn)
+                    if case .valid(let record) = answer, let wrongType = RecordCodec.typeUnknownToVersion(record, version: header.version) {
+                        throw damage(.payloadUndecodable(wrongType))
+                    }
                     if case .valid(let record) = answer, lsn <= snapshotLSN {
                         // The snapshot holds its effects: checked (framing and CRC), not decoded, but
                         // for the names it gives, which later records of the segment use.

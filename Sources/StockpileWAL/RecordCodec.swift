@@ -178,6 +178,14 @@ public enum RecordCodec {
         return try result.get()
     }
 
+    /// The damage of a record whose type its segment's version never wrote (a `reservation` record in a
+    /// version 1 or 2 segment), or nil.
+    public static func typeUnknownToVersion(_ record: WALRecord, version: UInt16) -> WALDecodingError? {
+        guard record.type == .reservation, version < 3 else { return nil }
+        return WALDecodingError(
+            offset: record.offset, reason: .inconsistent("a reservation record in a version \(version) segment, which has no such records"))
+    }
+
     /// Learns the names `record` gives, without building what it records: a reader passing over the
     /// records a snapshot already holds still needs the names the later ones use.
     public static func learnNames(of record: WALRecord, in bytes: UnsafeRawBufferPointer, names: inout SegmentNames) throws(WALDecodingError) {

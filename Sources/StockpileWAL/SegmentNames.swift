@@ -80,7 +80,7 @@ struct CompactReservation: Equatable {
         let line = r.lines[0]
         let f = r.fingerprint
         let time = commit.time
-        guard line.quantity.units >= 1, line.fulfilled == .zero, line.released == .zero,
+        guard line.quantity.units >= 1, line.fulfilled == .zero, line.released == .zero, f.ttl.map(Self.acceptsTTL) ?? true,
             e.time == time, e.type == .reserve, e.variant == line.variant, e.warehouse == line.warehouse, e.deltaOnHand == .zero,
             e.deltaReserved == (line.tracked ? line.quantity : .zero), e.reason == nil, e.note.isEmpty, e.reference.isEmpty,
             e.reservation == r.id,
@@ -102,6 +102,12 @@ struct CompactReservation: Equatable {
         (self.time, self.seq, self.cell, self.actor, self.quantity, self.tracked) = (time, seq, cell, actor, quantity, tracked)
         (self.backordered, self.onHandAfter, self.reservedAfter, self.ttl, self.customer, self.strategy, self.id) =
             (backordered, onHandAfter, reservedAfter, ttl, customer, strategy, id)
+    }
+
+    /// A TTL the engine takes (SPEC limits): the only ones this record carries, so that a decoder can
+    /// refuse any other before it computes an expiry from it.
+    static func acceptsTTL(_ ttl: Duration) -> Bool {
+        ttl >= Limits.ttlMin && ttl <= Limits.ttlMax
     }
 
     /// The commit the record stands for (FORMAT.md §3.8).
@@ -163,7 +169,10 @@ struct CompactReservation: Equatable {
         guard let strategy = PlacementStrategy(walCode: flags >> Flag.strategyShift) else {
             throw r.failure(.unknownCode(table: "PlacementStrategy", code: flags >> Flag.strategyShift), at: flagsAt)
         }
-        let time = Timestamp(milliseconds: names.createdAt.milliseconds &+ (try r.readSignedVarint()))
+        let timeAt = r.position
+        let (milliseconds, overflow) = names.createdAt.milliseconds.addingReportingOverflow(try r.readSignedVarint())
+        guard !overflow else { throw r.failure(.inconsistent("the time overflows"), at: timeAt) }
+        let time = Timestamp(milliseconds: milliseconds)
         let seq = try r.readVarint()
         let cell: CellKey
         if flags & Flag.cellNamed != 0 {
@@ -193,7 +202,14 @@ struct CompactReservation: Equatable {
         if flags & Flag.backordered != 0 && backordered == .zero { throw r.failure(.nonCanonical("backordered 0 is written by leaving it out")) }
         let onHandAfter = try r.readQuantity()
         let reservedAfter = try r.readQuantity()
+        let ttlAt = r.position
         let ttl = flags & Flag.ttl != 0 ? try r.readDuration() : nil
+        if let ttl {
+            // What the engine accepts, and so all a writer writes; the expiry must not overflow either.
+            guard Self.acceptsTTL(ttl), !time.milliseconds.addingReportingOverflow(ttl.wholeMilliseconds).overflow else {
+                throw r.failure(.inconsistent("a TTL of \(ttl) is outside what a reservation takes"), at: ttlAt)
+            }
+        }
         let customer = flags & Flag.customer != 0 ? try r.readString() : nil
         let id = try r.readString()
         return CompactReservation(
