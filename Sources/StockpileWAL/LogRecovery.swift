@@ -17,10 +17,16 @@
 public struct RecoveredRecord: Hashable, Sendable {
     public var lsn: UInt64
     public var body: WALRecord.Body
+    /// The record's type on disk: a commit may have been written as a `reservation` record.
+    public var type: WALRecordType
 
-    public init(lsn: UInt64, body: WALRecord.Body) {
+    public init(lsn: UInt64, body: WALRecord.Body, type: WALRecordType? = nil) {
         self.lsn = lsn
         self.body = body
+        switch body {
+        case .commit: self.type = type ?? .commit
+        case .keyUse: self.type = .keyUse
+        }
     }
 }
 
@@ -370,7 +376,7 @@ public enum LogRecovery {
                     if case .valid(let record) = answer {
                         do throws(WALDecodingError) {
                             let body = try RecordCodec.decodeBody(of: record, in: raw, names: &names)
-                            records.append(RecoveredRecord(lsn: lsn, body: body))
+                            records.append(RecoveredRecord(lsn: lsn, body: body, type: record.type))
                             // Handed over in small batches: a decoded commit is a large value, and a
                             // segment's worth at once is hundreds of megabytes of fresh pages.
                             if records.count == deliveryBatchCount {

@@ -153,7 +153,7 @@ enum WALDump {
     static func line(_ record: RecoveredRecord) -> String {
         switch record.body {
         case .commit(let c):
-            var parts = ["lsn \(record.lsn)", "commit", "time_ms \(c.time.milliseconds)"]
+            var parts = ["lsn \(record.lsn)", record.type == .reservation ? "reservation" : "commit", "time_ms \(c.time.milliseconds)"]
             for e in c.entries {
                 var entry = "[seq \(e.seq) \(e.type.rawValue)"
                 if e.touchesCell { entry += " \(e.variant)/\(e.warehouse) Δon_hand \(e.deltaOnHand) Δreserved \(e.deltaReserved)" }

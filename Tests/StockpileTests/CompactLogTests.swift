@@ -45,5 +45,9 @@ import Testing
         // One segment throughout: the restarts went on in it, with its names.
         let segments = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasPrefix("wal-") }
         #expect(segments.count == 1, "\(segments)")
+        // Every reservation went to the log as a reservation record, every adjustment as a commit.
+        let records = try LogRecovery.recover(directory: dir).records
+        #expect(records.filter { $0.type == .reservation }.count == made.count)
+        #expect(records.filter { $0.type == .commit }.count == cells.count)
     }
 }
