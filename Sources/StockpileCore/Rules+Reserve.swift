@@ -36,8 +36,9 @@ extension Rules {
         // Explicit lines: available must cover the summed demand, unless the variant may go below zero.
         // A refusal reports available as STOCK shows it, negative for a cell in shortfall (SPEC §7.8):
         // the caller sees the same figure from both, and how deep the shortfall is.
-        // One array of both figures per cell, not two arrays: one allocation fewer per request.
-        var read: [(policy: VariantPolicy, state: CellState)] = []
+        // One collection of both figures per cell, the first kept inline: a one-line request allocates
+        // nothing for them.
+        var read = InlineFirstArray<(policy: VariantPolicy, state: CellState)>()
         read.reserveCapacity(demand.items.count)
         for (cell, quantity) in demand.items {
             let policy = view.policy(of: cell.variant)
@@ -150,7 +151,8 @@ extension Rules {
 /// lines, so keys are found by a linear scan until there are enough of them for a table to pay.
 @usableFromInline
 struct OrderedQuantities<Key: Hashable> {
-    @usableFromInline var items: [(Key, Quantity)] = []
+    /// The first key inline: a request of one line allocates nothing here.
+    @usableFromInline var items = InlineFirstArray<(Key, Quantity)>()
     @usableFromInline var index: [Key: Int]? = nil
     @usableFromInline static var linearCountMax: Int { 16 }
 
