@@ -306,9 +306,8 @@ public final class Engine: Sendable {
             // Nil: it was forgotten since the claim looked; then the id is free: claim it again.
             let expected = ExpectedReservation(id: request.id, mask: mask)
             let settings = self.settings
-            let decision = shards[mask.trailingZeroBitCount].isolated {
-                $0.execute(.reserve(request), now: now, actor: actor, settings: settings, catalogVersion: nil, reservation: expected, hashedID: hashed)
-            }
+            let decision = shards[mask.trailingZeroBitCount].executeHoldingLock(
+                .reserve(request), now: now, actor: actor, settings: settings, catalogVersion: nil, reservation: expected, hashedID: hashed)
             guard let decision else {
                 _ = dropStaleDirectoryEntry(request.id, mask)
                 return .retry
@@ -368,9 +367,8 @@ public final class Engine: Sendable {
     ) -> Performed? {
         if mask.nonzeroBitCount == 1 {
             let settings = self.settings
-            let decision = shards[mask.trailingZeroBitCount].isolated {
-                $0.execute(command, now: now, actor: actor, settings: settings, catalogVersion: catalogVersion, reservation: expected, hashedID: hashedID)
-            }
+            let decision = shards[mask.trailingZeroBitCount].executeHoldingLock(
+                command, now: now, actor: actor, settings: settings, catalogVersion: catalogVersion, reservation: expected, hashedID: hashedID)
             return decision.map(Performed.init)
         }
         return performHoldingShards(command, mask: mask, cells: cells, expected: expected, catalogVersion: catalogVersion, now: now, actor: actor)

@@ -32,13 +32,21 @@ struct ExpectedReservation: Sendable {
 
 actor Shard {
     let state: ShardState
+    /// The same object as `state`, for the one way in that is not actor isolation:
+    /// `executeHoldingLock`, which takes the shard's lock first (holding it is what being isolated
+    /// to a shard means: `ShardExecutor`). `assumeIsolated`, the other way to enter from outside,
+    /// boxes its closure on the heap twice per call; a reservation enters a shard once or twice.
+    /// Private, so nothing else can reach the state around the lock.
+    nonisolated(unsafe) private let lockedState: ShardState
     let ledger: Ledger
     private let executor = ShardExecutor()
 
     nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
     init(index: Int, router: ShardRouter, ledger: Ledger) {
-        state = ShardState(index: index, router: router)
+        let state = ShardState(index: index, router: router)
+        self.state = state
+        lockedState = state
         self.ledger = ledger
     }
 
@@ -59,9 +67,24 @@ actor Shard {
     /// with exactly those shards (it was forgotten, or forgotten and made again, in between).
     /// `hashedID`, when given, is the request's reservation id with its hash, so the shard's table
     /// does not hash it again.
-    func execute(
+    ///
+    /// Entered from outside the actor by taking the shard's lock: what `isolated { … }` does, without
+    /// the two heap boxes of `assumeIsolated`.
+    nonisolated func executeHoldingLock(
         _ command: Command, now: Timestamp, actor: String, settings: RuleSettings, catalogVersion: UInt64?,
         reservation expected: ExpectedReservation? = nil, hashedID: HashedID? = nil
+    ) -> Decision? {
+        executor.withLock {
+            Self.execute(
+                command, in: lockedState, ledger: ledger, now: now, actor: actor, settings: settings, catalogVersion: catalogVersion,
+                reservation: expected, hashedID: hashedID)
+        }
+    }
+
+    /// The body of `executeHoldingLock`, for a caller holding the shard's lock.
+    private static func execute(
+        _ command: Command, in state: ShardState, ledger: Ledger, now: Timestamp, actor: String, settings: RuleSettings,
+        catalogVersion: UInt64?, reservation expected: ExpectedReservation?, hashedID: HashedID?
     ) -> Decision? {
         state.hashedID = hashedID
         defer { state.hashedID = nil }
@@ -70,7 +93,7 @@ actor Shard {
         let decision = Rules.decide(command, in: state, now: now, actor: actor, settings: settings)
         guard case .commit(var commit) = decision else { return decision }
         do throws(WALIOError) {
-            try commitHere(&commit)
+            try commitHere(&commit, state: state, ledger: ledger)
         } catch {
             return .refused(.writesStopped(error))
         }
@@ -87,6 +110,10 @@ actor Shard {
 
     /// Logs, numbers and applies a commit decided here. When the log refuses it, nothing is applied.
     private func commitHere(_ commit: inout Commit) throws(WALIOError) {
+        try Self.commitHere(&commit, state: state, ledger: ledger)
+    }
+
+    private static func commitHere(_ commit: inout Commit, state: ShardState, ledger: Ledger) throws(WALIOError) {
         let alerts = LowStockAlert.alerts(for: commit, in: state)
         try ledger.append(&commit, alerts: alerts)
         state.apply(commit, ownsAll: true)
