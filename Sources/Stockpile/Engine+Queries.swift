@@ -45,7 +45,7 @@ extension Engine {
             switch checkedCell(variant, warehouse) {
             case .refused(let r): return .refused(r)
             case .ok(let key):
-                let state = shards[router.shard(for: key)].isolated { $0.cellStates([key]) }.first?.1 ?? .empty
+                let state = shards[router.shard(for: key)].cellStateHoldingLock(key)
                 return .ok(CellRecord(key: key, state: state))
             }
         }

@@ -32,9 +32,9 @@ struct ExpectedReservation: Sendable {
 
 actor Shard {
     let state: ShardState
-    /// The same object as `state`, for the one way in that is not actor isolation:
-    /// `executeHoldingLock`, which takes the shard's lock first (holding it is what being isolated
-    /// to a shard means: `ShardExecutor`). `assumeIsolated`, the other way to enter from outside,
+    /// The same object as `state`, for the ways in that are not actor isolation: `executeHoldingLock`
+    /// and `cellStateHoldingLock`, which take the shard's lock first (holding it is what being
+    /// isolated to a shard means: `ShardExecutor`). `assumeIsolated`, the other way to enter from outside,
     /// boxes its closure on the heap twice per call; a reservation enters a shard once or twice.
     /// Private, so nothing else can reach the state around the lock.
     nonisolated(unsafe) private let lockedState: ShardState
@@ -171,6 +171,12 @@ actor Shard {
     }
 
     // MARK: Reads
+
+    /// One cell's figures (zeros for a cell never used), read holding the shard's lock: the way
+    /// `executeHoldingLock` enters, for the commonest read (a buyer's STOCK).
+    nonisolated func cellStateHoldingLock(_ key: CellKey) -> CellState {
+        executor.withLock { lockedState.cellState(key) }
+    }
 
     func cellStates(_ keys: [CellKey]) -> [(CellKey, CellState)] {
         keys.compactMap { k in state.cells[k].map { (k, $0.state) } }

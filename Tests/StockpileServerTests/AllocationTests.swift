@@ -18,13 +18,13 @@ struct AllocationTests {
     /// one for a STOCK; a pipeline's requests share one array of bytes).
     #if DEBUG
     static let limits: [String: Double] = [
-        "reserve": 20.5, "reserve_replay": 2.5, "release": 16.5, "adjust": 10.5, "cell": 6.5,
-        "wire_reserve": 111.75, "wire_stock": 70.5,
+        "reserve": 20.5, "reserve_replay": 2.5, "release": 16.5, "adjust": 10.5, "cell": 0.5,
+        "wire_reserve": 111.75, "wire_stock": 64.5,
     ]
     #else
     static let limits: [String: Double] = [
-        "reserve": 4.5, "reserve_replay": 1.5, "release": 4.5, "adjust": 3.5, "cell": 3.5,
-        "wire_reserve": 6.25, "wire_stock": 4.0,
+        "reserve": 4.5, "reserve_replay": 1.5, "release": 4.5, "adjust": 3.5, "cell": 0.5,
+        "wire_reserve": 6.25, "wire_stock": 1.0,
     ]
     #endif
 
