@@ -210,7 +210,7 @@ extension Engine {
             shards[mask.trailingZeroBitCount].isolated { $0.state.apply(commit, ownsAll: true, hashedID: hashed) }
         } else {
             holdingShards(mask.setBitIndexes[...]) {
-                for s in mask.setBitIndexes { shards[s].assumeIsolated { $0.state.apply(commit, hashedID: hashed) } }
+                for s in mask.setBitIndexes { shards[s].stateWhileHeld { $0.apply(commit, hashedID: hashed) } }
             }
         }
         ledger.restore(commit.entries)

@@ -157,8 +157,8 @@ extension Engine {
         let (capture, pendingKeys) = holdingShards(Array(shards.indices)[...]) {
             (
                 SnapshotCapture(
-                    shards: shards.map { shard in shard.assumeIsolated { ($0.state.cells, $0.state.reservations, $0.state.counters) } },
-                    catalog: shards[0].assumeIsolated { $0.state.catalog }, position: ledger.position),
+                    shards: shards.map { shard in shard.stateWhileHeld { ($0.cells, $0.reservations, $0.counters) } },
+                    catalog: shards[0].stateWhileHeld { $0.catalog }, position: ledger.position),
                 keys.pendingNames()
             )
         }

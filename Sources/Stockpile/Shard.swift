@@ -33,8 +33,8 @@ struct ExpectedReservation: Sendable {
 actor Shard {
     let state: ShardState
     /// The same object as `state`, for the ways in that are not actor isolation: `executeHoldingLock`
-    /// and `cellStateHoldingLock`, which take the shard's lock first (holding it is what being
-    /// isolated to a shard means: `ShardExecutor`). `assumeIsolated`, the other way to enter from outside,
+    /// and `cellStateHoldingLock`, which take the shard's lock first, and `stateWhileHeld`, for a
+    /// caller that holds it (holding it is what being isolated to a shard means: `ShardExecutor`). `assumeIsolated`, the other way to enter from outside,
     /// boxes its closure on the heap twice per call; a reservation enters a shard once or twice.
     /// Private, so nothing else can reach the state around the lock.
     nonisolated(unsafe) private let lockedState: ShardState
@@ -56,9 +56,19 @@ actor Shard {
     }
 
     /// Runs `body` holding this shard's lock, for an operation that holds several shards: call
-    /// `assumeIsolated` on each inside. Nest only in ascending shard order.
+    /// `stateWhileHeld` on each inside. Nest only in ascending shard order.
     nonisolated func holding<R>(_ body: () -> R) -> R {
         executor.withLock(body)
+    }
+
+    /// Runs `body` on this shard's state. Only inside `holding` (or another call holding this shard's
+    /// lock on this thread), which debug builds check: the lock-held counterpart of `assumeIsolated`,
+    /// without its two heap boxes per call, for operations that hold several shards.
+    nonisolated func stateWhileHeld<R>(_ body: (ShardState) -> R) -> R {
+        #if DEBUG
+        executor.checkIsolated()
+        #endif
+        return body(lockedState)
     }
 
     /// Decides and applies `command`, which touches only this shard. Returns nil, changing nothing, when
