@@ -198,7 +198,8 @@ extension Engine {
             // A reservation made again under an id that was forgotten earlier: forgetting is not
             // logged, so the old one is dropped here, before the new one is applied.
             if let old = directory.replace(r.id, hash: h.hash, lines), commit.entries.first?.type == .reserve {
-                shards[old.trailingZeroBitCount].isolated { $0.state.reservations[r.id, hash: h.hash] = nil }
+                let home = shards[old.trailingZeroBitCount]
+                home.holding { home.stateWhileHeld { $0.reservations[r.id, hash: h.hash] = nil } }
             }
         }
         if commit.warehouse != nil || commit.policy != nil {
@@ -207,7 +208,8 @@ extension Engine {
         if commit.entries.first?.type == .reset { clearTablesForReset() }
         if mask.nonzeroBitCount == 1 {
             // One shard holds every cell of the commit and is its reservation's home.
-            shards[mask.trailingZeroBitCount].isolated { $0.state.apply(commit, ownsAll: true, hashedID: hashed) }
+            let shard = shards[mask.trailingZeroBitCount]
+            shard.holding { shard.stateWhileHeld { $0.apply(commit, ownsAll: true, hashedID: hashed) } }
         } else {
             holdingShards(mask.setBitIndexes[...]) {
                 for s in mask.setBitIndexes { shards[s].stateWhileHeld { $0.apply(commit, hashedID: hashed) } }
