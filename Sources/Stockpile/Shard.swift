@@ -34,9 +34,10 @@ actor Shard {
     let state: ShardState
     /// The same object as `state`, for the ways in that are not actor isolation: `executeHoldingLock`
     /// and `cellStateHoldingLock`, which take the shard's lock first, and `stateWhileHeld`, for a
-    /// caller that holds it (holding it is what being isolated to a shard means: `ShardExecutor`). `assumeIsolated`, the other way to enter from outside,
-    /// boxes its closure on the heap twice per call; a reservation enters a shard once or twice.
-    /// Private, so nothing else can reach the state around the lock.
+    /// caller that holds it (holding it is what being isolated to a shard means: `ShardExecutor`).
+    /// `assumeIsolated`, the other way in from outside, boxes its closure on the heap twice per
+    /// call, and the hot paths enter a shard once or more per request. Private, so nothing else can
+    /// reach the state around the lock.
     nonisolated(unsafe) private let lockedState: ShardState
     let ledger: Ledger
     private let executor = ShardExecutor()
