@@ -78,7 +78,7 @@ extension Engine {
         await readDurably(fallback: { await $0.reservation(id) }) {
             guard Identifiers.isValidReservationID(id) else { return .refused(.invalid("invalid reservation id")) }
             _ = await settleDueWork()
-            guard let mask = await directory.lookup(id), let r = shards[mask.trailingZeroBitCount].isolated({ $0.reservation(id) }) else {
+            guard let mask = await directory.lookup(id), let r = shards[mask.trailingZeroBitCount].reservation(id) else {
                 return .refused(.reservationNotFound(id))
             }
             return .ok(ReservationRecord(r))

@@ -422,7 +422,7 @@ public final class Engine: Sendable {
                 guard let mask = directory.peek(item.name) else { return }
                 let commit: Commit?
                 if mask.nonzeroBitCount == 1 {
-                    commit = shards[mask.trailingZeroBitCount].isolated { $0.expire(item.name, deadline: item.deadline, actor: Self.engineActor) }
+                    commit = shards[mask.trailingZeroBitCount].expire(item.name, deadline: item.deadline, actor: Self.engineActor)
                 } else {
                     commit = expireHoldingShards(item.name, mask: mask, deadline: item.deadline)
                 }
@@ -430,7 +430,7 @@ public final class Engine: Sendable {
             case .forgetReservation:
                 guard let mask = directory.reclaim(item.name) else { return }
                 let limit = Timestamp(milliseconds: now.milliseconds - configuration.retention.wholeMilliseconds)
-                if shards[mask.trailingZeroBitCount].isolated({ $0.forget(item.name, closedBefore: limit) }) {
+                if shards[mask.trailingZeroBitCount].forget(item.name, closedBefore: limit) {
                     directory.abandon(item.name)
                 } else {
                     directory.commit(item.name, mask)

@@ -32,8 +32,9 @@ struct ExpectedReservation: Sendable {
 
 actor Shard {
     let state: ShardState
-    /// The same object as `state`, for the ways in that are not actor isolation: `executeHoldingLock`
-    /// and `cellStateHoldingLock`, which take the shard's lock first, and `stateWhileHeld`, for a
+    /// The same object as `state`, for the ways in that are not actor isolation: `executeHoldingLock`,
+    /// `cellStateHoldingLock`, `expire`, `forget` and `reservation`, which take the shard's lock
+    /// first, and `stateWhileHeld`, for a
     /// caller that holds it (holding it is what being isolated to a shard means: `ShardExecutor`).
     /// `assumeIsolated`, the other way in from outside, boxes its closure on the heap twice per
     /// call, and the hot paths enter a shard once or more per request. Private, so nothing else can
@@ -112,11 +113,14 @@ actor Shard {
     }
 
     /// Expires reservation `id` if it still expires at `deadline`.
-    func expire(_ id: String, deadline: Timestamp, actor: String) -> Commit? {
-        guard var commit = Rules.expire(id, deadline: deadline, in: state, actor: actor) else { return nil }
-        // A log that cannot be written stops every change, expiries included.
-        guard (try? commitHere(&commit)) != nil else { return nil }
-        return commit
+    /// Taking the shard's lock, as `executeHoldingLock` does.
+    nonisolated func expire(_ id: String, deadline: Timestamp, actor: String) -> Commit? {
+        executor.withLock {
+            guard var commit = Rules.expire(id, deadline: deadline, in: lockedState, actor: actor) else { return nil }
+            // A log that cannot be written stops every change, expiries included.
+            guard (try? Self.commitHere(&commit, state: lockedState, ledger: ledger)) != nil else { return nil }
+            return commit
+        }
     }
 
     /// Logs, numbers and applies a commit decided here. When the log refuses it, nothing is applied.
@@ -175,10 +179,14 @@ actor Shard {
     }
 
     /// Forgets a closed reservation whose retention has passed. Returns whether it did.
-    func forget(_ id: String, closedBefore limit: Timestamp) -> Bool {
-        guard let r = state.reservations[id]?.value, !r.isOpen, let closed = r.closedAt, closed <= limit else { return false }
-        state.reservations[id] = nil
-        return true
+    /// Taking the shard's lock, as `executeHoldingLock` does.
+    nonisolated func forget(_ id: String, closedBefore limit: Timestamp) -> Bool {
+        executor.withLock {
+            let state = lockedState
+            guard let r = state.reservations[id]?.value, !r.isOpen, let closed = r.closedAt, closed <= limit else { return false }
+            state.reservations[id] = nil
+            return true
+        }
     }
 
     // MARK: Reads
@@ -193,6 +201,9 @@ actor Shard {
         keys.compactMap { k in state.cells[k].map { (k, $0.state) } }
     }
 
-    func reservation(_ id: String) -> Reservation? { state.reservations[id]?.value }
+    /// Taking the shard's lock, as `cellStateHoldingLock` does.
+    nonisolated func reservation(_ id: String) -> Reservation? {
+        executor.withLock { lockedState.reservations[id]?.value }
+    }
 }
 
