@@ -33,7 +33,7 @@ struct ExpectedReservation: Sendable {
 actor Shard {
     let state: ShardState
     /// The same object as `state`, for the ways in that are not actor isolation: `executeHoldingLock`,
-    /// `cellStateHoldingLock`, `expire`, `forget` and `reservation`, which take the shard's lock
+    /// `cellStateHoldingLock`, `cellStates`, `expire`, `forget` and `reservation`, which take the shard's lock
     /// first, and `stateWhileHeld`, for a
     /// caller that holds it (holding it is what being isolated to a shard means: `ShardExecutor`).
     /// `assumeIsolated`, the other way in from outside, boxes its closure on the heap twice per
@@ -197,8 +197,9 @@ actor Shard {
         executor.withLock { lockedState.cellState(key) }
     }
 
-    func cellStates(_ keys: [CellKey]) -> [(CellKey, CellState)] {
-        keys.compactMap { k in state.cells[k].map { (k, $0.state) } }
+    /// The figures of those of `keys` that were ever used, taking the shard's lock.
+    nonisolated func cellStates(_ keys: [CellKey]) -> [(CellKey, CellState)] {
+        executor.withLock { keys.compactMap { k in lockedState.cells[k].map { (k, $0.state) } } }
     }
 
     /// Taking the shard's lock, as `cellStateHoldingLock` does.
