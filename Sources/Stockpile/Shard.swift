@@ -33,12 +33,11 @@ struct ExpectedReservation: Sendable {
 actor Shard {
     let state: ShardState
     /// The same object as `state`, for the ways in that are not actor isolation: `executeHoldingLock`,
-    /// `cellStateHoldingLock`, `cellStates`, `expire`, `forget` and `reservation`, which take the shard's lock
-    /// first, and `stateWhileHeld`, for a
-    /// caller that holds it (holding it is what being isolated to a shard means: `ShardExecutor`).
-    /// `assumeIsolated`, the other way in from outside, boxes its closure on the heap twice per
-    /// call, and the hot paths enter a shard once or more per request. Private, so nothing else can
-    /// reach the state around the lock.
+    /// `cellStateHoldingLock`, `cellStates`, `expire`, `forget` and `reservation`, which take the
+    /// shard's lock first, and `stateWhileHeld`, for a caller that holds it (holding it is what being
+    /// isolated to a shard means: `ShardExecutor`). `assumeIsolated`, the other way in from outside,
+    /// boxes its closure on the heap twice per call, and the hot paths enter a shard once or more per
+    /// request. Private, so nothing else can reach the state around the lock.
     nonisolated(unsafe) private let lockedState: ShardState
     let ledger: Ledger
     private let executor = ShardExecutor()
