@@ -1,7 +1,6 @@
 // Typed entry points for an embedding order service: each builds the `Command` and unwraps the reply
 // to the type that command answers with. Same semantics as `execute` (and as the wire).
 
-import Dispatch
 import Foundation
 import StockpileCore
 import Synchronization
@@ -111,14 +110,7 @@ extension Engine {
         let known = Set(warehouses().map(\.code))
         let halves = rows.count >= 1 << 16 && ProcessInfo.processInfo.activeProcessorCount > 1 ? 2 : 1
         let bounds = (0...halves).map { rows.count * $0 / halves }
-        let results = UnsafeMutablePointer<CheckedRows>.allocate(capacity: halves)
-        defer { results.deallocate() }
-        nonisolated(unsafe) let out = results
-        DispatchQueue.concurrentPerform(iterations: halves) { k in
-            // Each iteration initializes only its own element.
-            (out + k).initialize(to: checkRows(rows[bounds[k]..<bounds[k + 1]], known: known))
-        }
-        defer { results.deinitialize(count: halves) }
+        let results = concurrentMap(halves) { k in checkRows(rows[bounds[k]..<bounds[k + 1]], known: known) }
         // The first refusal in row order: the first half's, if it has one.
         if let refusal = (0..<halves).lazy.compactMap({ results[$0].refusal }).first {
             refusals.count(refusal.code)
@@ -145,12 +137,12 @@ extension Engine {
                     for (s, indexes) in work[k...].striding(by: workers) {
                         // Room for every new cell at once: the table's index is rebuilt once, not
                         // at each doubling.
-                        self.shards[s].isolated { $0.state.cells.reserveCapacity($0.state.cells.count + indexes.count) }
+                        self.shards[s].withState { $0.cells.reserveCapacity($0.cells.count + indexes.count) }
                         for start in stride(from: 0, to: indexes.count, by: Self.importCommitRowCountMax) {
                             // Another worker was refused: stop at the next commit.
                             if refused.value.load(ordering: .relaxed) { return nil }
                             let part = indexes[start..<min(indexes.count, start + Self.importCommitRowCountMax)].map { checkedRows[$0] }
-                            if let refusal = self.shards[s].isolated({ $0.importRows(part[...], now: now, actor: actor) }) { return refusal }
+                            if let refusal = self.shards[s].importRows(part[...], now: now, actor: actor) { return refusal }
                         }
                     }
                     return nil
@@ -221,7 +213,7 @@ extension Engine {
         // The router spreads cells evenly; a sixteenth more covers the unevenness of a hash.
         let perShard = cells / shards.count + cells / shards.count / 16 + 1
         for shard in shards {
-            shard.isolated { $0.state.cells.reserveCapacity($0.state.cells.count + perShard) }
+            shard.withState { $0.cells.reserveCapacity($0.cells.count + perShard) }
         }
     }
 

@@ -199,7 +199,7 @@ extension Engine {
             // logged, so the old one is dropped here, before the new one is applied.
             if let old = directory.replace(r.id, hash: h.hash, lines), commit.entries.first?.type == .reserve {
                 let home = shards[old.trailingZeroBitCount]
-                home.holding { home.stateWhileHeld { $0.reservations[r.id, hash: h.hash] = nil } }
+                home.withState { $0.reservations[r.id, hash: h.hash] = nil }
             }
         }
         if commit.warehouse != nil || commit.policy != nil {
@@ -209,10 +209,10 @@ extension Engine {
         if mask.nonzeroBitCount == 1 {
             // One shard holds every cell of the commit and is its reservation's home.
             let shard = shards[mask.trailingZeroBitCount]
-            shard.holding { shard.stateWhileHeld { $0.apply(commit, ownsAll: true, hashedID: hashed) } }
+            shard.withState { $0.apply(commit, ownsAll: true, hashedID: hashed) }
         } else {
             holdingShards(mask.setBitIndexes[...]) {
-                for s in mask.setBitIndexes { shards[s].stateWhileHeld { $0.apply(commit, hashedID: hashed) } }
+                for s in mask.setBitIndexes { shards[s].withHeldState { $0.apply(commit, hashedID: hashed) } }
             }
         }
         ledger.restore(commit.entries)

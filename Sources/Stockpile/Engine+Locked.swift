@@ -48,7 +48,7 @@ extension Engine {
         var view = GatheredView()
         var wanted = cells
         for (n, s) in mask.setBitIndexes.enumerated() {
-            let reading = shards[s].stateWhileHeld { state -> ShardReading in
+            let reading = shards[s].withHeldState { state -> ShardReading in
                 var reading = ShardReading(catalog: state.catalog)
                 for key in wanted where state.router.shard(for: key) == state.index {
                     reading.cells[key] = state.cellState(key)
@@ -79,7 +79,7 @@ extension Engine {
         if let p = commit.policy { catalog.withLock { $0.apply(p) } }
         let committed = commit
         for s in mask.setBitIndexes {
-            shards[s].stateWhileHeld { $0.apply(committed) }
+            shards[s].withHeldState { $0.apply(committed) }
         }
     }
 

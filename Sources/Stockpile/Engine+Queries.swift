@@ -45,7 +45,7 @@ extension Engine {
             switch checkedCell(variant, warehouse) {
             case .refused(let r): return .refused(r)
             case .ok(let key):
-                let state = shards[router.shard(for: key)].cellStateHoldingLock(key)
+                let state = shards[router.shard(for: key)].withState { $0.cellState(key) }
                 return .ok(CellRecord(key: key, state: state))
             }
         }
@@ -64,7 +64,7 @@ extension Engine {
             }
             var cells: [CellRecord] = []
             for (s, keys) in byShard {
-                for (key, state) in shards[s].cellStates(keys) { cells.append(CellRecord(key: key, state: state)) }
+                for (key, state) in shards[s].withState { $0.cellStates(keys) } { cells.append(CellRecord(key: key, state: state)) }
             }
             cells.sort { $0.warehouse < $1.warehouse }
             let onHand = cells.reduce(Quantity.zero) { $0.addingSaturating($1.onHand) }
@@ -78,7 +78,7 @@ extension Engine {
         await readDurably(fallback: { await $0.reservation(id) }) {
             guard Identifiers.isValidReservationID(id) else { return .refused(.invalid("invalid reservation id")) }
             _ = await settleDueWork()
-            guard let mask = await directory.lookup(id), let r = shards[mask.trailingZeroBitCount].reservation(id) else {
+            guard let mask = await directory.lookup(id), let r = shards[mask.trailingZeroBitCount].withState({ $0.reservation(id) }) else {
                 return .refused(.reservationNotFound(id))
             }
             return .ok(ReservationRecord(r))
@@ -91,7 +91,7 @@ extension Engine {
         await readDurably(fallback: { await $0.allCells() }) {
             _ = await settleDueWork()
             var all: [CellRecord] = []
-            for shard in shards { all += shard.isolated { $0.allCells() } }
+            for shard in shards { all += shard.withState { $0.allCells() } }
             all.sort { ($0.variant, $0.warehouse) < ($1.variant, $1.warehouse) }
             return all
         }
@@ -105,7 +105,7 @@ extension Engine {
             if let t = threshold, t < .zero || t > Limits.quantityMax { return .refused(.invalid("threshold must be 0-\(Limits.quantityMax)")) }
             guard case .ok(let limit) = checkedLimit(limit) else { return .refused(checkedLimit(limit).refusal!) }
             var all: [CellRecord] = []
-            for shard in shards { all += shard.isolated { $0.lowStock(threshold: threshold, limit: limit) } }
+            for shard in shards { all += shard.withState { $0.lowStock(threshold: threshold, limit: limit) } }
             all.sort(by: lowStockOrder)
             return .ok(Array(all.prefix(limit)))
         }
@@ -117,7 +117,7 @@ extension Engine {
             _ = await settleDueWork()
             guard case .ok(let limit) = checkedLimit(limit) else { return .refused(checkedLimit(limit).refusal!) }
             var all: [BackorderLine] = []
-            for shard in shards { all += shard.isolated { $0.backorders(limit: limit) } }
+            for shard in shards { all += shard.withState { $0.backorders(limit: limit) } }
             all.sort(by: backorderOrder)
             return .ok(Array(all.prefix(limit)))
         }
@@ -198,7 +198,7 @@ extension Engine {
             var s = Stats()
             var variants = Set<String>()
             for shard in shards {
-                let part = shard.isolated { $0.summary() }
+                let part = shard.withState { $0.summary() }
                 s.cells += part.cellCount
                 variants.formUnion(part.variants)
                 s.onHand = s.onHand.addingSaturating(part.onHand)

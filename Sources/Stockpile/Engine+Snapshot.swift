@@ -157,8 +157,8 @@ extension Engine {
         let (capture, pendingKeys) = holdingShards(Array(shards.indices)[...]) {
             (
                 SnapshotCapture(
-                    shards: shards.map { shard in shard.stateWhileHeld { ($0.cells, $0.reservations, $0.counters) } },
-                    catalog: shards[0].stateWhileHeld { $0.catalog }, position: ledger.position),
+                    shards: shards.map { shard in shard.withHeldState { ($0.cells, $0.reservations, $0.counters) } },
+                    catalog: shards[0].withHeldState { $0.catalog }, position: ledger.position),
                 keys.pendingNames()
             )
         }
@@ -207,8 +207,7 @@ extension Engine {
         for r in s.reservations { reservationsByShard[router.home(of: r)].append(r) }
         for (i, shard) in shards.enumerated() {
             let (cells, reservations, counters) = (cellsByShard[i], reservationsByShard[i], i == 0 ? s.counters : StockCounters())
-            shard.isolated { shard in
-                let state = shard.state
+            shard.withState { state in
                 state.catalog = catalog
                 state.counters = counters
                 state.cells.reserveCapacity(cells.count)

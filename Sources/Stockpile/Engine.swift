@@ -306,7 +306,7 @@ public final class Engine: Sendable {
             // Nil: it was forgotten since the claim looked; then the id is free: claim it again.
             let expected = ExpectedReservation(id: request.id, mask: mask)
             let settings = self.settings
-            let decision = shards[mask.trailingZeroBitCount].executeHoldingLock(
+            let decision = shards[mask.trailingZeroBitCount].execute(
                 .reserve(request), now: now, actor: actor, settings: settings, catalogVersion: nil, reservation: expected, hashedID: hashed)
             guard let decision else {
                 _ = dropStaleDirectoryEntry(request.id, mask)
@@ -367,7 +367,7 @@ public final class Engine: Sendable {
     ) -> Performed? {
         if mask.nonzeroBitCount == 1 {
             let settings = self.settings
-            let decision = shards[mask.trailingZeroBitCount].executeHoldingLock(
+            let decision = shards[mask.trailingZeroBitCount].execute(
                 command, now: now, actor: actor, settings: settings, catalogVersion: catalogVersion, reservation: expected, hashedID: hashedID)
             return decision.map(Performed.init)
         }
@@ -379,9 +379,9 @@ public final class Engine: Sendable {
     /// entry is committed only after its reservation, and forgetting reclaims the entry first).
     /// Returns false, changing nothing, when the entry changed meanwhile or the reservation is there.
     func dropStaleDirectoryEntry(_ id: String, _ mask: UInt64) -> Bool {
-        guard directory.peek(id) == mask, shards[mask.trailingZeroBitCount].isolated({ $0.state.reservations[id] == nil }) else { return false }
+        guard directory.peek(id) == mask, shards[mask.trailingZeroBitCount].withState({ $0.reservations[id] == nil }) else { return false }
         guard let reclaimed = directory.reclaim(id) else { return false }
-        if reclaimed == mask && shards[mask.trailingZeroBitCount].isolated({ $0.state.reservations[id] == nil }) {
+        if reclaimed == mask && shards[mask.trailingZeroBitCount].withState({ $0.reservations[id] == nil }) {
             directory.abandon(id)
             return true
         }

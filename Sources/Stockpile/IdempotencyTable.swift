@@ -144,8 +144,6 @@ final class IdempotencyTable<Value: Sendable>: Sendable {
 
     /// Sets `name` outright and returns what it held (replay of the log, where no request is
     /// waiting): one lookup where a `peek` and a `restore` would take two.
-    func replace(_ name: String, _ value: Value) -> Value? { replace(name, hash: name.hashValue, value) }
-
     func replace(_ name: String, hash: Int, _ value: Value) -> Value? {
         stripe(hash).withLock { table in
             guard case .committed(let old) = table.updateValue(.committed(value), forKey: name, hash: hash) else { return nil }

@@ -1,5 +1,5 @@
-// Reads a shard answers from its own state, computed inside the actor so that no large copy of the
-// state ever leaves it (a copy would make the next write duplicate the whole table).
+// Reads a shard answers from its own state, computed holding the shard (`Shard.withState`) so that no
+// large copy of the state ever leaves it (a copy would make the next write duplicate the whole table).
 
 import StockpileCore
 
@@ -15,28 +15,33 @@ struct ShardSummary: Sendable {
 }
 
 
-extension Shard {
+extension ShardState {
     func summary() -> ShardSummary {
         var s = ShardSummary()
-        s.cellCount = state.cells.count
-        for (key, slot) in state.cells {
+        s.cellCount = cells.count
+        for (key, slot) in cells {
             s.variants.insert(key.variant)
             s.onHand = s.onHand.addingSaturating(slot.state.onHand)
             s.reserved = s.reserved.addingSaturating(slot.state.reserved)
-            let threshold = state.catalog.policy(of: key.variant).lowStock
+            let threshold = catalog.policy(of: key.variant).lowStock
             if threshold.isPositive && slot.state.available <= threshold { s.lowStockCount += 1 }
         }
-        s.activeReservations = state.reservations.values.reduce(0) { $0 + ($1.value.isOpen ? 1 : 0) }
-        s.counters = state.counters
+        s.activeReservations = reservations.values.reduce(0) { $0 + ($1.value.isOpen ? 1 : 0) }
+        s.counters = counters
         return s
+    }
+
+    /// The figures of those of `keys` that were ever used.
+    func cellStates(_ keys: [CellKey]) -> [(CellKey, CellState)] {
+        keys.compactMap { k in cells[k].map { (k, $0.state) } }
     }
 
     /// Cells at or below `threshold` (or their variant's own threshold when nil), in LOWSTOCK order,
     /// at most `limit`.
     func lowStock(threshold: Quantity?, limit: Int) -> [CellRecord] {
         var out: [CellRecord] = []
-        for (key, slot) in state.cells {
-            let t = threshold ?? state.catalog.policy(of: key.variant).lowStock
+        for (key, slot) in cells {
+            let t = threshold ?? catalog.policy(of: key.variant).lowStock
             guard threshold != nil || t.isPositive else { continue }
             if slot.state.available <= t { out.append(CellRecord(key: key, state: slot.state)) }
         }
@@ -46,12 +51,12 @@ extension Shard {
 
     /// Every cell this shard owns, for an export.
     func allCells() -> [CellRecord] {
-        state.cells.map { CellRecord(key: $0.key, state: $0.value.state) }
+        cells.map { CellRecord(key: $0.key, state: $0.value.state) }
     }
 
     func backorders(limit: Int) -> [BackorderLine] {
         var out: [BackorderLine] = []
-        for box in state.reservations.values where box.value.isOpen {
+        for box in reservations.values where box.value.isOpen {
             let r = box.value
             for line in r.lines where line.backordered.isPositive && line.remaining.isPositive {
                 out.append(BackorderLine(reservation: r.id, variant: line.variant, warehouse: line.warehouse, quantity: line.quantity, remaining: line.remaining, backordered: line.backordered))

@@ -1,6 +1,6 @@
 // A shard actor owns a slice of the cells (by `ShardRouter`) and the reservations whose home it is.
 // Its executor is a lock (`ShardExecutor`): the engine enters a shard synchronously with
-// `isolated { … }`, so a single-shard operation is checked and applied in one stretch with no
+// `withState { … }`, so a single-shard operation is checked and applied in one stretch with no
 // `await` at all, let alone between the check and the mutation. An operation spanning shards holds
 // the locks of all of them, taken in ascending shard order (see `Engine+Locked.swift`).
 
@@ -31,45 +31,41 @@ struct ExpectedReservation: Sendable {
 }
 
 actor Shard {
-    let state: ShardState
-    /// The same object as `state`, for the ways in that are not actor isolation: `executeHoldingLock`,
-    /// `cellStateHoldingLock`, `cellStates`, `expire`, `forget` and `reservation`, which take the
-    /// shard's lock first, and `stateWhileHeld`, for a caller that holds it (holding it is what being
-    /// isolated to a shard means: `ShardExecutor`). `assumeIsolated`, the other way in from outside,
-    /// boxes its closure on the heap twice per call, and the hot paths enter a shard once or more per
-    /// request. Private, so nothing else can reach the state around the lock.
-    nonisolated(unsafe) private let lockedState: ShardState
+    /// What the shard owns. Reached only through `withState` (taking the shard's lock) or
+    /// `withHeldState` (a caller already holding it): the lock is this actor's executor, so holding
+    /// it is being isolated to the shard (`ShardExecutor`). Handing the state to a closure, as
+    /// `Mutex` hands out its value, costs nothing; `assumeIsolated`, which an isolated closure would
+    /// need, boxed that closure on the heap twice per call. Private, so nothing reaches the state
+    /// around the lock.
+    nonisolated(unsafe) private let state: ShardState
     let ledger: Ledger
     private let executor = ShardExecutor()
 
     nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
     init(index: Int, router: ShardRouter, ledger: Ledger) {
-        let state = ShardState(index: index, router: router)
-        self.state = state
-        lockedState = state
+        state = ShardState(index: index, router: router)
         self.ledger = ledger
     }
 
-    /// Runs `body` isolated to this shard, now, on the calling thread, holding the shard's lock.
-    nonisolated func isolated<R: Sendable>(_ body: (isolated Shard) -> R) -> R {
-        executor.withLock { assumeIsolated(body) }
+    /// Runs `body` on this shard's state, now, on the calling thread, holding the shard's lock.
+    nonisolated func withState<R>(_ body: (ShardState) -> R) -> R {
+        executor.withLock { body(state) }
     }
 
     /// Runs `body` holding this shard's lock, for an operation that holds several shards: call
-    /// `stateWhileHeld` on each inside. Nest only in ascending shard order.
+    /// `withHeldState` on each inside. Nest only in ascending shard order.
     nonisolated func holding<R>(_ body: () -> R) -> R {
         executor.withLock(body)
     }
 
     /// Runs `body` on this shard's state. Only inside `holding` (or another call holding this shard's
-    /// lock on this thread), which debug builds check: the lock-held counterpart of `assumeIsolated`,
-    /// without its two heap boxes per call, for operations that hold several shards.
-    nonisolated func stateWhileHeld<R>(_ body: (ShardState) -> R) -> R {
+    /// lock on this thread), which debug builds check.
+    nonisolated func withHeldState<R>(_ body: (ShardState) -> R) -> R {
         #if DEBUG
         executor.checkIsolated()
         #endif
-        return body(lockedState)
+        return body(state)
     }
 
     /// Decides and applies `command`, which touches only this shard. Returns nil, changing nothing, when
@@ -78,56 +74,39 @@ actor Shard {
     /// with exactly those shards (it was forgotten, or forgotten and made again, in between).
     /// `hashedID`, when given, is the request's reservation id with its hash, so the shard's table
     /// does not hash it again.
-    ///
-    /// Entered from outside the actor by taking the shard's lock: what `isolated { … }` does, without
-    /// the two heap boxes of `assumeIsolated`.
-    nonisolated func executeHoldingLock(
+    nonisolated func execute(
         _ command: Command, now: Timestamp, actor: String, settings: RuleSettings, catalogVersion: UInt64?,
         reservation expected: ExpectedReservation? = nil, hashedID: HashedID? = nil
     ) -> Decision? {
-        executor.withLock {
-            Self.execute(
-                command, in: lockedState, ledger: ledger, now: now, actor: actor, settings: settings, catalogVersion: catalogVersion,
-                reservation: expected, hashedID: hashedID)
+        withState { state in
+            state.hashedID = hashedID
+            defer { state.hashedID = nil }
+            if let v = catalogVersion, v != state.catalog.version { return nil }
+            if let expected, !expected.matches(state.reservation(expected.id), state.router) { return nil }
+            let decision = Rules.decide(command, in: state, now: now, actor: actor, settings: settings)
+            guard case .commit(var commit) = decision else { return decision }
+            do throws(WALIOError) {
+                try commitHere(&commit, state: state)
+            } catch {
+                return .refused(.writesStopped(error))
+            }
+            return .commit(commit)
         }
-    }
-
-    /// The body of `executeHoldingLock`, for a caller holding the shard's lock.
-    private static func execute(
-        _ command: Command, in state: ShardState, ledger: Ledger, now: Timestamp, actor: String, settings: RuleSettings,
-        catalogVersion: UInt64?, reservation expected: ExpectedReservation?, hashedID: HashedID?
-    ) -> Decision? {
-        state.hashedID = hashedID
-        defer { state.hashedID = nil }
-        if let v = catalogVersion, v != state.catalog.version { return nil }
-        if let expected, !expected.matches(state.reservation(expected.id), state.router) { return nil }
-        let decision = Rules.decide(command, in: state, now: now, actor: actor, settings: settings)
-        guard case .commit(var commit) = decision else { return decision }
-        do throws(WALIOError) {
-            try commitHere(&commit, state: state, ledger: ledger)
-        } catch {
-            return .refused(.writesStopped(error))
-        }
-        return .commit(commit)
     }
 
     /// Expires reservation `id` if it still expires at `deadline`.
-    /// Taking the shard's lock, as `executeHoldingLock` does.
     nonisolated func expire(_ id: String, deadline: Timestamp, actor: String) -> Commit? {
-        executor.withLock {
-            guard var commit = Rules.expire(id, deadline: deadline, in: lockedState, actor: actor) else { return nil }
+        withState { state in
+            guard var commit = Rules.expire(id, deadline: deadline, in: state, actor: actor) else { return nil }
             // A log that cannot be written stops every change, expiries included.
-            guard (try? Self.commitHere(&commit, state: lockedState, ledger: ledger)) != nil else { return nil }
+            guard (try? commitHere(&commit, state: state)) != nil else { return nil }
             return commit
         }
     }
 
-    /// Logs, numbers and applies a commit decided here. When the log refuses it, nothing is applied.
-    private func commitHere(_ commit: inout Commit) throws(WALIOError) {
-        try Self.commitHere(&commit, state: state, ledger: ledger)
-    }
-
-    private static func commitHere(_ commit: inout Commit, state: ShardState, ledger: Ledger) throws(WALIOError) {
+    /// Logs, numbers and applies a commit decided here, holding the lock. When the log refuses it,
+    /// nothing is applied.
+    private nonisolated func commitHere(_ commit: inout Commit, state: ShardState) throws(WALIOError) {
         let alerts = LowStockAlert.alerts(for: commit, in: state)
         try ledger.append(&commit, alerts: alerts)
         state.apply(commit, ownsAll: true)
@@ -138,72 +117,53 @@ actor Shard {
     /// time would cost each. Rows are decided in order against the figures the earlier rows leave,
     /// so a cell named twice ends at its last row. Returns the refusal that stops the load (a
     /// warehouse removed meanwhile, a log that cannot be written), with nothing applied.
-    func importRows(_ rows: ArraySlice<StockRow>, now: Timestamp, actor: String) -> Refusal? {
-        var entries: [LedgerEntry] = []
-        entries.reserveCapacity(rows.count)
-        // The entry each cell of the lot last got, by the cell's hash, so a cell named again reads
-        // the figures its earlier row leaves (nothing is applied before the lot is logged).
-        var lastEntry: [UInt64: Int] = [:]
-        lastEntry.reserveCapacity(rows.count)
-        var checkedWarehouse = ""
-        for row in rows {
-            let cell = CellKey(variant: row.variant, warehouse: row.warehouse)
-            if row.warehouse != checkedWarehouse {
-                guard state.warehouse(row.warehouse) != nil else {
-                    let r = Refusal.warehouseNotFound(row.warehouse)
-                    return Refusal(r.code, "line \(row.line): \(r.message)")
+    nonisolated func importRows(_ rows: ArraySlice<StockRow>, now: Timestamp, actor: String) -> Refusal? {
+        withState { state in
+            var entries: [LedgerEntry] = []
+            entries.reserveCapacity(rows.count)
+            // The entry each cell of the lot last got, by the cell's hash, so a cell named again reads
+            // the figures its earlier row leaves (nothing is applied before the lot is logged).
+            var lastEntry: [UInt64: Int] = [:]
+            lastEntry.reserveCapacity(rows.count)
+            var checkedWarehouse = ""
+            for row in rows {
+                let cell = CellKey(variant: row.variant, warehouse: row.warehouse)
+                if row.warehouse != checkedWarehouse {
+                    guard state.warehouse(row.warehouse) != nil else {
+                        let r = Refusal.warehouseNotFound(row.warehouse)
+                        return Refusal(r.code, "line \(row.line): \(r.message)")
+                    }
+                    checkedWarehouse = row.warehouse
                 }
-                checkedWarehouse = row.warehouse
+                let hash = cell.stableHash
+                var before: CellState
+                if let i = lastEntry[hash], let earlier = entries[...i].lastIndex(where: { $0.cell == cell }) {
+                    before = entries[earlier].after
+                } else {
+                    before = state.cellState(cell)
+                }
+                // Two cells whose hashes meet keep the later one's entry; the search above still finds
+                // the right one, since it looks back for the cell itself.
+                lastEntry[hash] = entries.count
+                entries.append(Rules.importEntry(cell, onHand: row.onHand, before: before, now: now, actor: actor))
             }
-            let hash = cell.stableHash
-            var before: CellState
-            if let i = lastEntry[hash], let earlier = entries[...i].lastIndex(where: { $0.cell == cell }) {
-                before = entries[earlier].after
-            } else {
-                before = state.cellState(cell)
+            guard !entries.isEmpty else { return nil }
+            var commit = Commit(time: now, entries: entries, replyShape: .cell(variance: nil))
+            do throws(WALIOError) {
+                try commitHere(&commit, state: state)
+            } catch {
+                return .writesStopped(error)
             }
-            // Two cells whose hashes meet keep the later one's entry; the search above still finds
-            // the right one, since it looks back for the cell itself.
-            lastEntry[hash] = entries.count
-            entries.append(Rules.importEntry(cell, onHand: row.onHand, before: before, now: now, actor: actor))
+            return nil
         }
-        guard !entries.isEmpty else { return nil }
-        var commit = Commit(time: now, entries: entries, replyShape: .cell(variance: nil))
-        do throws(WALIOError) {
-            try commitHere(&commit)
-        } catch {
-            return .writesStopped(error)
-        }
-        return nil
     }
 
     /// Forgets a closed reservation whose retention has passed. Returns whether it did.
-    /// Taking the shard's lock, as `executeHoldingLock` does.
     nonisolated func forget(_ id: String, closedBefore limit: Timestamp) -> Bool {
-        executor.withLock {
-            let state = lockedState
+        withState { state in
             guard let r = state.reservations[id]?.value, !r.isOpen, let closed = r.closedAt, closed <= limit else { return false }
             state.reservations[id] = nil
             return true
         }
     }
-
-    // MARK: Reads
-
-    /// One cell's figures (zeros for a cell never used), read holding the shard's lock: the way
-    /// `executeHoldingLock` enters, for the commonest read (a buyer's STOCK).
-    nonisolated func cellStateHoldingLock(_ key: CellKey) -> CellState {
-        executor.withLock { lockedState.cellState(key) }
-    }
-
-    /// The figures of those of `keys` that were ever used, taking the shard's lock.
-    nonisolated func cellStates(_ keys: [CellKey]) -> [(CellKey, CellState)] {
-        executor.withLock { keys.compactMap { k in lockedState.cells[k].map { (k, $0.state) } } }
-    }
-
-    /// Taking the shard's lock, as `cellStateHoldingLock` does.
-    nonisolated func reservation(_ id: String) -> Reservation? {
-        executor.withLock { lockedState.reservations[id]?.value }
-    }
 }
-

@@ -1,6 +1,6 @@
 // The serial executor of a shard actor. Being isolated to a shard means holding its lock: jobs
 // enqueued on the actor run under the lock, and the engine enters a shard synchronously by taking
-// the lock and asserting isolation (`Shard.isolated`). A request to one shard then costs a lock
+// the lock (`Shard.withState`). A request to one shard then costs a lock
 // instead of two trips through the task scheduler, which on a two-core machine is the difference
 // between thread wake-ups on every request and none.
 

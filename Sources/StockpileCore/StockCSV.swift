@@ -2,7 +2,6 @@
 // is all or nothing: every row is checked before any is used, and every bad row is reported by its
 // line number, so an operator fixes the file in one pass and a bad file changes nothing.
 
-import Dispatch
 
 /// One row of a stock file.
 public struct StockRow: Hashable, Sendable {
@@ -127,18 +126,12 @@ public enum StockCSV {
             let lineFeed = bytes[(bytes.count / 2)...].firstIndex(of: 0x0A), lineFeed + 1 < bytes.count
         else { return nil }
         let split = lineFeed + 1
-        let halves = UnsafeMutablePointer<PartCheck?>.allocate(capacity: 2)
-        halves.initialize(repeating: nil, count: 2)
-        defer {
-            halves.deinitialize(count: 2)
-            halves.deallocate()
+        let halves = concurrentMap(2) { k in
+            checkPart(bytes, in: k == 0 ? 0..<split : split..<bytes.count, sawHeader: k == 1, source: source)
         }
-        nonisolated(unsafe) let results = halves
-        DispatchQueue.concurrentPerform(iterations: 2) { k in
-            // Each iteration writes only its own element.
-            results[k] = checkPart(bytes, in: k == 0 ? 0..<split : split..<bytes.count, sawHeader: k == 1, source: source)
-        }
-        guard var first = halves[0], let second = halves[1], first.sawHeader, second.problems.isEmpty else { return nil }
+        var first = halves[0]
+        let second = halves[1]
+        guard first.sawHeader, second.problems.isEmpty else { return nil }
         first.rowCount += second.rowCount
         first.warehouses.formUnion(second.warehouses)
         first.collided.formUnion(second.collided)

@@ -24,9 +24,6 @@ public struct SegmentNames: Hashable, Sendable {
         self.createdAt = createdAt
     }
 
-    /// How many names the segment has given (for tests and `wal dump`).
-    public var count: (cells: Int, actors: Int) { (cells.count, actors.count) }
-
     fileprivate func number(of cell: CellKey) -> Int? { cellNumbers[cell] }
     fileprivate func number(ofActor actor: String) -> Int? { actorNumbers[actor] }
 
@@ -65,43 +62,6 @@ struct CompactReservation: Equatable {
         static let cellNamed: UInt8 = 1 << 4
         static let actorNamed: UInt8 = 1 << 5
         static let strategyShift: UInt8 = 6
-    }
-
-    /// The fields of `commit`, when it is a commit this record can carry exactly; nil otherwise.
-    ///
-    /// Every field of the commit that the record does not store is checked against what `commit`
-    /// (below) rebuilds for it, field by field, so that the log's thread builds nothing per record;
-    /// debug builds and the tests also rebuild the whole commit and compare.
-    init?(_ commit: Commit) {
-        guard commit.entries.count == 1, let r = commit.reservation, r.lines.count == 1, commit.replyShape == .reservation,
-            commit.keyedCommand == nil, commit.warehouse == nil, commit.policy == nil
-        else { return nil }
-        let e = commit.entries[0]
-        let line = r.lines[0]
-        let f = r.fingerprint
-        let time = commit.time
-        guard line.quantity.units >= 1, line.fulfilled == .zero, line.released == .zero, f.ttl.map(Self.acceptsTTL) ?? true,
-            e.time == time, e.type == .reserve, e.variant == line.variant, e.warehouse == line.warehouse, e.deltaOnHand == .zero,
-            e.deltaReserved == (line.tracked ? line.quantity : .zero), e.reason == nil, e.note.isEmpty, e.reference.isEmpty,
-            e.reservation == r.id,
-            r.status == .active, !r.endedByExpiry, r.createdAt == time, r.closedAt == nil, r.customer == f.customer,
-            r.expiresAt == f.ttl.map({ time.advanced(by: $0) }),
-            f.lines.count == 1, f.lines[0].variant == line.variant, f.lines[0].warehouse == line.warehouse, f.lines[0].quantity == line.quantity
-        else { return nil }
-        self.init(
-            time: time, seq: e.seq, cell: line.cell, actor: e.actor, quantity: line.quantity, tracked: line.tracked,
-            backordered: line.backordered, onHandAfter: e.onHand, reservedAfter: e.reserved, ttl: f.ttl,
-            customer: r.customer, strategy: f.strategy, id: r.id)
-        assert(self.commit == commit, "a reservation record that would not decode to its commit")
-    }
-
-    init(
-        time: Timestamp, seq: UInt64, cell: CellKey, actor: String, quantity: Quantity, tracked: Bool, backordered: Quantity,
-        onHandAfter: Quantity, reservedAfter: Quantity, ttl: Duration?, customer: String?, strategy: PlacementStrategy, id: String
-    ) {
-        (self.time, self.seq, self.cell, self.actor, self.quantity, self.tracked) = (time, seq, cell, actor, quantity, tracked)
-        (self.backordered, self.onHandAfter, self.reservedAfter, self.ttl, self.customer, self.strategy, self.id) =
-            (backordered, onHandAfter, reservedAfter, ttl, customer, strategy, id)
     }
 
     /// A TTL the engine takes (SPEC limits): the only ones this record carries, so that a decoder can
@@ -215,5 +175,35 @@ struct CompactReservation: Equatable {
         return CompactReservation(
             time: time, seq: seq, cell: cell, actor: actor, quantity: quantity, tracked: flags & Flag.tracked != 0, backordered: backordered,
             onHandAfter: onHandAfter, reservedAfter: reservedAfter, ttl: ttl, customer: customer, strategy: strategy, id: id)
+    }
+}
+
+extension CompactReservation {
+    /// The fields of `commit`, when it is a commit this record can carry exactly; nil otherwise.
+    ///
+    /// Every field of the commit that the record does not store is checked against what `commit`
+    /// (below) rebuilds for it, field by field, so that the log's thread builds nothing per record;
+    /// debug builds and the tests also rebuild the whole commit and compare.
+    init?(_ commit: Commit) {
+        guard commit.entries.count == 1, let r = commit.reservation, r.lines.count == 1, commit.replyShape == .reservation,
+            commit.keyedCommand == nil, commit.warehouse == nil, commit.policy == nil
+        else { return nil }
+        let e = commit.entries[0]
+        let line = r.lines[0]
+        let f = r.fingerprint
+        let time = commit.time
+        guard line.quantity.units >= 1, line.fulfilled == .zero, line.released == .zero, f.ttl.map(Self.acceptsTTL) ?? true,
+            e.time == time, e.type == .reserve, e.variant == line.variant, e.warehouse == line.warehouse, e.deltaOnHand == .zero,
+            e.deltaReserved == (line.tracked ? line.quantity : .zero), e.reason == nil, e.note.isEmpty, e.reference.isEmpty,
+            e.reservation == r.id,
+            r.status == .active, !r.endedByExpiry, r.createdAt == time, r.closedAt == nil, r.customer == f.customer,
+            r.expiresAt == f.ttl.map({ time.advanced(by: $0) }),
+            f.lines.count == 1, f.lines[0].variant == line.variant, f.lines[0].warehouse == line.warehouse, f.lines[0].quantity == line.quantity
+        else { return nil }
+        self.init(
+            time: time, seq: e.seq, cell: line.cell, actor: e.actor, quantity: line.quantity, tracked: line.tracked,
+            backordered: line.backordered, onHandAfter: e.onHand, reservedAfter: e.reserved, ttl: f.ttl,
+            customer: r.customer, strategy: f.strategy, id: r.id)
+        assert(self.commit == commit, "a reservation record that would not decode to its commit")
     }
 }
