@@ -17,6 +17,7 @@ extension Engine {
         var outcomes: [Outcome<Reply>] = []
         outcomes.reserveCapacity(batch.count)
         for command in batch {
+            // `decideNow` first, here: an async call costs an executor check even when nothing waits.
             if let decided = decideNow(command, actor: actor) {
                 outcomes.append(decided)
             } else {

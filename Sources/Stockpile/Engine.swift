@@ -131,10 +131,13 @@ public final class Engine: Sendable {
     /// command changes nothing. Cost: one hop to the shard that owns the cells, or a hold on each
     /// shard a multi-shard request spans.
     public func execute(_ command: Command, actor: String = "") async -> Outcome<Reply> {
+        // `decideNow` first, here: a call into the async `decide` costs an executor check even when
+        // nothing waits, and this is the embedded hot path.
         var reply: Outcome<Reply>
         if let decided = decideNow(command, actor: actor) { reply = decided } else { reply = await decideWaiting(command, actor: actor) }
         // Without a log nothing waits: no call that could suspend.
         if ledger.log != nil, let failure = await waitUntilDurable() { reply = .refused(failure) }
+        // Counted by the answer the caller gets.
         if case .refused(let r) = reply { refusals.count(r.code) }
         return reply
     }
@@ -144,19 +147,26 @@ public final class Engine: Sendable {
     /// before revealing this reply (or any later one), and answer READONLY instead of a success when
     /// that wait reports the log failed.
     public func executeDeferringDurability(_ command: Command, actor: String = "") async -> Outcome<Reply> {
-        let outcome: Outcome<Reply>
-        if let decided = decideNow(command, actor: actor) { outcome = decided } else { outcome = await decideWaiting(command, actor: actor) }
-        if case .refused(let r) = outcome { refusals.count(r.code) }
-        return outcome
+        if let decided = executeWithoutWaiting(command, actor: actor) { return decided }
+        return await executeWaiting(command, actor: actor)
     }
 
     /// `executeDeferringDurability` without a suspension point, for a caller that answers many
     /// requests in a row (a server's loop turn): performs `command` on the calling thread and returns
     /// its outcome, or nil, having changed nothing, when it has to wait (due work to run first, a
-    /// KEY, a claim in flight on its id) — then call `executeDeferringDurability`. The same rule
-    /// holds: await `waitUntilDurable()` before revealing the outcome.
+    /// KEY, a claim in flight on its id) — then call `executeWaiting`. The same rule holds: await
+    /// `waitUntilDurable()` before revealing the outcome.
     public func executeWithoutWaiting(_ command: Command, actor: String = "") -> Outcome<Reply>? {
         guard let outcome = decideNow(command, actor: actor) else { return nil }
+        if case .refused(let r) = outcome { refusals.count(r.code) }
+        return outcome
+    }
+
+    /// The other half of `executeDeferringDurability`: for a command `executeWithoutWaiting` just
+    /// answered nil for, runs due work, settles a KEY and waits for a claim in flight, without
+    /// trying the synchronous path again.
+    public func executeWaiting(_ command: Command, actor: String = "") async -> Outcome<Reply> {
+        let outcome = await decideWaiting(command, actor: actor)
         if case .refused(let r) = outcome { refusals.count(r.code) }
         return outcome
     }
@@ -175,7 +185,7 @@ public final class Engine: Sendable {
     }
 
     /// Validates, claims the id or KEY, and performs — everything of `execute` but the wait for the
-    /// log — synchronously, on the calling thread: nil, having changed nothing, when it
+    /// log and the counting of refusals — synchronously, on the calling thread: nil, having changed nothing, when it
     /// has to wait (due work to run first, a KEY, a claim in flight on its reservation id). A call
     /// into an async function costs an executor check on every hop, and a reservation made
     /// through half a dozen of them paid for each; this path makes none.

@@ -60,6 +60,8 @@ public struct CellRecord: Hashable, Sendable {
     public var onHand: Quantity
     public var reserved: Quantity
     public var available: Quantity { onHand - reserved }
+    /// As `CellState.shortfall`.
+    public var shortfall: Quantity { (reserved - onHand).clampedAtZero }
 
     public init(key: CellKey, state: CellState) {
         self.variant = key.variant

@@ -141,14 +141,15 @@ extension CommandTable {
     }
 
     /// Checks that the positional part, `a[1]` up to the first option word, has exactly `count`
-    /// words; returns where the options start.
-    static func positional(_ a: ArgumentList, _ count: Int, _ name: CommandName) throws(RequestError) -> Int {
+    /// words; returns where the options start. `variantFirst`: `a[1]` is a variant (not for EVENTS
+    /// or BACKORDERS, whose positional is a sequence number or nothing).
+    static func positional(_ a: ArgumentList, _ count: Int, _ name: CommandName, variantFirst: Bool = true) throws(RequestError) -> Int {
         let end = Words.optionBoundary(a, from: 1)
         guard end - 1 == count else {
             // The positional part ends early at an option word: one where the variant belongs is the
             // reason, and says so, instead of sending the user to count arguments (SPEC §7.14). A
             // request of the right shape never pays for the check.
-            try Words.refuseOptionWordAsVariant(a, at: 1)
+            if variantFirst { try Words.refuseOptionWordAsVariant(a, at: 1) }
             throw .wrongArity(command: name.lowercased)
         }
         return end

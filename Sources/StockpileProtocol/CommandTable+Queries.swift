@@ -41,7 +41,7 @@ extension CommandTable {
 
     /// `BACKORDERS [LIMIT n]`
     static func backorders(_ a: ArgumentList) throws(RequestError) -> Query {
-        let end = try positional(a, 0, .backorders)
+        let end = try positional(a, 0, .backorders, variantFirst: false)
         return .backorders(limit: try limitOption(a, from: end, command: "BACKORDERS"))
     }
 
@@ -55,7 +55,7 @@ extension CommandTable {
 
     /// `EVENTS from-seq [LIMIT n]`
     static func events(_ a: ArgumentList) throws(RequestError) -> Query {
-        let end = try positional(a, 1, .events)
+        let end = try positional(a, 1, .events, variantFirst: false)
         let from = try Words.seq(a[1], "from-seq")
         return .events(from: from, limit: try limitOption(a, from: end, command: "EVENTS"))
     }

@@ -67,7 +67,7 @@ extension ReplyFrame {
     static func transferSide(_ cell: CellRecord, seq: UInt64, replayed: Bool) -> ReplyFrame {
         var fields = cellFields(cell)
         fields.append(RecordField("seq", .integer(seq)))
-        fields.append(RecordField("shortfall", .integer((cell.reserved - cell.onHand).clampedAtZero)))
+        fields.append(RecordField("shortfall", .integer(cell.shortfall)))
         if replayed { fields.append(RecordField("replayed", .integer(1))) }
         return .record(fields)
     }

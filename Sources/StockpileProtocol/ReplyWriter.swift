@@ -159,7 +159,7 @@ public enum ReplyWriter {
 
     /// One side of a TRANSFER: the receipt of that cell, its shortfall as the figures give it.
     static func writeTransferSide(_ cell: CellRecord, seq: UInt64, replayed: Bool, version: RESPVersion, to cursor: inout Cursor) {
-        let receipt = CellReceipt(cell: cell, seq: seq, shortfall: (cell.reserved - cell.onHand).clampedAtZero, replayed: replayed)
+        let receipt = CellReceipt(cell: cell, seq: seq, shortfall: cell.shortfall, replayed: replayed)
         writeReceipt(receipt, version: version, to: &cursor)
     }
 
@@ -187,9 +187,7 @@ public enum ReplyWriter {
     // MARK: - Room and the cursor
 
     /// Appends what `body` writes, in at most `bound` bytes: formed in scratch room (on the stack
-    /// when it fits) and copied to `out` in one step. The buffer grows geometrically, so that one that
-    /// takes many replies is reallocated O(log n) times (a plain `reserveCapacity` grows to the exact
-    /// size asked, which would copy the buffer on every reply).
+    /// when it fits) and copied to `out` in one step (`append(contentsOf:)` grows `out` geometrically).
     @inline(__always)
     static func write(upTo bound: Int, into out: inout [UInt8], _ body: (inout Cursor) -> Void) {
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: bound) { room in
@@ -197,7 +195,6 @@ public enum ReplyWriter {
             var cursor = Cursor(start, end: start + bound)
             body(&cursor)
             let written = cursor.next - start
-            if out.count + written > out.capacity { out.reserveCapacity(Swift.max(out.count + written, 2 * out.capacity)) }
             out.append(contentsOf: UnsafeBufferPointer(start: start, count: written))
         }
     }

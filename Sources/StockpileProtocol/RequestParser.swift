@@ -109,10 +109,13 @@ public struct RequestParser: Sendable {
             }
         }
         guard !regions.isEmpty else { return ([], error) }
-        let storage = Array(packed)
+        // The requests take the packed bytes as they are (no copy); the next batch packs into a new
+        // array of about this one's size, up to the limit kept between batches.
+        let storage = packed
+        packed = []
+        packed.reserveCapacity(Swift.min(storage.count, Self.retainedArgumentCapacityMax))
         let requests = regions.map { ArgumentList(storage: storage, base: $0.base, count: $0.count) }
-        packed.removeAll(keepingCapacity: packed.capacity <= Self.retainedArgumentCapacityMax)
-        regions.removeAll(keepingCapacity: regions.capacity <= Self.retainedArgumentCapacityMax)
+        regions.removeAll(keepingCapacity: true)  // at most `max` entries, a batch's
         return (requests, error)
     }
 

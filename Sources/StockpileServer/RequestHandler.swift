@@ -222,7 +222,7 @@ public final class RequestHandler: Sendable {
             if let decided = engine.executeWithoutWaiting(command, actor: result.session.actor) {
                 outcome = decided
             } else {
-                outcome = await engine.executeDeferringDurability(command, actor: result.session.actor)
+                outcome = await engine.executeWaiting(command, actor: result.session.actor)
             }
             ReplyWriter.append(outcome, version: result.session.version, into: &result.bytes)
             return .mutation

@@ -107,8 +107,7 @@ func serve(_ arguments: [String], launched: ContinuousClock.Instant) async -> Ne
     // and loaded a chunk of rows at a time after: at 10,000,000 rows, holding them all would take
     // more memory than the cells they fill. It is read to its end rather than by its size, so a pipe
     // works too (`--seed <(zcat stock.csv.gz)`).
-    var seedBytes: [UInt8]?
-    var seedSummary = StockCSV.Summary(warehouses: [], rowCount: 0)
+    var seed: (bytes: [UInt8], summary: StockCSV.Summary)?
     if let seedFile {
         let data: Data
         do {
@@ -120,11 +119,10 @@ func serve(_ arguments: [String], launched: ContinuousClock.Instant) async -> Ne
         }
         let bytes = [UInt8](data)
         do {
-            seedSummary = try StockCSV.check(bytes, source: seedFile, parallel: ProcessInfo.processInfo.activeProcessorCount > 1)
+            seed = (bytes, try StockCSV.check(bytes, source: seedFile, parallel: ProcessInfo.processInfo.activeProcessorCount > 1))
         } catch {
             fail("the seed file is not valid, nothing was loaded:\n\(error)")
         }
-        seedBytes = bytes
     }
 
     let engine: Engine
@@ -134,7 +132,7 @@ func serve(_ arguments: [String], launched: ContinuousClock.Instant) async -> Ne
     } catch {
         fail("cannot open \(dataDirectory): \(error)")
     }
-    if let seedFile, let bytes = seedBytes.take() {
+    if let seedFile, let (bytes, seedSummary) = seed.take() {
         // Every warehouse first, so that a file naming an unknown one loads nothing.
         let known = Set(engine.warehouses().map(\.code))
         if let missing = seedSummary.warehouses.subtracting(known).sorted().first {

@@ -362,6 +362,12 @@ struct CommandTableTests {
                 == .error("INVALID variant may not be the option word \(reserved)"))
     }
 
+    @Test("an option word where a sequence number belongs is a wrong number of arguments, not a variant", arguments: ["EVENTS LIMIT 5", "BACKORDERS 3 LIMIT 5"])
+    func optionWordWhereNoVariantBelongs(_ line: String) {
+        let name = String(line.split(separator: " ")[0]).lowercased()
+        #expect(Request.parse(words(line)) == .failure(.wrongArity(command: name)))
+    }
+
     @Test("every command whose first positional is a variant is in the table of option words as variants")
     func optionWordTableCoversEveryVariantCommand() {
         let covered = Set(Self.optionWordsAsVariants.map { $0.0.split(separator: " ").prefix(2).joined(separator: " ").uppercased() })
