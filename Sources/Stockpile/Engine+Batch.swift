@@ -16,7 +16,17 @@ extension Engine {
     public func execute(_ batch: [Command], actor: String = "") async -> [Outcome<Reply>] {
         var outcomes: [Outcome<Reply>] = []
         outcomes.reserveCapacity(batch.count)
-        for command in batch {
+        var run: [(request: ReserveRequest, hashed: HashedID)] = []
+        var next = 0
+        while next < batch.count {
+            // A run of new reservations in one shard is decided entering the shard once.
+            let taken = decideRun(batch[next...], actor: actor, scratch: &run, into: &outcomes)
+            if taken > 0 {
+                next += taken
+                continue
+            }
+            let command = batch[next]
+            next += 1
             // `decideNow` first, here: an async call costs an executor check even when nothing waits.
             if let decided = decideNow(command, actor: actor) {
                 outcomes.append(decided)
@@ -30,5 +40,71 @@ extension Engine {
         // Counted as `execute` counts: by the answer the caller gets.
         for case .refused(let r) in outcomes { refusals.count(r.code) }
         return outcomes
+    }
+
+    /// The run `execute(_ batch:)` decides entering each shard once, for a caller that answers many
+    /// requests in a row without a suspension point (a server's loop turn; see
+    /// `executeWithoutWaiting`): decides the leading run of `commands` that are new reservations
+    /// each in one shard, appends their outcomes to `outcomes`, and returns how many it decided — 0
+    /// when the first is not one (then take it the ordinary way). Await `waitUntilDurable()` before
+    /// revealing any of them.
+    public func executeRunWithoutWaiting(_ commands: ArraySlice<Command>, actor: String = "", into outcomes: inout [Outcome<Reply>]) -> Int {
+        var run: [(request: ReserveRequest, hashed: HashedID)] = []
+        let start = outcomes.count
+        let taken = decideRun(commands, actor: actor, scratch: &run, into: &outcomes)
+        for case .refused(let r) in outcomes[start...] { refusals.count(r.code) }
+        return taken
+    }
+
+    /// Decides the run of commands at the start of `commands` that are new reservations with every
+    /// line in one shard — the same shard — entering that shard once for the lot, and appends their
+    /// outcomes. Returns how many it decided: 0 when the first command is not such a reservation,
+    /// or when due work must run first; the caller then takes that command the ordinary way.
+    ///
+    /// The outcomes are those of `decideNow` one command at a time: each is validated and its id
+    /// claimed first (outside the shard, as `decideNow` does), the run ends at the first command
+    /// that is anything else (a refusal by validation, a known id or one in flight, a line in
+    /// another shard, a `*` line), and the shard decides the claimed ones in order. Nothing else
+    /// can come between them that one at a time would have seen: another thread's command on the
+    /// same shard waits for the lock either way, and commands on other shards do not touch it.
+    /// All are judged at one instant, as due work is settled up to it first.
+    func decideRun(
+        _ commands: ArraySlice<Command>, actor: String, scratch run: inout [(request: ReserveRequest, hashed: HashedID)],
+        into outcomes: inout [Outcome<Reply>]
+    ) -> Int {
+        guard case .reserve = commands.first else { return 0 }
+        let now = clock.now()
+        if runsDueWork && dueWork.isDue(at: now) { return 0 }
+        run.removeAll(keepingCapacity: true)
+        run.reserveCapacity(commands.count)
+        var union: UInt64 = 0
+        for command in commands {
+            guard case .ok(.reserve(let request)) = Validation.normalize(command), configuredLimitRefusal(.reserve(request)) == nil,
+                !request.lines.contains(where: { $0.warehouse == Identifiers.anyWarehouse })
+            else { break }
+            let mask = router.mask(of: request.lines.lazy.map { CellKey(variant: $0.variant, warehouse: $0.warehouse) })
+            guard mask.nonzeroBitCount == 1 else { break }
+            let hashed = HashedID(request.id)
+            guard case .claimed = directory.tryClaim(request.id, hash: hashed.hash) else { break }
+            union |= mask
+            run.append((request, hashed))
+        }
+        guard union != 0 else { return 0 }
+        let decisions: [Decision]
+        if union.nonzeroBitCount == 1 {
+            decisions = shards[union.trailingZeroBitCount].executeRun(run[...], now: now, actor: actor, settings: settings)
+        } else {
+            let settings = self.settings
+            decisions = holdingShards(union.setBitIndexes[...]) {
+                run.map { claimed in
+                    shards[router.shard(for: CellKey(variant: claimed.request.lines[0].variant, warehouse: claimed.request.lines[0].warehouse))].decideHeld(
+                        claimed.request, hashedID: claimed.hashed, now: now, actor: actor, settings: settings)
+                }
+            }
+        }
+        for (claimed, decision) in zip(run, decisions) {
+            outcomes.append(settleNewReservation(claimed.request, hashedID: claimed.hashed, Performed(decision)).outcome)
+        }
+        return run.count
     }
 }

@@ -356,7 +356,7 @@ public final class Engine: Sendable {
     }
 
     /// Settles the claim on a new reservation's id: its shards when it was made, free when not.
-    private func settleNewReservation(_ request: ReserveRequest, hashedID: HashedID, _ performed: Performed) -> Performed {
+    func settleNewReservation(_ request: ReserveRequest, hashedID: HashedID, _ performed: Performed) -> Performed {
         if case .committed(let commit) = performed {
             let r = commit.reservation!
             directory.commit(r.id, hash: hashedID.hash, router.mask(of: r.lines.lazy.map(\.cell)))

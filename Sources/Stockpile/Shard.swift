@@ -79,19 +79,47 @@ actor Shard {
         reservation expected: ExpectedReservation? = nil, hashedID: HashedID? = nil
     ) -> Decision? {
         withState { state in
-            state.hashedID = hashedID
-            defer { state.hashedID = nil }
             if let v = catalogVersion, v != state.catalog.version { return nil }
             if let expected, !expected.matches(state.reservation(expected.id), state.router) { return nil }
-            let decision = Rules.decide(command, in: state, now: now, actor: actor, settings: settings)
-            guard case .commit(var commit) = decision else { return decision }
-            do throws(WALIOError) {
-                try commitHere(&commit, state: state)
-            } catch {
-                return .refused(.writesStopped(error))
-            }
-            return .commit(commit)
+            return decideHere(command, hashedID: hashedID, state: state, now: now, actor: actor, settings: settings)
         }
+    }
+
+    /// Decides and applies new reservations whose ids the caller has claimed and whose lines are all
+    /// in this shard, in order, entering the shard once for all of them: the decisions `execute`
+    /// would return for each in turn, without taking and letting go of the lock between them.
+    nonisolated func executeRun(
+        _ run: ArraySlice<(request: ReserveRequest, hashed: HashedID)>, now: Timestamp, actor: String, settings: RuleSettings
+    ) -> [Decision] {
+        var decisions: [Decision] = []
+        decisions.reserveCapacity(run.count)
+        withState { state in
+            for (request, hashed) in run {
+                decisions.append(decideHere(.reserve(request), hashedID: hashed, state: state, now: now, actor: actor, settings: settings))
+            }
+        }
+        return decisions
+    }
+
+    /// `executeRun` for one reservation, for a caller already holding this shard's lock (`holding`).
+    nonisolated func decideHeld(_ request: ReserveRequest, hashedID: HashedID, now: Timestamp, actor: String, settings: RuleSettings) -> Decision {
+        withHeldState { state in decideHere(.reserve(request), hashedID: hashedID, state: state, now: now, actor: actor, settings: settings) }
+    }
+
+    /// Decides `command` against the state and commits it, holding the lock.
+    private nonisolated func decideHere(
+        _ command: Command, hashedID: HashedID?, state: ShardState, now: Timestamp, actor: String, settings: RuleSettings
+    ) -> Decision {
+        state.hashedID = hashedID
+        defer { state.hashedID = nil }
+        let decision = Rules.decide(command, in: state, now: now, actor: actor, settings: settings)
+        guard case .commit(var commit) = decision else { return decision }
+        do throws(WALIOError) {
+            try commitHere(&commit, state: state)
+        } catch {
+            return .refused(.writesStopped(error))
+        }
+        return .commit(commit)
     }
 
     /// Expires reservation `id` if it still expires at `deadline`.

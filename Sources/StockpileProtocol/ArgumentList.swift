@@ -77,6 +77,12 @@ public struct ArgumentList: Sendable {
         return storage[start..<end(index)]
     }
 
+    /// True when the command's name (the first argument) spells `upper`, an upper-case ASCII name,
+    /// in any ASCII case: a look at the name without parsing the request.
+    public func names(_ upper: String) -> Bool {
+        !isEmpty && Words.equalsIgnoringCase(self[0], upper)
+    }
+
     /// Every argument as its own array: for tests and messages, not for the hot path.
     public var words: [[UInt8]] {
         (0..<count).map { Array(self[$0]) }

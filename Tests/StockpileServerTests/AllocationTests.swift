@@ -15,16 +15,18 @@ struct AllocationTests {
     /// the engine's redesign lowers them (a one-line reservation's goal is zero). The `wire_` figures
     /// are a request's bytes through the request parser and the request handler, engine included:
     /// what the wire adds is the difference (in release builds, about two for a RESERVE and under
-    /// one for a STOCK; a pipeline's requests share one array of bytes).
+    /// one for a STOCK; a pipeline's requests share one array of bytes). A pipeline's run of RESERVEs
+    /// goes to the engine in one call, which adds a few arrays per run (a quarter of an allocation per
+    /// RESERVE in pipelines of 16) and saves entering the shard and its lock per request.
     #if DEBUG
     static let limits: [String: Double] = [
         "reserve": 20.5, "reserve_replay": 2.5, "release": 16.5, "adjust": 10.5, "cell": 0.5,
-        "wire_reserve": 111.75, "wire_stock": 64.5,
+        "wire_reserve": 122.25, "wire_stock": 65.25,
     ]
     #else
     static let limits: [String: Double] = [
         "reserve": 4.5, "reserve_replay": 1.5, "release": 4.5, "adjust": 3.5, "cell": 0.5,
-        "wire_reserve": 6.25, "wire_stock": 1.0,
+        "wire_reserve": 6.5, "wire_stock": 1.0,
     ]
     #endif
 
