@@ -20,14 +20,22 @@ public enum Validation {
             guard r.lines.count <= Limits.linesPerReservationMax else {
                 throw .limit("a reservation may have at most \(Limits.linesPerReservationMax) lines")
             }
-            for i in r.lines.indices {
-                try checkVariant(r.lines[i].variant)
-                if r.lines[i].warehouse != Identifiers.anyWarehouse {
-                    let code = try warehouse(r.lines[i].warehouse)
-                    // Assign only a changed code: writing would copy the caller's array of lines.
-                    if code != r.lines[i].warehouse { r.lines[i].warehouse = code }
+            // Read-only first: the lines are written (which copies the caller's array) only when a
+            // warehouse code is not upper-case already. A loop that may write lets the compiler
+            // make the array unique before it starts, copying it every time.
+            var lowerCase = false
+            for line in r.lines {
+                try checkVariant(line.variant)
+                if line.warehouse != Identifiers.anyWarehouse {
+                    let code = try warehouse(line.warehouse)
+                    if code != line.warehouse { lowerCase = true }
                 }
-                try checkQuantity(r.lines[i].quantity, minimum: 1)
+                try checkQuantity(line.quantity, minimum: 1)
+            }
+            if lowerCase {
+                for i in r.lines.indices where r.lines[i].warehouse != Identifiers.anyWarehouse {
+                    r.lines[i].warehouse = try warehouse(r.lines[i].warehouse)
+                }
             }
             if let ttl = r.ttl { try checkTTL(ttl) }
             if let c = r.customer { try checkText(c, "customer", allowEmpty: false) }
