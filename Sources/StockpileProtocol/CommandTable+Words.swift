@@ -37,14 +37,31 @@ enum OptionWord: Int, CaseIterable {
 
     /// The option a word names, compared without regard to ASCII case; nil for any other word.
     init?(_ word: Word) {
-        // Option words are 2-9 letters: most words (ids, numbers) are ruled out by length alone.
-        guard word.count >= 2, word.count <= 9 else { return nil }
-        for candidate in OptionWord.allCases where Words.equalsIgnoringCase(word, candidate.spelling) {
+        // Option words are 2-9 letters: most words (ids, numbers) are ruled out by length alone, the
+        // rest are compared as integers (every position of a packed word is a letter or zero).
+        guard word.count >= 2, word.count <= 9, let key = Self.packed(word) else { return nil }
+        for (packed, candidate) in Self.table where packed == key {
             self = candidate
             return
         }
         return nil
     }
+
+    /// A word of at most 9 letters, upper-cased, one byte each, packed into an integer; nil when a
+    /// byte is not an ASCII letter.
+    private static func packed(_ word: some Collection<UInt8>) -> UInt128? {
+        var key: UInt128 = 0
+        var shift: UInt128 = 0
+        for byte in word {
+            let upper = byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z") ? byte - 32 : byte
+            guard upper >= UInt8(ascii: "A") && upper <= UInt8(ascii: "Z") else { return nil }
+            key |= UInt128(upper) << shift
+            shift += 8
+        }
+        return key
+    }
+
+    private static let table: [(UInt128, OptionWord)] = allCases.map { (packed($0.spelling.utf8)!, $0) }
 
     /// The option a word given as its own array names (tests).
     init?(_ word: [UInt8]) { self.init(word[...]) }
