@@ -122,7 +122,11 @@ enum Words {
 
     /// A word as text, for names, ids and free text.
     static func text(_ word: Word, _ what: @autoclosure () -> String) throws(RequestError) -> String {
-        guard let s = word.withUnsafeBufferPointer({ String(validating: $0, as: UTF8.self) }) else {
+        // ASCII (every name and id) needs no validation: decoding it cannot repair anything, and the
+        // generic validating initialiser looks up type metadata on every call.
+        guard let s = word.withUnsafeBufferPointer({ bytes in
+            bytes.allSatisfy { $0 < 0x80 } ? String(decoding: bytes, as: UTF8.self) : String(validating: bytes, as: UTF8.self)
+        }) else {
             throw .refused(.invalid("\(what()) is not valid UTF-8"))
         }
         return s
