@@ -28,12 +28,20 @@ extension Rules {
         return .commit(Commit(time: now, entries: [entry], reservation: r, replyShape: .reservation))
     }
 
+    /// What remains on each line, the first kept inline: a one-line reservation allocates nothing here.
+    @inlinable static func remaining(of r: Reservation) -> InlineFirstArray<Quantity> {
+        var quantities = InlineFirstArray<Quantity>()
+        quantities.reserveCapacity(r.lines.count)
+        for line in r.lines { quantities.append(line.remaining) }
+        return quantities
+    }
+
     /// The quantity to act on per line: everything that remains, or the selected part of one line.
     /// For a selected line the checks run in precedence order: the line must exist (NOTFOUND), the
     /// reservation must be open (CLOSED / EXPIRED), and the quantity must not exceed what remains
     /// (INVALID).
-    @inlinable static func selectedQuantities(_ r: Reservation, _ selector: LineSelector?) -> Result<[Quantity], Refusal> {
-        guard let selector else { return .success(r.lines.map(\.remaining)) }
+    @inlinable static func selectedQuantities(_ r: Reservation, _ selector: LineSelector?) -> Result<InlineFirstArray<Quantity>, Refusal> {
+        guard let selector else { return .success(remaining(of: r)) }
         let cell = CellKey(variant: selector.variant, warehouse: selector.warehouse)
         guard let i = r.lineIndex(of: cell) else {
             return .failure(Refusal(.notFound, "reservation \(r.id) has no line \(cell.variant) \(cell.warehouse)"))
@@ -42,7 +50,8 @@ extension Rules {
         guard selector.quantity <= r.lines[i].remaining else {
             return .failure(.invalid("only \(r.lines[i].remaining) remain on line \(cell.variant) \(cell.warehouse) of reservation \(r.id)"))
         }
-        var quantities = [Quantity](repeating: .zero, count: r.lines.count)
+        var quantities = InlineFirstArray<Quantity>()
+        for _ in r.lines { quantities.append(.zero) }
         quantities[i] = selector.quantity
         return .success(quantities)
     }
@@ -64,11 +73,11 @@ extension Rules {
     /// or closed since the deadline was queued).
     @inlinable public static func expire(_ id: String, deadline: Timestamp, in view: some StockView, actor: String) -> Commit? {
         guard let r = view.reservation(id), r.isOpen, r.expiresAt == deadline else { return nil }
-        return releasing(r, r.lines.map(\.remaining), type: .expire, reason: .expired, in: view, at: deadline, actor: actor)
+        return releasing(r, remaining(of: r), type: .expire, reason: .expired, in: view, at: deadline, actor: actor)
     }
 
     @inlinable static func releasing(
-        _ r: Reservation, _ quantities: [Quantity], type: EntryType, reason: ReasonCode, in view: some StockView, at time: Timestamp,
+        _ r: Reservation, _ quantities: InlineFirstArray<Quantity>, type: EntryType, reason: ReasonCode, in view: some StockView, at time: Timestamp,
         actor: String
     ) -> Commit {
         var r = r
@@ -90,7 +99,7 @@ extension Rules {
         if selector == nil && !r.isOpen {
             return r.status == .fulfilled ? .unchanged(.reservation(ReservationRecord(r))) : .refused(closedRefusal(r))
         }
-        let quantities: [Quantity]
+        let quantities: InlineFirstArray<Quantity>
         switch selectedQuantities(r, selector) {
         case .failure(let refusal): return .refused(refusal)
         case .success(let q): quantities = q

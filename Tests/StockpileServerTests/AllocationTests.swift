@@ -20,12 +20,12 @@ struct AllocationTests {
     /// RESERVE in pipelines of 16) and saves entering the shard and its lock per request.
     #if DEBUG
     static let limits: [String: Double] = [
-        "reserve": 21.5, "reserve_replay": 3.5, "release": 16.5, "adjust": 10.5, "cell": 0.5,
+        "reserve": 21.5, "reserve_replay": 3.5, "release": 15.5, "adjust": 10.5, "cell": 0.5,
         "wire_reserve": 119.25, "wire_stock": 54.5,
     ]
     #else
     static let limits: [String: Double] = [
-        "reserve": 3.5, "reserve_replay": 0.5, "release": 4.5, "adjust": 3.5, "cell": 0.5,
+        "reserve": 3.5, "reserve_replay": 0.5, "release": 3.5, "adjust": 3.5, "cell": 0.5,
         "wire_reserve": 5.75, "wire_stock": 1.0,
     ]
     #endif
