@@ -79,9 +79,18 @@ actor Shard {
         reservation expected: ExpectedReservation? = nil, hashedID: HashedID? = nil
     ) -> Decision? {
         withState { state in
+            state.hashedID = hashedID
+            defer { state.hashedID = nil }
             if let v = catalogVersion, v != state.catalog.version { return nil }
             if let expected, !expected.matches(state.reservation(expected.id), state.router) { return nil }
-            return decideHere(command, hashedID: hashedID, state: state, now: now, actor: actor, settings: settings)
+            let decision = Rules.decide(command, in: state, now: now, actor: actor, settings: settings)
+            guard case .commit(var commit) = decision else { return decision }
+            do throws(WALIOError) {
+                try commitHere(&commit, state: state)
+            } catch {
+                return .refused(.writesStopped(error))
+            }
+            return .commit(commit)
         }
     }
 
