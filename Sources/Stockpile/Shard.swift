@@ -95,24 +95,18 @@ actor Shard {
     }
 
     /// Decides and applies new reservations whose ids the caller has claimed and whose lines are all
-    /// in this shard, in order, entering the shard once for all of them: the decisions `execute`
-    /// would return for each in turn, without taking and letting go of the lock between them.
+    /// in this shard, in order, entering the shard once for all of them: appends to `decisions` what
+    /// `execute` would return for each in turn, without taking and letting go of the lock between them.
     nonisolated func executeRun(
-        _ run: ArraySlice<(request: ReserveRequest, hashed: HashedID)>, now: Timestamp, actor: String, settings: RuleSettings
-    ) -> [Decision] {
-        var decisions: [Decision] = []
-        decisions.reserveCapacity(run.count)
+        _ run: ArraySlice<(request: ReserveRequest, hashed: HashedID)>, now: Timestamp, actor: String, settings: RuleSettings,
+        into decisions: inout [Decision]
+    ) {
+        decisions.reserveCapacity(decisions.count + run.count)
         withState { state in
             for (request, hashed) in run {
                 decisions.append(decideHere(.reserve(request), hashedID: hashed, state: state, now: now, actor: actor, settings: settings))
             }
         }
-        return decisions
-    }
-
-    /// `executeRun` for one reservation, for a caller already holding this shard's lock (`holding`).
-    nonisolated func decideHeld(_ request: ReserveRequest, hashedID: HashedID, now: Timestamp, actor: String, settings: RuleSettings) -> Decision {
-        withHeldState { state in decideHere(.reserve(request), hashedID: hashedID, state: state, now: now, actor: actor, settings: settings) }
     }
 
     /// Decides `command` against the state and commits it, holding the lock.

@@ -390,8 +390,21 @@ struct ModelBasedTests {
             let size = gen.rng.int(1...32)
             let actor = gen.rng.pick(["", "alice"])
             var batch: [Command] = []
+            var burst: [Command] = []
             for _ in 0..<size {
-                let command = prefix.popLast() ?? gen.next(model: model)
+                // Now and then a burst of new one-line reservations on one cell (with, at times, an
+                // id used twice in it or a TTL): the runs a batch decides entering the shard once.
+                if burst.isEmpty, prefix.isEmpty, gen.rng.chance(0.08) {
+                    let (v, w) = (gen.rng.pick(gen.variants), gen.rng.pick(gen.warehouseCodes))
+                    for _ in 0..<gen.rng.int(2...8) {
+                        gen.nextID += 1
+                        let id = gen.rng.chance(0.1) && gen.nextID > 1 ? "fresh\(gen.nextID - 1)" : "fresh\(gen.nextID)"
+                        let ttl: Duration? = gen.rng.chance(0.3) ? gen.ttl() : nil
+                        burst.append(.reserve(ReserveRequest(id: id, lines: [ReserveLine(variant: v, warehouse: w, quantity: gen.quantity(1...3))], ttl: ttl)))
+                    }
+                    burst.reverse()
+                }
+                let command = burst.popLast() ?? prefix.popLast() ?? gen.next(model: model)
                 if let id = command.reservationID { usedIDs.insert(id) }
                 _ = model.execute(command, actor: actor, now: clockA.now())
                 batch.append(command)
