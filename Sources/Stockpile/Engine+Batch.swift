@@ -45,7 +45,7 @@ extension Engine {
     /// The run `execute(_ batch:)` decides entering each shard once, for a caller that answers many
     /// requests in a row without a suspension point (a server's loop turn; see
     /// `executeWithoutWaiting`): decides the leading run of `commands` that are new reservations
-    /// each in one shard, appends their outcomes to `outcomes`, and returns how many it decided — 0
+    /// all in one shard, appends their outcomes to `outcomes`, and returns how many it decided — 0
     /// when the first is not one (then take it the ordinary way). Await `waitUntilDurable()` before
     /// revealing any of them.
     public func executeRunWithoutWaiting(_ commands: ArraySlice<Command>, actor: String = "", into outcomes: inout [Outcome<Reply>]) -> Int {
@@ -61,7 +61,8 @@ extension Engine {
     /// outcomes. (A run spanning shards would hold them all while it decides: measured with a log,
     /// where each commit hands its record over inside the lock, that stalled the other threads more
     /// than it saved.) Returns how many it decided: 0 when the first command is not such a reservation,
-    /// or when due work must run first; the caller then takes that command the ordinary way.
+    /// when its id is known or in flight, or when due work must run first; the caller then takes
+    /// that command the ordinary way. A run of one is decided as `decideNow` decides it.
     ///
     /// The outcomes are those of `decideNow` one command at a time: each is validated and its id
     /// claimed first (outside the shard, as `decideNow` does), the run ends at the first command
@@ -76,20 +77,37 @@ extension Engine {
         if runsDueWork && dueWork.isDue(at: now) { return 0 }
         scratch.run.removeAll(keepingCapacity: true)
         scratch.decisions.removeAll(keepingCapacity: true)
-        // The eligible commands first, without claiming anything: a run of one is left to the
-        // ordinary path, which costs less than a run.
+        // The eligible commands first, without claiming anything; the arrays only from the second.
+        // A command after the first is looked at by its shard before it is validated, so that the
+        // one that ends the run (in a spread load, usually the second) costs a hash, not a check.
+        var first: ReserveRequest?
         var shard: UInt64 = 0
         for command in commands {
-            guard case .ok(.reserve(let request)) = Validation.normalize(command), configuredLimitRefusal(.reserve(request)) == nil,
-                !request.lines.contains(where: { $0.warehouse == Identifiers.anyWarehouse })
-            else { break }
+            guard case .reserve(let given) = command, !given.lines.contains(where: { $0.warehouse == Identifiers.anyWarehouse }) else { break }
+            if shard != 0, router.mask(of: given.lines.lazy.map { CellKey(variant: $0.variant, warehouse: $0.warehouse) }) != shard { break }
+            guard case .ok(.reserve(let request)) = Validation.normalize(command), configuredLimitRefusal(.reserve(request)) == nil else { break }
             let mask = router.mask(of: request.lines.lazy.map { CellKey(variant: $0.variant, warehouse: $0.warehouse) })
             guard mask.nonzeroBitCount == 1, shard == 0 || mask == shard else { break }
             shard = mask
-            if scratch.run.isEmpty { scratch.run.reserveCapacity(commands.count) }
+            guard let first else {
+                first = request
+                continue
+            }
+            if scratch.run.isEmpty {
+                scratch.run.reserveCapacity(commands.count)
+                scratch.run.append((first, HashedID(first.id)))
+            }
             scratch.run.append((request, HashedID(request.id)))
         }
-        guard scratch.run.count >= 2 else { return 0 }
+        guard let first else { return 0 }
+        if scratch.run.isEmpty {
+            // A run of one: as `decideNow` would decide it, or the ordinary path when it must wait
+            // or the id is known.
+            let hashed = HashedID(first.id)
+            guard case .claimed = directory.tryClaim(first.id, hash: hashed.hash) else { return 0 }
+            outcomes.append(performNewReservation(first, hashedID: hashed, now: now, actor: actor).outcome)
+            return 1
+        }
         // Then the claims, in order: the run ends before the first id that is known or in flight.
         for i in scratch.run.indices {
             guard case .claimed = directory.tryClaim(scratch.run[i].request.id, hash: scratch.run[i].hashed.hash) else {

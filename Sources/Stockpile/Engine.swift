@@ -329,7 +329,7 @@ public final class Engine: Sendable {
     }
 
     /// Decides a reservation whose id this request has claimed, and settles the claim.
-    private func performNewReservation(_ request: ReserveRequest, hashedID: HashedID, now: Timestamp, actor: String) -> Performed {
+    func performNewReservation(_ request: ReserveRequest, hashedID: HashedID, now: Timestamp, actor: String) -> Performed {
         let hasPlacedLines = request.lines.contains { $0.warehouse == Identifiers.anyWarehouse }
         while true {
             var catalogVersion: UInt64?
