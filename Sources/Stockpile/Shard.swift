@@ -83,14 +83,7 @@ actor Shard {
             defer { state.hashedID = nil }
             if let v = catalogVersion, v != state.catalog.version { return nil }
             if let expected, !expected.matches(state.reservation(expected.id), state.router) { return nil }
-            let decision = Rules.decide(command, in: state, now: now, actor: actor, settings: settings)
-            guard case .commit(var commit) = decision else { return decision }
-            do throws(WALIOError) {
-                try commitHere(&commit, state: state)
-            } catch {
-                return .refused(.writesStopped(error))
-            }
-            return .commit(commit)
+            return decideHere(command, state: state, now: now, actor: actor, settings: settings)
         }
     }
 
@@ -103,18 +96,17 @@ actor Shard {
     ) {
         decisions.reserveCapacity(decisions.count + run.count)
         withState { state in
+            defer { state.hashedID = nil }
             for (request, hashed) in run {
-                decisions.append(decideHere(.reserve(request), hashedID: hashed, state: state, now: now, actor: actor, settings: settings))
+                state.hashedID = hashed
+                decisions.append(decideHere(.reserve(request), state: state, now: now, actor: actor, settings: settings))
             }
         }
     }
 
-    /// Decides `command` against the state and commits it, holding the lock.
-    private nonisolated func decideHere(
-        _ command: Command, hashedID: HashedID?, state: ShardState, now: Timestamp, actor: String, settings: RuleSettings
-    ) -> Decision {
-        state.hashedID = hashedID
-        defer { state.hashedID = nil }
+    /// Decides `command` against the state and commits it, holding the lock (with `state.hashedID`
+    /// set to the request's id, when it has one).
+    private nonisolated func decideHere(_ command: Command, state: ShardState, now: Timestamp, actor: String, settings: RuleSettings) -> Decision {
         let decision = Rules.decide(command, in: state, now: now, actor: actor, settings: settings)
         guard case .commit(var commit) = decision else { return decision }
         do throws(WALIOError) {
