@@ -9,30 +9,26 @@
 import StockpileCore
 import StockpileWAL
 
-/// The figures gathered from held shards, as the rules read them.
+/// The figures gathered from held shards, as the rules read them. An operation gathers a few cells
+/// and at most one reservation: they are kept in an array and an optional, found by a scan, which
+/// costs less than the dictionaries (and their hashing of names) that a handful of entries would
+/// need.
 struct GatheredView: StockView {
-    var cells: [CellKey: CellState] = [:]
-    var reservations: [String: Reservation] = [:]
+    var cells: [(key: CellKey, state: CellState)] = []
+    var reservation: Reservation?
     var catalog = Catalog()
 
     func cellState(_ key: CellKey) -> CellState {
-        guard let s = cells[key] else {
+        guard let i = cells.firstIndex(where: { $0.key == key }) else {
             assertionFailure("the rules read cell \(key) that the operation did not gather")
             return .empty
         }
-        return s
+        return cells[i].state
     }
     func warehouse(_ code: String) -> Warehouse? { catalog.warehouses[code] }
     func policy(of variant: String) -> VariantPolicy { catalog.policy(of: variant) }
     var warehousesInPlacementOrder: [Warehouse] { catalog.warehousesInPlacementOrder }
-    func reservation(_ id: String) -> Reservation? { reservations[id] }
-}
-
-/// What one held shard contributes to a `GatheredView`.
-private struct ShardReading: Sendable {
-    var cells: [CellKey: CellState] = [:]
-    var reservation: Reservation?
-    var catalog: Catalog
+    func reservation(_ id: String) -> Reservation? { reservation?.id == id ? reservation : nil }
 }
 
 extension Engine {
@@ -43,30 +39,26 @@ extension Engine {
     }
 
     /// Reads what the command needs from held shards: `cells`, and reservation `id` with the cells of
-    /// its lines (its home is the lowest shard, so it is read first).
+    /// its lines (its home is the lowest shard, so it is read first). Each wanted cell is routed once.
     private func gather(_ mask: UInt64, cells: [CellKey], reservation id: String?) -> GatheredView {
         var view = GatheredView()
-        var wanted = cells
-        for (n, s) in mask.setBitIndexes.enumerated() {
-            let reading = shards[s].withHeldState { state -> ShardReading in
-                var reading = ShardReading(catalog: state.catalog)
-                for key in wanted where state.router.shard(for: key) == state.index {
-                    reading.cells[key] = state.cellState(key)
+        view.cells.reserveCapacity(cells.count)
+        var wanted = cells.map { (key: $0, shard: router.shard(for: $0)) }
+        var first = true
+        for s in mask.setBitIndexes {
+            shards[s].withHeldState { state in
+                if first {
+                    view.catalog = state.catalog
+                    first = false
                 }
-                if let id, let r = state.reservation(id) {
-                    reading.reservation = r
-                    for line in r.lines where state.router.shard(for: line.cell) == state.index {
-                        reading.cells[line.cell] = state.cellState(line.cell)
-                    }
+                if let id, view.reservation == nil, let r = state.reservation(id) {
+                    view.reservation = r
+                    wanted += r.lines.lazy.map { (key: $0.cell, shard: self.router.shard(for: $0.cell)) }
                 }
-                return reading
+                for (key, shard) in wanted where shard == s && !view.cells.contains(where: { $0.key == key }) {
+                    view.cells.append((key, state.cellState(key)))
+                }
             }
-            if n == 0 { view.catalog = reading.catalog }
-            if let r = reading.reservation {
-                view.reservations[r.id] = r
-                wanted += r.lines.map(\.cell)
-            }
-            view.cells.merge(reading.cells) { a, _ in a }
         }
         return view
     }
@@ -93,7 +85,7 @@ extension Engine {
         holdingShards(mask.setBitIndexes[...]) { () -> Performed? in
             let view = gather(mask, cells: cells, reservation: expected?.id)
             if let v = catalogVersion, v != view.catalog.version { return nil }
-            if let expected, !expected.matches(view.reservations[expected.id], router) { return nil }
+            if let expected, !expected.matches(view.reservation(expected.id), router) { return nil }
             let decision = Rules.decide(command, in: view, now: now, actor: actor, settings: settings)
             guard case .commit(var commit) = decision else { return Performed(decision) }
             do throws(WALIOError) {
