@@ -211,7 +211,7 @@ extension Engine {
             let shard = shards[mask.trailingZeroBitCount]
             shard.withState { $0.apply(commit, ownsAll: true, hashedID: hashed) }
         } else {
-            holdingShards(mask.setBitIndexes[...]) {
+            holdingShards(mask) {
                 for s in mask.setBitIndexes { shards[s].withHeldState { $0.apply(commit, hashedID: hashed) } }
             }
         }

@@ -16,7 +16,7 @@ import StockpileWAL
 struct GatheredView: StockView {
     var cells: [(key: CellKey, state: CellState)] = []
     var reservation: Reservation?
-    var catalog = Catalog()
+    var catalog: Catalog
 
     func cellState(_ key: CellKey) -> CellState {
         guard let i = cells.firstIndex(where: { $0.key == key }) else {
@@ -32,25 +32,21 @@ struct GatheredView: StockView {
 }
 
 extension Engine {
-    /// Runs `body` holding the locks of the shards in `indexes` (ascending).
-    func holdingShards<R>(_ indexes: ArraySlice<Int>, _ body: () -> R) -> R {
-        guard let first = indexes.first else { return body() }
-        return shards[first].holding { holdingShards(indexes.dropFirst(), body) }
+    /// Runs `body` holding the locks of the shards in `mask`, taken in ascending order.
+    func holdingShards<R>(_ mask: UInt64, _ body: () -> R) -> R {
+        guard mask != 0 else { return body() }
+        return shards[mask.trailingZeroBitCount].holding { holdingShards(mask & (mask &- 1), body) }
     }
 
     /// Reads what the command needs from held shards: `cells`, and reservation `id` with the cells of
     /// its lines (its home is the lowest shard, so it is read first). Each wanted cell is routed once.
     private func gather(_ mask: UInt64, cells: [CellKey], reservation id: String?) -> GatheredView {
-        var view = GatheredView()
+        // Every shard keeps the same copy of the catalog; the lowest one's is read.
+        var view = GatheredView(catalog: shards[mask.trailingZeroBitCount].withHeldState { $0.catalog })
         view.cells.reserveCapacity(cells.count)
         var wanted = cells.map { (key: $0, shard: router.shard(for: $0)) }
-        var first = true
         for s in mask.setBitIndexes {
             shards[s].withHeldState { state in
-                if first {
-                    view.catalog = state.catalog
-                    first = false
-                }
                 if let id, view.reservation == nil, let r = state.reservation(id) {
                     view.reservation = r
                     wanted += r.lines.lazy.map { (key: $0.cell, shard: self.router.shard(for: $0.cell)) }
@@ -82,7 +78,7 @@ extension Engine {
         _ command: Command, mask: UInt64, cells: [CellKey], expected: ExpectedReservation?, catalogVersion: UInt64?, now: Timestamp,
         actor: String
     ) -> Performed? {
-        holdingShards(mask.setBitIndexes[...]) { () -> Performed? in
+        holdingShards(mask) { () -> Performed? in
             let view = gather(mask, cells: cells, reservation: expected?.id)
             if let v = catalogVersion, v != view.catalog.version { return nil }
             if let expected, !expected.matches(view.reservation(expected.id), router) { return nil }
@@ -99,7 +95,7 @@ extension Engine {
 
     /// Expires a reservation whose lines span the shards in `mask`.
     func expireHoldingShards(_ id: String, mask: UInt64, deadline: Timestamp) -> Commit? {
-        holdingShards(mask.setBitIndexes[...]) {
+        holdingShards(mask) {
             let view = gather(mask, cells: [], reservation: id)
             guard var commit = Rules.expire(id, deadline: deadline, in: view, actor: Self.engineActor) else { return nil }
             guard (try? commitHeld(&commit, mask: mask, view: view)) != nil else { return nil }

@@ -14,7 +14,7 @@ extension Engine {
     /// - Returns: nil once the reset is durable; READONLY when the log has failed.
     public func reset(actor: String = "") async -> Refusal? {
         let now = await settleDueWork()
-        let failure: WALIOError? = holdingShards(Array(shards.indices)[...]) {
+        let failure: WALIOError? = holdingShards(allShards) {
             // The commit names warehouse MAIN, so it goes to every shard and the catalogs start over alike.
             var commit = Commit(time: now, entries: [LedgerEntry(time: now, type: .reset, actor: actor)], warehouse: .main, replyShape: .warehouse)
             do throws(WALIOError) { try ledger.append(&commit) } catch { return error }

@@ -154,7 +154,7 @@ extension Engine {
     func captureSnapshot() async -> (SnapshotCapture, Duration) {
         let clock = ContinuousClock()
         let heldFrom = clock.now
-        let (capture, pendingKeys) = holdingShards(Array(shards.indices)[...]) {
+        let (capture, pendingKeys) = holdingShards(allShards) {
             (
                 SnapshotCapture(
                     shards: shards.map { shard in shard.withHeldState { ($0.cells, $0.reservations, $0.counters) } },

@@ -10,7 +10,7 @@ extension Engine {
     public func verify() async -> [String] {
         // Everything is read while every shard is held, so no operation is half-applied. A reservation
         // whose claim is still being settled (its directory entry in flight) is not a problem.
-        let (states, engineCatalog, directoryEntries) = holdingShards(Array(shards.indices)[...]) {
+        let (states, engineCatalog, directoryEntries) = holdingShards(allShards) {
             (shards.map { shard in shard.withHeldState { $0.snapshot } }, catalog.withLock { $0 }, directory.all())
         }
         let directoryByID = Dictionary(directoryEntries, uniquingKeysWith: { a, _ in a })

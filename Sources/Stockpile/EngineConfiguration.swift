@@ -75,14 +75,17 @@ public struct ShardRouter: Sendable {
 }
 
 extension UInt64 {
-    /// The indexes of the set bits, lowest first.
-    var setBitIndexes: [Int] {
-        var out: [Int] = []
-        var m = self
-        while m != 0 {
-            out.append(m.trailingZeroBitCount)
-            m &= m - 1
-        }
-        return out
+    /// The indexes of the set bits, lowest first, without an array.
+    var setBitIndexes: SetBitIndexes { SetBitIndexes(remaining: self) }
+}
+
+/// The indexes of a mask's set bits, lowest first.
+struct SetBitIndexes: Sequence, IteratorProtocol {
+    var remaining: UInt64
+
+    mutating func next() -> Int? {
+        guard remaining != 0 else { return nil }
+        defer { remaining &= remaining &- 1 }
+        return remaining.trailingZeroBitCount
     }
 }
