@@ -78,17 +78,23 @@ extension Engine {
         scratch.run.removeAll(keepingCapacity: true)
         scratch.decisions.removeAll(keepingCapacity: true)
         // The eligible commands first, without claiming anything; the arrays only from the second.
-        // A command after the first is looked at by its shard before it is validated, so that the
-        // one that ends the run (in a spread load, usually the second) costs a hash, not a check.
+        // A command is looked at by its shard before it is validated, so that the one that ends the
+        // run (in a spread load, usually the second) costs a hash, not a check.
         var first: ReserveRequest?
         var shard: UInt64 = 0
+        func mask(of lines: [ReserveLine]) -> UInt64 {
+            router.mask(of: lines.lazy.map { CellKey(variant: $0.variant, warehouse: $0.warehouse) })
+        }
         for command in commands {
             guard case .reserve(let given) = command, !given.lines.contains(where: { $0.warehouse == Identifiers.anyWarehouse }) else { break }
-            if shard != 0, router.mask(of: given.lines.lazy.map { CellKey(variant: $0.variant, warehouse: $0.warehouse) }) != shard { break }
+            let givenMask = mask(of: given.lines)
+            if shard != 0 && givenMask != shard { break }
             guard case .ok(.reserve(let request)) = Validation.normalize(command), configuredLimitRefusal(.reserve(request)) == nil else { break }
-            let mask = router.mask(of: request.lines.lazy.map { CellKey(variant: $0.variant, warehouse: $0.warehouse) })
-            guard mask.nonzeroBitCount == 1, shard == 0 || mask == shard else { break }
-            shard = mask
+            // Validation writes the lines only to upper-case a warehouse code; when it did not, the
+            // lines are the same array (compared by identity first) and so is the mask.
+            let normalizedMask = request.lines == given.lines ? givenMask : mask(of: request.lines)
+            guard normalizedMask.nonzeroBitCount == 1, shard == 0 || normalizedMask == shard else { break }
+            shard = normalizedMask
             guard let first else {
                 first = request
                 continue

@@ -131,8 +131,8 @@ public final class Engine: Sendable {
     /// command changes nothing. Cost: one hop to the shard that owns the cells, or a hold on each
     /// shard a multi-shard request spans.
     public func execute(_ command: Command, actor: String = "") async -> Outcome<Reply> {
-        // `decideNow` first, here: a call into the async `decide` costs an executor check even when
-        // nothing waits, and this is the embedded hot path.
+        // `decideNow` first, here: a call into the async `decideWaiting` costs an executor check even
+        // when nothing waits, and this is the embedded hot path.
         var reply: Outcome<Reply>
         if let decided = decideNow(command, actor: actor) { reply = decided } else { reply = await decideWaiting(command, actor: actor) }
         // Without a log nothing waits: no call that could suspend.

@@ -37,19 +37,41 @@ enum OptionWord: Int, CaseIterable {
 
     /// The option a word names, compared without regard to ASCII case; nil for any other word.
     init?(_ word: Word) {
-        // Option words are 2-9 letters: most words (ids, numbers) are ruled out by length alone, the
-        // rest are compared as integers (every position of a packed word is a letter or zero).
-        guard word.count >= 2, word.count <= 9, let key = Self.packed(word) else { return nil }
-        for (packed, candidate) in Self.table where packed == key {
-            self = candidate
-            return
+        // Option words are 2-9 letters: most words (ids, numbers) are ruled out by length alone.
+        guard word.count >= 2, word.count <= 9, let option = Self.table.value(of: word) else { return nil }
+        self = option
+    }
+
+    private static let table = SpellingTable(allCases.map { ($0.spelling, $0) })
+
+    /// The option a word given as its own array names (tests).
+    init?(_ word: [UInt8]) { self.init(word[...]) }
+}
+
+/// The words of a fixed vocabulary (command names, option words), found without regard to ASCII case
+/// by packing the word, upper-cased, one byte each into an integer and comparing it with each
+/// spelling packed the same way: one integer comparison per candidate instead of a byte loop that
+/// folds case. Spellings are 1-16 ASCII letters; a word with any other byte names none of them.
+struct SpellingTable<Value> {
+    private let entries: [(key: UInt128, value: Value)]
+
+    init(_ spellings: [(String, Value)]) {
+        entries = spellings.map { spelling, value in
+            guard let key = Self.packed(Array(spelling.utf8)[...]) else { preconditionFailure("\(spelling) is not 1-16 ASCII letters") }
+            return (key, value)
         }
+    }
+
+    func value(of word: Word) -> Value? {
+        guard let key = Self.packed(word) else { return nil }
+        for i in entries.indices where entries[i].key == key { return entries[i].value }
         return nil
     }
 
-    /// A word of at most 9 letters, upper-cased, one byte each, packed into an integer; nil when a
-    /// byte is not an ASCII letter.
-    private static func packed(_ word: some Collection<UInt8>) -> UInt128? {
+    /// The word upper-cased and packed, or nil when it is empty, longer than 16 bytes or has a byte
+    /// that is not an ASCII letter.
+    private static func packed(_ word: Word) -> UInt128? {
+        guard !word.isEmpty, word.count <= 16 else { return nil }
         var key: UInt128 = 0
         var shift: UInt128 = 0
         for byte in word {
@@ -60,12 +82,9 @@ enum OptionWord: Int, CaseIterable {
         }
         return key
     }
-
-    private static let table: [(UInt128, OptionWord)] = allCases.map { (packed($0.spelling.utf8)!, $0) }
-
-    /// The option a word given as its own array names (tests).
-    init?(_ word: [UInt8]) { self.init(word[...]) }
 }
+
+extension SpellingTable: Sendable where Value: Sendable {}
 
 /// A set of option words: the options a command accepts, or those already seen in a request.
 struct OptionWords: OptionSet {

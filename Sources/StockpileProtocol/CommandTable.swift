@@ -26,13 +26,11 @@ enum CommandName: String, CaseIterable {
 
     /// The command a word names, in any ASCII case; nil for an unknown command.
     init?(_ word: Word) {
-        // A scan of 31 short literals: cheaper than building an upper-cased String for every request.
-        for candidate in CommandName.allCases where Words.equalsIgnoringCase(word, candidate.rawValue) {
-            self = candidate
-            return
-        }
-        return nil
+        guard let name = Self.table.value(of: word) else { return nil }
+        self = name
     }
+
+    private static let table = SpellingTable(allCases.map { ($0.rawValue, $0) })
 
     /// The name in error messages, lower-cased as Redis writes it.
     var lowercased: String { rawValue.lowercased() }

@@ -175,11 +175,12 @@ public final class RequestHandler: Sendable {
             if runStart + run.count - next >= 2 {
                 outcomes.removeAll(keepingCapacity: true)
                 outcomes.reserveCapacity(run.count)
+                // Taken before the engine decides, as each request's start is below.
+                let started = ContinuousClock.now
                 let taken = engine.executeRunWithoutWaiting(run[(next - runStart)...], actor: p.result.session.actor, into: &outcomes)
                 if taken > 0 {
-                    let now = ContinuousClock.now
                     for outcome in outcomes {
-                        p.startTimes.append(now)
+                        p.startTimes.append(started)
                         let start = p.result.bytes.count
                         ReplyWriter.append(outcome, version: p.result.session.version, into: &p.result.bytes)
                         p.mutationReplies.append((start..<p.result.bytes.count, p.result.session.version))

@@ -21,7 +21,7 @@ struct AllocationTests {
     #if DEBUG
     static let limits: [String: Double] = [
         "reserve": 21.5, "reserve_replay": 3.5, "release": 15.5, "adjust": 10.5, "cell": 0.5,
-        "wire_reserve": 120.25, "wire_stock": 54.5,
+        "wire_reserve": 112.25, "wire_stock": 51.5,
     ]
     #else
     static let limits: [String: Double] = [
