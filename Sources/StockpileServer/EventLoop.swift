@@ -1,13 +1,16 @@
-// The event loop: one thread of its own (epoll_wait blocks, and must never block the cooperative
-// pool) that accepts connections, reads requests, hands each connection's pipeline to the request
-// handler as a batch, and writes the replies when the batch comes back.
+// An event loop: one thread of its own (epoll_wait blocks, and must never block the cooperative
+// pool) that reads requests from its connections, hands each connection's pipeline to the request
+// handler as a batch, and writes the replies when the batch comes back. A server runs one loop per
+// core; the first also accepts, and hands each new connection to the loops in turn, so that a
+// connection lives on one loop (one thread) for its whole life. Loops share nothing but the engine,
+// the statistics (atomics) and the request handler (immutable).
 //
 // The loop is also the task executor its batches run on, as swift-nio's event loops are: a batch
 // task runs on the loop thread between two waits for readiness, and since the engine enters its
 // shards synchronously, a batch with nothing to wait for runs start to finish without a thread
 // switch. A batch that waits for the log suspends; the committer's thread resumes it by enqueueing
-// its job here, which wakes the loop with the eventfd. Only the loop thread touches connections; the
-// mailbox and the job queue are the shared structures, each under a lock.
+// its job here, which wakes the loop with the eventfd. Only the loop thread touches its connections;
+// the mailbox and the job queue are the shared structures, each under a lock.
 
 import CStockpileLinux
 import Foundation
@@ -26,11 +29,18 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
         case events(connection: UInt64, [UInt8])
         /// The engine ended a subscription whose events the loop did not take in time.
         case subscriptionEnded(connection: UInt64, SubscriptionEnd)
+        /// Shut down; the accepting loop passes it on to the others once it has stopped accepting.
         case shutdown
+        /// A connection the accepting loop took, to be served here from now on.
+        case adopt(descriptor: Int32, id: UInt64)
     }
 
     private let poller: Poller
-    private let listener: Int32
+    /// The listening socket, on the accepting loop only.
+    private let listener: Int32?
+    /// The other loops, on the accepting loop only: new connections go to this loop and these in turn.
+    private let peers: [EventLoop]
+    private var nextPeer = 0
     private let handler: RequestHandler
     private let configuration: ServerConfiguration
     private let statistics: ServerStatistics
@@ -54,15 +64,19 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
     /// Bytes read but not yet parsed above which a connection is not read from.
     private let inboundByteCountMax: Int
 
-    init(listener: Int32, handler: RequestHandler, configuration: ServerConfiguration, statistics: ServerStatistics, log: @escaping @Sendable (String) -> Void) throws(SocketError) {
+    /// A loop that accepts from `listener` (and hands connections to `peers` in turn), or, without a
+    /// listener, one that serves the connections handed to it.
+    init(listener: Int32?, peers: [EventLoop] = [], handler: RequestHandler, configuration: ServerConfiguration, statistics: ServerStatistics, log: @escaping @Sendable (String) -> Void) throws(SocketError) {
+        precondition(listener != nil || peers.isEmpty, "only the accepting loop hands connections on")
         self.poller = try Poller()
         self.listener = listener
+        self.peers = peers
         self.handler = handler
         self.configuration = configuration
         self.statistics = statistics
         self.log = log
         inboundByteCountMax = max(1 << 20, 2 * configuration.protocolLimits.requestByteCountMax)
-        try poller.add(listener, token: Poller.listenerToken, interest: .read)
+        if let listener { try poller.add(listener, token: Poller.listenerToken, interest: .read) }
     }
 
     /// Hands a message to the loop from any thread.
@@ -111,7 +125,7 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
             } while runJobs()
             let now = ContinuousClock.now
             statistics.sample(now: now)
-            if let until = acceptPausedUntil, now >= until, listening {
+            if let until = acceptPausedUntil, now >= until, listening, let listener {
                 acceptPausedUntil = nil
                 try? poller.add(listener, token: Poller.listenerToken, interest: .read)
             }
@@ -129,6 +143,7 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
     // MARK: Accepting
 
     private func acceptAll() {
+        guard let listener else { return }
         while listening {
             let fd: Int32?
             do {
@@ -142,26 +157,46 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
             }
             guard let fd else { return }
             statistics.connectionsAccepted.add(1, ordering: .relaxed)
-            guard connections.count < configuration.clientCountMax else {
+            // Open connections of every loop: counted here when accepted, by a loop when it closes one.
+            guard statistics.connectionsOpen.load(ordering: .relaxed) < configuration.clientCountMax else {
                 statistics.connectionsRejected.add(1, ordering: .relaxed)
                 let message = Array("-ERR max number of clients reached\r\n".utf8)
                 _ = message.withUnsafeBytes { Socket.write(fd, $0) }
                 Socket.close(fd)
                 continue
             }
+            statistics.connectionsOpen.add(1, ordering: .relaxed)
+            // Ids are handed out here only, so they are unique over all loops (an actor's name is
+            // `client-<id>`).
             let id = nextConnectionID
             nextConnectionID += 1
-            let connection = Connection(id: id, descriptor: fd, session: handler.newSession(id: id), limits: configuration.protocolLimits)
-            do {
-                try poller.add(fd, token: id, interest: .read)
-            } catch {
-                log("cannot watch a new connection: \(error)")
-                Socket.close(fd)
-                continue
+            let turn = nextPeer
+            nextPeer = (nextPeer + 1) % (peers.count + 1)
+            if turn == peers.count {
+                adopt(descriptor: fd, id: id)
+            } else {
+                peers[turn].post(.adopt(descriptor: fd, id: id))
             }
-            connections[id] = connection
-            statistics.connectionsOpen.add(1, ordering: .relaxed)
         }
+    }
+
+    /// Starts serving a connection the accepting loop took (counted open already).
+    private func adopt(descriptor fd: Int32, id: UInt64) {
+        guard shutdownDeadline == nil else {
+            Socket.close(fd)
+            statistics.connectionsOpen.subtract(1, ordering: .relaxed)
+            return
+        }
+        let connection = Connection(id: id, descriptor: fd, session: handler.newSession(id: id), limits: configuration.protocolLimits)
+        do {
+            try poller.add(fd, token: id, interest: .read)
+        } catch {
+            log("cannot watch a new connection: \(error)")
+            Socket.close(fd)
+            statistics.connectionsOpen.subtract(1, ordering: .relaxed)
+            return
+        }
+        connections[id] = connection
     }
 
     // MARK: Reading and writing
@@ -251,6 +286,7 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
                 case .events(let id, let bytes): deliverEvents(id, bytes)
                 case .subscriptionEnded(let id, let end): endSubscription(id, end)
                 case .shutdown: beginShutdown()
+                case .adopt(let fd, let id): adopt(descriptor: fd, id: id)
                 }
             }
         }
@@ -346,7 +382,12 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
         guard shutdownDeadline == nil else { return }
         shutdownDeadline = .now + .seconds(5)
         listening = false
-        poller.remove(listener)
+        if let listener {
+            poller.remove(listener)
+            // After every connection handed on (a loop's mailbox keeps its order), so none arrives
+            // at a loop that has already stopped.
+            for peer in peers { peer.post(.shutdown) }
+        }
         for c in Array(connections.values) {
             if c.subscription != nil { c.closeAfterFlush = true }
             if !c.isRunningBatch {

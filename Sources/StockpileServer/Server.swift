@@ -1,5 +1,5 @@
 // The TCP server an operator starts with `stockpile serve`, or a test starts in-process on a free
-// port. It listens, runs the event loop on a thread of its own (and, when asked, the metrics exporter
+// port. It listens, runs its event loops, each on a thread of its own (and, when asked, the metrics exporter
 // on another), and shuts down cleanly: it stops accepting, answers what it has already received, stops
 // the exporter, then returns so the caller can close the engine (which makes the log durable).
 
@@ -21,7 +21,8 @@ public final class Server: Sendable {
     /// The port Prometheus metrics are served on, when `configuration.metricsPort` asked for them.
     public var metricsPort: Int? { metrics?.port }
     private let metrics: MetricsExporter?
-    private let loop: EventLoop
+    /// The accepting loop, first, then the others.
+    private let loops: [EventLoop]
     private let listener: Int32
     private let finished = DispatchSemaphore(value: 0)
     private let state = Mutex(State.running)
@@ -65,7 +66,10 @@ public final class Server: Sendable {
             metrics = nil
         }
         do {
-            loop = try EventLoop(listener: bound.descriptor, handler: handler, configuration: configuration, statistics: statistics, log: log)
+            let peers = try (1..<configuration.eventLoopCount).map { _ throws(SocketError) in
+                try EventLoop(listener: nil, handler: handler, configuration: configuration, statistics: statistics, log: log)
+            }
+            loops = [try EventLoop(listener: bound.descriptor, peers: peers, handler: handler, configuration: configuration, statistics: statistics, log: log)] + peers
         } catch {
             metrics?.stop()
             Socket.close(bound.descriptor)
@@ -76,13 +80,15 @@ public final class Server: Sendable {
         self.port = bound.port
         self.listener = bound.descriptor
         self.statistics = statistics
-        let (loop, finished) = (self.loop, self.finished)
-        let thread = Thread {
-            loop.run()
-            finished.signal()
+        let finished = self.finished
+        for (k, loop) in loops.enumerated() {
+            let thread = Thread {
+                loop.run()
+                finished.signal()
+            }
+            thread.name = "stockpile-loop-\(k)"
+            thread.start()
         }
-        thread.name = "stockpile-event-loop"
-        thread.start()
     }
 
     /// Asks the server to stop: no new connections, nothing more read; what was received is
@@ -92,14 +98,15 @@ public final class Server: Sendable {
             defer { if s == .running { s = .stopping } }
             return s == .running
         }
-        if first { loop.post(.shutdown) }
+        // To the accepting loop, which passes it on once it has stopped accepting.
+        if first { loops[0].post(.shutdown) }
     }
 
     /// Blocks until the loop has finished (call off the cooperative pool, or use `stop()`).
     public func waitUntilStopped() {
         let wait = state.withLock { $0 != .stopped }
         guard wait else { return }
-        finished.wait()
+        for _ in loops { finished.wait() }
         state.withLock { $0 = .stopped }
         Socket.close(listener)
         metrics?.stop()

@@ -1,6 +1,7 @@
 // How a server is set up: where it listens, who may do what, and the limits of SPEC §5 that concern
 // connections. Each limit says why it has its value.
 
+import Foundation
 import StockpileProtocol
 
 public struct ServerConfiguration: Sendable {
@@ -33,19 +34,30 @@ public struct ServerConfiguration: Sendable {
     /// Whether RESET may run (admin role still required): off unless the operator asks, since it
     /// empties the engine (SPEC §6: for test deployments).
     public var allowReset: Bool
+    /// Event loops, each a thread of its own serving its share of the connections. One per core by
+    /// default: a loop is one core's worth of reading, deciding and writing, and the engine's shards
+    /// let loops run side by side (see the README's design section).
+    public var eventLoopCount: Int
 
     public static let portDefault = 7379
     public static let clientCountDefault = 10_000
     public static let subscriberBacklogByteCountDefault = 8 * 1024 * 1024
     public static let replyBacklogByteCountDefault = 4 * 1024 * 1024
+    public static let eventLoopCountMax = 64
+    public static var eventLoopCountDefault: Int {
+        min(eventLoopCountMax, max(1, ProcessInfo.processInfo.activeProcessorCount))
+    }
 
     public init(
         host: String = "127.0.0.1", port: Int = portDefault, auth: AuthTable? = nil, insecure: Bool = false,
         protocolLimits: ProtocolLimits = ProtocolLimits(), clientCountMax: Int = clientCountDefault,
         subscriberBacklogByteCountMax: Int = subscriberBacklogByteCountDefault,
         replyBacklogByteCountMax: Int = replyBacklogByteCountDefault, batchRequestCountMax: Int = 256,
-        metricsPort: Int? = nil, metricsHost: String = "127.0.0.1", allowReset: Bool = false
+        metricsPort: Int? = nil, metricsHost: String = "127.0.0.1", allowReset: Bool = false,
+        eventLoopCount: Int = eventLoopCountDefault
     ) {
+        precondition((1...Self.eventLoopCountMax).contains(eventLoopCount), "1 to \(Self.eventLoopCountMax) event loops")
+        self.eventLoopCount = eventLoopCount
         self.allowReset = allowReset
         self.host = host
         self.port = port

@@ -58,7 +58,7 @@ extension RequestHandler {
         add("Server", [
             ("stockpile_version", ServerFacts.version), ("redis_mode", "standalone"), ("os", "Linux"),
             ("process_id", "\(facts.processID)"), ("tcp_port", "\(facts.port)"), ("uptime_in_seconds", "\(uptime)"),
-            ("shards", "\(engine.configuration.shardCount)"),
+            ("shards", "\(engine.configuration.shardCount)"), ("event_loops", "\(configuration.eventLoopCount)"),
             ("retention_seconds", "\(engine.configuration.retention.components.seconds)"),
         ])
         add("Clients", [

@@ -35,6 +35,8 @@ let serveUsage = """
                            (default 1000000); start-up loads the newest and replays what follows
       --retention SECONDS  how long ids and KEYs of finished work are remembered (default 86400)
       --max-clients N      open connections allowed (default 10000)
+      --loops N            event loops, each a thread serving its share of the connections, 1-64
+                           (default: one per core)
       --max-lines N        lines one reservation may have, 1-256 (default 256)
       --max-quantity N     largest quantity a request may name, 1-10^12 (default 10^12)
       --max-request-bytes N   largest request accepted, framing included (default 65536)
@@ -80,6 +82,7 @@ func serve(_ arguments: [String], launched: ContinuousClock.Instant) async -> Ne
         case "--snapshot-every": engineConfiguration.snapshotEveryRecords = UInt64(flags.integer(flag, in: 0...Int(Int64.max)))
         case "--retention": engineConfiguration.retention = .seconds(flags.integer(flag, in: 1...(366 * 86400)))
         case "--max-clients": configuration.clientCountMax = flags.integer(flag, in: 1...1_000_000)
+        case "--loops": configuration.eventLoopCount = flags.integer(flag, in: 1...ServerConfiguration.eventLoopCountMax)
         case "--max-lines": engineConfiguration.linesPerReservationMax = flags.integer(flag, in: 1...Limits.linesPerReservationMax)
         case "--max-quantity":
             engineConfiguration.quantityMax = Quantity(Int64(flags.integer(flag, in: 1...Int(Limits.quantityMax.units))))
@@ -172,7 +175,7 @@ func serve(_ arguments: [String], launched: ContinuousClock.Instant) async -> Ne
     // The listener accepts from here on (connections wait in its backlog until the loop takes them).
     let elapsed = ProcessStart.elapsed(orSince: launched)
     Server.logToStandardError(
-        "listening on \(configuration.host):\(server.port) (\(where_); \(engineConfiguration.shardCount) shards; "
+        "listening on \(configuration.host):\(server.port) (\(where_); \(engineConfiguration.shardCount) shards; \(configuration.eventLoopCount) event loop(s); "
             + "\(configuration.auth.map { "\($0.tokenCount) token(s)" } ?? "no auth, loopback only")"
             + "\(server.metricsPort.map { "; metrics on http://\(configuration.metricsHost):\($0)/metrics" } ?? "")"
             + "; ready in \(elapsed.formatted(.units(allowed: [.milliseconds]))))")

@@ -98,6 +98,53 @@ struct ConnectionTests {
         }
     }
 
+    @Test("connections spread over several loops are each served in order; events and limits span the loops")
+    func severalLoops() async throws {
+        try await withServer(configure: { $0.eventLoopCount = 3 }) { server in
+            // Handed to the loops in turn: with 3 loops, 3 of each.
+            let subscriber = try server.client()
+            #expect(try subscriber.call(["SUBSCRIBE", "events"]) != nil)
+            let clients = try (0..<8).map { _ in try server.client() }
+            let ids = try clients.map { try $0.call(["CLIENT", "ID"])?.integerValue }
+            #expect(Set(ids).count == clients.count, "connection ids are unique over the loops: \(ids)")
+            _ = try clients[0].call(["ADJUST", "SKU", "MAIN", "100000", "REASON", "received"])
+            let perClient = 200
+            for (k, c) in clients.enumerated() {
+                for i in 0..<perClient { c.enqueue(["RESERVE", "c\(k)-\(i)", "SKU", "MAIN", "1"]) }
+                try c.flush()
+            }
+            for (k, c) in clients.enumerated() {
+                for i in 0..<perClient {
+                    let reply = try c.reply()
+                    guard reply?[field: "id"]?.textValue == "c\(k)-\(i)", reply?[field: "status"]?.textValue == "active" else {
+                        Issue.record("client \(k), reply \(i): \(String(describing: reply))")
+                        return
+                    }
+                }
+            }
+            // The subscriber, on the first loop, hears of the ADJUST and of every reservation, whichever
+            // loop made it (a missing one times the read out).
+            var messages = 0
+            while messages < clients.count * perClient + 1, let frame = try subscriber.receive() {
+                if case .array(let parts) = frame, parts.first == .text("message") { messages += 1 }
+            }
+            #expect(messages == clients.count * perClient + 1)
+            let info = try clients[5].call(["INFO"])?.textValue ?? ""
+            #expect(info.contains("event_loops:3"), "\(info)")
+            #expect(info.contains("connected_clients:9"), "\(info)")
+        }
+    }
+
+    @Test("the client limit counts the connections of every loop")
+    func clientLimitOverLoops() async throws {
+        try await withServer(configure: { $0.eventLoopCount = 3; $0.clientCountMax = 4 }) { server in
+            let clients = try (0..<4).map { _ in try server.client() }
+            for c in clients { #expect(try c.call(["PING"]) == .simple("PONG")) }
+            let extra = try server.client()
+            #expect(try extra.reply()?.errorText == "ERR max number of clients reached")
+        }
+    }
+
     @Test("shutdown answers what was received, then closes and stops accepting")
     func shutdown() async throws {
         let server = try TestServer()
