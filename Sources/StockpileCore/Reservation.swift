@@ -59,6 +59,13 @@ public struct ReserveFingerprint: Hashable, Sendable {
         self.customer = request.customer
         self.strategy = strategy
     }
+
+    public init(lines: [ReserveLine], ttl: Duration?, customer: String?, strategy: PlacementStrategy) {
+        self.lines = lines
+        self.ttl = ttl
+        self.customer = customer
+        self.strategy = strategy
+    }
 }
 
 public struct Reservation: Hashable, Sendable {
@@ -75,8 +82,16 @@ public struct Reservation: Hashable, Sendable {
     /// something shipped before the hold expired. SPEC §7.6 answers `EXPIRED` rather than `CLOSED` to
     /// such a reservation, which its status alone cannot tell.
     public private(set) var endedByExpiry: Bool
-    /// The request that created it, for telling a replay from a conflicting reuse of the id.
-    public var fingerprint: ReserveFingerprint
+    /// The request's lines as its fingerprint has them, only when they are not the reservation's own
+    /// lines (variant, warehouse, quantity, in order); nil when they are, as for every one-line request
+    /// naming its warehouse. A line's variant, warehouse and quantity never change after the
+    /// reservation is made (only what was fulfilled and released does), so its own lines stand for the
+    /// request's for good, and a reservation carries no second array of lines.
+    @usableFromInline private(set) var requestLines: [ReserveLine]?
+    public private(set) var requestTTL: Duration?
+    public private(set) var requestCustomer: String?
+    /// The placement strategy in force when it was made.
+    public private(set) var strategy: PlacementStrategy
 
     public init(
         id: String, lines: [ReservationLine], status: ReservationStatus = .active, expiresAt: Timestamp?,
@@ -92,7 +107,45 @@ public struct Reservation: Hashable, Sendable {
         self.closedAt = closedAt
         // Only an expired or a fulfilled reservation can have ended by expiry, and an expired one always did.
         self.endedByExpiry = status == .expired || (status == .fulfilled && endedByExpiry)
-        self.fingerprint = fingerprint
+        self.requestTTL = fingerprint.ttl
+        self.requestCustomer = fingerprint.customer
+        self.strategy = fingerprint.strategy
+        self.requestLines = Self.ownLines(lines, are: fingerprint.lines) ? nil : fingerprint.lines
+    }
+
+    /// The request that created it, for telling a replay from a conflicting reuse of the id. Built on
+    /// each read; `isRequested(by:)` compares without building it.
+    public var fingerprint: ReserveFingerprint {
+        get {
+            ReserveFingerprint(
+                lines: requestLines ?? lines.map { ReserveLine(variant: $0.variant, warehouse: $0.warehouse, quantity: $0.quantity) },
+                ttl: requestTTL, customer: requestCustomer, strategy: strategy)
+        }
+        set {
+            requestTTL = newValue.ttl
+            requestCustomer = newValue.customer
+            strategy = newValue.strategy
+            requestLines = Self.ownLines(lines, are: newValue.lines) ? nil : newValue.lines
+        }
+    }
+
+    /// Whether the fingerprint's lines are the reservation's own lines (so it keeps no copy of them).
+    public var fingerprintLinesAreOwnLines: Bool { requestLines == nil }
+
+    /// Whether `fingerprint` is the one of the request that made this reservation: a replay.
+    @inlinable public func isRequested(by fingerprint: ReserveFingerprint) -> Bool {
+        guard fingerprint.ttl == requestTTL, fingerprint.customer == requestCustomer, fingerprint.strategy == strategy else { return false }
+        if let requestLines { return requestLines == fingerprint.lines }
+        return Self.ownLines(lines, are: fingerprint.lines)
+    }
+
+    @inlinable static func ownLines(_ lines: [ReservationLine], are requested: [ReserveLine]) -> Bool {
+        guard lines.count == requested.count else { return false }
+        for i in lines.indices {
+            let (own, asked) = (lines[i], requested[i])
+            if own.variant != asked.variant || own.warehouse != asked.warehouse || own.quantity != asked.quantity { return false }
+        }
+        return true
     }
 
     public var isOpen: Bool { status.isOpen }

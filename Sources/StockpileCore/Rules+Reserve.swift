@@ -8,7 +8,7 @@ extension Rules {
         let strategy = request.strategy ?? settings.defaultStrategy
         let fingerprint = ReserveFingerprint(request, strategy: strategy)
         if let existing = view.reservation(request.id) {
-            guard existing.fingerprint == fingerprint else {
+            guard existing.isRequested(by: fingerprint) else {
                 return .refused(Refusal(.conflict, "reservation \(request.id) exists with a different request"))
             }
             return .unchanged(.reservation(ReservationRecord(existing, replayed: true)))

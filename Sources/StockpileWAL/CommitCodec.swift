@@ -612,13 +612,8 @@ extension ByteReader {
         let ttl = try readPresence() ? try readDuration() : nil
         let customer = try readPresence() ? try readString() : nil
         let strategy = try readCode("PlacementStrategy", PlacementStrategy.init(walCode:))
-        // The fingerprint's only initializer sorts the lines it is given; the stored order is restored
-        // as written, so a fingerprint decodes to exactly the value that was encoded.
-        var fingerprint = ReserveFingerprint(ReserveRequest(id: "", lines: []), strategy: strategy)
-        fingerprint.lines = lines
-        fingerprint.ttl = ttl
-        fingerprint.customer = customer
-        return fingerprint
+        // As written, in the stored order, so a fingerprint decodes to exactly the value encoded.
+        return ReserveFingerprint(lines: lines, ttl: ttl, customer: customer, strategy: strategy)
     }
 
     mutating func readReserveLines() throws(WALDecodingError) -> [ReserveLine] {

@@ -190,20 +190,20 @@ extension CompactReservation {
         else { return nil }
         let e = commit.entries[0]
         let line = r.lines[0]
-        let f = r.fingerprint
         let time = commit.time
-        guard line.quantity.units >= 1, line.fulfilled == .zero, line.released == .zero, f.ttl.map(Self.acceptsTTL) ?? true,
+        guard line.quantity.units >= 1, line.fulfilled == .zero, line.released == .zero, r.requestTTL.map(Self.acceptsTTL) ?? true,
             e.time == time, e.type == .reserve, e.variant == line.variant, e.warehouse == line.warehouse, e.deltaOnHand == .zero,
             e.deltaReserved == (line.tracked ? line.quantity : .zero), e.reason == nil, e.note.isEmpty, e.reference.isEmpty,
             e.reservation == r.id,
-            r.status == .active, !r.endedByExpiry, r.createdAt == time, r.closedAt == nil, r.customer == f.customer,
-            r.expiresAt == f.ttl.map({ time.advanced(by: $0) }),
-            f.lines.count == 1, f.lines[0].variant == line.variant, f.lines[0].warehouse == line.warehouse, f.lines[0].quantity == line.quantity
+            r.status == .active, !r.endedByExpiry, r.createdAt == time, r.closedAt == nil, r.customer == r.requestCustomer,
+            r.expiresAt == r.requestTTL.map({ time.advanced(by: $0) }),
+            // The request's one line is the reservation's.
+            r.fingerprintLinesAreOwnLines
         else { return nil }
         self.init(
             time: time, seq: e.seq, cell: line.cell, actor: e.actor, quantity: line.quantity, tracked: line.tracked,
-            backordered: line.backordered, onHandAfter: e.onHand, reservedAfter: e.reserved, ttl: f.ttl,
-            customer: r.customer, strategy: f.strategy, id: r.id)
+            backordered: line.backordered, onHandAfter: e.onHand, reservedAfter: e.reserved, ttl: r.requestTTL,
+            customer: r.customer, strategy: r.strategy, id: r.id)
         assert(self.commit == commit, "a reservation record that would not decode to its commit")
     }
 }
