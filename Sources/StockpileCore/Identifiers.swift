@@ -14,7 +14,11 @@ public enum Identifiers {
 
     /// A variant id: 1–64 bytes of `[A-Za-z0-9._:/-]`, case-sensitive, not an option word.
     public static func isValidVariant(_ s: String) -> Bool {
-        let utf8 = s.utf8
+        // Over the bytes in one buffer where the string has one (always, for a native or small string).
+        s.utf8.withContiguousStorageIfAvailable { isValidVariant(bytes: $0, s) } ?? isValidVariant(bytes: s.utf8, s)
+    }
+
+    private static func isValidVariant(bytes utf8: some Collection<UInt8>, _ s: String) -> Bool {
         guard !utf8.isEmpty, utf8.count <= Limits.variantByteCountMax else { return false }
         var lettersOnly = true
         for b in utf8 {

@@ -175,12 +175,15 @@ public enum StockCSV {
 
             public mutating func next() -> [StockRow]? {
                 var out: [StockRow] = []
-                while out.count < chunks.chunkRowCount, let range = lines.next() {
-                    line += 1
-                    if case .row(let row) = StockCSV.read(
-                        chunks.bytes[range], line: line, source: chunks.source, sawHeader: &sawHeader, lastWarehouse: &lastWarehouse)
-                    {
-                        out.append(row)
+                chunks.bytes.withUnsafeBufferPointer { bytes in
+                    while out.count < chunks.chunkRowCount, let range = lines.next() {
+                        line += 1
+                        if case .row(let row) = StockCSV.read(
+                            UnsafeBufferPointer(rebasing: bytes[range]), line: line, source: chunks.source, sawHeader: &sawHeader,
+                            lastWarehouse: &lastWarehouse)
+                        {
+                            out.append(row)
+                        }
                     }
                 }
                 return out.isEmpty ? nil : out
@@ -202,11 +205,14 @@ public enum StockCSV {
     }
 
     /// Reads one line (`sawHeader` says whether the header was met already).
+    /// Reads one line. The bytes are a view into the file's buffer, so that the common row is read
+    /// without a slice of the array: a slice retains the array's storage, and two threads checking
+    /// halves of one file would contend on that one reference count for every field of every row.
     private static func read(
-        _ lineBytes: ArraySlice<UInt8>, line: Int, source: String, sawHeader: inout Bool, lastWarehouse: inout WarehouseMemo
+        _ lineBytes: UnsafeBufferPointer<UInt8>, line: Int, source: String, sawHeader: inout Bool, lastWarehouse: inout WarehouseMemo
     ) -> Line {
         if sawHeader, let row = plainRow(lineBytes, line: line, lastWarehouse: &lastWarehouse) { return .row(row) }
-        let trimmed = trimmingSpaces(lineBytes)
+        let trimmed = trimmingSpaces(Array(lineBytes)[...])
         if trimmed.isEmpty { return .blank }
         let fields = trimmed.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false).map { unquoted(trimmingSpaces($0)) }
         if !sawHeader {
@@ -235,10 +241,10 @@ public enum StockCSV {
     /// without splitting it into arrays of fields; nil for any other line, which `read` then reads
     /// field by field (and so words every problem the one way). Whatever it returns, `read`'s
     /// general path would return too.
-    private static func plainRow(_ bytes: ArraySlice<UInt8>, line: Int, lastWarehouse: inout WarehouseMemo) -> StockRow? {
+    private static func plainRow(_ bytes: UnsafeBufferPointer<UInt8>, line: Int, lastWarehouse: inout WarehouseMemo) -> StockRow? {
         var commas = (0, 0)
         var commaCount = 0
-        for i in bytes.indices {
+        for i in 0..<bytes.count {
             switch bytes[i] {
             case UInt8(ascii: ","):
                 commaCount += 1
@@ -248,9 +254,9 @@ public enum StockCSV {
             }
         }
         guard commaCount == 2 else { return nil }
-        let variantBytes = bytes[bytes.startIndex..<commas.0]
-        let warehouseBytes = bytes[(commas.0 + 1)..<commas.1]
-        let digits = bytes[(commas.1 + 1)...]
+        let variantBytes = UnsafeBufferPointer(rebasing: bytes[0..<commas.0])
+        let warehouseBytes = UnsafeBufferPointer(rebasing: bytes[(commas.0 + 1)..<commas.1])
+        let digits = UnsafeBufferPointer(rebasing: bytes[(commas.1 + 1)...])
         guard (1...18).contains(digits.count) else { return nil }
         var units: Int64 = 0
         for d in digits {
@@ -281,12 +287,15 @@ public enum StockCSV {
         var sawHeader = sawHeader
         var lastWarehouse = WarehouseMemo()
         var line = 0
-        for lineRange in LineRanges(bytes, in: range) {
-            line += 1
-            switch read(bytes[lineRange], line: line, source: source, sawHeader: &sawHeader, lastWarehouse: &lastWarehouse) {
-            case .blank, .header: continue
-            case .row(let row): body(row)
-            case .problem(let message): problems.append((line, message))
+        bytes.withUnsafeBufferPointer { buffer in
+            for lineRange in LineRanges(bytes, in: range) {
+                line += 1
+                let lineBytes = UnsafeBufferPointer(rebasing: buffer[lineRange])
+                switch read(lineBytes, line: line, source: source, sawHeader: &sawHeader, lastWarehouse: &lastWarehouse) {
+                case .blank, .header: continue
+                case .row(let row): body(row)
+                case .problem(let message): problems.append((line, message))
+                }
             }
         }
         return sawHeader
