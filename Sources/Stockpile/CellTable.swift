@@ -106,6 +106,22 @@ struct CellTable: Sequence, Sendable {
         }
     }
 
+    /// The slot of `key`, whose `CellTable.hash` the caller has already: a bulk load hashes each
+    /// name once for both the lookup and the store.
+    func slot(of key: CellKey, hash: UInt64) -> CellSlot? {
+        guard let p = position(of: key, hash: hash) else { return nil }
+        return chunks[p >> Self.chunkShift][p & Self.chunkMask].slot
+    }
+
+    /// The slot of `key` (hashed by the caller), added with `value` first when the table has none.
+    subscript(key: CellKey, hash h: UInt64, default value: @autoclosure () -> CellSlot) -> CellSlot {
+        get { slot(of: key, hash: h) ?? value() }
+        _modify {
+            let p = position(of: key, hash: h) ?? insert(key, value(), hash: h)
+            yield &chunks[p >> Self.chunkShift][p & Self.chunkMask].slot
+        }
+    }
+
     subscript(key: CellKey, default value: @autoclosure () -> CellSlot) -> CellSlot {
         get { self[key] ?? value() }
         _modify {

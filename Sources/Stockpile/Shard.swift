@@ -144,10 +144,12 @@ actor Shard {
         withState { state in
             var entries: [LedgerEntry] = []
             entries.reserveCapacity(rows.count)
+            // Each entry's cell hashed once, for the lookup here and the store after the log.
+            var hashes: [UInt64] = []
+            hashes.reserveCapacity(rows.count)
             // The entry each cell of the lot last got, by the cell's hash, so a cell named again reads
             // the figures its earlier row leaves (nothing is applied before the lot is logged).
-            var lastEntry: [UInt64: Int] = [:]
-            lastEntry.reserveCapacity(rows.count)
+            var lastEntry = LotIndex(capacity: rows.count)
             var checkedWarehouse = ""
             for row in rows {
                 let cell = CellKey(variant: row.variant, warehouse: row.warehouse)
@@ -158,29 +160,66 @@ actor Shard {
                     }
                     checkedWarehouse = row.warehouse
                 }
-                let hash = cell.stableHash
+                let hash = CellTable.hash(cell)
                 var before: CellState
                 if let i = lastEntry[hash], let earlier = entries[...i].lastIndex(where: { $0.cell == cell }) {
                     before = entries[earlier].after
                 } else {
-                    before = state.cellState(cell)
+                    before = state.cells.slot(of: cell, hash: hash)?.state ?? .empty
                 }
                 // Two cells whose hashes meet keep the later one's entry; the search above still finds
                 // the right one, since it looks back for the cell itself.
                 lastEntry[hash] = entries.count
                 entries.append(Rules.importEntry(cell, onHand: row.onHand, before: before, now: now, actor: actor))
+                hashes.append(hash)
             }
             guard !entries.isEmpty else { return nil }
             var commit = Commit(time: now, entries: entries, replyShape: .cell(variance: nil))
             do throws(WALIOError) {
-                try commitHere(&commit, state: state)
+                let alerts = LowStockAlert.alerts(for: commit, in: state)
+                try ledger.append(&commit, alerts: alerts)
             } catch {
                 return .writesStopped(error)
             }
+            state.applyImport(commit, hashes: hashes)
             return nil
         }
     }
+}
 
+/// From a cell's hash to the last entry of an import lot with that hash: an open-addressing table
+/// of entry indexes sized for the lot (at most half full), where a Dictionary would hash the hash
+/// again with SipHash for every row.
+private struct LotIndex {
+    private var slots: [(hash: UInt64, entry: Int)]
+    private let mask: Int
+
+    init(capacity: Int) {
+        var size = 16
+        while size < capacity * 2 { size *= 2 }
+        slots = Array(repeating: (0, -1), count: size)
+        mask = size - 1
+    }
+
+    subscript(hash: UInt64) -> Int? {
+        get {
+            var i = Int(truncatingIfNeeded: hash) & mask
+            while slots[i].entry >= 0 {
+                if slots[i].hash == hash { return slots[i].entry }
+                i = (i + 1) & mask
+            }
+            return nil
+        }
+        set {
+            guard let newValue else { preconditionFailure("entries are only added") }
+            var i = Int(truncatingIfNeeded: hash) & mask
+            while slots[i].entry >= 0 && slots[i].hash != hash { i = (i + 1) & mask }
+            slots[i] = (hash, newValue)
+        }
+    }
+}
+
+extension Shard {
     /// Forgets a closed reservation whose retention has passed. Returns whether it did.
     nonisolated func forget(_ id: String, closedBefore limit: Timestamp) -> Bool {
         withState { state in

@@ -92,6 +92,17 @@ final class ShardState: StockView {
         apply(commit, ownsAll: ownsAll)
     }
 
+    /// Applies an import commit of this shard's cells whose entries' `CellTable.hash`es the caller
+    /// has (`hashes[i]` is entry i's): what `apply` does for it, without hashing a name again.
+    func applyImport(_ commit: Commit, hashes: [UInt64]) {
+        precondition(commit.entries.count == hashes.count && commit.reservation == nil && commit.warehouse == nil && commit.policy == nil)
+        for (e, h) in zip(commit.entries, hashes) {
+            assert(e.type == .import && router.shard(for: e.cell) == index && h == CellTable.hash(e.cell))
+            cells[e.cell, hash: h, default: CellSlot(state: .empty)].record(e, backorderAllowed: false)
+            counters.count(e)
+        }
+    }
+
     func apply(_ commit: Commit, ownsAll: Bool = false) {
         if commit.entries.first?.type == .reset {
             // Every shard applies a reset (its commit names the catalog): back to a new engine's state.

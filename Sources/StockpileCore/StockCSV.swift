@@ -159,14 +159,14 @@ public enum StockCSV {
     }
 
     /// The rows of a checked file, a chunk at a time.
-    public struct Chunks: Sequence {
+    public struct Chunks: Sequence, Sendable {
         let bytes: [UInt8]
         let source: String
         let chunkRowCount: Int
 
         public func makeIterator() -> Iterator { Iterator(chunks: self, lines: LineRanges(bytes).makeIterator()) }
 
-        public struct Iterator: IteratorProtocol {
+        public struct Iterator: IteratorProtocol, Sendable {
             let chunks: Chunks
             var lines: LineRanges.Iterator
             var line = 0
@@ -198,7 +198,7 @@ public enum StockCSV {
 
     /// The last warehouse field read and its stored form: a file names few warehouses, mostly one
     /// run after another, so most rows need no check of their code and no new string for it.
-    struct WarehouseMemo {
+    struct WarehouseMemo: Sendable {
         /// Nil before the first row: an empty field is a bad code, never a remembered one.
         var field: [UInt8]? = nil
         var code = ""
@@ -328,7 +328,7 @@ public enum StockCSV {
 /// The lines of UTF-8 text, as byte ranges, split where `Character.isNewline` splits: LF, VT, FF, CR,
 /// CR LF (one break), NEL, LINE SEPARATOR and PARAGRAPH SEPARATOR. Like `split(omittingEmptySubsequences:
 /// false)`, text ending in a break has an empty last line.
-struct LineRanges: Sequence {
+struct LineRanges: Sequence, Sendable {
     let bytes: [UInt8]
     /// The part of `bytes` whose lines these are (all of them unless given).
     let range: Range<Int>
@@ -347,7 +347,7 @@ struct LineRanges: Sequence {
 
     func makeIterator() -> Iterator { Iterator(bytes: bytes, start: range.lowerBound, end: range.upperBound) }
 
-    struct Iterator: IteratorProtocol {
+    struct Iterator: IteratorProtocol, Sendable {
         let bytes: [UInt8]
         var start: Int
         let end: Int
