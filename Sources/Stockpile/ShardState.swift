@@ -75,6 +75,7 @@ final class ShardState: StockView {
 
     func cellState(_ key: CellKey) -> CellState { cells[key]?.state ?? .empty }
     func warehouse(_ code: String) -> Warehouse? { catalog.warehouses[code] }
+    func isActiveWarehouse(_ code: String) -> Bool? { catalog.warehouses[code]?.active }
     func policy(of variant: String) -> VariantPolicy { catalog.policy(of: variant) }
     var warehousesInPlacementOrder: [Warehouse] { catalog.warehousesInPlacementOrder }
     func reservation(_ id: String) -> Reservation? { reservations[id, hash: hash(of: id)]?.value }

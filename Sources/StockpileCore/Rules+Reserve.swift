@@ -13,6 +13,9 @@ extension Rules {
             }
             return .unchanged(.reservation(ReservationRecord(existing, replayed: true)))
         }
+        if request.lines.count == 1 && request.lines[0].warehouse != Identifiers.anyWarehouse {
+            return reserveOneLine(request, fingerprint: fingerprint, in: view, now: now, actor: actor)
+        }
 
         // Merge: explicit lines per cell, `*` lines per variant, each in order of first appearance.
         var demand = OrderedQuantities<CellKey>(capacity: request.lines.count)
@@ -82,6 +85,37 @@ extension Rules {
             id: request.id, lines: lines, expiresAt: request.ttl.map { now.advanced(by: $0) }, customer: request.customer,
             createdAt: now, fingerprint: fingerprint)
         return .commit(Commit(time: now, entries: entries, reservation: reservation, replyShape: .reservation))
+    }
+
+    /// A new reservation of one line naming its warehouse, the most common request: what the general
+    /// path decides for it (nothing to merge, nothing to place), in the same order of checks, without
+    /// its collections.
+    @inlinable static func reserveOneLine(
+        _ request: ReserveRequest, fingerprint: ReserveFingerprint, in view: some StockView, now: Timestamp, actor: String
+    ) -> Decision {
+        let line = request.lines[0]
+        let cell = CellKey(variant: line.variant, warehouse: line.warehouse)
+        guard let active = view.isActiveWarehouse(cell.warehouse) else { return .refused(.warehouseNotFound(cell.warehouse)) }
+        guard active else { return .refused(Refusal(.inactive, "warehouse \(cell.warehouse) is inactive")) }
+        let quantity = line.quantity
+        let policy = view.policy(of: cell.variant)
+        let before = view.cellState(cell)
+        if !policy.unlimited && !policy.backorder && before.available < quantity {
+            return .refused(.insufficient(variant: cell.variant, warehouse: cell.warehouse, available: before.available, requested: quantity))
+        }
+        var after = before
+        var backordered = Quantity.zero
+        if !policy.unlimited {
+            after.reserved += quantity
+            guard after.reserved <= Limits.cellQuantityMax else { return .refused(.limit("reserved may not exceed \(Limits.cellQuantityMax)")) }
+            if policy.backorder { backordered = (quantity - before.available.clampedAtZero).clampedAtZero }
+        }
+        let reservation = Reservation(
+            id: request.id,
+            lines: [ReservationLine(variant: cell.variant, warehouse: cell.warehouse, quantity: quantity, backordered: backordered, tracked: !policy.unlimited)],
+            expiresAt: request.ttl.map { now.advanced(by: $0) }, customer: request.customer, createdAt: now, fingerprint: fingerprint)
+        let entry = cellEntry(.reserve, cell, before: before, after: after, now: now, actor: actor, reservation: request.id)
+        return .commit(Commit(time: now, entries: [entry], reservation: reservation, replyShape: .reservation))
     }
 
     /// Places one `*` line into `demand`, or says why it cannot be placed. `candidates` are the active
