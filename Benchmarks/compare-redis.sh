@@ -9,7 +9,9 @@
 # PING on the same Stockpile server at the same pipeline depth, and RESERVE's rate as a share of it:
 # how much of the loop's own ceiling a reservation leaves.
 #
-#   Benchmarks/compare-redis.sh [--requests N] [--clients N]
+#   Benchmarks/compare-redis.sh [--requests N] [--clients N] [--loops N]
+#
+# --loops passes `--loops N` to stockpile serve (default: the server's own, one event loop per core).
 #
 # Needs redis-server and redis-benchmark (Debian: apt-get install redis-server redis-tools). The
 # server and the load generator share this machine's cores: read the figures as ratios of one run.
@@ -17,12 +19,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 requests=200000
+loops=()
 clients=50
 while [ $# -gt 0 ]; do
     case "$1" in
     --requests) requests="$2"; shift 2 ;;
     --clients) clients="$2"; shift 2 ;;
-    *) echo "usage: $0 [--requests N] [--clients N]" >&2; exit 2 ;;
+    --loops) loops=(--loops "$2"); shift 2 ;;
+    *) echo "usage: $0 [--requests N] [--clients N] [--loops N]" >&2; exit 2 ;;
     esac
 done
 cells=100000
@@ -81,7 +85,7 @@ printf "%-8s %-7s %-3s %12s %9s %9s   %12s %9s %9s   %-7s %12s %s\n" durability 
 for durability in none always; do
     rm -rf "$work/sp" "$work/redis"
     mkdir -p "$work/redis"
-    "$stockpile" serve --port "$sp_port" --fsync "$durability" --data-dir "$work/sp" 2>"$work/stockpile.log" &
+    "$stockpile" serve --port "$sp_port" --fsync "$durability" ${loops[@]+"${loops[@]}"} --data-dir "$work/sp" 2>"$work/stockpile.log" &
     sp_pid=$!
     if [ "$durability" = none ]; then
         redis-server --port "$redis_port" --dir "$work/redis" --save "" --appendonly no --daemonize no >"$work/redis.log" 2>&1 &
