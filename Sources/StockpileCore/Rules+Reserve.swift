@@ -71,15 +71,11 @@ extension Rules {
         entries.reserveCapacity(demand.items.count)
         for (i, (cell, quantity)) in demand.items.enumerated() {
             let (policy, before) = read[i]
-            var after = before
-            var backordered = Quantity.zero
-            if !policy.unlimited {
-                after.reserved += quantity
-                guard after.reserved <= Limits.cellQuantityMax else { return .refused(.limit("reserved may not exceed \(Limits.cellQuantityMax)")) }
-                if policy.backorder { backordered = (quantity - before.available.clampedAtZero).clampedAtZero }
+            guard let (line, entry) = held(quantity, of: cell, before: before, policy: policy, now: now, actor: actor, reservation: request.id) else {
+                return .refused(.limit("reserved may not exceed \(Limits.cellQuantityMax)"))
             }
-            lines.append(ReservationLine(variant: cell.variant, warehouse: cell.warehouse, quantity: quantity, backordered: backordered, tracked: !policy.unlimited))
-            entries.append(cellEntry(.reserve, cell, before: before, after: after, now: now, actor: actor, reservation: request.id))
+            lines.append(line)
+            entries.append(entry)
         }
         let reservation = Reservation(
             id: request.id, lines: lines, expiresAt: request.ttl.map { now.advanced(by: $0) }, customer: request.customer,
@@ -103,19 +99,32 @@ extension Rules {
         if !policy.unlimited && !policy.backorder && before.available < quantity {
             return .refused(.insufficient(variant: cell.variant, warehouse: cell.warehouse, available: before.available, requested: quantity))
         }
+        guard let (held, entry) = held(quantity, of: cell, before: before, policy: policy, now: now, actor: actor, reservation: request.id) else {
+            return .refused(.limit("reserved may not exceed \(Limits.cellQuantityMax)"))
+        }
+        let reservation = Reservation(
+            id: request.id, lines: [held], expiresAt: request.ttl.map { now.advanced(by: $0) }, customer: request.customer,
+            createdAt: now, fingerprint: fingerprint)
+        return .commit(Commit(time: now, entries: [entry], reservation: reservation, replyShape: .reservation))
+    }
+
+    /// The line and ledger entry of holding `quantity` of `cell`, whose figures are `before`: reserved
+    /// grows unless the variant is unlimited, and what available does not cover is backordered when
+    /// the variant allows it. Nil when reserved would pass its limit.
+    @inlinable static func held(
+        _ quantity: Quantity, of cell: CellKey, before: CellState, policy: VariantPolicy, now: Timestamp, actor: String, reservation: String
+    ) -> (ReservationLine, LedgerEntry)? {
         var after = before
         var backordered = Quantity.zero
         if !policy.unlimited {
             after.reserved += quantity
-            guard after.reserved <= Limits.cellQuantityMax else { return .refused(.limit("reserved may not exceed \(Limits.cellQuantityMax)")) }
+            guard after.reserved <= Limits.cellQuantityMax else { return nil }
             if policy.backorder { backordered = (quantity - before.available.clampedAtZero).clampedAtZero }
         }
-        let reservation = Reservation(
-            id: request.id,
-            lines: [ReservationLine(variant: cell.variant, warehouse: cell.warehouse, quantity: quantity, backordered: backordered, tracked: !policy.unlimited)],
-            expiresAt: request.ttl.map { now.advanced(by: $0) }, customer: request.customer, createdAt: now, fingerprint: fingerprint)
-        let entry = cellEntry(.reserve, cell, before: before, after: after, now: now, actor: actor, reservation: request.id)
-        return .commit(Commit(time: now, entries: [entry], reservation: reservation, replyShape: .reservation))
+        return (
+            ReservationLine(variant: cell.variant, warehouse: cell.warehouse, quantity: quantity, backordered: backordered, tracked: !policy.unlimited),
+            cellEntry(.reserve, cell, before: before, after: after, now: now, actor: actor, reservation: reservation)
+        )
     }
 
     /// Places one `*` line into `demand`, or says why it cannot be placed. `candidates` are the active
