@@ -164,6 +164,33 @@ extension Engine {
         return .ok(rows.count)
     }
 
+    /// Loads a stock file's rows a chunk at a time (`StockCSV.rows`), each chunk as `importStock`
+    /// loads rows, reading the next chunk on another thread while the current one loads: reading a
+    /// million rows takes about as long as a core's share of loading them, and the load leaves a core
+    /// idle between its shards' commits. Check the whole file first (`StockCSV.check`): a chunk that
+    /// is refused stops the load, and the chunks before it stay loaded. Returns the rows loaded, and
+    /// the refusal that stopped the load, if one did.
+    public func importStock(_ chunks: StockCSV.Chunks, actor: String = "import") async -> (loaded: Int, refusal: Refusal?) {
+        func read(_ rows: StockCSV.Chunks.Iterator) -> Task<([StockRow]?, StockCSV.Chunks.Iterator), Never> {
+            Task.detached {
+                var rows = rows
+                return (rows.next(), rows)
+            }
+        }
+        var loaded = 0
+        var upcoming = read(chunks.makeIterator())
+        while case let (rows?, rest) = await upcoming.value {
+            upcoming = read(rest)
+            switch await importStock(rows, actor: actor) {
+            case .ok(let n): loaded += n
+            case .refused(let refusal):
+                upcoming.cancel()
+                return (loaded, refusal)
+            }
+        }
+        return (loaded, nil)
+    }
+
     /// Rows an import checked: normalised, with each one's shard, or the refusal of the first bad one.
     struct CheckedRows {
         var rows: [StockRow] = []

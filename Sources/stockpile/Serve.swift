@@ -144,24 +144,10 @@ func serve(_ arguments: [String], launched: ContinuousClock.Instant) async -> Ne
         // Room for every row's cell at once: each shard's index is sized once, instead of at every
         // doubling, each of which hashed every cell again.
         engine.reserveCapacity(cells: seedSummary.rowCount)
-        var count = 0
         // A million rows at a time: enough for every shard to load a long run at once, and a
-        // bounded copy of the rows (about 60 MB) beside the file. The next chunk is read while this
-        // one loads, on a core the load leaves idle between its shards' commits.
-        func readChunk(_ rows: StockCSV.Chunks.Iterator) -> Task<([StockRow]?, StockCSV.Chunks.Iterator), Never> {
-            Task.detached {
-                var rows = rows
-                return (rows.next(), rows)
-            }
-        }
-        var upcoming = readChunk(StockCSV.rows(bytes, source: seedFile, chunkRowCount: 1 << 20).makeIterator())
-        while case let (rows?, rest) = await upcoming.value {
-            upcoming = readChunk(rest)
-            switch await engine.importStock(rows, actor: "seed") {
-            case .ok(let n): count += n
-            case .refused(let refusal): fail("the seed file \(seedFile) was not loaded (\(count) rows were): \(refusal)")
-            }
-        }
+        // bounded copy of the rows (about 60 MB) beside the file.
+        let (count, refusal) = await engine.importStock(StockCSV.rows(bytes, source: seedFile, chunkRowCount: 1 << 20), actor: "seed")
+        if let refusal { fail("the seed file \(seedFile) was not loaded (\(count) rows were): \(refusal)") }
         Server.logToStandardError("seeded \(count) cell(s) from \(seedFile)")
     }
     // The file and its rows are gone: give their memory back before serving.

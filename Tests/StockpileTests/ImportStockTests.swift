@@ -63,6 +63,38 @@ import Testing
         #expect(await engine.cell(variant: "SKU-0", warehouse: "MAIN").value?.onHand == 0)
     }
 
+    @Test("a stock file loaded a chunk at a time, the next read while one loads, loads every row in file order")
+    func chunkedFile() async throws {
+        let engine = Engine(configuration: EngineConfiguration(shardCount: 4), clock: ManualClock())
+        let count = 100
+        let text = StockCSV.header + "\n" + (0..<count).map { "SKU-\($0 % 40),MAIN,\($0)\n" }.joined()
+        let bytes = Array(text.utf8)
+        // The same cell in several chunks: each ends at its last row, so the chunks loaded in order.
+        let (loaded, refusal) = await engine.importStock(StockCSV.rows(bytes, source: "stock.csv", chunkRowCount: 7))
+        #expect(loaded == count && refusal == nil)
+        for v in 0..<40 {
+            let last = (0..<count).last { $0 % 40 == v }!
+            #expect(await engine.cell(variant: "SKU-\(v)", warehouse: "MAIN").value?.onHand == Quantity(Int64(last)))
+        }
+        let events = await engine.events(from: 1, limit: count + 1)
+        #expect(events.count == count)
+        #expect(events.filter { $0.variant == "SKU-3" }.map(\.onHand) == [3, 43, 83])
+        #expect(await engine.verify().isEmpty)
+    }
+
+    @Test("a chunk that is refused stops a chunked load; the chunks before it stay loaded")
+    func chunkedFileRefused() async throws {
+        let engine = Engine(clock: ManualClock())
+        // Row 12 (line 13) names a warehouse that does not exist; chunks of 5 rows: two load first.
+        let rows = (0..<20).map { "SKU-\($0),\($0 == 12 ? "NOWHERE" : "MAIN"),1\n" }.joined()
+        let bytes = Array((StockCSV.header + "\n" + rows).utf8)
+        let (loaded, refusal) = await engine.importStock(StockCSV.rows(bytes, source: "stock.csv", chunkRowCount: 5))
+        #expect(loaded == 10)
+        #expect(refusal?.code == .notFound && refusal?.message == "line 14: warehouse NOWHERE does not exist")
+        #expect(await engine.cell(variant: "SKU-9", warehouse: "MAIN").value?.onHand == 1)
+        #expect(await engine.cell(variant: "SKU-10", warehouse: "MAIN").value?.onHand == 0)
+    }
+
     @Test("a cell named twice ends at its last row; every row is one import entry, in file order per cell")
     func repeatedCell() async throws {
         let engine = Engine(clock: ManualClock())
