@@ -91,10 +91,7 @@ struct CellTable: Sequence, Sendable {
     }
 
     subscript(key: CellKey) -> CellSlot? {
-        get {
-            guard let p = position(of: key, hash: Self.hash(key)) else { return nil }
-            return chunks[p >> Self.chunkShift][p & Self.chunkMask].slot
-        }
+        get { slot(of: key, hash: Self.hash(key)) }
         set {
             guard let newValue else { preconditionFailure("cells are removed only all at once (removeAll)") }
             let h = Self.hash(key)
@@ -106,8 +103,8 @@ struct CellTable: Sequence, Sendable {
         }
     }
 
-    /// The slot of `key`, whose `CellTable.hash` the caller has already: a bulk load hashes each
-    /// name once for both the lookup and the store.
+    /// The slot of `key`, whose `CellTable.hash` the caller has already (a bulk load hashes each
+    /// name once for both its lookup and its store).
     func slot(of key: CellKey, hash: UInt64) -> CellSlot? {
         guard let p = position(of: key, hash: hash) else { return nil }
         return chunks[p >> Self.chunkShift][p & Self.chunkMask].slot
@@ -124,11 +121,7 @@ struct CellTable: Sequence, Sendable {
 
     subscript(key: CellKey, default value: @autoclosure () -> CellSlot) -> CellSlot {
         get { self[key] ?? value() }
-        _modify {
-            let h = Self.hash(key)
-            let p = position(of: key, hash: h) ?? insert(key, value(), hash: h)
-            yield &chunks[p >> Self.chunkShift][p & Self.chunkMask].slot
-        }
+        _modify { yield &self[key, hash: Self.hash(key), default: value()] }
     }
 
     mutating func removeAll() {

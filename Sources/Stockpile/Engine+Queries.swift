@@ -64,7 +64,7 @@ extension Engine {
             }
             var cells: [CellRecord] = []
             for (s, keys) in byShard {
-                for (key, state) in shards[s].withState { $0.cellStates(keys) } { cells.append(CellRecord(key: key, state: state)) }
+                for (key, state) in shards[s].withState({ $0.cellStates(keys) }) { cells.append(CellRecord(key: key, state: state)) }
             }
             cells.sort { $0.warehouse < $1.warehouse }
             let onHand = cells.reduce(Quantity.zero) { $0.addingSaturating($1.onHand) }

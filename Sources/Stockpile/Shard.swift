@@ -128,11 +128,11 @@ actor Shard {
     }
 
     /// Logs, numbers and applies a commit decided here, holding the lock. When the log refuses it,
-    /// nothing is applied.
-    private nonisolated func commitHere(_ commit: inout Commit, state: ShardState) throws(WALIOError) {
+    /// nothing is applied. `cellHashes`: as `ShardState.apply` takes them.
+    private nonisolated func commitHere(_ commit: inout Commit, state: ShardState, cellHashes: [UInt64]? = nil) throws(WALIOError) {
         let alerts = LowStockAlert.alerts(for: commit, in: state)
         try ledger.append(&commit, alerts: alerts)
-        state.apply(commit, ownsAll: true)
+        state.apply(commit, ownsAll: true, cellHashes: cellHashes)
     }
 
     /// Loads `rows` (all of this shard's cells, checked by the caller) as one commit of `import`
@@ -176,12 +176,10 @@ actor Shard {
             guard !entries.isEmpty else { return nil }
             var commit = Commit(time: now, entries: entries, replyShape: .cell(variance: nil))
             do throws(WALIOError) {
-                let alerts = LowStockAlert.alerts(for: commit, in: state)
-                try ledger.append(&commit, alerts: alerts)
+                try commitHere(&commit, state: state, cellHashes: hashes)
             } catch {
                 return .writesStopped(error)
             }
-            state.applyImport(commit, hashes: hashes)
             return nil
         }
     }

@@ -75,7 +75,6 @@ final class ShardState: StockView {
 
     func cellState(_ key: CellKey) -> CellState { cells[key]?.state ?? .empty }
     func warehouse(_ code: String) -> Warehouse? { catalog.warehouses[code] }
-    func isActiveWarehouse(_ code: String) -> Bool? { catalog.warehouses[code]?.active }
     func policy(of variant: String) -> VariantPolicy { catalog.policy(of: variant) }
     var warehousesInPlacementOrder: [Warehouse] { catalog.warehousesInPlacementOrder }
     func reservation(_ id: String) -> Reservation? { reservations[id, hash: hash(of: id)]?.value }
@@ -93,18 +92,9 @@ final class ShardState: StockView {
         apply(commit, ownsAll: ownsAll)
     }
 
-    /// Applies an import commit of this shard's cells whose entries' `CellTable.hash`es the caller
-    /// has (`hashes[i]` is entry i's): what `apply` does for it, without hashing a name again.
-    func applyImport(_ commit: Commit, hashes: [UInt64]) {
-        precondition(commit.entries.count == hashes.count && commit.reservation == nil && commit.warehouse == nil && commit.policy == nil)
-        for (e, h) in zip(commit.entries, hashes) {
-            assert(e.type == .import && router.shard(for: e.cell) == index && h == CellTable.hash(e.cell))
-            cells[e.cell, hash: h, default: CellSlot(state: .empty)].record(e, backorderAllowed: false)
-            counters.count(e)
-        }
-    }
-
-    func apply(_ commit: Commit, ownsAll: Bool = false) {
+    /// `cellHashes`: each entry's `CellTable.hash` (`cellHashes[i]` is entry i's), when the caller has
+    /// them (a bulk import, which hashed each cell for its own lookup), so no name is hashed again.
+    func apply(_ commit: Commit, ownsAll: Bool = false, cellHashes: [UInt64]? = nil) {
         if commit.entries.first?.type == .reset {
             // Every shard applies a reset (its commit names the catalog): back to a new engine's state.
             cells.removeAll()
@@ -112,9 +102,12 @@ final class ShardState: StockView {
             counters = StockCounters()
             catalog = Catalog()
         }
-        for e in commit.entries where e.touchesCell && (ownsAll || router.shard(for: e.cell) == index) {
+        precondition(cellHashes == nil || cellHashes!.count == commit.entries.count, "one hash per entry")
+        for (i, e) in commit.entries.enumerated() where e.touchesCell && (ownsAll || router.shard(for: e.cell) == index) {
             let backorder = e.type == .reserve && catalog.policy(of: e.variant).backorder
-            cells[e.cell, default: CellSlot(state: .empty)].record(e, backorderAllowed: backorder)
+            let hash = cellHashes?[i] ?? CellTable.hash(e.cell)
+            assert(hash == CellTable.hash(e.cell), "entry \(i)'s hash is its cell's")
+            cells[e.cell, hash: hash, default: CellSlot(state: .empty)].record(e, backorderAllowed: backorder)
             counters.count(e)
         }
         if let r = commit.reservation, ownsAll || router.home(of: r) == index {

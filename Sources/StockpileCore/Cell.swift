@@ -38,7 +38,7 @@ public enum FNV1a {
         return h
     }
 
-    @inlinable public static func hash(_ bytes: UnsafeBufferPointer<UInt8>, from start: UInt64 = offsetBasis) -> UInt64 {
+    @inlinable static func hash(_ bytes: UnsafeBufferPointer<UInt8>, from start: UInt64) -> UInt64 {
         var h = start
         for b in bytes { h = (h ^ UInt64(b)) &* prime }
         return h

@@ -84,15 +84,15 @@ extension Rules {
     }
 
     /// A new reservation of one line naming its warehouse, the most common request: what the general
-    /// path decides for it (nothing to merge, nothing to place), in the same order of checks, without
-    /// its collections.
+    /// path decides for it (nothing to merge, nothing to place), in the same order of checks and with
+    /// the same refusals, without its collections.
     @inlinable static func reserveOneLine(
         _ request: ReserveRequest, fingerprint: ReserveFingerprint, in view: some StockView, now: Timestamp, actor: String
     ) -> Decision {
         let line = request.lines[0]
         let cell = CellKey(variant: line.variant, warehouse: line.warehouse)
-        guard let active = view.isActiveWarehouse(cell.warehouse) else { return .refused(.warehouseNotFound(cell.warehouse)) }
-        guard active else { return .refused(Refusal(.inactive, "warehouse \(cell.warehouse) is inactive")) }
+        guard let warehouse = view.warehouse(cell.warehouse) else { return .refused(.warehouseNotFound(cell.warehouse)) }
+        guard warehouse.active else { return .refused(Refusal(.inactive, "warehouse \(warehouse.code) is inactive")) }
         let quantity = line.quantity
         let policy = view.policy(of: cell.variant)
         let before = view.cellState(cell)

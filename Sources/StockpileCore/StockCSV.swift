@@ -231,10 +231,10 @@ public enum StockCSV {
         var code = ""
     }
 
-    /// Reads one line (`sawHeader` says whether the header was met already).
-    /// Reads one line. The bytes are a view into the file's buffer, so that the common row is read
-    /// without a slice of the array: a slice retains the array's storage, and two threads checking
-    /// halves of one file would contend on that one reference count for every field of every row.
+    /// Reads one line (`sawHeader` says whether the header was met already). The bytes are a view into
+    /// the file's buffer, so that the common row is read without a slice of the array: a slice
+    /// retains the array's storage, and two threads checking halves of one file would contend on
+    /// that one reference count for every field of every row.
     private static func read(
         _ lineBytes: UnsafeBufferPointer<UInt8>, line: Int, source: String, sawHeader: inout Bool, lastWarehouse: inout WarehouseMemo
     ) -> Line {

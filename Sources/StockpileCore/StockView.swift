@@ -11,13 +11,6 @@ public protocol StockView {
     /// Every warehouse, in placement order (priority, then code).
     var warehousesInPlacementOrder: [Warehouse] { get }
     func reservation(_ id: String) -> Reservation?
-    /// Whether the warehouse is active, nil when it does not exist: what a reservation asks of it,
-    /// without copying its record.
-    func isActiveWarehouse(_ code: String) -> Bool?
-}
-
-extension StockView {
-    public func isActiveWarehouse(_ code: String) -> Bool? { warehouse(code)?.active }
 }
 
 /// Settings the rules take from the engine's configuration.

@@ -1,7 +1,8 @@
 // The TCP server an operator starts with `stockpile serve`, or a test starts in-process on a free
-// port. It listens, runs its event loops, each on a thread of its own (and, when asked, the metrics exporter
-// on another), and shuts down cleanly: it stops accepting, answers what it has already received, stops
-// the exporter, then returns so the caller can close the engine (which makes the log durable).
+// port. It listens, runs its event loops, each on a thread of its own (and, when asked, the metrics
+// exporter on another), and shuts down cleanly: it stops accepting, answers what it has already
+// received, stops the exporter, then returns so the caller can close the engine (which makes the log
+// durable).
 
 import Foundation
 import Stockpile
@@ -102,7 +103,7 @@ public final class Server: Sendable {
         if first { loops[0].post(.shutdown) }
     }
 
-    /// Blocks until the loop has finished (call off the cooperative pool, or use `stop()`).
+    /// Blocks until every loop has finished (call off the cooperative pool, or use `stop()`).
     public func waitUntilStopped() {
         let wait = state.withLock { $0 != .stopped }
         guard wait else { return }
