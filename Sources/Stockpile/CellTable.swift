@@ -41,8 +41,9 @@ struct CellTable: Sequence, Sendable {
 
     @inline(__always) private static func tag(_ hash: UInt64) -> UInt64 { hash & 0xFFFF_FFFF_0000_0000 }
 
-    /// The position of `key`'s entry, or nil.
-    @inline(__always) private func position(of key: CellKey, hash: UInt64) -> Int? {
+    /// The position of `key`'s entry, or nil. A position stays its cell's until `removeAll`: a shard
+    /// names a cell by it where a name would cost a copy (a reservation's line).
+    @inline(__always) func position(of key: CellKey, hash: UInt64) -> Int? {
         guard !index.isEmpty else { return nil }
         let mask = index.count &- 1
         let tag = Self.tag(hash)
@@ -117,6 +118,20 @@ struct CellTable: Sequence, Sendable {
             let p = position(of: key, hash: h) ?? insert(key, value(), hash: h)
             yield &chunks[p >> Self.chunkShift][p & Self.chunkMask].slot
         }
+    }
+
+    /// The position of `key` (hashed by the caller), added with `value` first when the table has none.
+    mutating func position(of key: CellKey, hash h: UInt64, default value: @autoclosure () -> CellSlot) -> Int {
+        position(of: key, hash: h) ?? insert(key, value(), hash: h)
+    }
+
+    /// The key of the cell at `position`.
+    func key(at position: Int) -> CellKey { chunks[position >> Self.chunkShift][position & Self.chunkMask].key }
+
+    /// The slot of the cell at `position`.
+    subscript(position p: Int) -> CellSlot {
+        get { chunks[p >> Self.chunkShift][p & Self.chunkMask].slot }
+        _modify { yield &chunks[p >> Self.chunkShift][p & Self.chunkMask].slot }
     }
 
     subscript(key: CellKey, default value: @autoclosure () -> CellSlot) -> CellSlot {

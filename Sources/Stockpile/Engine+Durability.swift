@@ -199,7 +199,7 @@ extension Engine {
             // logged, so the old one is dropped here, before the new one is applied.
             if let old = directory.replace(r.id, hash: h.hash, lines), commit.entries.first?.type == .reserve {
                 let home = shards[old.trailingZeroBitCount]
-                home.withState { $0.reservations[r.id, hash: h.hash] = nil }
+                home.withState { $0.reservations.remove(r.id, hash: h.hash) }
             }
         }
         if commit.warehouse != nil || commit.policy != nil {

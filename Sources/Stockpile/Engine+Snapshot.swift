@@ -143,7 +143,7 @@ extension Engine {
     /// What a snapshot copies while every shard is held: each shard's tables (copy-on-write), the
     /// catalog and the ledger's position; then the keys, once those pending then have settled.
     struct SnapshotCapture: Sendable {
-        var shards: [(cells: CellTable, reservations: IDTable<Boxed<Reservation>>, counters: StockCounters)]
+        var shards: [(cells: CellTable, reservations: ReservationTable, counters: StockCounters)]
         var catalog: Catalog
         var position: (lastLSN: UInt64, nextSeq: UInt64)
         var keys: [(String, KeyRecord)] = []
@@ -180,7 +180,7 @@ extension Engine {
             for (key, slot) in shard.cells {
                 cells.append(SnapshotCell(variant: key.variant, warehouse: key.warehouse, state: slot.state, belowZeroAllowed: slot.belowZeroAllowed))
             }
-            for box in shard.reservations.values { reservations.append(box.value) }
+            reservations.append(contentsOf: shard.reservations.all(cells: shard.cells))
             counters = counters + shard.counters
         }
         let keyUses = capture.keys.map { KeyUse(time: $0.1.createdAt, command: $0.1.command, reply: $0.1.reply) }
@@ -213,7 +213,7 @@ extension Engine {
                 state.cells.reserveCapacity(cells.count)
                 for (key, slot) in cells { state.cells[key] = slot }
                 state.reservations.reserveCapacity(reservations.count)
-                for r in reservations { state.reservations[r.id] = Boxed(r) }
+                for r in reservations { state.store(r) }
             }
         }
         for r in s.reservations {

@@ -18,8 +18,8 @@ extension Engine {
         var expectedReserved: [CellKey: Quantity] = [:]
         for state in states {
             if state.catalog != engineCatalog { problems.append("shard \(state.index): catalog copy differs from the engine's") }
-            for (id, box) in state.reservations {
-                let r = box.value
+            for r in state.allReservations {
+                let id = r.id
                 if router.home(of: r) != state.index { problems.append("reservation \(id) is kept in shard \(state.index), not its home") }
                 if directoryByID[id].map({ $0 == router.mask(of: r.lines.map(\.cell)) }) != true && !directory.isInFlight(id) {
                     problems.append("reservation \(id): directory entry missing or wrong")
@@ -60,7 +60,7 @@ extension Engine {
             problems.append("cell \(key.variant) \(key.warehouse) does not exist but active lines hold \(q) of it")
         }
         // Every directory entry names a reservation its home shard keeps.
-        for (id, mask) in directoryEntries where states[mask.trailingZeroBitCount].reservations[id] == nil {
+        for (id, mask) in directoryEntries where !states[mask.trailingZeroBitCount].contains(reservation: id) {
             problems.append("directory names reservation \(id) that shard \(mask.trailingZeroBitCount) does not keep")
         }
         return problems

@@ -389,9 +389,9 @@ public final class Engine: Sendable {
     /// entry is committed only after its reservation, and forgetting reclaims the entry first).
     /// Returns false, changing nothing, when the entry changed meanwhile or the reservation is there.
     func dropStaleDirectoryEntry(_ id: String, _ mask: UInt64) -> Bool {
-        guard directory.peek(id) == mask, shards[mask.trailingZeroBitCount].withState({ $0.reservations[id] == nil }) else { return false }
+        guard directory.peek(id) == mask, shards[mask.trailingZeroBitCount].withState({ !$0.reservations.contains(id, hash: id.hashValue) }) else { return false }
         guard let reclaimed = directory.reclaim(id) else { return false }
-        if reclaimed == mask && shards[mask.trailingZeroBitCount].withState({ $0.reservations[id] == nil }) {
+        if reclaimed == mask && shards[mask.trailingZeroBitCount].withState({ !$0.reservations.contains(id, hash: id.hashValue) }) {
             directory.abandon(id)
             return true
         }

@@ -7,7 +7,8 @@
 //
 // The hash is `String.hashValue`: Swift's SipHash, seeded per process, so a client cannot choose ids
 // that collide (as it could with a fixed hash such as FNV-1a, which would turn every probe into a
-// scan). Entries are dense, in an array (a removal moves the last entry into the gap), found through
+// scan). Entries are dense, in chunks of 1,024 (a removal moves the last entry into the gap; growing
+// adds a chunk and never moves an entry, so a table of large entries grows without copying), found through
 // one open-addressing index with linear probing and backward-shift deletion, so no tombstones build
 // up. It keeps true: every entry is in the index exactly once, at a slot on the probe path from its
 // hash's home; the index is at most half full, so a probe ends at an empty slot.
@@ -19,7 +20,10 @@ struct IDTable<Value>: Sequence {
         var value: Value
     }
 
-    private(set) var entries: [Entry] = []
+    private static var chunkShift: Int { 9 }
+    private static var chunkMask: Int { (1 << chunkShift) &- 1 }
+    private var chunks: [[Entry]] = []
+    private(set) var count = 0
     /// 0 is empty; otherwise the high 32 bits are the entry's hash tag and the low 32 its position + 1.
     /// The count is a power of two (or 0 before the first entry).
     private var index: [UInt64] = []
@@ -29,8 +33,12 @@ struct IDTable<Value>: Sequence {
 
     @inline(__always) private static func tag(_ hash: Int) -> UInt64 { UInt64(UInt(bitPattern: hash)) & tagMask }
 
-    var count: Int { entries.count }
-    var isEmpty: Bool { entries.isEmpty }
+    var isEmpty: Bool { count == 0 }
+
+    /// Every entry, in position order.
+    var entries: FlattenSequence<[[Entry]]> { chunks.joined() }
+
+    @inline(__always) private func entry(at p: Int) -> Entry { chunks[p >> Self.chunkShift][p & Self.chunkMask] }
 
     /// The slot of the index that holds `key`, or nil.
     @inline(__always) private func slot(of key: String, hash: Int) -> Int? {
@@ -43,7 +51,8 @@ struct IDTable<Value>: Sequence {
             if v == 0 { return nil }
             if v & Self.tagMask == tag {
                 let p = Int(truncatingIfNeeded: v & Self.positionMask) &- 1
-                if entries[p].hash == hash && entries[p].key == key { return i }
+                let e = chunks[p >> Self.chunkShift][p & Self.chunkMask]
+                if e.hash == hash && e.key == key { return i }
             }
             i = (i &+ 1) & mask
         }
@@ -55,12 +64,14 @@ struct IDTable<Value>: Sequence {
     subscript(key: String, hash hash: Int) -> Value? {
         get {
             guard let s = slot(of: key, hash: hash) else { return nil }
-            return entries[position(atSlot: s)].value
+            let p = position(atSlot: s)
+            return chunks[p >> Self.chunkShift][p & Self.chunkMask].value
         }
         set {
             if let s = slot(of: key, hash: hash) {
                 if let newValue {
-                    entries[position(atSlot: s)].value = newValue
+                    let p = position(atSlot: s)
+                    chunks[p >> Self.chunkShift][p & Self.chunkMask].value = newValue
                 } else {
                     remove(atSlot: s)
                 }
@@ -79,20 +90,29 @@ struct IDTable<Value>: Sequence {
     mutating func updateValue(_ value: Value, forKey key: String, hash: Int) -> Value? {
         if let s = slot(of: key, hash: hash) {
             let p = position(atSlot: s)
-            let old = entries[p].value
-            entries[p].value = value
+            let old = chunks[p >> Self.chunkShift][p & Self.chunkMask].value
+            chunks[p >> Self.chunkShift][p & Self.chunkMask].value = value
             return old
         }
         insert(Entry(hash: hash, key: key, value: value))
         return nil
     }
 
-    private mutating func insert(_ entry: Entry) {
+    private mutating func insert(_ entry: consuming Entry) {
         // A position takes the low 32 bits of an index slot.
-        precondition(entries.count < Int(UInt32.max), "an id table holds fewer than 2^32 entries")
-        if (entries.count &+ 1) &* 2 > index.count { grow(toHold: entries.count &+ 1) }
-        entries.append(entry)
-        place(position: entries.count &- 1, hash: entry.hash)
+        precondition(count < Int(UInt32.max), "an id table holds fewer than 2^32 entries")
+        if (count &+ 1) &* 2 > index.count { grow(toHold: count &+ 1) }
+        let p = count
+        if p & Self.chunkMask == 0 {
+            // The first chunk grows as an array does, so a small table stays small; later ones are whole.
+            var chunk: [Entry] = []
+            if p > 0 { chunk.reserveCapacity(1 << Self.chunkShift) }
+            chunks.append(chunk)
+        }
+        let hash = entry.hash
+        chunks[p >> Self.chunkShift].append(entry)
+        count &+= 1
+        place(position: p, hash: hash)
     }
 
     private mutating func place(position p: Int, hash: Int) {
@@ -108,11 +128,10 @@ struct IDTable<Value>: Sequence {
         var capacity = Swift.max(16, index.count)
         while capacity < n &* 2 { capacity &*= 2 }
         index = Array(repeating: 0, count: capacity)
-        for p in entries.indices { place(position: p, hash: entries[p].hash) }
+        for p in 0..<count { place(position: p, hash: entry(at: p).hash) }
     }
 
     mutating func reserveCapacity(_ n: Int) {
-        entries.reserveCapacity(n)
         if n &* 2 > index.count { grow(toHold: n) }
     }
 
@@ -125,7 +144,7 @@ struct IDTable<Value>: Sequence {
         var hole = s
         var i = (s &+ 1) & mask
         while index[i] != 0 {
-            let home = entries[position(atSlot: i)].hash & mask
+            let home = entry(at: position(atSlot: i)).hash & mask
             // The entry at i may fill the hole when the hole lies on its path from home to i.
             if (hole &- home) & mask < (i &- home) & mask {
                 index[hole] = index[i]
@@ -134,33 +153,36 @@ struct IDTable<Value>: Sequence {
             i = (i &+ 1) & mask
         }
         index[hole] = 0
-        let last = entries.count &- 1
+        let last = count &- 1
+        let moved = chunks[last >> Self.chunkShift].removeLast()
+        if chunks[last >> Self.chunkShift].isEmpty { chunks.removeLast() }
+        count = last
         if p != last {
-            var j = entries[last].hash & mask
+            var j = moved.hash & mask
             while position(atSlot: j) != last { j = (j &+ 1) & mask }
             index[j] = (index[j] & Self.tagMask) | UInt64(p &+ 1)
-            entries.swapAt(p, last)
+            chunks[p >> Self.chunkShift][p & Self.chunkMask] = moved
         }
-        entries.removeLast()
     }
 
     mutating func removeAll() {
-        entries.removeAll()
+        chunks.removeAll()
+        count = 0
         index.removeAll()
     }
 
     /// Removes the entries for which `shouldBeRemoved` is true.
     mutating func removeAll(where shouldBeRemoved: (Entry) -> Bool) {
         let kept = entries.filter { !shouldBeRemoved($0) }
-        guard kept.count != entries.count else { return }
+        guard kept.count != count else { return }
         removeAll()
         reserveCapacity(kept.count)
         for e in kept { insert(e) }
     }
 
-    var values: LazyMapSequence<[Entry], Value> { entries.lazy.map(\.value) }
+    var values: LazyMapSequence<FlattenSequence<[[Entry]]>, Value> { entries.lazy.map(\.value) }
 
-    func makeIterator() -> LazyMapSequence<[Entry], (key: String, value: Value)>.Iterator {
+    func makeIterator() -> LazyMapSequence<FlattenSequence<[[Entry]]>, (key: String, value: Value)>.Iterator {
         entries.lazy.map { (key: $0.key, value: $0.value) }.makeIterator()
     }
 
@@ -168,8 +190,9 @@ struct IDTable<Value>: Sequence {
     /// Checks the invariants of the file header (tests and debug builds).
     func checkInvariants() {
         precondition(index.isEmpty || index.count.nonzeroBitCount == 1, "the index count is a power of two")
-        precondition(entries.count * 2 <= index.count || entries.isEmpty, "the index is at most half full")
-        precondition(index.lazy.filter { $0 != 0 }.count == entries.count, "every entry is in the index once")
+        precondition(count * 2 <= index.count || count == 0, "the index is at most half full")
+        precondition(index.lazy.filter { $0 != 0 }.count == count, "every entry is in the index once")
+        precondition(entries.count == count, "the chunks hold count entries")
         for (p, e) in entries.enumerated() {
             precondition(e.hash == e.key.hashValue, "entry \(p) keeps its key's hash")
             guard let s = slot(of: e.key, hash: e.hash) else { preconditionFailure("entry \(p) is not found") }

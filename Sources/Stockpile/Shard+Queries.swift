@@ -26,7 +26,7 @@ extension ShardState {
             let threshold = catalog.policy(of: key.variant).lowStock
             if threshold.isPositive && slot.state.available <= threshold { s.lowStockCount += 1 }
         }
-        s.activeReservations = reservations.values.reduce(0) { $0 + ($1.value.isOpen ? 1 : 0) }
+        s.activeReservations = reservations.openCount
         s.counters = counters
         return s
     }
@@ -56,8 +56,7 @@ extension ShardState {
 
     func backorders(limit: Int) -> [BackorderLine] {
         var out: [BackorderLine] = []
-        for box in reservations.values where box.value.isOpen {
-            let r = box.value
+        for r in allReservations where r.isOpen {
             for line in r.lines where line.backordered.isPositive && line.remaining.isPositive {
                 out.append(BackorderLine(reservation: r.id, variant: line.variant, warehouse: line.warehouse, quantity: line.quantity, remaining: line.remaining, backordered: line.backordered))
             }

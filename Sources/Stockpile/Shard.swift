@@ -221,9 +221,7 @@ extension Shard {
     /// Forgets a closed reservation whose retention has passed. Returns whether it did.
     nonisolated func forget(_ id: String, closedBefore limit: Timestamp) -> Bool {
         withState { state in
-            guard let r = state.reservations[id]?.value, !r.isOpen, let closed = r.closedAt, closed <= limit else { return false }
-            state.reservations[id] = nil
-            return true
+            state.reservations.remove(id, hash: id.hashValue, closedNotAfter: limit)
         }
     }
 }

@@ -40,17 +40,21 @@ final class Boxed<Value: Sendable>: Sendable {
 struct ShardSnapshot: Sendable {
     let index: Int
     let cells: CellTable
-    let reservations: IDTable<Boxed<Reservation>>
+    let reservations: ReservationTable
     let catalog: Catalog
+
+    /// Every reservation it keeps.
+    var allReservations: LazyMapSequence<FlattenSequence<[[IDTable<StoredReservation>.Entry]]>, Reservation> { reservations.all(cells: cells) }
+
+    func contains(reservation id: String) -> Bool { reservations.contains(id, hash: id.hashValue) }
 }
 
 final class ShardState: StockView {
     let index: Int
     let router: ShardRouter
     var cells = CellTable()
-    /// Boxed, so the table moves a pointer per entry when it grows, not a whole reservation. Boxes are
-    /// never mutated (a change stores a new box), so copies of the state stay independent.
-    var reservations = IDTable<Boxed<Reservation>>()
+    /// Kept compact (`ReservationTable`): a one-line reservation names its cell by its position in `cells`.
+    var reservations = ReservationTable()
     var catalog = Catalog()
     var counters = StockCounters()
     /// The id of the request being decided, with its hash, while `Shard.execute` runs.
@@ -77,7 +81,26 @@ final class ShardState: StockView {
     func warehouse(_ code: String) -> Warehouse? { catalog.warehouses[code] }
     func policy(of variant: String) -> VariantPolicy { catalog.policy(of: variant) }
     var warehousesInPlacementOrder: [Warehouse] { catalog.warehousesInPlacementOrder }
-    func reservation(_ id: String) -> Reservation? { reservations[id, hash: hash(of: id)]?.value }
+    func reservation(_ id: String) -> Reservation? {
+        // The cell table is read only for a reservation that is there.
+        guard let stored = reservations.stored(id, hash: hash(of: id)) else { return nil }
+        return stored.reservation(id: id, cells: cells)
+    }
+
+    /// Every reservation this shard keeps.
+    var allReservations: LazyMapSequence<FlattenSequence<[[IDTable<StoredReservation>.Entry]]>, Reservation> { reservations.all(cells: cells) }
+
+    /// Keeps `r` as it is now (a snapshot's reservation, or one a commit changed). `cellPosition`: the
+    /// position of its line's cell, for a one-line reservation, when the caller has it.
+    func store(_ r: Reservation, cellPosition: Int? = nil) {
+        var position = cellPosition
+        if position == nil, r.lines.count == 1 {
+            let cell = r.lines[0].cell
+            position = cells.position(of: cell, hash: CellTable.hash(cell))
+        }
+        reservations.store(r, hash: hash(of: r.id), cellPosition: position)
+        assert(reservation(r.id) == r, "reservation \(r.id) reads back as it was stored")
+    }
 
     // MARK: Change
 
@@ -103,15 +126,24 @@ final class ShardState: StockView {
             catalog = Catalog()
         }
         precondition(cellHashes == nil || cellHashes!.count == commit.entries.count, "one hash per entry")
+        // The position of the last cell changed, which is a one-line reservation's own.
+        var lastCell: (entry: Int, position: Int)?
         for (i, e) in commit.entries.enumerated() where e.touchesCell && (ownsAll || router.shard(for: e.cell) == index) {
             let backorder = e.type == .reserve && catalog.policy(of: e.variant).backorder
             let hash = cellHashes?[i] ?? CellTable.hash(e.cell)
             assert(hash == CellTable.hash(e.cell), "entry \(i)'s hash is its cell's")
-            cells[e.cell, hash: hash, default: CellSlot(state: .empty)].record(e, backorderAllowed: backorder)
+            let p = cells.position(of: e.cell, hash: hash, default: CellSlot(state: .empty))
+            cells[position: p].record(e, backorderAllowed: backorder)
             counters.count(e)
+            lastCell = (i, p)
         }
         if let r = commit.reservation, ownsAll || router.home(of: r) == index {
-            reservations[r.id, hash: hash(of: r.id)] = Boxed(r)
+            var position: Int?
+            if let (i, p) = lastCell, r.lines.count == 1 {
+                let (e, line) = (commit.entries[i], r.lines[0])
+                if e.variant == line.variant && e.warehouse == line.warehouse { position = p }
+            }
+            store(r, cellPosition: position)
         }
         if let w = commit.warehouse { catalog.apply(w) }
         if let p = commit.policy { catalog.apply(p) }

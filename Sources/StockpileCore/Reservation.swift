@@ -113,6 +113,28 @@ public struct Reservation: Hashable, Sendable {
         self.requestLines = Self.ownLines(lines, are: fingerprint.lines) ? nil : fingerprint.lines
     }
 
+    /// A reservation whose request named exactly its own lines (variant, warehouse, quantity, in
+    /// order), with that request's TTL, customer and strategy: what a store that keeps no copy of the
+    /// request's lines builds back.
+    public init(
+        id: String, lines: [ReservationLine], status: ReservationStatus, expiresAt: Timestamp?, customer: String?,
+        createdAt: Timestamp, closedAt: Timestamp?, endedByExpiry: Bool, requestTTL: Duration?, requestCustomer: String?,
+        strategy: PlacementStrategy
+    ) {
+        self.id = id
+        self.lines = lines
+        self.status = status
+        self.expiresAt = expiresAt
+        self.customer = customer
+        self.createdAt = createdAt
+        self.closedAt = closedAt
+        self.endedByExpiry = status == .expired || (status == .fulfilled && endedByExpiry)
+        self.requestTTL = requestTTL
+        self.requestCustomer = requestCustomer
+        self.strategy = strategy
+        self.requestLines = nil
+    }
+
     /// The request that created it, for telling a replay from a conflicting reuse of the id. Built on
     /// each read; `isRequested(by:)` compares without building it.
     public var fingerprint: ReserveFingerprint {

@@ -20,13 +20,13 @@ struct AllocationTests {
     /// RESERVE in pipelines of 16) and saves entering the shard and its lock per request.
     #if DEBUG
     static let limits: [String: Double] = [
-        "reserve": 21.5, "reserve_replay": 3.5, "release": 15.5, "adjust": 10.5, "cell": 0.5,
-        "wire_reserve": 112.25, "wire_stock": 51.5,
+        "reserve": 13.5, "reserve_replay": 3.5, "release": 15.5, "adjust": 10.5, "cell": 0.5,
+        "wire_reserve": 104.25, "wire_stock": 51.5,
     ]
     #else
     static let limits: [String: Double] = [
-        "reserve": 3.5, "reserve_replay": 0.5, "release": 3.5, "adjust": 3.5, "cell": 0.5,
-        "wire_reserve": 5.75, "wire_stock": 1.0,
+        "reserve": 2.5, "reserve_replay": 0.5, "release": 2.5, "adjust": 3.5, "cell": 0.5,
+        "wire_reserve": 4.75, "wire_stock": 1.0,
     ]
     #endif
 

@@ -1,0 +1,134 @@
+// The reservations whose home is one shard, by id. Most reservations are one line whose request named
+// that line (variant, warehouse, quantity): such a one is kept compact, as one fixed-size entry of the
+// id's table: its line's cell as a position in the shard's cell table (a shard's cells move only
+// when all of them go, with every reservation, at a RESET), its figures and times as integers. While
+// it is open it also keeps its array of lines, the one its commit carried (so storing it allocates
+// nothing, and neither does reading it for a retry or for the release that closes it); once closed,
+// the array goes and the entry alone is what the retention window keeps. Any other reservation (several lines, a line the engine placed, a
+// cell the shard has no figures for, a TTL finer than a millisecond) is kept whole, behind one
+// reference. Reading a reservation builds the `Reservation` value back, equal to the one stored.
+
+import StockpileCore
+
+/// One reservation as its shard keeps it.
+struct StoredReservation: Sendable {
+    /// The whole reservation, when it is not kept compact; nil when the fields below hold it.
+    var whole: Boxed<Reservation>?
+    /// The lines, while it is open (then equal to what the fields below say).
+    var lines: [ReservationLine]?
+    var customer: String?
+    var quantity: Int64 = 0
+    var fulfilled: Int64 = 0
+    var released: Int64 = 0
+    var backordered: Int64 = 0
+    var createdAt: Int64 = 0
+    /// `Self.none` for no time.
+    var expiresAt: Int64 = 0
+    var closedAt: Int64 = 0
+    /// The request's TTL in milliseconds, or `Self.none`.
+    var requestTTL: Int64 = 0
+    /// The position of its line's cell in the shard's cell table.
+    var cell: UInt32 = 0
+    var status: ReservationStatus = .active
+    var strategy: PlacementStrategy = .priority
+    var endedByExpiry = false
+    var tracked = false
+
+    static let none = Int64.min
+
+    init(whole r: Reservation) { self.whole = Boxed(r) }
+
+    /// `r` kept compact, when it can be: one line, on the cell at `cellPosition`, which its request named.
+    init?(compacting r: Reservation, cellPosition: Int?) {
+        guard r.lines.count == 1, let cellPosition, cellPosition <= Int(UInt32.max), r.fingerprintLinesAreOwnLines,
+            r.requestCustomer == r.customer, r.createdAt.milliseconds != Self.none,
+            r.expiresAt?.milliseconds != Self.none, r.closedAt?.milliseconds != Self.none,
+            let ttl = Self.milliseconds(r.requestTTL)
+        else { return nil }
+        let line = r.lines[0]
+        if r.isOpen { lines = r.lines }
+        customer = r.customer
+        quantity = line.quantity.units
+        fulfilled = line.fulfilled.units
+        released = line.released.units
+        backordered = line.backordered.units
+        tracked = line.tracked
+        createdAt = r.createdAt.milliseconds
+        expiresAt = r.expiresAt?.milliseconds ?? Self.none
+        closedAt = r.closedAt?.milliseconds ?? Self.none
+        requestTTL = ttl
+        cell = UInt32(cellPosition)
+        status = r.status
+        strategy = r.strategy
+        endedByExpiry = r.endedByExpiry
+    }
+
+    /// A TTL in whole milliseconds (`none` for no TTL); nil when it is finer or too long to say so.
+    private static func milliseconds(_ ttl: Duration?) -> Int64? {
+        guard let ttl else { return Self.none }
+        let (seconds, attoseconds) = ttl.components
+        guard attoseconds % 1_000_000_000_000_000 == 0 else { return nil }
+        let (ms, overflow) = seconds.multipliedReportingOverflow(by: 1000)
+        guard !overflow else { return nil }
+        let (total, overflow2) = ms.addingReportingOverflow(attoseconds / 1_000_000_000_000_000)
+        return overflow2 || total == Self.none ? nil : total
+    }
+
+    var isOpen: Bool { whole?.value.isOpen ?? status.isOpen }
+    var closedTime: Timestamp? { whole.map { $0.value.closedAt } ?? (closedAt == Self.none ? nil : Timestamp(milliseconds: closedAt)) }
+
+    private func line(cells: CellTable) -> ReservationLine {
+        let key = cells.key(at: Int(cell))
+        return ReservationLine(
+            variant: key.variant, warehouse: key.warehouse, quantity: Quantity(quantity), fulfilled: Quantity(fulfilled),
+            released: Quantity(released), backordered: Quantity(backordered), tracked: tracked)
+    }
+
+    /// The reservation `id` this entry keeps, its line's cell named from `cells`.
+    func reservation(id: String, cells: CellTable) -> Reservation {
+        if let whole { return whole.value }
+        return Reservation(
+            id: id, lines: lines ?? [line(cells: cells)], status: status, expiresAt: expiresAt == Self.none ? nil : Timestamp(milliseconds: expiresAt),
+            customer: customer, createdAt: Timestamp(milliseconds: createdAt),
+            closedAt: closedAt == Self.none ? nil : Timestamp(milliseconds: closedAt), endedByExpiry: endedByExpiry,
+            requestTTL: requestTTL == Self.none ? nil : .milliseconds(requestTTL), requestCustomer: customer, strategy: strategy)
+    }
+}
+
+/// A shard's reservations by id (see the file header). Ids are hashed by the caller (`String.hashValue`).
+struct ReservationTable: Sendable {
+    private var table = IDTable<StoredReservation>()
+
+    var count: Int { table.count }
+
+    func contains(_ id: String, hash: Int) -> Bool { table[id, hash: hash] != nil }
+
+    /// The entry of `id`; `reservation(id:cells:)` builds the reservation from it.
+    func stored(_ id: String, hash: Int) -> StoredReservation? { table[id, hash: hash] }
+
+    /// Stores `r` (replacing what its id held). `cellPosition`: the position in the shard's cell table
+    /// of its line's cell, for a one-line reservation; nil keeps it whole.
+    mutating func store(_ r: Reservation, hash: Int, cellPosition: Int?) {
+        table[r.id, hash: hash] = StoredReservation(compacting: r, cellPosition: cellPosition) ?? StoredReservation(whole: r)
+    }
+
+    mutating func remove(_ id: String, hash: Int) { table[id, hash: hash] = nil }
+
+    /// Removes `id` when it is closed and closed at or before `limit`; returns whether it did.
+    mutating func remove(_ id: String, hash: Int, closedNotAfter limit: Timestamp) -> Bool {
+        guard let r = table[id, hash: hash], !r.isOpen, let closed = r.closedTime, closed <= limit else { return false }
+        table[id, hash: hash] = nil
+        return true
+    }
+
+    mutating func removeAll() { table.removeAll() }
+
+    mutating func reserveCapacity(_ n: Int) { table.reserveCapacity(n) }
+
+    var openCount: Int { table.values.reduce(0) { $0 + ($1.isOpen ? 1 : 0) } }
+
+    /// Every reservation, built back with its cells named from `cells`.
+    func all(cells: CellTable) -> LazyMapSequence<FlattenSequence<[[IDTable<StoredReservation>.Entry]]>, Reservation> {
+        table.entries.lazy.map { $0.value.reservation(id: $0.key, cells: cells) }
+    }
+}
