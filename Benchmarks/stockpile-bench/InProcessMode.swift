@@ -50,6 +50,7 @@ nonisolated func runBenchmark(_ options: Options) async -> Int32 {
     }
 
     let deadline = ContinuousClock.now + .milliseconds(Int(options.duration * 1000))
+    let logBefore = engine.logStatus
     let allocationsBefore = stockpile_allocation_count()
     let started = ContinuousClock.now
     let results = await withTaskGroup(of: TaskResult.self) { group in
@@ -133,6 +134,8 @@ nonisolated func runBenchmark(_ options: Options) async -> Int32 {
     }
     let elapsed = ContinuousClock.now - started
     let allocations = stockpile_allocation_count() - allocationsBefore
+    let logAfter = engine.logStatus
+    let syncs = logAfter.syncCount - logBefore.syncCount
 
     var histogram = LatencyHistogram()
     var ok = 0
@@ -171,12 +174,15 @@ nonisolated func runBenchmark(_ options: Options) async -> Int32 {
     // engine's alone.
     let allocationsPerOp = Double(allocations) / Double(max(ops, 1))
     print(String(format: "  allocations per reservation %.1f (with the load generator's own)", allocationsPerOp))
+    if syncs > 0 {
+        print(String(format: "  log: %d syncs, %.1f records per sync", syncs, Double(logAfter.lastLSN - logBefore.lastLSN) / Double(syncs)))
+    }
     print("  oversold \(oversold), cells whose reserved differs from the replies \(mismatched), invariant violations \(problems.count)")
     if options.json {
         let object: [String: Any] = [
             "scenario": options.scenario, "fsync": "\(options.durability)", "tasks": options.tasks, "batch": options.batch, "shards": options.shards, "cells": cellCount, "seconds": seconds,
             "ops": ops, "ops_per_s": Int(opsPerSecond), "allocations_per_op": allocationsPerOp, "p50_us": p50, "p99_us": p99, "p999_us": p999, "max_us": maxUs,
-            "refused": refused, "oversold": oversold, "mismatched_cells": mismatched, "invariant_violations": problems.count,
+            "refused": refused, "syncs": syncs, "oversold": oversold, "mismatched_cells": mismatched, "invariant_violations": problems.count,
         ]
         let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
         print(String(decoding: data, as: UTF8.self))
