@@ -125,11 +125,12 @@ final class Ledger: Sendable {
     var lastLSN: UInt64 { state.withLock { $0.lastLSN } }
 
     /// Numbers the commit's entries, hands it to the log, keeps the entries and tells subscribers, with
-    /// the low-stock alerts the commit causes (computed by the caller, who knows the policies): at
-    /// once without a log, and when the log acknowledges the record with one.
+    /// the low-stock alerts the commit causes (computed by the caller's `alerts`, who knows the
+    /// policies, and only when someone subscribes: under this lock, so a subscriber that came first
+    /// hears them): at once without a log, and when the log acknowledges the record with one.
     /// - Throws: the log's failure; then nothing is kept or told, and the caller must drop the commit
     ///   (its entries carry the numbers they would have had) and not apply it.
-    func append(_ commit: inout Commit, alerts: [LowStockAlert] = []) throws(WALIOError) {
+    func append(_ commit: inout Commit, alerts: (Commit) -> [LowStockAlert] = { _ in [] }) throws(WALIOError) {
         let capacity = self.capacity
         var ended: [AsyncStream<EngineEvent>.Continuation] = []
         try state.withLock { s throws(WALIOError) in
@@ -141,6 +142,7 @@ final class Ledger: Sendable {
             if let log { s.lastLSN = try log.submit(.commit(commit)) }
             for e in commit.entries { s.keep(e, capacity: capacity) }
             guard !s.subscribers.isEmpty else { return }
+            let alerts = alerts(commit)
             var events: [EngineEvent] = []
             for e in commit.entries {
                 events.append(.entry(e))

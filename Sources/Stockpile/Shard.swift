@@ -130,8 +130,7 @@ actor Shard {
     /// Logs, numbers and applies a commit decided here, holding the lock. When the log refuses it,
     /// nothing is applied. `cellHashes`: as `ShardState.apply` takes them.
     private nonisolated func commitHere(_ commit: inout Commit, state: ShardState, cellHashes: [UInt64]? = nil) throws(WALIOError) {
-        let alerts = LowStockAlert.alerts(for: commit, in: state)
-        try ledger.append(&commit, alerts: alerts)
+        try ledger.append(&commit) { LowStockAlert.alerts(for: $0, in: state) }
         state.apply(commit, ownsAll: true, cellHashes: cellHashes)
     }
 

@@ -102,7 +102,7 @@ public enum StockCSV {
 
         /// Sorts `seen` and notes the hashes it holds more than once: equal neighbours.
         mutating func findRepeats() {
-            seen.sort()
+            seen.radixSort()
             var i = 1
             while i < seen.count {
                 if seen[i] == seen[i - 1] { collided.insert(seen[i]) }
