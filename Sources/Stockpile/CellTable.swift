@@ -10,6 +10,7 @@
 // Compared with a Swift Dictionary, a lookup hashes the names once with FNV-1a instead of the seeded
 // SipHash, and probes an array of integers before it touches an entry.
 
+import CStockpileLinux
 import StockpileCore
 
 struct CellTable: Sequence, Sendable {
@@ -123,6 +124,15 @@ struct CellTable: Sequence, Sendable {
     /// The position of `key` (hashed by the caller), added with `value` first when the table has none.
     mutating func position(of key: CellKey, hash h: UInt64, default value: @autoclosure () -> CellSlot) -> Int {
         position(of: key, hash: h) ?? insert(key, value(), hash: h)
+    }
+
+    /// Brings in the index slot where a lookup of a cell with `hash` starts (a hint, for bulk loads
+    /// that know their next cells ahead). Mutating only so that a call on a class's stored table
+    /// borrows it in place instead of retaining its arrays; it changes nothing.
+    @inline(__always) mutating func prefetch(hash: UInt64) {
+        guard !index.isEmpty else { return }
+        let slot = Int(truncatingIfNeeded: hash) & (index.count &- 1)
+        index.withUnsafeBufferPointer { stockpile_prefetch($0.baseAddress! + slot) }
     }
 
     /// The key of the cell at `position`.

@@ -129,6 +129,8 @@ final class ShardState: StockView {
         // The position of the last cell changed, which is a one-line reservation's own.
         var lastCell: (entry: Int, position: Int)?
         for (i, e) in commit.entries.enumerated() where e.touchesCell && (ownsAll || router.shard(for: e.cell) == index) {
+            // With the hashes given (a bulk import), the slot of the entry a few ahead is asked for now.
+            if let cellHashes, i + 16 < cellHashes.count { cells.prefetch(hash: cellHashes[i + 16]) }
             let backorder = e.type == .reserve && catalog.policy(of: e.variant).backorder
             let hash = cellHashes?[i] ?? CellTable.hash(e.cell)
             assert(hash == CellTable.hash(e.cell), "entry \(i)'s hash is its cell's")
