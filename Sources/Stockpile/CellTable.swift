@@ -29,8 +29,11 @@ struct CellTable: Sequence, Sendable {
 
     /// The cell's stable hash (the one routing uses), finished with a mixer so that every bit of the
     /// result depends on every byte: the slot bits must not repeat the bits that chose the shard.
-    @inline(__always) static func hash(_ key: CellKey) -> UInt64 {
-        var h = key.stableHash
+    @inline(__always) static func hash(_ key: CellKey) -> UInt64 { hash(stable: key.stableHash) }
+
+    /// `hash(key)` from the key's `stableHash`, for a caller that has it already.
+    @inline(__always) static func hash(stable: UInt64) -> UInt64 {
+        var h = stable
         // MurmurHash3's 64-bit finaliser.
         h ^= h >> 33
         h &*= 0xff51_afd7_ed55_8ccd

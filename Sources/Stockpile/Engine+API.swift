@@ -117,16 +117,19 @@ extension Engine {
             return .refused(refusal)
         }
         var checked = results[0].rows
+        var checkedHashes = results[0].cellHashes
         var byShard = results[0].byShard
         for k in 1..<halves {
             let offset = checked.count
             checked += results[k].rows
+            checkedHashes += results[k].cellHashes
             for s in byShard.indices { byShard[s] += results[k].byShard[s].lazy.map { $0 + offset } }
         }
         let now = await settleDueWork()
         // Shards are independent: as many load at once as there are cores, each a shard at a time.
         let work = byShard.enumerated().filter { !$0.element.isEmpty }
         let checkedRows = checked
+        let cellHashes = checkedHashes
         let workers = min(work.count, ProcessInfo.processInfo.activeProcessorCount)
         let refused = ImportStop()
         let refusal = await withTaskGroup(of: Refusal?.self) { group -> Refusal? in
@@ -141,8 +144,10 @@ extension Engine {
                         for start in stride(from: 0, to: indexes.count, by: Self.importCommitRowCountMax) {
                             // Another worker was refused: stop at the next commit.
                             if refused.value.load(ordering: .relaxed) { return nil }
-                            let part = indexes[start..<min(indexes.count, start + Self.importCommitRowCountMax)].map { checkedRows[$0] }
-                            if let refusal = self.shards[s].importRows(part[...], now: now, actor: actor) { return refusal }
+                            let lot = indexes[start..<min(indexes.count, start + Self.importCommitRowCountMax)]
+                            let part = lot.map { checkedRows[$0] }
+                            let hashes = lot.map { cellHashes[$0] }
+                            if let refusal = self.shards[s].importRows(part[...], cellHashes: hashes, now: now, actor: actor) { return refusal }
                         }
                     }
                     return nil
@@ -194,6 +199,8 @@ extension Engine {
     /// Rows an import checked: normalised, with each one's shard, or the refusal of the first bad one.
     struct CheckedRows {
         var rows: [StockRow] = []
+        /// Each row's `CellTable.hash`, computed with its shard (the name is hashed once).
+        var cellHashes: [UInt64] = []
         /// Positions in `rows`, by shard, in row order.
         var byShard: [[Int]]
         var refusal: Refusal?
@@ -204,6 +211,7 @@ extension Engine {
     func checkRows(_ rows: ArraySlice<StockRow>, known: Set<String>) -> CheckedRows {
         var out = CheckedRows(byShard: Array(repeating: [], count: shards.count))
         out.rows.reserveCapacity(rows.count)
+        out.cellHashes.reserveCapacity(rows.count)
         var knownWarehouse = ""
         for row in rows {
             let command = Command.importStock(variant: row.variant, warehouse: row.warehouse, onHand: row.onHand)
@@ -220,8 +228,11 @@ extension Engine {
                         }
                         knownWarehouse = w
                     }
-                    out.byShard[router.shard(for: CellKey(variant: v, warehouse: w))].append(out.rows.count)
+                    let cell = CellKey(variant: v, warehouse: w)
+                    let stable = cell.stableHash
+                    out.byShard[router.shard(forStableHash: stable)].append(out.rows.count)
                     out.rows.append(StockRow(variant: v, warehouse: w, onHand: onHand, line: row.line))
+                    out.cellHashes.append(CellTable.hash(stable: stable))
                 }
             }
             if let refusal {

@@ -55,9 +55,11 @@ public struct ShardRouter: Sendable {
 
     public init(count: Int) { self.count = count }
 
-    @inlinable public func shard(for cell: CellKey) -> Int {
+    @inlinable public func shard(for cell: CellKey) -> Int { shard(forStableHash: cell.stableHash) }
+
+    /// The shard of the cell whose `stableHash` is `h`.
+    @inlinable public func shard(forStableHash h: UInt64) -> Int {
         if count == 1 { return 0 }
-        let h = cell.stableHash
         return Int((h ^ (h >> 29)) % UInt64(count))
     }
 

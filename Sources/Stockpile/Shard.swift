@@ -139,18 +139,16 @@ actor Shard {
     /// time would cost each. Rows are decided in order against the figures the earlier rows leave,
     /// so a cell named twice ends at its last row. Returns the refusal that stops the load (a
     /// warehouse removed meanwhile, a log that cannot be written), with nothing applied.
-    nonisolated func importRows(_ rows: ArraySlice<StockRow>, now: Timestamp, actor: String) -> Refusal? {
+    /// `cellHashes`: each row's `CellTable.hash` (the caller hashed the names to route the rows).
+    nonisolated func importRows(_ rows: ArraySlice<StockRow>, cellHashes hashes: [UInt64], now: Timestamp, actor: String) -> Refusal? {
         withState { state in
             var entries: [LedgerEntry] = []
             entries.reserveCapacity(rows.count)
-            // Each entry's cell hashed once, for the lookup here and the store after the log.
-            var hashes: [UInt64] = []
-            hashes.reserveCapacity(rows.count)
+            precondition(hashes.count == rows.count, "one hash per row")
             // The entry each cell of the lot last got, by the cell's hash, so a cell named again reads
             // the figures its earlier row leaves (nothing is applied before the lot is logged).
             var lastEntry = LotIndex(capacity: rows.count)
             var checkedWarehouse = ""
-            for row in rows { hashes.append(CellTable.hash(CellKey(variant: row.variant, warehouse: row.warehouse))) }
             // Each row's table slot is asked for this many rows ahead, so the lookups' cache misses overlap.
             let ahead = 16
             // Read through one reference for the lot (let go before the commit changes the table): a
