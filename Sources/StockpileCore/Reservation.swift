@@ -98,19 +98,10 @@ public struct Reservation: Hashable, Sendable {
         customer: String?, createdAt: Timestamp, closedAt: Timestamp? = nil, endedByExpiry: Bool = false,
         fingerprint: ReserveFingerprint
     ) {
-        self.id = id
-        self.lines = lines
-        self.status = status
-        self.expiresAt = expiresAt
-        self.customer = customer
-        self.createdAt = createdAt
-        self.closedAt = closedAt
-        // Only an expired or a fulfilled reservation can have ended by expiry, and an expired one always did.
-        self.endedByExpiry = status == .expired || (status == .fulfilled && endedByExpiry)
-        self.requestTTL = fingerprint.ttl
-        self.requestCustomer = fingerprint.customer
-        self.strategy = fingerprint.strategy
-        self.requestLines = Self.ownLines(lines, are: fingerprint.lines) ? nil : fingerprint.lines
+        self.init(
+            id: id, lines: lines, status: status, expiresAt: expiresAt, customer: customer, createdAt: createdAt, closedAt: closedAt,
+            endedByExpiry: endedByExpiry, requestLines: Self.ownLines(lines, are: fingerprint.lines) ? nil : fingerprint.lines,
+            requestTTL: fingerprint.ttl, requestCustomer: fingerprint.customer, strategy: fingerprint.strategy)
     }
 
     /// A reservation whose request named exactly its own lines (variant, warehouse, quantity, in
@@ -121,6 +112,16 @@ public struct Reservation: Hashable, Sendable {
         createdAt: Timestamp, closedAt: Timestamp?, endedByExpiry: Bool, requestTTL: Duration?, requestCustomer: String?,
         strategy: PlacementStrategy
     ) {
+        self.init(
+            id: id, lines: lines, status: status, expiresAt: expiresAt, customer: customer, createdAt: createdAt, closedAt: closedAt,
+            endedByExpiry: endedByExpiry, requestLines: nil, requestTTL: requestTTL, requestCustomer: requestCustomer, strategy: strategy)
+    }
+
+    private init(
+        id: String, lines: [ReservationLine], status: ReservationStatus, expiresAt: Timestamp?, customer: String?,
+        createdAt: Timestamp, closedAt: Timestamp?, endedByExpiry: Bool, requestLines: [ReserveLine]?, requestTTL: Duration?,
+        requestCustomer: String?, strategy: PlacementStrategy
+    ) {
         self.id = id
         self.lines = lines
         self.status = status
@@ -128,11 +129,12 @@ public struct Reservation: Hashable, Sendable {
         self.customer = customer
         self.createdAt = createdAt
         self.closedAt = closedAt
+        // Only an expired or a fulfilled reservation can have ended by expiry, and an expired one always did.
         self.endedByExpiry = status == .expired || (status == .fulfilled && endedByExpiry)
+        self.requestLines = requestLines
         self.requestTTL = requestTTL
         self.requestCustomer = requestCustomer
         self.strategy = strategy
-        self.requestLines = nil
     }
 
     /// The request that created it, for telling a replay from a conflicting reuse of the id. Built on
