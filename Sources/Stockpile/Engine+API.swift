@@ -213,27 +213,28 @@ extension Engine {
         out.rows.reserveCapacity(rows.count)
         out.cellHashes.reserveCapacity(rows.count)
         var knownWarehouse = ""
+        var previous: (given: String, normalized: String)?
         for row in rows {
-            let command = Command.importStock(variant: row.variant, warehouse: row.warehouse, onHand: row.onHand)
+            // What `Validation.normalize` and `configuredLimitRefusal` check of `.importStock`, without
+            // building the command for each of millions of rows.
             var refusal: Refusal?
-            switch Validation.normalize(command) {
-            case .refused(let r): refusal = r
-            case .ok(let normalized):
-                refusal = configuredLimitRefusal(normalized)
-                if refusal == nil, case .importStock(let v, let w, let onHand) = normalized {
+            do throws(Refusal) {
+                let w = try Validation.importRow(variant: row.variant, warehouse: row.warehouse, onHand: row.onHand, previous: previous)
+                previous = (row.warehouse, w)
+                refusal = configuredQuantityRefusal(row.onHand)
+                if refusal == nil {
                     if w != knownWarehouse {
-                        guard known.contains(w) else {
-                            refusal = .warehouseNotFound(w)
-                            break
-                        }
+                        guard known.contains(w) else { throw .warehouseNotFound(w) }
                         knownWarehouse = w
                     }
-                    let cell = CellKey(variant: v, warehouse: w)
+                    let cell = CellKey(variant: row.variant, warehouse: w)
                     let stable = cell.stableHash
                     out.byShard[router.shard(forStableHash: stable)].append(out.rows.count)
-                    out.rows.append(StockRow(variant: v, warehouse: w, onHand: onHand, line: row.line))
+                    out.rows.append(StockRow(variant: row.variant, warehouse: w, onHand: row.onHand, line: row.line))
                     out.cellHashes.append(CellTable.hash(stable: stable))
                 }
+            } catch {
+                refusal = error
             }
             if let refusal {
                 out.refusal = Refusal(refusal.code, "line \(row.line): \(refusal.message)")

@@ -475,8 +475,12 @@ extension Engine {
         case .transfer(_, _, _, let q, _, _), .returnStock(_, _, let q, _, _, _): quantities = [q]
         default: quantities = []
         }
-        if quantities.contains(where: { $0 > c.quantityMax }) { return .limit("quantity may not exceed \(c.quantityMax)") }
-        return nil
+        return quantities.lazy.compactMap(configuredQuantityRefusal).first
+    }
+
+    /// LIMIT when `q` passes the configured `quantityMax` (the SPEC's own limit is checked by validation).
+    func configuredQuantityRefusal(_ q: Quantity) -> Refusal? {
+        q > configuration.quantityMax ? .limit("quantity may not exceed \(configuration.quantityMax)") : nil
     }
 }
 

@@ -79,10 +79,7 @@ public enum Validation {
             try checkKey(key)
             return .setQuantity(variant: v, warehouse: w, quantity: q, reason: reason, ifOnHand: expected, key: key)
         case .importStock(let v, let w, let onHand):
-            try checkVariant(v)
-            let w = try warehouse(w)
-            try checkQuantity(onHand, minimum: 0)
-            return .importStock(variant: v, warehouse: w, onHand: onHand)
+            return .importStock(variant: v, warehouse: try importRow(variant: v, warehouse: w, onHand: onHand), onHand: onHand)
         case .count(let v, let w, let counted, let note, let key):
             try checkVariant(v)
             let w = try warehouse(w)
@@ -121,6 +118,24 @@ public enum Validation {
             if let n = change.lowStock { try checkQuantity(n, minimum: 0) }
             return command
         }
+    }
+
+    /// An import row checked as `normalize` checks `.importStock` (variant, then warehouse, then
+    /// figure); returns the warehouse code normalised. `previous`: the last row's warehouse as given
+    /// and as normalised, reused when this row names the same (a load checks millions of rows, most
+    /// naming one warehouse).
+    public static func importRow(
+        variant: String, warehouse code: String, onHand: Quantity, previous: (given: String, normalized: String)? = nil
+    ) throws(Refusal) -> String {
+        try checkVariant(variant)
+        let normalized: String
+        if let previous, previous.given == code {
+            normalized = previous.normalized
+        } else {
+            normalized = try warehouse(code)
+        }
+        try checkQuantity(onHand, minimum: 0)
+        return normalized
     }
 
     static func checkID(_ id: String) throws(Refusal) {
