@@ -120,6 +120,7 @@ public final class RequestHandler: Sendable {
         let failure = touchedEngine ? await engine.waitUntilDurable() : nil
         let end = ContinuousClock.now
         var latencies: [UInt64] = []
+        latencies.reserveCapacity(performed.lazy.map(\.startTimes.count).max() ?? 0)
         return performed.map { p in
             latencies.removeAll(keepingCapacity: true)
             for start in p.startTimes { latencies.append(UInt64(max(0, start.duration(to: end) / .nanoseconds(1)))) }
@@ -179,6 +180,8 @@ public final class RequestHandler: Sendable {
                 let started = ContinuousClock.now
                 let taken = engine.executeRunWithoutWaiting(run[(next - runStart)...], actor: p.result.session.actor, into: &outcomes)
                 if taken > 0 {
+                    // Room for every reply of the batch that may be a mutation's, made once.
+                    if p.mutationReplies.isEmpty { p.mutationReplies.reserveCapacity(batch.requests.count - next) }
                     for outcome in outcomes {
                         p.startTimes.append(started)
                         let start = p.result.bytes.count
@@ -196,7 +199,10 @@ public final class RequestHandler: Sendable {
             let start = p.result.bytes.count
             let kind = await respond(to: words, result: &p.result)
             if kind != .session { p.touchedEngine = true }
-            if kind == .mutation { p.mutationReplies.append((start..<p.result.bytes.count, p.result.session.version)) }
+            if kind == .mutation {
+                if p.mutationReplies.isEmpty { p.mutationReplies.reserveCapacity(batch.requests.count - next + 1) }
+                p.mutationReplies.append((start..<p.result.bytes.count, p.result.session.version))
+            }
             if p.result.closeAfterWrite { break }  // QUIT: what follows it is not answered
         }
         if let error = batch.protocolError, !p.result.closeAfterWrite {

@@ -21,12 +21,12 @@ struct AllocationTests {
     #if DEBUG
     static let limits: [String: Double] = [
         "reserve": 13.5, "reserve_replay": 3.5, "release": 15.5, "adjust": 10.5, "cell": 0.5,
-        "wire_reserve": 104.25, "wire_stock": 51.5,
+        "wire_reserve": 102.75, "wire_stock": 51.25,
     ]
     #else
     static let limits: [String: Double] = [
         "reserve": 2.5, "reserve_replay": 0.5, "release": 2.5, "adjust": 3.5, "cell": 0.5,
-        "wire_reserve": 4.75, "wire_stock": 1.0,
+        "wire_reserve": 4.0, "wire_stock": 0.75,
     ]
     #endif
 
