@@ -97,6 +97,9 @@ struct StoredReservation: Sendable {
 
 /// A shard's reservations by id (see the file header). Ids are hashed by the caller (`String.hashValue`).
 struct ReservationTable: Sendable {
+    /// Every reservation of a table, built back as it is read.
+    typealias All = LazyMapSequence<FlattenSequence<[[IDTable<StoredReservation>.Entry]]>, Reservation>
+
     private var table = IDTable<StoredReservation>()
 
     var count: Int { table.count }
@@ -128,7 +131,7 @@ struct ReservationTable: Sendable {
     var openCount: Int { table.values.reduce(0) { $0 + ($1.isOpen ? 1 : 0) } }
 
     /// Every reservation, built back with its cells named from `cells`.
-    func all(cells: CellTable) -> LazyMapSequence<FlattenSequence<[[IDTable<StoredReservation>.Entry]]>, Reservation> {
+    func all(cells: CellTable) -> All {
         table.entries.lazy.map { $0.value.reservation(id: $0.key, cells: cells) }
     }
 }

@@ -44,7 +44,7 @@ struct ShardSnapshot: Sendable {
     let catalog: Catalog
 
     /// Every reservation it keeps.
-    var allReservations: LazyMapSequence<FlattenSequence<[[IDTable<StoredReservation>.Entry]]>, Reservation> { reservations.all(cells: cells) }
+    var allReservations: ReservationTable.All { reservations.all(cells: cells) }
 
     func contains(reservation id: String) -> Bool { reservations.contains(id, hash: id.hashValue) }
 }
@@ -88,7 +88,7 @@ final class ShardState: StockView {
     }
 
     /// Every reservation this shard keeps.
-    var allReservations: LazyMapSequence<FlattenSequence<[[IDTable<StoredReservation>.Entry]]>, Reservation> { reservations.all(cells: cells) }
+    var allReservations: ReservationTable.All { reservations.all(cells: cells) }
 
     /// Keeps `r` as it is now (a snapshot's reservation, or one a commit changed). `cellPosition`: the
     /// position of its line's cell, for a one-line reservation, when the caller has it.
