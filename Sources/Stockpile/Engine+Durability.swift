@@ -209,10 +209,10 @@ extension Engine {
         if mask.nonzeroBitCount == 1 {
             // One shard holds every cell of the commit and is its reservation's home.
             let shard = shards[mask.trailingZeroBitCount]
-            shard.withState { $0.apply(commit, ownsAll: true, hashedID: hashed) }
+            shard.withState { $0.replay(commit, ownsAll: true, hashedID: hashed) }
         } else {
             holdingShards(mask) {
-                for s in mask.setBitIndexes { shards[s].withHeldState { $0.apply(commit, hashedID: hashed) } }
+                for s in mask.setBitIndexes { shards[s].withHeldState { $0.replay(commit, hashedID: hashed) } }
             }
         }
         ledger.restore(commit.entries)

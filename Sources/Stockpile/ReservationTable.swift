@@ -4,7 +4,8 @@
 // when all of them go, with every reservation, at a RESET), its figures and times as integers. While
 // it is open it also keeps its array of lines, the one its commit carried (so storing it allocates
 // nothing, and neither does reading it for a retry or for the release that closes it); once closed,
-// the array goes and the entry alone is what the retention window keeps. Any other reservation (several lines, a line the engine placed, a
+// the array goes and the entry alone is what the retention window keeps. One replayed from the log
+// (or a snapshot) is kept without it. Any other reservation (several lines, a line the engine placed, a
 // cell the shard has no figures for, a TTL finer than a millisecond) is kept whole, behind one
 // reference. Reading a reservation builds the `Reservation` value back, equal to the one stored.
 
@@ -39,14 +40,15 @@ struct StoredReservation: Sendable {
     init(whole r: Reservation) { self.whole = Boxed(r) }
 
     /// `r` kept compact, when it can be: one line, on the cell at `cellPosition`, which its request named.
-    init?(compacting r: Reservation, cellPosition: Int?) {
+    /// `keepingLines`: whether it keeps its line array while open.
+    init?(compacting r: Reservation, cellPosition: Int?, keepingLines: Bool) {
         guard r.lines.count == 1, let cellPosition, cellPosition <= Int(UInt32.max), r.fingerprintLinesAreOwnLines,
             r.requestCustomer == r.customer, r.createdAt.milliseconds != Self.none,
             r.expiresAt?.milliseconds != Self.none, r.closedAt?.milliseconds != Self.none,
             let ttl = Self.milliseconds(r.requestTTL)
         else { return nil }
         let line = r.lines[0]
-        if r.isOpen { lines = r.lines }
+        if keepingLines && r.isOpen { lines = r.lines }
         customer = r.customer
         quantity = line.quantity.units
         fulfilled = line.fulfilled.units
@@ -111,8 +113,10 @@ struct ReservationTable: Sendable {
 
     /// Stores `r` (replacing what its id held). `cellPosition`: the position in the shard's cell table
     /// of its line's cell, for a one-line reservation; nil keeps it whole.
-    mutating func store(_ r: Reservation, hash: Int, cellPosition: Int?) {
-        table[r.id, hash: hash] = StoredReservation(compacting: r, cellPosition: cellPosition) ?? StoredReservation(whole: r)
+    /// `keepingLines`: whether an open one keeps its line array.
+    mutating func store(_ r: Reservation, hash: Int, cellPosition: Int?, keepingLines: Bool = true) {
+        table[r.id, hash: hash] =
+            StoredReservation(compacting: r, cellPosition: cellPosition, keepingLines: keepingLines) ?? StoredReservation(whole: r)
     }
 
     mutating func remove(_ id: String, hash: Int) { table[id, hash: hash] = nil }

@@ -92,13 +92,13 @@ final class ShardState: StockView {
 
     /// Keeps `r` as it is now (a snapshot's reservation, or one a commit changed). `cellPosition`: the
     /// position of its line's cell, for a one-line reservation, when the caller has it.
-    func store(_ r: Reservation, cellPosition: Int? = nil) {
+    func store(_ r: Reservation, cellPosition: Int? = nil, keepingLines: Bool = true) {
         var position = cellPosition
         if position == nil, r.lines.count == 1 {
             let cell = r.lines[0].cell
             position = cells.position(of: cell, hash: CellTable.hash(cell))
         }
-        reservations.store(r, hash: hash(of: r.id), cellPosition: position)
+        reservations.store(r, hash: hash(of: r.id), cellPosition: position, keepingLines: keepingLines)
         assert(reservation(r.id) == r, "reservation \(r.id) reads back as it was stored")
     }
 
@@ -107,17 +107,21 @@ final class ShardState: StockView {
     /// Applies the part of `commit` this shard owns: the cells it owns, the reservation if this is its
     /// home, and any catalog change (every shard keeps a copy). `ownsAll` skips the ownership test
     /// for a commit this shard decided alone.
-    /// `hashedID`: the commit's reservation id with its hash, when the caller has it (replay).
-    func apply(_ commit: Commit, ownsAll: Bool = false, hashedID: HashedID?) {
+    /// A commit read back from the log, applied as `apply` does; `hashedID` is its reservation id with
+    /// its hash. A replayed reservation is kept without its line array even while open: the log's
+    /// decoder built that array, and keeping it would hold 112 bytes per open reservation after a
+    /// start-up to save one allocation on its release.
+    func replay(_ commit: Commit, ownsAll: Bool = false, hashedID: HashedID?) {
         let kept = self.hashedID
         if let hashedID { self.hashedID = hashedID }
         defer { self.hashedID = kept }
-        apply(commit, ownsAll: ownsAll)
+        apply(commit, ownsAll: ownsAll, keepingLines: false)
     }
 
     /// `cellHashes`: each entry's `CellTable.hash` (`cellHashes[i]` is entry i's), when the caller has
     /// them (a bulk import, which hashed each cell for its own lookup), so no name is hashed again.
-    func apply(_ commit: Commit, ownsAll: Bool = false, cellHashes: [UInt64]? = nil) {
+    /// `keepingLines`: whether an open compact reservation keeps its line array (`ReservationTable`).
+    func apply(_ commit: Commit, ownsAll: Bool = false, cellHashes: [UInt64]? = nil, keepingLines: Bool = true) {
         if commit.entries.first?.type == .reset {
             // Every shard applies a reset (its commit names the catalog): back to a new engine's state.
             cells.removeAll()
@@ -145,7 +149,7 @@ final class ShardState: StockView {
                 let (e, line) = (commit.entries[i], r.lines[0])
                 if e.variant == line.variant && e.warehouse == line.warehouse { position = p }
             }
-            store(r, cellPosition: position)
+            store(r, cellPosition: position, keepingLines: keepingLines)
         }
         if let w = commit.warehouse { catalog.apply(w) }
         if let p = commit.policy { catalog.apply(p) }
