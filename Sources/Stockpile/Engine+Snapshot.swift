@@ -183,7 +183,7 @@ extension Engine {
             reservations.append(contentsOf: shard.reservations.all(cells: shard.cells))
             counters = counters + shard.counters
         }
-        let keyUses = capture.keys.map { KeyUse(time: $0.1.createdAt, command: $0.1.command, reply: $0.1.reply) }
+        let keyUses = capture.keys.map(\.1.use)
         return SnapshotContents(
             lsn: capture.position.lastLSN, createdAt: createdAt, nextSeq: capture.position.nextSeq,
             warehouses: Array(capture.catalog.warehouses.values), policies: Array(capture.catalog.policies.values), cells: cells,

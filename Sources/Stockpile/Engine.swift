@@ -8,11 +8,37 @@
 import StockpileWAL
 import Synchronization
 
-/// What a KEY remembers: the command it was first used with and the reply it got.
+/// What a KEY remembers for the retention window: the command it was first used with and the reply
+/// it got, kept encoded as the payload of a `keyUse` record (wal/FORMAT.md §3.6) in an array of its
+/// own size, about a hundred bytes where the two values take 248 inline, and decoded on the rare
+/// read (a retry, a snapshot).
 struct KeyRecord: Sendable {
-    var command: Command
-    var reply: Reply
-    var createdAt: Timestamp
+    private let payload: [UInt8]
+    let createdAt: Timestamp
+
+    init(command: Command, reply: Reply, createdAt: Timestamp) {
+        var writer = ByteWriter(capacity: 192)
+        CommitCodec.encode(KeyUse(time: createdAt, command: command, reply: reply), into: &writer)
+        let bytes = writer.bytes
+        payload = [UInt8](unsafeUninitializedCapacity: bytes.count) { buffer, count in
+            _ = buffer.initialize(from: bytes)
+            count = bytes.count
+        }
+        self.createdAt = createdAt
+    }
+
+    /// The command and reply, decoded.
+    var use: KeyUse {
+        payload.withUnsafeBytes { raw in
+            var reader = ByteReader(raw)
+            do {
+                return try CommitCodec.decodeKeyUse(from: &reader)
+            } catch {
+                preconditionFailure("a KEY's record does not decode: \(error)")
+            }
+        }
+    }
+
 }
 
 /// The result of performing a validated command.
@@ -224,10 +250,11 @@ public final class Engine: Sendable {
     private func performKeyed(_ command: Command, key: String, now: Timestamp, actor: String) async -> Outcome<Reply> {
         switch await keys.claim(key) {
         case .existing(let record):
-            guard record.command.withoutKey == command.withoutKey else {
+            let use = record.use
+            guard use.command.withoutKey == command.withoutKey else {
                 return .refused(Refusal(.conflict, "KEY \(key) was used for a different request"))
             }
-            return .ok(record.reply.markedReplayed)
+            return .ok(use.reply.markedReplayed)
         case .claimed:
             let performed = await perform(command, now: now, actor: actor)
             var outcome = performed.outcome
