@@ -119,8 +119,8 @@ struct CellTable: Sequence, Sendable {
     subscript(key: CellKey, hash h: UInt64, default value: @autoclosure () -> CellSlot) -> CellSlot {
         get { slot(of: key, hash: h) ?? value() }
         _modify {
-            let p = position(of: key, hash: h) ?? insert(key, value(), hash: h)
-            yield &chunks[p >> Self.chunkShift][p & Self.chunkMask].slot
+            let p = position(of: key, hash: h, default: value())
+            yield &self[position: p]
         }
     }
 

@@ -7,7 +7,7 @@
 //
 // The hash is `String.hashValue`: Swift's SipHash, seeded per process, so a client cannot choose ids
 // that collide (as it could with a fixed hash such as FNV-1a, which would turn every probe into a
-// scan). Entries are dense, in chunks of 1,024 (a removal moves the last entry into the gap; growing
+// scan). Entries are dense, in chunks of 512 (a removal moves the last entry into the gap; growing
 // adds a chunk and never moves an entry, so a table of large entries grows without copying), found through
 // one open-addressing index with linear probing and backward-shift deletion, so no tombstones build
 // up. It keeps true: every entry is in the index exactly once, at a slot on the probe path from its
@@ -38,7 +38,9 @@ struct IDTable<Value>: Sequence {
     /// Every entry, in position order.
     var entries: FlattenSequence<[[Entry]]> { chunks.joined() }
 
-    @inline(__always) private func entry(at p: Int) -> Entry { chunks[p >> Self.chunkShift][p & Self.chunkMask] }
+    /// The kept hash of the entry at `p`, read without copying the entry (its value may be large and
+    /// hold references).
+    @inline(__always) private func hash(at p: Int) -> Int { chunks[p >> Self.chunkShift][p & Self.chunkMask].hash }
 
     /// The slot of the index that holds `key`, or nil.
     @inline(__always) private func slot(of key: String, hash: Int) -> Int? {
@@ -51,14 +53,16 @@ struct IDTable<Value>: Sequence {
             if v == 0 { return nil }
             if v & Self.tagMask == tag {
                 let p = Int(truncatingIfNeeded: v & Self.positionMask) &- 1
-                let e = chunks[p >> Self.chunkShift][p & Self.chunkMask]
-                if e.hash == hash && e.key == key { return i }
+                if self.hash(at: p) == hash && chunks[p >> Self.chunkShift][p & Self.chunkMask].key == key { return i }
             }
             i = (i &+ 1) & mask
         }
     }
 
     @inline(__always) private func position(atSlot s: Int) -> Int { Int(truncatingIfNeeded: index[s] & Self.positionMask) &- 1 }
+
+    /// Whether `key` is there, without copying its value.
+    func contains(_ key: String, hash: Int) -> Bool { slot(of: key, hash: hash) != nil }
 
     /// The value of `key`, whose hash (`key.hashValue`) the caller has.
     subscript(key: String, hash hash: Int) -> Value? {
@@ -128,7 +132,7 @@ struct IDTable<Value>: Sequence {
         var capacity = Swift.max(16, index.count)
         while capacity < n &* 2 { capacity &*= 2 }
         index = Array(repeating: 0, count: capacity)
-        for p in 0..<count { place(position: p, hash: entry(at: p).hash) }
+        for p in 0..<count { place(position: p, hash: hash(at: p)) }
     }
 
     mutating func reserveCapacity(_ n: Int) {
@@ -144,7 +148,7 @@ struct IDTable<Value>: Sequence {
         var hole = s
         var i = (s &+ 1) & mask
         while index[i] != 0 {
-            let home = entry(at: position(atSlot: i)).hash & mask
+            let home = hash(at: position(atSlot: i)) & mask
             // The entry at i may fill the hole when the hole lies on its path from home to i.
             if (hole &- home) & mask < (i &- home) & mask {
                 index[hole] = index[i]

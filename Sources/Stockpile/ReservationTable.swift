@@ -106,7 +106,7 @@ struct ReservationTable: Sendable {
 
     var count: Int { table.count }
 
-    func contains(_ id: String, hash: Int) -> Bool { table[id, hash: hash] != nil }
+    func contains(_ id: String, hash: Int) -> Bool { table.contains(id, hash: hash) }
 
     /// The entry of `id`; `reservation(id:cells:)` builds the reservation from it.
     func stored(_ id: String, hash: Int) -> StoredReservation? { table[id, hash: hash] }

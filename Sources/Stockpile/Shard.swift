@@ -151,33 +151,35 @@ actor Shard {
             var checkedWarehouse = ""
             // Each row's table slot is asked for this many rows ahead, so the lookups' cache misses overlap.
             let ahead = 16
-            // Read through one reference for the lot (let go before the commit changes the table): a
-            // call on the state's own property would retain and release the table's arrays per row.
-            var cells: CellTable? = state.cells
-            for (k, row) in zip(rows.indices, rows) {
-                let i = k - rows.startIndex
-                if i + ahead < hashes.count { cells!.prefetch(hash: hashes[i + ahead]) }
-                let cell = CellKey(variant: row.variant, warehouse: row.warehouse)
-                if row.warehouse != checkedWarehouse {
-                    guard state.warehouse(row.warehouse) != nil else {
-                        let r = Refusal.warehouseNotFound(row.warehouse)
-                        return Refusal(r.code, "line \(row.line): \(r.message)")
+            do {
+                // Read through one reference for the lot, let go at the end of this block, before the
+                // commit changes the table: a call on the state's own property would retain and release
+                // the table's arrays per row.
+                var cells = state.cells
+                for (k, row) in zip(rows.indices, rows) {
+                    let i = k - rows.startIndex
+                    if i + ahead < hashes.count { cells.prefetch(hash: hashes[i + ahead]) }
+                    let cell = CellKey(variant: row.variant, warehouse: row.warehouse)
+                    if row.warehouse != checkedWarehouse {
+                        guard state.warehouse(row.warehouse) != nil else {
+                            let r = Refusal.warehouseNotFound(row.warehouse)
+                            return Refusal(r.code, "line \(row.line): \(r.message)")
+                        }
+                        checkedWarehouse = row.warehouse
                     }
-                    checkedWarehouse = row.warehouse
+                    let hash = hashes[i]
+                    var before: CellState
+                    if let i = lastEntry[hash], let earlier = entries[...i].lastIndex(where: { $0.cell == cell }) {
+                        before = entries[earlier].after
+                    } else {
+                        before = cells.slot(of: cell, hash: hash)?.state ?? .empty
+                    }
+                    // Two cells whose hashes meet keep the later one's entry; the search above still finds
+                    // the right one, since it looks back for the cell itself.
+                    lastEntry[hash] = entries.count
+                    entries.append(Rules.importEntry(cell, onHand: row.onHand, before: before, now: now, actor: actor))
                 }
-                let hash = hashes[i]
-                var before: CellState
-                if let i = lastEntry[hash], let earlier = entries[...i].lastIndex(where: { $0.cell == cell }) {
-                    before = entries[earlier].after
-                } else {
-                    before = cells!.slot(of: cell, hash: hash)?.state ?? .empty
-                }
-                // Two cells whose hashes meet keep the later one's entry; the search above still finds
-                // the right one, since it looks back for the cell itself.
-                lastEntry[hash] = entries.count
-                entries.append(Rules.importEntry(cell, onHand: row.onHand, before: before, now: now, actor: actor))
             }
-            cells = nil
             guard !entries.isEmpty else { return nil }
             var commit = Commit(time: now, entries: entries, replyShape: .cell(variance: nil))
             do throws(WALIOError) {
