@@ -75,63 +75,68 @@ extension Engine {
         guard case .reserve = commands.first else { return 0 }
         let now = clock.now()
         if runsDueWork && dueWork.isDue(at: now) { return 0 }
-        scratch.run.removeAll(keepingCapacity: true)
+        scratch.requests.removeAll(keepingCapacity: true)
+        scratch.hashes.removeAll(keepingCapacity: true)
         scratch.decisions.removeAll(keepingCapacity: true)
-        // The eligible commands first, without claiming anything; the arrays only from the second.
-        // A command is looked at by its shard before it is validated, so that the one that ends the
-        // run (in a spread load, usually the second) costs a hash, not a check.
-        var first: ReserveRequest?
+        // The eligible commands first, without claiming anything. A command is looked at by its shard
+        // before it is validated, so that the one that ends the run (in a spread load, usually the
+        // second) costs a hash, not a check. Each request is copied out of its command once; from
+        // then on it is read in place.
         var shard: UInt64 = 0
-        func mask(of lines: [ReserveLine]) -> UInt64 {
-            router.mask(of: lines.lazy.map { CellKey(variant: $0.variant, warehouse: $0.warehouse) })
-        }
         for command in commands {
-            guard case .reserve(let given) = command, !given.lines.contains(where: { $0.warehouse == Identifiers.anyWarehouse }) else { break }
-            let givenMask = mask(of: given.lines)
-            if shard != 0 && givenMask != shard { break }
-            guard case .ok(.reserve(let request)) = Validation.normalize(command), configuredLimitRefusal(.reserve(request)) == nil else { break }
-            // Validation writes the lines only to upper-case a warehouse code; when it did not, the
-            // lines are the same array (compared by identity first) and so is the mask.
-            let normalizedMask = request.lines == given.lines ? givenMask : mask(of: request.lines)
-            guard normalizedMask.nonzeroBitCount == 1, shard == 0 || normalizedMask == shard else { break }
-            shard = normalizedMask
-            guard let first else {
-                first = request
-                continue
+            guard case .reserve(let request) = command, let mask = runMask(of: request, joining: shard) else { break }
+            shard = mask
+            // Room for the rest of the batch at the first of a run of two or more, once.
+            if scratch.requests.count == 1 && scratch.requests.capacity < commands.count {
+                scratch.requests.reserveCapacity(commands.count)
+                scratch.hashes.reserveCapacity(commands.count)
             }
-            if scratch.run.isEmpty {
-                scratch.run.reserveCapacity(commands.count)
-                scratch.run.append((first, HashedID(first.id)))
-            }
-            scratch.run.append((request, HashedID(request.id)))
-        }
-        guard let first else { return 0 }
-        if scratch.run.isEmpty {
-            // A run of one: as `decideNow` would decide it, or the ordinary path when it must wait
-            // or the id is known.
-            let hashed = HashedID(first.id)
-            guard case .claimed = directory.tryClaim(first.id, hash: hashed.hash) else { return 0 }
-            outcomes.append(performNewReservation(first, hashedID: hashed, now: now, actor: actor).outcome)
-            return 1
+            scratch.requests.append(request)
         }
         // Then the claims, in order: the run ends before the first id that is known or in flight.
-        for i in scratch.run.indices {
-            guard case .claimed = directory.tryClaim(scratch.run[i].request.id, hash: scratch.run[i].hashed.hash) else {
-                scratch.run.removeSubrange(i...)
+        for i in scratch.requests.indices {
+            let hash = scratch.requests[i].id.hashValue
+            guard case .claimed = directory.tryClaim(scratch.requests[i].id, hash: hash) else {
+                scratch.requests.removeSubrange(i...)
                 break
             }
+            scratch.hashes.append(hash)
         }
-        guard !scratch.run.isEmpty else { return 0 }
-        shards[shard.trailingZeroBitCount].executeRun(scratch.run[...], now: now, actor: actor, settings: settings, into: &scratch.decisions)
-        for (claimed, decision) in zip(scratch.run, scratch.decisions) {
-            outcomes.append(settleNewReservation(claimed.request, hashedID: claimed.hashed, Performed(decision)).outcome)
+        switch scratch.requests.count {
+        case 0:
+            return 0
+        case 1:
+            // A run of one: as `decideNow` decides it.
+            let request = scratch.requests[0]
+            outcomes.append(performNewReservation(request, hashedID: HashedID(request.id, hash: scratch.hashes[0]), now: now, actor: actor).outcome)
+            return 1
+        default:
+            break
         }
-        return scratch.run.count
+        shards[shard.trailingZeroBitCount].executeRun(scratch.requests, hashes: scratch.hashes, now: now, actor: actor, settings: settings, into: &scratch.decisions)
+        for i in scratch.decisions.indices {
+            outcomes.append(settleNewReservation(id: scratch.requests[i].id, hash: scratch.hashes[i], Performed(scratch.decisions[i])).outcome)
+        }
+        return scratch.requests.count
+    }
+
+    /// The shard (as a mask) of `request` when it may join a run of new reservations in `shard` (0:
+    /// the run is empty so far); nil when it may not. It may when it has no `*` line, every line is in
+    /// that one shard, it is valid as it is (a warehouse code that validation would upper-case ends
+    /// the run: it is taken the ordinary way), and it is within the configured limits.
+    private func runMask(of request: ReserveRequest, joining shard: UInt64) -> UInt64? {
+        guard !request.lines.contains(where: { $0.warehouse == Identifiers.anyWarehouse }) else { return nil }
+        let mask = router.mask(of: request.lines.lazy.map { CellKey(variant: $0.variant, warehouse: $0.warehouse) })
+        guard mask.nonzeroBitCount == 1, shard == 0 || mask == shard else { return nil }
+        guard case .some(false) = try? Validation.checkReserve(request), configuredReserveRefusal(request) == nil else { return nil }
+        return mask
     }
 }
 
 /// What `decideRun` gathers, kept from one run to the next of a batch so that its arrays are made once.
 struct RunScratch {
-    var run: [(request: ReserveRequest, hashed: HashedID)] = []
+    var requests: [ReserveRequest] = []
+    /// The hash of each claimed id of the run, in order.
+    var hashes: [Int] = []
     var decisions: [Decision] = []
 }

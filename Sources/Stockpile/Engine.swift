@@ -384,12 +384,17 @@ public final class Engine: Sendable {
 
     /// Settles the claim on a new reservation's id: its shards when it was made, free when not.
     func settleNewReservation(_ request: ReserveRequest, hashedID: HashedID, _ performed: Performed) -> Performed {
+        settleNewReservation(id: request.id, hash: hashedID.hash, performed)
+    }
+
+    /// Settles the claim on the new reservation id `id`, whose hash is `hash`.
+    func settleNewReservation(id: String, hash: Int, _ performed: Performed) -> Performed {
         if case .committed(let commit) = performed {
             let r = commit.reservation!
-            directory.commit(r.id, hash: hashedID.hash, router.mask(of: r.lines.lazy.map(\.cell)))
+            directory.commit(r.id, hash: hash, router.mask(of: r.lines.lazy.map(\.cell)))
             scheduleFollowUps(of: commit)
         } else {
-            directory.abandon(request.id, hash: hashedID.hash)
+            directory.abandon(id, hash: hash)
         }
         return performed
     }
@@ -493,8 +498,7 @@ extension Engine {
         let quantities: [Quantity]
         switch command {
         case .reserve(let r):
-            if r.lines.count > c.linesPerReservationMax { return .limit("a reservation may have at most \(c.linesPerReservationMax) lines") }
-            quantities = r.lines.map(\.quantity)
+            return configuredReserveRefusal(r)
         case .release(_, let line?, _, _), .fulfill(_, let line?, _): quantities = [line.quantity]
         case .adjust(_, _, let delta, _, _, _, _): quantities = [Quantity(Int64(delta.units.magnitude))]
         case .setQuantity(_, _, let q, _, let expected, _): quantities = [q] + (expected.map { [$0] } ?? [])
@@ -503,6 +507,14 @@ extension Engine {
         default: quantities = []
         }
         return quantities.lazy.compactMap(configuredQuantityRefusal).first
+    }
+
+    /// `configuredLimitRefusal` of a reservation request, without wrapping it in a command.
+    func configuredReserveRefusal(_ r: ReserveRequest) -> Refusal? {
+        let c = configuration
+        if c.linesPerReservationMax == Limits.linesPerReservationMax && c.quantityMax == Limits.quantityMax { return nil }
+        if r.lines.count > c.linesPerReservationMax { return .limit("a reservation may have at most \(c.linesPerReservationMax) lines") }
+        return r.lines.lazy.compactMap { self.configuredQuantityRefusal($0.quantity) }.first
     }
 
     /// LIMIT when `q` passes the configured `quantityMax` (the SPEC's own limit is checked by validation).

@@ -108,6 +108,9 @@ struct ReservationTable: Sendable {
 
     func contains(_ id: String, hash: Int) -> Bool { table.contains(id, hash: hash) }
 
+    /// `IDTable.prefetch(hash:)`.
+    @inline(__always) mutating func prefetch(hash: Int) { table.prefetch(hash: hash) }
+
     /// The entry of `id`; `reservation(id:cells:)` builds the reservation from it.
     func stored(_ id: String, hash: Int) -> StoredReservation? { table[id, hash: hash] }
 

@@ -17,6 +17,13 @@ struct HashedID: Sendable {
         self.id = id
         hash = id.hashValue
     }
+
+    /// `id` with its hash, computed by the caller.
+    init(_ id: String, hash: Int) {
+        assert(hash == id.hashValue, "the hash is the id's")
+        self.id = id
+        self.hash = hash
+    }
 }
 
 /// What the directory said about a reservation when the caller planned: its id and the shards of its lines.
@@ -90,16 +97,22 @@ actor Shard {
     /// Decides and applies new reservations whose ids the caller has claimed and whose lines are all
     /// in this shard, in order, entering the shard once for all of them: appends to `decisions` what
     /// `execute` would return for each in turn, without taking and letting go of the lock between them.
+    /// `hashes[i]` is the hash of the id of `run[i]`.
     nonisolated func executeRun(
-        _ run: ArraySlice<(request: ReserveRequest, hashed: HashedID)>, now: Timestamp, actor: String, settings: RuleSettings,
-        into decisions: inout [Decision]
+        _ run: [ReserveRequest], hashes: [Int], now: Timestamp, actor: String, settings: RuleSettings, into decisions: inout [Decision]
     ) {
+        precondition(hashes.count == run.count, "one hash per request")
         decisions.reserveCapacity(decisions.count + run.count)
+        // Each id's slot in the reservation table is asked for this many requests ahead, so that the
+        // table's cache misses overlap with deciding the ones before.
+        let ahead = 2
         withState { state in
             defer { state.hashedID = nil }
-            for (request, hashed) in run {
-                state.hashedID = hashed
-                decisions.append(decideHere(.reserve(request), state: state, now: now, actor: actor, settings: settings))
+            for i in hashes.prefix(ahead).indices { state.reservations.prefetch(hash: hashes[i]) }
+            for i in run.indices {
+                if i + ahead < hashes.count { state.reservations.prefetch(hash: hashes[i + ahead]) }
+                state.hashedID = HashedID(run[i].id, hash: hashes[i])
+                decisions.append(decideHere(run[i], state: state, now: now, actor: actor, settings: settings))
             }
         }
     }
@@ -107,7 +120,22 @@ actor Shard {
     /// Decides `command` against the state and commits it, holding the lock (with `state.hashedID`
     /// set to the request's id, when it has one).
     private nonisolated func decideHere(_ command: Command, state: ShardState, now: Timestamp, actor: String, settings: RuleSettings) -> Decision {
+        // The decision is bound and consumed here, in one function: handed to another as an
+        // argument, the commit bound from it shares its entry array with the argument, and the
+        // ledger's numbering copies that array.
         let decision = Rules.decide(command, in: state, now: now, actor: actor, settings: settings)
+        guard case .commit(var commit) = decision else { return decision }
+        do throws(WALIOError) {
+            try commitHere(&commit, state: state)
+        } catch {
+            return .refused(.writesStopped(error))
+        }
+        return .commit(commit)
+    }
+
+    /// `decideHere` for a new reservation, without wrapping the request in a command.
+    private nonisolated func decideHere(_ request: ReserveRequest, state: ShardState, now: Timestamp, actor: String, settings: RuleSettings) -> Decision {
+        let decision = Rules.reserve(request, in: state, now: now, actor: actor, settings: settings)
         guard case .commit(var commit) = decision else { return decision }
         do throws(WALIOError) {
             try commitHere(&commit, state: state)

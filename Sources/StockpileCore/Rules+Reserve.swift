@@ -4,7 +4,7 @@
 // every line is met, so a refusal leaves no trace.
 
 extension Rules {
-    @inlinable static func reserve(_ request: ReserveRequest, in view: some StockView, now: Timestamp, actor: String, settings: RuleSettings) -> Decision {
+    @inlinable public static func reserve(_ request: ReserveRequest, in view: some StockView, now: Timestamp, actor: String, settings: RuleSettings) -> Decision {
         let strategy = request.strategy ?? settings.defaultStrategy
         let fingerprint = ReserveFingerprint(request, strategy: strategy)
         if let existing = view.reservation(request.id) {

@@ -12,33 +12,40 @@ public enum Validation {
         }
     }
 
+    /// Checks a reservation request as `normalize` does, reading it only. Returns whether a
+    /// warehouse code needs upper-casing (then `normalize` returns a changed request); false when
+    /// `normalize` would return the request as it is.
+    public static func checkReserve(_ r: ReserveRequest) throws(Refusal) -> Bool {
+        try checkID(r.id)
+        guard !r.lines.isEmpty else { throw .invalid("a reservation needs at least one line") }
+        guard r.lines.count <= Limits.linesPerReservationMax else {
+            throw .limit("a reservation may have at most \(Limits.linesPerReservationMax) lines")
+        }
+        // Read-only: the lines are written (which copies the caller's array) only when a warehouse
+        // code is not upper-case already. A loop that may write lets the compiler make the array
+        // unique before it starts, copying it every time.
+        var lowerCase = false
+        for line in r.lines {
+            try checkVariant(line.variant)
+            if line.warehouse != Identifiers.anyWarehouse {
+                let code = try warehouse(line.warehouse)
+                if code != line.warehouse { lowerCase = true }
+            }
+            try checkQuantity(line.quantity, minimum: 1)
+        }
+        if let ttl = r.ttl { try checkTTL(ttl) }
+        if let c = r.customer { try checkText(c, "customer", allowEmpty: false) }
+        return lowerCase
+    }
+
     static func normalized(_ command: Command) throws(Refusal) -> Command {
         switch command {
         case .reserve(var r):
-            try checkID(r.id)
-            guard !r.lines.isEmpty else { throw .invalid("a reservation needs at least one line") }
-            guard r.lines.count <= Limits.linesPerReservationMax else {
-                throw .limit("a reservation may have at most \(Limits.linesPerReservationMax) lines")
-            }
-            // Read-only first: the lines are written (which copies the caller's array) only when a
-            // warehouse code is not upper-case already. A loop that may write lets the compiler
-            // make the array unique before it starts, copying it every time.
-            var lowerCase = false
-            for line in r.lines {
-                try checkVariant(line.variant)
-                if line.warehouse != Identifiers.anyWarehouse {
-                    let code = try warehouse(line.warehouse)
-                    if code != line.warehouse { lowerCase = true }
-                }
-                try checkQuantity(line.quantity, minimum: 1)
-            }
-            if lowerCase {
+            if try checkReserve(r) {
                 for i in r.lines.indices where r.lines[i].warehouse != Identifiers.anyWarehouse {
                     r.lines[i].warehouse = try warehouse(r.lines[i].warehouse)
                 }
             }
-            if let ttl = r.ttl { try checkTTL(ttl) }
-            if let c = r.customer { try checkText(c, "customer", allowEmpty: false) }
             return .reserve(r)
         case .extend(let id, let ttl, let key):
             try checkID(id)
