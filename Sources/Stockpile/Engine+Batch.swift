@@ -45,7 +45,7 @@ extension Engine {
     /// The run `execute(_ batch:)` decides entering each shard once, for a caller that answers many
     /// requests in a row without a suspension point (a server's loop turn; see
     /// `executeWithoutWaiting`): decides the leading run of `commands` that are new reservations
-    /// all in one shard, appends their outcomes to `outcomes`, and returns how many it decided — 0
+    /// each in one shard, appends their outcomes to `outcomes`, and returns how many it decided — 0
     /// when the first is not one (then take it the ordinary way). Await `waitUntilDurable()` before
     /// revealing any of them.
     public func executeRunWithoutWaiting(_ commands: ArraySlice<Command>, actor: String = "", into outcomes: inout [Outcome<Reply>]) -> Int {
@@ -57,40 +57,53 @@ extension Engine {
     }
 
     /// Decides the run of commands at the start of `commands` that are new reservations with every
-    /// line in one shard — the same shard — entering that shard once for the lot, and appends their
-    /// outcomes. (A run spanning shards would hold them all while it decides: measured with a log,
-    /// where each commit hands its record over inside the lock, that stalled the other threads more
-    /// than it saved.) Returns how many it decided: 0 when the first command is not such a reservation,
-    /// when its id is known or in flight, or when due work must run first; the caller then takes
-    /// that command the ordinary way. A run of one is decided as `decideNow` decides it.
+    /// line in one shard, entering each shard once for the lot, and appends their outcomes in order.
+    /// Returns how many it decided: 0 when the first command is not such a reservation, when its id
+    /// is known or in flight, or when due work must run first; the caller then takes that command the
+    /// ordinary way. A run of one is decided as `decideNow` decides it.
     ///
-    /// The outcomes are those of `decideNow` one command at a time: each is validated and its id
-    /// claimed first (outside the shard, as `decideNow` does), the run ends at the first command
-    /// that is anything else (a refusal by validation, a known id or one in flight, a line in
-    /// another shard, a `*` line), and the shard decides the claimed ones in order. Nothing else
-    /// can come between them that one at a time would have seen: another thread's command on the
-    /// same shard waits for the lock either way, and commands on other shards do not touch it.
-    /// All are judged at one instant, as due work is settled up to it first.
+    /// The outcomes are those of `decideNow` one command at a time, in order: each is validated and
+    /// its id claimed first (outside the shards, as `decideNow` does), and the run ends at the first
+    /// command that is anything else (a refusal by validation, a known id or one in flight, a `*`
+    /// line, lines in several shards). Each shard then decides its own reservations of the run, in
+    /// their order, one shard after the other, holding one lock at a time (holding them all would
+    /// stall the other threads: measured with a log, where each commit hands its record over inside
+    /// the lock). Taking a shard's reservations before another shard's that came earlier changes no
+    /// outcome: they have different ids (all claimed) and touch different cells, so neither reads
+    /// what the other writes. Only their order in the ledger, and so in the log and the event
+    /// stream, is the shards' order rather than the run's, which one at a time from several threads
+    /// could give as well (docs/DECISIONS.md). Nothing else can come between a shard's reservations
+    /// that one at a time would have seen: another thread's command on the same shard waits for the
+    /// lock either way. All are judged at one instant, as due work is settled up to it first.
     func decideRun(_ commands: ArraySlice<Command>, actor: String, scratch: inout RunScratch, into outcomes: inout [Outcome<Reply>]) -> Int {
         guard case .reserve = commands.first else { return 0 }
         let now = clock.now()
         if runsDueWork && dueWork.isDue(at: now) { return 0 }
+        // Made on the stack for a run of a few hundred: each request's shard; then the run's positions
+        // grouped by shard, and where each position's decision is.
+        return withUnsafeTemporaryAllocation(of: Int.self, capacity: 3 * commands.count + shards.count + 1) { space in
+            decideRun(commands, now: now, actor: actor, scratch: &scratch, space: space, into: &outcomes)
+        }
+    }
+
+    private func decideRun(
+        _ commands: ArraySlice<Command>, now: Timestamp, actor: String, scratch: inout RunScratch, space: UnsafeMutableBufferPointer<Int>,
+        into outcomes: inout [Outcome<Reply>]
+    ) -> Int {
+        let n = commands.count
+        let shardOf = UnsafeMutableBufferPointer(rebasing: space[0..<n])
         scratch.requests.removeAll(keepingCapacity: true)
         scratch.hashes.removeAll(keepingCapacity: true)
-        scratch.decisions.removeAll(keepingCapacity: true)
-        // The eligible commands first, without claiming anything. A command is looked at by its shard
-        // before it is validated, so that the one that ends the run (in a spread load, usually the
-        // second) costs a hash, not a check. Each request is copied out of its command once; from
-        // then on it is read in place.
-        var shard: UInt64 = 0
+        // The eligible commands first, without claiming anything. Each request is copied out of its
+        // command once; from then on it is read in place.
         for command in commands {
-            guard case .reserve(let request) = command, let mask = runMask(of: request, joining: shard) else { break }
-            shard = mask
-            // Room for the rest of the batch at the first of a run of two or more, once.
-            if scratch.requests.count == 1 && scratch.requests.capacity < commands.count {
-                scratch.requests.reserveCapacity(commands.count)
-                scratch.hashes.reserveCapacity(commands.count)
+            guard case .reserve(let request) = command, let mask = runMask(of: request) else { break }
+            // Room for the rest of the batch at the second of a run, once.
+            if scratch.requests.count == 1 && scratch.requests.capacity < n {
+                scratch.requests.reserveCapacity(n)
+                scratch.hashes.reserveCapacity(n)
             }
+            shardOf[scratch.requests.count] = mask.trailingZeroBitCount
             scratch.requests.append(request)
         }
         // Then the claims, in order: the run ends before the first id that is known or in flight.
@@ -102,7 +115,8 @@ extension Engine {
             }
             scratch.hashes.append(hash)
         }
-        switch scratch.requests.count {
+        let count = scratch.requests.count
+        switch count {
         case 0:
             return 0
         case 1:
@@ -113,21 +127,46 @@ extension Engine {
         default:
             break
         }
-        shards[shard.trailingZeroBitCount].executeRun(scratch.requests, hashes: scratch.hashes, now: now, actor: actor, settings: settings, into: &scratch.decisions)
-        for i in scratch.decisions.indices {
-            outcomes.append(settleNewReservation(id: scratch.requests[i].id, hash: scratch.hashes[i], Performed(scratch.decisions[i])).outcome)
+        // The positions grouped by shard, each shard's in run order (a counting sort).
+        let order = UnsafeMutableBufferPointer(rebasing: space[n..<n + count])
+        let place = UnsafeMutableBufferPointer(rebasing: space[2 * n..<2 * n + count])
+        let starts = UnsafeMutableBufferPointer(rebasing: space[(3 * n)..<space.count])
+        _ = starts.initialize(repeating: 0)
+        for i in 0..<count { starts[shardOf[i] + 1] += 1 }
+        for s in 0..<shards.count { starts[s + 1] += starts[s] }
+        for i in 0..<count {
+            let s = shardOf[i]
+            order[starts[s]] = i
+            place[i] = starts[s]
+            starts[s] += 1
         }
-        return scratch.requests.count
+        scratch.decisions.removeAll(keepingCapacity: true)
+        scratch.decisions.reserveCapacity(count)
+        var from = 0
+        while from < count {
+            let shard = shardOf[order[from]]
+            var to = from + 1
+            while to < count && shardOf[order[to]] == shard { to += 1 }
+            shards[shard].executeRun(
+                scratch.requests, hashes: scratch.hashes, positions: UnsafeBufferPointer(rebasing: order[from..<to]), now: now, actor: actor,
+                settings: settings, into: &scratch.decisions)
+            from = to
+        }
+        for i in 0..<count {
+            let decision = scratch.decisions[place[i]]
+            outcomes.append(settleNewReservation(id: scratch.requests[i].id, hash: scratch.hashes[i], Performed(decision)).outcome)
+        }
+        return count
     }
 
-    /// The shard (as a mask) of `request` when it may join a run of new reservations in `shard` (0:
-    /// the run is empty so far); nil when it may not. It may when it has no `*` line, every line is in
-    /// that one shard, it is valid as it is (a warehouse code that validation would upper-case ends
-    /// the run: it is taken the ordinary way), and it is within the configured limits.
-    private func runMask(of request: ReserveRequest, joining shard: UInt64) -> UInt64? {
+    /// The shard (as a mask) of `request` when it may join a run of new reservations; nil when it
+    /// may not. It may when it has no `*` line, every line is in one shard, it is valid as it is (a
+    /// warehouse code that validation would upper-case ends the run: it is taken the ordinary way),
+    /// and it is within the configured limits.
+    private func runMask(of request: ReserveRequest) -> UInt64? {
         guard !request.lines.contains(where: { $0.warehouse == Identifiers.anyWarehouse }) else { return nil }
         let mask = router.mask(of: request.lines.lazy.map { CellKey(variant: $0.variant, warehouse: $0.warehouse) })
-        guard mask.nonzeroBitCount == 1, shard == 0 || mask == shard else { return nil }
+        guard mask.nonzeroBitCount == 1 else { return nil }
         guard case .some(false) = try? Validation.checkReserve(request), configuredReserveRefusal(request) == nil else { return nil }
         return mask
     }

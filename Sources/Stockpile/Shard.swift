@@ -97,22 +97,24 @@ actor Shard {
     /// Decides and applies new reservations whose ids the caller has claimed and whose lines are all
     /// in this shard, in order, entering the shard once for all of them: appends to `decisions` what
     /// `execute` would return for each in turn, without taking and letting go of the lock between them.
-    /// `hashes[i]` is the hash of the id of `run[i]`.
+    /// The reservations are `requests[p]` for each p in `positions`, in that order; `hashes[p]` is the
+    /// hash of `requests[p].id`.
     nonisolated func executeRun(
-        _ run: [ReserveRequest], hashes: [Int], now: Timestamp, actor: String, settings: RuleSettings, into decisions: inout [Decision]
+        _ requests: [ReserveRequest], hashes: [Int], positions: UnsafeBufferPointer<Int>, now: Timestamp, actor: String, settings: RuleSettings,
+        into decisions: inout [Decision]
     ) {
-        precondition(hashes.count == run.count, "one hash per request")
-        decisions.reserveCapacity(decisions.count + run.count)
+        precondition(hashes.count == requests.count, "one hash per request")
         // Each id's slot in the reservation table is asked for this many requests ahead, so that the
         // table's cache misses overlap with deciding the ones before.
         let ahead = 2
         withState { state in
             defer { state.hashedID = nil }
-            for i in hashes.prefix(ahead).indices { state.reservations.prefetch(hash: hashes[i]) }
-            for i in run.indices {
-                if i + ahead < hashes.count { state.reservations.prefetch(hash: hashes[i + ahead]) }
-                state.hashedID = HashedID(run[i].id, hash: hashes[i])
-                decisions.append(decideHere(run[i], state: state, now: now, actor: actor, settings: settings))
+            for p in positions.prefix(ahead) { state.reservations.prefetch(hash: hashes[p]) }
+            for k in positions.indices {
+                if k + ahead < positions.count { state.reservations.prefetch(hash: hashes[positions[k + ahead]]) }
+                let p = positions[k]
+                state.hashedID = HashedID(requests[p].id, hash: hashes[p])
+                decisions.append(decideHere(requests[p], state: state, now: now, actor: actor, settings: settings))
             }
         }
     }
