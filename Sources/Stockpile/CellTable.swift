@@ -138,6 +138,17 @@ struct CellTable: Sequence, Sendable {
         index.withUnsafeBufferPointer { stockpile_prefetch($0.baseAddress! + slot) }
     }
 
+    /// Brings in the entry of the first cell on the probe path of `hash`, found through its index
+    /// slot (which `prefetch(hash:)` brought in before): the entry a lookup of that cell reads, unless
+    /// another cell came first on its path. A hint; mutating for the reason `prefetch` is.
+    @inline(__always) mutating func prefetchEntry(hash: UInt64) {
+        guard !index.isEmpty else { return }
+        let v = index[Int(truncatingIfNeeded: hash) & (index.count &- 1)]
+        guard v != 0 else { return }
+        let p = Int(truncatingIfNeeded: v & 0xFFFF_FFFF) &- 1
+        chunks[p >> Self.chunkShift].withUnsafeBufferPointer { stockpile_prefetch($0.baseAddress! + (p & Self.chunkMask)) }
+    }
+
     /// The key of the cell at `position`.
     func key(at position: Int) -> CellKey { chunks[position >> Self.chunkShift][position & Self.chunkMask].key }
 

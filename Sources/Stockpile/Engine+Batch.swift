@@ -79,9 +79,9 @@ extension Engine {
         guard case .reserve = commands.first else { return 0 }
         let now = clock.now()
         if runsDueWork && dueWork.isDue(at: now) { return 0 }
-        // Made on the stack for a run of a few hundred: each request's shard; then the run's positions
-        // grouped by shard, and where each position's decision is.
-        return withUnsafeTemporaryAllocation(of: Int.self, capacity: 3 * commands.count + shards.count + 1) { space in
+        // Made on the stack for a run of a few hundred: each request's shard and its cell's hash; then
+        // the run's positions grouped by shard, and where each position's decision is.
+        return withUnsafeTemporaryAllocation(of: Int.self, capacity: 4 * commands.count + shards.count + 1) { space in
             decideRun(commands, now: now, actor: actor, scratch: &scratch, space: space, into: &outcomes)
         }
     }
@@ -92,18 +92,20 @@ extension Engine {
     ) -> Int {
         let n = commands.count
         let shardOf = UnsafeMutableBufferPointer(rebasing: space[0..<n])
+        let cellHashes = UnsafeMutableBufferPointer(rebasing: space[n..<2 * n])
         scratch.requests.removeAll(keepingCapacity: true)
         scratch.hashes.removeAll(keepingCapacity: true)
         // The eligible commands first, without claiming anything. Each request is copied out of its
         // command once; from then on it is read in place.
         for command in commands {
-            guard case .reserve(let request) = command, let mask = runMask(of: request) else { break }
+            guard case .reserve(let request) = command, let (mask, cellHash) = runMask(of: request) else { break }
             // Room for the rest of the batch at the second of a run, once.
             if scratch.requests.count == 1 && scratch.requests.capacity < n {
                 scratch.requests.reserveCapacity(n)
                 scratch.hashes.reserveCapacity(n)
             }
             shardOf[scratch.requests.count] = mask.trailingZeroBitCount
+            cellHashes[scratch.requests.count] = Int(bitPattern: UInt(cellHash))
             scratch.requests.append(request)
         }
         // Then the claims, in order: the run ends before the first id that is known or in flight.
@@ -128,9 +130,9 @@ extension Engine {
             break
         }
         // The positions grouped by shard, each shard's in run order (a counting sort).
-        let order = UnsafeMutableBufferPointer(rebasing: space[n..<n + count])
-        let place = UnsafeMutableBufferPointer(rebasing: space[2 * n..<2 * n + count])
-        let starts = UnsafeMutableBufferPointer(rebasing: space[(3 * n)..<space.count])
+        let order = UnsafeMutableBufferPointer(rebasing: space[2 * n..<2 * n + count])
+        let place = UnsafeMutableBufferPointer(rebasing: space[3 * n..<3 * n + count])
+        let starts = UnsafeMutableBufferPointer(rebasing: space[(4 * n)..<space.count])
         _ = starts.initialize(repeating: 0)
         for i in 0..<count { starts[shardOf[i] + 1] += 1 }
         for s in 0..<shards.count { starts[s + 1] += starts[s] }
@@ -148,7 +150,7 @@ extension Engine {
             var to = from + 1
             while to < count && shardOf[order[to]] == shard { to += 1 }
             shards[shard].executeRun(
-                scratch.requests, hashes: scratch.hashes, positions: UnsafeBufferPointer(rebasing: order[from..<to]), now: now, actor: actor,
+                scratch.requests, hashes: scratch.hashes, cellHashes: UnsafeBufferPointer(cellHashes), positions: UnsafeBufferPointer(rebasing: order[from..<to]), now: now, actor: actor,
                 settings: settings, into: &scratch.decisions)
             from = to
         }
@@ -159,16 +161,25 @@ extension Engine {
         return count
     }
 
-    /// The shard (as a mask) of `request` when it may join a run of new reservations; nil when it
-    /// may not. It may when it has no `*` line, every line is in one shard, it is valid as it is (a
-    /// warehouse code that validation would upper-case ends the run: it is taken the ordinary way),
-    /// and it is within the configured limits.
-    private func runMask(of request: ReserveRequest) -> UInt64? {
+    /// The shard (as a mask) of `request` when it may join a run of new reservations, with its cell's
+    /// `CellTable.hash` when it has one line (0 otherwise); nil when it may not join. It may when it
+    /// has no `*` line, every line is in one shard, it is valid as it is (a warehouse code that
+    /// validation would upper-case ends the run: it is taken the ordinary way), and it is within the
+    /// configured limits.
+    private func runMask(of request: ReserveRequest) -> (mask: UInt64, cellHash: UInt64)? {
         guard !request.lines.contains(where: { $0.warehouse == Identifiers.anyWarehouse }) else { return nil }
-        let mask = router.mask(of: request.lines.lazy.map { CellKey(variant: $0.variant, warehouse: $0.warehouse) })
-        guard mask.nonzeroBitCount == 1 else { return nil }
+        var mask: UInt64 = 0
+        var cellHash: UInt64 = 0
+        if request.lines.count == 1 {
+            let stable = CellKey(variant: request.lines[0].variant, warehouse: request.lines[0].warehouse).stableHash
+            mask = 1 << UInt64(router.shard(forStableHash: stable))
+            cellHash = CellTable.hash(stable: stable)
+        } else {
+            mask = router.mask(of: request.lines.lazy.map { CellKey(variant: $0.variant, warehouse: $0.warehouse) })
+            guard mask.nonzeroBitCount == 1 else { return nil }
+        }
         guard case .some(false) = try? Validation.checkReserve(request), configuredReserveRefusal(request) == nil else { return nil }
-        return mask
+        return (mask, cellHash)
     }
 }
 

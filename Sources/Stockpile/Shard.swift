@@ -98,20 +98,34 @@ actor Shard {
     /// in this shard, in order, entering the shard once for all of them: appends to `decisions` what
     /// `execute` would return for each in turn, without taking and letting go of the lock between them.
     /// The reservations are `requests[p]` for each p in `positions`, in that order; `hashes[p]` is the
-    /// hash of `requests[p].id`.
+    /// hash of `requests[p].id`, and `cellHashes[p]` the `CellTable.hash` of its cell when it has one
+    /// line (0 otherwise: nothing is fetched ahead for it).
     nonisolated func executeRun(
-        _ requests: [ReserveRequest], hashes: [Int], positions: UnsafeBufferPointer<Int>, now: Timestamp, actor: String, settings: RuleSettings,
-        into decisions: inout [Decision]
+        _ requests: [ReserveRequest], hashes: [Int], cellHashes: UnsafeBufferPointer<Int>, positions: UnsafeBufferPointer<Int>, now: Timestamp,
+        actor: String, settings: RuleSettings, into decisions: inout [Decision]
     ) {
         precondition(hashes.count == requests.count, "one hash per request")
-        // Each id's slot in the reservation table is asked for this many requests ahead, so that the
-        // table's cache misses overlap with deciding the ones before.
-        let ahead = 2
+        // What each request will read is asked for ahead, so that the tables' cache misses overlap
+        // with deciding the ones before: its id's slot in the reservation table and its cell's slot
+        // in the cell table's index `far` requests ahead, the cell's entry (found through that slot)
+        // `near` requests ahead.
+        let (far, near) = (4, 2)
         withState { state in
             defer { state.hashedID = nil }
-            for p in positions.prefix(ahead) { state.reservations.prefetch(hash: hashes[p]) }
+            func fetchIndexes(_ k: Int) {
+                let p = positions[k]
+                state.reservations.prefetch(hash: hashes[p])
+                if cellHashes[p] != 0 { state.cells.prefetch(hash: UInt64(UInt(bitPattern: cellHashes[p]))) }
+            }
+            func fetchCell(_ k: Int) {
+                let h = cellHashes[positions[k]]
+                if h != 0 { state.cells.prefetchEntry(hash: UInt64(UInt(bitPattern: h))) }
+            }
+            for k in positions.indices.prefix(far) { fetchIndexes(k) }
+            for k in positions.indices.prefix(near) { fetchCell(k) }
             for k in positions.indices {
-                if k + ahead < positions.count { state.reservations.prefetch(hash: hashes[positions[k + ahead]]) }
+                if k + far < positions.count { fetchIndexes(k + far) }
+                if k + near < positions.count { fetchCell(k + near) }
                 let p = positions[k]
                 state.hashedID = HashedID(requests[p].id, hash: hashes[p])
                 decisions.append(decideHere(requests[p], state: state, now: now, actor: actor, settings: settings))
