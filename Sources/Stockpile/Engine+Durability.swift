@@ -172,28 +172,50 @@ extension Engine {
     /// Applies records read from the log, in LSN order, with a progress line every second of a long
     /// replay.
     func replay(_ records: [RecoveredRecord], progress: inout ReplayProgress, report: (String) -> Void) {
+        // What a record's reservation will be looked up by is asked for this many records ahead: its
+        // id's slots in the directory and in its home shard's table, and its cell's slot, so that
+        // those cache misses overlap with replaying the records before. The id's hash is kept for
+        // the replay itself (a ring of `ahead` + 1 entries).
+        let ahead = 8
+        var hashes = [HashedID?](repeating: nil, count: ahead + 1)
+        func prepare(_ j: Int) {
+            hashes[j % hashes.count] = nil
+            guard let (id, cell) = records[j].reservationLookup else { return }
+            let hashed = HashedID(id)
+            hashes[j % hashes.count] = hashed
+            directory.prefetch(hash: hashed.hash)
+            guard let cell else { return }
+            let stable = cell.stableHash
+            shards[router.shard(forStableHash: stable)].withState { state in
+                state.reservations.prefetch(hash: hashed.hash)
+                state.cells.prefetch(hash: CellTable.hash(stable: stable))
+            }
+        }
+        for j in records.indices.prefix(ahead) { prepare(j) }
         // By index: binding each record of the array would copy its decoded commit once more.
         for i in records.indices {
             if i & 0xFFF == 0, ContinuousClock.now >= progress.nextReport {
                 report("replaying the log: \(progress.count + i) records so far")
                 progress.nextReport = ContinuousClock.now + .seconds(1)
             }
+            if i + ahead < records.count { prepare(i + ahead) }
             switch records[i].body {
-            case .commit(let commit): replay(commit)
+            case .commit(let commit): replay(commit, hashedID: hashes[i % hashes.count])
             case .keyUse(let use): restoreKey(use.key, KeyRecord(command: use.command, reply: use.reply, createdAt: use.time))
             }
         }
         progress.count += records.count
     }
 
-    private func replay(_ commit: Commit) {
+    /// `hashedID`: the commit's reservation id with its hash, when the caller has it.
+    private func replay(_ commit: Commit, hashedID: HashedID? = nil) {
         var mask = router.mask(of: commit.entries.lazy.filter(\.touchesCell).map(\.cell))
         // The id is hashed once, for the directory and the home shard's table.
         var hashed: HashedID?
         if let r = commit.reservation {
             let lines = router.mask(of: r.lines.lazy.map(\.cell))
             mask |= lines
-            let h = HashedID(r.id)
+            let h = hashedID?.id == r.id ? hashedID! : HashedID(r.id)
             hashed = h
             // A reservation made again under an id that was forgotten earlier: forgetting is not
             // logged, so the old one is dropped here, before the new one is applied.
@@ -314,4 +336,13 @@ public struct LogStatus: Sendable, Hashable {
     public var recordByteCount: Int
     /// Why writes are stopped, when they are.
     public var failure: String?
+}
+
+extension RecoveredRecord {
+    /// The id of the reservation the record's commit carries, and its cell when it has one line; nil
+    /// when it carries none. Read in place, without copying the commit.
+    var reservationLookup: (id: String, cell: CellKey?)? {
+        guard case .commit(let commit) = body, let r = commit.reservation else { return nil }
+        return (r.id, r.lines.count == 1 ? r.lines[0].cell : nil)
+    }
 }

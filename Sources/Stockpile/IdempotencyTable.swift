@@ -66,6 +66,12 @@ final class IdempotencyTable<Value: Sendable>: Sendable {
         }
     }
 
+    /// Asks the processor to bring in where a lookup of a name with `hash` starts (a hint, for a
+    /// caller that knows its next names ahead: the replay of the log).
+    func prefetch(hash: Int) {
+        stripe(hash).withLock { $0.prefetch(hash: hash) }
+    }
+
     /// What `name` holds, waiting while a claim on it is in flight; nil when it is free.
     func lookup(_ name: String, hash: Int) async -> Value? {
         while true {
