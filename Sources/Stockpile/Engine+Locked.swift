@@ -83,13 +83,13 @@ extension Engine {
             if let v = catalogVersion, v != view.catalog.version { return nil }
             if let expected, !expected.matches(view.reservation(expected.id), router) { return nil }
             let decision = Rules.decide(command, in: view, now: now, actor: actor, settings: settings)
-            guard case .commit(var commit) = decision else { return Performed(decision) }
+            guard case .commit(var commit) = decision else { return decision }
             do throws(WALIOError) {
                 try commitHeld(&commit, mask: mask, view: view)
             } catch {
                 return .refused(.writesStopped(error))
             }
-            return .committed(commit)
+            return .commit(commit)
         }
     }
 

@@ -41,23 +41,14 @@ struct KeyRecord: Sendable {
 
 }
 
-/// The result of performing a validated command.
-enum Performed: Sendable {
-    case committed(Commit)
-    case unchanged(Reply)
-    case refused(Refusal)
+/// The result of performing a validated command: the rules' decision, committed when it is a commit.
+/// The same type as the decision, so that passing one on copies nothing.
+typealias Performed = Decision
 
-    init(_ decision: Decision) {
-        switch decision {
-        case .commit(let c): self = .committed(c)
-        case .unchanged(let r): self = .unchanged(r)
-        case .refused(let r): self = .refused(r)
-        }
-    }
-
+extension Decision {
     var outcome: Outcome<Reply> {
         switch self {
-        case .committed(let c): .ok(c.reply())
+        case .commit(let c): .ok(c.reply())
         case .unchanged(let r): .ok(r)
         case .refused(let r): .refused(r)
         }
@@ -316,7 +307,7 @@ public final class Engine: Sendable {
             guard let performed = route(command, mask: mask, cells: [], expected: expected, hashedID: hashed, now: now, actor: actor) else {
                 return dropStaleDirectoryEntry(id, mask) ? .done(.refused(.reservationNotFound(id))) : .retry
             }
-            if case .committed(let commit) = performed { scheduleFollowUps(of: commit) }
+            if case .commit(let commit) = performed { scheduleFollowUps(of: commit) }
             return .done(performed)
         case .adjust(let v, let w, _, _, _, _, _), .setQuantity(let v, let w, _, _, _, _), .count(let v, let w, _, _, _),
             .importStock(let v, let w, _),
@@ -349,7 +340,7 @@ public final class Engine: Sendable {
                 _ = dropStaleDirectoryEntry(request.id, mask)
                 return .retry
             }
-            return .done(Performed(decision))
+            return .done(decision)
         case .claimed:
             return .done(performNewReservation(request, hashedID: hashed, now: now, actor: actor))
         }
@@ -389,7 +380,7 @@ public final class Engine: Sendable {
 
     /// Settles the claim on the new reservation id `id`, whose hash is `hash`.
     func settleNewReservation(id: String, hash: Int, _ performed: Performed) -> Performed {
-        if case .committed(let commit) = performed {
+        if case .commit(let commit) = performed {
             let r = commit.reservation!
             directory.commit(r.id, hash: hash, router.mask(of: r.lines.lazy.map(\.cell)))
             scheduleFollowUps(of: commit)
@@ -411,7 +402,7 @@ public final class Engine: Sendable {
             let settings = self.settings
             let decision = shards[mask.trailingZeroBitCount].execute(
                 command, now: now, actor: actor, settings: settings, catalogVersion: catalogVersion, reservation: expected, hashedID: hashedID)
-            return decision.map(Performed.init)
+            return decision
         }
         return performHoldingShards(command, mask: mask, cells: cells, expected: expected, catalogVersion: catalogVersion, now: now, actor: actor)
     }
