@@ -41,7 +41,7 @@ struct Options {
     /// In-process: commands per `Engine.execute(_ batch:)` call (1: one `reserve` call per request).
     var batch = 1
     var duration = 5.0
-    var shards = 16
+    var shards = EngineConfiguration.defaultShardCount
     var json = false
     var cells = 100_000
     /// Whether --cells was given (the memory scenario defaults to more).

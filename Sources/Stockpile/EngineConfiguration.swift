@@ -1,12 +1,27 @@
 // The settings of an engine, with their defaults and why.
 
+import Foundation
 import StockpileCore
 
 public struct EngineConfiguration: Sendable {
-    /// Stock cells are spread over this many shard actors (1–64). More shards than cores is fine: an
-    /// actor is a queue, not a thread; more shards means fewer reservations that span shards wait on
-    /// each other.
+    /// Stock cells are spread over this many shard actors (1–64); `defaultShardCount` unless set.
+    /// More shards than cores is fine: an actor is a queue, not a thread; more shards means fewer
+    /// reservations that span shards wait on each other.
     public var shardCount: Int
+
+    /// Eight shards per core the process may run on, rounded up to a power of two, at least 16 and
+    /// at most 64 (the most a shard mask holds): 16 up to two cores, 32 for three or four, 64 from
+    /// five. Two threads meet on a shard about once in as many shards as there are, so the count
+    /// grows with the threads that can run at once; a reservation of several lines holds each of
+    /// its shards, so even two cores gain from more shards than a one-line load needs (README,
+    /// "Sharding", has the measurements). A shard costs little beside its cells: its tables' headers
+    /// and a copy of the catalog.
+    public static var defaultShardCount: Int {
+        let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        var count = 16
+        while count < 8 * cores && count < ShardRouter.shardCountMax { count *= 2 }
+        return count
+    }
     /// How long ids of closed reservations and idempotency keys are remembered (SPEC §2: 24 h); 1 s to
     /// 366 days (a negative window would turn idempotency off, a huge one overflow the clock).
     public var retention: Duration
@@ -27,7 +42,7 @@ public struct EngineConfiguration: Sendable {
     public var logRetentionByteCount: Int?
 
     public init(
-        shardCount: Int = 16, retention: Duration = .seconds(24 * 3600), defaultStrategy: PlacementStrategy = .priority,
+        shardCount: Int = EngineConfiguration.defaultShardCount, retention: Duration = .seconds(24 * 3600), defaultStrategy: PlacementStrategy = .priority,
         eventsInMemoryCount: Int = 262_144, linesPerReservationMax: Int = Limits.linesPerReservationMax,
         quantityMax: Quantity = Limits.quantityMax, snapshotEveryRecords: UInt64 = 1_000_000, logRetentionByteCount: Int? = nil
     ) {
