@@ -116,20 +116,16 @@ extension Engine {
             refusals.count(refusal.code)
             return .refused(refusal)
         }
-        var checked = results[0].rows
-        var checkedHashes = results[0].cellHashes
+        // Each half's rows stay in its own array (joining them would copy every row): row i of the
+        // whole is `parts.rows[k][i - parts.starts[k]]` for the half k it falls in.
+        let parts = CheckedParts(results.map(\.rows), results.map(\.cellHashes))
         var byShard = results[0].byShard
         for k in 1..<halves {
-            let offset = checked.count
-            checked += results[k].rows
-            checkedHashes += results[k].cellHashes
-            for s in byShard.indices { byShard[s] += results[k].byShard[s].lazy.map { $0 + offset } }
+            for s in byShard.indices { byShard[s] += results[k].byShard[s].lazy.map { $0 + parts.starts[k] } }
         }
         let now = await settleDueWork()
         // Shards are independent: as many load at once as there are cores, each a shard at a time.
         let work = byShard.enumerated().filter { !$0.element.isEmpty }
-        let checkedRows = checked
-        let cellHashes = checkedHashes
         let workers = min(work.count, ProcessInfo.processInfo.activeProcessorCount)
         let refused = ImportStop()
         let refusal = await withTaskGroup(of: Refusal?.self) { group -> Refusal? in
@@ -145,8 +141,8 @@ extension Engine {
                             // Another worker was refused: stop at the next commit.
                             if refused.value.load(ordering: .relaxed) { return nil }
                             let lot = indexes[start..<min(indexes.count, start + Self.importCommitRowCountMax)]
-                            let part = lot.map { checkedRows[$0] }
-                            let hashes = lot.map { cellHashes[$0] }
+                            let part = lot.map { parts.row($0) }
+                            let hashes = lot.map { parts.cellHash($0) }
                             if let refusal = self.shards[s].importRows(part[...], cellHashes: hashes, now: now, actor: actor) { return refusal }
                         }
                     }
@@ -194,6 +190,34 @@ extension Engine {
             }
         }
         return (loaded, nil)
+    }
+
+    /// The checked rows of an import's parts (checked on several threads), read as one sequence.
+    struct CheckedParts: Sendable {
+        let rows: [[StockRow]]
+        let cellHashes: [[UInt64]]
+        /// Where each part starts in the whole.
+        let starts: [Int]
+
+        init(_ rows: [[StockRow]], _ cellHashes: [[UInt64]]) {
+            self.rows = rows
+            self.cellHashes = cellHashes
+            var starts = [0]
+            for part in rows.dropLast() { starts.append(starts.last! + part.count) }
+            self.starts = starts
+        }
+
+        private func part(of i: Int) -> Int { starts.lastIndex { $0 <= i }! }
+
+        func row(_ i: Int) -> StockRow {
+            let k = part(of: i)
+            return rows[k][i - starts[k]]
+        }
+
+        func cellHash(_ i: Int) -> UInt64 {
+            let k = part(of: i)
+            return cellHashes[k][i - starts[k]]
+        }
     }
 
     /// Rows an import checked: normalised, with each one's shard, or the refusal of the first bad one.

@@ -225,7 +225,8 @@ actor Shard {
                 }
             }
             guard !entries.isEmpty else { return nil }
-            var commit = Commit(time: now, entries: entries, replyShape: .cell(variance: nil))
+            // Consumed: a copy left here would make the ledger's numbering copy the lot's entries.
+            var commit = Commit(time: now, entries: consume entries, replyShape: .cell(variance: nil))
             do throws(WALIOError) {
                 try commitHere(&commit, state: state, cellHashes: hashes)
             } catch {

@@ -112,6 +112,24 @@ import Testing
         #expect(await engine.verify().isEmpty)
     }
 
+    /// Enough rows to be checked in halves on two threads: every row of both halves lands in its own
+    /// cell with its own figure, and a cell named in both halves ends at its row in the second.
+    @Test("a load checked in halves applies every row of both halves to its own cell")
+    func loadCheckedInHalves() async throws {
+        let engine = Engine(configuration: EngineConfiguration(shardCount: 4), clock: ManualClock())
+        let count = 70_000
+        var rows = (0..<count).map { StockRow(variant: "SKU-\($0)", warehouse: "MAIN", onHand: Quantity(Int64($0 + 1)), line: $0 + 2) }
+        // Named again near the end (the second half): the later row wins.
+        rows.append(StockRow(variant: "SKU-3", warehouse: "MAIN", onHand: 999, line: count + 2))
+        #expect(await engine.importStock(rows).value == count + 1)
+        for i in [0, 1, 4, count / 2 - 1, count / 2, count / 2 + 1, count - 1] {
+            #expect(await engine.cell(variant: "SKU-\(i)", warehouse: "MAIN").value?.onHand == Quantity(Int64(i + 1)), "row of SKU-\(i)")
+        }
+        #expect(await engine.cell(variant: "SKU-3", warehouse: "MAIN").value?.onHand == 999)
+        #expect(engine.nextSeq == UInt64(count + 2))
+        #expect(await engine.verify().isEmpty)
+    }
+
     /// More rows than one commit carries, over every shard: the state, the ledger and the counters
     /// after a restart are what they were before it.
     @Test("a load of many commits per shard comes back whole after a restart")
