@@ -207,7 +207,13 @@ extension Engine {
             self.starts = starts
         }
 
-        private func part(of i: Int) -> Int { starts.lastIndex { $0 <= i }! }
+        /// The last part that starts at or before `i` (a part may be empty): one or two comparisons
+        /// for the two halves an import has at most.
+        private func part(of i: Int) -> Int {
+            var k = starts.count - 1
+            while starts[k] > i { k -= 1 }
+            return k
+        }
 
         func row(_ i: Int) -> StockRow {
             let k = part(of: i)
