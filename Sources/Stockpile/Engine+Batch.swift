@@ -99,8 +99,8 @@ extension Engine {
         // command once; from then on it is read in place.
         for command in commands {
             guard case .reserve(let request) = command, let (mask, cellHash) = runMask(of: request) else { break }
-            // Room for the rest of the batch at the second of a run, once.
-            if scratch.requests.count == 1 && scratch.requests.capacity < n {
+            // Room for the rest of the batch, once, before the first of a run that has a second.
+            if scratch.requests.isEmpty && scratch.requests.capacity < n && n > 1, case .reserve = commands[commands.startIndex + 1] {
                 scratch.requests.reserveCapacity(n)
                 scratch.hashes.reserveCapacity(n)
             }
