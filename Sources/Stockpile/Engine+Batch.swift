@@ -133,7 +133,7 @@ extension Engine {
         let order = UnsafeMutableBufferPointer(rebasing: space[2 * n..<2 * n + count])
         let place = UnsafeMutableBufferPointer(rebasing: space[3 * n..<3 * n + count])
         let starts = UnsafeMutableBufferPointer(rebasing: space[(4 * n)..<space.count])
-        _ = starts.initialize(repeating: 0)
+        starts.initialize(repeating: 0)
         for i in 0..<count { starts[shardOf[i] + 1] += 1 }
         for s in 0..<shards.count { starts[s + 1] += starts[s] }
         for i in 0..<count {

@@ -136,22 +136,20 @@ actor Shard {
     /// Decides `command` against the state and commits it, holding the lock (with `state.hashedID`
     /// set to the request's id, when it has one).
     private nonisolated func decideHere(_ command: Command, state: ShardState, now: Timestamp, actor: String, settings: RuleSettings) -> Decision {
-        // The decision is bound and consumed here, in one function: handed to another as an
-        // argument, the commit bound from it shares its entry array with the argument, and the
-        // ledger's numbering copies that array.
-        let decision = Rules.decide(command, in: state, now: now, actor: actor, settings: settings)
-        guard case .commit(var commit) = decision else { return decision }
-        do throws(WALIOError) {
-            try commitHere(&commit, state: state)
-        } catch {
-            return .refused(.writesStopped(error))
-        }
-        return .commit(commit)
+        commitHere(state: state) { Rules.decide(command, in: state, now: now, actor: actor, settings: settings) }
     }
 
     /// `decideHere` for a new reservation, without wrapping the request in a command.
     private nonisolated func decideHere(_ request: ReserveRequest, state: ShardState, now: Timestamp, actor: String, settings: RuleSettings) -> Decision {
-        let decision = Rules.reserve(request, in: state, now: now, actor: actor, settings: settings)
+        commitHere(state: state) { Rules.reserve(request, in: state, now: now, actor: actor, settings: settings) }
+    }
+
+    /// Commits what `decide` decides, when it is a commit. The decision is made, bound and consumed
+    /// here, in one function: handed in as an argument, the commit bound from it would share its
+    /// entry array with the argument, and the ledger's numbering would copy that array.
+    @inline(__always)
+    private nonisolated func commitHere(state: ShardState, _ decide: () -> Decision) -> Decision {
+        let decision = decide()
         guard case .commit(var commit) = decision else { return decision }
         do throws(WALIOError) {
             try commitHere(&commit, state: state)
