@@ -19,7 +19,7 @@ extension Engine {
         var scratch = RunScratch()
         var next = 0
         while next < batch.count {
-            // A run of new reservations in one shard is decided entering the shard once.
+            // A run of new reservations, each in one shard, is decided entering each of its shards once.
             let taken = decideRun(batch[next...], actor: actor, scratch: &scratch, into: &outcomes)
             if taken > 0 {
                 next += taken
