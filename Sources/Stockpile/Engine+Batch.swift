@@ -156,7 +156,7 @@ extension Engine {
         }
         for i in 0..<count {
             let decision = scratch.decisions[place[i]]
-            outcomes.append(settleNewReservation(id: scratch.requests[i].id, hash: scratch.hashes[i], decision).outcome)
+            outcomes.append(settleNewReservation(HashedID(scratch.requests[i].id, hash: scratch.hashes[i]), decision).outcome)
         }
         return count
     }

@@ -177,12 +177,12 @@ extension Engine {
         // those cache misses overlap with replaying the records before. The id's hash is kept for
         // the replay itself (a ring of `ahead` + 1 entries).
         let ahead = 8
-        var hashes = [HashedID?](repeating: nil, count: ahead + 1)
+        var hashedIDs = [HashedID?](repeating: nil, count: ahead + 1)
         func prepare(_ j: Int) {
-            hashes[j % hashes.count] = nil
+            hashedIDs[j % hashedIDs.count] = nil
             guard let (id, cell) = records[j].reservationLookup else { return }
             let hashed = HashedID(id)
-            hashes[j % hashes.count] = hashed
+            hashedIDs[j % hashedIDs.count] = hashed
             directory.prefetch(hash: hashed.hash)
             guard let cell else { return }
             let stable = cell.stableHash
@@ -200,7 +200,7 @@ extension Engine {
             }
             if i + ahead < records.count { prepare(i + ahead) }
             switch records[i].body {
-            case .commit(let commit): replay(commit, hashedID: hashes[i % hashes.count])
+            case .commit(let commit): replay(commit, hashedID: hashedIDs[i % hashedIDs.count])
             case .keyUse(let use): restoreKey(use.key, KeyRecord(command: use.command, reply: use.reply, createdAt: use.time))
             }
         }
@@ -340,7 +340,7 @@ public struct LogStatus: Sendable, Hashable {
 
 extension RecoveredRecord {
     /// The id of the reservation the record's commit carries, and its cell when it has one line; nil
-    /// when it carries none. Read in place, without copying the commit.
+    /// when it carries none: what a replay looks the reservation up by, asked for ahead.
     var reservationLookup: (id: String, cell: CellKey?)? {
         guard case .commit(let commit) = body, let r = commit.reservation else { return nil }
         return (r.id, r.lines.count == 1 ? r.lines[0].cell : nil)

@@ -354,7 +354,7 @@ public final class Engine: Sendable {
             let explicitCells = request.lines.lazy.filter { $0.warehouse != Identifiers.anyWarehouse }.map { CellKey(variant: $0.variant, warehouse: $0.warehouse) }
             // The common case, every line in one shard, needs the mask only: no array of cells.
             if !hasPlacedLines, case let mask = router.mask(of: explicitCells), mask.nonzeroBitCount == 1 {
-                return settleNewReservation(request, hashedID: hashedID, route(.reserve(request), mask: mask, cells: [], hashedID: hashedID, now: now, actor: actor)!)
+                return settleNewReservation(hashedID, route(.reserve(request), mask: mask, cells: [], hashedID: hashedID, now: now, actor: actor)!)
             }
             var cells = Array(explicitCells)
             if hasPlacedLines {
@@ -369,23 +369,18 @@ public final class Engine: Sendable {
             guard let performed = route(.reserve(request), mask: mask, cells: cells, catalogVersion: catalogVersion, hashedID: hashedID, now: now, actor: actor) else {
                 continue  // the catalog changed while planning placement: plan again
             }
-            return settleNewReservation(request, hashedID: hashedID, performed)
+            return settleNewReservation(hashedID, performed)
         }
     }
 
     /// Settles the claim on a new reservation's id: its shards when it was made, free when not.
-    func settleNewReservation(_ request: ReserveRequest, hashedID: HashedID, _ performed: Performed) -> Performed {
-        settleNewReservation(id: request.id, hash: hashedID.hash, performed)
-    }
-
-    /// Settles the claim on the new reservation id `id`, whose hash is `hash`.
-    func settleNewReservation(id: String, hash: Int, _ performed: Performed) -> Performed {
+    func settleNewReservation(_ hashedID: HashedID, _ performed: Performed) -> Performed {
         if case .commit(let commit) = performed {
             let r = commit.reservation!
-            directory.commit(r.id, hash: hash, router.mask(of: r.lines.lazy.map(\.cell)))
+            directory.commit(r.id, hash: hashedID.hash, router.mask(of: r.lines.lazy.map(\.cell)))
             scheduleFollowUps(of: commit)
         } else {
-            directory.abandon(id, hash: hash)
+            directory.abandon(hashedID.id, hash: hashedID.hash)
         }
         return performed
     }
