@@ -52,6 +52,7 @@ nonisolated func runBenchmark(_ options: Options) async -> Int32 {
     let deadline = ContinuousClock.now + .milliseconds(Int(options.duration * 1000))
     let logBefore = engine.logStatus
     let allocationsBefore = stockpile_allocation_count()
+    let cpuBefore = ProcessCPU.now()
     let started = ContinuousClock.now
     let results = await withTaskGroup(of: TaskResult.self) { group in
         for t in 0..<options.tasks {
@@ -133,6 +134,7 @@ nonisolated func runBenchmark(_ options: Options) async -> Int32 {
         return all
     }
     let elapsed = ContinuousClock.now - started
+    let cpu = ProcessCPU.now() - cpuBefore
     let allocations = stockpile_allocation_count() - allocationsBefore
     let logAfter = engine.logStatus
     let syncs = logAfter.syncCount - logBefore.syncCount
@@ -174,6 +176,10 @@ nonisolated func runBenchmark(_ options: Options) async -> Int32 {
     // engine's alone.
     let allocationsPerOp = Double(allocations) / Double(max(ops, 1))
     print(String(format: "  allocations per reservation %.1f (with the load generator's own)", allocationsPerOp))
+    // CPU time is steadier than the rate on a machine whose speed and scheduling drift: it does
+    // not count time a thread waits for a core, only what the work costs.
+    let cpuPerOp = cpu.microseconds / Double(max(ops, 1))
+    print(String(format: "  CPU per reservation %.2f us (user %.2f, system %.2f; every thread, the load generator's included)", cpuPerOp, cpu.user / Double(max(ops, 1)) * 1e6, cpu.system / Double(max(ops, 1)) * 1e6))
     if syncs > 0 {
         print(String(format: "  log: %d syncs, %.1f records per sync", syncs, Double(logAfter.lastLSN - logBefore.lastLSN) / Double(syncs)))
     }
@@ -182,10 +188,27 @@ nonisolated func runBenchmark(_ options: Options) async -> Int32 {
         let object: [String: Any] = [
             "scenario": options.scenario, "fsync": "\(options.durability)", "tasks": options.tasks, "batch": options.batch, "shards": options.shards, "cells": cellCount, "seconds": seconds,
             "ops": ops, "ops_per_s": Int(opsPerSecond), "allocations_per_op": allocationsPerOp, "p50_us": p50, "p99_us": p99, "p999_us": p999, "max_us": maxUs,
-            "refused": refused, "syncs": syncs, "oversold": oversold, "mismatched_cells": mismatched, "invariant_violations": problems.count,
+            "refused": refused, "syncs": syncs, "cpu_us_per_op": cpuPerOp, "oversold": oversold, "mismatched_cells": mismatched, "invariant_violations": problems.count,
         ]
         let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
         print(String(decoding: data, as: UTF8.self))
     }
     return oversold == 0 && mismatched == 0 && problems.isEmpty ? 0 : 1
+}
+
+/// The CPU time the process has used so far, user and system, over all its threads.
+struct ProcessCPU {
+    var user: Double
+    var system: Double
+
+    static func now() -> ProcessCPU {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+        return ProcessCPU(user: seconds(usage.ru_utime), system: seconds(usage.ru_stime))
+    }
+
+    static func - (a: ProcessCPU, b: ProcessCPU) -> ProcessCPU { ProcessCPU(user: a.user - b.user, system: a.system - b.system) }
+
+    var microseconds: Double { (user + system) * 1e6 }
 }
