@@ -176,8 +176,8 @@ nonisolated func runBenchmark(_ options: Options) async -> Int32 {
     // engine's alone.
     let allocationsPerOp = Double(allocations) / Double(max(ops, 1))
     print(String(format: "  allocations per reservation %.1f (with the load generator's own)", allocationsPerOp))
-    // CPU time is steadier than the rate on a machine whose speed and scheduling drift: it does
-    // not count time a thread waits for a core, only what the work costs.
+    // What the work costs, without the time a thread waits for a core. With both cores busy
+    // throughout, it drifts with the machine's speed as the rate does.
     let cpuPerOp = cpu.microseconds / Double(max(ops, 1))
     print(String(format: "  CPU per reservation %.2f us (user %.2f, system %.2f; every thread, the load generator's included)", cpuPerOp, cpu.user / Double(max(ops, 1)) * 1e6, cpu.system / Double(max(ops, 1)) * 1e6))
     if syncs > 0 {

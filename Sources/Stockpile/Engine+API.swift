@@ -141,8 +141,15 @@ extension Engine {
                             // Another worker was refused: stop at the next commit.
                             if refused.value.load(ordering: .relaxed) { return nil }
                             let lot = indexes[start..<min(indexes.count, start + Self.importCommitRowCountMax)]
-                            let part = lot.map { parts.row($0) }
-                            let hashes = lot.map { parts.cellHash($0) }
+                            var part: [StockRow] = []
+                            var hashes: [UInt64] = []
+                            part.reserveCapacity(lot.count)
+                            hashes.reserveCapacity(lot.count)
+                            for i in lot {
+                                let (row, hash) = parts[i]
+                                part.append(row)
+                                hashes.append(hash)
+                            }
                             if let refusal = self.shards[s].importRows(part[...], cellHashes: hashes, now: now, actor: actor) { return refusal }
                         }
                     }
@@ -215,14 +222,10 @@ extension Engine {
             return k
         }
 
-        func row(_ i: Int) -> StockRow {
+        /// Row `i` of the whole and its cell's hash, its part found once for both.
+        subscript(i: Int) -> (row: StockRow, cellHash: UInt64) {
             let k = part(of: i)
-            return rows[k][i - starts[k]]
-        }
-
-        func cellHash(_ i: Int) -> UInt64 {
-            let k = part(of: i)
-            return cellHashes[k][i - starts[k]]
+            return (rows[k][i - starts[k]], cellHashes[k][i - starts[k]])
         }
     }
 

@@ -207,7 +207,8 @@ extension Engine {
         progress.count += records.count
     }
 
-    /// `hashedID`: the commit's reservation id with its hash, when the caller has it.
+    /// `hashedID`: the commit's reservation id with its hash, when the caller has it (taken from the
+    /// same record, so it is that id: not compared again here).
     private func replay(_ commit: Commit, hashedID: HashedID? = nil) {
         var mask = router.mask(of: commit.entries.lazy.filter(\.touchesCell).map(\.cell))
         // The id is hashed once, for the directory and the home shard's table.
@@ -215,7 +216,8 @@ extension Engine {
         if let r = commit.reservation {
             let lines = router.mask(of: r.lines.lazy.map(\.cell))
             mask |= lines
-            let h = hashedID?.id == r.id ? hashedID! : HashedID(r.id)
+            assert(hashedID == nil || hashedID!.id == r.id, "the hashed id given is the reservation's")
+            let h = hashedID ?? HashedID(r.id)
             hashed = h
             // A reservation made again under an id that was forgotten earlier: forgetting is not
             // logged, so the old one is dropped here, before the new one is applied.

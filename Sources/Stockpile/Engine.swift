@@ -479,8 +479,7 @@ extension Engine {
     /// LIMIT when a command passes the limits of `Limits` but not the lower ones this engine was
     /// configured with.
     func configuredLimitRefusal(_ command: Command) -> Refusal? {
-        let c = configuration
-        if c.linesPerReservationMax == Limits.linesPerReservationMax && c.quantityMax == Limits.quantityMax { return nil }
+        guard configuration.lowersLimits else { return nil }
         let quantities: [Quantity]
         switch command {
         case .reserve(let r):
@@ -498,7 +497,7 @@ extension Engine {
     /// `configuredLimitRefusal` of a reservation request, without wrapping it in a command.
     func configuredReserveRefusal(_ r: ReserveRequest) -> Refusal? {
         let c = configuration
-        if c.linesPerReservationMax == Limits.linesPerReservationMax && c.quantityMax == Limits.quantityMax { return nil }
+        guard c.lowersLimits else { return nil }
         if r.lines.count > c.linesPerReservationMax { return .limit("a reservation may have at most \(c.linesPerReservationMax) lines") }
         return r.lines.lazy.compactMap { self.configuredQuantityRefusal($0.quantity) }.first
     }

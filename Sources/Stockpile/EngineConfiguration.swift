@@ -34,6 +34,9 @@ public struct EngineConfiguration: Sendable {
     /// headroom are built for those maxima.
     public var linesPerReservationMax: Int
     public var quantityMax: Quantity
+
+    /// Whether either limit is set lower than `Limits` (then requests are checked against it too).
+    var lowersLimits: Bool { linesPerReservationMax < Limits.linesPerReservationMax || quantityMax < Limits.quantityMax }
     /// A durable engine writes a snapshot in the background after this many log records (0: only on
     /// request). Start-up replays at most about this many records after loading the newest snapshot.
     public var snapshotEveryRecords: UInt64
