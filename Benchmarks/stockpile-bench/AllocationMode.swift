@@ -2,9 +2,10 @@
 // (CAllocationCounter) around one task's requests on an engine in memory, after a warm-up. It counts,
 // it does not time, so the figure is the same on any machine; the allocation test runs it and
 // compares each figure with its limit. The `wire_` figures count a request the way the server
-// answers it, without the socket: the bytes of a pipeline of 16 go through the connection's request
-// parser and the request handler (framing, command table, authorisation, engine, reply bytes), so
-// they include the engine's own allocations and everything the wire adds to them.
+// answers it, without the socket: the bytes of a pipeline of 16 (of 1 for `wire_reserve_p1`) go
+// through the connection's request parser and the request handler (framing, command table,
+// authorisation, engine, reply bytes), so they include the engine's own allocations and everything
+// the wire adds to them.
 
 import CAllocationCounter
 import Foundation
@@ -40,8 +41,7 @@ nonisolated func runAllocationBenchmark(_ options: Options) async -> Int32 {
     // The wire: each pipeline is encoded as a client sends it before counting; the counted part
     // parses it as a connection does (one parser, reused) and answers the batch.
     let handler = RequestHandler(engine: engine)
-    let pipeline = 16
-    func pipelines(_ words: (Int) -> [String]) -> [[UInt8]] {
+    func pipelines(of pipeline: Int = 16, _ words: (Int) -> [String]) -> [[UInt8]] {
         stride(from: 0, to: count, by: pipeline).map { start in
             var bytes: [UInt8] = []
             for i in start..<start + pipeline { RequestEncoder.encode(words(i), into: &bytes) }
@@ -50,7 +50,7 @@ nonisolated func runAllocationBenchmark(_ options: Options) async -> Int32 {
     }
     var parser = RequestParser()
     var session = handler.newSession(id: 1)
-    func answer(_ bytes: [UInt8]) async {
+    func answer(_ bytes: [UInt8], pipeline: Int = 16) async {
         bytes.withUnsafeBytes { parser.append($0) }
         let (requests, error) = parser.nextRequests(max: pipeline)
         precondition(error == nil && requests.count == pipeline, "the pipeline did not parse")
@@ -58,9 +58,12 @@ nonisolated func runAllocationBenchmark(_ options: Options) async -> Int32 {
     }
     let wireReserves = pipelines { ["RESERVE", "wr\($0)", "SKU-HOT", "MAIN", "1"] }
     let wireStocks = pipelines { _ in ["STOCK", "SKU-HOT", "MAIN"] }
+    let wireLoneReserves = pipelines(of: 1) { ["RESERVE", "w1r\($0)", "SKU-HOT", "MAIN", "1"] }
     for bytes in pipelines({ ["RESERVE", "ww\($0)", "SKU-HOT", "MAIN", "1"] }).prefix(100) { await answer(bytes) }
     await measure("wire_reserve") { for bytes in wireReserves { await answer(bytes) } }
     await measure("wire_stock") { for bytes in wireStocks { await answer(bytes) } }
+    // Pipeline 1: a batch of one request, as an unpipelined client's each is.
+    await measure("wire_reserve_p1") { for bytes in wireLoneReserves { await answer(bytes, pipeline: 1) } }
 
     print("allocations per operation (engine in memory, \(options.shards) shards, \(count) operations each, after a warm-up):")
     for f in figures { print("  " + f.name.padding(toLength: 16, withPad: " ", startingAt: 0) + String(format: "%.2f", f.perOperation)) }

@@ -71,6 +71,18 @@ public struct BatchResult: Sendable {
     public var subscription: AsyncStream<EngineEvent>?
     /// UNSUBSCRIBE left no channel: the loop stops forwarding.
     public var unsubscribedAll = false
+    /// What the handler keeps about the replies until the log answers.
+    var pending = PendingReplies()
+}
+
+/// The replies of a batch that ran but may not be revealed until the log says so. Replies are
+/// encoded as they are made (no frame outlives its request); the byte ranges of the mutations'
+/// replies are kept in case the log fails and they must become READONLY.
+struct PendingReplies: Sendable {
+    // Inline for the first: a batch of one request (pipeline 1) makes no array for either.
+    var mutationReplies = InlineFirstArray<(range: Range<Int>, version: RESPVersion)>()
+    var startTimes = InlineFirstArray<ContinuousClock.Instant>()
+    var touchedEngine = false
 }
 
 public final class RequestHandler: Sendable {
@@ -109,58 +121,30 @@ public final class RequestHandler: Sendable {
     /// Runs several connections' batches, one after another, then waits for the log once for all
     /// of them: one event-loop turn costs one group commit, however many clients it served.
     public func run(_ batches: [(RequestBatch, SessionState)]) async -> [BatchResult] {
-        var performed = [PerformedBatch]()
-        performed.reserveCapacity(batches.count)
+        var results = [BatchResult]()
+        results.reserveCapacity(batches.count)
         var touchedEngine = false
         for (batch, session) in batches {
-            let p = await perform(batch, session: session)
-            touchedEngine = touchedEngine || p.touchedEngine
-            performed.append(p)
+            results.append(await perform(batch, session: session))
+            touchedEngine = touchedEngine || results[results.count - 1].pending.touchedEngine
         }
         let failure = touchedEngine ? await engine.waitUntilDurable() : nil
         let end = ContinuousClock.now
-        var latencies: [UInt64] = []
-        latencies.reserveCapacity(performed.lazy.map(\.startTimes.count).max() ?? 0)
-        return performed.map { p in
-            latencies.removeAll(keepingCapacity: true)
-            for start in p.startTimes { latencies.append(UInt64(max(0, start.duration(to: end) / .nanoseconds(1)))) }
-            statistics.recordLatencies(latencies)
-            statistics.commandsProcessed.add(p.startTimes.count, ordering: .relaxed)
-            guard let failure, !p.mutationReplies.isEmpty else { return p.result }
-            return p.replacingMutationReplies(with: ReplyFrame(failure))
+        for i in results.indices {
+            let startTimes = results[i].pending.startTimes
+            statistics.recordLatencies(startTimes.lazy.map { UInt64(max(0, $0.duration(to: end) / .nanoseconds(1))) })
+            statistics.commandsProcessed.add(startTimes.count, ordering: .relaxed)
+            if let failure, !results[i].pending.mutationReplies.isEmpty { results[i].replaceMutationReplies(with: ReplyFrame(failure)) }
         }
+        return results
     }
 
-    /// A batch whose requests ran and whose replies are encoded, but may not be revealed until the
-    /// log says so. Replies are encoded as they are made (no frame outlives its request); the byte
-    /// ranges of the mutations' replies are kept in case the log fails and they must become READONLY.
-    private struct PerformedBatch {
-        var result: BatchResult
-        var mutationReplies: [(range: Range<Int>, version: RESPVersion)] = []
-        var startTimes: [ContinuousClock.Instant] = []
-        var touchedEngine = false
-
-        func replacingMutationReplies(with frame: ReplyFrame) -> BatchResult {
-            var result = self.result
-            var bytes: [UInt8] = []
-            var copied = 0
-            for reply in mutationReplies {
-                bytes += result.bytes[copied..<reply.range.lowerBound]
-                ReplyEncoder.encode(frame, version: reply.version, into: &bytes)
-                copied = reply.range.upperBound
-            }
-            bytes += result.bytes[copied...]
-            result.bytes = bytes
-            return result
-        }
-    }
-
-    private func perform(_ batch: RequestBatch, session: SessionState) async -> PerformedBatch {
-        var p = PerformedBatch(result: BatchResult(session: session))
-        p.startTimes.reserveCapacity(batch.requests.count)
+    private func perform(_ batch: RequestBatch, session: SessionState) async -> BatchResult {
+        var result = BatchResult(session: session)
+        result.pending.startTimes.reserveCapacity(batch.requests.count)
         // Room for the replies, made once: a one-line reservation record is about 330 bytes in RESP2,
         // a cell record about 110; a batch of longer replies grows the buffer geometrically.
-        p.result.bytes.reserveCapacity(batch.requests.count * Self.replyByteCountTypical)
+        result.bytes.reserveCapacity(batch.requests.count * Self.replyByteCountTypical)
         // The RESERVEs read ahead, which requests `runStart..<runStart + run.count` are; each
         // request is read ahead at most once, so a pipeline costs linear time whatever it holds.
         var run: [Command] = []
@@ -170,7 +154,7 @@ public final class RequestHandler: Sendable {
         while next < batch.requests.count {
             if next >= runStart + run.count {
                 runStart = next
-                reservationRun(batch.requests[next...], session: p.result.session, into: &run)
+                reservationRun(batch.requests[next...], session: result.session, into: &run)
             }
             // A run of reservations goes to the engine in one call, entering each shard once.
             if runStart + run.count - next >= 2 {
@@ -178,39 +162,39 @@ public final class RequestHandler: Sendable {
                 outcomes.reserveCapacity(run.count)
                 // Taken before the engine decides, as each request's start is below.
                 let started = ContinuousClock.now
-                let taken = engine.executeRunWithoutWaiting(run[(next - runStart)...], actor: p.result.session.actor, into: &outcomes)
+                let taken = engine.executeRunWithoutWaiting(run[(next - runStart)...], actor: result.session.actor, into: &outcomes)
                 if taken > 0 {
                     // Room for every reply of the batch that may be a mutation's, made once.
-                    if p.mutationReplies.isEmpty { p.mutationReplies.reserveCapacity(batch.requests.count - next) }
+                    if result.pending.mutationReplies.isEmpty { result.pending.mutationReplies.reserveCapacity(batch.requests.count - next) }
                     for outcome in outcomes {
-                        p.startTimes.append(started)
-                        let start = p.result.bytes.count
-                        ReplyWriter.append(outcome, version: p.result.session.version, into: &p.result.bytes)
-                        p.mutationReplies.append((start..<p.result.bytes.count, p.result.session.version))
+                        result.pending.startTimes.append(started)
+                        let start = result.bytes.count
+                        ReplyWriter.append(outcome, version: result.session.version, into: &result.bytes)
+                        result.pending.mutationReplies.append((start..<result.bytes.count, result.session.version))
                     }
-                    p.touchedEngine = true
+                    result.pending.touchedEngine = true
                     next += taken
                     continue
                 }
             }
             let words = batch.requests[next]
             next += 1
-            p.startTimes.append(.now)
-            let start = p.result.bytes.count
-            let kind = await respond(to: words, result: &p.result)
-            if kind != .session { p.touchedEngine = true }
+            result.pending.startTimes.append(.now)
+            let start = result.bytes.count
+            let kind = await respond(to: words, result: &result)
+            if kind != .session { result.pending.touchedEngine = true }
             if kind == .mutation {
-                if p.mutationReplies.isEmpty { p.mutationReplies.reserveCapacity(batch.requests.count - next + 1) }
-                p.mutationReplies.append((start..<p.result.bytes.count, p.result.session.version))
+                if result.pending.mutationReplies.isEmpty { result.pending.mutationReplies.reserveCapacity(batch.requests.count - next + 1) }
+                result.pending.mutationReplies.append((start..<result.bytes.count, result.session.version))
             }
-            if p.result.closeAfterWrite { break }  // QUIT: what follows it is not answered
+            if result.closeAfterWrite { break }  // QUIT: what follows it is not answered
         }
-        if let error = batch.protocolError, !p.result.closeAfterWrite {
-            write(error.frame, to: &p.result)
-            p.result.closeAfterWrite = true
+        if let error = batch.protocolError, !result.closeAfterWrite {
+            write(error.frame, to: &result)
+            result.closeAfterWrite = true
             statistics.protocolErrors.add(1, ordering: .relaxed)
         }
-        return p
+        return result
     }
 
     enum Kind { case session, read, mutation }
@@ -221,6 +205,9 @@ public final class RequestHandler: Sendable {
     private func reservationRun(_ requests: ArraySlice<ArgumentList>, session: SessionState, into run: inout [Command]) {
         run.removeAll(keepingCapacity: true)
         guard session.channels.isEmpty || session.version != .resp2 else { return }
+        // A run of one is answered the ordinary way (which parses it): read ahead only when the next
+        // request is a RESERVE too, so a lone one is neither parsed twice nor gathered into an array.
+        guard requests.count >= 2, requests[requests.startIndex].names("RESERVE"), requests[requests.startIndex + 1].names("RESERVE") else { return }
         for words in requests {
             guard words.names("RESERVE"), case .success(let request) = Request.parse(words), case .mutation(let command) = request, case .reserve = command,
                 session.permitted.contains(request.commandClass)
@@ -490,5 +477,21 @@ public final class RequestHandler: Sendable {
     /// The frame of one event for a subscriber: a pub/sub message (a push in RESP3).
     static func message(for event: EngineEvent) -> ReplyFrame {
         .push([.text("message"), .text(eventsChannel), .bulk(EventJSON.encode(event))])
+    }
+}
+
+extension BatchResult {
+    /// Replaces the reply of every mutation with `frame` (the log failed: none of them may be revealed).
+    mutating func replaceMutationReplies(with frame: ReplyFrame) {
+        var replaced: [UInt8] = []
+        var copied = 0
+        for reply in pending.mutationReplies {
+            replaced += bytes[copied..<reply.range.lowerBound]
+            ReplyEncoder.encode(frame, version: reply.version, into: &replaced)
+            copied = reply.range.upperBound
+        }
+        replaced += bytes[copied...]
+        bytes = replaced
+        pending.mutationReplies = InlineFirstArray()
     }
 }

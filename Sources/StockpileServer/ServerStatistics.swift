@@ -29,7 +29,7 @@ final class ServerStatistics: Sendable {
         var perSecond = 0.0
     }
 
-    func recordLatencies(_ nanoseconds: [UInt64]) {
+    func recordLatencies(_ nanoseconds: some Sequence<UInt64>) {
         latency.withLock { h in
             for v in nanoseconds { h.record(v) }
         }
