@@ -312,8 +312,9 @@ public final class Engine: Sendable {
         case .adjust(let v, let w, _, _, _, _, _), .setQuantity(let v, let w, _, _, _, _), .count(let v, let w, _, _, _),
             .importStock(let v, let w, _),
             .returnStock(let v, let w, _, _, _, _):
-            let cell = CellKey(variant: v, warehouse: w)
-            return .done(route(command, mask: router.mask(of: [cell]), cells: [cell], now: now, actor: actor)!)
+            // One cell is in one shard, so no cells need gathering across shards: no array of them.
+            let shard = router.shard(for: CellKey(variant: v, warehouse: w))
+            return .done(route(command, mask: 1 << UInt64(shard), cells: [], now: now, actor: actor)!)
         case .transfer(let v, let from, let to, _, _, _):
             let cells = [CellKey(variant: v, warehouse: from), CellKey(variant: v, warehouse: to)]
             return .done(route(command, mask: router.mask(of: cells), cells: cells, now: now, actor: actor)!)
@@ -388,7 +389,8 @@ public final class Engine: Sendable {
     /// Performs `command` on the shards in `mask`: inside the one shard when that is all, holding each
     /// shard otherwise. Returns nil, changing nothing, when the plan is stale: `catalogVersion` or
     /// `expected` (what the directory said about the reservation) no longer holds. Without either it
-    /// always returns a result.
+    /// always returns a result. `cells`: the cells to gather when `mask` spans shards (unread when it
+    /// names one).
     private func route(
         _ command: Command, mask: UInt64, cells: [CellKey], expected: ExpectedReservation? = nil, catalogVersion: UInt64? = nil,
         hashedID: HashedID? = nil, now: Timestamp, actor: String
