@@ -199,6 +199,10 @@ extension Engine {
                 progress.nextReport = ContinuousClock.now + .seconds(1)
             }
             if i + ahead < records.count { prepare(i + ahead) }
+            if let fields = records[i].reservation {
+                replay(fields, hashedID: hashedIDs[i % hashedIDs.count])
+                continue
+            }
             switch records[i].body {
             case .commit(let commit): replay(commit, hashedID: hashedIDs[i % hashedIDs.count])
             case .keyUse(let use): restoreKey(use.key, KeyRecord(command: use.command, reply: use.reply, createdAt: use.time))
@@ -246,6 +250,25 @@ extension Engine {
         if let command = commit.keyedCommand, let key = command.key {
             restoreKey(key, KeyRecord(command: command, reply: commit.reply(), createdAt: commit.time))
         }
+    }
+
+    /// A `reservation` record, applied from its fields as `replay(_ commit:)` applies the commit they
+    /// stand for, without building it: one new one-line reservation on one cell, so one shard is its
+    /// home and owns its cell.
+    private func replay(_ fields: CompactReservation, hashedID: HashedID?) {
+        assert(hashedID == nil || hashedID!.id == fields.id, "the hashed id given is the reservation's")
+        let hashed = hashedID ?? HashedID(fields.id)
+        let stable = fields.cell.stableHash
+        let home = router.shard(forStableHash: stable)
+        let mask: UInt64 = 1 << UInt64(home)
+        // A reservation made again under an id that was forgotten earlier (see the commit's replay).
+        if let old = directory.replace(fields.id, hash: hashed.hash, mask) {
+            shards[old.trailingZeroBitCount].withState { $0.reservations.remove(fields.id, hash: hashed.hash) }
+        }
+        let entry = fields.entry
+        shards[home].withState { $0.replay(fields, entry: entry, cellHash: CellTable.hash(stable: stable), idHash: hashed.hash) }
+        ledger.restore(entry)
+        if let deadline = fields.expiresAt { dueWork.schedule(DueItem(deadline: deadline, kind: .expire, name: fields.id)) }
     }
 
     func restoreKey(_ key: String, _ record: KeyRecord) {
@@ -340,10 +363,37 @@ public struct LogStatus: Sendable, Hashable {
     public var failure: String?
 }
 
+extension ShardState {
+    /// Applies a `reservation` record's fields as `apply` applies the commit they stand for: its
+    /// `entry` to its cell (`cellHash` is the cell's `CellTable.hash`), and the reservation, kept
+    /// compact without its line array as a replayed one is (`idHash`: its id's hash).
+    func replay(_ fields: CompactReservation, entry: LedgerEntry, cellHash: UInt64, idHash: Int) {
+        assert(router.shard(for: fields.cell) == index, "a reservation record replayed in a shard that does not own its cell")
+        let backorder = catalog.policy(of: fields.cell.variant).backorder
+        let p = cells.position(of: fields.cell, hash: cellHash, default: CellSlot(state: .empty))
+        cells[position: p].record(entry, backorderAllowed: backorder)
+        counters.count(entry)
+        let line = ReservationLine(
+            variant: fields.cell.variant, warehouse: fields.cell.warehouse, quantity: fields.quantity, backordered: fields.backordered,
+            tracked: fields.tracked)
+        if let stored = StoredReservation(
+            line: line, cellPosition: p, customer: fields.customer, createdAt: fields.time, expiresAt: fields.expiresAt, closedAt: nil,
+            requestTTL: fields.ttl, status: .active, strategy: fields.strategy, endedByExpiry: false)
+        {
+            reservations.store(stored, id: fields.id, hash: idHash)
+        } else {
+            // Fields a compact entry cannot hold (a TTL finer than a millisecond): kept whole.
+            reservations.store(fields.commit.reservation!, hash: idHash, cellPosition: nil)
+        }
+        assert(reservation(fields.id) == fields.commit.reservation, "reservation \(fields.id) reads back as its record says")
+    }
+}
+
 extension RecoveredRecord {
     /// The id of the reservation the record's commit carries, and its cell when it has one line; nil
     /// when it carries none: what a replay looks the reservation up by, asked for ahead.
     var reservationLookup: (id: String, cell: CellKey?)? {
+        if let fields = reservation { return (fields.id, fields.cell) }
         guard case .commit(let commit) = body, let r = commit.reservation else { return nil }
         return (r.id, r.lines.count == 1 ? r.lines[0].cell : nil)
     }

@@ -167,6 +167,15 @@ final class Ledger: Sendable {
         try state.withLock { s throws(WALIOError) in s.lastLSN = try log.submit(.keyUse(use)) }
     }
 
+    /// Takes back one entry read from the log at start-up, with the sequence number it was given.
+    func restore(_ e: LedgerEntry) {
+        let capacity = self.capacity
+        state.withLock { s in
+            precondition(e.seq == s.nextSeq, "replayed entry \(e.seq) where \(s.nextSeq) was due")
+            s.keep(e, capacity: capacity)
+        }
+    }
+
     /// Takes back entries read from the log at start-up, with the sequence numbers they were given.
     func restore(_ entries: [LedgerEntry]) {
         let capacity = self.capacity

@@ -42,27 +42,38 @@ struct StoredReservation: Sendable {
     /// `r` kept compact, when it can be: one line, on the cell at `cellPosition`, which its request named.
     /// `keepingLines`: whether it keeps its line array while open.
     init?(compacting r: Reservation, cellPosition: Int?, keepingLines: Bool) {
-        guard r.lines.count == 1, let cellPosition, cellPosition <= Int(UInt32.max), r.fingerprintLinesAreOwnLines,
-            r.requestCustomer == r.customer, r.createdAt.milliseconds != Self.none,
-            r.expiresAt?.milliseconds != Self.none, r.closedAt?.milliseconds != Self.none,
-            let ttl = Self.milliseconds(r.requestTTL)
-        else { return nil }
+        guard r.lines.count == 1, let cellPosition, r.fingerprintLinesAreOwnLines, r.requestCustomer == r.customer else { return nil }
         let line = r.lines[0]
+        self.init(
+            line: line, cellPosition: cellPosition, customer: r.customer, createdAt: r.createdAt, expiresAt: r.expiresAt,
+            closedAt: r.closedAt, requestTTL: r.requestTTL, status: r.status, strategy: r.strategy, endedByExpiry: r.endedByExpiry)
         if keepingLines && r.isOpen { lines = r.lines }
-        customer = r.customer
+    }
+
+    /// A one-line reservation kept compact from its fields, when they fit: its request named `line`'s
+    /// cell (at `cellPosition`), with `customer` and `requestTTL`. Keeps no line array.
+    init?(
+        line: ReservationLine, cellPosition: Int, customer: String?, createdAt: Timestamp, expiresAt: Timestamp?, closedAt: Timestamp?,
+        requestTTL: Duration?, status: ReservationStatus, strategy: PlacementStrategy, endedByExpiry: Bool
+    ) {
+        guard cellPosition <= Int(UInt32.max), createdAt.milliseconds != Self.none, expiresAt?.milliseconds != Self.none,
+            closedAt?.milliseconds != Self.none, let ttl = Self.milliseconds(requestTTL)
+        else { return nil }
+        self.customer = customer
         quantity = line.quantity.units
         fulfilled = line.fulfilled.units
         released = line.released.units
         backordered = line.backordered.units
         tracked = line.tracked
-        createdAt = r.createdAt.milliseconds
-        expiresAt = r.expiresAt?.milliseconds ?? Self.none
-        closedAt = r.closedAt?.milliseconds ?? Self.none
-        requestTTL = ttl
+        self.createdAt = createdAt.milliseconds
+        self.expiresAt = expiresAt?.milliseconds ?? Self.none
+        self.closedAt = closedAt?.milliseconds ?? Self.none
+        self.requestTTL = ttl
         cell = UInt32(cellPosition)
-        status = r.status
-        strategy = r.strategy
-        endedByExpiry = r.endedByExpiry
+        self.status = status
+        self.strategy = strategy
+        // As `Reservation` keeps it: only an expired or a fulfilled one can have ended by expiry.
+        self.endedByExpiry = status == .expired || (status == .fulfilled && endedByExpiry)
     }
 
     /// A TTL in whole milliseconds (`none` for no TTL); nil when it is finer or too long to say so.
@@ -121,6 +132,9 @@ struct ReservationTable: Sendable {
         table[r.id, hash: hash] =
             StoredReservation(compacting: r, cellPosition: cellPosition, keepingLines: keepingLines) ?? StoredReservation(whole: r)
     }
+
+    /// Stores `stored` as the reservation `id` (replacing what the id held).
+    mutating func store(_ stored: StoredReservation, id: String, hash: Int) { table[id, hash: hash] = stored }
 
     mutating func remove(_ id: String, hash: Int) { table[id, hash: hash] = nil }
 

@@ -16,17 +16,57 @@
 /// A decoded record of the log.
 public struct RecoveredRecord: Hashable, Sendable {
     public var lsn: UInt64
-    public var body: WALRecord.Body
     /// The record's type on disk: a commit may have been written as a `reservation` record.
     public var type: WALRecordType
+    private var payload: Payload
+
+    /// A `reservation` record is kept as its fields (FORMAT.md §3.8): the commit it stands for is built
+    /// only when asked for, so that replay can apply the fields without building one.
+    private enum Payload: Sendable {
+        case body(WALRecord.Body)
+        case reservation(CompactReservation)
+    }
 
     public init(lsn: UInt64, body: WALRecord.Body, type: WALRecordType? = nil) {
         self.lsn = lsn
-        self.body = body
+        self.payload = .body(body)
         switch body {
         case .commit: self.type = type ?? .commit
         case .keyUse: self.type = .keyUse
         }
+    }
+
+    /// A `reservation` record, kept as its fields.
+    public init(lsn: UInt64, reservation: CompactReservation) {
+        self.lsn = lsn
+        self.payload = .reservation(reservation)
+        self.type = .reservation
+    }
+
+    /// What the record carries; for a `reservation` record, the commit its fields stand for (built on
+    /// each read).
+    public var body: WALRecord.Body {
+        switch payload {
+        case .body(let body): return body
+        case .reservation(let r): return .commit(r.commit)
+        }
+    }
+
+    /// The fields of a `reservation` record; nil for any other record.
+    public var reservation: CompactReservation? {
+        guard case .reservation(let r) = payload else { return nil }
+        return r
+    }
+
+    /// Equal when they carry the same LSN, type and body, however each keeps it.
+    public static func == (a: RecoveredRecord, b: RecoveredRecord) -> Bool {
+        a.lsn == b.lsn && a.type == b.type && a.body == b.body
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(lsn)
+        hasher.combine(type)
+        hasher.combine(body)
     }
 }
 
@@ -375,8 +415,7 @@ public enum LogRecovery {
                     }
                     if case .valid(let record) = answer {
                         do throws(WALDecodingError) {
-                            let body = try RecordCodec.decodeBody(of: record, in: raw, names: &names)
-                            records.append(RecoveredRecord(lsn: lsn, body: body, type: record.type))
+                            records.append(try RecordCodec.decodeRecovered(record, in: raw, names: &names))
                             // Handed over in small batches: a decoded commit is a large value, and a
                             // segment's worth at once is hundreds of megabytes of fresh pages.
                             if records.count == deliveryBatchCount {

@@ -170,6 +170,21 @@ public enum RecordCodec {
         return body
     }
 
+    /// `decodeBody` for recovery: a `reservation` record is kept as its fields, without building the
+    /// commit they stand for (replay applies the fields).
+    static func decodeRecovered(
+        _ record: WALRecord, in bytes: UnsafeRawBufferPointer, names: inout SegmentNames
+    ) throws(WALDecodingError) -> RecoveredRecord {
+        guard record.type == .reservation else {
+            return RecoveredRecord(lsn: record.lsn, body: try decodeBody(of: record, in: bytes, names: &names), type: record.type)
+        }
+        precondition(record.endOffset <= bytes.count, "a record outside the buffer it was decoded from")
+        var reader = ByteReader(UnsafeRawBufferPointer(rebasing: bytes[record.payloadRange]), baseOffset: record.payloadOffset)
+        let fields = try CompactReservation.decode(from: &reader, names: &names)
+        try reader.expectEnd()
+        return RecoveredRecord(lsn: record.lsn, reservation: fields)
+    }
+
     /// Decodes the payload of `record`, found in `bytes` by `decodeRecord`, with its segment's `names`.
     public static func decodeBody(of record: WALRecord, in bytes: [UInt8], names: inout SegmentNames) throws(WALDecodingError) -> WALRecord.Body {
         let result: Result<WALRecord.Body, WALDecodingError> = bytes.withUnsafeBytes { raw in

@@ -38,21 +38,22 @@ public struct SegmentNames: Hashable, Sendable {
     }
 }
 
-/// The `reservation` record's fields (FORMAT.md §3.8), between a commit and its bytes.
-struct CompactReservation: Equatable {
-    var time: Timestamp
-    var seq: UInt64
-    var cell: CellKey
-    var actor: String
-    var quantity: Quantity
-    var tracked: Bool
-    var backordered: Quantity
-    var onHandAfter: Quantity
-    var reservedAfter: Quantity
-    var ttl: Duration?
-    var customer: String?
-    var strategy: PlacementStrategy
-    var id: String
+/// The `reservation` record's fields (FORMAT.md §3.8), between a commit and its bytes. Replay applies
+/// them as they are; `commit` builds the commit they stand for.
+public struct CompactReservation: Hashable, Sendable {
+    public internal(set) var time: Timestamp
+    public internal(set) var seq: UInt64
+    public internal(set) var cell: CellKey
+    public internal(set) var actor: String
+    public internal(set) var quantity: Quantity
+    public internal(set) var tracked: Bool
+    public internal(set) var backordered: Quantity
+    public internal(set) var onHandAfter: Quantity
+    public internal(set) var reservedAfter: Quantity
+    public internal(set) var ttl: Duration?
+    public internal(set) var customer: String?
+    public internal(set) var strategy: PlacementStrategy
+    public internal(set) var id: String
 
     private enum Flag {
         static let tracked: UInt8 = 1 << 0
@@ -70,17 +71,25 @@ struct CompactReservation: Equatable {
         ttl >= Limits.ttlMin && ttl <= Limits.ttlMax
     }
 
-    /// The commit the record stands for (FORMAT.md §3.8).
-    var commit: Commit {
-        let entry = LedgerEntry(
+    /// The commit's one ledger entry.
+    public var entry: LedgerEntry {
+        LedgerEntry(
             seq: seq, time: time, type: .reserve, variant: cell.variant, warehouse: cell.warehouse,
             deltaOnHand: .zero, deltaReserved: tracked ? quantity : .zero, onHand: onHandAfter, reserved: reservedAfter,
             reservation: id, actor: actor)
+    }
+
+    /// The time its hold expires, nil without a TTL.
+    public var expiresAt: Timestamp? { ttl.map { time.advanced(by: $0) } }
+
+    /// The commit the record stands for (FORMAT.md §3.8).
+    public var commit: Commit {
+        let entry = self.entry
         let line = ReservationLine(variant: cell.variant, warehouse: cell.warehouse, quantity: quantity, backordered: backordered, tracked: tracked)
         let request = ReserveRequest(
             id: id, lines: [ReserveLine(variant: cell.variant, warehouse: cell.warehouse, quantity: quantity)], ttl: ttl, customer: customer)
         let reservation = Reservation(
-            id: id, lines: [line], expiresAt: ttl.map { time.advanced(by: $0) }, customer: customer, createdAt: time,
+            id: id, lines: [line], expiresAt: expiresAt, customer: customer, createdAt: time,
             fingerprint: ReserveFingerprint(request, strategy: strategy))
         return Commit(time: time, entries: [entry], reservation: reservation, replyShape: .reservation)
     }
