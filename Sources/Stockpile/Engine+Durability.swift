@@ -171,44 +171,59 @@ extension Engine {
 
     /// Applies records read from the log, in LSN order, with a progress line every second of a long
     /// replay.
-    func replay(_ records: [RecoveredRecord], progress: inout ReplayProgress, report: (String) -> Void) {
+    func replay(_ batch: consuming [RecoveredRecord], progress: inout ReplayProgress, report: (String) -> Void) {
+        // Each record is moved out of the batch, not copied (a copy retains every name it holds, and
+        // the batch releases them again): the batch is reversed and taken from its end.
+        var records = batch
+        records.reverse()
+        let count = records.count
         // What a record's reservation will be looked up by is asked for this many records ahead: its
         // id's slots in the directory and in its home shard's table, and its cell's slot, so that
-        // those cache misses overlap with replaying the records before. The id's hash is kept for
-        // the replay itself (a ring of `ahead` + 1 entries).
+        // those cache misses overlap with replaying the records before. A reservation record carries
+        // the hashes (computed by the thread that read it); for a commit the id is hashed here and
+        // kept for its replay (a ring of `ahead` + 1 entries).
         let ahead = 8
         var hashedIDs = [HashedID?](repeating: nil, count: ahead + 1)
+        // `j`: the place in LSN order of a record not yet taken, at records[count - 1 - j].
         func prepare(_ j: Int) {
+            let k = count - 1 - j
             hashedIDs[j % hashedIDs.count] = nil
-            guard let (id, cell) = records[j].reservationLookup else { return }
-            let hashed = HashedID(id)
-            hashedIDs[j % hashedIDs.count] = hashed
-            directory.prefetch(hash: hashed.hash)
-            guard let cell else { return }
-            let stable = cell.stableHash
+            let idHash: Int
+            let cellHash: UInt64?
+            if let hashes = records[k].reservationHashes {
+                (idHash, cellHash) = (hashes.id, hashes.cell)
+            } else {
+                guard let (id, cell) = records[k].reservationLookup else { return }
+                let hashed = HashedID(id)
+                hashedIDs[j % hashedIDs.count] = hashed
+                (idHash, cellHash) = (hashed.hash, cell?.stableHash)
+            }
+            directory.prefetch(hash: idHash)
+            guard let stable = cellHash else { return }
             shards[router.shard(forStableHash: stable)].withState { state in
-                state.reservations.prefetch(hash: hashed.hash)
+                state.reservations.prefetch(hash: idHash)
                 state.cells.prefetch(hash: CellTable.hash(stable: stable))
             }
         }
-        for j in records.indices.prefix(ahead) { prepare(j) }
-        // By index: binding each record of the array would copy its decoded commit once more.
-        for i in records.indices {
-            if i & 0xFFF == 0, ContinuousClock.now >= progress.nextReport {
-                report("replaying the log: \(progress.count + i) records so far")
+        for j in 0..<min(ahead, count) { prepare(j) }
+        var j = 0
+        while let record = records.popLast() {
+            if j & 0xFFF == 0, ContinuousClock.now >= progress.nextReport {
+                report("replaying the log: \(progress.count + j) records so far")
                 progress.nextReport = ContinuousClock.now + .seconds(1)
             }
-            if i + ahead < records.count { prepare(i + ahead) }
-            if let fields = records[i].reservation {
-                replay(fields, hashedID: hashedIDs[i % hashedIDs.count])
-                continue
+            if j + ahead < count { prepare(j + ahead) }
+            if let fields = record.reservation, let hashes = record.reservationHashes {
+                replay(fields, hashes: hashes)
+            } else {
+                switch record.body {
+                case .commit(let commit): replay(commit, hashedID: hashedIDs[j % hashedIDs.count])
+                case .keyUse(let use): restoreKey(use.key, KeyRecord(command: use.command, reply: use.reply, createdAt: use.time))
+                }
             }
-            switch records[i].body {
-            case .commit(let commit): replay(commit, hashedID: hashedIDs[i % hashedIDs.count])
-            case .keyUse(let use): restoreKey(use.key, KeyRecord(command: use.command, reply: use.reply, createdAt: use.time))
-            }
+            j += 1
         }
-        progress.count += records.count
+        progress.count += count
     }
 
     /// `hashedID`: the commit's reservation id with its hash, when the caller has it (taken from the
@@ -255,10 +270,11 @@ extension Engine {
     /// A `reservation` record, applied from its fields as `replay(_ commit:)` applies the commit they
     /// stand for, without building it: one new one-line reservation on one cell, so one shard is its
     /// home and owns its cell.
-    private func replay(_ fields: CompactReservation, hashedID: HashedID?) {
-        assert(hashedID == nil || hashedID!.id == fields.id, "the hashed id given is the reservation's")
-        let hashed = hashedID ?? HashedID(fields.id)
-        let stable = fields.cell.stableHash
+    /// `hashes`: its id's and its cell's, as the record carries them.
+    private func replay(_ fields: CompactReservation, hashes: RecoveredRecord.ReservationHashes) {
+        let hashed = HashedID(fields.id, hash: hashes.id)
+        let stable = hashes.cell
+        assert(stable == fields.cell.stableHash, "the cell's hash is its own")
         let home = router.shard(forStableHash: stable)
         let mask: UInt64 = 1 << UInt64(home)
         // A reservation made again under an id that was forgotten earlier (see the commit's replay).

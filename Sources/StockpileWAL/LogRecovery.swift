@@ -21,10 +21,18 @@ public struct RecoveredRecord: Hashable, Sendable {
     private var payload: Payload
 
     /// A `reservation` record is kept as its fields (FORMAT.md §3.8): the commit it stands for is built
-    /// only when asked for, so that replay can apply the fields without building one.
+    /// only when asked for, so that replay can apply the fields without building one. With them, the
+    /// hashes replay finds the reservation and its cell by, computed on the thread that reads the log.
     private enum Payload: Sendable {
         case body(WALRecord.Body)
-        case reservation(CompactReservation)
+        case reservation(CompactReservation, ReservationHashes)
+    }
+
+    /// A reservation record's id hashed as `String.hashValue` hashes it (in this process), and its
+    /// cell's `CellKey.stableHash`.
+    public struct ReservationHashes: Sendable {
+        public var id: Int
+        public var cell: UInt64
     }
 
     public init(lsn: UInt64, body: WALRecord.Body, type: WALRecordType? = nil) {
@@ -39,7 +47,7 @@ public struct RecoveredRecord: Hashable, Sendable {
     /// A `reservation` record, kept as its fields.
     public init(lsn: UInt64, reservation: CompactReservation) {
         self.lsn = lsn
-        self.payload = .reservation(reservation)
+        self.payload = .reservation(reservation, ReservationHashes(id: reservation.id.hashValue, cell: reservation.cell.stableHash))
         self.type = .reservation
     }
 
@@ -48,14 +56,20 @@ public struct RecoveredRecord: Hashable, Sendable {
     public var body: WALRecord.Body {
         switch payload {
         case .body(let body): return body
-        case .reservation(let r): return .commit(r.commit)
+        case .reservation(let r, _): return .commit(r.commit)
         }
     }
 
     /// The fields of a `reservation` record; nil for any other record.
     public var reservation: CompactReservation? {
-        guard case .reservation(let r) = payload else { return nil }
+        guard case .reservation(let r, _) = payload else { return nil }
         return r
+    }
+
+    /// The hashes of a `reservation` record's id and cell; nil for any other record.
+    public var reservationHashes: ReservationHashes? {
+        guard case .reservation(_, let hashes) = payload else { return nil }
+        return hashes
     }
 
     /// Equal when they carry the same LSN, type and body, however each keeps it.
