@@ -398,7 +398,7 @@ extension ShardState {
         {
             reservations.store(stored, id: fields.id, hash: idHash)
         } else {
-            // Fields a compact entry cannot hold (a TTL finer than a millisecond): kept whole.
+            // Fields a compact entry cannot hold (a backordered part, a TTL finer than a millisecond): kept whole.
             reservations.store(fields.commit.reservation!, hash: idHash, cellPosition: nil)
         }
         assert(reservation(fields.id) == fields.commit.reservation, "reservation \(fields.id) reads back as its record says")

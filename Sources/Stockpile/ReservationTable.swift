@@ -6,28 +6,32 @@
 // nothing, and neither does reading it for a retry or for the release that closes it); once closed,
 // the array goes and the entry alone is what the retention window keeps. One replayed from the log
 // (or a snapshot) is kept without it. Any other reservation (several lines, a line the engine placed, a
-// cell the shard has no figures for, a TTL finer than a millisecond) is kept whole, behind one
-// reference. Reading a reservation builds the `Reservation` value back, equal to the one stored.
+// cell the shard has no figures for, a backordered part, a TTL finer than a millisecond) is kept
+// whole, behind one reference. Reading a reservation builds the `Reservation` value back, equal to the one stored.
 
 import StockpileCore
 
-/// One reservation as its shard keeps it.
+/// One reservation as its shard keeps it: 80 bytes (a test holds it to that).
 struct StoredReservation: Sendable {
-    /// The whole reservation, when it is not kept compact; nil when the fields below hold it.
-    var whole: Boxed<Reservation>?
-    /// The lines, while it is open (then equal to what the fields below say).
-    var lines: [ReservationLine]?
+    /// What an entry keeps besides its fields.
+    enum Extra: Sendable {
+        /// The whole reservation, when it is not kept compact: the fields are then unused.
+        case whole(Boxed<Reservation>)
+        /// A compact one's lines, while it is open (then equal to what the fields say).
+        case lines([ReservationLine])
+    }
+
+    var extra: Extra?
     var customer: String?
     var quantity: Int64 = 0
     var fulfilled: Int64 = 0
     var released: Int64 = 0
-    var backordered: Int64 = 0
     var createdAt: Int64 = 0
-    /// `Self.none` for no time.
-    var expiresAt: Int64 = 0
-    var closedAt: Int64 = 0
-    /// The request's TTL in milliseconds, or `Self.none`.
-    var requestTTL: Int64 = 0
+    /// While open, when it expires (`Self.none`: never); once closed, when it closed. A reservation has
+    /// no expiry once it is closed, so one field holds either.
+    var deadline: Int64 = 0
+    /// The request's TTL in milliseconds, or `Self.noTTL`.
+    var requestTTL: UInt32 = 0
     /// The position of its line's cell in the shard's cell table.
     var cell: UInt32 = 0
     var status: ReservationStatus = .active
@@ -36,8 +40,9 @@ struct StoredReservation: Sendable {
     var tracked = false
 
     static let none = Int64.min
+    static let noTTL = UInt32.max
 
-    init(whole r: Reservation) { self.whole = Boxed(r) }
+    init(whole r: Reservation) { self.extra = .whole(Boxed(r)) }
 
     /// `r` kept compact, when it can be: one line, on the cell at `cellPosition`, which its request named.
     /// `keepingLines`: whether it keeps its line array while open.
@@ -47,27 +52,30 @@ struct StoredReservation: Sendable {
         self.init(
             line: line, cellPosition: cellPosition, customer: r.customer, createdAt: r.createdAt, expiresAt: r.expiresAt,
             closedAt: r.closedAt, requestTTL: r.requestTTL, status: r.status, strategy: r.strategy, endedByExpiry: r.endedByExpiry)
-        if keepingLines && r.isOpen { lines = r.lines }
+        if keepingLines && r.isOpen { extra = .lines(r.lines) }
     }
 
     /// A one-line reservation kept compact from its fields, when they fit: its request named `line`'s
-    /// cell (at `cellPosition`), with `customer` and `requestTTL`. Keeps no line array.
+    /// cell (at `cellPosition`), with `customer` and `requestTTL`; nothing of it is backordered; an open
+    /// one has no closing time and a closed one no expiry. Keeps no line array.
     init?(
         line: ReservationLine, cellPosition: Int, customer: String?, createdAt: Timestamp, expiresAt: Timestamp?, closedAt: Timestamp?,
         requestTTL: Duration?, status: ReservationStatus, strategy: PlacementStrategy, endedByExpiry: Bool
     ) {
-        guard cellPosition <= Int(UInt32.max), createdAt.milliseconds != Self.none, expiresAt?.milliseconds != Self.none,
-            closedAt?.milliseconds != Self.none, let ttl = Self.milliseconds(requestTTL)
-        else { return nil }
+        guard line.backordered == .zero, cellPosition <= Int(UInt32.max), let ttl = Self.milliseconds(requestTTL) else { return nil }
+        if status.isOpen {
+            guard closedAt == nil, expiresAt?.milliseconds != Self.none else { return nil }
+            deadline = expiresAt?.milliseconds ?? Self.none
+        } else {
+            guard expiresAt == nil, let closedAt else { return nil }
+            deadline = closedAt.milliseconds
+        }
         self.customer = customer
         quantity = line.quantity.units
         fulfilled = line.fulfilled.units
         released = line.released.units
-        backordered = line.backordered.units
         tracked = line.tracked
         self.createdAt = createdAt.milliseconds
-        self.expiresAt = expiresAt?.milliseconds ?? Self.none
-        self.closedAt = closedAt?.milliseconds ?? Self.none
         self.requestTTL = ttl
         cell = UInt32(cellPosition)
         self.status = status
@@ -76,35 +84,49 @@ struct StoredReservation: Sendable {
         self.endedByExpiry = status == .expired || (status == .fulfilled && endedByExpiry)
     }
 
-    /// A TTL in whole milliseconds (`none` for no TTL); nil when it is finer or too long to say so.
-    private static func milliseconds(_ ttl: Duration?) -> Int64? {
-        guard let ttl else { return Self.none }
+    /// A TTL in whole milliseconds (`noTTL` for no TTL); nil when it is finer or too long to say so.
+    private static func milliseconds(_ ttl: Duration?) -> UInt32? {
+        guard let ttl else { return Self.noTTL }
         let (seconds, attoseconds) = ttl.components
-        guard attoseconds % 1_000_000_000_000_000 == 0 else { return nil }
-        let (ms, overflow) = seconds.multipliedReportingOverflow(by: 1000)
-        guard !overflow else { return nil }
-        let (total, overflow2) = ms.addingReportingOverflow(attoseconds / 1_000_000_000_000_000)
-        return overflow2 || total == Self.none ? nil : total
+        guard attoseconds % 1_000_000_000_000_000 == 0, seconds >= 0, seconds < Int64(Self.noTTL / 1000) else { return nil }
+        let total = seconds * 1000 + attoseconds / 1_000_000_000_000_000
+        return total >= 0 && total < Int64(Self.noTTL) ? UInt32(total) : nil
+    }
+
+    /// The whole reservation, when it is not kept compact.
+    var whole: Boxed<Reservation>? {
+        guard case .whole(let r) = extra else { return nil }
+        return r
     }
 
     var isOpen: Bool { whole?.value.isOpen ?? status.isOpen }
-    var closedTime: Timestamp? { whole.map { $0.value.closedAt } ?? (closedAt == Self.none ? nil : Timestamp(milliseconds: closedAt)) }
+    var closedTime: Timestamp? {
+        if let whole { return whole.value.closedAt }
+        return status.isOpen ? nil : Timestamp(milliseconds: deadline)
+    }
 
     private func line(cells: CellTable) -> ReservationLine {
         let key = cells.key(at: Int(cell))
         return ReservationLine(
             variant: key.variant, warehouse: key.warehouse, quantity: Quantity(quantity), fulfilled: Quantity(fulfilled),
-            released: Quantity(released), backordered: Quantity(backordered), tracked: tracked)
+            released: Quantity(released), tracked: tracked)
     }
 
     /// The reservation `id` this entry keeps, its line's cell named from `cells`.
     func reservation(id: String, cells: CellTable) -> Reservation {
-        if let whole { return whole.value }
+        let lines: [ReservationLine]
+        switch extra {
+        case .whole(let r): return r.value
+        case .lines(let kept): lines = kept
+        case nil: lines = [line(cells: cells)]
+        }
+        let open = status.isOpen
         return Reservation(
-            id: id, lines: lines ?? [line(cells: cells)], status: status, expiresAt: expiresAt == Self.none ? nil : Timestamp(milliseconds: expiresAt),
-            customer: customer, createdAt: Timestamp(milliseconds: createdAt),
-            closedAt: closedAt == Self.none ? nil : Timestamp(milliseconds: closedAt), endedByExpiry: endedByExpiry,
-            requestTTL: requestTTL == Self.none ? nil : .milliseconds(requestTTL), requestCustomer: customer, strategy: strategy)
+            id: id, lines: lines, status: status,
+            expiresAt: open && deadline != Self.none ? Timestamp(milliseconds: deadline) : nil,
+            customer: customer, createdAt: Timestamp(milliseconds: createdAt), closedAt: open ? nil : Timestamp(milliseconds: deadline),
+            endedByExpiry: endedByExpiry, requestTTL: requestTTL == Self.noTTL ? nil : .milliseconds(Int64(requestTTL)),
+            requestCustomer: customer, strategy: strategy)
     }
 }
 
