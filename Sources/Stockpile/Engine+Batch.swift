@@ -188,5 +188,5 @@ struct RunScratch {
     var requests: [ReserveRequest] = []
     /// The hash of each claimed id of the run, in order.
     var hashes: [Int] = []
-    var decisions: [Decision] = []
+    var decisions: [Performed] = []
 }

@@ -83,7 +83,7 @@ extension Engine {
             if let v = catalogVersion, v != view.catalog.version { return nil }
             if let expected, !expected.matches(view.reservation(expected.id), router) { return nil }
             let decision = Rules.decide(command, in: view, now: now, actor: actor, settings: settings)
-            guard case .commit(var commit) = decision else { return decision }
+            guard case .commit(var commit) = decision else { return Performed(uncommitted: decision) }
             do throws(WALIOError) {
                 try commitHeld(&commit, mask: mask, view: view)
             } catch {

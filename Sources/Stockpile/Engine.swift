@@ -42,13 +42,28 @@ struct KeyRecord: Sendable {
 }
 
 /// The result of performing a validated command: the rules' decision, committed when it is a commit.
-/// The same type as the decision, so that passing one on copies nothing.
-typealias Performed = Decision
+enum Performed {
+    /// A commit, logged and applied.
+    case commit(Commit)
+    /// A new reservation of one line naming its warehouse, logged and applied from its ledger entry
+    /// without a commit (`Shard.reserveOneLine`): the reservation as it was made.
+    case reserved(Reservation)
+    case unchanged(Reply)
+    case refused(Refusal)
 
-extension Decision {
+    /// A decision that is not a commit: performed as it is, nothing to log or apply.
+    init(uncommitted decision: Decision) {
+        switch decision {
+        case .unchanged(let r): self = .unchanged(r)
+        case .refused(let r): self = .refused(r)
+        case .commit: preconditionFailure("a commit is performed by logging and applying it")
+        }
+    }
+
     var outcome: Outcome<Reply> {
         switch self {
         case .commit(let c): .ok(c.reply())
+        case .reserved(let r): .ok(.reservation(ReservationRecord(r)))
         case .unchanged(let r): .ok(r)
         case .refused(let r): .refused(r)
         }
@@ -353,9 +368,18 @@ public final class Engine: Sendable {
         while true {
             var catalogVersion: UInt64?
             let explicitCells = request.lines.lazy.filter { $0.warehouse != Identifiers.anyWarehouse }.map { CellKey(variant: $0.variant, warehouse: $0.warehouse) }
+            // The most common request, one line naming its warehouse: decided and committed in its
+            // cell's shard without a commit.
+            if request.lines.count == 1 && !hasPlacedLines {
+                let stable = CellKey(variant: request.lines[0].variant, warehouse: request.lines[0].warehouse).stableHash
+                let shard = router.shard(forStableHash: stable)
+                let performed = shards[shard].reserveOneLine(
+                    request, hashedID: hashedID, cellHash: CellTable.hash(stable: stable), now: now, actor: actor, settings: settings)
+                return settleNewReservation(hashedID, performed, mask: 1 << UInt64(shard))
+            }
             // The common case, every line in one shard, needs the mask only: no array of cells.
             if !hasPlacedLines, case let mask = router.mask(of: explicitCells), mask.nonzeroBitCount == 1 {
-                return settleNewReservation(hashedID, route(.reserve(request), mask: mask, cells: [], hashedID: hashedID, now: now, actor: actor)!)
+                return settleNewReservation(hashedID, route(.reserve(request), mask: mask, cells: [], hashedID: hashedID, now: now, actor: actor)!, mask: mask)
             }
             var cells = Array(explicitCells)
             if hasPlacedLines {
@@ -375,12 +399,18 @@ public final class Engine: Sendable {
     }
 
     /// Settles the claim on a new reservation's id: its shards when it was made, free when not.
-    func settleNewReservation(_ hashedID: HashedID, _ performed: Performed) -> Performed {
-        if case .commit(let commit) = performed {
+    /// `mask`: the shards of its lines, when the caller knows them.
+    func settleNewReservation(_ hashedID: HashedID, _ performed: Performed, mask: UInt64? = nil) -> Performed {
+        switch performed {
+        case .commit(let commit):
             let r = commit.reservation!
-            directory.commit(r.id, hash: hashedID.hash, router.mask(of: r.lines.lazy.map(\.cell)))
+            directory.commit(r.id, hash: hashedID.hash, mask ?? router.mask(of: r.lines.lazy.map(\.cell)))
             scheduleFollowUps(of: commit)
-        } else {
+        case .reserved(let r):
+            directory.commit(r.id, hash: hashedID.hash, mask ?? router.mask(of: r.lines.lazy.map(\.cell)))
+            // A new reservation's one follow-up: its expiry (it is not closed).
+            if let deadline = r.expiresAt { dueWork.schedule(DueItem(deadline: deadline, kind: .expire, name: r.id)) }
+        case .unchanged, .refused:
             directory.abandon(hashedID.id, hash: hashedID.hash)
         }
         return performed

@@ -131,34 +131,67 @@ final class Ledger: Sendable {
     /// - Throws: the log's failure; then nothing is kept or told, and the caller must drop the commit
     ///   (its entries carry the numbers they would have had) and not apply it.
     func append(_ commit: inout Commit, alerts: (Commit) -> [LowStockAlert] = { _ in [] }) throws(WALIOError) {
+        var ended: [AsyncStream<EngineEvent>.Continuation] = []
+        try state.withLock { s throws(WALIOError) in ended = try append(&commit, alerts: alerts, in: &s) }
+        for c in ended { c.finish() }
+    }
+
+    /// `append` for a new reservation of one line, from its ledger entry and the fields of its log
+    /// record, without its commit: numbers `entry`, hands the log the record `record` builds for
+    /// that number (nil: the commit's record instead), and keeps the entry. With subscribers it builds
+    /// the commit (`commit`, given the numbered entry) and appends it as `append` does, so that they
+    /// hear of it exactly as of any other commit.
+    func append(
+        reservation entry: inout LedgerEntry, record: (_ seq: UInt64) -> CompactReservation?, commit: (LedgerEntry) -> Commit,
+        alerts: (Commit) -> [LowStockAlert]
+    ) throws(WALIOError) {
         let capacity = self.capacity
         var ended: [AsyncStream<EngineEvent>.Continuation] = []
         try state.withLock { s throws(WALIOError) in
-            // Numbered in place (a copy would copy the entries): when the log refuses the commit, the
-            // caller drops it, numbers and all.
-            for i in commit.entries.indices { commit.entries[i].seq = s.nextSeq + UInt64(i) }
-            // Before the record is handed over, so that its acknowledgement cannot pass the flag by.
-            if log != nil && !s.subscribers.isEmpty { hasUndelivered.store(true, ordering: .releasing) }
-            if let log { s.lastLSN = try log.submit(.commit(commit)) }
-            for e in commit.entries { s.keep(e, capacity: capacity) }
-            guard !s.subscribers.isEmpty else { return }
-            let alerts = alerts(commit)
-            var events: [EngineEvent] = []
-            for e in commit.entries {
-                events.append(.entry(e))
-                for var a in alerts where a.variant == e.variant && a.warehouse == e.warehouse {
-                    a.seq = e.seq
-                    events.append(.lowStock(a))
-                }
-            }
-            if log != nil {
-                let lsn = s.lastLSN
-                s.undelivered += events.lazy.map { (lsn, $0) }
+            entry.seq = s.nextSeq
+            let fields = log == nil ? nil : record(s.nextSeq)
+            // With subscribers, or fields the log's record cannot carry: as any commit.
+            if !s.subscribers.isEmpty || (log != nil && fields == nil) {
+                var built = commit(entry)
+                ended = try append(&built, alerts: alerts, in: &s)
                 return
             }
-            ended = events.flatMap { s.send($0) }
+            assert(fields == nil || fields == CompactReservation(commit(entry)), "a reservation record that is not its commit's")
+            if let log, let fields { s.lastLSN = try log.submit(reservation: fields) }
+            s.keep(entry, capacity: capacity)
         }
         for c in ended { c.finish() }
+    }
+
+    /// The body of `append`, holding the lock: returns the continuations of subscribers dropped, to be
+    /// finished once the lock is let go.
+    private func append(
+        _ commit: inout Commit, alerts: (Commit) -> [LowStockAlert], in s: inout State
+    ) throws(WALIOError) -> [AsyncStream<EngineEvent>.Continuation] {
+        let capacity = self.capacity
+        // Numbered in place (a copy would copy the entries): when the log refuses the commit, the
+        // caller drops it, numbers and all.
+        for i in commit.entries.indices { commit.entries[i].seq = s.nextSeq + UInt64(i) }
+        // Before the record is handed over, so that its acknowledgement cannot pass the flag by.
+        if log != nil && !s.subscribers.isEmpty { hasUndelivered.store(true, ordering: .releasing) }
+        if let log { s.lastLSN = try log.submit(.commit(commit)) }
+        for e in commit.entries { s.keep(e, capacity: capacity) }
+        guard !s.subscribers.isEmpty else { return [] }
+        let alerts = alerts(commit)
+        var events: [EngineEvent] = []
+        for e in commit.entries {
+            events.append(.entry(e))
+            for var a in alerts where a.variant == e.variant && a.warehouse == e.warehouse {
+                a.seq = e.seq
+                events.append(.lowStock(a))
+            }
+        }
+        if log != nil {
+            let lsn = s.lastLSN
+            s.undelivered += events.lazy.map { (lsn, $0) }
+            return []
+        }
+        return events.flatMap { s.send($0) }
     }
 
     /// Hands a KEY used by a success that changed nothing to the log (nothing to number or keep).

@@ -84,7 +84,7 @@ actor Shard {
     nonisolated func execute(
         _ command: Command, now: Timestamp, actor: String, settings: RuleSettings, catalogVersion: UInt64?,
         reservation expected: ExpectedReservation? = nil, hashedID: HashedID? = nil
-    ) -> Decision? {
+    ) -> Performed? {
         withState { state in
             state.hashedID = hashedID
             defer { state.hashedID = nil }
@@ -102,7 +102,7 @@ actor Shard {
     /// line (0 otherwise: nothing is fetched ahead for it).
     nonisolated func executeRun(
         _ requests: [ReserveRequest], hashes: [Int], cellHashes: UnsafeBufferPointer<Int>, positions: UnsafeBufferPointer<Int>, now: Timestamp,
-        actor: String, settings: RuleSettings, into decisions: inout [Decision]
+        actor: String, settings: RuleSettings, into decisions: inout [Performed]
     ) {
         precondition(hashes.count == requests.count, "one hash per request")
         // What each request will read is asked for ahead, so that the tables' cache misses overlap
@@ -127,20 +127,28 @@ actor Shard {
                 if k + far < positions.count { fetchIndexes(k + far) }
                 if k + near < positions.count { fetchCell(k + near) }
                 let p = positions[k]
-                state.hashedID = HashedID(requests[p].id, hash: hashes[p])
-                decisions.append(decideHere(requests[p], state: state, now: now, actor: actor, settings: settings))
+                let hashedID = HashedID(requests[p].id, hash: hashes[p])
+                state.hashedID = hashedID
+                if requests[p].lines.count == 1 && cellHashes[p] != 0 {
+                    decisions.append(
+                        reserveOneLineHere(
+                            requests[p], hashedID: hashedID, cellHash: UInt64(UInt(bitPattern: cellHashes[p])), state: state, now: now, actor: actor,
+                            settings: settings))
+                } else {
+                    decisions.append(decideHere(requests[p], state: state, now: now, actor: actor, settings: settings))
+                }
             }
         }
     }
 
     /// Decides `command` against the state and commits it, holding the lock (with `state.hashedID`
     /// set to the request's id, when it has one).
-    private nonisolated func decideHere(_ command: Command, state: ShardState, now: Timestamp, actor: String, settings: RuleSettings) -> Decision {
+    private nonisolated func decideHere(_ command: Command, state: ShardState, now: Timestamp, actor: String, settings: RuleSettings) -> Performed {
         commitHere(state: state) { Rules.decide(command, in: state, now: now, actor: actor, settings: settings) }
     }
 
     /// `decideHere` for a new reservation, without wrapping the request in a command.
-    private nonisolated func decideHere(_ request: ReserveRequest, state: ShardState, now: Timestamp, actor: String, settings: RuleSettings) -> Decision {
+    private nonisolated func decideHere(_ request: ReserveRequest, state: ShardState, now: Timestamp, actor: String, settings: RuleSettings) -> Performed {
         commitHere(state: state) { Rules.reserve(request, in: state, now: now, actor: actor, settings: settings) }
     }
 
@@ -148,15 +156,76 @@ actor Shard {
     /// here, in one function: handed in as an argument, the commit bound from it would share its
     /// entry array with the argument, and the ledger's numbering would copy that array.
     @inline(__always)
-    private nonisolated func commitHere(state: ShardState, _ decide: () -> Decision) -> Decision {
+    private nonisolated func commitHere(state: ShardState, _ decide: () -> Decision) -> Performed {
         let decision = decide()
-        guard case .commit(var commit) = decision else { return decision }
+        guard case .commit(var commit) = decision else { return Performed(uncommitted: decision) }
         do throws(WALIOError) {
             try commitHere(&commit, state: state)
         } catch {
             return .refused(.writesStopped(error))
         }
         return .commit(commit)
+    }
+
+    /// A new reservation of `request`'s one line, which names its warehouse in this shard, whose id the
+    /// caller has claimed (`hashedID`); `cellHash` is its cell's `CellTable.hash`. Decided by the same
+    /// rules as any reservation (`Rules.holdOneLine`), and committed from its ledger entry: the cell
+    /// is found once for the check and the change, the log gets the fields of its `reservation`
+    /// record, and no commit is built (unless someone subscribes: see `Ledger.append(reservation:)`).
+    /// A replay of a reservation the shard still keeps, or a conflict, is decided the general way.
+    nonisolated func reserveOneLine(
+        _ request: ReserveRequest, hashedID: HashedID, cellHash: UInt64, now: Timestamp, actor: String, settings: RuleSettings
+    ) -> Performed {
+        withState { state in
+            state.hashedID = hashedID
+            defer { state.hashedID = nil }
+            return reserveOneLineHere(request, hashedID: hashedID, cellHash: cellHash, state: state, now: now, actor: actor, settings: settings)
+        }
+    }
+
+    private nonisolated func reserveOneLineHere(
+        _ request: ReserveRequest, hashedID: HashedID, cellHash: UInt64, state: ShardState, now: Timestamp, actor: String, settings: RuleSettings
+    ) -> Performed {
+        precondition(request.lines.count == 1 && request.lines[0].warehouse != Identifiers.anyWarehouse, "one line naming its warehouse")
+        if state.reservations.contains(hashedID.id, hash: hashedID.hash) {
+            return decideHere(request, state: state, now: now, actor: actor, settings: settings)
+        }
+        let line = request.lines[0]
+        let cell = CellKey(variant: line.variant, warehouse: line.warehouse)
+        assert(cellHash == CellTable.hash(cell), "the cell's hash is its own")
+        let known = state.cells.position(of: cell, hash: cellHash)
+        let before = known.map { state.cells[position: $0].state } ?? .empty
+        let (held, policy): (ReservationLine, VariantPolicy)
+        var entry: LedgerEntry
+        switch Rules.holdOneLine(line, before: before, in: state, now: now, actor: actor, reservation: request.id) {
+        case .refused(let refusal): return .refused(refusal)
+        case .held(let l, let e, let p): (held, entry, policy) = (l, e, p)
+        }
+        let strategy = request.strategy ?? settings.defaultStrategy
+        let reservation = Reservation(
+            id: request.id, lines: [held], expiresAt: request.ttl.map { now.advanced(by: $0) }, customer: request.customer,
+            createdAt: now, fingerprint: ReserveFingerprint(request, strategy: strategy))
+        let after = entry.after
+        do throws(WALIOError) {
+            try ledger.append(
+                reservation: &entry,
+                record: { seq in
+                    CompactReservation(
+                        reservation: request.id, time: now, seq: seq, cell: cell, actor: actor, quantity: held.quantity, tracked: held.tracked,
+                        backordered: held.backordered, onHandAfter: after.onHand, reservedAfter: after.reserved, ttl: request.ttl,
+                        customer: request.customer, strategy: strategy)
+                },
+                commit: { numbered in Commit(time: now, entries: [numbered], reservation: reservation, replyShape: .reservation) },
+                alerts: { LowStockAlert.alerts(for: $0, in: state) })
+        } catch {
+            return .refused(.writesStopped(error))
+        }
+        // Applied as `ShardState.apply` applies the commit it stands for.
+        let p = known ?? state.cells.position(of: cell, hash: cellHash, default: CellSlot(state: .empty))
+        state.cells[position: p].record(entry, backorderAllowed: policy.backorder)
+        state.counters.count(entry)
+        state.store(reservation, cellPosition: p)
+        return .reserved(reservation)
     }
 
     /// Expires reservation `id` if it still expires at `deadline`.

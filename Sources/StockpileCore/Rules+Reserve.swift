@@ -90,22 +90,45 @@ extension Rules {
         _ request: ReserveRequest, fingerprint: ReserveFingerprint, in view: some StockView, now: Timestamp, actor: String
     ) -> Decision {
         let line = request.lines[0]
-        let cell = CellKey(variant: line.variant, warehouse: line.warehouse)
-        guard let warehouse = view.warehouse(cell.warehouse) else { return .refused(.warehouseNotFound(cell.warehouse)) }
+        let before = view.cellState(CellKey(variant: line.variant, warehouse: line.warehouse))
+        switch holdOneLine(line, before: before, in: view, now: now, actor: actor, reservation: request.id) {
+        case .refused(let refusal):
+            return .refused(refusal)
+        case .held(let held, let entry, _):
+            let reservation = Reservation(
+                id: request.id, lines: [held], expiresAt: request.ttl.map { now.advanced(by: $0) }, customer: request.customer,
+                createdAt: now, fingerprint: fingerprint)
+            return .commit(Commit(time: now, entries: [entry], reservation: reservation, replyShape: .reservation))
+        }
+    }
+
+    /// What holding a new reservation's one line naming its warehouse comes to, its cell's figures being
+    /// `before`: the reservation's line and its ledger entry, with the variant's policy; or the refusal.
+    public enum OneLineHold {
+        case held(ReservationLine, LedgerEntry, VariantPolicy)
+        case refused(Refusal)
+    }
+
+    /// The checks and the hold of a new reservation of one line naming its warehouse (`line`, made at
+    /// `now` under the id `reservation`), in the order the general path makes them: the warehouse
+    /// exists, it is active, available covers the quantity unless the variant may go below zero, and
+    /// reserved stays within its limit. `before` is the cell's figures (`.empty` for a cell not seen).
+    /// For `reserveOneLine` and for an engine that commits the hold without building a commit.
+    @inlinable public static func holdOneLine(
+        _ line: ReserveLine, before: CellState, in view: some StockView, now: Timestamp, actor: String, reservation: String
+    ) -> OneLineHold {
+        guard let warehouse = view.warehouse(line.warehouse) else { return .refused(.warehouseNotFound(line.warehouse)) }
         guard warehouse.active else { return .refused(Refusal(.inactive, "warehouse \(warehouse.code) is inactive")) }
         let quantity = line.quantity
-        let policy = view.policy(of: cell.variant)
-        let before = view.cellState(cell)
+        let policy = view.policy(of: line.variant)
         if !policy.unlimited && !policy.backorder && before.available < quantity {
-            return .refused(.insufficient(variant: cell.variant, warehouse: cell.warehouse, available: before.available, requested: quantity))
+            return .refused(.insufficient(variant: line.variant, warehouse: line.warehouse, available: before.available, requested: quantity))
         }
-        guard let (held, entry) = held(quantity, of: cell, before: before, policy: policy, now: now, actor: actor, reservation: request.id) else {
+        let cell = CellKey(variant: line.variant, warehouse: line.warehouse)
+        guard let (held, entry) = held(quantity, of: cell, before: before, policy: policy, now: now, actor: actor, reservation: reservation) else {
             return .refused(.limit("reserved may not exceed \(Limits.cellQuantityMax)"))
         }
-        let reservation = Reservation(
-            id: request.id, lines: [held], expiresAt: request.ttl.map { now.advanced(by: $0) }, customer: request.customer,
-            createdAt: now, fingerprint: fingerprint)
-        return .commit(Commit(time: now, entries: [entry], reservation: reservation, replyShape: .reservation))
+        return .held(held, entry, policy)
     }
 
     /// The line and ledger entry of holding `quantity` of `cell`, whose figures are `before`: reserved

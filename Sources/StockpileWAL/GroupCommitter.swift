@@ -44,8 +44,15 @@ public enum DurabilityPolicy: Hashable, Sendable {
 }
 
 public final class GroupCommitter: Sendable {
+    /// A record handed over: a body, or a new one-line reservation as its `reservation` record's
+    /// fields (written as that record, with the segment's names).
+    enum Handover: Sendable {
+        case body(WALRecord.Body)
+        case reservation(CompactReservation)
+    }
+
     private struct State {
-        var pending: [WALRecord.Body] = []
+        var pending: [Handover] = []
         /// The LSN the next record handed over gets.
         var nextLSN: UInt64
         /// The last LSN acknowledged under the policy (written for `interval`, synced for `always`).
@@ -99,17 +106,24 @@ public final class GroupCommitter: Sendable {
     @discardableResult
     public func submit(_ bodies: [WALRecord.Body]) throws(WALIOError) -> UInt64 {
         precondition(!bodies.isEmpty, "an empty handover")
-        return try handOver(bodies.count) { $0 += bodies }
+        return try handOver(bodies.count) { $0 += bodies.lazy.map { .body($0) } }
     }
 
     /// Hands one record over, like `submit(_:)` with one element but without an array for it.
     @discardableResult
     public func submit(_ body: WALRecord.Body) throws(WALIOError) -> UInt64 {
-        try handOver(1) { $0.append(body) }
+        try handOver(1) { $0.append(.body(body)) }
+    }
+
+    /// Hands over a new one-line reservation as the fields of its `reservation` record (FORMAT.md
+    /// §3.8), for a caller that has them without the commit they stand for; as `submit(_:)` otherwise.
+    @discardableResult
+    public func submit(reservation fields: CompactReservation) throws(WALIOError) -> UInt64 {
+        try handOver(1) { $0.append(.reservation(fields)) }
     }
 
     /// Appends `count` records to what waits (by `append`) and wakes the thread if it sleeps.
-    private func handOver(_ count: Int, _ append: (inout [WALRecord.Body]) -> Void) throws(WALIOError) -> UInt64 {
+    private func handOver(_ count: Int, _ append: (inout [Handover]) -> Void) throws(WALIOError) -> UInt64 {
         let (last, wake): (UInt64, Bool) = try state.withLock { s throws(WALIOError) in
             if let failure = s.failure { throw failure }
             precondition(!s.stopping, "records handed over after close()")

@@ -99,7 +99,13 @@ public enum RecordCodec {
             appendCommit(commit, lsn: lsn, salt: salt, into: &writer)
             return
         }
-        appendRecord(lsn: lsn, type: .reservation, salt: salt, into: &writer) { compact.encode(into: &$0, names: &names) }
+        appendReservation(compact, lsn: lsn, salt: salt, names: &names, into: &writer)
+    }
+
+    /// Appends a `reservation` record of `fields` (naming its cell and actor in `names` if the segment
+    /// has not yet).
+    public static func appendReservation(_ fields: CompactReservation, lsn: UInt64, salt: UInt32, names: inout SegmentNames, into writer: inout ByteWriter) {
+        appendRecord(lsn: lsn, type: .reservation, salt: salt, into: &writer) { fields.encode(into: &$0, names: &names) }
     }
 
     /// Appends a `keyUse` record.

@@ -188,12 +188,36 @@ public struct CompactReservation: Hashable, Sendable {
 }
 
 extension CompactReservation {
+    /// The record of a new one-line reservation made at `time` under `id`, whose ledger entry is
+    /// numbered `seq` and leaves its cell at `onHandAfter` and `reservedAfter`; nil when a field is not
+    /// one the record carries (a quantity below 1, a TTL outside what a reservation takes): then log
+    /// the commit. For a caller that decided the reservation without building its commit.
+    public init?(
+        reservation id: String, time: Timestamp, seq: UInt64, cell: CellKey, actor: String, quantity: Quantity, tracked: Bool,
+        backordered: Quantity, onHandAfter: Quantity, reservedAfter: Quantity, ttl: Duration?, customer: String?, strategy: PlacementStrategy
+    ) {
+        guard quantity.units >= 1, ttl.map(Self.acceptsTTL) ?? true else { return nil }
+        self.time = time
+        self.seq = seq
+        self.cell = cell
+        self.actor = actor
+        self.quantity = quantity
+        self.tracked = tracked
+        self.backordered = backordered
+        self.onHandAfter = onHandAfter
+        self.reservedAfter = reservedAfter
+        self.ttl = ttl
+        self.customer = customer
+        self.strategy = strategy
+        self.id = id
+    }
+
     /// The fields of `commit`, when it is a commit this record can carry exactly; nil otherwise.
     ///
     /// Every field of the commit that the record does not store is checked against what `commit`
     /// (below) rebuilds for it, field by field, so that the log's thread builds nothing per record;
     /// debug builds and the tests also rebuild the whole commit and compare.
-    init?(_ commit: Commit) {
+    public init?(_ commit: Commit) {
         guard commit.entries.count == 1, let r = commit.reservation, r.lines.count == 1, commit.replyShape == .reservation,
             commit.keyedCommand == nil, commit.warehouse == nil, commit.policy == nil
         else { return nil }

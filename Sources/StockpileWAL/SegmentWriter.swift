@@ -200,6 +200,22 @@ public final class SegmentWriter {
         }
     }
 
+    /// Appends what a group committer was handed, in one pwrite: a reservation's fields as its
+    /// `reservation` record, a body as `append(_ bodies:)` writes it.
+    @discardableResult
+    func append(_ handovers: [GroupCommitter.Handover]) throws(WALIOError) -> ClosedRange<UInt64> {
+        try append(recordCount: handovers.count) { first, salt, names, buffer in
+            for (i, handover) in handovers.enumerated() {
+                let lsn = first + UInt64(i)
+                switch handover {
+                case .body(.commit(let c)): RecordCodec.appendCommit(c, lsn: lsn, salt: salt, names: &names, into: &buffer)
+                case .body(.keyUse(let k)): RecordCodec.appendKeyUse(k, lsn: lsn, salt: salt, into: &buffer)
+                case .reservation(let fields): RecordCodec.appendReservation(fields, lsn: lsn, salt: salt, names: &names, into: &buffer)
+                }
+            }
+        }
+    }
+
     /// Makes every record appended so far durable: one fdatasync (the segment's size never changes, so
     /// it has only data to flush).
     /// - Throws: the first failure; after one, the writer refuses everything.

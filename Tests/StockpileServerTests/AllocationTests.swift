@@ -24,13 +24,13 @@ struct AllocationTests {
     /// reply's range inline).
     #if DEBUG
     static let limits: [String: Double] = [
-        "reserve": 13.5, "reserve_replay": 3.5, "release": 15.5, "adjust": 7.5, "cell": 0.5,
-        "wire_reserve": 102.75, "wire_stock": 51.25, "wire_reserve_p1": 100.5,
+        "reserve": 5.5, "reserve_replay": 3.5, "release": 15.5, "adjust": 7.5, "cell": 0.5,
+        "wire_reserve": 93.0, "wire_stock": 51.25, "wire_reserve_p1": 92.0,
     ]
     #else
     static let limits: [String: Double] = [
-        "reserve": 2.5, "reserve_replay": 0.5, "release": 2.5, "adjust": 1.5, "cell": 0.5,
-        "wire_reserve": 4.0, "wire_stock": 0.5, "wire_reserve_p1": 8.5,
+        "reserve": 1.5, "reserve_replay": 0.5, "release": 2.5, "adjust": 1.5, "cell": 0.5,
+        "wire_reserve": 3.0, "wire_stock": 0.5, "wire_reserve_p1": 7.5,
     ]
     #endif
 
