@@ -109,13 +109,19 @@ extension Engine {
             scratch.requests.append(request)
         }
         // Then the claims, in order: the run ends before the first id that is known or in flight.
+        // Every id is hashed first and its directory slot asked for, so that the claims' cache misses
+        // overlap.
+        for request in scratch.requests {
+            let hash = request.id.hashValue
+            directory.prefetch(hash: hash)
+            scratch.hashes.append(hash)
+        }
         for i in scratch.requests.indices {
-            let hash = scratch.requests[i].id.hashValue
-            guard case .claimed = directory.tryClaim(scratch.requests[i].id, hash: hash) else {
+            guard case .claimed = directory.tryClaim(scratch.requests[i].id, hash: scratch.hashes[i]) else {
                 scratch.requests.removeSubrange(i...)
+                scratch.hashes.removeSubrange(i...)
                 break
             }
-            scratch.hashes.append(hash)
         }
         let count = scratch.requests.count
         switch count {

@@ -73,6 +73,25 @@ struct IDTable<Value>: Sequence {
         index.withUnsafeBufferPointer { stockpile_prefetch($0.baseAddress! + slot) }
     }
 
+    /// Where the index starts, with the base-2 logarithm of its slot count in the top byte (0 for no
+    /// index): what `prefetch(hint:hash:)` needs, in one word a lock's holder can publish for readers
+    /// that do not take the lock.
+    var prefetchHint: UInt {
+        guard !index.isEmpty else { return 0 }
+        let base = index.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress!) }
+        assert(base >> 56 == 0, "a user-space address fits in 56 bits")
+        return base | UInt(index.count.trailingZeroBitCount) << 56
+    }
+
+    /// `prefetch(hash:)` for the index `hint` describes (`prefetchHint`), which may have been let go
+    /// since: a prefetch never faults, so a stale hint costs a wasted hint and nothing else.
+    @inline(__always) static func prefetch(hint: UInt, hash: Int) {
+        guard hint != 0 else { return }
+        let mask = (1 &<< Int(hint >> 56)) &- 1
+        let base = hint & ((1 << 56) &- 1)
+        stockpile_prefetch(UnsafeRawPointer(bitPattern: base &+ UInt(hash & mask) &* 8))
+    }
+
     /// Whether `key` is there, without copying its value.
     func contains(_ key: String, hash: Int) -> Bool { slot(of: key, hash: hash) != nil }
 

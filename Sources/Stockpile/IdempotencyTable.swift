@@ -22,7 +22,17 @@ final class IdempotencyTable<Value: Sendable>: Sendable {
 
     private final class Stripe: Sendable {
         let table = Mutex(IDTable<Entry>())
-        func withLock<R>(_ body: (inout IDTable<Entry>) -> R) -> R { table.withLock { body(&$0) } }
+        /// The table's `prefetchHint` as the last holder of the lock left it, for `prefetch`, which
+        /// reads it without the lock: at worst it names an index the table has since let go, and a
+        /// prefetch of such an address is a wasted hint, never a fault.
+        let hint = Atomic<UInt>(0)
+
+        func withLock<R>(_ body: (inout IDTable<Entry>) -> R) -> R {
+            table.withLock { table in
+                defer { hint.store(table.prefetchHint, ordering: .relaxed) }
+                return body(&table)
+            }
+        }
     }
 
     private static var stripeCount: Int { 64 }
@@ -67,9 +77,10 @@ final class IdempotencyTable<Value: Sendable>: Sendable {
     }
 
     /// Asks the processor to bring in where a lookup of a name with `hash` starts (a hint, for a
-    /// caller that knows its next names ahead: the replay of the log).
+    /// caller that knows its next names ahead: the replay of the log, a run of new reservations).
+    /// Takes no lock.
     func prefetch(hash: Int) {
-        stripe(hash).withLock { $0.prefetch(hash: hash) }
+        IDTable<Entry>.prefetch(hint: stripe(hash).hint.load(ordering: .relaxed), hash: hash)
     }
 
     /// What `name` holds, waiting while a claim on it is in flight; nil when it is free.
