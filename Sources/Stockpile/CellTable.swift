@@ -138,6 +138,9 @@ struct CellTable: Sequence, Sendable {
         index.withUnsafeBufferPointer { stockpile_prefetch($0.baseAddress! + slot) }
     }
 
+    /// `IndexHint.of` this table's index.
+    var prefetchHint: UInt { IndexHint.of(index) }
+
     /// Brings in the entry of the first cell on the probe path of `hash`, found through its index
     /// slot (which `prefetch(hash:)` brought in before): the entry a lookup of that cell reads, unless
     /// another cell came first on its path. A hint; mutating for the reason `prefetch` is.

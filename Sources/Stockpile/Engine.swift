@@ -342,6 +342,16 @@ public final class Engine: Sendable {
     private func attemptReserve(_ request: ReserveRequest, now: Timestamp, actor: String) -> Attempt {
         // The id is hashed here once, for the directory and for the shard's table.
         let hashed = HashedID(request.id)
+        // One line naming its warehouse: its shard and cell are known now, so the slots its id and
+        // cell will be looked up in are asked for with the directory's, before the claim waits for
+        // the first of those misses.
+        var oneLine: OneLineRoute?
+        if request.lines.count == 1 && request.lines[0].warehouse != Identifiers.anyWarehouse {
+            let route = OneLineRoute(CellKey(variant: request.lines[0].variant, warehouse: request.lines[0].warehouse), router)
+            shards[route.shard].prefetch(idHash: hashed.hash, cellHash: route.cellHash)
+            directory.prefetch(hash: hashed.hash)
+            oneLine = route
+        }
         switch directory.tryClaim(request.id, hash: hashed.hash) {
         case nil:
             return .waitForClaim(hashed)
@@ -358,12 +368,25 @@ public final class Engine: Sendable {
             }
             return .done(decision)
         case .claimed:
-            return .done(performNewReservation(request, hashedID: hashed, now: now, actor: actor))
+            return .done(performNewReservation(request, hashedID: hashed, oneLine: oneLine, now: now, actor: actor))
+        }
+    }
+
+    /// Where a one-line reservation naming its warehouse goes: its cell's shard and `CellTable.hash`.
+    struct OneLineRoute {
+        let shard: Int
+        let cellHash: UInt64
+
+        init(_ cell: CellKey, _ router: ShardRouter) {
+            let stable = cell.stableHash
+            shard = router.shard(forStableHash: stable)
+            cellHash = CellTable.hash(stable: stable)
         }
     }
 
     /// Decides a reservation whose id this request has claimed, and settles the claim.
-    func performNewReservation(_ request: ReserveRequest, hashedID: HashedID, now: Timestamp, actor: String) -> Performed {
+    /// `oneLine`: its route, when it is one line naming its warehouse and the caller has it.
+    func performNewReservation(_ request: ReserveRequest, hashedID: HashedID, oneLine: OneLineRoute? = nil, now: Timestamp, actor: String) -> Performed {
         let hasPlacedLines = request.lines.contains { $0.warehouse == Identifiers.anyWarehouse }
         while true {
             var catalogVersion: UInt64?
@@ -371,11 +394,10 @@ public final class Engine: Sendable {
             // The most common request, one line naming its warehouse: decided and committed in its
             // cell's shard without a commit.
             if request.lines.count == 1 && !hasPlacedLines {
-                let stable = CellKey(variant: request.lines[0].variant, warehouse: request.lines[0].warehouse).stableHash
-                let shard = router.shard(forStableHash: stable)
-                let performed = shards[shard].reserveOneLine(
-                    request, hashedID: hashedID, cellHash: CellTable.hash(stable: stable), now: now, actor: actor, settings: settings)
-                return settleNewReservation(hashedID, performed, mask: 1 << UInt64(shard))
+                let route = oneLine ?? OneLineRoute(CellKey(variant: request.lines[0].variant, warehouse: request.lines[0].warehouse), router)
+                let performed = shards[route.shard].reserveOneLine(
+                    request, hashedID: hashedID, cellHash: route.cellHash, now: now, actor: actor, settings: settings)
+                return settleNewReservation(hashedID, performed, mask: 1 << UInt64(route.shard))
             }
             // The common case, every line in one shard, needs the mask only: no array of cells.
             if !hasPlacedLines, case let mask = router.mask(of: explicitCells), mask.nonzeroBitCount == 1 {

@@ -73,24 +73,11 @@ struct IDTable<Value>: Sequence {
         index.withUnsafeBufferPointer { stockpile_prefetch($0.baseAddress! + slot) }
     }
 
-    /// Where the index starts, with the base-2 logarithm of its slot count in the top byte (0 for no
-    /// index): what `prefetch(hint:hash:)` needs, in one word a lock's holder can publish for readers
-    /// that do not take the lock.
-    var prefetchHint: UInt {
-        guard !index.isEmpty else { return 0 }
-        let base = index.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress!) }
-        assert(base >> 56 == 0, "a user-space address fits in 56 bits")
-        return base | UInt(index.count.trailingZeroBitCount) << 56
-    }
+    /// `IndexHint.of` this table's index.
+    var prefetchHint: UInt { IndexHint.of(index) }
 
-    /// `prefetch(hash:)` for the index `hint` describes (`prefetchHint`), which may have been let go
-    /// since: a prefetch never faults, so a stale hint costs a wasted hint and nothing else.
-    @inline(__always) static func prefetch(hint: UInt, hash: Int) {
-        guard hint != 0 else { return }
-        let mask = (1 &<< Int(hint >> 56)) &- 1
-        let base = hint & ((1 << 56) &- 1)
-        stockpile_prefetch(UnsafeRawPointer(bitPattern: base &+ UInt(hash & mask) &* 8))
-    }
+    /// `prefetch(hash:)` for the index `hint` describes (`prefetchHint`), without the table.
+    @inline(__always) static func prefetch(hint: UInt, hash: Int) { IndexHint.prefetch(hint, hash: UInt(bitPattern: hash)) }
 
     /// Whether `key` is there, without copying its value.
     func contains(_ key: String, hash: Int) -> Bool { slot(of: key, hash: hash) != nil }
@@ -239,3 +226,26 @@ struct IDTable<Value>: Sequence {
 
 extension IDTable: Sendable where Value: Sendable {}
 extension IDTable.Entry: Sendable where Value: Sendable {}
+
+/// Where an open-addressing index of 8-byte slots (a power-of-two count of them) starts, with the
+/// base-2 logarithm of its slot count in the top byte, in one word (0 for no index): what a prefetch
+/// of a slot needs, which the holder of a table's lock publishes for threads that do not hold it, so
+/// that they can ask for a slot before they wait for the lock (or for a miss elsewhere). A hint may
+/// name an index the table has since let go: a prefetch never faults, so it is a wasted hint and
+/// nothing else.
+enum IndexHint {
+    static func of(_ index: [UInt64]) -> UInt {
+        guard !index.isEmpty else { return 0 }
+        let base = index.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress!) }
+        assert(base >> 56 == 0, "a user-space address fits in 56 bits")
+        return base | UInt(index.count.trailingZeroBitCount) << 56
+    }
+
+    /// Asks for the slot where a probe for `hash` starts in the index `hint` describes.
+    @inline(__always) static func prefetch(_ hint: UInt, hash: UInt) {
+        guard hint != 0 else { return }
+        let mask = (UInt(1) &<< (hint >> 56)) &- 1
+        let base = hint & ((1 << 56) &- 1)
+        stockpile_prefetch(UnsafeRawPointer(bitPattern: base &+ (hash & mask) &* 8))
+    }
+}

@@ -141,6 +141,9 @@ struct ReservationTable: Sendable {
 
     func contains(_ id: String, hash: Int) -> Bool { table.contains(id, hash: hash) }
 
+    /// `IDTable.prefetchHint`.
+    var prefetchHint: UInt { table.prefetchHint }
+
     /// `IDTable.prefetch(hash:)`.
     @inline(__always) mutating func prefetch(hash: Int) { table.prefetch(hash: hash) }
 

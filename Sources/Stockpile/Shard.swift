@@ -6,6 +6,7 @@
 
 import StockpileCore
 import StockpileWAL
+import Synchronization
 
 /// A reservation id with its hash (`id.hashValue`), computed once per request for every table it is
 /// looked up in.
@@ -49,6 +50,10 @@ actor Shard {
     private let executor = ShardExecutor()
 
     nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
+    /// Where the reservation table's and the cell table's indexes lie, as the last holder of the
+    /// lock left them (`IndexHint`), for `prefetch(idHash:cellHash:)`, which takes no lock.
+    private let reservationsHint = Atomic<UInt>(0)
+    private let cellsHint = Atomic<UInt>(0)
 
     init(index: Int, router: ShardRouter, ledger: Ledger) {
         state = ShardState(index: index, router: router)
@@ -57,13 +62,33 @@ actor Shard {
 
     /// Runs `body` on this shard's state, now, on the calling thread, holding the shard's lock.
     nonisolated func withState<R>(_ body: (ShardState) -> R) -> R {
-        executor.withLock { body(state) }
+        executor.withLock {
+            defer { publishHints() }
+            return body(state)
+        }
     }
 
     /// Runs `body` holding this shard's lock, for an operation that holds several shards: call
     /// `withHeldState` on each inside. Nest only in ascending shard order.
     nonisolated func holding<R>(_ body: () -> R) -> R {
-        executor.withLock(body)
+        executor.withLock {
+            defer { publishHints() }
+            return body()
+        }
+    }
+
+    /// Holding the lock: where the tables' indexes lie now, for `prefetch`.
+    @inline(__always) private nonisolated func publishHints() {
+        reservationsHint.store(state.reservations.prefetchHint, ordering: .relaxed)
+        cellsHint.store(state.cells.prefetchHint, ordering: .relaxed)
+    }
+
+    /// Asks for the slots where a lookup of the reservation id hashed `idHash` and of the cell whose
+    /// `CellTable.hash` is `cellHash` start, without the lock: for a caller with other waits ahead of
+    /// it (a directory claim, the lock itself), so that the misses overlap.
+    nonisolated func prefetch(idHash: Int, cellHash: UInt64) {
+        IndexHint.prefetch(reservationsHint.load(ordering: .relaxed), hash: UInt(bitPattern: idHash))
+        IndexHint.prefetch(cellsHint.load(ordering: .relaxed), hash: UInt(cellHash))
     }
 
     /// Runs `body` on this shard's state. Only inside `holding` (or another call holding this shard's
