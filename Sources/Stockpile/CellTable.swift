@@ -26,6 +26,8 @@ struct CellTable: Sequence, Sendable {
     /// hash tag and the low 32 its position + 1. The count is a power of two (or 0 before the first cell).
     private var index: [UInt64] = []
     private(set) var count = 0
+    /// `IDTable.hintCell`.
+    var hintCell: IndexHintCell?
 
     /// The cell's stable hash (the one routing uses), finished with a mixer so that every bit of the
     /// result depends on every byte: the slot bits must not repeat the bits that chose the shard.
@@ -92,7 +94,8 @@ struct CellTable: Sequence, Sendable {
         index = Array(repeating: 0, count: capacity)
         for p in 0..<count {
             place(position: p, hash: Self.hash(chunks[p >> Self.chunkShift][p & Self.chunkMask].key))
-        }
+            hintCell?.publish(index)
+    }
     }
 
     subscript(key: CellKey) -> CellSlot? {
@@ -138,9 +141,6 @@ struct CellTable: Sequence, Sendable {
         index.withUnsafeBufferPointer { stockpile_prefetch($0.baseAddress! + slot) }
     }
 
-    /// `IndexHint.of` this table's index.
-    var prefetchHint: UInt { IndexHint.of(index) }
-
     /// Brings in the entry of the first cell on the probe path of `hash`, found through its index
     /// slot (which `prefetch(hash:)` brought in before): the entry a lookup of that cell reads, unless
     /// another cell came first on its path. A hint; mutating for the reason `prefetch` is.
@@ -169,6 +169,7 @@ struct CellTable: Sequence, Sendable {
     mutating func removeAll() {
         chunks.removeAll()
         index.removeAll()
+        hintCell?.publish(index)
         count = 0
     }
 

@@ -14,6 +14,7 @@
 // hash's home; the index is at most half full, so a probe ends at an empty slot.
 
 import CStockpileLinux
+import Synchronization
 
 struct IDTable<Value>: Sequence {
     struct Entry {
@@ -29,6 +30,9 @@ struct IDTable<Value>: Sequence {
     /// 0 is empty; otherwise the high 32 bits are the entry's hash tag and the low 32 its position + 1.
     /// The count is a power of two (or 0 before the first entry).
     private var index: [UInt64] = []
+    /// Where the table publishes its index's `IndexHint` each time the index moves, when its owner
+    /// wants prefetches that take no lock.
+    var hintCell: IndexHintCell?
 
     private static var tagMask: UInt64 { 0xFFFF_FFFF_0000_0000 }
     private static var positionMask: UInt64 { 0xFFFF_FFFF }
@@ -72,12 +76,6 @@ struct IDTable<Value>: Sequence {
         let slot = hash & (index.count &- 1)
         index.withUnsafeBufferPointer { stockpile_prefetch($0.baseAddress! + slot) }
     }
-
-    /// `IndexHint.of` this table's index.
-    var prefetchHint: UInt { IndexHint.of(index) }
-
-    /// `prefetch(hash:)` for the index `hint` describes (`prefetchHint`), without the table.
-    @inline(__always) static func prefetch(hint: UInt, hash: Int) { IndexHint.prefetch(hint, hash: UInt(bitPattern: hash)) }
 
     /// Whether `key` is there, without copying its value.
     func contains(_ key: String, hash: Int) -> Bool { slot(of: key, hash: hash) != nil }
@@ -151,6 +149,7 @@ struct IDTable<Value>: Sequence {
         while capacity < n &* 2 { capacity &*= 2 }
         index = Array(repeating: 0, count: capacity)
         for p in 0..<count { place(position: p, hash: hash(at: p)) }
+        hintCell?.publish(index)
     }
 
     mutating func reserveCapacity(_ n: Int) {
@@ -191,6 +190,7 @@ struct IDTable<Value>: Sequence {
         chunks.removeAll()
         count = 0
         index.removeAll()
+        hintCell?.publish(index)
     }
 
     /// Removes the entries for which `shouldBeRemoved` is true.
@@ -226,6 +226,19 @@ struct IDTable<Value>: Sequence {
 
 extension IDTable: Sendable where Value: Sendable {}
 extension IDTable.Entry: Sendable where Value: Sendable {}
+
+/// A table's published `IndexHint`: written by the table's owner, holding its lock, each time the
+/// index moves (it grows or empties); read by anyone. After a copy of the table (a snapshot) the
+/// first write moves the copy's index without a growth, and the hint names the index the snapshot
+/// keeps until the next growth: a stale hint, which costs wasted prefetches and nothing else.
+final class IndexHintCell: Sendable {
+    let value = Atomic<UInt>(0)
+
+    func publish(_ index: [UInt64]) { value.store(IndexHint.of(index), ordering: .relaxed) }
+
+    /// Asks for the slot where a probe for `hash` starts.
+    @inline(__always) func prefetch(hash: UInt) { IndexHint.prefetch(value.load(ordering: .relaxed), hash: hash) }
+}
 
 /// Where an open-addressing index of 8-byte slots (a power-of-two count of them) starts, with the
 /// base-2 logarithm of its slot count in the top byte, in one word (0 for no index): what a prefetch

@@ -22,17 +22,12 @@ final class IdempotencyTable<Value: Sendable>: Sendable {
 
     private final class Stripe: Sendable {
         let table = Mutex(IDTable<Entry>())
-        /// The table's `prefetchHint` as the last holder of the lock left it, for `prefetch`, which
-        /// reads it without the lock: at worst it names an index the table has since let go, and a
-        /// prefetch of such an address is a wasted hint, never a fault.
-        let hint = Atomic<UInt>(0)
+        /// Where the table's index lies, published as it moves, for `prefetch`, which takes no lock.
+        let hint = IndexHintCell()
 
-        func withLock<R>(_ body: (inout IDTable<Entry>) -> R) -> R {
-            table.withLock { table in
-                defer { hint.store(table.prefetchHint, ordering: .relaxed) }
-                return body(&table)
-            }
-        }
+        init() { table.withLock { $0.hintCell = hint } }
+
+        func withLock<R>(_ body: (inout IDTable<Entry>) -> R) -> R { table.withLock { body(&$0) } }
     }
 
     private static var stripeCount: Int { 64 }
@@ -80,7 +75,7 @@ final class IdempotencyTable<Value: Sendable>: Sendable {
     /// caller that knows its next names ahead: the replay of the log, a run of new reservations).
     /// Takes no lock.
     func prefetch(hash: Int) {
-        IDTable<Entry>.prefetch(hint: stripe(hash).hint.load(ordering: .relaxed), hash: hash)
+        stripe(hash).hint.prefetch(hash: UInt(bitPattern: hash))
     }
 
     /// What `name` holds, waiting while a claim on it is in flight; nil when it is free.

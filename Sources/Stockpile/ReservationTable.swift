@@ -141,8 +141,11 @@ struct ReservationTable: Sendable {
 
     func contains(_ id: String, hash: Int) -> Bool { table.contains(id, hash: hash) }
 
-    /// `IDTable.prefetchHint`.
-    var prefetchHint: UInt { table.prefetchHint }
+    /// `IDTable.hintCell`.
+    var hintCell: IndexHintCell? {
+        get { table.hintCell }
+        set { table.hintCell = newValue }
+    }
 
     /// `IDTable.prefetch(hash:)`.
     @inline(__always) mutating func prefetch(hash: Int) { table.prefetch(hash: hash) }

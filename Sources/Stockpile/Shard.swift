@@ -50,45 +50,35 @@ actor Shard {
     private let executor = ShardExecutor()
 
     nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
-    /// Where the reservation table's and the cell table's indexes lie, as the last holder of the
-    /// lock left them (`IndexHint`), for `prefetch(idHash:cellHash:)`, which takes no lock.
-    private let reservationsHint = Atomic<UInt>(0)
-    private let cellsHint = Atomic<UInt>(0)
+    /// Where the reservation table's and the cell table's indexes lie, published by the tables as
+    /// they move, for `prefetch(idHash:cellHash:)`, which takes no lock.
+    private let reservationsHint = IndexHintCell()
+    private let cellsHint = IndexHintCell()
 
     init(index: Int, router: ShardRouter, ledger: Ledger) {
         state = ShardState(index: index, router: router)
+        state.reservations.hintCell = reservationsHint
+        state.cells.hintCell = cellsHint
         self.ledger = ledger
     }
 
     /// Runs `body` on this shard's state, now, on the calling thread, holding the shard's lock.
     nonisolated func withState<R>(_ body: (ShardState) -> R) -> R {
-        executor.withLock {
-            defer { publishHints() }
-            return body(state)
-        }
+        executor.withLock { body(state) }
     }
 
     /// Runs `body` holding this shard's lock, for an operation that holds several shards: call
     /// `withHeldState` on each inside. Nest only in ascending shard order.
     nonisolated func holding<R>(_ body: () -> R) -> R {
-        executor.withLock {
-            defer { publishHints() }
-            return body()
-        }
-    }
-
-    /// Holding the lock: where the tables' indexes lie now, for `prefetch`.
-    @inline(__always) private nonisolated func publishHints() {
-        reservationsHint.store(state.reservations.prefetchHint, ordering: .relaxed)
-        cellsHint.store(state.cells.prefetchHint, ordering: .relaxed)
+        executor.withLock(body)
     }
 
     /// Asks for the slots where a lookup of the reservation id hashed `idHash` and of the cell whose
     /// `CellTable.hash` is `cellHash` start, without the lock: for a caller with other waits ahead of
     /// it (a directory claim, the lock itself), so that the misses overlap.
     nonisolated func prefetch(idHash: Int, cellHash: UInt64) {
-        IndexHint.prefetch(reservationsHint.load(ordering: .relaxed), hash: UInt(bitPattern: idHash))
-        IndexHint.prefetch(cellsHint.load(ordering: .relaxed), hash: UInt(cellHash))
+        reservationsHint.prefetch(hash: UInt(bitPattern: idHash))
+        cellsHint.prefetch(hash: UInt(cellHash))
     }
 
     /// Runs `body` on this shard's state. Only inside `holding` (or another call holding this shard's
