@@ -200,10 +200,7 @@ extension Engine {
             }
             directory.prefetch(hash: idHash)
             guard let stable = cellHash else { return }
-            shards[router.shard(forStableHash: stable)].withState { state in
-                state.reservations.prefetch(hash: idHash)
-                state.cells.prefetch(hash: CellTable.hash(stable: stable))
-            }
+            shards[router.shard(forStableHash: stable)].prefetch(idHash: idHash, cellHash: CellTable.hash(stable: stable))
         }
         for j in 0..<min(ahead, count) { prepare(j) }
         var j = 0
