@@ -137,31 +137,36 @@ final class Ledger: Sendable {
     }
 
     /// `append` for a new reservation of one line, from its ledger entry and the fields of its log
-    /// record, without its commit: numbers `entry`, hands the log the record `record` builds for
-    /// that number (nil: the commit's record instead), and keeps the entry. With subscribers it builds
-    /// the commit (`commit`, given the numbered entry) and appends it as `append` does, so that they
-    /// hear of it exactly as of any other commit.
+    /// record, without its commit: numbers `entry` and `record` (built by the caller before the lock,
+    /// when the engine has a log; nil when the log's record cannot carry it), hands the log the
+    /// record, and keeps the entry. With subscribers, or without a record for the log, it builds the
+    /// commit (`commit`, given the numbered entry) and appends it as `append` does, so that
+    /// subscribers hear of it, and the log records it, exactly as any other commit.
     func append(
-        reservation entry: inout LedgerEntry, record: (_ seq: UInt64) -> CompactReservation?, commit: (LedgerEntry) -> Commit,
+        reservation entry: inout LedgerEntry, record: consuming CompactReservation?, commit: (LedgerEntry) -> Commit,
         alerts: (Commit) -> [LowStockAlert]
     ) throws(WALIOError) {
         let capacity = self.capacity
         var ended: [AsyncStream<EngineEvent>.Continuation] = []
         try state.withLock { s throws(WALIOError) in
             entry.seq = s.nextSeq
-            let fields = log == nil ? nil : record(s.nextSeq)
-            // With subscribers, or fields the log's record cannot carry: as any commit.
-            if !s.subscribers.isEmpty || (log != nil && fields == nil) {
+            if !s.subscribers.isEmpty || (log != nil && record == nil) {
                 var built = commit(entry)
                 ended = try append(&built, alerts: alerts, in: &s)
                 return
             }
-            assert(fields == nil || fields == CompactReservation(commit(entry)), "a reservation record that is not its commit's")
-            if let log, let fields { s.lastLSN = try log.submit(reservation: fields) }
+            if let log, var fields = record.take() {
+                fields.seq = entry.seq
+                assert(fields == CompactReservation(commit(entry)), "a reservation record that is not its commit's")
+                s.lastLSN = try log.submit(reservation: fields)
+            }
             s.keep(entry, capacity: capacity)
         }
         for c in ended { c.finish() }
     }
+
+    /// Whether records go to a log (set once, before any append).
+    var isLogged: Bool { log != nil }
 
     /// The body of `append`, holding the lock: returns the continuations of subscribers dropped, to be
     /// finished once the lock is let go.

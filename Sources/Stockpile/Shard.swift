@@ -220,16 +220,16 @@ actor Shard {
         let reservation = Reservation(
             id: request.id, lines: [held], expiresAt: request.ttl.map { now.advanced(by: $0) }, customer: request.customer,
             createdAt: now, fingerprint: ReserveFingerprint(request, strategy: strategy))
-        let after = entry.after
+        // The log's record is built before the ledger's lock (which every shard's commits take),
+        // numbered under it.
+        let record = ledger.isLogged
+            ? CompactReservation(
+                reservation: request.id, time: now, seq: 0, cell: cell, actor: actor, quantity: held.quantity, tracked: held.tracked,
+                backordered: held.backordered, onHandAfter: entry.onHand, reservedAfter: entry.reserved, ttl: request.ttl,
+                customer: request.customer, strategy: strategy) : nil
         do throws(WALIOError) {
             try ledger.append(
-                reservation: &entry,
-                record: { seq in
-                    CompactReservation(
-                        reservation: request.id, time: now, seq: seq, cell: cell, actor: actor, quantity: held.quantity, tracked: held.tracked,
-                        backordered: held.backordered, onHandAfter: after.onHand, reservedAfter: after.reserved, ttl: request.ttl,
-                        customer: request.customer, strategy: strategy)
-                },
+                reservation: &entry, record: record,
                 commit: { numbered in Commit(time: now, entries: [numbered], reservation: reservation, replyShape: .reservation) },
                 alerts: { LowStockAlert.alerts(for: $0, in: state) })
         } catch {

@@ -118,7 +118,7 @@ public final class GroupCommitter: Sendable {
     /// Hands over a new one-line reservation as the fields of its `reservation` record (FORMAT.md
     /// §3.8), for a caller that has them without the commit they stand for; as `submit(_:)` otherwise.
     @discardableResult
-    public func submit(reservation fields: CompactReservation) throws(WALIOError) -> UInt64 {
+    public func submit(reservation fields: consuming CompactReservation) throws(WALIOError) -> UInt64 {
         try handOver(1) { $0.append(.reservation(fields)) }
     }
 

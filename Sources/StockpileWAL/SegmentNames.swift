@@ -42,7 +42,9 @@ public struct SegmentNames: Hashable, Sendable {
 /// them as they are; `commit` builds the commit they stand for.
 public struct CompactReservation: Hashable, Sendable {
     public internal(set) var time: Timestamp
-    public internal(set) var seq: UInt64
+    /// The sequence number of its one ledger entry (a caller that builds the record before the
+    /// ledger numbers the entry sets it then).
+    public var seq: UInt64
     public internal(set) var cell: CellKey
     public internal(set) var actor: String
     public internal(set) var quantity: Quantity
