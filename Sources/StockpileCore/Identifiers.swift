@@ -37,7 +37,16 @@ public enum Identifiers {
 
     /// The stored (upper-case) form of a warehouse code, or nil when it is not 1–32 of `[A-Za-z0-9_-]`.
     public static func normalizedWarehouse(_ s: String) -> String? {
-        let utf8 = s.utf8
+        // Over the bytes in one buffer, as `isValidVariant` reads them.
+        switch s.utf8.withContiguousStorageIfAvailable({ warehouseCase(bytes: $0) }) ?? warehouseCase(bytes: s.utf8) {
+        case nil: return nil
+        case false: return s
+        case true: return s.uppercased()
+        }
+    }
+
+    /// Whether a warehouse code's bytes need upper-casing; nil when they are not a code.
+    private static func warehouseCase(bytes utf8: some Collection<UInt8>) -> Bool? {
         guard !utf8.isEmpty, utf8.count <= Limits.warehouseCodeByteCountMax else { return nil }
         var needsUppercasing = false
         for b in utf8 {
@@ -49,12 +58,15 @@ public enum Identifiers {
             default: return nil
             }
         }
-        return needsUppercasing ? s.uppercased() : s
+        return needsUppercasing
     }
 
     /// A reservation id or idempotency key: 1–128 bytes, each ASCII 0x21–0x7E (printable, no space).
     public static func isValidReservationID(_ s: String) -> Bool {
-        let utf8 = s.utf8
+        s.utf8.withContiguousStorageIfAvailable { isValidReservationID(bytes: $0) } ?? isValidReservationID(bytes: s.utf8)
+    }
+
+    private static func isValidReservationID(bytes utf8: some Collection<UInt8>) -> Bool {
         guard !utf8.isEmpty, utf8.count <= Limits.reservationIDByteCountMax else { return false }
         return utf8.allSatisfy { $0 >= 0x21 && $0 <= 0x7E }
     }
