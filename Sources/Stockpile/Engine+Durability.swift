@@ -1,7 +1,9 @@
 // A durable engine: `open` reads the write-ahead log of a data directory, replays every commit into
-// a new engine (the same `apply` that made them, so the state is exactly what was acknowledged), and
-// from then on hands every commit to the group committer before any reply reveals it. Forgetting at
-// the end of the retention window is not logged; replay schedules it again from the commits' times.
+// a new engine (the same `apply` that made them, so the state is exactly what was acknowledged; a
+// compact `reservation` record is applied from its fields as `apply` applies the commit it stands
+// for), and from then on hands every commit to the group committer before any reply reveals it.
+// Forgetting at the end of the retention window is not logged; replay schedules it again from the
+// commits' times.
 
 import Foundation
 import StockpileCore
