@@ -145,10 +145,11 @@ actor Shard {
                 let hashedID = HashedID(requests[p].id, hash: hashes[p])
                 state.hashedID = hashedID
                 if requests[p].lines.count == 1 && cellHashes[p] != 0 {
+                    var none: Reservation?
                     decisions.append(
                         reserveOneLineHere(
                             requests[p], hashedID: hashedID, cellHash: UInt64(UInt(bitPattern: cellHashes[p])), state: state, now: now, actor: actor,
-                            settings: settings))
+                            settings: settings, draft: &none))
                 } else {
                     decisions.append(decideHere(requests[p], state: state, now: now, actor: actor, settings: settings))
                 }
@@ -191,15 +192,27 @@ actor Shard {
     nonisolated func reserveOneLine(
         _ request: ReserveRequest, hashedID: HashedID, cellHash: UInt64, now: Timestamp, actor: String, settings: RuleSettings
     ) -> Performed {
-        withState { state in
+        // The reservation as it will be made if it is, built before the lock so that neither its line
+        // array (its one allocation) nor its fingerprint is made while the shard is held; the hold
+        // completes its line under the lock. A refusal drops it.
+        let strategy = request.strategy ?? settings.defaultStrategy
+        var draft: Reservation? = Reservation(
+            id: request.id, lines: [ReservationLine(variant: request.lines[0].variant, warehouse: request.lines[0].warehouse, quantity: request.lines[0].quantity)],
+            expiresAt: request.ttl.map { now.advanced(by: $0) }, customer: request.customer, createdAt: now,
+            fingerprint: ReserveFingerprint(request, strategy: strategy))
+        return withState { state in
             state.hashedID = hashedID
             defer { state.hashedID = nil }
-            return reserveOneLineHere(request, hashedID: hashedID, cellHash: cellHash, state: state, now: now, actor: actor, settings: settings)
+            return reserveOneLineHere(
+                request, hashedID: hashedID, cellHash: cellHash, state: state, now: now, actor: actor, settings: settings, draft: &draft)
         }
     }
 
+    /// `draft`: the reservation as `request` would make it, its line not yet completed by the hold
+    /// (taken, when given); nil to build it here.
     private nonisolated func reserveOneLineHere(
-        _ request: ReserveRequest, hashedID: HashedID, cellHash: UInt64, state: ShardState, now: Timestamp, actor: String, settings: RuleSettings
+        _ request: ReserveRequest, hashedID: HashedID, cellHash: UInt64, state: ShardState, now: Timestamp, actor: String, settings: RuleSettings,
+        draft: inout Reservation?
     ) -> Performed {
         precondition(request.lines.count == 1 && request.lines[0].warehouse != Identifiers.anyWarehouse, "one line naming its warehouse")
         if state.reservations.contains(hashedID.id, hash: hashedID.hash) {
@@ -217,9 +230,18 @@ actor Shard {
         case .held(let l, let e, let p): (held, entry, policy) = (l, e, p)
         }
         let strategy = request.strategy ?? settings.defaultStrategy
-        let reservation = Reservation(
-            id: request.id, lines: [held], expiresAt: request.ttl.map { now.advanced(by: $0) }, customer: request.customer,
-            createdAt: now, fingerprint: ReserveFingerprint(request, strategy: strategy))
+        let reservation: Reservation
+        if var made = draft.take() {
+            // The hold decides the line's backordered part and whether it is tracked; its variant,
+            // warehouse and quantity are the request's, which the fingerprint compared.
+            made.lines[0] = held
+            reservation = made
+        } else {
+            reservation = Reservation(
+                id: request.id, lines: [held], expiresAt: request.ttl.map { now.advanced(by: $0) }, customer: request.customer,
+                createdAt: now, fingerprint: ReserveFingerprint(request, strategy: strategy))
+        }
+        assert(reservation.fingerprintLinesAreOwnLines && reservation.strategy == strategy, "the draft is the reservation the request makes")
         // The log's record is built before the ledger's lock (which every shard's commits take),
         // numbered under it.
         let record = ledger.isLogged
