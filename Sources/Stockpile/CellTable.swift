@@ -77,6 +77,8 @@ struct CellTable: Sequence, Sendable {
         chunks[p >> Self.chunkShift].append(Entry(key: key, slot: slot))
         count &+= 1
         place(position: p, hash: hash)
+        // The first write after a copy of the table (a snapshot) moved the index without a growth.
+        hintCell?.publishIfMoved(index)
         return p
     }
 
@@ -94,8 +96,8 @@ struct CellTable: Sequence, Sendable {
         index = Array(repeating: 0, count: capacity)
         for p in 0..<count {
             place(position: p, hash: Self.hash(chunks[p >> Self.chunkShift][p & Self.chunkMask].key))
-            hintCell?.publish(index)
-    }
+        }
+        hintCell?.publish(index)
     }
 
     subscript(key: CellKey) -> CellSlot? {

@@ -30,8 +30,8 @@ struct IDTable<Value>: Sequence {
     /// 0 is empty; otherwise the high 32 bits are the entry's hash tag and the low 32 its position + 1.
     /// The count is a power of two (or 0 before the first entry).
     private var index: [UInt64] = []
-    /// Where the table publishes its index's `IndexHint` each time the index moves, when its owner
-    /// wants prefetches that take no lock.
+    /// Where the table publishes its index's `IndexHint` each time the index moves (`IndexHintCell`),
+    /// when its owner wants prefetches that take no lock.
     var hintCell: IndexHintCell?
 
     private static var tagMask: UInt64 { 0xFFFF_FFFF_0000_0000 }
@@ -133,6 +133,8 @@ struct IDTable<Value>: Sequence {
         chunks[p >> Self.chunkShift].append(entry)
         count &+= 1
         place(position: p, hash: hash)
+        // The first write after a copy of the table (a snapshot) moved the index without a growth.
+        hintCell?.publishIfMoved(index)
     }
 
     private mutating func place(position p: Int, hash: Int) {
@@ -184,6 +186,7 @@ struct IDTable<Value>: Sequence {
             index[j] = (index[j] & Self.tagMask) | UInt64(p &+ 1)
             chunks[p >> Self.chunkShift][p & Self.chunkMask] = moved
         }
+        hintCell?.publishIfMoved(index)
     }
 
     mutating func removeAll() {
@@ -227,14 +230,20 @@ struct IDTable<Value>: Sequence {
 extension IDTable: Sendable where Value: Sendable {}
 extension IDTable.Entry: Sendable where Value: Sendable {}
 
-/// A table's published `IndexHint`: written by the table's owner, holding its lock, each time the
-/// index moves (it grows or empties); read by anyone. After a copy of the table (a snapshot) the
-/// first write moves the copy's index without a growth, and the hint names the index the snapshot
-/// keeps until the next growth: a stale hint, which costs wasted prefetches and nothing else.
+/// A table's published `IndexHint`: written by the table, under its owner's lock, each time the
+/// index moves (it grows or empties, and the first write after a copy of the table, such as a
+/// snapshot's, copies the live table's index); read by anyone, without the lock.
 final class IndexHintCell: Sendable {
     let value = Atomic<UInt>(0)
 
     func publish(_ index: [UInt64]) { value.store(IndexHint.of(index), ordering: .relaxed) }
+
+    /// `publish`, after a write that may have copied the index: stores only when the hint changed, so
+    /// the usual write leaves the line readers hold alone.
+    @inline(__always) func publishIfMoved(_ index: [UInt64]) {
+        let hint = IndexHint.of(index)
+        if value.load(ordering: .relaxed) != hint { value.store(hint, ordering: .relaxed) }
+    }
 
     /// Asks for the slot where a probe for `hash` starts.
     @inline(__always) func prefetch(hash: UInt) { IndexHint.prefetch(value.load(ordering: .relaxed), hash: hash) }
@@ -250,7 +259,8 @@ enum IndexHint {
     static func of(_ index: [UInt64]) -> UInt {
         guard !index.isEmpty else { return 0 }
         let base = index.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress!) }
-        assert(base >> 56 == 0, "a user-space address fits in 56 bits")
+        // An address that does not fit in 56 bits (a tagged pointer) gets no hint: no prefetch.
+        guard base >> 56 == 0 else { return 0 }
         return base | UInt(index.count.trailingZeroBitCount) << 56
     }
 

@@ -111,7 +111,8 @@ actor Shard {
 
     /// Decides and applies new reservations whose ids the caller has claimed and whose lines are all
     /// in this shard, in order, entering the shard once for all of them: appends to `decisions` what
-    /// `execute` would return for each in turn, without taking and letting go of the lock between them.
+    /// deciding each alone would come to (`reserveOneLine` for one line naming its warehouse,
+    /// `execute` otherwise), without taking and letting go of the lock between them.
     /// The reservations are `requests[p]` for each p in `positions`, in that order; `hashes[p]` is the
     /// hash of `requests[p].id`, and `cellHashes[p]` the `CellTable.hash` of its cell when it has one
     /// line (0 otherwise: nothing is fetched ahead for it).
@@ -185,9 +186,10 @@ actor Shard {
 
     /// A new reservation of `request`'s one line, which names its warehouse in this shard, whose id the
     /// caller has claimed (`hashedID`); `cellHash` is its cell's `CellTable.hash`. Decided by the same
-    /// rules as any reservation (`Rules.holdOneLine`), and committed from its ledger entry: the cell
-    /// is found once for the check and the change, the log gets the fields of its `reservation`
-    /// record, and no commit is built (unless someone subscribes: see `Ledger.append(reservation:)`).
+    /// rules as any reservation (`Rules.holdOneLine`), and committed from its ledger entry: a cell the
+    /// shard has is found once for the check and the change (one it has not is added when the hold
+    /// is committed), the log gets the fields of its `reservation` record, and no commit is built
+    /// (unless someone subscribes, or the record cannot carry it: see `Ledger.append(reservation:)`).
     /// A replay of a reservation the shard still keeps, or a conflict, is decided the general way.
     nonisolated func reserveOneLine(
         _ request: ReserveRequest, hashedID: HashedID, cellHash: UInt64, now: Timestamp, actor: String, settings: RuleSettings

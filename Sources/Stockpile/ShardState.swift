@@ -1,6 +1,8 @@
 // The state one shard owns: its cells, the reservations whose home it is, a copy of the catalog and
-// the counters behind the KPIs. The rules read it as a `StockView`; `apply` is the only way it
-// changes: by a commit, whether just decided or replayed from the log. It is a class that never
+// the counters behind the KPIs. The rules read it as a `StockView`; it changes by a commit, whether
+// just decided or replayed from the log (`apply`), or by what a commit of a new one-line reservation
+// would change, applied from its ledger entry (`Shard.reserveOneLine`, and `replay` of a compact
+// log record): the same changes, in the same order. It is a class that never
 // leaves its actor, so the rules borrow it instead of copying five tables per request; whatever
 // leaves the actor is a `ShardSnapshot` value.
 
@@ -57,7 +59,8 @@ final class ShardState: StockView {
     var reservations = ReservationTable()
     var catalog = Catalog()
     var counters = StockCounters()
-    /// The id of the request being decided, with its hash, while `Shard.execute` runs.
+    /// The id of the request being decided, with its hash, while the shard decides it (`Shard.execute`,
+    /// `reserveOneLine`, `executeRun`).
     var hashedID: HashedID?
 
     /// The hash of `id` for the reservation table: the request's, when it is that id.

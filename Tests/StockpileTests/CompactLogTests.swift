@@ -58,8 +58,8 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let clock = ManualClock()
         // One of each kind of field a reservation record carries: a TTL (whole milliseconds, and one
-        // finer, which the shard cannot keep compact), a customer, a backorder, an untracked line, a
-        // strategy, and an id used again after the first reservation under it was forgotten.
+        // finer, which the shard cannot keep compact), a customer, a backorder, an untracked line and
+        // a strategy.
         let requests = [
             ReserveRequest(id: "plain", lines: [ReserveLine(variant: "A", warehouse: "MAIN", quantity: 2)]),
             ReserveRequest(id: "ttl", lines: [ReserveLine(variant: "A", warehouse: "MAIN", quantity: 1)], ttl: .seconds(30)),
@@ -108,5 +108,41 @@ import Testing
         await engine.runDueWork()
         #expect(await engine.reservation("fine").value?.reservation.status == .expired)
         #expect(await engine.reservation("plain").value?.reservation.status == .active)
+    }
+
+    @Test("an id forgotten after its retention and reserved again on another cell replays as the second reservation")
+    func reusedIDReplays() async throws {
+        var template = Array("/tmp/stockpile-compact-test-XXXXXX".utf8CString)
+        let dir = String(cString: try #require(mkdtemp(&template)))
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let clock = ManualClock()
+        let second: Reservation
+        // The second reservation's cell is in another shard than the first's, so a replay that left the
+        // first where it was would keep two reservations under one id (which `verify` reports).
+        let router = ShardRouter(count: EngineConfiguration().shardCount)
+        let shardOfA = router.shard(for: CellKey(variant: "A", warehouse: "MAIN"))
+        let other = try #require((0..<100).map { "B\($0)" }.first { router.shard(for: CellKey(variant: $0, warehouse: "MAIN")) != shardOfA })
+        do {
+            let engine = try Engine.open(dataDirectory: dir, durability: .always, clock: clock)
+            for v in ["A", other] { _ = await engine.adjust(variant: v, warehouse: "MAIN", by: 10, reason: .received) }
+            let first = await engine.reserve(ReserveRequest(id: "again", lines: [ReserveLine(variant: "A", warehouse: "MAIN", quantity: 2)]))
+            #expect(first.value != nil, "\(first)")
+            _ = await engine.release("again")
+            // Past the retention window (24 h): the id is forgotten, which the log does not record.
+            clock.advance(by: .seconds(25 * 3600))
+            await engine.runDueWork()
+            let made = await engine.reserve(ReserveRequest(id: "again", lines: [ReserveLine(variant: other, warehouse: "MAIN", quantity: 3)]))
+            #expect(made.value?.replayed == false, "a forgotten id makes a new reservation: \(made)")
+            second = try #require(made.value?.reservation)
+            try engine.close()
+        }
+        let records = try LogRecovery.recover(directory: dir).records
+        #expect(records.filter { $0.type == .reservation }.count == 2, "both reservations went to the log as reservation records")
+        let engine = try Engine.open(dataDirectory: dir, durability: .always, clock: clock)
+        defer { try? engine.close() }
+        #expect(await engine.reservation("again").value?.reservation == second)
+        #expect(await engine.cell(variant: "A", warehouse: "MAIN").value?.reserved == .zero)
+        #expect(await engine.cell(variant: other, warehouse: "MAIN").value?.reserved.units == 3)
+        #expect(await engine.verify().isEmpty)
     }
 }
