@@ -1,14 +1,16 @@
 // Work the engine owes at a time: expiring holds at their deadline and forgetting closed reservations
-// and idempotency keys once the retention window has passed. Items wait in a heap ordered by
-// (deadline, kind, name); the earliest deadline is mirrored in an atomic so that every operation can
-// ask "is anything due?" with one load. Items are never removed early: an item that no longer applies
-// (a hold extended, confirmed or released) is recognised and skipped when it comes due.
+// and idempotency keys once the retention window has passed. Items come due in (deadline, kind, name)
+// order; they wait in one heap per kind, whose items are then only a deadline and a name (24 bytes
+// where one heap of kinded items took 32: each closed reservation leaves two items behind). The
+// earliest deadline is mirrored in an atomic so that every operation can ask "is anything due?" with
+// one load. Items are never removed early: an item that no longer applies (a hold extended,
+// confirmed or released) is recognised and skipped when it comes due.
 
 import StockpileCore
 import Synchronization
 
 struct DueItem: Comparable, Sendable {
-    enum Kind: Int, Sendable {
+    enum Kind: Int, Sendable, CaseIterable {
         case expire = 0
         case forgetReservation = 1
         case forgetKey = 2
@@ -26,8 +28,39 @@ struct DueItem: Comparable, Sendable {
 }
 
 final class DueWork: Sendable {
+    /// An item as its kind's heap keeps it.
+    private struct Waiting: Comparable {
+        var deadline: Timestamp
+        var name: String
+
+        static func < (a: Waiting, b: Waiting) -> Bool {
+            a.deadline != b.deadline ? a.deadline < b.deadline : a.name < b.name
+        }
+    }
+
     private struct State {
-        var heap = BinaryHeap<DueItem>()
+        /// One heap per kind, by `DueItem.Kind.rawValue`.
+        var heaps = [BinaryHeap<Waiting>](repeating: BinaryHeap(), count: DueItem.Kind.allCases.count)
+
+        /// The earliest deadline of any kind.
+        var earliestDeadline: Timestamp? {
+            var earliest: Timestamp?
+            for i in heaps.indices {
+                if let top = heaps[i].min, earliest.map({ top.deadline < $0 }) ?? true { earliest = top.deadline }
+            }
+            return earliest
+        }
+
+        /// The item that comes due first: the least of the heaps' tops in (deadline, kind, name) order.
+        var earliest: DueItem? {
+            var best: DueItem?
+            for kind in DueItem.Kind.allCases {
+                guard let top = heaps[kind.rawValue].min else { continue }
+                let item = DueItem(deadline: top.deadline, kind: kind, name: top.name)
+                if best.map({ item < $0 }) ?? true { best = item }
+            }
+            return best
+        }
         /// True while one task runs the due items; others wait for it rather than run them twice.
         var running = false
         var waiters: [CheckedContinuation<Void, Never>] = []
@@ -43,8 +76,10 @@ final class DueWork: Sendable {
 
     func schedule(_ item: DueItem) {
         state.withLock { s in
-            s.heap.push(item)
-            nextDeadline.store(s.heap.min!.deadline.milliseconds, ordering: .releasing)
+            s.heaps[item.kind.rawValue].push(Waiting(deadline: item.deadline, name: item.name))
+            // A push lowers the earliest deadline or leaves it: no heap need be looked at.
+            let earliest = Swift.min(nextDeadline.load(ordering: .acquiring), item.deadline.milliseconds)
+            nextDeadline.store(earliest, ordering: .releasing)
         }
     }
 
@@ -86,10 +121,10 @@ final class DueWork: Sendable {
 
     private func popDue(at now: Timestamp) -> DueItem? {
         state.withLock { s in
-            guard let top = s.heap.min, top.deadline <= now else { return nil }
-            let item = s.heap.popMin()
-            nextDeadline.store(s.heap.min?.deadline.milliseconds ?? .max, ordering: .releasing)
-            return item
+            guard let top = s.earliest, top.deadline <= now else { return nil }
+            _ = s.heaps[top.kind.rawValue].popMin()
+            nextDeadline.store(s.earliestDeadline?.milliseconds ?? .max, ordering: .releasing)
+            return top
         }
     }
 }

@@ -1,0 +1,38 @@
+// The engine's due work against a sorted list as the model: random items of every kind, with
+// deadlines that often tie, come due in (deadline, kind, name) order, only once due, each once; the
+// earliest deadline the engine reads with one load is always the model's. Seeded (STOCKPILE_SEED).
+
+import StockpileCore
+import Testing
+
+@testable import Stockpile
+
+@Suite("Due work")
+struct DueWorkTests {
+    @Test("items of every kind come due in (deadline, kind, name) order, only when due, each once")
+    func dueInOrder() async {
+        let seed = testSeed(fallback: 4242)
+        var rng = SplitMix64(seed: seed)
+        let work = DueWork()
+        var model: [DueItem] = []
+        var now: Int64 = 0
+        for round in 0..<50 {
+            for _ in 0..<Int(rng.next() % 40) {
+                let kind = DueItem.Kind.allCases[Int(rng.next() % 3)]
+                let item = DueItem(deadline: Timestamp(milliseconds: now + Int64(rng.next() % 20)), kind: kind, name: "n-\(rng.next() % 30)")
+                work.schedule(item)
+                model.append(item)
+            }
+            #expect(work.earliest == model.min()?.deadline, "seed \(seed) round \(round)")
+            now += Int64(rng.next() % 15)
+            let at = Timestamp(milliseconds: now)
+            var ran: [DueItem] = []
+            await work.run(at: at) { ran.append($0) }
+            let due = model.filter { $0.deadline <= at }.sorted()
+            model.removeAll { $0.deadline <= at }
+            #expect(ran == due, "seed \(seed) round \(round)")
+            #expect(work.isDue(at: at) == false, "seed \(seed) round \(round)")
+            #expect(work.earliest == model.min()?.deadline, "seed \(seed) round \(round)")
+        }
+    }
+}
