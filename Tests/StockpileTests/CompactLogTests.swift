@@ -12,8 +12,7 @@ import Testing
 @Suite struct CompactLogTests {
     @Test("reservations logged before and after restarts in one segment come back on their own cells")
     func namesSurviveRestarts() async throws {
-        var template = Array("/tmp/stockpile-compact-test-XXXXXX".utf8CString)
-        let dir = String(cString: try #require(mkdtemp(&template)))
+        let dir = try DurabilityTests.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let cells = ["A", "B", "C", "D"]
         var made: [(id: String, variant: String)] = []
@@ -53,8 +52,7 @@ import Testing
 
     @Test("a reservation record replays to the reservation, cells, counters, ledger and expiry its commit would")
     func reservationRecordsReplayAsTheirCommits() async throws {
-        var template = Array("/tmp/stockpile-compact-test-XXXXXX".utf8CString)
-        let dir = String(cString: try #require(mkdtemp(&template)))
+        let dir = try DurabilityTests.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let clock = ManualClock()
         // One of each kind of field a reservation record carries: a TTL (whole milliseconds, and one
@@ -112,8 +110,7 @@ import Testing
 
     @Test("an id forgotten after its retention and reserved again on another cell replays as the second reservation")
     func reusedIDReplays() async throws {
-        var template = Array("/tmp/stockpile-compact-test-XXXXXX".utf8CString)
-        let dir = String(cString: try #require(mkdtemp(&template)))
+        let dir = try DurabilityTests.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let clock = ManualClock()
         let second: Reservation
