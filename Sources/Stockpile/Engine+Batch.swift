@@ -129,8 +129,11 @@ extension Engine {
             return 0
         case 1:
             // A run of one: as `decideNow` decides it.
+            // With one line, its route is the one found above.
             let request = scratch.requests[0]
-            outcomes.append(performNewReservation(request, hashedID: HashedID(request.id, hash: scratch.hashes[0]), now: now, actor: actor).outcome)
+            let route = request.lines.count == 1 ? OneLineRoute(shard: shardOf[0], cellHash: UInt64(UInt(bitPattern: cellHashes[0]))) : nil
+            outcomes.append(
+                performNewReservation(request, hashedID: HashedID(request.id, hash: scratch.hashes[0]), oneLine: route, now: now, actor: actor).outcome)
             return 1
         default:
             break

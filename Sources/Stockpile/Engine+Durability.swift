@@ -237,12 +237,7 @@ extension Engine {
             assert(hashedID == nil || hashedID!.id == r.id, "the hashed id given is the reservation's")
             let h = hashedID ?? HashedID(r.id)
             hashed = h
-            // A reservation made again under an id that was forgotten earlier: forgetting is not
-            // logged, so the old one is dropped here, before the new one is applied.
-            if let old = directory.replace(r.id, hash: h.hash, lines), commit.entries.first?.type == .reserve {
-                let home = shards[old.trailingZeroBitCount]
-                home.withState { $0.reservations.remove(r.id, hash: h.hash) }
-            }
+            replaceDirectoryEntry(h, mask: lines, made: commit.entries.first?.type == .reserve)
         }
         if commit.warehouse != nil || commit.policy != nil {
             mask = allShards
@@ -276,14 +271,20 @@ extension Engine {
         assert(stable == fields.cell.stableHash, "the cell's hash is its own")
         let home = router.shard(forStableHash: stable)
         let mask: UInt64 = 1 << UInt64(home)
-        // A reservation made again under an id that was forgotten earlier (see the commit's replay).
-        if let old = directory.replace(fields.id, hash: hashed.hash, mask) {
-            shards[old.trailingZeroBitCount].withState { $0.reservations.remove(fields.id, hash: hashed.hash) }
-        }
+        replaceDirectoryEntry(hashed, mask: mask, made: true)
         let entry = fields.entry
         shards[home].withState { $0.replay(fields, entry: entry, cellHash: CellTable.hash(stable: stable), idHash: hashed.hash) }
         ledger.restore(entry)
-        if let deadline = fields.expiresAt { dueWork.schedule(DueItem(deadline: deadline, kind: .expire, name: fields.id)) }
+        scheduleExpiry(of: fields.id, at: fields.expiresAt)
+    }
+
+    /// Points the directory's entry for a replayed reservation at the shards of its lines (`mask`).
+    /// `made`: the record made it. Then an entry already there is one forgotten earlier (forgetting is
+    /// not logged): the old reservation is dropped from its home before the new one is applied.
+    private func replaceDirectoryEntry(_ hashed: HashedID, mask: UInt64, made: Bool) {
+        if let old = directory.replace(hashed.id, hash: hashed.hash, mask), made {
+            shards[old.trailingZeroBitCount].withState { $0.reservations.remove(hashed.id, hash: hashed.hash) }
+        }
     }
 
     func restoreKey(_ key: String, _ record: KeyRecord) {
@@ -384,10 +385,7 @@ extension ShardState {
     /// compact without its line array as a replayed one is (`idHash`: its id's hash).
     func replay(_ fields: CompactReservation, entry: LedgerEntry, cellHash: UInt64, idHash: Int) {
         assert(router.shard(for: fields.cell) == index, "a reservation record replayed in a shard that does not own its cell")
-        let backorder = catalog.policy(of: fields.cell.variant).backorder
-        let p = cells.position(of: fields.cell, hash: cellHash, default: CellSlot(state: .empty))
-        cells[position: p].record(entry, backorderAllowed: backorder)
-        counters.count(entry)
+        let p = apply(entry, of: fields.cell, hash: cellHash, backorderAllowed: catalog.policy(of: fields.cell.variant).backorder)
         let line = ReservationLine(
             variant: fields.cell.variant, warehouse: fields.cell.warehouse, quantity: fields.quantity, backordered: fields.backordered,
             tracked: fields.tracked)
@@ -406,9 +404,9 @@ extension ShardState {
 
 extension RecoveredRecord {
     /// The id of the reservation the record's commit carries, and its cell when it has one line; nil
-    /// when it carries none: what a replay looks the reservation up by, asked for ahead.
+    /// when it carries none: what a replay looks the reservation up by, asked for ahead. (A
+    /// `reservation` record carries its hashes instead: `reservationHashes`.)
     var reservationLookup: (id: String, cell: CellKey?)? {
-        if let fields = reservation { return (fields.id, fields.cell) }
         guard case .commit(let commit) = body, let r = commit.reservation else { return nil }
         return (r.id, r.lines.count == 1 ? r.lines[0].cell : nil)
     }

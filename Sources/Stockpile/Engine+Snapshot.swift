@@ -218,7 +218,7 @@ extension Engine {
         }
         for r in s.reservations {
             directory.restore(r.id, router.mask(of: r.lines.lazy.map(\.cell)))
-            if r.isOpen, let deadline = r.expiresAt { dueWork.schedule(DueItem(deadline: deadline, kind: .expire, name: r.id)) }
+            if r.isOpen { scheduleExpiry(of: r.id, at: r.expiresAt) }
             if let closed = r.closedAt {
                 dueWork.schedule(DueItem(deadline: closed.advanced(by: configuration.retention), kind: .forgetReservation, name: r.id))
             }

@@ -377,6 +377,11 @@ public final class Engine: Sendable {
         let shard: Int
         let cellHash: UInt64
 
+        init(shard: Int, cellHash: UInt64) {
+            self.shard = shard
+            self.cellHash = cellHash
+        }
+
         init(_ cell: CellKey, _ router: ShardRouter) {
             let stable = cell.stableHash
             shard = router.shard(forStableHash: stable)
@@ -423,18 +428,19 @@ public final class Engine: Sendable {
     /// Settles the claim on a new reservation's id: its shards when it was made, free when not.
     /// `mask`: the shards of its lines, when the caller knows them.
     func settleNewReservation(_ hashedID: HashedID, _ performed: Performed, mask: UInt64? = nil) -> Performed {
+        let made: Reservation
         switch performed {
-        case .commit(let commit):
-            let r = commit.reservation!
-            directory.commit(r.id, hash: hashedID.hash, mask ?? router.mask(of: r.lines.lazy.map(\.cell)))
-            scheduleFollowUps(of: commit)
-        case .reserved(let r):
-            directory.commit(r.id, hash: hashedID.hash, mask ?? router.mask(of: r.lines.lazy.map(\.cell)))
-            // A new reservation's one follow-up: its expiry (it is not closed).
-            if let deadline = r.expiresAt { dueWork.schedule(DueItem(deadline: deadline, kind: .expire, name: r.id)) }
+        case .commit(let commit): made = commit.reservation!
+        case .reserved(let r): made = r
         case .unchanged, .refused:
             directory.abandon(hashedID.id, hash: hashedID.hash)
+            return performed
         }
+        directory.commit(made.id, hash: hashedID.hash, mask ?? router.mask(of: made.lines.lazy.map(\.cell)))
+        // A new reservation's one follow-up is its hold's expiry: it is not closed (every line holds
+        // at least one unit), so nothing is to be forgotten yet.
+        assert(made.closedAt == nil, "a new reservation is open")
+        scheduleExpiry(of: made.id, at: made.expiresAt)
         return performed
     }
 
@@ -475,9 +481,7 @@ public final class Engine: Sendable {
     /// gets forgotten after the retention window.
     func scheduleFollowUps(of commit: Commit) {
         guard let r = commit.reservation else { return }
-        if let deadline = r.expiresAt, commit.entries.contains(where: { $0.type == .reserve || $0.type == .extend }) {
-            dueWork.schedule(DueItem(deadline: deadline, kind: .expire, name: r.id))
-        }
+        if commit.entries.contains(where: { $0.type == .reserve || $0.type == .extend }) { scheduleExpiry(of: r.id, at: r.expiresAt) }
         if let closed = r.closedAt, closed == commit.time {
             dueWork.schedule(DueItem(deadline: closed.advanced(by: configuration.retention), kind: .forgetReservation, name: r.id))
         }
@@ -485,6 +489,11 @@ public final class Engine: Sendable {
 
 
     // MARK: Due work
+
+    /// Schedules the expiry of reservation `id`'s hold at `deadline` (none without one).
+    func scheduleExpiry(of id: String, at deadline: Timestamp?) {
+        if let deadline { dueWork.schedule(DueItem(deadline: deadline, kind: .expire, name: id)) }
+    }
 
     /// Runs whatever is due now, so that what follows sees every expiry whose deadline has come.
     /// Returns the time it judged by. Costs one atomic load when nothing is due.

@@ -197,11 +197,10 @@ actor Shard {
         // The reservation as it will be made if it is, built before the lock so that neither its line
         // array (its one allocation) nor its fingerprint is made while the shard is held; the hold
         // completes its line under the lock. A refusal drops it.
-        let strategy = request.strategy ?? settings.defaultStrategy
+        let line = request.lines[0]
         var draft: Reservation? = Reservation(
-            id: request.id, lines: [ReservationLine(variant: request.lines[0].variant, warehouse: request.lines[0].warehouse, quantity: request.lines[0].quantity)],
-            expiresAt: request.ttl.map { now.advanced(by: $0) }, customer: request.customer, createdAt: now,
-            fingerprint: ReserveFingerprint(request, strategy: strategy))
+            new: request, lines: [ReservationLine(variant: line.variant, warehouse: line.warehouse, quantity: line.quantity)],
+            fingerprint: ReserveFingerprint(request, strategy: request.strategy ?? settings.defaultStrategy), at: now)
         return withState { state in
             state.hashedID = hashedID
             defer { state.hashedID = nil }
@@ -239,9 +238,7 @@ actor Shard {
             made.lines[0] = held
             reservation = made
         } else {
-            reservation = Reservation(
-                id: request.id, lines: [held], expiresAt: request.ttl.map { now.advanced(by: $0) }, customer: request.customer,
-                createdAt: now, fingerprint: ReserveFingerprint(request, strategy: strategy))
+            reservation = Reservation(new: request, lines: [held], fingerprint: ReserveFingerprint(request, strategy: strategy), at: now)
         }
         assert(reservation.fingerprintLinesAreOwnLines && reservation.strategy == strategy, "the draft is the reservation the request makes")
         // The log's record is built before the ledger's lock (which every shard's commits take),
@@ -260,9 +257,7 @@ actor Shard {
             return .refused(.writesStopped(error))
         }
         // Applied as `ShardState.apply` applies the commit it stands for.
-        let p = known ?? state.cells.position(of: cell, hash: cellHash, default: CellSlot(state: .empty))
-        state.cells[position: p].record(entry, backorderAllowed: policy.backorder)
-        state.counters.count(entry)
+        let p = state.apply(entry, of: cell, hash: cellHash, at: known, backorderAllowed: policy.backorder)
         state.store(reservation, cellPosition: p)
         return .reserved(reservation)
     }

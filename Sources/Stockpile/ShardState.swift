@@ -121,6 +121,19 @@ final class ShardState: StockView {
         apply(commit, ownsAll: ownsAll, keepingLines: false)
     }
 
+    /// Applies ledger entry `e` to its cell `cell` (whose `CellTable.hash` is `hash`; at `position` when
+    /// the caller found it already), added when the shard has no figures for it yet, and to the
+    /// counters; returns the cell's position. `backorderAllowed`: whether the entry is a reservation of
+    /// a variant that may go below zero. Every change of a cell goes through here.
+    @discardableResult
+    func apply(_ e: LedgerEntry, of cell: CellKey, hash: UInt64, at position: Int? = nil, backorderAllowed: Bool) -> Int {
+        assert(hash == CellTable.hash(cell) && cell == e.cell, "the entry's cell, and its hash")
+        let p = position ?? cells.position(of: cell, hash: hash, default: CellSlot(state: .empty))
+        cells[position: p].record(e, backorderAllowed: backorderAllowed)
+        counters.count(e)
+        return p
+    }
+
     /// `cellHashes`: each entry's `CellTable.hash` (`cellHashes[i]` is entry i's), when the caller has
     /// them (a bulk import, which hashed each cell for its own lookup), so no name is hashed again.
     /// `keepingLines`: whether an open compact reservation keeps its line array (`ReservationTable`).
@@ -139,11 +152,8 @@ final class ShardState: StockView {
             // With the hashes given (a bulk import), the slot of the entry a few ahead is asked for now.
             if let cellHashes, i + 16 < cellHashes.count { cells.prefetch(hash: cellHashes[i + 16]) }
             let backorder = e.type == .reserve && catalog.policy(of: e.variant).backorder
-            let hash = cellHashes?[i] ?? CellTable.hash(e.cell)
-            assert(hash == CellTable.hash(e.cell), "entry \(i)'s hash is its cell's")
-            let p = cells.position(of: e.cell, hash: hash, default: CellSlot(state: .empty))
-            cells[position: p].record(e, backorderAllowed: backorder)
-            counters.count(e)
+            let cell = e.cell
+            let p = apply(e, of: cell, hash: cellHashes?[i] ?? CellTable.hash(cell), backorderAllowed: backorder)
             lastCell = (i, p)
         }
         if let r = commit.reservation, ownsAll || router.home(of: r) == index {

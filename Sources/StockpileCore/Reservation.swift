@@ -137,6 +137,14 @@ public struct Reservation: Hashable, Sendable {
         self.strategy = strategy
     }
 
+    /// The new reservation `request` makes at `now` with `lines`: active, expiring after its TTL, for
+    /// its customer (the rules' one way to make one).
+    @inlinable public init(new request: ReserveRequest, lines: [ReservationLine], fingerprint: ReserveFingerprint, at now: Timestamp) {
+        self.init(
+            id: request.id, lines: lines, expiresAt: request.ttl.map { now.advanced(by: $0) }, customer: request.customer, createdAt: now,
+            fingerprint: fingerprint)
+    }
+
     /// The request that created it, for telling a replay from a conflicting reuse of the id. Built on
     /// each read; `isRequested(by:)` compares without building it.
     public var fingerprint: ReserveFingerprint {

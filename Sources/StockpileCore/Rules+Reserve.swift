@@ -77,9 +77,7 @@ extension Rules {
             lines.append(line)
             entries.append(entry)
         }
-        let reservation = Reservation(
-            id: request.id, lines: lines, expiresAt: request.ttl.map { now.advanced(by: $0) }, customer: request.customer,
-            createdAt: now, fingerprint: fingerprint)
+        let reservation = Reservation(new: request, lines: lines, fingerprint: fingerprint, at: now)
         return .commit(Commit(time: now, entries: entries, reservation: reservation, replyShape: .reservation))
     }
 
@@ -95,9 +93,7 @@ extension Rules {
         case .refused(let refusal):
             return .refused(refusal)
         case .held(let held, let entry, _):
-            let reservation = Reservation(
-                id: request.id, lines: [held], expiresAt: request.ttl.map { now.advanced(by: $0) }, customer: request.customer,
-                createdAt: now, fingerprint: fingerprint)
+            let reservation = Reservation(new: request, lines: [held], fingerprint: fingerprint, at: now)
             return .commit(Commit(time: now, entries: [entry], reservation: reservation, replyShape: .reservation))
         }
     }

@@ -163,6 +163,7 @@ public enum RecordCodec {
     public static func decodeBody(
         of record: WALRecord, in bytes: UnsafeRawBufferPointer, baseOffset: Int = 0, names: inout SegmentNames
     ) throws(WALDecodingError) -> WALRecord.Body {
+        if record.type == .reservation { return .commit(try decodeReservation(record, in: bytes, baseOffset: baseOffset, names: &names).commit) }
         precondition(record.endOffset <= bytes.count, "a record outside the buffer it was decoded from")
         let payload = UnsafeRawBufferPointer(rebasing: bytes[record.payloadRange])
         var reader = ByteReader(payload, baseOffset: baseOffset + record.payloadOffset)
@@ -170,10 +171,21 @@ public enum RecordCodec {
         switch record.type {
         case .commit: body = .commit(try CommitCodec.decode(from: &reader))
         case .keyUse: body = .keyUse(try CommitCodec.decodeKeyUse(from: &reader))
-        case .reservation: body = .commit(try CompactReservation.decode(from: &reader, names: &names).commit)
+        case .reservation: preconditionFailure("decoded above")
         }
         try reader.expectEnd()
         return body
+    }
+
+    /// The fields of a `reservation` record (its whole payload), learning the names it gives.
+    private static func decodeReservation(
+        _ record: WALRecord, in bytes: UnsafeRawBufferPointer, baseOffset: Int = 0, names: inout SegmentNames
+    ) throws(WALDecodingError) -> CompactReservation {
+        precondition(record.type == .reservation && record.endOffset <= bytes.count, "a reservation record inside the buffer")
+        var reader = ByteReader(UnsafeRawBufferPointer(rebasing: bytes[record.payloadRange]), baseOffset: baseOffset + record.payloadOffset)
+        let fields = try CompactReservation.decode(from: &reader, names: &names)
+        try reader.expectEnd()
+        return fields
     }
 
     /// `decodeBody` for recovery: a `reservation` record is kept as its fields, without building the
@@ -184,11 +196,7 @@ public enum RecordCodec {
         guard record.type == .reservation else {
             return RecoveredRecord(lsn: record.lsn, body: try decodeBody(of: record, in: bytes, names: &names), type: record.type)
         }
-        precondition(record.endOffset <= bytes.count, "a record outside the buffer it was decoded from")
-        var reader = ByteReader(UnsafeRawBufferPointer(rebasing: bytes[record.payloadRange]), baseOffset: record.payloadOffset)
-        let fields = try CompactReservation.decode(from: &reader, names: &names)
-        try reader.expectEnd()
-        return RecoveredRecord(lsn: record.lsn, reservation: fields)
+        return RecoveredRecord(lsn: record.lsn, reservation: try decodeReservation(record, in: bytes, names: &names))
     }
 
     /// Decodes the payload of `record`, found in `bytes` by `decodeRecord`, with its segment's `names`.
@@ -211,9 +219,6 @@ public enum RecordCodec {
     /// records a snapshot already holds still needs the names the later ones use.
     public static func learnNames(of record: WALRecord, in bytes: UnsafeRawBufferPointer, names: inout SegmentNames) throws(WALDecodingError) {
         guard record.type == .reservation else { return }
-        let payload = UnsafeRawBufferPointer(rebasing: bytes[record.payloadRange])
-        var reader = ByteReader(payload, baseOffset: record.payloadOffset)
-        _ = try CompactReservation.decode(from: &reader, names: &names)
-        try reader.expectEnd()
+        _ = try decodeReservation(record, in: bytes, names: &names)
     }
 }
