@@ -61,7 +61,8 @@ extension Engine {
         } catch {
             throw .io(error)
         }
-        let log = GroupCommitter(writer: writer, policy: durability)
+        // A lane per shard, and one for KEY records (`Ledger.attach`).
+        let log = GroupCommitter(writer: writer, policy: durability, laneCount: engine.shards.count + 1)
         // SPEC §6: a line for the operator the moment writes stop, with what to do next.
         log.observeFailure { error in
             FileHandle.standardError.write(Data(("stockpile: " + Refusal.writesStopped(error).message + "\n").utf8))

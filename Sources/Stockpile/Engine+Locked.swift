@@ -62,7 +62,7 @@ extension Engine {
     /// Logs and numbers the commit's entries and applies each held shard's part. When the log refuses
     /// it, nothing is applied.
     private func commitHeld(_ commit: inout Commit, mask: UInt64, view: GatheredView) throws(WALIOError) {
-        try ledger.append(&commit) { LowStockAlert.alerts(for: $0, in: view) }
+        try ledger.append(&commit, lane: mask.trailingZeroBitCount) { LowStockAlert.alerts(for: $0, in: view) }
         if let w = commit.warehouse { catalog.withLock { $0.apply(w) } }
         if let p = commit.policy { catalog.withLock { $0.apply(p) } }
         let committed = commit

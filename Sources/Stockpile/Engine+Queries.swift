@@ -141,11 +141,23 @@ extension Engine {
     public func events(from: UInt64, limit: Int = Limits.listCountDefault) async -> [LedgerEntry] {
         await readDurably(fallback: { await $0.events(from: from, limit: limit) }) {
             _ = await settleDueWork()
-            let oldest = ledger.oldestSeq
-            guard from < oldest, let directory = dataDirectory else { return ledger.entries(from: from, limit: limit) }
-            var out = Self.loggedEntries(directory: directory, fileSystem: fileSystem, from: from, before: oldest, limit: limit)
-            if out.count < limit { out += ledger.entries(from: oldest, limit: limit - out.count) }
-            return out
+            while true {
+                guard from < ledger.oldestSeq, let directory = dataDirectory, let log = ledger.log else {
+                    return ledger.entries(from: from, limit: limit)
+                }
+                // The log's files hold every entry numbered before `position`'s once its LSN is written:
+                // wait for that first, or the files may end short of what memory no longer keeps.
+                let position = ledger.position
+                do { try await log.waitUntilAcknowledged(position.lastLSN) } catch { return ledger.entries(from: from, limit: limit) }
+                let oldest = min(ledger.oldestSeq, position.nextSeq)
+                var out = Self.loggedEntries(directory: directory, fileSystem: fileSystem, from: from, before: oldest, limit: limit)
+                guard out.count < limit else { return out }
+                let recent = ledger.entries(from: oldest, limit: limit - out.count)
+                // Memory moved on past `oldest` while the files were read: read again, further on.
+                if let first = recent.first, first.seq != oldest { continue }
+                out += recent
+                return out
+            }
         }
     }
 
@@ -175,7 +187,8 @@ extension Engine {
     /// `.ended(.fellBehind(backlogLimit:resumeSeq:))` as the last event: memory stays bounded, and it
     /// catches up with `events(from: resumeSeq)` (subscribing again first, and skipping what it has).
     public func subscribe(backlogLimit: Int = Limits.subscriberBacklogEventCountDefault) -> AsyncStream<EngineEvent> {
-        ledger.subscribe(backlogLimit: backlogLimit)
+        // Every shard held: no append is under way while the subscriber is added (`Ledger.subscribe`).
+        holdingShards(allShards) { ledger.subscribe(backlogLimit: backlogLimit) }
     }
 
     /// Every warehouse, by code. After a log failure, as the durable view has them.

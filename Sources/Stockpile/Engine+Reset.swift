@@ -17,7 +17,7 @@ extension Engine {
         let failure: WALIOError? = holdingShards(allShards) {
             // The commit names warehouse MAIN, so it goes to every shard and the catalogs start over alike.
             var commit = Commit(time: now, entries: [LedgerEntry(time: now, type: .reset, actor: actor)], warehouse: .main, replyShape: .warehouse)
-            do throws(WALIOError) { try ledger.append(&commit) } catch { return error }
+            do throws(WALIOError) { try ledger.append(&commit, lane: 0) } catch { return error }
             for shard in shards { shard.withHeldState { $0.apply(commit, ownsAll: true) } }
             clearTablesForReset()
             catalog.withLock { $0.apply(.main) }

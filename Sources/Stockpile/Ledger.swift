@@ -1,52 +1,98 @@
-// The ledger hands out sequence numbers and keeps the recent entries. Appending a commit numbers its
-// entries consecutively under one lock, so sequence numbers are gapless over all shards and the
-// entries of one operation are adjacent. A shard appends while it still holds the cells it changed,
-// so for every cell the ledger order is the order in which its changes were made. Subscribers hear of
-// an entry only once its record is as safe as the durability policy promises (SPEC §4: nothing is
-// revealed before it is durable), in sequence order, and each subscriber's unread backlog is bounded.
+// The ledger hands out sequence numbers and keeps the recent entries. Sequence numbers are gapless
+// over all shards and the entries of one operation are consecutive: a commit takes its numbers, and
+// its log record's LSN, in one atomic step on one word pair (next seq, last LSN), while its shard still
+// holds the cells it changed — so for every cell the ledger order is the order in which its changes
+// were made, and LSN order is sequence order. No lock common to all shards is taken for it: the
+// recent entries are a ring whose every slot has its own word, and the log takes records in lanes
+// (one per shard) and writes them in LSN order (`GroupCommitter`). Subscribers are the exception:
+// while anyone subscribes, appends take the ledger's lock, so that events are told in one order.
+// Subscribers hear of an entry only once its record is as safe as the durability policy promises
+// (SPEC §4: nothing is revealed before it is durable), in sequence order, and each subscriber's
+// unread backlog is bounded.
 
 import StockpileCore
 import StockpileWAL
 import Synchronization
 
+/// The recent ledger entries: entry `seq` at slot `(seq - 1) % capacity`, written by whichever shard
+/// numbered it, without a lock common to all. Each slot has a word of its own: the seq of the entry it
+/// holds (0: none yet), or `busy` while one thread writes or reads the slot (an entry holds strings,
+/// so it is never read while it is being replaced).
+final class EntryRing: @unchecked Sendable {
+    let capacity: Int
+    private let words: UnsafeMutablePointer<Atomic<UInt64>>
+    /// Initialised at a slot once its word is not 0.
+    private let entries: UnsafeMutablePointer<LedgerEntry>
+    private static let busy = UInt64.max
 
+    init(capacity: Int) {
+        precondition(capacity >= 1)
+        self.capacity = capacity
+        words = .allocate(capacity: capacity)
+        for i in 0..<capacity { (words + i).initialize(to: Atomic(0)) }
+        entries = .allocate(capacity: capacity)
+    }
+
+    deinit {
+        for i in 0..<capacity where words[i].load(ordering: .relaxed) != 0 { (entries + i).deinitialize(count: 1) }
+        entries.deallocate()
+        words.deinitialize(count: capacity)
+        words.deallocate()
+    }
+
+    /// What a slot held when it was looked at for an entry.
+    enum Found {
+        case entry(LedgerEntry)
+        /// The slot holds an older entry, or none: the one asked for is not kept yet.
+        case notYet
+        /// The slot holds a newer entry: the one asked for is gone.
+        case overwritten
+    }
+
+    @inline(__always)
+    private func slot(_ seq: UInt64) -> Int { Int((seq - 1) % UInt64(capacity)) }
+
+    /// Takes slot `i` for this thread; returns the seq it held.
+    @inline(__always)
+    private func acquire(_ i: Int) -> UInt64 {
+        var held = words[i].load(ordering: .relaxed)
+        while true {
+            if held != Self.busy {
+                let (done, now) = words[i].weakCompareExchange(expected: held, desired: Self.busy, ordering: .acquiring)
+                if done { return held }
+                held = now
+            } else {
+                // Another thread holds the slot for the time of one copy.
+                held = words[i].load(ordering: .relaxed)
+            }
+        }
+    }
+
+    /// Keeps `e` in its slot, replacing whatever the slot held.
+    func keep(_ e: LedgerEntry) {
+        let i = slot(e.seq)
+        if acquire(i) == 0 { (entries + i).initialize(to: e) } else { entries[i] = e }
+        words[i].store(e.seq, ordering: .releasing)
+    }
+
+    /// The entry numbered `seq`, if its slot holds it.
+    func entry(_ seq: UInt64) -> Found {
+        let i = slot(seq)
+        let held = acquire(i)
+        defer { words[i].store(held, ordering: .releasing) }
+        if held == seq { return .entry(entries[i]) }
+        return held > seq ? .overwritten : .notYet
+    }
+}
 
 final class Ledger: Sendable {
     private struct State {
-        var nextSeq: UInt64 = 1
-        /// Recent entries: `ring[(seq - 1) % capacity]` for seq in `oldestSeq..<nextSeq`.
-        var ring: [LedgerEntry] = []
-        var oldestSeq: UInt64 = 1
         var subscribers: [Int: Subscriber] = [:]
         var nextSubscriberID = 0
         /// Events whose records the log has not acknowledged yet, in LSN order, from `undeliveredHead`
         /// on. Kept only while a log is attached and someone subscribes.
         var undelivered: [(lsn: UInt64, event: EngineEvent)] = []
         var undeliveredHead = 0
-        /// The LSN of the last record handed to the log (0 before any, and without a log).
-        var lastLSN: UInt64 = 0
-
-        /// Keeps `e`, read back from the log, which must be the entry numbered `nextSeq`.
-        mutating func restore(_ e: LedgerEntry, capacity: Int) {
-            precondition(e.seq == nextSeq, "replayed entry \(e.seq) where \(nextSeq) was due")
-            keep(e, capacity: capacity)
-        }
-
-        /// Keeps `e` (which must be the entry numbered `nextSeq`) at its slot `(seq - 1) % capacity`.
-        mutating func keep(_ e: LedgerEntry, capacity: Int) {
-            let slot = Int((nextSeq - 1) % UInt64(capacity))
-            if ring.count == capacity {
-                ring[slot] = e
-            } else if ring.count == slot {
-                ring.append(e)
-            } else {
-                // Restored from a snapshot mid-sequence: fill the ring so that every seq has its slot.
-                ring += repeatElement(e, count: capacity - ring.count)
-                ring[slot] = e
-            }
-            nextSeq += 1
-            if nextSeq > UInt64(capacity) { oldestSeq = max(oldestSeq, nextSeq - UInt64(capacity)) }
-        }
 
         /// Hands `event` to every subscriber it is owed to. A subscriber whose unread backlog passes
         /// its limit gets `.ended` after it and is dropped; its continuation is returned, to be
@@ -75,30 +121,42 @@ final class Ledger: Sendable {
     }
 
     private let state = Mutex(State())
+    /// `first`: the seq the next entry gets; `second`: the LSN of the last record handed to the log
+    /// (0 before any, and without a log). Taken together (`take`), so that LSN order is seq order.
+    private let numbers = Atomic<WordPair>(WordPair(first: 1, second: 0))
+    /// The first seq memory ever kept: 1, or where the snapshot the engine started from left off.
+    private let firstKept = Atomic<UInt64>(1)
+    private let ring: EntryRing
+    /// How many subscribe, changed under the lock while every shard is held (`subscribe`): read
+    /// without the lock by every append, which takes the lock only when someone subscribes.
+    private let subscriberCount = Atomic<Int>(0)
+    /// Serialises KEY records, which no shard numbers, in their lane.
+    private let keyLane = Mutex(())
     /// True while events may wait for the log's acknowledgement: set (under the lock) before a record
     /// with events is handed to the log, cleared when none wait. The log's thread looks at it first,
-    /// so without subscribers an acknowledgement takes no lock that every commit needs.
+    /// so without subscribers an acknowledgement takes no lock.
     private let hasUndelivered = Atomic<Bool>(false)
-    let capacity: Int
-    /// The write-ahead log, when the engine is durable. Records are handed to it under the ledger's
-    /// lock, so LSN order is sequence order is commit order. Attached once by `Engine.open`, after
-    /// the replay and before the engine is returned or its timer started, so no other thread reads
-    /// it before that write; never changed after.
+    var capacity: Int { ring.capacity }
+    /// The write-ahead log, when the engine is durable. Attached once by `Engine.open`, after the
+    /// replay and before the engine is returned or its timer started, so no other thread reads it
+    /// before that write; never changed after.
     nonisolated(unsafe) private(set) var log: GroupCommitter?
 
     init(capacity: Int) {
-        self.capacity = capacity
-        state.withLock { $0.ring.reserveCapacity(capacity) }
+        ring = EntryRing(capacity: capacity)
     }
 
-    /// Attaches the log of a durable engine (see `log`). From now on subscribers hear of an entry
-    /// when the log acknowledges its record.
+    /// Attaches the log of a durable engine (see `log`): one lane per shard (`append`'s `lane`) and
+    /// one for KEY records. From now on subscribers hear of an entry when the log acknowledges its
+    /// record.
     func attach(_ log: GroupCommitter) {
         precondition(self.log == nil, "a ledger's log is attached once")
         self.log = log
         // Everything replayed is in the log up to here: a snapshot taken before the next change must
         // say so, or a later start-up would replay the whole log again on top of it.
-        state.withLock { $0.lastLSN = max($0.lastLSN, log.baseLSN) }
+        let n = numbers.load(ordering: .relaxed)
+        precondition(n.second <= log.baseLSN, "the log ends before what was replayed")
+        numbers.store(WordPair(first: n.first, second: UInt(log.baseLSN)), ordering: .releasing)
         log.observeAcknowledgements { [weak self] lsn in self?.deliver(through: lsn) }
     }
 
@@ -121,6 +179,7 @@ final class Ledger: Sendable {
                 s.undelivered.removeFirst(s.undeliveredHead)
                 s.undeliveredHead = 0
             }
+            subscriberCount.store(s.subscribers.count, ordering: .releasing)
             return ended
         }
         for c in ended { c.finish() }
@@ -128,65 +187,98 @@ final class Ledger: Sendable {
 
     /// The LSN of the last record handed to the log: a reply that reveals anything committed so far
     /// waits until it is acknowledged.
-    var lastLSN: UInt64 { state.withLock { $0.lastLSN } }
+    var lastLSN: UInt64 { UInt64(numbers.load(ordering: .acquiring).second) }
+
+    /// Takes `count` sequence numbers and, with `record`, the next LSN, in one step: returns the
+    /// first seq and the LSN (the last one handed out, without `record`).
+    @inline(__always)
+    private func take(_ count: Int, record: Bool) -> (seq: UInt64, lsn: UInt64) {
+        var n = numbers.load(ordering: .relaxed)
+        while true {
+            let next = WordPair(first: n.first &+ UInt(count), second: record ? n.second &+ 1 : n.second)
+            let (done, now) = numbers.weakCompareExchange(expected: n, desired: next, ordering: .acquiringAndReleasing)
+            if done { return (UInt64(n.first), UInt64(next.second)) }
+            n = now
+        }
+    }
 
     /// Numbers the commit's entries, hands it to the log, keeps the entries and tells subscribers, with
     /// the low-stock alerts the commit causes (computed by the caller's `alerts`, who knows the
-    /// policies, and only when someone subscribes: under this lock, so a subscriber that came first
+    /// policies, and only when someone subscribes: under the lock, so a subscriber that came first
     /// hears them): at once without a log, and when the log acknowledges the record with one.
-    /// - Throws: the log's failure; then nothing is kept or told, and the caller must drop the commit
-    ///   (its entries carry the numbers they would have had) and not apply it.
-    func append(_ commit: inout Commit, alerts: (Commit) -> [LowStockAlert] = { _ in [] }) throws(WALIOError) {
+    /// Call it holding every shard the commit changes; `lane` is the log's lane of one of them (its
+    /// index).
+    /// - Throws: the log's failure; then nothing is numbered, kept or told, and the caller must drop
+    ///   the commit and not apply it.
+    func append(_ commit: inout Commit, lane: Int, alerts: (Commit) -> [LowStockAlert] = { _ in [] }) throws(WALIOError) {
+        try log?.checkWritable()
+        if subscriberCount.load(ordering: .acquiring) == 0 {
+            number(&commit, lane: lane)
+            return
+        }
         var ended: [AsyncStream<EngineEvent>.Continuation] = []
-        try state.withLock { s throws(WALIOError) in ended = try append(&commit, alerts: alerts, in: &s) }
+        state.withLock { s in ended = appendTelling(&commit, lane: lane, alerts: alerts, in: &s) }
         for c in ended { c.finish() }
     }
 
     /// `append` for a new reservation of one line, from its ledger entry and the fields of its log
-    /// record, without its commit: numbers `entry` and `record` (built by the caller before the lock,
-    /// when the engine has a log; nil when the log's record cannot carry it), hands the log the
-    /// record, and keeps the entry. With subscribers, or without a record for the log, it builds the
-    /// commit (`commit`, given the numbered entry) and appends it as `append` does, so that
-    /// subscribers hear of it, and the log records it, exactly as any other commit.
+    /// record, without its commit: numbers `entry` and `record` (built by the caller, when the engine
+    /// has a log; nil when the log's record cannot carry it), hands the log the record, and keeps the
+    /// entry. With subscribers, or without a record for the log, it builds the commit (`commit`,
+    /// given the numbered entry) and appends it as `append` does, so that subscribers hear of it, and
+    /// the log records it, exactly as any other commit.
     func append(
-        reservation entry: inout LedgerEntry, record: consuming CompactReservation?, commit: (LedgerEntry) -> Commit,
+        reservation entry: inout LedgerEntry, record: consuming CompactReservation?, lane: Int, commit: (LedgerEntry) -> Commit,
         alerts: (Commit) -> [LowStockAlert]
     ) throws(WALIOError) {
-        let capacity = self.capacity
-        var ended: [AsyncStream<EngineEvent>.Continuation] = []
-        try state.withLock { s throws(WALIOError) in
-            entry.seq = s.nextSeq
-            if !s.subscribers.isEmpty || (log != nil && record == nil) {
-                var built = commit(entry)
-                ended = try append(&built, alerts: alerts, in: &s)
-                return
-            }
+        try log?.checkWritable()
+        if subscriberCount.load(ordering: .acquiring) == 0, log == nil || record != nil {
+            let (seq, lsn) = take(1, record: log != nil)
+            entry.seq = seq
+            ring.keep(entry)
             if let log, var fields = record.take() {
-                fields.seq = entry.seq
+                fields.seq = seq
                 assert(fields == CompactReservation(commit(entry)), "a reservation record that is not its commit's")
-                s.lastLSN = try log.submit(reservation: fields)
+                log.submit(.reservation(fields), lsn: lsn, lane: lane)
             }
-            s.keep(entry, capacity: capacity)
+            return
         }
+        var built = commit(entry)
+        var ended: [AsyncStream<EngineEvent>.Continuation] = []
+        if subscriberCount.load(ordering: .acquiring) == 0 {
+            number(&built, lane: lane)
+        } else {
+            state.withLock { s in ended = appendTelling(&built, lane: lane, alerts: alerts, in: &s) }
+        }
+        entry.seq = built.entries[0].seq
         for c in ended { c.finish() }
     }
 
     /// Whether records go to a log (set once, before any append).
     var isLogged: Bool { log != nil }
 
-    /// The body of `append`, holding the lock: returns the continuations of subscribers dropped, to be
-    /// finished once the lock is let go.
-    private func append(
-        _ commit: inout Commit, alerts: (Commit) -> [LowStockAlert], in s: inout State
-    ) throws(WALIOError) -> [AsyncStream<EngineEvent>.Continuation] {
-        let capacity = self.capacity
-        // Numbered in place (a copy would copy the entries): when the log refuses the commit, the
-        // caller drops it, numbers and all.
-        for i in commit.entries.indices { commit.entries[i].seq = s.nextSeq + UInt64(i) }
+    /// Numbers the commit's entries in place (a copy would copy the entries), keeps them, and hands
+    /// the commit to the log. Returns the record's LSN (0 without a log).
+    @discardableResult
+    private func number(_ commit: inout Commit, lane: Int) -> UInt64 {
+        let (first, lsn) = take(commit.entries.count, record: log != nil)
+        for i in commit.entries.indices {
+            commit.entries[i].seq = first + UInt64(i)
+            ring.keep(commit.entries[i])
+        }
+        log?.submit(.body(.commit(commit)), lsn: lsn, lane: lane)
+        return lsn
+    }
+
+    /// `append` while someone subscribes, holding the lock: numbers the commit as `number` does and
+    /// tells its events. Returns the continuations of subscribers dropped, to be finished once the
+    /// lock is let go.
+    private func appendTelling(
+        _ commit: inout Commit, lane: Int, alerts: (Commit) -> [LowStockAlert], in s: inout State
+    ) -> [AsyncStream<EngineEvent>.Continuation] {
         // Before the record is handed over, so that its acknowledgement cannot pass the flag by.
         if log != nil && !s.subscribers.isEmpty { hasUndelivered.store(true, ordering: .releasing) }
-        if let log { s.lastLSN = try log.submit(.commit(commit)) }
-        for e in commit.entries { s.keep(e, capacity: capacity) }
+        let lsn = number(&commit, lane: lane)
         guard !s.subscribers.isEmpty else { return [] }
         let alerts = alerts(commit)
         var events: [EngineEvent] = []
@@ -198,140 +290,158 @@ final class Ledger: Sendable {
             }
         }
         if log != nil {
-            let lsn = s.lastLSN
             s.undelivered += events.lazy.map { (lsn, $0) }
             return []
         }
-        return events.flatMap { s.send($0) }
+        let ended = events.flatMap { s.send($0) }
+        // A subscriber that fell behind is dropped: appends need not take the lock for it any more.
+        subscriberCount.store(s.subscribers.count, ordering: .releasing)
+        return ended
     }
 
     /// Hands a KEY used by a success that changed nothing to the log (nothing to number or keep).
     func appendKeyUse(_ use: KeyUse) throws(WALIOError) {
         guard let log else { return }
-        try state.withLock { s throws(WALIOError) in s.lastLSN = try log.submit(.keyUse(use)) }
+        try log.checkWritable()
+        // The last lane is the KEY records'; numbered and handed over under one lock, so that the
+        // lane is in LSN order.
+        keyLane.withLock { _ in
+            let (_, lsn) = take(0, record: true)
+            log.submit(.body(.keyUse(use)), lsn: lsn, lane: log.laneCount - 1)
+        }
     }
 
     /// Takes back entries read from the log at start-up, with the sequence numbers they were given.
     func restore(_ entries: [LedgerEntry]) {
-        let capacity = self.capacity
-        state.withLock { s in
-            for e in entries { s.restore(e, capacity: capacity) }
-        }
+        for e in entries { restore(e) }
     }
 
     /// `restore` of one entry (a `reservation` record's), without an array for it. (Through a generic
     /// sequence, `CollectionOfOne`, replay was 3–4 % slower: the entry was copied once more.)
     func restore(_ e: LedgerEntry) {
-        let capacity = self.capacity
-        state.withLock { s in s.restore(e, capacity: capacity) }
+        let n = numbers.load(ordering: .relaxed)
+        precondition(e.seq == UInt64(n.first), "replayed entry \(e.seq) where \(n.first) was due")
+        ring.keep(e)
+        numbers.store(WordPair(first: n.first + 1, second: n.second), ordering: .releasing)
     }
 
     /// Starts from a snapshot: the next entry is numbered `nextSeq`, and memory keeps `recent` (the
     /// entries just before it, oldest first).
     func start(nextSeq: UInt64, recent: [LedgerEntry]) {
-        let capacity = self.capacity
-        state.withLock { s in
-            precondition(s.nextSeq == 1 && s.ring.isEmpty, "a ledger starts from a snapshot only when new")
-            let kept = recent.suffix(capacity)
-            s.nextSeq = kept.first?.seq ?? nextSeq
-            s.oldestSeq = s.nextSeq
-            for e in kept {
-                precondition(e.seq == s.nextSeq, "snapshot entry \(e.seq) where \(s.nextSeq) was due")
-                s.keep(e, capacity: capacity)
-            }
-            precondition(s.nextSeq == nextSeq, "the snapshot's entries end at \(s.nextSeq), not \(nextSeq)")
+        let n = numbers.load(ordering: .relaxed)
+        precondition(n.first == 1 && firstKept.load(ordering: .relaxed) == 1, "a ledger starts from a snapshot only when new")
+        let kept = recent.suffix(capacity)
+        var next = kept.first?.seq ?? nextSeq
+        firstKept.store(next, ordering: .relaxed)
+        for e in kept {
+            precondition(e.seq == next, "snapshot entry \(e.seq) where \(next) was due")
+            ring.keep(e)
+            next += 1
         }
+        precondition(next == nextSeq, "the snapshot's entries end at \(next), not \(nextSeq)")
+        numbers.store(WordPair(first: UInt(nextSeq), second: n.second), ordering: .releasing)
     }
 
     /// Where the ledger stands: the last LSN handed to the log and the next sequence number. Read
     /// while every shard is held, it is the point a snapshot is taken at.
-    var position: (lastLSN: UInt64, nextSeq: UInt64) { state.withLock { ($0.lastLSN, $0.nextSeq) } }
+    var position: (lastLSN: UInt64, nextSeq: UInt64) {
+        let n = numbers.load(ordering: .acquiring)
+        return (UInt64(n.second), UInt64(n.first))
+    }
 
-    /// The entries memory keeps with seq below `end`, oldest first, copied a chunk at a time so the
-    /// lock every commit needs is never held for long. Entries overwritten meanwhile are left out:
-    /// the answer is consecutive and ends at `end - 1`.
+    /// The entries memory keeps with seq below `end`, oldest first (every entry below `end` must be
+    /// numbered and kept). Entries overwritten meanwhile are left out: the answer is consecutive and
+    /// ends at `end - 1`.
     func recentEntries(below end: UInt64) -> [LedgerEntry] {
-        let capacity = self.capacity
-        let chunkCount: UInt64 = 4096
-        var chunks: [[LedgerEntry]] = []
-        var below = end
-        while true {
-            let chunk: [LedgerEntry] = state.withLock { s in
-                let low = max(s.oldestSeq, below > chunkCount ? below - chunkCount : 1)
-                guard low < below else { return [] }
-                return (low..<below).map { s.ring[Int(($0 - 1) % UInt64(capacity))] }
-            }
-            guard let first = chunk.first else { break }
-            chunks.append(chunk)
-            below = first.seq
+        var out: [LedgerEntry] = []
+        var seq = end
+        while seq > oldestSeq {
+            seq -= 1
+            guard case .entry(let e) = ring.entry(seq) else { break }
+            out.append(e)
         }
-        return chunks.reversed().flatMap { $0 }
+        out.reverse()
+        return out
     }
 
     /// The sequence number the next entry will get.
-    var nextSeq: UInt64 { state.withLock { $0.nextSeq } }
+    var nextSeq: UInt64 { UInt64(numbers.load(ordering: .acquiring).first) }
 
     /// The oldest sequence number memory still keeps.
-    var oldestSeq: UInt64 { state.withLock { $0.oldestSeq } }
-
-    /// Entries with seq ≥ `from`, oldest first, at most `limit`. Entries older than memory keeps are
-    /// skipped: the answer starts at the oldest entry kept.
-    func entries(from: UInt64, limit: Int) -> [LedgerEntry] {
-        let capacity = self.capacity
-        return state.withLock { s in
-            var out: [LedgerEntry] = []
-            var seq = max(from, s.oldestSeq)
-            while seq < s.nextSeq && out.count < limit {
-                out.append(s.ring[Int((seq - 1) % UInt64(capacity))])
-                seq += 1
-            }
-            return out
-        }
+    var oldestSeq: UInt64 {
+        let next = nextSeq
+        return max(firstKept.load(ordering: .relaxed), next > UInt64(capacity) ? next - UInt64(capacity) : 1)
     }
 
-    /// The most recent entries of one cell, newest first, from what memory keeps. The scan copies the
-    /// ring a chunk at a time, so the lock every commit needs is never held for more than one chunk.
-    func history(of cell: CellKey, limit: Int) -> [LedgerEntry] {
-        let capacity = self.capacity
-        let chunkCount: UInt64 = 4096
+    /// Entries with seq ≥ `from`, oldest first, at most `limit`. Entries older than memory keeps are
+    /// skipped: the answer starts at the oldest entry kept, and ends before the first entry numbered
+    /// but not yet kept (its commit is still being made).
+    func entries(from: UInt64, limit: Int) -> [LedgerEntry] {
+        let end = nextSeq
         var out: [LedgerEntry] = []
-        var below = state.withLock { $0.nextSeq }
-        while out.count < limit {
-            let chunk: [LedgerEntry] = state.withLock { s in
-                let low = max(s.oldestSeq, below > chunkCount ? below - chunkCount : 1)
-                guard low < below else { return [] }
-                return (low..<below).reversed().map { s.ring[Int(($0 - 1) % UInt64(capacity))] }
+        var seq = max(from, oldestSeq)
+        while seq < end && out.count < limit {
+            switch ring.entry(seq) {
+            case .entry(let e): out.append(e)
+            case .notYet: return out
+            case .overwritten:
+                // Memory moved past it meanwhile: the answer starts again at the oldest entry kept.
+                out.removeAll()
+                seq = max(seq + 1, oldestSeq)
+                continue
             }
-            guard let last = chunk.last else { break }
-            for e in chunk where e.variant == cell.variant && e.warehouse == cell.warehouse {
-                out.append(e)
-                if out.count == limit { break }
+            seq += 1
+        }
+        return out
+    }
+
+    /// The most recent entries of one cell, newest first, from what memory keeps (entries numbered
+    /// but not yet kept are not among them).
+    func history(of cell: CellKey, limit: Int) -> [LedgerEntry] {
+        var out: [LedgerEntry] = []
+        var seq = nextSeq
+        let oldest = oldestSeq
+        while out.count < limit && seq > oldest {
+            seq -= 1
+            switch ring.entry(seq) {
+            case .entry(let e):
+                if e.variant == cell.variant && e.warehouse == cell.warehouse { out.append(e) }
+            case .notYet: continue
+            case .overwritten: return out
             }
-            below = last.seq
         }
         return out
     }
 
     /// A stream of every event appended from now on, each once it is durable. Past `backlogLimit`
-    /// unread events the stream ends with `.ended(.fellBehind)`.
+    /// unread events the stream ends with `.ended(.fellBehind)`. Call it holding every shard, so that
+    /// no append is under way: every append after it sees the subscriber and takes the lock.
     func subscribe(backlogLimit: Int) -> AsyncStream<EngineEvent> {
         precondition(backlogLimit >= 1, "a subscriber's backlog limit must be at least 1")
         let (stream, continuation) = AsyncStream<EngineEvent>.makeStream(bufferingPolicy: .bufferingOldest(backlogLimit + 2))
         let id = state.withLock { s in
             let id = s.nextSubscriberID
             s.nextSubscriberID += 1
-            s.subscribers[id] = Subscriber(continuation: continuation, firstSeq: s.nextSeq, backlogLimit: backlogLimit)
+            s.subscribers[id] = Subscriber(continuation: continuation, firstSeq: nextSeq, backlogLimit: backlogLimit)
+            subscriberCount.store(s.subscribers.count, ordering: .releasing)
             return id
         }
         continuation.onTermination = { [weak self] _ in
-            _ = self?.state.withLock { $0.subscribers.removeValue(forKey: id) }
+            guard let self else { return }
+            state.withLock { s in
+                s.subscribers[id] = nil
+                subscriberCount.store(s.subscribers.count, ordering: .releasing)
+            }
         }
         return stream
     }
 
     func finishSubscribers() {
         let subscribers = state.withLock { s in
-            defer { s.subscribers.removeAll() }
+            defer {
+                s.subscribers.removeAll()
+                subscriberCount.store(0, ordering: .releasing)
+            }
             return s.subscribers.values.map(\.continuation)
         }
         for c in subscribers { c.finish() }

@@ -241,8 +241,7 @@ actor Shard {
             reservation = Reservation(new: request, lines: [held], fingerprint: ReserveFingerprint(request, strategy: strategy), at: now)
         }
         assert(reservation.fingerprintLinesAreOwnLines && reservation.strategy == strategy, "the draft is the reservation the request makes")
-        // The log's record is built before the ledger's lock (which every shard's commits take),
-        // numbered under it.
+        // The log's record is built here, and numbered by the ledger.
         let record = ledger.isLogged
             ? CompactReservation(
                 reservation: request.id, time: now, seq: 0, cell: cell, actor: actor, quantity: held.quantity, tracked: held.tracked,
@@ -250,7 +249,7 @@ actor Shard {
                 customer: request.customer, strategy: strategy) : nil
         do throws(WALIOError) {
             try ledger.append(
-                reservation: &entry, record: record,
+                reservation: &entry, record: record, lane: state.index,
                 commit: { numbered in Commit(time: now, entries: [numbered], reservation: reservation, replyShape: .reservation) },
                 alerts: { LowStockAlert.alerts(for: $0, in: state) })
         } catch {
@@ -275,7 +274,7 @@ actor Shard {
     /// Logs, numbers and applies a commit decided here, holding the lock. When the log refuses it,
     /// nothing is applied. `cellHashes`: as `ShardState.apply` takes them.
     private nonisolated func commitHere(_ commit: inout Commit, state: ShardState, cellHashes: [UInt64]? = nil) throws(WALIOError) {
-        try ledger.append(&commit) { LowStockAlert.alerts(for: $0, in: state) }
+        try ledger.append(&commit, lane: state.index) { LowStockAlert.alerts(for: $0, in: state) }
         state.apply(commit, ownsAll: true, cellHashes: cellHashes)
     }
 

@@ -1,11 +1,12 @@
-// Group commit (SPEC §4): every shard hands its records over in commit order; one thread of its own
-// takes everything waiting, writes it with one pwrite and makes it durable with one fdatasync, then
-// wakes every caller that batch covered. The more callers wait, the larger the batches, so a disk that
-// syncs in 0.4 ms still acknowledges many records per sync. It keeps true: records reach the log in the
-// order they were handed over (LSN order, no gap); a caller hears "durable" only after the fdatasync
-// that covered its record returned (`always`), or after its write returned (`interval`, which syncs
-// every interval); after a failed write or sync every waiting and every later caller gets that error —
-// the failure is never retried as if nothing happened. Blocking calls run only on the committer's own
+// Group commit (SPEC §4): every shard hands its numbered records over in a lane of its own; one
+// thread of its own takes everything waiting, writes it in LSN order with one pwrite and makes it
+// durable with one fdatasync, then wakes every caller that batch covered. The more callers wait, the
+// larger the batches, so a disk that syncs in 0.4 ms still acknowledges many records per sync. It
+// keeps true: records reach the log in LSN order with no gap (a record waits until every LSN before it
+// has come, whichever lane it comes in); a caller hears "durable" only after the fdatasync that
+// covered its record returned (`always`), or after its write returned (`interval`, which syncs every
+// interval); after a failed write or sync every waiting and every later caller gets that error — the
+// failure is never retried as if nothing happened. Blocking calls run only on the committer's own
 // thread, never on the cooperative pool.
 
 import Dispatch
@@ -46,21 +47,24 @@ public enum DurabilityPolicy: Hashable, Sendable {
 public final class GroupCommitter: Sendable {
     /// A record handed over: a body, or a new one-line reservation as its `reservation` record's
     /// fields (written as that record, with the segment's names).
-    enum Handover: Sendable {
+    public enum Handover: Sendable {
         case body(WALRecord.Body)
         case reservation(CompactReservation)
     }
 
+    /// Records handed over in one lane, in LSN order, waiting for the committer's thread. A lane has
+    /// its own lock, taken by the one caller that owns the lane at a time (a shard, holding its own
+    /// lock) and by the committer's thread when it takes what waits: callers of different lanes never
+    /// wait for each other.
+    private final class Lane: Sendable {
+        let pending = Mutex<[(lsn: UInt64, record: Handover)]>([])
+    }
+
     private struct State {
-        var pending: [Handover] = []
-        /// The LSN the next record handed over gets.
-        var nextLSN: UInt64
         /// The last LSN acknowledged under the policy (written for `interval`, synced for `always`).
         var acknowledgedLSN: UInt64
         var waiters: [(lsn: UInt64, continuation: UnsafeContinuation<Result<Void, WALIOError>, Never>)] = []
         var failure: WALIOError?
-        /// True while the thread waits for work: the next handover must wake it.
-        var writerIdle = false
         var stopping = false
         var syncCount = 0
         var batchCount = 0
@@ -79,62 +83,80 @@ public final class GroupCommitter: Sendable {
 
     public let policy: DurabilityPolicy
     /// The last LSN of the log when this committer took it over (0 for a new log): what start-up
-    /// replayed, and so what the state covers before the first record handed over.
+    /// replayed, and so what the state covers before the first record handed over. The first record
+    /// handed over is numbered `baseLSN + 1`.
     public let baseLSN: UInt64
     private let state: Mutex<State>
+    private let lanes: [Lane]
+    /// True while the thread waits for work: the next handover must wake it.
+    private let writerIdle = Atomic<Bool>(false)
+    /// Set once a write or sync has failed (the failure itself is in `state`).
+    private let failed = Atomic<Bool>(false)
+    /// The next LSN of `submit(_ bodies:)`, for a caller that numbers its records no other way.
+    private let ownNumbering: Mutex<UInt64>
     private let writerBox: WriterBox
     private let wakeUp = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
 
-    /// Starts the committer's thread over `writer`, which it owns from now on.
+    /// Starts the committer's thread over `writer`, which it owns from now on, with `laneCount` lanes
+    /// to hand records over in (`submit(_:lsn:lane:)`).
     /// - Precondition: `policy` is `always` or `interval` (`none` writes no log).
-    public init(writer: SegmentWriter, policy: DurabilityPolicy) {
+    public init(writer: SegmentWriter, policy: DurabilityPolicy, laneCount: Int = 1) {
         precondition(policy != .none, "a committer needs a log; with policy none there is none")
+        precondition(laneCount >= 1, "a committer needs a lane")
         if case .interval(let d) = policy { precondition(d > .zero, "the sync interval must be positive") }
         self.policy = policy
         baseLSN = writer.nextLSN - 1
-        state = Mutex(State(nextLSN: writer.nextLSN, acknowledgedLSN: writer.nextLSN - 1))
+        state = Mutex(State(acknowledgedLSN: writer.nextLSN - 1))
+        ownNumbering = Mutex(writer.nextLSN)
+        lanes = (0..<laneCount).map { _ in Lane() }
         writerBox = WriterBox(writer)
         let thread = Thread { [self] in run() }
         thread.name = "stockpile-wal"
         thread.start()
     }
 
-    /// Hands records over and returns the LSN of the last of them. Call in commit order: under the
-    /// lock that orders commits, so LSN order is commit order. Never blocks on I/O.
+    /// The number of lanes records are handed over in.
+    public var laneCount: Int { lanes.count }
+
+    /// Hands record `lsn` over in `lane`. LSNs are the caller's to give: every LSN from `baseLSN + 1`
+    /// on, each once, and within a lane in increasing order (a lane's owner numbers its records while
+    /// it owns the lane). Callers of different lanes hand over at once, in any order between them: the
+    /// committer's thread writes records in LSN order, each only once every LSN before it has come.
+    /// Never blocks on I/O, never fails: after a failure the record is dropped with everything else
+    /// unwritten, and whoever waits for it hears of the failure (check `checkWritable()` first, so
+    /// that nothing is numbered once the log has failed).
+    public func submit(_ record: consuming Handover, lsn: UInt64, lane: Int) {
+        lanes[lane].pending.withLock { $0.append((lsn, record)) }
+        // The handover is in the lane before the flag is read, and the thread sets the flag before it
+        // looks at the lanes a last time: one of the two sees the other (`run`).
+        atomicMemoryFence(ordering: .sequentiallyConsistent)
+        if writerIdle.load(ordering: .sequentiallyConsistent), writerIdle.exchange(false, ordering: .sequentiallyConsistent) {
+            wakeUp.signal()
+        }
+    }
+
+    /// Throws the committer's failure, once a write or sync has failed; returns otherwise.
+    public func checkWritable() throws(WALIOError) {
+        guard failed.load(ordering: .acquiring) else { return }
+        if let failure = state.withLock({ $0.failure }) { throw failure }
+    }
+
+    /// Hands records over, numbered by the committer, and returns the LSN of the last of them: for a
+    /// caller that numbers its records no other way (never mixed with `submit(_:lsn:lane:)`). Never
+    /// blocks on I/O.
     /// - Throws: the committer's failure, once a write or sync has failed.
     @discardableResult
     public func submit(_ bodies: [WALRecord.Body]) throws(WALIOError) -> UInt64 {
         precondition(!bodies.isEmpty, "an empty handover")
-        return try handOver(bodies.count) { $0 += bodies.lazy.map { .body($0) } }
-    }
-
-    /// Hands one record over, like `submit(_:)` with one element but without an array for it.
-    @discardableResult
-    public func submit(_ body: WALRecord.Body) throws(WALIOError) -> UInt64 {
-        try handOver(1) { $0.append(.body(body)) }
-    }
-
-    /// Hands over a new one-line reservation as the fields of its `reservation` record (FORMAT.md
-    /// §3.8), for a caller that has them without the commit they stand for; as `submit(_:)` otherwise.
-    @discardableResult
-    public func submit(reservation fields: consuming CompactReservation) throws(WALIOError) -> UInt64 {
-        try handOver(1) { $0.append(.reservation(fields)) }
-    }
-
-    /// Appends `count` records to what waits (by `append`) and wakes the thread if it sleeps.
-    private func handOver(_ count: Int, _ append: (inout [Handover]) -> Void) throws(WALIOError) -> UInt64 {
-        let (last, wake): (UInt64, Bool) = try state.withLock { s throws(WALIOError) in
-            if let failure = s.failure { throw failure }
-            precondition(!s.stopping, "records handed over after close()")
-            append(&s.pending)
-            s.nextLSN += UInt64(count)
-            let wake = s.writerIdle
-            s.writerIdle = false
-            return (s.nextLSN - 1, wake)
+        try checkWritable()
+        return ownNumbering.withLock { next in
+            for body in bodies {
+                submit(.body(body), lsn: next, lane: 0)
+                next += 1
+            }
+            return next - 1
         }
-        if wake { wakeUp.signal() }
-        return last
     }
 
     /// Waits until record `lsn` is as safe as the policy promises.
@@ -193,32 +215,96 @@ public final class GroupCommitter: Sendable {
     /// done: call it at shutdown, off the cooperative pool.
     /// - Throws: the committer's failure, if any.
     public func close() throws(WALIOError) {
-        let wake = state.withLock { s in
-            s.stopping = true
-            defer { s.writerIdle = false }
-            return s.writerIdle
-        }
-        if wake { wakeUp.signal() }
+        state.withLock { $0.stopping = true }
+        if writerIdle.exchange(false, ordering: .sequentiallyConsistent) { wakeUp.signal() }
         finished.wait()
         if let failure = state.withLock({ $0.failure }) { throw failure }
     }
 
     // MARK: The committer's thread
 
+    /// What the committer's thread has taken from the lanes and not written yet: per lane, its
+    /// records in LSN order from `heads[lane]` on.
+    private struct Taken {
+        var records: [[(lsn: UInt64, record: Handover)]]
+        var heads: [Int]
+        /// Fresh arrays swapped into the lanes, so that taking what waits allocates nothing.
+        var spares: [[(lsn: UInt64, record: Handover)]]
+
+        init(laneCount: Int) {
+            records = Array(repeating: [], count: laneCount)
+            heads = Array(repeating: 0, count: laneCount)
+            spares = Array(repeating: [], count: laneCount)
+        }
+
+        /// Whether every lane's records are written.
+        var isEmpty: Bool { records.indices.allSatisfy { heads[$0] == records[$0].count } }
+
+        /// Takes what waits in `lanes`.
+        mutating func take(from lanes: [Lane]) {
+            for i in lanes.indices {
+                lanes[i].pending.withLock { swap(&$0, &spares[i]) }
+                guard !spares[i].isEmpty else { continue }
+                if heads[i] == records[i].count {
+                    // The lane's earlier records are all written: the new ones replace them.
+                    swap(&records[i], &spares[i])
+                    heads[i] = 0
+                } else {
+                    records[i] += spares[i]
+                }
+                spares[i].removeAll(keepingCapacity: true)
+            }
+        }
+
+        /// The records numbered `next`, `next + 1`, … taken so far, in that order, as far as they run
+        /// without a gap (a record numbered but not yet handed over ends the run).
+        mutating func run(from next: UInt64, into batch: inout [Handover]) {
+            var next = next
+            var lane = 0
+            var misses = 0
+            // Each lane is in LSN order, so the next record is at the head of some lane; a lane often
+            // holds several in a row, so the search starts at the lane that held the last one.
+            while misses < records.count {
+                if heads[lane] < records[lane].count && records[lane][heads[lane]].lsn == next {
+                    batch.append(records[lane][heads[lane]].record)
+                    heads[lane] += 1
+                    next += 1
+                    misses = 0
+                } else {
+                    lane = lane + 1 == records.count ? 0 : lane + 1
+                    misses += 1
+                }
+            }
+            for i in records.indices where heads[i] == records[i].count && heads[i] > 0 {
+                records[i].removeAll(keepingCapacity: true)
+                heads[i] = 0
+            }
+        }
+    }
+
     private func run() {
         let writer = writerBox.writer
         var lastSync = ContinuousClock.now
+        var taken = Taken(laneCount: lanes.count)
+        var batch: [Handover] = []
         while true {
-            let (batch, stopping) = state.withLock { s in
-                let batch = s.pending
-                s.pending.removeAll(keepingCapacity: true)
-                if batch.isEmpty && !s.stopping { s.writerIdle = true }
-                return (batch, s.stopping)
-            }
+            taken.take(from: lanes)
+            batch.removeAll(keepingCapacity: true)
+            taken.run(from: writer.nextLSN, into: &batch)
             if batch.isEmpty {
+                let stopping = state.withLock { $0.stopping }
                 if stopping {
+                    // Everything numbered was handed over before `close()` (its callers are done).
+                    assert(taken.isEmpty, "records numbered past a gap at close()")
                     finish(writer)
                     return
+                }
+                // Idle from here, unless a handover came meanwhile: it was put in its lane before
+                // it read the flag, so either this look finds it or it finds the flag set.
+                writerIdle.store(true, ordering: .sequentiallyConsistent)
+                if lanes.contains(where: { lane in lane.pending.withLock { !$0.isEmpty } }) || state.withLock({ $0.stopping }) {
+                    if writerIdle.exchange(false, ordering: .sequentiallyConsistent) { continue }
+                    // A handover cleared the flag and signals: take that signal, then look again.
                 }
                 switch policy {
                 case .interval(let d):
@@ -234,6 +320,7 @@ public final class GroupCommitter: Sendable {
                 default:
                     wakeUp.wait()
                 }
+                writerIdle.store(false, ordering: .sequentiallyConsistent)
                 continue
             }
             do {
@@ -301,6 +388,7 @@ public final class GroupCommitter: Sendable {
         let (waiting, observer) = state.withLock { s -> ([UnsafeContinuation<Result<Void, WALIOError>, Never>], (@Sendable (WALIOError) -> Void)?) in
             let first = s.failure == nil
             if first { s.failure = error }
+            failed.store(true, ordering: .releasing)
             defer { s.waiters.removeAll() }
             return (s.waiters.map(\.continuation), first ? s.failureObserver : nil)
         }
