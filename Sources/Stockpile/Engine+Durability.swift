@@ -163,6 +163,8 @@ extension Engine {
     /// last request. Nothing to do for an engine in memory.
     public func close() throws(WALIOError) {
         defer { directoryLock?.release() }
+        // Due work stops first: an expiry committed after the log closed could not be logged.
+        timer.withLock { $0?.cancel() }
         try ledger.log?.close()
     }
 

@@ -141,23 +141,29 @@ extension Engine {
     public func events(from: UInt64, limit: Int = Limits.listCountDefault) async -> [LedgerEntry] {
         await readDurably(fallback: { await $0.events(from: from, limit: limit) }) {
             _ = await settleDueWork()
-            while true {
-                guard from < ledger.oldestSeq, let directory = dataDirectory, let log = ledger.log else {
-                    return ledger.entries(from: from, limit: limit)
-                }
-                // The log's files hold every entry numbered before `position`'s once its LSN is written:
-                // wait for that first, or the files may end short of what memory no longer keeps.
-                let position = ledger.position
-                do { try await log.waitUntilAcknowledged(position.lastLSN) } catch { return ledger.entries(from: from, limit: limit) }
-                let oldest = min(ledger.oldestSeq, position.nextSeq)
-                var out = Self.loggedEntries(directory: directory, fileSystem: fileSystem, from: from, before: oldest, limit: limit)
-                guard out.count < limit else { return out }
-                let recent = ledger.entries(from: oldest, limit: limit - out.count)
-                // Memory moved on past `oldest` while the files were read: read again, further on.
-                if let first = recent.first, first.seq != oldest { continue }
-                out += recent
-                return out
+            // An engine in memory has only what it keeps.
+            guard let directory = dataDirectory, let log = ledger.log else { return ledger.entries(from: from, limit: limit) }
+            if from >= ledger.oldestSeq {
+                let recent = ledger.entries(from: from, limit: limit)
+                // Unless memory moved past `from` meanwhile (the answer would start later): the log.
+                if recent.first.map({ $0.seq == from }) ?? true { return recent }
             }
+            // The log's files hold every entry numbered before `position`'s once its LSN is
+            // acknowledged: wait for that first, or the files may end short of what memory dropped.
+            let position = ledger.position
+            do {
+                try await log.waitUntilAcknowledged(position.lastLSN)
+            } catch {
+                return ledger.entries(from: from, limit: limit)
+            }
+            var out = Self.loggedEntries(directory: directory, fileSystem: fileSystem, from: from, before: position.nextSeq, limit: limit)
+            if out.count < limit {
+                // What was numbered since, from memory when it still keeps it whole; otherwise the
+                // answer ends here (gapless, only shorter), and the next page reads on.
+                let recent = ledger.entries(from: position.nextSeq, limit: limit - out.count)
+                if recent.first?.seq == position.nextSeq { out += recent }
+            }
+            return out
         }
     }
 

@@ -84,7 +84,7 @@ public final class Engine: Sendable {
     let catalog = Mutex(Catalog())
     let refusals = RefusalCounters()
     let settings: RuleSettings
-    private let timer = Mutex<Task<Void, Never>?>(nil)
+    let timer = Mutex<Task<Void, Never>?>(nil)
     /// One snapshot at a time, and where the last one was taken.
     let snapshots = Mutex(SnapshotBookkeeping())
     /// How a durable engine started (set once by `open`).
@@ -128,7 +128,7 @@ public final class Engine: Sendable {
         self.configuration = configuration
         self.clock = clock
         router = ShardRouter(count: configuration.shardCount)
-        ledger = Ledger(capacity: configuration.eventsInMemoryCount)
+        ledger = Ledger(capacity: configuration.eventsInMemoryCount, shardCount: configuration.shardCount)
         let (router, ledger) = (router, ledger)
         shards = (0..<configuration.shardCount).map { Shard(index: $0, router: router, ledger: ledger) }
         settings = RuleSettings(defaultStrategy: configuration.defaultStrategy)

@@ -10,6 +10,7 @@
 // (SPEC §4: nothing is revealed before it is durable), in sequence order, and each subscriber's
 // unread backlog is bounded.
 
+import Glibc
 import StockpileCore
 import StockpileWAL
 import Synchronization
@@ -56,22 +57,32 @@ final class EntryRing: @unchecked Sendable {
     @inline(__always)
     private func acquire(_ i: Int) -> UInt64 {
         var held = words[i].load(ordering: .relaxed)
+        var spins = 0
         while true {
             if held != Self.busy {
                 let (done, now) = words[i].weakCompareExchange(expected: held, desired: Self.busy, ordering: .acquiring)
                 if done { return held }
                 held = now
             } else {
-                // Another thread holds the slot for the time of one copy.
+                // Another thread holds the slot for the time of one copy; if it was preempted
+                // meanwhile, let it run rather than spin through its time slice.
+                spins += 1
+                if spins % 64 == 0 { sched_yield() }
                 held = words[i].load(ordering: .relaxed)
             }
         }
     }
 
-    /// Keeps `e` in its slot, replacing whatever the slot held.
+    /// Keeps `e` in its slot, unless the slot already holds a newer entry (the thread keeping `e`
+    /// was overtaken by a whole ring's worth of entries: `e` is gone from memory already).
     func keep(_ e: LedgerEntry) {
         let i = slot(e.seq)
-        if acquire(i) == 0 { (entries + i).initialize(to: e) } else { entries[i] = e }
+        let held = acquire(i)
+        if held > e.seq {
+            words[i].store(held, ordering: .releasing)
+            return
+        }
+        if held == 0 { (entries + i).initialize(to: e) } else { entries[i] = e }
         words[i].store(e.seq, ordering: .releasing)
     }
 
@@ -127,8 +138,10 @@ final class Ledger: Sendable {
     /// The first seq memory ever kept: 1, or where the snapshot the engine started from left off.
     private let firstKept = Atomic<UInt64>(1)
     private let ring: EntryRing
-    /// How many subscribe, changed under the lock while every shard is held (`subscribe`): read
-    /// without the lock by every append, which takes the lock only when someone subscribes.
+    /// How many subscribe, read without the lock by every append, which takes the lock only when
+    /// someone subscribes. Changed under the lock: raised only while every shard is held
+    /// (`subscribe`), so no append is under way; lowered whenever a subscriber goes (an append that
+    /// still takes the lock for it finds none to tell).
     private let subscriberCount = Atomic<Int>(0)
     /// Serialises KEY records, which no shard numbers, in their lane.
     private let keyLane = Mutex(())
@@ -142,8 +155,12 @@ final class Ledger: Sendable {
     /// before that write; never changed after.
     nonisolated(unsafe) private(set) var log: GroupCommitter?
 
-    init(capacity: Int) {
+    /// The log's lane of KEY records: the one after the shards' (`attach`).
+    private let keyLaneIndex: Int
+
+    init(capacity: Int, shardCount: Int) {
         ring = EntryRing(capacity: capacity)
+        keyLaneIndex = shardCount
     }
 
     /// Attaches the log of a durable engine (see `log`): one lane per shard (`append`'s `lane`) and
@@ -151,6 +168,8 @@ final class Ledger: Sendable {
     /// record.
     func attach(_ log: GroupCommitter) {
         precondition(self.log == nil, "a ledger's log is attached once")
+        // A lane shared by two owners would not be in LSN order, and the log would wait forever.
+        precondition(log.laneCount == keyLaneIndex + 1, "the log needs a lane per shard and one for KEY records")
         self.log = log
         // Everything replayed is in the log up to here: a snapshot taken before the next change must
         // say so, or a later start-up would replay the whole log again on top of it.
@@ -307,7 +326,7 @@ final class Ledger: Sendable {
         // lane is in LSN order.
         keyLane.withLock { _ in
             let (_, lsn) = take(0, record: true)
-            log.submit(.body(.keyUse(use)), lsn: lsn, lane: log.laneCount - 1)
+            log.submit(.body(.keyUse(use)), lsn: lsn, lane: keyLaneIndex)
         }
     }
 

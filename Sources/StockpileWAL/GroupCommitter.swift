@@ -66,6 +66,8 @@ public final class GroupCommitter: Sendable {
         var waiters: [(lsn: UInt64, continuation: UnsafeContinuation<Result<Void, WALIOError>, Never>)] = []
         var failure: WALIOError?
         var stopping = false
+        /// `close()` is done: a waiter not acknowledged by now never will be.
+        var closed = false
         var syncCount = 0
         var batchCount = 0
         var recordByteCount = 0
@@ -136,11 +138,16 @@ public final class GroupCommitter: Sendable {
         }
     }
 
-    /// Throws the committer's failure, once a write or sync has failed; returns otherwise.
+    /// Throws the committer's failure, once a write or sync has failed, or `closedError` once
+    /// `close()` began; returns otherwise.
     public func checkWritable() throws(WALIOError) {
         guard failed.load(ordering: .acquiring) else { return }
-        if let failure = state.withLock({ $0.failure }) { throw failure }
+        if let failure = state.withLock({ $0.failure ?? ($0.stopping ? Self.closedError : nil) }) { throw failure }
     }
+
+    /// What a handover after `close()` is refused with, and what a waiter for a record handed over
+    /// too late to be written hears: the log's file is closed.
+    public static let closedError = WALIOError(operation: .write, path: "(the log, closed)", errno: EBADF)
 
     /// Hands records over, numbered by the committer, and returns the LSN of the last of them: for a
     /// caller that numbers its records no other way (never mixed with `submit(_:lsn:lane:)`). Never
@@ -166,6 +173,7 @@ public final class GroupCommitter: Sendable {
         let settled: Result<Void, WALIOError>? = state.withLock { s in
             if s.acknowledgedLSN >= lsn { return .success(()) }
             if let failure = s.failure { return .failure(failure) }
+            if s.closed { return .failure(Self.closedError) }
             return nil
         }
         if let settled { return try settled.get() }
@@ -175,6 +183,7 @@ public final class GroupCommitter: Sendable {
             let now: Result<Void, WALIOError>? = state.withLock { s in
                 if s.acknowledgedLSN >= lsn { return .success(()) }
                 if let failure = s.failure { return .failure(failure) }
+                if s.closed { return .failure(Self.closedError) }
                 s.waiters.append((lsn, continuation))
                 return nil
             }
@@ -216,9 +225,19 @@ public final class GroupCommitter: Sendable {
     /// - Throws: the committer's failure, if any.
     public func close() throws(WALIOError) {
         state.withLock { $0.stopping = true }
+        // From here `checkWritable()` refuses: nothing more is numbered for this log.
+        failed.store(true, ordering: .releasing)
         if writerIdle.exchange(false, ordering: .sequentiallyConsistent) { wakeUp.signal() }
         finished.wait()
-        if let failure = state.withLock({ $0.failure }) { throw failure }
+        // A record numbered before the refusal but handed over after the thread's last look is not
+        // written: its waiter hears that the log closed, rather than waiting for ever.
+        let (failure, waiting) = state.withLock { s in
+            s.closed = true
+            defer { s.waiters.removeAll() }
+            return (s.failure, s.waiters.map(\.continuation))
+        }
+        for c in waiting { c.resume(returning: .failure(failure ?? Self.closedError)) }
+        if let failure { throw failure }
     }
 
     // MARK: The committer's thread
@@ -263,7 +282,7 @@ public final class GroupCommitter: Sendable {
             var lane = 0
             var misses = 0
             // Each lane is in LSN order, so the next record is at the head of some lane; a lane often
-            // holds several in a row, so the search starts at the lane that held the last one.
+            // holds several in a row, so the search stays at the lane that held the last one.
             while misses < records.count {
                 if heads[lane] < records[lane].count && records[lane][heads[lane]].lsn == next {
                     batch.append(records[lane][heads[lane]].record)
@@ -275,9 +294,15 @@ public final class GroupCommitter: Sendable {
                     misses += 1
                 }
             }
-            for i in records.indices where heads[i] == records[i].count && heads[i] > 0 {
-                records[i].removeAll(keepingCapacity: true)
-                heads[i] = 0
+            for i in records.indices where heads[i] > 0 {
+                if heads[i] == records[i].count {
+                    records[i].removeAll(keepingCapacity: true)
+                    heads[i] = 0
+                } else if heads[i] >= 1024 && heads[i] * 2 >= records[i].count {
+                    // A lane that never drains (a gap now and then) drops what it wrote.
+                    records[i].removeFirst(heads[i])
+                    heads[i] = 0
+                }
             }
         }
     }
@@ -294,8 +319,8 @@ public final class GroupCommitter: Sendable {
             if batch.isEmpty {
                 let stopping = state.withLock { $0.stopping }
                 if stopping {
-                    // Everything numbered was handed over before `close()` (its callers are done).
-                    assert(taken.isEmpty, "records numbered past a gap at close()")
+                    // Callers are done by `close()`; a record past a gap (one numbered but never handed
+                    // over) is not written, and `close()` tells its waiter so.
                     finish(writer)
                     return
                 }

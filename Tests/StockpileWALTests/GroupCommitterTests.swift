@@ -180,4 +180,17 @@ struct GroupCommitterTests {
         #expect(recovered.records.map(\.lsn) == Array(1...UInt64(lanes * 3 * perTask)))
         for r in recovered.records { #expect(acknowledged[r.lsn] == r.body, "record \(r.lsn) is not the one handed over with it") }
     }
+
+    @Test("after close, a handover is refused and a waiter for a record not written hears that the log closed")
+    func afterClose() async throws {
+        let (_, _, committer) = try Self.simulatedCommitter(policy: .always, laneCount: 2)
+        committer.submit(.body(LogTestSupport.smallBodies(count: 1)[0]), lsn: 1, lane: 0)
+        try await committer.waitUntilAcknowledged(1)
+        // LSN 3 comes, 2 never does: at close, 3 cannot be written.
+        committer.submit(.body(LogTestSupport.smallBodies(count: 1)[0]), lsn: 3, lane: 1)
+        try committer.close()
+        #expect(throws: GroupCommitter.closedError) { try committer.checkWritable() }
+        await #expect(throws: GroupCommitter.closedError) { try await committer.waitUntilAcknowledged(3) }
+        try await committer.waitUntilAcknowledged(1)
+    }
 }
