@@ -14,9 +14,15 @@ import StockpileWAL
 /// costs less than the dictionaries (and their hashing of names) that a handful of entries would
 /// need.
 struct GatheredView: StockView {
-    var cells: [(key: CellKey, state: CellState)] = []
+    /// Each cell with its `stableHash`, computed once for the operation.
+    var cells: [(key: CellKey, state: CellState, stable: UInt64)] = []
     var reservation: Reservation?
     var catalog: Catalog
+
+    /// The `stableHash` of `key`, as gathered (hashed now if it was not gathered).
+    func stableHash(of key: CellKey) -> UInt64 {
+        cells.first(where: { $0.key == key })?.stable ?? key.stableHash
+    }
 
     func cellState(_ key: CellKey) -> CellState {
         guard let i = cells.firstIndex(where: { $0.key == key }) else {
@@ -38,21 +44,22 @@ extension Engine {
         return shards[mask.trailingZeroBitCount].holding { holdingShards(mask & (mask &- 1), body) }
     }
 
-    /// Reads what the command needs from held shards: `cells`, and reservation `id` with the cells of
-    /// its lines (its home is the lowest shard, so it is read first). Each wanted cell is routed once.
-    private func gather(_ mask: UInt64, cells: [CellKey], reservation id: String?) -> GatheredView {
+    /// Reads what the command needs from held shards: `cells` (with their `stableHash`), and
+    /// reservation `id` with the cells of its lines (its home is the lowest shard, so it is read
+    /// first). Each wanted cell is hashed once.
+    private func gather(_ mask: UInt64, cells: [(key: CellKey, stable: UInt64)], reservation id: String?) -> GatheredView {
         // Every shard keeps the same copy of the catalog; the lowest one's is read.
         var view = GatheredView(catalog: shards[mask.trailingZeroBitCount].withHeldState { $0.catalog })
         view.cells.reserveCapacity(cells.count)
-        var wanted = cells.map { (key: $0, shard: router.shard(for: $0)) }
+        var wanted = cells
         for s in mask.setBitIndexes {
             shards[s].withHeldState { state in
                 if let id, view.reservation == nil, let r = state.reservation(id) {
                     view.reservation = r
-                    wanted += r.lines.lazy.map { (key: $0.cell, shard: self.router.shard(for: $0.cell)) }
+                    wanted += r.lines.lazy.map { (key: $0.cell, stable: $0.cell.stableHash) }
                 }
-                for (key, shard) in wanted where shard == s && !view.cells.contains(where: { $0.key == key }) {
-                    view.cells.append((key, state.cellState(key)))
+                for (key, stable) in wanted where router.shard(forStableHash: stable) == s && !view.cells.contains(where: { $0.key == key }) {
+                    view.cells.append((key, state.cellState(key, hash: CellTable.hash(stable: stable)), stable))
                 }
             }
         }
@@ -60,14 +67,19 @@ extension Engine {
     }
 
     /// Logs and numbers the commit's entries and applies each held shard's part. When the log refuses
-    /// it, nothing is applied.
+    /// it, nothing is applied. Each entry's cell is hashed once for every shard (the gathered cells'
+    /// hashes are reused), and so is the reservation's home.
     private func commitHeld(_ commit: inout Commit, mask: UInt64, view: GatheredView) throws(WALIOError) {
         try ledger.append(&commit, lane: mask.trailingZeroBitCount) { LowStockAlert.alerts(for: $0, in: view) }
         if let w = commit.warehouse { catalog.withLock { $0.apply(w) } }
         if let p = commit.policy { catalog.withLock { $0.apply(p) } }
         let committed = commit
+        let stable = committed.entries.map { $0.touchesCell ? view.stableHash(of: $0.cell) : 0 }
+        let home = committed.reservation.map { r in
+            r.lines.lazy.map { self.router.shard(forStableHash: view.stableHash(of: $0.cell)) }.min() ?? 0
+        }
         for s in mask.setBitIndexes {
-            shards[s].withHeldState { $0.apply(committed) }
+            shards[s].withHeldState { $0.apply(committed, stableHashes: stable, home: home) }
         }
     }
 
@@ -78,8 +90,12 @@ extension Engine {
         _ command: Command, mask: UInt64, cells: [CellKey], expected: ExpectedReservation?, catalogVersion: UInt64?, now: Timestamp,
         actor: String
     ) -> Performed? {
-        holdingShards(mask) { () -> Performed? in
-            let view = gather(mask, cells: cells, reservation: expected?.id)
+        // Each cell is hashed once, and its slot asked for, before any shard is held: the misses
+        // overlap, and the holds are shorter.
+        let routed = cells.map { (key: $0, stable: $0.stableHash) }
+        for (_, stable) in routed { shards[router.shard(forStableHash: stable)].prefetch(cellHash: CellTable.hash(stable: stable)) }
+        return holdingShards(mask) { () -> Performed? in
+            let view = gather(mask, cells: routed, reservation: expected?.id)
             if let v = catalogVersion, v != view.catalog.version { return nil }
             if let expected, !expected.matches(view.reservation(expected.id), router) { return nil }
             let decision = Rules.decide(command, in: view, now: now, actor: actor, settings: settings)

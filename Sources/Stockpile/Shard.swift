@@ -81,6 +81,12 @@ actor Shard {
         cellsHint.prefetch(hash: UInt(cellHash))
     }
 
+    /// Asks for the slot where a lookup of the cell whose `CellTable.hash` is `cellHash` starts,
+    /// without the lock (see `prefetch(idHash:cellHash:)`).
+    nonisolated func prefetch(cellHash: UInt64) {
+        cellsHint.prefetch(hash: UInt(cellHash))
+    }
+
     /// Runs `body` on this shard's state. Only inside `holding` (or another call holding this shard's
     /// lock on this thread), which debug builds check.
     nonisolated func withHeldState<R>(_ body: (ShardState) -> R) -> R {

@@ -81,6 +81,10 @@ final class ShardState: StockView {
     // MARK: StockView
 
     func cellState(_ key: CellKey) -> CellState { cells[key]?.state ?? .empty }
+    /// `cellState` of a cell whose `CellTable.hash` the caller has.
+    func cellState(_ key: CellKey, hash: UInt64) -> CellState {
+        cells.position(of: key, hash: hash).map { cells[position: $0].state } ?? .empty
+    }
     func warehouse(_ code: String) -> Warehouse? { catalog.warehouses[code] }
     func policy(of variant: String) -> VariantPolicy { catalog.policy(of: variant) }
     var warehousesInPlacementOrder: [Warehouse] { catalog.warehousesInPlacementOrder }
@@ -137,7 +141,13 @@ final class ShardState: StockView {
     /// `cellHashes`: each entry's `CellTable.hash` (`cellHashes[i]` is entry i's), when the caller has
     /// them (a bulk import, which hashed each cell for its own lookup), so no name is hashed again.
     /// `keepingLines`: whether an open compact reservation keeps its line array (`ReservationTable`).
-    func apply(_ commit: Commit, ownsAll: Bool = false, cellHashes: [UInt64]? = nil, keepingLines: Bool = true) {
+    /// `cellHashes`: each entry's `CellTable.hash`, or `stableHashes`: each entry's cell's
+    /// `stableHash` (0 for an entry without a cell), when the caller has them; `home`: the shard of
+    /// the commit's reservation, when the caller knows it.
+    func apply(
+        _ commit: Commit, ownsAll: Bool = false, cellHashes: [UInt64]? = nil, stableHashes: [UInt64]? = nil, home: Int? = nil,
+        keepingLines: Bool = true
+    ) {
         if commit.entries.first?.type == .reset {
             // Every shard applies a reset (its commit names the catalog): back to a new engine's state.
             cells.removeAll()
@@ -146,17 +156,22 @@ final class ShardState: StockView {
             catalog = Catalog()
         }
         precondition(cellHashes == nil || cellHashes!.count == commit.entries.count, "one hash per entry")
+        precondition(stableHashes == nil || stableHashes!.count == commit.entries.count, "one hash per entry")
+        assert(stableHashes.map { h in commit.entries.indices.allSatisfy { !commit.entries[$0].touchesCell || h[$0] == commit.entries[$0].cell.stableHash } } ?? true)
         // The position of the last cell changed, which is a one-line reservation's own.
         var lastCell: (entry: Int, position: Int)?
-        for (i, e) in commit.entries.enumerated() where e.touchesCell && (ownsAll || router.shard(for: e.cell) == index) {
+        for (i, e) in commit.entries.enumerated() where e.touchesCell {
+            let stable = stableHashes?[i]
+            guard ownsAll || router.shard(forStableHash: stable ?? e.cell.stableHash) == index else { continue }
             // With the hashes given (a bulk import), the slot of the entry a few ahead is asked for now.
             if let cellHashes, i + 16 < cellHashes.count { cells.prefetch(hash: cellHashes[i + 16]) }
             let backorder = e.type == .reserve && catalog.policy(of: e.variant).backorder
             let cell = e.cell
-            let p = apply(e, of: cell, hash: cellHashes?[i] ?? CellTable.hash(cell), backorderAllowed: backorder)
+            let hash = cellHashes?[i] ?? stable.map { CellTable.hash(stable: $0) } ?? CellTable.hash(cell)
+            let p = apply(e, of: cell, hash: hash, backorderAllowed: backorder)
             lastCell = (i, p)
         }
-        if let r = commit.reservation, ownsAll || router.home(of: r) == index {
+        if let r = commit.reservation, ownsAll || (home ?? router.home(of: r)) == index {
             var position: Int?
             if let (i, p) = lastCell, r.lines.count == 1 {
                 let (e, line) = (commit.entries[i], r.lines[0])
