@@ -24,7 +24,7 @@ public struct RecoveredRecord: Hashable, Sendable {
     /// only when asked for, so that replay can apply the fields without building one. With them, the
     /// hashes replay finds the reservation and its cell by, computed on the thread that reads the log.
     private enum Payload: Sendable {
-        case body(WALRecord.Body)
+        indirect case body(WALRecord.Body)
         case reservation(CompactReservation, ReservationHashes)
     }
 
