@@ -50,11 +50,14 @@ nonisolated func runAllocationBenchmark(_ options: Options) async -> Int32 {
     }
     var parser = RequestParser()
     var session = handler.newSession(id: 1)
+    // The connection's reply buffer, lent to each batch and emptied after, as the loop does.
+    let replies = ReplyBuffer()
     func answer(_ bytes: [UInt8], pipeline: Int = 16) async {
         bytes.withUnsafeBytes { parser.append($0) }
         let (requests, error) = parser.nextRequests(max: pipeline)
         precondition(error == nil && requests.count == pipeline, "the pipeline did not parse")
-        session = await handler.run(RequestBatch(requests: requests), session: session).session
+        session = await handler.run(RequestBatch(requests: requests, replies: replies), session: session).session
+        replies.bytes.removeAll(keepingCapacity: true)
     }
     let wireReserves = pipelines { ["RESERVE", "wr\($0)", "SKU-HOT", "MAIN", "1"] }
     let wireStocks = pipelines { _ in ["STOCK", "SKU-HOT", "MAIN"] }

@@ -17,6 +17,11 @@ final class Connection {
     var outboundOffset = 0
     /// The session, or nil while a batch holds it.
     var session: SessionState?
+    /// The buffer lent to each batch for its replies (`takeRequests`), empty between batches.
+    let replies = ReplyBuffer()
+    /// The most a buffer keeps of its storage between batches: a connection that once had a long
+    /// reply does not keep that memory.
+    static let retainedReplyCapacityMax = 64 * 1024
     /// The peer closed its side (or the socket failed): read no more.
     var readClosed = false
     /// Write what is queued, then close (QUIT, a framing error, shutdown).
@@ -35,6 +40,18 @@ final class Connection {
 
     var pendingOutboundByteCount: Int { outbound.count - outboundOffset }
     var isRunningBatch: Bool { session == nil }
+
+    /// Queues a batch's replies, and empties the buffer for the next batch. With nothing left to
+    /// write, the buffers trade places instead of the bytes being copied.
+    func enqueue(_ replies: ReplyBuffer) {
+        if outboundOffset == outbound.count {
+            outboundOffset = 0
+            swap(&outbound, &replies.bytes)
+        } else {
+            outbound.append(contentsOf: replies.bytes)
+        }
+        replies.bytes.removeAll(keepingCapacity: replies.bytes.capacity <= Self.retainedReplyCapacityMax)
+    }
 
     func enqueue(_ bytes: [UInt8]) {
         if outboundOffset == outbound.count {
@@ -67,6 +84,6 @@ final class Connection {
     /// the pipeline if there is one.
     func takeRequests(max: Int) -> RequestBatch {
         let (requests, error) = parser.nextRequests(max: max)
-        return RequestBatch(requests: requests, protocolError: error)
+        return RequestBatch(requests: requests, protocolError: error, replies: replies)
     }
 }

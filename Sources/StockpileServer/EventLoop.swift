@@ -295,7 +295,7 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
     private func finishBatch(_ id: UInt64, _ result: BatchResult) {
         guard let c = connections[id] else { return }
         c.session = result.session
-        c.enqueue(result.bytes)
+        c.enqueue(result.output)
         if result.closeAfterWrite { c.closeAfterFlush = true }
         if result.unsubscribedAll, let task = c.subscription {
             task.cancel()

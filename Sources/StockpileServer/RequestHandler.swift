@@ -43,15 +43,28 @@ public struct SessionState: Sendable {
     }
 }
 
+/// The bytes of a connection's replies, lent to one batch at a time: the batch writes its replies
+/// into them, and the loop moves them to the connection's outgoing bytes (`Connection.enqueue`), so
+/// neither a batch nor its replies' trip to the socket allocates once the buffers have grown. Only
+/// the holder of the loan touches it (the batch while it runs, the loop after): unchecked.
+public final class ReplyBuffer: @unchecked Sendable {
+    public var bytes: [UInt8] = []
+    public init() {}
+}
+
 /// Requests taken from a connection's pipeline, and the framing error that ended it, if one did.
 public struct RequestBatch: Sendable {
     public var requests: [ArgumentList]
     /// Answered after the requests; then the connection closes (SPEC §7.15).
     public var protocolError: ProtocolError?
+    /// Where the replies go: the connection's buffer, lent for the batch (empty), or nil for one of
+    /// the batch's own.
+    public var replies: ReplyBuffer?
 
-    public init(requests: [ArgumentList], protocolError: ProtocolError? = nil) {
+    public init(requests: [ArgumentList], protocolError: ProtocolError? = nil, replies: ReplyBuffer? = nil) {
         self.requests = requests
         self.protocolError = protocolError
+        self.replies = replies
     }
 
     /// A batch of requests given word by word (tests, tools).
@@ -62,8 +75,13 @@ public struct RequestBatch: Sendable {
 }
 
 public struct BatchResult: Sendable {
+    /// Where the replies were written: the batch's `replies`, or a buffer of its own.
+    public let output: ReplyBuffer
     /// Every reply of the batch, encoded in order.
-    public var bytes: [UInt8] = []
+    public var bytes: [UInt8] {
+        get { output.bytes }
+        nonmutating _modify { yield &output.bytes }
+    }
     public var session: SessionState
     /// QUIT, or a framing error: write the replies, then close.
     public var closeAfterWrite = false
@@ -140,7 +158,8 @@ public final class RequestHandler: Sendable {
     }
 
     private func perform(_ batch: RequestBatch, session: SessionState) async -> BatchResult {
-        var result = BatchResult(session: session)
+        var result = BatchResult(output: batch.replies ?? ReplyBuffer(), session: session)
+        precondition(result.bytes.isEmpty, "a batch's reply buffer is lent empty")
         result.pending.startTimes.reserveCapacity(batch.requests.count)
         // Room for the replies, made once: a one-line reservation record is about 330 bytes in RESP2,
         // a cell record about 110; a batch of longer replies grows the buffer geometrically.

@@ -165,6 +165,24 @@ struct ConnectionTests {
         #expect(answered == 500)
         #expect(throws: SocketError.self) { _ = try RESPClient(host: "127.0.0.1", port: server.port) }
     }
+
+    @Test("a batch's replies join the bytes still to write, or take their place when none are; the lent buffer comes back empty")
+    func replyBufferHandOff() {
+        let c = Connection(id: 1, descriptor: -1, session: SessionState(id: 1, roles: nil), limits: ProtocolLimits())
+        c.replies.bytes = Array("+first\r\n".utf8)
+        c.enqueue(c.replies)
+        #expect(c.outbound == Array("+first\r\n".utf8) && c.replies.bytes.isEmpty)
+        // Two bytes written, the rest still queued: the next replies go after them.
+        c.outboundOffset = 2
+        c.replies.bytes = Array("+second\r\n".utf8)
+        c.enqueue(c.replies)
+        #expect(Array(c.outbound[c.outboundOffset...]) == Array("irst\r\n+second\r\n".utf8) && c.replies.bytes.isEmpty)
+        // Everything written: the replies become the queued bytes as they are.
+        c.outboundOffset = c.outbound.count
+        c.replies.bytes = Array("+third\r\n".utf8)
+        c.enqueue(c.replies)
+        #expect(c.outboundOffset == 0 && c.outbound == Array("+third\r\n".utf8) && c.replies.bytes.isEmpty)
+    }
 }
 
 /// Work on a thread of its own whose result is collected later, for a test that must write and
