@@ -133,7 +133,7 @@ extension Engine {
             let request = scratch.requests[0]
             let route = request.lines.count == 1 ? OneLineRoute(shard: shardOf[0], cellHash: UInt64(UInt(bitPattern: cellHashes[0]))) : nil
             outcomes.append(
-                performNewReservation(request, hashedID: HashedID(request.id, hash: scratch.hashes[0]), oneLine: route, now: now, actor: actor).outcome)
+                performNewReservation(request, hashedID: HashedID(request.id, hash: scratch.hashes[0]), oneLine: route, now: now, actor: actor).outcome())
             return 1
         default:
             break
@@ -165,7 +165,7 @@ extension Engine {
         }
         for i in 0..<count {
             let decision = scratch.decisions[place[i]]
-            outcomes.append(settleNewReservation(HashedID(scratch.requests[i].id, hash: scratch.hashes[i]), decision).outcome)
+            outcomes.append(settleNewReservation(HashedID(scratch.requests[i].id, hash: scratch.hashes[i]), decision).outcome())
         }
         return count
     }

@@ -60,8 +60,10 @@ enum Performed {
         }
     }
 
-    var outcome: Outcome<Reply> {
-        switch self {
+    /// The answer, taking what it needs from the decision (moved, not copied: a reservation's
+    /// names are not retained again for the reply).
+    consuming func outcome() -> Outcome<Reply> {
+        switch consume self {
         case .commit(let c): .ok(c.reply())
         case .reserved(let r): .ok(.reservation(ReservationRecord(r)))
         case .unchanged(let r): .ok(r)
@@ -230,7 +232,7 @@ public final class Engine: Sendable {
         case .ok(let command):
             if let refusal = configuredLimitRefusal(command) { return .refused(refusal) }
             guard command.key == nil, case .done(let performed) = attempt(command, now: now, actor: actor) else { return nil }
-            return performed.outcome
+            return performed.outcome()
         }
     }
 
@@ -246,7 +248,7 @@ public final class Engine: Sendable {
             if let key = command.key {
                 return await performKeyed(command, key: key, now: now, actor: actor)
             }
-            return await perform(command, now: now, actor: actor).outcome
+            return await perform(command, now: now, actor: actor).outcome()
         }
     }
 
@@ -263,7 +265,7 @@ public final class Engine: Sendable {
             return .ok(use.reply.markedReplayed)
         case .claimed:
             let performed = await perform(command, now: now, actor: actor)
-            var outcome = performed.outcome
+            var outcome = performed.outcome()
             if case .unchanged(let reply) = performed {
                 // A success that changed nothing writes no commit, yet uses its key: log the key alone.
                 do {
@@ -427,20 +429,25 @@ public final class Engine: Sendable {
 
     /// Settles the claim on a new reservation's id: its shards when it was made, free when not.
     /// `mask`: the shards of its lines, when the caller knows them.
-    func settleNewReservation(_ hashedID: HashedID, _ performed: Performed, mask: UInt64? = nil) -> Performed {
-        let made: Reservation
+    func settleNewReservation(_ hashedID: HashedID, _ performed: consuming Performed, mask: UInt64? = nil) -> Performed {
+        // What settling needs of the reservation made, read in place (a copy of it would retain
+        // every name it holds, and the decision is handed on whole).
+        let made: (expiresAt: Timestamp?, mask: UInt64)?
         switch performed {
-        case .commit(let commit): made = commit.reservation!
-        case .reserved(let r): made = r
-        case .unchanged, .refused:
+        case .commit(let commit): made = commit.reservation.map { ($0.expiresAt, mask ?? router.mask(of: $0.lines.lazy.map(\.cell))) }
+        case .reserved(let r):
+            // A new reservation's one follow-up is its hold's expiry: it is not closed (every line
+            // holds at least one unit), so nothing is to be forgotten yet.
+            assert(r.closedAt == nil, "a new reservation is open")
+            made = (r.expiresAt, mask ?? router.mask(of: r.lines.lazy.map(\.cell)))
+        case .unchanged, .refused: made = nil
+        }
+        guard let made else {
             directory.abandon(hashedID.id, hash: hashedID.hash)
             return performed
         }
-        directory.commit(made.id, hash: hashedID.hash, mask ?? router.mask(of: made.lines.lazy.map(\.cell)))
-        // A new reservation's one follow-up is its hold's expiry: it is not closed (every line holds
-        // at least one unit), so nothing is to be forgotten yet.
-        assert(made.closedAt == nil, "a new reservation is open")
-        scheduleExpiry(of: made.id, at: made.expiresAt)
+        directory.commit(hashedID.id, hash: hashedID.hash, made.mask)
+        scheduleExpiry(of: hashedID.id, at: made.expiresAt)
         return performed
     }
 
