@@ -74,12 +74,11 @@ extension Engine {
         if let w = commit.warehouse { catalog.withLock { $0.apply(w) } }
         if let p = commit.policy { catalog.withLock { $0.apply(p) } }
         let committed = commit
-        let stable = committed.entries.map { $0.touchesCell ? view.stableHash(of: $0.cell) : 0 }
         let home = committed.reservation.map { r in
             r.lines.lazy.map { self.router.shard(forStableHash: view.stableHash(of: $0.cell)) }.min() ?? 0
         }
         for s in mask.setBitIndexes {
-            shards[s].withHeldState { $0.apply(committed, stableHashes: stable, home: home) }
+            shards[s].withHeldState { $0.apply(committed, gathered: view, home: home) }
         }
     }
 

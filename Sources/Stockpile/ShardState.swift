@@ -141,11 +141,11 @@ final class ShardState: StockView {
     /// `cellHashes`: each entry's `CellTable.hash` (`cellHashes[i]` is entry i's), when the caller has
     /// them (a bulk import, which hashed each cell for its own lookup), so no name is hashed again.
     /// `keepingLines`: whether an open compact reservation keeps its line array (`ReservationTable`).
-    /// `cellHashes`: each entry's `CellTable.hash`, or `stableHashes`: each entry's cell's
-    /// `stableHash` (0 for an entry without a cell), when the caller has them; `home`: the shard of
+    /// `cellHashes`: each entry's `CellTable.hash`, when the caller has them; `gathered`: the view a
+    /// multi-shard operation decided with, whose cells carry their `stableHash`; `home`: the shard of
     /// the commit's reservation, when the caller knows it.
     func apply(
-        _ commit: Commit, ownsAll: Bool = false, cellHashes: [UInt64]? = nil, stableHashes: [UInt64]? = nil, home: Int? = nil,
+        _ commit: Commit, ownsAll: Bool = false, cellHashes: [UInt64]? = nil, gathered: GatheredView? = nil, home: Int? = nil,
         keepingLines: Bool = true
     ) {
         if commit.entries.first?.type == .reset {
@@ -156,12 +156,10 @@ final class ShardState: StockView {
             catalog = Catalog()
         }
         precondition(cellHashes == nil || cellHashes!.count == commit.entries.count, "one hash per entry")
-        precondition(stableHashes == nil || stableHashes!.count == commit.entries.count, "one hash per entry")
-        assert(stableHashes.map { h in commit.entries.indices.allSatisfy { !commit.entries[$0].touchesCell || h[$0] == commit.entries[$0].cell.stableHash } } ?? true)
         // The position of the last cell changed, which is a one-line reservation's own.
         var lastCell: (entry: Int, position: Int)?
         for (i, e) in commit.entries.enumerated() where e.touchesCell {
-            let stable = stableHashes?[i]
+            let stable = gathered?.stableHash(of: e.cell)
             guard ownsAll || router.shard(forStableHash: stable ?? e.cell.stableHash) == index else { continue }
             // With the hashes given (a bulk import), the slot of the entry a few ahead is asked for now.
             if let cellHashes, i + 16 < cellHashes.count { cells.prefetch(hash: cellHashes[i + 16]) }
