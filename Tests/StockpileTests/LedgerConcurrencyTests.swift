@@ -6,6 +6,7 @@
 
 import Foundation
 import StockpileCore
+import Synchronization
 import Testing
 
 @testable import Stockpile
@@ -105,5 +106,55 @@ struct LedgerConcurrencyTests {
             Issue.record("entry 10 is not kept yet")
             return
         }
+    }
+
+    @Test("subscribing while every shard's writers run: each subscriber hears every entry from where it came in, in order, none missed", arguments: [false, true])
+    func subscribeWhileWriting(durable: Bool) async throws {
+        let seed = testSeed(fallback: 20_261_205)
+        print("LedgerConcurrencyTests subscribe seed \(seed) (set STOCKPILE_SEED to repeat)")
+        let directory = NSTemporaryDirectory() + "stockpile-subscribe-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let configuration = EngineConfiguration(shardCount: 4)
+        let engine = durable
+            ? try Engine.open(dataDirectory: directory, durability: .interval(.milliseconds(2)), configuration: configuration, clock: ManualClock())
+            : Engine(configuration: configuration, clock: ManualClock())
+        final class Flag: Sendable { let raised = Atomic<Bool>(false) }
+        let stop = Flag()
+        // Writers on every shard, numbering without the ledger's lock until someone subscribes: plain
+        // threads, so that they run beside the subscriber however busy the task pool is.
+        let finished = DispatchGroup()
+        for t in 0..<3 {
+            finished.enter()
+            Thread {
+                var rng = SplitMix64(seed: seed &+ UInt64(t))
+                while !stop.raised.load(ordering: .relaxed) {
+                    let command = Command.adjust(variant: "SKU-\(rng.next() % 16)", warehouse: "MAIN", delta: 1, reason: .received)
+                    _ = engine.executeWithoutWaiting(command)
+                }
+                finished.leave()
+            }.start()
+        }
+        var problems: [String] = []
+        for round in 0..<20 {
+            // Each subscription comes in while appends are under way on the path without the lock.
+            try await Task.sleep(for: .milliseconds(2))
+            // As `Engine.subscribe` adds one (every shard held), reading there the first seq it is owed.
+            let (stream, owed) = engine.holdingShards(engine.allShards) { (engine.ledger.subscribe(backlogLimit: 1_000_000), engine.ledger.nextSeq) }
+            var seqs: [UInt64] = []
+            for await event in stream {
+                guard case .entry(let e) = event else { continue }
+                seqs.append(e.seq)
+                if seqs.count == 300 { break }
+            }
+            // The first entry owed is the one numbered next when it subscribed; from there on, none is
+            // missing (an append that numbered without the lock after the subscriber came in would be).
+            if let first = seqs.first, first != owed { problems.append("round \(round): first event \(first), \(owed) was owed first") }
+            if zip(seqs, seqs.dropFirst()).contains(where: { $1 != $0 + 1 }) { problems.append("round \(round): a gap or a disorder in \(seqs.prefix(20))…") }
+        }
+        stop.raised.store(true, ordering: .relaxed)
+        finished.wait()
+        #expect(problems.isEmpty, "\(problems.prefix(5)) (seed \(seed))")
+        if durable { try engine.close() }
     }
 }
