@@ -67,18 +67,15 @@ extension Engine {
     }
 
     /// Logs and numbers the commit's entries and applies each held shard's part. When the log refuses
-    /// it, nothing is applied. Each entry's cell is hashed once for every shard (the gathered cells'
-    /// hashes are reused), and so is the reservation's home.
+    /// it, nothing is applied. No shard hashes the entries' cells again: the gathered cells carry their
+    /// hashes.
     private func commitHeld(_ commit: inout Commit, mask: UInt64, view: GatheredView) throws(WALIOError) {
         try ledger.append(&commit, lane: mask.trailingZeroBitCount) { LowStockAlert.alerts(for: $0, in: view) }
         if let w = commit.warehouse { catalog.withLock { $0.apply(w) } }
         if let p = commit.policy { catalog.withLock { $0.apply(p) } }
         let committed = commit
-        let home = committed.reservation.map { r in
-            r.lines.lazy.map { self.router.shard(forStableHash: view.stableHash(of: $0.cell)) }.min() ?? 0
-        }
         for s in mask.setBitIndexes {
-            shards[s].withHeldState { $0.apply(committed, gathered: view, home: home) }
+            shards[s].withHeldState { $0.apply(committed, gathered: view) }
         }
     }
 

@@ -231,6 +231,12 @@ final class Ledger: Sendable {
     ///   the commit and not apply it.
     func append(_ commit: inout Commit, lane: Int, alerts: (Commit) -> [LowStockAlert] = { _ in [] }) throws(WALIOError) {
         try log?.checkWritable()
+        appendWritable(&commit, lane: lane, alerts: alerts)
+    }
+
+    /// `append` once the log is known to be writable: numbers the commit without the lock, or under
+    /// it, telling subscribers, when anyone subscribes.
+    private func appendWritable(_ commit: inout Commit, lane: Int, alerts: (Commit) -> [LowStockAlert]) {
         if subscriberCount.load(ordering: .acquiring) == 0 {
             number(&commit, lane: lane)
             return
@@ -263,14 +269,8 @@ final class Ledger: Sendable {
             return
         }
         var built = commit(entry)
-        var ended: [AsyncStream<EngineEvent>.Continuation] = []
-        if subscriberCount.load(ordering: .acquiring) == 0 {
-            number(&built, lane: lane)
-        } else {
-            state.withLock { s in ended = appendTelling(&built, lane: lane, alerts: alerts, in: &s) }
-        }
+        appendWritable(&built, lane: lane, alerts: alerts)
         entry.seq = built.entries[0].seq
-        for c in ended { c.finish() }
     }
 
     /// Whether records go to a log (set once, before any append).

@@ -125,6 +125,12 @@ final class ShardState: StockView {
         apply(commit, ownsAll: ownsAll, keepingLines: false)
     }
 
+    /// The shard of `r`'s home (`ShardRouter.home`), from the gathered cells' hashes when given.
+    private func home(of r: Reservation, gathered: GatheredView?) -> Int {
+        guard let gathered else { return router.home(of: r) }
+        return r.lines.lazy.map { self.router.shard(forStableHash: gathered.stableHash(of: $0.cell)) }.min() ?? 0
+    }
+
     /// Applies ledger entry `e` to its cell `cell` (whose `CellTable.hash` is `hash`; at `position` when
     /// the caller found it already), added when the shard has no figures for it yet, and to the
     /// counters; returns the cell's position. `backorderAllowed`: whether the entry is a reservation of
@@ -139,15 +145,11 @@ final class ShardState: StockView {
     }
 
     /// `cellHashes`: each entry's `CellTable.hash` (`cellHashes[i]` is entry i's), when the caller has
-    /// them (a bulk import, which hashed each cell for its own lookup), so no name is hashed again.
-    /// `keepingLines`: whether an open compact reservation keeps its line array (`ReservationTable`).
-    /// `cellHashes`: each entry's `CellTable.hash`, when the caller has them; `gathered`: the view a
-    /// multi-shard operation decided with, whose cells carry their `stableHash`; `home`: the shard of
-    /// the commit's reservation, when the caller knows it.
-    func apply(
-        _ commit: Commit, ownsAll: Bool = false, cellHashes: [UInt64]? = nil, gathered: GatheredView? = nil, home: Int? = nil,
-        keepingLines: Bool = true
-    ) {
+    /// them (a bulk import, which hashed each cell for its own lookup); `gathered`: the view a
+    /// multi-shard operation decided with, whose cells carry their `stableHash`: either way no name is
+    /// hashed again. `keepingLines`: whether an open compact reservation keeps its line array
+    /// (`ReservationTable`).
+    func apply(_ commit: Commit, ownsAll: Bool = false, cellHashes: [UInt64]? = nil, gathered: GatheredView? = nil, keepingLines: Bool = true) {
         if commit.entries.first?.type == .reset {
             // Every shard applies a reset (its commit names the catalog): back to a new engine's state.
             cells.removeAll()
@@ -169,7 +171,7 @@ final class ShardState: StockView {
             let p = apply(e, of: cell, hash: hash, backorderAllowed: backorder)
             lastCell = (i, p)
         }
-        if let r = commit.reservation, ownsAll || (home ?? router.home(of: r)) == index {
+        if let r = commit.reservation, ownsAll || home(of: r, gathered: gathered) == index {
             var position: Int?
             if let (i, p) = lastCell, r.lines.count == 1 {
                 let (e, line) = (commit.entries[i], r.lines[0])

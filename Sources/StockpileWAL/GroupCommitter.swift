@@ -92,8 +92,9 @@ public final class GroupCommitter: Sendable {
     private let lanes: [Lane]
     /// True while the thread waits for work: the next handover must wake it.
     private let writerIdle = Atomic<Bool>(false)
-    /// Set once a write or sync has failed (the failure itself is in `state`).
-    private let failed = Atomic<Bool>(false)
+    /// Set once the log refuses records: a write or sync failed (the failure is in `state`), or
+    /// `close()` began. Read first by `checkWritable`, so a healthy log takes no lock to say so.
+    private let refusing = Atomic<Bool>(false)
     /// The next LSN of `submit(_ bodies:)`, for a caller that numbers its records no other way.
     private let ownNumbering: Mutex<UInt64>
     private let writerBox: WriterBox
@@ -141,7 +142,7 @@ public final class GroupCommitter: Sendable {
     /// Throws the committer's failure, once a write or sync has failed, or `closedError` once
     /// `close()` began; returns otherwise.
     public func checkWritable() throws(WALIOError) {
-        guard failed.load(ordering: .acquiring) else { return }
+        guard refusing.load(ordering: .acquiring) else { return }
         if let failure = state.withLock({ $0.failure ?? ($0.stopping ? Self.closedError : nil) }) { throw failure }
     }
 
@@ -226,7 +227,7 @@ public final class GroupCommitter: Sendable {
     public func close() throws(WALIOError) {
         state.withLock { $0.stopping = true }
         // From here `checkWritable()` refuses: nothing more is numbered for this log.
-        failed.store(true, ordering: .releasing)
+        refusing.store(true, ordering: .releasing)
         if writerIdle.exchange(false, ordering: .sequentiallyConsistent) { wakeUp.signal() }
         finished.wait()
         // A record numbered before the refusal but handed over after the thread's last look is not
@@ -255,9 +256,6 @@ public final class GroupCommitter: Sendable {
             heads = Array(repeating: 0, count: laneCount)
             spares = Array(repeating: [], count: laneCount)
         }
-
-        /// Whether every lane's records are written.
-        var isEmpty: Bool { records.indices.allSatisfy { heads[$0] == records[$0].count } }
 
         /// Takes what waits in `lanes`.
         mutating func take(from lanes: [Lane]) {
@@ -413,7 +411,7 @@ public final class GroupCommitter: Sendable {
         let (waiting, observer) = state.withLock { s -> ([UnsafeContinuation<Result<Void, WALIOError>, Never>], (@Sendable (WALIOError) -> Void)?) in
             let first = s.failure == nil
             if first { s.failure = error }
-            failed.store(true, ordering: .releasing)
+            refusing.store(true, ordering: .releasing)
             defer { s.waiters.removeAll() }
             return (s.waiters.map(\.continuation), first ? s.failureObserver : nil)
         }
