@@ -116,32 +116,13 @@ extension Engine {
         }
         let snapshotLoaded = ContinuousClock.now
 
-        let segments = SegmentHandoff()
-        let (snapshotLSN, fileSystem) = (snapshot?.contents.lsn ?? 0, self.fileSystem)
-        let reader = Thread {
-            let readStarted = ContinuousClock.now
-            let result = Result { () throws(LogRecoveryError) -> LogRecovery.Result in
-                try LogRecovery.recover(directory: directory, after: snapshotLSN, fileSystem: fileSystem) { segments.put($0) }
-            }
-            segments.finish(result, elapsed: ContinuousClock.now - readStarted)
-        }
-        reader.name = "stockpile-recovery"
-        reader.start()
-        var progress = ReplayProgress()
-        while let records = segments.take() {
-            // Records come in LSN order; those past the bound are not durable (written, never synced).
-            if let bound {
-                replay(Array(records.prefix { $0.lsn <= bound }), progress: &progress, report: warn)
-            } else {
-                replay(records, progress: &progress, report: warn)
-            }
-        }
-        let (outcome, readDuration) = segments.outcome()
+        let replayed = replayLog(directory: directory, after: snapshot?.contents.lsn ?? 0, through: bound, warn: warn)
+        let (outcome, readDuration) = (replayed.outcome, replayed.readDuration)
         let recovery: LogRecovery.Result
         do { recovery = try outcome.get() } catch { throw .recovery(error) }
         return LoadedState(
             snapshotFileName: snapshot?.fileName, snapshotCellCount: snapshot?.contents.cells.count ?? 0, snapshotLoaded: snapshotLoaded,
-            recovery: recovery, recordsReplayed: progress.count, readDuration: readDuration)
+            recovery: recovery, recordsReplayed: replayed.recordsReplayed, readDuration: readDuration)
     }
 
     /// How this engine started, when it was opened from a data directory.
@@ -174,182 +155,9 @@ extension Engine {
         return String(format: "%.2f s", s)
     }
 
-    /// Applies records read from the log, in LSN order, with a progress line every second of a long
-    /// replay.
-    func replay(_ batch: consuming [RecoveredRecord], progress: inout ReplayProgress, report: (String) -> Void) {
-        // Each record is moved out of the batch, not copied (a copy retains every name it holds, and
-        // the batch releases them again): the batch is reversed and taken from its end.
-        var records = batch
-        records.reverse()
-        let count = records.count
-        // What a record's reservation will be looked up by is asked for this many records ahead: its
-        // id's slots in the directory and in its home shard's table, and its cell's slot, so that
-        // those cache misses overlap with replaying the records before. A reservation record carries
-        // the hashes (computed by the thread that read it); for a commit the id is hashed here and
-        // kept for its replay (a ring of `ahead` + 1 entries).
-        let ahead = 8
-        var hashedIDs = [HashedID?](repeating: nil, count: ahead + 1)
-        // `j`: the place in LSN order of a record not yet taken, at records[count - 1 - j].
-        func prepare(_ j: Int) {
-            let k = count - 1 - j
-            hashedIDs[j % hashedIDs.count] = nil
-            let idHash: Int
-            let cellHash: UInt64?
-            if let hashes = records[k].reservationHashes {
-                (idHash, cellHash) = (hashes.id, hashes.cell)
-            } else {
-                guard let (id, cell) = records[k].reservationLookup else { return }
-                let hashed = HashedID(id)
-                hashedIDs[j % hashedIDs.count] = hashed
-                (idHash, cellHash) = (hashed.hash, cell?.stableHash)
-            }
-            directory.prefetch(hash: idHash)
-            guard let stable = cellHash else { return }
-            shards[router.shard(forStableHash: stable)].prefetch(idHash: idHash, cellHash: CellTable.hash(stable: stable))
-        }
-        for j in 0..<min(ahead, count) { prepare(j) }
-        var j = 0
-        while let record = records.popLast() {
-            if j & 0xFFF == 0, ContinuousClock.now >= progress.nextReport {
-                report("replaying the log: \(progress.count + j) records so far")
-                progress.nextReport = ContinuousClock.now + .seconds(1)
-            }
-            if j + ahead < count { prepare(j + ahead) }
-            if let fields = record.reservation, let hashes = record.reservationHashes {
-                replay(fields, hashes: hashes)
-            } else {
-                switch record.body {
-                case .commit(let commit): replay(commit, hashedID: hashedIDs[j % hashedIDs.count])
-                case .keyUse(let use): restoreKey(use.key, KeyRecord(command: use.command, reply: use.reply, createdAt: use.time))
-                }
-            }
-            j += 1
-        }
-        progress.count += count
-    }
-
-    /// `hashedID`: the commit's reservation id with its hash, when the caller has it (taken from the
-    /// same record, so it is that id: not compared again here).
-    private func replay(_ commit: Commit, hashedID: HashedID? = nil) {
-        var mask = router.mask(of: commit.entries.lazy.filter(\.touchesCell).map(\.cell))
-        // The id is hashed once, for the directory and the home shard's table.
-        var hashed: HashedID?
-        if let r = commit.reservation {
-            let lines = router.mask(of: r.lines.lazy.map(\.cell))
-            mask |= lines
-            assert(hashedID == nil || hashedID!.id == r.id, "the hashed id given is the reservation's")
-            let h = hashedID ?? HashedID(r.id)
-            hashed = h
-            replaceDirectoryEntry(h, mask: lines, made: commit.entries.first?.type == .reserve)
-        }
-        if commit.warehouse != nil || commit.policy != nil {
-            mask = allShards
-        }
-        if commit.entries.first?.type == .reset { clearTablesForReset() }
-        if mask.nonzeroBitCount == 1 {
-            // One shard holds every cell of the commit and is its reservation's home.
-            let shard = shards[mask.trailingZeroBitCount]
-            shard.withState { $0.replay(commit, ownsAll: true, hashedID: hashed) }
-        } else {
-            holdingShards(mask) {
-                for s in mask.setBitIndexes { shards[s].withHeldState { $0.replay(commit, hashedID: hashed) } }
-            }
-        }
-        ledger.restore(commit.entries)
-        if let w = commit.warehouse { catalog.withLock { $0.apply(w) } }
-        if let p = commit.policy { catalog.withLock { $0.apply(p) } }
-        if commit.reservation != nil { scheduleFollowUps(of: commit) }
-        if let command = commit.keyedCommand, let key = command.key {
-            restoreKey(key, KeyRecord(command: command, reply: commit.reply(), createdAt: commit.time))
-        }
-    }
-
-    /// A `reservation` record, applied from its fields as `replay(_ commit:)` applies the commit they
-    /// stand for, without building it: one new one-line reservation on one cell, so one shard is its
-    /// home and owns its cell.
-    /// `hashes`: its id's and its cell's, as the record carries them.
-    private func replay(_ fields: CompactReservation, hashes: RecoveredRecord.ReservationHashes) {
-        let hashed = HashedID(fields.id, hash: hashes.id)
-        let stable = hashes.cell
-        assert(stable == fields.cell.stableHash, "the cell's hash is its own")
-        let home = router.shard(forStableHash: stable)
-        let mask: UInt64 = 1 << UInt64(home)
-        replaceDirectoryEntry(hashed, mask: mask, made: true)
-        let entry = fields.entry
-        shards[home].withState { $0.replay(fields, entry: entry, cellHash: CellTable.hash(stable: stable), idHash: hashed.hash) }
-        ledger.restore(entry)
-        scheduleExpiry(of: fields.id, at: fields.expiresAt)
-    }
-
-    /// Points the directory's entry for a replayed reservation at the shards of its lines (`mask`).
-    /// `made`: the record made it. Then an entry already there is one forgotten earlier (forgetting is
-    /// not logged): the old reservation is dropped from its home before the new one is applied.
-    private func replaceDirectoryEntry(_ hashed: HashedID, mask: UInt64, made: Bool) {
-        if let old = directory.replace(hashed.id, hash: hashed.hash, mask), made {
-            shards[old.trailingZeroBitCount].withState { $0.reservations.remove(hashed.id, hash: hashed.hash) }
-        }
-    }
-
     func restoreKey(_ key: String, _ record: KeyRecord) {
         keys.restore(key, record)
         dueWork.schedule(DueItem(deadline: record.createdAt.advanced(by: configuration.retention), kind: .forgetKey, name: key))
-    }
-}
-
-/// How far a replay is, for its progress lines.
-struct ReplayProgress {
-    var count = 0
-    var nextReport = ContinuousClock.now + .seconds(1)
-}
-
-/// Batches of records handed from the thread that reads the log to the one that replays it: at most
-/// eight wait at a time, so memory holds a few thousand decoded records, not the whole log.
-final class SegmentHandoff: @unchecked Sendable {
-    private let condition = NSCondition()
-    private var queue: [[RecoveredRecord]] = []
-    private var result: Result<LogRecovery.Result, LogRecoveryError>?
-    private var readDuration = Duration.zero
-    /// How long the reader waited for the replay to take batches (not reading).
-    private var blockedDuration = Duration.zero
-
-    /// Reader side: waits while eight batches are waiting.
-    func put(_ records: [RecoveredRecord]) {
-        condition.lock()
-        if queue.count >= 8 {
-            let blockedFrom = ContinuousClock.now
-            while queue.count >= 8 { condition.wait() }
-            blockedDuration += ContinuousClock.now - blockedFrom
-        }
-        queue.append(records)
-        condition.broadcast()
-        condition.unlock()
-    }
-
-    /// Reader side, at the end: `elapsed` is the reader's whole time, waits included.
-    func finish(_ result: Result<LogRecovery.Result, LogRecoveryError>, elapsed: Duration) {
-        condition.lock()
-        self.result = result
-        self.readDuration = elapsed - blockedDuration
-        condition.broadcast()
-        condition.unlock()
-    }
-
-    /// Replay side: the next segment, or nil once the reader finished and all were taken.
-    func take() -> [RecoveredRecord]? {
-        condition.lock()
-        defer { condition.unlock() }
-        while queue.isEmpty && result == nil { condition.wait() }
-        guard !queue.isEmpty else { return nil }
-        let records = queue.removeFirst()
-        condition.broadcast()
-        return records
-    }
-
-    /// What the reader ended with, and its time spent reading; call after `take()` returned nil.
-    func outcome() -> (Result<LogRecovery.Result, LogRecoveryError>, Duration) {
-        condition.lock()
-        defer { condition.unlock() }
-        return (result!, readDuration)
     }
 }
 
@@ -380,37 +188,4 @@ public struct LogStatus: Sendable, Hashable {
     public var recordByteCount: Int
     /// Why writes are stopped, when they are.
     public var failure: String?
-}
-
-extension ShardState {
-    /// Applies a `reservation` record's fields as `apply` applies the commit they stand for: its
-    /// `entry` to its cell (`cellHash` is the cell's `CellTable.hash`), and the reservation, kept
-    /// compact without its line array as a replayed one is (`idHash`: its id's hash).
-    func replay(_ fields: CompactReservation, entry: LedgerEntry, cellHash: UInt64, idHash: Int) {
-        assert(router.shard(for: fields.cell) == index, "a reservation record replayed in a shard that does not own its cell")
-        let p = apply(entry, of: fields.cell, hash: cellHash, backorderAllowed: catalog.policy(of: fields.cell.variant).backorder)
-        let line = ReservationLine(
-            variant: fields.cell.variant, warehouse: fields.cell.warehouse, quantity: fields.quantity, backordered: fields.backordered,
-            tracked: fields.tracked)
-        if let stored = StoredReservation(
-            line: line, cellPosition: p, customer: fields.customer, createdAt: fields.time, expiresAt: fields.expiresAt, closedAt: nil,
-            requestTTL: fields.ttl, status: .active, strategy: fields.strategy, endedByExpiry: false)
-        {
-            reservations.store(stored, id: fields.id, hash: idHash)
-        } else {
-            // Fields a compact entry cannot hold (a backordered part, a TTL finer than a millisecond): kept whole.
-            reservations.store(fields.commit.reservation!, hash: idHash, cellPosition: nil)
-        }
-        assert(reservation(fields.id) == fields.commit.reservation, "reservation \(fields.id) reads back as its record says")
-    }
-}
-
-extension RecoveredRecord {
-    /// The id of the reservation the record's commit carries, and its cell when it has one line; nil
-    /// when it carries none: what a replay looks the reservation up by, asked for ahead. (A
-    /// `reservation` record carries its hashes instead: `reservationHashes`.)
-    var reservationLookup: (id: String, cell: CellKey?)? {
-        guard case .commit(let commit) = body, let r = commit.reservation else { return nil }
-        return (r.id, r.lines.count == 1 ? r.lines[0].cell : nil)
-    }
 }

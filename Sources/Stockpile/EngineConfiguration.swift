@@ -43,12 +43,24 @@ public struct EngineConfiguration: Sendable {
     /// When set, log segments older than the oldest snapshot kept are removed after each snapshot
     /// while the log takes more bytes than this. Nil keeps every segment (for audit, SPEC §4).
     public var logRetentionByteCount: Int?
+    /// How many threads apply the log at start-up, each to the shards it owns, beside the thread that
+    /// reads the log (and does the part of each record common to all shards); at most one per shard.
+    /// `defaultReplayThreadCount` unless set.
+    public var replayThreadCount: Int
+
+    /// One per core the process may run on, at most four: each applier owns its shards outright, so
+    /// appliers never wait for each other, but all wait for the one thread that reads the log and keeps
+    /// the directory, which two appliers already outrun on two cores (README, "Start-up replays by shard").
+    public static var defaultReplayThreadCount: Int { min(4, max(1, ProcessInfo.processInfo.activeProcessorCount)) }
 
     public init(
         shardCount: Int = EngineConfiguration.defaultShardCount, retention: Duration = .seconds(24 * 3600), defaultStrategy: PlacementStrategy = .priority,
         eventsInMemoryCount: Int = 262_144, linesPerReservationMax: Int = Limits.linesPerReservationMax,
-        quantityMax: Quantity = Limits.quantityMax, snapshotEveryRecords: UInt64 = 1_000_000, logRetentionByteCount: Int? = nil
+        quantityMax: Quantity = Limits.quantityMax, snapshotEveryRecords: UInt64 = 1_000_000, logRetentionByteCount: Int? = nil,
+        replayThreadCount: Int = EngineConfiguration.defaultReplayThreadCount
     ) {
+        precondition(replayThreadCount >= 1, "replayThreadCount must be at least 1")
+        self.replayThreadCount = replayThreadCount
         self.logRetentionByteCount = logRetentionByteCount
         self.snapshotEveryRecords = snapshotEveryRecords
         precondition((1...ShardRouter.shardCountMax).contains(shardCount), "shardCount must be 1...\(ShardRouter.shardCountMax)")

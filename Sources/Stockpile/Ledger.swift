@@ -344,6 +344,21 @@ final class Ledger: Sendable {
         numbers.store(WordPair(first: n.first + 1, second: n.second), ordering: .releasing)
     }
 
+    /// Takes back the numbering of `count` entries read from the log at start-up, the first numbered
+    /// `seq`, without keeping them: a replay that applies records on several threads keeps each
+    /// record's entries where it applies them (`keepReplayed`), in whatever order.
+    func restoreNumbering(of count: Int, from seq: UInt64) {
+        let n = numbers.load(ordering: .relaxed)
+        precondition(seq == UInt64(n.first), "replayed entry \(seq) where \(n.first) was due")
+        numbers.store(WordPair(first: n.first + UInt(count), second: n.second), ordering: .releasing)
+    }
+
+    /// Keeps an entry whose numbering `restoreNumbering` took back. Any thread, any order: the ring
+    /// keeps the newest entry of each slot.
+    func keepReplayed(_ e: LedgerEntry) {
+        ring.keep(e)
+    }
+
     /// Starts from a snapshot: the next entry is numbered `nextSeq`, and memory keeps `recent` (the
     /// entries just before it, oldest first).
     func start(nextSeq: UInt64, recent: [LedgerEntry]) {

@@ -18,12 +18,12 @@ public struct RecoveredRecord: Hashable, Sendable {
     public var lsn: UInt64
     /// The record's type on disk: a commit may have been written as a `reservation` record.
     public var type: WALRecordType
-    private var payload: Payload
+    @usableFromInline var payload: Payload
 
     /// A `reservation` record is kept as its fields (FORMAT.md §3.8): the commit it stands for is built
     /// only when asked for, so that replay can apply the fields without building one. With them, the
     /// hashes replay finds the reservation and its cell by, computed on the thread that reads the log.
-    private enum Payload: Sendable {
+    @usableFromInline enum Payload: Sendable {
         indirect case body(WALRecord.Body)
         case reservation(CompactReservation, ReservationHashes)
     }
@@ -64,6 +64,13 @@ public struct RecoveredRecord: Hashable, Sendable {
     public var reservation: CompactReservation? {
         guard case .reservation(let r, _) = payload else { return nil }
         return r
+    }
+
+    /// `body` applied to a `reservation` record's fields and hashes where the record keeps them, without
+    /// a copy of the fields (a replay reads a few of them per record); nil for any other record.
+    @inlinable public func withReservation<R>(_ body: (borrowing CompactReservation, ReservationHashes) -> R) -> R? {
+        guard case .reservation(let r, let hashes) = payload else { return nil }
+        return body(r, hashes)
     }
 
     /// The hashes of a `reservation` record's id and cell; nil for any other record.

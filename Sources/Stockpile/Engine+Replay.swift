@@ -1,0 +1,344 @@
+// Replay of the log at start-up, by shard. A record changes two kinds of state: what the engine keeps
+// for all shards (the directory of reservation ids, the ledger's numbering and recent entries, the
+// idempotency keys, the catalog, the work due later) and what each shard it touches keeps (its cells,
+// the reservations whose home it is, its copy of the catalog, its counters). The first must follow
+// the log's order over all records; the second only the log's order over the records of that shard,
+// since a shard's state is changed by nothing but its own part of each record (the same `apply` that
+// made it, which reads nothing outside the shard).
+//
+// So the thread that reads the log also does the first, in LSN order, one batch at a time, and notes
+// for each record the shards it touches and what each must do; then one or more appliers each apply
+// the shard parts of the shards they own, each in LSN order, every applier at its own pace. Nothing
+// is shared between appliers but the batches, which none of them changes. A record that touches
+// several shards (a reservation of several lines, a catalog change, a RESET) is applied by each of
+// its shards' appliers to that shard alone, as a live commit applies it shard by shard while holding
+// them; a new reservation whose id was forgotten while its earlier home was another shard has that
+// shard drop the earlier one, at the same place in that shard's order. It keeps true: once the last
+// applier is done, the engine is what a replay of every record in LSN order on one thread makes.
+
+import Foundation
+import StockpileCore
+import StockpileWAL
+
+/// One shard's part of one record of a `ReplayBatch`.
+struct ShardAction: Sendable {
+    enum Kind: UInt8, Sendable {
+        /// A `reservation` record: its cell's entry and the new reservation (this is its home).
+        case reservation
+        /// A commit every cell and reservation of which this shard owns.
+        case commitOwnsAll
+        /// The part of a commit that spans shards that this shard owns.
+        case commitPart
+        /// Drop the reservation the record's id named before it was forgotten (this was its home).
+        case forget
+    }
+
+    /// The record's place in its batch.
+    var record: Int32
+    var shard: UInt8
+    var kind: Kind
+    /// Whether this action keeps the record's ledger entries in memory (one action of each record
+    /// does; the reader took their numbering back).
+    var keepsEntries: Bool
+}
+
+/// Records read from the log, their part common to all shards done, and each applier's shard parts in
+/// LSN order. Never changed once made.
+final class ReplayBatch: Sendable {
+    let records: [RecoveredRecord]
+    /// The reservation id of each commit that carries one, hashed; nil for other records (a
+    /// `reservation` record carries its hashes).
+    let hashedIDs: [HashedID?]
+    /// By applier: the shard actions it applies, in LSN order.
+    let actions: [[ShardAction]]
+
+    init(records: [RecoveredRecord], hashedIDs: [HashedID?], actions: [[ShardAction]]) {
+        self.records = records
+        self.hashedIDs = hashedIDs
+        self.actions = actions
+    }
+}
+
+/// How far a replay is, for its progress lines.
+struct ReplayProgress {
+    var count = 0
+    var nextReport = ContinuousClock.now + .seconds(1)
+}
+
+/// Batches handed from the thread that reads the log to the appliers: at most eight wait at a time, so
+/// memory holds a few thousand decoded records, not the whole log. Every applier takes every batch,
+/// in order; a batch is let go once all have taken it.
+final class ReplayHandoff: @unchecked Sendable {
+    private let condition = NSCondition()
+    /// The batches some applier has not taken yet; `batches[0]` is batch number `firstNumber`.
+    private var batches: [ReplayBatch] = []
+    private var firstNumber = 0
+    /// By applier: the number of the next batch it takes.
+    private var next: [Int]
+    private var result: Result<LogRecovery.Result, LogRecoveryError>?
+    private var readDuration = Duration.zero
+    /// How long the reader waited for the appliers to take batches (not reading).
+    private var blockedDuration = Duration.zero
+
+    init(applierCount: Int) {
+        next = Array(repeating: 0, count: applierCount)
+    }
+
+    /// Reader side: waits while eight batches are waiting.
+    func put(_ batch: ReplayBatch) {
+        condition.lock()
+        if batches.count >= 8 {
+            let blockedFrom = ContinuousClock.now
+            while batches.count >= 8 { condition.wait() }
+            blockedDuration += ContinuousClock.now - blockedFrom
+        }
+        batches.append(batch)
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Reader side, at the end: `elapsed` is the reader's whole time, waits included.
+    func finish(_ result: Result<LogRecovery.Result, LogRecoveryError>, elapsed: Duration) {
+        condition.lock()
+        self.result = result
+        self.readDuration = elapsed - blockedDuration
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Applier side: applier `applier`'s next batch, or nil once the reader finished and it took all.
+    func take(applier: Int) -> ReplayBatch? {
+        condition.lock()
+        defer { condition.unlock() }
+        while next[applier] >= firstNumber + batches.count && result == nil { condition.wait() }
+        guard next[applier] < firstNumber + batches.count else { return nil }
+        let batch = batches[next[applier] - firstNumber]
+        next[applier] += 1
+        let taken = next.min()! - firstNumber
+        if taken > 0 {
+            batches.removeFirst(taken)
+            firstNumber += taken
+            condition.broadcast()
+        }
+        return batch
+    }
+
+    /// What the reader ended with, and its time spent reading; call after `take` returned nil.
+    func outcome() -> (Result<LogRecovery.Result, LogRecoveryError>, Duration) {
+        condition.lock()
+        defer { condition.unlock() }
+        return (result!, readDuration)
+    }
+}
+
+extension Engine {
+    /// How many threads apply the shards' parts of a replay: `configuration.replayThreadCount`, at
+    /// most one per shard.
+    var replayApplierCount: Int { max(1, min(configuration.replayThreadCount, shards.count)) }
+
+    /// Reads the log after `snapshotLSN` (up to `bound`, when given) on a thread of its own, which
+    /// also does each record's part common to all shards; applies the shards' parts on this thread
+    /// and `replayApplierCount - 1` more. Returns when every record read was applied, with what the
+    /// reader ended with and its time spent reading.
+    func replayLog(
+        directory: String, after snapshotLSN: UInt64, through bound: UInt64?, warn: (String) -> Void
+    ) -> (outcome: Result<LogRecovery.Result, LogRecoveryError>, readDuration: Duration, recordsReplayed: Int) {
+        let applierCount = replayApplierCount
+        let handoff = ReplayHandoff(applierCount: applierCount)
+        let fileSystem = self.fileSystem
+        let reader = Thread {
+            let readStarted = ContinuousClock.now
+            let result = Result { () throws(LogRecoveryError) -> LogRecovery.Result in
+                try LogRecovery.recover(directory: directory, after: snapshotLSN, fileSystem: fileSystem) { records in
+                    // Records come in LSN order; those past the bound are not durable (written, never synced).
+                    let kept = bound.map { b in Array(records.prefix { $0.lsn <= b }) } ?? records
+                    guard !kept.isEmpty else { return }
+                    handoff.put(self.prepareReplay(kept, applierCount: applierCount))
+                }
+            }
+            handoff.finish(result, elapsed: ContinuousClock.now - readStarted)
+        }
+        reader.name = "stockpile-recovery"
+        reader.start()
+        let helpersDone = DispatchSemaphore(value: 0)
+        for a in 1..<applierCount {
+            let helper = Thread {
+                while let batch = handoff.take(applier: a) { self.applyReplay(batch, applier: a) }
+                helpersDone.signal()
+            }
+            helper.name = "stockpile-replay-\(a)"
+            helper.start()
+        }
+        var progress = ReplayProgress()
+        while let batch = handoff.take(applier: 0) {
+            if ContinuousClock.now >= progress.nextReport {
+                warn("replaying the log: \(progress.count) records so far")
+                progress.nextReport = ContinuousClock.now + .seconds(1)
+            }
+            applyReplay(batch, applier: 0)
+            progress.count += batch.records.count
+        }
+        for _ in 1..<applierCount { helpersDone.wait() }
+        let (outcome, readDuration) = handoff.outcome()
+        return (outcome, readDuration, progress.count)
+    }
+
+    /// Does the part of each of `records` (in LSN order) that is common to all shards, in order, and
+    /// notes each shard's part for its applier (shard `s` is applier `s % applierCount`'s).
+    func prepareReplay(_ records: [RecoveredRecord], applierCount: Int) -> ReplayBatch {
+        // Records are read where the batch keeps them: a copy of one costs a copy of its fields.
+        let (hashedIDs, actions) = records.withUnsafeBufferPointer { prepareReplay($0, applierCount: applierCount) }
+        return ReplayBatch(records: records, hashedIDs: hashedIDs, actions: actions)
+    }
+
+    private func prepareReplay(_ records: UnsafeBufferPointer<RecoveredRecord>, applierCount: Int) -> ([HashedID?], [[ShardAction]]) {
+        let count = records.count
+        var actions = [[ShardAction]](repeating: [], count: applierCount)
+        for a in actions.indices { actions[a].reserveCapacity(count / applierCount + 16) }
+        func add(_ record: Int, shard: Int, _ kind: ShardAction.Kind, keepsEntries: Bool = false) {
+            actions[shard % applierCount].append(ShardAction(record: Int32(record), shard: UInt8(shard), kind: kind, keepsEntries: keepsEntries))
+        }
+        // Each commit's reservation id is hashed once, here, for the directory and for its home shard.
+        var hashedIDs = [HashedID?](repeating: nil, count: count)
+        for k in 0..<count where records[k].withReservation({ _, _ in () }) == nil {
+            if let (id, _) = records[k].reservationLookup { hashedIDs[k] = HashedID(id) }
+        }
+        // The directory slot of the id a few records ahead is asked for, so its cache miss overlaps
+        // with the records before it.
+        let ahead = 8
+        func prefetch(_ k: Int) {
+            if let h = records[k].withReservation({ $1.id }) ?? hashedIDs[k]?.hash { directory.prefetch(hash: h) }
+        }
+        for k in 0..<min(ahead, count) { prefetch(k) }
+        for k in 0..<count {
+            if k + ahead < count { prefetch(k + ahead) }
+            if let (id, hashes, seq, expiresAt) = records[k].withReservation({ ($0.id, $1, $0.seq, $0.expiresAt) }) {
+                // One new one-line reservation: its cell's shard is its home and owns its cell.
+                let home = router.shard(forStableHash: hashes.cell)
+                if let old = directory.replace(id, hash: hashes.id, 1 << UInt64(home)) {
+                    // An entry already there is one forgotten earlier (forgetting is not logged).
+                    add(k, shard: old.trailingZeroBitCount, .forget)
+                }
+                add(k, shard: home, .reservation, keepsEntries: true)
+                ledger.restoreNumbering(of: 1, from: seq)
+                scheduleExpiry(of: id, at: expiresAt)
+                continue
+            }
+            switch records[k].body {
+            case .commit(let commit):
+                var mask = router.mask(of: commit.entries.lazy.filter(\.touchesCell).map(\.cell))
+                if let r = commit.reservation, let hashed = hashedIDs[k] {
+                    let lines = router.mask(of: r.lines.lazy.map(\.cell))
+                    mask |= lines
+                    // Made by this commit, an entry already there is one forgotten earlier.
+                    if let old = directory.replace(hashed.id, hash: hashed.hash, lines), commit.entries.first?.type == .reserve {
+                        add(k, shard: old.trailingZeroBitCount, .forget)
+                    }
+                }
+                if commit.warehouse != nil || commit.policy != nil { mask = allShards }
+                if commit.entries.first?.type == .reset { clearTablesForReset() }
+                // The entries are kept by the first shard's applier; a commit that touches no shard
+                // keeps them here.
+                if mask.nonzeroBitCount == 1 {
+                    add(k, shard: mask.trailingZeroBitCount, .commitOwnsAll, keepsEntries: true)
+                } else {
+                    for s in mask.setBitIndexes { add(k, shard: s, .commitPart, keepsEntries: s == mask.trailingZeroBitCount) }
+                }
+                if let first = commit.entries.first {
+                    for (i, e) in commit.entries.enumerated() { precondition(e.seq == first.seq + UInt64(i), "a commit's entries are numbered in a row") }
+                    ledger.restoreNumbering(of: commit.entries.count, from: first.seq)
+                    if mask == 0 { for e in commit.entries { ledger.keepReplayed(e) } }
+                }
+                if let w = commit.warehouse { catalog.withLock { $0.apply(w) } }
+                if let p = commit.policy { catalog.withLock { $0.apply(p) } }
+                if commit.reservation != nil { scheduleFollowUps(of: commit) }
+                if let command = commit.keyedCommand, let key = command.key {
+                    restoreKey(key, KeyRecord(command: command, reply: commit.reply(), createdAt: commit.time))
+                }
+            case .keyUse(let use):
+                restoreKey(use.key, KeyRecord(command: use.command, reply: use.reply, createdAt: use.time))
+            }
+        }
+        return (hashedIDs, actions)
+    }
+
+    /// Applies applier `applier`'s shard actions of `batch`, in order.
+    func applyReplay(_ batch: ReplayBatch, applier: Int) {
+        batch.records.withUnsafeBufferPointer { applyReplay($0, hashedIDs: batch.hashedIDs, actions: batch.actions[applier]) }
+    }
+
+    private func applyReplay(_ records: UnsafeBufferPointer<RecoveredRecord>, hashedIDs: [HashedID?], actions: [ShardAction]) {
+        // The slots a reservation record a few actions ahead will be stored and counted in are asked
+        // for now, so that those cache misses overlap with the actions before it.
+        let ahead = 8
+        func prefetch(_ i: Int) {
+            let a = actions[i]
+            guard a.kind == .reservation, let hashes = records[Int(a.record)].withReservation({ $1 }) else { return }
+            shards[Int(a.shard)].prefetch(idHash: hashes.id, cellHash: CellTable.hash(stable: hashes.cell))
+        }
+        for i in 0..<min(ahead, actions.count) { prefetch(i) }
+        for i in actions.indices {
+            if i + ahead < actions.count { prefetch(i + ahead) }
+            let action = actions[i]
+            let k = Int(action.record)
+            let shard = shards[Int(action.shard)]
+            switch action.kind {
+            case .reservation:
+                let applied: Void? = records[k].withReservation { fields, hashes in
+                    let entry = fields.entry
+                    shard.withState { $0.replay(fields, entry: entry, cellHash: CellTable.hash(stable: hashes.cell), idHash: hashes.id) }
+                    ledger.keepReplayed(entry)
+                }
+                precondition(applied != nil, "not a reservation record")
+            case .commitOwnsAll, .commitPart:
+                guard case .commit(let commit) = records[k].body else { preconditionFailure("not a commit") }
+                let ownsAll = action.kind == .commitOwnsAll
+                shard.withState { $0.replay(commit, ownsAll: ownsAll, hashedID: hashedIDs[k]) }
+                if action.keepsEntries { for e in commit.entries { ledger.keepReplayed(e) } }
+            case .forget:
+                let hashed: HashedID
+                if let h = records[k].withReservation({ HashedID($0.id, hash: $1.id) }) {
+                    hashed = h
+                } else if let h = hashedIDs[k] {
+                    hashed = h
+                } else {
+                    preconditionFailure("a forget action without an id")
+                }
+                shard.withState { $0.reservations.remove(hashed.id, hash: hashed.hash) }
+            }
+        }
+    }
+}
+
+extension ShardState {
+    /// Applies a `reservation` record's fields as `apply` applies the commit they stand for: its
+    /// `entry` to its cell (`cellHash` is the cell's `CellTable.hash`), and the reservation, kept
+    /// compact without its line array as a replayed one is (`idHash`: its id's hash).
+    func replay(_ fields: borrowing CompactReservation, entry: LedgerEntry, cellHash: UInt64, idHash: Int) {
+        assert(router.shard(for: fields.cell) == index, "a reservation record replayed in a shard that does not own its cell")
+        let p = apply(entry, of: fields.cell, hash: cellHash, backorderAllowed: catalog.policy(of: fields.cell.variant).backorder)
+        let line = ReservationLine(
+            variant: fields.cell.variant, warehouse: fields.cell.warehouse, quantity: fields.quantity, backordered: fields.backordered,
+            tracked: fields.tracked)
+        if let stored = StoredReservation(
+            line: line, cellPosition: p, customer: fields.customer, createdAt: fields.time, expiresAt: fields.expiresAt, closedAt: nil,
+            requestTTL: fields.ttl, status: .active, strategy: fields.strategy, endedByExpiry: false)
+        {
+            reservations.store(stored, id: fields.id, hash: idHash)
+        } else {
+            // Fields a compact entry cannot hold (a backordered part, a TTL finer than a millisecond): kept whole.
+            reservations.store(fields.commit.reservation!, hash: idHash, cellPosition: nil)
+        }
+        assert(reservation(fields.id) == fields.commit.reservation, "reservation \(fields.id) reads back as its record says")
+    }
+}
+
+extension RecoveredRecord {
+    /// The id of the reservation the record's commit carries, and its cell when it has one line; nil
+    /// when it carries none: what a replay looks the reservation up by. (A `reservation` record
+    /// carries its hashes instead: `reservationHashes`.)
+    var reservationLookup: (id: String, cell: CellKey?)? {
+        guard case .commit(let commit) = body, let r = commit.reservation else { return nil }
+        return (r.id, r.lines.count == 1 ? r.lines[0].cell : nil)
+    }
+}
