@@ -89,7 +89,8 @@ extension Engine {
         /// The log read after the snapshot, and where it goes on.
         var recovery: LogRecovery.Result
         var recordsReplayed: Int
-        /// Reading, checking and decoding the log, without the time its thread waited for the replay.
+        /// Reading, checking and decoding the log, and each record's part common to all shards,
+        /// without the time its thread waited for the appliers.
         var readDuration: Duration
     }
 
@@ -167,8 +168,9 @@ public struct StartupReport: Sendable, Hashable {
     public var snapshotCellCount: Int
     /// Reading, decoding and loading the snapshot.
     public var snapshotLoadDuration: Duration
-    /// Reading, checking and decoding the log after the snapshot (on a thread of its own, while
-    /// the replay applies what was read), without the time it waited for the replay.
+    /// Reading, checking and decoding the log after the snapshot, with each record's part common to
+    /// all shards (on a thread of its own, while the appliers apply each shard's part of what was
+    /// read), without the time it waited for them.
     public var logReadDuration: Duration
     public var recordsReplayed: Int
     /// From the snapshot loaded to the last record applied: the log read and its replay, overlapped.

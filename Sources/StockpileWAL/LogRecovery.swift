@@ -46,8 +46,14 @@ public struct RecoveredRecord: Hashable, Sendable {
 
     /// A `reservation` record, kept as its fields.
     public init(lsn: UInt64, reservation: CompactReservation) {
+        self.init(lsn: lsn, reservation: reservation, cellHash: reservation.cell.stableHash)
+    }
+
+    /// `init(lsn:reservation:)` with its cell's `stableHash`, which the segment's names keep.
+    init(lsn: UInt64, reservation: CompactReservation, cellHash: UInt64) {
+        assert(cellHash == reservation.cell.stableHash, "the cell's own hash")
         self.lsn = lsn
-        self.payload = .reservation(reservation, ReservationHashes(id: reservation.id.hashValue, cell: reservation.cell.stableHash))
+        self.payload = .reservation(reservation, ReservationHashes(id: reservation.id.hashValue, cell: cellHash))
         self.type = .reservation
     }
 

@@ -181,9 +181,17 @@ public enum RecordCodec {
     private static func decodeReservation(
         _ record: WALRecord, in bytes: UnsafeRawBufferPointer, baseOffset: Int = 0, names: inout SegmentNames
     ) throws(WALDecodingError) -> CompactReservation {
+        var cellHash: UInt64 = 0
+        return try decodeReservation(record, in: bytes, baseOffset: baseOffset, names: &names, cellHash: &cellHash)
+    }
+
+    /// `decodeReservation`, also setting `cellHash` to its cell's `CellKey.stableHash`.
+    private static func decodeReservation(
+        _ record: WALRecord, in bytes: UnsafeRawBufferPointer, baseOffset: Int = 0, names: inout SegmentNames, cellHash: inout UInt64
+    ) throws(WALDecodingError) -> CompactReservation {
         precondition(record.type == .reservation && record.endOffset <= bytes.count, "a reservation record inside the buffer")
         var reader = ByteReader(UnsafeRawBufferPointer(rebasing: bytes[record.payloadRange]), baseOffset: baseOffset + record.payloadOffset)
-        let fields = try CompactReservation.decode(from: &reader, names: &names)
+        let fields = try CompactReservation.decode(from: &reader, names: &names, cellHash: &cellHash)
         try reader.expectEnd()
         return fields
     }
@@ -196,7 +204,9 @@ public enum RecordCodec {
         guard record.type == .reservation else {
             return RecoveredRecord(lsn: record.lsn, body: try decodeBody(of: record, in: bytes, names: &names), type: record.type)
         }
-        return RecoveredRecord(lsn: record.lsn, reservation: try decodeReservation(record, in: bytes, names: &names))
+        var cellHash: UInt64 = 0
+        let fields = try decodeReservation(record, in: bytes, names: &names, cellHash: &cellHash)
+        return RecoveredRecord(lsn: record.lsn, reservation: fields, cellHash: cellHash)
     }
 
     /// Decodes the payload of `record`, found in `bytes` by `decodeRecord`, with its segment's `names`.

@@ -16,6 +16,8 @@ public struct SegmentNames: Hashable, Sendable {
     /// The segment header's created-at: `reservation` records store their time relative to it.
     public let createdAt: Timestamp
     private(set) var cells: [CellKey] = []
+    /// Each named cell's `CellKey.stableHash`, computed once per segment rather than once per record.
+    private(set) var cellHashes: [UInt64] = []
     private(set) var actors: [String] = []
     private var cellNumbers: [CellKey: Int] = [:]
     private var actorNumbers: [String: Int] = [:]
@@ -30,6 +32,7 @@ public struct SegmentNames: Hashable, Sendable {
     fileprivate mutating func name(_ cell: CellKey) {
         cellNumbers[cell] = cells.count
         cells.append(cell)
+        cellHashes.append(cell.stableHash)
     }
 
     fileprivate mutating func name(actor: String) {
@@ -135,6 +138,12 @@ public struct CompactReservation: Hashable, Sendable {
     /// Reads a payload, learning the names it gives. The names are learned even when decoding fails
     /// further on: a reader that stops there reads nothing after it anyway.
     static func decode(from r: inout ByteReader, names: inout SegmentNames) throws(WALDecodingError) -> CompactReservation {
+        var cellHash: UInt64 = 0
+        return try decode(from: &r, names: &names, cellHash: &cellHash)
+    }
+
+    /// `decode`, also setting `cellHash` to its cell's `CellKey.stableHash` (the segment's names keep it).
+    static func decode(from r: inout ByteReader, names: inout SegmentNames, cellHash: inout UInt64) throws(WALDecodingError) -> CompactReservation {
         let flagsAt = r.position
         let flags = try r.readUInt8()
         guard let strategy = PlacementStrategy(walCode: flags >> Flag.strategyShift) else {
@@ -150,11 +159,13 @@ public struct CompactReservation: Hashable, Sendable {
             cell = CellKey(variant: try r.readString(), warehouse: try r.readString())
             guard names.number(of: cell) == nil else { throw r.failure(.inconsistent("cell \(cell) is named twice in the segment")) }
             names.name(cell)
+            cellHash = names.cellHashes[names.cellHashes.count - 1]
         } else {
             let at = r.position
             let n = try r.readVarint()
             guard n < UInt64(names.cells.count) else { throw r.failure(.inconsistent("cell number \(n) is not one the segment has given"), at: at) }
             cell = names.cells[Int(n)]
+            cellHash = names.cellHashes[Int(n)]
         }
         let actor: String
         if flags & Flag.actorNamed != 0 {
