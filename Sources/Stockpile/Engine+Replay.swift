@@ -313,7 +313,7 @@ extension Engine {
 extension ShardState {
     /// Applies a `reservation` record's fields as `apply` applies the commit they stand for: its
     /// `entry` to its cell (`cellHash` is the cell's `CellTable.hash`), and the reservation, kept
-    /// compact without its line array as a replayed one is (`idHash`: its id's hash).
+    /// compact as any one-line reservation is (`idHash`: its id's hash).
     func replay(_ fields: borrowing CompactReservation, entry: LedgerEntry, cellHash: UInt64, idHash: Int) {
         assert(router.shard(for: fields.cell) == index, "a reservation record replayed in a shard that does not own its cell")
         let p = apply(entry, of: fields.cell, hash: cellHash, backorderAllowed: catalog.policy(of: fields.cell.variant).backorder)

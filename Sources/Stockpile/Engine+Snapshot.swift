@@ -213,7 +213,7 @@ extension Engine {
                 state.cells.reserveCapacity(cells.count)
                 for (key, slot) in cells { state.cells[key] = slot }
                 state.reservations.reserveCapacity(reservations.count)
-                for r in reservations { state.store(r, keepingLines: false) }
+                for r in reservations { state.store(r) }
             }
         }
         for r in s.reservations {

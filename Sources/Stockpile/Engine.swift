@@ -46,8 +46,8 @@ enum Performed {
     /// A commit, logged and applied.
     case commit(Commit)
     /// A new reservation of one line naming its warehouse, logged and applied from its ledger entry
-    /// without a commit (`Shard.reserveOneLine`): the reservation as it was made.
-    case reserved(Reservation)
+    /// without a commit (`Shard.reserveOneLine`): the reservation as it was made, without a line array.
+    case reserved(OneLineReservation)
     case unchanged(Reply)
     case refused(Refusal)
 
@@ -436,10 +436,10 @@ public final class Engine: Sendable {
         switch performed {
         case .commit(let commit): made = commit.reservation.map { ($0.expiresAt, mask ?? router.mask(of: $0.lines.lazy.map(\.cell))) }
         case .reserved(let r):
-            // A new reservation's one follow-up is its hold's expiry: it is not closed (every line
+            // A new reservation's one follow-up is its hold's expiry: it is not closed (its line
             // holds at least one unit), so nothing is to be forgotten yet.
             assert(r.closedAt == nil, "a new reservation is open")
-            made = (r.expiresAt, mask ?? router.mask(of: r.lines.lazy.map(\.cell)))
+            made = (r.expiresAt, mask ?? 1 << UInt64(router.shard(for: r.cell)))
         case .unchanged, .refused: made = nil
         }
         guard let made else {

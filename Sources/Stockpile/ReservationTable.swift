@@ -1,27 +1,19 @@
 // The reservations whose home is one shard, by id. Most reservations are one line whose request named
 // that line (variant, warehouse, quantity): such a one is kept compact, as one fixed-size entry of the
 // id's table: its line's cell as a position in the shard's cell table (a shard's cells move only
-// when all of them go, with every reservation, at a RESET), its figures and times as integers. While
-// it is open it also keeps its array of lines, the one its commit carried (so storing it allocates
-// nothing, and neither does reading it for a retry or for the release that closes it); once closed,
-// the array goes and the entry alone is what the retention window keeps. One replayed from the log
-// (or a snapshot) is kept without it. Any other reservation (several lines, a line the engine placed, a
-// cell the shard has no figures for, a backordered part, a TTL finer than a millisecond) is kept
-// whole, behind one reference. Reading a reservation builds the `Reservation` value back, equal to the one stored.
+// when all of them go, with every reservation, at a RESET), its figures and times as integers, and no
+// array for its line: a new one is made without one (`OneLineReservation`), so keeping it allocates
+// nothing, and the entry alone is what the retention window keeps once it is closed. Any other
+// reservation (several lines, a line the engine placed, a cell the shard has no figures for, a
+// backordered part, a TTL finer than a millisecond) is kept whole, behind one reference. Reading a
+// reservation builds the `Reservation` value back, equal to the one stored.
 
 import StockpileCore
 
 /// One reservation as its shard keeps it: 80 bytes (a test holds it to that).
 struct StoredReservation: Sendable {
-    /// What an entry keeps besides its fields.
-    enum Extra: Sendable {
-        /// The whole reservation, when it is not kept compact: the fields are then unused.
-        case whole(Boxed<Reservation>)
-        /// A compact one's lines, while it is open (then equal to what the fields say).
-        case lines([ReservationLine])
-    }
-
-    var extra: Extra?
+    /// The whole reservation, when it is not kept compact: the fields are then unused.
+    var whole: Boxed<Reservation>?
     var customer: String?
     var quantity: Int64 = 0
     var fulfilled: Int64 = 0
@@ -42,22 +34,20 @@ struct StoredReservation: Sendable {
     static let none = Int64.min
     static let noTTL = UInt32.max
 
-    init(whole r: Reservation) { self.extra = .whole(Boxed(r)) }
+    init(whole r: Reservation) { self.whole = Boxed(r) }
 
     /// `r` kept compact, when it can be: one line, on the cell at `cellPosition`, which its request named.
-    /// `keepingLines`: whether it keeps its line array while open.
-    init?(compacting r: Reservation, cellPosition: Int?, keepingLines: Bool) {
+    init?(compacting r: Reservation, cellPosition: Int?) {
         guard r.lines.count == 1, let cellPosition, r.fingerprintLinesAreOwnLines, r.requestCustomer == r.customer else { return nil }
         let line = r.lines[0]
         self.init(
             line: line, cellPosition: cellPosition, customer: r.customer, createdAt: r.createdAt, expiresAt: r.expiresAt,
             closedAt: r.closedAt, requestTTL: r.requestTTL, status: r.status, strategy: r.strategy, endedByExpiry: r.endedByExpiry)
-        if keepingLines && r.isOpen { extra = .lines(r.lines) }
     }
 
     /// A one-line reservation kept compact from its fields, when they fit: its request named `line`'s
     /// cell (at `cellPosition`), with `customer` and `requestTTL`; nothing of it is backordered; an open
-    /// one has no closing time and a closed one no expiry. Keeps no line array.
+    /// one has no closing time and a closed one no expiry.
     init?(
         line: ReservationLine, cellPosition: Int, customer: String?, createdAt: Timestamp, expiresAt: Timestamp?, closedAt: Timestamp?,
         requestTTL: Duration?, status: ReservationStatus, strategy: PlacementStrategy, endedByExpiry: Bool
@@ -93,12 +83,6 @@ struct StoredReservation: Sendable {
         return total >= 0 && total < Int64(Self.noTTL) ? UInt32(total) : nil
     }
 
-    /// The whole reservation, when it is not kept compact.
-    var whole: Boxed<Reservation>? {
-        guard case .whole(let r) = extra else { return nil }
-        return r
-    }
-
     var isOpen: Bool { whole?.value.isOpen ?? status.isOpen }
     var closedTime: Timestamp? {
         if let whole { return whole.value.closedAt }
@@ -114,15 +98,10 @@ struct StoredReservation: Sendable {
 
     /// The reservation `id` this entry keeps, its line's cell named from `cells`.
     func reservation(id: String, cells: CellTable) -> Reservation {
-        let lines: [ReservationLine]
-        switch extra {
-        case .whole(let r): return r.value
-        case .lines(let kept): lines = kept
-        case nil: lines = [line(cells: cells)]
-        }
+        if let whole { return whole.value }
         let open = status.isOpen
         return Reservation(
-            id: id, lines: lines, status: status,
+            id: id, lines: [line(cells: cells)], status: status,
             expiresAt: open && deadline != Self.none ? Timestamp(milliseconds: deadline) : nil,
             customer: customer, createdAt: Timestamp(milliseconds: createdAt), closedAt: open ? nil : Timestamp(milliseconds: deadline),
             endedByExpiry: endedByExpiry, requestTTL: requestTTL == Self.noTTL ? nil : .milliseconds(Int64(requestTTL)),
@@ -155,10 +134,8 @@ struct ReservationTable: Sendable {
 
     /// Stores `r` (replacing what its id held). `cellPosition`: the position in the shard's cell table
     /// of its line's cell, for a one-line reservation; nil keeps it whole.
-    /// `keepingLines`: whether an open one keeps its line array.
-    mutating func store(_ r: Reservation, hash: Int, cellPosition: Int?, keepingLines: Bool = true) {
-        table[r.id, hash: hash] =
-            StoredReservation(compacting: r, cellPosition: cellPosition, keepingLines: keepingLines) ?? StoredReservation(whole: r)
+    mutating func store(_ r: Reservation, hash: Int, cellPosition: Int?) {
+        table[r.id, hash: hash] = StoredReservation(compacting: r, cellPosition: cellPosition) ?? StoredReservation(whole: r)
     }
 
     /// Stores `stored` as the reservation `id` (replacing what the id held).

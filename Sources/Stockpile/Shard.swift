@@ -110,7 +110,7 @@ actor Shard {
             state.hashedID = hashedID
             defer { state.hashedID = nil }
             if let v = catalogVersion, v != state.catalog.version { return nil }
-            if let expected, !expected.matches(state.reservation(expected.id), state.router) { return nil }
+            if let expected, state.linesMask(of: expected.id) != expected.mask { return nil }
             return decideHere(command, state: state, now: now, actor: actor, settings: settings)
         }
     }
@@ -152,11 +152,10 @@ actor Shard {
                 let hashedID = HashedID(requests[p].id, hash: hashes[p])
                 state.hashedID = hashedID
                 if requests[p].lines.count == 1 && cellHashes[p] != 0 {
-                    var none: Reservation?
                     decisions.append(
                         reserveOneLineHere(
                             requests[p], hashedID: hashedID, cellHash: UInt64(UInt(bitPattern: cellHashes[p])), state: state, now: now, actor: actor,
-                            settings: settings, draft: &none))
+                            settings: settings))
                 } else {
                     decisions.append(decideHere(requests[p], state: state, now: now, actor: actor, settings: settings))
                 }
@@ -200,26 +199,15 @@ actor Shard {
     nonisolated func reserveOneLine(
         _ request: ReserveRequest, hashedID: HashedID, cellHash: UInt64, now: Timestamp, actor: String, settings: RuleSettings
     ) -> Performed {
-        // The reservation as it will be made if it is, built before the lock so that neither its line
-        // array (its one allocation) nor its fingerprint is made while the shard is held; the hold
-        // completes its line under the lock. A refusal drops it.
-        let line = request.lines[0]
-        var draft: Reservation? = Reservation(
-            new: request, lines: [ReservationLine(variant: line.variant, warehouse: line.warehouse, quantity: line.quantity)],
-            fingerprint: ReserveFingerprint(request, strategy: request.strategy ?? settings.defaultStrategy), at: now)
-        return withState { state in
+        withState { state in
             state.hashedID = hashedID
             defer { state.hashedID = nil }
-            return reserveOneLineHere(
-                request, hashedID: hashedID, cellHash: cellHash, state: state, now: now, actor: actor, settings: settings, draft: &draft)
+            return reserveOneLineHere(request, hashedID: hashedID, cellHash: cellHash, state: state, now: now, actor: actor, settings: settings)
         }
     }
 
-    /// `draft`: the reservation as `request` would make it, its line not yet completed by the hold
-    /// (taken, when given); nil to build it here.
     private nonisolated func reserveOneLineHere(
-        _ request: ReserveRequest, hashedID: HashedID, cellHash: UInt64, state: ShardState, now: Timestamp, actor: String, settings: RuleSettings,
-        draft: inout Reservation?
+        _ request: ReserveRequest, hashedID: HashedID, cellHash: UInt64, state: ShardState, now: Timestamp, actor: String, settings: RuleSettings
     ) -> Performed {
         precondition(request.lines.count == 1 && request.lines[0].warehouse != Identifiers.anyWarehouse, "one line naming its warehouse")
         if state.reservations.contains(hashedID.id, hash: hashedID.hash) {
@@ -237,16 +225,12 @@ actor Shard {
         case .held(let l, let e, let p): (held, entry, policy) = (l, e, p)
         }
         let strategy = request.strategy ?? settings.defaultStrategy
-        let reservation: Reservation
-        if var made = draft.take() {
-            // The hold decides the line's backordered part and whether it is tracked; its variant,
-            // warehouse and quantity are the request's, which the fingerprint compared.
-            made.lines[0] = held
-            reservation = made
-        } else {
-            reservation = Reservation(new: request, lines: [held], fingerprint: ReserveFingerprint(request, strategy: strategy), at: now)
-        }
-        assert(reservation.fingerprintLinesAreOwnLines && reservation.strategy == strategy, "the draft is the reservation the request makes")
+        // The reservation as the general path would make it (`Reservation(new:lines:fingerprint:at:)`),
+        // without an array for its line: making it allocates nothing.
+        let made = OneLineReservation(new: request, held: held, strategy: strategy, at: now)
+        assert(
+            made.reservation == Reservation(new: request, lines: [held], fingerprint: ReserveFingerprint(request, strategy: strategy), at: now),
+            "the one-line reservation is the one the request makes")
         // The log's record is built here, and numbered by the ledger.
         let record = ledger.isLogged
             ? CompactReservation(
@@ -256,15 +240,15 @@ actor Shard {
         do throws(WALIOError) {
             try ledger.append(
                 reservation: &entry, record: record, lane: state.index,
-                commit: { numbered in Commit(time: now, entries: [numbered], reservation: reservation, replyShape: .reservation) },
+                commit: { numbered in Commit(time: now, entries: [numbered], reservation: made.reservation, replyShape: .reservation) },
                 alerts: { LowStockAlert.alerts(for: $0, in: state) })
         } catch {
             return .refused(.writesStopped(error))
         }
         // Applied as `ShardState.apply` applies the commit it stands for.
         let p = state.apply(entry, of: cell, hash: cellHash, at: known, backorderAllowed: policy.backorder)
-        state.store(reservation, cellPosition: p)
-        return .reserved(reservation)
+        state.store(made, cellPosition: p)
+        return .reserved(made)
     }
 
     /// Expires reservation `id` if it still expires at `deadline`.

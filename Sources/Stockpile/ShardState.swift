@@ -94,35 +94,53 @@ final class ShardState: StockView {
         return stored.reservation(id: id, cells: cells)
     }
 
+    /// The shards of reservation `id`'s lines (`ShardRouter.mask`), read without building the
+    /// reservation; nil when the shard does not keep it. A compact one's line is on a cell of this shard.
+    func linesMask(of id: String) -> UInt64? {
+        guard let stored = reservations.stored(id, hash: hash(of: id)) else { return nil }
+        if let whole = stored.whole { return router.mask(of: whole.value.lines.lazy.map(\.cell)) }
+        return 1 << UInt64(index)
+    }
+
     /// Every reservation this shard keeps.
     var allReservations: ReservationTable.All { reservations.all(cells: cells) }
 
     /// Keeps `r` as it is now (a snapshot's reservation, or one a commit changed). `cellPosition`: the
     /// position of its line's cell, for a one-line reservation, when the caller has it.
-    func store(_ r: Reservation, cellPosition: Int? = nil, keepingLines: Bool = true) {
+    func store(_ r: Reservation, cellPosition: Int? = nil) {
         var position = cellPosition
         if position == nil, r.lines.count == 1 {
             let cell = r.lines[0].cell
             position = cells.position(of: cell, hash: CellTable.hash(cell))
         }
-        reservations.store(r, hash: hash(of: r.id), cellPosition: position, keepingLines: keepingLines)
+        reservations.store(r, hash: hash(of: r.id), cellPosition: position)
         assert(reservation(r.id) == r, "reservation \(r.id) reads back as it was stored")
+    }
+
+    /// Keeps a new one-line reservation (`cellPosition`: its cell's place in `cells`) compact, without a
+    /// line array, or whole when its fields do not fit a compact entry (a backordered part, a TTL finer
+    /// than a millisecond).
+    func store(_ r: OneLineReservation, cellPosition: Int) {
+        if let stored = StoredReservation(
+            line: r.line, cellPosition: cellPosition, customer: r.customer, createdAt: r.createdAt, expiresAt: r.expiresAt,
+            closedAt: r.closedAt, requestTTL: r.requestTTL, status: r.status, strategy: r.strategy, endedByExpiry: r.endedByExpiry)
+        {
+            reservations.store(stored, id: r.id, hash: hash(of: r.id))
+        } else {
+            reservations.store(r.reservation, hash: hash(of: r.id), cellPosition: nil)
+        }
+        assert(reservation(r.id) == r.reservation, "reservation \(r.id) reads back as it was stored")
     }
 
     // MARK: Change
 
-    /// Applies the part of `commit` this shard owns: the cells it owns, the reservation if this is its
-    /// home, and any catalog change (every shard keeps a copy). `ownsAll` skips the ownership test
-    /// for a commit this shard decided alone.
     /// A commit read back from the log, applied as `apply` does; `hashedID` is its reservation id with
-    /// its hash. A replayed reservation is kept without its line array even while open: the log's
-    /// decoder built that array, and keeping it would hold 112 bytes per open reservation after a
-    /// start-up to save one allocation on its release.
+    /// its hash.
     func replay(_ commit: Commit, ownsAll: Bool = false, hashedID: HashedID?) {
         let kept = self.hashedID
         if let hashedID { self.hashedID = hashedID }
         defer { self.hashedID = kept }
-        apply(commit, ownsAll: ownsAll, keepingLines: false)
+        apply(commit, ownsAll: ownsAll)
     }
 
     /// The shard of `r`'s home (`ShardRouter.home`), from the gathered cells' hashes when given.
@@ -144,12 +162,14 @@ final class ShardState: StockView {
         return p
     }
 
+    /// Applies the part of `commit` this shard owns: the cells it owns, the reservation if this is its
+    /// home, and any catalog change (every shard keeps a copy). `ownsAll` skips the ownership test
+    /// for a commit this shard decided alone.
     /// `cellHashes`: each entry's `CellTable.hash` (`cellHashes[i]` is entry i's), when the caller has
     /// them (a bulk import, which hashed each cell for its own lookup); `gathered`: the view a
     /// multi-shard operation decided with, whose cells carry their `stableHash`: either way no name is
-    /// hashed again. `keepingLines`: whether an open compact reservation keeps its line array
-    /// (`ReservationTable`).
-    func apply(_ commit: Commit, ownsAll: Bool = false, cellHashes: [UInt64]? = nil, gathered: GatheredView? = nil, keepingLines: Bool = true) {
+    /// hashed again.
+    func apply(_ commit: Commit, ownsAll: Bool = false, cellHashes: [UInt64]? = nil, gathered: GatheredView? = nil) {
         if commit.entries.first?.type == .reset {
             // Every shard applies a reset (its commit names the catalog): back to a new engine's state.
             cells.removeAll()
@@ -177,7 +197,7 @@ final class ShardState: StockView {
                 let (e, line) = (commit.entries[i], r.lines[0])
                 if e.variant == line.variant && e.warehouse == line.warehouse { position = p }
             }
-            store(r, cellPosition: position, keepingLines: keepingLines)
+            store(r, cellPosition: position)
         }
         if let w = commit.warehouse { catalog.apply(w) }
         if let p = commit.policy { catalog.apply(p) }

@@ -206,13 +206,95 @@ public struct Reservation: Hashable, Sendable {
     }
 }
 
-/// A reservation as replies report it, with `replayed` set on an idempotent replay.
+/// A reservation of one line that its request named (variant, warehouse, quantity, in its warehouse),
+/// kept without an array for that line: what a new one-line reservation is made as, and what replies
+/// carry it as, so that making one allocates nothing. `reservation` builds the general value, equal to
+/// the one the general path makes.
+public struct OneLineReservation: Hashable, Sendable {
+    public var id: String
+    public var line: ReservationLine
+    public var status: ReservationStatus
+    public var expiresAt: Timestamp?
+    public var customer: String?
+    public var createdAt: Timestamp
+    public var closedAt: Timestamp?
+    /// As `Reservation.endedByExpiry`.
+    public var endedByExpiry: Bool
+    /// The request's TTL; its customer is `customer`, its line `line`'s variant, warehouse and quantity.
+    public var requestTTL: Duration?
+    public var strategy: PlacementStrategy
+
+    /// The new reservation `request` (of one line naming its warehouse) makes at `now`, its line as the
+    /// hold left it (`held`), under `strategy`.
+    @inlinable public init(new request: ReserveRequest, held: ReservationLine, strategy: PlacementStrategy, at now: Timestamp) {
+        id = request.id
+        line = held
+        status = .active
+        expiresAt = request.ttl.map { now.advanced(by: $0) }
+        customer = request.customer
+        createdAt = now
+        closedAt = nil
+        endedByExpiry = false
+        requestTTL = request.ttl
+        self.strategy = strategy
+    }
+
+    /// The general value: `lines` is `[line]`, and the request's lines are its own.
+    public var reservation: Reservation {
+        Reservation(
+            id: id, lines: [line], status: status, expiresAt: expiresAt, customer: customer, createdAt: createdAt, closedAt: closedAt,
+            endedByExpiry: endedByExpiry, requestTTL: requestTTL, requestCustomer: customer, strategy: strategy)
+    }
+
+    public var cell: CellKey { line.cell }
+    public var isOpen: Bool { status.isOpen }
+}
+
+/// A reservation as replies report it, with `replayed` set on an idempotent replay. A new one-line
+/// reservation is carried as it was made (`OneLineReservation`), so that its reply allocates nothing;
+/// `reservation` builds the general value from it when asked.
 public struct ReservationRecord: Hashable, Sendable {
-    public var reservation: Reservation
+    @usableFromInline enum Storage: Sendable {
+        case whole(Reservation)
+        case oneLine(OneLineReservation)
+    }
+
+    @usableFromInline var storage: Storage
     public var replayed: Bool
 
+    public var reservation: Reservation {
+        get {
+            switch storage {
+            case .whole(let r): r
+            case .oneLine(let r): r.reservation
+            }
+        }
+        set { storage = .whole(newValue) }
+    }
+
+    /// The reservation when it is carried without a line array; nil otherwise (read `reservation`).
+    public var oneLine: OneLineReservation? {
+        guard case .oneLine(let r) = storage else { return nil }
+        return r
+    }
+
     public init(_ reservation: Reservation, replayed: Bool = false) {
-        self.reservation = reservation
+        self.storage = .whole(reservation)
         self.replayed = replayed
+    }
+
+    public init(_ reservation: OneLineReservation, replayed: Bool = false) {
+        self.storage = .oneLine(reservation)
+        self.replayed = replayed
+    }
+
+    /// Equal when they report the same reservation, however each carries it.
+    public static func == (a: ReservationRecord, b: ReservationRecord) -> Bool {
+        a.replayed == b.replayed && a.reservation == b.reservation
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(reservation)
+        hasher.combine(replayed)
     }
 }

@@ -64,7 +64,7 @@ extension Rules {
         switch selectedQuantities(r, selector) {
         case .failure(let refusal): return .refused(refusal)
         case .success(let quantities):
-            return .commit(releasing(r, quantities, type: .release, reason: reason, in: view, at: now, actor: actor))
+            return .commit(releasing(consume r, quantities, type: .release, reason: reason, in: view, at: now, actor: actor))
         }
     }
 
@@ -73,12 +73,14 @@ extension Rules {
     /// or closed since the deadline was queued).
     @inlinable public static func expire(_ id: String, deadline: Timestamp, in view: some StockView, actor: String) -> Commit? {
         guard let r = view.reservation(id), r.isOpen, r.expiresAt == deadline else { return nil }
-        return releasing(r, remaining(of: r), type: .expire, reason: .expired, in: view, at: deadline, actor: actor)
+        let quantities = remaining(of: r)
+        return releasing(consume r, quantities, type: .expire, reason: .expired, in: view, at: deadline, actor: actor)
     }
 
+    /// Takes `r` (consumed, so that changing its lines does not copy them).
     @inlinable static func releasing(
-        _ r: Reservation, _ quantities: InlineFirstArray<Quantity>, type: EntryType, reason: ReasonCode, in view: some StockView, at time: Timestamp,
-        actor: String
+        _ r: consuming Reservation, _ quantities: InlineFirstArray<Quantity>, type: EntryType, reason: ReasonCode, in view: some StockView,
+        at time: Timestamp, actor: String
     ) -> Commit {
         var r = r
         var entries: [LedgerEntry] = []

@@ -66,31 +66,49 @@ public enum ReplyWriter {
     /// `replayed 1` on a replay; each line `variant warehouse quantity fulfilled released backordered
     /// remaining`. A missing expiry is 0 and a missing customer empty text (SPEC §7.1).
     public static func append(reservation record: ReservationRecord, version: RESPVersion, into out: inout [UInt8]) {
-        let r = record.reservation
-        let customer = r.customer ?? ""
+        // A one-line reservation carried without a line array is written from its fields: building
+        // the general value would allocate its array.
+        if let r = record.oneLine {
+            append(
+                id: r.id, status: r.status, expiresAt: r.expiresAt, customer: r.customer, createdAt: r.createdAt, lines: CollectionOfOne(r.line),
+                replayed: record.replayed, version: version, into: &out)
+        } else {
+            let r = record.reservation
+            append(
+                id: r.id, status: r.status, expiresAt: r.expiresAt, customer: r.customer, createdAt: r.createdAt, lines: r.lines,
+                replayed: record.replayed, version: version, into: &out)
+        }
+    }
+
+    private static func append(
+        id: String, status: ReservationStatus, expiresAt: Timestamp?, customer: String?, createdAt: Timestamp, lines: some Collection<ReservationLine>,
+        replayed: Bool, version: RESPVersion, into out: inout [UInt8]
+    ) {
+        let customer = customer ?? ""
         // Names and framing: 119 bytes at the top and 104 a line; values: a header or an integer at
         // most 23 bytes, a bulk string its length plus 25.
-        var bound = 512 + r.id.utf8.count + customer.utf8.count
-        for line in r.lines { bound += 384 + line.variant.utf8.count + line.warehouse.utf8.count }
+        var bound = 512 + id.utf8.count + customer.utf8.count
+        for line in lines { bound += 384 + line.variant.utf8.count + line.warehouse.utf8.count }
         write(upTo: bound, into: &out) { cursor in
-            cursor.putRecordHeader(fieldCount: record.replayed ? 8 : 7, version: version)
+            cursor.putRecordHeader(fieldCount: replayed ? 8 : 7, version: version)
             cursor.put("$2\r\nid\r\n")
-            cursor.putBulk(r.id)
+            cursor.putBulk(id)
             cursor.put("$6\r\nstatus\r\n")
-            cursor.putStatus(r.status)
+            cursor.putStatus(status)
             cursor.put("$13\r\nexpires_at_ms\r\n")
-            cursor.putInteger(r.expiresAt?.milliseconds ?? 0)
+            cursor.putInteger(expiresAt?.milliseconds ?? 0)
             cursor.put("$8\r\ncustomer\r\n")
             cursor.putBulk(customer)
             cursor.put("$13\r\ncreated_at_ms\r\n")
-            cursor.putInteger(r.createdAt.milliseconds)
+            cursor.putInteger(createdAt.milliseconds)
             cursor.put("$13\r\nfully_shipped\r\n")
-            cursor.put(r.isFullyShipped ? ":1\r\n" : ":0\r\n")
+            // As `Reservation.isFullyShipped`.
+            cursor.put(status == .fulfilled ? ":1\r\n" : ":0\r\n")
             cursor.put("$5\r\nlines\r\n")
             cursor.put(UInt8(ascii: "*"))
-            cursor.putDecimal(Int64(r.lines.count))
+            cursor.putDecimal(Int64(lines.count))
             cursor.putCRLF()
-            for line in r.lines {
+            for line in lines {
                 cursor.putRecordHeader(fieldCount: 7, version: version)
                 cursor.put("$7\r\nvariant\r\n")
                 cursor.putBulk(line.variant)
@@ -107,7 +125,7 @@ public enum ReplyWriter {
                 cursor.put("$9\r\nremaining\r\n")
                 cursor.putInteger(line.remaining.units)
             }
-            if record.replayed { cursor.put("$8\r\nreplayed\r\n:1\r\n") }
+            if replayed { cursor.put("$8\r\nreplayed\r\n:1\r\n") }
         }
     }
 
