@@ -72,7 +72,7 @@ extension Engine {
             snapshotFileName: loaded.snapshotFileName, snapshotCellCount: loaded.snapshotCellCount,
             snapshotLoadDuration: loaded.snapshotLoaded - started, logReadDuration: loaded.readDuration,
             recordsReplayed: loaded.recordsReplayed, replayDuration: ContinuousClock.now - loaded.snapshotLoaded,
-            totalDuration: ContinuousClock.now - started)
+            replayThreadCount: engine.replayApplierCount, totalDuration: ContinuousClock.now - started)
         engine.startup.withLock { $0 = report }
         if loaded.snapshotFileName != nil || report.totalDuration >= .seconds(1) {
             warn("started from \(loaded.snapshotFileName ?? "an empty state") and \(loaded.recordsReplayed) log records in \(Self.seconds(since: started))")
@@ -96,9 +96,10 @@ extension Engine {
 
     /// Loads into this new engine the newest valid snapshot of `directory` and the log after it
     /// (FORMAT.md §5, rows 9–11), up to LSN `bound` when one is given: records past it were written but
-    /// never acknowledged, so a durable view leaves them out. The log is read, checked and decoded on a
-    /// thread of its own, a batch of records at a time, while this one applies the batch before: it
-    /// takes about the longer of the two, not their sum.
+    /// never acknowledged, so a durable view leaves them out. The log is replayed by shard
+    /// (`replayLog`): read, checked and decoded on a thread of its own, which also does each record's
+    /// part common to all shards, a batch at a time, while appliers (this thread among them) apply
+    /// each shard's part of the batches before.
     func loadDurableState(from directory: String, through bound: UInt64? = nil, warn: (String) -> Void) throws(EngineOpenError) -> LoadedState {
         let started = ContinuousClock.now
         var snapshot: (fileName: String, contents: SnapshotContents)?
@@ -175,6 +176,9 @@ public struct StartupReport: Sendable, Hashable {
     public var recordsReplayed: Int
     /// From the snapshot loaded to the last record applied: the log read and its replay, overlapped.
     public var replayDuration: Duration
+    /// How many threads applied the shards' parts of the log (`EngineConfiguration.replayThreadCount`,
+    /// at most one per shard).
+    public var replayThreadCount: Int
     public var totalDuration: Duration
 }
 

@@ -8,8 +8,9 @@
 //
 // So the thread that reads the log also does the first, in LSN order, one batch at a time, and notes
 // for each record the shards it touches and what each must do; then one or more appliers each apply
-// the shard parts of the shards they own, each in LSN order, every applier at its own pace. Nothing
-// is shared between appliers but the batches, which none of them changes. A record that touches
+// the shard parts of the shards they own, each in LSN order, every applier at its own pace. Appliers
+// share nothing but the batches, which none of them changes, and the ledger's ring of recent entries,
+// which any thread may keep entries in (the newest of each slot stays). A record that touches
 // several shards (a reservation of several lines, a catalog change, a RESET) is applied by each of
 // its shards' appliers to that shard alone, as a live commit applies it shard by shard while holding
 // them; a new reservation whose id was forgotten while its earlier home was another shard has that
@@ -38,7 +39,8 @@ struct ShardAction: Sendable {
     var shard: UInt8
     var kind: Kind
     /// Whether this action keeps the record's ledger entries in memory (one action of each record
-    /// does; the reader took their numbering back).
+    /// that touches a shard does; the reader took their numbering back, and keeps the entries of a
+    /// commit that touches none).
     var keepsEntries: Bool
 }
 
@@ -201,7 +203,7 @@ extension Engine {
         // Each commit's reservation id is hashed once, here, for the directory and for its home shard.
         var hashedIDs = [HashedID?](repeating: nil, count: count)
         for k in 0..<count where records[k].withReservation({ _, _ in () }) == nil {
-            if let (id, _) = records[k].reservationLookup { hashedIDs[k] = HashedID(id) }
+            if let id = records[k].reservationID { hashedIDs[k] = HashedID(id) }
         }
         // The directory slot of the id a few records ahead is asked for, so its cache miss overlaps
         // with the records before it.
@@ -334,11 +336,10 @@ extension ShardState {
 }
 
 extension RecoveredRecord {
-    /// The id of the reservation the record's commit carries, and its cell when it has one line; nil
-    /// when it carries none: what a replay looks the reservation up by. (A `reservation` record
-    /// carries its hashes instead: `reservationHashes`.)
-    var reservationLookup: (id: String, cell: CellKey?)? {
+    /// The id of the reservation the record's commit carries; nil when it carries none. (A
+    /// `reservation` record carries its id's hash instead: `withReservation`.)
+    var reservationID: String? {
         guard case .commit(let commit) = body, let r = commit.reservation else { return nil }
-        return (r.id, r.lines.count == 1 ? r.lines[0].cell : nil)
+        return r.id
     }
 }

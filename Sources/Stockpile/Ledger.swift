@@ -330,20 +330,6 @@ final class Ledger: Sendable {
         }
     }
 
-    /// Takes back entries read from the log at start-up, with the sequence numbers they were given.
-    func restore(_ entries: [LedgerEntry]) {
-        for e in entries { restore(e) }
-    }
-
-    /// `restore` of one entry (a `reservation` record's), without an array for it. (Through a generic
-    /// sequence, `CollectionOfOne`, replay was 3–4 % slower: the entry was copied once more.)
-    func restore(_ e: LedgerEntry) {
-        let n = numbers.load(ordering: .relaxed)
-        precondition(e.seq == UInt64(n.first), "replayed entry \(e.seq) where \(n.first) was due")
-        ring.keep(e)
-        numbers.store(WordPair(first: n.first + 1, second: n.second), ordering: .releasing)
-    }
-
     /// Takes back the numbering of `count` entries read from the log at start-up, the first numbered
     /// `seq`, without keeping them: a replay that applies records on several threads keeps each
     /// record's entries where it applies them (`keepReplayed`), in whatever order.

@@ -18,7 +18,7 @@ public struct RecoveredRecord: Hashable, Sendable {
     public var lsn: UInt64
     /// The record's type on disk: a commit may have been written as a `reservation` record.
     public var type: WALRecordType
-    @usableFromInline var payload: Payload
+    @usableFromInline internal private(set) var payload: Payload
 
     /// A `reservation` record is kept as its fields (FORMAT.md §3.8): the commit it stands for is built
     /// only when asked for, so that replay can apply the fields without building one. With them, the
@@ -72,17 +72,12 @@ public struct RecoveredRecord: Hashable, Sendable {
         return r
     }
 
-    /// `body` applied to a `reservation` record's fields and hashes where the record keeps them, without
-    /// a copy of the fields (a replay reads a few of them per record); nil for any other record.
+    /// `body` applied to a `reservation` record's fields and hashes where the record keeps them (inlined,
+    /// so that an optimised caller reads the few fields it needs without copying the rest); nil for any
+    /// other record.
     @inlinable public func withReservation<R>(_ body: (borrowing CompactReservation, ReservationHashes) -> R) -> R? {
         guard case .reservation(let r, let hashes) = payload else { return nil }
         return body(r, hashes)
-    }
-
-    /// The hashes of a `reservation` record's id and cell; nil for any other record.
-    public var reservationHashes: ReservationHashes? {
-        guard case .reservation(_, let hashes) = payload else { return nil }
-        return hashes
     }
 
     /// Equal when they carry the same LSN, type and body, however each keeps it.
