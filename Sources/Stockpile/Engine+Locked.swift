@@ -94,14 +94,20 @@ extension Engine {
             let view = gather(mask, cells: routed, reservation: expected?.id)
             if let v = catalogVersion, v != view.catalog.version { return nil }
             if let expected, !expected.matches(view.reservation(expected.id), router) { return nil }
+            // The decision is consumed as the commit is bound from it: a decision kept alive beside it
+            // would share its entry array, and numbering the entries would copy that array.
             let decision = Rules.decide(command, in: view, now: now, actor: actor, settings: settings)
-            guard case .commit(var commit) = decision else { return Performed(uncommitted: decision) }
-            do throws(WALIOError) {
-                try commitHeld(&commit, mask: mask, view: view)
-            } catch {
-                return .refused(.writesStopped(error))
+            switch consume decision {
+            case .commit(var commit):
+                do throws(WALIOError) {
+                    try commitHeld(&commit, mask: mask, view: view)
+                } catch {
+                    return .refused(.writesStopped(error))
+                }
+                return .commit(commit)
+            case .unchanged(let reply): return .unchanged(reply)
+            case .refused(let refusal): return .refused(refusal)
             }
-            return .commit(commit)
         }
     }
 

@@ -410,7 +410,10 @@ public final class Engine: Sendable {
             if !hasPlacedLines, case let mask = router.mask(of: explicitCells), mask.nonzeroBitCount == 1 {
                 return settleNewReservation(hashedID, route(.reserve(request), mask: mask, cells: [], hashedID: hashedID, now: now, actor: actor)!, mask: mask)
             }
-            var cells = Array(explicitCells)
+            // Made with room for every line at once: an array copied from the lazy filter grows as it goes.
+            var cells: [CellKey] = []
+            cells.reserveCapacity(request.lines.count)
+            cells.append(contentsOf: explicitCells)
             if hasPlacedLines {
                 let catalog = self.catalog.withLock { $0 }
                 catalogVersion = catalog.version
