@@ -89,16 +89,15 @@ extension Engine {
         /// The log read after the snapshot, and where it goes on.
         var recovery: LogRecovery.Result
         var recordsReplayed: Int
-        /// Reading, checking and decoding the log, and each record's part common to all shards,
-        /// without the time its thread waited for the appliers.
+        /// Reading, checking and decoding the log, without the time its thread waited for the replay.
         var readDuration: Duration
     }
 
     /// Loads into this new engine the newest valid snapshot of `directory` and the log after it
     /// (FORMAT.md §5, rows 9–11), up to LSN `bound` when one is given: records past it were written but
     /// never acknowledged, so a durable view leaves them out. The log is replayed by shard
-    /// (`replayLog`): read, checked and decoded on a thread of its own, which also does each record's
-    /// part common to all shards, a batch at a time, while appliers (this thread among them) apply
+    /// (`replayLog`): read, checked and decoded on a thread of its own, a batch at a time, while a
+    /// second does each record's part common to all shards and appliers (this thread among them) apply
     /// each shard's part of the batches before.
     func loadDurableState(from directory: String, through bound: UInt64? = nil, warn: (String) -> Void) throws(EngineOpenError) -> LoadedState {
         let started = ContinuousClock.now
@@ -169,9 +168,8 @@ public struct StartupReport: Sendable, Hashable {
     public var snapshotCellCount: Int
     /// Reading, decoding and loading the snapshot.
     public var snapshotLoadDuration: Duration
-    /// Reading, checking and decoding the log after the snapshot, with each record's part common to
-    /// all shards (on a thread of its own, while the appliers apply each shard's part of what was
-    /// read), without the time it waited for them.
+    /// Reading, checking and decoding the log after the snapshot (on a thread of its own, while the
+    /// threads after it in the replay work on what it read before), without the time it waited for them.
     public var logReadDuration: Duration
     public var recordsReplayed: Int
     /// From the snapshot loaded to the last record applied: the log read and its replay, overlapped.

@@ -6,8 +6,9 @@
 // since a shard's state is changed by nothing but its own part of each record (the same `apply` that
 // made it, which reads nothing outside the shard).
 //
-// So the thread that reads the log also does the first, in LSN order, one batch at a time, and notes
-// for each record the shards it touches and what each must do; then one or more appliers each apply
+// So a replay is a pipeline of batches: one thread reads, checks and decodes the log; the next does
+// each record's first part, in LSN order, and notes for each record the shards it touches and what
+// each must do; then one or more appliers each apply
 // the shard parts of the shards they own, each in LSN order, every applier at its own pace. Appliers
 // share nothing but the batches, which none of them changes, and the ledger's ring of recent entries,
 // which any thread may keep entries in (the newest of each slot stays). A record that touches
@@ -67,27 +68,28 @@ struct ReplayProgress {
     var nextReport = ContinuousClock.now + .seconds(1)
 }
 
-/// Batches handed from the thread that reads the log to the appliers: at most eight wait at a time, so
-/// memory holds a few thousand decoded records, not the whole log. Every applier takes every batch,
-/// in order; a batch is let go once all have taken it.
-final class ReplayHandoff: @unchecked Sendable {
+/// Batches handed from one stage of a replay to the next (from the thread that reads the log to the
+/// one that prepares its batches, and from that one to the appliers): at most eight wait at a time,
+/// so memory holds a few thousand decoded records, not the whole log. Every consumer takes every
+/// batch, in order; a batch is let go once all have taken it.
+final class BatchHandoff<Batch: Sendable>: @unchecked Sendable {
     private let condition = NSCondition()
-    /// The batches some applier has not taken yet; `batches[0]` is batch number `firstNumber`.
-    private var batches: [ReplayBatch] = []
+    /// The batches some consumer has not taken yet; `batches[0]` is batch number `firstNumber`.
+    private var batches: [Batch] = []
     private var firstNumber = 0
-    /// By applier: the number of the next batch it takes.
+    /// By consumer: the number of the next batch it takes.
     private var next: [Int]
     private var result: Result<LogRecovery.Result, LogRecoveryError>?
-    private var readDuration = Duration.zero
-    /// How long the reader waited for the appliers to take batches (not reading).
+    private var workDuration = Duration.zero
+    /// How long the producer waited for the consumers to take batches (not working).
     private var blockedDuration = Duration.zero
 
-    init(applierCount: Int) {
-        next = Array(repeating: 0, count: applierCount)
+    init(consumerCount: Int) {
+        next = Array(repeating: 0, count: consumerCount)
     }
 
-    /// Reader side: waits while eight batches are waiting.
-    func put(_ batch: ReplayBatch) {
+    /// Producer side: waits while eight batches are waiting.
+    func put(_ batch: Batch) {
         condition.lock()
         if batches.count >= 8 {
             let blockedFrom = ContinuousClock.now
@@ -99,23 +101,24 @@ final class ReplayHandoff: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Reader side, at the end: `elapsed` is the reader's whole time, waits included.
+    /// Producer side, at the end: what the log's reading ended with, and `elapsed`, the producer's
+    /// whole time, waits included.
     func finish(_ result: Result<LogRecovery.Result, LogRecoveryError>, elapsed: Duration) {
         condition.lock()
         self.result = result
-        self.readDuration = elapsed - blockedDuration
+        self.workDuration = elapsed - blockedDuration
         condition.broadcast()
         condition.unlock()
     }
 
-    /// Applier side: applier `applier`'s next batch, or nil once the reader finished and it took all.
-    func take(applier: Int) -> ReplayBatch? {
+    /// Consumer side: consumer `consumer`'s next batch, or nil once the producer finished and it took all.
+    func take(consumer: Int) -> Batch? {
         condition.lock()
         defer { condition.unlock() }
-        while next[applier] >= firstNumber + batches.count && result == nil { condition.wait() }
-        guard next[applier] < firstNumber + batches.count else { return nil }
-        let batch = batches[next[applier] - firstNumber]
-        next[applier] += 1
+        while next[consumer] >= firstNumber + batches.count && result == nil { condition.wait() }
+        guard next[consumer] < firstNumber + batches.count else { return nil }
+        let batch = batches[next[consumer] - firstNumber]
+        next[consumer] += 1
         let taken = next.min()! - firstNumber
         if taken > 0 {
             batches.removeFirst(taken)
@@ -125,11 +128,12 @@ final class ReplayHandoff: @unchecked Sendable {
         return batch
     }
 
-    /// What the reader ended with, and its time spent reading; call after `take` returned nil.
+    /// What the reading ended with, and the producer's time spent working (without its waits for the
+    /// consumers); call after `take` returned nil.
     func outcome() -> (Result<LogRecovery.Result, LogRecoveryError>, Duration) {
         condition.lock()
         defer { condition.unlock() }
-        return (result!, readDuration)
+        return (result!, workDuration)
     }
 }
 
@@ -138,15 +142,17 @@ extension Engine {
     /// most one per shard.
     var replayApplierCount: Int { max(1, min(configuration.replayThreadCount, shards.count)) }
 
-    /// Reads the log after `snapshotLSN` (up to `bound`, when given) on a thread of its own, which
-    /// also does each record's part common to all shards; applies the shards' parts on this thread
-    /// and `replayApplierCount - 1` more. Returns when every record read was applied, with what the
-    /// reader ended with and its time spent reading.
+    /// Reads the log after `snapshotLSN` (up to `bound`, when given) on a thread of its own; does each
+    /// record's part common to all shards on another, in order; applies the shards' parts on this
+    /// thread and `replayApplierCount - 1` more. Each stage works on one batch while the next stage
+    /// works on the one before. Returns when every record read was applied, with what the reading
+    /// ended with and the reader's time spent reading.
     func replayLog(
         directory: String, after snapshotLSN: UInt64, through bound: UInt64?, warn: (String) -> Void
     ) -> (outcome: Result<LogRecovery.Result, LogRecoveryError>, readDuration: Duration, recordsReplayed: Int) {
         let applierCount = replayApplierCount
-        let handoff = ReplayHandoff(applierCount: applierCount)
+        let read = BatchHandoff<[RecoveredRecord]>(consumerCount: 1)
+        let handoff = BatchHandoff<ReplayBatch>(consumerCount: applierCount)
         let fileSystem = self.fileSystem
         let reader = Thread {
             let readStarted = ContinuousClock.now
@@ -155,24 +161,31 @@ extension Engine {
                     // Records come in LSN order; those past the bound are not durable (written, never synced).
                     let kept = bound.map { b in Array(records.prefix { $0.lsn <= b }) } ?? records
                     guard !kept.isEmpty else { return }
-                    handoff.put(self.prepareReplay(kept, applierCount: applierCount))
+                    read.put(kept)
                 }
             }
-            handoff.finish(result, elapsed: ContinuousClock.now - readStarted)
+            read.finish(result, elapsed: ContinuousClock.now - readStarted)
         }
         reader.name = "stockpile-recovery"
         reader.start()
+        let preparer = Thread {
+            let started = ContinuousClock.now
+            while let records = read.take(consumer: 0) { handoff.put(self.prepareReplay(records, applierCount: applierCount)) }
+            handoff.finish(read.outcome().0, elapsed: ContinuousClock.now - started)
+        }
+        preparer.name = "stockpile-replay"
+        preparer.start()
         let helpersDone = DispatchSemaphore(value: 0)
         for a in 1..<applierCount {
             let helper = Thread {
-                while let batch = handoff.take(applier: a) { self.applyReplay(batch, applier: a) }
+                while let batch = handoff.take(consumer: a) { self.applyReplay(batch, applier: a) }
                 helpersDone.signal()
             }
             helper.name = "stockpile-replay-\(a)"
             helper.start()
         }
         var progress = ReplayProgress()
-        while let batch = handoff.take(applier: 0) {
+        while let batch = handoff.take(consumer: 0) {
             if ContinuousClock.now >= progress.nextReport {
                 warn("replaying the log: \(progress.count) records so far")
                 progress.nextReport = ContinuousClock.now + .seconds(1)
@@ -181,8 +194,8 @@ extension Engine {
             progress.count += batch.records.count
         }
         for _ in 1..<applierCount { helpersDone.wait() }
-        let (outcome, readDuration) = handoff.outcome()
-        return (outcome, readDuration, progress.count)
+        let (outcome, _) = handoff.outcome()
+        return (outcome, read.outcome().1, progress.count)
     }
 
     /// Does the part of each of `records` (in LSN order) that is common to all shards, in order, and
@@ -202,19 +215,19 @@ extension Engine {
         }
         // Each commit's reservation id is hashed once, here, for the directory and for its home shard.
         var hashedIDs = [HashedID?](repeating: nil, count: count)
-        for k in 0..<count where records[k].withReservation({ _, _ in () }) == nil {
+        for k in 0..<count where records[k].reservationHashes == nil {
             if let id = records[k].reservationID { hashedIDs[k] = HashedID(id) }
         }
         // The directory slot of the id a few records ahead is asked for, so its cache miss overlaps
         // with the records before it.
         let ahead = 8
         func prefetch(_ k: Int) {
-            if let h = records[k].withReservation({ $1.id }) ?? hashedIDs[k]?.hash { directory.prefetch(hash: h) }
+            if let h = records[k].reservationHashes?.id ?? hashedIDs[k]?.hash { directory.prefetch(hash: h) }
         }
         for k in 0..<min(ahead, count) { prefetch(k) }
         for k in 0..<count {
             if k + ahead < count { prefetch(k + ahead) }
-            if let (id, hashes, seq, expiresAt) = records[k].withReservation({ ($0.id, $1, $0.seq, $0.expiresAt) }) {
+            if let hashes = records[k].reservationHashes, let (id, seq, expiresAt) = records[k].reservationSummary {
                 // One new one-line reservation: its cell's shard is its home and owns its cell.
                 let home = router.shard(forStableHash: hashes.cell)
                 if let old = directory.replace(id, hash: hashes.id, 1 << UInt64(home)) {
@@ -275,7 +288,7 @@ extension Engine {
         let ahead = 8
         func prefetch(_ i: Int) {
             let a = actions[i]
-            guard a.kind == .reservation, let hashes = records[Int(a.record)].withReservation({ $1 }) else { return }
+            guard a.kind == .reservation, let hashes = records[Int(a.record)].reservationHashes else { return }
             shards[Int(a.shard)].prefetch(idHash: hashes.id, cellHash: CellTable.hash(stable: hashes.cell))
         }
         for i in 0..<min(ahead, actions.count) { prefetch(i) }

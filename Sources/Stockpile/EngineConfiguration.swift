@@ -44,13 +44,13 @@ public struct EngineConfiguration: Sendable {
     /// while the log takes more bytes than this. Nil keeps every segment (for audit, SPEC §4).
     public var logRetentionByteCount: Int?
     /// How many threads apply the log at start-up, each to the shards it owns, beside the thread that
-    /// reads the log (and does the part of each record common to all shards); at most one per shard.
-    /// `defaultReplayThreadCount` unless set.
+    /// reads the log and the one that does the part of each record common to all shards; at most one
+    /// per shard. `defaultReplayThreadCount` unless set.
     public var replayThreadCount: Int
 
     /// One per core the process may run on, at most four: each applier owns its shards outright, so
-    /// appliers never wait for each other, but all wait for the one thread that reads the log and keeps
-    /// the directory, which two appliers already outrun on two cores (README, "Start-up replays by shard").
+    /// appliers never wait for each other; past four, the one thread that keeps the directory would be
+    /// the slower side (on two cores, the appliers are: README, "Start-up replays by shard").
     public static var defaultReplayThreadCount: Int { min(4, max(1, ProcessInfo.processInfo.activeProcessorCount)) }
 
     public init(

@@ -13,6 +13,8 @@
 //   9 `SnapshotStore.loadNewestValid` chooses the snapshot; 10 and 11 `recover`, given its LSN:
 //     segments wholly before it are not read, records up to it are checked but not kept.
 
+import StockpileCore
+
 /// A decoded record of the log.
 public struct RecoveredRecord: Hashable, Sendable {
     public var lsn: UInt64
@@ -70,6 +72,20 @@ public struct RecoveredRecord: Hashable, Sendable {
     public var reservation: CompactReservation? {
         guard case .reservation(let r, _) = payload else { return nil }
         return r
+    }
+
+    /// The hashes of a `reservation` record's id and cell; nil for any other record. Read without its
+    /// fields (a replay asks for them ahead of applying the record).
+    @inlinable public var reservationHashes: ReservationHashes? {
+        guard case .reservation(_, let hashes) = payload else { return nil }
+        return hashes
+    }
+
+    /// What a replay's part common to all shards reads of a `reservation` record: its id, the seq of
+    /// its one entry and when its hold expires; nil for any other record.
+    @inlinable public var reservationSummary: (id: String, seq: UInt64, expiresAt: Timestamp?)? {
+        guard case .reservation(let r, _) = payload else { return nil }
+        return (r.id, r.seq, r.expiresAt)
     }
 
     /// `body` applied to a `reservation` record's fields and hashes where the record keeps them (inlined,
