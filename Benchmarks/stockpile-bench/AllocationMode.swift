@@ -56,7 +56,10 @@ nonisolated func runAllocationBenchmark(_ options: Options) async -> Int32 {
         bytes.withUnsafeBytes { parser.append($0) }
         let (requests, error) = parser.nextRequests(max: pipeline)
         precondition(error == nil && requests.count == pipeline, "the pipeline did not parse")
-        session = await handler.run(RequestBatch(requests: requests, replies: replies), session: session).session
+        var result = await handler.run(RequestBatch(requests: requests, replies: replies), session: session)
+        session = result.session
+        // As the loop does: the batch's requests go back to the parser, for the next batch.
+        parser.recycle(result.takeRequests())
         replies.bytes.removeAll(keepingCapacity: true)
     }
     let wireReserves = pipelines { ["RESERVE", "wr\($0)", "SKU-HOT", "MAIN", "1"] }

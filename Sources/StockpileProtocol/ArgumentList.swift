@@ -31,6 +31,9 @@ public struct ArgumentList: Sendable {
         self.init(storage: storage, base: 0, count: words.count)
     }
 
+    /// The bytes this request shares with the others of its batch (`RequestParser.recycle`).
+    var sharedStorage: [UInt8] { storage }
+
     /// The request whose region starts at `base` in `storage`, as `pack` wrote it.
     init(storage: [UInt8], base: Int, count: Int) {
         self.storage = storage

@@ -39,11 +39,15 @@ public struct RequestParser: Sendable {
     private var argumentEnds: [Int] = []
 
     // Requests finished but not yet handed out, packed as `ArgumentList` regions. The scratch
-    // arrays are kept from batch to batch, so a batch costs two allocations: one array of bytes its
-    // requests share, and the list of them.
+    // arrays are kept from batch to batch. A batch takes one array of bytes its requests share, and
+    // the list of them; handed back when the batch is done (`recycle`), both serve a later batch, so
+    // a connection's batches allocate neither in steady state.
 
     /// The regions of the finished requests (see ArgumentList.swift).
     private var packed: [UInt8] = []
+    /// A batch's bytes and list, handed back empty for a later batch (`recycle`).
+    private var sparePacked: [UInt8]?
+    private var spareList: [ArgumentList]?
     /// Where each finished request's region starts in `packed`, and its argument count.
     private var regions: [(base: Int, count: Int)] = []
     /// Arguments still expected; 0 when no multibulk request is in progress.
@@ -109,15 +113,39 @@ public struct RequestParser: Sendable {
             }
         }
         guard !regions.isEmpty else { return ([], error) }
-        // The requests take the packed bytes as they are (no copy); the next batch packs into a new
-        // array of about this one's size, up to the limit kept between batches.
+        // The requests take the packed bytes as they are (no copy); the next batch packs into bytes
+        // an earlier batch handed back, or a new array of about this one's size, up to the limit kept
+        // between batches.
         let storage = packed
-        packed = []
-        packed.reserveCapacity(Swift.min(storage.count, Self.retainedArgumentCapacityMax))
-        let requests = regions.map { ArgumentList(storage: storage, base: $0.base, count: $0.count) }
+        if let spare = sparePacked.take() {
+            packed = spare
+        } else {
+            packed = []
+            packed.reserveCapacity(Swift.min(storage.count, Self.retainedArgumentCapacityMax))
+        }
+        var requests = spareList.take() ?? []
+        requests.reserveCapacity(regions.count)
+        for region in regions { requests.append(ArgumentList(storage: storage, base: region.base, count: region.count)) }
         regions.removeAll(keepingCapacity: true)  // at most `max` entries, a batch's
         return (requests, error)
     }
+
+    /// Takes back a batch's requests once it is done with them: their list and the bytes they share
+    /// serve a later batch instead of new arrays (emptied in place when nothing else holds them, as
+    /// when the caller handed over the only reference; a copy otherwise, as a new array would be).
+    /// Either is let go when it is larger than what is kept between batches.
+    public mutating func recycle(_ requests: consuming [ArgumentList]) {
+        var storage = requests.first?.sharedStorage
+        guard requests.capacity <= Self.retainedRequestCountMax else { return }
+        requests.removeAll(keepingCapacity: true)
+        spareList = requests
+        guard var bytes = storage.take(), bytes.capacity <= Self.retainedArgumentCapacityMax else { return }
+        bytes.removeAll(keepingCapacity: true)
+        sparePacked = bytes
+    }
+
+    /// The longest list of requests kept between batches.
+    static let retainedRequestCountMax = 1024
 
     /// The next complete request as its arguments (at least one), or nil when more bytes are needed.
     ///

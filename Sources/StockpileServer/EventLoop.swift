@@ -33,6 +33,8 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
         case shutdown
         /// A connection the accepting loop took, to be served here from now on.
         case adopt(descriptor: Int32, id: UInt64)
+        /// Nothing: what a message taken out of the list being drained leaves in its place.
+        case taken
     }
 
     private let poller: Poller
@@ -46,6 +48,8 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
     private let statistics: ServerStatistics
     private let log: @Sendable (String) -> Void
     private let mailbox = Mutex<[Message]>([])
+    /// The messages being drained, swapped with the mailbox's list each time.
+    private var messages: [Message] = []
     /// Jobs of tasks that run on this loop, in the order they were enqueued.
     private let jobs = Mutex<[UnownedJob]>([])
     private var runnableJobs: [UnownedJob] = []
@@ -255,12 +259,15 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
     /// for the log and one message back, however many connections had requests.
     private func startReadyBatches() {
         guard !ready.isEmpty else { return }
-        let work = ready
+        // The batches move into the handler's list, and `ready` keeps its storage for the next turn:
+        // nothing else holds a batch's requests, so they come back with its result to be reused.
+        let connections = ready.map(\.connection)
+        let batches = ready.map { ($0.batch, $0.session) }
         ready.removeAll(keepingCapacity: true)
         let handler = self.handler
         Task(executorPreference: self) {
-            let results = await handler.run(work.map { ($0.batch, $0.session) })
-            self.post(.batchesDone(connections: work.map(\.connection), results: results))
+            let results = await handler.run(batches)
+            self.post(.batchesDone(connections: connections, results: results))
         }
     }
 
@@ -275,14 +282,21 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
 
     private func drainMailbox() {
         while true {
-            let messages = mailbox.withLock { box -> [Message] in
-                defer { box.removeAll(keepingCapacity: true) }
-                return box
-            }
+            // Swapped out, so the mailbox keeps the storage of this list's predecessor.
+            mailbox.withLock { swap(&$0, &messages) }
             if messages.isEmpty { return }
-            for message in messages {
-                switch message {
-                case .batchesDone(let ids, let results): for (id, result) in zip(ids, results) { finishBatch(id, result) }
+            defer { messages.removeAll(keepingCapacity: true) }
+            for i in messages.indices {
+                // Taken out of the list, so that a batch's result (and its requests) is held once.
+                let message = messages[i]
+                messages[i] = .taken
+                switch consume message {
+                case .batchesDone(let ids, var results):
+                    for k in results.indices {
+                        let requests = results[k].takeRequests()
+                        finishBatch(ids[k], results[k], requests: requests)
+                    }
+                case .taken: break
                 case .events(let id, let bytes): deliverEvents(id, bytes)
                 case .subscriptionEnded(let id, let end): endSubscription(id, end)
                 case .shutdown: beginShutdown()
@@ -292,8 +306,9 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
         }
     }
 
-    private func finishBatch(_ id: UInt64, _ result: BatchResult) {
+    private func finishBatch(_ id: UInt64, _ result: BatchResult, requests: consuming [ArgumentList]) {
         guard let c = connections[id] else { return }
+        c.parser.recycle(requests)
         c.session = result.session
         c.enqueue(result.output)
         if result.closeAfterWrite { c.closeAfterFlush = true }

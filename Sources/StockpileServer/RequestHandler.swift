@@ -91,6 +91,16 @@ public struct BatchResult: Sendable {
     public var unsubscribedAll = false
     /// What the handler keeps about the replies until the log answers.
     var pending = PendingReplies()
+    /// The batch's requests, handed back for the connection's parser to reuse their arrays
+    /// (`RequestParser.recycle`); the batch gave up its own reference to them.
+    var requests: [ArgumentList] = []
+
+    /// The batch's requests, taken out of the result (which keeps none), for `RequestParser.recycle`.
+    public mutating func takeRequests() -> [ArgumentList] {
+        let taken = requests
+        requests = []
+        return taken
+    }
 }
 
 /// The replies of a batch that ran but may not be revealed until the log says so. Replies are
@@ -132,18 +142,22 @@ public final class RequestHandler: Sendable {
     private static let everyRole = Set(Role.allCases)
 
     /// Runs every request of `batch` in order and encodes the replies.
-    public func run(_ batch: RequestBatch, session: SessionState) async -> BatchResult {
+    public func run(_ batch: consuming RequestBatch, session: SessionState) async -> BatchResult {
         await run([(batch, session)])[0]
     }
 
     /// Runs several connections' batches, one after another, then waits for the log once for all
     /// of them: one event-loop turn costs one group commit, however many clients it served.
-    public func run(_ batches: [(RequestBatch, SessionState)]) async -> [BatchResult] {
+    public func run(_ batches: consuming [(RequestBatch, SessionState)]) async -> [BatchResult] {
         var results = [BatchResult]()
         results.reserveCapacity(batches.count)
         var touchedEngine = false
-        for (batch, session) in batches {
-            results.append(await perform(batch, session: session))
+        for i in batches.indices {
+            // Each batch is taken out of the list, so that `perform` holds its requests alone and can
+            // hand them back to be reused.
+            let batch = batches[i].0
+            batches[i].0 = RequestBatch(requests: [ArgumentList]())
+            results.append(await perform(batch, session: batches[i].1))
             touchedEngine = touchedEngine || results[results.count - 1].pending.touchedEngine
         }
         let failure = touchedEngine ? await engine.waitUntilDurable() : nil
@@ -157,7 +171,7 @@ public final class RequestHandler: Sendable {
         return results
     }
 
-    private func perform(_ batch: RequestBatch, session: SessionState) async -> BatchResult {
+    private func perform(_ batch: consuming RequestBatch, session: SessionState) async -> BatchResult {
         var result = BatchResult(output: batch.replies ?? ReplyBuffer(), session: session)
         precondition(result.bytes.isEmpty, "a batch's reply buffer is lent empty")
         result.pending.startTimes.reserveCapacity(batch.requests.count)
@@ -213,6 +227,7 @@ public final class RequestHandler: Sendable {
             result.closeAfterWrite = true
             statistics.protocolErrors.add(1, ordering: .relaxed)
         }
+        result.requests = (consume batch).requests
         return result
     }
 

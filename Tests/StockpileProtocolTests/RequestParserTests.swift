@@ -133,6 +133,28 @@ struct RequestParserTests {
         #expect(parser.bufferedByteCount == 0)
     }
 
+    @Test("a batch handed back is reused for the next, and a request kept past its batch keeps its words")
+    func recycledBatches() throws {
+        var parser = RequestParser()
+        var kept: [ArgumentList] = []
+        var seen: [[[UInt8]]] = []
+        for round in 0..<50 {
+            // Batches of varying size and argument length, so a reused array must grow or shrink.
+            let batch = (0..<(1 + round % 7)).map { i in ["RESERVE", "r\(round)-\(i)", String(repeating: "v", count: 1 + (round * 13 + i) % 40), "MAIN", "\(i + 1)"] }
+            var bytes: [UInt8] = []
+            for words in batch { RequestEncoder.encode(words, into: &bytes) }
+            bytes.withUnsafeBytes { parser.append($0) }
+            let (requests, error) = parser.nextRequests(max: 16)
+            #expect(error == nil)
+            #expect(requests.map(\.words) == batch.map { $0.map { Array($0.utf8) } }, "round \(round)")
+            seen.append(requests[0].words)
+            // Every fifth batch keeps its first request beyond the batch, as a caller might.
+            if round % 5 == 0 { kept.append(requests[0]) }
+            parser.recycle(requests)
+        }
+        for (n, request) in kept.enumerated() { #expect(request.words == seen[n * 5], "request kept from round \(n * 5)") }
+    }
+
     @Test("bufferedByteCount counts the bytes not yet consumed")
     func bufferedByteCount() throws {
         var parser = RequestParser()
