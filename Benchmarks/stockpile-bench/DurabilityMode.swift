@@ -166,7 +166,7 @@ nonisolated func runStartupBenchmark(_ options: Options) async -> Int32 {
     let cells = await engine.stats().cells
     print("start-up: \(seconds(total)) s — snapshot load \(seconds(r.snapshotLoadDuration)) s (\(r.snapshotCellCount) cells), "
         + "replay \(seconds(r.replayDuration)) s of \(r.recordsReplayed) records (\(String(format: "%.0f", rate)) records/s, read "
-        + "and applied by \(r.replayThreadCount) threads, overlapped; reading alone \(seconds(r.logReadDuration)) s of it)")
+        + "and applied by \(r.replayThreadCount) threads beside the reader and the preparer, overlapped; reading alone \(seconds(r.logReadDuration)) s of it)")
     if !prepared {
         // The format's aim is 40 bytes a reservation besides its id's own bytes.
         let idBytes = Double(idByteCount) / Double(max(1, reservations))

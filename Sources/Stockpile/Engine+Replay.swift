@@ -40,8 +40,8 @@ struct ShardAction: Sendable {
     var shard: UInt8
     var kind: Kind
     /// Whether this action keeps the record's ledger entries in memory (one action of each record
-    /// that touches a shard does; the reader took their numbering back, and keeps the entries of a
-    /// commit that touches none).
+    /// that touches a shard does; the thread that prepared the batch took their numbering back, and
+    /// keeps the entries of a commit that touches none).
     var keepsEntries: Bool
 }
 

@@ -41,7 +41,9 @@ public struct RequestParser: Sendable {
     // Requests finished but not yet handed out, packed as `ArgumentList` regions. The scratch
     // arrays are kept from batch to batch. A batch takes one array of bytes its requests share, and
     // the list of them; handed back when the batch is done (`recycle`), both serve a later batch, so
-    // a connection's batches allocate neither in steady state.
+    // a connection's batches of ordinary size allocate neither in steady state. What is kept for the
+    // next batch is small (`retainedSpareByteCountMax`, `retainedRequestCountMax`), since an idle
+    // connection keeps it.
 
     /// The regions of the finished requests (see ArgumentList.swift).
     private var packed: [UInt8] = []
@@ -139,13 +141,15 @@ public struct RequestParser: Sendable {
         guard requests.capacity <= Self.retainedRequestCountMax else { return }
         requests.removeAll(keepingCapacity: true)
         spareList = requests
-        guard var bytes = storage.take(), bytes.capacity <= Self.retainedArgumentCapacityMax else { return }
+        guard var bytes = storage.take(), bytes.capacity <= Self.retainedSpareByteCountMax else { return }
         bytes.removeAll(keepingCapacity: true)
         sparePacked = bytes
     }
 
-    /// The longest list of requests kept between batches.
-    static let retainedRequestCountMax = 1024
+    /// The longest list of requests, and the most bytes of a batch's requests, kept for the next
+    /// batch: a pipeline of 64 ordinary requests.
+    static let retainedRequestCountMax = 64
+    static let retainedSpareByteCountMax = 4096
 
     /// The next complete request as its arguments (at least one), or nil when more bytes are needed.
     ///

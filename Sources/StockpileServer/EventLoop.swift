@@ -262,13 +262,22 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
         // The batches move into the handler's list, and `ready` keeps its storage for the next turn:
         // nothing else holds a batch's requests, so they come back with its result to be reused.
         let connections = ready.map(\.connection)
-        let batches = ready.map { ($0.batch, $0.session) }
+        // Handed to the task in a box it empties, so that the handler's list is the batches' only one.
+        let batches = Handover(ready.map { ($0.batch, $0.session) })
         ready.removeAll(keepingCapacity: true)
         let handler = self.handler
         Task(executorPreference: self) {
-            let results = await handler.run(batches)
+            let results = await handler.run(batches.take())
             self.post(.batchesDone(connections: connections, results: results))
         }
+    }
+
+    /// A value handed to a task once: `take` moves it out, so the task holds it alone.
+    private final class Handover<Value: Sendable>: @unchecked Sendable {
+        // @unchecked: set on the loop before the task starts, taken once by the task.
+        private var value: Value?
+        init(_ value: Value) { self.value = value }
+        func take() -> Value { value.take()! }
     }
 
     /// Runs the jobs queued so far. Returns false when there were none.

@@ -153,8 +153,8 @@ public final class RequestHandler: Sendable {
         results.reserveCapacity(batches.count)
         var touchedEngine = false
         for i in batches.indices {
-            // Each batch is taken out of the list, so that `perform` holds its requests alone and can
-            // hand them back to be reused.
+            // Each batch is taken out of the list (the caller's, handed over), so that `perform`
+            // holds its requests alone and can hand them back to be reused.
             let batch = batches[i].0
             batches[i].0 = RequestBatch(requests: [ArgumentList]())
             results.append(await perform(batch, session: batches[i].1))
