@@ -151,8 +151,10 @@ extension Engine {
             place[i] = starts[s]
             starts[s] += 1
         }
-        scratch.decisions.removeAll(keepingCapacity: true)
-        scratch.decisions.reserveCapacity(count)
+        scratch.outcomes.removeAll(keepingCapacity: true)
+        scratch.outcomes.reserveCapacity(count)
+        scratch.settlements.removeAll(keepingCapacity: true)
+        scratch.settlements.reserveCapacity(count)
         var from = 0
         while from < count {
             let shard = shardOf[order[from]]
@@ -160,12 +162,12 @@ extension Engine {
             while to < count && shardOf[order[to]] == shard { to += 1 }
             shards[shard].executeRun(
                 scratch.requests, hashes: scratch.hashes, cellHashes: UnsafeBufferPointer(cellHashes), positions: UnsafeBufferPointer(rebasing: order[from..<to]), now: now, actor: actor,
-                settings: settings, into: &scratch.decisions)
+                settings: settings, into: &scratch.outcomes, settlements: &scratch.settlements)
             from = to
         }
         for i in 0..<count {
-            let decision = scratch.decisions[place[i]]
-            outcomes.append(settleNewReservation(HashedID(scratch.requests[i].id, hash: scratch.hashes[i]), decision).outcome())
+            settle(HashedID(scratch.requests[i].id, hash: scratch.hashes[i]), scratch.settlements[place[i]])
+            outcomes.append(scratch.outcomes[place[i]])
         }
         return count
     }
@@ -197,5 +199,8 @@ struct RunScratch {
     var requests: [ReserveRequest] = []
     /// The hash of each claimed id of the run, in order.
     var hashes: [Int] = []
-    var decisions: [Performed] = []
+    /// Each reservation's answer and what settling its claim needs, in the order the shards decided
+    /// them (a decision is turned into its answer in its shard: the answer is less than half its size).
+    var outcomes: [Outcome<Reply>] = []
+    var settlements: [ClaimSettlement] = []
 }

@@ -72,6 +72,32 @@ enum Performed {
     }
 }
 
+/// What settling the claim on a new reservation's id needs of what was performed: whether a
+/// reservation was made, and then its shards and when its hold expires.
+enum ClaimSettlement {
+    case made(expiresAt: Timestamp?, mask: UInt64)
+    case notMade
+
+    /// Read in place from `performed` (a copy of it would retain every name it holds). `mask`: the
+    /// reservation's shards, when the caller knows them.
+    init(of performed: borrowing Performed, mask: UInt64?, router: ShardRouter) {
+        switch performed {
+        case .commit(let commit):
+            guard let r = commit.reservation else {
+                self = .notMade
+                return
+            }
+            self = .made(expiresAt: r.expiresAt, mask: mask ?? router.mask(of: r.lines.lazy.map(\.cell)))
+        case .reserved(let r):
+            // A new reservation's one follow-up is its hold's expiry: it is not closed (its line
+            // holds at least one unit), so nothing is to be forgotten yet.
+            assert(r.closedAt == nil, "a new reservation is open")
+            self = .made(expiresAt: r.expiresAt, mask: mask ?? 1 << UInt64(router.shard(for: r.cell)))
+        case .unchanged, .refused: self = .notMade
+        }
+    }
+}
+
 public final class Engine: Sendable {
     public let configuration: EngineConfiguration
     public let clock: any EngineClock
@@ -433,25 +459,19 @@ public final class Engine: Sendable {
     /// Settles the claim on a new reservation's id: its shards when it was made, free when not.
     /// `mask`: the shards of its lines, when the caller knows them.
     func settleNewReservation(_ hashedID: HashedID, _ performed: consuming Performed, mask: UInt64? = nil) -> Performed {
-        // What settling needs of the reservation made, read in place (a copy of it would retain
-        // every name it holds, and the decision is handed on whole).
-        let made: (expiresAt: Timestamp?, mask: UInt64)?
-        switch performed {
-        case .commit(let commit): made = commit.reservation.map { ($0.expiresAt, mask ?? router.mask(of: $0.lines.lazy.map(\.cell))) }
-        case .reserved(let r):
-            // A new reservation's one follow-up is its hold's expiry: it is not closed (its line
-            // holds at least one unit), so nothing is to be forgotten yet.
-            assert(r.closedAt == nil, "a new reservation is open")
-            made = (r.expiresAt, mask ?? 1 << UInt64(router.shard(for: r.cell)))
-        case .unchanged, .refused: made = nil
-        }
-        guard let made else {
-            directory.abandon(hashedID.id, hash: hashedID.hash)
-            return performed
-        }
-        directory.commit(hashedID.id, hash: hashedID.hash, made.mask)
-        scheduleExpiry(of: hashedID.id, at: made.expiresAt)
+        settle(hashedID, ClaimSettlement(of: performed, mask: mask, router: router))
         return performed
+    }
+
+    /// Settles the claim on a new reservation's id as `settlement` says.
+    func settle(_ hashedID: HashedID, _ settlement: ClaimSettlement) {
+        switch settlement {
+        case .made(let expiresAt, let mask):
+            directory.commit(hashedID.id, hash: hashedID.hash, mask)
+            scheduleExpiry(of: hashedID.id, at: expiresAt)
+        case .notMade:
+            directory.abandon(hashedID.id, hash: hashedID.hash)
+        }
     }
 
     /// Performs `command` on the shards in `mask`: inside the one shard when that is all, holding each

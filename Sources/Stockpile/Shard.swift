@@ -124,7 +124,7 @@ actor Shard {
     /// line (0 otherwise: nothing is fetched ahead for it).
     nonisolated func executeRun(
         _ requests: [ReserveRequest], hashes: [Int], cellHashes: UnsafeBufferPointer<Int>, positions: UnsafeBufferPointer<Int>, now: Timestamp,
-        actor: String, settings: RuleSettings, into decisions: inout [Performed]
+        actor: String, settings: RuleSettings, into outcomes: inout [Outcome<Reply>], settlements: inout [ClaimSettlement]
     ) {
         precondition(hashes.count == requests.count, "one hash per request")
         // What each request will read is asked for ahead, so that the tables' cache misses overlap
@@ -151,14 +151,15 @@ actor Shard {
                 let p = positions[k]
                 let hashedID = HashedID(requests[p].id, hash: hashes[p])
                 state.hashedID = hashedID
-                if requests[p].lines.count == 1 && cellHashes[p] != 0 {
-                    decisions.append(
-                        reserveOneLineHere(
-                            requests[p], hashedID: hashedID, cellHash: UInt64(UInt(bitPattern: cellHashes[p])), state: state, now: now, actor: actor,
-                            settings: settings))
-                } else {
-                    decisions.append(decideHere(requests[p], state: state, now: now, actor: actor, settings: settings))
-                }
+                let performed =
+                    requests[p].lines.count == 1 && cellHashes[p] != 0
+                    ? reserveOneLineHere(
+                        requests[p], hashedID: hashedID, cellHash: UInt64(UInt(bitPattern: cellHashes[p])), state: state, now: now, actor: actor,
+                        settings: settings)
+                    : decideHere(requests[p], state: state, now: now, actor: actor, settings: settings)
+                // Every line of a run's reservation is in this shard: its shards are this one.
+                settlements.append(ClaimSettlement(of: performed, mask: 1 << UInt64(state.index), router: state.router))
+                outcomes.append(performed.outcome())
             }
         }
     }
