@@ -153,7 +153,8 @@ nonisolated func runStartupBenchmark(_ options: Options) async -> Int32 {
     let engine: Engine
     do {
         engine = try Engine.open(
-            dataDirectory: directory, durability: durability, configuration: EngineConfiguration(shardCount: options.shards, snapshotEveryRecords: 0))
+            dataDirectory: directory, durability: durability,
+            configuration: EngineConfiguration(shardCount: options.shards, snapshotEveryRecords: 0, replayThreadCount: options.replayThreads))
     } catch {
         return fail("start-up failed: \(error)")
     }

@@ -55,6 +55,8 @@ struct Options {
     var records = 5_000_000
     /// startup: a data directory to keep (one with a log already is only started up).
     var dataDirectory: String?
+    /// startup: threads that apply the log (`EngineConfiguration.replayThreadCount`).
+    var replayThreads = EngineConfiguration.defaultReplayThreadCount
     /// TCP mode: the server to drive; nil runs the engine in-process.
     var target: TCPTarget?
     var clients = 50
@@ -105,7 +107,9 @@ func usage() -> Never {
           startup    --cells cells loaded, a snapshot, --records log records after it (default
                      5000000), then a timed start-up: snapshot load, replay rate, total; and the log's
                      bytes per reservation (--fsync defaults to interval=10 here). With --data-dir D
-                     the directory is kept; one that has a log already is only started up
+                     the directory is kept; one that has a log already is only started up;
+                     --replay-threads N sets the threads that apply the log (default: one per core,
+                     at most 4)
           memory     resident bytes per cell, per open and per closed one-line reservation and per
                      KEY, of an engine in memory: --cells cells (default 1000000) loaded by import,
                      --reservations M (default 1000000; 0 measures cells only) of which half stay
@@ -176,6 +180,9 @@ func parseOptions() -> Options {
             inProcessFlags.append(a)
         case "--records":
             o.records = Int(integer(a, in: 1...1_000_000_000))
+            inProcessFlags.append(a)
+        case "--replay-threads":
+            o.replayThreads = Int(integer(a, in: 1...64))
             inProcessFlags.append(a)
         case "--target":
             let v = value(a)

@@ -27,7 +27,10 @@ let serveUsage = """
       --seed FILE          load stock at start from a CSV file with the header `variant,warehouse,on_hand`:
                            each listed cell's on_hand becomes its figure (logged as `import`), at every
                            start; a bad file stops the start and names every bad line
-      --shards N           shards the cells are spread over, 1-64 (default 16)
+      --shards N           shards the cells are spread over, 1-64 (default: eight per core, a power
+                           of two from 16 to 64)
+      --replay-threads N   threads that apply the log at start-up, each to the shards it owns, 1-64
+                           (default: one per core, at most 4)
       --segment-mib N      size of each log segment file, zero-filled ahead of use (default 64)
       --log-retention-mib N   after each snapshot, remove the oldest log segments that both kept
                            snapshots cover while the log is over N MiB (default: keep every segment)
@@ -77,6 +80,7 @@ func serve(_ arguments: [String], launched: ContinuousClock.Instant) async -> Ne
         case "--insecure": configuration.insecure = true
         case "--seed": seedFile = flags.value(flag)
         case "--shards": engineConfiguration.shardCount = flags.integer(flag, in: 1...64)
+        case "--replay-threads": engineConfiguration.replayThreadCount = flags.integer(flag, in: 1...64)
         case "--segment-mib": segmentByteCount = flags.integer(flag, in: 1...4096) << 20
         case "--log-retention-mib": engineConfiguration.logRetentionByteCount = flags.integer(flag, in: 1...(1 << 30)) << 20
         case "--snapshot-every": engineConfiguration.snapshotEveryRecords = UInt64(flags.integer(flag, in: 0...Int(Int64.max)))
