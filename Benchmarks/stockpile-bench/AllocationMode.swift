@@ -50,16 +50,22 @@ nonisolated func runAllocationBenchmark(_ options: Options) async -> Int32 {
     }
     var parser = RequestParser()
     var session = handler.newSession(id: 1)
-    // The connection's reply buffer, lent to each batch and emptied after, as the loop does.
+    // The connection's reply buffer, lent to each batch and emptied after, and the turn's lists of
+    // batches and results, kept from turn to turn, as the loop does.
     let replies = ReplyBuffer()
+    var turnBatches: [(RequestBatch, SessionState)] = []
+    var turnResults: [BatchResult] = []
     func answer(_ bytes: [UInt8], pipeline: Int = 16) async {
         bytes.withUnsafeBytes { parser.append($0) }
         let (requests, error) = parser.nextRequests(max: pipeline)
         precondition(error == nil && requests.count == pipeline, "the pipeline did not parse")
-        var result = await handler.run(RequestBatch(requests: requests, replies: replies), session: session)
-        session = result.session
+        turnBatches.append((RequestBatch(requests: requests, replies: replies), session))
+        await handler.run(&turnBatches, into: &turnResults)
+        turnBatches.removeAll(keepingCapacity: true)
+        session = turnResults[0].session
         // As the loop does: the batch's requests go back to the parser, for the next batch.
-        parser.recycle(result.takeRequests())
+        parser.recycle(turnResults[0].takeRequests())
+        turnResults.removeAll(keepingCapacity: true)
         replies.bytes.removeAll(keepingCapacity: true)
     }
     let wireReserves = pipelines { ["RESERVE", "wr\($0)", "SKU-HOT", "MAIN", "1"] }

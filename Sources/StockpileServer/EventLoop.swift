@@ -23,8 +23,9 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
     // threads only call `post` and `enqueue` (a lock and the eventfd), which are safe from anywhere.
 
     enum Message: Sendable {
-        /// The batches of one turn, each with its connection.
-        case batchesDone(connections: [UInt64], results: [BatchResult])
+        /// The batches of one turn, each with its connection; `emptied` is the turn's list of batches,
+        /// handed back for the next turn.
+        case batchesDone(connections: [UInt64], results: [BatchResult], emptied: [(RequestBatch, SessionState)])
         /// Bytes for a subscriber: one or more encoded event messages.
         case events(connection: UInt64, [UInt8])
         /// The engine ended a subscription whose events the loop did not take in time.
@@ -58,6 +59,10 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
     private let loopThread = Mutex<pthread_t?>(nil)
     /// Batches ready to run, gathered over one turn of the loop and started together.
     private var ready: [(connection: UInt64, batch: RequestBatch, session: SessionState)] = []
+    /// A finished turn's lists (its connections, batches and results), emptied, for the next turn.
+    private var spareConnections: [UInt64] = []
+    private var spareBatches: [(RequestBatch, SessionState)] = []
+    private var spareResults: [BatchResult] = []
 
     private var connections: [UInt64: Connection] = [:]
     private var nextConnectionID: UInt64 = 1
@@ -261,14 +266,24 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
         guard !ready.isEmpty else { return }
         // The batches move into the handler's list, and `ready` keeps its storage for the next turn:
         // nothing else holds a batch's requests, so they come back with its result to be reused.
-        let connections = ready.map(\.connection)
-        // Handed to the task in a box it empties, so that the handler's list is the batches' only one.
-        let batches = Handover(ready.map { ($0.batch, $0.session) })
+        // The lists of an earlier turn, filled again, so that a turn allocates none.
+        var connections: [UInt64] = []
+        var batches: [(RequestBatch, SessionState)] = []
+        var results: [BatchResult] = []
+        swap(&connections, &spareConnections)
+        swap(&batches, &spareBatches)
+        swap(&results, &spareResults)
+        connections.append(contentsOf: ready.lazy.map(\.connection))
+        batches.append(contentsOf: ready.lazy.map { ($0.batch, $0.session) })
         ready.removeAll(keepingCapacity: true)
+        // Handed to the task in a box it empties, so that the handler's list is the batches' only one.
+        let work = Handover((connections, batches, results))
         let handler = self.handler
         Task(executorPreference: self) {
-            let results = await handler.run(batches.take())
-            self.post(.batchesDone(connections: connections, results: results))
+            var (connections, batches, results) = work.take()
+            await handler.run(&batches, into: &results)
+            batches.removeAll(keepingCapacity: true)
+            self.post(.batchesDone(connections: connections, results: results, emptied: batches))
         }
     }
 
@@ -300,11 +315,17 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
                 let message = messages[i]
                 messages[i] = .taken
                 switch consume message {
-                case .batchesDone(let ids, var results):
+                case .batchesDone(var ids, var results, let emptied):
                     for k in results.indices {
                         let requests = results[k].takeRequests()
                         finishBatch(ids[k], results[k], requests: requests)
                     }
+                    // Kept, emptied, for the next turn's lists.
+                    ids.removeAll(keepingCapacity: true)
+                    results.removeAll(keepingCapacity: true)
+                    spareConnections = ids
+                    spareResults = results
+                    spareBatches = emptied
                 case .taken: break
                 case .events(let id, let bytes): deliverEvents(id, bytes)
                 case .subscriptionEnded(let id, let end): endSubscription(id, end)

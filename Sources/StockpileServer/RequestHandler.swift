@@ -149,7 +149,17 @@ public final class RequestHandler: Sendable {
     /// Runs several connections' batches, one after another, then waits for the log once for all
     /// of them: one event-loop turn costs one group commit, however many clients it served.
     public func run(_ batches: consuming [(RequestBatch, SessionState)]) async -> [BatchResult] {
+        var list = batches
         var results = [BatchResult]()
+        await run(&list, into: &results)
+        return results
+    }
+
+    /// `run(_:)` in lists the caller lends and keeps from turn to turn: the results go into
+    /// `results` (emptied first), and each batch is taken out of `batches`, which is left holding
+    /// only emptied batches, for the caller to empty and fill again.
+    public func run(_ batches: inout [(RequestBatch, SessionState)], into results: inout [BatchResult]) async {
+        results.removeAll(keepingCapacity: true)
         results.reserveCapacity(batches.count)
         var touchedEngine = false
         for i in batches.indices {
@@ -168,7 +178,6 @@ public final class RequestHandler: Sendable {
             statistics.commandsProcessed.add(startTimes.count, ordering: .relaxed)
             if let failure, !results[i].pending.mutationReplies.isEmpty { results[i].replaceMutationReplies(with: ReplyFrame(failure)) }
         }
-        return results
     }
 
     private func perform(_ batch: consuming RequestBatch, session: SessionState) async -> BatchResult {
