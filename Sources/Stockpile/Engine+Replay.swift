@@ -311,9 +311,10 @@ extension Engine {
                 shard.withState { $0.replay(commit, ownsAll: ownsAll, hashedID: hashedIDs[k]) }
                 if action.keepsEntries { for e in commit.entries { ledger.keepReplayed(e) } }
             case .forget:
+                // The id of a reservation record, or of the commit's reservation (hashed when prepared).
                 let hashed: HashedID
-                if let h = records[k].withReservation({ HashedID($0.id, hash: $1.id) }) {
-                    hashed = h
+                if let hashes = records[k].reservationHashes, let summary = records[k].reservationSummary {
+                    hashed = HashedID(summary.id, hash: hashes.id)
                 } else if let h = hashedIDs[k] {
                     hashed = h
                 } else {
@@ -332,18 +333,7 @@ extension ShardState {
     func replay(_ fields: borrowing CompactReservation, entry: LedgerEntry, cellHash: UInt64, idHash: Int) {
         assert(router.shard(for: fields.cell) == index, "a reservation record replayed in a shard that does not own its cell")
         let p = apply(entry, of: fields.cell, hash: cellHash, backorderAllowed: catalog.policy(of: fields.cell.variant).backorder)
-        let line = ReservationLine(
-            variant: fields.cell.variant, warehouse: fields.cell.warehouse, quantity: fields.quantity, backordered: fields.backordered,
-            tracked: fields.tracked)
-        if let stored = StoredReservation(
-            line: line, cellPosition: p, customer: fields.customer, createdAt: fields.time, expiresAt: fields.expiresAt, closedAt: nil,
-            requestTTL: fields.ttl, status: .active, strategy: fields.strategy, endedByExpiry: false)
-        {
-            reservations.store(stored, id: fields.id, hash: idHash)
-        } else {
-            // Fields a compact entry cannot hold (a backordered part, a TTL finer than a millisecond): kept whole.
-            reservations.store(fields.commit.reservation!, hash: idHash, cellPosition: nil)
-        }
+        store(fields.oneLine, cellPosition: p, idHash: idHash)
         assert(reservation(fields.id) == fields.commit.reservation, "reservation \(fields.id) reads back as its record says")
     }
 }

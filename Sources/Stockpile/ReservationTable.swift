@@ -45,6 +45,13 @@ struct StoredReservation: Sendable {
             closedAt: r.closedAt, requestTTL: r.requestTTL, status: r.status, strategy: r.strategy, endedByExpiry: r.endedByExpiry)
     }
 
+    /// `r` kept compact, when its fields fit (see below); its line's cell is at `cellPosition`.
+    init?(_ r: OneLineReservation, cellPosition: Int) {
+        self.init(
+            line: r.line, cellPosition: cellPosition, customer: r.customer, createdAt: r.createdAt, expiresAt: r.expiresAt,
+            closedAt: r.closedAt, requestTTL: r.requestTTL, status: r.status, strategy: r.strategy, endedByExpiry: r.endedByExpiry)
+    }
+
     /// A one-line reservation kept compact from its fields, when they fit: its request named `line`'s
     /// cell (at `cellPosition`), with `customer` and `requestTTL`; nothing of it is backordered; an open
     /// one has no closing time and a closed one no expiry.
@@ -138,8 +145,11 @@ struct ReservationTable: Sendable {
         table[r.id, hash: hash] = StoredReservation(compacting: r, cellPosition: cellPosition) ?? StoredReservation(whole: r)
     }
 
-    /// Stores `stored` as the reservation `id` (replacing what the id held).
-    mutating func store(_ stored: StoredReservation, id: String, hash: Int) { table[id, hash: hash] = stored }
+    /// Stores a one-line reservation (replacing what its id held), compact when its fields fit, whole
+    /// otherwise (a backordered part, a TTL finer than a millisecond). `cellPosition`: its cell's.
+    mutating func store(_ r: OneLineReservation, hash: Int, cellPosition: Int) {
+        table[r.id, hash: hash] = StoredReservation(r, cellPosition: cellPosition) ?? StoredReservation(whole: r.reservation)
+    }
 
     mutating func remove(_ id: String, hash: Int) { table[id, hash: hash] = nil }
 

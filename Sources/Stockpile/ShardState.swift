@@ -117,18 +117,10 @@ final class ShardState: StockView {
         assert(reservation(r.id) == r, "reservation \(r.id) reads back as it was stored")
     }
 
-    /// Keeps a new one-line reservation (`cellPosition`: its cell's place in `cells`) compact, without a
-    /// line array, or whole when its fields do not fit a compact entry (a backordered part, a TTL finer
-    /// than a millisecond).
-    func store(_ r: OneLineReservation, cellPosition: Int) {
-        if let stored = StoredReservation(
-            line: r.line, cellPosition: cellPosition, customer: r.customer, createdAt: r.createdAt, expiresAt: r.expiresAt,
-            closedAt: r.closedAt, requestTTL: r.requestTTL, status: r.status, strategy: r.strategy, endedByExpiry: r.endedByExpiry)
-        {
-            reservations.store(stored, id: r.id, hash: hash(of: r.id))
-        } else {
-            reservations.store(r.reservation, hash: hash(of: r.id), cellPosition: nil)
-        }
+    /// Keeps a one-line reservation (`cellPosition`: its cell's place in `cells`) without a line array
+    /// (`ReservationTable.store`). `idHash`: its id's hash, when the caller has it.
+    func store(_ r: OneLineReservation, cellPosition: Int, idHash: Int? = nil) {
+        reservations.store(r, hash: idHash ?? hash(of: r.id), cellPosition: cellPosition)
         assert(reservation(r.id) == r.reservation, "reservation \(r.id) reads back as it was stored")
     }
 

@@ -227,15 +227,21 @@ public struct OneLineReservation: Hashable, Sendable {
     /// The new reservation `request` (of one line naming its warehouse) makes at `now`, its line as the
     /// hold left it (`held`), under `strategy`.
     @inlinable public init(new request: ReserveRequest, held: ReservationLine, strategy: PlacementStrategy, at now: Timestamp) {
-        id = request.id
-        line = held
+        self.init(new: request.id, line: held, ttl: request.ttl, customer: request.customer, strategy: strategy, at: now)
+    }
+
+    /// The new reservation `id` of `line` made at `now` with `ttl`, for `customer`, under `strategy`
+    /// (what a reservation record of the log carries).
+    @inlinable public init(new id: String, line: ReservationLine, ttl: Duration?, customer: String?, strategy: PlacementStrategy, at now: Timestamp) {
+        self.id = id
+        self.line = line
         status = .active
-        expiresAt = request.ttl.map { now.advanced(by: $0) }
-        customer = request.customer
+        expiresAt = ttl.map { now.advanced(by: $0) }
+        self.customer = customer
         createdAt = now
         closedAt = nil
         endedByExpiry = false
-        requestTTL = request.ttl
+        requestTTL = ttl
         self.strategy = strategy
     }
 
@@ -247,7 +253,6 @@ public struct OneLineReservation: Hashable, Sendable {
     }
 
     public var cell: CellKey { line.cell }
-    public var isOpen: Bool { status.isOpen }
 }
 
 /// A reservation as replies report it, with `replayed` set on an idempotent replay. A new one-line

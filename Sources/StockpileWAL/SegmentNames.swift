@@ -89,14 +89,13 @@ public struct CompactReservation: Hashable, Sendable {
 
     /// The commit the record stands for (FORMAT.md §3.8).
     public var commit: Commit {
-        let entry = self.entry
+        Commit(time: time, entries: [entry], reservation: oneLine.reservation, replyShape: .reservation)
+    }
+
+    /// The reservation the record makes, without an array for its line.
+    public var oneLine: OneLineReservation {
         let line = ReservationLine(variant: cell.variant, warehouse: cell.warehouse, quantity: quantity, backordered: backordered, tracked: tracked)
-        let request = ReserveRequest(
-            id: id, lines: [ReserveLine(variant: cell.variant, warehouse: cell.warehouse, quantity: quantity)], ttl: ttl, customer: customer)
-        let reservation = Reservation(
-            id: id, lines: [line], expiresAt: expiresAt, customer: customer, createdAt: time,
-            fingerprint: ReserveFingerprint(request, strategy: strategy))
-        return Commit(time: time, entries: [entry], reservation: reservation, replyShape: .reservation)
+        return OneLineReservation(new: id, line: line, ttl: ttl, customer: customer, strategy: strategy, at: time)
     }
 
     /// Writes the payload, naming the cell and the actor when the segment has not yet.
