@@ -96,6 +96,13 @@ enum ClaimSettlement {
         case .unchanged, .refused: self = .notMade
         }
     }
+
+    /// The new one-line reservation `r` was made; `mask`: its shard.
+    init(made r: borrowing OneLineReservation, mask: UInt64) {
+        // A new reservation's one follow-up is its hold's expiry (see above).
+        assert(r.closedAt == nil, "a new reservation is open")
+        self = .made(expiresAt: r.expiresAt, mask: mask)
+    }
 }
 
 public final class Engine: Sendable {

@@ -151,15 +151,26 @@ actor Shard {
                 let p = positions[k]
                 let hashedID = HashedID(requests[p].id, hash: hashes[p])
                 state.hashedID = hashedID
-                let performed =
-                    requests[p].lines.count == 1 && cellHashes[p] != 0
-                    ? reserveOneLineHere(
-                        requests[p], hashedID: hashedID, cellHash: UInt64(UInt(bitPattern: cellHashes[p])), state: state, now: now, actor: actor,
-                        settings: settings)
-                    : decideHere(requests[p], state: state, now: now, actor: actor, settings: settings)
                 // Every line of a run's reservation is in this shard: its shards are this one.
-                settlements.append(ClaimSettlement(of: performed, mask: 1 << UInt64(state.index), router: state.router))
-                outcomes.append(performed.outcome())
+                let mask: UInt64 = 1 << UInt64(state.index)
+                func answer(_ performed: consuming Performed) {
+                    settlements.append(ClaimSettlement(of: performed, mask: mask, router: state.router))
+                    outcomes.append(performed.outcome())
+                }
+                if requests[p].lines.count == 1 && cellHashes[p] != 0 {
+                    // A reservation made is answered from where it was made: a decision around it
+                    // would be copied whole (369 bytes) on its way to the answer.
+                    reserveOneLineHere(
+                        requests[p], hashedID: hashedID, cellHash: UInt64(UInt(bitPattern: cellHashes[p])), state: state, now: now, actor: actor,
+                        settings: settings,
+                        made: { r in
+                            settlements.append(ClaimSettlement(made: r, mask: mask))
+                            outcomes.append(.ok(.reservation(ReservationRecord(r))))
+                        },
+                        otherwise: answer)
+                } else {
+                    answer(decideHere(requests[p], state: state, now: now, actor: actor, settings: settings))
+                }
             }
         }
     }
@@ -203,16 +214,22 @@ actor Shard {
         withState { state in
             state.hashedID = hashedID
             defer { state.hashedID = nil }
-            return reserveOneLineHere(request, hashedID: hashedID, cellHash: cellHash, state: state, now: now, actor: actor, settings: settings)
+            return reserveOneLineHere(
+                request, hashedID: hashedID, cellHash: cellHash, state: state, now: now, actor: actor, settings: settings,
+                made: { .reserved($0) }, otherwise: { $0 })
         }
     }
 
-    private nonisolated func reserveOneLineHere(
-        _ request: ReserveRequest, hashedID: HashedID, cellHash: UInt64, state: ShardState, now: Timestamp, actor: String, settings: RuleSettings
-    ) -> Performed {
+    /// `reserveOneLine`, holding the lock: hands the reservation it made to `made`, and anything else
+    /// it performed (a refusal, or the general path's decision) to `otherwise`.
+    @inline(__always)
+    private nonisolated func reserveOneLineHere<R>(
+        _ request: ReserveRequest, hashedID: HashedID, cellHash: UInt64, state: ShardState, now: Timestamp, actor: String, settings: RuleSettings,
+        made: (consuming OneLineReservation) -> R, otherwise: (consuming Performed) -> R
+    ) -> R {
         precondition(request.lines.count == 1 && request.lines[0].warehouse != Identifiers.anyWarehouse, "one line naming its warehouse")
         if state.reservations.contains(hashedID.id, hash: hashedID.hash) {
-            return decideHere(request, state: state, now: now, actor: actor, settings: settings)
+            return otherwise(decideHere(request, state: state, now: now, actor: actor, settings: settings))
         }
         let line = request.lines[0]
         let cell = CellKey(variant: line.variant, warehouse: line.warehouse)
@@ -222,15 +239,15 @@ actor Shard {
         let (held, policy): (ReservationLine, VariantPolicy)
         var entry: LedgerEntry
         switch Rules.holdOneLine(line, before: before, in: state, now: now, actor: actor, reservation: request.id) {
-        case .refused(let refusal): return .refused(refusal)
+        case .refused(let refusal): return otherwise(.refused(refusal))
         case .held(let l, let e, let p): (held, entry, policy) = (l, e, p)
         }
         let strategy = request.strategy ?? settings.defaultStrategy
         // The reservation as the general path would make it (`Reservation(new:lines:fingerprint:at:)`),
         // without an array for its line: making it allocates nothing.
-        let made = OneLineReservation(new: request, held: held, strategy: strategy, at: now)
+        let reservation = OneLineReservation(new: request, held: held, strategy: strategy, at: now)
         assert(
-            made.reservation == Reservation(new: request, lines: [held], fingerprint: ReserveFingerprint(request, strategy: strategy), at: now),
+            reservation.reservation == Reservation(new: request, lines: [held], fingerprint: ReserveFingerprint(request, strategy: strategy), at: now),
             "the one-line reservation is the one the request makes")
         // The log's record is built here, and numbered by the ledger.
         let record = ledger.isLogged
@@ -241,15 +258,15 @@ actor Shard {
         do throws(WALIOError) {
             try ledger.append(
                 reservation: &entry, record: record, lane: state.index,
-                commit: { numbered in Commit(time: now, entries: [numbered], reservation: made.reservation, replyShape: .reservation) },
+                commit: { numbered in Commit(time: now, entries: [numbered], reservation: reservation.reservation, replyShape: .reservation) },
                 alerts: { LowStockAlert.alerts(for: $0, in: state) })
         } catch {
-            return .refused(.writesStopped(error))
+            return otherwise(.refused(.writesStopped(error)))
         }
         // Applied as `ShardState.apply` applies the commit it stands for.
         let p = state.apply(entry, of: cell, hash: cellHash, at: known, backorderAllowed: policy.backorder)
-        state.store(made, cellPosition: p)
-        return .reserved(made)
+        state.store(reservation, cellPosition: p)
+        return made(reservation)
     }
 
     /// Expires reservation `id` if it still expires at `deadline`.
