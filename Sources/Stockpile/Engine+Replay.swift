@@ -302,7 +302,7 @@ extension Engine {
                 let applied: Void? = records[k].withReservation { fields, hashes in
                     let entry = fields.entry
                     shard.withState { $0.replay(fields, entry: entry, cellHash: CellTable.hash(stable: hashes.cell), idHash: hashes.id) }
-                    ledger.keepReplayed(entry)
+                    ledger.keepReplayed(consume entry)
                 }
                 precondition(applied != nil, "not a reservation record")
             case .commitOwnsAll, .commitPart:
@@ -333,7 +333,7 @@ extension ShardState {
     func replay(_ fields: borrowing CompactReservation, entry: LedgerEntry, cellHash: UInt64, idHash: Int) {
         assert(router.shard(for: fields.cell) == index, "a reservation record replayed in a shard that does not own its cell")
         let p = apply(entry, of: fields.cell, hash: cellHash, backorderAllowed: catalog.policy(of: fields.cell.variant).backorder)
-        store(fields.oneLine, cellPosition: p, idHash: idHash)
+        reservations.store(new: fields, hash: idHash, cellPosition: p)
         assert(reservation(fields.id) == fields.commit.reservation, "reservation \(fields.id) reads back as its record says")
     }
 }

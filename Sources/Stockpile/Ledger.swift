@@ -75,15 +75,16 @@ final class EntryRing: @unchecked Sendable {
 
     /// Keeps `e` in its slot, unless the slot already holds a newer entry (the thread keeping `e`
     /// was overtaken by a whole ring's worth of entries: `e` is gone from memory already).
-    func keep(_ e: LedgerEntry) {
+    func keep(_ e: consuming LedgerEntry) {
         let i = slot(e.seq)
         let held = acquire(i)
         if held > e.seq {
             words[i].store(held, ordering: .releasing)
             return
         }
+        let seq = e.seq
         if held == 0 { (entries + i).initialize(to: e) } else { entries[i] = e }
-        words[i].store(e.seq, ordering: .releasing)
+        words[i].store(seq, ordering: .releasing)
     }
 
     /// The entry numbered `seq`, if its slot holds it.
@@ -341,7 +342,7 @@ final class Ledger: Sendable {
 
     /// Keeps an entry whose numbering `restoreNumbering` took back. Any thread, any order: the ring
     /// keeps the newest entry of each slot.
-    func keepReplayed(_ e: LedgerEntry) {
+    func keepReplayed(_ e: consuming LedgerEntry) {
         ring.keep(e)
     }
 

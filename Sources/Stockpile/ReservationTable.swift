@@ -9,6 +9,7 @@
 // reservation builds the `Reservation` value back, equal to the one stored.
 
 import StockpileCore
+import StockpileWAL
 
 /// One reservation as its shard keeps it: 80 bytes (a test holds it to that).
 struct StoredReservation: Sendable {
@@ -59,7 +60,30 @@ struct StoredReservation: Sendable {
         line: ReservationLine, cellPosition: Int, customer: String?, createdAt: Timestamp, expiresAt: Timestamp?, closedAt: Timestamp?,
         requestTTL: Duration?, status: ReservationStatus, strategy: PlacementStrategy, endedByExpiry: Bool
     ) {
-        guard line.backordered == .zero, cellPosition <= Int(UInt32.max), let ttl = Self.milliseconds(requestTTL) else { return nil }
+        self.init(
+            quantity: line.quantity, fulfilled: line.fulfilled, released: line.released, backordered: line.backordered, tracked: line.tracked,
+            cellPosition: cellPosition, customer: customer, createdAt: createdAt, expiresAt: expiresAt, closedAt: closedAt, requestTTL: requestTTL,
+            status: status, strategy: strategy, endedByExpiry: endedByExpiry)
+    }
+
+    /// A new one-line reservation as a `reservation` record of the log carries it (its cell at
+    /// `cellPosition`), kept compact when its fields fit: read from the record's fields, without
+    /// building the reservation or its line (which would copy every name).
+    init?(new fields: borrowing CompactReservation, cellPosition: Int) {
+        self.init(
+            quantity: fields.quantity, fulfilled: .zero, released: .zero, backordered: fields.backordered, tracked: fields.tracked,
+            cellPosition: cellPosition, customer: fields.customer, createdAt: fields.time, expiresAt: fields.expiresAt, closedAt: nil,
+            requestTTL: fields.ttl, status: .active, strategy: fields.strategy, endedByExpiry: false)
+    }
+
+    /// The compact entry from a one-line reservation's figures (those of its line: `quantity` …
+    /// `tracked`) and fields, when they fit.
+    private init?(
+        quantity: Quantity, fulfilled: Quantity, released: Quantity, backordered: Quantity, tracked: Bool, cellPosition: Int, customer: String?,
+        createdAt: Timestamp, expiresAt: Timestamp?, closedAt: Timestamp?, requestTTL: Duration?, status: ReservationStatus,
+        strategy: PlacementStrategy, endedByExpiry: Bool
+    ) {
+        guard backordered == .zero, cellPosition <= Int(UInt32.max), let ttl = Self.milliseconds(requestTTL) else { return nil }
         if status.isOpen {
             guard closedAt == nil, expiresAt?.milliseconds != Self.none else { return nil }
             deadline = expiresAt?.milliseconds ?? Self.none
@@ -68,10 +92,10 @@ struct StoredReservation: Sendable {
             deadline = closedAt.milliseconds
         }
         self.customer = customer
-        quantity = line.quantity.units
-        fulfilled = line.fulfilled.units
-        released = line.released.units
-        tracked = line.tracked
+        self.quantity = quantity.units
+        self.fulfilled = fulfilled.units
+        self.released = released.units
+        self.tracked = tracked
         self.createdAt = createdAt.milliseconds
         self.requestTTL = ttl
         cell = UInt32(cellPosition)
@@ -149,6 +173,12 @@ struct ReservationTable: Sendable {
     /// otherwise (a backordered part, a TTL finer than a millisecond). `cellPosition`: its cell's.
     mutating func store(_ r: OneLineReservation, hash: Int, cellPosition: Int) {
         table[r.id, hash: hash] = StoredReservation(r, cellPosition: cellPosition) ?? StoredReservation(whole: r.reservation)
+    }
+
+    /// Stores the new one-line reservation a `reservation` record of the log carries (replacing what
+    /// its id held), compact when its fields fit, whole otherwise. `cellPosition`: its cell's.
+    mutating func store(new fields: borrowing CompactReservation, hash: Int, cellPosition: Int) {
+        table[fields.id, hash: hash] = StoredReservation(new: fields, cellPosition: cellPosition) ?? StoredReservation(whole: fields.oneLine.reservation)
     }
 
     mutating func remove(_ id: String, hash: Int) { table[id, hash: hash] = nil }
