@@ -10,8 +10,9 @@
 // each record's first part, in LSN order, and notes for each record the shards it touches and what
 // each must do; then one or more appliers each apply
 // the shard parts of the shards they own, each in LSN order, every applier at its own pace. Appliers
-// share nothing but the batches, which none of them changes, and the ledger's ring of recent entries,
-// which any thread may keep entries in (the newest of each slot stays). A record that touches
+// share nothing but the batches, which none of them changes. The ledger's ring of recent entries is
+// filled once all are done, from the last batches only: of a long log, all but the ring's worth of
+// newest entries would be overwritten as soon as kept (`RecentBatches`). A record that touches
 // several shards (a reservation of several lines, a catalog change, a RESET) is applied by each of
 // its shards' appliers to that shard alone, as a live commit applies it shard by shard while holding
 // them; a new reservation whose id was forgotten while its earlier home was another shard has that
@@ -39,10 +40,6 @@ struct ShardAction: Sendable {
     var record: Int32
     var shard: UInt8
     var kind: Kind
-    /// Whether this action keeps the record's ledger entries in memory (one action of each record
-    /// that touches a shard does; the thread that prepared the batch took their numbering back, and
-    /// keeps the entries of a commit that touches none).
-    var keepsEntries: Bool
 }
 
 /// Records read from the log, their part common to all shards done, and each applier's shard parts in
@@ -54,11 +51,14 @@ final class ReplayBatch: Sendable {
     let hashedIDs: [HashedID?]
     /// By applier: the shard actions it applies, in LSN order.
     let actions: [[ShardAction]]
+    /// How many ledger entries the records carry.
+    let entryCount: Int
 
-    init(records: [RecoveredRecord], hashedIDs: [HashedID?], actions: [[ShardAction]]) {
+    init(records: [RecoveredRecord], hashedIDs: [HashedID?], actions: [[ShardAction]], entryCount: Int) {
         self.records = records
         self.hashedIDs = hashedIDs
         self.actions = actions
+        self.entryCount = entryCount
     }
 }
 
@@ -137,6 +137,54 @@ final class BatchHandoff<Batch: Sendable>: @unchecked Sendable {
     }
 }
 
+/// The last batches of a replay, as many as hold the ledger ring's worth of newest entries: the ring
+/// is filled from them once every batch is applied, so that the entries a long log would overwrite
+/// in the ring as fast as it kept them are never kept. Written by the thread that prepares batches,
+/// read once it has finished.
+final class RecentBatches: @unchecked Sendable {
+    private let entryCount: Int
+    private var batches: [(batch: ReplayBatch, entries: Int)] = []
+    private var first = 0
+    private var total = 0
+
+    /// `entryCount`: how many entries the ring keeps.
+    init(entryCount: Int) { self.entryCount = entryCount }
+
+    /// Notes `batch`, the next in LSN order, and lets go of the oldest batches not needed for the
+    /// newest `entryCount` entries.
+    func note(_ batch: ReplayBatch) {
+        let entries = batch.entryCount
+        batches.append((batch, entries))
+        total += entries
+        while first < batches.count - 1 && total - batches[first].entries >= entryCount {
+            total -= batches[first].entries
+            first += 1
+        }
+        // The array is compacted now and then, not at every batch.
+        if first >= 64 && first * 2 >= batches.count {
+            batches.removeFirst(first)
+            first = 0
+        }
+    }
+
+    /// Keeps the entries of the noted batches in the ledger's ring, in LSN order (the newest of each
+    /// slot stays).
+    func keepEntries(in ledger: Ledger) {
+        for (batch, _) in batches[first...] {
+            for record in batch.records {
+                if let entry = record.withReservation({ fields, _ in fields.entry }) {
+                    ledger.keepReplayed(entry)
+                } else if case .commit(let commit) = record.body {
+                    for e in commit.entries { ledger.keepReplayed(e) }
+                }
+            }
+        }
+        batches.removeAll()
+        first = 0
+        total = 0
+    }
+}
+
 extension Engine {
     /// How many threads apply the shards' parts of a replay: `configuration.replayThreadCount`, at
     /// most one per shard.
@@ -168,9 +216,14 @@ extension Engine {
         }
         reader.name = "stockpile-recovery"
         reader.start()
+        let recent = RecentBatches(entryCount: ledger.capacity)
         let preparer = Thread {
             let started = ContinuousClock.now
-            while let records = read.take(consumer: 0) { handoff.put(self.prepareReplay(records, applierCount: applierCount)) }
+            while let records = read.take(consumer: 0) {
+                let batch = self.prepareReplay(records, applierCount: applierCount)
+                recent.note(batch)
+                handoff.put(batch)
+            }
             handoff.finish(read.outcome().0, elapsed: ContinuousClock.now - started)
         }
         preparer.name = "stockpile-replay"
@@ -194,6 +247,8 @@ extension Engine {
             progress.count += batch.records.count
         }
         for _ in 1..<applierCount { helpersDone.wait() }
+        // The preparer noted its last batch before it finished (which `take` returning nil saw).
+        recent.keepEntries(in: ledger)
         let (outcome, _) = handoff.outcome()
         return (outcome, read.outcome().1, progress.count)
     }
@@ -202,16 +257,17 @@ extension Engine {
     /// notes each shard's part for its applier (shard `s` is applier `s % applierCount`'s).
     func prepareReplay(_ records: [RecoveredRecord], applierCount: Int) -> ReplayBatch {
         // Records are read where the batch keeps them: a copy of one costs a copy of its fields.
-        let (hashedIDs, actions) = records.withUnsafeBufferPointer { prepareReplay($0, applierCount: applierCount) }
-        return ReplayBatch(records: records, hashedIDs: hashedIDs, actions: actions)
+        let (hashedIDs, actions, entryCount) = records.withUnsafeBufferPointer { prepareReplay($0, applierCount: applierCount) }
+        return ReplayBatch(records: records, hashedIDs: hashedIDs, actions: actions, entryCount: entryCount)
     }
 
-    private func prepareReplay(_ records: UnsafeBufferPointer<RecoveredRecord>, applierCount: Int) -> ([HashedID?], [[ShardAction]]) {
+    private func prepareReplay(_ records: UnsafeBufferPointer<RecoveredRecord>, applierCount: Int) -> ([HashedID?], [[ShardAction]], Int) {
+        var entryCount = 0
         let count = records.count
         var actions = [[ShardAction]](repeating: [], count: applierCount)
         for a in actions.indices { actions[a].reserveCapacity(count / applierCount + 16) }
-        func add(_ record: Int, shard: Int, _ kind: ShardAction.Kind, keepsEntries: Bool = false) {
-            actions[shard % applierCount].append(ShardAction(record: Int32(record), shard: UInt8(shard), kind: kind, keepsEntries: keepsEntries))
+        func add(_ record: Int, shard: Int, _ kind: ShardAction.Kind) {
+            actions[shard % applierCount].append(ShardAction(record: Int32(record), shard: UInt8(shard), kind: kind))
         }
         // Each commit's reservation id is hashed once, here, for the directory and for its home shard.
         var hashedIDs = [HashedID?](repeating: nil, count: count)
@@ -234,8 +290,9 @@ extension Engine {
                     // An entry already there is one forgotten earlier (forgetting is not logged).
                     add(k, shard: old.trailingZeroBitCount, .forget)
                 }
-                add(k, shard: home, .reservation, keepsEntries: true)
+                add(k, shard: home, .reservation)
                 ledger.restoreNumbering(of: 1, from: seq)
+                entryCount += 1
                 scheduleExpiry(of: id, at: expiresAt)
                 continue
             }
@@ -252,17 +309,15 @@ extension Engine {
                 }
                 if commit.warehouse != nil || commit.policy != nil { mask = allShards }
                 if commit.entries.first?.type == .reset { clearTablesForReset() }
-                // The entries are kept by the first shard's applier; a commit that touches no shard
-                // keeps them here.
                 if mask.nonzeroBitCount == 1 {
-                    add(k, shard: mask.trailingZeroBitCount, .commitOwnsAll, keepsEntries: true)
+                    add(k, shard: mask.trailingZeroBitCount, .commitOwnsAll)
                 } else {
-                    for s in mask.setBitIndexes { add(k, shard: s, .commitPart, keepsEntries: s == mask.trailingZeroBitCount) }
+                    for s in mask.setBitIndexes { add(k, shard: s, .commitPart) }
                 }
                 if let first = commit.entries.first {
                     for (i, e) in commit.entries.enumerated() { precondition(e.seq == first.seq + UInt64(i), "a commit's entries are numbered in a row") }
                     ledger.restoreNumbering(of: commit.entries.count, from: first.seq)
-                    if mask == 0 { for e in commit.entries { ledger.keepReplayed(e) } }
+                    entryCount += commit.entries.count
                 }
                 if let w = commit.warehouse { catalog.withLock { $0.apply(w) } }
                 if let p = commit.policy { catalog.withLock { $0.apply(p) } }
@@ -274,7 +329,7 @@ extension Engine {
                 restoreKey(use.key, KeyRecord(command: use.command, reply: use.reply, createdAt: use.time))
             }
         }
-        return (hashedIDs, actions)
+        return (hashedIDs, actions, entryCount)
     }
 
     /// Applies applier `applier`'s shard actions of `batch`, in order.
@@ -300,16 +355,13 @@ extension Engine {
             switch action.kind {
             case .reservation:
                 let applied: Void? = records[k].withReservation { fields, hashes in
-                    let entry = fields.entry
-                    shard.withState { $0.replay(fields, entry: entry, cellHash: CellTable.hash(stable: hashes.cell), idHash: hashes.id) }
-                    ledger.keepReplayed(consume entry)
+                    shard.withState { $0.replay(fields, entry: fields.entry, cellHash: CellTable.hash(stable: hashes.cell), idHash: hashes.id) }
                 }
                 precondition(applied != nil, "not a reservation record")
             case .commitOwnsAll, .commitPart:
                 guard case .commit(let commit) = records[k].body else { preconditionFailure("not a commit") }
                 let ownsAll = action.kind == .commitOwnsAll
                 shard.withState { $0.replay(commit, ownsAll: ownsAll, hashedID: hashedIDs[k]) }
-                if action.keepsEntries { for e in commit.entries { ledger.keepReplayed(e) } }
             case .forget:
                 // The id of a reservation record, or of the commit's reservation (hashed when prepared).
                 let hashed: HashedID

@@ -332,8 +332,8 @@ final class Ledger: Sendable {
     }
 
     /// Takes back the numbering of `count` entries read from the log at start-up, the first numbered
-    /// `seq`, without keeping them: a replay that applies records on several threads keeps each
-    /// record's entries where it applies them (`keepReplayed`), in whatever order.
+    /// `seq`, without keeping them: a replay keeps the newest entries once it has applied every
+    /// record (`keepReplayed`).
     func restoreNumbering(of count: Int, from seq: UInt64) {
         let n = numbers.load(ordering: .relaxed)
         precondition(seq == UInt64(n.first), "replayed entry \(seq) where \(n.first) was due")

@@ -4,7 +4,7 @@
 // another home (the earlier home drops the old one at its place in its own order), a RESET between
 // them, catalog changes every shard copies, KEYs, expiries and forgetting; and it is long enough for
 // the reader to run ahead of the appliers by several batches, and for the ring of recent entries (kept
-// small here) to wrap many times while appliers keep entries in it out of order.
+// small here) to wrap many times: memory keeps the same newest entries after a replay.
 
 import Foundation
 import Stockpile
@@ -13,6 +13,13 @@ import Testing
 
 @Suite("Replay by shard")
 struct ReplayByShardTests {
+    /// Each variant's HISTORY in MAIN: the entries memory keeps for it, newest first.
+    static func histories(_ engine: Engine, variants: [String]) async -> [String: [LedgerEntry]] {
+        var out: [String: [LedgerEntry]] = [:]
+        for v in variants { out[v] = await engine.history(variant: v, warehouse: "MAIN", limit: 100).value ?? [] }
+        return out
+    }
+
     @Test("one, two or three threads applying the log start up in the same state", arguments: [false, true])
     func sameStateWhateverTheThreads(resetHalfway: Bool) async throws {
         let dir = try DurabilityTests.temporaryDirectory()
@@ -103,6 +110,10 @@ struct ReplayByShardTests {
         #expect(keyed.count == 5, "seed \(seed)")
         #expect(await engine.verify().isEmpty, "seed \(seed)")
         let before = await DurabilityTests.observe(engine, variants: variants, ids: ids)
+        // What memory keeps of the ledger (EVENTS reads the log for what it does not; HISTORY reads
+        // only memory): after the replay, the same newest entries.
+        let historyBefore = await Self.histories(engine, variants: variants)
+        #expect(historyBefore.values.reduce(0) { $0 + $1.count } > 0, "seed \(seed)")
         #expect(remade >= 3 && remadeHere >= 3, "the workload should make forgotten ids again, in another shard and in the same (seed \(seed))")
         #expect(engine.logStatus.lastLSN > 8 * 1024, "the log should span many batches (seed \(seed))")
         try engine.close()
@@ -112,6 +123,7 @@ struct ReplayByShardTests {
             #expect(reopened.startupReport?.replayThreadCount == threads)
             let after = await DurabilityTests.observe(reopened, variants: variants, ids: ids)
             #expect(after.ledger == before.ledger, "\(threads) threads (seed \(seed))")
+            #expect(await Self.histories(reopened, variants: variants) == historyBefore, "\(threads) threads (seed \(seed))")
             #expect(after.cells == before.cells, "\(threads) threads (seed \(seed))")
             #expect(after.reservations == before.reservations, "\(threads) threads (seed \(seed))")
             #expect(after.warehouses == before.warehouses, "\(threads) threads (seed \(seed))")
