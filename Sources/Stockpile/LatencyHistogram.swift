@@ -37,9 +37,15 @@ public struct LatencyHistogram: Sendable {
 
     /// Counts one value (nanoseconds, or any unit the caller keeps to).
     public mutating func record(_ value: UInt64) {
-        counts[Self.index(of: value)] += 1
-        count += 1
-        sum += Double(value)
+        record(value, count: 1)
+    }
+
+    /// Counts `value` `n` times.
+    public mutating func record(_ value: UInt64, count n: UInt64) {
+        guard n > 0 else { return }
+        counts[Self.index(of: value)] += n
+        count += n
+        sum += Double(value) * Double(n)
         if value < min { min = value }
         if value > max { max = value }
     }

@@ -109,7 +109,9 @@ public struct BatchResult: Sendable {
 struct PendingReplies: Sendable {
     // Inline for the first: a batch of one request (pipeline 1) makes no array for either.
     var mutationReplies = InlineFirstArray<(range: Range<Int>, version: RESPVersion)>()
-    var startTimes = InlineFirstArray<ContinuousClock.Instant>()
+    /// When the requests started, as runs of requests that started together (the reservations of a
+    /// run share the engine call's start).
+    var startTimes = InlineFirstArray<StartedRequests>()
     var touchedEngine = false
 }
 
@@ -174,8 +176,10 @@ public final class RequestHandler: Sendable {
         let end = ContinuousClock.now
         for i in results.indices {
             let startTimes = results[i].pending.startTimes
-            statistics.recordLatencies(startTimes.lazy.map { UInt64(max(0, $0.duration(to: end) / .nanoseconds(1))) })
-            statistics.commandsProcessed.add(startTimes.count, ordering: .relaxed)
+            statistics.recordLatencies(startTimes, end: end)
+            var count = 0
+            for run in startTimes { count += run.count }
+            statistics.commandsProcessed.add(count, ordering: .relaxed)
             if let failure, !results[i].pending.mutationReplies.isEmpty { results[i].replaceMutationReplies(with: ReplyFrame(failure)) }
         }
     }
@@ -208,10 +212,10 @@ public final class RequestHandler: Sendable {
                 if taken > 0 {
                     // Room for every reply of the batch that may be a mutation's, made once.
                     if result.pending.mutationReplies.isEmpty { result.pending.mutationReplies.reserveCapacity(batch.requests.count - next) }
-                    for outcome in outcomes {
-                        result.pending.startTimes.append(started)
+                    result.pending.startTimes.append(StartedRequests(start: started, count: taken))
+                    for i in outcomes.indices {
                         let start = result.bytes.count
-                        ReplyWriter.append(outcome, version: result.session.version, into: &result.bytes)
+                        ReplyWriter.append(outcomes[i], version: result.session.version, into: &result.bytes)
                         result.pending.mutationReplies.append((start..<result.bytes.count, result.session.version))
                     }
                     result.pending.touchedEngine = true
@@ -221,7 +225,7 @@ public final class RequestHandler: Sendable {
             }
             let words = batch.requests[next]
             next += 1
-            result.pending.startTimes.append(.now)
+            result.pending.startTimes.append(StartedRequests(start: .now, count: 1))
             let start = result.bytes.count
             let kind = await respond(to: words, result: &result)
             if kind != .session { result.pending.touchedEngine = true }

@@ -29,9 +29,17 @@ final class ServerStatistics: Sendable {
         var perSecond = 0.0
     }
 
-    func recordLatencies(_ nanoseconds: some Sequence<UInt64>) {
+    /// Counts the latency of requests that ended at `end`, given as runs of requests that started
+    /// together (`count` requests at `start`).
+    func recordLatencies(_ runs: InlineFirstArray<StartedRequests>, end: ContinuousClock.Instant) {
         latency.withLock { h in
-            for v in nanoseconds { h.record(v) }
+            for i in runs.indices {
+                // In whole nanoseconds from the duration's components: dividing one Duration by
+                // another goes through floating point.
+                let (seconds, attoseconds) = runs[i].start.duration(to: end).components
+                let nanoseconds = seconds < 0 ? 0 : UInt64(seconds) &* 1_000_000_000 &+ UInt64(max(0, attoseconds) / 1_000_000_000)
+                h.record(nanoseconds, count: UInt64(runs[i].count))
+            }
         }
     }
 
@@ -51,4 +59,10 @@ final class ServerStatistics: Sendable {
     }
 
     var commandsPerSecond: Double { rate.withLock { $0.perSecond } }
+}
+
+/// Requests of a batch that started together: one, or the reservations of a run (one engine call).
+struct StartedRequests: Sendable {
+    var start: ContinuousClock.Instant
+    var count: Int
 }
