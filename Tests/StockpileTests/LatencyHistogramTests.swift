@@ -43,6 +43,19 @@ struct LatencyHistogramTests {
         for q in [0.1, 0.5, 0.9, 0.99, 0.999] { #expect(a.value(atQuantile: q) == all.value(atQuantile: q)) }
     }
 
+    @Test("recording a value n times at once equals recording it n times")
+    func recordCount() {
+        var rng = SplitMix64(seed: 11)
+        var once = LatencyHistogram(), each = LatencyHistogram()
+        for _ in 0..<500 {
+            let (v, n) = (rng.next() % 5_000_000, rng.next() % 20)
+            once.record(v, count: n)
+            for _ in 0..<n { each.record(v) }
+        }
+        #expect(once.count == each.count && once.min == each.min && once.max == each.max && abs(once.mean - each.mean) < 1e-6)
+        for q in [0.0, 0.1, 0.5, 0.9, 0.99, 0.999, 1.0] { #expect(once.value(atQuantile: q) == each.value(atQuantile: q)) }
+    }
+
     @Test("an empty histogram reports zero")
     func empty() {
         let h = LatencyHistogram()
