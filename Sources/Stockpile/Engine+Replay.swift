@@ -274,19 +274,40 @@ extension Engine {
         for k in 0..<count where records[k].reservationHashes == nil {
             if let id = records[k].reservationID { hashedIDs[k] = HashedID(id) }
         }
-        // The directory slot of the id a few records ahead is asked for, so its cache miss overlaps
-        // with the records before it.
-        let ahead = 8
-        func prefetch(_ k: Int) {
-            if let h = records[k].reservationHashes?.id ?? hashedIDs[k]?.hash { directory.prefetch(hash: h) }
+        // The directory's part, a segment of records at a time: the ids a segment's records make or
+        // change are set in one call, whose writes overlap (`IdempotencyTable.replace(_:old:)`), each
+        // with the mask its record gives it, and what each held before is read back in the loop
+        // below. A segment ends with a RESET, which empties the directory when the loop reaches it.
+        var names: [(name: String, hash: Int, value: UInt64)] = []
+        var nameOf = [Int32](repeating: -1, count: count)
+        var old: [UInt64?] = []
+        var segmentEnd = 0
+        func setDirectory(from start: Int) -> Int {
+            names.removeAll(keepingCapacity: true)
+            var k = start
+            while k < count {
+                defer { k += 1 }
+                if let hashes = records[k].reservationHashes, let (id, _, _) = records[k].reservationSummary {
+                    nameOf[k] = Int32(names.count)
+                    names.append((id, hashes.id, 1 << UInt64(router.shard(forStableHash: hashes.cell))))
+                    continue
+                }
+                guard case .commit(let commit) = records[k].body else { continue }
+                if let r = commit.reservation, let hashed = hashedIDs[k] {
+                    nameOf[k] = Int32(names.count)
+                    names.append((hashed.id, hashed.hash, router.mask(of: r.lines.lazy.map(\.cell))))
+                }
+                if commit.entries.first?.type == .reset { break }
+            }
+            names.withUnsafeBufferPointer { directory.replace($0, old: &old) }
+            return k
         }
-        for k in 0..<min(ahead, count) { prefetch(k) }
         for k in 0..<count {
-            if k + ahead < count { prefetch(k + ahead) }
+            if k == segmentEnd { segmentEnd = setDirectory(from: k) }
             if let hashes = records[k].reservationHashes, let (id, seq, expiresAt) = records[k].reservationSummary {
                 // One new one-line reservation: its cell's shard is its home and owns its cell.
                 let home = router.shard(forStableHash: hashes.cell)
-                if let old = directory.replace(id, hash: hashes.id, 1 << UInt64(home)) {
+                if let old = old[Int(nameOf[k])] {
                     // An entry already there is one forgotten earlier (forgetting is not logged).
                     add(k, shard: old.trailingZeroBitCount, .forget)
                 }
@@ -299,11 +320,11 @@ extension Engine {
             switch records[k].body {
             case .commit(let commit):
                 var mask = router.mask(of: commit.entries.lazy.filter(\.touchesCell).map(\.cell))
-                if let r = commit.reservation, let hashed = hashedIDs[k] {
-                    let lines = router.mask(of: r.lines.lazy.map(\.cell))
-                    mask |= lines
+                if nameOf[k] >= 0 {
+                    let n = Int(nameOf[k])
+                    mask |= names[n].value
                     // Made by this commit, an entry already there is one forgotten earlier.
-                    if let old = directory.replace(hashed.id, hash: hashed.hash, lines), commit.entries.first?.type == .reserve {
+                    if let old = old[n], commit.entries.first?.type == .reserve {
                         add(k, shard: old.trailingZeroBitCount, .forget)
                     }
                 }

@@ -41,7 +41,11 @@ final class IdempotencyTable<Value: Sendable>: Sendable {
     /// `IDTable` (the high 32 bits) nor its home slot (the low bits, for a stripe of fewer than 2^26
     /// names) depends on alone, so the names of one stripe still spread over its table.
     private func stripe(_ hash: Int) -> Stripe {
-        stripes[Int(truncatingIfNeeded: UInt(bitPattern: hash) >> 26) & (Self.stripeCount - 1)]
+        stripes[stripeIndex(hash)]
+    }
+
+    private func stripeIndex(_ hash: Int) -> Int {
+        Int(truncatingIfNeeded: UInt(bitPattern: hash) >> 26) & (Self.stripeCount - 1)
     }
 
     /// Claims `name`, or returns what it holds. Waits while another request holds it. `hash` is
@@ -160,6 +164,40 @@ final class IdempotencyTable<Value: Sendable>: Sendable {
         stripe(hash).withLock { table in
             guard case .committed(let old) = table.updateValue(.committed(value), forKey: name, hash: hash) else { return nil }
             return old
+        }
+    }
+
+    /// `replace` for many names in a row (replay of the log), taking each stripe's lock once: the
+    /// names of a stripe are set in their order in `names`, so a name set twice ends at its later
+    /// value, and `old[i]` is what `names[i]` held just before it was set. Set one lock at a time, a
+    /// name's cache misses wait for the lock's release, which waits for the writes before it; set
+    /// together, they overlap.
+    func replace(_ names: UnsafeBufferPointer<(name: String, hash: Int, value: Value)>, old: inout [Value?]) {
+        old = [Value?](repeating: nil, count: names.count)
+        guard !names.isEmpty else { return }
+        // The positions grouped by stripe, each stripe's in order (a counting sort).
+        var starts = [Int](repeating: 0, count: Self.stripeCount + 1)
+        for n in names { starts[stripeIndex(n.hash) + 1] += 1 }
+        for s in 0..<Self.stripeCount { starts[s + 1] += starts[s] }
+        var next = starts
+        var order = [Int](repeating: 0, count: names.count)
+        for i in names.indices {
+            let s = stripeIndex(names[i].hash)
+            order[next[s]] = i
+            next[s] += 1
+        }
+        for s in 0..<Self.stripeCount where starts[s] < starts[s + 1] {
+            stripes[s].withLock { table in
+                let range = starts[s]..<starts[s + 1]
+                // The slot of the name a few ahead is asked for now.
+                let ahead = 8
+                for k in range.prefix(ahead) { table.prefetch(hash: names[order[k]].hash) }
+                for k in range {
+                    if k + ahead < range.upperBound { table.prefetch(hash: names[order[k + ahead]].hash) }
+                    let n = names[order[k]]
+                    if case .committed(let v) = table.updateValue(.committed(n.value), forKey: n.name, hash: n.hash) { old[order[k]] = v }
+                }
+            }
         }
     }
 
