@@ -118,6 +118,60 @@ struct IDTable<Value>: Sequence {
         return nil
     }
 
+    /// The value of `key`; when it has none, `value` is inserted for it and nil returned. One probe
+    /// where a lookup and an insert take two.
+    mutating func value(forKey key: String, hash: Int, insertingIfAbsent value: @autoclosure () -> Value) -> Value? {
+        guard !index.isEmpty, (count &+ 1) &* 2 <= index.count else {
+            // The index grows first: the usual two probes.
+            if let existing = self[key, hash: hash] { return existing }
+            insert(Entry(hash: hash, key: key, value: value()))
+            return nil
+        }
+        let mask = index.count &- 1
+        let tag = Self.tag(hash)
+        var i = hash & mask
+        while true {
+            let v = index[i]
+            if v == 0 { break }
+            if v & Self.tagMask == tag {
+                let p = Int(truncatingIfNeeded: v & Self.positionMask) &- 1
+                if self.hash(at: p) == hash && chunks[p >> Self.chunkShift][p & Self.chunkMask].key == key {
+                    return chunks[p >> Self.chunkShift][p & Self.chunkMask].value
+                }
+            }
+            i = (i &+ 1) & mask
+        }
+        // `i` is the empty slot that ended the probe: the new entry's.
+        precondition(count < Int(UInt32.max), "an id table holds fewer than 2^32 entries")
+        let p = count
+        if p & Self.chunkMask == 0 {
+            var chunk: [Entry] = []
+            if p > 0 { chunk.reserveCapacity(1 << Self.chunkShift) }
+            chunks.append(chunk)
+        }
+        chunks[p >> Self.chunkShift].append(Entry(hash: hash, key: key, value: value()))
+        count &+= 1
+        index[i] = tag | UInt64(p &+ 1)
+        hintCell?.publishIfMoved(index)
+        return nil
+    }
+
+    /// Sets `key` to `newValue` (removes it when nil) and returns what it held: one probe.
+    mutating func exchange(_ key: String, hash: Int, with newValue: Value?) -> Value? {
+        guard let s = slot(of: key, hash: hash) else {
+            if let newValue { insert(Entry(hash: hash, key: key, value: newValue)) }
+            return nil
+        }
+        let p = position(atSlot: s)
+        let old = chunks[p >> Self.chunkShift][p & Self.chunkMask].value
+        if let newValue {
+            chunks[p >> Self.chunkShift][p & Self.chunkMask].value = newValue
+        } else {
+            remove(atSlot: s)
+        }
+        return old
+    }
+
     private mutating func insert(_ entry: consuming Entry) {
         // A position takes the low 32 bits of an index slot.
         precondition(count < Int(UInt32.max), "an id table holds fewer than 2^32 entries")

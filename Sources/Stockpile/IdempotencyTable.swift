@@ -63,14 +63,10 @@ final class IdempotencyTable<Value: Sendable>: Sendable {
     /// another request holds it (then `claim` waits for it).
     func tryClaim(_ name: String, hash: Int) -> Claim? {
         stripe(hash).withLock { table in
-            switch table[name, hash: hash] {
-            case nil:
-                table[name, hash: hash] = .pending(waiters: [])
-                return .claimed
-            case .committed(let v):
-                return .existing(v)
-            case .pending:
-                return nil
+            switch table.value(forKey: name, hash: hash, insertingIfAbsent: .pending(waiters: [])) {
+            case nil: return .claimed
+            case .committed(let v): return .existing(v)
+            case .pending: return nil
             }
         }
     }
@@ -214,10 +210,8 @@ final class IdempotencyTable<Value: Sendable>: Sendable {
 
     private func settle(_ name: String, hash: Int, to entry: Entry?) {
         let waiters = stripe(hash).withLock { table -> [CheckedContinuation<Void, Never>] in
-            var waiters: [CheckedContinuation<Void, Never>] = []
-            if case .pending(let w) = table[name, hash: hash] { waiters = w }
-            table[name, hash: hash] = entry
-            return waiters
+            if case .pending(let w) = table.exchange(name, hash: hash, with: entry) { return w }
+            return []
         }
         for w in waiters { w.resume() }
     }

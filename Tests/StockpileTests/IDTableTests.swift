@@ -23,14 +23,27 @@ struct IDTableTests {
             switch rng.next() % 10 {
             case 0..<4:
                 let value = Int(rng.next() % 1_000)
-                if rng.next() % 2 == 0 {
+                switch rng.next() % 4 {
+                case 0:
                     table[key] = value
-                } else {
+                    model[key] = value
+                case 1:
                     #expect(table.updateValue(value, forKey: key, hash: key.hashValue) == model[key], "seed \(seed) step \(step)")
+                    model[key] = value
+                case 2:
+                    #expect(table.exchange(key, hash: key.hashValue, with: value) == model[key], "seed \(seed) step \(step)")
+                    model[key] = value
+                default:
+                    // Inserted only when absent; what is there stays.
+                    #expect(table.value(forKey: key, hash: key.hashValue, insertingIfAbsent: value) == model[key], "seed \(seed) step \(step)")
+                    if model[key] == nil { model[key] = value }
                 }
-                model[key] = value
             case 4..<7:
-                table[key] = nil
+                if rng.next() % 2 == 0 {
+                    table[key] = nil
+                } else {
+                    #expect(table.exchange(key, hash: key.hashValue, with: nil) == model[key], "seed \(seed) step \(step)")
+                }
                 model[key] = nil
             default:
                 #expect(table[key] == model[key], "seed \(seed) step \(step): \(key)")
