@@ -19,13 +19,13 @@ extension CommandTable {
     static let confirmOptions = OptionWords(.key)
 
     /// `RESERVE id variant warehouse qty [variant warehouse qty …] [TTL s] [CUSTOMER c] [STRATEGY s]`
-    static func reserve(_ a: ArgumentList) throws(RequestError) -> Command {
+    static func reserve(_ a: ArgumentList, spare: inout SpareLines) throws(RequestError) -> Command {
         guard a.count >= 5 else { throw .wrongArity(command: "reserve") }
         let id = try Words.text(a[1], "reservation id")
         let end = Words.optionBoundary(a, from: 2)
         let lineWordCount = end - 2
         guard lineWordCount > 0, lineWordCount % 3 == 0 else { throw .wrongArity(command: "reserve") }
-        var lines: [ReserveLine] = []
+        var lines = spare.take()
         lines.reserveCapacity(lineWordCount / 3)
         var i = 2
         while i < end {
@@ -319,5 +319,31 @@ extension CommandTable {
             }
         }
         return .mutation(.setPolicy(change, key: key))
+    }
+}
+
+/// Arrays of reservation lines that RESERVEs already answered no longer need, kept by a connection for
+/// the RESERVEs it parses next, so that parsing one allocates nothing once a few have come and gone.
+/// An array is handed back (`keep`) while its request may still hold it, and emptied only when it is
+/// taken again, by which time the request is gone and the array is its own again (were it not, emptying
+/// it would make a new one: nothing is shared, at worst nothing is saved). At most `capacity` are kept.
+public struct SpareLines: Sendable {
+    private var arrays: [[ReserveLine]] = []
+    public static let capacity = 16
+
+    public init() {}
+
+    /// An empty array of lines: a kept one when there is one.
+    mutating func take() -> [ReserveLine] {
+        guard var lines = arrays.popLast() else { return [] }
+        lines.removeAll(keepingCapacity: true)
+        return lines
+    }
+
+    /// Keeps the lines of `command` when it is a RESERVE, for a later one.
+    public mutating func keep(linesOf command: Command) {
+        guard arrays.count < Self.capacity, case .reserve(let request) = command else { return }
+        if arrays.isEmpty { arrays.reserveCapacity(Self.capacity) }
+        arrays.append(request.lines)
     }
 }

@@ -44,9 +44,15 @@ extension Request {
     ///   reply). Cost: one pass over the words, and the Strings the request keeps; command names
     ///   and option words are matched in place.
     public static func parse(_ arguments: ArgumentList) -> Result<Request, RequestError> {
+        var none = SpareLines()
+        return parse(arguments, reusing: &none)
+    }
+
+    /// `parse`, a RESERVE's array of lines taken from `spare` when it has one (see `SpareLines`).
+    public static func parse(_ arguments: ArgumentList, reusing spare: inout SpareLines) -> Result<Request, RequestError> {
         precondition(!arguments.isEmpty, "a request has at least its command name")
         do {
-            return .success(try parsed(arguments))
+            return .success(try parsed(arguments, spare: &spare))
         } catch {
             return .failure(error)
         }
@@ -57,10 +63,10 @@ extension Request {
         parse(ArgumentList(arguments))
     }
 
-    static func parsed(_ a: ArgumentList) throws(RequestError) -> Request {
+    static func parsed(_ a: ArgumentList, spare: inout SpareLines) throws(RequestError) -> Request {
         guard let name = CommandName(a[0]) else { throw unknownCommand(a) }
         switch name {
-        case .reserve: return .mutation(try CommandTable.reserve(a))
+        case .reserve: return .mutation(try CommandTable.reserve(a, spare: &spare))
         case .extend: return .mutation(try CommandTable.extend(a))
         case .confirm: return .mutation(try CommandTable.confirm(a))
         case .release: return .mutation(try CommandTable.release(a))

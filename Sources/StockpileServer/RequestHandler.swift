@@ -15,6 +15,12 @@ import StockpileProtocol
 /// What a request reads of it on every call (`permitted`, `actor`) is derived when the roles or the
 /// name change, never per request: `permitted` always equals what `roles` grant, and `actor` is
 /// the name, or `client-<id>` while there is none.
+/// A connection's `SpareLines`, used by the one batch of the connection that runs at a time (the loop
+/// hands a connection's session to one batch and takes it back before the next): unchecked.
+final class SpareLinesBox: @unchecked Sendable {
+    var lines = SpareLines()
+}
+
 public struct SessionState: Sendable {
     public let id: UInt64
     public var version: RESPVersion = .resp2
@@ -30,6 +36,10 @@ public struct SessionState: Sendable {
     /// The actor written on the ledger entries this connection causes.
     public private(set) var actor: String
     public var channels: Set<String> = []
+    /// Arrays of lines of RESERVEs answered, for the next ones this connection sends: one box per
+    /// connection, which every copy of its session shares (a session is copied as it is handed to a
+    /// batch and back; a value would be copied on the batch's first change).
+    let spare = SpareLinesBox()
 
     public init(id: UInt64, roles: Set<Role>?) {
         self.id = id
@@ -200,7 +210,7 @@ public final class RequestHandler: Sendable {
         while next < batch.requests.count {
             if next >= runStart + run.count {
                 runStart = next
-                reservationRun(batch.requests[next...], session: result.session, into: &run)
+                reservationRun(batch.requests[next...], session: &result.session, into: &run)
             }
             // A run of reservations goes to the engine in one call, entering each shard once.
             if runStart + run.count - next >= 2 {
@@ -219,6 +229,8 @@ public final class RequestHandler: Sendable {
                         result.pending.mutationReplies.append((start..<result.bytes.count, result.session.version))
                     }
                     result.pending.touchedEngine = true
+                    // Their arrays of lines serve the RESERVEs parsed after `run` lets them go.
+                    for command in run[(next - runStart)..<(next - runStart + taken)] { result.session.spare.lines.keep(linesOf: command) }
                     next += taken
                     continue
                 }
@@ -249,14 +261,15 @@ public final class RequestHandler: Sendable {
     /// Reads into `run` the leading requests that are RESERVEs this session may run as they stand:
     /// those `respond` would hand straight to the engine (parsed, permitted, not in RESP2 pub/sub
     /// mode). Changes nothing.
-    private func reservationRun(_ requests: ArraySlice<ArgumentList>, session: SessionState, into run: inout [Command]) {
+    private func reservationRun(_ requests: ArraySlice<ArgumentList>, session: inout SessionState, into run: inout [Command]) {
         run.removeAll(keepingCapacity: true)
         guard session.channels.isEmpty || session.version != .resp2 else { return }
         // A run of one is answered the ordinary way (which parses it): read ahead only when the next
         // request is a RESERVE too, so a lone one is neither parsed twice nor gathered into an array.
         guard requests.count >= 2, requests[requests.startIndex].names("RESERVE"), requests[requests.startIndex + 1].names("RESERVE") else { return }
         for words in requests {
-            guard words.names("RESERVE"), case .success(let request) = Request.parse(words), case .mutation(let command) = request, case .reserve = command,
+            guard words.names("RESERVE"), case .success(let request) = Request.parse(words, reusing: &session.spare.lines), case .mutation(let command) = request,
+                case .reserve = command,
                 session.permitted.contains(request.commandClass)
             else { break }
             if run.isEmpty { run.reserveCapacity(requests.count) }
@@ -274,7 +287,7 @@ public final class RequestHandler: Sendable {
     /// that `HELLO 3` is answered in RESP3).
     private func respond(to words: ArgumentList, result: inout BatchResult) async -> Kind {
         let request: Request
-        switch Request.parse(words) {
+        switch Request.parse(words, reusing: &result.session.spare.lines) {
         case .failure(let error):
             if case .refused(let refusal) = error { countRefusedMutation(refusal, words: words, session: result.session) }
             write(error.frame, to: &result)
@@ -311,6 +324,7 @@ public final class RequestHandler: Sendable {
                 outcome = await engine.executeWaiting(command, actor: result.session.actor)
             }
             ReplyWriter.append(outcome, version: result.session.version, into: &result.bytes)
+            result.session.spare.lines.keep(linesOf: command)
             return .mutation
         case .query(let query):
             await answer(query, result: &result)

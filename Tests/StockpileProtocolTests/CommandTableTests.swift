@@ -432,3 +432,49 @@ struct CommandTableTests {
         #expect(named == Set(CommandName.allCases.map(\.rawValue)))
     }
 }
+
+@Suite("Spare arrays of lines")
+struct SpareLinesTests {
+    private func reserve(_ line: String, _ spare: inout SpareLines) -> Command? {
+        guard case .success(.mutation(let command)) = Request.parse(ArgumentList(words(line)), reusing: &spare) else { return nil }
+        return command
+    }
+
+    @Test("a RESERVE parsed into a kept array reads as one parsed afresh, and the request that kept it is unchanged")
+    func reuseIsInvisible() throws {
+        var spare = SpareLines()
+        let lines = (1...12).map { n in (1...(1 + n % 4)).map { "V\(n)-\($0) MAIN \($0)" }.joined(separator: " ") }
+        var kept: [Command] = []
+        for (n, text) in lines.enumerated() {
+            let line = "RESERVE r\(n) \(text)" + (n % 3 == 0 ? " TTL 30" : "")
+            let parsed = try #require(reserve(line, &spare))
+            #expect(parsed == (try Request.parse(ArgumentList(words(line))).get()).mutation, "\(line)")
+            // Kept while the request is still alive (as a reply is written before the request goes).
+            spare.keep(linesOf: parsed)
+            kept.append(parsed)
+        }
+        // Every earlier request still holds its own lines, whatever was parsed into the arrays since.
+        for (n, text) in lines.enumerated() {
+            let line = "RESERVE r\(n) \(text)" + (n % 3 == 0 ? " TTL 30" : "")
+            #expect(kept[n] == (try Request.parse(ArgumentList(words(line))).get()).mutation, "\(line)")
+        }
+        // Requests let go once answered, as a server does: their arrays are emptied and filled again
+        // in place, longer and shorter in turn.
+        kept.removeAll()
+        for round in 0..<3 {
+            for (n, text) in lines.enumerated().reversed() {
+                let line = "RESERVE q\(round)-\(n) \(text)"
+                let parsed = try #require(reserve(line, &spare))
+                #expect(parsed == (try Request.parse(ArgumentList(words(line))).get()).mutation, "\(line)")
+                spare.keep(linesOf: parsed)
+            }
+        }
+    }
+}
+
+extension Request {
+    fileprivate var mutation: Command? {
+        if case .mutation(let c) = self { return c }
+        return nil
+    }
+}
