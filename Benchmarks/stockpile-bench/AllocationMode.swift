@@ -51,16 +51,17 @@ nonisolated func runAllocationBenchmark(_ options: Options) async -> Int32 {
     var parser = RequestParser()
     var session = handler.newSession(id: 1)
     // The connection's reply buffer, lent to each batch and emptied after, and the turn's lists of
-    // batches and results, kept from turn to turn, as the loop does.
+    // batches and results and the arrays its batches work in, kept from turn to turn, as the loop does.
     let replies = ReplyBuffer()
     var turnBatches: [(RequestBatch, SessionState)] = []
     var turnResults: [BatchResult] = []
+    var turnScratch = TurnScratch()
     func answer(_ bytes: [UInt8], pipeline: Int = 16) async {
         bytes.withUnsafeBytes { parser.append($0) }
         let (requests, error) = parser.nextRequests(max: pipeline)
         precondition(error == nil && requests.count == pipeline, "the pipeline did not parse")
         turnBatches.append((RequestBatch(requests: requests, replies: replies), session))
-        await handler.run(&turnBatches, into: &turnResults)
+        await handler.run(&turnBatches, into: &turnResults, scratch: &turnScratch)
         turnBatches.removeAll(keepingCapacity: true)
         session = turnResults[0].session
         // As the loop does: the batch's requests go back to the parser, for the next batch.

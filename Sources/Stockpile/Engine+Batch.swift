@@ -50,9 +50,21 @@ extension Engine {
     /// revealing any of them.
     public func executeRunWithoutWaiting(_ commands: ArraySlice<Command>, actor: String = "", into outcomes: inout [Outcome<Reply>]) -> Int {
         var scratch = RunScratch()
+        return executeRunWithoutWaiting(commands, actor: actor, scratch: &scratch, into: &outcomes)
+    }
+
+    /// `executeRunWithoutWaiting(_:actor:into:)` in `scratch`'s arrays, which the caller keeps for
+    /// its next run (they are left empty).
+    public func executeRunWithoutWaiting(
+        _ commands: ArraySlice<Command>, actor: String = "", scratch: inout RunScratch, into outcomes: inout [Outcome<Reply>]
+    ) -> Int {
         let start = outcomes.count
         let taken = decideRun(commands, actor: actor, scratch: &scratch, into: &outcomes)
         for case .refused(let r) in outcomes[start...] { refusals.count(r.code) }
+        scratch.requests.removeAll(keepingCapacity: true)
+        scratch.hashes.removeAll(keepingCapacity: true)
+        scratch.outcomes.removeAll(keepingCapacity: true)
+        scratch.settlements.removeAll(keepingCapacity: true)
         return taken
     }
 
@@ -194,8 +206,20 @@ extension Engine {
     }
 }
 
-/// What `decideRun` gathers, kept from one run to the next of a batch so that its arrays are made once.
-struct RunScratch {
+/// What `decideRun` gathers, kept from one run to the next of a batch so that its arrays are made once;
+/// a caller that decides runs again and again (a server's loop) keeps one from call to call
+/// (`executeRunWithoutWaiting(_:actor:scratch:into:)`). It holds nothing between calls but room.
+public struct RunScratch: Sendable {
+    public init() {}
+
+    /// Lets go of arrays grown past `count` elements by an unusually long run.
+    public mutating func trim(to count: Int) {
+        if requests.capacity > count { requests = [] }
+        if hashes.capacity > count { hashes = [] }
+        if outcomes.capacity > count { outcomes = [] }
+        if settlements.capacity > count { settlements = [] }
+    }
+
     var requests: [ReserveRequest] = []
     /// The hash of each claimed id of the run, in order.
     var hashes: [Int] = []

@@ -25,7 +25,7 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
     enum Message: Sendable {
         /// The batches of one turn, each with its connection; `emptied` is the turn's list of batches,
         /// handed back for the next turn.
-        case batchesDone(connections: [UInt64], results: [BatchResult], emptied: [(RequestBatch, SessionState)])
+        case batchesDone(connections: [UInt64], results: [BatchResult], emptied: [(RequestBatch, SessionState)], scratch: TurnScratch)
         /// Bytes for a subscriber: one or more encoded event messages.
         case events(connection: UInt64, [UInt8])
         /// The engine ended a subscription whose events the loop did not take in time.
@@ -63,6 +63,9 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
     private var spareConnections: [UInt64] = []
     private var spareBatches: [(RequestBatch, SessionState)] = []
     private var spareResults: [BatchResult] = []
+    /// The arrays a turn's batches work in, back from the last turn (nil while every one is out with
+    /// a turn still running: the next turn makes its own).
+    private var spareScratch: TurnScratch? = TurnScratch()
 
     private var connections: [UInt64: Connection] = [:]
     private var nextConnectionID: UInt64 = 1
@@ -277,13 +280,13 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
         batches.append(contentsOf: ready.lazy.map { ($0.batch, $0.session) })
         ready.removeAll(keepingCapacity: true)
         // Handed to the task in a box it empties, so that the handler's list is the batches' only one.
-        let work = Handover((connections, batches, results))
+        let work = Handover((connections, batches, results, spareScratch.take() ?? TurnScratch()))
         let handler = self.handler
         Task(executorPreference: self) {
-            var (connections, batches, results) = work.take()
-            await handler.run(&batches, into: &results)
+            var (connections, batches, results, scratch) = work.take()
+            await handler.run(&batches, into: &results, scratch: &scratch)
             batches.removeAll(keepingCapacity: true)
-            self.post(.batchesDone(connections: connections, results: results, emptied: batches))
+            self.post(.batchesDone(connections: connections, results: results, emptied: batches, scratch: scratch))
         }
     }
 
@@ -315,7 +318,7 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
                 let message = messages[i]
                 messages[i] = .taken
                 switch consume message {
-                case .batchesDone(var ids, var results, let emptied):
+                case .batchesDone(var ids, var results, let emptied, let scratch):
                     for k in results.indices {
                         let requests = results[k].takeRequests()
                         finishBatch(ids[k], results[k], requests: requests)
@@ -326,6 +329,7 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
                     spareConnections = ids
                     spareResults = results
                     spareBatches = emptied
+                    spareScratch = scratch
                 case .taken: break
                 case .events(let id, let bytes): deliverEvents(id, bytes)
                 case .subscriptionEnded(let id, let end): endSubscription(id, end)

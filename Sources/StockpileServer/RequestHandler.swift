@@ -15,10 +15,24 @@ import StockpileProtocol
 /// What a request reads of it on every call (`permitted`, `actor`) is derived when the roles or the
 /// name change, never per request: `permitted` always equals what `roles` grant, and `actor` is
 /// the name, or `client-<id>` while there is none.
-/// A connection's `SpareLines`, used by the one batch of the connection that runs at a time (the loop
-/// hands a connection's session to one batch and takes it back before the next): unchecked.
-final class SpareLinesBox: @unchecked Sendable {
-    var lines = SpareLines()
+/// The arrays a turn's batches work in, which a loop keeps for its next turn (it lends them to one
+/// turn at a time), so that answering a turn's requests makes none: the arrays of lines of the
+/// RESERVEs answered (`SpareLines`), a run of RESERVEs and its answers, and the engine's own
+/// (`RunScratch`). Between turns they hold nothing but room (and the spare lines).
+public struct TurnScratch: Sendable {
+    var spareLines = SpareLines()
+    var run: [Command] = []
+    var outcomes: [Outcome<Reply>] = []
+    var engineRun = RunScratch()
+
+    public init() {}
+
+    /// Empties the arrays, keeping their room unless a long pipeline grew them past a thousand.
+    mutating func finishBatch() {
+        run.removeAll(keepingCapacity: run.capacity <= 1024)
+        outcomes.removeAll(keepingCapacity: outcomes.capacity <= 1024)
+        engineRun.trim(to: 1024)
+    }
 }
 
 public struct SessionState: Sendable {
@@ -36,10 +50,6 @@ public struct SessionState: Sendable {
     /// The actor written on the ledger entries this connection causes.
     public private(set) var actor: String
     public var channels: Set<String> = []
-    /// Arrays of lines of RESERVEs answered, for the next ones this connection sends: one box per
-    /// connection, which every copy of its session shares (a session is copied as it is handed to a
-    /// batch and back; a value would be copied on the batch's first change).
-    let spare = SpareLinesBox()
 
     public init(id: UInt64, roles: Set<Role>?) {
         self.id = id
@@ -163,14 +173,15 @@ public final class RequestHandler: Sendable {
     public func run(_ batches: consuming [(RequestBatch, SessionState)]) async -> [BatchResult] {
         var list = batches
         var results = [BatchResult]()
-        await run(&list, into: &results)
+        var scratch = TurnScratch()
+        await run(&list, into: &results, scratch: &scratch)
         return results
     }
 
     /// `run(_:)` in lists the caller lends and keeps from turn to turn: the results go into
     /// `results` (emptied first), and each batch is taken out of `batches`, which is left holding
     /// only emptied batches, for the caller to empty and fill again.
-    public func run(_ batches: inout [(RequestBatch, SessionState)], into results: inout [BatchResult]) async {
+    public func run(_ batches: inout [(RequestBatch, SessionState)], into results: inout [BatchResult], scratch: inout TurnScratch) async {
         results.removeAll(keepingCapacity: true)
         results.reserveCapacity(batches.count)
         var touchedEngine = false
@@ -179,7 +190,7 @@ public final class RequestHandler: Sendable {
             // holds its requests alone and can hand them back to be reused.
             let batch = batches[i].0
             batches[i].0 = RequestBatch(requests: [ArgumentList]())
-            results.append(await perform(batch, session: batches[i].1))
+            results.append(await perform(batch, session: batches[i].1, scratch: &scratch))
             touchedEngine = touchedEngine || results[results.count - 1].pending.touchedEngine
         }
         let failure = touchedEngine ? await engine.waitUntilDurable() : nil
@@ -194,7 +205,8 @@ public final class RequestHandler: Sendable {
         }
     }
 
-    private func perform(_ batch: consuming RequestBatch, session: SessionState) async -> BatchResult {
+    private func perform(_ batch: consuming RequestBatch, session: SessionState, scratch: inout TurnScratch) async -> BatchResult {
+        defer { scratch.finishBatch() }
         var result = BatchResult(output: batch.replies ?? ReplyBuffer(), session: session)
         precondition(result.bytes.isEmpty, "a batch's reply buffer is lent empty")
         result.pending.startTimes.reserveCapacity(batch.requests.count)
@@ -203,34 +215,33 @@ public final class RequestHandler: Sendable {
         result.bytes.reserveCapacity(batch.requests.count * Self.replyByteCountTypical)
         // The RESERVEs read ahead, which requests `runStart..<runStart + run.count` are; each
         // request is read ahead at most once, so a pipeline costs linear time whatever it holds.
-        var run: [Command] = []
         var runStart = 0
-        var outcomes: [Outcome<Reply>] = []
         var next = 0
         while next < batch.requests.count {
-            if next >= runStart + run.count {
+            if next >= runStart + scratch.run.count {
                 runStart = next
-                reservationRun(batch.requests[next...], session: &result.session, into: &run)
+                reservationRun(batch.requests[next...], session: result.session, spare: &scratch.spareLines, into: &scratch.run)
             }
             // A run of reservations goes to the engine in one call, entering each shard once.
-            if runStart + run.count - next >= 2 {
-                outcomes.removeAll(keepingCapacity: true)
-                outcomes.reserveCapacity(run.count)
+            if runStart + scratch.run.count - next >= 2 {
+                scratch.outcomes.removeAll(keepingCapacity: true)
+                scratch.outcomes.reserveCapacity(scratch.run.count)
                 // Taken before the engine decides, as each request's start is below.
                 let started = ContinuousClock.now
-                let taken = engine.executeRunWithoutWaiting(run[(next - runStart)...], actor: result.session.actor, into: &outcomes)
+                let taken = engine.executeRunWithoutWaiting(
+                    scratch.run[(next - runStart)...], actor: result.session.actor, scratch: &scratch.engineRun, into: &scratch.outcomes)
                 if taken > 0 {
                     // Room for every reply of the batch that may be a mutation's, made once.
                     if result.pending.mutationReplies.isEmpty { result.pending.mutationReplies.reserveCapacity(batch.requests.count - next) }
                     result.pending.startTimes.append(StartedRequests(start: started, count: taken))
-                    for i in outcomes.indices {
+                    for i in scratch.outcomes.indices {
                         let start = result.bytes.count
-                        ReplyWriter.append(outcomes[i], version: result.session.version, into: &result.bytes)
+                        ReplyWriter.append(scratch.outcomes[i], version: result.session.version, into: &result.bytes)
                         result.pending.mutationReplies.append((start..<result.bytes.count, result.session.version))
                     }
                     result.pending.touchedEngine = true
                     // Their arrays of lines serve the RESERVEs parsed after `run` lets them go.
-                    for command in run[(next - runStart)..<(next - runStart + taken)] { result.session.spare.lines.keep(linesOf: command) }
+                    for command in scratch.run[(next - runStart)..<(next - runStart + taken)] { scratch.spareLines.keep(linesOf: command) }
                     next += taken
                     continue
                 }
@@ -239,7 +250,7 @@ public final class RequestHandler: Sendable {
             next += 1
             result.pending.startTimes.append(StartedRequests(start: .now, count: 1))
             let start = result.bytes.count
-            let kind = await respond(to: words, result: &result)
+            let kind = await respond(to: words, result: &result, spare: &scratch.spareLines)
             if kind != .session { result.pending.touchedEngine = true }
             if kind == .mutation {
                 if result.pending.mutationReplies.isEmpty { result.pending.mutationReplies.reserveCapacity(batch.requests.count - next + 1) }
@@ -261,14 +272,16 @@ public final class RequestHandler: Sendable {
     /// Reads into `run` the leading requests that are RESERVEs this session may run as they stand:
     /// those `respond` would hand straight to the engine (parsed, permitted, not in RESP2 pub/sub
     /// mode). Changes nothing.
-    private func reservationRun(_ requests: ArraySlice<ArgumentList>, session: inout SessionState, into run: inout [Command]) {
+    private func reservationRun(
+        _ requests: ArraySlice<ArgumentList>, session: SessionState, spare: inout SpareLines, into run: inout [Command]
+    ) {
         run.removeAll(keepingCapacity: true)
         guard session.channels.isEmpty || session.version != .resp2 else { return }
         // A run of one is answered the ordinary way (which parses it): read ahead only when the next
         // request is a RESERVE too, so a lone one is neither parsed twice nor gathered into an array.
         guard requests.count >= 2, requests[requests.startIndex].names("RESERVE"), requests[requests.startIndex + 1].names("RESERVE") else { return }
         for words in requests {
-            guard words.names("RESERVE"), case .success(let request) = Request.parse(words, reusing: &session.spare.lines), case .mutation(let command) = request,
+            guard words.names("RESERVE"), case .success(let request) = Request.parse(words, reusing: &spare), case .mutation(let command) = request,
                 case .reserve = command,
                 session.permitted.contains(request.commandClass)
             else { break }
@@ -285,9 +298,9 @@ public final class RequestHandler: Sendable {
     /// replies (mutations, a reservation, a cell) are written straight into the bytes by ReplyWriter;
     /// the rest are built as frames and encoded, in the session's version after the request (so
     /// that `HELLO 3` is answered in RESP3).
-    private func respond(to words: ArgumentList, result: inout BatchResult) async -> Kind {
+    private func respond(to words: ArgumentList, result: inout BatchResult, spare: inout SpareLines) async -> Kind {
         let request: Request
-        switch Request.parse(words, reusing: &result.session.spare.lines) {
+        switch Request.parse(words, reusing: &spare) {
         case .failure(let error):
             if case .refused(let refusal) = error { countRefusedMutation(refusal, words: words, session: result.session) }
             write(error.frame, to: &result)
@@ -324,7 +337,7 @@ public final class RequestHandler: Sendable {
                 outcome = await engine.executeWaiting(command, actor: result.session.actor)
             }
             ReplyWriter.append(outcome, version: result.session.version, into: &result.bytes)
-            result.session.spare.lines.keep(linesOf: command)
+            spare.keep(linesOf: command)
             return .mutation
         case .query(let query):
             await answer(query, result: &result)
