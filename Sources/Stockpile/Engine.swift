@@ -264,8 +264,12 @@ public final class Engine: Sendable {
             return .refused(r)
         case .ok(let command):
             if let refusal = configuredLimitRefusal(command) { return .refused(refusal) }
-            guard command.key == nil, case .done(let performed) = attempt(command, now: now, actor: actor) else { return nil }
-            return performed.outcome()
+            guard command.key == nil else { return nil }
+            switch attempt(command, now: now, actor: actor, answering: true) {
+            case .done(let performed): return performed.outcome()
+            case .answered(let outcome): return outcome
+            case .waitForClaim, .retry: return nil
+            }
         }
     }
 
@@ -323,6 +327,9 @@ public final class Engine: Sendable {
     /// What one synchronous try at a command came to.
     enum Attempt {
         case done(Performed)
+        /// Answered where it was decided (a new one-line reservation, when the caller asked for the
+        /// answer: `attempt(_:now:actor:answering:)`), its claim settled.
+        case answered(Outcome<Reply>)
         /// Another request holds a claim on this reservation id: wait until it settles, then try again.
         case waitForClaim(HashedID)
         /// The plan went stale (the reservation was forgotten, or forgotten and made again, since the
@@ -334,6 +341,7 @@ public final class Engine: Sendable {
         while true {
             switch attempt(command, now: now, actor: actor) {
             case .done(let performed): return performed
+            case .answered: preconditionFailure("a command is answered where it is decided only when the caller asks")
             case .retry: continue
             case .waitForClaim(let hashed): await directory.waitWhileClaimed(hashed.id, hash: hashed.hash)
             }
@@ -342,10 +350,12 @@ public final class Engine: Sendable {
 
     /// One try at a validated command, without waiting: everything runs on the calling thread, in
     /// the one shard that owns what it touches or holding each shard it spans.
-    func attempt(_ command: Command, now: Timestamp, actor: String) -> Attempt {
+    /// `answering`: a new one-line reservation may be answered where it is decided (`.answered`), for
+    /// a caller that turns the decision into its answer at once.
+    func attempt(_ command: Command, now: Timestamp, actor: String, answering: Bool = false) -> Attempt {
         switch command {
         case .reserve(let request):
-            return attemptReserve(request, now: now, actor: actor)
+            return attemptReserve(request, now: now, actor: actor, answering: answering)
         case .extend(let id, _, _), .confirm(let id, _), .release(let id, _, _, _), .fulfill(let id, _, _):
             // The id is hashed here once, for the directory and for the shard's table.
             let hashed = HashedID(id)
@@ -374,7 +384,7 @@ public final class Engine: Sendable {
         }
     }
 
-    private func attemptReserve(_ request: ReserveRequest, now: Timestamp, actor: String) -> Attempt {
+    private func attemptReserve(_ request: ReserveRequest, now: Timestamp, actor: String, answering: Bool) -> Attempt {
         // The id is hashed here once, for the directory and for the shard's table.
         let hashed = HashedID(request.id)
         // One line naming its warehouse: its shard and cell are known now, so the slots its id and
@@ -403,8 +413,27 @@ public final class Engine: Sendable {
             }
             return .done(decision)
         case .claimed:
+            if answering, let route = oneLine {
+                return .answered(answerNewOneLineReservation(request, hashedID: hashed, route: route, now: now, actor: actor))
+            }
             return .done(performNewReservation(request, hashedID: hashed, oneLine: oneLine, now: now, actor: actor))
         }
+    }
+
+    /// `performNewReservation` of a reservation of one line naming its warehouse (`route`: its cell's),
+    /// answered where its shard made it: a decision around it would be copied whole (369 bytes) on
+    /// its way to the answer. Its claim is settled.
+    private func answerNewOneLineReservation(
+        _ request: ReserveRequest, hashedID: HashedID, route: OneLineRoute, now: Timestamp, actor: String
+    ) -> Outcome<Reply> {
+        let mask: UInt64 = 1 << UInt64(route.shard)
+        // Settled once the shard's lock is let go, as `settleNewReservation` settles.
+        let (settlement, outcome) = shards[route.shard].reserveOneLine(
+            request, hashedID: hashedID, cellHash: route.cellHash, now: now, actor: actor, settings: settings,
+            made: { r in (ClaimSettlement(made: r, mask: mask), Outcome<Reply>.ok(.reservation(ReservationRecord(r)))) },
+            otherwise: { performed in (ClaimSettlement(of: performed, mask: mask, router: router), performed.outcome()) })
+        settle(hashedID, settlement)
+        return outcome
     }
 
     /// Where a one-line reservation naming its warehouse goes: its cell's shard and `CellTable.hash`.
@@ -436,7 +465,8 @@ public final class Engine: Sendable {
             if request.lines.count == 1 && !hasPlacedLines {
                 let route = oneLine ?? OneLineRoute(CellKey(variant: request.lines[0].variant, warehouse: request.lines[0].warehouse), router)
                 let performed = shards[route.shard].reserveOneLine(
-                    request, hashedID: hashedID, cellHash: route.cellHash, now: now, actor: actor, settings: settings)
+                    request, hashedID: hashedID, cellHash: route.cellHash, now: now, actor: actor, settings: settings,
+                    made: { .reserved($0) }, otherwise: { $0 })
                 return settleNewReservation(hashedID, performed, mask: 1 << UInt64(route.shard))
             }
             // The common case, every line in one shard, needs the mask only: no array of cells.

@@ -208,15 +208,18 @@ actor Shard {
     /// is committed), the log gets the fields of its `reservation` record, and no commit is built
     /// (unless someone subscribes, or the record cannot carry it: see `Ledger.append(reservation:)`).
     /// A replay of a reservation the shard still keeps, or a conflict, is decided the general way.
-    nonisolated func reserveOneLine(
-        _ request: ReserveRequest, hashedID: HashedID, cellHash: UInt64, now: Timestamp, actor: String, settings: RuleSettings
-    ) -> Performed {
+    /// The reservation made goes to `made`, anything else performed (a refusal, the general path's
+    /// decision) to `otherwise`, both called holding the lock.
+    nonisolated func reserveOneLine<R>(
+        _ request: ReserveRequest, hashedID: HashedID, cellHash: UInt64, now: Timestamp, actor: String, settings: RuleSettings,
+        made: (consuming OneLineReservation) -> R, otherwise: (consuming Performed) -> R
+    ) -> R {
         withState { state in
             state.hashedID = hashedID
             defer { state.hashedID = nil }
             return reserveOneLineHere(
                 request, hashedID: hashedID, cellHash: cellHash, state: state, now: now, actor: actor, settings: settings,
-                made: { .reserved($0) }, otherwise: { $0 })
+                made: made, otherwise: otherwise)
         }
     }
 
