@@ -47,9 +47,11 @@ struct StoredReservation: Sendable {
     }
 
     /// `r` kept compact, when its fields fit (see below); its line's cell is at `cellPosition`.
-    init?(_ r: OneLineReservation, cellPosition: Int) {
+    init?(_ r: borrowing OneLineReservation, cellPosition: Int) {
+        // Its line's figures, read where the reservation keeps them (passing the line would copy it).
         self.init(
-            line: r.line, cellPosition: cellPosition, customer: r.customer, createdAt: r.createdAt, expiresAt: r.expiresAt,
+            quantity: r.line.quantity, fulfilled: r.line.fulfilled, released: r.line.released, backordered: r.line.backordered,
+            tracked: r.line.tracked, cellPosition: cellPosition, customer: r.customer, createdAt: r.createdAt, expiresAt: r.expiresAt,
             closedAt: r.closedAt, requestTTL: r.requestTTL, status: r.status, strategy: r.strategy, endedByExpiry: r.endedByExpiry)
     }
 
@@ -171,7 +173,7 @@ struct ReservationTable: Sendable {
 
     /// Stores a one-line reservation (replacing what its id held), compact when its fields fit, whole
     /// otherwise (a backordered part, a TTL finer than a millisecond). `cellPosition`: its cell's.
-    mutating func store(_ r: OneLineReservation, hash: Int, cellPosition: Int) {
+    mutating func store(_ r: borrowing OneLineReservation, hash: Int, cellPosition: Int) {
         table[r.id, hash: hash] = StoredReservation(r, cellPosition: cellPosition) ?? StoredReservation(whole: r.reservation)
     }
 

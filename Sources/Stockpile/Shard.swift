@@ -239,12 +239,10 @@ actor Shard {
         assert(cellHash == CellTable.hash(cell), "the cell's hash is its own")
         let known = state.cells.position(of: cell, hash: cellHash)
         let before = known.map { state.cells[position: $0].state } ?? .empty
-        let (held, policy): (ReservationLine, VariantPolicy)
-        var entry: LedgerEntry
-        switch Rules.holdOneLine(line, before: before, in: state, now: now, actor: actor, reservation: request.id) {
-        case .refused(let refusal): return otherwise(.refused(refusal))
-        case .held(let l, let e, let p): (held, entry, policy) = (l, e, p)
-        }
+        let hold = Rules.holdOneLine(line, before: before, in: state, now: now, actor: actor, reservation: request.id)
+        if case .refused(let refusal) = hold { return otherwise(.refused(refusal)) }
+        // Bound from the consumed hold: its line and entry move out rather than being copied.
+        guard case .held(let held, var entry, let policy) = consume hold else { preconditionFailure("a hold is held or refused") }
         let strategy = request.strategy ?? settings.defaultStrategy
         // The reservation as the general path would make it (`Reservation(new:lines:fingerprint:at:)`),
         // without an array for its line: making it allocates nothing.
