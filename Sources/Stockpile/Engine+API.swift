@@ -6,8 +6,13 @@ import StockpileCore
 import Synchronization
 
 extension Outcome where Value == Reply {
-    fileprivate var reservation: Outcome<ReservationRecord> {
-        map { if case .reservation(let r) = $0 { return r }; preconditionFailure("reply \($0) is not a reservation") }
+    /// The reservation the reply carries, moved out of it (a map would copy it).
+    fileprivate consuming func reservation() -> Outcome<ReservationRecord> {
+        switch consume self {
+        case .ok(.reservation(let r)): return .ok(r)
+        case .ok(let other): preconditionFailure("reply \(other) is not a reservation")
+        case .refused(let r): return .refused(r)
+        }
     }
     fileprivate var cell: Outcome<CellReceipt> {
         map { if case .cell(let c) = $0 { return c }; preconditionFailure("reply \($0) is not a cell receipt") }
@@ -17,27 +22,27 @@ extension Outcome where Value == Reply {
 extension Engine {
     /// Reserves stock for `request` (all lines or none). A retry with the same id and request replays.
     public func reserve(_ request: ReserveRequest, actor: String = "") async -> Outcome<ReservationRecord> {
-        await execute(.reserve(request), actor: actor).reservation
+        await execute(.reserve(request), actor: actor).reservation()
     }
 
     /// Moves a hold's expiry to now + `ttl`. A retry with the same `key` replays instead of moving it again.
     public func extend(_ id: String, ttl: Duration, key: String? = nil, actor: String = "") async -> Outcome<ReservationRecord> {
-        await execute(.extend(id: id, ttl: ttl, key: key), actor: actor).reservation
+        await execute(.extend(id: id, ttl: ttl, key: key), actor: actor).reservation()
     }
 
     /// Drops a hold's expiry: it becomes an order reservation. A retry with the same `key` replays.
     public func confirm(_ id: String, key: String? = nil, actor: String = "") async -> Outcome<ReservationRecord> {
-        await execute(.confirm(id: id, key: key), actor: actor).reservation
+        await execute(.confirm(id: id, key: key), actor: actor).reservation()
     }
 
     /// Releases everything that remains, or part of one line.
     public func release(_ id: String, line: LineSelector? = nil, reason: ReasonCode? = nil, key: String? = nil, actor: String = "") async -> Outcome<ReservationRecord> {
-        await execute(.release(id: id, line: line, reason: reason, key: key), actor: actor).reservation
+        await execute(.release(id: id, line: line, reason: reason, key: key), actor: actor).reservation()
     }
 
     /// Ships everything that remains, or part of one line (a partial shipment).
     public func fulfill(_ id: String, line: LineSelector? = nil, key: String? = nil, actor: String = "") async -> Outcome<ReservationRecord> {
-        await execute(.fulfill(id: id, line: line, key: key), actor: actor).reservation
+        await execute(.fulfill(id: id, line: line, key: key), actor: actor).reservation()
     }
 
     public func adjust(
