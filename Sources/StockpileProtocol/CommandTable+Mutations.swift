@@ -340,9 +340,10 @@ public struct SpareLines: Sendable {
         return lines
     }
 
-    /// Keeps the lines of `command` when it is a RESERVE, for a later one.
+    /// Keeps the lines of `command` when it is a RESERVE, for a later one (not an array grown past
+    /// 16 lines: a rare long reservation does not leave its room behind).
     public mutating func keep(linesOf command: Command) {
-        guard arrays.count < Self.capacity, case .reserve(let request) = command else { return }
+        guard arrays.count < Self.capacity, case .reserve(let request) = command, request.lines.capacity <= 16 else { return }
         if arrays.isEmpty { arrays.reserveCapacity(Self.capacity) }
         arrays.append(request.lines)
     }
