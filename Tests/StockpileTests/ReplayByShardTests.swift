@@ -148,4 +148,48 @@ struct ReplayByShardTests {
             try reopened.close()
         }
     }
+
+    @Test("RESETs close together, and ids made between and after them, replay to the same state")
+    func resetsCloseTogether() async throws {
+        let dir = try DurabilityTests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let clock = ManualClock()
+        let configuration = { (threads: Int) in
+            EngineConfiguration(shardCount: 4, eventsInMemoryCount: 32, snapshotEveryRecords: 0, replayThreadCount: threads)
+        }
+        let variants = (0..<8).map { "V\($0)" }
+        var ids: [String] = []
+        let engine = try Engine.open(dataDirectory: dir, durability: .always, configuration: configuration(1), clock: clock)
+        // RESET as the log's first records, twice in a row, between reservations and after them, all
+        // within one batch of the replay (1,024 records), and ids made again after each.
+        #expect(await engine.reset() == nil)
+        #expect(await engine.reset() == nil)
+        for round in 0..<4 {
+            for v in variants { _ = await engine.adjust(variant: v, warehouse: "MAIN", by: 10, reason: .received) }
+            for (i, v) in variants.enumerated() {
+                // The same ids every round (each RESET forgets them), and a fresh one each round.
+                for id in ["same-\(i)", "round\(round)-\(i)"] {
+                    let request = ReserveRequest(id: id, lines: [ReserveLine(variant: v, warehouse: "MAIN", quantity: 1)])
+                    #expect(await engine.reserve(request).value != nil, "round \(round): \(id)")
+                    if !ids.contains(id) { ids.append(id) }
+                }
+            }
+            if round < 3 { #expect(await engine.reset() == nil) }
+        }
+        #expect(engine.logStatus.lastLSN < 1_000, "one replay batch")
+        #expect(await engine.verify().isEmpty)
+        let before = await DurabilityTests.observe(engine, variants: variants, ids: ids)
+        let historyBefore = await Self.histories(engine, variants: variants)
+        try engine.close()
+        for threads in [1, 2] {
+            let reopened = try Engine.open(dataDirectory: dir, durability: .always, configuration: configuration(threads), clock: clock, warn: { _ in })
+            let after = await DurabilityTests.observe(reopened, variants: variants, ids: ids)
+            #expect(after.reservations == before.reservations, "\(threads) threads")
+            #expect(after.cells == before.cells, "\(threads) threads")
+            #expect(after.counters == before.counters, "\(threads) threads")
+            #expect(await Self.histories(reopened, variants: variants) == historyBefore, "\(threads) threads")
+            #expect(await reopened.verify().isEmpty, "\(threads) threads")
+            try reopened.close()
+        }
+    }
 }
