@@ -47,24 +47,14 @@ extension Engine {
     /// `executeWithoutWaiting`): decides the leading run of `commands` that are new reservations
     /// each in one shard, appends their outcomes to `outcomes`, and returns how many it decided — 0
     /// when the first is not one (then take it the ordinary way). Await `waitUntilDurable()` before
-    /// revealing any of them.
-    public func executeRunWithoutWaiting(_ commands: ArraySlice<Command>, actor: String = "", into outcomes: inout [Outcome<Reply>]) -> Int {
-        var scratch = RunScratch()
-        return executeRunWithoutWaiting(commands, actor: actor, scratch: &scratch, into: &outcomes)
-    }
-
-    /// `executeRunWithoutWaiting(_:actor:into:)` in `scratch`'s arrays, which the caller keeps for
-    /// its next run (they are left empty).
+    /// revealing any of them. It works in `scratch`'s arrays, which the caller keeps for its next run (they are left empty).
     public func executeRunWithoutWaiting(
         _ commands: ArraySlice<Command>, actor: String = "", scratch: inout RunScratch, into outcomes: inout [Outcome<Reply>]
     ) -> Int {
         let start = outcomes.count
         let taken = decideRun(commands, actor: actor, scratch: &scratch, into: &outcomes)
         for case .refused(let r) in outcomes[start...] { refusals.count(r.code) }
-        scratch.requests.removeAll(keepingCapacity: true)
-        scratch.hashes.removeAll(keepingCapacity: true)
-        scratch.outcomes.removeAll(keepingCapacity: true)
-        scratch.settlements.removeAll(keepingCapacity: true)
+        scratch.removeAll()
         return taken
     }
 
@@ -105,8 +95,7 @@ extension Engine {
         let n = commands.count
         let shardOf = UnsafeMutableBufferPointer(rebasing: space[0..<n])
         let cellHashes = UnsafeMutableBufferPointer(rebasing: space[n..<2 * n])
-        scratch.requests.removeAll(keepingCapacity: true)
-        scratch.hashes.removeAll(keepingCapacity: true)
+        scratch.removeAll()
         // The eligible commands first, without claiming anything. Each request is copied out of its
         // command once; from then on it is read in place.
         for command in commands {
@@ -143,9 +132,13 @@ extension Engine {
             // A run of one: as `decideNow` decides it.
             // With one line, its route is the one found above.
             let request = scratch.requests[0]
-            let route = request.lines.count == 1 ? OneLineRoute(shard: shardOf[0], cellHash: UInt64(UInt(bitPattern: cellHashes[0]))) : nil
-            outcomes.append(
-                performNewReservation(request, hashedID: HashedID(request.id, hash: scratch.hashes[0]), oneLine: route, now: now, actor: actor).outcome())
+            let hashedID = HashedID(request.id, hash: scratch.hashes[0])
+            if request.lines.count == 1 {
+                let route = OneLineRoute(shard: shardOf[0], cellHash: UInt64(UInt(bitPattern: cellHashes[0])))
+                outcomes.append(answerNewOneLineReservation(request, hashedID: hashedID, route: route, now: now, actor: actor))
+            } else {
+                outcomes.append(performNewReservation(request, hashedID: hashedID, now: now, actor: actor).outcome())
+            }
             return 1
         default:
             break
@@ -163,9 +156,7 @@ extension Engine {
             place[i] = starts[s]
             starts[s] += 1
         }
-        scratch.outcomes.removeAll(keepingCapacity: true)
         scratch.outcomes.reserveCapacity(count)
-        scratch.settlements.removeAll(keepingCapacity: true)
         scratch.settlements.reserveCapacity(count)
         var from = 0
         while from < count {
@@ -211,6 +202,14 @@ extension Engine {
 /// (`executeRunWithoutWaiting(_:actor:scratch:into:)`). It holds nothing between calls but room.
 public struct RunScratch: Sendable {
     public init() {}
+
+    /// Empties the arrays, keeping their room.
+    mutating func removeAll() {
+        requests.removeAll(keepingCapacity: true)
+        hashes.removeAll(keepingCapacity: true)
+        outcomes.removeAll(keepingCapacity: true)
+        settlements.removeAll(keepingCapacity: true)
+    }
 
     /// Lets go of arrays grown past `count` elements by an unusually long run.
     public mutating func trim(to count: Int) {

@@ -143,7 +143,7 @@ final class BatchHandoff<Batch: Sendable>: @unchecked Sendable {
 /// read once it has finished.
 final class RecentBatches: @unchecked Sendable {
     private let entryCount: Int
-    private var batches: [(batch: ReplayBatch, entries: Int)] = []
+    private var batches: [ReplayBatch] = []
     private var first = 0
     private var total = 0
 
@@ -153,11 +153,10 @@ final class RecentBatches: @unchecked Sendable {
     /// Notes `batch`, the next in LSN order, and lets go of the oldest batches not needed for the
     /// newest `entryCount` entries.
     func note(_ batch: ReplayBatch) {
-        let entries = batch.entryCount
-        batches.append((batch, entries))
-        total += entries
-        while first < batches.count - 1 && total - batches[first].entries >= entryCount {
-            total -= batches[first].entries
+        batches.append(batch)
+        total += batch.entryCount
+        while first < batches.count - 1 && total - batches[first].entryCount >= entryCount {
+            total -= batches[first].entryCount
             first += 1
         }
         // The array is compacted now and then, not at every batch.
@@ -170,7 +169,7 @@ final class RecentBatches: @unchecked Sendable {
     /// Keeps the entries of the noted batches in the ledger's ring, in LSN order (the newest of each
     /// slot stays).
     func keepEntries(in ledger: Ledger) {
-        for (batch, _) in batches[first...] {
+        for batch in batches[first...] {
             for record in batch.records {
                 if let entry = record.withReservation({ fields, _ in fields.entry }) {
                     ledger.keepReplayed(entry)
@@ -269,11 +268,9 @@ extension Engine {
         func add(_ record: Int, shard: Int, _ kind: ShardAction.Kind) {
             actions[shard % applierCount].append(ShardAction(record: Int32(record), shard: UInt8(shard), kind: kind))
         }
-        // Each commit's reservation id is hashed once, here, for the directory and for its home shard.
+        // Each commit's reservation id is hashed once, below, for the directory and for its home shard
+        // (a `reservation` record carries its hashes).
         var hashedIDs = [HashedID?](repeating: nil, count: count)
-        for k in 0..<count where records[k].reservationHashes == nil {
-            if let id = records[k].reservationID { hashedIDs[k] = HashedID(id) }
-        }
         // The directory's part, a segment of records at a time: the ids a segment's records make or
         // change are set in one call, whose writes overlap (`IdempotencyTable.replace(_:old:)`), each
         // with the mask its record gives it, and what each held before is read back in the loop
@@ -293,7 +290,9 @@ extension Engine {
                     continue
                 }
                 guard case .commit(let commit) = records[k].body else { continue }
-                if let r = commit.reservation, let hashed = hashedIDs[k] {
+                if let r = commit.reservation {
+                    let hashed = HashedID(r.id)
+                    hashedIDs[k] = hashed
                     nameOf[k] = Int32(names.count)
                     names.append((hashed.id, hashed.hash, router.mask(of: r.lines.lazy.map(\.cell))))
                 }
@@ -304,9 +303,10 @@ extension Engine {
         }
         for k in 0..<count {
             if k == segmentEnd { segmentEnd = setDirectory(from: k) }
-            if let hashes = records[k].reservationHashes, let (id, seq, expiresAt) = records[k].reservationSummary {
-                // One new one-line reservation: its cell's shard is its home and owns its cell.
-                let home = router.shard(forStableHash: hashes.cell)
+            if let (id, seq, expiresAt) = records[k].reservationSummary {
+                // One new one-line reservation: its cell's shard is its home (its mask in the
+                // directory, set above) and owns its cell.
+                let home = names[Int(nameOf[k])].value.trailingZeroBitCount
                 if let old = old[Int(nameOf[k])] {
                     // An entry already there is one forgotten earlier (forgetting is not logged).
                     add(k, shard: old.trailingZeroBitCount, .forget)
@@ -376,7 +376,7 @@ extension Engine {
             switch action.kind {
             case .reservation:
                 let applied: Void? = records[k].withReservation { fields, hashes in
-                    shard.withState { $0.replay(fields, entry: fields.entry, cellHash: CellTable.hash(stable: hashes.cell), idHash: hashes.id) }
+                    shard.withState { $0.replay(fields, cellHash: CellTable.hash(stable: hashes.cell), idHash: hashes.id) }
                 }
                 precondition(applied != nil, "not a reservation record")
             case .commitOwnsAll, .commitPart:
@@ -400,22 +400,13 @@ extension Engine {
 }
 
 extension ShardState {
-    /// Applies a `reservation` record's fields as `apply` applies the commit they stand for: its
-    /// `entry` to its cell (`cellHash` is the cell's `CellTable.hash`), and the reservation, kept
+    /// Applies a `reservation` record's fields as `apply` applies the commit they stand for: its one
+    /// ledger entry to its cell (`cellHash` is the cell's `CellTable.hash`), and the reservation, kept
     /// compact as any one-line reservation is (`idHash`: its id's hash).
-    func replay(_ fields: borrowing CompactReservation, entry: LedgerEntry, cellHash: UInt64, idHash: Int) {
+    func replay(_ fields: borrowing CompactReservation, cellHash: UInt64, idHash: Int) {
         assert(router.shard(for: fields.cell) == index, "a reservation record replayed in a shard that does not own its cell")
-        let p = apply(entry, of: fields.cell, hash: cellHash, backorderAllowed: catalog.policy(of: fields.cell.variant).backorder)
+        let p = apply(fields.entry, of: fields.cell, hash: cellHash, backorderAllowed: catalog.policy(of: fields.cell.variant).backorder)
         reservations.store(new: fields, hash: idHash, cellPosition: p)
         assert(reservation(fields.id) == fields.commit.reservation, "reservation \(fields.id) reads back as its record says")
-    }
-}
-
-extension RecoveredRecord {
-    /// The id of the reservation the record's commit carries; nil when it carries none. (A
-    /// `reservation` record carries its id's hash instead: `withReservation`.)
-    var reservationID: String? {
-        guard case .commit(let commit) = body, let r = commit.reservation else { return nil }
-        return r.id
     }
 }

@@ -89,17 +89,15 @@ enum ClaimSettlement {
             }
             self = .made(expiresAt: r.expiresAt, mask: mask ?? router.mask(of: r.lines.lazy.map(\.cell)))
         case .reserved(let r):
-            // A new reservation's one follow-up is its hold's expiry: it is not closed (its line
-            // holds at least one unit), so nothing is to be forgotten yet.
-            assert(r.closedAt == nil, "a new reservation is open")
-            self = .made(expiresAt: r.expiresAt, mask: mask ?? 1 << UInt64(router.shard(for: r.cell)))
+            self.init(made: r, mask: mask ?? 1 << UInt64(router.shard(for: r.cell)))
         case .unchanged, .refused: self = .notMade
         }
     }
 
     /// The new one-line reservation `r` was made; `mask`: its shard.
     init(made r: borrowing OneLineReservation, mask: UInt64) {
-        // A new reservation's one follow-up is its hold's expiry (see above).
+        // A new reservation's one follow-up is its hold's expiry: it is not closed (its line holds at
+        // least one unit), so nothing is to be forgotten yet.
         assert(r.closedAt == nil, "a new reservation is open")
         self = .made(expiresAt: r.expiresAt, mask: mask)
     }
@@ -421,17 +419,13 @@ public final class Engine: Sendable {
     }
 
     /// `performNewReservation` of a reservation of one line naming its warehouse (`route`: its cell's),
-    /// answered where its shard made it: a decision around it would be copied whole (369 bytes) on
-    /// its way to the answer. Its claim is settled.
-    private func answerNewOneLineReservation(
+    /// answered where its shard made it (`Shard.answerOneLine`). Its claim is settled.
+    func answerNewOneLineReservation(
         _ request: ReserveRequest, hashedID: HashedID, route: OneLineRoute, now: Timestamp, actor: String
     ) -> Outcome<Reply> {
-        let mask: UInt64 = 1 << UInt64(route.shard)
         // Settled once the shard's lock is let go, as `settleNewReservation` settles.
-        let (settlement, outcome) = shards[route.shard].reserveOneLine(
-            request, hashedID: hashedID, cellHash: route.cellHash, now: now, actor: actor, settings: settings,
-            made: { r in (ClaimSettlement(made: r, mask: mask), Outcome<Reply>.ok(.reservation(ReservationRecord(r)))) },
-            otherwise: { performed in (ClaimSettlement(of: performed, mask: mask, router: router), performed.outcome()) })
+        let (settlement, outcome) = shards[route.shard].answerOneLine(
+            request, hashedID: hashedID, cellHash: route.cellHash, now: now, actor: actor, settings: settings)
         settle(hashedID, settlement)
         return outcome
     }
@@ -465,8 +459,7 @@ public final class Engine: Sendable {
             if request.lines.count == 1 && !hasPlacedLines {
                 let route = oneLine ?? OneLineRoute(CellKey(variant: request.lines[0].variant, warehouse: request.lines[0].warehouse), router)
                 let performed = shards[route.shard].reserveOneLine(
-                    request, hashedID: hashedID, cellHash: route.cellHash, now: now, actor: actor, settings: settings,
-                    made: { .reserved($0) }, otherwise: { $0 })
+                    request, hashedID: hashedID, cellHash: route.cellHash, now: now, actor: actor, settings: settings)
                 return settleNewReservation(hashedID, performed, mask: 1 << UInt64(route.shard))
             }
             // The common case, every line in one shard, needs the mask only: no array of cells.

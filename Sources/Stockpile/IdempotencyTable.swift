@@ -165,11 +165,13 @@ final class IdempotencyTable<Value: Sendable>: Sendable {
 
     /// `replace` for many names in a row (replay of the log), taking each stripe's lock once: the
     /// names of a stripe are set in their order in `names`, so a name set twice ends at its later
-    /// value, and `old[i]` is what `names[i]` held just before it was set. Set one lock at a time, a
+    /// value, and `old[i]` is what `names[i]` held just before it was set (`old` is emptied first and
+    /// keeps its room). Set one lock at a time, a
     /// name's cache misses wait for the lock's release, which waits for the writes before it; set
     /// together, they overlap.
     func replace(_ names: UnsafeBufferPointer<(name: String, hash: Int, value: Value)>, old: inout [Value?]) {
-        old = [Value?](repeating: nil, count: names.count)
+        old.removeAll(keepingCapacity: true)
+        old.append(contentsOf: repeatElement(nil, count: names.count))
         guard !names.isEmpty else { return }
         // The positions grouped by stripe, each stripe's in order (a counting sort).
         var starts = [Int](repeating: 0, count: Self.stripeCount + 1)

@@ -340,8 +340,8 @@ final class Ledger: Sendable {
         numbers.store(WordPair(first: n.first + UInt(count), second: n.second), ordering: .releasing)
     }
 
-    /// Keeps an entry whose numbering `restoreNumbering` took back. Any thread, any order: the ring
-    /// keeps the newest entry of each slot.
+    /// Keeps an entry whose numbering `restoreNumbering` took back (a replay keeps its newest
+    /// entries, in order, once every record is applied; the ring keeps the newest of each slot).
     func keepReplayed(_ e: consuming LedgerEntry) {
         ring.keep(e)
     }

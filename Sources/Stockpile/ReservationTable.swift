@@ -42,8 +42,9 @@ struct StoredReservation: Sendable {
         guard r.lines.count == 1, let cellPosition, r.fingerprintLinesAreOwnLines, r.requestCustomer == r.customer else { return nil }
         let line = r.lines[0]
         self.init(
-            line: line, cellPosition: cellPosition, customer: r.customer, createdAt: r.createdAt, expiresAt: r.expiresAt,
-            closedAt: r.closedAt, requestTTL: r.requestTTL, status: r.status, strategy: r.strategy, endedByExpiry: r.endedByExpiry)
+            quantity: line.quantity, fulfilled: line.fulfilled, released: line.released, backordered: line.backordered, tracked: line.tracked,
+            cellPosition: cellPosition, customer: r.customer, createdAt: r.createdAt, expiresAt: r.expiresAt, closedAt: r.closedAt,
+            requestTTL: r.requestTTL, status: r.status, strategy: r.strategy, endedByExpiry: r.endedByExpiry)
     }
 
     /// `r` kept compact, when its fields fit (see below); its line's cell is at `cellPosition`.
@@ -53,19 +54,6 @@ struct StoredReservation: Sendable {
             quantity: r.line.quantity, fulfilled: r.line.fulfilled, released: r.line.released, backordered: r.line.backordered,
             tracked: r.line.tracked, cellPosition: cellPosition, customer: r.customer, createdAt: r.createdAt, expiresAt: r.expiresAt,
             closedAt: r.closedAt, requestTTL: r.requestTTL, status: r.status, strategy: r.strategy, endedByExpiry: r.endedByExpiry)
-    }
-
-    /// A one-line reservation kept compact from its fields, when they fit: its request named `line`'s
-    /// cell (at `cellPosition`), with `customer` and `requestTTL`; nothing of it is backordered; an open
-    /// one has no closing time and a closed one no expiry.
-    init?(
-        line: ReservationLine, cellPosition: Int, customer: String?, createdAt: Timestamp, expiresAt: Timestamp?, closedAt: Timestamp?,
-        requestTTL: Duration?, status: ReservationStatus, strategy: PlacementStrategy, endedByExpiry: Bool
-    ) {
-        self.init(
-            quantity: line.quantity, fulfilled: line.fulfilled, released: line.released, backordered: line.backordered, tracked: line.tracked,
-            cellPosition: cellPosition, customer: customer, createdAt: createdAt, expiresAt: expiresAt, closedAt: closedAt, requestTTL: requestTTL,
-            status: status, strategy: strategy, endedByExpiry: endedByExpiry)
     }
 
     /// A new one-line reservation as a `reservation` record of the log carries it (its cell at
@@ -79,7 +67,9 @@ struct StoredReservation: Sendable {
     }
 
     /// The compact entry from a one-line reservation's figures (those of its line: `quantity` …
-    /// `tracked`) and fields, when they fit.
+    /// `tracked`) and fields, when they fit: its request named its line's cell (at `cellPosition`),
+    /// with `customer` and `requestTTL`; nothing of it is backordered; an open one has no closing time
+    /// and a closed one no expiry.
     private init?(
         quantity: Quantity, fulfilled: Quantity, released: Quantity, backordered: Quantity, tracked: Bool, cellPosition: Int, customer: String?,
         createdAt: Timestamp, expiresAt: Timestamp?, closedAt: Timestamp?, requestTTL: Duration?, status: ReservationStatus,

@@ -118,9 +118,9 @@ final class ShardState: StockView {
     }
 
     /// Keeps a one-line reservation (`cellPosition`: its cell's place in `cells`) without a line array
-    /// (`ReservationTable.store`). `idHash`: its id's hash, when the caller has it.
-    func store(_ r: borrowing OneLineReservation, cellPosition: Int, idHash: Int? = nil) {
-        reservations.store(r, hash: idHash ?? hash(of: r.id), cellPosition: cellPosition)
+    /// (`ReservationTable.store`).
+    func store(_ r: borrowing OneLineReservation, cellPosition: Int) {
+        reservations.store(r, hash: hash(of: r.id), cellPosition: cellPosition)
         assert(reservation(r.id) == r.reservation, "reservation \(r.id) reads back as it was stored")
     }
 

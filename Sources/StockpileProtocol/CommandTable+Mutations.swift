@@ -329,7 +329,10 @@ extension CommandTable {
 /// it would make a new one: nothing is shared, at worst nothing is saved). At most `capacity` are kept.
 public struct SpareLines: Sendable {
     private var arrays: [[ReserveLine]] = []
+    /// How many arrays are kept.
     public static let capacity = 16
+    /// The most lines a kept array has room for: a rare long reservation does not leave its room behind.
+    public static let linesMax = 16
 
     public init() {}
 
@@ -340,10 +343,10 @@ public struct SpareLines: Sendable {
         return lines
     }
 
-    /// Keeps the lines of `command` when it is a RESERVE, for a later one (not an array grown past
-    /// 16 lines: a rare long reservation does not leave its room behind).
+    /// Keeps the lines of `command` when it is a RESERVE, for a later one (not an array with room for
+    /// more than `linesMax`).
     public mutating func keep(linesOf command: Command) {
-        guard arrays.count < Self.capacity, case .reserve(let request) = command, request.lines.capacity <= 16 else { return }
+        guard arrays.count < Self.capacity, case .reserve(let request) = command, request.lines.capacity <= Self.linesMax else { return }
         if arrays.isEmpty { arrays.reserveCapacity(Self.capacity) }
         arrays.append(request.lines)
     }

@@ -10,11 +10,6 @@ import Foundation
 import Stockpile
 import StockpileProtocol
 
-/// What a connection is, apart from its bytes: the wire version, who authenticated, its name and
-/// its subscriptions. A value: the loop hands it to the batch that runs, and takes it back after.
-/// What a request reads of it on every call (`permitted`, `actor`) is derived when the roles or the
-/// name change, never per request: `permitted` always equals what `roles` grant, and `actor` is
-/// the name, or `client-<id>` while there is none.
 /// The arrays a turn's batches work in, which a loop keeps for its next turn (it lends them to one
 /// turn at a time), so that answering a turn's requests makes none: the arrays of lines of the
 /// RESERVEs answered (`SpareLines`), a run of RESERVEs and its answers, and the engine's own
@@ -35,6 +30,11 @@ public struct TurnScratch: Sendable {
     }
 }
 
+/// What a connection is, apart from its bytes: the wire version, who authenticated, its name and
+/// its subscriptions. A value: the loop hands it to the batch that runs, and takes it back after.
+/// What a request reads of it on every call (`permitted`, `actor`) is derived when the roles or the
+/// name change, never per request: `permitted` always equals what `roles` grant, and `actor` is
+/// the name, or `client-<id>` while there is none.
 public struct SessionState: Sendable {
     public let id: UInt64
     public var version: RESPVersion = .resp2
@@ -180,7 +180,8 @@ public final class RequestHandler: Sendable {
 
     /// `run(_:)` in lists the caller lends and keeps from turn to turn: the results go into
     /// `results` (emptied first), and each batch is taken out of `batches`, which is left holding
-    /// only emptied batches, for the caller to empty and fill again.
+    /// only emptied batches, for the caller to empty and fill again; the batches work in `scratch`'s
+    /// arrays (`TurnScratch`), which the caller keeps too.
     public func run(_ batches: inout [(RequestBatch, SessionState)], into results: inout [BatchResult], scratch: inout TurnScratch) async {
         results.removeAll(keepingCapacity: true)
         results.reserveCapacity(batches.count)
@@ -196,11 +197,7 @@ public final class RequestHandler: Sendable {
         let failure = touchedEngine ? await engine.waitUntilDurable() : nil
         let end = ContinuousClock.now
         for i in results.indices {
-            let startTimes = results[i].pending.startTimes
-            statistics.recordLatencies(startTimes, end: end)
-            var count = 0
-            for run in startTimes { count += run.count }
-            statistics.commandsProcessed.add(count, ordering: .relaxed)
+            statistics.recordCompleted(results[i].pending.startTimes, end: end)
             if let failure, !results[i].pending.mutationReplies.isEmpty { results[i].replaceMutationReplies(with: ReplyFrame(failure)) }
         }
     }

@@ -29,11 +29,13 @@ final class ServerStatistics: Sendable {
         var perSecond = 0.0
     }
 
-    /// Counts the latency of requests that ended at `end`, given as runs of requests that started
-    /// together (`count` requests at `start`).
-    func recordLatencies(_ runs: InlineFirstArray<StartedRequests>, end: ContinuousClock.Instant) {
+    /// Counts requests that ended at `end`, given as runs of requests that started together (`count`
+    /// requests at `start`): how many, and their latency.
+    func recordCompleted(_ runs: InlineFirstArray<StartedRequests>, end: ContinuousClock.Instant) {
+        var completed = 0
         latency.withLock { h in
             for i in runs.indices {
+                completed += runs[i].count
                 // In whole nanoseconds from the duration's components: dividing one Duration by
                 // another goes through floating point.
                 let (seconds, attoseconds) = runs[i].start.duration(to: end).components
@@ -41,6 +43,7 @@ final class ServerStatistics: Sendable {
                 h.record(nanoseconds, count: UInt64(runs[i].count))
             }
         }
+        commandsProcessed.add(completed, ordering: .relaxed)
     }
 
     var latencySnapshot: LatencyHistogram { latency.withLock { $0 } }

@@ -134,14 +134,9 @@ public struct CompactReservation: Hashable, Sendable {
         w.writeString(id)
     }
 
-    /// Reads a payload, learning the names it gives. The names are learned even when decoding fails
-    /// further on: a reader that stops there reads nothing after it anyway.
-    static func decode(from r: inout ByteReader, names: inout SegmentNames) throws(WALDecodingError) -> CompactReservation {
-        var cellHash: UInt64 = 0
-        return try decode(from: &r, names: &names, cellHash: &cellHash)
-    }
-
-    /// `decode`, also setting `cellHash` to its cell's `CellKey.stableHash` (the segment's names keep it).
+    /// Reads a payload, learning the names it gives, and sets `cellHash` to its cell's
+    /// `CellKey.stableHash` (the segment's names keep it). The names are learned even when decoding
+    /// fails further on: a reader that stops there reads nothing after it anyway.
     static func decode(from r: inout ByteReader, names: inout SegmentNames, cellHash: inout UInt64) throws(WALDecodingError) -> CompactReservation {
         let flagsAt = r.position
         let flags = try r.readUInt8()
