@@ -48,33 +48,21 @@ struct IDTable<Value>: Sequence {
     /// hold references).
     @inline(__always) private func hash(at p: Int) -> Int { chunks[p >> Self.chunkShift][p & Self.chunkMask].hash }
 
-    /// Where a probe for a name ends: at the slot that holds it, or at the empty slot that ends its
-    /// probe run, which an entry for it would take (while the index does not grow).
-    private enum Probe {
-        case found(slot: Int)
-        case absent(emptySlot: Int)
-    }
-
-    /// The probe for `key` in an index that has slots.
-    @inline(__always) private func probe(_ key: String, hash: Int) -> Probe {
+    /// The slot of the index that holds `key`, or nil.
+    @inline(__always) private func slot(of key: String, hash: Int) -> Int? {
+        guard !index.isEmpty else { return nil }
         let mask = index.count &- 1
         let tag = Self.tag(hash)
         var i = hash & mask
         while true {
             let v = index[i]
-            if v == 0 { return .absent(emptySlot: i) }
+            if v == 0 { return nil }
             if v & Self.tagMask == tag {
                 let p = Int(truncatingIfNeeded: v & Self.positionMask) &- 1
-                if self.hash(at: p) == hash && chunks[p >> Self.chunkShift][p & Self.chunkMask].key == key { return .found(slot: i) }
+                if self.hash(at: p) == hash && chunks[p >> Self.chunkShift][p & Self.chunkMask].key == key { return i }
             }
             i = (i &+ 1) & mask
         }
-    }
-
-    /// The slot of the index that holds `key`, or nil.
-    @inline(__always) private func slot(of key: String, hash: Int) -> Int? {
-        guard !index.isEmpty, case .found(let s) = probe(key, hash: hash) else { return nil }
-        return s
     }
 
     @inline(__always) private func position(atSlot s: Int) -> Int { Int(truncatingIfNeeded: index[s] & Self.positionMask) &- 1 }
@@ -99,7 +87,18 @@ struct IDTable<Value>: Sequence {
             let p = position(atSlot: s)
             return chunks[p >> Self.chunkShift][p & Self.chunkMask].value
         }
-        set { _ = exchange(key, hash: hash, with: newValue) }
+        set {
+            if let s = slot(of: key, hash: hash) {
+                if let newValue {
+                    let p = position(atSlot: s)
+                    chunks[p >> Self.chunkShift][p & Self.chunkMask].value = newValue
+                } else {
+                    remove(atSlot: s)
+                }
+            } else if let newValue {
+                insert(Entry(hash: hash, key: key, value: newValue))
+            }
+        }
     }
 
     subscript(key: String) -> Value? {
@@ -109,57 +108,74 @@ struct IDTable<Value>: Sequence {
 
     /// Sets `key` to `value` and returns what it held.
     mutating func updateValue(_ value: Value, forKey key: String, hash: Int) -> Value? {
-        exchange(key, hash: hash, with: value)
-    }
-
-    /// The value of `key`; when it has none, `value` is inserted for it and nil returned. One probe.
-    mutating func value(forKey key: String, hash: Int, insertingIfAbsent value: @autoclosure () -> Value) -> Value? {
-        guard !index.isEmpty else {
-            insert(Entry(hash: hash, key: key, value: value()), at: nil)
-            return nil
-        }
-        switch probe(key, hash: hash) {
-        case .found(let s):
-            let p = position(atSlot: s)
-            return chunks[p >> Self.chunkShift][p & Self.chunkMask].value
-        case .absent(let empty):
-            insert(Entry(hash: hash, key: key, value: value()), at: empty)
-            return nil
-        }
-    }
-
-    /// Sets `key` to `newValue` (removes it when nil) and returns what it held. One probe.
-    mutating func exchange(_ key: String, hash: Int, with newValue: Value?) -> Value? {
-        guard !index.isEmpty else {
-            if let newValue { insert(Entry(hash: hash, key: key, value: newValue), at: nil) }
-            return nil
-        }
-        switch probe(key, hash: hash) {
-        case .found(let s):
+        if let s = slot(of: key, hash: hash) {
             let p = position(atSlot: s)
             let old = chunks[p >> Self.chunkShift][p & Self.chunkMask].value
-            if let newValue {
-                chunks[p >> Self.chunkShift][p & Self.chunkMask].value = newValue
-            } else {
-                remove(atSlot: s)
-            }
+            chunks[p >> Self.chunkShift][p & Self.chunkMask].value = value
             return old
-        case .absent(let empty):
-            if let newValue { insert(Entry(hash: hash, key: key, value: newValue), at: empty) }
-            return nil
         }
+        insert(Entry(hash: hash, key: key, value: value))
+        return nil
     }
 
-    /// Adds `entry`, whose name is not in the table, at `emptySlot` (where its probe ended), or, when
-    /// the index must grow first or has no slots yet, where a probe in the grown index ends.
-    private mutating func insert(_ entry: consuming Entry, at emptySlot: Int?) {
+    /// The value of `key`; when it has none, `value` is inserted for it and nil returned. One probe
+    /// where a lookup and an insert take two.
+    mutating func value(forKey key: String, hash: Int, insertingIfAbsent value: @autoclosure () -> Value) -> Value? {
+        guard !index.isEmpty, (count &+ 1) &* 2 <= index.count else {
+            // The index grows first: the usual two probes.
+            if let existing = self[key, hash: hash] { return existing }
+            insert(Entry(hash: hash, key: key, value: value()))
+            return nil
+        }
+        let mask = index.count &- 1
+        let tag = Self.tag(hash)
+        var i = hash & mask
+        while true {
+            let v = index[i]
+            if v == 0 { break }
+            if v & Self.tagMask == tag {
+                let p = Int(truncatingIfNeeded: v & Self.positionMask) &- 1
+                if self.hash(at: p) == hash && chunks[p >> Self.chunkShift][p & Self.chunkMask].key == key {
+                    return chunks[p >> Self.chunkShift][p & Self.chunkMask].value
+                }
+            }
+            i = (i &+ 1) & mask
+        }
+        // `i` is the empty slot that ended the probe: the new entry's.
+        precondition(count < Int(UInt32.max), "an id table holds fewer than 2^32 entries")
+        let p = count
+        if p & Self.chunkMask == 0 {
+            var chunk: [Entry] = []
+            if p > 0 { chunk.reserveCapacity(1 << Self.chunkShift) }
+            chunks.append(chunk)
+        }
+        chunks[p >> Self.chunkShift].append(Entry(hash: hash, key: key, value: value()))
+        count &+= 1
+        index[i] = tag | UInt64(p &+ 1)
+        hintCell?.publishIfMoved(index)
+        return nil
+    }
+
+    /// Sets `key` to `newValue` (removes it when nil) and returns what it held: one probe.
+    mutating func exchange(_ key: String, hash: Int, with newValue: Value?) -> Value? {
+        guard let s = slot(of: key, hash: hash) else {
+            if let newValue { insert(Entry(hash: hash, key: key, value: newValue)) }
+            return nil
+        }
+        let p = position(atSlot: s)
+        let old = chunks[p >> Self.chunkShift][p & Self.chunkMask].value
+        if let newValue {
+            chunks[p >> Self.chunkShift][p & Self.chunkMask].value = newValue
+        } else {
+            remove(atSlot: s)
+        }
+        return old
+    }
+
+    private mutating func insert(_ entry: consuming Entry) {
         // A position takes the low 32 bits of an index slot.
         precondition(count < Int(UInt32.max), "an id table holds fewer than 2^32 entries")
-        var slot = emptySlot
-        if (count &+ 1) &* 2 > index.count {
-            grow(toHold: count &+ 1)
-            slot = nil
-        }
+        if (count &+ 1) &* 2 > index.count { grow(toHold: count &+ 1) }
         let p = count
         if p & Self.chunkMask == 0 {
             // The first chunk grows as an array does, so a small table stays small; later ones are whole.
@@ -170,11 +186,7 @@ struct IDTable<Value>: Sequence {
         let hash = entry.hash
         chunks[p >> Self.chunkShift].append(entry)
         count &+= 1
-        if let slot {
-            index[slot] = Self.tag(hash) | UInt64(p &+ 1)
-        } else {
-            place(position: p, hash: hash)
-        }
+        place(position: p, hash: hash)
         // The first write after a copy of the table (a snapshot) moved the index without a growth.
         hintCell?.publishIfMoved(index)
     }
@@ -244,7 +256,7 @@ struct IDTable<Value>: Sequence {
         guard kept.count != count else { return }
         removeAll()
         reserveCapacity(kept.count)
-        for e in kept { insert(e, at: nil) }
+        for e in kept { insert(e) }
     }
 
     var values: LazyMapSequence<FlattenSequence<[[Entry]]>, Value> { entries.lazy.map(\.value) }

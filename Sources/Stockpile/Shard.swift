@@ -117,7 +117,7 @@ actor Shard {
 
     /// Decides and applies new reservations whose ids the caller has claimed and whose lines are all
     /// in this shard, in order, entering the shard once for all of them: appends to `outcomes` the
-    /// answer deciding each alone would give (`answerOneLine` for one line naming its warehouse,
+    /// answer deciding each alone would give (`reserveOneLine` for one line naming its warehouse,
     /// `execute` otherwise), and to `settlements` what settling its id's claim needs, without taking
     /// and letting go of the lock between them.
     /// The reservations are `requests[p]` for each p in `positions`, in that order; `hashes[p]` is the
@@ -159,9 +159,9 @@ actor Shard {
                     outcomes.append(performed.outcome())
                 }
                 if requests[p].lines.count == 1 && cellHashes[p] != 0 {
-                    // Answered as `answerOneLine` answers, the settlement and the answer appended where
-                    // they are made: returned as a pair from a shared helper they cost about a tenth
-                    // more CPU (`hot --batch 64`, pairs of builds in either order).
+                    // The settlement and the answer appended where they are made: returned as a pair
+                    // from a shared helper they cost about a tenth more CPU (`hot --batch 64`, pairs of
+                    // builds in either order).
                     reserveOneLineHere(
                         requests[p], hashedID: hashedID, cellHash: UInt64(UInt(bitPattern: cellHashes[p])), state: state, now: now, actor: actor,
                         settings: settings,
@@ -210,32 +210,18 @@ actor Shard {
     /// is committed), the log gets the fields of its `reservation` record, and no commit is built
     /// (unless someone subscribes, or the record cannot carry it: see `Ledger.append(reservation:)`).
     /// A replay of a reservation the shard still keeps, or a conflict, is decided the general way.
-    nonisolated func reserveOneLine(
-        _ request: ReserveRequest, hashedID: HashedID, cellHash: UInt64, now: Timestamp, actor: String, settings: RuleSettings
-    ) -> Performed {
+    /// The reservation made goes to `made`, anything else performed (a refusal, the general path's
+    /// decision) to `otherwise`, both called holding the lock.
+    nonisolated func reserveOneLine<R>(
+        _ request: ReserveRequest, hashedID: HashedID, cellHash: UInt64, now: Timestamp, actor: String, settings: RuleSettings,
+        made: (consuming OneLineReservation) -> R, otherwise: (consuming Performed) -> R
+    ) -> R {
         withState { state in
             state.hashedID = hashedID
             defer { state.hashedID = nil }
             return reserveOneLineHere(
                 request, hashedID: hashedID, cellHash: cellHash, state: state, now: now, actor: actor, settings: settings,
-                made: { .reserved($0) }, otherwise: { $0 })
-        }
-    }
-
-    /// `reserveOneLine` answered where the shard decides it: the answer, and what settling the id's
-    /// claim needs (the caller settles it once the lock is let go). A decision carried up instead
-    /// would be copied whole (369 bytes) on its way to the answer.
-    nonisolated func answerOneLine(
-        _ request: ReserveRequest, hashedID: HashedID, cellHash: UInt64, now: Timestamp, actor: String, settings: RuleSettings
-    ) -> (ClaimSettlement, Outcome<Reply>) {
-        withState { state in
-            state.hashedID = hashedID
-            defer { state.hashedID = nil }
-            let mask: UInt64 = 1 << UInt64(state.index)
-            return reserveOneLineHere(
-                request, hashedID: hashedID, cellHash: cellHash, state: state, now: now, actor: actor, settings: settings,
-                made: { r in (ClaimSettlement(made: r, mask: mask), .ok(.reservation(ReservationRecord(r)))) },
-                otherwise: { performed in (ClaimSettlement(of: performed, mask: mask, router: state.router), performed.outcome()) })
+                made: made, otherwise: otherwise)
         }
     }
 
