@@ -37,6 +37,40 @@ struct GatheredView: StockView {
     func reservation(_ id: String) -> Reservation? { reservation?.id == id ? reservation : nil }
 }
 
+/// What a new reservation whose lines each name a distinct cell reads, gathered from held shards
+/// (`Engine.reserveAcrossShards`): its cells, in the order of its lines, each with where it was found.
+/// No reservation: its id is claimed, so no shard keeps one under it.
+struct LinesView: StockView {
+    var cells: [(key: CellKey, state: CellState, position: Int?)] = []
+    var catalog: Catalog
+
+    func cellState(_ key: CellKey) -> CellState {
+        guard let i = cells.firstIndex(where: { $0.key == key }) else {
+            assertionFailure("the rules read cell \(key) that the reservation does not name")
+            return .empty
+        }
+        return cells[i].state
+    }
+    func warehouse(_ code: String) -> Warehouse? { catalog.warehouses[code] }
+    func policy(of variant: String) -> VariantPolicy { catalog.policy(of: variant) }
+    var warehousesInPlacementOrder: [Warehouse] { catalog.warehousesInPlacementOrder }
+    func reservation(_ id: String) -> Reservation? { nil }
+}
+
+/// A cell named by a line, with its shard and its `CellTable.hash`, each worked out once.
+struct RoutedCell {
+    let key: CellKey
+    let shard: Int
+    let hash: UInt64
+
+    init(_ key: CellKey, _ router: ShardRouter) {
+        let stable = key.stableHash
+        self.key = key
+        shard = router.shard(forStableHash: stable)
+        hash = CellTable.hash(stable: stable)
+    }
+}
+
 extension Engine {
     /// Runs `body` holding the locks of the shards in `mask`, taken in ascending order.
     func holdingShards<R>(_ mask: UInt64, _ body: () -> R) -> R {
@@ -103,6 +137,62 @@ extension Engine {
                     try commitHeld(&commit, mask: mask, view: view)
                 } catch {
                     return .refused(.writesStopped(error))
+                }
+                return .commit(commit)
+            case .unchanged(let reply): return .unchanged(reply)
+            case .refused(let refusal): return .refused(refusal)
+            }
+        }
+    }
+
+    /// A new reservation whose id the caller has claimed and whose every line names its warehouse, its
+    /// lines' cells (`cells`, routed by the caller) in the shards of `mask`, more than one. The rules
+    /// decide it as they decide any reservation; what `performHoldingShards` does around them is
+    /// narrowed to what such a reservation needs: each named cell is looked up once, in its own
+    /// shard, where the general gathering tests every wanted cell in every held shard and reads the
+    /// reservation; and each entry is applied at the position its cell was read from, where the
+    /// general commit has every shard test every entry and hash its cell again. Lines naming one cell
+    /// twice, which the rules merge, take the general path.
+    func reserveAcrossShards(_ request: ReserveRequest, hashedID: HashedID, cells: [RoutedCell], mask: UInt64, now: Timestamp, actor: String) -> Performed {
+        for i in cells.indices.dropFirst() where cells[..<i].contains(where: { $0.hash == cells[i].hash && $0.key == cells[i].key }) {
+            return performHoldingShards(.reserve(request), mask: mask, cells: cells.map(\.key), expected: nil, catalogVersion: nil, now: now, actor: actor)!
+        }
+        // Each slot is asked for before any shard is held: the misses overlap, and the holds are shorter.
+        for c in cells { shards[c.shard].prefetch(cellHash: c.hash) }
+        let home = mask.trailingZeroBitCount
+        let settings = self.settings
+        return holdingShards(mask) { () -> Performed in
+            // Every shard keeps the same copy of the catalog; the home's is read.
+            var view = LinesView(catalog: shards[home].withHeldState { $0.catalog })
+            view.cells.reserveCapacity(cells.count)
+            for c in cells {
+                shards[c.shard].withHeldState { state in
+                    let position = state.cells.position(of: c.key, hash: c.hash)
+                    view.cells.append((c.key, position.map { state.cells[position: $0].state } ?? .empty, position))
+                }
+            }
+            let decision = Rules.reserve(request, in: view, now: now, actor: actor, settings: settings)
+            // Consumed as the commit is bound from it, so that numbering the entries does not copy them.
+            switch consume decision {
+            case .commit(var commit):
+                do throws(WALIOError) {
+                    try ledger.append(&commit, lane: home) { LowStockAlert.alerts(for: $0, in: view) }
+                } catch {
+                    return .refused(.writesStopped(error))
+                }
+                // One entry per line, in the lines' order (`Rules.reserve` merges nothing here). A
+                // cell's position is its own for good, so the first line's new cell does not move the
+                // next one's.
+                for (i, e) in commit.entries.enumerated() {
+                    let (c, read) = (cells[i], view.cells[i])
+                    assert(e.cell == c.key && e.type == .reserve, "entry \(i) reserves line \(i)'s cell")
+                    let backorder = view.policy(of: c.key.variant).backorder
+                    shards[c.shard].withHeldState { $0.apply(e, of: c.key, hash: c.hash, at: read.position, backorderAllowed: backorder) }
+                }
+                shards[home].withHeldState { state in
+                    state.hashedID = hashedID
+                    defer { state.hashedID = nil }
+                    state.store(commit.reservation!)
                 }
                 return .commit(commit)
             case .unchanged(let reply): return .unchanged(reply)

@@ -454,37 +454,48 @@ public final class Engine: Sendable {
     /// Decides a reservation whose id this request has claimed, and settles the claim.
     /// `oneLine`: its route, when it is one line naming its warehouse and the caller has it.
     func performNewReservation(_ request: ReserveRequest, hashedID: HashedID, oneLine: OneLineRoute? = nil, now: Timestamp, actor: String) -> Performed {
-        let hasPlacedLines = request.lines.contains { $0.warehouse == Identifiers.anyWarehouse }
-        while true {
-            var catalogVersion: UInt64?
-            let explicitCells = request.lines.lazy.filter { $0.warehouse != Identifiers.anyWarehouse }.map { CellKey(variant: $0.variant, warehouse: $0.warehouse) }
+        if !request.lines.contains(where: { $0.warehouse == Identifiers.anyWarehouse }) {
             // The most common request, one line naming its warehouse: decided and committed in its
             // cell's shard without a commit.
-            if request.lines.count == 1 && !hasPlacedLines {
+            if request.lines.count == 1 {
                 let route = oneLine ?? OneLineRoute(CellKey(variant: request.lines[0].variant, warehouse: request.lines[0].warehouse), router)
                 let performed = shards[route.shard].reserveOneLine(
                     request, hashedID: hashedID, cellHash: route.cellHash, now: now, actor: actor, settings: settings,
                     made: { .reserved($0) }, otherwise: { $0 })
                 return settleNewReservation(hashedID, performed, mask: 1 << UInt64(route.shard))
             }
-            // The common case, every line in one shard, needs the mask only: no array of cells.
-            if !hasPlacedLines, case let mask = router.mask(of: explicitCells), mask.nonzeroBitCount == 1 {
-                return settleNewReservation(hashedID, route(.reserve(request), mask: mask, cells: [], hashedID: hashedID, now: now, actor: actor)!, mask: mask)
+            // Every line names its cell: each cell is hashed once, for its shard and its slot.
+            var routed: [RoutedCell] = []
+            routed.reserveCapacity(request.lines.count)
+            var mask: UInt64 = 0
+            for line in request.lines {
+                let cell = RoutedCell(CellKey(variant: line.variant, warehouse: line.warehouse), router)
+                mask |= 1 << UInt64(cell.shard)
+                routed.append(cell)
             }
+            // The common case, every line in one shard, is decided there.
+            let performed = mask.nonzeroBitCount == 1
+                ? route(.reserve(request), mask: mask, cells: [], hashedID: hashedID, now: now, actor: actor)!
+                : reserveAcrossShards(request, hashedID: hashedID, cells: routed, mask: mask, now: now, actor: actor)
+            return settleNewReservation(hashedID, performed, mask: mask)
+        }
+        while true {
+            // `*` lines: the cells they may be placed in are those of the catalog as it is now; the
+            // shards check that it has not changed by the time they are held.
+            let catalog = self.catalog.withLock { $0 }
             // Made with room for every line at once: an array copied from the lazy filter grows as it goes.
             var cells: [CellKey] = []
             cells.reserveCapacity(request.lines.count)
-            cells.append(contentsOf: explicitCells)
-            if hasPlacedLines {
-                let catalog = self.catalog.withLock { $0 }
-                catalogVersion = catalog.version
-                for line in request.lines where line.warehouse == Identifiers.anyWarehouse {
+            for line in request.lines {
+                if line.warehouse == Identifiers.anyWarehouse {
                     cells += catalog.placementCells(of: line.variant)
+                } else {
+                    cells.append(CellKey(variant: line.variant, warehouse: line.warehouse))
                 }
             }
             // With no active warehouse a `*` line touches no cell; the rules refuse it on any shard.
             let mask = cells.isEmpty ? 1 : router.mask(of: cells)
-            guard let performed = route(.reserve(request), mask: mask, cells: cells, catalogVersion: catalogVersion, hashedID: hashedID, now: now, actor: actor) else {
+            guard let performed = route(.reserve(request), mask: mask, cells: cells, catalogVersion: catalog.version, hashedID: hashedID, now: now, actor: actor) else {
                 continue  // the catalog changed while planning placement: plan again
             }
             return settleNewReservation(hashedID, performed)
