@@ -58,6 +58,21 @@ nonisolated func runBenchmark(_ options: Options) async -> Int32 {
         for t in 0..<options.tasks {
             group.addTask {
                 var r = TaskResult()
+                // multiline: 4,096 requests of three lines made at the start, each with one cell in
+                // each of three distinct shards, so that requests build no array while the clock runs.
+                var multilineRequests: [(lines: [ReserveLine], cells: [Int])] = []
+                if options.scenario == "multiline" {
+                    var pickRNG = SplitMix64(seed: UInt64(t) &* 0x9E37_79B9_7F4A_7C15 &+ 7)
+                    for _ in 0..<4096 {
+                        var picked: [Int] = []
+                        while picked.count < 3 {
+                            let s = Int(pickRNG.next() % UInt64(populatedShards.count))
+                            if !picked.contains(s) { picked.append(s) }
+                        }
+                        let cells = picked.map { populatedShards[$0][Int(pickRNG.next() % UInt64(populatedShards[$0].count))] }
+                        multilineRequests.append((cells.map { oneLine[$0][0] }, cells))
+                    }
+                }
                 r.reservedByCell = Array(repeating: 0, count: cellCount)
                 var rng = SplitMix64(seed: UInt64(t) &* 0x1234_5678_9ABC_DEF1 &+ 42)
                 var i = 0
@@ -79,17 +94,10 @@ nonisolated func runBenchmark(_ options: Options) async -> Int32 {
                         cells.append(c)
                         lines = oneLine[c]
                     default:
-                        // Three distinct shards, one cell in each.
-                        var picked: [Int] = []
-                        while picked.count < 3 {
-                            let s = Int(rng.next() % UInt64(populatedShards.count))
-                            if !picked.contains(s) { picked.append(s) }
-                        }
-                        for s in picked {
-                            let group = populatedShards[s]
-                            cells.append(group[Int(rng.next() % UInt64(group.count))])
-                        }
-                        lines = cells.map { oneLine[$0][0] }
+                        // One of the task's requests made before the clock started, in turn.
+                        let k = i & (multilineRequests.count - 1)
+                        lines = multilineRequests[k].lines
+                        cells.append(contentsOf: multilineRequests[k].cells)
                     }
                     if options.batch > 1 {
                         // A batch of requests in one call; the cells of each are kept for the tally.
