@@ -263,9 +263,20 @@ public final class Engine: Sendable {
         case .ok(let command):
             if let refusal = configuredLimitRefusal(command) { return .refused(refusal) }
             guard command.key == nil else { return nil }
-            switch attempt(command, now: now, actor: actor, answering: true) {
+            let tried: Attempt
+            if case .reserve(let request) = command {
+                let claim = claimReservation(request)
+                // A new one-line reservation is answered where its shard makes it: through `Attempt`
+                // its answer would be copied whole at every step back.
+                if case .claimed(let hashed, let route?) = claim {
+                    return answerNewOneLineReservation(request, hashedID: hashed, route: route, now: now, actor: actor)
+                }
+                tried = attemptReserve(request, claim, now: now, actor: actor)
+            } else {
+                tried = attempt(command, now: now, actor: actor)
+            }
+            switch tried {
             case .done(let performed): return performed.outcome()
-            case .answered(let outcome): return outcome
             case .waitForClaim, .retry: return nil
             }
         }
@@ -325,9 +336,6 @@ public final class Engine: Sendable {
     /// What one synchronous try at a command came to.
     enum Attempt {
         case done(Performed)
-        /// Answered where it was decided (a new one-line reservation, when the caller asked for the
-        /// answer: `attempt(_:now:actor:answering:)`), its claim settled.
-        case answered(Outcome<Reply>)
         /// Another request holds a claim on this reservation id: wait until it settles, then try again.
         case waitForClaim(HashedID)
         /// The plan went stale (the reservation was forgotten, or forgotten and made again, since the
@@ -339,7 +347,6 @@ public final class Engine: Sendable {
         while true {
             switch attempt(command, now: now, actor: actor) {
             case .done(let performed): return performed
-            case .answered: preconditionFailure("a command is answered where it is decided only when the caller asks")
             case .retry: continue
             case .waitForClaim(let hashed): await directory.waitWhileClaimed(hashed.id, hash: hashed.hash)
             }
@@ -348,12 +355,10 @@ public final class Engine: Sendable {
 
     /// One try at a validated command, without waiting: everything runs on the calling thread, in
     /// the one shard that owns what it touches or holding each shard it spans.
-    /// `answering`: a new one-line reservation may be answered where it is decided (`.answered`), for
-    /// a caller that turns the decision into its answer at once.
-    func attempt(_ command: Command, now: Timestamp, actor: String, answering: Bool = false) -> Attempt {
+    func attempt(_ command: Command, now: Timestamp, actor: String) -> Attempt {
         switch command {
         case .reserve(let request):
-            return attemptReserve(request, now: now, actor: actor, answering: answering)
+            return attemptReserve(request, claimReservation(request), now: now, actor: actor)
         case .extend(let id, _, _), .confirm(let id, _), .release(let id, _, _, _), .fulfill(let id, _, _):
             // The id is hashed here once, for the directory and for the shard's table.
             let hashed = HashedID(id)
@@ -382,8 +387,20 @@ public final class Engine: Sendable {
         }
     }
 
-    private func attemptReserve(_ request: ReserveRequest, now: Timestamp, actor: String, answering: Bool) -> Attempt {
-        // The id is hashed here once, for the directory and for the shard's table.
+    /// What claiming a reservation's id came to.
+    enum ReservationClaim {
+        /// Another request holds a claim on the id.
+        case waitFor(HashedID)
+        /// The id names a reservation, whose lines are in the shards of `mask`.
+        case existing(HashedID, mask: UInt64)
+        /// The id is this request's to make a reservation under; `oneLine` is the route of its line
+        /// when it is one line naming its warehouse.
+        case claimed(HashedID, oneLine: OneLineRoute?)
+    }
+
+    /// Claims `request`'s reservation id in the directory, hashing it once for the directory and the
+    /// shard's table.
+    func claimReservation(_ request: ReserveRequest) -> ReservationClaim {
         let hashed = HashedID(request.id)
         // One line naming its warehouse: its shard and cell are known now, so the slots its id and
         // cell will be looked up in are asked for with the directory's, before the claim waits for
@@ -396,9 +413,18 @@ public final class Engine: Sendable {
             oneLine = route
         }
         switch directory.tryClaim(request.id, hash: hashed.hash) {
-        case nil:
+        case nil: return .waitFor(hashed)
+        case .existing(let mask): return .existing(hashed, mask: mask)
+        case .claimed: return .claimed(hashed, oneLine: oneLine)
+        }
+    }
+
+    /// One try at `request`, its id's claim being `claim`.
+    private func attemptReserve(_ request: ReserveRequest, _ claim: ReservationClaim, now: Timestamp, actor: String) -> Attempt {
+        switch claim {
+        case .waitFor(let hashed):
             return .waitForClaim(hashed)
-        case .existing(let mask):
+        case .existing(let hashed, let mask):
             // A replay or a conflicting reuse of the id: the home shard has the reservation and decides.
             // Nil: it was forgotten since the claim looked; then the id is free: claim it again.
             let expected = ExpectedReservation(id: request.id, mask: mask)
@@ -410,10 +436,7 @@ public final class Engine: Sendable {
                 return .retry
             }
             return .done(decision)
-        case .claimed:
-            if answering, let route = oneLine {
-                return .answered(answerNewOneLineReservation(request, hashedID: hashed, route: route, now: now, actor: actor))
-            }
+        case .claimed(let hashed, let oneLine):
             return .done(performNewReservation(request, hashedID: hashed, oneLine: oneLine, now: now, actor: actor))
         }
     }
