@@ -31,9 +31,21 @@ public enum Identifiers {
             default: return false
             }
         }
-        // Option words are 2-9 letters; only such an id needs the (allocating) comparison.
-        return !lettersOnly || utf8.count > 9 || !optionWords.contains(s.uppercased())
+        // Option words are 2-9 letters; only such an id is compared with them, upper-cased into an
+        // integer, without a string.
+        return !lettersOnly || utf8.count > 9 || !packedOptionWords.contains(packedUpperCase(utf8))
     }
+
+    /// The letters of a word of at most 16, upper-cased, one byte each in an integer (the first
+    /// highest): words of letters are equal ignoring case exactly when these are equal.
+    private static func packedUpperCase(_ letters: some Collection<UInt8>) -> UInt128 {
+        var packed: UInt128 = 0
+        for b in letters { packed = packed << 8 | UInt128(b & ~0x20) }
+        return packed
+    }
+
+    /// `optionWords`, each `packedUpperCase`.
+    private static let packedOptionWords: [UInt128] = optionWords.map { packedUpperCase($0.utf8) }
 
     /// The stored (upper-case) form of a warehouse code, or nil when it is not 1–32 of `[A-Za-z0-9_-]`.
     public static func normalizedWarehouse(_ s: String) -> String? {

@@ -16,6 +16,19 @@ struct IdentifiersTests {
         #expect(!Identifiers.isValidVariant(v))
     }
 
+    @Test("every option word is refused as a variant in any case; words one letter off are not")
+    func optionWordsInAnyCase() {
+        for word in Identifiers.optionWords {
+            let mixed = String(word.enumerated().map { $0.offset % 2 == 0 ? Character($0.element.lowercased()) : $0.element })
+            for spelling in [word, word.lowercased(), mixed] {
+                #expect(!Identifiers.isValidVariant(spelling), "\(spelling)")
+            }
+            for nearMiss in [word + "S", "X" + word, String(word.dropLast()) + (word.last == "Z" ? "Y" : "Z"), String(word.dropFirst())] {
+                #expect(Identifiers.isValidVariant(nearMiss) == !Identifiers.optionWords.contains(nearMiss.uppercased()), "\(nearMiss)")
+            }
+        }
+    }
+
     @Test("warehouse codes are upper-cased and limited to 32 of [A-Za-z0-9_-]")
     func warehouseCodes() {
         #expect(Identifiers.normalizedWarehouse("main") == "MAIN")
