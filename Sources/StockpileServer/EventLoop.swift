@@ -66,6 +66,9 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
     /// The arrays a turn's batches work in, back from the last turn (nil while every one is out with
     /// a turn still running: the next turn makes its own).
     private var spareScratch: TurnScratch? = TurnScratch()
+    /// Tasks that ran a turn and wait for the next (`startReadyBatches`), each as the continuation
+    /// that hands it one; nil ends the task.
+    private var idleWorkers: [UnsafeContinuation<TurnWork?, Never>] = []
 
     private var connections: [UInt64: Connection] = [:]
     private var nextConnectionID: UInt64 = 1
@@ -150,6 +153,10 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
                 }
             }
         }
+        // The idle turn tasks end, here, where their jobs run.
+        for idle in idleWorkers { idle.resume(returning: nil) }
+        idleWorkers.removeAll()
+        while runJobs() {}
     }
 
     // MARK: Accepting
@@ -263,8 +270,8 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
         ready.append((c.id, batch, session))
     }
 
-    /// Runs every batch gathered this turn in one task: one hop to the cooperative pool, one wait
-    /// for the log and one message back, however many connections had requests.
+    /// Runs every batch gathered this turn in one task on this loop: one wait for the log and one
+    /// message back, however many connections had requests.
     private func startReadyBatches() {
         guard !ready.isEmpty else { return }
         // The batches move into the handler's list, and `ready` keeps its storage for the next turn:
@@ -279,16 +286,37 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
         connections.append(contentsOf: ready.lazy.map(\.connection))
         batches.append(contentsOf: ready.lazy.map { ($0.batch, $0.session) })
         ready.removeAll(keepingCapacity: true)
-        // Handed to the task in a box it empties, so that the handler's list is the batches' only one.
-        let work = Handover((connections, batches, results, spareScratch.take() ?? TurnScratch()))
+        let scratch = spareScratch.take() ?? TurnScratch()
+        // A task that ran an earlier turn takes it, when one is idle: resuming it costs no allocation,
+        // where a new task costs one for itself and more for its frames. One is made only when every
+        // task is still running a turn (waiting for the log); it stays for later turns.
+        if let idle = idleWorkers.popLast() {
+            idle.resume(returning: (connections, batches, results, scratch))
+            return
+        }
+        // Handed to the new task in a box it empties, so that the handler's list is the batches'
+        // only one (a value the task's closure captured would be kept as long as the task).
+        let first = Handover((connections, batches, results, scratch))
         let handler = self.handler
+        statistics.turnTasksStarted.add(1, ordering: .relaxed)
         Task(executorPreference: self) {
-            var (connections, batches, results, scratch) = work.take()
-            await handler.run(&batches, into: &results, scratch: &scratch)
-            batches.removeAll(keepingCapacity: true)
-            self.post(.batchesDone(connections: connections, results: results, emptied: batches, scratch: scratch))
+            var next: TurnWork? = first.take()
+            while let turn = next.take() {
+                var (connections, batches, results, scratch) = turn
+                await handler.run(&batches, into: &results, scratch: &scratch)
+                batches.removeAll(keepingCapacity: true)
+                // Moved into the message: copies kept alive here while the task waits would share
+                // the lists, and the loop reusing them would copy them.
+                self.post(.batchesDone(connections: consume connections, results: consume results, emptied: consume batches, scratch: consume scratch))
+                // On the loop thread, as every job of this task is (it prefers the loop's executor).
+                next = await withUnsafeContinuation { self.idleWorkers.append($0) }
+            }
         }
     }
+
+    /// What a turn's task runs: the connections, their batches, the list for the results, and the
+    /// scratch arrays.
+    private typealias TurnWork = ([UInt64], [(RequestBatch, SessionState)], [BatchResult], TurnScratch)
 
     /// A value handed to a task once: `take` moves it out, so the task holds it alone.
     private final class Handover<Value: Sendable>: @unchecked Sendable {

@@ -27,7 +27,7 @@ public final class Server: Sendable {
     private let listener: Int32
     private let finished = DispatchSemaphore(value: 0)
     private let state = Mutex(State.running)
-    private let statistics: ServerStatistics
+    let statistics: ServerStatistics
 
     private enum State { case running, stopping, stopped }
 

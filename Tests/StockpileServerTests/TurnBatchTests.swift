@@ -89,4 +89,22 @@ import Testing
             #expect(problems.isEmpty, "seed \(seed) round \(round): \(problems)")
         }
     }
+
+    @Test("a loop runs turn after turn in the tasks it made: one request at a time makes a task per loop, not per turn")
+    func turnsReuseTheirTasks() async throws {
+        let engine = Engine()
+        _ = await engine.adjust(variant: "A", warehouse: "MAIN", by: 1_000, reason: .received)
+        let started = try await withServer(engine: engine) { server -> Int in
+            let client = try server.client()
+            for i in 0..<300 {
+                // Each waits for its reply, so each is a turn of its own.
+                #expect(try client.call(["RESERVE", "r\(i)", "A", "MAIN", "1"]) != nil)
+                #expect(try client.call(["PING"]) == .simple("PONG"))
+            }
+            return server.server.statistics.turnTasksStarted.load(ordering: .relaxed)
+        }
+        // 600 turns; a task per turn would make 600. One connection is served by one loop, which made
+        // one task (none of them waited for anything).
+        #expect(started == 1, "tasks made for 600 turns: \(started)")
+    }
 }
