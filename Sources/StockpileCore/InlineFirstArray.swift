@@ -31,6 +31,12 @@ public struct InlineFirstArray<Element>: RandomAccessCollection, MutableCollecti
     @inlinable public mutating func reserveCapacity(_ n: Int) {
         if n > 1 { rest.reserveCapacity(n &- 1) }
     }
+
+    /// Empties it, keeping the room past the first for reuse when `keepingCapacity`.
+    @inlinable public mutating func removeAll(keepingCapacity: Bool) {
+        first_ = nil
+        rest.removeAll(keepingCapacity: keepingCapacity)
+    }
 }
 
 extension InlineFirstArray: Sendable where Element: Sendable {}

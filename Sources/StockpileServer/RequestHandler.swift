@@ -19,8 +19,26 @@ public struct TurnScratch: Sendable {
     var run: [Command] = []
     var outcomes: [Outcome<Reply>] = []
     var engineRun = RunScratch()
+    /// What batches kept about their replies until the log answered, emptied, for the next batches:
+    /// a pipeline's lists of mutation replies and start times are made once, not per batch.
+    var pendings: [PendingReplies] = []
 
     public init() {}
+
+    /// An empty `PendingReplies`, with the room an earlier batch's had.
+    mutating func takePending() -> PendingReplies { pendings.popLast() ?? PendingReplies() }
+
+    /// Keeps `pending`, emptied, for a later batch (up to 64 of them, each under a thousand entries).
+    mutating func keep(_ pending: inout PendingReplies) {
+        guard pendings.count < 64 else { return }
+        var kept = PendingReplies()
+        swap(&kept, &pending)
+        let roomy = kept.mutationReplies.count <= 1024 && kept.startTimes.count <= 1024
+        kept.mutationReplies.removeAll(keepingCapacity: roomy)
+        kept.startTimes.removeAll(keepingCapacity: roomy)
+        kept.touchedEngine = false
+        pendings.append(kept)
+    }
 
     /// Empties the arrays, keeping their room unless a long pipeline grew them past a thousand.
     mutating func finishBatch() {
@@ -199,12 +217,15 @@ public final class RequestHandler: Sendable {
         for i in results.indices {
             statistics.recordCompleted(results[i].pending.startTimes, end: end)
             if let failure, !results[i].pending.mutationReplies.isEmpty { results[i].replaceMutationReplies(with: ReplyFrame(failure)) }
+            // Revealed now: what was kept for the log is done with.
+            scratch.keep(&results[i].pending)
         }
     }
 
     private func perform(_ batch: consuming RequestBatch, session: SessionState, scratch: inout TurnScratch) async -> BatchResult {
         defer { scratch.finishBatch() }
         var result = BatchResult(output: batch.replies ?? ReplyBuffer(), session: session)
+        result.pending = scratch.takePending()
         precondition(result.bytes.isEmpty, "a batch's reply buffer is lent empty")
         result.pending.startTimes.reserveCapacity(batch.requests.count)
         // Room for the replies, made once: a one-line reservation record is about 330 bytes in RESP2,

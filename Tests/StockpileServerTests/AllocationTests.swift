@@ -16,11 +16,11 @@ struct AllocationTests {
     /// new one-line reservation allocates nothing (it is made, kept and answered without a line
     /// array); a retry of one builds the reservation from its compact entry (one array). The `wire_` figures
     /// are a request's bytes through the request parser and the request handler, engine included:
-    /// what the wire adds is the difference (in release builds, a share of its batch's two arrays of
-    /// start times and reply ranges, under one for a RESERVE or a STOCK: a RESERVE's array of lines
-    /// is one a RESERVE answered earlier no longer needs, `SpareLines`, and a run of RESERVEs is
-    /// decided in arrays the loop keeps from turn to turn, `TurnScratch`; a pipeline's requests share
-    /// one array of bytes). A pipeline's run of RESERVEs goes to the engine in one call, which saves
+    /// what the wire adds is the difference (in release builds, next to nothing: a RESERVE's array of
+    /// lines is one a RESERVE answered earlier no longer needs, `SpareLines`; a run of RESERVEs is
+    /// decided, and a batch's start times and reply ranges are kept until the log answers, in arrays
+    /// the loop keeps from turn to turn, `TurnScratch`; a pipeline's requests share one array of
+    /// bytes). A pipeline's run of RESERVEs goes to the engine in one call, which saves
     /// entering the shard and its lock per request.
     /// `wire_reserve_p1` is a RESERVE alone in its batch (an unpipelined client): nothing (a batch of
     /// one keeps its start time and its reply's range inline, and its latency is counted without a
@@ -36,7 +36,7 @@ struct AllocationTests {
     #else
     static let limits: [String: Double] = [
         "reserve": 0.5, "reserve_replay": 1.5, "release": 2.5, "adjust": 1.5, "cell": 0.5,
-        "wire_reserve": 0.2, "wire_stock": 0.1, "wire_reserve_p1": 0.5,
+        "wire_reserve": 0.05, "wire_stock": 0.05, "wire_reserve_p1": 0.05,
     ]
     #endif
 
