@@ -14,8 +14,9 @@ import StockpileWAL
 /// costs less than the dictionaries (and their hashing of names) that a handful of entries would
 /// need.
 struct GatheredView: StockView {
-    /// Each cell with its `stableHash`, computed once for the operation.
-    var cells: [(key: CellKey, state: CellState, stable: UInt64)] = []
+    /// Each cell with its `stableHash`, computed once for the operation, and its position in its
+    /// shard's table (nil for a cell the shard has no figures for yet).
+    var cells: [(key: CellKey, state: CellState, stable: UInt64, position: Int?)] = []
     var reservation: Reservation?
     var catalog: Catalog
 
@@ -37,37 +38,26 @@ struct GatheredView: StockView {
     func reservation(_ id: String) -> Reservation? { reservation?.id == id ? reservation : nil }
 }
 
-/// What a new reservation whose lines each name a distinct cell reads, gathered from held shards
-/// (`Engine.reserveAcrossShards`): its cells, in the order of its lines, each with where it was found.
-/// No reservation: its id is claimed, so no shard keeps one under it.
-struct LinesView: StockView {
-    var cells: [(key: CellKey, state: CellState, position: Int?)] = []
-    var catalog: Catalog
-
-    func cellState(_ key: CellKey) -> CellState {
-        guard let i = cells.firstIndex(where: { $0.key == key }) else {
-            assertionFailure("the rules read cell \(key) that the reservation does not name")
-            return .empty
-        }
-        return cells[i].state
-    }
-    func warehouse(_ code: String) -> Warehouse? { catalog.warehouses[code] }
-    func policy(of variant: String) -> VariantPolicy { catalog.policy(of: variant) }
-    var warehousesInPlacementOrder: [Warehouse] { catalog.warehousesInPlacementOrder }
-    func reservation(_ id: String) -> Reservation? { nil }
-}
-
-/// A cell named by a line, with its shard and its `CellTable.hash`, each worked out once.
+/// A cell named by a line, with its `stableHash`, its shard and its `CellTable.hash`, each worked out once.
 struct RoutedCell {
     let key: CellKey
+    let stable: UInt64
     let shard: Int
     let hash: UInt64
 
     init(_ key: CellKey, _ router: ShardRouter) {
-        let stable = key.stableHash
         self.key = key
+        stable = key.stableHash
         shard = router.shard(forStableHash: stable)
         hash = CellTable.hash(stable: stable)
+    }
+}
+
+extension ShardState {
+    /// The cell `key` as a `GatheredView` keeps it: its figures and where they are, with its hashes.
+    @inline(__always) func gathered(_ key: CellKey, stable: UInt64, hash: UInt64) -> (key: CellKey, state: CellState, stable: UInt64, position: Int?) {
+        let position = cells.position(of: key, hash: hash)
+        return (key, position.map { cells[position: $0].state } ?? .empty, stable, position)
     }
 }
 
@@ -93,7 +83,7 @@ extension Engine {
                     wanted += r.lines.lazy.map { (key: $0.cell, stable: $0.cell.stableHash) }
                 }
                 for (key, stable) in wanted where router.shard(forStableHash: stable) == s && !view.cells.contains(where: { $0.key == key }) {
-                    view.cells.append((key, state.cellState(key, hash: CellTable.hash(stable: stable)), stable))
+                    view.cells.append(state.gathered(key, stable: stable, hash: CellTable.hash(stable: stable)))
                 }
             }
         }
@@ -162,14 +152,12 @@ extension Engine {
         let home = mask.trailingZeroBitCount
         let settings = self.settings
         return holdingShards(mask) { () -> Performed in
-            // Every shard keeps the same copy of the catalog; the home's is read.
-            var view = LinesView(catalog: shards[home].withHeldState { $0.catalog })
+            // Every shard keeps the same copy of the catalog; the home's is read. No reservation is
+            // read: the id is claimed, so no shard keeps one under it.
+            var view = GatheredView(catalog: shards[home].withHeldState { $0.catalog })
             view.cells.reserveCapacity(cells.count)
             for c in cells {
-                shards[c.shard].withHeldState { state in
-                    let position = state.cells.position(of: c.key, hash: c.hash)
-                    view.cells.append((c.key, position.map { state.cells[position: $0].state } ?? .empty, position))
-                }
+                shards[c.shard].withHeldState { view.cells.append($0.gathered(c.key, stable: c.stable, hash: c.hash)) }
             }
             let decision = Rules.reserve(request, in: view, now: now, actor: actor, settings: settings)
             // Consumed as the commit is bound from it, so that numbering the entries does not copy them.
