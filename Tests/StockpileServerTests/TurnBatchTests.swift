@@ -107,4 +107,34 @@ import Testing
         // one task (none of them waited for anything).
         #expect(started == 1, "tasks made for 600 turns: \(started)")
     }
+
+    @Test("every request answered is counted once, those of a run of reservations as those one at a time")
+    func everyRequestCounted() async throws {
+        let engine = Engine()
+        _ = await engine.adjust(variant: "A", warehouse: "MAIN", by: 5, reason: .received)
+        let counted = try await withServer(engine: engine) { server -> Int in
+            let client = try server.client()
+            var sent = 0
+            func send(_ words: String...) {
+                client.enqueue(words)
+                sent += 1
+            }
+            // Runs of new reservations (one engine call each), a refusal that ends a run, reads,
+            // PING, an unknown command, a replay and a release, in one pipeline.
+            for i in 0..<6 { send("RESERVE", "r\(i)", "A", "MAIN", "1") }
+            send("PING")
+            send("RESERVE", "big", "A", "MAIN", "100")
+            send("STOCK", "A")
+            for i in 6..<9 { send("RESERVE", "s\(i)", "B", "MAIN", "1") }
+            send("NOSUCHCOMMAND")
+            send("RESERVE", "r0", "A", "MAIN", "1")
+            send("RELEASE", "r1")
+            try client.flush()
+            for _ in 0..<sent { _ = try client.receive() }
+            #expect(sent == 15)
+            return server.server.statistics.commandsProcessed.load(ordering: .relaxed)
+        }
+        #expect(counted == 15)
+    }
 }
+
