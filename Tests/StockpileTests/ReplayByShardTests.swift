@@ -192,4 +192,43 @@ struct ReplayByShardTests {
             try reopened.close()
         }
     }
+
+    @Test("the ring of recent entries holds as much after a replay when it spans several of the replay's batches")
+    func ringLargerThanABatch() async throws {
+        let dir = try DurabilityTests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let clock = ManualClock()
+        // A ring of 3,000 entries: about three of the replay's batches of 1,024 records, over a log of
+        // about ten.
+        let ringCount = 3_000
+        let configuration = { (threads: Int) in
+            EngineConfiguration(shardCount: 4, eventsInMemoryCount: ringCount, snapshotEveryRecords: 0, replayThreadCount: threads)
+        }
+        let variants = (0..<6).map { "V\($0)" }
+        let engine = try Engine.open(dataDirectory: dir, durability: .interval(.milliseconds(20)), configuration: configuration(1), clock: clock)
+        for v in variants { _ = await engine.adjust(variant: v, warehouse: "MAIN", by: 100_000, reason: .received) }
+        for i in 0..<5_000 {
+            let id = "r\(i)"
+            let request = ReserveRequest(id: id, lines: [ReserveLine(variant: variants[i % variants.count], warehouse: "MAIN", quantity: 1)])
+            #expect(await engine.reserve(request).value != nil)
+            // A release now and then: records that are commits, between the compact reservation records.
+            if i % 7 == 0 { #expect(await engine.release(id).value != nil) }
+        }
+        #expect(engine.logStatus.lastLSN > 5 * 1_024, "the log should span several replay batches")
+        // Every entry the ring keeps, by cell, newest first.
+        func histories(_ engine: Engine) async -> [[LedgerEntry]] {
+            var out: [[LedgerEntry]] = []
+            for v in variants { out.append(await engine.history(variant: v, warehouse: "MAIN", limit: Limits.listCountMax).value ?? []) }
+            return out
+        }
+        let before = await histories(engine)
+        #expect(before.reduce(0) { $0 + $1.count } == ringCount, "the ring is full")
+        try engine.close()
+        for threads in [1, 2] {
+            let reopened = try Engine.open(dataDirectory: dir, durability: .always, configuration: configuration(threads), clock: clock, warn: { _ in })
+            #expect(await histories(reopened) == before, "\(threads) threads")
+            try reopened.close()
+        }
+    }
 }
+
