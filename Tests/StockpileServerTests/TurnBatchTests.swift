@@ -136,5 +136,39 @@ import Testing
         }
         #expect(counted == 15)
     }
+
+    @Test("runs of reservations that end where a connection's batch ends, and begin the next one's, in one turn")
+    func runsAtBatchEdges() async throws {
+        var template = Array("/tmp/stockpile-turn-edge-XXXXXX".utf8CString)
+        let parent = String(cString: try #require(mkdtemp(&template)))
+        defer { try? FileManager.default.removeItem(atPath: parent) }
+        func reserve(_ id: String, _ v: String, _ q: Int = 1) -> [String] { ["RESERVE", id, v, "MAIN", "\(q)"] }
+        // Each pipeline ends in a run and the next begins with one; one run sells a cell out partway,
+        // one is a single reservation, one follows a PING.
+        let pipelines: [[[String]]] = [
+            (0..<5).map { reserve("a\($0)", "A") },
+            (0..<4).map { reserve("b\($0)", "B", 6) } + [["PING"]] + (0..<3).map { reserve("b-late\($0)", "C") },
+            [reserve("c0", "D")],
+            [["PING"]] + (0..<6).map { reserve("d\($0)", Self.variants[$0]) },
+        ]
+        let together = try await Self.engine(in: parent, "together")
+        let apart = try await Self.engine(in: parent, "apart")
+        defer {
+            try? together.close()
+            try? apart.close()
+        }
+        let batches = pipelines.map { RequestBatch(requests: $0.map { $0.map { Array($0.utf8) } }) }
+        let handlerTogether = RequestHandler(engine: together)
+        let sessions = batches.indices.map { handlerTogether.newSession(id: UInt64($0 + 1)) }
+        let oneTurn = await handlerTogether.run(Array(zip(batches, sessions)))
+        let handlerApart = RequestHandler(engine: apart)
+        for (k, batch) in batches.enumerated() {
+            let alone = await handlerApart.run(batch, session: handlerApart.newSession(id: UInt64(k + 1)))
+            #expect(String(decoding: oneTurn[k].bytes, as: UTF8.self) == String(decoding: alone.bytes, as: UTF8.self), "connection \(k)")
+        }
+        // Connection 1's run sold B out after three of its four.
+        #expect(String(decoding: oneTurn[1].bytes, as: UTF8.self).contains("INSUFFICIENT"))
+        #expect(await together.verify().isEmpty)
+    }
 }
 
