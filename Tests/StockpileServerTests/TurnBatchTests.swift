@@ -57,6 +57,33 @@ import Testing
         return requests
     }
 
+    /// Runs `pipelines` as one turn on one durable engine and one at a time on another, and expects
+    /// each connection's replies to be the same bytes either way. Returns the turn's results.
+    @discardableResult
+    static func compareOneTurnWithApart(_ pipelines: [[[String]]], in parent: String, name: String, context: String) async throws -> [BatchResult] {
+        let together = try await engine(in: parent, "together-\(name)")
+        let apart = try await engine(in: parent, "apart-\(name)")
+        defer {
+            try? together.close()
+            try? apart.close()
+        }
+        let batches = pipelines.map { RequestBatch(requests: $0.map { $0.map { Array($0.utf8) } }) }
+        let handlerTogether = RequestHandler(engine: together)
+        let sessions = batches.indices.map { handlerTogether.newSession(id: UInt64($0 + 1)) }
+        let oneTurn = await handlerTogether.run(Array(zip(batches, sessions)))
+        let handlerApart = RequestHandler(engine: apart)
+        for (k, batch) in batches.enumerated() {
+            let alone = await handlerApart.run(batch, session: handlerApart.newSession(id: UInt64(k + 1)))
+            // Compared as text, so that a difference reads as RESP.
+            #expect(
+                String(decoding: oneTurn[k].bytes, as: UTF8.self) == String(decoding: alone.bytes, as: UTF8.self),
+                "\(context) connection \(k): \(pipelines[k].map { $0.joined(separator: " ") })")
+        }
+        let problems = await together.verify() + apart.verify()
+        #expect(problems.isEmpty, "\(context): \(problems)")
+        return oneTurn
+    }
+
     @Test("connections answered in one turn get the replies they get one turn each, in the same order")
     func oneTurnIsManyTurns() async throws {
         let seed = ProcessInfo.processInfo.environment["STOCKPILE_SEED"].flatMap(UInt64.init) ?? 1203
@@ -67,26 +94,7 @@ import Testing
         var rng = SplitMix64(seed: seed)
         for round in 0..<8 {
             let pipelines = (0..<Int(2 + rng.next() % 5)).map { Self.pipeline($0, rng: &rng) }
-            let together = try await Self.engine(in: parent, "together-\(round)")
-            let apart = try await Self.engine(in: parent, "apart-\(round)")
-            defer {
-                try? together.close()
-                try? apart.close()
-            }
-            let batches = pipelines.map { RequestBatch(requests: $0.map { $0.map { Array($0.utf8) } }) }
-            let handlerTogether = RequestHandler(engine: together)
-            let sessions = batches.indices.map { handlerTogether.newSession(id: UInt64($0 + 1)) }
-            let oneTurn = await handlerTogether.run(Array(zip(batches, sessions)))
-            let handlerApart = RequestHandler(engine: apart)
-            for (k, batch) in batches.enumerated() {
-                let alone = await handlerApart.run(batch, session: handlerApart.newSession(id: UInt64(k + 1)))
-                // Compared as text, so that a difference reads as RESP.
-                #expect(
-                    String(decoding: oneTurn[k].bytes, as: UTF8.self) == String(decoding: alone.bytes, as: UTF8.self),
-                    "seed \(seed) round \(round) connection \(k): \(pipelines[k].map { $0.joined(separator: " ") })")
-            }
-            let problems = await together.verify() + apart.verify()
-            #expect(problems.isEmpty, "seed \(seed) round \(round): \(problems)")
+            try await Self.compareOneTurnWithApart(pipelines, in: parent, name: "round-\(round)", context: "seed \(seed) round \(round)")
         }
     }
 
@@ -151,24 +159,9 @@ import Testing
             [reserve("c0", "D")],
             [["PING"]] + (0..<6).map { reserve("d\($0)", Self.variants[$0]) },
         ]
-        let together = try await Self.engine(in: parent, "together")
-        let apart = try await Self.engine(in: parent, "apart")
-        defer {
-            try? together.close()
-            try? apart.close()
-        }
-        let batches = pipelines.map { RequestBatch(requests: $0.map { $0.map { Array($0.utf8) } }) }
-        let handlerTogether = RequestHandler(engine: together)
-        let sessions = batches.indices.map { handlerTogether.newSession(id: UInt64($0 + 1)) }
-        let oneTurn = await handlerTogether.run(Array(zip(batches, sessions)))
-        let handlerApart = RequestHandler(engine: apart)
-        for (k, batch) in batches.enumerated() {
-            let alone = await handlerApart.run(batch, session: handlerApart.newSession(id: UInt64(k + 1)))
-            #expect(String(decoding: oneTurn[k].bytes, as: UTF8.self) == String(decoding: alone.bytes, as: UTF8.self), "connection \(k)")
-        }
+        let oneTurn = try await Self.compareOneTurnWithApart(pipelines, in: parent, name: "edges", context: "batch edges")
         // Connection 1's run sold B out after three of its four.
         #expect(String(decoding: oneTurn[1].bytes, as: UTF8.self).contains("INSUFFICIENT"))
-        #expect(await together.verify().isEmpty)
     }
 }
 
