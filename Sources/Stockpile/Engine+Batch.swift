@@ -47,7 +47,9 @@ extension Engine {
     /// `executeWithoutWaiting`): decides the leading run of `commands` that are new reservations
     /// each in one shard, appends their outcomes to `outcomes`, and returns how many it decided — 0
     /// when the first is not one (then take it the ordinary way). Await `waitUntilDurable()` before
-    /// revealing any of them. It works in `scratch`'s arrays, which the caller keeps for its next run (they are left empty).
+    /// revealing any of them. It works in `scratch`'s arrays, which the caller keeps for its next run.
+    /// They are left empty: a copy of a request kept there would share its array of lines with the
+    /// request, and a caller that reuses that array (`SpareLines`) would copy it.
     public func executeRunWithoutWaiting(
         _ commands: ArraySlice<Command>, actor: String = "", scratch: inout RunScratch, into outcomes: inout [Outcome<Reply>]
     ) -> Int {

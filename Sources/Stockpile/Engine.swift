@@ -487,20 +487,15 @@ public final class Engine: Sendable {
                     made: { .reserved($0) }, otherwise: { $0 })
                 return settleNewReservation(hashedID, performed, mask: 1 << UInt64(route.shard))
             }
-            // Every line names its cell: each cell is hashed once, for its shard and its slot.
-            var routed: [RoutedCell] = []
-            routed.reserveCapacity(request.lines.count)
-            var mask: UInt64 = 0
-            for line in request.lines {
-                let cell = RoutedCell(CellKey(variant: line.variant, warehouse: line.warehouse), router)
-                mask |= 1 << UInt64(cell.shard)
-                routed.append(cell)
+            // The common case, every line in one shard, needs the mask only: no array of cells, and
+            // the shard finds each cell itself.
+            let mask = router.mask(of: request.lines.lazy.map { CellKey(variant: $0.variant, warehouse: $0.warehouse) })
+            if mask.nonzeroBitCount == 1 {
+                return settleNewReservation(hashedID, route(.reserve(request), mask: mask, cells: [], hashedID: hashedID, now: now, actor: actor)!, mask: mask)
             }
-            // The common case, every line in one shard, is decided there.
-            let performed = mask.nonzeroBitCount == 1
-                ? route(.reserve(request), mask: mask, cells: [], hashedID: hashedID, now: now, actor: actor)!
-                : reserveAcrossShards(request, hashedID: hashedID, cells: routed, mask: mask, now: now, actor: actor)
-            return settleNewReservation(hashedID, performed, mask: mask)
+            // Across shards each cell is routed once, for its shard and its slot.
+            let routed = request.lines.map { RoutedCell(CellKey(variant: $0.variant, warehouse: $0.warehouse), router) }
+            return settleNewReservation(hashedID, reserveAcrossShards(request, hashedID: hashedID, cells: routed, mask: mask, now: now, actor: actor), mask: mask)
         }
         while true {
             // `*` lines: the cells they may be placed in are those of the catalog as it is now; the

@@ -108,23 +108,16 @@ struct IDTable<Value>: Sequence {
 
     /// Sets `key` to `value` and returns what it held.
     mutating func updateValue(_ value: Value, forKey key: String, hash: Int) -> Value? {
-        if let s = slot(of: key, hash: hash) {
-            let p = position(atSlot: s)
-            let old = chunks[p >> Self.chunkShift][p & Self.chunkMask].value
-            chunks[p >> Self.chunkShift][p & Self.chunkMask].value = value
-            return old
-        }
-        insert(Entry(hash: hash, key: key, value: value))
-        return nil
+        exchange(key, hash: hash, with: value)
     }
 
     /// The value of `key`; when it has none, `value` is inserted for it and nil returned. One probe
     /// where a lookup and an insert take two.
-    mutating func value(forKey key: String, hash: Int, insertingIfAbsent value: @autoclosure () -> Value) -> Value? {
+    mutating func value(forKey key: String, hash: Int, insertingIfAbsent value: Value) -> Value? {
         guard !index.isEmpty, (count &+ 1) &* 2 <= index.count else {
             // The index grows first: the usual two probes.
             if let existing = self[key, hash: hash] { return existing }
-            insert(Entry(hash: hash, key: key, value: value()))
+            insert(Entry(hash: hash, key: key, value: value))
             return nil
         }
         let mask = index.count &- 1
@@ -142,15 +135,7 @@ struct IDTable<Value>: Sequence {
             i = (i &+ 1) & mask
         }
         // `i` is the empty slot that ended the probe: the new entry's.
-        precondition(count < Int(UInt32.max), "an id table holds fewer than 2^32 entries")
-        let p = count
-        if p & Self.chunkMask == 0 {
-            var chunk: [Entry] = []
-            if p > 0 { chunk.reserveCapacity(1 << Self.chunkShift) }
-            chunks.append(chunk)
-        }
-        chunks[p >> Self.chunkShift].append(Entry(hash: hash, key: key, value: value()))
-        count &+= 1
+        let p = append(Entry(hash: hash, key: key, value: value))
         index[i] = tag | UInt64(p &+ 1)
         hintCell?.publishIfMoved(index)
         return nil
@@ -173,9 +158,18 @@ struct IDTable<Value>: Sequence {
     }
 
     private mutating func insert(_ entry: consuming Entry) {
+        if (count &+ 1) &* 2 > index.count { grow(toHold: count &+ 1) }
+        let hash = entry.hash
+        let p = append(entry)
+        place(position: p, hash: hash)
+        // The first write after a copy of the table (a snapshot) moved the index without a growth.
+        hintCell?.publishIfMoved(index)
+    }
+
+    /// Puts `entry` at the next position and returns it; the caller gives it its index slot.
+    @inline(__always) private mutating func append(_ entry: consuming Entry) -> Int {
         // A position takes the low 32 bits of an index slot.
         precondition(count < Int(UInt32.max), "an id table holds fewer than 2^32 entries")
-        if (count &+ 1) &* 2 > index.count { grow(toHold: count &+ 1) }
         let p = count
         if p & Self.chunkMask == 0 {
             // The first chunk grows as an array does, so a small table stays small; later ones are whole.
@@ -183,12 +177,9 @@ struct IDTable<Value>: Sequence {
             if p > 0 { chunk.reserveCapacity(1 << Self.chunkShift) }
             chunks.append(chunk)
         }
-        let hash = entry.hash
         chunks[p >> Self.chunkShift].append(entry)
         count &+= 1
-        place(position: p, hash: hash)
-        // The first write after a copy of the table (a snapshot) moved the index without a growth.
-        hintCell?.publishIfMoved(index)
+        return p
     }
 
     private mutating func place(position p: Int, hash: Int) {

@@ -155,7 +155,8 @@ final class IdempotencyTable<Value: Sendable>: Sendable {
     }
 
     /// Sets `name` outright and returns what it held (replay of the log, where no request is
-    /// waiting): one lookup where a `peek` and a `restore` would take two.
+    /// waiting): one lookup where a `peek` and a `restore` would take two. Replay sets its names
+    /// many at a time (`replace(_:old:)`); this one-name form is what the tests hold that one to.
     func replace(_ name: String, hash: Int, _ value: Value) -> Value? {
         stripe(hash).withLock { table in
             guard case .committed(let old) = table.updateValue(.committed(value), forKey: name, hash: hash) else { return nil }
@@ -166,9 +167,8 @@ final class IdempotencyTable<Value: Sendable>: Sendable {
     /// `replace` for many names in a row (replay of the log), taking each stripe's lock once: the
     /// names of a stripe are set in their order in `names`, so a name set twice ends at its later
     /// value, and `old[i]` is what `names[i]` held just before it was set (`old` is emptied first and
-    /// keeps its room). Set one lock at a time, a
-    /// name's cache misses wait for the lock's release, which waits for the writes before it; set
-    /// together, they overlap.
+    /// keeps its room). Set one lock at a time, a name's cache misses wait for the lock's release,
+    /// which waits for the writes before it; set together, they overlap.
     func replace(_ names: UnsafeBufferPointer<(name: String, hash: Int, value: Value)>, old: inout [Value?]) {
         old.removeAll(keepingCapacity: true)
         old.append(contentsOf: repeatElement(nil, count: names.count))

@@ -159,9 +159,10 @@ actor Shard {
                     outcomes.append(performed.outcome())
                 }
                 if requests[p].lines.count == 1 && cellHashes[p] != 0 {
-                    // The settlement and the answer appended where they are made: returned as a pair
-                    // from a shared helper they cost about a tenth more CPU (`hot --batch 64`, pairs of
-                    // builds in either order).
+                    // The settlement and the answer appended where they are made: in a run, returning
+                    // them as a pair from a helper shared with `Engine.answerNewOneLineReservation` (which
+                    // answers one reservation alone that way) cost about a tenth more CPU (`hot --batch
+                    // 64`, pairs of builds in either order).
                     reserveOneLineHere(
                         requests[p], hashedID: hashedID, cellHash: UInt64(UInt(bitPattern: cellHashes[p])), state: state, now: now, actor: actor,
                         settings: settings,

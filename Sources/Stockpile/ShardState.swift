@@ -81,10 +81,6 @@ final class ShardState: StockView {
     // MARK: StockView
 
     func cellState(_ key: CellKey) -> CellState { cells[key]?.state ?? .empty }
-    /// `cellState` of a cell whose `CellTable.hash` the caller has.
-    func cellState(_ key: CellKey, hash: UInt64) -> CellState {
-        cells.position(of: key, hash: hash).map { cells[position: $0].state } ?? .empty
-    }
     func warehouse(_ code: String) -> Warehouse? { catalog.warehouses[code] }
     func policy(of variant: String) -> VariantPolicy { catalog.policy(of: variant) }
     var warehousesInPlacementOrder: [Warehouse] { catalog.warehousesInPlacementOrder }

@@ -32,6 +32,9 @@ public struct InlineFirstArray<Element>: RandomAccessCollection, MutableCollecti
         if n > 1 { rest.reserveCapacity(n &- 1) }
     }
 
+    /// How many elements it holds room for without growing.
+    @inlinable public var capacity: Int { 1 &+ rest.capacity }
+
     /// Empties it, keeping the room past the first for reuse when `keepingCapacity`.
     @inlinable public mutating func removeAll(keepingCapacity: Bool) {
         first_ = nil

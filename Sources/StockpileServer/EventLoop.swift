@@ -23,9 +23,9 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
     // threads only call `post` and `enqueue` (a lock and the eventfd), which are safe from anywhere.
 
     enum Message: Sendable {
-        /// The batches of one turn, each with its connection; `emptied` is the turn's list of batches,
-        /// handed back for the next turn.
-        case batchesDone(connections: [UInt64], results: [BatchResult], emptied: [(RequestBatch, SessionState)], scratch: TurnScratch)
+        /// A turn's batches run: their results, each with its connection, and the turn's other lists
+        /// (the batches, emptied, and the scratch arrays), handed back for the next turn.
+        case batchesDone(TurnWork)
         /// Bytes for a subscriber: one or more encoded event messages.
         case events(connection: UInt64, [UInt8])
         /// The engine ended a subscription whose events the loop did not take in time.
@@ -59,13 +59,9 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
     private let loopThread = Mutex<pthread_t?>(nil)
     /// Batches ready to run, gathered over one turn of the loop and started together.
     private var ready: [(connection: UInt64, batch: RequestBatch, session: SessionState)] = []
-    /// A finished turn's lists (its connections, batches and results), emptied, for the next turn.
-    private var spareConnections: [UInt64] = []
-    private var spareBatches: [(RequestBatch, SessionState)] = []
-    private var spareResults: [BatchResult] = []
-    /// The arrays a turn's batches work in, back from the last turn (nil while every one is out with
-    /// a turn still running: the next turn makes its own).
-    private var spareScratch: TurnScratch? = TurnScratch()
+    /// A finished turn's lists, emptied, for the next turn (nil while every one is out with a turn
+    /// still running: the next turn makes its own).
+    private var spareWork: TurnWork? = TurnWork()
     /// Tasks that ran a turn and wait for the next (`startReadyBatches`), each as the continuation
     /// that hands it one; nil ends the task.
     private var idleWorkers: [UnsafeContinuation<TurnWork?, Never>] = []
@@ -277,46 +273,44 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
         // The batches move into the handler's list, and `ready` keeps its storage for the next turn:
         // nothing else holds a batch's requests, so they come back with its result to be reused.
         // The lists of an earlier turn, filled again, so that a turn allocates none.
-        var connections: [UInt64] = []
-        var batches: [(RequestBatch, SessionState)] = []
-        var results: [BatchResult] = []
-        swap(&connections, &spareConnections)
-        swap(&batches, &spareBatches)
-        swap(&results, &spareResults)
-        connections.append(contentsOf: ready.lazy.map(\.connection))
-        batches.append(contentsOf: ready.lazy.map { ($0.batch, $0.session) })
+        var work = spareWork.take() ?? TurnWork()
+        work.connections.append(contentsOf: ready.lazy.map(\.connection))
+        work.batches.append(contentsOf: ready.lazy.map { ($0.batch, $0.session) })
         ready.removeAll(keepingCapacity: true)
-        let scratch = spareScratch.take() ?? TurnScratch()
         // A task that ran an earlier turn takes it, when one is idle: resuming it costs no allocation,
         // where a new task costs one for itself and more for its frames. One is made only when every
         // task is still running a turn (waiting for the log); it stays for later turns.
         if let idle = idleWorkers.popLast() {
-            idle.resume(returning: (connections, batches, results, scratch))
+            idle.resume(returning: work)
             return
         }
         // Handed to the new task in a box it empties, so that the handler's list is the batches'
         // only one (a value the task's closure captured would be kept as long as the task).
-        let first = Handover((connections, batches, results, scratch))
+        let first = Handover(work)
         let handler = self.handler
         statistics.turnTasksStarted.add(1, ordering: .relaxed)
         Task(executorPreference: self) {
             var next: TurnWork? = first.take()
-            while let turn = next.take() {
-                var (connections, batches, results, scratch) = turn
-                await handler.run(&batches, into: &results, scratch: &scratch)
-                batches.removeAll(keepingCapacity: true)
-                // Moved into the message: copies kept alive here while the task waits would share
+            while var work = next.take() {
+                await handler.run(&work.batches, into: &work.results, scratch: &work.scratch)
+                work.batches.removeAll(keepingCapacity: true)
+                // Moved into the message: a copy kept alive here while the task waits would share
                 // the lists, and the loop reusing them would copy them.
-                self.post(.batchesDone(connections: consume connections, results: consume results, emptied: consume batches, scratch: consume scratch))
+                self.post(.batchesDone(consume work))
                 // On the loop thread, as every job of this task is (it prefers the loop's executor).
                 next = await withUnsafeContinuation { self.idleWorkers.append($0) }
             }
         }
     }
 
-    /// What a turn's task runs: the connections, their batches, the list for the results, and the
-    /// scratch arrays.
-    private typealias TurnWork = ([UInt64], [(RequestBatch, SessionState)], [BatchResult], TurnScratch)
+    /// What a turn's task runs: the connections, their batches, the list for the results (each
+    /// batch's at its connection's place), and the arrays the batches work in.
+    struct TurnWork: Sendable {
+        var connections: [UInt64] = []
+        var batches: [(RequestBatch, SessionState)] = []
+        var results: [BatchResult] = []
+        var scratch = TurnScratch()
+    }
 
     /// A value handed to a task once: `take` moves it out, so the task holds it alone.
     private final class Handover<Value: Sendable>: @unchecked Sendable {
@@ -346,18 +340,15 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
                 let message = messages[i]
                 messages[i] = .taken
                 switch consume message {
-                case .batchesDone(var ids, var results, let emptied, let scratch):
-                    for k in results.indices {
-                        let requests = results[k].takeRequests()
-                        finishBatch(ids[k], results[k], requests: requests)
+                case .batchesDone(var work):
+                    for k in work.results.indices {
+                        let requests = work.results[k].takeRequests()
+                        finishBatch(work.connections[k], work.results[k], requests: requests)
                     }
                     // Kept, emptied, for the next turn's lists.
-                    ids.removeAll(keepingCapacity: true)
-                    results.removeAll(keepingCapacity: true)
-                    spareConnections = ids
-                    spareResults = results
-                    spareBatches = emptied
-                    spareScratch = scratch
+                    work.connections.removeAll(keepingCapacity: true)
+                    work.results.removeAll(keepingCapacity: true)
+                    spareWork = work
                 case .taken: break
                 case .events(let id, let bytes): deliverEvents(id, bytes)
                 case .subscriptionEnded(let id, let end): endSubscription(id, end)

@@ -12,8 +12,9 @@ import StockpileProtocol
 
 /// The arrays a turn's batches work in, which a loop keeps for its next turn (it lends them to one
 /// turn at a time), so that answering a turn's requests makes none: the arrays of lines of the
-/// RESERVEs answered (`SpareLines`), a run of RESERVEs and its answers, and the engine's own
-/// (`RunScratch`). Between turns they hold nothing but room (and the spare lines).
+/// RESERVEs answered (`SpareLines`), a run of RESERVEs and its answers, the engine's own
+/// (`RunScratch`), and each batch's lists kept until the log answers (`PendingReplies`). Between
+/// turns they hold nothing but room (and the spare lines).
 public struct TurnScratch: Sendable {
     var spareLines = SpareLines()
     var run: [Command] = []
@@ -28,12 +29,13 @@ public struct TurnScratch: Sendable {
     /// An empty `PendingReplies`, with the room an earlier batch's had.
     mutating func takePending() -> PendingReplies { pendings.popLast() ?? PendingReplies() }
 
-    /// Keeps `pending`, emptied, for a later batch (up to 64 of them, each under a thousand entries).
+    /// Keeps `pending`, emptied, for a later batch (up to 64 of them, their room kept unless a long
+    /// pipeline grew it past a thousand, as `finishBatch` keeps the others').
     mutating func keep(_ pending: inout PendingReplies) {
         guard pendings.count < 64 else { return }
         var kept = PendingReplies()
         swap(&kept, &pending)
-        let roomy = kept.mutationReplies.count <= 1024 && kept.startTimes.count <= 1024
+        let roomy = kept.mutationReplies.capacity <= 1024 && kept.startTimes.capacity <= 1024
         kept.mutationReplies.removeAll(keepingCapacity: roomy)
         kept.startTimes.removeAll(keepingCapacity: roomy)
         kept.touchedEngine = false

@@ -27,6 +27,7 @@ public final class Server: Sendable {
     private let listener: Int32
     private let finished = DispatchSemaphore(value: 0)
     private let state = Mutex(State.running)
+    /// The counters behind INFO and the metrics (read directly by the tests).
     let statistics: ServerStatistics
 
     private enum State { case running, stopping, stopped }
