@@ -17,11 +17,24 @@ extension Engine {
         var outcomes: [Outcome<Reply>] = []
         outcomes.reserveCapacity(batch.count)
         var scratch = RunScratch()
+        var runAnswers: [RunAnswer] = []
+        var runOutcomes: [Outcome<Reply>] = []
         var next = 0
         while next < batch.count {
             // A run of new reservations, each in one shard, is decided entering each of its shards once.
-            let taken = decideRun(batch[next...], actor: actor, scratch: &scratch, into: &outcomes)
+            runAnswers.removeAll(keepingCapacity: true)
+            runOutcomes.removeAll(keepingCapacity: true)
+            let taken = decideRun(batch[next...], actor: actor, scratch: &scratch, into: &runAnswers, outcomes: &runOutcomes)
             if taken > 0 {
+                for (i, answer) in runAnswers.enumerated() {
+                    switch answer {
+                    case .made(let facts):
+                        guard case .reserve(let request) = batch[next + i] else { preconditionFailure("a run holds reservations") }
+                        outcomes.append(.ok(.reservation(ReservationRecord(facts.reservation(of: request)))))
+                    case .outcome(let k):
+                        outcomes.append(runOutcomes[k])
+                    }
+                }
                 next += taken
                 continue
             }
@@ -45,16 +58,18 @@ extension Engine {
     /// The run `execute(_ batch:)` decides entering each shard once, for a caller that answers many
     /// requests in a row without a suspension point (a server's loop turn; see
     /// `executeWithoutWaiting`): decides the leading run of `commands` that are new reservations
-    /// each in one shard, appends their outcomes to `outcomes`, and returns how many it decided — 0
-    /// when the first is not one (then take it the ordinary way). Await `waitUntilDurable()` before
-    /// revealing any of them. It works in `scratch`'s arrays, which the caller keeps for its next run.
-    /// They are left empty: a copy of a request kept there would share its array of lines with the
-    /// request, and a caller that reuses that array (`SpareLines`) would copy it.
+    /// each in one shard, appends one answer per command to `answers` (in order) and the outcomes they
+    /// refer to to `outcomes`, and returns how many it decided — 0 when the first is not one (then
+    /// take it the ordinary way). Await `waitUntilDurable()` before revealing any of them. It works in
+    /// `scratch`'s arrays, which the caller keeps for its next run. They are left empty: a copy of a
+    /// request kept there would share its array of lines with the request, and a caller that reuses
+    /// that array (`SpareLines`) would copy it.
     public func executeRunWithoutWaiting(
-        _ commands: ArraySlice<Command>, actor: String = "", scratch: inout RunScratch, into outcomes: inout [Outcome<Reply>]
+        _ commands: ArraySlice<Command>, actor: String = "", scratch: inout RunScratch, into answers: inout [RunAnswer],
+        outcomes: inout [Outcome<Reply>]
     ) -> Int {
         let start = outcomes.count
-        let taken = decideRun(commands, actor: actor, scratch: &scratch, into: &outcomes)
+        let taken = decideRun(commands, actor: actor, scratch: &scratch, into: &answers, outcomes: &outcomes)
         for case .refused(let r) in outcomes[start...] { refusals.count(r.code) }
         scratch.removeAll()
         return taken
@@ -79,20 +94,22 @@ extension Engine {
     /// could give as well (docs/DECISIONS.md). Nothing else can come between a shard's reservations
     /// that one at a time would have seen: another thread's command on the same shard waits for the
     /// lock either way. All are judged at one instant, as due work is settled up to it first.
-    func decideRun(_ commands: ArraySlice<Command>, actor: String, scratch: inout RunScratch, into outcomes: inout [Outcome<Reply>]) -> Int {
+    func decideRun(
+        _ commands: ArraySlice<Command>, actor: String, scratch: inout RunScratch, into answers: inout [RunAnswer], outcomes: inout [Outcome<Reply>]
+    ) -> Int {
         guard case .reserve = commands.first else { return 0 }
         let now = clock.now()
         if runsDueWork && dueWork.isDue(at: now) { return 0 }
         // Made on the stack for a run of a few hundred: each request's shard and its cell's hash; then
         // the run's positions grouped by shard, and where each position's decision is.
         return withUnsafeTemporaryAllocation(of: Int.self, capacity: 4 * commands.count + shards.count + 1) { space in
-            decideRun(commands, now: now, actor: actor, scratch: &scratch, space: space, into: &outcomes)
+            decideRun(commands, now: now, actor: actor, scratch: &scratch, space: space, into: &answers, outcomes: &outcomes)
         }
     }
 
     private func decideRun(
         _ commands: ArraySlice<Command>, now: Timestamp, actor: String, scratch: inout RunScratch, space: UnsafeMutableBufferPointer<Int>,
-        into outcomes: inout [Outcome<Reply>]
+        into answers: inout [RunAnswer], outcomes: inout [Outcome<Reply>]
     ) -> Int {
         let n = commands.count
         let shardOf = UnsafeMutableBufferPointer(rebasing: space[0..<n])
@@ -135,6 +152,7 @@ extension Engine {
             // With one line, its route is the one found above.
             let request = scratch.requests[0]
             let hashedID = HashedID(request.id, hash: scratch.hashes[0])
+            answers.append(.outcome(outcomes.count))
             if request.lines.count == 1 {
                 let route = OneLineRoute(shard: shardOf[0], cellHash: UInt64(UInt(bitPattern: cellHashes[0])))
                 outcomes.append(answerNewOneLineReservation(request, hashedID: hashedID, route: route, now: now, actor: actor))
@@ -158,7 +176,7 @@ extension Engine {
             place[i] = starts[s]
             starts[s] += 1
         }
-        scratch.outcomes.reserveCapacity(count)
+        scratch.answers.reserveCapacity(count)
         scratch.settlements.reserveCapacity(count)
         var from = 0
         while from < count {
@@ -167,12 +185,18 @@ extension Engine {
             while to < count && shardOf[order[to]] == shard { to += 1 }
             shards[shard].executeRun(
                 scratch.requests, hashes: scratch.hashes, cellHashes: UnsafeBufferPointer(cellHashes), positions: UnsafeBufferPointer(rebasing: order[from..<to]), now: now, actor: actor,
-                settings: settings, into: &scratch.outcomes, settlements: &scratch.settlements)
+                settings: settings, into: &scratch.answers, outcomes: &scratch.outcomes, settlements: &scratch.settlements)
             from = to
         }
         for i in 0..<count {
             settle(HashedID(scratch.requests[i].id, hash: scratch.hashes[i]), scratch.settlements[place[i]])
-            outcomes.append(scratch.outcomes[place[i]])
+            switch scratch.answers[place[i]] {
+            case .made(let facts):
+                answers.append(.made(facts))
+            case .outcome(let k):
+                answers.append(.outcome(outcomes.count))
+                outcomes.append(scratch.outcomes[k])
+            }
         }
         return count
     }
@@ -209,6 +233,7 @@ public struct RunScratch: Sendable {
     mutating func removeAll() {
         requests.removeAll(keepingCapacity: true)
         hashes.removeAll(keepingCapacity: true)
+        answers.removeAll(keepingCapacity: true)
         outcomes.removeAll(keepingCapacity: true)
         settlements.removeAll(keepingCapacity: true)
     }
@@ -217,6 +242,7 @@ public struct RunScratch: Sendable {
     public mutating func trim(to count: Int) {
         if requests.capacity > count { requests = [] }
         if hashes.capacity > count { hashes = [] }
+        if answers.capacity > count { answers = [] }
         if outcomes.capacity > count { outcomes = [] }
         if settlements.capacity > count { settlements = [] }
     }
@@ -225,7 +251,20 @@ public struct RunScratch: Sendable {
     /// The hash of each claimed id of the run, in order.
     var hashes: [Int] = []
     /// Each reservation's answer and what settling its claim needs, in the order the shards decided
-    /// them (a decision is turned into its answer in its shard: the answer is less than half its size).
+    /// them (a decision is turned into its answer in its shard: the answer is less than half its
+    /// size), and the outcomes the answers that are not a new one-line reservation refer to.
+    var answers: [RunAnswer] = []
     var outcomes: [Outcome<Reply>] = []
     var settlements: [ClaimSettlement] = []
+}
+
+/// One command's answer in a run of new reservations (`Engine.executeRunWithoutWaiting`): a new
+/// one-line reservation made as its request asked is answered by what it adds to the request (its
+/// reply is the record of `NewOneLineFacts.reservation(of:)`), anything else by its outcome, kept
+/// beside the answers. A run's answers are copied twice on their way out; as outcomes they were 164
+/// bytes each.
+public enum RunAnswer: Sendable {
+    case made(NewOneLineFacts)
+    /// The outcome at this position of the outcomes handed in with the answers.
+    case outcome(Int)
 }

@@ -116,8 +116,8 @@ actor Shard {
     }
 
     /// Decides and applies new reservations whose ids the caller has claimed and whose lines are all
-    /// in this shard, in order, entering the shard once for all of them: appends to `outcomes` the
-    /// answer deciding each alone would give (`reserveOneLine` for one line naming its warehouse,
+    /// in this shard, in order, entering the shard once for all of them: appends to `answers` the
+    /// answer deciding each alone would give (an outcome goes to `outcomes`, the answer giving its place) (`reserveOneLine` for one line naming its warehouse,
     /// `execute` otherwise), and to `settlements` what settling its id's claim needs, without taking
     /// and letting go of the lock between them.
     /// The reservations are `requests[p]` for each p in `positions`, in that order; `hashes[p]` is the
@@ -125,7 +125,8 @@ actor Shard {
     /// line (0 otherwise: nothing is fetched ahead for it).
     nonisolated func executeRun(
         _ requests: [ReserveRequest], hashes: [Int], cellHashes: UnsafeBufferPointer<Int>, positions: UnsafeBufferPointer<Int>, now: Timestamp,
-        actor: String, settings: RuleSettings, into outcomes: inout [Outcome<Reply>], settlements: inout [ClaimSettlement]
+        actor: String, settings: RuleSettings, into answers: inout [RunAnswer], outcomes: inout [Outcome<Reply>],
+        settlements: inout [ClaimSettlement]
     ) {
         precondition(hashes.count == requests.count, "one hash per request")
         // What each request will read is asked for ahead, so that the tables' cache misses overlap
@@ -156,6 +157,7 @@ actor Shard {
                 let mask: UInt64 = 1 << UInt64(state.index)
                 func answer(_ performed: consuming Performed) {
                     settlements.append(ClaimSettlement(of: performed, mask: mask, router: state.router))
+                    answers.append(.outcome(outcomes.count))
                     outcomes.append(performed.outcome())
                 }
                 if requests[p].lines.count == 1 && cellHashes[p] != 0 {
@@ -168,7 +170,8 @@ actor Shard {
                         settings: settings,
                         made: { r in
                             settlements.append(ClaimSettlement(made: r, mask: mask))
-                            outcomes.append(.ok(.reservation(ReservationRecord(r))))
+                            assert(NewOneLineFacts(r).reservation(of: requests[p]) == r, "the facts and the request make the reservation")
+                            answers.append(.made(NewOneLineFacts(r)))
                         },
                         otherwise: answer)
                 } else {

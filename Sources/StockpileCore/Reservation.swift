@@ -255,6 +255,34 @@ public struct OneLineReservation: Hashable, Sendable {
     public var cell: CellKey { line.cell }
 }
 
+/// What a new one-line reservation made as its request asked adds to the request: when it was made,
+/// how its line was held (the part backordered, whether its cell counts it) and its strategy. With the
+/// request it is the whole reservation (`reservation(of:)`), so an answer in a batch carries these
+/// 24 bytes instead of the reservation's record (about 160 bytes, with every name of the request).
+public struct NewOneLineFacts: Hashable, Sendable {
+    public var createdAt: Timestamp
+    public var backordered: Quantity
+    public var tracked: Bool
+    public var strategy: PlacementStrategy
+
+    /// The facts of `r`, a new one-line reservation.
+    @inlinable public init(_ r: borrowing OneLineReservation) {
+        createdAt = r.createdAt
+        backordered = r.line.backordered
+        tracked = r.line.tracked
+        strategy = r.strategy
+    }
+
+    /// The reservation `request` (of one line naming its warehouse, as it was made) made:
+    /// `OneLineReservation(new:held:strategy:at:)` with its line as it was held.
+    @inlinable public func reservation(of request: ReserveRequest) -> OneLineReservation {
+        let line = request.lines[0]
+        let held = ReservationLine(
+            variant: line.variant, warehouse: line.warehouse, quantity: line.quantity, backordered: backordered, tracked: tracked)
+        return OneLineReservation(new: request, held: held, strategy: strategy, at: createdAt)
+    }
+}
+
 /// A reservation as replies report it, with `replayed` set on an idempotent replay. A new one-line
 /// reservation is carried as it was made (`OneLineReservation`), so that its reply allocates nothing;
 /// `reservation` builds the general value from it when asked.

@@ -18,6 +18,7 @@ import StockpileProtocol
 public struct TurnScratch: Sendable {
     var spareLines = SpareLines()
     var run: [Command] = []
+    var answers: [RunAnswer] = []
     var outcomes: [Outcome<Reply>] = []
     var engineRun = RunScratch()
     /// What batches kept about their replies until the log answered, emptied, for the next batches:
@@ -45,6 +46,7 @@ public struct TurnScratch: Sendable {
     /// Empties the arrays, keeping their room unless a long pipeline grew them past a thousand.
     mutating func finishBatch() {
         run.removeAll(keepingCapacity: run.capacity <= 1024)
+        answers.removeAll(keepingCapacity: answers.capacity <= 1024)
         outcomes.removeAll(keepingCapacity: outcomes.capacity <= 1024)
         engineRun.trim(to: 1024)
     }
@@ -244,19 +246,27 @@ public final class RequestHandler: Sendable {
             }
             // A run of reservations goes to the engine in one call, entering each shard once.
             if runStart + scratch.run.count - next >= 2 {
+                scratch.answers.removeAll(keepingCapacity: true)
+                scratch.answers.reserveCapacity(scratch.run.count)
                 scratch.outcomes.removeAll(keepingCapacity: true)
-                scratch.outcomes.reserveCapacity(scratch.run.count)
                 // Taken before the engine decides, as each request's start is below.
                 let started = ContinuousClock.now
                 let taken = engine.executeRunWithoutWaiting(
-                    scratch.run[(next - runStart)...], actor: result.session.actor, scratch: &scratch.engineRun, into: &scratch.outcomes)
+                    scratch.run[(next - runStart)...], actor: result.session.actor, scratch: &scratch.engineRun, into: &scratch.answers,
+                    outcomes: &scratch.outcomes)
                 if taken > 0 {
                     // Room for every reply of the batch that may be a mutation's, made once.
                     if result.pending.mutationReplies.isEmpty { result.pending.mutationReplies.reserveCapacity(batch.requests.count - next) }
                     result.pending.startTimes.append(StartedRequests(start: started, count: taken))
-                    for i in scratch.outcomes.indices {
+                    for i in scratch.answers.indices {
                         let start = result.bytes.count
-                        ReplyWriter.append(scratch.outcomes[i], version: result.session.version, into: &result.bytes)
+                        switch scratch.answers[i] {
+                        case .made(let facts):
+                            guard case .reserve(let request) = scratch.run[next - runStart + i] else { preconditionFailure("a run holds reservations") }
+                            ReplyWriter.append(reservation: ReservationRecord(facts.reservation(of: request)), version: result.session.version, into: &result.bytes)
+                        case .outcome(let k):
+                            ReplyWriter.append(scratch.outcomes[k], version: result.session.version, into: &result.bytes)
+                        }
                         result.pending.mutationReplies.append((start..<result.bytes.count, result.session.version))
                     }
                     result.pending.touchedEngine = true
