@@ -11,18 +11,20 @@
 import StockpileCore
 import StockpileWAL
 
-/// One reservation as its shard keeps it: 80 bytes (a test holds it to that).
+/// One reservation as its shard keeps it: 64 bytes (a test holds it to that).
 struct StoredReservation: Sendable {
     /// The whole reservation, when it is not kept compact: the fields are then unused.
     var whole: Boxed<Reservation>?
     var customer: String?
-    var quantity: Int64 = 0
-    var fulfilled: Int64 = 0
-    var released: Int64 = 0
     var createdAt: Int64 = 0
     /// While open, when it expires (`Self.none`: never); once closed, when it closed. A reservation has
     /// no expiry once it is closed, so one field holds either.
     var deadline: Int64 = 0
+    /// Its line's figures: a line of more than `UInt32.max` units is kept whole (fulfilled and
+    /// released units are parts of the quantity).
+    var quantity: UInt32 = 0
+    var fulfilled: UInt32 = 0
+    var released: UInt32 = 0
     /// The request's TTL in milliseconds, or `Self.noTTL`.
     var requestTTL: UInt32 = 0
     /// The position of its line's cell in the shard's cell table.
@@ -75,7 +77,9 @@ struct StoredReservation: Sendable {
         createdAt: Timestamp, expiresAt: Timestamp?, closedAt: Timestamp?, requestTTL: Duration?, status: ReservationStatus,
         strategy: PlacementStrategy, endedByExpiry: Bool
     ) {
-        guard backordered == .zero, cellPosition <= Int(UInt32.max), let ttl = Self.milliseconds(requestTTL) else { return nil }
+        guard backordered == .zero, cellPosition <= Int(UInt32.max), let ttl = Self.milliseconds(requestTTL),
+            let quantity = UInt32(exactly: quantity.units), let fulfilled = UInt32(exactly: fulfilled.units), let released = UInt32(exactly: released.units)
+        else { return nil }
         if status.isOpen {
             guard closedAt == nil, expiresAt?.milliseconds != Self.none else { return nil }
             deadline = expiresAt?.milliseconds ?? Self.none
@@ -84,9 +88,9 @@ struct StoredReservation: Sendable {
             deadline = closedAt.milliseconds
         }
         self.customer = customer
-        self.quantity = quantity.units
-        self.fulfilled = fulfilled.units
-        self.released = released.units
+        self.quantity = quantity
+        self.fulfilled = fulfilled
+        self.released = released
         self.tracked = tracked
         self.createdAt = createdAt.milliseconds
         self.requestTTL = ttl
@@ -115,8 +119,8 @@ struct StoredReservation: Sendable {
     private func line(cells: CellTable) -> ReservationLine {
         let key = cells.key(at: Int(cell))
         return ReservationLine(
-            variant: key.variant, warehouse: key.warehouse, quantity: Quantity(quantity), fulfilled: Quantity(fulfilled),
-            released: Quantity(released), tracked: tracked)
+            variant: key.variant, warehouse: key.warehouse, quantity: Quantity(Int64(quantity)), fulfilled: Quantity(Int64(fulfilled)),
+            released: Quantity(Int64(released)), tracked: tracked)
     }
 
     /// The reservation `id` this entry keeps, its line's cell named from `cells`.
