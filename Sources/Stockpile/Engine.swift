@@ -12,9 +12,18 @@ import Synchronization
 /// it got, kept encoded as the payload of a `keyUse` record (wal/FORMAT.md §3.6) in an array of its
 /// own size, about a hundred bytes where the two values take 248 inline, and decoded on the rare
 /// read (a retry, a snapshot).
-struct KeyRecord: Sendable {
+struct KeyRecord: Sendable, ClaimableValue {
     private let payload: [UInt8]
     let createdAt: Timestamp
+
+    /// A KEY claimed and not yet settled: no payload (a record always has one).
+    static var claimMarker: KeyRecord { KeyRecord(payload: [], createdAt: Timestamp(milliseconds: .min)) }
+    var isClaimMarker: Bool { payload.isEmpty }
+
+    private init(payload: [UInt8], createdAt: Timestamp) {
+        self.payload = payload
+        self.createdAt = createdAt
+    }
 
     init(command: Command, reply: Reply, createdAt: Timestamp) {
         var writer = ByteWriter(capacity: 192)

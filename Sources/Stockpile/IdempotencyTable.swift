@@ -3,11 +3,29 @@
 // a second request with the same name waits for the first to finish, then sees its result: a
 // committed name (replay or CONFLICT) or a free one (the first was refused and left nothing).
 // Striped locks keep unrelated names from contending.
+//
+// A claimed name holds its value type's claim marker (`ClaimableValue`), a value never committed, so
+// an entry is the name, its hash and a plain value: for the directory 32 bytes, where an enum of
+// "claimed, with its waiters" or "committed" took 40 for every reservation kept. The few requests
+// that wait for a claim to settle are kept beside the table, by name.
 
 import StockpileCore
 import Synchronization
 
-final class IdempotencyTable<Value: Sendable>: Sendable {
+/// A value an `IdempotencyTable` keeps, with one value set aside to mean "claimed, not yet settled":
+/// `claimMarker` is never committed.
+protocol ClaimableValue: Sendable {
+    static var claimMarker: Self { get }
+    var isClaimMarker: Bool { get }
+}
+
+/// The directory's value, a reservation's shard mask, is never 0: a reservation has a line.
+extension UInt64: ClaimableValue {
+    static var claimMarker: UInt64 { 0 }
+    var isClaimMarker: Bool { self == 0 }
+}
+
+final class IdempotencyTable<Value: ClaimableValue>: Sendable {
     enum Claim {
         /// The caller now holds the name and must `commit` or `abandon` it.
         case claimed
@@ -15,19 +33,20 @@ final class IdempotencyTable<Value: Sendable>: Sendable {
         case existing(Value)
     }
 
-    private enum Entry: Sendable {
-        case pending(waiters: [CheckedContinuation<Void, Never>])
-        case committed(Value)
+    private struct StripeState {
+        var table = IDTable<Value>()
+        /// The requests waiting for a claim to settle, by the claimed name (only names waited for).
+        var waiters: [String: [CheckedContinuation<Void, Never>]] = [:]
     }
 
     private final class Stripe: Sendable {
-        let table = Mutex(IDTable<Entry>())
+        let state = Mutex(StripeState())
         /// Where the table's index lies, published as it moves, for `prefetch`, which takes no lock.
         let hint = IndexHintCell()
 
-        init() { table.withLock { $0.hintCell = hint } }
+        init() { state.withLock { $0.table.hintCell = hint } }
 
-        func withLock<R>(_ body: (inout IDTable<Entry>) -> R) -> R { table.withLock { body(&$0) } }
+        func withLock<R>(_ body: (inout IDTable<Value>) -> R) -> R { state.withLock { body(&$0.table) } }
     }
 
     private static var stripeCount: Int { 64 }
@@ -63,11 +82,8 @@ final class IdempotencyTable<Value: Sendable>: Sendable {
     /// another request holds it (then `claim` waits for it).
     func tryClaim(_ name: String, hash: Int) -> Claim? {
         stripe(hash).withLock { table in
-            switch table.value(forKey: name, hash: hash, insertingIfAbsent: .pending(waiters: [])) {
-            case nil: return .claimed
-            case .committed(let v): return .existing(v)
-            case .pending: return nil
-            }
+            guard let v = table.value(forKey: name, hash: hash, insertingIfAbsent: .claimMarker) else { return .claimed }
+            return v.isClaimMarker ? nil : .existing(v)
         }
     }
 
@@ -92,30 +108,21 @@ final class IdempotencyTable<Value: Sendable>: Sendable {
     /// flight (then `lookup` waits for it).
     func tryLookup(_ name: String, hash: Int) -> Value?? {
         stripe(hash).withLock { table in
-            switch table[name, hash: hash] {
-            case nil: return .some(nil)
-            case .committed(let v): return .some(v)
-            case .pending: return nil
-            }
+            guard let v = table[name, hash: hash] else { return .some(nil) }
+            return v.isClaimMarker ? nil : .some(v)
         }
     }
 
     /// True while a request holds a claim on `name` (committed or free names are not in flight).
     func isInFlight(_ name: String) -> Bool {
         let hash = name.hashValue
-        return stripe(hash).withLock { table in
-            if case .pending = table[name, hash: hash] { return true }
-            return false
-        }
+        return stripe(hash).withLock { table in table[name, hash: hash]?.isClaimMarker ?? false }
     }
 
     /// What `name` holds now, without waiting (nil when free or in flight).
     func peek(_ name: String) -> Value? {
         let hash = name.hashValue
-        return stripe(hash).withLock { table in
-            if case .committed(let v) = table[name, hash: hash] { return v }
-            return nil
-        }
+        return stripe(hash).withLock { table in table[name, hash: hash].flatMap { $0.isClaimMarker ? nil : $0 } }
     }
 
     /// Waits until no request holds a claim on `name` (at once when none does).
@@ -125,19 +132,19 @@ final class IdempotencyTable<Value: Sendable>: Sendable {
 
     private func waitWhilePending(_ name: String, hash: Int, in stripe: Stripe) async {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let resumeNow = stripe.withLock { table -> Bool in
-                guard case .pending(var waiters) = table[name, hash: hash] else { return true }
-                waiters.append(c)
-                table[name, hash: hash] = .pending(waiters: waiters)
+            let resumeNow = stripe.state.withLock { s -> Bool in
+                guard s.table[name, hash: hash]?.isClaimMarker == true else { return true }
+                s.waiters[name, default: []].append(c)
                 return false
             }
             if resumeNow { c.resume() }
         }
     }
 
-    /// Settles a claim: the name now holds `value`.
+    /// Settles a claim: the name now holds `value` (never the claim marker).
     func commit(_ name: String, hash: Int, _ value: Value) {
-        settle(name, hash: hash, to: .committed(value))
+        precondition(!value.isClaimMarker, "the claim marker is not a value")
+        settle(name, hash: hash, to: value)
     }
 
     func commit(_ name: String, _ value: Value) { commit(name, hash: name.hashValue, value) }
@@ -158,9 +165,9 @@ final class IdempotencyTable<Value: Sendable>: Sendable {
     /// waiting): one lookup where a `peek` and a `restore` would take two. Replay sets its names
     /// many at a time (`replace(_:old:)`); this one-name form is what the tests hold that one to.
     func replace(_ name: String, hash: Int, _ value: Value) -> Value? {
-        stripe(hash).withLock { table in
-            guard case .committed(let old) = table.updateValue(.committed(value), forKey: name, hash: hash) else { return nil }
-            return old
+        precondition(!value.isClaimMarker, "the claim marker is not a value")
+        return stripe(hash).withLock { table in
+            table.updateValue(value, forKey: name, hash: hash).flatMap { $0.isClaimMarker ? nil : $0 }
         }
     }
 
@@ -193,7 +200,8 @@ final class IdempotencyTable<Value: Sendable>: Sendable {
                 for k in range {
                     if k + ahead < range.upperBound { table.prefetch(hash: names[order[k + ahead]].hash) }
                     let n = names[order[k]]
-                    if case .committed(let v) = table.updateValue(.committed(n.value), forKey: n.name, hash: n.hash) { old[order[k]] = v }
+                    precondition(!n.value.isClaimMarker, "the claim marker is not a value")
+                    if let v = table.updateValue(n.value, forKey: n.name, hash: n.hash), !v.isClaimMarker { old[order[k]] = v }
                 }
             }
         }
@@ -204,25 +212,28 @@ final class IdempotencyTable<Value: Sendable>: Sendable {
     func reclaim(_ name: String) -> Value? {
         let hash = name.hashValue
         return stripe(hash).withLock { table in
-            guard case .committed(let v) = table[name, hash: hash] else { return nil }
-            table[name, hash: hash] = .pending(waiters: [])
+            guard let v = table[name, hash: hash], !v.isClaimMarker else { return nil }
+            table[name, hash: hash] = .claimMarker
             return v
         }
     }
 
-    private func settle(_ name: String, hash: Int, to entry: Entry?) {
-        let waiters = stripe(hash).withLock { table -> [CheckedContinuation<Void, Never>] in
-            if case .pending(let w) = table.exchange(name, hash: hash, with: entry) { return w }
-            return []
+    /// Settles `name`'s claim to `value` (nil: free) and wakes whoever waited for it.
+    private func settle(_ name: String, hash: Int, to value: Value?) {
+        let waiters = stripe(hash).state.withLock { s -> [CheckedContinuation<Void, Never>]? in
+            let old = s.table.exchange(name, hash: hash, with: value)
+            // The name is hashed again only when someone waits on this stripe.
+            guard old?.isClaimMarker == true, !s.waiters.isEmpty else { return nil }
+            return s.waiters.removeValue(forKey: name)
         }
-        for w in waiters { w.resume() }
+        for w in waiters ?? [] { w.resume() }
     }
 
     /// Forgets every committed name (RESET); claims in flight settle as usual.
     func removeAllCommitted() {
         for s in stripes {
             s.withLock { table in
-                table.removeAll { if case .committed = $0.value { return true } else { return false } }
+                table.removeAll { !$0.value.isClaimMarker }
             }
         }
     }
@@ -232,7 +243,7 @@ final class IdempotencyTable<Value: Sendable>: Sendable {
         var out: [String] = []
         for s in stripes {
             s.withLock { table in
-                for (k, e) in table { if case .pending = e { out.append(k) } }
+                for (k, v) in table where v.isClaimMarker { out.append(k) }
             }
         }
         return out
@@ -243,7 +254,7 @@ final class IdempotencyTable<Value: Sendable>: Sendable {
         var out: [(String, Value)] = []
         for s in stripes {
             s.withLock { table in
-                for (k, e) in table { if case .committed(let v) = e { out.append((k, v)) } }
+                for (k, v) in table where !v.isClaimMarker { out.append((k, v)) }
             }
         }
         return out

@@ -22,7 +22,8 @@ struct IdempotencyTableTests {
             let size = Int(rng.next() % 1_500)
             let batch: [(name: String, hash: Int, value: UInt64)] = (0..<size).map { _ in
                 let name = names[Int(rng.next() % UInt64(names.count))]
-                return (name, name.hashValue, rng.next() % 64)
+                // 0 is the directory's claim marker, never a value.
+                return (name, name.hashValue, 1 + rng.next() % 64)
             }
             var old: [UInt64?] = []
             batch.withUnsafeBufferPointer { batched.replace($0, old: &old) }
@@ -35,5 +36,40 @@ struct IdempotencyTableTests {
         let b = Dictionary(uniqueKeysWithValues: single.all().map { ($0.0, $0.1) })
         #expect(a == b, "seed \(seed)")
         #expect(!a.isEmpty)
+    }
+
+    @Test("a directory entry is the id, its hash and the shard mask: 32 bytes, a claim included")
+    func directoryEntrySize() {
+        // Every reservation kept, open or closed, has one; a claim is marked in the value itself.
+        #expect(MemoryLayout<IDTable<UInt64>.Entry>.stride == 32)
+    }
+
+    @Test("a request waiting for a claim on its name wakes when the claim settles, and sees the result")
+    func waitersWakeOnSettle() async {
+        let table = IdempotencyTable<UInt64>()
+        guard case .claimed = table.tryClaim("r1", hash: "r1".hashValue) else {
+            Issue.record("a free name is claimed")
+            return
+        }
+        #expect(table.isInFlight("r1"))
+        #expect(table.tryLookup("r1", hash: "r1".hashValue) == nil, "in flight: no answer without waiting")
+        async let seen = table.lookup("r1")
+        async let claimedAgain = table.claim("r1")
+        // Settled once both wait or not: either way each sees the committed value.
+        try? await Task.sleep(for: .milliseconds(20))
+        table.commit("r1", 5)
+        #expect(await seen == 5)
+        guard case .existing(5) = await claimedAgain else {
+            Issue.record("a claim after the commit finds the committed value")
+            return
+        }
+        #expect(!table.isInFlight("r1") && table.peek("r1") == 5)
+        // Given up, the name is free again, for a waiter too.
+        #expect(table.reclaim("r1") == 5)
+        async let free = table.lookup("r1")
+        try? await Task.sleep(for: .milliseconds(20))
+        table.abandon("r1")
+        #expect(await free == nil)
+        #expect(table.all().isEmpty && table.pendingNames().isEmpty)
     }
 }
