@@ -4,10 +4,7 @@
 public enum Identifiers {
     /// Option words are reserved (SPEC §7.14): they cannot be variant ids, so a parser never confuses
     /// an option with a positional argument.
-    public static let optionWords: Set<String> = [
-        "TTL", "CUSTOMER", "STRATEGY", "KEY", "REASON", "NOTE", "REF", "IF", "LIMIT", "RESTOCK", "DAMAGED",
-        "NAME", "ADDRESS", "PRIORITY", "ACTIVE", "BACKORDER", "UNLIMITED", "LOWSTOCK",
-    ]
+    public static let optionWords = Set(OptionWord.allCases.map(\.spelling))
 
     /// The warehouse "code" that asks the placement strategy to choose.
     public static let anyWarehouse = "*"
@@ -33,19 +30,8 @@ public enum Identifiers {
         }
         // Option words are 2-9 letters; only such an id is compared with them, upper-cased into an
         // integer, without a string.
-        return !lettersOnly || utf8.count > 9 || !packedOptionWords.contains(packedUpperCase(utf8))
+        return !lettersOnly || utf8.count > 9 || OptionWord(word: utf8) == nil
     }
-
-    /// The letters of a word of at most 16, upper-cased, one byte each in an integer (the first
-    /// highest): words of letters are equal ignoring case exactly when these are equal.
-    private static func packedUpperCase(_ letters: some Collection<UInt8>) -> UInt128 {
-        var packed: UInt128 = 0
-        for b in letters { packed = packed << 8 | UInt128(b & ~0x20) }
-        return packed
-    }
-
-    /// `optionWords`, each `packedUpperCase`.
-    private static let packedOptionWords: [UInt128] = optionWords.map { packedUpperCase($0.utf8) }
 
     /// The stored (upper-case) form of a warehouse code, or nil when it is not 1–32 of `[A-Za-z0-9_-]`.
     public static func normalizedWarehouse(_ s: String) -> String? {
