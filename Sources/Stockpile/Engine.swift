@@ -272,22 +272,37 @@ public final class Engine: Sendable {
         case .ok(let command):
             if let refusal = configuredLimitRefusal(command) { return .refused(refusal) }
             guard command.key == nil else { return nil }
-            let tried: Attempt
-            if case .reserve(let request) = command {
-                let claim = claimReservation(request)
-                // A new one-line reservation is answered where its shard makes it: through `Attempt`
-                // its answer would be copied whole at every step back.
-                if case .claimed(let hashed, let route?) = claim {
-                    return answerNewOneLineReservation(request, hashedID: hashed, route: route, now: now, actor: actor)
-                }
-                tried = attemptReserve(request, claim, now: now, actor: actor)
-            } else {
-                tried = attempt(command, now: now, actor: actor)
-            }
-            switch tried {
+            if case .reserve(let request) = command { return decideReserve(request, now: now, actor: actor) }
+            switch attempt(command, now: now, actor: actor) {
             case .done(let performed): return performed.outcome()
             case .waitForClaim, .retry: return nil
             }
+        }
+    }
+
+    /// `decideNow` for a reservation request as it stands, not wrapped in a command (`reserve`): nil,
+    /// having changed nothing, when it has to wait or is not valid as it stands (then the ordinary
+    /// way refuses it, or upper-cases a warehouse code, as `decideNow` would).
+    func decideReserveNow(_ request: ReserveRequest, actor: String) -> Outcome<Reply>? {
+        let now = clock.now()
+        if runsDueWork && dueWork.isDue(at: now) { return nil }
+        // `checkReserve` false: valid, and `normalize` would return the request as it is.
+        guard case .some(false) = try? Validation.checkReserve(request) else { return nil }
+        if let refusal = configuredReserveRefusal(request) { return .refused(refusal) }
+        return decideReserve(request, now: now, actor: actor)
+    }
+
+    /// Decides a valid reservation request (nil when its id has a claim in flight, or the plan went
+    /// stale). A new one-line reservation is answered where its shard makes it: through `Attempt` its
+    /// answer would be copied whole at every step back.
+    private func decideReserve(_ request: ReserveRequest, now: Timestamp, actor: String) -> Outcome<Reply>? {
+        let claim = claimReservation(request)
+        if case .claimed(let hashed, let route?) = claim {
+            return answerNewOneLineReservation(request, hashedID: hashed, route: route, now: now, actor: actor)
+        }
+        switch attemptReserve(request, claim, now: now, actor: actor) {
+        case .done(let performed): return performed.outcome()
+        case .waitForClaim, .retry: return nil
         }
     }
 
