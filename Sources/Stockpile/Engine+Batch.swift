@@ -168,14 +168,7 @@ extension Engine {
         let place = UnsafeMutableBufferPointer(rebasing: space[3 * n..<3 * n + count])
         let starts = UnsafeMutableBufferPointer(rebasing: space[(4 * n)..<space.count])
         starts.initialize(repeating: 0)
-        for i in 0..<count { starts[shardOf[i] + 1] += 1 }
-        for s in 0..<shards.count { starts[s + 1] += starts[s] }
-        for i in 0..<count {
-            let s = shardOf[i]
-            order[starts[s]] = i
-            place[i] = starts[s]
-            starts[s] += 1
-        }
+        CountingSort.group(count: count, key: { shardOf[$0] }, order: order, starts: starts, place: place)
         scratch.answers.reserveCapacity(count)
         scratch.settlements.reserveCapacity(count)
         var from = 0

@@ -180,16 +180,13 @@ final class IdempotencyTable<Value: ClaimableValue>: Sendable {
         old.removeAll(keepingCapacity: true)
         old.append(contentsOf: repeatElement(nil, count: names.count))
         guard !names.isEmpty else { return }
-        // The positions grouped by stripe, each stripe's in order (a counting sort).
+        // The positions grouped by stripe, each stripe's in order.
         var starts = [Int](repeating: 0, count: Self.stripeCount + 1)
-        for n in names { starts[stripeIndex(n.hash) + 1] += 1 }
-        for s in 0..<Self.stripeCount { starts[s + 1] += starts[s] }
-        var next = starts
         var order = [Int](repeating: 0, count: names.count)
-        for i in names.indices {
-            let s = stripeIndex(names[i].hash)
-            order[next[s]] = i
-            next[s] += 1
+        order.withUnsafeMutableBufferPointer { order in
+            starts.withUnsafeMutableBufferPointer { starts in
+                CountingSort.group(count: names.count, key: { stripeIndex(names[$0].hash) }, order: order, starts: starts)
+            }
         }
         for s in 0..<Self.stripeCount where starts[s] < starts[s + 1] {
             stripes[s].withLock { table in

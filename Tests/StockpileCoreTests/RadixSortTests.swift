@@ -27,4 +27,32 @@ struct RadixSortTests {
             }
         }
     }
+
+    @Test("grouping positions by key lists each key's positions in order, with their places and each key's start")
+    func groupsPositionsByKey() {
+        let seed = ProcessInfo.processInfo.environment["STOCKPILE_SEED"].flatMap(UInt64.init) ?? 2026
+        print("CountingSort seed \(seed)")
+        var random = SplitMix64(seed: seed)
+        for (count, keyCount) in [(0, 1), (1, 1), (5, 16), (300, 16), (1_000, 64), (50, 3)] {
+            let keys = (0..<count).map { _ in Int(random.next() % UInt64(keyCount)) }
+            var order = [Int](repeating: -1, count: count)
+            var place = [Int](repeating: -1, count: count)
+            var starts = [Int](repeating: 7, count: keyCount + 1)
+            order.withUnsafeMutableBufferPointer { order in
+                place.withUnsafeMutableBufferPointer { place in
+                    starts.withUnsafeMutableBufferPointer { starts in
+                        CountingSort.group(count: count, key: { keys[$0] }, order: order, starts: starts, place: place)
+                    }
+                }
+            }
+            // What a stable sort of the positions by key gives.
+            let expected = (0..<count).sorted { (keys[$0], $0) < (keys[$1], $1) }
+            #expect(order == expected, "\(count) positions, \(keyCount) keys (seed \(seed))")
+            for i in 0..<count { #expect(order[place[i]] == i, "position \(i)'s place (seed \(seed))") }
+            for k in 0..<keyCount {
+                #expect(order[starts[k]..<starts[k + 1]].allSatisfy { keys[$0] == k }, "key \(k)'s range (seed \(seed))")
+                #expect(starts[k + 1] - starts[k] == keys.filter { $0 == k }.count, "key \(k)'s count (seed \(seed))")
+            }
+        }
+    }
 }
