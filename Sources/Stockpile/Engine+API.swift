@@ -24,10 +24,8 @@ extension Engine {
     public func reserve(_ request: ReserveRequest, actor: String = "") async -> Outcome<ReservationRecord> {
         // A request valid as it stands is decided as it is: wrapped in a command and normalized, it
         // was copied at each step. Otherwise as `execute` does it.
-        guard var outcome = decideReserveNow(request, actor: actor) else { return await execute(.reserve(request), actor: actor).reservation() }
-        if ledger.log != nil, let failure = await waitUntilDurable() { outcome = .refused(failure) }
-        if case .refused(let r) = outcome { refusals.count(r.code) }
-        return outcome.reservation()
+        guard let decided = decideReserveNow(request, actor: actor) else { return await execute(.reserve(request), actor: actor).reservation() }
+        return await finishExecuting(decided).reservation()
     }
 
     /// Moves a hold's expiry to now + `ttl`. A retry with the same `key` replays instead of moving it again.

@@ -29,8 +29,7 @@ extension Engine {
                 for (i, answer) in runAnswers.enumerated() {
                     switch answer {
                     case .made(let facts):
-                        guard case .reserve(let request) = batch[next + i] else { preconditionFailure("a run holds reservations") }
-                        outcomes.append(.ok(.reservation(ReservationRecord(facts.reservation(of: request)))))
+                        outcomes.append(.ok(.reservation(facts.record(of: batch[next + i]))))
                     case .outcome(let k):
                         outcomes.append(runOutcomes[k])
                     }
@@ -211,14 +210,14 @@ extension Engine {
             mask = router.mask(of: request.lines.lazy.map { CellKey(variant: $0.variant, warehouse: $0.warehouse) })
             guard mask.nonzeroBitCount == 1 else { return nil }
         }
-        guard case .some(false) = try? Validation.checkReserve(request), configuredReserveRefusal(request) == nil else { return nil }
+        guard Validation.isValidAsItStands(request), configuredReserveRefusal(request) == nil else { return nil }
         return (mask, cellHash)
     }
 }
 
 /// What `decideRun` gathers, kept from one run to the next of a batch so that its arrays are made once;
 /// a caller that decides runs again and again (a server's loop) keeps one from call to call
-/// (`executeRunWithoutWaiting(_:actor:scratch:into:)`). It holds nothing between calls but room.
+/// (`executeRunWithoutWaiting(_:actor:scratch:into:outcomes:)`). It holds nothing between calls but room.
 public struct RunScratch: Sendable {
     public init() {}
 

@@ -207,11 +207,18 @@ public final class Engine: Sendable {
     public func execute(_ command: Command, actor: String = "") async -> Outcome<Reply> {
         // `decideNow` first, here: a call into the async `decideWaiting` costs an executor check even
         // when nothing waits, and this is the embedded hot path.
-        var reply: Outcome<Reply>
-        if let decided = decideNow(command, actor: actor) { reply = decided } else { reply = await decideWaiting(command, actor: actor) }
+        let decided: Outcome<Reply>
+        if let now = decideNow(command, actor: actor) { decided = now } else { decided = await decideWaiting(command, actor: actor) }
+        return await finishExecuting(decided)
+    }
+
+    /// The end of `execute` for what it decided: the wait for the log (READONLY when it fails) and
+    /// the count of a refusal, by the answer the caller gets.
+    @inline(__always)
+    func finishExecuting(_ decided: Outcome<Reply>) async -> Outcome<Reply> {
+        var reply = decided
         // Without a log nothing waits: no call that could suspend.
         if ledger.log != nil, let failure = await waitUntilDurable() { reply = .refused(failure) }
-        // Counted by the answer the caller gets.
         if case .refused(let r) = reply { refusals.count(r.code) }
         return reply
     }
@@ -286,8 +293,7 @@ public final class Engine: Sendable {
     func decideReserveNow(_ request: ReserveRequest, actor: String) -> Outcome<Reply>? {
         let now = clock.now()
         if runsDueWork && dueWork.isDue(at: now) { return nil }
-        // `checkReserve` false: valid, and `normalize` would return the request as it is.
-        guard case .some(false) = try? Validation.checkReserve(request) else { return nil }
+        guard Validation.isValidAsItStands(request) else { return nil }
         if let refusal = configuredReserveRefusal(request) { return .refused(refusal) }
         return decideReserve(request, now: now, actor: actor)
     }

@@ -130,6 +130,11 @@ final class IdempotencyTable<Value: ClaimableValue>: Sendable {
         await waitWhilePending(name, hash: hash, in: stripe(hash))
     }
 
+    /// How many requests wait for the claim on `name` to settle (tests).
+    func waiterCount(_ name: String) -> Int {
+        stripe(name.hashValue).state.withLock { $0.waiters[name]?.count ?? 0 }
+    }
+
     private func waitWhilePending(_ name: String, hash: Int, in stripe: Stripe) async {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             let resumeNow = stripe.state.withLock { s -> Bool in
@@ -167,7 +172,10 @@ final class IdempotencyTable<Value: ClaimableValue>: Sendable {
     func replace(_ name: String, hash: Int, _ value: Value) -> Value? {
         precondition(!value.isClaimMarker, "the claim marker is not a value")
         return stripe(hash).withLock { table in
-            table.updateValue(value, forKey: name, hash: hash).flatMap { $0.isClaimMarker ? nil : $0 }
+            let old = table.updateValue(value, forKey: name, hash: hash)
+            // Replay sets names no request holds: a claim's waiters would never be woken.
+            precondition(old?.isClaimMarker != true, "a name claimed by a request is not replaced")
+            return old
         }
     }
 
@@ -198,7 +206,8 @@ final class IdempotencyTable<Value: ClaimableValue>: Sendable {
                     if k + ahead < range.upperBound { table.prefetch(hash: names[order[k + ahead]].hash) }
                     let n = names[order[k]]
                     precondition(!n.value.isClaimMarker, "the claim marker is not a value")
-                    if let v = table.updateValue(n.value, forKey: n.name, hash: n.hash), !v.isClaimMarker { old[order[k]] = v }
+                    old[order[k]] = table.updateValue(n.value, forKey: n.name, hash: n.hash)
+                    precondition(old[order[k]]?.isClaimMarker != true, "a name claimed by a request is not replaced")
                 }
             }
         }

@@ -5,7 +5,8 @@
 // array for its line: a new one is made without one (`OneLineReservation`), so keeping it allocates
 // nothing, and the entry alone is what the retention window keeps once it is closed. Any other
 // reservation (several lines, a line the engine placed, a cell the shard has no figures for, a
-// backordered part, a TTL finer than a millisecond) is kept whole, behind one reference. Reading a
+// backordered part, a TTL finer than a millisecond, a line of more than `UInt32.max` units) is kept
+// whole, behind one reference. Reading a
 // reservation builds the `Reservation` value back, equal to the one stored.
 
 import StockpileCore
@@ -166,7 +167,8 @@ struct ReservationTable: Sendable {
     }
 
     /// Stores a one-line reservation (replacing what its id held), compact when its fields fit, whole
-    /// otherwise (a backordered part, a TTL finer than a millisecond). `cellPosition`: its cell's.
+    /// otherwise (a backordered part, a TTL finer than a millisecond, a line of more than `UInt32.max`
+    /// units). `cellPosition`: its cell's.
     mutating func store(_ r: borrowing OneLineReservation, hash: Int, cellPosition: Int) {
         table[r.id, hash: hash] = StoredReservation(r, cellPosition: cellPosition) ?? StoredReservation(whole: r.reservation)
     }

@@ -117,9 +117,10 @@ actor Shard {
 
     /// Decides and applies new reservations whose ids the caller has claimed and whose lines are all
     /// in this shard, in order, entering the shard once for all of them: appends to `answers` the
-    /// answer deciding each alone would give (an outcome goes to `outcomes`, the answer giving its place) (`reserveOneLine` for one line naming its warehouse,
-    /// `execute` otherwise), and to `settlements` what settling its id's claim needs, without taking
-    /// and letting go of the lock between them.
+    /// answer deciding each alone would give (`reserveOneLine` for one line naming its warehouse,
+    /// `execute` otherwise; an outcome goes to `outcomes`, its answer giving its index), and to
+    /// `settlements` what settling its id's claim needs, without taking and letting go of the lock
+    /// between them.
     /// The reservations are `requests[p]` for each p in `positions`, in that order; `hashes[p]` is the
     /// hash of `requests[p].id`, and `cellHashes[p]` the `CellTable.hash` of its cell when it has one
     /// line (0 otherwise: nothing is fetched ahead for it).

@@ -28,9 +28,8 @@ public enum Identifiers {
             default: return false
             }
         }
-        // Option words are 2-9 letters; only such an id is compared with them, upper-cased into an
-        // integer, without a string.
-        return !lettersOnly || utf8.count > 9 || OptionWord(word: utf8) == nil
+        // Only an id of letters can be an option word (compared upper-cased as an integer, without a string).
+        return !lettersOnly || OptionWord(word: utf8) == nil
     }
 
     /// The stored (upper-case) form of a warehouse code, or nil when it is not 1–32 of `[A-Za-z0-9_-]`.

@@ -281,6 +281,12 @@ public struct NewOneLineFacts: Hashable, Sendable {
             variant: line.variant, warehouse: line.warehouse, quantity: line.quantity, backordered: backordered, tracked: tracked)
         return OneLineReservation(new: request, held: held, strategy: strategy, at: createdAt)
     }
+
+    /// The record of the reservation `command`, a RESERVE of one line naming its warehouse, made.
+    @inlinable public func record(of command: Command) -> ReservationRecord {
+        guard case .reserve(let request) = command else { preconditionFailure("a reservation's facts with another command") }
+        return ReservationRecord(reservation(of: request))
+    }
 }
 
 /// A reservation as replies report it, with `replayed` set on an idempotent replay. A new one-line

@@ -12,6 +12,12 @@ public enum Validation {
         }
     }
 
+    /// Whether `r` is valid and `normalize` would return it as it is (`checkReserve` is false).
+    public static func isValidAsItStands(_ r: ReserveRequest) -> Bool {
+        guard case .some(false) = try? checkReserve(r) else { return false }
+        return true
+    }
+
     /// Checks a reservation request as `normalize` does, reading it only. Returns whether a
     /// warehouse code needs upper-casing (then `normalize` returns a changed request); false when
     /// `normalize` would return the request as it is.

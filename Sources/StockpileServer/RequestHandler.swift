@@ -262,8 +262,8 @@ public final class RequestHandler: Sendable {
                         let start = result.bytes.count
                         switch scratch.answers[i] {
                         case .made(let facts):
-                            guard case .reserve(let request) = scratch.run[next - runStart + i] else { preconditionFailure("a run holds reservations") }
-                            ReplyWriter.append(reservation: ReservationRecord(facts.reservation(of: request)), version: result.session.version, into: &result.bytes)
+                            let record = facts.record(of: scratch.run[next - runStart + i])
+                            ReplyWriter.append(reservation: record, version: result.session.version, into: &result.bytes)
                         case .outcome(let k):
                             ReplyWriter.append(scratch.outcomes[k], version: result.session.version, into: &result.bytes)
                         }

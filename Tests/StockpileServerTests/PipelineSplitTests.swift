@@ -3,7 +3,8 @@
 // or answered one request per loop turn. A pipeline's runs of RESERVEs go to the engine in one call
 // (`Engine.executeRunWithoutWaiting`); one request per turn never forms a run, so comparing the two
 // checks the runs against requests one at a time. The pipelines mix runs of new reservations on one
-// shard and on several, replays and conflicting reuses of an id, a sell-out's INSUFFICIENT, requests
+// shard and on several (some with a TTL, a customer or a strategy, on a variant that backorders or one
+// that is not counted), replays and conflicting reuses of an id, a sell-out's INSUFFICIENT, requests
 // the command table refuses, multi-line and `*` reservations, releases, reads and PING.
 // Seeded (STOCKPILE_SEED); the seed is printed.
 
@@ -33,7 +34,13 @@ import Testing
                 for _ in 0..<Int(1 + rng.next() % 8) where i < count {
                     let id = "r\(i)"
                     ids.append(id)
-                    RequestEncoder.encode(["RESERVE", id, hot ? cell : pick(variants), "MAIN", "\(1 + rng.next() % 3)"], into: &bytes)
+                    // Now and then with the options a reply shows (a TTL's expiry, a customer) or that
+                    // are kept with it (a strategy).
+                    var options: [String] = []
+                    if rng.next() % 3 == 0 { options += ["TTL", "\(60 + rng.next() % 600)"] }
+                    if rng.next() % 3 == 0 { options += ["CUSTOMER", "cust\(rng.next() % 5)"] }
+                    if rng.next() % 4 == 0 { options += ["STRATEGY", rng.next() % 2 == 0 ? "most" : "priority"] }
+                    RequestEncoder.encode(["RESERVE", id, hot ? cell : pick(variants), "MAIN", "\(1 + rng.next() % 3)"] + options, into: &bytes)
                     i += 1
                 }
                 continue
@@ -66,6 +73,9 @@ import Testing
     static func replies(to bytes: [UInt8], cuts: [Int], perTurn: Int = 1_024) async -> [UInt8] {
         let engine = Engine(configuration: EngineConfiguration(shardCount: 4), clock: ManualClock())
         for v in variants { _ = await engine.adjust(variant: v, warehouse: "MAIN", by: 30, reason: .received) }
+        // A variant that backorders past its stock, and one that is not counted at all.
+        _ = await engine.setPolicy(PolicyChange(variant: "G", backorder: true))
+        _ = await engine.setPolicy(PolicyChange(variant: "H", unlimited: true))
         let handler = RequestHandler(engine: engine)
         var session = handler.newSession(id: 1)
         var parser = RequestParser()

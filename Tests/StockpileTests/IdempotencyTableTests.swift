@@ -55,8 +55,8 @@ struct IdempotencyTableTests {
         #expect(table.tryLookup("r1", hash: "r1".hashValue) == nil, "in flight: no answer without waiting")
         async let seen = table.lookup("r1")
         async let claimedAgain = table.claim("r1")
-        // Settled once both wait or not: either way each sees the committed value.
-        try? await Task.sleep(for: .milliseconds(20))
+        // Settled once both wait.
+        while table.waiterCount("r1") < 2 { await Task.yield() }
         table.commit("r1", 5)
         #expect(await seen == 5)
         guard case .existing(5) = await claimedAgain else {
@@ -67,9 +67,9 @@ struct IdempotencyTableTests {
         // Given up, the name is free again, for a waiter too.
         #expect(table.reclaim("r1") == 5)
         async let free = table.lookup("r1")
-        try? await Task.sleep(for: .milliseconds(20))
+        while table.waiterCount("r1") < 1 { await Task.yield() }
         table.abandon("r1")
         #expect(await free == nil)
-        #expect(table.all().isEmpty && table.pendingNames().isEmpty)
+        #expect(table.all().isEmpty && table.pendingNames().isEmpty && table.waiterCount("r1") == 0)
     }
 }
