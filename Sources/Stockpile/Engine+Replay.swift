@@ -277,6 +277,9 @@ extension Engine {
         // below. A segment ends with a RESET, which empties the directory when the loop reaches it.
         var names: [(name: String, hash: Int, value: UInt64)] = []
         var nameOf = [Int32](repeating: -1, count: count)
+        // A `reservation` record's entry seq and expiry, read with its id and hashes (nil for any other
+        // record): its fields are read once, here (each read copies them out of the record).
+        var summaries = [(seq: UInt64, expiresAt: Timestamp?)?](repeating: nil, count: count)
         var old: [UInt64?] = []
         var segmentEnd = 0
         func setDirectory(from start: Int) -> Int {
@@ -284,9 +287,10 @@ extension Engine {
             var k = start
             while k < count {
                 defer { k += 1 }
-                if let hashes = records[k].reservationHashes, let (id, _, _) = records[k].reservationSummary {
+                if let (id, hashes, seq, expiresAt) = records[k].withReservation({ fields, hashes in (fields.id, hashes, fields.seq, fields.expiresAt) }) {
                     nameOf[k] = Int32(names.count)
                     names.append((id, hashes.id, 1 << UInt64(router.shard(forStableHash: hashes.cell))))
+                    summaries[k] = (seq, expiresAt)
                     continue
                 }
                 guard case .commit(let commit) = records[k].body else { continue }
@@ -303,9 +307,10 @@ extension Engine {
         }
         for k in 0..<count {
             if k == segmentEnd { segmentEnd = setDirectory(from: k) }
-            if let (id, seq, expiresAt) = records[k].reservationSummary {
+            if let (seq, expiresAt) = summaries[k] {
                 // One new one-line reservation: its cell's shard is its home (its mask in the
                 // directory, set above) and owns its cell.
+                let id = names[Int(nameOf[k])].name
                 let home = names[Int(nameOf[k])].value.trailingZeroBitCount
                 if let old = old[Int(nameOf[k])] {
                     // An entry already there is one forgotten earlier (forgetting is not logged).
