@@ -273,6 +273,7 @@ public final class Engine: Sendable {
     func decideNow(_ command: Command, actor: String) -> Outcome<Reply>? {
         let now = clock.now()
         if runsDueWork && dueWork.isDue(at: now) { return nil }
+        if case .reserve(let request) = command, let decided = decideReserveAsItStands(request, now: now, actor: actor) { return decided }
         switch Validation.normalize(command) {
         case .refused(let r):
             return .refused(r)
@@ -293,9 +294,17 @@ public final class Engine: Sendable {
     func decideReserveNow(_ request: ReserveRequest, actor: String) -> Outcome<Reply>? {
         let now = clock.now()
         if runsDueWork && dueWork.isDue(at: now) { return nil }
+        return decideReserveAsItStands(request, now: now, actor: actor) ?? nil
+    }
+
+    /// A reservation request valid as it stands, decided as it is (normalizing it would copy it, and
+    /// return it unchanged): its answer, or `.some(nil)` when it has to wait (`decideReserve`); nil
+    /// when it is not valid as it stands (then it is normalized first, which refuses it or upper-cases
+    /// a warehouse code).
+    private func decideReserveAsItStands(_ request: ReserveRequest, now: Timestamp, actor: String) -> Outcome<Reply>?? {
         guard Validation.isValidAsItStands(request) else { return nil }
-        if let refusal = configuredReserveRefusal(request) { return .refused(refusal) }
-        return decideReserve(request, now: now, actor: actor)
+        if let refusal = configuredReserveRefusal(request) { return .some(.refused(refusal)) }
+        return .some(decideReserve(request, now: now, actor: actor))
     }
 
     /// Decides a valid reservation request (nil when its id has a claim in flight, or the plan went
