@@ -45,9 +45,10 @@ struct RoutedCell {
     let shard: Int
     let hash: UInt64
 
-    init(_ key: CellKey, _ router: ShardRouter) {
+    /// `key`, whose `stableHash` the caller has.
+    init(_ key: CellKey, stable: UInt64, _ router: ShardRouter) {
         self.key = key
-        stable = key.stableHash
+        self.stable = stable
         shard = router.shard(forStableHash: stable)
         hash = CellTable.hash(stable: stable)
     }

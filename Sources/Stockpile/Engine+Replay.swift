@@ -391,8 +391,8 @@ extension Engine {
             case .forget:
                 // The id of a reservation record, or of the commit's reservation (hashed when prepared).
                 let hashed: HashedID
-                if let hashes = records[k].reservationHashes, let summary = records[k].reservationSummary {
-                    hashed = HashedID(summary.id, hash: hashes.id)
+                if let h = records[k].withReservation({ fields, hashes in HashedID(fields.id, hash: hashes.id) }) {
+                    hashed = h
                 } else if let h = hashedIDs[k] {
                     hashed = h
                 } else {

@@ -273,14 +273,16 @@ public final class Engine: Sendable {
     func decideNow(_ command: Command, actor: String) -> Outcome<Reply>? {
         let now = clock.now()
         if runsDueWork && dueWork.isDue(at: now) { return nil }
-        if case .reserve(let request) = command, let decided = decideReserveAsItStands(request, now: now, actor: actor) { return decided }
+        // A reservation valid as it stands is decided as it is: normalizing it would copy it and
+        // return it unchanged.
+        if case .reserve(let request) = command, Validation.isValidAsItStands(request) { return decideValidReserve(request, now: now, actor: actor) }
         switch Validation.normalize(command) {
         case .refused(let r):
             return .refused(r)
         case .ok(let command):
+            if case .reserve(let request) = command { return decideValidReserve(request, now: now, actor: actor) }
             if let refusal = configuredLimitRefusal(command) { return .refused(refusal) }
             guard command.key == nil else { return nil }
-            if case .reserve(let request) = command { return decideReserve(request, now: now, actor: actor) }
             switch attempt(command, now: now, actor: actor) {
             case .done(let performed): return performed.outcome()
             case .waitForClaim, .retry: return nil
@@ -294,23 +296,15 @@ public final class Engine: Sendable {
     func decideReserveNow(_ request: ReserveRequest, actor: String) -> Outcome<Reply>? {
         let now = clock.now()
         if runsDueWork && dueWork.isDue(at: now) { return nil }
-        return decideReserveAsItStands(request, now: now, actor: actor) ?? nil
-    }
-
-    /// A reservation request valid as it stands, decided as it is (normalizing it would copy it, and
-    /// return it unchanged): its answer, or `.some(nil)` when it has to wait (`decideReserve`); nil
-    /// when it is not valid as it stands (then it is normalized first, which refuses it or upper-cases
-    /// a warehouse code).
-    private func decideReserveAsItStands(_ request: ReserveRequest, now: Timestamp, actor: String) -> Outcome<Reply>?? {
         guard Validation.isValidAsItStands(request) else { return nil }
-        if let refusal = configuredReserveRefusal(request) { return .some(.refused(refusal)) }
-        return .some(decideReserve(request, now: now, actor: actor))
+        return decideValidReserve(request, now: now, actor: actor)
     }
 
-    /// Decides a valid reservation request (nil when its id has a claim in flight, or the plan went
-    /// stale). A new one-line reservation is answered where its shard makes it: through `Attempt` its
-    /// answer would be copied whole at every step back.
-    private func decideReserve(_ request: ReserveRequest, now: Timestamp, actor: String) -> Outcome<Reply>? {
+    /// Decides a valid reservation request, the configured limits first (nil when its id has a claim
+    /// in flight, or the plan went stale). A new one-line reservation is answered where its shard
+    /// makes it: through `Attempt` its answer would be copied whole at every step back.
+    private func decideValidReserve(_ request: ReserveRequest, now: Timestamp, actor: String) -> Outcome<Reply>? {
+        if let refusal = configuredReserveRefusal(request) { return .refused(refusal) }
         let claim = claimReservation(request)
         if case .claimed(let hashed, let route?) = claim {
             return answerNewOneLineReservation(request, hashedID: hashed, route: route, now: now, actor: actor)
@@ -526,15 +520,25 @@ public final class Engine: Sendable {
                     made: { .reserved($0) }, otherwise: { $0 })
                 return settleNewReservation(hashedID, performed, mask: 1 << UInt64(route.shard))
             }
-            // The common case, every line in one shard, needs the mask only: no array of cells, and
-            // the shard finds each cell itself.
-            let mask = router.mask(of: request.lines.lazy.map { CellKey(variant: $0.variant, warehouse: $0.warehouse) })
-            if mask.nonzeroBitCount == 1 {
-                return settleNewReservation(hashedID, route(.reserve(request), mask: mask, cells: [], hashedID: hashedID, now: now, actor: actor)!, mask: mask)
+            // Each cell is hashed once, on the stack: the hashes give the mask and, across shards, each
+            // cell's shard and slot.
+            return withUnsafeTemporaryAllocation(of: UInt64.self, capacity: request.lines.count) { stables -> Performed in
+                var mask: UInt64 = 0
+                for (i, line) in request.lines.enumerated() {
+                    let stable = CellKey(variant: line.variant, warehouse: line.warehouse).stableHash
+                    stables.initializeElement(at: i, to: stable)
+                    mask |= 1 << UInt64(router.shard(forStableHash: stable))
+                }
+                // The common case, every line in one shard, needs the mask only: no array of cells,
+                // and the shard finds each cell itself.
+                if mask.nonzeroBitCount == 1 {
+                    return settleNewReservation(hashedID, route(.reserve(request), mask: mask, cells: [], hashedID: hashedID, now: now, actor: actor)!, mask: mask)
+                }
+                let routed = request.lines.indices.map { i in
+                    RoutedCell(CellKey(variant: request.lines[i].variant, warehouse: request.lines[i].warehouse), stable: stables[i], router)
+                }
+                return settleNewReservation(hashedID, reserveAcrossShards(request, hashedID: hashedID, cells: routed, mask: mask, now: now, actor: actor), mask: mask)
             }
-            // Across shards each cell is routed once, for its shard and its slot.
-            let routed = request.lines.map { RoutedCell(CellKey(variant: $0.variant, warehouse: $0.warehouse), router) }
-            return settleNewReservation(hashedID, reserveAcrossShards(request, hashedID: hashedID, cells: routed, mask: mask, now: now, actor: actor), mask: mask)
         }
         while true {
             // `*` lines: the cells they may be placed in are those of the catalog as it is now; the

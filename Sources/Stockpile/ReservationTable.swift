@@ -6,8 +6,8 @@
 // nothing, and the entry alone is what the retention window keeps once it is closed. Any other
 // reservation (several lines, a line the engine placed, a cell the shard has no figures for, a
 // backordered part, a TTL finer than a millisecond, a line of more than `UInt32.max` units) is kept
-// whole, behind one reference. Reading a
-// reservation builds the `Reservation` value back, equal to the one stored.
+// whole, behind one reference. Reading a reservation builds the `Reservation` value back, equal to
+// the one stored.
 
 import StockpileCore
 import StockpileWAL

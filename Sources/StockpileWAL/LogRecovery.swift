@@ -81,13 +81,6 @@ public struct RecoveredRecord: Hashable, Sendable {
         return hashes
     }
 
-    /// What a replay's part common to all shards reads of a `reservation` record: its id, the seq of
-    /// its one entry and when its hold expires; nil for any other record.
-    @inlinable public var reservationSummary: (id: String, seq: UInt64, expiresAt: Timestamp?)? {
-        guard case .reservation(let r, _) = payload else { return nil }
-        return (r.id, r.seq, r.expiresAt)
-    }
-
     /// `body` applied to a `reservation` record's fields and hashes where the record keeps them (inlined,
     /// so that an optimised caller reads the few fields it needs without copying the rest); nil for any
     /// other record.

@@ -231,4 +231,3 @@ struct ReplayByShardTests {
         }
     }
 }
-
