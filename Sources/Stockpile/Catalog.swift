@@ -20,6 +20,11 @@ public struct Catalog: Sendable, Equatable {
         return policies[variant] ?? VariantPolicy(variant: variant)
     }
 
+    /// Whether `variant` may be reserved below zero: `policy(of:).backorder` without building the policy.
+    public func backorder(of variant: String) -> Bool {
+        policies.isEmpty ? false : policies[variant]?.backorder ?? false
+    }
+
     public mutating func apply(_ warehouse: Warehouse) {
         warehouses[warehouse.code] = warehouse
         warehousesInPlacementOrder = warehouses.values.sorted(by: Warehouse.placementOrder)

@@ -410,7 +410,16 @@ extension ShardState {
     /// compact as any one-line reservation is (`idHash`: its id's hash).
     func replay(_ fields: borrowing CompactReservation, cellHash: UInt64, idHash: Int) {
         assert(router.shard(for: fields.cell) == index, "a reservation record replayed in a shard that does not own its cell")
-        let p = apply(fields.entry, of: fields.cell, hash: cellHash, backorderAllowed: catalog.policy(of: fields.cell.variant).backorder)
+        // What `apply(fields.entry, of:hash:backorderAllowed:)` does, without building the entry: the
+        // ring's entries are kept once the replay is done (`RecentBatches`).
+        let p = cells.position(of: fields.cell, hash: cellHash, default: CellSlot(state: .empty))
+        let deltaReserved = fields.tracked ? fields.quantity : .zero
+        let after = CellState(onHand: fields.onHandAfter, reserved: fields.reservedAfter)
+        let before = CellState(onHand: after.onHand, reserved: after.reserved - deltaReserved)
+        assert(cells[position: p].state == before, "entry \(fields.seq) does not follow from the cell's figures")
+        cells[position: p].record(
+            .reserve, deltaOnHand: .zero, before: before, after: after, backorderAllowed: catalog.backorder(of: fields.cell.variant))
+        counters.countReserve(deltaReserved: deltaReserved, before: before, after: after)
         reservations.store(new: fields, hash: idHash, cellPosition: p)
         assert(reservation(fields.id) == fields.commit.reservation, "reservation \(fields.id) reads back as its record says")
     }

@@ -18,14 +18,21 @@ struct CellSlot: Sendable {
 
     mutating func record(_ e: LedgerEntry, backorderAllowed: Bool) {
         assert(state == e.before, "entry \(e.seq) does not follow from the cell's figures")
-        state = e.after
-        if e.available >= .zero {
+        record(e.type, deltaOnHand: e.deltaOnHand, before: e.before, after: e.after, backorderAllowed: backorderAllowed)
+    }
+
+    /// `record(_:backorderAllowed:)` given what the entry changes rather than the entry: a replayed
+    /// reservation record has the figures without building its entry.
+    @inline(__always)
+    mutating func record(_ type: EntryType, deltaOnHand: Quantity, before: CellState, after: CellState, backorderAllowed: Bool) {
+        state = after
+        if after.available >= .zero {
             belowZeroAllowed = false
-        } else if e.available < e.before.available {
+        } else if after.available < before.available {
             // Stock counted or loaded from outside (set, count, import) is what is physically there:
             // lowering it below what is reserved is a loss, reported as a shortfall, never hidden.
-            let physicalLoss = e.deltaOnHand < .zero && (e.type == .adjust || e.type == .set || e.type == .count || e.type == .import)
-            let backorder = e.type == .reserve && backorderAllowed
+            let physicalLoss = deltaOnHand < .zero && (type == .adjust || type == .set || type == .count || type == .import)
+            let backorder = type == .reserve && backorderAllowed
             if physicalLoss || backorder { belowZeroAllowed = true }
         }
     }

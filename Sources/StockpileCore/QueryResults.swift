@@ -83,6 +83,13 @@ public struct StockCounters: Sendable, Equatable {
         return s
     }
 
+    /// `count(_:)` for a reservation's entry, given by what it changes (a replayed reservation record
+    /// has the figures without building its entry).
+    @inlinable public mutating func countReserve(deltaReserved: Quantity, before: CellState, after: CellState) {
+        unitsReserved = unitsReserved.addingSaturating(deltaReserved)
+        if before.available.isPositive && !after.available.isPositive { stockouts += 1 }
+    }
+
     /// Adds what one ledger entry contributes to the counters.
     public mutating func count(_ e: LedgerEntry) {
         switch e.type {
