@@ -173,8 +173,8 @@ extension Engine {
         var out: [LedgerEntry] = []
         // A batch at a time, stopping once enough is found: the log may hold millions of records.
         _ = LogRecovery.readValidPrefix(directory: directory, fileSystem: fileSystem) { batch in
-            for record in batch {
-                guard case .commit(let commit) = record.body else { continue }
+            for k in 0..<batch.count {
+                guard case .commit(let commit) = batch.record(at: k).body else { continue }
                 for e in commit.entries where e.seq >= from && e.seq < before && out.count < limit { out.append(e) }
                 if out.count == limit || commit.entries.last.map({ $0.seq >= before - 1 }) == true { return false }
             }

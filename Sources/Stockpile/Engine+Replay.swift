@@ -45,7 +45,7 @@ struct ShardAction: Sendable {
 /// Records read from the log, their part common to all shards done, and each applier's shard parts in
 /// LSN order. Never changed once made.
 final class ReplayBatch: Sendable {
-    let records: [RecoveredRecord]
+    let records: RecoveredBatch
     /// The reservation id of each commit that carries one, hashed; nil for other records (a
     /// `reservation` record carries its hashes).
     let hashedIDs: [HashedID?]
@@ -54,7 +54,7 @@ final class ReplayBatch: Sendable {
     /// How many ledger entries the records carry.
     let entryCount: Int
 
-    init(records: [RecoveredRecord], hashedIDs: [HashedID?], actions: [[ShardAction]], entryCount: Int) {
+    init(records: RecoveredBatch, hashedIDs: [HashedID?], actions: [[ShardAction]], entryCount: Int) {
         self.records = records
         self.hashedIDs = hashedIDs
         self.actions = actions
@@ -170,10 +170,11 @@ final class RecentBatches: @unchecked Sendable {
     /// slot stays).
     func keepEntries(in ledger: Ledger) {
         for batch in batches[first...] {
-            for record in batch.records {
-                if let entry = record.withReservation({ fields, _ in fields.entry }) {
-                    ledger.keepReplayed(entry)
-                } else if case .commit(let commit) = record.body {
+            let records = batch.records
+            for item in records.items {
+                if let i = item.reservation {
+                    ledger.keepReplayed(records.reservations[i].entry)
+                } else if case .commit(let commit) = records.others[item.other!].body {
                     for e in commit.entries { ledger.keepReplayed(e) }
                 }
             }
@@ -198,7 +199,7 @@ extension Engine {
         directory: String, after snapshotLSN: UInt64, through bound: UInt64?, warn: (String) -> Void
     ) -> (outcome: Result<LogRecovery.Result, LogRecoveryError>, readDuration: Duration, recordsReplayed: Int) {
         let applierCount = replayApplierCount
-        let read = BatchHandoff<[RecoveredRecord]>(consumerCount: 1)
+        let read = BatchHandoff<RecoveredBatch>(consumerCount: 1)
         let handoff = BatchHandoff<ReplayBatch>(consumerCount: applierCount)
         let fileSystem = self.fileSystem
         let reader = Thread {
@@ -206,7 +207,7 @@ extension Engine {
             let result = Result { () throws(LogRecoveryError) -> LogRecovery.Result in
                 try LogRecovery.recover(directory: directory, after: snapshotLSN, fileSystem: fileSystem) { records in
                     // Records come in LSN order; those past the bound are not durable (written, never synced).
-                    let kept = bound.map { b in Array(records.prefix { $0.lsn <= b }) } ?? records
+                    let kept = bound.map { records.prefix(through: $0) } ?? records
                     guard !kept.isEmpty else { return }
                     read.put(kept)
                 }
@@ -254,15 +255,19 @@ extension Engine {
 
     /// Does the part of each of `records` (in LSN order) that is common to all shards, in order, and
     /// notes each shard's part for its applier (shard `s` is applier `s % applierCount`'s).
-    func prepareReplay(_ records: [RecoveredRecord], applierCount: Int) -> ReplayBatch {
-        // Records are read where the batch keeps them: a copy of one costs a copy of its fields.
-        let (hashedIDs, actions, entryCount) = records.withUnsafeBufferPointer { prepareReplay($0, applierCount: applierCount) }
+    func prepareReplay(_ records: RecoveredBatch, applierCount: Int) -> ReplayBatch {
+        // A reservation record's fields are read where the batch keeps them: a copy would copy them all.
+        let (hashedIDs, actions, entryCount) = records.reservations.withUnsafeBufferPointer {
+            prepareReplay(records, fields: $0, applierCount: applierCount)
+        }
         return ReplayBatch(records: records, hashedIDs: hashedIDs, actions: actions, entryCount: entryCount)
     }
 
-    private func prepareReplay(_ records: UnsafeBufferPointer<RecoveredRecord>, applierCount: Int) -> ([HashedID?], [[ShardAction]], Int) {
+    private func prepareReplay(
+        _ batch: RecoveredBatch, fields: UnsafeBufferPointer<CompactReservation>, applierCount: Int
+    ) -> ([HashedID?], [[ShardAction]], Int) {
         var entryCount = 0
-        let count = records.count
+        let count = batch.count
         var actions = [[ShardAction]](repeating: [], count: applierCount)
         for a in actions.indices { actions[a].reserveCapacity(count / applierCount + 16) }
         func add(_ record: Int, shard: Int, _ kind: ShardAction.Kind) {
@@ -277,9 +282,6 @@ extension Engine {
         // below. A segment ends with a RESET, which empties the directory when the loop reaches it.
         var names: [(name: String, hash: Int, value: UInt64)] = []
         var nameOf = [Int32](repeating: -1, count: count)
-        // A `reservation` record's entry seq and expiry, read with its id and hashes (nil for any other
-        // record): its fields are read once, here (each read copies them out of the record).
-        var summaries = [(seq: UInt64, expiresAt: Timestamp?)?](repeating: nil, count: count)
         var old: [UInt64?] = []
         var segmentEnd = 0
         func setDirectory(from start: Int) -> Int {
@@ -287,13 +289,12 @@ extension Engine {
             var k = start
             while k < count {
                 defer { k += 1 }
-                if let (id, hashes, seq, expiresAt) = records[k].withReservation({ fields, hashes in (fields.id, hashes, fields.seq, fields.expiresAt) }) {
+                if let i = batch.items[k].reservation {
                     nameOf[k] = Int32(names.count)
-                    names.append((id, hashes.id, 1 << UInt64(router.shard(forStableHash: hashes.cell))))
-                    summaries[k] = (seq, expiresAt)
+                    names.append((fields[i].id, batch.hashes[i].id, 1 << UInt64(router.shard(forStableHash: batch.hashes[i].cell))))
                     continue
                 }
-                guard case .commit(let commit) = records[k].body else { continue }
+                guard case .commit(let commit) = batch.others[batch.items[k].other!].body else { continue }
                 if let r = commit.reservation {
                     let hashed = HashedID(r.id)
                     hashedIDs[k] = hashed
@@ -307,22 +308,21 @@ extension Engine {
         }
         for k in 0..<count {
             if k == segmentEnd { segmentEnd = setDirectory(from: k) }
-            if let (seq, expiresAt) = summaries[k] {
+            if let i = batch.items[k].reservation {
                 // One new one-line reservation: its cell's shard is its home (its mask in the
                 // directory, set above) and owns its cell.
-                let id = names[Int(nameOf[k])].name
-                let home = names[Int(nameOf[k])].value.trailingZeroBitCount
-                if let old = old[Int(nameOf[k])] {
+                let n = Int(nameOf[k])
+                if let old = old[n] {
                     // An entry already there is one forgotten earlier (forgetting is not logged).
                     add(k, shard: old.trailingZeroBitCount, .forget)
                 }
-                add(k, shard: home, .reservation)
-                ledger.restoreNumbering(of: 1, from: seq)
+                add(k, shard: names[n].value.trailingZeroBitCount, .reservation)
+                ledger.restoreNumbering(of: 1, from: fields[i].seq)
                 entryCount += 1
-                scheduleExpiry(of: id, at: expiresAt)
+                scheduleExpiry(of: names[n].name, at: fields[i].expiresAt)
                 continue
             }
-            switch records[k].body {
+            switch batch.others[batch.items[k].other!].body {
             case .commit(let commit):
                 var mask = router.mask(of: commit.entries.lazy.filter(\.touchesCell).map(\.cell))
                 if nameOf[k] >= 0 {
@@ -360,17 +360,21 @@ extension Engine {
 
     /// Applies applier `applier`'s shard actions of `batch`, in order.
     func applyReplay(_ batch: ReplayBatch, applier: Int) {
-        batch.records.withUnsafeBufferPointer { applyReplay($0, hashedIDs: batch.hashedIDs, actions: batch.actions[applier]) }
+        batch.records.reservations.withUnsafeBufferPointer {
+            applyReplay(batch.records, fields: $0, hashedIDs: batch.hashedIDs, actions: batch.actions[applier])
+        }
     }
 
-    private func applyReplay(_ records: UnsafeBufferPointer<RecoveredRecord>, hashedIDs: [HashedID?], actions: [ShardAction]) {
+    private func applyReplay(
+        _ batch: RecoveredBatch, fields: UnsafeBufferPointer<CompactReservation>, hashedIDs: [HashedID?], actions: [ShardAction]
+    ) {
         // The slots a reservation record a few actions ahead will be stored and counted in are asked
         // for now, so that those cache misses overlap with the actions before it.
         let ahead = 8
         func prefetch(_ i: Int) {
             let a = actions[i]
-            guard a.kind == .reservation, let hashes = records[Int(a.record)].reservationHashes else { return }
-            shards[Int(a.shard)].prefetch(idHash: hashes.id, cellHash: CellTable.hash(stable: hashes.cell))
+            guard a.kind == .reservation, let r = batch.items[Int(a.record)].reservation else { return }
+            shards[Int(a.shard)].prefetch(idHash: batch.hashes[r].id, cellHash: CellTable.hash(stable: batch.hashes[r].cell))
         }
         for i in 0..<min(ahead, actions.count) { prefetch(i) }
         for i in actions.indices {
@@ -380,19 +384,18 @@ extension Engine {
             let shard = shards[Int(action.shard)]
             switch action.kind {
             case .reservation:
-                let applied: Void? = records[k].withReservation { fields, hashes in
-                    shard.withState { $0.replay(fields, cellHash: CellTable.hash(stable: hashes.cell), idHash: hashes.id) }
-                }
-                precondition(applied != nil, "not a reservation record")
+                guard let r = batch.items[k].reservation else { preconditionFailure("not a reservation record") }
+                let hashes = batch.hashes[r]
+                shard.withState { $0.replay(fields[r], cellHash: CellTable.hash(stable: hashes.cell), idHash: hashes.id) }
             case .commitOwnsAll, .commitPart:
-                guard case .commit(let commit) = records[k].body else { preconditionFailure("not a commit") }
+                guard let o = batch.items[k].other, case .commit(let commit) = batch.others[o].body else { preconditionFailure("not a commit") }
                 let ownsAll = action.kind == .commitOwnsAll
                 shard.withState { $0.replay(commit, ownsAll: ownsAll, hashedID: hashedIDs[k]) }
             case .forget:
                 // The id of a reservation record, or of the commit's reservation (hashed when prepared).
                 let hashed: HashedID
-                if let h = records[k].withReservation({ fields, hashes in HashedID(fields.id, hash: hashes.id) }) {
-                    hashed = h
+                if let r = batch.items[k].reservation {
+                    hashed = HashedID(fields[r].id, hash: batch.hashes[r].id)
                 } else if let h = hashedIDs[k] {
                     hashed = h
                 } else {

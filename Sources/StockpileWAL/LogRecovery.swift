@@ -20,21 +20,13 @@ public struct RecoveredRecord: Hashable, Sendable {
     public var lsn: UInt64
     /// The record's type on disk: a commit may have been written as a `reservation` record.
     public var type: WALRecordType
-    @usableFromInline internal private(set) var payload: Payload
+    private var payload: Payload
 
     /// A `reservation` record is kept as its fields (FORMAT.md §3.8): the commit it stands for is built
-    /// only when asked for, so that replay can apply the fields without building one. With them, the
-    /// hashes replay finds the reservation and its cell by, computed on the thread that reads the log.
-    @usableFromInline enum Payload: Sendable {
+    /// only when asked for.
+    private enum Payload: Sendable {
         indirect case body(WALRecord.Body)
-        case reservation(CompactReservation, ReservationHashes)
-    }
-
-    /// A reservation record's id hashed as `String.hashValue` hashes it (in this process), and its
-    /// cell's `CellKey.stableHash`.
-    public struct ReservationHashes: Sendable {
-        public var id: Int
-        public var cell: UInt64
+        case reservation(CompactReservation)
     }
 
     public init(lsn: UInt64, body: WALRecord.Body, type: WALRecordType? = nil) {
@@ -48,14 +40,8 @@ public struct RecoveredRecord: Hashable, Sendable {
 
     /// A `reservation` record, kept as its fields.
     public init(lsn: UInt64, reservation: CompactReservation) {
-        self.init(lsn: lsn, reservation: reservation, cellHash: reservation.cell.stableHash)
-    }
-
-    /// `init(lsn:reservation:)` with its cell's `stableHash`, which the segment's names keep.
-    init(lsn: UInt64, reservation: CompactReservation, cellHash: UInt64) {
-        assert(cellHash == reservation.cell.stableHash, "the cell's own hash")
         self.lsn = lsn
-        self.payload = .reservation(reservation, ReservationHashes(id: reservation.id.hashValue, cell: cellHash))
+        self.payload = .reservation(reservation)
         self.type = .reservation
     }
 
@@ -64,29 +50,14 @@ public struct RecoveredRecord: Hashable, Sendable {
     public var body: WALRecord.Body {
         switch payload {
         case .body(let body): return body
-        case .reservation(let r, _): return .commit(r.commit)
+        case .reservation(let r): return .commit(r.commit)
         }
     }
 
     /// The fields of a `reservation` record; nil for any other record.
     public var reservation: CompactReservation? {
-        guard case .reservation(let r, _) = payload else { return nil }
+        guard case .reservation(let r) = payload else { return nil }
         return r
-    }
-
-    /// The hashes of a `reservation` record's id and cell; nil for any other record. Read without its
-    /// fields (a replay asks for them ahead of applying the record).
-    @inlinable public var reservationHashes: ReservationHashes? {
-        guard case .reservation(_, let hashes) = payload else { return nil }
-        return hashes
-    }
-
-    /// `body` applied to a `reservation` record's fields and hashes where the record keeps them (inlined,
-    /// so that an optimised caller reads the few fields it needs without copying the rest); nil for any
-    /// other record.
-    @inlinable public func withReservation<R>(_ body: (borrowing CompactReservation, ReservationHashes) -> R) -> R? {
-        guard case .reservation(let r, let hashes) = payload else { return nil }
-        return body(r, hashes)
     }
 
     /// Equal when they carry the same LSN, type and body, however each keeps it.
@@ -258,7 +229,7 @@ public enum LogRecovery {
         var result = Result(records: [], segmentFileNames: [], temporaryFileNames: [], warnings: [], position: nil, nextLSN: 1)
         var records: [RecoveredRecord] = []
         try recover(directory: directory, snapshotLSN: snapshotLSN, fileSystem: fileSystem, into: &result) { batch in
-            records += batch
+            records += batch.records
             return true
         }
         result.records = records
@@ -266,12 +237,12 @@ public enum LogRecovery {
     }
 
     /// Reads the log like `recover(directory:after:fileSystem:)`, but hands the records over in
-    /// batches of a few thousand, in LSN order, instead of keeping them all: start-up applies one
+    /// batches of about a thousand, in LSN order, instead of keeping them all: start-up applies one
     /// batch while the next is read. The result's `records` is empty. A damage found in a later segment
     /// throws after earlier segments were delivered (start-up then discards what it built).
     public static func recover(
         directory: String, after snapshotLSN: UInt64 = 0, fileSystem: any FileSystem = SystemFileSystem(),
-        deliver: ([RecoveredRecord]) -> Void
+        deliver: (RecoveredBatch) -> Void
     ) throws(LogRecoveryError) -> Result {
         var result = Result(records: [], segmentFileNames: [], temporaryFileNames: [], warnings: [], position: nil, nextLSN: 1)
         try recover(directory: directory, snapshotLSN: snapshotLSN, fileSystem: fileSystem, into: &result) { batch in
@@ -288,7 +259,7 @@ public enum LogRecovery {
     ) -> (result: Result, error: LogRecoveryError?) {
         var records: [RecoveredRecord] = []
         var read = readValidPrefix(directory: directory, fileSystem: fileSystem) { batch in
-            records += batch
+            records += batch.records
             return true
         }
         read.result.records = records
@@ -300,7 +271,7 @@ public enum LogRecovery {
     /// log is read in little memory. `deliver` returns false to stop: the reading then ends with the
     /// segment it is in (and the result has no write position).
     public static func readValidPrefix(
-        directory: String, fileSystem: any FileSystem = SystemFileSystem(), deliver: ([RecoveredRecord]) -> Bool
+        directory: String, fileSystem: any FileSystem = SystemFileSystem(), deliver: (RecoveredBatch) -> Bool
     ) -> (result: Result, error: LogRecoveryError?) {
         var result = Result(records: [], segmentFileNames: [], temporaryFileNames: [], warnings: [], position: nil, nextLSN: 1)
         do {
@@ -313,10 +284,10 @@ public enum LogRecovery {
 
     private static func recover(
         directory: String, snapshotLSN: UInt64, requireStart: Bool = true, fileSystem: any FileSystem, into result: inout Result,
-        deliver: ([RecoveredRecord]) -> Bool
+        deliver: (RecoveredBatch) -> Bool
     ) throws(LogRecoveryError) {
         var stopped = false
-        func hand(_ batch: [RecoveredRecord]) { if !deliver(batch) { stopped = true } }
+        func hand(_ batch: RecoveredBatch) { if !deliver(batch) { stopped = true } }
         let names: [String]
         do { names = try fileSystem.listDirectory(directory) } catch { throw .io(error) }
         let segments = names.compactMap { name in SegmentHeader.firstLSN(fromFileName: name).map { (name, $0) } }
@@ -344,7 +315,7 @@ public enum LogRecovery {
                     reason: .logStartsAfterSnapshot(snapshotLSN: snapshotLSN, firstLSN: header.firstLSN)))  // Row 10.
             }
             previousFileName = name
-            var records: [RecoveredRecord] = []
+            var records = RecoveredBatch(capacity: deliveryBatchCount)
             let end: SegmentEnd
             do {
                 end = try scan(
@@ -417,7 +388,7 @@ public enum LogRecovery {
     /// Reads the records of one segment and decides rows 4–8 at the first answer that is not valid.
     static func scan(
         _ bytes: [UInt8], header: SegmentHeader, directory: String, name: String, isNewest: Bool,
-        keepingAfter snapshotLSN: UInt64 = 0, records: inout [RecoveredRecord], deliver: ([RecoveredRecord]) -> Void
+        keepingAfter snapshotLSN: UInt64 = 0, records: inout RecoveredBatch, deliver: (RecoveredBatch) -> Void
     ) throws(LogRecoveryError) -> SegmentEnd {
         let result: Swift.Result<SegmentEnd, LogRecoveryError> = bytes.withUnsafeBytes { raw in
             Swift.Result { () throws(LogRecoveryError) -> SegmentEnd in
@@ -446,13 +417,12 @@ public enum LogRecovery {
                     }
                     if case .valid(let record) = answer {
                         do throws(WALDecodingError) {
-                            records.append(try RecordCodec.decodeRecovered(record, in: raw, names: &names))
+                            try RecordCodec.decode(record, in: raw, names: &names, into: &records)
                             // Handed over in small batches: a decoded commit is a large value, and a
                             // segment's worth at once is hundreds of megabytes of fresh pages.
                             if records.count == deliveryBatchCount {
                                 deliver(records)
-                                records = []
-                                records.reserveCapacity(deliveryBatchCount)
+                                records = RecoveredBatch(capacity: deliveryBatchCount)
                             }
                         } catch {
                             throw damage(.payloadUndecodable(error))

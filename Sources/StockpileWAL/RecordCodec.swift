@@ -196,17 +196,18 @@ public enum RecordCodec {
         return fields
     }
 
-    /// `decodeBody` for recovery: a `reservation` record is kept as its fields, without building the
-    /// commit they stand for (replay applies the fields).
-    static func decodeRecovered(
-        _ record: WALRecord, in bytes: UnsafeRawBufferPointer, names: inout SegmentNames
-    ) throws(WALDecodingError) -> RecoveredRecord {
+    /// `decodeBody` for recovery, into `batch`: a `reservation` record is kept as its fields, without
+    /// building the commit they stand for (replay applies the fields).
+    static func decode(
+        _ record: WALRecord, in bytes: UnsafeRawBufferPointer, names: inout SegmentNames, into batch: inout RecoveredBatch
+    ) throws(WALDecodingError) {
         guard record.type == .reservation else {
-            return RecoveredRecord(lsn: record.lsn, body: try decodeBody(of: record, in: bytes, names: &names), type: record.type)
+            batch.append(RecoveredRecord(lsn: record.lsn, body: try decodeBody(of: record, in: bytes, names: &names), type: record.type))
+            return
         }
         var cellHash: UInt64 = 0
         let fields = try decodeReservation(record, in: bytes, names: &names, cellHash: &cellHash)
-        return RecoveredRecord(lsn: record.lsn, reservation: fields, cellHash: cellHash)
+        batch.append(reservation: fields, lsn: record.lsn, cellHash: cellHash)
     }
 
     /// Decodes the payload of `record`, found in `bytes` by `decodeRecord`, with its segment's `names`.

@@ -56,10 +56,10 @@ private func verify(directory: String, each: (RecoveredRecord) -> Void = { _ in 
     var first: UInt64?
     var last: UInt64 = 0
     let read = LogRecovery.readValidPrefix(directory: directory) { batch in
-        for record in batch { each(record) }
+        for k in 0..<batch.count { each(batch.record(at: k)) }
         count += batch.count
-        if first == nil { first = batch.first?.lsn }
-        last = batch.last?.lsn ?? last
+        if first == nil && !batch.isEmpty { first = batch.firstLSN }
+        last = batch.lastLSN ?? last
         return true
     }
     let r = read.result

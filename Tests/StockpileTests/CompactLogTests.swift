@@ -50,6 +50,48 @@ import Testing
         #expect(records.filter { $0.type == .commit }.count == cells.count)
     }
 
+    @Test("recovery hands the log over in batches that hold its records in order, a reservation record's fields apart")
+    func recoveredBatches() async throws {
+        let dir = try DurabilityTests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let engine = try Engine.open(dataDirectory: dir, durability: .always, clock: ManualClock())
+        _ = await engine.adjust(variant: "A", warehouse: "MAIN", by: 10_000, reason: .received)
+        // More records than one batch holds, reservation records and commits mixed.
+        var commands: [Command] = []
+        for i in 0..<1_500 {
+            if i % 100 == 50 {
+                commands.append(.adjust(variant: "B", warehouse: "MAIN", delta: 1, reason: .received))
+            } else {
+                commands.append(.reserve(ReserveRequest(id: "r\(i)", lines: [ReserveLine(variant: "A", warehouse: "MAIN", quantity: 1)])))
+            }
+        }
+        let outcomes = await engine.execute(commands)
+        #expect(outcomes.allSatisfy { $0.value != nil })
+        try engine.close()
+        let whole = try LogRecovery.recover(directory: dir).records
+        var batches: [RecoveredBatch] = []
+        _ = try LogRecovery.recover(directory: dir) { batches.append($0) }
+        #expect(batches.count >= 2, "more records than a batch holds")
+        #expect(batches.flatMap(\.records) == whole)
+        #expect(whole.filter { $0.type == .reservation }.count == 1_485 && whole.filter { $0.type == .commit }.count == 16)
+        for b in batches {
+            #expect(b.count == b.reservations.count + b.others.count && b.hashes.count == b.reservations.count)
+            for k in 0..<b.count {
+                let record = b.record(at: k)
+                #expect(record.lsn == b.firstLSN + UInt64(k))
+                #expect((b.items[k].reservation != nil) == (record.type == .reservation))
+                if let i = b.items[k].reservation {
+                    #expect(b.hashes[i].id == b.reservations[i].id.hashValue && b.hashes[i].cell == b.reservations[i].cell.stableHash)
+                }
+            }
+            // What start-up keeps of a batch when the log's durable end is inside it.
+            let half = b.count / 2
+            #expect(b.prefix(through: b.firstLSN + UInt64(half)).records == Array(b.records.prefix(half + 1)))
+            #expect(b.prefix(through: b.firstLSN - 1).isEmpty)
+            #expect(b.prefix(through: b.lastLSN!).records == b.records)
+        }
+    }
+
     @Test("a reservation record replays to the reservation, cells, counters, ledger and expiry its commit would")
     func reservationRecordsReplayAsTheirCommits() async throws {
         let dir = try DurabilityTests.temporaryDirectory()
