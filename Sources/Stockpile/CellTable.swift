@@ -1,5 +1,5 @@
 // A shard's cells in flat storage: entries in insertion order, in chunks of 1,024, found through one
-// open-addressing index keyed by a 64-bit FNV-1a hash of the cell's names. A cell keeps its position
+// open-addressing index (`TaggedIndex`) keyed by a 64-bit FNV-1a hash of the cell's names. A cell keeps its position
 // for the life of the table (cells are never removed one by one, only all at once by a reset), so a
 // position is a handle. It keeps true: every entry is in the index exactly once, under its own hash;
 // the index is at most half full, so a probe ends at an empty slot.
@@ -22,9 +22,8 @@ struct CellTable: Sequence, Sendable {
     private static let chunkShift = 10
     private static let chunkMask = (1 << chunkShift) - 1
     private var chunks: [[Entry]] = []
-    /// Open addressing with linear probing: 0 is empty; otherwise the high 32 bits are the entry's
-    /// hash tag and the low 32 its position + 1. The count is a power of two (or 0 before the first cell).
-    private var index: [UInt64] = []
+    /// The count is a power of two (or 0 before the first cell).
+    private var index = TaggedIndex()
     private(set) var count = 0
     /// `IDTable.hintCell`.
     var hintCell: IndexHintCell?
@@ -45,20 +44,18 @@ struct CellTable: Sequence, Sendable {
         return h
     }
 
-    @inline(__always) private static func tag(_ hash: UInt64) -> UInt64 { hash & 0xFFFF_FFFF_0000_0000 }
-
     /// The position of `key`'s entry, or nil. A position stays its cell's until `removeAll`: a shard
     /// names a cell by it where a name would cost a copy (a reservation's line).
     @inline(__always) func position(of key: CellKey, hash: UInt64) -> Int? {
         guard !index.isEmpty else { return nil }
-        let mask = index.count &- 1
-        let tag = Self.tag(hash)
-        var i = Int(truncatingIfNeeded: hash) & mask
+        let mask = index.mask
+        let tag = TaggedIndex.tag(hash)
+        var i = index.home(hash)
         while true {
             let v = index[i]
             if v == 0 { return nil }
-            if v & 0xFFFF_FFFF_0000_0000 == tag {
-                let p = Int(truncatingIfNeeded: v & 0xFFFF_FFFF) &- 1
+            if v & TaggedIndex.tagMask == tag {
+                let p = TaggedIndex.position(v)
                 if chunks[p >> Self.chunkShift][p & Self.chunkMask].key == key { return p }
             }
             i = (i &+ 1) & mask
@@ -76,28 +73,18 @@ struct CellTable: Sequence, Sendable {
         }
         chunks[p >> Self.chunkShift].append(Entry(key: key, slot: slot))
         count &+= 1
-        place(position: p, hash: hash)
+        index.place(position: p, hash: hash)
         // The first write after a copy of the table (a snapshot) moved the index without a growth.
-        hintCell?.publishIfMoved(index)
+        hintCell?.publishIfMoved(index.slots)
         return p
     }
 
-    private mutating func place(position p: Int, hash: UInt64) {
-        let mask = index.count &- 1
-        var i = Int(truncatingIfNeeded: hash) & mask
-        while index[i] != 0 { i = (i &+ 1) & mask }
-        index[i] = Self.tag(hash) | UInt64(p &+ 1)
-    }
-
-    /// Doubles the index (at least 64 slots) and places every entry again.
+    /// Doubles the index (at least 64 slots), or more to hold `n` cells at most half full.
     private mutating func grow(toHold n: Int? = nil) {
         var capacity = Swift.max(64, index.count &* 2)
         while capacity < (n ?? 0) &* 2 { capacity &*= 2 }
-        index = Array(repeating: 0, count: capacity)
-        for p in 0..<count {
-            place(position: p, hash: Self.hash(chunks[p >> Self.chunkShift][p & Self.chunkMask].key))
-        }
-        hintCell?.publish(index)
+        index.resize(to: capacity)
+        hintCell?.publish(index.slots)
     }
 
     subscript(key: CellKey) -> CellSlot? {
@@ -138,9 +125,7 @@ struct CellTable: Sequence, Sendable {
     /// that know their next cells ahead). Mutating only so that a call on a class's stored table
     /// borrows it in place instead of retaining its arrays; it changes nothing.
     @inline(__always) mutating func prefetch(hash: UInt64) {
-        guard !index.isEmpty else { return }
-        let slot = Int(truncatingIfNeeded: hash) & (index.count &- 1)
-        index.withUnsafeBufferPointer { stockpile_prefetch($0.baseAddress! + slot) }
+        index.prefetch(hash: hash)
     }
 
     /// Brings in the entry of the first cell on the probe path of `hash`, found through its index
@@ -148,9 +133,9 @@ struct CellTable: Sequence, Sendable {
     /// another cell came first on its path. A hint; mutating for the reason `prefetch` is.
     @inline(__always) mutating func prefetchEntry(hash: UInt64) {
         guard !index.isEmpty else { return }
-        let v = index[Int(truncatingIfNeeded: hash) & (index.count &- 1)]
+        let v = index[index.home(hash)]
         guard v != 0 else { return }
-        let p = Int(truncatingIfNeeded: v & 0xFFFF_FFFF) &- 1
+        let p = TaggedIndex.position(v)
         chunks[p >> Self.chunkShift].withUnsafeBufferPointer { stockpile_prefetch($0.baseAddress! + (p & Self.chunkMask)) }
     }
 
@@ -171,7 +156,7 @@ struct CellTable: Sequence, Sendable {
     mutating func removeAll() {
         chunks.removeAll()
         index.removeAll()
-        hintCell?.publish(index)
+        hintCell?.publish(index.slots)
         count = 0
     }
 
@@ -189,7 +174,7 @@ struct CellTable: Sequence, Sendable {
     func checkInvariants() {
         precondition(index.isEmpty || index.count.nonzeroBitCount == 1, "the index count is a power of two")
         precondition(count * 2 <= index.count || count == 0, "the index is at most half full")
-        precondition(index.lazy.filter { $0 != 0 }.count == count, "every entry is in the index once")
+        precondition(index.slots.lazy.filter { $0 != 0 }.count == count, "every entry is in the index once")
         for p in 0..<count {
             let key = chunks[p >> Self.chunkShift][p & Self.chunkMask].key
             precondition(position(of: key, hash: Self.hash(key)) == p, "entry \(p) is found at its position")

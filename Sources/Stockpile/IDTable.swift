@@ -9,9 +9,9 @@
 // that collide (as it could with a fixed hash such as FNV-1a, which would turn every probe into a
 // scan). Entries are dense, in chunks of 512 (a removal moves the last entry into the gap; growing
 // adds a chunk and never moves an entry, so a table of large entries grows without copying), found through
-// one open-addressing index with linear probing and backward-shift deletion, so no tombstones build
-// up. It keeps true: every entry is in the index exactly once, at a slot on the probe path from its
-// hash's home; the index is at most half full, so a probe ends at an empty slot.
+// one open-addressing index (`TaggedIndex`) with linear probing and backward-shift deletion, so no
+// tombstones build up. It keeps true: every entry is in the index exactly once, at a slot on the
+// probe path from its hash's home; the index is at most half full, so a probe ends at an empty slot.
 
 import CStockpileLinux
 import Synchronization
@@ -27,17 +27,14 @@ struct IDTable<Value>: Sequence {
     private static var chunkMask: Int { (1 << chunkShift) &- 1 }
     private var chunks: [[Entry]] = []
     private(set) var count = 0
-    /// 0 is empty; otherwise the high 32 bits are the entry's hash tag and the low 32 its position + 1.
     /// The count is a power of two (or 0 before the first entry).
-    private var index: [UInt64] = []
+    private var index = TaggedIndex()
     /// Where the table publishes its index's `IndexHint` each time the index moves (`IndexHintCell`),
     /// when its owner wants prefetches that take no lock.
     var hintCell: IndexHintCell?
 
-    private static var tagMask: UInt64 { 0xFFFF_FFFF_0000_0000 }
-    private static var positionMask: UInt64 { 0xFFFF_FFFF }
-
-    @inline(__always) private static func tag(_ hash: Int) -> UInt64 { UInt64(UInt(bitPattern: hash)) & tagMask }
+    /// A name's hash (`String.hashValue`) as the index takes it.
+    @inline(__always) private static func bits(_ hash: Int) -> UInt64 { UInt64(UInt(bitPattern: hash)) }
 
     var isEmpty: Bool { count == 0 }
 
@@ -51,31 +48,27 @@ struct IDTable<Value>: Sequence {
     /// The slot of the index that holds `key`, or nil.
     @inline(__always) private func slot(of key: String, hash: Int) -> Int? {
         guard !index.isEmpty else { return nil }
-        let mask = index.count &- 1
-        let tag = Self.tag(hash)
-        var i = hash & mask
+        let mask = index.mask
+        let tag = TaggedIndex.tag(Self.bits(hash))
+        var i = index.home(Self.bits(hash))
         while true {
             let v = index[i]
             if v == 0 { return nil }
-            if v & Self.tagMask == tag {
-                let p = Int(truncatingIfNeeded: v & Self.positionMask) &- 1
+            if v & TaggedIndex.tagMask == tag {
+                let p = TaggedIndex.position(v)
                 if self.hash(at: p) == hash && chunks[p >> Self.chunkShift][p & Self.chunkMask].key == key { return i }
             }
             i = (i &+ 1) & mask
         }
     }
 
-    @inline(__always) private func position(atSlot s: Int) -> Int { Int(truncatingIfNeeded: index[s] & Self.positionMask) &- 1 }
+    @inline(__always) private func position(atSlot s: Int) -> Int { TaggedIndex.position(index[s]) }
 
     /// Asks the processor to bring in the index slot where a probe for `hash` starts, for a caller
     /// that knows its next names ahead: a probe for a name that is not there usually reads only that
     /// slot. Mutating only so that a call on a class's stored table borrows it in place instead of
     /// retaining its arrays; it changes nothing.
-    @inline(__always) mutating func prefetch(hash: Int) {
-        guard !index.isEmpty else { return }
-        let slot = hash & (index.count &- 1)
-        index.withUnsafeBufferPointer { stockpile_prefetch($0.baseAddress! + slot) }
-    }
+    @inline(__always) mutating func prefetch(hash: Int) { index.prefetch(hash: Self.bits(hash)) }
 
     /// Whether `key` is there, without copying its value.
     func contains(_ key: String, hash: Int) -> Bool { slot(of: key, hash: hash) != nil }
@@ -120,14 +113,14 @@ struct IDTable<Value>: Sequence {
             insert(Entry(hash: hash, key: key, value: value))
             return nil
         }
-        let mask = index.count &- 1
-        let tag = Self.tag(hash)
-        var i = hash & mask
+        let mask = index.mask
+        let tag = TaggedIndex.tag(Self.bits(hash))
+        var i = index.home(Self.bits(hash))
         while true {
             let v = index[i]
             if v == 0 { break }
-            if v & Self.tagMask == tag {
-                let p = Int(truncatingIfNeeded: v & Self.positionMask) &- 1
+            if v & TaggedIndex.tagMask == tag {
+                let p = TaggedIndex.position(v)
                 if self.hash(at: p) == hash && chunks[p >> Self.chunkShift][p & Self.chunkMask].key == key {
                     return chunks[p >> Self.chunkShift][p & Self.chunkMask].value
                 }
@@ -137,7 +130,7 @@ struct IDTable<Value>: Sequence {
         // `i` is the empty slot that ended the probe: the new entry's.
         let p = append(Entry(hash: hash, key: key, value: value))
         index[i] = tag | UInt64(p &+ 1)
-        hintCell?.publishIfMoved(index)
+        hintCell?.publishIfMoved(index.slots)
         return nil
     }
 
@@ -161,15 +154,15 @@ struct IDTable<Value>: Sequence {
         if (count &+ 1) &* 2 > index.count { grow(toHold: count &+ 1) }
         let hash = entry.hash
         let p = append(entry)
-        place(position: p, hash: hash)
+        index.place(position: p, hash: Self.bits(hash))
         // The first write after a copy of the table (a snapshot) moved the index without a growth.
-        hintCell?.publishIfMoved(index)
+        hintCell?.publishIfMoved(index.slots)
     }
 
     /// Puts `entry` at the next position and returns it; the caller gives it its index slot.
     @inline(__always) private mutating func append(_ entry: consuming Entry) -> Int {
-        // A position takes the low 32 bits of an index slot.
-        precondition(count < Int(UInt32.max), "an id table holds fewer than 2^32 entries")
+        // A position takes the low 32 bits of an index slot, and the index at most 2^32 slots.
+        precondition(count < 1 << 31, "an id table holds fewer than 2^31 entries")
         let p = count
         if p & Self.chunkMask == 0 {
             // The first chunk grows as an array does, so a small table stays small; later ones are whole.
@@ -182,21 +175,12 @@ struct IDTable<Value>: Sequence {
         return p
     }
 
-    private mutating func place(position p: Int, hash: Int) {
-        let mask = index.count &- 1
-        var i = hash & mask
-        while index[i] != 0 { i = (i &+ 1) & mask }
-        index[i] = Self.tag(hash) | UInt64(p &+ 1)
-    }
-
-    /// Makes the index hold at least `n` entries at most half full (at least 16 slots), and places
-    /// every entry again by its kept hash.
+    /// Makes the index hold at least `n` entries at most half full (at least 16 slots).
     private mutating func grow(toHold n: Int) {
         var capacity = Swift.max(16, index.count)
         while capacity < n &* 2 { capacity &*= 2 }
-        index = Array(repeating: 0, count: capacity)
-        for p in 0..<count { place(position: p, hash: hash(at: p)) }
-        hintCell?.publish(index)
+        index.resize(to: capacity)
+        hintCell?.publish(index.slots)
     }
 
     mutating func reserveCapacity(_ n: Int) {
@@ -208,11 +192,11 @@ struct IDTable<Value>: Sequence {
     /// slot; the last entry of the array moves into the freed position.
     private mutating func remove(atSlot s: Int) {
         let p = position(atSlot: s)
-        let mask = index.count &- 1
+        let mask = index.mask
         var hole = s
         var i = (s &+ 1) & mask
         while index[i] != 0 {
-            let home = hash(at: position(atSlot: i)) & mask
+            let home = index.home(index[i])
             // The entry at i may fill the hole when the hole lies on its path from home to i.
             if (hole &- home) & mask < (i &- home) & mask {
                 index[hole] = index[i]
@@ -226,19 +210,19 @@ struct IDTable<Value>: Sequence {
         if chunks[last >> Self.chunkShift].isEmpty { chunks.removeLast() }
         count = last
         if p != last {
-            var j = moved.hash & mask
+            var j = index.home(Self.bits(moved.hash))
             while position(atSlot: j) != last { j = (j &+ 1) & mask }
-            index[j] = (index[j] & Self.tagMask) | UInt64(p &+ 1)
+            index[j] = (index[j] & TaggedIndex.tagMask) | UInt64(p &+ 1)
             chunks[p >> Self.chunkShift][p & Self.chunkMask] = moved
         }
-        hintCell?.publishIfMoved(index)
+        hintCell?.publishIfMoved(index.slots)
     }
 
     mutating func removeAll() {
         chunks.removeAll()
         count = 0
         index.removeAll()
-        hintCell?.publish(index)
+        hintCell?.publish(index.slots)
     }
 
     /// Removes the entries for which `shouldBeRemoved` is true.
@@ -261,7 +245,7 @@ struct IDTable<Value>: Sequence {
     func checkInvariants() {
         precondition(index.isEmpty || index.count.nonzeroBitCount == 1, "the index count is a power of two")
         precondition(count * 2 <= index.count || count == 0, "the index is at most half full")
-        precondition(index.lazy.filter { $0 != 0 }.count == count, "every entry is in the index once")
+        precondition(index.slots.lazy.filter { $0 != 0 }.count == count, "every entry is in the index once")
         precondition(entries.count == count, "the chunks hold count entries")
         for (p, e) in entries.enumerated() {
             precondition(e.hash == e.key.hashValue, "entry \(p) keeps its key's hash")
@@ -294,7 +278,7 @@ final class IndexHintCell: Sendable {
     @inline(__always) func prefetch(hash: UInt) { IndexHint.prefetch(value.load(ordering: .relaxed), hash: hash) }
 }
 
-/// Where an open-addressing index of 8-byte slots (a power-of-two count of them) starts, with the
+/// Where a `TaggedIndex`'s slots (a power-of-two count of them) start, with the
 /// base-2 logarithm of its slot count in the top byte, in one word (0 for no index): what a prefetch
 /// of a slot needs, which the holder of a table's lock publishes for threads that do not hold it, so
 /// that they can ask for a slot before they wait for the lock (or for a miss elsewhere). A hint may
@@ -309,11 +293,12 @@ enum IndexHint {
         return base | UInt(index.count.trailingZeroBitCount) << 56
     }
 
-    /// Asks for the slot where a probe for `hash` starts in the index `hint` describes.
+    /// Asks for the slot where a probe for `hash` starts in the index `hint` describes: its home,
+    /// the top bits of the hash (`TaggedIndex.home`).
     @inline(__always) static func prefetch(_ hint: UInt, hash: UInt) {
         guard hint != 0 else { return }
-        let mask = (UInt(1) &<< (hint >> 56)) &- 1
+        let home = hash &>> (UInt(UInt.bitWidth) &- (hint >> 56))
         let base = hint & ((1 << 56) &- 1)
-        stockpile_prefetch(UnsafeRawPointer(bitPattern: base &+ (hash & mask) &* 8))
+        stockpile_prefetch(UnsafeRawPointer(bitPattern: base &+ home &* 8))
     }
 }

@@ -57,8 +57,8 @@ final class IdempotencyTable<Value: ClaimableValue>: Sendable {
     }
 
     /// The stripe of a name's hash (`name.hashValue`): bits 26–31, which neither the tag of an
-    /// `IDTable` (the high 32 bits) nor its home slot (the low bits, for a stripe of fewer than 2^26
-    /// names) depends on alone, so the names of one stripe still spread over its table.
+    /// `IDTable` (the high 32 bits) nor its home slot (the top bits) depends on, so the names of one
+    /// stripe still spread over its table.
     private func stripe(_ hash: Int) -> Stripe {
         stripes[stripeIndex(hash)]
     }
