@@ -299,7 +299,10 @@ public enum LogRecovery {
             let isNewest = index == segments.count - 1
             // Wholly before the snapshot: the next segment starts at or before the record after it.
             if !isNewest, segments[index + 1].1 <= snapshotLSN + 1 { continue }
-            let bytes = try readSegment(directory: directory, name: name, fileSystem: fileSystem)
+            let contents = try readSegment(directory: directory, name: name, fileSystem: fileSystem)
+            // The segment's bytes are read only while `contents` lives: to the end of this iteration.
+            let bytes = contents.bytes
+            defer { withExtendedLifetime(contents) {} }
             let header = try validHeader(bytes, directory: directory, name: name, nameLSN: nameLSN, lastLSN: result.nextLSN - 1)
             // Row 3, between segments. Where the first one may start is row 10's (below).
             if let previousFileName, header.firstLSN != result.nextLSN {
@@ -345,11 +348,11 @@ public enum LogRecovery {
         }
     }
 
-    private static func readSegment(directory: String, name: String, fileSystem: any FileSystem) throws(LogRecoveryError) -> [UInt8] {
+    private static func readSegment(directory: String, name: String, fileSystem: any FileSystem) throws(LogRecoveryError) -> FileContents {
         do {
             let file = try fileSystem.open(walPath(directory, name), mode: .readOnly)
             defer { try? fileSystem.close(file) }
-            return try fileSystem.readAll(file)
+            return try fileSystem.contents(of: file)
         } catch {
             throw .io(error)
         }
@@ -357,7 +360,7 @@ public enum LogRecovery {
 
     /// Row 2.
     private static func validHeader(
-        _ bytes: [UInt8], directory: String, name: String, nameLSN: UInt64, lastLSN: UInt64
+        _ bytes: UnsafeRawBufferPointer, directory: String, name: String, nameLSN: UInt64, lastLSN: UInt64
     ) throws(LogRecoveryError) -> SegmentHeader {
         let header: SegmentHeader
         do { header = try SegmentHeader.decode(bytes) } catch {
@@ -387,79 +390,74 @@ public enum LogRecovery {
 
     /// Reads the records of one segment and decides rows 4–8 at the first answer that is not valid.
     static func scan(
-        _ bytes: [UInt8], header: SegmentHeader, directory: String, name: String, isNewest: Bool,
+        _ raw: UnsafeRawBufferPointer, header: SegmentHeader, directory: String, name: String, isNewest: Bool,
         keepingAfter snapshotLSN: UInt64 = 0, records: inout RecoveredBatch, deliver: (RecoveredBatch) -> Void
     ) throws(LogRecoveryError) -> SegmentEnd {
-        let result: Swift.Result<SegmentEnd, LogRecoveryError> = bytes.withUnsafeBytes { raw in
-            Swift.Result { () throws(LogRecoveryError) -> SegmentEnd in
-                var offset = SegmentHeader.byteCount
-                var lsn = header.firstLSN
-                var names = SegmentNames(createdAt: header.createdAt)
-                func damage(_ reason: LogDamage.Reason) -> LogRecoveryError {
-                    .damaged(LogDamage(directory: directory, fileName: name, offset: offset, lastLSN: lsn - 1, reason: reason))
+        var offset = SegmentHeader.byteCount
+        var lsn = header.firstLSN
+        var names = SegmentNames(createdAt: header.createdAt)
+        func damage(_ reason: LogDamage.Reason) -> LogRecoveryError {
+            .damaged(LogDamage(directory: directory, fileName: name, offset: offset, lastLSN: lsn - 1, reason: reason))
+        }
+        while offset < raw.count {
+            let answer = RecordCodec.decodeRecord(raw, at: offset, salt: header.salt, expectedLSN: lsn)
+            if case .valid(let record) = answer, let wrongType = RecordCodec.typeUnknownToVersion(record, version: header.version) {
+                throw damage(.payloadUndecodable(wrongType))
+            }
+            if case .valid(let record) = answer, lsn <= snapshotLSN {
+                // The snapshot holds its effects: checked (framing and CRC), not decoded, but
+                // for the names it gives, which later records of the segment use.
+                do throws(WALDecodingError) {
+                    try RecordCodec.learnNames(of: record, in: raw, names: &names)
+                } catch {
+                    throw damage(.payloadUndecodable(error))
                 }
-                while offset < raw.count {
-                    let answer = RecordCodec.decodeRecord(raw, at: offset, salt: header.salt, expectedLSN: lsn)
-                    if case .valid(let record) = answer, let wrongType = RecordCodec.typeUnknownToVersion(record, version: header.version) {
-                        throw damage(.payloadUndecodable(wrongType))
+                offset = record.endOffset
+                lsn += 1
+                continue
+            }
+            if case .valid(let record) = answer {
+                do throws(WALDecodingError) {
+                    try RecordCodec.decode(record, in: raw, names: &names, into: &records)
+                    // Handed over in small batches: a decoded commit is a large value, and a
+                    // segment's worth at once is hundreds of megabytes of fresh pages.
+                    if records.count == deliveryBatchCount {
+                        deliver(records)
+                        records = RecoveredBatch(capacity: deliveryBatchCount)
                     }
-                    if case .valid(let record) = answer, lsn <= snapshotLSN {
-                        // The snapshot holds its effects: checked (framing and CRC), not decoded, but
-                        // for the names it gives, which later records of the segment use.
-                        do throws(WALDecodingError) {
-                            try RecordCodec.learnNames(of: record, in: raw, names: &names)
-                        } catch {
-                            throw damage(.payloadUndecodable(error))
-                        }
-                        offset = record.endOffset
-                        lsn += 1
-                        continue
-                    }
-                    if case .valid(let record) = answer {
-                        do throws(WALDecodingError) {
-                            try RecordCodec.decode(record, in: raw, names: &names, into: &records)
-                            // Handed over in small batches: a decoded commit is a large value, and a
-                            // segment's worth at once is hundreds of megabytes of fresh pages.
-                            if records.count == deliveryBatchCount {
-                                deliver(records)
-                                records = RecoveredBatch(capacity: deliveryBatchCount)
-                            }
-                        } catch {
-                            throw damage(.payloadUndecodable(error))
-                        }
-                        offset = record.endOffset
-                        lsn += 1
-                        continue
-                    }
-                    // Row 8 first: a valid record after the end means bytes once written whole have changed.
-                    // A valid record has a non-zero length field, so none starts past the last non-zero
-                    // byte: the zero-filled rest of a preallocated segment is never scanned.
-                    let lastNonZero = lastNonZeroOffset(raw)
-                    if let lastNonZero, let valid = firstValidRecord(raw, after: offset, salt: header.salt, notAfter: lastNonZero) {
-                        throw damage(.damageBeforeValidRecord(answer, validRecordOffset: valid))
-                    }
-                    let dirty = lastNonZero.map { max(0, $0 + 1 - offset) } ?? 0
-                    switch answer {
-                    case .zero:
-                        // Row 4. Non-zero bytes after zeros, with no valid record among them, cannot be a
-                        // record; in the newest segment they are zeroed too, so that records written at
-                        // `offset` are followed by zeros again (with a warning, like a cut).
-                        return SegmentEnd(offset: offset, found: answer, dirtyByteCount: isNewest ? dirty : 0, nextLSN: lsn, names: names)
-                    case .torn, .corrupt(.lengthOutOfRange), .corrupt(.checksumMismatch):
-                        // Row 5, or row 6 outside the newest segment.
-                        guard isNewest else { throw damage(.tornInOlderSegment(answer)) }
-                        return SegmentEnd(offset: offset, found: answer, dirtyByteCount: dirty, nextLSN: lsn, names: names)
-                    case .corrupt(let d):
-                        assert(!d.couldBeTornWrite)
-                        throw damage(.recordInvalid(d))  // Row 7.
-                    case .valid:
-                        preconditionFailure("handled above")
-                    }
+                } catch {
+                    throw damage(.payloadUndecodable(error))
                 }
-                return SegmentEnd(offset: offset, found: nil, dirtyByteCount: 0, nextLSN: lsn, names: names)
+                offset = record.endOffset
+                lsn += 1
+                continue
+            }
+            // Row 8 first: a valid record after the end means bytes once written whole have changed.
+            // A valid record has a non-zero length field, so none starts past the last non-zero
+            // byte: the zero-filled rest of a preallocated segment is never scanned.
+            let lastNonZero = lastNonZeroOffset(raw)
+            if let lastNonZero, let valid = firstValidRecord(raw, after: offset, salt: header.salt, notAfter: lastNonZero) {
+                throw damage(.damageBeforeValidRecord(answer, validRecordOffset: valid))
+            }
+            let dirty = lastNonZero.map { max(0, $0 + 1 - offset) } ?? 0
+            switch answer {
+            case .zero:
+                // Row 4. Non-zero bytes after zeros, with no valid record among them, cannot be a
+                // record; in the newest segment they are zeroed too, so that records written at
+                // `offset` are followed by zeros again (with a warning, like a cut).
+                return SegmentEnd(offset: offset, found: answer, dirtyByteCount: isNewest ? dirty : 0, nextLSN: lsn, names: names)
+            case .torn, .corrupt(.lengthOutOfRange), .corrupt(.checksumMismatch):
+                // Row 5, or row 6 outside the newest segment.
+                guard isNewest else { throw damage(.tornInOlderSegment(answer)) }
+                return SegmentEnd(offset: offset, found: answer, dirtyByteCount: dirty, nextLSN: lsn, names: names)
+            case .corrupt(let d):
+                assert(!d.couldBeTornWrite)
+                throw damage(.recordInvalid(d))  // Row 7.
+            case .valid:
+                preconditionFailure("handled above")
             }
         }
-        return try result.get()
+        return SegmentEnd(offset: offset, found: nil, dirtyByteCount: 0, nextLSN: lsn, names: names)
     }
 
     /// The offset of the first record after `offset` that passes rules 1–5 (any LSN), if any: what tells

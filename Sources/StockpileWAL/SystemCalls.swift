@@ -12,7 +12,7 @@ import Glibc
 /// An operating-system call that failed, with what it was doing and where.
 public struct WALIOError: Error, Hashable, Sendable, CustomStringConvertible {
     public enum Operation: String, Hashable, Sendable {
-        case open, read, write, syncData = "fdatasync", sync = "fsync", close, rename, unlink, list, stat
+        case open, read, write, syncData = "fdatasync", sync = "fsync", close, rename, unlink, list, stat, map = "mmap"
     }
 
     public var operation: Operation
@@ -81,9 +81,38 @@ public protocol FileSystem: Sendable {
     func listDirectory(_ path: String) throws(WALIOError) -> [String]
     /// fsync of the directory itself, so that creations and renames in it are durable.
     func syncDirectory(_ path: String) throws(WALIOError)
+    /// The whole file's bytes, for reading only, as long as the result lives (a file of millions of
+    /// records is read once, front to back).
+    func contents(of file: WALFile) throws(WALIOError) -> FileContents
+}
+
+/// A file's bytes, read-only, valid while this lives: mapped, or read into memory of its own.
+public final class FileContents: @unchecked Sendable {
+    public let bytes: UnsafeRawBufferPointer
+    private let release: (UnsafeRawBufferPointer) -> Void
+
+    init(_ bytes: UnsafeRawBufferPointer, release: @escaping (UnsafeRawBufferPointer) -> Void) {
+        self.bytes = bytes
+        self.release = release
+    }
+
+    deinit { release(bytes) }
 }
 
 extension FileSystem {
+    /// Reads the whole file into memory of its own (not zeroed first: the read fills it).
+    public func contents(of file: WALFile) throws(WALIOError) -> FileContents {
+        let count = try byteCount(of: file)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Swift.max(count, 1), alignment: 16)
+        let readCount: Int
+        do { readCount = try read(file, into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<count]), at: 0) } catch {
+            buffer.deallocate()
+            throw error
+        }
+        // The file shrank between the two calls: take what was there.
+        return FileContents(UnsafeRawBufferPointer(rebasing: buffer[..<readCount])) { _ in buffer.deallocate() }
+    }
+
     /// Reads the whole file into memory.
     public func readAll(_ file: WALFile) throws(WALIOError) -> [UInt8] {
         let count = try byteCount(of: file)
@@ -150,6 +179,22 @@ public struct SystemFileSystem: FileSystem {
             if e == EINTR { continue }
             check(e, .write)
             throw WALIOError(operation: .write, path: file.path, offset: offset + done, errno: e)
+        }
+    }
+
+    /// Maps the file (pages read ahead and mapped in the one call): no copy into memory of its own,
+    /// and no page of it zeroed first. Start-up holds the data directory's lock, so nothing changes
+    /// the file while it is mapped.
+    public func contents(of file: WALFile) throws(WALIOError) -> FileContents {
+        let count = try byteCount(of: file)
+        guard count > 0 else { return FileContents(UnsafeRawBufferPointer(start: nil, count: 0)) { _ in } }
+        guard let address = mmap(nil, count, PROT_READ, MAP_PRIVATE | MAP_POPULATE, file.descriptor, 0), address != MAP_FAILED else {
+            let e = errno
+            check(e, .map)
+            throw WALIOError(operation: .map, path: file.path, errno: e)
+        }
+        return FileContents(UnsafeRawBufferPointer(start: address, count: count)) { bytes in
+            munmap(UnsafeMutableRawPointer(mutating: bytes.baseAddress), bytes.count)
         }
     }
 

@@ -216,6 +216,23 @@ import Testing
         }
     }
 
+    @Test("a file's contents, mapped by the system's file system or read by the simulated one, are its bytes")
+    func fileContents() throws {
+        try LogTestSupport.withTemporaryDirectory { dir in
+            let bytes = (0..<100_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+            for fs in [SystemFileSystem() as any FileSystem, LogTestSupport.simulatedFileSystem()] {
+                let base = fs is SimulatedFileSystem ? LogTestSupport.simulatedDirectory : dir
+                for (name, content) in [("empty", [UInt8]()), ("full", bytes)] {
+                    let file = try fs.open(base + "/" + name, mode: .createNew)
+                    if !content.isEmpty { try fs.write(file, content, at: 0) }
+                    let contents = try fs.contents(of: file)
+                    #expect(Array(contents.bytes) == content, "\(type(of: fs)) \(name)")
+                    try fs.close(file)
+                }
+            }
+        }
+    }
+
     @Test("a writer continuing after a cut on a real directory leaves a log that recovers whole")
     func continueOnDisk() throws {
         try LogTestSupport.withTemporaryDirectory { dir in
