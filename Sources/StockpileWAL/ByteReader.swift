@@ -128,7 +128,20 @@ public struct ByteReader {
     // MARK: Variable width
 
     /// Unsigned LEB128, at most ten bytes, and minimal (see `WALDecodingError.Reason.varintNotMinimal`).
-    public mutating func readVarint() throws(WALDecodingError) -> UInt64 {
+    /// A value below 128, one byte and most of a record's numbers, is read inline.
+    @inline(__always) public mutating func readVarint() throws(WALDecodingError) -> UInt64 {
+        if position < bytes.count {
+            let byte = bytes[position]
+            if byte & 0x80 == 0 {
+                position += 1
+                return UInt64(byte)
+            }
+        }
+        return try readLongVarint()
+    }
+
+    /// `readVarint` of a value of two bytes or more, or of none left.
+    @inline(never) private mutating func readLongVarint() throws(WALDecodingError) -> UInt64 {
         let start = position
         var value: UInt64 = 0
         var shift: UInt64 = 0
