@@ -62,6 +62,37 @@ final class ReplayBatch: Sendable {
     }
 }
 
+/// What an applier keeps from one batch to the next: the place in its shard of each cell a
+/// reservation record of the segment being read named, by the number the segment gave the cell (an
+/// integer handle: FORMAT.md §3.8), so that the cell's index is probed once per segment, not once per
+/// record. A cell keeps its place until a RESET, and belongs to one shard, so to one applier.
+struct ReplayCellPlaces {
+    private var segment: UInt64 = 0
+    /// By cell number: its place, or -1 before it was found.
+    private var places: [Int32] = []
+
+    /// Starts `batch`: a batch of another segment starts with no place known.
+    mutating func start(_ batch: RecoveredBatch) {
+        guard batch.segment != segment else { return }
+        segment = batch.segment
+        places.removeAll(keepingCapacity: true)
+    }
+
+    func place(ofCell n: Int32) -> Int? {
+        let i = Int(n)
+        return i < places.count && places[i] >= 0 ? Int(places[i]) : nil
+    }
+
+    mutating func note(cell n: Int32, at place: Int) {
+        let i = Int(n)
+        if i >= places.count { places.append(contentsOf: repeatElement(-1, count: i + 1 - places.count)) }
+        places[i] = Int32(place)
+    }
+
+    /// Forgets every place: a RESET emptied the cells.
+    mutating func removeAll() { places.removeAll(keepingCapacity: true) }
+}
+
 /// How far a replay is, for its progress lines.
 struct ReplayProgress {
     var count = 0
@@ -231,19 +262,21 @@ extension Engine {
         let helpersDone = DispatchSemaphore(value: 0)
         for a in 1..<applierCount {
             let helper = Thread {
-                while let batch = handoff.take(consumer: a) { self.applyReplay(batch, applier: a) }
+                var places = ReplayCellPlaces()
+                while let batch = handoff.take(consumer: a) { self.applyReplay(batch, applier: a, places: &places) }
                 helpersDone.signal()
             }
             helper.name = "stockpile-replay-\(a)"
             helper.start()
         }
         var progress = ReplayProgress()
+        var places = ReplayCellPlaces()
         while let batch = handoff.take(consumer: 0) {
             if ContinuousClock.now >= progress.nextReport {
                 warn("replaying the log: \(progress.count) records so far")
                 progress.nextReport = ContinuousClock.now + .seconds(1)
             }
-            applyReplay(batch, applier: 0)
+            applyReplay(batch, applier: 0, places: &places)
             progress.count += batch.records.count
         }
         for _ in 1..<applierCount { helpersDone.wait() }
@@ -358,15 +391,18 @@ extension Engine {
         return (hashedIDs, actions, entryCount)
     }
 
-    /// Applies applier `applier`'s shard actions of `batch`, in order.
-    func applyReplay(_ batch: ReplayBatch, applier: Int) {
+    /// Applies applier `applier`'s shard actions of `batch`, in order; `places` is the applier's own,
+    /// kept from batch to batch.
+    func applyReplay(_ batch: ReplayBatch, applier: Int, places: inout ReplayCellPlaces) {
+        places.start(batch.records)
         batch.records.reservations.withUnsafeBufferPointer {
-            applyReplay(batch.records, fields: $0, hashedIDs: batch.hashedIDs, actions: batch.actions[applier])
+            applyReplay(batch.records, fields: $0, hashedIDs: batch.hashedIDs, actions: batch.actions[applier], places: &places)
         }
     }
 
     private func applyReplay(
-        _ batch: RecoveredBatch, fields: UnsafeBufferPointer<CompactReservation>, hashedIDs: [HashedID?], actions: [ShardAction]
+        _ batch: RecoveredBatch, fields: UnsafeBufferPointer<CompactReservation>, hashedIDs: [HashedID?], actions: [ShardAction],
+        places: inout ReplayCellPlaces
     ) {
         // The slots a reservation record a few actions ahead will be stored and counted in are asked
         // for now, so that those cache misses overlap with the actions before it.
@@ -374,7 +410,13 @@ extension Engine {
         func prefetch(_ i: Int) {
             let a = actions[i]
             guard a.kind == .reservation, let r = batch.items[Int(a.record)].reservation else { return }
-            shards[Int(a.shard)].prefetch(idHash: batch.hashes[r].id, cellHash: CellTable.hash(stable: batch.hashes[r].cell))
+            let hashes = batch.hashes[r]
+            // A cell whose place is known is not looked up in the index.
+            if places.place(ofCell: hashes.cellNumber) == nil {
+                shards[Int(a.shard)].prefetch(idHash: hashes.id, cellHash: CellTable.hash(stable: hashes.cell))
+            } else {
+                shards[Int(a.shard)].prefetch(idHash: hashes.id)
+            }
         }
         for i in 0..<min(ahead, actions.count) { prefetch(i) }
         for i in actions.indices {
@@ -386,11 +428,16 @@ extension Engine {
             case .reservation:
                 guard let r = batch.items[k].reservation else { preconditionFailure("not a reservation record") }
                 let hashes = batch.hashes[r]
-                shard.withState { $0.replay(fields[r], cellHash: CellTable.hash(stable: hashes.cell), idHash: hashes.id) }
+                let known = places.place(ofCell: hashes.cellNumber)
+                let place = shard.withState {
+                    $0.replay(fields[r], cellHash: CellTable.hash(stable: hashes.cell), cellPosition: known, idHash: hashes.id)
+                }
+                if known == nil { places.note(cell: hashes.cellNumber, at: place) }
             case .commitOwnsAll, .commitPart:
                 guard let o = batch.items[k].other, case .commit(let commit) = batch.others[o].body else { preconditionFailure("not a commit") }
                 let ownsAll = action.kind == .commitOwnsAll
                 shard.withState { $0.replay(commit, ownsAll: ownsAll, hashedID: hashedIDs[k]) }
+                if commit.entries.first?.type == .reset { places.removeAll() }
             case .forget:
                 // The id of a reservation record, or of the commit's reservation (hashed when prepared).
                 let hashed: HashedID
@@ -409,13 +456,15 @@ extension Engine {
 
 extension ShardState {
     /// Applies a `reservation` record's fields as `apply` applies the commit they stand for: its one
-    /// ledger entry to its cell (`cellHash` is the cell's `CellTable.hash`), and the reservation, kept
-    /// compact as any one-line reservation is (`idHash`: its id's hash).
-    func replay(_ fields: borrowing CompactReservation, cellHash: UInt64, idHash: Int) {
+    /// ledger entry to its cell (`cellHash` is the cell's `CellTable.hash`; at `cellPosition` when the
+    /// caller knows it), and the reservation, kept compact as any one-line reservation is (`idHash`:
+    /// its id's hash). Returns the cell's position.
+    func replay(_ fields: borrowing CompactReservation, cellHash: UInt64, cellPosition: Int?, idHash: Int) -> Int {
         assert(router.shard(for: fields.cell) == index, "a reservation record replayed in a shard that does not own its cell")
+        assert(cellPosition == nil || cells.key(at: cellPosition!) == fields.cell, "the cell's own position")
         // What `apply(fields.entry, of:hash:backorderAllowed:)` does, without building the entry: the
         // ring's entries are kept once the replay is done (`RecentBatches`).
-        let p = cells.position(of: fields.cell, hash: cellHash, default: CellSlot(state: .empty))
+        let p = cellPosition ?? cells.position(of: fields.cell, hash: cellHash, default: CellSlot(state: .empty))
         let deltaReserved = fields.tracked ? fields.quantity : .zero
         let after = CellState(onHand: fields.onHandAfter, reserved: fields.reservedAfter)
         let before = CellState(onHand: after.onHand, reserved: after.reserved - deltaReserved)
@@ -425,5 +474,6 @@ extension ShardState {
         counters.countReserve(deltaReserved: deltaReserved, before: before, after: after)
         reservations.store(new: fields, hash: idHash, cellPosition: p)
         assert(reservation(fields.id) == fields.commit.reservation, "reservation \(fields.id) reads back as its record says")
+        return p
     }
 }

@@ -81,6 +81,12 @@ actor Shard {
         cellsHint.prefetch(hash: UInt(cellHash))
     }
 
+    /// Asks for the slot where a lookup of the reservation id hashed `idHash` starts, without the lock
+    /// (see `prefetch(idHash:cellHash:)`).
+    nonisolated func prefetch(idHash: Int) {
+        reservationsHint.prefetch(hash: UInt(bitPattern: idHash))
+    }
+
     /// Asks for the slot where a lookup of the cell whose `CellTable.hash` is `cellHash` starts,
     /// without the lock (see `prefetch(idHash:cellHash:)`).
     nonisolated func prefetch(cellHash: UInt64) {

@@ -318,7 +318,7 @@ public enum LogRecovery {
                     reason: .logStartsAfterSnapshot(snapshotLSN: snapshotLSN, firstLSN: header.firstLSN)))  // Row 10.
             }
             previousFileName = name
-            var records = RecoveredBatch(capacity: deliveryBatchCount)
+            var records = RecoveredBatch(segment: header.firstLSN, capacity: deliveryBatchCount)
             let end: SegmentEnd
             do {
                 end = try scan(
@@ -423,7 +423,7 @@ public enum LogRecovery {
                     // segment's worth at once is hundreds of megabytes of fresh pages.
                     if records.count == deliveryBatchCount {
                         deliver(records)
-                        records = RecoveredBatch(capacity: deliveryBatchCount)
+                        records = RecoveredBatch(segment: header.firstLSN, capacity: deliveryBatchCount)
                     }
                 } catch {
                     throw damage(.payloadUndecodable(error))

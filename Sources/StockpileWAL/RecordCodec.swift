@@ -182,16 +182,19 @@ public enum RecordCodec {
         _ record: WALRecord, in bytes: UnsafeRawBufferPointer, baseOffset: Int = 0, names: inout SegmentNames
     ) throws(WALDecodingError) -> CompactReservation {
         var cellHash: UInt64 = 0
-        return try decodeReservation(record, in: bytes, baseOffset: baseOffset, names: &names, cellHash: &cellHash)
+        var cellNumber = 0
+        return try decodeReservation(record, in: bytes, baseOffset: baseOffset, names: &names, cellHash: &cellHash, cellNumber: &cellNumber)
     }
 
-    /// `decodeReservation`, also setting `cellHash` to its cell's `CellKey.stableHash`.
+    /// `decodeReservation`, also setting `cellHash` to its cell's `CellKey.stableHash` and `cellNumber`
+    /// to the number the segment gave the cell.
     private static func decodeReservation(
-        _ record: WALRecord, in bytes: UnsafeRawBufferPointer, baseOffset: Int = 0, names: inout SegmentNames, cellHash: inout UInt64
+        _ record: WALRecord, in bytes: UnsafeRawBufferPointer, baseOffset: Int = 0, names: inout SegmentNames, cellHash: inout UInt64,
+        cellNumber: inout Int
     ) throws(WALDecodingError) -> CompactReservation {
         precondition(record.type == .reservation && record.endOffset <= bytes.count, "a reservation record inside the buffer")
         var reader = ByteReader(UnsafeRawBufferPointer(rebasing: bytes[record.payloadRange]), baseOffset: baseOffset + record.payloadOffset)
-        let fields = try CompactReservation.decode(from: &reader, names: &names, cellHash: &cellHash)
+        let fields = try CompactReservation.decode(from: &reader, names: &names, cellHash: &cellHash, cellNumber: &cellNumber)
         try reader.expectEnd()
         return fields
     }
@@ -206,8 +209,9 @@ public enum RecordCodec {
             return
         }
         var cellHash: UInt64 = 0
-        let fields = try decodeReservation(record, in: bytes, names: &names, cellHash: &cellHash)
-        batch.append(reservation: fields, lsn: record.lsn, cellHash: cellHash)
+        var cellNumber = 0
+        let fields = try decodeReservation(record, in: bytes, names: &names, cellHash: &cellHash, cellNumber: &cellNumber)
+        batch.append(reservation: fields, lsn: record.lsn, cellHash: cellHash, cellNumber: cellNumber)
     }
 
     /// Decodes the payload of `record`, found in `bytes` by `decodeRecord`, with its segment's `names`.

@@ -11,12 +11,15 @@ import StockpileCore
 /// record's fields in `reservations` (with their hashes in `hashes`, at the same index), any other
 /// record in `others`. Build the `RecoveredRecord` of one with `record(at:)`.
 public struct RecoveredBatch: Sendable {
-    /// A reservation record's id hashed as `String.hashValue` hashes it (in this process), and its
-    /// cell's `CellKey.stableHash`: what replay finds the reservation and its cell by, computed on
-    /// the thread that reads the log.
+    /// A reservation record's id hashed as `String.hashValue` hashes it (in this process), its
+    /// cell's `CellKey.stableHash`, and the number its segment gave the cell (FORMAT.md §3.8): what
+    /// replay finds the reservation and its cell by, computed on the thread that reads the log. The
+    /// number names the cell within the segment (`segment`) as an integer handle: an applier that
+    /// found the cell once keeps its place by that number.
     public struct ReservationHashes: Sendable {
         public var id: Int
         public var cell: UInt64
+        public var cellNumber: Int32
     }
 
     /// Where one record of the batch is.
@@ -38,6 +41,9 @@ public struct RecoveredBatch: Sendable {
 
     /// The LSN of the first record (0 for an empty batch).
     public private(set) var firstLSN: UInt64 = 0
+    /// The first LSN of the segment the records are from (a batch never spans two): the segment its
+    /// reservations' cell numbers belong to.
+    public let segment: UInt64
     /// By record, in LSN order: where it is.
     public private(set) var items: [Item] = []
     /// The fields of the `reservation` records, in LSN order.
@@ -49,7 +55,8 @@ public struct RecoveredBatch: Sendable {
 
     /// An empty batch, with room for `capacity` records, reserved for the fields of reservations too
     /// (a busy log's records are mostly those).
-    init(capacity: Int = 0) {
+    init(segment: UInt64, capacity: Int = 0) {
+        self.segment = segment
         items.reserveCapacity(capacity)
         reservations.reserveCapacity(capacity)
         hashes.reserveCapacity(capacity)
@@ -65,12 +72,12 @@ public struct RecoveredBatch: Sendable {
     var endLSN: UInt64 { firstLSN + UInt64(items.count) }
 
     /// Appends the fields of `reservation` record `lsn`, the next after the batch's; `cellHash` is its
-    /// cell's `stableHash`, which the segment's names keep.
-    mutating func append(reservation fields: CompactReservation, lsn: UInt64, cellHash: UInt64) {
+    /// cell's `stableHash`, which the segment's names keep, and `cellNumber` the number they gave it.
+    mutating func append(reservation fields: CompactReservation, lsn: UInt64, cellHash: UInt64, cellNumber: Int) {
         assert(cellHash == fields.cell.stableHash, "the cell's own hash")
         follow(lsn)
         items.append(Item(reservation: reservations.count))
-        hashes.append(ReservationHashes(id: fields.id.hashValue, cell: cellHash))
+        hashes.append(ReservationHashes(id: fields.id.hashValue, cell: cellHash, cellNumber: Int32(cellNumber)))
         reservations.append(fields)
     }
 
@@ -101,11 +108,11 @@ public struct RecoveredBatch: Sendable {
     /// The records with an LSN up to `lsn`.
     public func prefix(through lsn: UInt64) -> RecoveredBatch {
         guard lsn < endLSN else { return self }
-        var kept = RecoveredBatch()
+        var kept = RecoveredBatch(segment: segment)
         let count = lsn < firstLSN ? 0 : Int(lsn - firstLSN) + 1
         for (k, item) in items[..<count].enumerated() {
             if let i = item.reservation {
-                kept.append(reservation: reservations[i], lsn: firstLSN + UInt64(k), cellHash: hashes[i].cell)
+                kept.append(reservation: reservations[i], lsn: firstLSN + UInt64(k), cellHash: hashes[i].cell, cellNumber: Int(hashes[i].cellNumber))
             } else {
                 kept.append(others[item.other!])
             }

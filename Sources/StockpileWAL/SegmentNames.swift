@@ -137,7 +137,9 @@ public struct CompactReservation: Hashable, Sendable {
     /// Reads a payload, learning the names it gives, and sets `cellHash` to its cell's
     /// `CellKey.stableHash` (the segment's names keep it). The names are learned even when decoding
     /// fails further on: a reader that stops there reads nothing after it anyway.
-    static func decode(from r: inout ByteReader, names: inout SegmentNames, cellHash: inout UInt64) throws(WALDecodingError) -> CompactReservation {
+    static func decode(
+        from r: inout ByteReader, names: inout SegmentNames, cellHash: inout UInt64, cellNumber: inout Int
+    ) throws(WALDecodingError) -> CompactReservation {
         let flagsAt = r.position
         let flags = try r.readUInt8()
         guard let strategy = PlacementStrategy(walCode: flags >> Flag.strategyShift) else {
@@ -153,13 +155,15 @@ public struct CompactReservation: Hashable, Sendable {
             cell = CellKey(variant: try r.readString(), warehouse: try r.readString())
             guard names.number(of: cell) == nil else { throw r.failure(.inconsistent("cell \(cell) is named twice in the segment")) }
             names.name(cell)
-            cellHash = names.cellHashes[names.cellHashes.count - 1]
+            cellNumber = names.cellHashes.count - 1
+            cellHash = names.cellHashes[cellNumber]
         } else {
             let at = r.position
             let n = try r.readVarint()
             guard n < UInt64(names.cells.count) else { throw r.failure(.inconsistent("cell number \(n) is not one the segment has given"), at: at) }
             cell = names.cells[Int(n)]
-            cellHash = names.cellHashes[Int(n)]
+            cellNumber = Int(n)
+            cellHash = names.cellHashes[cellNumber]
         }
         let actor: String
         if flags & Flag.actorNamed != 0 {
