@@ -177,7 +177,7 @@ extension Engine {
                     let (c, read) = (cells[i], view.cells[i])
                     assert(e.cell == c.key && e.type == .reserve, "entry \(i) reserves line \(i)'s cell")
                     let backorder = view.policy(of: c.key.variant).backorder
-                    shards[c.shard].withHeldState { $0.apply(e, of: c.key, hash: c.hash, at: read.position, backorderAllowed: backorder) }
+                    _ = shards[c.shard].withHeldState { $0.apply(e, of: c.key, hash: c.hash, at: read.position, backorderAllowed: backorder) }
                 }
                 shards[home].withHeldState { state in
                     state.hashedID = hashedID
