@@ -21,7 +21,8 @@ extension Engine {
         var runOutcomes: [Outcome<Reply>] = []
         var next = 0
         while next < batch.count {
-            // A run of new reservations, each in one shard, is decided entering each of its shards once.
+            // A run of new reservations, each in one shard, is decided entering each of its shards once
+            // per `runHoldCount` of its reservations.
             runAnswers.removeAll(keepingCapacity: true)
             runOutcomes.removeAll(keepingCapacity: true)
             let taken = decideRun(batch[next...], actor: actor, scratch: &scratch, into: &runAnswers, outcomes: &runOutcomes)
@@ -54,8 +55,8 @@ extension Engine {
         return outcomes
     }
 
-    /// The run `execute(_ batch:)` decides entering each shard once, for a caller that answers many
-    /// requests in a row without a suspension point (a server's loop turn; see
+    /// The run `execute(_ batch:)` decides entering each shard once per `runHoldCount` reservations,
+    /// for a caller that answers many requests in a row without a suspension point (a server's loop turn; see
     /// `executeWithoutWaiting`): decides the leading run of `commands` that are new reservations
     /// each in one shard, appends one answer per command to `answers` (in order) and the outcomes they
     /// refer to to `outcomes`, and returns how many it decided — 0 when the first is not one (then
@@ -75,7 +76,8 @@ extension Engine {
     }
 
     /// Decides the run of commands at the start of `commands` that are new reservations with every
-    /// line in one shard, entering each shard once for the lot, and appends their outcomes in order.
+    /// line in one shard, entering each shard once per `runHoldCount` of them, and appends their
+    /// outcomes in order.
     /// Returns how many it decided: 0 when the first command is not such a reservation, when its id
     /// is known or in flight, or when due work must run first; the caller then takes that command the
     /// ordinary way. A run of one is decided as `decideNow` decides it.
@@ -90,9 +92,10 @@ extension Engine {
     /// outcome: they have different ids (all claimed) and touch different cells, so neither reads
     /// what the other writes. Only their order in the ledger, and so in the log and the event
     /// stream, is the shards' order rather than the run's, which one at a time from several threads
-    /// could give as well (docs/DECISIONS.md). Nothing else can come between a shard's reservations
-    /// that one at a time would have seen: another thread's command on the same shard waits for the
-    /// lock either way. All are judged at one instant, as due work is settled up to it first.
+    /// could give as well (docs/DECISIONS.md). Nothing can come between a shard's reservations that
+    /// one at a time would not allow: another thread's command on the same shard waits for the lock
+    /// during a hold, and may come between two holds as it may between two commands taken one at a
+    /// time. All are judged at one instant, as due work is settled up to it first.
     func decideRun(
         _ commands: ArraySlice<Command>, actor: String, scratch: inout RunScratch, into answers: inout [RunAnswer], outcomes: inout [Outcome<Reply>]
     ) -> Int {
@@ -170,11 +173,14 @@ extension Engine {
         CountingSort.group(count: count, key: { shardOf[$0] }, order: order, starts: starts, place: place)
         scratch.answers.reserveCapacity(count)
         scratch.settlements.reserveCapacity(count)
+        // A shard is held for at most `Self.runHoldCount` reservations at a time: another thread
+        // waiting for it (two loops on one hot cell) then waits for a few microseconds, within the
+        // lock's spin, instead of for a whole run, which sends it to the kernel to sleep and wake.
         var from = 0
         while from < count {
             let shard = shardOf[order[from]]
             var to = from + 1
-            while to < count && shardOf[order[to]] == shard { to += 1 }
+            while to < count && shardOf[order[to]] == shard && to - from < Self.runHoldCount { to += 1 }
             shards[shard].executeRun(
                 scratch.requests, hashes: scratch.hashes, cellHashes: UnsafeBufferPointer(cellHashes), positions: UnsafeBufferPointer(rebasing: order[from..<to]), now: now, actor: actor,
                 settings: settings, into: &scratch.answers, outcomes: &scratch.outcomes, settlements: &scratch.settlements)
@@ -192,6 +198,9 @@ extension Engine {
         }
         return count
     }
+
+    /// The most reservations of a run decided in one hold of their shard's lock.
+    static var runHoldCount: Int { 32 }
 
     /// The shard (as a mask) of `request` when it may join a run of new reservations, with its cell's
     /// `CellTable.hash` when it has one line (0 otherwise); nil when it may not join. It may when it
