@@ -64,6 +64,8 @@ struct CellTable: Sequence, Sendable {
 
     /// Appends a new entry (its key must not be in the table) and returns its position.
     private mutating func insert(_ key: CellKey, _ slot: CellSlot, hash: UInt64) -> Int {
+        // A position takes the low 32 bits of an index slot, and the index at most 2^32 slots.
+        precondition(count < 1 << 31, "a cell table holds fewer than 2^31 cells")
         if (count &+ 1) &* 2 > index.count { grow() }
         let p = count
         if p & Self.chunkMask == 0 {

@@ -1,8 +1,8 @@
 // The state one shard owns: its cells, the reservations whose home it is, a copy of the catalog and
 // the counters behind the KPIs. The rules read it as a `StockView`; it changes by a commit, whether
 // just decided or replayed from the log (`apply`), or by what a commit of a new one-line reservation
-// would change, applied from its ledger entry (`Shard.reserveOneLine`, and `replay` of a compact
-// log record): the same changes, in the same order. It is a class that never
+// would change: applied from its ledger entry (`Shard.reserveOneLine`), or from a compact log
+// record's figures without building the entry (`replay`): the same changes, in the same order. It is a class that never
 // leaves its actor, so the rules borrow it instead of copying five tables per request; whatever
 // leaves the actor is a `ShardSnapshot` value.
 
@@ -147,7 +147,9 @@ final class ShardState: StockView {
     /// Applies ledger entry `e` to its cell `cell` (whose `CellTable.hash` is `hash`; at `position` when
     /// the caller found it already), added when the shard has no figures for it yet, and to the
     /// counters; returns the cell's position. `backorderAllowed`: whether the entry is a reservation of
-    /// a variant that may go below zero. Every change of a cell goes through here.
+    /// a variant that may go below zero. Every change of a cell goes through here, but a replayed
+    /// reservation record's, which makes the same change from the record's figures
+    /// (`replay(_:cellHash:cellPosition:idHash:)`).
     @discardableResult
     func apply(_ e: LedgerEntry, of cell: CellKey, hash: UInt64, at position: Int? = nil, backorderAllowed: Bool) -> Int {
         assert(hash == CellTable.hash(cell) && cell == e.cell, "the entry's cell, and its hash")

@@ -244,7 +244,8 @@ public final class RequestHandler: Sendable {
                 runStart = next
                 reservationRun(batch.requests[next...], session: result.session, spare: &scratch.spareLines, into: &scratch.run)
             }
-            // A run of reservations goes to the engine in one call, entering each shard once.
+            // A run of reservations goes to the engine in one call, entering each shard once per
+            // `Engine.runHoldCount` of its reservations.
             if runStart + scratch.run.count - next >= 2 {
                 scratch.answers.removeAll(keepingCapacity: true)
                 scratch.answers.reserveCapacity(scratch.run.count)

@@ -300,7 +300,7 @@ public enum LogRecovery {
             // Wholly before the snapshot: the next segment starts at or before the record after it.
             if !isNewest, segments[index + 1].1 <= snapshotLSN + 1 { continue }
             let contents = try readSegment(directory: directory, name: name, fileSystem: fileSystem)
-            // The segment's bytes are read only while `contents` lives: to the end of this iteration.
+            // The segment's bytes are valid while `contents` lives: to the end of this iteration.
             let bytes = contents.bytes
             defer { withExtendedLifetime(contents) {} }
             let header = try validHeader(bytes, directory: directory, name: name, nameLSN: nameLSN, lastLSN: result.nextLSN - 1)

@@ -216,7 +216,7 @@ import Testing
         }
     }
 
-    @Test("a file's contents, mapped by the system's file system or read by the simulated one, are its bytes")
+    @Test("a file's contents, read by the system's file system or the simulated one, are its bytes")
     func fileContents() throws {
         try LogTestSupport.withTemporaryDirectory { dir in
             let bytes = (0..<100_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
