@@ -217,7 +217,8 @@ extension Engine {
             var s = Stats()
             var variants = Set<String>()
             for shard in shards {
-                let part = shard.withState { $0.summary() }
+                // Taken holding the shard, walked without it.
+                let part = ShardSummary(shard.withState { $0.summarySource() })
                 s.cells += part.cellCount
                 variants.formUnion(part.variants)
                 s.onHand = s.onHand.addingSaturating(part.onHand)

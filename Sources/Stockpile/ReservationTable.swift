@@ -143,6 +143,9 @@ struct ReservationTable: Sendable {
     typealias All = LazyMapSequence<FlattenSequence<[[IDTable<StoredReservation>.Entry]]>, Reservation>
 
     private var table = IDTable<StoredReservation>()
+    /// How many of the reservations are open, kept as they are stored and removed: STATS reads it
+    /// holding the shard, where counting would read every entry.
+    private(set) var openCount = 0
 
     var count: Int { table.count }
 
@@ -163,36 +166,45 @@ struct ReservationTable: Sendable {
     /// Stores `r` (replacing what its id held). `cellPosition`: the position in the shard's cell table
     /// of its line's cell, for a one-line reservation; nil keeps it whole.
     mutating func store(_ r: Reservation, hash: Int, cellPosition: Int?) {
-        table[r.id, hash: hash] = StoredReservation(compacting: r, cellPosition: cellPosition) ?? StoredReservation(whole: r)
+        put(StoredReservation(compacting: r, cellPosition: cellPosition) ?? StoredReservation(whole: r), id: r.id, hash: hash)
+    }
+
+    /// Sets `id`'s entry to `value` (or removes it, for nil), counting what is open.
+    @inline(__always) private mutating func put(_ value: StoredReservation?, id: String, hash: Int) {
+        let opens = value?.isOpen == true ? 1 : 0
+        let old = table.exchange(id, hash: hash, with: value)
+        openCount += opens - (old?.isOpen == true ? 1 : 0)
     }
 
     /// Stores a one-line reservation (replacing what its id held), compact when its fields fit, whole
     /// otherwise (a backordered part, a TTL finer than a millisecond, a line of more than `UInt32.max`
     /// units). `cellPosition`: its cell's.
     mutating func store(_ r: borrowing OneLineReservation, hash: Int, cellPosition: Int) {
-        table[r.id, hash: hash] = StoredReservation(r, cellPosition: cellPosition) ?? StoredReservation(whole: r.reservation)
+        put(StoredReservation(r, cellPosition: cellPosition) ?? StoredReservation(whole: r.reservation), id: r.id, hash: hash)
     }
 
     /// Stores the new one-line reservation a `reservation` record of the log carries (replacing what
     /// its id held), compact when its fields fit, whole otherwise. `cellPosition`: its cell's.
     mutating func store(new fields: borrowing CompactReservation, hash: Int, cellPosition: Int) {
-        table[fields.id, hash: hash] = StoredReservation(new: fields, cellPosition: cellPosition) ?? StoredReservation(whole: fields.oneLine.reservation)
+        put(StoredReservation(new: fields, cellPosition: cellPosition) ?? StoredReservation(whole: fields.oneLine.reservation), id: fields.id, hash: hash)
     }
 
-    mutating func remove(_ id: String, hash: Int) { table[id, hash: hash] = nil }
+    mutating func remove(_ id: String, hash: Int) { put(nil, id: id, hash: hash) }
 
     /// Removes `id` when it is closed and closed at or before `limit`; returns whether it did.
     mutating func remove(_ id: String, hash: Int, closedNotAfter limit: Timestamp) -> Bool {
         guard let r = table[id, hash: hash], !r.isOpen, let closed = r.closedTime, closed <= limit else { return false }
-        table[id, hash: hash] = nil
+        put(nil, id: id, hash: hash)
         return true
     }
 
-    mutating func removeAll() { table.removeAll() }
+    mutating func removeAll() {
+        table.removeAll()
+        openCount = 0
+    }
 
     mutating func reserveCapacity(_ n: Int) { table.reserveCapacity(n) }
 
-    var openCount: Int { table.values.reduce(0) { $0 + ($1.isOpen ? 1 : 0) } }
 
     /// Every reservation, built back with its cells named from `cells`.
     func all(cells: CellTable) -> All {

@@ -1,5 +1,9 @@
 // Reads a shard answers from its own state, computed holding the shard (`Shard.withState`) so that no
-// large copy of the state ever leaves it (a copy would make the next write duplicate the whole table).
+// large copy of the state ever leaves it (a copy of the reservation table would make the next write
+// copy its index). STATS is the exception: it walks every cell, too long to hold a shard for (a
+// million cells took half a second), so it takes the cell table out, a reference to its chunks
+// (the next write to a cell copies the one 64 KiB chunk it touches while the walk still holds them),
+// and walks it outside.
 
 import StockpileCore
 
@@ -15,20 +19,35 @@ struct ShardSummary: Sendable {
 }
 
 
-extension ShardState {
-    func summary() -> ShardSummary {
-        var s = ShardSummary()
-        s.cellCount = cells.count
-        for (key, slot) in cells {
-            s.variants.insert(key.variant)
-            s.onHand = s.onHand.addingSaturating(slot.state.onHand)
-            s.reserved = s.reserved.addingSaturating(slot.state.reserved)
-            let threshold = catalog.policy(of: key.variant).lowStock
-            if threshold.isPositive && slot.state.available <= threshold { s.lowStockCount += 1 }
+extension ShardSummary {
+    /// The summary of a shard whose state `summarySource()` took: walks every cell, so build it without
+    /// holding the shard.
+    init(_ source: ShardSummarySource) {
+        cellCount = source.cells.count
+        for (key, slot) in source.cells {
+            variants.insert(key.variant)
+            onHand = onHand.addingSaturating(slot.state.onHand)
+            reserved = reserved.addingSaturating(slot.state.reserved)
+            let threshold = source.catalog.policy(of: key.variant).lowStock
+            if threshold.isPositive && slot.state.available <= threshold { lowStockCount += 1 }
         }
-        s.activeReservations = reservations.openCount
-        s.counters = counters
-        return s
+        activeReservations = source.activeReservations
+        counters = source.counters
+    }
+}
+
+/// What a shard's summary is built from, taken at one moment holding the shard.
+struct ShardSummarySource: Sendable {
+    let cells: CellTable
+    let catalog: Catalog
+    let activeReservations: Int
+    let counters: StockCounters
+}
+
+extension ShardState {
+    /// What STATS needs of this shard, taken in a moment (the cell table by reference).
+    func summarySource() -> ShardSummarySource {
+        ShardSummarySource(cells: cells, catalog: catalog, activeReservations: reservations.openCount, counters: counters)
     }
 
     /// The figures of those of `keys` that were ever used.

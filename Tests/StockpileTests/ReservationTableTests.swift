@@ -71,6 +71,7 @@ struct ReservationTableTests {
                 if removed { model[id] = nil }
             default:
                 #expect(table.stored(id, hash: hash)?.reservation(id: id, cells: cells) == model[id], "seed \(seed) step \(step)")
+                #expect(table.openCount == model.values.filter(\.isOpen).count, "seed \(seed) step \(step)")
             }
         }
         #expect(table.count == model.count, "seed \(seed)")
