@@ -211,32 +211,23 @@ extension Engine {
     }
 
     /// STATS: totals over every shard and the KPIs.
-    /// The figures of STATS that the shards hold, from each shard's part (`summarySource()`).
-    private static func stats(of sources: [ShardSummarySource]) -> Stats {
-        var s = Stats()
-        var variants = Set<String>()
-        for source in sources {
-            let part = ShardSummary(source)
-            s.cells += part.cellCount
-            variants.formUnion(part.variants)
-            s.onHand = s.onHand.addingSaturating(part.onHand)
-            s.reserved = s.reserved.addingSaturating(part.reserved)
-            s.lowStock += part.lowStockCount
-            s.activeReservations += part.activeReservations
-            s.counters = s.counters + part.counters
-        }
-        s.variants = variants.count
-        return s
-    }
-
     public func stats() async -> Stats {
         await readDurably(fallback: { await $0.stats() }) {
             _ = await settleDueWork()
-            // Each shard's part is taken holding it, in a moment; the walk over every cell (half a
-            // second at a million cells) runs on the cooperative pool, not on the caller's thread, so
-            // a server's loop goes on serving its other connections meanwhile.
-            let sources = shards.map { shard in shard.withState { $0.summarySource() } }
-            var s = await Task.detached { Self.stats(of: sources) }.value
+            var s = Stats()
+            var variants = Set<String>()
+            for shard in shards {
+                // Taken holding the shard, walked without it.
+                let part = ShardSummary(shard.withState { $0.summarySource() })
+                s.cells += part.cellCount
+                variants.formUnion(part.variants)
+                s.onHand = s.onHand.addingSaturating(part.onHand)
+                s.reserved = s.reserved.addingSaturating(part.reserved)
+                s.lowStock += part.lowStockCount
+                s.activeReservations += part.activeReservations
+                s.counters = s.counters + part.counters
+            }
+            s.variants = variants.count
             s.warehouses = catalog.withLock { $0.warehouses.count }
             for code in RefusalCode.allCases { s.refused[code] = refusals.value(code) }
             return s
