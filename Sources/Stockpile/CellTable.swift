@@ -48,18 +48,8 @@ struct CellTable: Sequence, Sendable {
     /// names a cell by it where a name would cost a copy (a reservation's line).
     @inline(__always) func position(of key: CellKey, hash: UInt64) -> Int? {
         guard !index.isEmpty else { return nil }
-        let mask = index.mask
-        let tag = TaggedIndex.tag(hash)
-        var i = index.home(hash)
-        while true {
-            let v = index[i]
-            if v == 0 { return nil }
-            if v & TaggedIndex.tagMask == tag {
-                let p = TaggedIndex.position(v)
-                if chunks[p >> Self.chunkShift][p & Self.chunkMask].key == key { return p }
-            }
-            i = (i &+ 1) & mask
-        }
+        let (s, found) = index.probe(hash: hash) { chunks[$0 >> Self.chunkShift][$0 & Self.chunkMask].key == key }
+        return found ? TaggedIndex.position(index[s]) : nil
     }
 
     /// Appends a new entry (its key must not be in the table) and returns its position.

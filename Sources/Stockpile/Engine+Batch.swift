@@ -59,7 +59,7 @@ extension Engine {
     /// for a caller that answers many requests in a row without a suspension point (a server's loop turn; see
     /// `executeWithoutWaiting`): decides the leading run of `commands` that are new reservations
     /// each in one shard, appends one answer per command to `answers` (in order) and the outcomes they
-    /// refer to to `outcomes`, and returns how many it decided — 0 when the first is not one (then
+    /// refer to to `outcomes` (in any order: an answer holds its outcome's index), and returns how many it decided — 0 when the first is not one (then
     /// take it the ordinary way). Await `waitUntilDurable()` before revealing any of them. It works in
     /// `scratch`'s arrays, which the caller keeps for its next run. They are left empty: a copy of a
     /// request kept there would share its array of lines with the request, and a caller that reuses
@@ -183,18 +183,13 @@ extension Engine {
             while to < count && shardOf[order[to]] == shard && to - from < Self.runHoldCount { to += 1 }
             shards[shard].executeRun(
                 scratch.requests, hashes: scratch.hashes, cellHashes: UnsafeBufferPointer(cellHashes), positions: UnsafeBufferPointer(rebasing: order[from..<to]), now: now, actor: actor,
-                settings: settings, into: &scratch.answers, outcomes: &scratch.outcomes, settlements: &scratch.settlements)
+                settings: settings, into: &scratch.answers, outcomes: &outcomes, settlements: &scratch.settlements)
             from = to
         }
         for i in 0..<count {
             settle(HashedID(scratch.requests[i].id, hash: scratch.hashes[i]), scratch.settlements[place[i]])
-            switch scratch.answers[place[i]] {
-            case .made(let facts):
-                answers.append(.made(facts))
-            case .outcome(let k):
-                answers.append(.outcome(outcomes.count))
-                outcomes.append(scratch.outcomes[k])
-            }
+            // An outcome went straight to `outcomes`, in the shards' order; its answer has its index.
+            answers.append(scratch.answers[place[i]])
         }
         return count
     }
@@ -235,7 +230,6 @@ public struct RunScratch: Sendable {
         requests.removeAll(keepingCapacity: true)
         hashes.removeAll(keepingCapacity: true)
         answers.removeAll(keepingCapacity: true)
-        outcomes.removeAll(keepingCapacity: true)
         settlements.removeAll(keepingCapacity: true)
     }
 
@@ -244,7 +238,6 @@ public struct RunScratch: Sendable {
         if requests.capacity > count { requests = [] }
         if hashes.capacity > count { hashes = [] }
         if answers.capacity > count { answers = [] }
-        if outcomes.capacity > count { outcomes = [] }
         if settlements.capacity > count { settlements = [] }
     }
 
@@ -253,9 +246,9 @@ public struct RunScratch: Sendable {
     var hashes: [Int] = []
     /// Each reservation's answer and what settling its claim needs, in the order the shards decided
     /// them (a decision is turned into its answer in its shard: the answer is less than half its
-    /// size), and the outcomes the answers that are not a new one-line reservation refer to.
+    /// size). The outcomes the answers that are not a new one-line reservation refer to go straight
+    /// to the caller's list, in the shards' order.
     var answers: [RunAnswer] = []
-    var outcomes: [Outcome<Reply>] = []
     var settlements: [ClaimSettlement] = []
 }
 

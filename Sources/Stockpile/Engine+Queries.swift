@@ -218,7 +218,8 @@ extension Engine {
             var variants = Set<String>()
             for shard in shards {
                 // Taken holding the shard, walked without it.
-                let part = ShardSummary(shard.withState { $0.summarySource() })
+                let (cells, catalog, open, counters) = shard.withState { ($0.cells, $0.catalog, $0.reservations.openCount, $0.counters) }
+                let part = ShardSummary(cells: cells, catalog: catalog, activeReservations: open, counters: counters)
                 s.cells += part.cellCount
                 variants.formUnion(part.variants)
                 s.onHand = s.onHand.addingSaturating(part.onHand)

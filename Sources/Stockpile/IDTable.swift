@@ -50,18 +50,13 @@ struct IDTable<Value>: Sequence {
     /// The slot of the index that holds `key`, or nil.
     @inline(__always) private func slot(of key: String, hash: Int) -> Int? {
         guard !index.isEmpty else { return nil }
-        let mask = index.mask
-        let tag = TaggedIndex.tag(Self.bits(hash))
-        var i = index.home(Self.bits(hash))
-        while true {
-            let v = index[i]
-            if v == 0 { return nil }
-            if v & TaggedIndex.tagMask == tag {
-                let p = TaggedIndex.position(v)
-                if self.hash(at: p) == hash && chunks[p >> Self.chunkShift][p & Self.chunkMask].key == key { return i }
-            }
-            i = (i &+ 1) & mask
-        }
+        let (s, found) = index.probe(hash: Self.bits(hash)) { isEntry($0, key: key, hash: hash) }
+        return found ? s : nil
+    }
+
+    /// Whether the entry at `p` is `key`'s (its kept hash compared first).
+    @inline(__always) private func isEntry(_ p: Int, key: String, hash: Int) -> Bool {
+        self.hash(at: p) == hash && chunks[p >> Self.chunkShift][p & Self.chunkMask].key == key
     }
 
     @inline(__always) private func position(atSlot s: Int) -> Int { TaggedIndex.position(index[s]) }
@@ -115,23 +110,14 @@ struct IDTable<Value>: Sequence {
             insert(Entry(hash: hash, key: key, value: value))
             return nil
         }
-        let mask = index.mask
-        let tag = TaggedIndex.tag(Self.bits(hash))
-        var i = index.home(Self.bits(hash))
-        while true {
-            let v = index[i]
-            if v == 0 { break }
-            if v & TaggedIndex.tagMask == tag {
-                let p = TaggedIndex.position(v)
-                if self.hash(at: p) == hash && chunks[p >> Self.chunkShift][p & Self.chunkMask].key == key {
-                    return chunks[p >> Self.chunkShift][p & Self.chunkMask].value
-                }
-            }
-            i = (i &+ 1) & mask
+        let (i, found) = index.probe(hash: Self.bits(hash)) { isEntry($0, key: key, hash: hash) }
+        if found {
+            let p = position(atSlot: i)
+            return chunks[p >> Self.chunkShift][p & Self.chunkMask].value
         }
         // `i` is the empty slot that ended the probe: the new entry's.
         let p = append(Entry(hash: hash, key: key, value: value))
-        index[i] = tag | UInt64(p &+ 1)
+        index[i] = TaggedIndex.tag(Self.bits(hash)) | UInt64(p &+ 1)
         hintCell?.publishIfMoved(index.slots)
         return nil
     }
@@ -299,8 +285,8 @@ enum IndexHint {
     /// the top bits of the hash (`TaggedIndex.home`).
     @inline(__always) static func prefetch(_ hint: UInt, hash: UInt) {
         guard hint != 0 else { return }
-        let home = hash &>> (UInt(UInt.bitWidth) &- (hint >> 56))
+        let home = TaggedIndex.home(of: UInt64(hash), shift: 64 &- UInt64(hint >> 56))
         let base = hint & ((1 << 56) &- 1)
-        stockpile_prefetch(UnsafeRawPointer(bitPattern: base &+ home &* 8))
+        stockpile_prefetch(UnsafeRawPointer(bitPattern: base &+ UInt(home) &* 8))
     }
 }

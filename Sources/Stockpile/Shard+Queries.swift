@@ -20,36 +20,23 @@ struct ShardSummary: Sendable {
 
 
 extension ShardSummary {
-    /// The summary of a shard whose state `summarySource()` took: walks every cell, so build it without
-    /// holding the shard.
-    init(_ source: ShardSummarySource) {
-        cellCount = source.cells.count
-        for (key, slot) in source.cells {
+    /// The summary of a shard from what `Engine.stats` took holding it: walks every cell, so build it
+    /// without holding the shard.
+    init(cells: CellTable, catalog: Catalog, activeReservations: Int, counters: StockCounters) {
+        cellCount = cells.count
+        for (key, slot) in cells {
             variants.insert(key.variant)
             onHand = onHand.addingSaturating(slot.state.onHand)
             reserved = reserved.addingSaturating(slot.state.reserved)
-            let threshold = source.catalog.policy(of: key.variant).lowStock
+            let threshold = catalog.policy(of: key.variant).lowStock
             if threshold.isPositive && slot.state.available <= threshold { lowStockCount += 1 }
         }
-        activeReservations = source.activeReservations
-        counters = source.counters
+        self.activeReservations = activeReservations
+        self.counters = counters
     }
-}
-
-/// What a shard's summary is built from, taken at one moment holding the shard.
-struct ShardSummarySource: Sendable {
-    let cells: CellTable
-    let catalog: Catalog
-    let activeReservations: Int
-    let counters: StockCounters
 }
 
 extension ShardState {
-    /// What STATS needs of this shard, taken in a moment (the cell table by reference).
-    func summarySource() -> ShardSummarySource {
-        ShardSummarySource(cells: cells, catalog: catalog, activeReservations: reservations.openCount, counters: counters)
-    }
-
     /// The figures of those of `keys` that were ever used.
     func cellStates(_ keys: [CellKey]) -> [(CellKey, CellState)] {
         keys.compactMap { k in cells[k].map { (k, $0.state) } }

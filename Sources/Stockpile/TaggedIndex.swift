@@ -28,11 +28,29 @@ struct TaggedIndex: Sendable {
     @inline(__always) var mask: Int { slots.count &- 1 }
 
     /// The home slot of `hash`, or of the entry a slot holds (its tag is its hash's top bits).
-    @inline(__always) func home(_ hash: UInt64) -> Int { Int(truncatingIfNeeded: hash >> shift) }
+    @inline(__always) func home(_ hash: UInt64) -> Int { Self.home(of: hash, shift: shift) }
+
+    /// The home slot of `hash` in an index of 2^(64 − `shift`) slots.
+    @inline(__always) static func home(of hash: UInt64, shift: UInt64) -> Int { Int(truncatingIfNeeded: hash >> shift) }
 
     @inline(__always) subscript(i: Int) -> UInt64 {
         get { slots[i] }
         set { slots[i] = newValue }
+    }
+
+    /// Walks the probe path of `hash` from its home: the slot of the first entry whose tag is the
+    /// hash's and whose position `matches` (found), or else the empty slot that ends the path (not
+    /// found: where an entry with this hash would go). The index must have slots.
+    @inline(__always) func probe(hash: UInt64, matches: (Int) -> Bool) -> (slot: Int, found: Bool) {
+        let mask = self.mask
+        let tag = Self.tag(hash)
+        var i = home(hash)
+        while true {
+            let v = slots[i]
+            if v == 0 { return (i, false) }
+            if v & Self.tagMask == tag && matches(Self.position(v)) { return (i, true) }
+            i = (i &+ 1) & mask
+        }
     }
 
     /// Puts the entry at `position`, hashed `hash`, in the first empty slot from its home.

@@ -87,6 +87,11 @@ public struct StockCounters: Sendable, Equatable {
     /// has the figures without building its entry).
     @inlinable public mutating func countReserve(deltaReserved: Quantity, before: CellState, after: CellState) {
         unitsReserved = unitsReserved.addingSaturating(deltaReserved)
+        countStockout(before: before, after: after)
+    }
+
+    /// Counts a change that took a cell's available from above zero to zero or below.
+    @inlinable mutating func countStockout(before: CellState, after: CellState) {
         if before.available.isPositive && !after.available.isPositive { stockouts += 1 }
     }
 
@@ -107,7 +112,7 @@ public struct StockCounters: Sendable, Equatable {
             if e.deltaOnHand == .zero { cycleCountsWithoutVariance += 1 }
         default: break
         }
-        if e.before.available.isPositive && !e.available.isPositive { stockouts += 1 }
+        countStockout(before: e.before, after: e.after)
     }
 }
 
