@@ -295,12 +295,15 @@ public enum LogRecovery {
         result.segmentFileNames = segments.map(\.0)
         result.temporaryFileNames = names.filter { $0.hasSuffix(".tmp") }.sorted()
         var previousFileName: String?
+        // One buffer for every segment: a batch handed over holds no bytes of it (its names are
+        // copied out as it is decoded).
+        let contents = FileContents()
         for (index, (name, nameLSN)) in segments.enumerated() {
             let isNewest = index == segments.count - 1
             // Wholly before the snapshot: the next segment starts at or before the record after it.
             if !isNewest, segments[index + 1].1 <= snapshotLSN + 1 { continue }
-            let contents = try readSegment(directory: directory, name: name, fileSystem: fileSystem)
-            // The segment's bytes are valid while `contents` lives: to the end of this iteration.
+            try readSegment(directory: directory, name: name, fileSystem: fileSystem, into: contents)
+            // The segment's bytes are valid until the next segment is read into the same buffer.
             let bytes = contents.bytes
             defer { withExtendedLifetime(contents) {} }
             let header = try validHeader(bytes, directory: directory, name: name, nameLSN: nameLSN, lastLSN: result.nextLSN - 1)
@@ -348,11 +351,13 @@ public enum LogRecovery {
         }
     }
 
-    private static func readSegment(directory: String, name: String, fileSystem: any FileSystem) throws(LogRecoveryError) -> FileContents {
+    private static func readSegment(
+        directory: String, name: String, fileSystem: any FileSystem, into contents: FileContents
+    ) throws(LogRecoveryError) {
         do {
             let file = try fileSystem.open(walPath(directory, name), mode: .readOnly)
             defer { try? fileSystem.close(file) }
-            return try fileSystem.contents(of: file)
+            try contents.read(file, in: fileSystem)
         } catch {
             throw .io(error)
         }

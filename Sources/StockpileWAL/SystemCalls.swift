@@ -83,36 +83,45 @@ public protocol FileSystem: Sendable {
     func syncDirectory(_ path: String) throws(WALIOError)
 }
 
-/// A file's bytes, read into memory of their own, valid while this lives.
+/// A file's bytes, read into memory of their own. The memory is kept from one read to the next:
+/// recovery reads every segment into one buffer, so only the first read's pages are new to the
+/// process (a fresh 64 MiB buffer per segment cost a page fault per 4 KiB page, and as much again to
+/// unmap it when freed).
 public final class FileContents: @unchecked Sendable {
-    // @unchecked: the memory is written once, by the read, before this is made, and never after.
-    private let memory: UnsafeMutableRawBufferPointer
-    /// The bytes read.
-    public let bytes: UnsafeRawBufferPointer
+    // @unchecked: the memory is written only by `read`, whose caller owns this buffer.
+    private var memory = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+    /// The bytes of the last read, valid until the next read or until this buffer goes.
+    public private(set) var bytes = UnsafeRawBufferPointer(start: nil, count: 0)
 
-    init(memory: UnsafeMutableRawBufferPointer, count: Int) {
-        self.memory = memory
-        self.bytes = UnsafeRawBufferPointer(rebasing: memory[..<count])
+    public init() {}
+
+    /// Reads the whole of `file` in place of what this buffer held, into memory not zeroed first (the
+    /// read fills it), where `readAll` zero-fills an array and then reads into it. Mapping the file
+    /// instead saved the copy too (replay 2.02M -> 2.15M records/s), but a page the disk cannot read
+    /// would then kill the process with SIGBUS where a read reports the error and the file: not kept.
+    public func read(_ file: WALFile, in fileSystem: any FileSystem) throws(WALIOError) {
+        bytes = UnsafeRawBufferPointer(start: nil, count: 0)
+        let count = try fileSystem.byteCount(of: file)
+        if count > memory.count {
+            memory.deallocate()
+            memory = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+            memory = .allocate(byteCount: count, alignment: 16)
+        }
+        let target = UnsafeMutableRawBufferPointer(rebasing: memory[..<count])
+        // The file shrank between the two calls: take what was there.
+        let readCount = try fileSystem.read(file, into: target, at: 0)
+        bytes = UnsafeRawBufferPointer(rebasing: memory[..<readCount])
     }
 
     deinit { memory.deallocate() }
 }
 
 extension FileSystem {
-    /// Reads the whole file into memory of its own, not zeroed first (the read fills it), where
-    /// `readAll` zero-fills an array and then reads into it. Mapping the file instead saved the copy
-    /// too (replay 2.02M -> 2.15M records/s), but a page the disk cannot read would then kill the
-    /// process with SIGBUS where a read reports the error and the file: not kept.
+    /// Reads the whole file into a buffer of its own (`FileContents.read`).
     public func contents(of file: WALFile) throws(WALIOError) -> FileContents {
-        let count = try byteCount(of: file)
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Swift.max(count, 1), alignment: 16)
-        let readCount: Int
-        do { readCount = try read(file, into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<count]), at: 0) } catch {
-            buffer.deallocate()
-            throw error
-        }
-        // The file shrank between the two calls: take what was there.
-        return FileContents(memory: buffer, count: readCount)
+        let contents = FileContents()
+        try contents.read(file, in: self)
+        return contents
     }
 
     /// Reads the whole file into memory.
