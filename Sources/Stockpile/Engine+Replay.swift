@@ -49,7 +49,7 @@ final class ReplayBatch: Sendable {
     /// The reservation id of each commit that carries one, hashed; nil for other records (a
     /// `reservation` record carries its hashes).
     let hashedIDs: [HashedID?]
-    /// By applier: the shard actions it applies, in LSN order.
+    /// By shard: the actions its applier applies to it, in LSN order.
     let actions: [[ShardAction]]
     /// How many ledger entries the records carry.
     let entryCount: Int
@@ -251,7 +251,7 @@ extension Engine {
         let preparer = Thread {
             let started = ContinuousClock.now
             while let records = read.take(consumer: 0) {
-                let batch = self.prepareReplay(records, applierCount: applierCount)
+                let batch = self.prepareReplay(records)
                 recent.note(batch)
                 handoff.put(batch)
             }
@@ -287,24 +287,24 @@ extension Engine {
     }
 
     /// Does the part of each of `records` (in LSN order) that is common to all shards, in order, and
-    /// notes each shard's part for its applier (shard `s` is applier `s % applierCount`'s).
-    func prepareReplay(_ records: RecoveredBatch, applierCount: Int) -> ReplayBatch {
+    /// notes each shard's part, for its applier (shard `s` is applier `s % replayApplierCount`'s).
+    func prepareReplay(_ records: RecoveredBatch) -> ReplayBatch {
         // A reservation record's fields are read where the batch keeps them: a copy would copy them all.
         let (hashedIDs, actions, entryCount) = records.reservations.withUnsafeBufferPointer {
-            prepareReplay(records, fields: $0, applierCount: applierCount)
+            prepareReplay(records, fields: $0)
         }
         return ReplayBatch(records: records, hashedIDs: hashedIDs, actions: actions, entryCount: entryCount)
     }
 
     private func prepareReplay(
-        _ batch: RecoveredBatch, fields: UnsafeBufferPointer<CompactReservation>, applierCount: Int
+        _ batch: RecoveredBatch, fields: UnsafeBufferPointer<CompactReservation>
     ) -> ([HashedID?], [[ShardAction]], Int) {
         var entryCount = 0
         let count = batch.count
-        var actions = [[ShardAction]](repeating: [], count: applierCount)
-        for a in actions.indices { actions[a].reserveCapacity(count / applierCount + 16) }
+        var actions = [[ShardAction]](repeating: [], count: shards.count)
+        for s in actions.indices { actions[s].reserveCapacity(count / shards.count + 16) }
         func add(_ record: Int, shard: Int, _ kind: ShardAction.Kind) {
-            actions[shard % applierCount].append(ShardAction(record: Int32(record), shard: UInt8(shard), kind: kind))
+            actions[shard].append(ShardAction(record: Int32(record), shard: UInt8(shard), kind: kind))
         }
         // Each commit's reservation id is hashed once, below, for the directory and for its home shard
         // (a `reservation` record carries its hashes).
@@ -391,18 +391,23 @@ extension Engine {
         return (hashedIDs, actions, entryCount)
     }
 
-    /// Applies applier `applier`'s shard actions of `batch`, in order; `places` is the applier's own,
-    /// kept from batch to batch.
+    /// Applies the actions of `batch` for applier `applier`'s shards, shard by shard, each shard's in
+    /// order (the only order a shard's state depends on); `places` is the applier's own, kept from
+    /// batch to batch.
     func applyReplay(_ batch: ReplayBatch, applier: Int, places: inout ReplayCellPlaces) {
         places.start(batch.records)
-        batch.records.reservations.withUnsafeBufferPointer {
-            applyReplay(batch.records, fields: $0, hashedIDs: batch.hashedIDs, actions: batch.actions[applier], places: &places)
+        let applierCount = replayApplierCount
+        batch.records.reservations.withUnsafeBufferPointer { fields in
+            for s in stride(from: applier, to: shards.count, by: applierCount) where !batch.actions[s].isEmpty {
+                applyReplay(batch.records, fields: fields, hashedIDs: batch.hashedIDs, actions: batch.actions[s], shard: shards[s], places: &places)
+            }
         }
     }
 
+    /// Applies `actions`, one shard's, in order, holding the shard once for them all.
     private func applyReplay(
         _ batch: RecoveredBatch, fields: UnsafeBufferPointer<CompactReservation>, hashedIDs: [HashedID?], actions: [ShardAction],
-        places: inout ReplayCellPlaces
+        shard: Shard, places: inout ReplayCellPlaces
     ) {
         // The slots a reservation record a few actions ahead will be stored and counted in are asked
         // for now, so that those cache misses overlap with the actions before it.
@@ -413,57 +418,78 @@ extension Engine {
             let hashes = batch.hashes[r]
             // A cell whose place is known is not looked up in the index.
             if places.place(ofCell: hashes.cellNumber) == nil {
-                shards[Int(a.shard)].prefetch(idHash: hashes.id, cellHash: CellTable.hash(stable: hashes.cell))
+                shard.prefetch(idHash: hashes.id, cellHash: CellTable.hash(stable: hashes.cell))
             } else {
-                shards[Int(a.shard)].prefetch(idHash: hashes.id)
+                shard.prefetch(idHash: hashes.id)
             }
         }
         for i in 0..<min(ahead, actions.count) { prefetch(i) }
-        for i in actions.indices {
-            if i + ahead < actions.count { prefetch(i + ahead) }
-            let action = actions[i]
-            let k = Int(action.record)
-            let shard = shards[Int(action.shard)]
-            switch action.kind {
-            case .reservation:
-                guard let r = batch.items[k].reservation else { preconditionFailure("not a reservation record") }
-                let hashes = batch.hashes[r]
-                let known = places.place(ofCell: hashes.cellNumber)
-                let place = shard.withState {
-                    $0.replay(fields[r], cellHash: CellTable.hash(stable: hashes.cell), cellPosition: known, idHash: hashes.id)
+        shard.withState { state in
+            var i = 0
+            while i < actions.count {
+                let action = actions[i]
+                let k = Int(action.record)
+                switch action.kind {
+                case .reservation:
+                    // A run of reservation records, the shard's tables borrowed once for the run: a
+                    // class's property is checked for exclusive access at each access.
+                    state.withReplayTables { tables in
+                        repeat {
+                            if i + ahead < actions.count { prefetch(i + ahead) }
+                            guard let r = batch.items[Int(actions[i].record)].reservation else { preconditionFailure("not a reservation record") }
+                            let hashes = batch.hashes[r]
+                            let known = places.place(ofCell: hashes.cellNumber)
+                            let place = tables.replay(fields[r], cellHash: CellTable.hash(stable: hashes.cell), cellPosition: known, idHash: hashes.id)
+                            if known == nil { places.note(cell: hashes.cellNumber, at: place) }
+                            i += 1
+                        } while i < actions.count && actions[i].kind == .reservation
+                    }
+                    continue
+                case .commitOwnsAll, .commitPart:
+                    guard let o = batch.items[k].other, case .commit(let commit) = batch.others[o].body else { preconditionFailure("not a commit") }
+                    state.replay(commit, ownsAll: action.kind == .commitOwnsAll, hashedID: hashedIDs[k])
+                    // A cell's place is its own until a RESET; clearing every applier's cache of
+                    // places is always safe (the next lookups probe the index).
+                    if commit.entries.first?.type == .reset { places.removeAll() }
+                case .forget:
+                    // The id of a reservation record, or of the commit's reservation (hashed when prepared).
+                    let hashed: HashedID
+                    if let r = batch.items[k].reservation {
+                        hashed = HashedID(fields[r].id, hash: batch.hashes[r].id)
+                    } else if let h = hashedIDs[k] {
+                        hashed = h
+                    } else {
+                        preconditionFailure("a forget action without an id")
+                    }
+                    state.reservations.remove(hashed.id, hash: hashed.hash)
                 }
-                if known == nil { places.note(cell: hashes.cellNumber, at: place) }
-            case .commitOwnsAll, .commitPart:
-                guard let o = batch.items[k].other, case .commit(let commit) = batch.others[o].body else { preconditionFailure("not a commit") }
-                let ownsAll = action.kind == .commitOwnsAll
-                shard.withState { $0.replay(commit, ownsAll: ownsAll, hashedID: hashedIDs[k]) }
-                if commit.entries.first?.type == .reset { places.removeAll() }
-            case .forget:
-                // The id of a reservation record, or of the commit's reservation (hashed when prepared).
-                let hashed: HashedID
-                if let r = batch.items[k].reservation {
-                    hashed = HashedID(fields[r].id, hash: batch.hashes[r].id)
-                } else if let h = hashedIDs[k] {
-                    hashed = h
-                } else {
-                    preconditionFailure("a forget action without an id")
-                }
-                shard.withState { $0.reservations.remove(hashed.id, hash: hashed.hash) }
+                if i + ahead < actions.count { prefetch(i + ahead) }
+                i += 1
             }
         }
     }
 }
 
-extension ShardState {
+/// A shard's cells, reservations and counters, moved out of its state together for a run of
+/// replayed `reservation` records (`ShardState.withReplayTables`): each of a class's properties is
+/// checked for exclusive access at each access, which cost the run's records more than their changes.
+struct ReplayTables {
+    let shard: Int
+    let router: ShardRouter
+    let catalog: Catalog
+    var cells: CellTable
+    var reservations: ReservationTable
+    var counters: StockCounters
+
     /// Applies a `reservation` record's fields as `apply` applies the commit they stand for: its one
     /// ledger entry to its cell (`cellHash` is the cell's `CellTable.hash`; at `cellPosition` when the
     /// caller knows it), and the reservation, kept compact as any one-line reservation is (`idHash`:
     /// its id's hash). Returns the cell's position.
-    func replay(_ fields: borrowing CompactReservation, cellHash: UInt64, cellPosition: Int?, idHash: Int) -> Int {
-        assert(router.shard(for: fields.cell) == index, "a reservation record replayed in a shard that does not own its cell")
+    mutating func replay(_ fields: borrowing CompactReservation, cellHash: UInt64, cellPosition: Int?, idHash: Int) -> Int {
+        assert(router.shard(for: fields.cell) == shard, "a reservation record replayed in a shard that does not own its cell")
         assert(cellPosition == nil || cells.key(at: cellPosition!) == fields.cell, "the cell's own position")
-        // What `apply(fields.entry, of:hash:backorderAllowed:)` does, without building the entry: the
-        // ring's entries are kept once the replay is done (`RecentBatches`).
+        // What `ShardState.apply(fields.entry, of:hash:backorderAllowed:)` does, without building the
+        // entry: the ring's entries are kept once the replay is done (`RecentBatches`).
         let p = cellPosition ?? cells.position(of: fields.cell, hash: cellHash, default: CellSlot(state: .empty))
         let deltaReserved = fields.tracked ? fields.quantity : .zero
         let after = CellState(onHand: fields.onHandAfter, reserved: fields.reservedAfter)
@@ -473,7 +499,25 @@ extension ShardState {
             .reserve, deltaOnHand: .zero, before: before, after: after, backorderAllowed: catalog.backorder(of: fields.cell.variant))
         counters.countReserve(deltaReserved: deltaReserved, before: before, after: after)
         reservations.store(new: fields, hash: idHash, cellPosition: p)
-        assert(reservation(fields.id) == fields.commit.reservation, "reservation \(fields.id) reads back as its record says")
+        assert(
+            reservations.stored(fields.id, hash: idHash)?.reservation(id: fields.id, cells: cells) == fields.commit.reservation,
+            "reservation \(fields.id) reads back as its record says")
         return p
+    }
+}
+
+extension ShardState {
+    /// Runs `body` with this shard's tables moved out of the state (not copied: the state holds empty
+    /// ones meanwhile, so the run's writes find each table's storage its own) and moved back after.
+    func withReplayTables<R>(_ body: (inout ReplayTables) -> R) -> R {
+        var tables = ReplayTables(shard: index, router: router, catalog: catalog, cells: cells, reservations: reservations, counters: counters)
+        cells = CellTable()
+        reservations = ReservationTable()
+        defer {
+            cells = tables.cells
+            reservations = tables.reservations
+            counters = tables.counters
+        }
+        return body(&tables)
     }
 }

@@ -149,7 +149,7 @@ final class ShardState: StockView {
     /// counters; returns the cell's position. `backorderAllowed`: whether the entry is a reservation of
     /// a variant that may go below zero. Every change of a cell goes through here, but a replayed
     /// reservation record's, which makes the same change from the record's figures
-    /// (`replay(_:cellHash:cellPosition:idHash:)`).
+    /// (`ReplayTables.replay`).
     @discardableResult
     func apply(_ e: LedgerEntry, of cell: CellKey, hash: UInt64, at position: Int? = nil, backorderAllowed: Bool) -> Int {
         assert(hash == CellTable.hash(cell) && cell == e.cell, "the entry's cell, and its hash")
