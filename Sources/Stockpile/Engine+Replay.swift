@@ -439,7 +439,8 @@ extension Engine {
                             guard let r = batch.items[Int(actions[i].record)].reservation else { preconditionFailure("not a reservation record") }
                             let hashes = batch.hashes[r]
                             let known = places.place(ofCell: hashes.cellNumber)
-                            let place = tables.replay(fields[r], cellHash: CellTable.hash(stable: hashes.cell), cellPosition: known, idHash: hashes.id)
+                            let place = tables.replay(
+                                fields.baseAddress! + r, cellHash: CellTable.hash(stable: hashes.cell), cellPosition: known, idHash: hashes.id)
                             if known == nil { places.note(cell: hashes.cellNumber, at: place) }
                             i += 1
                         } while i < actions.count && actions[i].kind == .reservation
@@ -481,27 +482,30 @@ struct ReplayTables {
     var reservations: ReservationTable
     var counters: StockCounters
 
-    /// Applies a `reservation` record's fields as `apply` applies the commit they stand for: its one
-    /// ledger entry to its cell (`cellHash` is the cell's `CellTable.hash`; at `cellPosition` when the
-    /// caller knows it), and the reservation, kept compact as any one-line reservation is (`idHash`:
-    /// its id's hash). Returns the cell's position.
-    mutating func replay(_ fields: borrowing CompactReservation, cellHash: UInt64, cellPosition: Int?, idHash: Int) -> Int {
-        assert(router.shard(for: fields.cell) == shard, "a reservation record replayed in a shard that does not own its cell")
-        assert(cellPosition == nil || cells.key(at: cellPosition!) == fields.cell, "the cell's own position")
+    /// Applies a `reservation` record's fields (`record`, read where its batch keeps them: a copy of
+    /// the fields would copy every name) as `apply` applies the commit they stand for: its one ledger
+    /// entry to its cell (`cellHash` is the cell's `CellTable.hash`; at `cellPosition` when the caller
+    /// knows it), and the reservation, kept compact as any one-line reservation is (`idHash`: its id's
+    /// hash). Returns the cell's position.
+    mutating func replay(_ record: UnsafePointer<CompactReservation>, cellHash: UInt64, cellPosition: Int?, idHash: Int) -> Int {
+        assert(router.shard(for: record.pointee.cell) == shard, "a reservation record replayed in a shard that does not own its cell")
+        assert(cellPosition == nil || cells.key(at: cellPosition!) == record.pointee.cell, "the cell's own position")
         // What `ShardState.apply(fields.entry, of:hash:backorderAllowed:)` does, without building the
         // entry: the ring's entries are kept once the replay is done (`RecentBatches`).
-        let p = cellPosition ?? cells.position(of: fields.cell, hash: cellHash, default: CellSlot(state: .empty))
-        let deltaReserved = fields.tracked ? fields.quantity : .zero
-        let after = CellState(onHand: fields.onHandAfter, reserved: fields.reservedAfter)
+        let p = cellPosition ?? cells.position(of: record.pointee.cell, hash: cellHash, default: CellSlot(state: .empty))
+        let deltaReserved = record.pointee.tracked ? record.pointee.quantity : .zero
+        let after = CellState(onHand: record.pointee.onHandAfter, reserved: record.pointee.reservedAfter)
         let before = CellState(onHand: after.onHand, reserved: after.reserved - deltaReserved)
-        assert(cells[position: p].state == before, "entry \(fields.seq) does not follow from the cell's figures")
-        cells[position: p].record(
-            .reserve, deltaOnHand: .zero, before: before, after: after, backorderAllowed: catalog.backorder(of: fields.cell.variant))
+        assert(cells[position: p].state == before, "entry \(record.pointee.seq) does not follow from the cell's figures")
+        // The variant's policy is looked up only when it can matter: a reservation that leaves the
+        // cell below zero.
+        let backorder = after.available < .zero && catalog.backorder(of: record.pointee.cell.variant)
+        cells[position: p].record(.reserve, deltaOnHand: .zero, before: before, after: after, backorderAllowed: backorder)
         counters.countReserve(deltaReserved: deltaReserved, before: before, after: after)
-        reservations.store(new: fields, hash: idHash, cellPosition: p)
+        reservations.store(new: record, hash: idHash, cellPosition: p)
         assert(
-            reservations.stored(fields.id, hash: idHash)?.reservation(id: fields.id, cells: cells) == fields.commit.reservation,
-            "reservation \(fields.id) reads back as its record says")
+            reservations.stored(record.pointee.id, hash: idHash)?.reservation(id: record.pointee.id, cells: cells) == record.pointee.commit.reservation,
+            "reservation \(record.pointee.id) reads back as its record says")
         return p
     }
 }

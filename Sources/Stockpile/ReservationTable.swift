@@ -60,13 +60,15 @@ struct StoredReservation: Sendable {
     }
 
     /// A new one-line reservation as a `reservation` record of the log carries it (its cell at
-    /// `cellPosition`), kept compact when its fields fit: read from the record's fields, without
-    /// building the reservation or its line (which would copy every name).
-    init?(new fields: borrowing CompactReservation, cellPosition: Int) {
+    /// `cellPosition`), kept compact when its fields fit: read from the record's fields where the
+    /// record is kept (a copy of them would copy every name), without building the reservation or its
+    /// line.
+    init?(new fields: UnsafePointer<CompactReservation>, cellPosition: Int) {
         self.init(
-            quantity: fields.quantity, fulfilled: .zero, released: .zero, backordered: fields.backordered, tracked: fields.tracked,
-            cellPosition: cellPosition, customer: fields.customer, createdAt: fields.time, expiresAt: fields.expiresAt, closedAt: nil,
-            requestTTL: fields.ttl, status: .active, strategy: fields.strategy, endedByExpiry: false)
+            quantity: fields.pointee.quantity, fulfilled: .zero, released: .zero, backordered: fields.pointee.backordered,
+            tracked: fields.pointee.tracked, cellPosition: cellPosition, customer: fields.pointee.customer, createdAt: fields.pointee.time,
+            expiresAt: fields.pointee.expiresAt, closedAt: nil, requestTTL: fields.pointee.ttl, status: .active, strategy: fields.pointee.strategy,
+            endedByExpiry: false)
     }
 
     /// The compact entry from a one-line reservation's figures (those of its line: `quantity` …
@@ -185,8 +187,10 @@ struct ReservationTable: Sendable {
 
     /// Stores the new one-line reservation a `reservation` record of the log carries (replacing what
     /// its id held), compact when its fields fit, whole otherwise. `cellPosition`: its cell's.
-    mutating func store(new fields: borrowing CompactReservation, hash: Int, cellPosition: Int) {
-        put(StoredReservation(new: fields, cellPosition: cellPosition) ?? StoredReservation(whole: fields.oneLine.reservation), id: fields.id, hash: hash)
+    /// `fields`: the record's, where its batch keeps them.
+    mutating func store(new fields: UnsafePointer<CompactReservation>, hash: Int, cellPosition: Int) {
+        let stored = StoredReservation(new: fields, cellPosition: cellPosition) ?? StoredReservation(whole: fields.pointee.oneLine.reservation)
+        put(stored, id: fields.pointee.id, hash: hash)
     }
 
     mutating func remove(_ id: String, hash: Int) { put(nil, id: id, hash: hash) }
