@@ -11,7 +11,8 @@
 // each must do; then one or more appliers each apply
 // the shard parts of the shards they own, each in LSN order, every applier at its own pace. Appliers
 // share nothing but the batches, which none of them changes. The ledger's ring of recent entries is
-// filled once all are done, from the last batches only: of a long log, all but the ring's worth of
+// filled by the thread common to all shards once it has prepared the last batch (while the appliers
+// finish), from the last batches only: of a long log, all but the ring's worth of
 // newest entries would be overwritten as soon as kept (`RecentBatches`). A record that touches
 // several shards (a reservation of several lines, a catalog change, a RESET) is applied by each of
 // its shards' appliers to that shard alone, as a live commit applies it shard by shard while holding
@@ -169,9 +170,9 @@ final class BatchHandoff<Batch: Sendable>: @unchecked Sendable {
 }
 
 /// The last batches of a replay, as many as hold the ledger ring's worth of newest entries: the ring
-/// is filled from them once every batch is applied, so that the entries a long log would overwrite
-/// in the ring as fast as it kept them are never kept. Written by the thread that prepares batches,
-/// read once it has finished.
+/// is filled from them once every batch is prepared, so that the entries a long log would overwrite
+/// in the ring as fast as it kept them are never kept. Written and read by the thread that prepares
+/// batches, which fills the ring after its last batch, while the appliers finish theirs.
 final class RecentBatches: @unchecked Sendable {
     private let entryCount: Int
     private var batches: [ReplayBatch] = []
@@ -255,6 +256,9 @@ extension Engine {
                 recent.note(batch)
                 handoff.put(batch)
             }
+            // The ring is filled here, while the appliers finish the last batches: they change only
+            // the shards, and the ledger is this thread's until the replay returns.
+            recent.keepEntries(in: self.ledger)
             handoff.finish(read.outcome().0, elapsed: ContinuousClock.now - started)
         }
         preparer.name = "stockpile-replay"
@@ -280,8 +284,7 @@ extension Engine {
             progress.count += batch.records.count
         }
         for _ in 1..<applierCount { helpersDone.wait() }
-        // The preparer noted its last batch before it finished (which `take` returning nil saw).
-        recent.keepEntries(in: ledger)
+        // The preparer kept the ring's entries before it finished (which `take` returning nil saw).
         let (outcome, _) = handoff.outcome()
         return (outcome, read.outcome().1, progress.count)
     }
