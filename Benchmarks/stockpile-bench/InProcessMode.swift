@@ -37,9 +37,13 @@ nonisolated func runBenchmark(_ options: Options) async -> Int32 {
     for v in variants {
         _ = await engine.setQuantity(variant: v, warehouse: "MAIN", to: Quantity(stockPerCell), reason: .import)
     }
-    // Each cell's one-line request, made once: the generator picks a cell by index and builds no
-    // string and no array per request, so what is measured is the engine.
-    let oneLine: [[ReserveLine]] = variants.map { [ReserveLine(variant: $0, warehouse: "MAIN", quantity: 1)] }
+    // Each cell's line, made once: the generator picks a cell by index and builds no string and no
+    // array per request, so what is measured is the engine. An unbatched one-line request's array is
+    // the task's own, its line replaced in place once the request before it is done (an array shared
+    // per cell cost an atomic increment of its reference count, and a cache miss, per request); a
+    // batch holds its requests' arrays until it is done, so batches take each cell's own array.
+    let cellLines: [ReserveLine] = variants.map { ReserveLine(variant: $0, warehouse: "MAIN", quantity: 1) }
+    let cellArrays: [[ReserveLine]] = options.batch > 1 ? cellLines.map { [$0] } : []
     let router = ShardRouter(count: options.shards)
     var byShard: [[Int]] = Array(repeating: [], count: options.shards)
     for (i, v) in variants.enumerated() { byShard[router.shard(for: CellKey(variant: v, warehouse: "MAIN"))].append(i) }
@@ -70,7 +74,7 @@ nonisolated func runBenchmark(_ options: Options) async -> Int32 {
                             if !picked.contains(s) { picked.append(s) }
                         }
                         let cells = picked.map { populatedShards[$0][Int(pickRNG.next() % UInt64(populatedShards[$0].count))] }
-                        multilineRequests.append((cells.map { oneLine[$0][0] }, cells))
+                        multilineRequests.append((cells.map { cellLines[$0] }, cells))
                     }
                 }
                 r.reservedByCell = Array(repeating: 0, count: cellCount)
@@ -79,6 +83,7 @@ nonisolated func runBenchmark(_ options: Options) async -> Int32 {
                 var batch: [Command] = []
                 var batchCells: [Int] = []
                 var cells: [Int] = []
+                var oneLine = [cellLines[0]]
                 let prefix = "t\(t)-"
                 while true {
                     if i & 63 == 0 && ContinuousClock.now >= deadline { break }
@@ -88,11 +93,16 @@ nonisolated func runBenchmark(_ options: Options) async -> Int32 {
                     switch options.scenario {
                     case "hot":
                         cells.append(0)
-                        lines = oneLine[0]
+                        lines = oneLine
                     case "spread":
                         let c = Int(rng.next() % UInt64(cellCount))
                         cells.append(c)
-                        lines = oneLine[c]
+                        if options.batch > 1 {
+                            lines = cellArrays[c]
+                        } else {
+                            oneLine[0] = cellLines[c]
+                            lines = oneLine
+                        }
                     default:
                         // One of the task's requests made before the clock started, in turn.
                         let k = i & (multilineRequests.count - 1)
