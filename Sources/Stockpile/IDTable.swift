@@ -1,6 +1,8 @@
-// A table from names (reservation ids, idempotency keys) to values, for the hot path: each entry keeps
-// the name's hash, so a name is hashed once per request however often it is looked up, a probe
-// compares a 32-bit tag before it compares a name, and growing the table never hashes a name again.
+// A table from names (reservation ids, idempotency keys) to values, for the hot path: the caller hashes
+// a name once per request and passes the hash however often it looks the name up; the index keeps the
+// top 32 bits of each entry's hash as its tag, which a probe compares before it compares a name, and
+// from which growing the table finds each entry's home without hashing a name again. An entry is its
+// name and value alone (only removing an entry hashes the entry moved into its place again).
 // (The tag's top bits are the home slot's, so it tells apart two names of the same home by its
 // other bits: 8 of them at 2^24 slots, which leaves a name compare at one probe in a few hundred.)
 // A Swift Dictionary does none of these: it hashes the name on every lookup and insert, compares the
@@ -19,8 +21,10 @@ import CStockpileLinux
 import Synchronization
 
 struct IDTable<Value>: Sequence {
+    /// An entry keeps no hash: its index slot's tag has the top 32 bits, which a probe compares
+    /// before it compares the names, and which say the entry's home when the index grows. (8 bytes
+    /// more per reservation, per id in the directory and per KEY, when it kept the whole hash.)
     struct Entry {
-        let hash: Int
         let key: String
         var value: Value
     }
@@ -43,20 +47,17 @@ struct IDTable<Value>: Sequence {
     /// Every entry, in position order.
     var entries: FlattenSequence<[[Entry]]> { chunks.joined() }
 
-    /// The kept hash of the entry at `p`, read without copying the entry (its value may be large and
-    /// hold references).
-    @inline(__always) private func hash(at p: Int) -> Int { chunks[p >> Self.chunkShift][p & Self.chunkMask].hash }
-
     /// The slot of the index that holds `key`, or nil.
     @inline(__always) private func slot(of key: String, hash: Int) -> Int? {
         guard !index.isEmpty else { return nil }
-        let (s, found) = index.probe(hash: Self.bits(hash)) { isEntry($0, key: key, hash: hash) }
+        let (s, found) = index.probe(hash: Self.bits(hash)) { isEntry($0, key: key) }
         return found ? s : nil
     }
 
-    /// Whether the entry at `p` is `key`'s (its kept hash compared first).
-    @inline(__always) private func isEntry(_ p: Int, key: String, hash: Int) -> Bool {
-        self.hash(at: p) == hash && chunks[p >> Self.chunkShift][p & Self.chunkMask].key == key
+    /// Whether the entry at `p`, whose tag is `key`'s, is `key`'s (read without copying the entry,
+    /// whose value may be large and hold references).
+    @inline(__always) private func isEntry(_ p: Int, key: String) -> Bool {
+        chunks[p >> Self.chunkShift][p & Self.chunkMask].key == key
     }
 
     @inline(__always) private func position(atSlot s: Int) -> Int { TaggedIndex.position(index[s]) }
@@ -86,7 +87,7 @@ struct IDTable<Value>: Sequence {
                     remove(atSlot: s)
                 }
             } else if let newValue {
-                insert(Entry(hash: hash, key: key, value: newValue))
+                insert(Entry(key: key, value: newValue), hash: hash)
             }
         }
     }
@@ -107,16 +108,16 @@ struct IDTable<Value>: Sequence {
         guard !index.isEmpty, (count &+ 1) &* 2 <= index.count else {
             // The index grows first: the usual two probes.
             if let existing = self[key, hash: hash] { return existing }
-            insert(Entry(hash: hash, key: key, value: value))
+            insert(Entry(key: key, value: value), hash: hash)
             return nil
         }
-        let (i, found) = index.probe(hash: Self.bits(hash)) { isEntry($0, key: key, hash: hash) }
+        let (i, found) = index.probe(hash: Self.bits(hash)) { isEntry($0, key: key) }
         if found {
             let p = position(atSlot: i)
             return chunks[p >> Self.chunkShift][p & Self.chunkMask].value
         }
         // `i` is the empty slot that ended the probe: the new entry's.
-        let p = append(Entry(hash: hash, key: key, value: value))
+        let p = append(Entry(key: key, value: value))
         index[i] = TaggedIndex.tag(Self.bits(hash)) | UInt64(p &+ 1)
         hintCell?.publishIfMoved(index.slots)
         return nil
@@ -125,7 +126,7 @@ struct IDTable<Value>: Sequence {
     /// Sets `key` to `newValue` (removes it when nil) and returns what it held: one probe.
     mutating func exchange(_ key: String, hash: Int, with newValue: Value?) -> Value? {
         guard let s = slot(of: key, hash: hash) else {
-            if let newValue { insert(Entry(hash: hash, key: key, value: newValue)) }
+            if let newValue { insert(Entry(key: key, value: newValue), hash: hash) }
             return nil
         }
         let p = position(atSlot: s)
@@ -138,11 +139,11 @@ struct IDTable<Value>: Sequence {
         return old
     }
 
-    private mutating func insert(_ entry: consuming Entry) {
+    /// `hash`: the entry's key's.
+    private mutating func insert(_ entry: consuming Entry, hash: Int) {
         // A position takes the low 32 bits of an index slot, and the index at most 2^32 slots.
         precondition(count < 1 << 31, "an id table holds fewer than 2^31 entries")
         if (count &+ 1) &* 2 > index.count { grow(toHold: count &+ 1) }
-        let hash = entry.hash
         let p = append(entry)
         index.place(position: p, hash: Self.bits(hash))
         // The first write after a copy of the table (a snapshot) moved the index without a growth.
@@ -198,7 +199,9 @@ struct IDTable<Value>: Sequence {
         if chunks[last >> Self.chunkShift].isEmpty { chunks.removeLast() }
         count = last
         if p != last {
-            var j = index.home(Self.bits(moved.hash))
+            // The moved entry's slot, found from its home: its key is hashed again (a removal is rare:
+            // a name forgotten after the retention window, or a claim given up).
+            var j = index.home(Self.bits(moved.key.hashValue))
             while position(atSlot: j) != last { j = (j &+ 1) & mask }
             index[j] = (index[j] & TaggedIndex.tagMask) | UInt64(p &+ 1)
             chunks[p >> Self.chunkShift][p & Self.chunkMask] = moved
@@ -219,7 +222,7 @@ struct IDTable<Value>: Sequence {
         guard kept.count != count else { return }
         removeAll()
         reserveCapacity(kept.count)
-        for e in kept { insert(e) }
+        for e in kept { insert(e, hash: e.key.hashValue) }
     }
 
     var values: LazyMapSequence<FlattenSequence<[[Entry]]>, Value> { entries.lazy.map(\.value) }
@@ -236,8 +239,7 @@ struct IDTable<Value>: Sequence {
         precondition(index.slots.lazy.filter { $0 != 0 }.count == count, "every entry is in the index once")
         precondition(entries.count == count, "the chunks hold count entries")
         for (p, e) in entries.enumerated() {
-            precondition(e.hash == e.key.hashValue, "entry \(p) keeps its key's hash")
-            guard let s = slot(of: e.key, hash: e.hash) else { preconditionFailure("entry \(p) is not found") }
+            guard let s = slot(of: e.key, hash: e.key.hashValue) else { preconditionFailure("entry \(p) is not found") }
             precondition(position(atSlot: s) == p, "entry \(p) is found at its position")
         }
     }

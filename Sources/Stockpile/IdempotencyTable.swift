@@ -5,8 +5,8 @@
 // Striped locks keep unrelated names from contending.
 //
 // A claimed name holds its value type's claim marker (`ClaimableValue`), a value never committed, so
-// an entry is the name, its hash and a plain value: for the directory 32 bytes, where an enum of
-// "claimed, with its waiters" or "committed" took 40 for every reservation kept. The few requests
+// an entry is the name and a plain value: for the directory 24 bytes, where an enum of
+// "claimed, with its waiters" or "committed" took 8 more for every reservation kept. The few requests
 // that wait for a claim to settle are kept beside the table, by name.
 
 import StockpileCore

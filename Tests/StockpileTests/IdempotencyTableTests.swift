@@ -38,10 +38,10 @@ struct IdempotencyTableTests {
         #expect(!a.isEmpty)
     }
 
-    @Test("a directory entry is the id, its hash and the shard mask: 32 bytes, a claim included")
+    @Test("a directory entry is the id and the shard mask: 24 bytes, a claim included")
     func directoryEntrySize() {
         // Every reservation kept, open or closed, has one; a claim is marked in the value itself.
-        #expect(MemoryLayout<IDTable<UInt64>.Entry>.stride == 32)
+        #expect(MemoryLayout<IDTable<UInt64>.Entry>.stride == 24)
     }
 
     @Test("a request waiting for a claim on its name wakes when the claim settles, and sees the result")
