@@ -2,6 +2,7 @@
 // connections. Each limit says why it has its value.
 
 import Foundation
+import Stockpile
 import StockpileProtocol
 
 public struct ServerConfiguration: Sendable {
@@ -34,9 +35,10 @@ public struct ServerConfiguration: Sendable {
     /// Whether RESET may run (admin role still required): off unless the operator asks, since it
     /// empties the engine (SPEC §6: for test deployments).
     public var allowReset: Bool
-    /// Event loops, each a thread of its own serving its share of the connections. One per core by
-    /// default: a loop is one core's worth of reading, deciding and writing, and the engine's shards
-    /// let loops run side by side (see the README's design section).
+    /// Event loops, each a thread of its own serving its share of the connections. A loop is one
+    /// core's worth of reading, deciding and writing, and the engine's shards let loops run side by
+    /// side (see the README's design section). `stockpile serve` takes
+    /// `eventLoopCountDefault(for:)` of its durability unless told.
     public var eventLoopCount: Int
 
     public static let portDefault = 7379
@@ -44,8 +46,26 @@ public struct ServerConfiguration: Sendable {
     public static let subscriberBacklogByteCountDefault = 8 * 1024 * 1024
     public static let replyBacklogByteCountDefault = 4 * 1024 * 1024
     public static let eventLoopCountMax = 64
+    /// One loop per core.
     public static var eventLoopCountDefault: Int {
         min(eventLoopCountMax, max(1, ProcessInfo.processInfo.activeProcessorCount))
+    }
+
+    /// The loops a server of `durability` runs unless told: one per core when every reply waits for
+    /// its sync (`always`), one fewer (at least one) otherwise. A loop whose replies wait for syncs
+    /// spends part of each turn idle, and a loop on every core serves the clients each sync releases
+    /// side by side. A loop that never waits is a core's worth of work by itself, and one on every core
+    /// leaves none for the clients on the same host, the kernel's network work and the log's thread:
+    /// the scheduler then preempts loops mid-turn, holding up all of a loop's connections at once. On
+    /// this project's 2-core machine, beside `redis-benchmark`, without a log: RESERVE p99 at
+    /// pipeline 1 was 2.5-4.4 ms with two loops and 1.2-1.4 ms with one, and at pipeline 16 one loop
+    /// served as many or more; with `always`, two loops served 37,000-39,000 RESERVEs/s at pipeline 1
+    /// where one served 32,000-36,000.
+    public static func eventLoopCountDefault(for durability: DurabilityPolicy) -> Int {
+        switch durability {
+        case .always: eventLoopCountDefault
+        case .interval, .none: max(1, eventLoopCountDefault - 1)
+        }
     }
 
     public init(

@@ -39,7 +39,8 @@ let serveUsage = """
       --retention SECONDS  how long ids and KEYs of finished work are remembered (default 86400)
       --max-clients N      open connections allowed (default 10000)
       --loops N            event loops, each a thread serving its share of the connections, 1-64
-                           (default: one per core)
+                           (default: one per core with --fsync always; one fewer, at least one,
+                           when replies wait for no sync)
       --max-lines N        lines one reservation may have, 1-256 (default 256)
       --max-quantity N     largest quantity a request may name, 1-10^12 (default 10^12)
       --max-request-bytes N   largest request accepted, framing included (default 65536)
@@ -67,6 +68,7 @@ func serve(_ arguments: [String], launched: ContinuousClock.Instant) async -> Ne
     var authFile: String?
     var seedFile: String?
     var segmentByteCount = SegmentWriter.segmentByteCountDefault
+    var loops: Int?
     while let flag = flags.next() {
         switch flag {
         case "--host": configuration.host = flags.value(flag)
@@ -86,7 +88,7 @@ func serve(_ arguments: [String], launched: ContinuousClock.Instant) async -> Ne
         case "--snapshot-every": engineConfiguration.snapshotEveryRecords = UInt64(flags.integer(flag, in: 0...Int(Int64.max)))
         case "--retention": engineConfiguration.retention = .seconds(flags.integer(flag, in: 1...(366 * 86400)))
         case "--max-clients": configuration.clientCountMax = flags.integer(flag, in: 1...1_000_000)
-        case "--loops": configuration.eventLoopCount = flags.integer(flag, in: 1...ServerConfiguration.eventLoopCountMax)
+        case "--loops": loops = flags.integer(flag, in: 1...ServerConfiguration.eventLoopCountMax)
         case "--max-lines": engineConfiguration.linesPerReservationMax = flags.integer(flag, in: 1...Limits.linesPerReservationMax)
         case "--max-quantity":
             engineConfiguration.quantityMax = Quantity(Int64(flags.integer(flag, in: 1...Int(Limits.quantityMax.units))))
@@ -102,6 +104,7 @@ func serve(_ arguments: [String], launched: ContinuousClock.Instant) async -> Ne
         default: fail("unknown option \(flag) for serve\n\n\(serveUsage)")
         }
     }
+    configuration.eventLoopCount = loops ?? ServerConfiguration.eventLoopCountDefault(for: durability)
     if let authFile {
         do {
             configuration.auth = try AuthTable.load(path: authFile)

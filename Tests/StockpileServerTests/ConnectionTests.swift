@@ -98,6 +98,15 @@ struct ConnectionTests {
         }
     }
 
+    @Test("a server runs a loop per core when replies wait for syncs, and one fewer (at least one) otherwise")
+    func loopCountByDurability() {
+        let cores = ServerConfiguration.eventLoopCountDefault
+        #expect(cores == min(ServerConfiguration.eventLoopCountMax, max(1, ProcessInfo.processInfo.activeProcessorCount)))
+        #expect(ServerConfiguration.eventLoopCountDefault(for: .always) == cores)
+        #expect(ServerConfiguration.eventLoopCountDefault(for: .none) == max(1, cores - 1))
+        #expect(ServerConfiguration.eventLoopCountDefault(for: .interval(.milliseconds(5))) == max(1, cores - 1))
+    }
+
     @Test("connections spread over several loops are each served in order; events and limits span the loops")
     func severalLoops() async throws {
         try await withServer(configure: { $0.eventLoopCount = 3 }) { server in
