@@ -1,10 +1,16 @@
 // Work the engine owes at a time: expiring holds at their deadline and forgetting closed reservations
 // and idempotency keys once the retention window has passed. Items come due in (deadline, kind, name)
-// order; they wait in one heap per kind, whose items are then only a deadline and a name (24 bytes
-// where one heap of kinded items took 32: each closed reservation leaves two items behind). The
-// earliest deadline is mirrored in an atomic so that every operation can ask "is anything due?" with
-// one load. Items are never removed early: an item that no longer applies (a hold extended,
-// confirmed or released) is recognised and skipped when it comes due.
+// order; they wait in one heap per kind, whose items are then only a deadline and the name's hash
+// (16 bytes, where a deadline and the name took 24 and one heap of kinded items 32: each open
+// reservation with a TTL leaves one item behind, each closed one two, each KEY one). When items come
+// due, each hash is turned back into the names the engine keeps under it (`resolve`: the directory's
+// ids, or the KEYs), the names of one deadline and kind are sorted, and each is run. A hash the
+// engine keeps no name under any more has nothing left to do. Two names under one hash (SipHash,
+// 64 bits) are both run for the item of either: running an item is idempotent and checks that its
+// name is due, so the other name's run changes nothing that was not due. The earliest deadline is
+// mirrored in an atomic so that every operation can ask "is anything due?" with one load. Items are
+// never removed early: an item that no longer applies (a hold extended, confirmed or released) is
+// recognised and skipped when it comes due.
 
 import StockpileCore
 import Synchronization
@@ -19,6 +25,17 @@ struct DueItem: Comparable, Sendable {
     var deadline: Timestamp
     var kind: Kind
     var name: String
+    /// `name.hashValue`: the caller's, when it has it.
+    var hash: Int
+
+    init(deadline: Timestamp, kind: Kind, name: String, hash: Int? = nil) {
+        self.deadline = deadline
+        self.kind = kind
+        self.name = name
+        self.hash = hash ?? name.hashValue
+    }
+
+    static func == (a: DueItem, b: DueItem) -> Bool { a.deadline == b.deadline && a.kind == b.kind && a.name == b.name }
 
     static func < (a: DueItem, b: DueItem) -> Bool {
         if a.deadline != b.deadline { return a.deadline < b.deadline }
@@ -31,10 +48,10 @@ final class DueWork: Sendable {
     /// An item as its kind's heap keeps it.
     private struct Waiting: Comparable {
         var deadline: Timestamp
-        var name: String
+        var hash: Int
 
         static func < (a: Waiting, b: Waiting) -> Bool {
-            a.deadline != b.deadline ? a.deadline < b.deadline : a.name < b.name
+            a.deadline != b.deadline ? a.deadline < b.deadline : a.hash < b.hash
         }
     }
 
@@ -51,13 +68,13 @@ final class DueWork: Sendable {
             return earliest
         }
 
-        /// The item that comes due first: the least of the heaps' tops in (deadline, kind, name) order.
-        var earliest: DueItem? {
-            var best: DueItem?
+        /// The kind and deadline that come due first: the least of the heaps' tops in (deadline, kind)
+        /// order.
+        var earliest: (deadline: Timestamp, kind: DueItem.Kind)? {
+            var best: (deadline: Timestamp, kind: DueItem.Kind)?
             for kind in DueItem.Kind.allCases {
                 guard let top = heaps[kind.rawValue].min else { continue }
-                let item = DueItem(deadline: top.deadline, kind: kind, name: top.name)
-                if best.map({ item < $0 }) ?? true { best = item }
+                if best.map({ top.deadline < $0.deadline }) ?? true { best = (top.deadline, kind) }
             }
             return best
         }
@@ -68,6 +85,12 @@ final class DueWork: Sendable {
 
     private let state = Mutex(State())
     private let nextDeadline = Atomic<Int64>(.max)
+    /// The names kept under a hash, for an item of a kind: what the items' hashes are turned back into.
+    private let resolve: @Sendable (DueItem.Kind, Int) -> [String]
+
+    init(resolve: @escaping @Sendable (DueItem.Kind, Int) -> [String]) {
+        self.resolve = resolve
+    }
 
     /// True when some item's deadline is at or before `now`.
     func isDue(at now: Timestamp) -> Bool {
@@ -76,7 +99,7 @@ final class DueWork: Sendable {
 
     func schedule(_ item: DueItem) {
         state.withLock { s in
-            s.heaps[item.kind.rawValue].push(Waiting(deadline: item.deadline, name: item.name))
+            s.heaps[item.kind.rawValue].push(Waiting(deadline: item.deadline, hash: item.hash))
             // A push lowers the earliest deadline or leaves it: no heap need be looked at.
             let earliest = Swift.min(nextDeadline.load(ordering: .acquiring), item.deadline.milliseconds)
             nextDeadline.store(earliest, ordering: .releasing)
@@ -108,8 +131,13 @@ final class DueWork: Sendable {
                 if resumeNow { c.resume() }
             }
         }
-        while let item = popDue(at: now) {
-            await body(item)
+        while let (deadline, kind, hashes) = popDue(at: now) {
+            // The names of this deadline and kind, in order; a name two items name runs twice, as
+            // its two items would (and the second finds nothing left to do).
+            var names: [String] = []
+            for hash in hashes { names.append(contentsOf: resolve(kind, hash)) }
+            names.sort()
+            for name in names { await body(DueItem(deadline: deadline, kind: kind, name: name)) }
         }
         let waiters = state.withLock { s in
             s.running = false
@@ -119,12 +147,17 @@ final class DueWork: Sendable {
         for w in waiters { w.resume() }
     }
 
-    private func popDue(at now: Timestamp) -> DueItem? {
+    /// Takes every item of the earliest deadline and kind, when that deadline has come.
+    private func popDue(at now: Timestamp) -> (Timestamp, DueItem.Kind, [Int])? {
         state.withLock { s in
-            guard let top = s.earliest, top.deadline <= now else { return nil }
-            _ = s.heaps[top.kind.rawValue].popMin()
+            guard let (deadline, kind) = s.earliest, deadline <= now else { return nil }
+            var hashes: [Int] = []
+            while let top = s.heaps[kind.rawValue].min, top.deadline == deadline {
+                hashes.append(top.hash)
+                _ = s.heaps[kind.rawValue].popMin()
+            }
             nextDeadline.store(s.earliestDeadline?.milliseconds ?? .max, ordering: .releasing)
-            return top
+            return (deadline, kind, hashes)
         }
     }
 }

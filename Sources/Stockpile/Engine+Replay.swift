@@ -355,7 +355,7 @@ extension Engine {
                 add(k, shard: names[n].value.trailingZeroBitCount, .reservation)
                 ledger.restoreNumbering(of: 1, from: fields[i].seq)
                 entryCount += 1
-                scheduleExpiry(of: names[n].name, at: fields[i].expiresAt)
+                scheduleExpiry(of: names[n].name, hash: names[n].hash, at: fields[i].expiresAt)
                 continue
             }
             switch batch.others[batch.items[k].other!].body {

@@ -121,7 +121,8 @@ public final class Engine: Sendable {
     /// Reservation id → the shards its lines live in (a bit mask; the lowest is its home).
     let directory = IdempotencyTable<UInt64>()
     let keys = IdempotencyTable<KeyRecord>()
-    let dueWork = DueWork()
+    /// Its items' hashes are names in the directory (expiries, reservations to forget) or KEYs.
+    let dueWork: DueWork
     /// The catalog as the router plans with; shards hold the copies the rules read.
     let catalog = Mutex(Catalog())
     let refusals = RefusalCounters()
@@ -174,6 +175,13 @@ public final class Engine: Sendable {
         let (router, ledger) = (router, ledger)
         shards = (0..<configuration.shardCount).map { Shard(index: $0, router: router, ledger: ledger) }
         settings = RuleSettings(defaultStrategy: configuration.defaultStrategy)
+        let (directory, keys) = (directory, keys)
+        dueWork = DueWork { kind, hash in
+            switch kind {
+            case .expire, .forgetReservation: directory.names(withHash: hash)
+            case .forgetKey: keys.names(withHash: hash)
+            }
+        }
         if directoryLock == nil && runsDueWork { startTimer() }
     }
 
@@ -575,7 +583,7 @@ public final class Engine: Sendable {
         switch settlement {
         case .made(let expiresAt, let mask):
             directory.commit(hashedID.id, hash: hashedID.hash, mask)
-            scheduleExpiry(of: hashedID.id, at: expiresAt)
+            scheduleExpiry(of: hashedID.id, hash: hashedID.hash, at: expiresAt)
         case .notMade:
             directory.abandon(hashedID.id, hash: hashedID.hash)
         }
@@ -627,9 +635,10 @@ public final class Engine: Sendable {
 
     // MARK: Due work
 
-    /// Schedules the expiry of reservation `id`'s hold at `deadline` (none without one).
-    func scheduleExpiry(of id: String, at deadline: Timestamp?) {
-        if let deadline { dueWork.schedule(DueItem(deadline: deadline, kind: .expire, name: id)) }
+    /// Schedules the expiry of reservation `id`'s hold at `deadline` (none without one); `hash`:
+    /// `id.hashValue`, when the caller has it.
+    func scheduleExpiry(of id: String, hash: Int? = nil, at deadline: Timestamp?) {
+        if let deadline { dueWork.schedule(DueItem(deadline: deadline, kind: .expire, name: id, hash: hash)) }
     }
 
     /// Runs whatever is due now, so that what follows sees every expiry whose deadline has come.

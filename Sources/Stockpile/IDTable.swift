@@ -68,6 +68,24 @@ struct IDTable<Value>: Sequence {
     /// retaining its arrays; it changes nothing.
     @inline(__always) mutating func prefetch(hash: Int) { index.prefetch(hash: Self.bits(hash)) }
 
+    /// The keys whose hash is `hash`: those on its probe path whose tag is its tag, hashed again to
+    /// tell the whole hash (for a caller that kept only the hash; usually one key, or none).
+    func keys(withHash hash: Int) -> [String] {
+        guard !index.isEmpty else { return [] }
+        var found: [String] = []
+        let tag = TaggedIndex.tag(Self.bits(hash))
+        var i = index.home(Self.bits(hash))
+        while index[i] != 0 {
+            if index[i] & TaggedIndex.tagMask == tag {
+                let p = position(atSlot: i)
+                let key = chunks[p >> Self.chunkShift][p & Self.chunkMask].key
+                if key.hashValue == hash { found.append(key) }
+            }
+            i = (i &+ 1) & index.mask
+        }
+        return found
+    }
+
     /// Whether `key` is there, without copying its value.
     func contains(_ key: String, hash: Int) -> Bool { slot(of: key, hash: hash) != nil }
 

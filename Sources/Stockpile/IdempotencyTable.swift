@@ -166,6 +166,11 @@ final class IdempotencyTable<Value: ClaimableValue>: Sendable {
         commit(name, value)
     }
 
+    /// The names kept under `hash` (`name.hashValue`), claimed or committed.
+    func names(withHash hash: Int) -> [String] {
+        stripe(hash).withLock { $0.keys(withHash: hash) }
+    }
+
     /// Sets `name` outright and returns what it held (replay of the log, where no request is
     /// waiting): one lookup where a `peek` and a `restore` would take two. Replay sets its names
     /// many at a time (`replace(_:old:)`); this one-name form is what the tests hold that one to.

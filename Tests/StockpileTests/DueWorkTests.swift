@@ -1,6 +1,7 @@
 // The engine's due work against a sorted list as the model: random items of every kind, with
 // deadlines that often tie, come due in (deadline, kind, name) order, only once due, each once; the
-// earliest deadline the engine reads with one load is always the model's. Seeded (STOCKPILE_SEED).
+// earliest deadline the engine reads with one load is always the model's. Items keep their names'
+// hashes, turned back into names when they come due. Seeded (STOCKPILE_SEED).
 
 import StockpileCore
 import Testing
@@ -13,7 +14,9 @@ struct DueWorkTests {
     func dueInOrder() async {
         let seed = testSeed(fallback: 4242)
         var rng = SplitMix64(seed: seed)
-        let work = DueWork()
+        // An item keeps its name's hash; the names it is turned back into are these.
+        let names = Dictionary(grouping: (0..<30).map { "n-\($0)" }, by: \.hashValue)
+        let work = DueWork { _, hash in names[hash] ?? [] }
         var model: [DueItem] = []
         var now: Int64 = 0
         for round in 0..<50 {
@@ -34,5 +37,18 @@ struct DueWorkTests {
             #expect(work.isDue(at: at) == false, "seed \(seed) round \(round)")
             #expect(work.earliest == model.min()?.deadline, "seed \(seed) round \(round)")
         }
+    }
+
+    @Test("an item runs for the names kept under its hash when it comes due: none, or each in name order")
+    func resolvedNames() async {
+        // Hash 1 stands for two names, hash 2 for none (forgotten meanwhile).
+        let work = DueWork { kind, hash in kind == .expire && hash == 1 ? ["b", "a"] : [] }
+        work.schedule(DueItem(deadline: Timestamp(milliseconds: 5), kind: .expire, name: "a", hash: 1))
+        work.schedule(DueItem(deadline: Timestamp(milliseconds: 5), kind: .expire, name: "gone", hash: 2))
+        work.schedule(DueItem(deadline: Timestamp(milliseconds: 6), kind: .forgetKey, name: "k", hash: 1))
+        var ran: [String] = []
+        await work.run(at: Timestamp(milliseconds: 10)) { ran.append("\($0.kind) \($0.name)") }
+        #expect(ran == ["expire a", "expire b"])
+        #expect(work.earliest == nil)
     }
 }

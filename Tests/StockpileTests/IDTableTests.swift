@@ -47,6 +47,8 @@ struct IDTableTests {
                 model[key] = nil
             default:
                 #expect(table[key] == model[key], "seed \(seed) step \(step): \(key)")
+                // A hash comes back as the names kept under it: this one, when it is there.
+                #expect(table.keys(withHash: key.hashValue) == (model[key] == nil ? [] : [key]), "seed \(seed) step \(step): \(key)")
             }
             #expect(table.count == model.count, "seed \(seed) step \(step)")
             if step % 1_000 == 0 {
