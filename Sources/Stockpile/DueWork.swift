@@ -147,16 +147,21 @@ final class DueWork: Sendable {
         for w in waiters { w.resume() }
     }
 
-    /// Takes every item of the earliest deadline and kind, when that deadline has come.
+    /// Takes every item of the earliest deadline and kind, when that deadline has come. The earliest
+    /// deadline `isDue` reads moves on only once nothing more is due (nil), so that while the items
+    /// taken still run, every operation that asks finds work due and waits for this run to finish
+    /// rather than going ahead of an expiry.
     private func popDue(at now: Timestamp) -> (Timestamp, DueItem.Kind, [Int])? {
         state.withLock { s in
-            guard let (deadline, kind) = s.earliest, deadline <= now else { return nil }
+            guard let (deadline, kind) = s.earliest, deadline <= now else {
+                nextDeadline.store(s.earliestDeadline?.milliseconds ?? .max, ordering: .releasing)
+                return nil
+            }
             var hashes: [Int] = []
             while let top = s.heaps[kind.rawValue].min, top.deadline == deadline {
                 hashes.append(top.hash)
                 _ = s.heaps[kind.rawValue].popMin()
             }
-            nextDeadline.store(s.earliestDeadline?.milliseconds ?? .max, ordering: .releasing)
             return (deadline, kind, hashes)
         }
     }

@@ -216,7 +216,10 @@ extension Engine {
     /// `statsWalkOffThreadCellCount` cells or more, so that a server's loop goes on serving its other
     /// connections meanwhile (a walk on the caller's thread held up every connection of its loop:
     /// 0.6 s at a million cells before the walk was made cheaper). Not on the cooperative pool, whose
-    /// few threads a blocked caller can fill.
+    /// few threads a blocked caller can fill. Every shard's cell table is referenced until the walk
+    /// is done (a run's names are read from them after the sort): meanwhile a shard's first write to a
+    /// chunk of its cells copies that 64 KiB chunk, and its first new cell its index, as after a
+    /// snapshot.
     public func stats() async -> Stats {
         await readDurably(fallback: { await $0.stats() }) {
             _ = await settleDueWork()

@@ -39,12 +39,11 @@ struct ShardAction: Sendable {
 
     /// The record's place in its batch.
     var record: Int32
-    var shard: UInt8
     var kind: Kind
 }
 
-/// Records read from the log, their part common to all shards done, and each applier's shard parts in
-/// LSN order. Never changed once made.
+/// Records read from the log, their part common to all shards done, and each shard's part in LSN
+/// order. Never changed once made.
 final class ReplayBatch: Sendable {
     let records: RecoveredBatch
     /// The reservation id of each commit that carries one, hashed; nil for other records (a
@@ -307,7 +306,7 @@ extension Engine {
         var actions = [[ShardAction]](repeating: [], count: shards.count)
         for s in actions.indices { actions[s].reserveCapacity(count / shards.count + 16) }
         func add(_ record: Int, shard: Int, _ kind: ShardAction.Kind) {
-            actions[shard].append(ShardAction(record: Int32(record), shard: UInt8(shard), kind: kind))
+            actions[shard].append(ShardAction(record: Int32(record), kind: kind))
         }
         // Each commit's reservation id is hashed once, below, for the directory and for its home shard
         // (a `reservation` record carries its hashes).
@@ -494,7 +493,7 @@ struct ReplayTables {
         assert(router.shard(for: record.pointee.cell) == shard, "a reservation record replayed in a shard that does not own its cell")
         assert(cellPosition == nil || cells.key(at: cellPosition!) == record.pointee.cell, "the cell's own position")
         // What `ShardState.apply(fields.entry, of:hash:backorderAllowed:)` does, without building the
-        // entry: the ring's entries are kept once the replay is done (`RecentBatches`).
+        // entry: the ring's entries are kept from the last batches (`RecentBatches`).
         let p = cellPosition ?? cells.position(of: record.pointee.cell, hash: cellHash, default: CellSlot(state: .empty))
         let deltaReserved = record.pointee.tracked ? record.pointee.quantity : .zero
         let after = CellState(onHand: record.pointee.onHandAfter, reserved: record.pointee.reservedAfter)

@@ -2,7 +2,8 @@
 // a name once per request and passes the hash however often it looks the name up; the index keeps the
 // top 32 bits of each entry's hash as its tag, which a probe compares before it compares a name, and
 // from which growing the table finds each entry's home without hashing a name again. An entry is its
-// name and value alone (only removing an entry hashes the entry moved into its place again).
+// name and value alone: what needs a whole hash again hashes the name (a removal, for the entry moved
+// into the gap; `keys(withHash:)`, for each name whose tag matches; a rebuild; the invariant check).
 // (The tag's top bits are the home slot's, so it tells apart two names of the same home by its
 // other bits: 8 of them at 2^24 slots, which leaves a name compare at one probe in a few hundred.)
 // A Swift Dictionary does none of these: it hashes the name on every lookup and insert, compares the

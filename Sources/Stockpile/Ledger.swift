@@ -341,7 +341,7 @@ final class Ledger: Sendable {
     }
 
     /// Keeps an entry whose numbering `restoreNumbering` took back (a replay keeps its newest
-    /// entries, in order, once every record is applied; the ring keeps the newest of each slot).
+    /// entries, in order, once every batch is prepared; the ring keeps the newest of each slot).
     func keepReplayed(_ e: consuming LedgerEntry) {
         ring.keep(e)
     }

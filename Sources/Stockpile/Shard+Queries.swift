@@ -66,12 +66,18 @@ extension Stats {
             if end - i == 1 {
                 variants += 1
             } else {
-                names.removeAll(keepingCapacity: true)
-                for k in i..<end {
-                    let name = variant(ofCell: Int(keys[k] & numberMask))
-                    if !names.contains(name) { names.append(name) }
+                // Runs are a variant's few warehouses, or a chance meeting of hashes; a long one (FNV-1a
+                // is not seeded, so names can be chosen to meet) is counted with a set.
+                if end - i <= 16 {
+                    names.removeAll(keepingCapacity: true)
+                    for k in i..<end {
+                        let name = variant(ofCell: Int(keys[k] & numberMask))
+                        if !names.contains(name) { names.append(name) }
+                    }
+                    variants += names.count
+                } else {
+                    variants += Set((i..<end).lazy.map { variant(ofCell: Int(keys[$0] & numberMask)) }).count
                 }
-                variants += names.count
             }
             i = end
         }

@@ -37,8 +37,8 @@ public struct ServerConfiguration: Sendable {
     public var allowReset: Bool
     /// Event loops, each a thread of its own serving its share of the connections. A loop is one
     /// core's worth of reading, deciding and writing, and the engine's shards let loops run side by
-    /// side (see the README's design section). `stockpile serve` takes
-    /// `eventLoopCountDefault(for:)` of its durability unless told.
+    /// side (see the README's design section). One per core unless given (`eventLoopCountDefault`);
+    /// `stockpile serve` gives `eventLoopCountDefault(for:)` of its durability unless told.
     public var eventLoopCount: Int
 
     public static let portDefault = 7379

@@ -86,9 +86,9 @@ public protocol FileSystem: Sendable {
 /// A file's bytes, read into memory of their own. The memory is kept from one read to the next:
 /// recovery reads every segment into one buffer, so only the first read's pages are new to the
 /// process (a fresh 64 MiB buffer per segment cost a page fault per 4 KiB page, and as much again to
-/// unmap it when freed).
+/// unmap it when freed). One owner at a time: a read replaces the bytes another reader may hold.
 public final class FileContents: @unchecked Sendable {
-    // @unchecked: the memory is written only by `read`, whose caller owns this buffer.
+    // @unchecked: the memory is written only by `read`, by the buffer's one owner.
     private var memory = UnsafeMutableRawBufferPointer(start: nil, count: 0)
     /// The bytes of the last read, valid until the next read or until this buffer goes.
     public private(set) var bytes = UnsafeRawBufferPointer(start: nil, count: 0)

@@ -51,4 +51,16 @@ struct DueWorkTests {
         #expect(ran == ["expire a", "expire b"])
         #expect(work.earliest == nil)
     }
+
+    @Test("while due items run, work stays due, so that other operations wait for them")
+    func dueUntilRun() async {
+        let work = DueWork { _, hash in ["n\(hash)"] }
+        for h in 1...3 { work.schedule(DueItem(deadline: Timestamp(milliseconds: 5), kind: .expire, name: "n\(h)", hash: h)) }
+        work.schedule(DueItem(deadline: Timestamp(milliseconds: 7), kind: .forgetKey, name: "k", hash: 9))
+        work.schedule(DueItem(deadline: Timestamp(milliseconds: 50), kind: .expire, name: "later", hash: 10))
+        var seen: [Bool] = []
+        await work.run(at: Timestamp(milliseconds: 10)) { _ in seen.append(work.isDue(at: Timestamp(milliseconds: 10))) }
+        #expect(seen == [true, true, true, true])
+        #expect(!work.isDue(at: Timestamp(milliseconds: 10)) && work.earliest == Timestamp(milliseconds: 50))
+    }
 }
