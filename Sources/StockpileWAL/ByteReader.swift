@@ -136,6 +136,14 @@ public struct ByteReader {
                 position += 1
                 return UInt64(byte)
             }
+            // Two bytes, the second neither continued nor a redundant zero group: most figures.
+            if position + 1 < bytes.count {
+                let next = bytes[position + 1]
+                if next & 0x80 == 0 && next != 0 {
+                    position += 2
+                    return UInt64(byte & 0x7F) | UInt64(next) << 7
+                }
+            }
         }
         return try readLongVarint()
     }
