@@ -176,8 +176,9 @@ extension Engine {
                 for (i, e) in commit.entries.enumerated() {
                     let (c, read) = (cells[i], view.cells[i])
                     assert(e.cell == c.key && e.type == .reserve, "entry \(i) reserves line \(i)'s cell")
-                    let backorder = view.policy(of: c.key.variant).backorder
-                    _ = shards[c.shard].withHeldState { $0.apply(e, of: c.key, hash: c.hash, at: read.position, backorderAllowed: backorder) }
+                    _ = shards[c.shard].withHeldState {
+                        $0.apply(e, of: c.key, hash: c.hash, at: read.position, backorderAllowed: view.policy(of: c.key.variant).backorder)
+                    }
                 }
                 shards[home].withHeldState { state in
                     state.hashedID = hashedID

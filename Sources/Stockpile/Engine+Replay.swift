@@ -336,7 +336,7 @@ extension Engine {
                     nameOf[k] = Int32(names.count)
                     names.append((hashed.id, hashed.hash, router.mask(of: r.lines.lazy.map(\.cell))))
                 }
-                if commit.entries.first?.type == .reset { break }
+                if commit.isReset { break }
             }
             names.withUnsafeBufferPointer { directory.replace($0, old: &old) }
             return k
@@ -369,7 +369,7 @@ extension Engine {
                     }
                 }
                 if commit.warehouse != nil || commit.policy != nil { mask = allShards }
-                if commit.entries.first?.type == .reset { clearTablesForReset() }
+                if commit.isReset { clearTablesForReset() }
                 if mask.nonzeroBitCount == 1 {
                     add(k, shard: mask.trailingZeroBitCount, .commitOwnsAll)
                 } else {
@@ -454,7 +454,7 @@ extension Engine {
                     state.replay(commit, ownsAll: action.kind == .commitOwnsAll, hashedID: hashedIDs[k])
                     // A cell's place is its own until a RESET; clearing every applier's cache of
                     // places is always safe (the next lookups probe the index).
-                    if commit.entries.first?.type == .reset { places.removeAll() }
+                    if commit.isReset { places.removeAll() }
                 case .forget:
                     // The id of a reservation record, or of the commit's reservation (hashed when prepared).
                     let hashed: HashedID
@@ -500,10 +500,8 @@ struct ReplayTables {
         let after = CellState(onHand: record.pointee.onHandAfter, reserved: record.pointee.reservedAfter)
         let before = CellState(onHand: after.onHand, reserved: after.reserved - deltaReserved)
         assert(cells[position: p].state == before, "entry \(record.pointee.seq) does not follow from the cell's figures")
-        // The variant's policy is looked up only when it can matter: a reservation that leaves the
-        // cell below zero.
-        let backorder = after.available < .zero && catalog.backorder(of: record.pointee.cell.variant)
-        cells[position: p].record(.reserve, deltaOnHand: .zero, before: before, after: after, backorderAllowed: backorder)
+        cells[position: p].record(
+            .reserve, deltaOnHand: .zero, before: before, after: after, backorderAllowed: catalog.backorder(of: record.pointee.cell.variant))
         counters.countReserve(deltaReserved: deltaReserved, before: before, after: after)
         reservations.store(new: record, hash: idHash, cellPosition: p)
         assert(

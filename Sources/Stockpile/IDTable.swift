@@ -74,15 +74,11 @@ struct IDTable<Value>: Sequence {
     func keys(withHash hash: Int) -> [String] {
         guard !index.isEmpty else { return [] }
         var found: [String] = []
-        let tag = TaggedIndex.tag(Self.bits(hash))
-        var i = index.home(Self.bits(hash))
-        while index[i] != 0 {
-            if index[i] & TaggedIndex.tagMask == tag {
-                let p = position(atSlot: i)
-                let key = chunks[p >> Self.chunkShift][p & Self.chunkMask].key
-                if key.hashValue == hash { found.append(key) }
-            }
-            i = (i &+ 1) & index.mask
+        // The probe walks the whole path: every candidate is noted and none is taken as the end.
+        _ = index.probe(hash: Self.bits(hash)) { p in
+            let key = chunks[p >> Self.chunkShift][p & Self.chunkMask].key
+            if key.hashValue == hash { found.append(key) }
+            return false
         }
         return found
     }

@@ -16,15 +16,20 @@ struct CellSlot: Sendable {
     /// soon as available is back at zero or above. `verify` reports a negative available without it.
     var belowZeroAllowed = false
 
-    mutating func record(_ e: LedgerEntry, backorderAllowed: Bool) {
+    /// `backorderAllowed`: whether the variant may be reserved below zero, asked only when a
+    /// reservation takes the cell below zero (the one case it decides), so that a caller's policy
+    /// lookup is skipped for every other change.
+    mutating func record(_ e: LedgerEntry, backorderAllowed: @autoclosure () -> Bool) {
         assert(state == e.before, "entry \(e.seq) does not follow from the cell's figures")
-        record(e.type, deltaOnHand: e.deltaOnHand, before: e.before, after: e.after, backorderAllowed: backorderAllowed)
+        record(e.type, deltaOnHand: e.deltaOnHand, before: e.before, after: e.after, backorderAllowed: backorderAllowed())
     }
 
     /// `record(_:backorderAllowed:)` given what the entry changes rather than the entry: a replayed
     /// reservation record has the figures without building its entry.
     @inline(__always)
-    mutating func record(_ type: EntryType, deltaOnHand: Quantity, before: CellState, after: CellState, backorderAllowed: Bool) {
+    mutating func record(
+        _ type: EntryType, deltaOnHand: Quantity, before: CellState, after: CellState, backorderAllowed: @autoclosure () -> Bool
+    ) {
         state = after
         if after.available >= .zero {
             belowZeroAllowed = false
@@ -32,7 +37,7 @@ struct CellSlot: Sendable {
             // Stock counted or loaded from outside (set, count, import) is what is physically there:
             // lowering it below what is reserved is a loss, reported as a shortfall, never hidden.
             let physicalLoss = deltaOnHand < .zero && (type == .adjust || type == .set || type == .count || type == .import)
-            let backorder = type == .reserve && backorderAllowed
+            let backorder = type == .reserve && backorderAllowed()
             if physicalLoss || backorder { belowZeroAllowed = true }
         }
     }
@@ -147,14 +152,14 @@ final class ShardState: StockView {
     /// Applies ledger entry `e` to its cell `cell` (whose `CellTable.hash` is `hash`; at `position` when
     /// the caller found it already), added when the shard has no figures for it yet, and to the
     /// counters; returns the cell's position. `backorderAllowed`: whether the entry is a reservation of
-    /// a variant that may go below zero. Every change of a cell goes through here, but a replayed
+    /// a variant that may go below zero, asked only when that can matter (`CellSlot.record`). Every change of a cell goes through here, but a replayed
     /// reservation record's, which makes the same change from the record's figures
     /// (`ReplayTables.replay`).
     @discardableResult
-    func apply(_ e: LedgerEntry, of cell: CellKey, hash: UInt64, at position: Int? = nil, backorderAllowed: Bool) -> Int {
+    func apply(_ e: LedgerEntry, of cell: CellKey, hash: UInt64, at position: Int? = nil, backorderAllowed: @autoclosure () -> Bool) -> Int {
         assert(hash == CellTable.hash(cell) && cell == e.cell, "the entry's cell, and its hash")
         let p = position ?? cells.position(of: cell, hash: hash, default: CellSlot(state: .empty))
-        cells[position: p].record(e, backorderAllowed: backorderAllowed)
+        cells[position: p].record(e, backorderAllowed: backorderAllowed())
         counters.count(e)
         return p
     }
@@ -167,7 +172,7 @@ final class ShardState: StockView {
     /// multi-shard operation decided with, whose cells carry their `stableHash`: either way no name is
     /// hashed again.
     func apply(_ commit: Commit, ownsAll: Bool = false, cellHashes: [UInt64]? = nil, gathered: GatheredView? = nil) {
-        if commit.entries.first?.type == .reset {
+        if commit.isReset {
             // Every shard applies a reset (its commit names the catalog): back to a new engine's state.
             cells.removeAll()
             reservations.removeAll()
@@ -182,10 +187,9 @@ final class ShardState: StockView {
             guard ownsAll || router.shard(forStableHash: stable ?? e.cell.stableHash) == index else { continue }
             // With the hashes given (a bulk import), the slot of the entry a few ahead is asked for now.
             if let cellHashes, i + 16 < cellHashes.count { cells.prefetch(hash: cellHashes[i + 16]) }
-            let backorder = e.type == .reserve && catalog.policy(of: e.variant).backorder
             let cell = e.cell
             let hash = cellHashes?[i] ?? stable.map { CellTable.hash(stable: $0) } ?? CellTable.hash(cell)
-            let p = apply(e, of: cell, hash: hash, backorderAllowed: backorder)
+            let p = apply(e, of: cell, hash: hash, backorderAllowed: e.type == .reserve && catalog.backorder(of: e.variant))
             lastCell = (i, p)
         }
         if let r = commit.reservation, ownsAll || home(of: r, gathered: gathered) == index {

@@ -30,6 +30,9 @@ public struct Commit: Hashable, Sendable {
 
     public var firstSeq: UInt64 { entries.first?.seq ?? 0 }
 
+    /// Whether this is a RESET (its one entry is of type `reset`): every shard starts over from it.
+    public var isReset: Bool { entries.first?.type == .reset }
+
     /// The reply this commit answers with (valid once sequence numbers are assigned).
     public func reply() -> Reply {
         switch replyShape {
