@@ -24,8 +24,17 @@ extension Engine {
     public func reserve(_ request: ReserveRequest, actor: String = "") async -> Outcome<ReservationRecord> {
         // A request valid as it stands is decided as it is: wrapped in a command and normalized, it
         // was copied at each step. Otherwise as `execute` does it.
-        guard let decided = decideReserveNow(request, actor: actor) else { return await execute(.reserve(request), actor: actor).reservation() }
-        return await finishExecuting(decided).reservation()
+        guard let decided = decideReserveNow(request, actor: actor, made: { .ok(ReservationRecord($0)) }, otherwise: { $0.reservation() }) else {
+            return await execute(.reserve(request), actor: actor).reservation()
+        }
+        // `finishExecuting`, without taking the answer into a variable of its own: an answer is
+        // over 150 bytes, and each move of it a copy.
+        if ledger.log != nil, let failure = await waitUntilDurable() {
+            refusals.count(failure.code)
+            return .refused(failure)
+        }
+        if case .refused(let r) = decided { refusals.count(r.code) }
+        return decided
     }
 
     /// Moves a hold's expiry to now + `ttl`. A retry with the same `key` replays instead of moving it again.

@@ -301,24 +301,41 @@ public final class Engine: Sendable {
     /// `decideNow` for a reservation request as it stands, not wrapped in a command (`reserve`): nil,
     /// having changed nothing, when it has to wait or is not valid as it stands (then the ordinary
     /// way refuses it, or upper-cases a warehouse code, as `decideNow` would).
-    func decideReserveNow(_ request: ReserveRequest, actor: String) -> Outcome<Reply>? {
+    /// The answer is built as the caller needs it: `made` from a new one-line reservation where its
+    /// shard makes it, `otherwise` from any other outcome (an answer is 164 bytes, and converting
+    /// one answer into another on the way back copied it four times).
+    @inline(__always)
+    func decideReserveNow<Answer>(
+        _ request: ReserveRequest, actor: String, made: (consuming OneLineReservation) -> Answer, otherwise: (consuming Outcome<Reply>) -> Answer
+    ) -> Answer? {
         let now = clock.now()
         if runsDueWork && dueWork.isDue(at: now) { return nil }
         guard Validation.isValidAsItStands(request) else { return nil }
-        return decideValidReserve(request, now: now, actor: actor)
+        return decideValidReserve(request, now: now, actor: actor, made: made, otherwise: otherwise)
     }
 
     /// Decides a valid reservation request, the configured limits first (nil when its id has a claim
     /// in flight, or the plan went stale). A new one-line reservation is answered where its shard
     /// makes it: through `Attempt` its answer would be copied whole at every step back.
+    @inline(__always)
     private func decideValidReserve(_ request: ReserveRequest, now: Timestamp, actor: String) -> Outcome<Reply>? {
-        if let refusal = configuredReserveRefusal(request) { return .refused(refusal) }
+        decideValidReserve(request, now: now, actor: actor, made: { .ok(.reservation(ReservationRecord($0))) }, otherwise: { $0 })
+    }
+
+    /// `decideValidReserve`, its answer built by `made` from a new one-line reservation and by
+    /// `otherwise` from any other outcome.
+    @inline(__always)
+    private func decideValidReserve<Answer>(
+        _ request: ReserveRequest, now: Timestamp, actor: String, made: (consuming OneLineReservation) -> Answer,
+        otherwise: (consuming Outcome<Reply>) -> Answer
+    ) -> Answer? {
+        if let refusal = configuredReserveRefusal(request) { return otherwise(.refused(refusal)) }
         let claim = claimReservation(request)
         if case .claimed(let hashed, let route?) = claim {
-            return answerNewOneLineReservation(request, hashedID: hashed, route: route, now: now, actor: actor)
+            return answerNewOneLineReservation(request, hashedID: hashed, route: route, now: now, actor: actor, made: made, otherwise: otherwise)
         }
         switch attemptReserve(request, claim, now: now, actor: actor) {
-        case .done(let performed): return performed.outcome()
+        case .done(let performed): return otherwise(performed.outcome())
         case .waitForClaim, .retry: return nil
         }
     }
@@ -485,17 +502,29 @@ public final class Engine: Sendable {
     /// `performNewReservation` of a reservation of one line naming its warehouse (`route`: its cell's),
     /// answered where its shard made it: a decision around it would be copied whole (369 bytes) on
     /// its way to the answer. Its claim is settled.
+    @inline(__always)
     func answerNewOneLineReservation(
         _ request: ReserveRequest, hashedID: HashedID, route: OneLineRoute, now: Timestamp, actor: String
     ) -> Outcome<Reply> {
+        answerNewOneLineReservation(
+            request, hashedID: hashedID, route: route, now: now, actor: actor, made: { .ok(.reservation(ReservationRecord($0))) }, otherwise: { $0 })
+    }
+
+    /// `answerNewOneLineReservation`, its answer built by `made` from the reservation made and by
+    /// `otherwise` from any other outcome.
+    @inline(__always)
+    func answerNewOneLineReservation<Answer>(
+        _ request: ReserveRequest, hashedID: HashedID, route: OneLineRoute, now: Timestamp, actor: String,
+        made: (consuming OneLineReservation) -> Answer, otherwise: (consuming Outcome<Reply>) -> Answer
+    ) -> Answer {
         let mask: UInt64 = 1 << UInt64(route.shard)
         // Settled once the shard's lock is let go, as `settleNewReservation` settles.
-        let (settlement, outcome) = shards[route.shard].reserveOneLine(
+        let (settlement, answer) = shards[route.shard].reserveOneLine(
             request, hashedID: hashedID, cellHash: route.cellHash, now: now, actor: actor, settings: settings,
-            made: { r in (ClaimSettlement(made: r, mask: mask), Outcome<Reply>.ok(.reservation(ReservationRecord(r)))) },
-            otherwise: { performed in (ClaimSettlement(of: performed, mask: mask, router: router), performed.outcome()) })
+            made: { r in (ClaimSettlement(made: r, mask: mask), made(r)) },
+            otherwise: { performed in (ClaimSettlement(of: performed, mask: mask, router: router), otherwise(performed.outcome())) })
         settle(hashedID, settlement)
-        return outcome
+        return answer
     }
 
     /// Where a one-line reservation naming its warehouse goes: its cell's shard and `CellTable.hash`.
