@@ -175,6 +175,8 @@ extension Engine {
         var cells: [SnapshotCell] = []
         cells.reserveCapacity(capture.shards.reduce(0) { $0 + $1.cells.count })
         var reservations: [Reservation] = []
+        // Made to its size at once: grown as it fills, the list was copied at each doubling.
+        reservations.reserveCapacity(capture.shards.reduce(0) { $0 + $1.reservations.count })
         var counters = StockCounters()
         for shard in capture.shards {
             for (key, slot) in shard.cells {
