@@ -153,15 +153,31 @@ extension Engine {
         for c in cells { shards[c.shard].prefetch(cellHash: c.hash) }
         let home = mask.trailingZeroBitCount
         let settings = self.settings
+        // What does not depend on the shards' state is made before they are held: the fingerprint
+        // (a sorted copy of the lines) and the lists the decision fills. Made while holding three
+        // shards, those allocations lengthened the hold that other reservations wait for.
+        let fingerprint = ReserveFingerprint(request, strategy: request.strategy ?? settings.defaultStrategy)
+        var gathered: [(key: CellKey, state: CellState, stable: UInt64, position: Int?)] = []
+        var lines: [ReservationLine] = []
+        var entries: [LedgerEntry] = []
+        gathered.reserveCapacity(cells.count)
+        lines.reserveCapacity(cells.count)
+        entries.reserveCapacity(cells.count)
         return holdingShards(mask) { () -> Performed in
             // Every shard keeps the same copy of the catalog; the home's is read. No reservation is
             // read: the id is claimed, so no shard keeps one under it.
             var view = GatheredView(catalog: shards[home].withHeldState { $0.catalog })
-            view.cells.reserveCapacity(cells.count)
+            // Swapped in, not copied: the lists stay the only references to their storage.
+            swap(&view.cells, &gathered)
             for c in cells {
                 shards[c.shard].withHeldState { view.cells.append($0.gathered(c.key, stable: c.stable, hash: c.hash)) }
             }
-            let decision = Rules.reserve(request, in: view, now: now, actor: actor, settings: settings)
+            var (decidedLines, decidedEntries) = ([ReservationLine](), [LedgerEntry]())
+            swap(&decidedLines, &lines)
+            swap(&decidedEntries, &entries)
+            let decision = Rules.reserveDistinctCells(
+                request, fingerprint: fingerprint, in: view, now: now, actor: actor, lines: decidedLines, entries: decidedEntries)
+            assert(Self.sameDecision(decision, Rules.reserve(request, in: view, now: now, actor: actor, settings: settings)), "the general rules decide the same")
             // Consumed as the commit is bound from it, so that numbering the entries does not copy them.
             switch consume decision {
             case .commit(var commit):
@@ -189,6 +205,16 @@ extension Engine {
             case .unchanged(let reply): return .unchanged(reply)
             case .refused(let refusal): return .refused(refusal)
             }
+        }
+    }
+
+    /// Whether two decisions are the same (for assertions).
+    static func sameDecision(_ a: Decision, _ b: Decision) -> Bool {
+        switch (a, b) {
+        case (.commit(let x), .commit(let y)): return x == y
+        case (.refused(let x), .refused(let y)): return x == y
+        case (.unchanged(let x), .unchanged(let y)): return x == y
+        default: return false
         }
     }
 

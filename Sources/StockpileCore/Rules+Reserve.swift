@@ -98,6 +98,47 @@ extension Rules {
         }
     }
 
+    /// A new reservation whose lines name distinct cells, each with its warehouse: what `reserve`
+    /// decides for it (nothing to merge, nothing to place), in the same order of checks and with the
+    /// same refusals, its line and entry lists built in `lines` and `entries` (empty, with room for
+    /// every line) and its `fingerprint` taken by the caller. A caller that holds shards to decide
+    /// makes those before it holds them: their allocations, and the fingerprint's sorted copy of the
+    /// lines, do not lengthen the hold. The view has no reservation under the request's id.
+    @inlinable public static func reserveDistinctCells(
+        _ request: ReserveRequest, fingerprint: ReserveFingerprint, in view: some StockView, now: Timestamp, actor: String,
+        lines: consuming [ReservationLine], entries: consuming [LedgerEntry]
+    ) -> Decision {
+        assert(view.reservation(request.id) == nil, "a new reservation")
+        assert(lines.isEmpty && entries.isEmpty, "empty lists to fill")
+        // Warehouses: every line's must exist (NOTFOUND first), then be active.
+        var inactive: String?
+        for line in request.lines {
+            assert(line.warehouse != Identifiers.anyWarehouse, "every line names its warehouse")
+            guard let w = view.warehouse(line.warehouse) else { return .refused(.warehouseNotFound(line.warehouse)) }
+            if !w.active && inactive == nil { inactive = w.code }
+        }
+        if let inactive { return .refused(Refusal(.inactive, "warehouse \(inactive) is inactive")) }
+        // Available covers each line unless its variant may go below zero.
+        for line in request.lines {
+            let policy = view.policy(of: line.variant)
+            let state = view.cellState(CellKey(variant: line.variant, warehouse: line.warehouse))
+            if !policy.unlimited && !policy.backorder && state.available < line.quantity {
+                return .refused(.insufficient(variant: line.variant, warehouse: line.warehouse, available: state.available, requested: line.quantity))
+            }
+        }
+        for line in request.lines {
+            let cell = CellKey(variant: line.variant, warehouse: line.warehouse)
+            let policy = view.policy(of: line.variant)
+            guard let (held, entry) = held(line.quantity, of: cell, before: view.cellState(cell), policy: policy, now: now, actor: actor, reservation: request.id) else {
+                return .refused(.limit("reserved may not exceed \(Limits.cellQuantityMax)"))
+            }
+            lines.append(held)
+            entries.append(entry)
+        }
+        let reservation = Reservation(new: request, lines: lines, fingerprint: fingerprint, at: now)
+        return .commit(Commit(time: now, entries: entries, reservation: reservation, replyShape: .reservation))
+    }
+
     /// What holding a new reservation's one line naming its warehouse comes to, its cell's figures being
     /// `before`: the reservation's line and its ledger entry, with the variant's policy; or the refusal.
     public enum OneLineHold {
