@@ -118,23 +118,25 @@ extension Rules {
             if !w.active && inactive == nil { inactive = w.code }
         }
         if let inactive { return .refused(Refusal(.inactive, "warehouse \(inactive) is inactive")) }
-        // Available covers each line unless its variant may go below zero.
-        for line in request.lines {
-            let policy = view.policy(of: line.variant)
-            let state = view.cellState(CellKey(variant: line.variant, warehouse: line.warehouse))
-            if !policy.unlimited && !policy.backorder && state.available < line.quantity {
-                return .refused(.insufficient(variant: line.variant, warehouse: line.warehouse, available: state.available, requested: line.quantity))
-            }
-        }
+        // Available covers each line unless its variant may go below zero, and each line is held, in
+        // one pass that reads each line's policy and figures once. A line over the limit of reserved
+        // is refused only once no line is short, as the general rules check every line's stock first.
+        var overLimit = false
         for line in request.lines {
             let cell = CellKey(variant: line.variant, warehouse: line.warehouse)
             let policy = view.policy(of: line.variant)
-            guard let (held, entry) = held(line.quantity, of: cell, before: view.cellState(cell), policy: policy, now: now, actor: actor, reservation: request.id) else {
-                return .refused(.limit("reserved may not exceed \(Limits.cellQuantityMax)"))
+            let before = view.cellState(cell)
+            if !policy.unlimited && !policy.backorder && before.available < line.quantity {
+                return .refused(.insufficient(variant: line.variant, warehouse: line.warehouse, available: before.available, requested: line.quantity))
+            }
+            guard !overLimit, let (held, entry) = held(line.quantity, of: cell, before: before, policy: policy, now: now, actor: actor, reservation: request.id) else {
+                overLimit = true
+                continue
             }
             lines.append(held)
             entries.append(entry)
         }
+        if overLimit { return .refused(.limit("reserved may not exceed \(Limits.cellQuantityMax)")) }
         let reservation = Reservation(new: request, lines: lines, fingerprint: fingerprint, at: now)
         return .commit(Commit(time: now, entries: entries, reservation: reservation, replyShape: .reservation))
     }

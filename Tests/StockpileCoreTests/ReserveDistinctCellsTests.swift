@@ -1,0 +1,81 @@
+// `Rules.reserveDistinctCells`, the decision a reservation across shards makes while it holds them,
+// against `Rules.reserve`, the general rules: for requests whose lines name distinct cells, each with
+// its warehouse, both decide the same: the same commit, or the same refusal (a missing warehouse
+// before an inactive one, any line short of stock before any line over the limit of reserved).
+
+import Foundation
+import StockpileCore
+import Testing
+
+/// A stock view over a few fixed cells, warehouses and policies.
+private struct FixedView: StockView {
+    var cells: [CellKey: CellState] = [:]
+    var warehouses: [String: Warehouse] = [:]
+    var policies: [String: VariantPolicy] = [:]
+
+    func cellState(_ key: CellKey) -> CellState { cells[key] ?? .empty }
+    func warehouse(_ code: String) -> Warehouse? { warehouses[code] }
+    func policy(of variant: String) -> VariantPolicy { policies[variant] ?? VariantPolicy(variant: variant) }
+    var warehousesInPlacementOrder: [Warehouse] { warehouses.values.sorted { ($0.priority, $0.code) < ($1.priority, $1.code) } }
+    func reservation(_ id: String) -> Reservation? { nil }
+}
+
+@Suite("Reservations of distinct cells")
+struct ReserveDistinctCellsTests {
+    @Test("decide as the general rules do: commits, short stock, the limit of reserved, missing and inactive warehouses")
+    func sameAsGeneralRules() {
+        let seed = ProcessInfo.processInfo.environment["STOCKPILE_SEED"].flatMap(UInt64.init) ?? 2027
+        print("reserveDistinctCells seed \(seed)")
+        var rng = SplitMix64(seed: seed)
+        func pick(_ n: Int) -> Int { Int(rng.next() % UInt64(n)) }
+        let variants = ["A", "B", "C", "D"]
+        let codes = ["MAIN", "EAST", "WEST", "GONE"]
+        var outcomes: [String: Int] = [:]
+        for round in 0..<2_000 {
+            var view = FixedView()
+            for code in codes.dropLast() where pick(8) != 0 {
+                view.warehouses[code] = Warehouse(code: code, active: pick(6) != 0)
+            }
+            for v in variants {
+                switch pick(6) {
+                case 0: view.policies[v] = VariantPolicy(variant: v, backorder: true)
+                case 1: view.policies[v] = VariantPolicy(variant: v, unlimited: true)
+                default: break
+                }
+                for code in codes {
+                    // Reserved sometimes at the limit, so that one more unit passes it.
+                    let reserved = pick(10) == 0 ? Limits.cellQuantityMax : Quantity(Int64(pick(5)))
+                    view.cells[CellKey(variant: v, warehouse: code)] = CellState(onHand: Quantity(Int64(pick(12))), reserved: reserved)
+                }
+            }
+            // Two to four lines naming distinct cells.
+            var lines: [ReserveLine] = []
+            while lines.count < 2 + pick(3) {
+                let line = ReserveLine(variant: variants[pick(variants.count)], warehouse: codes[pick(codes.count)], quantity: Quantity(Int64(1 + pick(6))))
+                if !lines.contains(where: { $0.variant == line.variant && $0.warehouse == line.warehouse }) { lines.append(line) }
+            }
+            let request = ReserveRequest(id: "r-\(round)", lines: lines)
+            let now = Timestamp(milliseconds: 1_000 + Int64(round))
+            let fingerprint = ReserveFingerprint(request, strategy: .priority)
+            var room = ([ReservationLine](), [LedgerEntry]())
+            room.0.reserveCapacity(lines.count)
+            room.1.reserveCapacity(lines.count)
+            let distinct = Rules.reserveDistinctCells(request, fingerprint: fingerprint, in: view, now: now, actor: "t", lines: room.0, entries: room.1)
+            let general = Rules.reserve(request, in: view, now: now, actor: "t", settings: RuleSettings())
+            switch (distinct, general) {
+            case (.commit(let a), .commit(let b)):
+                #expect(a == b, "seed \(seed) round \(round)")
+                outcomes["commit", default: 0] += 1
+            case (.refused(let a), .refused(let b)):
+                #expect(a == b, "seed \(seed) round \(round)")
+                outcomes["\(a.code)", default: 0] += 1
+            default:
+                Issue.record("seed \(seed) round \(round): \(distinct) against \(general)")
+            }
+        }
+        // Every kind of answer came up, so each check was compared.
+        for kind in ["commit", "\(RefusalCode.insufficient)", "\(RefusalCode.limit)", "\(RefusalCode.notFound)", "\(RefusalCode.inactive)"] {
+            #expect(outcomes[kind, default: 0] > 0, "seed \(seed): no \(kind) among \(outcomes)")
+        }
+    }
+}
