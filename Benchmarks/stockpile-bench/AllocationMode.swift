@@ -38,6 +38,24 @@ nonisolated func runAllocationBenchmark(_ options: Options) async -> Int32 {
     await measure("adjust") { for _ in 0..<count { _ = await engine.adjust(variant: "SKU-HOT", warehouse: "MAIN", by: 1, reason: .received) } }
     await measure("cell") { for _ in 0..<count { _ = await engine.cell(variant: "SKU-HOT", warehouse: "MAIN") } }
 
+    // A reservation of three lines on cells in three shards (each request's lines built before
+    // counting): what holding several shards costs in allocations, most of them made before the
+    // shards are held.
+    let router = ShardRouter(count: options.shards)
+    var spread: [String] = []
+    var shardsUsed = Set<Int>()
+    var i = 0
+    while spread.count < min(3, options.shards) {
+        let v = "SKU-X\(i)"
+        if shardsUsed.insert(router.shard(for: CellKey(variant: v, warehouse: "MAIN"))).inserted { spread.append(v) }
+        i += 1
+    }
+    for v in spread { _ = await engine.setQuantity(variant: v, warehouse: "MAIN", to: Quantity(1_000_000_000), reason: .import) }
+    let threeLines = spread.map { ReserveLine(variant: $0, warehouse: "MAIN", quantity: 1) }
+    for i in 0..<200 { _ = await engine.reserve(ReserveRequest(id: "wx\(i)", lines: threeLines)) }
+    let acrossShards = (0..<count).map { ReserveRequest(id: "x\($0)", lines: threeLines) }
+    await measure("reserve_across_shards") { for r in acrossShards { _ = await engine.reserve(r) } }
+
     // The wire: each pipeline is encoded as a client sends it before counting; the counted part
     // parses it as a connection does (one parser, reused) and answers the batch.
     let handler = RequestHandler(engine: engine)
@@ -79,7 +97,7 @@ nonisolated func runAllocationBenchmark(_ options: Options) async -> Int32 {
     await measure("wire_reserve_p1") { for bytes in wireLoneReserves { await answer(bytes, pipeline: 1) } }
 
     print("allocations per operation (engine in memory, \(options.shards) shards, \(count) operations each, after a warm-up):")
-    for f in figures { print("  " + f.name.padding(toLength: 16, withPad: " ", startingAt: 0) + String(format: "%.2f", f.perOperation)) }
+    for f in figures { print("  " + f.name.padding(toLength: 23, withPad: " ", startingAt: 0) + String(format: "%.2f", f.perOperation)) }
     if options.json {
         var object: [String: Any] = ["scenario": "allocations", "shards": options.shards, "operations": count]
         for f in figures { object["\(f.name)_allocations"] = f.perOperation }

@@ -84,9 +84,18 @@ nonisolated func runBenchmark(_ options: Options) async -> Int32 {
                 // then: among 100,000 cells both are cache misses, which a harness that has its next
                 // request ready does not wait for, and which are not the engine's.
                 var nextCell = Int(rng.next() % UInt64(cellCount))
-                func prefetchCell(_ c: Int) {
-                    cellLines.withUnsafeBufferPointer { stockpile_prefetch($0.baseAddress! + c) }
+                func prefetchTally(_ c: Int) {
                     r.reservedByCell.withUnsafeBufferPointer { stockpile_prefetch($0.baseAddress! + c) }
+                }
+                func prefetchCell(_ c: Int) {
+                    // An unbatched request takes its cell's line from `cellLines`; a batch, the cell's
+                    // own array.
+                    if options.batch > 1 {
+                        cellArrays.withUnsafeBufferPointer { stockpile_prefetch($0.baseAddress! + c) }
+                    } else {
+                        cellLines.withUnsafeBufferPointer { stockpile_prefetch($0.baseAddress! + c) }
+                    }
+                    prefetchTally(c)
                 }
                 var i = 0
                 var batch: [Command] = []
@@ -119,7 +128,8 @@ nonisolated func runBenchmark(_ options: Options) async -> Int32 {
                         let k = i & (multilineRequests.count - 1)
                         lines = multilineRequests[k].lines
                         cells.append(contentsOf: multilineRequests[k].cells)
-                        for c in multilineRequests[(k + 1) & (multilineRequests.count - 1)].cells { prefetchCell(c) }
+                        // Its lines are the request's own, made before the clock started: only the tally.
+                        for c in multilineRequests[(k + 1) & (multilineRequests.count - 1)].cells { prefetchTally(c) }
                     }
                     if options.batch > 1 {
                         // A batch of requests in one call; the cells of each are kept for the tally.

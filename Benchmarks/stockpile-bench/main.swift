@@ -98,9 +98,9 @@ func usage() -> Never {
                      different random cells
           crc        not reservations: the log's CRC-32C in GB/s, CPU instruction against tables
           allocations  heap allocations per reserve, replay, release, adjust and cell query of the
-                     engine in memory, and per RESERVE and STOCK through the request handler in
-                     pipelines of 16, and per RESERVE in pipelines of 1 (counted by a malloc
-                     interposer, not timed)
+                     engine in memory, per reservation of three lines in three shards, and per
+                     RESERVE and STOCK through the request handler in pipelines of 16, and per
+                     RESERVE in pipelines of 1 (counted by a malloc interposer, not timed)
           snapshot   --cells cells (e.g. 1000000) loaded, --tasks tasks reserving for --duration s while
                      one snapshot is written: its size and time, and the longest write pause
                      (--fsync defaults to always here)

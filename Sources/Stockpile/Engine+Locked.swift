@@ -172,11 +172,13 @@ extension Engine {
             for c in cells {
                 shards[c.shard].withHeldState { view.cells.append($0.gathered(c.key, stable: c.stable, hash: c.hash)) }
             }
+            // Swapped out and consumed, so that the decision holds the only reference to each list
+            // (passed without `consume`, the local kept one too, and the first append copied it).
             var (decidedLines, decidedEntries) = ([ReservationLine](), [LedgerEntry]())
             swap(&decidedLines, &lines)
             swap(&decidedEntries, &entries)
             let decision = Rules.reserveDistinctCells(
-                request, fingerprint: fingerprint, in: view, now: now, actor: actor, lines: decidedLines, entries: decidedEntries)
+                request, fingerprint: fingerprint, in: view, now: now, actor: actor, lines: consume decidedLines, entries: consume decidedEntries)
             assert(Self.sameDecision(decision, Rules.reserve(request, in: view, now: now, actor: actor, settings: settings)), "the general rules decide the same")
             // Consumed as the commit is bound from it, so that numbering the entries does not copy them.
             switch consume decision {

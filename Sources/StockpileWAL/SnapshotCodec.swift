@@ -216,8 +216,8 @@ public enum SnapshotCodec {
             c.reservations.withUnsafeBufferPointer { rs in
                 let order = order.reservations
                 for k in order.indices {
-                    if k + 16 < order.count { stockpile_prefetch(rs.baseAddress! + Int(order[k + 16])) }
-                    if k + 8 < order.count { rs[Int(order[k + 8])].lines.withUnsafeBufferPointer { stockpile_prefetch($0.baseAddress) } }
+                    if k + 16 < order.count { stockpile_prefetch_read(rs.baseAddress! + Int(order[k + 16])) }
+                    if k + 8 < order.count { rs[Int(order[k + 8])].lines.withUnsafeBufferPointer { stockpile_prefetch_read($0.baseAddress) } }
                     w.write(rs[Int(order[k])])
                 }
             }

@@ -22,6 +22,39 @@ private struct FixedView: StockView {
 
 @Suite("Reservations of distinct cells")
 struct ReserveDistinctCellsTests {
+    /// Both rules' answers to `lines` in `view`, for a case built by hand.
+    private static func decisions(_ lines: [ReserveLine], in view: FixedView) -> (distinct: Decision, general: Decision) {
+        let request = ReserveRequest(id: "r", lines: lines)
+        let now = Timestamp(milliseconds: 1_000)
+        let distinct = Rules.reserveDistinctCells(
+            request, fingerprint: ReserveFingerprint(request, strategy: .priority), in: view, now: now, actor: "t", lines: [], entries: [])
+        return (distinct, Rules.reserve(request, in: view, now: now, actor: "t", settings: RuleSettings()))
+    }
+
+    @Test("the order of refusals: a short line before a line over the limit, a missing warehouse before an inactive one")
+    func refusalOrder() {
+        var view = FixedView()
+        view.warehouses["MAIN"] = Warehouse(code: "MAIN")
+        view.warehouses["EAST"] = Warehouse(code: "EAST", active: false)
+        // A backorder variant is never short, so its line at the limit of reserved passes the stock
+        // check and fails only the limit; the next line is short.
+        view.policies["A"] = VariantPolicy(variant: "A", backorder: true)
+        view.cells[CellKey(variant: "A", warehouse: "MAIN")] = CellState(onHand: 0, reserved: Limits.cellQuantityMax)
+        view.cells[CellKey(variant: "B", warehouse: "MAIN")] = CellState(onHand: 1, reserved: 0)
+        let short = Self.decisions([ReserveLine(variant: "A", warehouse: "MAIN", quantity: 1), ReserveLine(variant: "B", warehouse: "MAIN", quantity: 2)], in: view)
+        guard case .refused(let a) = short.distinct, case .refused(let b) = short.general else {
+            Issue.record("both refuse: \(short)")
+            return
+        }
+        #expect(a.code == .insufficient && a == b)
+        let missing = Self.decisions([ReserveLine(variant: "A", warehouse: "EAST", quantity: 1), ReserveLine(variant: "B", warehouse: "GONE", quantity: 1)], in: view)
+        guard case .refused(let c) = missing.distinct, case .refused(let d) = missing.general else {
+            Issue.record("both refuse: \(missing)")
+            return
+        }
+        #expect(c.code == .notFound && c == d)
+    }
+
     @Test("decide as the general rules do: commits, short stock, the limit of reserved, missing and inactive warehouses")
     func sameAsGeneralRules() {
         let seed = ProcessInfo.processInfo.environment["STOCKPILE_SEED"].flatMap(UInt64.init) ?? 2027

@@ -50,6 +50,10 @@ uint32_t stockpile_crc32c_hardware(uint32_t reg, const void *bytes, size_t count
 /// overlaps the work on the rows before it instead of stalling on each in turn.
 static inline void stockpile_prefetch(const void *address) { __builtin_prefetch(address, 1, 3); }
 
+/// `stockpile_prefetch` for memory that will only be read (a snapshot's captured tables, which the
+/// live shards share until they next write): it does not ask for the line to be owned for writing.
+static inline void stockpile_prefetch_read(const void *address) { __builtin_prefetch(address, 0, 3); }
+
 /// glibc's malloc_trim(0): gives the free memory of every arena back to the system (the top of each
 /// heap, and whole free pages inside it), after a large one-off load such as a seed file, and before
 /// the memory benchmark reads the resident set. Returns 1 when some memory was released, 0 otherwise.
