@@ -163,23 +163,21 @@ extension Engine {
         gathered.reserveCapacity(cells.count)
         lines.reserveCapacity(cells.count)
         entries.reserveCapacity(cells.count)
+        // Moved into one optional and taken out of it inside the hold, so that each list keeps one
+        // reference to its storage: a list copied in (or left in a variable) kept a second one, and
+        // its first append copied it while the shards were held (the allocation test counts this).
+        var made = Optional((consume gathered, consume lines, consume entries))
         return holdingShards(mask) { () -> Performed in
+            let (gathered, lines, entries) = made.take()!
             // Every shard keeps the same copy of the catalog; the home's is read. No reservation is
             // read: the id is claimed, so no shard keeps one under it.
-            var view = GatheredView(catalog: shards[home].withHeldState { $0.catalog })
-            // Swapped in, not copied: the lists stay the only references to their storage.
-            swap(&view.cells, &gathered)
+            var view = GatheredView(cells: consume gathered, catalog: shards[home].withHeldState { $0.catalog })
             for c in cells {
                 shards[c.shard].withHeldState { view.cells.append($0.gathered(c.key, stable: c.stable, hash: c.hash)) }
             }
-            // Swapped out and consumed, so that the decision holds the only reference to each list
-            // (passed without `consume`, the local kept one too, and the first append copied it).
-            var (decidedLines, decidedEntries) = ([ReservationLine](), [LedgerEntry]())
-            swap(&decidedLines, &lines)
-            swap(&decidedEntries, &entries)
             let decision = Rules.reserveDistinctCells(
-                request, fingerprint: fingerprint, in: view, now: now, actor: actor, lines: consume decidedLines, entries: consume decidedEntries)
-            assert(Self.sameDecision(decision, Rules.reserve(request, in: view, now: now, actor: actor, settings: settings)), "the general rules decide the same")
+                request, fingerprint: fingerprint, in: view, now: now, actor: actor, lines: consume lines, entries: consume entries)
+            assert(decision == Rules.reserve(request, in: view, now: now, actor: actor, settings: settings), "the general rules decide the same")
             // Consumed as the commit is bound from it, so that numbering the entries does not copy them.
             switch consume decision {
             case .commit(var commit):
@@ -207,16 +205,6 @@ extension Engine {
             case .unchanged(let reply): return .unchanged(reply)
             case .refused(let refusal): return .refused(refusal)
             }
-        }
-    }
-
-    /// Whether two decisions are the same (for assertions).
-    static func sameDecision(_ a: Decision, _ b: Decision) -> Bool {
-        switch (a, b) {
-        case (.commit(let x), .commit(let y)): return x == y
-        case (.refused(let x), .refused(let y)): return x == y
-        case (.unchanged(let x), .unchanged(let y)): return x == y
-        default: return false
         }
     }
 

@@ -152,9 +152,9 @@ final class ShardState: StockView {
     /// Applies ledger entry `e` to its cell `cell` (whose `CellTable.hash` is `hash`; at `position` when
     /// the caller found it already), added when the shard has no figures for it yet, and to the
     /// counters; returns the cell's position. `backorderAllowed`: whether the entry is a reservation of
-    /// a variant that may go below zero, asked only when that can matter (`CellSlot.record`). Every change of a cell goes through here, but a replayed
-    /// reservation record's, which makes the same change from the record's figures
-    /// (`ReplayTables.replay`).
+    /// a variant that may go below zero, asked only when that can matter (`CellSlot.record`). Every
+    /// change of a cell goes through here, but a replayed reservation record's, which makes the same
+    /// change from the record's figures (`ReplayTables.replay`).
     @discardableResult
     func apply(_ e: LedgerEntry, of cell: CellKey, hash: UInt64, at position: Int? = nil, backorderAllowed: @autoclosure () -> Bool) -> Int {
         assert(hash == CellTable.hash(cell) && cell == e.cell, "the entry's cell, and its hash")

@@ -53,7 +53,7 @@ public struct Commit: Hashable, Sendable {
 }
 
 /// What the rules decide for one request.
-public enum Decision: Sendable {
+public enum Decision: Hashable, Sendable {
     /// Apply this commit.
     case commit(Commit)
     /// Nothing to change; answer with this (a release or fulfilment of a reservation with nothing left).

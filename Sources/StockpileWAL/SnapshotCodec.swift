@@ -101,21 +101,30 @@ public enum SnapshotCodec {
 
     // MARK: Encoding
 
-    /// `contents` with every list in the order FORMAT.md §4.2 states: what decoding gives back.
+    /// `contents` with every list in the order FORMAT.md §4.2 states: what decoding gives back. The
+    /// short lists are sorted as values (`sortingCatalog`), the long ones put in `CanonicalOrder`.
     public static func canonical(_ contents: SnapshotContents) -> SnapshotContents {
-        var c = contents
-        c.warehouses.sort { $0.code < $1.code }
-        c.policies.sort { $0.variant < $1.variant }
-        c.cells.sort { ($0.variant, $0.warehouse) < ($1.variant, $1.warehouse) }
-        c.reservations.sort { $0.id < $1.id }
-        c.keys.sort { $0.key < $1.key }
+        var c = sortingCatalog(contents)
+        let order = CanonicalOrder(of: c)
+        c.cells = order.cells.map { contents.cells[Int($0)] }
+        c.reservations = order.reservations.map { contents.reservations[Int($0)] }
+        c.keys = order.keys.map { contents.keys[Int($0)] }
         return c
     }
 
-    /// The positions of a snapshot's long lists in canonical order (`canonical`'s). Sorting the
-    /// positions moves 4-byte integers where sorting the lists moved their values: a reservation is
-    /// 137 bytes, and each copy of one retains its names and lines. Swift's sort is stable, so the
-    /// order is `canonical`'s even where two values tie.
+    /// `contents` with its warehouses sorted by code and its policies by variant.
+    private static func sortingCatalog(_ contents: SnapshotContents) -> SnapshotContents {
+        var c = contents
+        c.warehouses.sort { $0.code < $1.code }
+        c.policies.sort { $0.variant < $1.variant }
+        return c
+    }
+
+    /// The positions of a snapshot's long lists in the order FORMAT.md §4.2 states: cells by variant
+    /// then warehouse, reservations by id, keys by key. The encoder writes through them; sorting the
+    /// positions moves 4-byte integers where sorting the lists moved their values (a reservation is
+    /// 137 bytes, and each copy of one retains its names and lines). Swift's sort is stable, so values
+    /// that tie keep the order they were gathered in.
     struct CanonicalOrder {
         var cells: [Int32]
         var reservations: [Int32]
@@ -136,7 +145,7 @@ public enum SnapshotCodec {
             keys = positions(c.keys) { c.keys[$0].key }
         }
 
-        /// A cell's names, compared as `canonical` compares them (variant, then warehouse).
+        /// A cell's names, compared variant first, then warehouse.
         struct NamePair: Comparable {
             let variant: String
             let warehouse: String
@@ -150,10 +159,8 @@ public enum SnapshotCodec {
 
     /// The file's bytes, of the canonical order, so equal states encode equally.
     public static func encode(_ contents: SnapshotContents) -> [UInt8] {
-        // The short lists sorted as values, the long ones through their positions.
-        var c = contents
-        c.warehouses.sort { $0.code < $1.code }
-        c.policies.sort { $0.variant < $1.variant }
+        // The short lists sorted as values, the long ones written through their positions.
+        let c = sortingCatalog(contents)
         let order = CanonicalOrder(of: c)
 
         var w = ByteWriter(capacity: 64 + c.cells.count * 32 + c.reservations.count * 96 + c.recentEntries.count * 64)

@@ -104,7 +104,6 @@ public final class FileContents: @unchecked Sendable {
         let count = try fileSystem.byteCount(of: file)
         if count > memory.count {
             memory.deallocate()
-            memory = UnsafeMutableRawBufferPointer(start: nil, count: 0)
             memory = .allocate(byteCount: count, alignment: 16)
         }
         let target = UnsafeMutableRawBufferPointer(rebasing: memory[..<count])

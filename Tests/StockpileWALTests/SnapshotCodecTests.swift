@@ -97,6 +97,8 @@ struct SnapshotCodecTests {
         #expect(bytes == SnapshotCodec.encode(SnapshotCodec.canonical(many)), "seed \(seed)")
         let decoded = try SnapshotCodec.decode(bytes, fileName: "x", expectedLSN: nil)
         #expect(decoded.reservations == SnapshotCodec.canonical(many).reservations, "seed \(seed)")
+        // Sorted by id, checked apart from the codec's own order.
+        #expect(decoded.reservations.map(\.id) == many.reservations.map(\.id).sorted(), "seed \(seed)")
     }
 
     @Test("every truncation and a flipped bit in every byte is refused, never accepted")
