@@ -41,7 +41,7 @@ struct ResidentMemory {
 /// - bytes per cell: growth while `cells` cells are loaded by import, over `cells`. The cell in its
 ///   shard's table (key, figures) with the table's share of empty buckets.
 /// - bytes per open reservation: growth while the first ⌈M/2⌉ reservations are made (one line, one
-///   unit, TTL 600 s), over ⌈M/2⌉. The reservation in its home shard, its id in the directory and its
+///   unit, TTL 600 s), over ⌈M/2⌉. The reservation in its home shard, its slot in the directory and its
 ///   expiry item in the due-work heap.
 /// - bytes per closed reservation: growth while the other ⌊M/2⌋ are made *and* released, over ⌊M/2⌋:
 ///   everything a closed reservation leaves behind for the 24 h retention window (its record, its id,

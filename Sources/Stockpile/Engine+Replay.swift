@@ -23,6 +23,7 @@
 import Foundation
 import StockpileCore
 import StockpileWAL
+import Synchronization
 
 /// One shard's part of one record of a `ReplayBatch`.
 struct ShardAction: Sendable {
@@ -248,16 +249,21 @@ extension Engine {
         reader.name = "stockpile-recovery"
         reader.start()
         let recent = RecentBatches(entryCount: ledger.capacity)
+        // Reservations made again whose tag had a slot already, for `reconcile` once every shard has
+        // applied every record (usually none).
+        let ambiguousAtEnd = Mutex<[(hash: Int, shards: UInt64)]>([])
         let preparer = Thread {
             let started = ContinuousClock.now
+            var ambiguous: [(hash: Int, shards: UInt64)] = []
             while let records = read.take(consumer: 0) {
-                let batch = self.prepareReplay(records)
+                let batch = self.prepareReplay(records, ambiguous: &ambiguous)
                 recent.note(batch)
                 handoff.put(batch)
             }
             // The ring is filled here, while the appliers finish the last batches: they change only
             // the shards, and the ledger is this thread's until the replay returns.
             recent.keepEntries(in: self.ledger)
+            ambiguousAtEnd.withLock { $0 = ambiguous }
             handoff.finish(read.outcome().0, elapsed: ContinuousClock.now - started)
         }
         preparer.name = "stockpile-replay"
@@ -285,21 +291,25 @@ extension Engine {
         for _ in 1..<applierCount { helpersDone.wait() }
         // The preparer kept the ring's entries before it finished (which `take` returning nil saw).
         let (outcome, _) = handoff.outcome()
+        for a in ambiguousAtEnd.withLock({ $0 }) {
+            for s in a.shards.setBitIndexes { self.directory.reconcile(hash: a.hash, shard: s) }
+        }
         return (outcome, read.outcome().1, progress.count)
     }
 
     /// Does the part of each of `records` (in LSN order) that is common to all shards, in order, and
     /// notes each shard's part, for its applier (shard `s` is applier `s % replayApplierCount`'s).
-    func prepareReplay(_ records: RecoveredBatch) -> ReplayBatch {
+    /// `ambiguous`: where the directory notes the reservations made again whose tag had a slot.
+    func prepareReplay(_ records: RecoveredBatch, ambiguous: inout [(hash: Int, shards: UInt64)]) -> ReplayBatch {
         // A reservation record's fields are read where the batch keeps them: a copy would copy them all.
         let (hashedIDs, actions, entryCount) = records.reservations.withUnsafeBufferPointer {
-            prepareReplay(records, fields: $0)
+            prepareReplay(records, fields: $0, ambiguous: &ambiguous)
         }
         return ReplayBatch(records: records, hashedIDs: hashedIDs, actions: actions, entryCount: entryCount)
     }
 
     private func prepareReplay(
-        _ batch: RecoveredBatch, fields: UnsafeBufferPointer<CompactReservation>
+        _ batch: RecoveredBatch, fields: UnsafeBufferPointer<CompactReservation>, ambiguous: inout [(hash: Int, shards: UInt64)]
     ) -> ([HashedID?], [[ShardAction]], Int) {
         var entryCount = 0
         let count = batch.count
@@ -311,13 +321,14 @@ extension Engine {
         // Each commit's reservation id is hashed once, below, for the directory and for its home shard
         // (a `reservation` record carries its hashes).
         var hashedIDs = [HashedID?](repeating: nil, count: count)
-        // The directory's part, a segment of records at a time: the ids a segment's records make or
-        // change are set in one call, whose writes overlap (`IdempotencyTable.replace(_:old:)`), each
-        // with the mask its record gives it, and what each held before is read back in the loop
-        // below. A segment ends with a RESET, which empties the directory when the loop reaches it.
-        var names: [(name: String, hash: Int, value: UInt64)] = []
+        // The directory's part, a segment of records at a time: the ids a segment's records make are
+        // set in one call, whose writes overlap (`ReservationDirectory.replace`), each with the mask
+        // its record gives it, and the shards that may have kept each before are read back in the
+        // loop below. A segment ends with a RESET, which empties the directory when the loop reaches it.
+        var names: [(name: String, hash: Int, value: UInt64, makes: Bool)] = []
         var nameOf = [Int32](repeating: -1, count: count)
-        var old: [UInt64?] = []
+        // The shards that may keep each name's reservation before its record (`ReservationDirectory.replace`).
+        var old: [UInt64] = []
         var segmentEnd = 0
         func setDirectory(from start: Int) -> Int {
             names.removeAll(keepingCapacity: true)
@@ -326,7 +337,7 @@ extension Engine {
                 defer { k += 1 }
                 if let i = batch.items[k].reservation {
                     nameOf[k] = Int32(names.count)
-                    names.append((fields[i].id, batch.hashes[i].id, 1 << UInt64(router.shard(forStableHash: batch.hashes[i].cell))))
+                    names.append((fields[i].id, batch.hashes[i].id, 1 << UInt64(router.shard(forStableHash: batch.hashes[i].cell)), true))
                     continue
                 }
                 guard case .commit(let commit) = batch.others[batch.items[k].other!].body else { continue }
@@ -334,11 +345,11 @@ extension Engine {
                     let hashed = HashedID(r.id)
                     hashedIDs[k] = hashed
                     nameOf[k] = Int32(names.count)
-                    names.append((hashed.id, hashed.hash, router.mask(of: r.lines.lazy.map(\.cell))))
+                    names.append((hashed.id, hashed.hash, router.mask(of: r.lines.lazy.map(\.cell)), commit.entries.first?.type == .reserve))
                 }
                 if commit.isReset { break }
             }
-            names.withUnsafeBufferPointer { directory.replace($0, old: &old) }
+            names.withUnsafeBufferPointer { directory.replace($0, shards: &old, ambiguous: &ambiguous) }
             return k
         }
         for k in 0..<count {
@@ -347,10 +358,8 @@ extension Engine {
                 // One new one-line reservation: its cell's shard is its home (its mask in the
                 // directory, set above) and owns its cell.
                 let n = Int(nameOf[k])
-                if let old = old[n] {
-                    // An entry already there is one forgotten earlier (forgetting is not logged).
-                    add(k, shard: old.trailingZeroBitCount, .forget)
-                }
+                // A reservation already there is one forgotten earlier (forgetting is not logged).
+                for s in old[n].setBitIndexes { add(k, shard: s, .forget) }
                 add(k, shard: names[n].value.trailingZeroBitCount, .reservation)
                 ledger.restoreNumbering(of: 1, from: fields[i].seq)
                 entryCount += 1
@@ -364,8 +373,8 @@ extension Engine {
                     let n = Int(nameOf[k])
                     mask |= names[n].value
                     // Made by this commit, an entry already there is one forgotten earlier.
-                    if let old = old[n], commit.entries.first?.type == .reserve {
-                        add(k, shard: old.trailingZeroBitCount, .forget)
+                    if names[n].makes {
+                        for s in old[n].setBitIndexes { add(k, shard: s, .forget) }
                     }
                 }
                 if commit.warehouse != nil || commit.policy != nil { mask = allShards }

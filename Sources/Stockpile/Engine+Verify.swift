@@ -10,10 +10,17 @@ extension Engine {
     public func verify() async -> [String] {
         // Everything is read while every shard is held, so no operation is half-applied. A reservation
         // whose claim is still being settled (its directory entry in flight) is not a problem.
-        let (states, engineCatalog, directoryEntries) = holdingShards(allShards) {
-            (shards.map { shard in shard.withHeldState { $0.snapshot } }, catalog.withLock { $0 }, directory.all())
+        let (states, engineCatalog, entries) = holdingShards(allShards) {
+            (shards.map { shard in shard.withHeldState { $0.snapshot } }, catalog.withLock { $0 }, directory.contents())
         }
-        let directoryByID = Dictionary(directoryEntries, uniquingKeysWith: { a, _ in a })
+        // The directory's slots (one per reservation kept in one shard), counted by tag and shard;
+        // each such reservation accounts for one. An id taken back to be forgotten keeps its slot
+        // until it is dropped, whether or not its shard still keeps it: it accounts for its own.
+        var slots: [UInt64: Int] = [:]
+        func slot(_ id: String, _ shard: Int) -> UInt64 { directory.tag(id.hashValue) | UInt64(shard + 1) }
+        for s in entries.slots { slots[s.tag | UInt64(s.shard + 1), default: 0] += 1 }
+        for r in entries.reclaimedInOneShard { slots[slot(r.id, r.shard), default: 0] -= 1 }
+        let acrossShards = Dictionary(entries.acrossShards.map { ($0.id, $0.mask) }, uniquingKeysWith: { a, _ in a })
         var problems: [String] = []
         var expectedReserved: [CellKey: Quantity] = [:]
         for state in states {
@@ -21,7 +28,17 @@ extension Engine {
             for r in state.allReservations {
                 let id = r.id
                 if router.home(of: r) != state.index { problems.append("reservation \(id) is kept in shard \(state.index), not its home") }
-                if directoryByID[id].map({ $0 == router.mask(of: r.lines.map(\.cell)) }) != true && !directory.isInFlight(id) {
+                let mask = router.mask(of: r.lines.map(\.cell))
+                if entries.inFlight.contains(id) {
+                    // Being settled (or forgotten): accounted for above.
+                } else if mask.nonzeroBitCount == 1 {
+                    let key = slot(id, state.index)
+                    if let n = slots[key], n > 0 {
+                        slots[key] = n - 1
+                    } else {
+                        problems.append("reservation \(id): no directory slot of its tag in shard \(state.index)")
+                    }
+                } else if acrossShards[id] != mask {
                     problems.append("reservation \(id): directory entry missing or wrong")
                 }
                 var settled = r
@@ -60,8 +77,11 @@ extension Engine {
             problems.append("cell \(key.variant) \(key.warehouse) does not exist but active lines hold \(q) of it")
         }
         // Every directory entry names a reservation its home shard keeps.
-        for (id, mask) in directoryEntries where !states[mask.trailingZeroBitCount].contains(reservation: id) {
+        for (id, mask) in entries.acrossShards where !states[mask.trailingZeroBitCount].contains(reservation: id) {
             problems.append("directory names reservation \(id) that shard \(mask.trailingZeroBitCount) does not keep")
+        }
+        for (key, n) in slots where n != 0 {
+            problems.append("directory has \(n) slot(s) of tag \(String(key & ~0x7F, radix: 16)) in shard \(Int(key & 0x7F) - 1) that no reservation accounts for")
         }
         return problems
     }

@@ -119,7 +119,7 @@ public final class Engine: Sendable {
     let shards: [Shard]
     let ledger: Ledger
     /// Reservation id → the shards its lines live in (a bit mask; the lowest is its home).
-    let directory = IdempotencyTable<UInt64>()
+    let directory: ReservationDirectory
     let keys = IdempotencyTable<KeyRecord>()
     /// Its items' hashes are names in the directory (expiries, reservations to forget) or KEYs.
     let dueWork: DueWork
@@ -173,7 +173,13 @@ public final class Engine: Sendable {
         router = ShardRouter(count: configuration.shardCount)
         ledger = Ledger(capacity: configuration.eventsInMemoryCount, shardCount: configuration.shardCount)
         let (router, ledger) = (router, ledger)
-        shards = (0..<configuration.shardCount).map { Shard(index: $0, router: router, ledger: ledger) }
+        let shards = (0..<configuration.shardCount).map { Shard(index: $0, router: router, ledger: ledger) }
+        self.shards = shards
+        directory = ReservationDirectory(
+            lowMask: configuration.directoryLowMask,
+            questions: ShardQuestions(
+                keeps: { s, id, hash in shards[s].withState { $0.reservations.contains(id, hash: hash) } },
+                ids: { s, hash, lowMask in shards[s].withState { $0.reservations.ids(withTagOf: hash, lowMask: lowMask) } }))
         settings = RuleSettings(defaultStrategy: configuration.defaultStrategy)
         let (directory, keys) = (directory, keys)
         dueWork = DueWork { kind, hash in
@@ -640,14 +646,19 @@ public final class Engine: Sendable {
     /// shard between a reservation's commit and its entry (nothing else leaves such an entry, since an
     /// entry is committed only after its reservation, and forgetting reclaims the entry first).
     /// Returns false, changing nothing, when the entry changed meanwhile or the reservation is there.
+    /// A reservation in one shard has no entry of its own to drop: its slot names only a shard to ask,
+    /// and asking it removes a slot it does not account for (`ReservationDirectory.reconcile`), so
+    /// the caller's next look finds the id free.
     func dropStaleDirectoryEntry(_ id: String, _ mask: UInt64) -> Bool {
-        guard directory.peek(id) == mask, shards[mask.trailingZeroBitCount].withState({ !$0.reservations.contains(id, hash: id.hashValue) }) else { return false }
+        guard mask.nonzeroBitCount > 1 else { return false }
+        let home = shards[mask.trailingZeroBitCount]
+        guard directory.peek(id) == mask, home.withState({ !$0.reservations.contains(id, hash: id.hashValue) }) else { return false }
         guard let reclaimed = directory.reclaim(id) else { return false }
-        if reclaimed == mask && shards[mask.trailingZeroBitCount].withState({ !$0.reservations.contains(id, hash: id.hashValue) }) {
-            directory.abandon(id)
+        if reclaimed == mask && home.withState({ !$0.reservations.contains(id, hash: id.hashValue) }) {
+            directory.drop(id)
             return true
         }
-        directory.commit(id, reclaimed)
+        directory.keep(id)
         return false
     }
 
@@ -697,9 +708,9 @@ public final class Engine: Sendable {
                 guard let mask = directory.reclaim(item.name) else { return }
                 let limit = Timestamp(milliseconds: now.milliseconds - configuration.retention.wholeMilliseconds)
                 if shards[mask.trailingZeroBitCount].forget(item.name, closedBefore: limit) {
-                    directory.abandon(item.name)
+                    directory.drop(item.name)
                 } else {
-                    directory.commit(item.name, mask)
+                    directory.keep(item.name)
                 }
             case .forgetKey:
                 guard let record = keys.reclaim(item.name) else { return }

@@ -47,6 +47,9 @@ public struct EngineConfiguration: Sendable {
     /// reads the log and the one that does the part of each record common to all shards; at most one
     /// per shard. `defaultReplayThreadCount` unless set.
     public var replayThreadCount: Int
+    /// The bits of a reservation id's hash its directory tag leaves out (`ReservationDirectory`): the
+    /// low 7, which hold the shard. Tests widen it so that tags collide.
+    var directoryLowMask: UInt64 = ShardSlots.shardMask
 
     /// One per core the process may run on, at most four: each applier owns its shards outright, so
     /// appliers never wait for each other; past four, the one thread that keeps the directory would be

@@ -71,13 +71,16 @@ struct IDTable<Value>: Sequence {
 
     /// The keys whose hash is `hash`: those on its probe path whose tag is its tag, hashed again to
     /// tell the whole hash (for a caller that kept only the hash; usually one key, or none).
-    func keys(withHash hash: Int) -> [String] {
+    /// `lowMask`: bits of the hash left out of the comparison, below the 32 of the index's tag (the
+    /// directory's tags leave out the low 7).
+    func keys(withHash hash: Int, ignoring lowMask: UInt64 = 0) -> [String] {
         guard !index.isEmpty else { return [] }
+        precondition(lowMask & TaggedIndex.tagMask == 0, "the index's tag is compared whole")
         var found: [String] = []
         // The probe walks the whole path: every candidate is noted and none is taken as the end.
         _ = index.probe(hash: Self.bits(hash)) { p in
             let key = chunks[p >> Self.chunkShift][p & Self.chunkMask].key
-            if key.hashValue == hash { found.append(key) }
+            if (Self.bits(key.hashValue) ^ Self.bits(hash)) & ~lowMask == 0 { found.append(key) }
             return false
         }
         return found
@@ -168,7 +171,9 @@ struct IDTable<Value>: Sequence {
     /// Puts `entry` at the next position and returns it; the caller gives it its index slot.
     @inline(__always) private mutating func append(_ entry: consuming Entry) -> Int {
         let p = count
-        if p & Self.chunkMask == 0 {
+        // The first chunk stays when its last entry goes (see `remove`): a table that empties and fills
+        // again, such as the directory's claims in flight, makes no array each time.
+        if p & Self.chunkMask == 0 && chunks.count <= p >> Self.chunkShift {
             // The first chunk grows as an array does, so a small table stays small; later ones are whole.
             var chunk: [Entry] = []
             if p > 0 { chunk.reserveCapacity(1 << Self.chunkShift) }
@@ -211,7 +216,7 @@ struct IDTable<Value>: Sequence {
         index[hole] = 0
         let last = count &- 1
         let moved = chunks[last >> Self.chunkShift].removeLast()
-        if chunks[last >> Self.chunkShift].isEmpty { chunks.removeLast() }
+        if last > 0 && chunks[last >> Self.chunkShift].isEmpty { chunks.removeLast() }
         count = last
         if p != last {
             // The moved entry's slot, found from its home: its key is hashed again (a removal is rare:

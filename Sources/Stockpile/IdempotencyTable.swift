@@ -1,12 +1,13 @@
-// A table of names that must be claimed before use: reservation ids (where each reservation lives)
-// and idempotency keys (the original reply). A claim is exclusive: while one request holds a name,
+// A table of names that must be claimed before use: idempotency keys (the original reply). (Reservation
+// ids have a directory of their own, `ReservationDirectory`, which keeps no id for a reservation in
+// one shard.) A claim is exclusive: while one request holds a name,
 // a second request with the same name waits for the first to finish, then sees its result: a
 // committed name (replay or CONFLICT) or a free one (the first was refused and left nothing).
 // Striped locks keep unrelated names from contending.
 //
 // A claimed name holds its value type's claim marker (`ClaimableValue`), a value never committed, so
-// an entry is the name and a plain value: for the directory 24 bytes, where an enum of
-// "claimed, with its waiters" or "committed" took 8 more for every reservation kept. The few requests
+// an entry is the name and a plain value, where an enum of "claimed, with its waiters" or
+// "committed" took 8 bytes more for every name kept. The few requests
 // that wait for a claim to settle are kept beside the table, by name.
 
 import StockpileCore
@@ -19,7 +20,7 @@ protocol ClaimableValue: Sendable {
     var isClaimMarker: Bool { get }
 }
 
-/// The directory's value, a reservation's shard mask, is never 0: a reservation has a line.
+/// A shard mask (the tests' value) is never 0: a reservation has a line.
 extension UInt64: ClaimableValue {
     static var claimMarker: UInt64 { 0 }
     var isClaimMarker: Bool { self == 0 }
@@ -169,54 +170,6 @@ final class IdempotencyTable<Value: ClaimableValue>: Sendable {
     /// The names kept under `hash` (`name.hashValue`), claimed or committed.
     func names(withHash hash: Int) -> [String] {
         stripe(hash).withLock { $0.keys(withHash: hash) }
-    }
-
-    /// Sets `name` outright and returns what it held (replay of the log, where no request is
-    /// waiting): one lookup where a `peek` and a `restore` would take two. Replay sets its names
-    /// many at a time (`replace(_:old:)`); this one-name form is what the tests hold that one to.
-    func replace(_ name: String, hash: Int, _ value: Value) -> Value? {
-        precondition(!value.isClaimMarker, "the claim marker is not a value")
-        return stripe(hash).withLock { table in
-            let old = table.updateValue(value, forKey: name, hash: hash)
-            // Replay sets names no request holds: a claim's waiters would never be woken.
-            precondition(old?.isClaimMarker != true, "a name claimed by a request is not replaced")
-            return old
-        }
-    }
-
-    /// `replace` for many names in a row (replay of the log), taking each stripe's lock once: the
-    /// names of a stripe are set in their order in `names`, so a name set twice ends at its later
-    /// value, and `old[i]` is what `names[i]` held just before it was set (`old` is emptied first and
-    /// keeps its room). Set one lock at a time, a name's cache misses wait for the lock's release,
-    /// which waits for the writes before it; set together, they overlap.
-    func replace(_ names: UnsafeBufferPointer<(name: String, hash: Int, value: Value)>, old: inout [Value?]) {
-        old.removeAll(keepingCapacity: true)
-        old.append(contentsOf: repeatElement(nil, count: names.count))
-        guard !names.isEmpty else { return }
-        // The positions grouped by stripe, each stripe's in order.
-        var starts = [Int](repeating: 0, count: Self.stripeCount + 1)
-        var order = [Int](repeating: 0, count: names.count)
-        order.withUnsafeMutableBufferPointer { order in
-            starts.withUnsafeMutableBufferPointer { starts in
-                CountingSort.group(count: names.count, key: { stripeIndex(names[$0].hash) }, order: order, starts: starts)
-            }
-        }
-        for s in 0..<Self.stripeCount where starts[s] < starts[s + 1] {
-            stripes[s].withLock { table in
-                let range = starts[s]..<starts[s + 1]
-                // The slot of the name 32 ahead is asked for now: in tables of millions a slot is a
-                // cache and TLB miss, and 8 ahead left replay waiting on them.
-                let ahead = 32
-                for k in range.prefix(ahead) { table.prefetch(hash: names[order[k]].hash) }
-                for k in range {
-                    if k + ahead < range.upperBound { table.prefetch(hash: names[order[k + ahead]].hash) }
-                    let n = names[order[k]]
-                    precondition(!n.value.isClaimMarker, "the claim marker is not a value")
-                    old[order[k]] = table.updateValue(n.value, forKey: n.name, hash: n.hash)
-                    precondition(old[order[k]]?.isClaimMarker != true, "a name claimed by a request is not replaced")
-                }
-            }
-        }
     }
 
     /// Takes a committed name back into a claim, so it can be forgotten without a request slipping in

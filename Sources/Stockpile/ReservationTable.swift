@@ -153,6 +153,14 @@ struct ReservationTable: Sendable {
 
     func contains(_ id: String, hash: Int) -> Bool { table.contains(id, hash: hash) }
 
+    /// The ids whose hash has `hash`'s bits outside `lowMask` (the directory's tag of it). A mask
+    /// wider than the low 32 bits (tests, to make tags collide) reads every entry.
+    func ids(withTagOf hash: Int, lowMask: UInt64) -> [String] {
+        if lowMask & TaggedIndex.tagMask == 0 { return table.keys(withHash: hash, ignoring: lowMask) }
+        let tag = UInt64(UInt(bitPattern: hash)) & ~lowMask
+        return table.entries.compactMap { UInt64(UInt(bitPattern: $0.key.hashValue)) & ~lowMask == tag ? $0.key : nil }
+    }
+
     /// `IDTable.hintCell`.
     var hintCell: IndexHintCell? {
         get { table.hintCell }

@@ -1,0 +1,673 @@
+// Where each reservation lives (SPEC §2: a reservation id names one reservation), and the claims that
+// make a new id exclusive. A reservation whose lines are all in one shard (nearly all are) is kept as
+// one 8-byte slot of an open-addressing index: its id's hash with the low 7 bits replaced by its
+// shard + 1, and no id: the shard keeps the id, in its reservation's own entry, and is asked whether
+// it keeps it when a slot's tag matches. A tag is 57 bits of SipHash, so two ids share one only by
+// chance; when they do, the slot of each is a candidate for both, and the shard's answer tells them
+// apart. (The directory kept each id beside its shard mask, 24 bytes and an index slot, for every
+// reservation the engine keeps: about 40 of the 155–170 bytes of a one-line reservation.)
+//
+// Beside the slots, each stripe keeps an exact table by id for what is rare or short-lived: a claim
+// in flight (a new id being decided), an entry taken back to be forgotten (`reclaim`), and the masks
+// of reservations across shards.
+//
+// What holds true:
+// - every reservation kept in one shard has a slot of its hash's tag and its shard (a slot may be left
+//   over: a RESET between a reservation's commit and its entry, or a reservation made again during a
+//   replay, whose old slot replay cannot tell from another id's); a left-over slot costs a question to
+//   the shard, and is removed when a question finds its shard keeps fewer ids of that tag than the
+//   directory has slots for (`reconcile`);
+// - a claim is exclusive: a new id is claimed only once the shard of every candidate slot said it
+//   does not keep the id, and nothing was committed on the stripe since the question was asked
+//   (`version`); the shards are asked with no stripe lock held, so a stripe lock is never held while
+//   a shard's is taken (`verify` holds every shard, then reads the stripes).
+
+import StockpileCore
+import Synchronization
+
+/// The slots of the reservations kept in one shard: 8 bytes each, 0 for empty, or the hash's tag (its
+/// bits outside `lowMask`) with the shard + 1 in the low 7 bits; linear probing from the home slot
+/// (the top bits of the tag), backward-shift deletion, at most 3/4 full. Two reservations of one tag
+/// in one shard have two equal slots.
+struct ShardSlots: Sendable {
+    private(set) var slots: [UInt64] = []
+    /// 64 − log2(slot count): a slot's home is `slot >> shift`.
+    private var shift: UInt64 = 64
+    private(set) var count = 0
+    /// The bits of a hash that are not its tag; the low 7 hold the shard. Tests widen it to make tags
+    /// collide.
+    let lowMask: UInt64
+
+    static var shardMask: UInt64 { 0x7F }
+
+    init(lowMask: UInt64 = ShardSlots.shardMask) {
+        precondition(lowMask & Self.shardMask == Self.shardMask && lowMask != .max, "the low 7 bits hold the shard")
+        self.lowMask = lowMask
+    }
+
+    @inline(__always) func tag(_ hash: Int) -> UInt64 { UInt64(UInt(bitPattern: hash)) & ~lowMask }
+    @inline(__always) func slot(hash: Int, shard: Int) -> UInt64 { tag(hash) | UInt64(shard &+ 1) }
+    @inline(__always) private var mask: Int { slots.count &- 1 }
+    @inline(__always) private func home(_ value: UInt64) -> Int { Int(truncatingIfNeeded: value >> shift) }
+
+    /// The shards of the slots whose tag is `hash`'s, as a mask.
+    func shards(hash: Int) -> UInt64 {
+        guard !slots.isEmpty else { return 0 }
+        let tag = self.tag(hash)
+        var found: UInt64 = 0
+        var i = home(tag)
+        while true {
+            let v = slots[i]
+            if v == 0 { return found }
+            if v & ~lowMask == tag { found |= 1 << ((v & Self.shardMask) &- 1) }
+            i = (i &+ 1) & mask
+        }
+    }
+
+    /// How many slots hold `hash`'s tag and `shard`.
+    func count(hash: Int, shard: Int) -> Int {
+        guard !slots.isEmpty else { return 0 }
+        let value = slot(hash: hash, shard: shard)
+        var n = 0
+        var i = home(value)
+        while slots[i] != 0 {
+            if slots[i] == value { n += 1 }
+            i = (i &+ 1) & mask
+        }
+        return n
+    }
+
+    mutating func insert(hash: Int, shard: Int) {
+        if (count &+ 1) &* 4 > slots.count &* 3 { resize(to: Swift.max(16, slots.count &* 2)) }
+        place(slot(hash: hash, shard: shard))
+        count &+= 1
+    }
+
+    /// Removes one slot of `hash`'s tag and `shard`; false when there is none.
+    @discardableResult
+    mutating func remove(hash: Int, shard: Int) -> Bool {
+        guard !slots.isEmpty else { return false }
+        let value = slot(hash: hash, shard: shard)
+        var i = home(value)
+        while slots[i] != value {
+            if slots[i] == 0 { return false }
+            i = (i &+ 1) & mask
+        }
+        // The slots after it on its run move back into the gap where their probe path allows, so
+        // every probe still ends at the first empty slot.
+        var hole = i
+        i = (i &+ 1) & mask
+        while slots[i] != 0 {
+            let h = home(slots[i])
+            if (hole &- h) & mask < (i &- h) & mask {
+                slots[hole] = slots[i]
+                hole = i
+            }
+            i = (i &+ 1) & mask
+        }
+        slots[hole] = 0
+        count &-= 1
+        return true
+    }
+
+    mutating func removeAll() {
+        slots = []
+        shift = 64
+        count = 0
+    }
+
+    mutating func reserveCapacity(_ n: Int) {
+        var capacity = Swift.max(16, slots.count)
+        while n &* 4 > capacity &* 3 { capacity &*= 2 }
+        if capacity > slots.count { resize(to: capacity) }
+    }
+
+    /// Every slot, with its tag and shard (verification).
+    var all: [(tag: UInt64, shard: Int)] {
+        slots.lazy.filter { $0 != 0 }.map { ($0 & ~lowMask, Int($0 & Self.shardMask) &- 1) }
+    }
+
+    @inline(__always) private mutating func place(_ value: UInt64) {
+        let mask = self.mask
+        var i = home(value)
+        while slots[i] != 0 { i = (i &+ 1) & mask }
+        slots[i] = value
+    }
+
+    private mutating func resize(to capacity: Int) {
+        let old = slots
+        slots = Array(repeating: 0, count: capacity)
+        shift = UInt64(64 - capacity.trailingZeroBitCount)
+        for v in old where v != 0 { place(v) }
+    }
+
+    #if DEBUG
+    /// Every slot is found from its home (tests).
+    func checkInvariants() {
+        precondition(slots.lazy.filter { $0 != 0 }.count == count, "count is the occupied slots")
+        precondition(slots.isEmpty || count * 4 <= slots.count * 3, "at most 3/4 full")
+        for (j, v) in slots.enumerated() where v != 0 {
+            var i = home(v)
+            while i != j {
+                precondition(slots[i] != 0, "slot \(j) is reached from its home")
+                i = (i + 1) & mask
+            }
+        }
+    }
+    #endif
+}
+
+/// What the directory asks of the shards, each call taking the shard's lock.
+struct ShardQuestions: Sendable {
+    /// Whether the shard keeps reservation `id` (hash `hash`).
+    let keeps: @Sendable (_ shard: Int, _ id: String, _ hash: Int) -> Bool
+    /// The ids the shard keeps whose hash's bits outside `lowMask` are `hash`'s.
+    let ids: @Sendable (_ shard: Int, _ hash: Int, _ lowMask: UInt64) -> [String]
+}
+
+final class ReservationDirectory: Sendable {
+    typealias Claim = IdempotencyTable<UInt64>.Claim
+
+    /// An id the exact table keeps.
+    private enum Exact: Sendable {
+        /// A request holds the claim on a new id.
+        case claimed
+        /// Taken back to be forgotten (`reclaim`): the shards of its lines.
+        case reclaimed(UInt64)
+        /// A reservation across shards: the shards of its lines.
+        case committed(UInt64)
+
+        var isInFlight: Bool {
+            if case .committed = self { return false }
+            return true
+        }
+    }
+
+    /// A stripe's exact entries: the ids in flight (a few at a time: the claims of the requests being
+    /// decided, and the ids being forgotten) in a short list, scanned by hash, which fills and empties
+    /// with no allocation; and the reservations across shards in a table by id.
+    private struct ExactEntries {
+        var inFlight: [(hash: Int, id: String, entry: Exact)] = []
+        var across = IDTable<UInt64>()
+
+        var isEmpty: Bool { inFlight.isEmpty && across.isEmpty }
+
+        @inline(__always) private func inFlightIndex(_ id: String, hash: Int) -> Int? {
+            for i in inFlight.indices where inFlight[i].hash == hash && inFlight[i].id == id { return i }
+            return nil
+        }
+
+        subscript(id: String, hash hash: Int) -> Exact? {
+            get {
+                if let i = inFlightIndex(id, hash: hash) { return inFlight[i].entry }
+                if !across.isEmpty, let m = across[id, hash: hash] { return .committed(m) }
+                return nil
+            }
+            set {
+                if let i = inFlightIndex(id, hash: hash) {
+                    inFlight.swapAt(i, inFlight.count - 1)
+                    inFlight.removeLast()
+                } else if !across.isEmpty {
+                    across[id, hash: hash] = nil
+                }
+                switch newValue {
+                case nil: break
+                case .committed(let m)?: across[id, hash: hash] = m
+                case let e?: inFlight.append((hash, id, e))
+                }
+            }
+        }
+
+        func keys(withHash hash: Int) -> [String] {
+            across.keys(withHash: hash) + inFlight.lazy.filter { $0.hash == hash }.map(\.id)
+        }
+
+        /// Every entry: those in flight, then those across shards.
+        var all: [(id: String, entry: Exact)] {
+            inFlight.map { ($0.id, $0.entry) } + across.map { ($0.key, Exact.committed($0.value)) }
+        }
+
+        mutating func removeAllCommitted() { across.removeAll() }
+    }
+
+    private struct StripeState {
+        var exact = ExactEntries()
+        var slots: ShardSlots
+        /// The requests waiting for an id in flight to settle, by id (only ids waited for).
+        var waiters: [String: [CheckedContinuation<Void, Never>]] = [:]
+        /// Moves on each time a slot is added: a claim that asked the shards outside the lock goes
+        /// ahead only if nothing was committed on the stripe meanwhile.
+        var version: UInt64 = 0
+
+        /// Sets `id` to live in the shards of `mask`: a slot for one shard, an exact entry for several.
+        mutating func set(_ id: String, hash: Int, _ mask: UInt64) {
+            if mask.nonzeroBitCount == 1 {
+                slots.insert(hash: hash, shard: mask.trailingZeroBitCount)
+            } else {
+                exact[id, hash: hash] = .committed(mask)
+            }
+            version &+= 1
+        }
+    }
+
+    private final class Stripe: Sendable {
+        let state: Mutex<StripeState>
+        /// Where the slots lie, published as they move, for `prefetch`, which takes no lock.
+        let hint = IndexHintCell()
+
+        init(lowMask: UInt64) { state = Mutex(StripeState(slots: ShardSlots(lowMask: lowMask))) }
+    }
+
+    private static var stripeCount: Int { 64 }
+    private let stripes: [Stripe]
+    private let questions: ShardQuestions
+    let lowMask: UInt64
+
+    /// `lowMask`: the bits of a hash its tag leaves out (the default but in tests, which widen it so
+    /// that tags collide).
+    init(lowMask: UInt64 = ShardSlots.shardMask, questions: ShardQuestions) {
+        self.lowMask = lowMask
+        self.questions = questions
+        stripes = (0..<Self.stripeCount).map { _ in Stripe(lowMask: lowMask) }
+    }
+
+    /// The stripe of an id's hash: bits 26–31, which neither a slot's home (the top bits) nor the
+    /// index of the shard's table depends on.
+    private func stripe(_ hash: Int) -> Stripe { stripes[stripeIndex(hash)] }
+
+    private func stripeIndex(_ hash: Int) -> Int {
+        Int(truncatingIfNeeded: UInt(bitPattern: hash) >> 26) & (Self.stripeCount - 1)
+    }
+
+    /// Publishes where the stripe's slots lie after a change that may have moved them.
+    @inline(__always) private func published(_ stripe: Stripe, _ s: inout StripeState) {
+        stripe.hint.publishIfMoved(s.slots.slots)
+    }
+
+    /// Asks the processor to bring in the slot where a lookup of `hash` starts. Takes no lock.
+    func prefetch(hash: Int) {
+        stripe(hash).hint.prefetch(hash: UInt(bitPattern: hash))
+    }
+
+    // MARK: Claims
+
+    /// Claims `id`, or returns where it lives. Waits while another request holds it.
+    func claim(_ id: String, hash: Int) async -> Claim {
+        while true {
+            if let result = tryClaim(id, hash: hash) { return result }
+            await waitWhileClaimed(id, hash: hash)
+        }
+    }
+
+    /// Claims `id`, or returns where it lives, without waiting: nil, changing nothing, while another
+    /// request holds it.
+    func tryClaim(_ id: String, hash: Int) -> Claim? {
+        let stripe = self.stripe(hash)
+        while true {
+            // The usual case, a new id whose tag no slot has: claimed under one lock.
+            let asked = stripe.state.withLock { s -> Asked in
+                switch s.exact[id, hash: hash] {
+                case .committed(let m)?: return .committed(m)
+                case .claimed?, .reclaimed?: return .inFlight
+                case nil: break
+                }
+                let candidates = s.slots.shards(hash: hash)
+                guard candidates == 0 else { return .ask(candidates, version: s.version) }
+                s.exact[id, hash: hash] = .claimed
+                return .claimed
+            }
+            let version: UInt64
+            switch asked {
+            case .claimed: return .claimed
+            case .inFlight: return nil
+            case .committed(let mask): return .existing(mask)
+            case .ask(let candidates, let v):
+                if let shard = keeper(of: id, hash: hash, among: candidates) { return .existing(1 << UInt64(shard)) }
+                version = v
+            }
+            // No shard keeps it: claimed, unless a slot was added (or a claim made) meanwhile.
+            let claimed = stripe.state.withLock { s -> Bool? in
+                if let e = s.exact[id, hash: hash] { return e.isInFlight ? false : nil }
+                guard s.version == version else { return nil }
+                s.exact[id, hash: hash] = .claimed
+                return true
+            }
+            switch claimed {
+            case true?: return .claimed
+            case false?: return nil
+            case nil: continue
+            }
+        }
+    }
+
+    /// What a claim found under the stripe's lock.
+    private enum Asked {
+        case claimed
+        case inFlight
+        case committed(UInt64)
+        /// Slots of the id's tag in these shards, as of `version`: the shards are asked.
+        case ask(UInt64, version: UInt64)
+    }
+
+    /// The shard among `candidates` that keeps `id`, asking each; a shard that does not gets its
+    /// left-over slots of the tag reconciled.
+    private func keeper(of id: String, hash: Int, among candidates: UInt64) -> Int? {
+        var rest = candidates
+        while rest != 0 {
+            let shard = rest.trailingZeroBitCount
+            rest &= rest &- 1
+            if questions.keeps(shard, id, hash) { return shard }
+            reconcile(hash: hash, shard: shard)
+        }
+        return nil
+    }
+
+    /// Removes the slots of `hash`'s tag and `shard` beyond those its reservations account for (a
+    /// left-over slot), unless a slot was added on the stripe while the shard was asked. A slot is
+    /// accounted for by each id of the tag the shard keeps that has no exact entry (a claim in flight
+    /// has no slot yet, a reservation across shards has none), and by each id of the tag taken back
+    /// from the shard to be forgotten (its slot stays until it is dropped, whether or not the shard
+    /// has let it go yet).
+    func reconcile(hash: Int, shard: Int) {
+        let stripe = self.stripe(hash)
+        let version = stripe.state.withLock { $0.version }
+        let kept = questions.ids(shard, hash, lowMask)
+        let tag = self.tag(hash)
+        let home: UInt64 = 1 << UInt64(shard)
+        stripe.state.withLock { s in
+            guard s.version == version else { return }
+            var accounted = 0
+            // (Ids of the tag in other stripes have their slots there: with the usual tag of 57 bits,
+            // which include the stripe's bits, there are none.)
+            for id in kept {
+                let h = id.hashValue
+                if stripeIndex(h) == stripeIndex(hash) && s.exact[id, hash: h] == nil { accounted += 1 }
+            }
+            for f in s.exact.inFlight {
+                if case .reclaimed(let m) = f.entry, m == home, self.tag(f.hash) == tag { accounted += 1 }
+            }
+            var extra = s.slots.count(hash: hash, shard: shard) - accounted
+            while extra > 0, s.slots.remove(hash: hash, shard: shard) { extra -= 1 }
+            published(stripe, &s)
+        }
+    }
+
+    // MARK: Lookups
+
+    /// Where `id` lives, waiting while a claim on it is in flight; nil when it names no reservation.
+    func lookup(_ id: String, hash: Int) async -> UInt64? {
+        while true {
+            if let result = tryLookup(id, hash: hash) { return result }
+            await waitWhileClaimed(id, hash: hash)
+        }
+    }
+
+    func lookup(_ id: String) async -> UInt64? { await lookup(id, hash: id.hashValue) }
+
+    /// Where `id` lives without waiting: `.some(nil)` when it names no reservation, nil while a claim
+    /// on it is in flight.
+    func tryLookup(_ id: String, hash: Int) -> UInt64?? {
+        let found = stripe(hash).state.withLock { s -> (exact: Exact?, candidates: UInt64) in
+            if let e = s.exact[id, hash: hash] { return (e, 0) }
+            return (nil, s.slots.shards(hash: hash))
+        }
+        switch found.exact {
+        case .committed(let mask)?: return .some(mask)
+        case .claimed?, .reclaimed?: return nil
+        case nil: break
+        }
+        guard found.candidates != 0 else { return .some(nil) }
+        return .some(keeper(of: id, hash: hash, among: found.candidates).map { 1 << UInt64($0) })
+    }
+
+    /// Where `id` lives now, without waiting (nil when it names none or a claim on it is in flight).
+    func peek(_ id: String) -> UInt64? {
+        tryLookup(id, hash: id.hashValue) ?? nil
+    }
+
+    /// True while a request holds a claim on `id`, or it is taken back to be forgotten.
+    func isInFlight(_ id: String) -> Bool {
+        let hash = id.hashValue
+        return stripe(hash).state.withLock { $0.exact[id, hash: hash]?.isInFlight ?? false }
+    }
+
+    /// Waits until no request holds a claim on `id` (at once when none does).
+    func waitWhileClaimed(_ id: String, hash: Int) async {
+        let stripe = self.stripe(hash)
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let resumeNow = stripe.state.withLock { s -> Bool in
+                guard s.exact[id, hash: hash]?.isInFlight == true else { return true }
+                s.waiters[id, default: []].append(c)
+                return false
+            }
+            if resumeNow { c.resume() }
+        }
+    }
+
+    /// How many requests wait for the claim on `id` to settle (tests).
+    func waiterCount(_ id: String) -> Int {
+        stripe(id.hashValue).state.withLock { $0.waiters[id]?.count ?? 0 }
+    }
+
+    // MARK: Settling
+
+    /// Settles a claim: `id` now names a reservation in the shards of `mask` (never 0).
+    func commit(_ id: String, hash: Int, _ mask: UInt64) {
+        precondition(mask != 0, "a reservation has a line")
+        settle(id, hash: hash) { s in
+            guard case .claimed? = s.exact[id, hash: hash] else { preconditionFailure("only a claim is committed") }
+            s.exact[id, hash: hash] = nil
+            s.set(id, hash: hash, mask)
+        }
+    }
+
+    /// Gives a claim up: the id is free again.
+    func abandon(_ id: String, hash: Int) {
+        settle(id, hash: hash) { s in
+            guard case .claimed? = s.exact[id, hash: hash] else { preconditionFailure("only a claim is abandoned") }
+            s.exact[id, hash: hash] = nil
+        }
+    }
+
+    /// Takes `id`'s entry back, so that it can be forgotten without a request slipping in between:
+    /// the shards of its lines, or nil when it names no reservation (or is in flight). `drop` or `keep`
+    /// settles it.
+    func reclaim(_ id: String) -> UInt64? {
+        let hash = id.hashValue
+        let stripe = self.stripe(hash)
+        while true {
+            let asked = stripe.state.withLock { s -> (mask: UInt64?, candidates: UInt64, version: UInt64) in
+                switch s.exact[id, hash: hash] {
+                case .committed(let m)?:
+                    s.exact[id, hash: hash] = .reclaimed(m)
+                    return (m, 0, 0)
+                case .claimed?, .reclaimed?: return (nil, 0, 0)
+                case nil: return (nil, s.slots.shards(hash: hash), s.version)
+                }
+            }
+            if let mask = asked.mask { return mask }
+            guard asked.candidates != 0, let shard = keeper(of: id, hash: hash, among: asked.candidates) else { return nil }
+            let mask: UInt64 = 1 << UInt64(shard)
+            let taken = stripe.state.withLock { s -> Bool? in
+                if s.exact[id, hash: hash] != nil { return false }
+                // Only a reclaim removes an id from its shard, so the shard still keeps it; a slot
+                // added meanwhile would be another id's, which the version tells apart from a race.
+                guard s.version == asked.version || s.slots.count(hash: hash, shard: shard) > 0 else { return nil }
+                s.exact[id, hash: hash] = .reclaimed(mask)
+                return true
+            }
+            switch taken {
+            case true?: return mask
+            case false?: return nil
+            case nil: continue
+            }
+        }
+    }
+
+    /// Settles a reclaim whose reservation was forgotten: the id is free.
+    func drop(_ id: String) {
+        let hash = id.hashValue
+        settle(id, hash: hash) { s in
+            guard case .reclaimed(let mask)? = s.exact[id, hash: hash] else { preconditionFailure("only a reclaimed id is dropped") }
+            s.exact[id, hash: hash] = nil
+            if mask.nonzeroBitCount == 1 { s.slots.remove(hash: hash, shard: mask.trailingZeroBitCount) }
+        }
+    }
+
+    /// Settles a reclaim whose reservation stays: its entry is as it was.
+    func keep(_ id: String) {
+        let hash = id.hashValue
+        settle(id, hash: hash) { s in
+            guard case .reclaimed(let mask)? = s.exact[id, hash: hash] else { preconditionFailure("only a reclaimed id is kept") }
+            // One shard: its slot stayed where it was.
+            s.exact[id, hash: hash] = mask.nonzeroBitCount == 1 ? nil : .committed(mask)
+        }
+    }
+
+    /// Changes the stripe of `hash` with `change`, then wakes whoever waited for `id`.
+    private func settle(_ id: String, hash: Int, _ change: (inout StripeState) -> Void) {
+        let stripe = self.stripe(hash)
+        let waiters = stripe.state.withLock { s -> [CheckedContinuation<Void, Never>]? in
+            change(&s)
+            published(stripe, &s)
+            // The id is hashed again only when someone waits on this stripe.
+            guard !s.waiters.isEmpty else { return nil }
+            return s.waiters.removeValue(forKey: id)
+        }
+        for w in waiters ?? [] { w.resume() }
+    }
+
+    // MARK: Restoring
+
+    /// Sets `id` outright (a snapshot's reservations, where no request is waiting and no id is twice).
+    func restore(_ id: String, _ mask: UInt64) {
+        let hash = id.hashValue
+        let stripe = self.stripe(hash)
+        stripe.state.withLock { s in
+            s.set(id, hash: hash, mask)
+            published(stripe, &s)
+        }
+    }
+
+    /// `restore` for many ids in a row (replay of the log), taking each stripe's lock once: the ids of
+    /// a stripe are set in their order in `ids`. `shards[i]` is set to the shards that may have kept
+    /// `ids[i]` just before it was set (0 for none): those of its entry across shards, and those of
+    /// every slot of its tag, whether the slot is its own (a reservation made again after it was
+    /// forgotten: forgetting is not logged) or another id's, which replay cannot tell apart until the
+    /// shards have applied the records; forgetting an id a shard does not keep changes nothing. The
+    /// ids whose tag had a slot are appended to `ambiguous`, for `reconcile` once the records are
+    /// applied.
+    /// A name whose record does not make its reservation (`makes` false) is already there, in the
+    /// same shards (a reservation's lines keep their cells): it changes nothing, and its `shards` is 0.
+    func replace(
+        _ ids: UnsafeBufferPointer<(name: String, hash: Int, value: UInt64, makes: Bool)>, shards: inout [UInt64],
+        ambiguous: inout [(hash: Int, shards: UInt64)]
+    ) {
+        shards.removeAll(keepingCapacity: true)
+        shards.append(contentsOf: repeatElement(0, count: ids.count))
+        guard !ids.isEmpty else { return }
+        var starts = [Int](repeating: 0, count: Self.stripeCount + 1)
+        var order = [Int](repeating: 0, count: ids.count)
+        order.withUnsafeMutableBufferPointer { order in
+            starts.withUnsafeMutableBufferPointer { starts in
+                CountingSort.group(count: ids.count, key: { stripeIndex(ids[$0].hash) }, order: order, starts: starts)
+            }
+        }
+        for t in 0..<Self.stripeCount where starts[t] < starts[t + 1] {
+            let stripe = stripes[t]
+            stripe.state.withLock { s in
+                let range = starts[t]..<starts[t + 1]
+                s.slots.reserveCapacity(s.slots.count + range.count)
+                published(stripe, &s)
+                // The slot of the id 32 ahead is asked for now: in tables of millions a slot is a
+                // cache and TLB miss.
+                let ahead = 32
+                for k in range.prefix(ahead) { stripe.hint.prefetch(hash: UInt(bitPattern: ids[order[k]].hash)) }
+                for k in range {
+                    if k + ahead < range.upperBound { stripe.hint.prefetch(hash: UInt(bitPattern: ids[order[k + ahead]].hash)) }
+                    let n = ids[order[k]]
+                    precondition(n.value != 0, "a reservation has a line")
+                    guard n.makes else { continue }
+                    var old = s.slots.shards(hash: n.hash)
+                    if old != 0 { ambiguous.append((n.hash, old)) }
+                    if !s.exact.isEmpty, let e = s.exact[n.name, hash: n.hash] {
+                        guard case .committed(let m) = e else { preconditionFailure("an id claimed by a request is not replaced") }
+                        old |= m & (~m &+ 1)
+                        s.exact[n.name, hash: n.hash] = nil
+                    }
+                    shards[order[k]] = old
+                    s.set(n.name, hash: n.hash, n.value)
+                }
+                published(stripe, &s)
+            }
+        }
+    }
+
+    /// Forgets every reservation (RESET); claims in flight settle as usual.
+    func removeAllCommitted() {
+        for stripe in stripes {
+            stripe.state.withLock { s in
+                s.exact.removeAllCommitted()
+                s.slots.removeAll()
+                s.version &+= 1
+                published(stripe, &s)
+            }
+        }
+    }
+
+    // MARK: Due work and verification
+
+    /// The ids kept under `hash`: those the exact table has and those of the shards of the slots of
+    /// its tag (asked, one shard at a time).
+    func names(withHash hash: Int) -> [String] {
+        let (exact, candidates) = stripe(hash).state.withLock { s in
+            (s.exact.keys(withHash: hash), s.slots.shards(hash: hash))
+        }
+        var names = exact
+        var rest = candidates
+        while rest != 0 {
+            let shard = rest.trailingZeroBitCount
+            rest &= rest &- 1
+            for id in questions.ids(shard, hash, lowMask) where id.hashValue == hash && !names.contains(id) { names.append(id) }
+        }
+        return names
+    }
+
+    /// What the directory holds, as verification reads it (no shard is asked): every slot, as its
+    /// tag and shard; the ids in flight; and the reservations across shards.
+    struct Contents {
+        var slots: [(tag: UInt64, shard: Int)] = []
+        var inFlight: Set<String> = []
+        /// Ids taken back to be forgotten that live in one shard: their slots stay until they are dropped.
+        var reclaimedInOneShard: [(id: String, shard: Int)] = []
+        var acrossShards: [(id: String, mask: UInt64)] = []
+    }
+
+    func contents() -> Contents {
+        var out = Contents()
+        for stripe in stripes {
+            stripe.state.withLock { s in
+                out.slots += s.slots.all
+                for (id, e) in s.exact.all {
+                    switch e {
+                    case .claimed: out.inFlight.insert(id)
+                    case .reclaimed(let m):
+                        out.inFlight.insert(id)
+                        if m.nonzeroBitCount == 1 { out.reclaimedInOneShard.append((id, m.trailingZeroBitCount)) }
+                    case .committed(let m): out.acrossShards.append((id, m))
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// The tag of `hash` as the slots keep it.
+    func tag(_ hash: Int) -> UInt64 { UInt64(UInt(bitPattern: hash)) & ~lowMask }
+
+    #if DEBUG
+    func checkInvariants() {
+        for stripe in stripes { stripe.state.withLock { $0.slots.checkInvariants() } }
+    }
+    #endif
+}
