@@ -473,9 +473,9 @@ public final class Engine: Sendable {
         if request.lines.count == 1 && request.lines[0].warehouse != Identifiers.anyWarehouse {
             let route = OneLineRoute(CellKey(variant: request.lines[0].variant, warehouse: request.lines[0].warehouse), router)
             shards[route.shard].prefetch(idHash: hashed.hash, cellHash: route.cellHash)
-            directory.prefetch(hash: hashed.hash)
             oneLine = route
         }
+        directory.prefetch(hash: hashed.hash)
         switch directory.tryClaim(request.id, hash: hashed.hash) {
         case nil: return .waitFor(hashed)
         case .existing(let mask): return .existing(hashed, mask: mask)

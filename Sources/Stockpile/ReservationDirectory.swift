@@ -254,8 +254,14 @@ final class ReservationDirectory: Sendable {
         let state: Mutex<StripeState>
         /// Where the slots lie, published as they move, for `prefetch`, which takes no lock.
         let hint = IndexHintCell()
+        /// Where the index of the reservations across shards lies (published by its table).
+        let acrossHint = IndexHintCell()
 
-        init(lowMask: UInt64) { state = Mutex(StripeState(slots: ShardSlots(lowMask: lowMask))) }
+        init(lowMask: UInt64) {
+            var s = StripeState(slots: ShardSlots(lowMask: lowMask))
+            s.exact.across.hintCell = acrossHint
+            state = Mutex(s)
+        }
     }
 
     private static var stripeCount: Int { 64 }
@@ -284,9 +290,13 @@ final class ReservationDirectory: Sendable {
         stripe.hint.publishIfMoved(s.slots.slots)
     }
 
-    /// Asks the processor to bring in the slot where a lookup of `hash` starts. Takes no lock.
+    /// Asks the processor to bring in the slot where a lookup of `hash` starts, and the slot of the
+    /// index of reservations across shards, which a claim reads first (nothing while it has none).
+    /// Takes no lock.
     func prefetch(hash: Int) {
-        stripe(hash).hint.prefetch(hash: UInt(bitPattern: hash))
+        let stripe = self.stripe(hash)
+        stripe.hint.prefetch(hash: UInt(bitPattern: hash))
+        stripe.acrossHint.prefetch(hash: UInt(bitPattern: hash))
     }
 
     // MARK: Claims
