@@ -426,12 +426,15 @@ public final class Engine: Sendable {
         case .extend(let id, _, _), .confirm(let id, _), .release(let id, _, _, _), .fulfill(let id, _, _):
             // The id is hashed here once, for the directory and for the shard's table.
             let hashed = HashedID(id)
-            guard let found = directory.tryLookup(id, hash: hashed.hash) else { return .waitForClaim(hashed) }
-            guard let mask = found else { return .done(.refused(.reservationNotFound(id))) }
+            guard let found = directory.tryLocate(id, hash: hashed.hash) else { return .waitForClaim(hashed) }
+            guard let (mask, confirmed) = found else { return .done(.refused(.reservationNotFound(id))) }
             let expected = ExpectedReservation(id: id, mask: mask)
-            // Nil: the reservation was forgotten (and perhaps made again) since the lookup; look
-            // again — unless the entry was stale, and is now gone.
+            // Nil: the shard does not keep it. Named by a slot alone (`tryLocate`), the directory is
+            // asked properly (its shards are asked, and a slot they do not account for goes); else the
+            // reservation was forgotten (and perhaps made again) since the lookup: look again —
+            // unless the entry was stale, and is now gone.
             guard let performed = route(command, mask: mask, cells: [], expected: expected, hashedID: hashed, now: now, actor: actor) else {
+                if !confirmed { return directory.tryLookup(id, hash: hashed.hash) == .some(nil) ? .done(.refused(.reservationNotFound(id))) : .retry }
                 return dropStaleDirectoryEntry(id, mask) ? .done(.refused(.reservationNotFound(id))) : .retry
             }
             if case .commit(let commit) = performed { scheduleFollowUps(of: commit) }
@@ -696,7 +699,9 @@ public final class Engine: Sendable {
         await dueWork.run(at: now) { item in
             switch item.kind {
             case .expire:
-                guard let mask = directory.peek(item.name) else { return }
+                // A shard named by a slot alone is not asked first: expiring an id it does not keep
+                // changes nothing.
+                guard let (mask, _) = directory.tryLocate(item.name, hash: item.name.hashValue) ?? nil else { return }
                 let commit: Commit?
                 if mask.nonzeroBitCount == 1 {
                     commit = shards[mask.trailingZeroBitCount].expire(item.name, deadline: item.deadline, actor: Self.engineActor)

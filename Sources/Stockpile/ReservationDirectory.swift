@@ -172,8 +172,9 @@ final class ReservationDirectory: Sendable {
     private enum Exact: Sendable {
         /// A request holds the claim on a new id.
         case claimed
-        /// Taken back to be forgotten (`reclaim`): the shards of its lines.
-        case reclaimed(UInt64)
+        /// Taken back to be forgotten (`reclaim`): the shards of its lines, and the stripe's count of
+        /// RESETs then (a RESET since has removed its slot, and perhaps its reservation).
+        case reclaimed(UInt64, resets: UInt64)
         /// A reservation across shards: the shards of its lines.
         case committed(UInt64)
 
@@ -238,6 +239,8 @@ final class ReservationDirectory: Sendable {
         /// Moves on each time a slot is added: a claim that asked the shards outside the lock goes
         /// ahead only if nothing was committed on the stripe meanwhile.
         var version: UInt64 = 0
+        /// How many RESETs emptied the stripe: an id reclaimed before one has no slot after it.
+        var resets: UInt64 = 0
 
         /// Sets `id` to live in the shards of `mask`: a slot for one shard, an exact entry for several.
         mutating func set(_ id: String, hash: Int, _ mask: UInt64) {
@@ -332,7 +335,13 @@ final class ReservationDirectory: Sendable {
             case .inFlight: return nil
             case .committed(let mask): return .existing(mask)
             case .ask(let candidates, let v):
-                if let shard = keeper(of: id, hash: hash, among: candidates) { return .existing(1 << UInt64(shard)) }
+                if let shard = keeper(of: id, hash: hash, among: candidates) {
+                    // Kept by a shard whose slot was another id's or left over when the stripe was
+                    // read, the id may have been claimed since and be in flight still: then wait for
+                    // its claim to settle, as a claim found at once is waited for.
+                    let inFlight = stripe.state.withLock { $0.exact[id, hash: hash]?.isInFlight ?? false }
+                    return inFlight ? nil : .existing(1 << UInt64(shard))
+                }
                 version = v
             }
             // No shard keeps it: claimed, unless a slot was added (or a claim made) meanwhile.
@@ -394,7 +403,7 @@ final class ReservationDirectory: Sendable {
                 if stripeIndex(h) == stripeIndex(hash) && s.exact[id, hash: h] == nil { accounted += 1 }
             }
             for f in s.exact.inFlight {
-                if case .reclaimed(let m) = f.entry, m == home, self.tag(f.hash) == tag { accounted += 1 }
+                if case .reclaimed(let m, let resets) = f.entry, m == home, resets == s.resets, self.tag(f.hash) == tag { accounted += 1 }
             }
             var extra = s.slots.count(hash: hash, shard: shard) - accounted
             while extra > 0, s.slots.remove(hash: hash, shard: shard) { extra -= 1 }
@@ -428,6 +437,24 @@ final class ReservationDirectory: Sendable {
         }
         guard found.candidates != 0 else { return .some(nil) }
         return .some(keeper(of: id, hash: hash, among: found.candidates).map { 1 << UInt64($0) })
+    }
+
+    /// Where `id` lives, as `tryLookup` answers, except that one shard with a slot of its tag is named
+    /// without asking it (`confirmed` false), for a caller whose shard checks that it keeps the id
+    /// anyway: asking it first took its lock once more.
+    func tryLocate(_ id: String, hash: Int) -> (mask: UInt64, confirmed: Bool)?? {
+        let found = stripe(hash).state.withLock { s -> (exact: Exact?, candidates: UInt64) in
+            if let e = s.exact[id, hash: hash] { return (e, 0) }
+            return (nil, s.slots.shards(hash: hash))
+        }
+        switch found.exact {
+        case .committed(let mask)?: return .some((mask, true))
+        case .claimed?, .reclaimed?: return nil
+        case nil: break
+        }
+        if found.candidates == 0 { return .some(nil) }
+        if found.candidates.nonzeroBitCount == 1 { return .some((found.candidates, false)) }
+        return .some(keeper(of: id, hash: hash, among: found.candidates).map { (1 << UInt64($0), true) })
     }
 
     /// Where `id` lives now, without waiting (nil when it names none or a claim on it is in flight).
@@ -489,7 +516,7 @@ final class ReservationDirectory: Sendable {
             let asked = stripe.state.withLock { s -> (mask: UInt64?, candidates: UInt64, version: UInt64) in
                 switch s.exact[id, hash: hash] {
                 case .committed(let m)?:
-                    s.exact[id, hash: hash] = .reclaimed(m)
+                    s.exact[id, hash: hash] = .reclaimed(m, resets: s.resets)
                     return (m, 0, 0)
                 case .claimed?, .reclaimed?: return (nil, 0, 0)
                 case nil: return (nil, s.slots.shards(hash: hash), s.version)
@@ -500,10 +527,11 @@ final class ReservationDirectory: Sendable {
             let mask: UInt64 = 1 << UInt64(shard)
             let taken = stripe.state.withLock { s -> Bool? in
                 if s.exact[id, hash: hash] != nil { return false }
-                // Only a reclaim removes an id from its shard, so the shard still keeps it; a slot
-                // added meanwhile would be another id's, which the version tells apart from a race.
-                guard s.version == asked.version || s.slots.count(hash: hash, shard: shard) > 0 else { return nil }
-                s.exact[id, hash: hash] = .reclaimed(mask)
+                // Nothing changed on the stripe since the shard said it keeps the id: only a reclaim
+                // (which the exact entry would show) or a RESET (which moves the version on) takes an
+                // id from its shard, so it still does, and its slot is there.
+                guard s.version == asked.version else { return nil }
+                s.exact[id, hash: hash] = .reclaimed(mask, resets: s.resets)
                 return true
             }
             switch taken {
@@ -518,9 +546,10 @@ final class ReservationDirectory: Sendable {
     func drop(_ id: String) {
         let hash = id.hashValue
         settle(id, hash: hash) { s in
-            guard case .reclaimed(let mask)? = s.exact[id, hash: hash] else { preconditionFailure("only a reclaimed id is dropped") }
+            guard case .reclaimed(let mask, let resets)? = s.exact[id, hash: hash] else { preconditionFailure("only a reclaimed id is dropped") }
             s.exact[id, hash: hash] = nil
-            if mask.nonzeroBitCount == 1 { s.slots.remove(hash: hash, shard: mask.trailingZeroBitCount) }
+            // After a RESET its slot is gone already: one of the same tag now is another id's.
+            if mask.nonzeroBitCount == 1 && resets == s.resets { s.slots.remove(hash: hash, shard: mask.trailingZeroBitCount) }
         }
     }
 
@@ -528,9 +557,9 @@ final class ReservationDirectory: Sendable {
     func keep(_ id: String) {
         let hash = id.hashValue
         settle(id, hash: hash) { s in
-            guard case .reclaimed(let mask)? = s.exact[id, hash: hash] else { preconditionFailure("only a reclaimed id is kept") }
-            // One shard: its slot stayed where it was.
-            s.exact[id, hash: hash] = mask.nonzeroBitCount == 1 ? nil : .committed(mask)
+            guard case .reclaimed(let mask, let resets)? = s.exact[id, hash: hash] else { preconditionFailure("only a reclaimed id is kept") }
+            // One shard: its slot stayed where it was. After a RESET the reservation is gone.
+            s.exact[id, hash: hash] = mask.nonzeroBitCount == 1 || resets != s.resets ? nil : .committed(mask)
         }
     }
 
@@ -620,6 +649,7 @@ final class ReservationDirectory: Sendable {
                 s.exact.removeAllCommitted()
                 s.slots.removeAll()
                 s.version &+= 1
+                s.resets &+= 1
                 published(stripe, &s)
             }
         }
@@ -661,9 +691,9 @@ final class ReservationDirectory: Sendable {
                 for (id, e) in s.exact.all {
                     switch e {
                     case .claimed: out.inFlight.insert(id)
-                    case .reclaimed(let m):
+                    case .reclaimed(let m, let resets):
                         out.inFlight.insert(id)
-                        if m.nonzeroBitCount == 1 { out.reclaimedInOneShard.append((id, m.trailingZeroBitCount)) }
+                        if m.nonzeroBitCount == 1 && resets == s.resets { out.reclaimedInOneShard.append((id, m.trailingZeroBitCount)) }
                     case .committed(let m): out.acrossShards.append((id, m))
                     }
                 }

@@ -141,6 +141,51 @@ struct ReservationDirectoryTests {
         directory.checkInvariants()
     }
 
+    /// Two ids of one tag in one stripe (`collidingLowMask`), found by trying names.
+    static func collidingPair() -> (String, String) {
+        let lowMask = collidingLowMask
+        var seen: [UInt64: String] = [:]
+        for i in 0... {
+            let id = "pair-\(i)"
+            let h = UInt64(UInt(bitPattern: id.hashValue))
+            // The tag (top 3 bits) and the stripe (bits 26–31).
+            let key = (h & ~lowMask) | (h >> 26 & 63)
+            if let other = seen[key] { return (other, id) }
+            seen[key] = id
+        }
+        fatalError("unreachable")
+    }
+
+    @Test("an id being forgotten across a RESET leaves alone the slot of another id of its tag made after it")
+    func dropAfterResetKeepsAnotherIdsSlot() {
+        let shards = FakeShards(count: 2)
+        let directory = ReservationDirectory(lowMask: Self.collidingLowMask, questions: shards.questions())
+        let (x, y) = Self.collidingPair()
+        #expect(directory.tryClaim(x, hash: x.hashValue).map { if case .claimed = $0 { true } else { false } } == true)
+        shards.insert(x, shard: 1)
+        directory.commit(x, hash: x.hashValue, 0b10)
+        // Forgetting x: taken back, let go by its shard; then a RESET, and y made in the same shard.
+        #expect(directory.reclaim(x) == 0b10)
+        shards.remove(x, shard: 1)
+        directory.removeAllCommitted()
+        #expect(directory.tryClaim(y, hash: y.hashValue).map { if case .claimed = $0 { true } else { false } } == true)
+        shards.insert(y, shard: 1)
+        directory.commit(y, hash: y.hashValue, 0b10)
+        directory.drop(x)
+        #expect(directory.peek(y) == 0b10, "y keeps its slot")
+        #expect(directory.peek(x) == nil)
+        #expect(directory.contents().slots.count == 1)
+        // A reclaim kept across a RESET does not bring back a reservation across shards either.
+        let z = "across"
+        _ = directory.tryClaim(z, hash: z.hashValue)
+        shards.insert(z, shard: 0)
+        directory.commit(z, hash: z.hashValue, 0b11)
+        #expect(directory.reclaim(z) == 0b11)
+        directory.removeAllCommitted()
+        directory.keep(z)
+        #expect(directory.peek(z) == nil)
+    }
+
     @Test("two threads claiming the same ids with colliding tags: each id is made once")
     func concurrentClaimsAreExclusive() {
         let shardCount = 4
