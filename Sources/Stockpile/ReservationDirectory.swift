@@ -138,7 +138,12 @@ struct ShardSlots: Sendable {
         let old = slots
         slots = Array(repeating: 0, count: capacity)
         shift = UInt64(64 - capacity.trailingZeroBitCount)
-        for v in old where v != 0 { place(v) }
+        // An index loop: a debug build's iterator over the old slots allocated at each step.
+        var j = 0
+        while j < old.count {
+            if old[j] != 0 { place(old[j]) }
+            j &+= 1
+        }
     }
 
     #if DEBUG

@@ -191,7 +191,7 @@ struct ReservationDirectoryTests {
         let shardCount = 4
         let shards = FakeShards(count: shardCount)
         let directory = ReservationDirectory(lowMask: Self.collidingLowMask, questions: shards.questions())
-        let ids = (0..<4000).map { "c-\($0)" }
+        let ids = (0..<12_000).map { "c-\($0)" }
         let made = Mutex([Int](repeating: 0, count: ids.count))
         DispatchQueue.concurrentPerform(iterations: 2) { thread in
             for k in ids.indices {
@@ -213,7 +213,61 @@ struct ReservationDirectoryTests {
                 }
             }
         }
-        #expect(made.withLock { $0 } == Array(repeating: 1, count: ids.count))
+        let wrong = made.withLock { counts in counts.indices.filter { counts[$0] != 1 } }
+        #expect(wrong.isEmpty, "ids made other than once: \(wrong.prefix(5).map { ids[$0] })")
         #expect(directory.contents().slots.count == ids.count)
+    }
+}
+
+/// The engine with colliding directory tags under concurrency: tasks reserve and release ids from one
+/// small pool (each id always with the same request), so claims of one id race each other and ids of
+/// one tag race in every stripe. Each id is made once: every other RESERVE of it is a replay.
+@Suite("Reservation directory under contention")
+struct ReservationDirectoryContentionTests {
+    @Test("racing claims of shared ids with colliding tags make each id once and leave the directory exact")
+    func racingClaimsMakeEachIdOnce() async {
+        let seed = testSeed(fallback: 5150)
+        var configuration = EngineConfiguration(shardCount: 8)
+        configuration.directoryLowMask = ReservationDirectoryTests.collidingLowMask
+        let engine = Engine(configuration: configuration, clock: ManualClock())
+        let variants = (0..<16).map { "V\($0)" }
+        for v in variants { _ = await engine.adjust(variant: v, warehouse: "MAIN", by: 1_000_000, reason: .received) }
+        let ids = (0..<400).map { "shared-\($0)" }
+        func request(_ k: Int) -> ReserveRequest {
+            // One line, or (one id in five) two lines, most likely in two shards.
+            var lines = [ReserveLine(variant: variants[k % 16], warehouse: "MAIN", quantity: 1)]
+            if k % 5 == 0 { lines.append(ReserveLine(variant: variants[(k % 16 + 1 + (k / 16) % 15) % 16], warehouse: "MAIN", quantity: 1)) }
+            return ReserveRequest(id: ids[k], lines: lines)
+        }
+        let made = await withTaskGroup(of: [Int].self) { group in
+            for t in 0..<8 {
+                group.addTask {
+                    var rng = SplitMix64(seed: seed &+ UInt64(t))
+                    var madeHere: [Int] = []
+                    for i in 0..<3_000 {
+                        if i % 4 == 0 { await Task.yield() }
+                        let k = Int(rng.next() % UInt64(ids.count))
+                        if rng.next() % 4 == 0 {
+                            _ = await engine.release(ids[k])
+                        } else if case .ok(let r) = await engine.reserve(request(k)), !r.replayed {
+                            madeHere.append(k)
+                        }
+                    }
+                    return madeHere
+                }
+            }
+            var all: [Int] = []
+            for await m in group { all += m }
+            return all
+        }
+        let counts = Dictionary(grouping: made, by: { $0 }).mapValues(\.count)
+        #expect(counts.values.allSatisfy { $0 == 1 }, "ids made twice: \(counts.filter { $0.value > 1 }.keys.sorted().prefix(5)) (seed \(seed))")
+        #expect(counts.count > 300, "most ids should be made (seed \(seed))")
+        for k in ids.indices {
+            let found = await engine.reservation(ids[k]).value != nil
+            #expect(found == (counts[k] != nil), "\(ids[k]) (seed \(seed))")
+        }
+        #expect(await engine.verify().isEmpty, "(seed \(seed))")
+        engine.directory.checkInvariants()
     }
 }
