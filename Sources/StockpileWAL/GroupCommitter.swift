@@ -130,7 +130,10 @@ public final class GroupCommitter: Sendable {
     /// unwritten, and whoever waits for it hears of the failure (check `checkWritable()` first, so
     /// that nothing is numbered once the log has failed).
     public func submit(_ record: consuming Handover, lsn: UInt64, lane: Int) {
-        lanes[lane].pending.withLock { $0.append((lsn, record)) }
+        // Moved into the lane through an optional the closure empties: captured as it is, the record
+        // was copied into the lane (a retain of each of its names) and released on return.
+        var handed: Handover? = consume record
+        lanes[lane].pending.withLock { $0.append((lsn, handed.take()!)) }
         // The handover is in the lane before the flag is read, and the thread sets the flag before it
         // looks at the lanes a last time: one of the two sees the other (`run`).
         atomicMemoryFence(ordering: .sequentiallyConsistent)
