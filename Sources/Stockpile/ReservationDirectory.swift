@@ -7,9 +7,10 @@
 // apart. (The directory kept each id beside its shard mask, 24 bytes and an index slot, for every
 // reservation the engine keeps: about 40 of the 155–170 bytes of a one-line reservation.)
 //
-// Beside the slots, each stripe keeps an exact table by id for what is rare or short-lived: a claim
-// in flight (a new id being decided), an entry taken back to be forgotten (`reclaim`), and the masks
-// of reservations across shards.
+// Beside the slots, each stripe keeps by id what is rare or short-lived: the claims in flight (new ids
+// being decided) and the entries taken back to be forgotten (`reclaim`), in a short list; and the
+// masks of reservations across shards, in a table. An entry taken back notes the stripe's count of
+// RESETs: one since has emptied the slots, so its own is gone and one of its tag is another id's.
 //
 // What holds true:
 // - every reservation kept in one shard has a slot of its hash's tag and its shard (a slot may be left
