@@ -79,7 +79,8 @@ extension Engine {
         await readDurably(fallback: { await $0.reservation(id) }) {
             guard Identifiers.isValidReservationID(id) else { return .refused(.invalid("invalid reservation id")) }
             _ = await settleDueWork()
-            guard let mask = await directory.lookup(id), let r = shards[mask.trailingZeroBitCount].withState({ $0.reservation(id) }) else {
+            // The shard of a slot is not asked first whether it keeps the id: reading it tells.
+            guard let mask = await directory.locate(id, hash: id.hashValue), let r = shards[mask.trailingZeroBitCount].withState({ $0.reservation(id) }) else {
                 return .refused(.reservationNotFound(id))
             }
             return .ok(ReservationRecord(r))

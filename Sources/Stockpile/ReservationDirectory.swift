@@ -419,16 +419,6 @@ final class ReservationDirectory: Sendable {
 
     // MARK: Lookups
 
-    /// Where `id` lives, waiting while a claim on it is in flight; nil when it names no reservation.
-    func lookup(_ id: String, hash: Int) async -> UInt64? {
-        while true {
-            if let result = tryLookup(id, hash: hash) { return result }
-            await waitWhileClaimed(id, hash: hash)
-        }
-    }
-
-    func lookup(_ id: String) async -> UInt64? { await lookup(id, hash: id.hashValue) }
-
     /// Where `id` lives without waiting: `.some(nil)` when it names no reservation, nil while a claim
     /// on it is in flight.
     func tryLookup(_ id: String, hash: Int) -> UInt64?? {
@@ -461,6 +451,14 @@ final class ReservationDirectory: Sendable {
         if found.candidates == 0 { return .some(nil) }
         if found.candidates.nonzeroBitCount == 1 { return .some((found.candidates, false)) }
         return .some(keeper(of: id, hash: hash, among: found.candidates).map { (1 << UInt64($0), true) })
+    }
+
+    /// `tryLocate`, waiting while a claim on `id` is in flight: nil when it names no reservation.
+    func locate(_ id: String, hash: Int) async -> UInt64? {
+        while true {
+            if let found = tryLocate(id, hash: hash) { return found?.mask }
+            await waitWhileClaimed(id, hash: hash)
+        }
     }
 
     /// Where `id` lives now, without waiting (nil when it names none or a claim on it is in flight).
