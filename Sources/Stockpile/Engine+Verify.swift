@@ -17,8 +17,8 @@ extension Engine {
         // each such reservation accounts for one. An id taken back to be forgotten keeps its slot
         // until it is dropped, whether or not its shard still keeps it: it accounts for its own.
         var slots: [UInt64: Int] = [:]
-        func slot(_ id: String, _ shard: Int) -> UInt64 { directory.tag(id.hashValue) | UInt64(shard + 1) }
-        for s in entries.slots { slots[s.tag | UInt64(s.shard + 1), default: 0] += 1 }
+        func slot(_ id: String, _ shard: Int) -> UInt64 { directory.slot(hash: id.hashValue, shard: shard) }
+        for s in entries.slots { slots[s, default: 0] += 1 }
         for r in entries.reclaimedInOneShard { slots[slot(r.id, r.shard), default: 0] -= 1 }
         let acrossShards = Dictionary(entries.acrossShards.map { ($0.id, $0.mask) }, uniquingKeysWith: { a, _ in a })
         var problems: [String] = []
@@ -81,7 +81,8 @@ extension Engine {
             problems.append("directory names reservation \(id) that shard \(mask.trailingZeroBitCount) does not keep")
         }
         for (key, n) in slots where n != 0 {
-            problems.append("directory has \(n) slot(s) of tag \(String(key & ~0x7F, radix: 16)) in shard \(Int(key & 0x7F) - 1) that no reservation accounts for")
+            let tag = String(key & ~ShardSlots.shardMask, radix: 16)
+            problems.append("directory has \(n) slot(s) of tag \(tag) in shard \(ShardSlots.shard(ofSlot: key)) that no reservation accounts for")
         }
         return problems
     }

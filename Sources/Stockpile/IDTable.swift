@@ -171,9 +171,7 @@ struct IDTable<Value>: Sequence {
     /// Puts `entry` at the next position and returns it; the caller gives it its index slot.
     @inline(__always) private mutating func append(_ entry: consuming Entry) -> Int {
         let p = count
-        // The first chunk stays when its last entry goes (see `remove`): a table that empties and fills
-        // again, such as the directory's claims in flight, makes no array each time.
-        if p & Self.chunkMask == 0 && chunks.count <= p >> Self.chunkShift {
+        if p & Self.chunkMask == 0 {
             // The first chunk grows as an array does, so a small table stays small; later ones are whole.
             var chunk: [Entry] = []
             if p > 0 { chunk.reserveCapacity(1 << Self.chunkShift) }
@@ -216,7 +214,7 @@ struct IDTable<Value>: Sequence {
         index[hole] = 0
         let last = count &- 1
         let moved = chunks[last >> Self.chunkShift].removeLast()
-        if last > 0 && chunks[last >> Self.chunkShift].isEmpty { chunks.removeLast() }
+        if chunks[last >> Self.chunkShift].isEmpty { chunks.removeLast() }
         count = last
         if p != last {
             // The moved entry's slot, found from its home: its key is hashed again (a removal is rare:

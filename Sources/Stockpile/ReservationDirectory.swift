@@ -46,8 +46,15 @@ struct ShardSlots: Sendable {
         self.lowMask = lowMask
     }
 
-    @inline(__always) func tag(_ hash: Int) -> UInt64 { UInt64(UInt(bitPattern: hash)) & ~lowMask }
-    @inline(__always) func slot(hash: Int, shard: Int) -> UInt64 { tag(hash) | UInt64(shard &+ 1) }
+    /// The tag of `hash`: its bits outside `lowMask`.
+    @inline(__always) static func tag(_ hash: Int, lowMask: UInt64) -> UInt64 { UInt64(UInt(bitPattern: hash)) & ~lowMask }
+    /// The slot of a reservation of `hash` in `shard`.
+    @inline(__always) static func slot(hash: Int, shard: Int, lowMask: UInt64) -> UInt64 { tag(hash, lowMask: lowMask) | UInt64(shard &+ 1) }
+    /// The shard a slot names.
+    @inline(__always) static func shard(ofSlot slot: UInt64) -> Int { Int(slot & shardMask) &- 1 }
+
+    @inline(__always) func tag(_ hash: Int) -> UInt64 { Self.tag(hash, lowMask: lowMask) }
+    @inline(__always) func slot(hash: Int, shard: Int) -> UInt64 { Self.slot(hash: hash, shard: shard, lowMask: lowMask) }
     @inline(__always) private var mask: Int { slots.count &- 1 }
     @inline(__always) private func home(_ value: UInt64) -> Int { Int(truncatingIfNeeded: value >> shift) }
 
@@ -60,7 +67,7 @@ struct ShardSlots: Sendable {
         while true {
             let v = slots[i]
             if v == 0 { return found }
-            if v & ~lowMask == tag { found |= 1 << ((v & Self.shardMask) &- 1) }
+            if v & ~lowMask == tag { found |= 1 << UInt64(Self.shard(ofSlot: v)) }
             i = (i &+ 1) & mask
         }
     }
@@ -123,10 +130,8 @@ struct ShardSlots: Sendable {
         if capacity > slots.count { resize(to: capacity) }
     }
 
-    /// Every slot, with its tag and shard (verification).
-    var all: [(tag: UInt64, shard: Int)] {
-        slots.lazy.filter { $0 != 0 }.map { ($0 & ~lowMask, Int($0 & Self.shardMask) &- 1) }
-    }
+    /// Every occupied slot (verification).
+    var occupied: [UInt64] { slots.filter { $0 != 0 } }
 
     @inline(__always) private mutating func place(_ value: UInt64) {
         let mask = self.mask
@@ -192,37 +197,34 @@ final class ReservationDirectory: Sendable {
 
     /// A stripe's exact entries: the ids in flight (a few at a time: the claims of the requests being
     /// decided, and the ids being forgotten) in a short list, scanned by hash, which fills and empties
-    /// with no allocation; and the reservations across shards in a table by id.
+    /// with no allocation; and the reservations across shards in a table by id. An id is in one or
+    /// the other, never both.
     private struct ExactEntries {
         var inFlight: [(hash: Int, id: String, entry: Exact)] = []
         var across = IDTable<UInt64>()
-
-        var isEmpty: Bool { inFlight.isEmpty && across.isEmpty }
 
         @inline(__always) private func inFlightIndex(_ id: String, hash: Int) -> Int? {
             for i in inFlight.indices where inFlight[i].hash == hash && inFlight[i].id == id { return i }
             return nil
         }
 
-        subscript(id: String, hash hash: Int) -> Exact? {
-            get {
-                if let i = inFlightIndex(id, hash: hash) { return inFlight[i].entry }
-                if !across.isEmpty, let m = across[id, hash: hash] { return .committed(m) }
-                return nil
-            }
-            set {
-                if let i = inFlightIndex(id, hash: hash) {
-                    inFlight.swapAt(i, inFlight.count - 1)
-                    inFlight.removeLast()
-                } else if !across.isEmpty {
-                    across[id, hash: hash] = nil
-                }
-                switch newValue {
-                case nil: break
-                case .committed(let m)?: across[id, hash: hash] = m
-                case let e?: inFlight.append((hash, id, e))
-                }
-            }
+        /// The entry of `id`, in flight or across shards.
+        func entry(_ id: String, hash: Int) -> Exact? {
+            if let i = inFlightIndex(id, hash: hash) { return inFlight[i].entry }
+            if !across.isEmpty, let m = across[id, hash: hash] { return .committed(m) }
+            return nil
+        }
+
+        /// Puts `id`, which has no entry, in flight.
+        mutating func addInFlight(_ id: String, hash: Int, _ entry: Exact) {
+            inFlight.append((hash, id, entry))
+        }
+
+        /// Takes `id`'s entry in flight out and returns it (nil, changing nothing, when it has none).
+        mutating func takeInFlight(_ id: String, hash: Int) -> Exact? {
+            guard let i = inFlightIndex(id, hash: hash) else { return nil }
+            inFlight.swapAt(i, inFlight.count - 1)
+            return inFlight.removeLast().entry
         }
 
         func keys(withHash hash: Int) -> [String] {
@@ -233,8 +235,6 @@ final class ReservationDirectory: Sendable {
         var all: [(id: String, entry: Exact)] {
             inFlight.map { ($0.id, $0.entry) } + across.map { ($0.key, Exact.committed($0.value)) }
         }
-
-        mutating func removeAllCommitted() { across.removeAll() }
     }
 
     private struct StripeState {
@@ -253,7 +253,7 @@ final class ReservationDirectory: Sendable {
             if mask.nonzeroBitCount == 1 {
                 slots.insert(hash: hash, shard: mask.trailingZeroBitCount)
             } else {
-                exact[id, hash: hash] = .committed(mask)
+                exact.across[id, hash: hash] = mask
             }
             version &+= 1
         }
@@ -295,7 +295,7 @@ final class ReservationDirectory: Sendable {
     }
 
     /// Publishes where the stripe's slots lie after a change that may have moved them.
-    @inline(__always) private func published(_ stripe: Stripe, _ s: inout StripeState) {
+    @inline(__always) private func published(_ stripe: Stripe, _ s: borrowing StripeState) {
         stripe.hint.publishIfMoved(s.slots.slots)
     }
 
@@ -325,14 +325,14 @@ final class ReservationDirectory: Sendable {
         while true {
             // The usual case, a new id whose tag no slot has: claimed under one lock.
             let asked = stripe.state.withLock { s -> Asked in
-                switch s.exact[id, hash: hash] {
+                switch s.exact.entry(id, hash: hash) {
                 case .committed(let m)?: return .committed(m)
                 case .claimed?, .reclaimed?: return .inFlight
                 case nil: break
                 }
                 let candidates = s.slots.shards(hash: hash)
                 guard candidates == 0 else { return .ask(candidates, version: s.version) }
-                s.exact[id, hash: hash] = .claimed
+                s.exact.addInFlight(id, hash: hash, .claimed)
                 return .claimed
             }
             let version: UInt64
@@ -345,16 +345,16 @@ final class ReservationDirectory: Sendable {
                     // Kept by a shard whose slot was another id's or left over when the stripe was
                     // read, the id may have been claimed since and be in flight still: then wait for
                     // its claim to settle, as a claim found at once is waited for.
-                    let inFlight = stripe.state.withLock { $0.exact[id, hash: hash]?.isInFlight ?? false }
+                    let inFlight = stripe.state.withLock { $0.exact.entry(id, hash: hash)?.isInFlight ?? false }
                     return inFlight ? nil : .existing(1 << UInt64(shard))
                 }
                 version = v
             }
             // No shard keeps it: claimed, unless a slot was added (or a claim made) meanwhile.
             let claimed = stripe.state.withLock { s -> Bool? in
-                if let e = s.exact[id, hash: hash] { return e.isInFlight ? false : nil }
+                if let e = s.exact.entry(id, hash: hash) { return e.isInFlight ? false : nil }
                 guard s.version == version else { return nil }
-                s.exact[id, hash: hash] = .claimed
+                s.exact.addInFlight(id, hash: hash, .claimed)
                 return true
             }
             switch claimed {
@@ -397,7 +397,7 @@ final class ReservationDirectory: Sendable {
         let stripe = self.stripe(hash)
         let version = stripe.state.withLock { $0.version }
         let kept = questions.ids(shard, hash, lowMask)
-        let tag = self.tag(hash)
+        let tag = ShardSlots.tag(hash, lowMask: lowMask)
         let home: UInt64 = 1 << UInt64(shard)
         stripe.state.withLock { s in
             guard s.version == version else { return }
@@ -406,33 +406,26 @@ final class ReservationDirectory: Sendable {
             // which include the stripe's bits, there are none.)
             for id in kept {
                 let h = id.hashValue
-                if stripeIndex(h) == stripeIndex(hash) && s.exact[id, hash: h] == nil { accounted += 1 }
+                if stripeIndex(h) == stripeIndex(hash) && s.exact.entry(id, hash: h) == nil { accounted += 1 }
             }
             for f in s.exact.inFlight {
-                if case .reclaimed(let m, let resets) = f.entry, m == home, resets == s.resets, self.tag(f.hash) == tag { accounted += 1 }
+                if case .reclaimed(let m, let resets) = f.entry, m == home, resets == s.resets, s.slots.tag(f.hash) == tag { accounted += 1 }
             }
             var extra = s.slots.count(hash: hash, shard: shard) - accounted
             while extra > 0, s.slots.remove(hash: hash, shard: shard) { extra -= 1 }
-            published(stripe, &s)
+            published(stripe, s)
         }
     }
 
     // MARK: Lookups
 
     /// Where `id` lives without waiting: `.some(nil)` when it names no reservation, nil while a claim
-    /// on it is in flight.
+    /// on it is in flight. The shard of a slot of its tag is asked whether it keeps it.
     func tryLookup(_ id: String, hash: Int) -> UInt64?? {
-        let found = stripe(hash).state.withLock { s -> (exact: Exact?, candidates: UInt64) in
-            if let e = s.exact[id, hash: hash] { return (e, 0) }
-            return (nil, s.slots.shards(hash: hash))
-        }
-        switch found.exact {
-        case .committed(let mask)?: return .some(mask)
-        case .claimed?, .reclaimed?: return nil
-        case nil: break
-        }
-        guard found.candidates != 0 else { return .some(nil) }
-        return .some(keeper(of: id, hash: hash, among: found.candidates).map { 1 << UInt64($0) })
+        guard let found = tryLocate(id, hash: hash) else { return nil }
+        guard let f = found else { return .some(nil) }
+        if f.confirmed { return .some(f.mask) }
+        return .some(keeper(of: id, hash: hash, among: f.mask).map { 1 << UInt64($0) })
     }
 
     /// Where `id` lives, as `tryLookup` answers, except that one shard with a slot of its tag is named
@@ -440,7 +433,7 @@ final class ReservationDirectory: Sendable {
     /// anyway: asking it first took its lock once more.
     func tryLocate(_ id: String, hash: Int) -> (mask: UInt64, confirmed: Bool)?? {
         let found = stripe(hash).state.withLock { s -> (exact: Exact?, candidates: UInt64) in
-            if let e = s.exact[id, hash: hash] { return (e, 0) }
+            if let e = s.exact.entry(id, hash: hash) { return (e, 0) }
             return (nil, s.slots.shards(hash: hash))
         }
         switch found.exact {
@@ -469,7 +462,7 @@ final class ReservationDirectory: Sendable {
     /// True while a request holds a claim on `id`, or it is taken back to be forgotten.
     func isInFlight(_ id: String) -> Bool {
         let hash = id.hashValue
-        return stripe(hash).state.withLock { $0.exact[id, hash: hash]?.isInFlight ?? false }
+        return stripe(hash).state.withLock { $0.exact.entry(id, hash: hash)?.isInFlight ?? false }
     }
 
     /// Waits until no request holds a claim on `id` (at once when none does).
@@ -477,7 +470,7 @@ final class ReservationDirectory: Sendable {
         let stripe = self.stripe(hash)
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             let resumeNow = stripe.state.withLock { s -> Bool in
-                guard s.exact[id, hash: hash]?.isInFlight == true else { return true }
+                guard s.exact.entry(id, hash: hash)?.isInFlight == true else { return true }
                 s.waiters[id, default: []].append(c)
                 return false
             }
@@ -496,8 +489,7 @@ final class ReservationDirectory: Sendable {
     func commit(_ id: String, hash: Int, _ mask: UInt64) {
         precondition(mask != 0, "a reservation has a line")
         settle(id, hash: hash) { s in
-            guard case .claimed? = s.exact[id, hash: hash] else { preconditionFailure("only a claim is committed") }
-            s.exact[id, hash: hash] = nil
+            guard case .claimed? = s.exact.takeInFlight(id, hash: hash) else { preconditionFailure("only a claim is committed") }
             s.set(id, hash: hash, mask)
         }
     }
@@ -505,8 +497,7 @@ final class ReservationDirectory: Sendable {
     /// Gives a claim up: the id is free again.
     func abandon(_ id: String, hash: Int) {
         settle(id, hash: hash) { s in
-            guard case .claimed? = s.exact[id, hash: hash] else { preconditionFailure("only a claim is abandoned") }
-            s.exact[id, hash: hash] = nil
+            guard case .claimed? = s.exact.takeInFlight(id, hash: hash) else { preconditionFailure("only a claim is abandoned") }
         }
     }
 
@@ -518,9 +509,10 @@ final class ReservationDirectory: Sendable {
         let stripe = self.stripe(hash)
         while true {
             let asked = stripe.state.withLock { s -> (mask: UInt64?, candidates: UInt64, version: UInt64) in
-                switch s.exact[id, hash: hash] {
+                switch s.exact.entry(id, hash: hash) {
                 case .committed(let m)?:
-                    s.exact[id, hash: hash] = .reclaimed(m, resets: s.resets)
+                    s.exact.across[id, hash: hash] = nil
+                    s.exact.addInFlight(id, hash: hash, .reclaimed(m, resets: s.resets))
                     return (m, 0, 0)
                 case .claimed?, .reclaimed?: return (nil, 0, 0)
                 case nil: return (nil, s.slots.shards(hash: hash), s.version)
@@ -530,12 +522,12 @@ final class ReservationDirectory: Sendable {
             guard asked.candidates != 0, let shard = keeper(of: id, hash: hash, among: asked.candidates) else { return nil }
             let mask: UInt64 = 1 << UInt64(shard)
             let taken = stripe.state.withLock { s -> Bool? in
-                if s.exact[id, hash: hash] != nil { return false }
+                if s.exact.entry(id, hash: hash) != nil { return false }
                 // Nothing changed on the stripe since the shard said it keeps the id: only a reclaim
                 // (which the exact entry would show) or a RESET (which moves the version on) takes an
                 // id from its shard, so it still does, and its slot is there.
                 guard s.version == asked.version else { return nil }
-                s.exact[id, hash: hash] = .reclaimed(mask, resets: s.resets)
+                s.exact.addInFlight(id, hash: hash, .reclaimed(mask, resets: s.resets))
                 return true
             }
             switch taken {
@@ -550,8 +542,7 @@ final class ReservationDirectory: Sendable {
     func drop(_ id: String) {
         let hash = id.hashValue
         settle(id, hash: hash) { s in
-            guard case .reclaimed(let mask, let resets)? = s.exact[id, hash: hash] else { preconditionFailure("only a reclaimed id is dropped") }
-            s.exact[id, hash: hash] = nil
+            guard case .reclaimed(let mask, let resets)? = s.exact.takeInFlight(id, hash: hash) else { preconditionFailure("only a reclaimed id is dropped") }
             // After a RESET its slot is gone already: one of the same tag now is another id's.
             if mask.nonzeroBitCount == 1 && resets == s.resets { s.slots.remove(hash: hash, shard: mask.trailingZeroBitCount) }
         }
@@ -561,9 +552,9 @@ final class ReservationDirectory: Sendable {
     func keep(_ id: String) {
         let hash = id.hashValue
         settle(id, hash: hash) { s in
-            guard case .reclaimed(let mask, let resets)? = s.exact[id, hash: hash] else { preconditionFailure("only a reclaimed id is kept") }
+            guard case .reclaimed(let mask, let resets)? = s.exact.takeInFlight(id, hash: hash) else { preconditionFailure("only a reclaimed id is kept") }
             // One shard: its slot stayed where it was. After a RESET the reservation is gone.
-            s.exact[id, hash: hash] = mask.nonzeroBitCount == 1 || resets != s.resets ? nil : .committed(mask)
+            if mask.nonzeroBitCount > 1 && resets == s.resets { s.exact.across[id, hash: hash] = mask }
         }
     }
 
@@ -572,7 +563,7 @@ final class ReservationDirectory: Sendable {
         let stripe = self.stripe(hash)
         let waiters = stripe.state.withLock { s -> [CheckedContinuation<Void, Never>]? in
             change(&s)
-            published(stripe, &s)
+            published(stripe, s)
             // The id is hashed again only when someone waits on this stripe.
             guard !s.waiters.isEmpty else { return nil }
             return s.waiters.removeValue(forKey: id)
@@ -588,7 +579,7 @@ final class ReservationDirectory: Sendable {
         let stripe = self.stripe(hash)
         stripe.state.withLock { s in
             s.set(id, hash: hash, mask)
-            published(stripe, &s)
+            published(stripe, s)
         }
     }
 
@@ -619,9 +610,10 @@ final class ReservationDirectory: Sendable {
         for t in 0..<Self.stripeCount where starts[t] < starts[t + 1] {
             let stripe = stripes[t]
             stripe.state.withLock { s in
+                precondition(s.exact.inFlight.isEmpty, "replay replaces no id a request holds")
                 let range = starts[t]..<starts[t + 1]
                 s.slots.reserveCapacity(s.slots.count + range.count)
-                published(stripe, &s)
+                published(stripe, s)
                 // The slot of the id 32 ahead is asked for now: in tables of millions a slot is a
                 // cache and TLB miss.
                 let ahead = 32
@@ -633,15 +625,13 @@ final class ReservationDirectory: Sendable {
                     guard n.makes else { continue }
                     var old = s.slots.shards(hash: n.hash)
                     if old != 0 { ambiguous.append((n.hash, old)) }
-                    if !s.exact.isEmpty, let e = s.exact[n.name, hash: n.hash] {
-                        guard case .committed(let m) = e else { preconditionFailure("an id claimed by a request is not replaced") }
+                    if !s.exact.across.isEmpty, let m = s.exact.across.exchange(n.name, hash: n.hash, with: nil) {
                         old |= m & (~m &+ 1)
-                        s.exact[n.name, hash: n.hash] = nil
                     }
                     shards[order[k]] = old
                     s.set(n.name, hash: n.hash, n.value)
                 }
-                published(stripe, &s)
+                published(stripe, s)
             }
         }
     }
@@ -650,11 +640,11 @@ final class ReservationDirectory: Sendable {
     func removeAllCommitted() {
         for stripe in stripes {
             stripe.state.withLock { s in
-                s.exact.removeAllCommitted()
+                s.exact.across.removeAll()
                 s.slots.removeAll()
                 s.version &+= 1
                 s.resets &+= 1
-                published(stripe, &s)
+                published(stripe, s)
             }
         }
     }
@@ -677,10 +667,10 @@ final class ReservationDirectory: Sendable {
         return names
     }
 
-    /// What the directory holds, as verification reads it (no shard is asked): every slot, as its
-    /// tag and shard; the ids in flight; and the reservations across shards.
+    /// What the directory holds, as verification reads it (no shard is asked): every slot (as
+    /// `slot(hash:shard:)` makes it); the ids in flight; and the reservations across shards.
     struct Contents {
-        var slots: [(tag: UInt64, shard: Int)] = []
+        var slots: [UInt64] = []
         var inFlight: Set<String> = []
         /// Ids taken back to be forgotten that live in one shard: their slots stay until they are dropped.
         var reclaimedInOneShard: [(id: String, shard: Int)] = []
@@ -691,7 +681,7 @@ final class ReservationDirectory: Sendable {
         var out = Contents()
         for stripe in stripes {
             stripe.state.withLock { s in
-                out.slots += s.slots.all
+                out.slots += s.slots.occupied
                 for (id, e) in s.exact.all {
                     switch e {
                     case .claimed: out.inFlight.insert(id)
@@ -706,8 +696,8 @@ final class ReservationDirectory: Sendable {
         return out
     }
 
-    /// The tag of `hash` as the slots keep it.
-    func tag(_ hash: Int) -> UInt64 { UInt64(UInt(bitPattern: hash)) & ~lowMask }
+    /// The slot a reservation of `hash` kept in `shard` has.
+    func slot(hash: Int, shard: Int) -> UInt64 { ShardSlots.slot(hash: hash, shard: shard, lowMask: lowMask) }
 
     #if DEBUG
     func checkInvariants() {

@@ -157,8 +157,8 @@ struct ReservationTable: Sendable {
     /// wider than the low 32 bits (tests, to make tags collide) reads every entry.
     func ids(withTagOf hash: Int, lowMask: UInt64) -> [String] {
         if lowMask & TaggedIndex.tagMask == 0 { return table.keys(withHash: hash, ignoring: lowMask) }
-        let tag = UInt64(UInt(bitPattern: hash)) & ~lowMask
-        return table.entries.compactMap { UInt64(UInt(bitPattern: $0.key.hashValue)) & ~lowMask == tag ? $0.key : nil }
+        let tag = ShardSlots.tag(hash, lowMask: lowMask)
+        return table.entries.compactMap { ShardSlots.tag($0.key.hashValue, lowMask: lowMask) == tag ? $0.key : nil }
     }
 
     /// `IDTable.hintCell`.

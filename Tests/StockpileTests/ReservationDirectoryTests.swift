@@ -20,8 +20,8 @@ final class FakeShards: Sendable {
         ShardQuestions(
             keeps: { s, id, _ in self.sets.withLock { $0[s].contains(id) } },
             ids: { s, hash, lowMask in
-                let tag = UInt64(UInt(bitPattern: hash)) & ~lowMask
-                return self.sets.withLock { $0[s].filter { UInt64(UInt(bitPattern: $0.hashValue)) & ~lowMask == tag } }
+                let tag = ShardSlots.tag(hash, lowMask: lowMask)
+                return self.sets.withLock { $0[s].filter { ShardSlots.tag($0.hashValue, lowMask: lowMask) == tag } }
             })
     }
 
