@@ -39,7 +39,7 @@ public enum StockCSV {
     /// Cost: one pass over the bytes (a seed of millions of rows is read in bytes, not in
     /// `Character`s, whose grapheme breaking took seconds per million rows).
     public static func parse(_ text: String, source: String) throws(StockCSVError) -> [StockRow] {
-        let bytes = Array(text.utf8)
+        let bytes = StockBytes(Array(text.utf8))
         try check(bytes, source: source)
         return Array(rows(bytes, source: source, chunkRowCount: .max).joined())
     }
@@ -55,12 +55,18 @@ public enum StockCSV {
     /// With `parallel`, a large file is checked as two halves on two threads (the caller knows
     /// whether there are cores to spare); the answer is the same.
     @discardableResult
-    public static func check(_ bytes: [UInt8], source: String, parallel: Bool = false) throws(StockCSVError) -> Summary {
+    public static func check(_ bytes: StockBytes, source: String, parallel: Bool = false) throws(StockCSVError) -> Summary {
         try check(bytes, source: source, halvesFrom: parallel ? 1 << 22 : nil)
     }
 
+    /// `check` of a file's bytes in an array.
+    @discardableResult
+    public static func check(_ bytes: [UInt8], source: String, parallel: Bool = false) throws(StockCSVError) -> Summary {
+        try check(StockBytes(bytes), source: source, parallel: parallel)
+    }
+
     /// `check`, in halves for a file of at least `halvesFrom` bytes (tests split small files).
-    static func check(_ bytes: [UInt8], source: String, halvesFrom minimumByteCount: Int?) throws(StockCSVError) -> Summary {
+    static func check(_ bytes: StockBytes, source: String, halvesFrom minimumByteCount: Int?) throws(StockCSVError) -> Summary {
         var whole = minimumByteCount.flatMap { checkInHalves(bytes, source: source, minimumByteCount: $0) } ?? checkPart(bytes, in: 0..<bytes.count, sawHeader: false, source: source)
         if !whole.sawHeader { whole.problems.append((.max, "\(source): empty; the first row must be the header `\(header)`")) }
         var problems = whole.problems
@@ -112,7 +118,7 @@ public enum StockCSV {
     }
 
     /// Checks the lines of `bytes` in `range` (line numbers as if they began the file).
-    private static func checkPart(_ bytes: [UInt8], in range: Range<Int>, sawHeader: Bool, source: String) -> PartCheck {
+    private static func checkPart(_ bytes: StockBytes, in range: Range<Int>, sawHeader: Bool, source: String) -> PartCheck {
         // About one row per 20 bytes: room made once instead of a dozen regrowths over millions of rows.
         var seen: [UInt64] = []
         seen.reserveCapacity(range.count / 20)
@@ -135,9 +141,9 @@ public enum StockCSV {
     /// small file, the header not in the first half, or a problem in the second half
     /// (whose messages would carry line numbers counted from the half): then the caller checks the
     /// file in one pass, as it always did.
-    private static func checkInHalves(_ bytes: [UInt8], source: String, minimumByteCount: Int) -> PartCheck? {
+    private static func checkInHalves(_ bytes: StockBytes, source: String, minimumByteCount: Int) -> PartCheck? {
         guard bytes.count >= minimumByteCount,
-            let lineFeed = bytes[(bytes.count / 2)...].firstIndex(of: 0x0A), lineFeed + 1 < bytes.count
+            let lineFeed = bytes.buffer[(bytes.count / 2)...].firstIndex(of: 0x0A), lineFeed + 1 < bytes.count
         else { return nil }
         let split = lineFeed + 1
         let halves = concurrentMap(2) { k in
@@ -179,15 +185,21 @@ public enum StockCSV {
     }
 
     /// The rows of a file that passed `check`, in order, at most `chunkRowCount` at a time, read as
-    /// they are taken.
-    public static func rows(_ bytes: [UInt8], source: String, chunkRowCount: Int = 65_536) -> Chunks {
+    /// they are taken. Each chunk's bytes are discarded (`StockBytes.discard`) once the next chunk is
+    /// asked for: a mapped file read this way keeps about one chunk of itself in memory.
+    public static func rows(_ bytes: StockBytes, source: String, chunkRowCount: Int = 65_536) -> Chunks {
         precondition(chunkRowCount >= 1)
         return Chunks(bytes: bytes, source: source, chunkRowCount: chunkRowCount)
     }
 
+    /// `rows` of a file's bytes in an array.
+    public static func rows(_ bytes: [UInt8], source: String, chunkRowCount: Int = 65_536) -> Chunks {
+        rows(StockBytes(bytes), source: source, chunkRowCount: chunkRowCount)
+    }
+
     /// The rows of a checked file, a chunk at a time.
     public struct Chunks: Sequence, Sendable {
-        let bytes: [UInt8]
+        let bytes: StockBytes
         let source: String
         let chunkRowCount: Int
 
@@ -199,18 +211,22 @@ public enum StockCSV {
             var line = 0
             var sawHeader = false
             var lastWarehouse = WarehouseMemo()
+            /// Where the bytes not yet discarded begin.
+            var kept = 0
 
             public mutating func next() -> [StockRow]? {
+                // The chunks before this one are read: their bytes are not needed again.
+                chunks.bytes.discard(kept..<lines.start)
+                kept = lines.start
                 var out: [StockRow] = []
-                chunks.bytes.withUnsafeBufferPointer { bytes in
-                    while out.count < chunks.chunkRowCount, let range = lines.next() {
-                        line += 1
-                        if case .row(let row) = StockCSV.read(
-                            UnsafeBufferPointer(rebasing: bytes[range]), line: line, source: chunks.source, sawHeader: &sawHeader,
-                            lastWarehouse: &lastWarehouse)
-                        {
-                            out.append(row)
-                        }
+                let bytes = chunks.bytes.buffer
+                while out.count < chunks.chunkRowCount, let range = lines.next() {
+                    line += 1
+                    if case .row(let row) = StockCSV.read(
+                        UnsafeBufferPointer(rebasing: bytes[range]), line: line, source: chunks.source, sawHeader: &sawHeader,
+                        lastWarehouse: &lastWarehouse)
+                    {
+                        out.append(row)
                     }
                 }
                 return out.isEmpty ? nil : out
@@ -308,21 +324,20 @@ public enum StockCSV {
     /// (but duplicates, which need the whole file, and a missing header) to `problems`. Returns
     /// whether the header had been met by the end.
     private static func scan(
-        _ bytes: [UInt8], in range: Range<Int>, sawHeader: Bool, source: String, problems: inout [(line: Int, message: String)],
+        _ bytes: StockBytes, in range: Range<Int>, sawHeader: Bool, source: String, problems: inout [(line: Int, message: String)],
         _ body: (StockRow) -> Void
     ) -> Bool {
         var sawHeader = sawHeader
         var lastWarehouse = WarehouseMemo()
         var line = 0
-        bytes.withUnsafeBufferPointer { buffer in
-            for lineRange in LineRanges(bytes, in: range) {
-                line += 1
-                let lineBytes = UnsafeBufferPointer(rebasing: buffer[lineRange])
-                switch read(lineBytes, line: line, source: source, sawHeader: &sawHeader, lastWarehouse: &lastWarehouse) {
-                case .blank, .header: continue
-                case .row(let row): body(row)
-                case .problem(let message): problems.append((line, message))
-                }
+        let buffer = bytes.buffer
+        for lineRange in LineRanges(bytes, in: range) {
+            line += 1
+            let lineBytes = UnsafeBufferPointer(rebasing: buffer[lineRange])
+            switch read(lineBytes, line: line, source: source, sawHeader: &sawHeader, lastWarehouse: &lastWarehouse) {
+            case .blank, .header: continue
+            case .row(let row): body(row)
+            case .problem(let message): problems.append((line, message))
             }
         }
         return sawHeader
@@ -356,14 +371,17 @@ public enum StockCSV {
 /// CR LF (one break), NEL, LINE SEPARATOR and PARAGRAPH SEPARATOR. Like `split(omittingEmptySubsequences:
 /// false)`, text ending in a break has an empty last line.
 struct LineRanges: Sequence, Sendable {
-    let bytes: [UInt8]
+    let bytes: StockBytes
     /// The part of `bytes` whose lines these are (all of them unless given).
     let range: Range<Int>
 
-    init(_ bytes: [UInt8], in range: Range<Int>? = nil) {
+    init(_ bytes: StockBytes, in range: Range<Int>? = nil) {
         self.bytes = bytes
         self.range = range ?? 0..<bytes.count
     }
+
+    /// The lines of an array's bytes (tests).
+    init(_ bytes: [UInt8]) { self.init(StockBytes(bytes)) }
 
     /// How many lines there are (one more than the breaks).
     var count: Int {
@@ -375,13 +393,21 @@ struct LineRanges: Sequence, Sendable {
     func makeIterator() -> Iterator { Iterator(bytes: bytes, start: range.lowerBound, end: range.upperBound) }
 
     struct Iterator: IteratorProtocol, Sendable {
-        let bytes: [UInt8]
-        var start: Int
+        let keeper: StockBytes
+        /// Where the next line starts.
+        private(set) var start: Int
         let end: Int
         var finished = false
 
+        init(bytes: StockBytes, start: Int, end: Int) {
+            keeper = bytes
+            self.start = start
+            self.end = end
+        }
+
         mutating func next() -> Range<Int>? {
             guard !finished else { return nil }
+            let bytes = keeper.buffer
             var i = start
             while i < end {
                 if let width = Self.breakWidth(bytes, at: i) {
@@ -395,7 +421,7 @@ struct LineRanges: Sequence, Sendable {
         }
 
         /// The bytes of the line break at `i`, or nil when none starts there.
-        private static func breakWidth(_ bytes: [UInt8], at i: Int) -> Int? {
+        private static func breakWidth(_ bytes: UnsafeBufferPointer<UInt8>, at i: Int) -> Int? {
             switch bytes[i] {
             case 0x0A, 0x0B, 0x0C: return 1
             case 0x0D: return i + 1 < bytes.count && bytes[i + 1] == 0x0A ? 2 : 1
@@ -404,5 +430,57 @@ struct LineRanges: Sequence, Sendable {
             default: return nil
             }
         }
+    }
+}
+
+/// The bytes of a stock file, wherever they are kept: a copy of an array, or memory the caller mapped
+/// the file into (and unmaps when this is released). Read by any number of threads at once, never
+/// written. `discard` says a range will not be read again soon, so that a keeper of a mapped file can
+/// let its pages go (read from the file again if they are needed after all): loading a file a chunk
+/// at a time then keeps about one chunk of it in memory, not the whole file.
+public final class StockBytes: @unchecked Sendable {
+    // @unchecked: the bytes are never written after `init`, and the closures are Sendable.
+    public let buffer: UnsafeBufferPointer<UInt8>
+    /// The copy this keeps itself, when it made one.
+    private let owned: UnsafeMutableBufferPointer<UInt8>?
+    private let discarding: (@Sendable (Range<Int>) -> Void)?
+    private let releasing: (@Sendable () -> Void)?
+
+    /// A copy of `bytes` (an array, a file read whole).
+    public init<Bytes: Collection<UInt8>>(_ bytes: Bytes) {
+        let copy = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: bytes.count)
+        let copied: Bool? = bytes.withContiguousStorageIfAvailable { source in
+            if let from = source.baseAddress, let to = copy.baseAddress { to.initialize(from: from, count: source.count) }
+            return true
+        }
+        if copied == nil { _ = copy.initialize(from: bytes) }
+        owned = copy
+        buffer = UnsafeBufferPointer(copy)
+        discarding = nil
+        releasing = nil
+    }
+
+    /// Bytes the caller keeps (a mapped file): `discard` lets a range's memory go, `release` all of it
+    /// when this is released.
+    public init(
+        keeping buffer: UnsafeBufferPointer<UInt8>, discard: @escaping @Sendable (Range<Int>) -> Void, release: @escaping @Sendable () -> Void
+    ) {
+        self.buffer = buffer
+        owned = nil
+        discarding = discard
+        releasing = release
+    }
+
+    deinit {
+        owned?.deallocate()
+        releasing?()
+    }
+
+    public var count: Int { buffer.count }
+
+    /// Says that the bytes in `range` will not be read again soon.
+    public func discard(_ range: Range<Int>) {
+        guard !range.isEmpty else { return }
+        discarding?(range)
     }
 }

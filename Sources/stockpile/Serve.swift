@@ -113,26 +113,25 @@ func serve(_ arguments: [String], launched: ContinuousClock.Instant) async -> Ne
         }
     }
 
-    // The seed file is read and checked whole before anything starts, so a bad one changes nothing,
-    // and loaded a chunk of rows at a time after: at 10,000,000 rows, holding them all would take
-    // more memory than the cells they fill. It is read to its end rather than by its size, so a pipe
-    // works too (`--seed <(zcat stock.csv.gz)`).
-    var seed: (bytes: [UInt8], summary: StockCSV.Summary)?
+    // The seed file is checked whole before anything starts, so a bad one changes nothing, and loaded
+    // a chunk of rows at a time after: at 10,000,000 rows, holding them all would take more memory
+    // than the cells they fill. A regular file is mapped, and what has been read is let go
+    // (`StockFile`); a pipe works too (`--seed <(zcat stock.csv.gz)`), read to its end.
+    var seed: (bytes: StockBytes, summary: StockCSV.Summary)?
     if let seedFile {
-        let data: Data
+        let bytes: StockBytes
         do {
-            guard let file = FileHandle(forReadingAtPath: seedFile) else { fail("cannot open the seed file \(seedFile)") }
-            defer { try? file.close() }
-            data = try file.readToEnd() ?? Data()
+            bytes = try StockFile.bytes(at: seedFile)
         } catch {
-            fail("cannot read the seed file \(seedFile): \(error.localizedDescription)")
+            fail("cannot read the seed file: \(error)")
         }
-        let bytes = [UInt8](data)
         do {
             seed = (bytes, try StockCSV.check(bytes, source: seedFile, parallel: ProcessInfo.processInfo.activeProcessorCount > 1))
         } catch {
             fail("the seed file is not valid, nothing was loaded:\n\(error)")
         }
+        // Read again from the start as it loads, a chunk at a time.
+        bytes.discard(0..<bytes.count)
     }
 
     let engine: Engine

@@ -89,6 +89,42 @@ import Testing
         #expect(chunks.flatMap { $0 } == (try StockCSV.parse(text, source: "f.csv")))
     }
 
+    @Test("rows never read bytes they have discarded: a keeper that spoils each discarded range still gives every row, and the discards cover the file from the start, in order, behind the chunks")
+    func discardsBehindTheChunks() throws {
+        var text = "variant,warehouse,on_hand\n"
+        for i in 0..<5_000 { text += "SKU-\(i),\(i % 7 == 0 ? "east" : "MAIN"),\(i)\n" }
+        let expected = try StockCSV.parse(text, source: "f.csv")
+        let discarded = Discards(Array(text.utf8))
+        let bytes = StockBytes(keeping: discarded.buffer, discard: { discarded.spoil($0) }, release: {})
+        let chunks = Array(StockCSV.rows(bytes, source: "f.csv", chunkRowCount: 300))
+        #expect(chunks.flatMap { $0 } == expected)
+        let ranges = discarded.ranges
+        // One before each chunk after the first, and one when the rows run out.
+        #expect(ranges.count == chunks.count)
+        #expect(ranges.first?.lowerBound == 0 && ranges.last?.upperBound == text.utf8.count)
+        #expect(zip(ranges, ranges.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound }, "contiguous, in order")
+    }
+
+    /// Bytes kept for a test: each range it is told to discard is noted, in order, and spoilt (what a
+    /// dropped page would read if it were not read again from the file).
+    private final class Discards: @unchecked Sendable {
+        private let memory: UnsafeMutableBufferPointer<UInt8>
+        private(set) var ranges: [Range<Int>] = []
+        var buffer: UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(memory) }
+
+        init(_ bytes: [UInt8]) {
+            memory = .allocate(capacity: bytes.count)
+            _ = memory.initialize(from: bytes)
+        }
+
+        deinit { memory.deallocate() }
+
+        func spoil(_ range: Range<Int>) {
+            ranges.append(range)
+            for i in range { memory[i] = 0xFF }
+        }
+    }
+
     @Test("check finds a cell listed twice by its hash and names both lines, in file order with the other problems")
     func duplicatesByHash() {
         let text = "variant,warehouse,on_hand\nA,MAIN,1\nB,MAIN,x\nC,MAIN,2\nA,main,3\nC,MAIN,4\n"
@@ -150,7 +186,7 @@ import Testing
                 }
             }
             let separator = rng.next() % 4 == 0 ? "\r\n" : "\n"
-            let bytes = Array(lines.joined(separator: separator).utf8) + (rng.next() % 2 == 0 ? Array(separator.utf8) : [])
+            let bytes = StockBytes(Array(lines.joined(separator: separator).utf8) + (rng.next() % 2 == 0 ? Array(separator.utf8) : []))
             let onePass = Result { () throws(StockCSVError) in try StockCSV.check(bytes, source: "f.csv", halvesFrom: nil) }
             let halves = Result { () throws(StockCSVError) in try StockCSV.check(bytes, source: "f.csv", halvesFrom: 0) }
             #expect(onePass == halves, "seed \(seed) round \(round)")

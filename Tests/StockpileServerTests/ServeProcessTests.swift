@@ -150,6 +150,29 @@ struct ServeProcessTests {
         }
     }
 
+    @Test("--seed of a file of many chunks (mapped, each part let go once loaded) loads every row")
+    func seedOfManyChunks() async throws {
+        try await onOwnThread {
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stockpile-seed-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: directory) }
+            // More rows than one chunk of the load (2^18), in a file of many pages.
+            let rowCount = 300_000
+            var text = "variant,warehouse,on_hand\n"
+            text.reserveCapacity(rowCount * 24)
+            for i in 0..<rowCount { text += "SKU-\(i),MAIN,\(i % 1_000)\n" }
+            let file = directory.appendingPathComponent("stock.csv")
+            try text.write(to: file, atomically: true, encoding: .utf8)
+            let server = try ServeProcess(dataDirectory: directory.appendingPathComponent("data").path, extra: ["--fsync", "none", "--seed", file.path])
+            let client = try server.client()
+            for i in [0, 1, 4_095, 4_096, 262_143, 262_144, 262_145, rowCount - 1] {
+                #expect(try client.call(["STOCK", "SKU-\(i)", "MAIN"])?[field: "on_hand"]?.integerValue == Int64(i % 1_000), "SKU-\(i)")
+            }
+            #expect(try client.call(["STATS"])?[field: "cells"]?.integerValue == Int64(rowCount))
+            #expect(server.stop(with: SIGTERM).status == 0)
+        }
+    }
+
     @Test("the ready line counts from the process's start: its figure covers a seed file that arrived half a second after the spawn")
     func readyLineCountsFromProcessStart() async throws {
         try await onOwnThread {
