@@ -149,14 +149,20 @@ extension Engine {
         if namedTwice {
             return performHoldingShards(.reserve(request), mask: mask, cells: cells.map(\.key), expected: nil, catalogVersion: nil, now: now, actor: actor)!
         }
-        // Each slot is asked for before any shard is held: the misses overlap, and the holds are shorter.
-        for c in cells { shards[c.shard].prefetch(cellHash: c.hash) }
+        // Each slot is asked for before any shard is held (the cells', and where the reservation's
+        // entry goes in its home shard's table): the misses overlap, and the holds are shorter.
         let home = mask.trailingZeroBitCount
+        for c in cells { shards[c.shard].prefetch(cellHash: c.hash) }
+        shards[home].prefetch(idHash: hashedID.hash)
         let settings = self.settings
         // What does not depend on the shards' state is made before they are held: the fingerprint
         // (a sorted copy of the lines) and the lists the decision fills. Made while holding three
         // shards, those allocations lengthened the hold that other reservations wait for.
         let fingerprint = ReserveFingerprint(request, strategy: request.strategy ?? settings.defaultStrategy)
+        // And the box the reservation is kept in: a reservation of several lines is kept whole, and
+        // its box, made inside the hold, was an allocation (at times a call to the kernel to grow
+        // the heap) that the other reservations waited for.
+        let box = Boxed(Reservation.placeholder)
         var gathered: [(key: CellKey, state: CellState, stable: UInt64, position: Int?)] = []
         var lines: [ReservationLine] = []
         var entries: [LedgerEntry] = []
@@ -199,7 +205,7 @@ extension Engine {
                 shards[home].withHeldState { state in
                     state.hashedID = hashedID
                     defer { state.hashedID = nil }
-                    state.store(commit.reservation!)
+                    state.store(commit.reservation!, in: box)
                 }
                 return .commit(commit)
             case .unchanged(let reply): return .unchanged(reply)

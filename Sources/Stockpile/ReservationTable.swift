@@ -40,6 +40,9 @@ struct StoredReservation: Sendable {
 
     init(whole r: Reservation) { self.whole = Boxed(r) }
 
+    /// The reservation in `box`, kept whole.
+    init(whole box: Boxed<Reservation>) { self.whole = box }
+
     /// `r` kept compact, when it can be: one line, on the cell at `cellPosition`, which its request named.
     init?(compacting r: Reservation, cellPosition: Int?) {
         guard r.lines.count == 1, let cellPosition, r.fingerprintLinesAreOwnLines, r.requestCustomer == r.customer else { return nil }
@@ -199,6 +202,11 @@ struct ReservationTable: Sendable {
     mutating func store(new fields: UnsafePointer<CompactReservation>, hash: Int, cellPosition: Int) {
         let stored = StoredReservation(new: fields, cellPosition: cellPosition) ?? StoredReservation(whole: fields.pointee.oneLine.reservation)
         put(stored, id: fields.pointee.id, hash: hash)
+    }
+
+    /// Stores the reservation in `box` whole (replacing what its id, `id`, held).
+    mutating func store(whole box: Boxed<Reservation>, id: String, hash: Int) {
+        put(StoredReservation(whole: box), id: id, hash: hash)
     }
 
     mutating func remove(_ id: String, hash: Int) { put(nil, id: id, hash: hash) }

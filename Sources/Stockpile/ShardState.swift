@@ -45,9 +45,27 @@ struct CellSlot: Sendable {
 
 
 /// An immutable box: a reference to a value that is never changed in place.
-final class Boxed<Value: Sendable>: Sendable {
-    let value: Value
+final class Boxed<Value: Sendable>: @unchecked Sendable {
+    // @unchecked: `value` changes only through `fill`, before the box is stored where another thread
+    // can reach it (a shard's table, under the shard's lock); after that it is only read.
+    private(set) var value: Value
     init(_ value: Value) { self.value = value }
+
+    /// Puts `value` in a box made ahead for it and not shared yet: a caller that will keep a value
+    /// while holding a lock makes its box before, so that the hold allocates nothing.
+    func fill(_ value: consuming Value) {
+        self.value = value
+    }
+}
+
+extension Reservation {
+    /// What a box made ahead of a hold keeps until it is filled: a value whose making allocates
+    /// nothing (no lines, an empty id).
+    static var placeholder: Reservation {
+        Reservation(
+            id: "", lines: [], status: .released, expiresAt: nil, customer: nil, createdAt: Timestamp(milliseconds: 0), closedAt: nil,
+            endedByExpiry: false, requestTTL: nil, requestCustomer: nil, strategy: .priority)
+    }
 }
 
 /// A copy of a shard's state at one moment, for verification.
@@ -123,6 +141,16 @@ final class ShardState: StockView {
         }
         reservations.store(r, hash: hash(of: r.id), cellPosition: position)
         assert(reservation(r.id) == r, "reservation \(r.id) reads back as it was stored")
+    }
+
+    /// Keeps `r`, a reservation of several lines (kept whole), in `box`, made before the shard was
+    /// held and not shared yet.
+    func store(_ r: Reservation, in box: Boxed<Reservation>) {
+        precondition(r.lines.count > 1, "a reservation of one line may be kept compact")
+        let id = r.id
+        box.fill(r)
+        reservations.store(whole: box, id: id, hash: hash(of: id))
+        assert(reservation(id) == box.value, "reservation \(id) reads back as it was stored")
     }
 
     /// Keeps a one-line reservation (`cellPosition`: its cell's place in `cells`) without a line array
