@@ -15,6 +15,17 @@ public struct Catalog: Sendable, Equatable {
 
     public init() {}
 
+    /// The warehouse `code`. A catalog has few warehouses, and up to `scannedCountMax` of them are
+    /// compared in placement order, the way their codes (short strings, kept inside the `String`)
+    /// compare fastest, rather than hashed with SipHash for the table: every reservation line asks.
+    public func warehouse(_ code: String) -> Warehouse? {
+        guard warehousesInPlacementOrder.count <= Self.scannedCountMax else { return warehouses[code] }
+        for w in warehousesInPlacementOrder where w.code == code { return w }
+        return nil
+    }
+
+    static let scannedCountMax = 8
+
     public func policy(of variant: String) -> VariantPolicy {
         if policies.isEmpty { return VariantPolicy(variant: variant) }
         return policies[variant] ?? VariantPolicy(variant: variant)

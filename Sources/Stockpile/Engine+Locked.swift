@@ -32,7 +32,7 @@ struct GatheredView: StockView {
         }
         return cells[i].state
     }
-    func warehouse(_ code: String) -> Warehouse? { catalog.warehouses[code] }
+    func warehouse(_ code: String) -> Warehouse? { catalog.warehouse(code) }
     func policy(of variant: String) -> VariantPolicy { catalog.policy(of: variant) }
     var warehousesInPlacementOrder: [Warehouse] { catalog.warehousesInPlacementOrder }
     func reservation(_ id: String) -> Reservation? { reservation?.id == id ? reservation : nil }

@@ -111,7 +111,7 @@ final class ShardState: StockView {
     // MARK: StockView
 
     func cellState(_ key: CellKey) -> CellState { cells[key]?.state ?? .empty }
-    func warehouse(_ code: String) -> Warehouse? { catalog.warehouses[code] }
+    func warehouse(_ code: String) -> Warehouse? { catalog.warehouse(code) }
     func policy(of variant: String) -> VariantPolicy { catalog.policy(of: variant) }
     var warehousesInPlacementOrder: [Warehouse] { catalog.warehousesInPlacementOrder }
     func reservation(_ id: String) -> Reservation? {
