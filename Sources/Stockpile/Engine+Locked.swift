@@ -195,11 +195,15 @@ extension Engine {
                 // One entry per line, in the lines' order (`Rules.reserve` merges nothing here). A
                 // cell's position is its own for good, so the first line's new cell does not move the
                 // next one's.
-                for (i, e) in commit.entries.enumerated() {
-                    let (c, read) = (cells[i], view.cells[i])
-                    assert(e.cell == c.key && e.type == .reserve, "entry \(i) reserves line \(i)'s cell")
-                    _ = shards[c.shard].withHeldState {
-                        $0.apply(e, of: c.key, hash: c.hash, at: read.position, backorderAllowed: view.policy(of: c.key.variant).backorder)
+                // Each entry is read where the commit keeps it: taken out of the array, each (about 150
+                // bytes and four names) was copied and retained, inside the hold.
+                commit.entries.withUnsafeBufferPointer { entries in
+                    for i in entries.indices {
+                        let (c, position) = (cells[i], view.cells[i].position)
+                        assert(entries[i].cell == c.key && entries[i].type == .reserve, "entry \(i) reserves line \(i)'s cell")
+                        _ = shards[c.shard].withHeldState {
+                            $0.apply(entries[i], of: c.key, hash: c.hash, at: position, backorderAllowed: view.policy(of: c.key.variant).backorder)
+                        }
                     }
                 }
                 shards[home].withHeldState { state in
