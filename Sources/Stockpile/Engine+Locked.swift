@@ -155,10 +155,15 @@ extension Engine {
         for c in cells { shards[c.shard].prefetch(cellHash: c.hash) }
         shards[home].prefetch(idHash: hashedID.hash)
         let settings = self.settings
-        // What does not depend on the shards' state is made before they are held: the fingerprint
-        // (a sorted copy of the lines) and the lists the decision fills. Made while holding three
-        // shards, those allocations lengthened the hold that other reservations wait for.
-        let fingerprint = ReserveFingerprint(request, strategy: request.strategy ?? settings.defaultStrategy)
+        // What does not depend on the shards' state is made before they are held: the lists the
+        // decision fills. Made while holding three shards, those allocations lengthened the hold that
+        // other reservations wait for. The fingerprint takes the request's lines as they are: its
+        // lines are a multiset, and a reservation of distinct cells has the request's lines for its
+        // own, so it keeps no copy of them and its fingerprint is read back from its own lines (in
+        // their canonical order). A sorted copy was an allocation and a sort per reservation, and kept
+        // beside the reservation's lines whenever the request did not list them in that order.
+        let fingerprint = ReserveFingerprint(
+            lines: request.lines, ttl: request.ttl, customer: request.customer, strategy: request.strategy ?? settings.defaultStrategy)
         // And the box the reservation is kept in: a reservation of several lines is kept whole, and
         // its box, made inside the hold, was an allocation (at times a call to the kernel to grow
         // the heap) that the other reservations waited for.
@@ -209,6 +214,7 @@ extension Engine {
                 shards[home].withHeldState { state in
                     state.hashedID = hashedID
                     defer { state.hashedID = nil }
+                    assert(commit.reservation!.fingerprintLinesAreOwnLines, "a reservation of distinct cells keeps no copy of its request's lines")
                     state.store(commit.reservation!, in: box)
                 }
                 return .commit(commit)

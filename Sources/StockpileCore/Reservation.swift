@@ -50,14 +50,20 @@ public struct ReserveFingerprint: Hashable, Sendable {
     public var strategy: PlacementStrategy
 
     public init(_ request: ReserveRequest, strategy: PlacementStrategy) {
-        self.lines = request.lines.count < 2 ? request.lines : request.lines.sorted {
+        self.lines = Self.canonical(request.lines)
+        self.ttl = request.ttl
+        self.customer = request.customer
+        self.strategy = strategy
+    }
+
+    /// `lines` in the order a fingerprint lists them: by variant, warehouse, then quantity. Lines are a
+    /// multiset, and this is the one order they are written in.
+    public static func canonical(_ lines: [ReserveLine]) -> [ReserveLine] {
+        lines.count < 2 ? lines : lines.sorted {
             if $0.variant != $1.variant { return $0.variant < $1.variant }
             if $0.warehouse != $1.warehouse { return $0.warehouse < $1.warehouse }
             return $0.quantity < $1.quantity
         }
-        self.ttl = request.ttl
-        self.customer = request.customer
-        self.strategy = strategy
     }
 
     public init(lines: [ReserveLine], ttl: Duration?, customer: String?, strategy: PlacementStrategy) {
@@ -83,10 +89,11 @@ public struct Reservation: Hashable, Sendable {
     /// such a reservation, which its status alone cannot tell.
     public private(set) var endedByExpiry: Bool
     /// The request's lines as its fingerprint has them, only when they are not the reservation's own
-    /// lines (variant, warehouse, quantity, in order); nil when they are, as for every one-line request
-    /// naming its warehouse. A line's variant, warehouse and quantity never change after the
-    /// reservation is made (only what was fulfilled and released does), so its own lines stand for the
-    /// request's for good, and a reservation carries no second array of lines.
+    /// lines (variant, warehouse, quantity, as a multiset: in any order); nil when they are, as for
+    /// every request whose lines each name their warehouse and a different cell. A line's variant,
+    /// warehouse and quantity never change after the reservation is made (only what was fulfilled and
+    /// released does), so its own lines stand for the request's for good, and a reservation carries
+    /// no second array of lines.
     @usableFromInline private(set) var requestLines: [ReserveLine]?
     public private(set) var requestTTL: Duration?
     public private(set) var requestCustomer: String?
@@ -104,7 +111,7 @@ public struct Reservation: Hashable, Sendable {
             requestTTL: fingerprint.ttl, requestCustomer: fingerprint.customer, strategy: fingerprint.strategy)
     }
 
-    /// A reservation whose request named exactly its own lines (variant, warehouse, quantity, in
+    /// A reservation whose request named exactly its own lines (variant, warehouse, quantity, in any
     /// order), with that request's TTL, customer and strategy: what a store that keeps no copy of the
     /// request's lines builds back.
     public init(
@@ -150,7 +157,7 @@ public struct Reservation: Hashable, Sendable {
     public var fingerprint: ReserveFingerprint {
         get {
             ReserveFingerprint(
-                lines: requestLines ?? lines.map { ReserveLine(variant: $0.variant, warehouse: $0.warehouse, quantity: $0.quantity) },
+                lines: requestLines ?? ReserveFingerprint.canonical(lines.map { ReserveLine(variant: $0.variant, warehouse: $0.warehouse, quantity: $0.quantity) }),
                 ttl: requestTTL, customer: requestCustomer, strategy: strategy)
         }
         set {
@@ -167,15 +174,41 @@ public struct Reservation: Hashable, Sendable {
     /// Whether `fingerprint` is the one of the request that made this reservation: a replay.
     @inlinable public func isRequested(by fingerprint: ReserveFingerprint) -> Bool {
         guard fingerprint.ttl == requestTTL, fingerprint.customer == requestCustomer, fingerprint.strategy == strategy else { return false }
-        if let requestLines { return requestLines == fingerprint.lines }
+        if let requestLines {
+            let asked = fingerprint.lines
+            return Self.sameMultiset(requestLines.count, asked.count) { requestLines[$0] == asked[$1] }
+        }
         return Self.ownLines(lines, are: fingerprint.lines)
     }
 
+    /// Whether `requested` are the reservation's own lines (variant, warehouse, quantity) as a
+    /// multiset: the same lines in any order.
     @inlinable static func ownLines(_ lines: [ReservationLine], are requested: [ReserveLine]) -> Bool {
-        guard lines.count == requested.count else { return false }
-        for i in lines.indices {
-            let (own, asked) = (lines[i], requested[i])
-            if own.variant != asked.variant || own.warehouse != asked.warehouse || own.quantity != asked.quantity { return false }
+        sameMultiset(lines.count, requested.count) { own, asked in
+            lines[own].variant == requested[asked].variant && lines[own].warehouse == requested[asked].warehouse
+                && lines[own].quantity == requested[asked].quantity
+        }
+    }
+
+    /// Whether `count` lines and `askedCount` asked lines are the same multiset, `same(i, j)` saying
+    /// whether line i is asked line j. In the same order it is one pass; otherwise each asked line is
+    /// matched to a line not matched yet (a request has at most `Limits.linesPerReservationMax`
+    /// lines, and most a handful: up to 64 are marked in a word, without an allocation).
+    @inlinable static func sameMultiset(_ count: Int, _ askedCount: Int, _ same: (Int, Int) -> Bool) -> Bool {
+        guard count == askedCount else { return false }
+        var first = 0
+        while first < count, same(first, first) { first += 1 }
+        if first == count { return true }
+        // Matched from the first difference on: own line `first + k` is marked at bit or place k.
+        let rest = count - first
+        var word: UInt64 = 0
+        var marks = rest > 64 ? [Bool](repeating: false, count: rest) : []
+        func isMarked(_ k: Int) -> Bool { rest > 64 ? marks[k] : word & (1 << UInt64(k)) != 0 }
+        for asked in first..<count {
+            var k = 0
+            while k < rest && (isMarked(k) || !same(first + k, asked)) { k += 1 }
+            if k == rest { return false }
+            if rest > 64 { marks[k] = true } else { word |= 1 << UInt64(k) }
         }
         return true
     }
