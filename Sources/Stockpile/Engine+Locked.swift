@@ -166,7 +166,7 @@ extension Engine {
             lines: request.lines, ttl: request.ttl, customer: request.customer, strategy: request.strategy ?? settings.defaultStrategy)
         // And the box the reservation is kept in: a reservation of several lines is kept whole, and
         // its box, made inside the hold, was an allocation (at times a call to the kernel to grow
-        // the heap) that the other reservations waited for.
+        // the heap) that the other reservations waited for. A refused reservation lets it go unused.
         let box = Boxed(Reservation.placeholder)
         var gathered: [(key: CellKey, state: CellState, stable: UInt64, position: Int?)] = []
         var lines: [ReservationLine] = []

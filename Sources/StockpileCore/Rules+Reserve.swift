@@ -101,9 +101,10 @@ extension Rules {
     /// A new reservation whose lines name distinct cells, each with its warehouse: what `reserve`
     /// decides for it (nothing to merge, nothing to place), in the same order of checks and with the
     /// same refusals, its line and entry lists built in `lines` and `entries` (empty, with room for
-    /// every line) and its `fingerprint` taken by the caller. A caller that holds shards to decide
-    /// makes those before it holds them: their allocations, and the fingerprint's sorted copy of the
-    /// lines, do not lengthen the hold. The view has no reservation under the request's id.
+    /// every line) and its `fingerprint` taken by the caller, its lines in any order (they are a
+    /// multiset: the request's own order needs no sorted copy). A caller that holds shards to decide
+    /// makes those before it holds them: their allocations do not lengthen the hold. The view has no
+    /// reservation under the request's id.
     @inlinable public static func reserveDistinctCells(
         _ request: ReserveRequest, fingerprint: ReserveFingerprint, in view: some StockView, now: Timestamp, actor: String,
         lines: consuming [ReservationLine], entries: consuming [LedgerEntry]

@@ -394,7 +394,7 @@ struct LineRanges: Sequence, Sendable {
 
     struct Iterator: IteratorProtocol, Sendable {
         let keeper: StockBytes
-        /// Where the next line starts.
+        /// Where the next line starts (the end, once the last line is read).
         private(set) var start: Int
         let end: Int
         var finished = false
@@ -417,6 +417,7 @@ struct LineRanges: Sequence, Sendable {
                 i += 1
             }
             finished = true
+            defer { start = end }
             return start..<end
         }
 
@@ -433,11 +434,12 @@ struct LineRanges: Sequence, Sendable {
     }
 }
 
-/// The bytes of a stock file, wherever they are kept: a copy of an array, or memory the caller mapped
-/// the file into (and unmaps when this is released). Read by any number of threads at once, never
-/// written. `discard` says a range will not be read again soon, so that a keeper of a mapped file can
-/// let its pages go (read from the file again if they are needed after all): loading a file a chunk
-/// at a time then keeps about one chunk of it in memory, not the whole file.
+/// The bytes of a stock file, wherever they are kept: a copy of an array, or memory the caller read
+/// the file into (and gives back when this is released). Read by any number of threads at once, never
+/// written. `discard` says a range will not be read again, so that its keeper can give its pages back
+/// (after which they need not hold the bytes): loading a file a chunk at a time then keeps about one
+/// chunk of it in memory, not the whole file. `buffer` lives as long as this value: read it while
+/// holding the value.
 public final class StockBytes: @unchecked Sendable {
     // @unchecked: the bytes are never written after `init`, and the closures are Sendable.
     public let buffer: UnsafeBufferPointer<UInt8>
@@ -478,7 +480,7 @@ public final class StockBytes: @unchecked Sendable {
 
     public var count: Int { buffer.count }
 
-    /// Says that the bytes in `range` will not be read again soon.
+    /// Says that the bytes in `range` will not be read again.
     public func discard(_ range: Range<Int>) {
         guard !range.isEmpty else { return }
         discarding?(range)

@@ -113,10 +113,10 @@ func serve(_ arguments: [String], launched: ContinuousClock.Instant) async -> Ne
         }
     }
 
-    // The seed file is checked whole before anything starts, so a bad one changes nothing, and loaded
-    // a chunk of rows at a time after: at 10,000,000 rows, holding them all would take more memory
-    // than the cells they fill. A regular file is mapped, and what has been read is let go
-    // (`StockFile`); a pipe works too (`--seed <(zcat stock.csv.gz)`), read to its end.
+    // The seed file is read once and checked whole before anything starts, so a bad one changes
+    // nothing, and loaded a chunk of rows at a time after: at 10,000,000 rows, holding them all would
+    // take more memory than the cells they fill. The bytes of a regular file are given back a chunk
+    // at a time as it loads (`StockFile`); a pipe works too (`--seed <(zcat stock.csv.gz)`).
     var seed: (bytes: StockBytes, summary: StockCSV.Summary)?
     if let seedFile {
         let bytes: StockBytes
@@ -130,8 +130,6 @@ func serve(_ arguments: [String], launched: ContinuousClock.Instant) async -> Ne
         } catch {
             fail("the seed file is not valid, nothing was loaded:\n\(error)")
         }
-        // Read again from the start as it loads, a chunk at a time.
-        bytes.discard(0..<bytes.count)
     }
 
     let engine: Engine
