@@ -1,5 +1,9 @@
 // A binary min-heap: the smallest element first, push and pop in O(log n). The engine keeps its due
-// work (expiries, forgetting) in one; the load harness keeps each worker's agenda in another.
+// work (expiries, forgetting) in one; the load harness keeps each worker's agenda in another. Its
+// storage gives memory back as it empties: once it holds under a quarter of its room (and the room is
+// more than `shrinkableCapacity`), it moves into room for twice what it holds. (A flash sale's
+// millions of expiries otherwise kept their 16 bytes each of room for the life of the process.) Each
+// move copies what is left after at least three quarters of the room were popped: O(1) a pop.
 
 public struct BinaryHeap<Element: Comparable> {
     @usableFromInline var items: [Element] = []
@@ -27,6 +31,7 @@ public struct BinaryHeap<Element: Comparable> {
         guard !items.isEmpty else { return nil }
         items.swapAt(0, items.count - 1)
         let top = items.removeLast()
+        if items.capacity > Self.shrinkableCapacity && items.count < items.capacity / 4 { shrink() }
         var i = 0
         while true {
             let l = 2 * i + 1
@@ -40,6 +45,20 @@ public struct BinaryHeap<Element: Comparable> {
         }
         return top
     }
+
+    /// The room below which the storage is kept however empty it gets.
+    @inlinable public static var shrinkableCapacity: Int { 4096 }
+
+    /// Moves the elements into storage with room for twice their count.
+    @usableFromInline mutating func shrink() {
+        var smaller: [Element] = []
+        smaller.reserveCapacity(items.count * 2)
+        smaller.append(contentsOf: items)
+        items = smaller
+    }
+
+    /// The elements' room (tests).
+    public var capacity: Int { items.capacity }
 }
 
 extension BinaryHeap: Sendable where Element: Sendable {}
