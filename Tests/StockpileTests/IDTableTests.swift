@@ -85,4 +85,27 @@ struct IDTableTests {
         table["again"] = 1
         #expect(table["again"] == 1)
     }
+
+    @Test("a table that empties gives its index's room back, and finds what is left")
+    func shrinks() {
+        let seed = testSeed(fallback: 4242)
+        var rng = SplitMix64(seed: seed)
+        var table = IDTable<Int>()
+        var keys = (0..<100_000).map { "o:\($0):000000000000" }
+        for (i, k) in keys.enumerated() { table[k] = i }
+        let peak = table.indexCapacity
+        keys.shuffle(using: &rng)
+        for (n, k) in keys.dropLast(100).enumerated() {
+            table[k] = nil
+            if n % 9_973 == 0 { table.checkInvariants() }
+        }
+        table.checkInvariants()
+        #expect(table.count == 100)
+        #expect(table.indexCapacity <= 1_024, "seed \(seed): \(table.indexCapacity) slots left of \(peak)")
+        for k in keys.suffix(100) { #expect(table[k] != nil, "seed \(seed): \(k)") }
+        // And it grows again.
+        for i in 0..<10_000 { table["again-\(i)"] = i }
+        table.checkInvariants()
+        #expect(table.count == 10_100 && table["again-9999"] == 9_999)
+    }
 }
