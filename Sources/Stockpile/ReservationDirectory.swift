@@ -115,6 +115,14 @@ struct ShardSlots: Sendable {
         }
         slots[hole] = 0
         count &-= 1
+        // Room given back once at most an eighth is used (over 1,024 slots): into slots a quarter
+        // full, so that a move is paid for by as many changes. Forgotten reservations otherwise
+        // left the slots of the peak behind for good.
+        if slots.count > 1024 && count &* 8 <= slots.count {
+            var capacity = 16
+            while capacity < count &* 4 { capacity &*= 2 }
+            resize(to: capacity)
+        }
         return true
     }
 

@@ -63,6 +63,26 @@ struct ReservationDirectoryTests {
         #expect(slots.count == model.values.reduce(0, +))
     }
 
+    @Test("slots that empty give their room back, and every slot left is found")
+    func slotsShrink() {
+        let seed = testSeed(fallback: 5150)
+        var rng = SplitMix64(seed: seed)
+        var slots = ShardSlots(lowMask: ShardSlots.shardMask)
+        var made = (0..<100_000).map { _ in (hash: Int(bitPattern: UInt(rng.next())), shard: Int(rng.next() % 16)) }
+        for m in made { slots.insert(hash: m.hash, shard: m.shard) }
+        let peak = slots.slots.count
+        made.shuffle(using: &rng)
+        for (n, m) in made.dropLast(100).enumerated() {
+            let removed = slots.remove(hash: m.hash, shard: m.shard)
+            #expect(removed, "seed \(seed): slot \(n) is there")
+            if n % 9_973 == 0 { slots.checkInvariants() }
+        }
+        slots.checkInvariants()
+        #expect(slots.count == 100)
+        #expect(slots.slots.count <= 1_024, "seed \(seed): \(slots.slots.count) slots left of \(peak)")
+        for m in made.suffix(100) { #expect(slots.count(hash: m.hash, shard: m.shard) >= 1, "seed \(seed)") }
+    }
+
     @Test("claims, lookups, forgetting and left-over slots agree with a model of where each id lives")
     func agreesWithModel() {
         let seed = testSeed(fallback: 77)
