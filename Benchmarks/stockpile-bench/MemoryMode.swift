@@ -53,6 +53,10 @@ struct ResidentMemory {
 ///   over M/4: the key's remembered reply and the item that forgets it. The adjustment itself leaves
 ///   nothing behind: the cell exists and its ledger entry takes the slot of an older one.
 ///
+/// - after the retention window: the resident set once the clock has moved past every hold's expiry
+///   and the retention window and the due work has run (the open holds expired, every reservation and
+///   KEY forgotten), against its size before the reservations were made: what the engine gives back.
+///
 /// Two effects blur every figure, and both belong to what an operator pays. Hash tables double, and a
 /// rehash touches every bucket of the new table, so a phase that crosses a doubling is charged for its
 /// empty buckets: the figures move with N and M (arrays double too, but their untouched tail is not
@@ -76,7 +80,8 @@ nonisolated func runMemoryBenchmark(_ options: Options) async -> Int32 {
     // Time stands still, so no hold expires and no name is forgotten mid-measurement, however slow the
     // machine: each phase measures exactly the items it added.
     let configuration = EngineConfiguration(shardCount: options.shards)
-    let engine = Engine(configuration: configuration, clock: ManualClock())
+    let clock = ManualClock()
+    let engine = Engine(configuration: configuration, clock: clock)
     let empty = ResidentMemory.read()
 
     // The ledger keeps the most recent entries in a ring of fixed capacity. Filled first, it costs the
@@ -127,6 +132,16 @@ nonisolated func runMemoryBenchmark(_ options: Options) async -> Int32 {
     let afterKeys = ResidentMemory.read()
     let keySeconds = ContinuousClock.now - started
 
+    // Past every expiry and the retention window: the open holds expire, then every reservation and
+    // KEY is forgotten (the expiries' closings too, a window after them).
+    started = ContinuousClock.now
+    clock.advance(by: .seconds(600) + configuration.retention + .seconds(1))
+    await engine.runDueWork()
+    clock.advance(by: configuration.retention + .seconds(1))
+    await engine.runDueWork()
+    let afterRetention = ResidentMemory.read()
+    let forgetSeconds = ContinuousClock.now - started
+
     /// Growth per item, rounded to a byte; nil when the phase added none.
     func perItem(_ from: ResidentMemory, _ to: ResidentMemory, _ count: Int) -> Int? {
         count == 0 ? nil : Int((Double(to.byteCount - from.byteCount) / Double(count)).rounded())
@@ -152,7 +167,10 @@ nonisolated func runMemoryBenchmark(_ options: Options) async -> Int32 {
     row("bytes per closed reservation", figure(perClosed), "reserved and released, kept for retention; \(reservationCount) reserved, \(closedCount) released in \(seconds(reservationSeconds))")
     row("change on closing one", figure(perClose), "the release alone (part of the figure above)")
     row("bytes per KEY", figure(perKey), "\(keyCount) keyed adjustments in \(seconds(keySeconds))")
-    row("rss", mebibytes(afterKeys.byteCount), "at the end; peak (VmHWM) \(mebibytes(afterKeys.peakByteCount))")
+    let grown = afterKeys.byteCount - afterCells.byteCount
+    let kept = afterRetention.byteCount - afterCells.byteCount
+    row("after the retention window", mebibytes(kept), "of \(mebibytes(grown)) the reservations and KEYs grew; forgotten in \(seconds(forgetSeconds))")
+    row("rss", mebibytes(afterRetention.byteCount), "at the end; peak (VmHWM) \(mebibytes(afterRetention.peakByteCount))")
     if options.json {
         func value(_ v: Int?) -> Any { v.map { $0 as Any } ?? NSNull() }
         let object: [String: Any] = [
@@ -161,7 +179,8 @@ nonisolated func runMemoryBenchmark(_ options: Options) async -> Int32 {
             "engine_bytes": empty.byteCount - beforeEngine.byteCount, "ring_bytes": baseline.byteCount - empty.byteCount,
             "bytes_per_cell": value(perCell), "bytes_per_open_reservation": value(perOpen),
             "bytes_per_closed_reservation": value(perClosed), "bytes_per_close": value(perClose), "bytes_per_key": value(perKey),
-            "rss_bytes": afterKeys.byteCount, "peak_rss_bytes": afterKeys.peakByteCount,
+            "bytes_kept_after_retention": kept, "bytes_grown": grown,
+            "rss_bytes": afterRetention.byteCount, "peak_rss_bytes": afterRetention.peakByteCount,
         ]
         let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
         print(String(decoding: data, as: UTF8.self))
