@@ -194,15 +194,10 @@ struct IDTable<Value>: Sequence {
         if n &* 2 > index.count { grow(toHold: n) }
     }
 
-    /// Gives the index's room back once it is at most an eighth full (and over 1,024 slots): it moves
-    /// into one a quarter full, so it doubles again only after its count has, and halves only after
-    /// its count has halved (each move is paid for by as many changes). The entries' chunks go as
-    /// they empty; without this the index kept the room of its peak for good (the reservations of a
-    /// flash sale forgotten a day later left 16 to 32 bytes each behind).
+    /// Gives the index's room back as the table empties (`SlotRoom`); the entries' chunks go as they
+    /// empty.
     private mutating func shrinkIfSparse() {
-        guard index.count > 1024, count &* 8 <= index.count else { return }
-        var capacity = 16
-        while capacity < count &* 4 { capacity &*= 2 }
+        guard let capacity = SlotRoom.shrunk(count: count, slotCount: index.count) else { return }
         index.resize(to: capacity)
         hintCell?.publish(index.slots)
     }

@@ -26,6 +26,30 @@ extension UInt64: ClaimableValue {
     var isClaimMarker: Bool { self == 0 }
 }
 
+/// The requests waiting for claims to settle, by the claimed name (only names waited for): kept by
+/// each stripe of a table of claims (`IdempotencyTable`, `ReservationDirectory`) under its lock.
+struct ClaimWaiters {
+    private var byName: [String: [CheckedContinuation<Void, Never>]] = [:]
+
+    /// Suspends the caller until its claim settles: `park`, run under the stripe's lock, either keeps
+    /// the continuation (`add`) because the claim is still in flight, or says it settled already.
+    static func wait(_ park: (CheckedContinuation<Void, Never>) -> Bool) async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            if !park(c) { c.resume() }
+        }
+    }
+
+    mutating func add(_ c: CheckedContinuation<Void, Never>, for name: String) { byName[name, default: []].append(c) }
+
+    /// Takes the requests waiting for `name`: the name is hashed only when someone waits on the stripe.
+    mutating func take(_ name: String) -> [CheckedContinuation<Void, Never>] {
+        byName.isEmpty ? [] : byName.removeValue(forKey: name) ?? []
+    }
+
+    /// How many requests wait for `name` (tests).
+    func count(_ name: String) -> Int { byName[name]?.count ?? 0 }
+}
+
 final class IdempotencyTable<Value: ClaimableValue>: Sendable {
     enum Claim {
         /// The caller now holds the name and must `commit` or `abandon` it.
@@ -37,7 +61,7 @@ final class IdempotencyTable<Value: ClaimableValue>: Sendable {
     private struct StripeState {
         var table = IDTable<Value>()
         /// The requests waiting for a claim to settle, by the claimed name (only names waited for).
-        var waiters: [String: [CheckedContinuation<Void, Never>]] = [:]
+        var waiters = ClaimWaiters()
     }
 
     private final class Stripe: Sendable {
@@ -73,7 +97,7 @@ final class IdempotencyTable<Value: ClaimableValue>: Sendable {
     func claim(_ name: String, hash: Int) async -> Claim {
         while true {
             if let result = tryClaim(name, hash: hash) { return result }
-            await waitWhilePending(name, hash: hash, in: stripe(hash))
+            await waitWhileClaimed(name, hash: hash)
         }
     }
 
@@ -99,7 +123,7 @@ final class IdempotencyTable<Value: ClaimableValue>: Sendable {
     func lookup(_ name: String, hash: Int) async -> Value? {
         while true {
             if let result = tryLookup(name, hash: hash) { return result }
-            await waitWhilePending(name, hash: hash, in: stripe(hash))
+            await waitWhileClaimed(name, hash: hash)
         }
     }
 
@@ -128,23 +152,19 @@ final class IdempotencyTable<Value: ClaimableValue>: Sendable {
 
     /// Waits until no request holds a claim on `name` (at once when none does).
     func waitWhileClaimed(_ name: String, hash: Int) async {
-        await waitWhilePending(name, hash: hash, in: stripe(hash))
+        let stripe = self.stripe(hash)
+        await ClaimWaiters.wait { c in
+            stripe.state.withLock { s in
+                guard s.table[name, hash: hash]?.isClaimMarker == true else { return false }
+                s.waiters.add(c, for: name)
+                return true
+            }
+        }
     }
 
     /// How many requests wait for the claim on `name` to settle (tests).
     func waiterCount(_ name: String) -> Int {
-        stripe(name.hashValue).state.withLock { $0.waiters[name]?.count ?? 0 }
-    }
-
-    private func waitWhilePending(_ name: String, hash: Int, in stripe: Stripe) async {
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let resumeNow = stripe.state.withLock { s -> Bool in
-                guard s.table[name, hash: hash]?.isClaimMarker == true else { return true }
-                s.waiters[name, default: []].append(c)
-                return false
-            }
-            if resumeNow { c.resume() }
-        }
+        stripe(name.hashValue).state.withLock { $0.waiters.count(name) }
     }
 
     /// Settles a claim: the name now holds `value` (never the claim marker).
@@ -185,13 +205,11 @@ final class IdempotencyTable<Value: ClaimableValue>: Sendable {
 
     /// Settles `name`'s claim to `value` (nil: free) and wakes whoever waited for it.
     private func settle(_ name: String, hash: Int, to value: Value?) {
-        let waiters = stripe(hash).state.withLock { s -> [CheckedContinuation<Void, Never>]? in
+        let waiters = stripe(hash).state.withLock { s -> [CheckedContinuation<Void, Never>] in
             let old = s.table.exchange(name, hash: hash, with: value)
-            // The name is hashed again only when someone waits on this stripe.
-            guard old?.isClaimMarker == true, !s.waiters.isEmpty else { return nil }
-            return s.waiters.removeValue(forKey: name)
+            return old?.isClaimMarker == true ? s.waiters.take(name) : []
         }
-        for w in waiters ?? [] { w.resume() }
+        for w in waiters { w.resume() }
     }
 
     /// Forgets every committed name (RESET); claims in flight settle as usual.

@@ -115,14 +115,8 @@ struct ShardSlots: Sendable {
         }
         slots[hole] = 0
         count &-= 1
-        // Room given back once at most an eighth is used (over 1,024 slots): into slots a quarter
-        // full, so that a move is paid for by as many changes. Forgotten reservations otherwise
-        // left the slots of the peak behind for good.
-        if slots.count > 1024 && count &* 8 <= slots.count {
-            var capacity = 16
-            while capacity < count &* 4 { capacity &*= 2 }
-            resize(to: capacity)
-        }
+        // Room given back as the slots empty (`SlotRoom`).
+        if let capacity = SlotRoom.shrunk(count: count, slotCount: slots.count) { resize(to: capacity) }
         return true
     }
 
@@ -249,7 +243,7 @@ final class ReservationDirectory: Sendable {
         var exact = ExactEntries()
         var slots: ShardSlots
         /// The requests waiting for an id in flight to settle, by id (only ids waited for).
-        var waiters: [String: [CheckedContinuation<Void, Never>]] = [:]
+        var waiters = ClaimWaiters()
         /// Moves on each time a slot is added: a claim that asked the shards outside the lock goes
         /// ahead only if nothing was committed on the stripe meanwhile.
         var version: UInt64 = 0
@@ -476,19 +470,18 @@ final class ReservationDirectory: Sendable {
     /// Waits until no request holds a claim on `id` (at once when none does).
     func waitWhileClaimed(_ id: String, hash: Int) async {
         let stripe = self.stripe(hash)
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let resumeNow = stripe.state.withLock { s -> Bool in
-                guard s.exact.entry(id, hash: hash)?.isInFlight == true else { return true }
-                s.waiters[id, default: []].append(c)
-                return false
+        await ClaimWaiters.wait { c in
+            stripe.state.withLock { s in
+                guard s.exact.entry(id, hash: hash)?.isInFlight == true else { return false }
+                s.waiters.add(c, for: id)
+                return true
             }
-            if resumeNow { c.resume() }
         }
     }
 
     /// How many requests wait for the claim on `id` to settle (tests).
     func waiterCount(_ id: String) -> Int {
-        stripe(id.hashValue).state.withLock { $0.waiters[id]?.count ?? 0 }
+        stripe(id.hashValue).state.withLock { $0.waiters.count(id) }
     }
 
     // MARK: Settling
@@ -569,14 +562,12 @@ final class ReservationDirectory: Sendable {
     /// Changes the stripe of `hash` with `change`, then wakes whoever waited for `id`.
     private func settle(_ id: String, hash: Int, _ change: (inout StripeState) -> Void) {
         let stripe = self.stripe(hash)
-        let waiters = stripe.state.withLock { s -> [CheckedContinuation<Void, Never>]? in
+        let waiters = stripe.state.withLock { s -> [CheckedContinuation<Void, Never>] in
             change(&s)
             published(stripe, s)
-            // The id is hashed again only when someone waits on this stripe.
-            guard !s.waiters.isEmpty else { return nil }
-            return s.waiters.removeValue(forKey: id)
+            return s.waiters.take(id)
         }
-        for w in waiters ?? [] { w.resume() }
+        for w in waiters { w.resume() }
     }
 
     // MARK: Restoring

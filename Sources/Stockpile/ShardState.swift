@@ -44,7 +44,8 @@ struct CellSlot: Sendable {
 }
 
 
-/// An immutable box: a reference to a value that is never changed in place.
+/// A box: a reference to a value that is never changed in place once the box is shared. It is made
+/// with its value, or made ahead with a placeholder and filled once (`fill`) before it is shared.
 final class Boxed<Value: Sendable>: @unchecked Sendable {
     // @unchecked: `value` changes only through `fill`, before the box is stored where another thread
     // can reach it (a shard's table, under the shard's lock); after that it is only read.
@@ -145,7 +146,7 @@ final class ShardState: StockView {
 
     /// Keeps `r`, a reservation of several lines (kept whole), in `box`, made before the shard was
     /// held and not shared yet.
-    func store(_ r: Reservation, in box: Boxed<Reservation>) {
+    func store(_ r: consuming Reservation, in box: Boxed<Reservation>) {
         precondition(r.lines.count > 1, "a reservation of one line may be kept compact")
         let id = r.id
         box.fill(r)

@@ -39,7 +39,7 @@ public enum StockCSV {
     /// Cost: one pass over the bytes (a seed of millions of rows is read in bytes, not in
     /// `Character`s, whose grapheme breaking took seconds per million rows).
     public static func parse(_ text: String, source: String) throws(StockCSVError) -> [StockRow] {
-        let bytes = StockBytes(Array(text.utf8))
+        let bytes = StockBytes(text.utf8)
         try check(bytes, source: source)
         return Array(rows(bytes, source: source, chunkRowCount: .max).joined())
     }

@@ -124,8 +124,7 @@ struct ServeProcessTests {
     @Test("--seed loads a stock file at start; a bad file stops the start, names every bad line and loads nothing")
     func seed() async throws {
         try await onOwnThread {
-            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stockpile-seed-\(UUID().uuidString)")
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            let directory = try Self.scratchDirectory("stockpile-seed-")
             defer { try? FileManager.default.removeItem(at: directory) }
             let good = directory.appendingPathComponent("stock.csv")
             try "variant,warehouse,on_hand\r\nSKU-1,main,40\n\nSKU-2,MAIN,0\n".write(to: good, atomically: true, encoding: .utf8)
@@ -150,11 +149,10 @@ struct ServeProcessTests {
         }
     }
 
-    @Test("--seed of a file of many chunks (mapped, each part let go once loaded) loads every row")
+    @Test("--seed of a file of many chunks (read once, each chunk's pages given back as the next is read) loads every row")
     func seedOfManyChunks() async throws {
         try await onOwnThread {
-            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stockpile-seed-\(UUID().uuidString)")
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            let directory = try Self.scratchDirectory("stockpile-seed-")
             defer { try? FileManager.default.removeItem(at: directory) }
             // More rows than one chunk of the load (2^18), in a file of many pages.
             let rowCount = 300_000
@@ -213,6 +211,13 @@ struct ServeProcessTests {
     }
 
     /// Runs `stockpile` with `arguments`; returns its status, stdout and stderr.
+    /// A new directory for one test under the system's temporary directory; the test removes it.
+    static func scratchDirectory(_ prefix: String) throws -> URL {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(prefix + UUID().uuidString)
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        return directory
+    }
+
     static func run(_ arguments: [String]) throws -> (status: Int32, output: String, errors: String) {
         try ChildProcess.run(path: try ServeProcess.executable.path, arguments: arguments)
     }
@@ -220,8 +225,7 @@ struct ServeProcessTests {
     @Test("stockpile import then export gives the file back; a bad file or a running server changes nothing")
     func importExport() async throws {
         try await onOwnThread {
-            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stockpile-ie-\(UUID().uuidString)")
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            let directory = try Self.scratchDirectory("stockpile-ie-")
             defer { try? FileManager.default.removeItem(at: directory) }
             let data = directory.appendingPathComponent("data").path
             let file = directory.appendingPathComponent("in.csv")

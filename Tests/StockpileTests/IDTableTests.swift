@@ -67,21 +67,32 @@ struct IDTableTests {
         #expect(Dictionary(uniqueKeysWithValues: table.map { ($0.key, $0.value) }) == model.filter { $0.value % 2 == 0 }, "seed \(seed)")
     }
 
+    /// A table of the names `name(0..<count)`, then all but `keeping` of them removed in a random
+    /// order, each found before it goes, the invariants checked along the way: the table, the names
+    /// left, and the index's slot count at the peak.
+    private static func emptied(
+        count: Int, keeping: Int, seed: UInt64, name: (Int) -> String
+    ) -> (table: IDTable<Int>, kept: ArraySlice<String>, peakSlots: Int) {
+        var rng = SplitMix64(seed: seed)
+        var table = IDTable<Int>()
+        var keys = (0..<count).map(name)
+        for (i, k) in keys.enumerated() { table[k] = i }
+        let peak = table.indexCapacity
+        keys.shuffle(using: &rng)
+        for (n, k) in keys.dropLast(keeping).enumerated() {
+            #expect(table[k] != nil, "seed \(seed): \(k)")
+            table[k] = nil
+            if n % 499 == 0 { table.checkInvariants() }
+        }
+        table.checkInvariants()
+        return (table, keys.suffix(keeping), peak)
+    }
+
     @Test("removing every entry in random order leaves an empty, usable table")
     func removeEverything() {
         let seed = testSeed(fallback: 77)
-        var rng = SplitMix64(seed: seed)
-        var table = IDTable<Int>()
-        var keys = (0..<5_000).map { "id-\($0)" }
-        for (i, k) in keys.enumerated() { table[k] = i }
-        keys.shuffle(using: &rng)
-        for (n, k) in keys.enumerated() {
-            #expect(table[k] != nil, "seed \(seed): \(k)")
-            table[k] = nil
-            if n % 500 == 0 { table.checkInvariants() }
-        }
+        var (table, _, _) = Self.emptied(count: 5_000, keeping: 0, seed: seed) { "id-\($0)" }
         #expect(table.isEmpty)
-        table.checkInvariants()
         table["again"] = 1
         #expect(table["again"] == 1)
     }
@@ -89,20 +100,10 @@ struct IDTableTests {
     @Test("a table that empties gives its index's room back, and finds what is left")
     func shrinks() {
         let seed = testSeed(fallback: 4242)
-        var rng = SplitMix64(seed: seed)
-        var table = IDTable<Int>()
-        var keys = (0..<100_000).map { "o:\($0):000000000000" }
-        for (i, k) in keys.enumerated() { table[k] = i }
-        let peak = table.indexCapacity
-        keys.shuffle(using: &rng)
-        for (n, k) in keys.dropLast(100).enumerated() {
-            table[k] = nil
-            if n % 9_973 == 0 { table.checkInvariants() }
-        }
-        table.checkInvariants()
+        var (table, kept, peak) = Self.emptied(count: 100_000, keeping: 100, seed: seed) { "o:\($0):000000000000" }
         #expect(table.count == 100)
         #expect(table.indexCapacity <= 1_024, "seed \(seed): \(table.indexCapacity) slots left of \(peak)")
-        for k in keys.suffix(100) { #expect(table[k] != nil, "seed \(seed): \(k)") }
+        for k in kept { #expect(table[k] != nil, "seed \(seed): \(k)") }
         // And it grows again.
         for i in 0..<10_000 { table["again-\(i)"] = i }
         table.checkInvariants()
