@@ -12,6 +12,7 @@
 
 import CStockpileLinux
 import StockpileCore
+import Synchronization
 
 struct CellTable: Sequence, Sendable {
     struct Entry: Sendable {
@@ -25,6 +26,9 @@ struct CellTable: Sequence, Sendable {
     /// The count is a power of two (or 0 before the first cell).
     private var index = TaggedIndex()
     private(set) var count = 0
+    /// A number no other table had, taken again when the table is emptied: with a position, it names
+    /// one cell for good (the log's writer numbers cells by it, `CellPlace`).
+    private(set) var generation = CellTable.newGeneration()
     /// `IDTable.hintCell`.
     var hintCell: IndexHintCell?
 
@@ -145,7 +149,12 @@ struct CellTable: Sequence, Sendable {
         _modify { yield &self[key, hash: Self.hash(key), default: value()] }
     }
 
+    private static let generations = Atomic<UInt64>(0)
+
+    private static func newGeneration() -> UInt64 { generations.add(1, ordering: .relaxed).newValue }
+
     mutating func removeAll() {
+        generation = Self.newGeneration()
         chunks.removeAll()
         index.removeAll()
         hintCell?.publish(index.slots)

@@ -252,10 +252,11 @@ final class Ledger: Sendable {
     /// has a log; nil when the log's record cannot carry it), hands the log the record, and keeps the
     /// entry. With subscribers, or without a record for the log, it builds the commit (`commit`,
     /// given the numbered entry) and appends it as `append` does, so that subscribers hear of it, and
-    /// the log records it, exactly as any other commit.
+    /// the log records it, exactly as any other commit. `place`: where the shard keeps the record's
+    /// cell, when it has it already (the log's writer numbers the cell by it).
     func append(
-        reservation entry: inout LedgerEntry, record: consuming CompactReservation?, lane: Int, commit: (LedgerEntry) -> Commit,
-        alerts: (Commit) -> [LowStockAlert]
+        reservation entry: inout LedgerEntry, record: consuming CompactReservation?, place: CellPlace? = nil, lane: Int,
+        commit: (LedgerEntry) -> Commit, alerts: (Commit) -> [LowStockAlert]
     ) throws(WALIOError) {
         try log?.checkWritable()
         if subscriberCount.load(ordering: .acquiring) == 0, log == nil || record != nil {
@@ -265,7 +266,7 @@ final class Ledger: Sendable {
             if let log, var fields = record.take() {
                 fields.seq = seq
                 assert(fields == CompactReservation(commit(entry)), "a reservation record that is not its commit's")
-                log.submit(.reservation(fields), lsn: lsn, lane: lane)
+                log.submit(.reservation(fields, place), lsn: lsn, lane: lane)
             }
             return
         }

@@ -49,7 +49,8 @@ public final class GroupCommitter: Sendable {
     /// fields (written as that record, with the segment's names).
     public enum Handover: Sendable {
         case body(WALRecord.Body)
-        case reservation(CompactReservation)
+        /// A new one-line reservation's record, and where the engine keeps its cell, when it says.
+        case reservation(CompactReservation, CellPlace?)
     }
 
     /// Records handed over in one lane, in LSN order, waiting for the committer's thread. A lane has

@@ -103,9 +103,11 @@ public enum RecordCodec {
     }
 
     /// Appends a `reservation` record of `fields` (naming its cell and actor in `names` if the segment
-    /// has not yet).
-    public static func appendReservation(_ fields: CompactReservation, lsn: UInt64, salt: UInt32, names: inout SegmentNames, into writer: inout ByteWriter) {
-        appendRecord(lsn: lsn, type: .reservation, salt: salt, into: &writer) { fields.encode(into: &$0, names: &names) }
+    /// has not yet). `place`: where the engine keeps the record's cell, when it says (`CellPlace`).
+    public static func appendReservation(
+        _ fields: CompactReservation, lsn: UInt64, salt: UInt32, names: inout SegmentNames, place: CellPlace? = nil, into writer: inout ByteWriter
+    ) {
+        appendRecord(lsn: lsn, type: .reservation, salt: salt, into: &writer) { fields.encode(into: &$0, names: &names, place: place) }
     }
 
     /// Appends a `keyUse` record.

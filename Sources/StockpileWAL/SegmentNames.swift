@@ -10,8 +10,29 @@
 
 import StockpileCore
 
+/// Where the engine keeps a cell, for a writer that numbers it (`SegmentNames`): its shard, its position
+/// in the shard's cell table, and that table's generation. A table keeps a cell at one position until
+/// it is emptied, and an emptied table takes a generation no table had before, so the three name one
+/// cell for good.
+public struct CellPlace: Sendable, Equatable {
+    public var shard: Int
+    public var position: Int
+    public var generation: UInt64
+
+    public init(shard: Int, position: Int, generation: UInt64) {
+        self.shard = shard
+        self.position = position
+        self.generation = generation
+    }
+}
+
 /// The cells and actors one segment has named, in the order it named them. The writer keeps one for the
 /// segment it appends to; a reader builds one as it reads a segment from its first record.
+///
+/// The writer is also told where the engine keeps a record's cell (`CellPlace`), when the engine knows:
+/// the number the segment gave the cell is then found in a flat array by the cell's place, where the
+/// names' table hashed both names with SipHash and compared them, a cache miss or two each among many
+/// cells, once per record. The table by name stays what decides: the array only remembers its answers.
 public struct SegmentNames: Hashable, Sendable {
     /// The segment header's created-at: `reservation` records store their time relative to it.
     public let createdAt: Timestamp
@@ -21,22 +42,76 @@ public struct SegmentNames: Hashable, Sendable {
     private(set) var actors: [String] = []
     private var cellNumbers: [CellKey: Int] = [:]
     private var actorNumbers: [String: Int] = [:]
+    /// The numbers of cells by their place: by shard, the generation of the shard's table the numbers
+    /// were learned under and each position's number (-1: not yet learned).
+    private var placeNumbers: [(generation: UInt64, numbers: [Int32])] = []
+    /// The last actor numbered: a run of records comes from one connection.
+    private var lastActor: (name: String, number: Int)?
 
     public init(createdAt: Timestamp) {
         self.createdAt = createdAt
     }
 
-    fileprivate func number(of cell: CellKey) -> Int? { cellNumbers[cell] }
-    fileprivate func number(ofActor actor: String) -> Int? { actorNumbers[actor] }
+    public static func == (a: SegmentNames, b: SegmentNames) -> Bool {
+        a.createdAt == b.createdAt && a.cells == b.cells && a.actors == b.actors
+    }
 
-    fileprivate mutating func name(_ cell: CellKey) {
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(createdAt)
+        hasher.combine(cells)
+        hasher.combine(actors)
+    }
+
+    fileprivate func number(of cell: CellKey) -> Int? { cellNumbers[cell] }
+
+    /// The number of `cell`, which the engine keeps at `place` (nil: unknown), remembering it by place.
+    fileprivate mutating func number(of cell: CellKey, at place: CellPlace?) -> Int? {
+        guard let place else { return cellNumbers[cell] }
+        let s = place.shard, p = place.position
+        if s < placeNumbers.count, placeNumbers[s].generation == place.generation, p < placeNumbers[s].numbers.count {
+            let n = placeNumbers[s].numbers[p]
+            if n >= 0 {
+                assert(cells[Int(n)] == cell, "a place names one cell")
+                return Int(n)
+            }
+        }
+        guard let n = cellNumbers[cell] else { return nil }
+        remember(n, at: place)
+        return n
+    }
+
+    private mutating func remember(_ number: Int, at place: CellPlace) {
+        let s = place.shard, p = place.position
+        guard s >= 0, p >= 0, number <= Int(Int32.max) else { return }
+        if s >= placeNumbers.count { placeNumbers.append(contentsOf: repeatElement((generation: place.generation, numbers: [Int32]()), count: s + 1 - placeNumbers.count)) }
+        if placeNumbers[s].generation != place.generation {
+            placeNumbers[s].generation = place.generation
+            placeNumbers[s].numbers.removeAll(keepingCapacity: true)
+        }
+        if p >= placeNumbers[s].numbers.count {
+            let grown = Swift.max(p + 1, placeNumbers[s].numbers.count * 2)
+            placeNumbers[s].numbers.append(contentsOf: repeatElement(-1, count: grown - placeNumbers[s].numbers.count))
+        }
+        placeNumbers[s].numbers[p] = Int32(number)
+    }
+
+    fileprivate mutating func number(ofActor actor: String) -> Int? {
+        if let last = lastActor, last.name == actor { return last.number }
+        guard let n = actorNumbers[actor] else { return nil }
+        lastActor = (actor, n)
+        return n
+    }
+
+    fileprivate mutating func name(_ cell: CellKey, at place: CellPlace? = nil) {
         cellNumbers[cell] = cells.count
+        if let place { remember(cells.count, at: place) }
         cells.append(cell)
         cellHashes.append(cell.stableHash)
     }
 
     fileprivate mutating func name(actor: String) {
         actorNumbers[actor] = actors.count
+        lastActor = (actor, actors.count)
         actors.append(actor)
     }
 }
@@ -98,9 +173,10 @@ public struct CompactReservation: Hashable, Sendable {
         return OneLineReservation(new: id, line: line, ttl: ttl, customer: customer, strategy: strategy, at: time)
     }
 
-    /// Writes the payload, naming the cell and the actor when the segment has not yet.
-    func encode(into w: inout ByteWriter, names: inout SegmentNames) {
-        let cellNumber = names.number(of: cell)
+    /// Writes the payload, naming the cell and the actor when the segment has not yet. `place`: where
+    /// the engine keeps the cell, when it says.
+    func encode(into w: inout ByteWriter, names: inout SegmentNames, place: CellPlace? = nil) {
+        let cellNumber = names.number(of: cell, at: place)
         let actorNumber = names.number(ofActor: actor)
         var flags = strategy.walCode << Flag.strategyShift
         if tracked { flags |= Flag.tracked }
@@ -117,7 +193,7 @@ public struct CompactReservation: Hashable, Sendable {
         } else {
             w.writeString(cell.variant)
             w.writeString(cell.warehouse)
-            names.name(cell)
+            names.name(cell, at: place)
         }
         if let actorNumber {
             w.writeVarint(UInt64(actorNumber))

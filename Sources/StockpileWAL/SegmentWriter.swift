@@ -210,7 +210,7 @@ public final class SegmentWriter {
                 switch handover {
                 case .body(.commit(let c)): RecordCodec.appendCommit(c, lsn: lsn, salt: salt, names: &names, into: &buffer)
                 case .body(.keyUse(let k)): RecordCodec.appendKeyUse(k, lsn: lsn, salt: salt, into: &buffer)
-                case .reservation(let fields): RecordCodec.appendReservation(fields, lsn: lsn, salt: salt, names: &names, into: &buffer)
+                case .reservation(let fields, let place): RecordCodec.appendReservation(fields, lsn: lsn, salt: salt, names: &names, place: place, into: &buffer)
                 }
             }
         }
