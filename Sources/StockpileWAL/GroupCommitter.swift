@@ -51,6 +51,15 @@ public final class GroupCommitter: Sendable {
         case body(WALRecord.Body)
         /// A new one-line reservation's record, and where the engine keeps its cell, when it says.
         case reservation(CompactReservation, CellPlace?)
+
+        /// Appends the record as a segment's writer frames it.
+        func append(lsn: UInt64, salt: UInt32, names: inout SegmentNames, into buffer: inout ByteWriter) {
+            switch self {
+            case .body(.commit(let c)): RecordCodec.appendCommit(c, lsn: lsn, salt: salt, names: &names, into: &buffer)
+            case .body(.keyUse(let k)): RecordCodec.appendKeyUse(k, lsn: lsn, salt: salt, into: &buffer)
+            case .reservation(let fields, let place): RecordCodec.appendReservation(fields, lsn: lsn, salt: salt, names: &names, place: place, into: &buffer)
+            }
+        }
     }
 
     /// Records handed over in one lane, in LSN order, waiting for the committer's thread. A lane has
@@ -58,7 +67,9 @@ public final class GroupCommitter: Sendable {
     /// lock) and by the committer's thread when it takes what waits: callers of different lanes never
     /// wait for each other.
     private final class Lane: Sendable {
-        let pending = Mutex<[(lsn: UInt64, record: Handover)]>([])
+        /// Optional so that the committer's thread moves each record out (`Taken.run`): a copy retained
+        /// each of the record's names, and emptying the lane released them again.
+        let pending = Mutex<[(lsn: UInt64, record: Handover?)]>([])
     }
 
     private struct State {
@@ -134,7 +145,7 @@ public final class GroupCommitter: Sendable {
         // Moved into the lane through an optional the closure empties: captured as it is, the record
         // was copied into the lane (a retain of each of its names) and released on return.
         var handed: Handover? = consume record
-        lanes[lane].pending.withLock { $0.append((lsn, handed.take()!)) }
+        lanes[lane].pending.withLock { $0.append((lsn, handed.take())) }
         // The handover is in the lane before the flag is read, and the thread sets the flag before it
         // looks at the lanes a last time: one of the two sees the other (`run`).
         atomicMemoryFence(ordering: .sequentiallyConsistent)
@@ -250,10 +261,10 @@ public final class GroupCommitter: Sendable {
     /// What the committer's thread has taken from the lanes and not written yet: per lane, its
     /// records in LSN order from `heads[lane]` on.
     private struct Taken {
-        var records: [[(lsn: UInt64, record: Handover)]]
+        var records: [[(lsn: UInt64, record: Handover?)]]
         var heads: [Int]
         /// Fresh arrays swapped into the lanes, so that taking what waits allocates nothing.
-        var spares: [[(lsn: UInt64, record: Handover)]]
+        var spares: [[(lsn: UInt64, record: Handover?)]]
 
         init(laneCount: Int) {
             records = Array(repeating: [], count: laneCount)
@@ -287,7 +298,7 @@ public final class GroupCommitter: Sendable {
             // holds several in a row, so the search stays at the lane that held the last one.
             while misses < records.count {
                 if heads[lane] < records[lane].count && records[lane][heads[lane]].lsn == next {
-                    batch.append(records[lane][heads[lane]].record)
+                    batch.append(records[lane][heads[lane]].record.take()!)
                     heads[lane] += 1
                     next += 1
                     misses = 0

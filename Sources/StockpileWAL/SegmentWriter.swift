@@ -201,17 +201,13 @@ public final class SegmentWriter {
     }
 
     /// Appends what a group committer was handed, in one pwrite: a reservation's fields as its
-    /// `reservation` record, a body as `append(_ bodies:)` writes it.
+    /// `reservation` record, a body as `append(_ bodies:)` writes it. Each is read where the list keeps
+    /// it (`Handover.append`): iterating the list copied each, retaining and releasing its names.
     @discardableResult
     func append(_ handovers: [GroupCommitter.Handover]) throws(WALIOError) -> ClosedRange<UInt64> {
         try append(recordCount: handovers.count) { first, salt, names, buffer in
-            for (i, handover) in handovers.enumerated() {
-                let lsn = first + UInt64(i)
-                switch handover {
-                case .body(.commit(let c)): RecordCodec.appendCommit(c, lsn: lsn, salt: salt, names: &names, into: &buffer)
-                case .body(.keyUse(let k)): RecordCodec.appendKeyUse(k, lsn: lsn, salt: salt, into: &buffer)
-                case .reservation(let fields, let place): RecordCodec.appendReservation(fields, lsn: lsn, salt: salt, names: &names, place: place, into: &buffer)
-                }
+            for i in handovers.indices {
+                handovers[i].append(lsn: first + UInt64(i), salt: salt, names: &names, into: &buffer)
             }
         }
     }
