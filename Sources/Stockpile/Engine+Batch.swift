@@ -181,9 +181,12 @@ extension Engine {
             let shard = shardOf[order[from]]
             var to = from + 1
             while to < count && shardOf[order[to]] == shard && to - from < Self.runHoldCount { to += 1 }
-            shards[shard].executeRun(
-                scratch.requests, hashes: scratch.hashes, cellHashes: UnsafeBufferPointer(cellHashes), positions: UnsafeBufferPointer(rebasing: order[from..<to]), now: now, actor: actor,
-                settings: settings, into: &scratch.answers, outcomes: &outcomes, settlements: &scratch.settlements)
+            withShard(shard) {
+                $0.executeRun(
+                    scratch.requests, hashes: scratch.hashes, cellHashes: UnsafeBufferPointer(cellHashes),
+                    positions: UnsafeBufferPointer(rebasing: order[from..<to]), now: now, actor: actor, settings: settings, into: &scratch.answers,
+                    outcomes: &outcomes, settlements: &scratch.settlements)
+            }
             from = to
         }
         for i in 0..<count {

@@ -277,6 +277,8 @@ final class ReservationDirectory: Sendable {
 
     private static var stripeCount: Int { 64 }
     private let stripes: [Stripe]
+    /// `stripes`, which keeps them, as references called through without a retain (`stripe(_:)`).
+    private let stripeRefs: [Unmanaged<Stripe>]
     private let questions: ShardQuestions
     let lowMask: UInt64
 
@@ -286,11 +288,19 @@ final class ReservationDirectory: Sendable {
         self.lowMask = lowMask
         self.questions = questions
         stripes = (0..<Self.stripeCount).map { _ in Stripe(lowMask: lowMask) }
+        stripeRefs = stripes.map { Unmanaged.passUnretained($0) }
     }
 
     /// The stripe of an id's hash: bits 26–31, which neither a slot's home (the top bits) nor the
     /// index of the shard's table depends on.
     private func stripe(_ hash: Int) -> Stripe { stripes[stripeIndex(hash)] }
+
+    /// Runs `body` with the stripe of `hash`, not retained (the directory keeps its stripes for its
+    /// life): on every request's path, where a retain and release wrote the stripe's header, a line
+    /// the other cores' requests write too.
+    @inline(__always) private func withStripe<R>(_ hash: Int, _ body: (Stripe) -> R) -> R {
+        stripeRefs[stripeIndex(hash)]._withUnsafeGuaranteedRef(body)
+    }
 
     private func stripeIndex(_ hash: Int) -> Int {
         Int(truncatingIfNeeded: UInt(bitPattern: hash) >> 26) & (Self.stripeCount - 1)
@@ -305,9 +315,10 @@ final class ReservationDirectory: Sendable {
     /// index of reservations across shards, which a claim reads first (nothing while it has none).
     /// Takes no lock.
     func prefetch(hash: Int) {
-        let stripe = self.stripe(hash)
-        stripe.hint.prefetch(hash: UInt(bitPattern: hash))
-        stripe.acrossHint.prefetch(hash: UInt(bitPattern: hash))
+        withStripe(hash) { stripe in
+            stripe.hint.prefetch(hash: UInt(bitPattern: hash))
+            stripe.acrossHint.prefetch(hash: UInt(bitPattern: hash))
+        }
     }
 
     // MARK: Claims
@@ -323,7 +334,10 @@ final class ReservationDirectory: Sendable {
     /// Claims `id`, or returns where it lives, without waiting: nil, changing nothing, while another
     /// request holds it.
     func tryClaim(_ id: String, hash: Int) -> Claim? {
-        let stripe = self.stripe(hash)
+        withStripe(hash) { tryClaim(id, hash: hash, in: $0) }
+    }
+
+    private func tryClaim(_ id: String, hash: Int, in stripe: Stripe) -> Claim? {
         while true {
             // The usual case, a new id whose tag no slot has: claimed under one lock.
             let asked = stripe.state.withLock { s -> Asked in
@@ -561,11 +575,12 @@ final class ReservationDirectory: Sendable {
 
     /// Changes the stripe of `hash` with `change`, then wakes whoever waited for `id`.
     private func settle(_ id: String, hash: Int, _ change: (inout StripeState) -> Void) {
-        let stripe = self.stripe(hash)
-        let waiters = stripe.state.withLock { s -> [CheckedContinuation<Void, Never>] in
-            change(&s)
-            published(stripe, s)
-            return s.waiters.take(id)
+        let waiters = withStripe(hash) { stripe in
+            stripe.state.withLock { s -> [CheckedContinuation<Void, Never>] in
+                change(&s)
+                published(stripe, s)
+                return s.waiters.take(id)
+            }
         }
         for w in waiters { w.resume() }
     }
