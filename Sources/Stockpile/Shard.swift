@@ -115,7 +115,7 @@ actor Shard {
         withState { state in
             state.hashedID = hashedID
             defer { state.hashedID = nil }
-            if let v = catalogVersion, v != state.catalog.version { return nil }
+            if let v = catalogVersion, v != state.catalogVersion { return nil }
             if let expected, state.linesMask(of: expected.id) != expected.mask { return nil }
             return decideHere(command, state: state, now: now, actor: actor, settings: settings)
         }

@@ -88,7 +88,30 @@ final class ShardState: StockView {
     var cells = CellTable()
     /// Kept compact (`ReservationTable`): a one-line reservation names its cell by its position in `cells`.
     var reservations = ReservationTable()
-    var catalog = Catalog()
+    /// The shard's copy of the catalog, in a box that is replaced, never changed. A stored `Catalog`
+    /// was copied for every lookup, which retained its three tables, shared by every shard's copy, so
+    /// that each reservation wrote lines the other cores wrote too. The box is read without a retain
+    /// (`catalogRef`, kept alive by `catalogBox`), and its catalog, a constant, is borrowed.
+    private var catalogBox = CatalogBox(Catalog())
+    private var catalogRef: Unmanaged<CatalogBox>
+    var catalog: Catalog {
+        get { catalogBox.catalog }
+        set {
+            catalogBox = CatalogBox(newValue)
+            catalogRef = Unmanaged.passUnretained(catalogBox)
+        }
+    }
+
+    private final class CatalogBox: Sendable {
+        let catalog: Catalog
+        init(_ catalog: Catalog) { self.catalog = catalog }
+    }
+
+    /// Runs `body` with the shard's catalog, borrowed.
+    @inline(__always) private func withCatalog<R>(_ body: (borrowing Catalog) -> R) -> R {
+        catalogRef._withUnsafeGuaranteedRef { body($0.catalog) }
+    }
+
     var counters = StockCounters()
     /// The id of the request being decided, with its hash, while the shard decides it (`Shard.execute`,
     /// `reserveOneLine`, `executeRun`).
@@ -103,6 +126,7 @@ final class ShardState: StockView {
     init(index: Int, router: ShardRouter) {
         self.index = index
         self.router = router
+        catalogRef = Unmanaged.passUnretained(catalogBox)
     }
 
     var snapshot: ShardSnapshot {
@@ -112,9 +136,13 @@ final class ShardState: StockView {
     // MARK: StockView
 
     func cellState(_ key: CellKey) -> CellState { cells[key]?.state ?? .empty }
-    func warehouse(_ code: String) -> Warehouse? { catalog.warehouse(code) }
-    func policy(of variant: String) -> VariantPolicy { catalog.policy(of: variant) }
-    var warehousesInPlacementOrder: [Warehouse] { catalog.warehousesInPlacementOrder }
+    func warehouse(_ code: String) -> Warehouse? { withCatalog { $0.warehouse(code) } }
+    func policy(of variant: String) -> VariantPolicy { withCatalog { $0.policy(of: variant) } }
+    var warehousesInPlacementOrder: [Warehouse] { withCatalog { $0.warehousesInPlacementOrder } }
+    /// `Catalog.backorder(of:)` of the shard's copy.
+    func backorder(of variant: String) -> Bool { withCatalog { $0.backorder(of: variant) } }
+    /// The version of the shard's copy of the catalog.
+    var catalogVersion: UInt64 { withCatalog { $0.version } }
     func reservation(_ id: String) -> Reservation? {
         // The cell table is read only for a reservation that is there.
         guard let stored = reservations.stored(id, hash: hash(of: id)) else { return nil }
@@ -218,7 +246,7 @@ final class ShardState: StockView {
             if let cellHashes, i + 16 < cellHashes.count { cells.prefetch(hash: cellHashes[i + 16]) }
             let cell = e.cell
             let hash = cellHashes?[i] ?? stable.map { CellTable.hash(stable: $0) } ?? CellTable.hash(cell)
-            let p = apply(e, of: cell, hash: hash, backorderAllowed: e.type == .reserve && catalog.backorder(of: e.variant))
+            let p = apply(e, of: cell, hash: hash, backorderAllowed: e.type == .reserve && backorder(of: e.variant))
             lastCell = (i, p)
         }
         if let r = commit.reservation, ownsAll || home(of: r, gathered: gathered) == index {
