@@ -135,6 +135,31 @@ struct CellTable: Sequence, Sendable {
         chunks[p >> Self.chunkShift].withUnsafeBufferPointer { stockpile_prefetch($0.baseAddress! + (p & Self.chunkMask)) }
     }
 
+    /// Brings in the bytes of the variant name of the first cell on the probe path of `hash` (whose
+    /// entry `prefetchEntry` brought in before), when they are kept apart from the entry (a name of
+    /// more than 15 bytes): the lookup compares them, and among many cells they are a cache miss of
+    /// their own. A hint; mutating as `prefetch` is.
+    ///
+    /// The address is read from the string's two words as the entry holds them: any use of the
+    /// string as a value retained it, writing the very line the hint is for. A native string's second
+    /// word is its storage's address under four flag bits, and its bytes start 32 bytes into it; any
+    /// other kind of string is left alone, and an address that is not one is still only a hint (a
+    /// prefetch never faults).
+    @inline(__always) mutating func prefetchName(hash: UInt64) {
+        guard !index.isEmpty else { return }
+        let v = index[index.home(hash)]
+        guard v != 0 else { return }
+        let p = TaggedIndex.position(v)
+        chunks[p >> Self.chunkShift].withUnsafeBufferPointer { entries in
+            let raw = UnsafeRawPointer(entries.baseAddress! + (p & Self.chunkMask))
+            let object = raw.load(fromByteOffset: MemoryLayout<Entry>.offset(of: \Entry.key.variant)! + 8, as: UInt64.self)
+            // The top four bits: 0 for a native string that is not a literal (small, literal,
+            // bridged and shared strings set one of them).
+            guard object >> 60 == 0, object != 0 else { return }
+            stockpile_prefetch(UnsafeRawPointer(bitPattern: UInt(object &+ 32)))
+        }
+    }
+
     /// The key of the cell at `position`.
     func key(at position: Int) -> CellKey { chunks[position >> Self.chunkShift][position & Self.chunkMask].key }
 

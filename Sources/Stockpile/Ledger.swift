@@ -174,6 +174,13 @@ enum PackedEntry {
     /// Copies `s`'s UTF-8 bytes to `p`; returns how many.
     @inline(__always)
     private static func copyUTF8(_ s: String, to p: UnsafeMutableRawPointer) -> Int {
+        // Read in place (a `var` copy to call `withUTF8` on retained the string); a string not
+        // stored as UTF-8 is copied first.
+        let copied = s.utf8.withContiguousStorageIfAvailable { b in
+            if let base = b.baseAddress, !b.isEmpty { p.copyMemory(from: base, byteCount: b.count) }
+            return b.count
+        }
+        if let copied { return copied }
         var s = s
         return s.withUTF8 { b in
             if let base = b.baseAddress, !b.isEmpty { p.copyMemory(from: base, byteCount: b.count) }

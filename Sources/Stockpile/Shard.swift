@@ -139,7 +139,8 @@ actor Shard {
         // What each request will read is asked for ahead, so that the tables' cache misses overlap
         // with deciding the ones before: its id's slot in the reservation table and its cell's slot
         // in the cell table's index `far` requests ahead, the cell's entry (found through that slot)
-        // `near` requests ahead.
+        // `near` requests ahead, and the bytes of the cell's name, which the lookup compares (found
+        // through the entry), the request before.
         let (far, near) = (4, 2)
         withState { state in
             defer { state.hashedID = nil }
@@ -152,11 +153,16 @@ actor Shard {
                 let h = cellHashes[positions[k]]
                 if h != 0 { state.cells.prefetchEntry(hash: UInt64(UInt(bitPattern: h))) }
             }
+            func fetchName(_ k: Int) {
+                let h = cellHashes[positions[k]]
+                if h != 0 { state.cells.prefetchName(hash: UInt64(UInt(bitPattern: h))) }
+            }
             for k in positions.indices.prefix(far) { fetchIndexes(k) }
             for k in positions.indices.prefix(near) { fetchCell(k) }
             for k in positions.indices {
                 if k + far < positions.count { fetchIndexes(k + far) }
                 if k + near < positions.count { fetchCell(k + near) }
+                if k + 1 < positions.count { fetchName(k + 1) }
                 let p = positions[k]
                 let hashedID = HashedID(requests[p].id, hash: hashes[p])
                 state.hashedID = hashedID
