@@ -250,6 +250,9 @@ actor Shard {
         made: (consuming OneLineReservation) -> R, otherwise: (consuming Performed) -> R
     ) -> R {
         precondition(request.lines.count == 1 && request.lines[0].warehouse != Identifiers.anyWarehouse, "one line naming its warehouse")
+        // The cell's entry is asked for first (its index slot was asked for before the lock), so that
+        // its miss overlaps with the id's lookup rather than following it.
+        state.cells.prefetchEntry(hash: cellHash)
         if state.reservations.contains(hashedID.id, hash: hashedID.hash) {
             return otherwise(decideHere(request, state: state, now: now, actor: actor, settings: settings))
         }
