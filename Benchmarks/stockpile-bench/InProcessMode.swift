@@ -17,11 +17,14 @@ struct TaskResult: Sendable {
     /// 100,000 cells, 400 MB for 1,000 tasks) took a cache miss and, at first, a page fault per reply:
     /// the load generator's cost, not the engine's.
     var reservedCells: [Int32] = []
+    /// How long the list grows before it is handed over: short, so that a thousand tasks' lists stay
+    /// small and the tally's lock is held briefly.
+    static let handedAt = 8192
 
-    /// Adds a successful line on cell `c`, handing the list to `tally` when it is long.
+    /// Adds a successful line on cell `c`, handing the list to `tally` when it is `handedAt` long.
     mutating func reserved(_ c: Int, tally: UnitTally) {
         reservedCells.append(Int32(c))
-        if reservedCells.count == 1 << 16 { tally.add(&reservedCells) }
+        if reservedCells.count == Self.handedAt { tally.add(&reservedCells) }
     }
 }
 
@@ -110,7 +113,7 @@ nonisolated func runBenchmark(_ options: Options) async -> Int32 {
                         multilineRequests.append((cells.map { cellLines[$0] }, cells))
                     }
                 }
-                r.reservedCells.reserveCapacity(1 << 16)
+                r.reservedCells.reserveCapacity(TaskResult.handedAt)
                 var rng = SplitMix64(seed: UInt64(t) &* 0x1234_5678_9ABC_DEF1 &+ 42)
                 // Each request's cell is drawn one request ahead, and its line asked for then: among
                 // 100,000 cells it is a cache miss, which a harness that has its next request ready

@@ -36,17 +36,8 @@ struct CellTable: Sequence, Sendable {
     /// result depends on every byte: the slot bits must not repeat the bits that chose the shard.
     @inline(__always) static func hash(_ key: CellKey) -> UInt64 { hash(stable: key.stableHash) }
 
-    /// `hash(key)` from the key's `stableHash`, for a caller that has it already.
-    @inline(__always) static func hash(stable: UInt64) -> UInt64 {
-        var h = stable
-        // MurmurHash3's 64-bit finaliser.
-        h ^= h >> 33
-        h &*= 0xff51_afd7_ed55_8ccd
-        h ^= h >> 33
-        h &*= 0xc4ce_b9fe_1a85_ec53
-        h ^= h >> 33
-        return h
-    }
+    /// `hash(key)` from the key's `stableHash`, for a caller that has it already (`CellKey.tableHash`).
+    @inline(__always) static func hash(stable: UInt64) -> UInt64 { CellKey.tableHash(stable: stable) }
 
     /// The position of `key`'s entry, or nil. A position stays its cell's until `removeAll`: a shard
     /// names a cell by it where a name would cost a copy (a reservation's line).
@@ -128,11 +119,16 @@ struct CellTable: Sequence, Sendable {
     /// slot (which `prefetch(hash:)` brought in before): the entry a lookup of that cell reads, unless
     /// another cell came first on its path. A hint; mutating for the reason `prefetch` is.
     @inline(__always) mutating func prefetchEntry(hash: UInt64) {
-        guard !index.isEmpty else { return }
-        let v = index[index.home(hash)]
-        guard v != 0 else { return }
-        let p = TaggedIndex.position(v)
+        guard let p = firstOnPath(hash) else { return }
         chunks[p >> Self.chunkShift].withUnsafeBufferPointer { stockpile_prefetch($0.baseAddress! + (p & Self.chunkMask)) }
+    }
+
+    /// The position of the first cell on the probe path of `hash`, if any: a hint's guess at the
+    /// cell a lookup finds.
+    @inline(__always) private func firstOnPath(_ hash: UInt64) -> Int? {
+        guard !index.isEmpty else { return nil }
+        let v = index[index.home(hash)]
+        return v == 0 ? nil : TaggedIndex.position(v)
     }
 
     /// Brings in the bytes of the variant name of the first cell on the probe path of `hash` (whose
@@ -146,17 +142,15 @@ struct CellTable: Sequence, Sendable {
     /// other kind of string is left alone, and an address that is not one is still only a hint (a
     /// prefetch never faults).
     @inline(__always) mutating func prefetchName(hash: UInt64) {
-        guard !index.isEmpty else { return }
-        let v = index[index.home(hash)]
-        guard v != 0 else { return }
-        let p = TaggedIndex.position(v)
+        guard let p = firstOnPath(hash) else { return }
         chunks[p >> Self.chunkShift].withUnsafeBufferPointer { entries in
             let raw = UnsafeRawPointer(entries.baseAddress! + (p & Self.chunkMask))
             let object = raw.load(fromByteOffset: MemoryLayout<Entry>.offset(of: \Entry.key.variant)! + 8, as: UInt64.self)
-            // The top four bits: 0 for a native string that is not a literal (small, literal,
-            // bridged and shared strings set one of them).
+            // The top four bits: 0 for a native string that is not a literal (small, literal and
+            // bridged strings set one of them; a shared string's address is then in its storage
+            // object, still a harmless hint).
             guard object >> 60 == 0, object != 0 else { return }
-            stockpile_prefetch(UnsafeRawPointer(bitPattern: UInt(object &+ 32)))
+            stockpile_prefetch_read(UnsafeRawPointer(bitPattern: UInt(object &+ 32)))
         }
     }
 

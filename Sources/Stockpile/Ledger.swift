@@ -27,7 +27,8 @@ import Synchronization
 final class EntryRing: @unchecked Sendable {
     let capacity: Int
     private let words: UnsafeMutablePointer<Atomic<UInt64>>
-    /// Initialised at a slot once its word is not 0.
+    /// A slot's bytes are written once it has held a packed entry; a slot that has only held boxed
+    /// entries is never read (its box is).
     private let slots: UnsafeMutableRawPointer
     /// The entries too long to pack, by slot (nil for a packed one).
     private let boxes: UnsafeMutablePointer<Boxed<LedgerEntry>?>
@@ -122,6 +123,9 @@ enum PackedEntry {
     private static let nameRoom = byteCount - namesAt
     /// No reason (a reason's code is its index among `ReasonCode.allCases`).
     private static let noReason: UInt8 = 0xFF
+    /// The cases by code, made once (`allCases` builds an array each time it is asked).
+    private static let types = EntryType.allCases
+    private static let reasons = ReasonCode.allCases
 
     /// Packs `e` at `p`: false, writing nothing, when its names take more room than a slot has.
     @inline(__always)
@@ -164,28 +168,25 @@ enum PackedEntry {
         let reason = p.load(fromByteOffset: 49, as: UInt8.self)
         return LedgerEntry(
             seq: p.load(as: UInt64.self), time: Timestamp(milliseconds: p.load(fromByteOffset: 8, as: Int64.self)),
-            type: EntryType.allCases[Int(p.load(fromByteOffset: 48, as: UInt8.self))], variant: name(0), warehouse: name(1),
+            type: types[Int(p.load(fromByteOffset: 48, as: UInt8.self))], variant: name(0), warehouse: name(1),
             deltaOnHand: Quantity(p.load(fromByteOffset: 16, as: Int64.self)), deltaReserved: Quantity(p.load(fromByteOffset: 24, as: Int64.self)),
             onHand: Quantity(p.load(fromByteOffset: 32, as: Int64.self)), reserved: Quantity(p.load(fromByteOffset: 40, as: Int64.self)),
-            reason: reason == noReason ? nil : ReasonCode.allCases[Int(reason)], note: name(2), reference: name(3), reservation: name(4),
+            reason: reason == noReason ? nil : reasons[Int(reason)], note: name(2), reference: name(3), reservation: name(4),
             actor: name(5))
     }
 
     /// Copies `s`'s UTF-8 bytes to `p`; returns how many.
     @inline(__always)
     private static func copyUTF8(_ s: String, to p: UnsafeMutableRawPointer) -> Int {
+        func copy(_ b: UnsafeBufferPointer<UInt8>) -> Int {
+            if let base = b.baseAddress, !b.isEmpty { p.copyMemory(from: base, byteCount: b.count) }
+            return b.count
+        }
         // Read in place (a `var` copy to call `withUTF8` on retained the string); a string not
         // stored as UTF-8 is copied first.
-        let copied = s.utf8.withContiguousStorageIfAvailable { b in
-            if let base = b.baseAddress, !b.isEmpty { p.copyMemory(from: base, byteCount: b.count) }
-            return b.count
-        }
-        if let copied { return copied }
+        if let copied = s.utf8.withContiguousStorageIfAvailable(copy) { return copied }
         var s = s
-        return s.withUTF8 { b in
-            if let base = b.baseAddress, !b.isEmpty { p.copyMemory(from: base, byteCount: b.count) }
-            return b.count
-        }
+        return s.withUTF8(copy)
     }
 }
 

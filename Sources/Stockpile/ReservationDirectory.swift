@@ -277,7 +277,8 @@ final class ReservationDirectory: Sendable {
 
     private static var stripeCount: Int { 64 }
     private let stripes: [Stripe]
-    /// `stripes`, which keeps them, as references called through without a retain (`stripe(_:)`).
+    /// `stripes`, which keeps them, as references called through without a retain (`withStripe`, on
+    /// every request's path; the rarer paths take `stripe(_:)`).
     private let stripeRefs: [Unmanaged<Stripe>]
     private let questions: ShardQuestions
     let lowMask: UInt64

@@ -280,7 +280,7 @@ actor Shard {
                 customer: request.customer, strategy: strategy) : nil
         do throws(WALIOError) {
             try ledger.append(
-                reservation: &entry, record: record, place: known.map { CellPlace(shard: state.index, position: $0, generation: state.cells.generation) },
+                reservation: &entry, record: record, place: known.map { CellPlace(shard: state.index, position: $0, generation: state.cells.generation, tableHash: cellHash) },
                 lane: state.index,
                 commit: { numbered in Commit(time: now, entries: [numbered], reservation: reservation.reservation, replyShape: .reservation) },
                 alerts: { LowStockAlert.alerts(for: $0, in: state) })

@@ -107,7 +107,8 @@ final class ShardState: StockView {
         init(_ catalog: Catalog) { self.catalog = catalog }
     }
 
-    /// Runs `body` with the shard's catalog, borrowed.
+    /// Runs `body` with the shard's catalog, borrowed. `body` must not set the shard's catalog: the box
+    /// it reads would be let go under it (every caller is a lookup).
     @inline(__always) private func withCatalog<R>(_ body: (borrowing Catalog) -> R) -> R {
         catalogRef._withUnsafeGuaranteedRef { body($0.catalog) }
     }

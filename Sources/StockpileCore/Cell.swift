@@ -21,6 +21,19 @@ public struct CellKey: Hashable, Sendable, Comparable {
     @inlinable public var stableHash: UInt64 {
         FNV1a.hash(warehouse, from: (FNV1a.hash(variant) ^ 0xFF) &* FNV1a.prime)
     }
+
+    /// The hash a shard's cell table files a cell under: `stable` (its `stableHash`) finished with
+    /// MurmurHash3's 64-bit finaliser, so that every bit depends on every byte (the table's slot bits
+    /// must not repeat the bits that chose the shard).
+    @inlinable public static func tableHash(stable: UInt64) -> UInt64 {
+        var h = stable
+        h ^= h >> 33
+        h &*= 0xff51_afd7_ed55_8ccd
+        h ^= h >> 33
+        h &*= 0xc4ce_b9fe_1a85_ec53
+        h ^= h >> 33
+        return h
+    }
 }
 
 /// 64-bit FNV-1a over a string's UTF-8 bytes: cheap and the same in every process (unlike `Hasher`,

@@ -55,8 +55,7 @@ public final class GroupCommitter: Sendable {
         /// Appends the record as a segment's writer frames it.
         func append(lsn: UInt64, salt: UInt32, names: inout SegmentNames, into buffer: inout ByteWriter) {
             switch self {
-            case .body(.commit(let c)): RecordCodec.appendCommit(c, lsn: lsn, salt: salt, names: &names, into: &buffer)
-            case .body(.keyUse(let k)): RecordCodec.appendKeyUse(k, lsn: lsn, salt: salt, into: &buffer)
+            case .body(let body): RecordCodec.appendBody(body, lsn: lsn, salt: salt, names: &names, into: &buffer)
             case .reservation(let fields, let place): RecordCodec.appendReservation(fields, lsn: lsn, salt: salt, names: &names, place: place, into: &buffer)
             }
         }
@@ -282,7 +281,8 @@ public final class GroupCommitter: Sendable {
                     swap(&records[i], &spares[i])
                     heads[i] = 0
                 } else {
-                    records[i] += spares[i]
+                    // Moved one by one: appending the list copied (retained) each record.
+                    for k in spares[i].indices { records[i].append((spares[i][k].lsn, spares[i][k].record.take())) }
                 }
                 spares[i].removeAll(keepingCapacity: true)
             }

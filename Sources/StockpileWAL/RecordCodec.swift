@@ -110,6 +110,14 @@ public enum RecordCodec {
         appendRecord(lsn: lsn, type: .reservation, salt: salt, into: &writer) { fields.encode(into: &$0, names: &names, place: place) }
     }
 
+    /// Appends `body` as the writer of a segment does (`appendCommit` for a commit).
+    public static func appendBody(_ body: WALRecord.Body, lsn: UInt64, salt: UInt32, names: inout SegmentNames, into writer: inout ByteWriter) {
+        switch body {
+        case .commit(let c): appendCommit(c, lsn: lsn, salt: salt, names: &names, into: &writer)
+        case .keyUse(let k): appendKeyUse(k, lsn: lsn, salt: salt, into: &writer)
+        }
+    }
+
     /// Appends a `keyUse` record.
     public static func appendKeyUse(_ keyUse: KeyUse, lsn: UInt64, salt: UInt32, into writer: inout ByteWriter) {
         appendRecord(lsn: lsn, type: .keyUse, salt: salt, into: &writer) { CommitCodec.encode(keyUse, into: &$0) }

@@ -13,16 +13,20 @@ import StockpileCore
 /// Where the engine keeps a cell, for a writer that numbers it (`SegmentNames`): its shard, its position
 /// in the shard's cell table, and that table's generation. A table keeps a cell at one position until
 /// it is emptied, and an emptied table takes a generation no table had before, so the three name one
-/// cell for good.
+/// cell for good. With them, the cell's `CellKey.tableHash`: the writer checks that the number it
+/// remembered for the place is of a cell with that hash, so that a place that broke the rule (a
+/// table's old copy put back in a shard, say) costs a lookup by name instead of the wrong cell.
 public struct CellPlace: Sendable, Equatable {
     public var shard: Int
     public var position: Int
     public var generation: UInt64
+    public var tableHash: UInt64
 
-    public init(shard: Int, position: Int, generation: UInt64) {
+    public init(shard: Int, position: Int, generation: UInt64, tableHash: UInt64) {
         self.shard = shard
         self.position = position
         self.generation = generation
+        self.tableHash = tableHash
     }
 }
 
@@ -70,7 +74,7 @@ public struct SegmentNames: Hashable, Sendable {
         let s = place.shard, p = place.position
         if s < placeNumbers.count, placeNumbers[s].generation == place.generation, p < placeNumbers[s].numbers.count {
             let n = placeNumbers[s].numbers[p]
-            if n >= 0 {
+            if n >= 0 && CellKey.tableHash(stable: cellHashes[Int(n)]) == place.tableHash {
                 assert(cells[Int(n)] == cell, "a place names one cell")
                 return Int(n)
             }

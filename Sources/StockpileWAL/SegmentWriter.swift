@@ -192,10 +192,7 @@ public final class SegmentWriter {
     public func append(_ bodies: [WALRecord.Body]) throws(WALIOError) -> ClosedRange<UInt64> {
         try append(recordCount: bodies.count) { first, salt, names, buffer in
             for (i, body) in bodies.enumerated() {
-                switch body {
-                case .commit(let c): RecordCodec.appendCommit(c, lsn: first + UInt64(i), salt: salt, names: &names, into: &buffer)
-                case .keyUse(let k): RecordCodec.appendKeyUse(k, lsn: first + UInt64(i), salt: salt, into: &buffer)
-                }
+                RecordCodec.appendBody(body, lsn: first + UInt64(i), salt: salt, names: &names, into: &buffer)
             }
         }
     }
