@@ -66,7 +66,7 @@ extension Engine {
     /// Runs `body` holding the locks of the shards in `mask`, taken in ascending order.
     func holdingShards<R>(_ mask: UInt64, _ body: () -> R) -> R {
         guard mask != 0 else { return body() }
-        return shards[mask.trailingZeroBitCount].holding { holdingShards(mask & (mask &- 1), body) }
+        return withShard(mask.trailingZeroBitCount) { $0.holding { holdingShards(mask & (mask &- 1), body) } }
     }
 
     /// Reads what the command needs from held shards: `cells` (with their `stableHash`), and
@@ -152,8 +152,8 @@ extension Engine {
         // Each slot is asked for before any shard is held (the cells', and where the reservation's
         // entry goes in its home shard's table): the misses overlap, and the holds are shorter.
         let home = mask.trailingZeroBitCount
-        for c in cells { shards[c.shard].prefetch(cellHash: c.hash) }
-        shards[home].prefetch(idHash: hashedID.hash)
+        for c in cells { withShard(c.shard) { $0.prefetch(cellHash: c.hash) } }
+        withShard(home) { $0.prefetch(idHash: hashedID.hash) }
         let settings = self.settings
         // What does not depend on the shards' state is made before they are held: the lists the
         // decision fills. Made while holding three shards, those allocations lengthened the hold that
@@ -182,9 +182,9 @@ extension Engine {
             let (gathered, lines, entries) = made.take()!
             // Every shard keeps the same copy of the catalog; the home's is read. No reservation is
             // read: the id is claimed, so no shard keeps one under it.
-            var view = GatheredView(cells: consume gathered, catalog: shards[home].withHeldState { $0.catalog })
+            var view = GatheredView(cells: consume gathered, catalog: withShard(home) { $0.withHeldState { $0.catalog } })
             for c in cells {
-                shards[c.shard].withHeldState { view.cells.append($0.gathered(c.key, stable: c.stable, hash: c.hash)) }
+                withShard(c.shard) { shard in shard.withHeldState { view.cells.append($0.gathered(c.key, stable: c.stable, hash: c.hash)) } }
             }
             let decision = Rules.reserveDistinctCells(
                 request, fingerprint: fingerprint, in: view, now: now, actor: actor, lines: consume lines, entries: consume entries)
@@ -206,16 +206,20 @@ extension Engine {
                     for i in entries.indices {
                         let (c, position) = (cells[i], view.cells[i].position)
                         assert(entries[i].cell == c.key && entries[i].type == .reserve, "entry \(i) reserves line \(i)'s cell")
-                        _ = shards[c.shard].withHeldState {
-                            $0.apply(entries[i], of: c.key, hash: c.hash, at: position, backorderAllowed: view.policy(of: c.key.variant).backorder)
+                        _ = withShard(c.shard) { shard in
+                            shard.withHeldState {
+                                $0.apply(entries[i], of: c.key, hash: c.hash, at: position, backorderAllowed: view.policy(of: c.key.variant).backorder)
+                            }
                         }
                     }
                 }
-                shards[home].withHeldState { state in
-                    state.hashedID = hashedID
-                    defer { state.hashedID = nil }
-                    assert(commit.reservation!.fingerprintLinesAreOwnLines, "a reservation of distinct cells keeps no copy of its request's lines")
-                    state.store(commit.reservation!, in: box)
+                withShard(home) { shard in
+                    shard.withHeldState { state in
+                        state.hashedID = hashedID
+                        defer { state.hashedID = nil }
+                        assert(commit.reservation!.fingerprintLinesAreOwnLines, "a reservation of distinct cells keeps no copy of its request's lines")
+                        state.store(commit.reservation!, in: box)
+                    }
                 }
                 return .commit(commit)
             case .unchanged(let reply): return .unchanged(reply)
