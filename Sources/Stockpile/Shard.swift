@@ -144,19 +144,17 @@ actor Shard {
         let (far, near) = (4, 2)
         withState { state in
             defer { state.hashedID = nil }
+            /// Request `k`'s cell hash, nil for a request the run does not look a cell up for.
+            func cellHash(_ k: Int) -> UInt64? {
+                let h = cellHashes[positions[k]]
+                return h == 0 ? nil : UInt64(UInt(bitPattern: h))
+            }
             func fetchIndexes(_ k: Int) {
-                let p = positions[k]
-                state.reservations.prefetch(hash: hashes[p])
-                if cellHashes[p] != 0 { state.cells.prefetch(hash: UInt64(UInt(bitPattern: cellHashes[p]))) }
+                state.reservations.prefetch(hash: hashes[positions[k]])
+                if let h = cellHash(k) { state.cells.prefetch(hash: h) }
             }
-            func fetchCell(_ k: Int) {
-                let h = cellHashes[positions[k]]
-                if h != 0 { state.cells.prefetchEntry(hash: UInt64(UInt(bitPattern: h))) }
-            }
-            func fetchName(_ k: Int) {
-                let h = cellHashes[positions[k]]
-                if h != 0 { state.cells.prefetchName(hash: UInt64(UInt(bitPattern: h))) }
-            }
+            func fetchCell(_ k: Int) { if let h = cellHash(k) { state.cells.prefetchEntry(hash: h) } }
+            func fetchName(_ k: Int) { if let h = cellHash(k) { state.cells.prefetchName(hash: h) } }
             for k in positions.indices.prefix(far) { fetchIndexes(k) }
             for k in positions.indices.prefix(near) { fetchCell(k) }
             for k in positions.indices {
@@ -236,6 +234,10 @@ actor Shard {
         withState { state in
             state.hashedID = hashedID
             defer { state.hashedID = nil }
+            // The cell's entry is asked for first (its index slot was asked for before the lock), so
+            // that its miss overlaps with the id's lookup rather than following it. (A run asks for
+            // its requests' entries ahead, in `executeRun`.)
+            state.cells.prefetchEntry(hash: cellHash)
             return reserveOneLineHere(
                 request, hashedID: hashedID, cellHash: cellHash, state: state, now: now, actor: actor, settings: settings,
                 made: made, otherwise: otherwise)
@@ -250,9 +252,6 @@ actor Shard {
         made: (consuming OneLineReservation) -> R, otherwise: (consuming Performed) -> R
     ) -> R {
         precondition(request.lines.count == 1 && request.lines[0].warehouse != Identifiers.anyWarehouse, "one line naming its warehouse")
-        // The cell's entry is asked for first (its index slot was asked for before the lock), so that
-        // its miss overlaps with the id's lookup rather than following it.
-        state.cells.prefetchEntry(hash: cellHash)
         if state.reservations.contains(hashedID.id, hash: hashedID.hash) {
             return otherwise(decideHere(request, state: state, now: now, actor: actor, settings: settings))
         }

@@ -186,7 +186,8 @@ public enum StockCSV {
 
     /// The rows of a file that passed `check`, in order, at most `chunkRowCount` at a time, read as
     /// they are taken. Each chunk's bytes are discarded (`StockBytes.discard`) once the next chunk is
-    /// asked for: a mapped file read this way keeps about one chunk of itself in memory.
+    /// asked for: a file read this way keeps about one chunk of itself in memory (when its keeper gives
+    /// discarded pages back, as `serve --seed`'s does).
     public static func rows(_ bytes: StockBytes, source: String, chunkRowCount: Int = 65_536) -> Chunks {
         precondition(chunkRowCount >= 1)
         return Chunks(bytes: bytes, source: source, chunkRowCount: chunkRowCount)
@@ -462,8 +463,8 @@ public final class StockBytes: @unchecked Sendable {
         releasing = nil
     }
 
-    /// Bytes the caller keeps (a mapped file): `discard` lets a range's memory go, `release` all of it
-    /// when this is released.
+    /// Bytes the caller keeps (a file read into memory of its own): `discard` lets a range's memory go,
+    /// `release` all of it when this is released.
     public init(
         keeping buffer: UnsafeBufferPointer<UInt8>, discard: @escaping @Sendable (Range<Int>) -> Void, release: @escaping @Sendable () -> Void
     ) {

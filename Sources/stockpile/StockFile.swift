@@ -60,7 +60,7 @@ enum StockFile {
             release: { _ = munmap(UnsafeMutableRawPointer(bitPattern: address), size) })
     }
 
-    /// Reads `fd` to its end (a pipe, or a file that cannot be mapped) and closes it.
+    /// Reads `fd` to its end (a pipe, an empty file, or one whose memory could not be had) and closes it.
     private static func readWhole(_ fd: Int32, path: String) throws(Failure) -> StockBytes {
         let file = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         do {
