@@ -44,8 +44,8 @@ struct ResidentMemory {
 ///   unit, TTL 600 s), over ⌈M/2⌉. The reservation in its home shard, its slot in the directory and its
 ///   expiry item in the due-work heap.
 /// - bytes per closed reservation: growth while the other ⌊M/2⌋ are made *and* released, over ⌊M/2⌋:
-///   everything a closed reservation leaves behind for the 24 h retention window (its record, its id,
-///   the expiry item, which is skipped when due rather than removed, and the item that forgets it).
+///   everything a closed reservation leaves behind for the 24 h retention window (its record, its id
+///   and its expiry item, which schedules its forgetting when it comes due).
 ///   Measured on reservations of its own rather than derived from the open figure, so it rests on no
 ///   assumption that an open reservation costs the same before and after others are released.
 /// - change on closing: growth while those ⌊M/2⌋ are released, over ⌊M/2⌋ (part of the figure above).

@@ -2,7 +2,9 @@
 // and idempotency keys once the retention window has passed. Items come due in (deadline, kind, name)
 // order; they wait in one heap per kind, whose items are then only a deadline and the name's hash
 // (16 bytes, where a deadline and the name took 24 and one heap of kinded items 32: each open
-// reservation with a TTL leaves one item behind, each closed one two, each KEY one). When items come
+// reservation with a TTL leaves one item behind, each closed one one, each KEY one: a reservation
+// that closes before its first deadline is forgotten through its expiry item, see
+// `Engine.forgetFollowsExpiry`). When items come
 // due, each hash is turned back into the names the engine keeps under it (`resolve`: the directory's
 // ids, or the KEYs), the names of one deadline and kind are sorted, and each is run. A hash the
 // engine keeps no name under any more has nothing left to do. Two names under one hash (SipHash,
@@ -105,6 +107,9 @@ final class DueWork: Sendable {
             nextDeadline.store(earliest, ordering: .releasing)
         }
     }
+
+    /// How many items of `kind` wait (tests).
+    func count(of kind: DueItem.Kind) -> Int { state.withLock { $0.heaps[kind.rawValue].count } }
 
     /// The earliest deadline, if any.
     var earliest: Timestamp? {

@@ -220,10 +220,15 @@ extension Engine {
         }
         for r in s.reservations {
             directory.restore(r.id, router.mask(of: r.lines.lazy.map(\.cell)))
-            if r.isOpen { scheduleExpiry(of: r.id, at: r.expiresAt) }
-            if let closed = r.closedAt {
-                dueWork.schedule(DueItem(deadline: closed.advanced(by: configuration.retention), kind: .forgetReservation, name: r.id))
+            if r.isOpen {
+                scheduleExpiry(of: r.id, at: r.expiresAt)
+                // Its first deadline, which a confirmation or an EXTEND moved: the item there schedules
+                // its forgetting if it closes before then (`forgetFollowsExpiry`).
+                if let ttl = r.requestTTL, case let first = r.createdAt.advanced(by: ttl), first != r.expiresAt {
+                    scheduleExpiry(of: r.id, at: first)
+                }
             }
+            if let closed = r.closedAt { scheduleForget(of: r.id, closedAt: closed) }
         }
         for k in s.keys { restoreKey(k.key, KeyRecord(command: k.command, reply: k.reply, createdAt: k.time)) }
         ledger.start(nextSeq: s.nextSeq, recent: s.recentEntries)

@@ -684,13 +684,36 @@ public final class Engine: Sendable {
     }
 
     /// After a commit: a hold with a deadline gets its expiry queued; a reservation that just closed
-    /// gets forgotten after the retention window.
+    /// gets forgotten after the retention window, through an item of its own or, when its request's
+    /// expiry item is still to come and comes within the window, through that one
+    /// (`forgetFollowsExpiry`).
     func scheduleFollowUps(of commit: Commit) {
         guard let r = commit.reservation else { return }
         if commit.entries.contains(where: { $0.type == .reserve || $0.type == .extend }) { scheduleExpiry(of: r.id, at: r.expiresAt) }
-        if let closed = r.closedAt, closed == commit.time {
-            dueWork.schedule(DueItem(deadline: closed.advanced(by: configuration.retention), kind: .forgetReservation, name: r.id))
+        if let closed = r.closedAt, closed == commit.time, !forgetFollowsExpiry(createdAt: r.createdAt, ttl: r.requestTTL, closedAt: closed) {
+            scheduleForget(of: r.id, closedAt: closed)
         }
+    }
+
+    func scheduleForget(of id: String, closedAt closed: Timestamp) {
+        dueWork.schedule(DueItem(deadline: closed.advanced(by: configuration.retention), kind: .forgetReservation, name: id))
+    }
+
+    /// Whether a reservation made at `createdAt` with a TTL of `ttl` and closed at `closedAt` is left
+    /// to its request's expiry item to schedule its forgetting, rather than given an item of its own
+    /// when it closes: so a closed reservation keeps one item for the retention window, not two.
+    ///
+    /// Every reservation whose request had a TTL has an expiry item at `createdAt + ttl` (its first
+    /// deadline) until that time: scheduled when it was made (or replayed), or when a snapshot holding
+    /// it open was loaded, and never removed early. When it closes before that deadline and the
+    /// deadline comes no later than the window's end, that item, finding it closed, schedules the
+    /// forgetting (`runDueWork`), at the same time as the close would have: nothing is forgotten
+    /// early or late. Later deadlines (an EXTEND's) are other items, which find it closed too and
+    /// leave it to the first.
+    func forgetFollowsExpiry(createdAt: Timestamp, ttl: Duration?, closedAt: Timestamp) -> Bool {
+        guard let ttl else { return false }
+        let first = createdAt.advanced(by: ttl)
+        return closedAt < first && first <= closedAt.advanced(by: configuration.retention)
     }
 
 
@@ -726,7 +749,15 @@ public final class Engine: Sendable {
                 } else {
                     commit = expireHoldingShards(item.name, mask: mask, deadline: item.deadline)
                 }
-                if let commit { scheduleFollowUps(of: commit) }
+                if let commit {
+                    scheduleFollowUps(of: commit)
+                } else if let times = shards[mask.trailingZeroBitCount].withState({ $0.retentionTimes(of: item.name) }),
+                    let closed = times.closedAt, let ttl = times.ttl, item.deadline == times.createdAt.advanced(by: ttl),
+                    forgetFollowsExpiry(createdAt: times.createdAt, ttl: ttl, closedAt: closed)
+                {
+                    // The first deadline of a reservation that closed before it: its forgetting was left to this item.
+                    scheduleForget(of: item.name, closedAt: closed)
+                }
             case .forgetReservation:
                 guard let mask = directory.reclaim(item.name) else { return }
                 let limit = Timestamp(milliseconds: now.milliseconds - configuration.retention.wholeMilliseconds)

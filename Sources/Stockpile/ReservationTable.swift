@@ -5,43 +5,60 @@
 // array for its line: a new one is made without one (`OneLineReservation`), so keeping it allocates
 // nothing, and the entry alone is what the retention window keeps once it is closed. Any other
 // reservation (several lines, a line the engine placed, a cell the shard has no figures for, a
-// backordered part, a TTL finer than a millisecond, a line of more than `UInt32.max` units) is kept
-// whole, behind one reference. Reading a reservation builds the `Reservation` value back, equal to
+// backordered part, a TTL finer than a millisecond, a line of more than `UInt16.max` units, an expiry
+// or a closing more than 49 days after it was made) is kept whole, behind one reference. Reading a reservation builds the `Reservation` value back, equal to
 // the one stored.
 
 import StockpileCore
 import StockpileWAL
 
-/// One reservation as its shard keeps it: 64 bytes (a test holds it to that).
+/// One reservation as its shard keeps it: 48 bytes (a test holds it to that).
+///
+/// The fields are declared in the order that packs them: the body's case byte follows its 16 bytes,
+/// and the one-byte fields fill the rest of that word.
 struct StoredReservation: Sendable {
-    /// The whole reservation, when it is not kept compact: the fields are then unused.
-    var whole: Boxed<Reservation>?
-    var customer: String?
-    var createdAt: Int64 = 0
-    /// While open, when it expires (`Self.none`: never); once closed, when it closed. A reservation has
-    /// no expiry once it is closed, so one field holds either.
-    var deadline: Int64 = 0
-    /// Its line's figures: a line of more than `UInt32.max` units is kept whole (fulfilled and
-    /// released units are parts of the quantity).
-    var quantity: UInt32 = 0
-    var fulfilled: UInt32 = 0
-    var released: UInt32 = 0
-    /// The request's TTL in milliseconds, or `Self.noTTL`.
-    var requestTTL: UInt32 = 0
-    /// The position of its line's cell in the shard's cell table.
-    var cell: UInt32 = 0
+    /// The customer of a compact reservation, or the whole reservation, when it is not kept compact
+    /// (the other fields are then unused): one case or the other, in 17 bytes.
+    enum Body {
+        case compact(customer: String?)
+        case whole(Boxed<Reservation>)
+    }
+
+    var body: Body
     var status: ReservationStatus = .active
     var strategy: PlacementStrategy = .priority
     var endedByExpiry = false
+    /// The position of its line's cell in the shard's cell table.
+    var cell: UInt32 = 0
+    var createdAt: Int64 = 0
+    /// Milliseconds after `createdAt`: while open, when it expires (`Self.none`: never); once closed,
+    /// when it closed. A reservation has no expiry once it is closed, so one field holds either. One
+    /// that expires or closes more than 49 days after it was made (or, by a clock set back, before)
+    /// is kept whole.
+    var deadline: UInt32 = 0
+    /// The request's TTL in milliseconds, or `Self.noTTL`.
+    var requestTTL: UInt32 = 0
+    /// Its line's figures: a line of more than `UInt16.max` units is kept whole (fulfilled and
+    /// released units are parts of the quantity). A flash sale's lines are a few units; an order of
+    /// tens of thousands of one item pays for a whole reservation.
+    var quantity: UInt16 = 0
+    var fulfilled: UInt16 = 0
+    var released: UInt16 = 0
     var tracked = false
 
-    static let none = Int64.min
+    static let none = UInt32.max
     static let noTTL = UInt32.max
 
-    init(whole r: Reservation) { self.whole = Boxed(r) }
+    init(whole r: Reservation) { body = .whole(Boxed(r)) }
 
     /// The reservation in `box`, kept whole.
-    init(whole box: Boxed<Reservation>) { self.whole = box }
+    init(whole box: Boxed<Reservation>) { body = .whole(box) }
+
+    /// The whole reservation, when it is not kept compact.
+    var whole: Boxed<Reservation>? {
+        if case .whole(let box) = body { return box }
+        return nil
+    }
 
     /// `r` kept compact, when it can be: one line, on the cell at `cellPosition`, which its request named.
     init?(compacting r: Reservation, cellPosition: Int?) {
@@ -84,16 +101,21 @@ struct StoredReservation: Sendable {
         strategy: PlacementStrategy, endedByExpiry: Bool
     ) {
         guard backordered == .zero, cellPosition <= Int(UInt32.max), let ttl = Self.milliseconds(requestTTL),
-            let quantity = UInt32(exactly: quantity.units), let fulfilled = UInt32(exactly: fulfilled.units), let released = UInt32(exactly: released.units)
+            let quantity = UInt16(exactly: quantity.units), let fulfilled = UInt16(exactly: fulfilled.units), let released = UInt16(exactly: released.units)
         else { return nil }
         if status.isOpen {
-            guard closedAt == nil, expiresAt?.milliseconds != Self.none else { return nil }
-            deadline = expiresAt?.milliseconds ?? Self.none
+            guard closedAt == nil else { return nil }
+            if let expiresAt {
+                guard let offset = Self.offset(of: expiresAt, after: createdAt) else { return nil }
+                deadline = offset
+            } else {
+                deadline = Self.none
+            }
         } else {
-            guard expiresAt == nil, let closedAt else { return nil }
-            deadline = closedAt.milliseconds
+            guard expiresAt == nil, let closedAt, let offset = Self.offset(of: closedAt, after: createdAt) else { return nil }
+            deadline = offset
         }
-        self.customer = customer
+        body = .compact(customer: customer)
         self.quantity = quantity
         self.fulfilled = fulfilled
         self.released = released
@@ -105,6 +127,13 @@ struct StoredReservation: Sendable {
         self.strategy = strategy
         // As `Reservation` keeps it: only an expired or a fulfilled one can have ended by expiry.
         self.endedByExpiry = status == .expired || (status == .fulfilled && endedByExpiry)
+    }
+
+    /// `time` in milliseconds after `start`, when that fits a deadline (`none` excluded).
+    private static func offset(of time: Timestamp, after start: Timestamp) -> UInt32? {
+        let (difference, overflow) = time.milliseconds.subtractingReportingOverflow(start.milliseconds)
+        guard !overflow, difference >= 0, difference < Int64(Self.none) else { return nil }
+        return UInt32(difference)
     }
 
     /// A TTL in whole milliseconds (`noTTL` for no TTL); nil when it is finer or too long to say so.
@@ -119,7 +148,21 @@ struct StoredReservation: Sendable {
     var isOpen: Bool { whole?.value.isOpen ?? status.isOpen }
     var closedTime: Timestamp? {
         if let whole { return whole.value.closedAt }
-        return status.isOpen ? nil : Timestamp(milliseconds: deadline)
+        return status.isOpen ? nil : deadlineTime
+    }
+
+    /// `deadline` as a time (meaningless for `none`).
+    private var deadlineTime: Timestamp { Timestamp(milliseconds: createdAt &+ Int64(deadline)) }
+
+    private var customer: String? {
+        if case .compact(let customer) = body { return customer }
+        return nil
+    }
+
+    /// When it was made, its request's TTL and when it closed (nil while open).
+    var retentionTimes: (createdAt: Timestamp, ttl: Duration?, closedAt: Timestamp?) {
+        if let whole { return (whole.value.createdAt, whole.value.requestTTL, whole.value.closedAt) }
+        return (Timestamp(milliseconds: createdAt), requestTTL == Self.noTTL ? nil : .milliseconds(Int64(requestTTL)), closedTime)
     }
 
     private func line(cells: CellTable) -> ReservationLine {
@@ -135,8 +178,8 @@ struct StoredReservation: Sendable {
         let open = status.isOpen
         return Reservation(
             id: id, lines: [line(cells: cells)], status: status,
-            expiresAt: open && deadline != Self.none ? Timestamp(milliseconds: deadline) : nil,
-            customer: customer, createdAt: Timestamp(milliseconds: createdAt), closedAt: open ? nil : Timestamp(milliseconds: deadline),
+            expiresAt: open && deadline != Self.none ? deadlineTime : nil,
+            customer: customer, createdAt: Timestamp(milliseconds: createdAt), closedAt: open ? nil : deadlineTime,
             endedByExpiry: endedByExpiry, requestTTL: requestTTL == Self.noTTL ? nil : .milliseconds(Int64(requestTTL)),
             requestCustomer: customer, strategy: strategy)
     }
@@ -190,8 +233,7 @@ struct ReservationTable: Sendable {
     }
 
     /// Stores a one-line reservation (replacing what its id held), compact when its fields fit, whole
-    /// otherwise (a backordered part, a TTL finer than a millisecond, a line of more than `UInt32.max`
-    /// units). `cellPosition`: its cell's.
+    /// otherwise (`StoredReservation`'s limits). `cellPosition`: its cell's.
     mutating func store(_ r: borrowing OneLineReservation, hash: Int, cellPosition: Int) {
         put(StoredReservation(r, cellPosition: cellPosition) ?? StoredReservation(whole: r.reservation), id: r.id, hash: hash)
     }

@@ -150,6 +150,12 @@ final class ShardState: StockView {
         return stored.reservation(id: id, cells: cells)
     }
 
+    /// When reservation `id` was made, its request's TTL and when it closed (nil while open), read
+    /// without building the reservation; nil when the shard does not keep it.
+    func retentionTimes(of id: String) -> (createdAt: Timestamp, ttl: Duration?, closedAt: Timestamp?)? {
+        reservations.stored(id, hash: hash(of: id))?.retentionTimes
+    }
+
     /// The shards of reservation `id`'s lines (`ShardRouter.mask`), read without building the
     /// reservation; nil when the shard does not keep it. A compact one's line is on a cell of this shard.
     func linesMask(of id: String) -> UInt64? {

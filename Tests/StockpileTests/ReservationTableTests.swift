@@ -1,6 +1,7 @@
 // A shard's compact reservation table against a Dictionary of whole reservations as the model: random
 // reservations of every shape (one line or several, placed or named, with and without TTL, customer,
-// a TTL finer than a millisecond, a line too large for 32 bits, open or closed in each way) stored, replaced, removed and read back
+// a TTL finer than a millisecond, a line too large for 16 bits, an expiry or a closing too far from
+// its making for 32 bits of milliseconds, open or closed in each way) stored, replaced, removed and read back
 // equal to what was stored, with its cells named from the shard's cell table. Seeded (STOCKPILE_SEED).
 
 import StockpileCore
@@ -24,8 +25,14 @@ struct ReservationTableTests {
             let lineCount = rng.next() % 4 == 0 ? 2 : 1
             var lines: [ReservationLine] = []
             for k in keys.shuffled(using: &rng).prefix(lineCount) {
-                // Now and then a line too large for the compact entry's 32-bit figures.
-                let quantity = Quantity(Int64(1 + rng.next() % 9) + (rng.next() % 8 == 0 ? Int64(UInt32.max) - 4 : 0))
+                // Now and then a line too large for the compact entry's 16-bit figures, or just within them.
+                let large: Int64 = switch rng.next() % 16 {
+                case 0: Int64(UInt32.max) - 4
+                case 1: Int64(UInt16.max) - 4
+                case 2: Int64(UInt16.max) - 9
+                default: 0
+                }
+                let quantity = Quantity(Int64(1 + rng.next() % 9) + large)
                 let fulfilled = Quantity(Int64(rng.next() % UInt64(quantity.units + 1)))
                 let released = Quantity(Int64(rng.next() % UInt64(quantity.units - fulfilled.units + 1)))
                 lines.append(ReservationLine(
@@ -44,10 +51,18 @@ struct ReservationTableTests {
             let requested = lines.map {
                 ReserveLine(variant: $0.variant, warehouse: rng.next() % 4 == 0 ? "WEST" : $0.warehouse, quantity: $0.quantity)
             }
+            // Now and then an expiry or a closing too far from the making for the compact entry's
+            // 32-bit offset (about 49.7 days), or before it (a clock set back), or just within it.
+            let later: Duration = switch rng.next() % 16 {
+            case 0: .milliseconds(Int64(UInt32.max))
+            case 1: .milliseconds(Int64(UInt32.max) - 1)
+            case 2: .seconds(-5)
+            default: .seconds(Int64(rng.next() % 100))
+            }
             var r = Reservation(
-                id: id, lines: lines, expiresAt: ttl.map { _ in created.advanced(by: .seconds(30)) }, customer: customer,
+                id: id, lines: lines, expiresAt: ttl.map { _ in created.advanced(by: later) }, customer: customer,
                 createdAt: created, fingerprint: ReserveFingerprint(lines: requested, ttl: ttl, customer: customer, strategy: .priority))
-            r.settleStatus(at: created.advanced(by: .seconds(Int64(rng.next() % 100))), byExpiry: rng.next() % 2 == 0)
+            r.settleStatus(at: created.advanced(by: later), byExpiry: rng.next() % 2 == 0)
             return r
         }
         for step in 0..<5_000 {
@@ -82,11 +97,11 @@ struct ReservationTableTests {
         #expect(compactCount > 500, "seed \(seed)")
     }
 
-    @Test("a reservation kept compact takes 64 bytes besides its id, and its table entry 80 (no hash)")
+    @Test("a reservation kept compact takes 48 bytes besides its id, and its table entry 64 (no hash)")
     func compactSize() {
         // What the retention window keeps per closed reservation starts here; a field added to the
         // entry shows up in this figure before it shows up in memory.
-        #expect(MemoryLayout<StoredReservation>.stride == 64)
-        #expect(MemoryLayout<IDTable<StoredReservation>.Entry>.stride == 80)
+        #expect(MemoryLayout<StoredReservation>.stride == 48)
+        #expect(MemoryLayout<IDTable<StoredReservation>.Entry>.stride == 64)
     }
 }
