@@ -79,9 +79,29 @@ nonisolated func runMemoryBenchmark(_ options: Options) async -> Int32 {
     let beforeEngine = ResidentMemory.read()
     // Time stands still, so no hold expires and no name is forgotten mid-measurement, however slow the
     // machine: each phase measures exactly the items it added.
-    let configuration = EngineConfiguration(shardCount: options.shards)
+    var configuration = EngineConfiguration(shardCount: options.shards)
     let clock = ManualClock()
-    let engine = Engine(configuration: configuration, clock: clock)
+    let engine: Engine
+    // With --fsync, the engine writes a log (in a directory removed at the end, unless --data-dir
+    // names one), and no snapshot is taken midway: a KEY is then kept as the LSN of its record.
+    let logged = options.fsyncGiven && options.durability != .none
+    let dataDirectory = options.dataDirectory ?? NSTemporaryDirectory() + "stockpile-bench-memory-\(getpid())"
+    if logged {
+        configuration.snapshotEveryRecords = 0
+        do {
+            engine = try Engine.open(dataDirectory: dataDirectory, durability: options.durability, configuration: configuration, clock: clock)
+        } catch {
+            return fail("\(error)")
+        }
+    } else {
+        engine = Engine(configuration: configuration, clock: clock)
+    }
+    defer {
+        if logged {
+            try? engine.close()
+            if options.dataDirectory == nil { try? FileManager.default.removeItem(atPath: dataDirectory) }
+        }
+    }
     let empty = ResidentMemory.read()
 
     // The ledger keeps the most recent entries in a ring of fixed capacity. Filled first, it costs the
@@ -158,7 +178,8 @@ nonisolated func runMemoryBenchmark(_ options: Options) async -> Int32 {
     func row(_ name: String, _ value: String, _ note: String) {
         print("  " + name.padding(toLength: 30, withPad: " ", startingAt: 0) + value.padding(toLength: 12, withPad: " ", startingAt: 0) + note)
     }
-    print("memory: \(cellCount) cells, \(openCount) open and \(closedCount) closed one-line reservations, \(keyCount) KEYs, \(options.shards) shards, in memory")
+    let where_ = logged ? "with a log (--fsync \(options.durability))" : "in memory"
+    print("memory: \(cellCount) cells, \(openCount) open and \(closedCount) closed one-line reservations, \(keyCount) KEYs, \(options.shards) shards, \(where_)")
     print("  (resident set after malloc_trim(0), so allocator slack included; growth over each phase / its items)")
     row("engine, empty", mebibytes(empty.byteCount - beforeEngine.byteCount), "fixed")
     row("recent-entries ring", mebibytes(baseline.byteCount - empty.byteCount), "fixed: \(configuration.eventsInMemoryCount) ledger entries")
@@ -174,7 +195,7 @@ nonisolated func runMemoryBenchmark(_ options: Options) async -> Int32 {
     if options.json {
         func value(_ v: Int?) -> Any { v.map { $0 as Any } ?? NSNull() }
         let object: [String: Any] = [
-            "scenario": "memory", "shards": options.shards, "cells": cellCount, "open_reservations": openCount,
+            "scenario": "memory", "logged": logged, "shards": options.shards, "cells": cellCount, "open_reservations": openCount,
             "closed_reservations": closedCount, "keys": keyCount,
             "engine_bytes": empty.byteCount - beforeEngine.byteCount, "ring_bytes": baseline.byteCount - empty.byteCount,
             "bytes_per_cell": value(perCell), "bytes_per_open_reservation": value(perOpen),

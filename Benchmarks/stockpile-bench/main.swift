@@ -114,7 +114,9 @@ func usage() -> Never {
                      KEY, of an engine in memory: --cells cells (default 1000000) loaded by import,
                      --reservations M (default 1000000; 0 measures cells only) of which half stay
                      open and half are released, then M/4 adjustments with a KEY each. Each figure is
-                     the growth of VmRSS (after malloc_trim) over a phase adding only that item
+                     the growth of VmRSS (after malloc_trim) over a phase adding only that item. With
+                     --fsync always|interval=<ms>, of an engine with a log (in --data-dir, or a
+                     directory of its own removed at the end), which keeps a KEY as its record's LSN
         the flash sale, in-process or over TCP, with flags of its own (stockpile-bench flash-sale --help):
                stockpile-bench flash-sale [--buyers N] [--ramp S] [--duration S] [--items N] [--stock N]
                                [--seed N] [--ttl S] [--target tcp://HOST:PORT] [--json] …

@@ -156,9 +156,35 @@ extension Engine {
         return String(format: "%.2f s", s)
     }
 
-    func restoreKey(_ key: String, _ record: KeyRecord) {
+    /// Remembers KEY `key`, used at `time` as `record` says (start-up: a snapshot's key, or a record
+    /// replayed), until the window after `time`.
+    func restoreKey(_ key: String, _ record: KeyRecord, usedAt time: Timestamp) {
         keys.restore(key, record)
-        dueWork.schedule(DueItem(deadline: record.createdAt.advanced(by: configuration.retention), kind: .forgetKey, name: key))
+        dueWork.schedule(DueItem(deadline: time.advanced(by: configuration.retention), kind: .forgetKey, name: key))
+    }
+
+    /// The command and reply of KEY `key`'s use: decoded from memory, or read back from the log's
+    /// record that used it once the log has acknowledged that record (a retry can come while its
+    /// original still waits for the log).
+    func keyUse(of record: KeyRecord, key: String) async throws -> KeyUse {
+        if let use = record.keptUse { return use }
+        guard let lsn = record.loggedLSN else { preconditionFailure("KEY \(key) is not settled") }
+        if let log = ledger.log { try await log.waitUntilAcknowledged(lsn) }
+        return try loggedKeyUse(lsn, key: key)
+    }
+
+    /// The use of KEY `key` that the log's record `lsn` carries, read back now (the record must be
+    /// acknowledged).
+    func loggedKeyUse(_ lsn: UInt64, key: String) throws(LogReadError) -> KeyUse {
+        guard let logReader else { throw .missing(lsn: lsn) }
+        switch try logReader.body(at: lsn) {
+        case .keyUse(let use) where use.command.key == key:
+            return use
+        case .commit(let commit) where commit.keyedCommand?.key == key:
+            return KeyUse(time: commit.time, command: commit.keyedCommand!, reply: commit.reply())
+        default:
+            throw .damaged(lsn: lsn, fileName: "", offset: 0, reason: "the record carries no use of KEY \(key)")
+        }
     }
 }
 

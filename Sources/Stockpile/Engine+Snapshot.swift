@@ -41,12 +41,15 @@ public enum SnapshotError: Error, CustomStringConvertible {
     /// The log could not be written, so the state is not durable to snapshot.
     case logFailed(WALIOError)
     case io(WALIOError)
+    /// A KEY's command and reply could not be read back from the log for it.
+    case keyUnreadable(LogReadError)
 
     public var description: String {
         switch self {
         case .inMemory: "no data directory: an engine in memory takes no snapshots"
         case .logFailed(let e): "the log could not be written (\(e)); no snapshot of a state that is not durable"
         case .io(let e): "the snapshot could not be written: \(e)"
+        case .keyUnreadable(let e): "a KEY's reply could not be read back from the log for the snapshot: \(e)"
         }
     }
 }
@@ -88,20 +91,27 @@ extension Engine {
         let createdAt = clock.now()
         let retention = configuration.logRetentionByteCount
         let fileSystem = self.fileSystem
-        let written: Result<(contents: SnapshotContents, fileName: String, byteCount: Int), WALIOError> = await Self.onOwnThread {
-            let contents = self.contents(of: capture, createdAt: createdAt)
-            return Result { () throws(WALIOError) in
-                let written = try SnapshotStore.write(contents, directory: directory, fileSystem: fileSystem)
-                try SnapshotStore.pruneOlder(directory: directory, fileSystem: fileSystem)
-                if let retention, let oldestKept = try SnapshotStore.list(directory: directory, fileSystem: fileSystem).last {
-                    try SegmentRetention.trim(directory: directory, keepFrom: oldestKept.lsn + 1, byteCountMax: retention, fileSystem: fileSystem)
+        // The segments that hold the records of the KEYs memory keeps by LSN stay, whatever the
+        // log's retention: a retry reads its reply there.
+        let oldestKeyRecord = capture.keys.lazy.compactMap(\.1.loggedLSN).min() ?? .max
+        let written: Result<(contents: SnapshotContents, fileName: String, byteCount: Int), SnapshotError> = await Self.onOwnThread {
+            Result { () throws(SnapshotError) in
+                let contents: SnapshotContents
+                do throws(LogReadError) { contents = try self.contents(of: capture, createdAt: createdAt) } catch { throw .keyUnreadable(error) }
+                do throws(WALIOError) {
+                    let written = try SnapshotStore.write(contents, directory: directory, fileSystem: fileSystem)
+                    try SnapshotStore.pruneOlder(directory: directory, fileSystem: fileSystem)
+                    if let retention, let oldestKept = try SnapshotStore.list(directory: directory, fileSystem: fileSystem).last {
+                        let keepFrom = min(oldestKept.lsn + 1, oldestKeyRecord)
+                        try SegmentRetention.trim(directory: directory, keepFrom: keepFrom, byteCountMax: retention, fileSystem: fileSystem)
+                    }
+                    return (contents, written.fileName, written.byteCount)
+                } catch {
+                    throw .io(error)
                 }
-                return (contents, written.fileName, written.byteCount)
             }
         }
-        let contents: SnapshotContents
-        let (fileName, byteCount): (String, Int)
-        do { (contents, fileName, byteCount) = try written.get() } catch { throw .io(error) }
+        let (contents, fileName, byteCount) = try written.get()
         let report = SnapshotReport(
             fileName: fileName, lsn: contents.lsn, byteCount: byteCount, cellCount: contents.cells.count,
             reservationCount: contents.reservations.count, keyCount: contents.keys.count, captureDuration: captureDuration,
@@ -171,7 +181,8 @@ extension Engine {
 
     /// The snapshot of a capture: its tables and keys as lists (the codec sorts them), and the recent
     /// entries memory still keeps below the capture's next seq.
-    func contents(of capture: SnapshotCapture, createdAt: Timestamp) -> SnapshotContents {
+    /// - Throws: when a KEY's record cannot be read back from the log.
+    func contents(of capture: SnapshotCapture, createdAt: Timestamp) throws(LogReadError) -> SnapshotContents {
         var cells: [SnapshotCell] = []
         cells.reserveCapacity(capture.shards.reduce(0) { $0 + $1.cells.count })
         var reservations: [Reservation] = []
@@ -185,7 +196,15 @@ extension Engine {
             reservations.append(contentsOf: shard.reservations.all(cells: shard.cells))
             counters = counters + shard.counters
         }
-        let keyUses = capture.keys.map(\.1.use)
+        var keyUses: [KeyUse] = []
+        keyUses.reserveCapacity(capture.keys.count)
+        for (key, record) in capture.keys {
+            if let use = record.keptUse {
+                keyUses.append(use)
+            } else {
+                keyUses.append(try loggedKeyUse(record.loggedLSN!, key: key))
+            }
+        }
         return SnapshotContents(
             lsn: capture.position.lastLSN, createdAt: createdAt, nextSeq: capture.position.nextSeq,
             warehouses: Array(capture.catalog.warehouses.values), policies: Array(capture.catalog.policies.values), cells: cells,
@@ -230,7 +249,9 @@ extension Engine {
             }
             if let closed = r.closedAt { scheduleForget(of: r.id, closedAt: closed) }
         }
-        for k in s.keys { restoreKey(k.key, KeyRecord(command: k.command, reply: k.reply, createdAt: k.time)) }
+        // The log's records of these keys may be gone (retention removes segments a snapshot covers):
+        // their replies are kept.
+        for k in s.keys { restoreKey(k.key, KeyRecord(command: k.command, reply: k.reply, usedAt: k.time), usedAt: k.time) }
         ledger.start(nextSeq: s.nextSeq, recent: s.recentEntries)
         snapshots.withLock { $0.lastLSN = s.lsn }
     }

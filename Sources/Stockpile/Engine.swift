@@ -8,37 +8,68 @@
 import StockpileWAL
 import Synchronization
 
-/// What a KEY remembers for the retention window: the command it was first used with and the reply
-/// it got, kept encoded as the payload of a `keyUse` record (wal/FORMAT.md §3.6) in an array of its
-/// own size, about a hundred bytes where the two values take 248 inline, and decoded on the rare
-/// read (a retry, a snapshot).
-struct KeyRecord: Sendable, ClaimableValue {
-    private let payload: [UInt8]
-    let createdAt: Timestamp
+/// What a KEY remembers for the retention window, in 16 bytes: where its command and original reply
+/// are, and the low 32 bits of when it was first used.
+///
+/// With a log, the reply is not kept: the record that used the key (a `commit` carrying the keyed
+/// command and every after-value its reply shows, or a `keyUse`) is read back by its LSN on the rare
+/// retry (`Engine.keyUse(of:)`), and a snapshot writes the command and reply it reads so. Without a
+/// log (and for a key a snapshot brought, whose record may be gone), the command and reply are kept
+/// encoded as a `keyUse` record's payload (wal/FORMAT.md §3.6), about a hundred bytes in an array of
+/// their own size. The time tells the key's forgetting item from that of an earlier use of the
+/// same key (`isFirstUsed(at:)`): the item's deadline less the window is the use's time, to the
+/// millisecond.
+enum KeyRecord: Sendable, ClaimableValue {
+    /// Claimed, not yet settled.
+    case claimed
+    /// Its use is the log's record `lsn`.
+    case logged(lsn: UInt64, usedLow: UInt32)
+    /// Its use, encoded.
+    case kept(payload: [UInt8], usedLow: UInt32)
 
-    /// A KEY claimed and not yet settled: no payload (a record always has one).
-    static var claimMarker: KeyRecord { KeyRecord(payload: [], createdAt: Timestamp(milliseconds: .min)) }
-    var isClaimMarker: Bool { payload.isEmpty }
-
-    private init(payload: [UInt8], createdAt: Timestamp) {
-        self.payload = payload
-        self.createdAt = createdAt
+    static var claimMarker: KeyRecord { .claimed }
+    var isClaimMarker: Bool {
+        if case .claimed = self { return true }
+        return false
     }
 
-    init(command: Command, reply: Reply, createdAt: Timestamp) {
+    /// The record of a key used at `time` by record `lsn` of the log.
+    init(lsn: UInt64, usedAt time: Timestamp) {
+        self = .logged(lsn: lsn, usedLow: Self.low(time))
+    }
+
+    /// The record of a key used by `command` with `reply` at `time`, kept in memory.
+    init(command: Command, reply: Reply, usedAt time: Timestamp) {
         var writer = ByteWriter(capacity: 192)
-        CommitCodec.encode(KeyUse(time: createdAt, command: command, reply: reply), into: &writer)
+        CommitCodec.encode(KeyUse(time: time, command: command, reply: reply), into: &writer)
         let bytes = writer.bytes
-        payload = [UInt8](unsafeUninitializedCapacity: bytes.count) { buffer, count in
+        let payload = [UInt8](unsafeUninitializedCapacity: bytes.count) { buffer, count in
             _ = buffer.initialize(from: bytes)
             count = bytes.count
         }
-        self.createdAt = createdAt
+        self = .kept(payload: payload, usedLow: Self.low(time))
     }
 
-    /// The command and reply, decoded.
-    var use: KeyUse {
-        payload.withUnsafeBytes { raw in
+    private static func low(_ time: Timestamp) -> UInt32 { UInt32(truncatingIfNeeded: time.milliseconds) }
+
+    /// Whether this is the use of the key made at `time` (and not an earlier or a later one).
+    func isFirstUsed(at time: Timestamp) -> Bool {
+        switch self {
+        case .claimed: false
+        case .logged(_, let low), .kept(_, let low): low == Self.low(time)
+        }
+    }
+
+    /// The LSN of the record it was used by, when the log keeps its use.
+    var loggedLSN: UInt64? {
+        if case .logged(let lsn, _) = self { return lsn }
+        return nil
+    }
+
+    /// The command and reply of a kept use, decoded (nil for one the log keeps).
+    var keptUse: KeyUse? {
+        guard case .kept(let payload, _) = self else { return nil }
+        return payload.withUnsafeBytes { raw in
             var reader = ByteReader(raw)
             do {
                 return try CommitCodec.decodeKeyUse(from: &reader)
@@ -47,7 +78,6 @@ struct KeyRecord: Sendable, ClaimableValue {
             }
         }
     }
-
 }
 
 /// The result of performing a validated command: the rules' decision, committed when it is a commit.
@@ -143,6 +173,8 @@ public final class Engine: Sendable {
     var dataDirectory: String? { directoryLock?.directory ?? durableViewDirectory }
     /// The file system the log and snapshots live on (a simulated one in tests).
     let fileSystem: any FileSystem
+    /// Reads a used KEY's record back from the log (nil in memory).
+    let logReader: LogRecordReader?
     /// The data directory a durable view was read from (it holds no lock on it); nil for any other engine.
     let durableViewDirectory: String?
     /// False for a durable view (see `Engine+DurableView.swift`): it shows the state as the log has it
@@ -173,6 +205,7 @@ public final class Engine: Sendable {
         self.directoryLock = directoryLock
         self.fileSystem = fileSystem
         self.durableViewDirectory = viewDirectory
+        logReader = (directoryLock?.directory ?? viewDirectory).map { LogRecordReader(directory: $0, fileSystem: fileSystem) }
         self.configuration = configuration
         self.clock = clock
         router = ShardRouter(count: configuration.shardCount)
@@ -374,7 +407,12 @@ public final class Engine: Sendable {
     private func performKeyed(_ command: Command, key: String, now: Timestamp, actor: String) async -> Outcome<Reply> {
         switch await keys.claim(key) {
         case .existing(let record):
-            let use = record.use
+            let use: KeyUse
+            do {
+                use = try await keyUse(of: record, key: key)
+            } catch {
+                return .refused(Refusal(.readOnly, "KEY \(key)'s original reply could not be read back from the log: \(error)"))
+            }
             guard use.command.withoutKey == command.withoutKey else {
                 return .refused(Refusal(.conflict, "KEY \(key) was used for a different request"))
             }
@@ -382,18 +420,23 @@ public final class Engine: Sendable {
         case .claimed:
             let performed = await perform(command, now: now, actor: actor)
             var outcome = performed.outcome()
-            if case .unchanged(let reply) = performed {
+            var lsn: UInt64 = 0
+            switch performed {
+            case .commit(let commit): lsn = commit.logged.lsn
+            case .unchanged(let reply):
                 // A success that changed nothing writes no commit, yet uses its key: log the key alone.
                 do {
-                    try ledger.appendKeyUse(KeyUse(time: now, command: command, reply: reply))
+                    lsn = try ledger.appendKeyUse(KeyUse(time: now, command: command, reply: reply))
                 } catch {
                     outcome = .refused(.writesStopped(error))
                 }
+            default: break
             }
             if case .ok(let reply) = outcome {
                 // Any success uses the key, even one that changed nothing (a release of a closed
                 // reservation): its retry must replay, and another command with it is a CONFLICT.
-                keys.commit(key, KeyRecord(command: command, reply: reply, createdAt: now))
+                let record = lsn > 0 ? KeyRecord(lsn: lsn, usedAt: now) : KeyRecord(command: command, reply: reply, usedAt: now)
+                keys.commit(key, record)
                 dueWork.schedule(DueItem(deadline: now.advanced(by: configuration.retention), kind: .forgetKey, name: key))
             } else {
                 // A refused request leaves nothing behind: the key stays unused.
@@ -767,8 +810,10 @@ public final class Engine: Sendable {
                     directory.keep(item.name)
                 }
             case .forgetKey:
+                // The item of this use of the key: its deadline is the window's end, counted from the
+                // use (a key used again since has an item of its own).
                 guard let record = keys.reclaim(item.name) else { return }
-                if record.createdAt.advanced(by: configuration.retention) <= now {
+                if record.isFirstUsed(at: item.deadline.advanced(by: .zero - configuration.retention)) {
                     keys.abandon(item.name)
                 } else {
                     keys.commit(item.name, record)

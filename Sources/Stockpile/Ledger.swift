@@ -380,7 +380,10 @@ final class Ledger: Sendable {
             commit.entries[i].seq = first + UInt64(i)
             ring.keep(commit.entries[i])
         }
-        log?.submit(.body(.commit(commit)), lsn: lsn, lane: lane)
+        if let log {
+            commit.logged.lsn = lsn
+            log.submit(.body(.commit(commit)), lsn: lsn, lane: lane)
+        }
         return lsn
     }
 
@@ -414,14 +417,17 @@ final class Ledger: Sendable {
     }
 
     /// Hands a KEY used by a success that changed nothing to the log (nothing to number or keep).
-    func appendKeyUse(_ use: KeyUse) throws(WALIOError) {
-        guard let log else { return }
+    /// Returns the record's LSN (0 without a log).
+    @discardableResult
+    func appendKeyUse(_ use: KeyUse) throws(WALIOError) -> UInt64 {
+        guard let log else { return 0 }
         try log.checkWritable()
         // The last lane is the KEY records'; numbered and handed over under one lock, so that the
         // lane is in LSN order.
-        keyLane.withLock { _ in
+        return keyLane.withLock { _ in
             let (_, lsn) = take(0, record: true)
             log.submit(.body(.keyUse(use)), lsn: lsn, lane: keyLaneIndex)
+            return lsn
         }
     }
 

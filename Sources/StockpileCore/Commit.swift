@@ -14,6 +14,8 @@ public struct Commit: Hashable, Sendable {
     public var replyShape: ReplyShape
     /// The command, when it carried an idempotency key: a retry with that key gets this commit's reply.
     public var keyedCommand: Command?
+    /// Where the ledger handed it to the log: not part of what it is (see `LogPosition`).
+    public var logged = LogPosition()
 
     public init(
         time: Timestamp, entries: [LedgerEntry], reservation: Reservation? = nil, warehouse: Warehouse? = nil,
@@ -59,4 +61,17 @@ public enum Decision: Hashable, Sendable {
     /// Nothing to change; answer with this (a release or fulfilment of a reservation with nothing left).
     case unchanged(Reply)
     case refused(Refusal)
+}
+
+/// The LSN of the log record a commit went out in (0 when it was not logged: an engine without a log,
+/// a commit not yet numbered, one decoded from the log). A KEY remembers it to read its reply back.
+/// It says where a commit was written, not what it is: two commits that differ only here are equal,
+/// so a commit decoded from its record equals the one that was written.
+public struct LogPosition: Hashable, Sendable {
+    public var lsn: UInt64 = 0
+
+    public init(lsn: UInt64 = 0) { self.lsn = lsn }
+
+    public static func == (a: LogPosition, b: LogPosition) -> Bool { true }
+    public func hash(into hasher: inout Hasher) {}
 }

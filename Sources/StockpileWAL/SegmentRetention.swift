@@ -5,8 +5,9 @@
 
 public enum SegmentRetention {
     /// Removes the oldest segments, while the log takes more than `byteCountMax` bytes, among those
-    /// whose records all come before LSN `keepFrom` (the oldest kept snapshot's LSN + 1). Returns
-    /// the names removed, oldest first.
+    /// whose records all come before LSN `keepFrom` (the oldest kept snapshot's LSN + 1, or the
+    /// record of the oldest KEY memory keeps by LSN, if earlier). Returns the names removed, oldest
+    /// first.
     @discardableResult
     public static func trim(
         directory: String, keepFrom: UInt64, byteCountMax: Int, fileSystem: any FileSystem = SystemFileSystem()

@@ -33,7 +33,8 @@ let serveUsage = """
                            (default: one per core, at most 4)
       --segment-mib N      size of each log segment file, zero-filled ahead of use (default 64)
       --log-retention-mib N   after each snapshot, remove the oldest log segments that both kept
-                           snapshots cover while the log is over N MiB (default: keep every segment)
+                           snapshots cover while the log is over N MiB (default: keep every segment);
+                           a segment holding a still remembered KEY's record stays, with all after it
       --snapshot-every N   write a snapshot after every N log records, 0 for only on SNAPSHOT
                            (default 1000000); start-up loads the newest and replays what follows
       --retention SECONDS  how long ids and KEYs of finished work are remembered (default 86400)

@@ -1,0 +1,169 @@
+// Reading one record of the log back by its LSN, for what memory keeps only as an LSN: a used KEY,
+// whose original reply the record carries (a `commit` with its keyed command and after-values, or a
+// `keyUse`). Retries are rare, so nothing on the writer's path pays for this: the segment is found
+// by its file name (the LSN of its first record), and the record by walking the segment's record
+// headers from the nearest checkpoint, a (LSN, offset) pair this reader noted on an earlier walk
+// every `checkpointEvery` records. The first look into a segment reads it up to the record (a few
+// milliseconds for a full 64 MiB segment, from the page cache); later looks start at most
+// `checkpointEvery` records before theirs. The walk trusts only what it checks: each header's LSN
+// follows the one before, and the record found is checked whole (CRC, salt, LSN) and decoded.
+//
+// The caller reads only records the log has acknowledged (written; synced under `always`): a
+// record still in the committer's hands is not in the file yet.
+
+import StockpileCore
+import Synchronization
+
+/// Why a record could not be read back.
+public enum LogReadError: Error, Hashable, Sendable, CustomStringConvertible {
+    case io(WALIOError)
+    /// No segment of the directory holds the LSN (removed by retention, or never written).
+    case missing(lsn: UInt64)
+    /// The segment's bytes are not what the writer wrote there.
+    case damaged(lsn: UInt64, fileName: String, offset: Int, reason: String)
+    /// A `reservation` record, which needs its segment's names and never carries a KEY.
+    case notStandalone(lsn: UInt64)
+
+    public var description: String {
+        switch self {
+        case .io(let e): "\(e)"
+        case .missing(let lsn): "no segment holds record \(lsn)"
+        case .damaged(let lsn, let name, let offset, let reason): "record \(lsn) in \(name) at offset \(offset): \(reason)"
+        case .notStandalone(let lsn): "record \(lsn) is a reservation record, which carries no KEY"
+        }
+    }
+}
+
+public final class LogRecordReader: Sendable {
+    public let directory: String
+    private let fileSystem: any FileSystem
+    /// Noted positions of every `checkpointEvery`-th record of each segment walked, by file name, in
+    /// LSN order.
+    private let checkpoints = Mutex<[String: [(lsn: UInt64, offset: Int)]]>([:])
+    public static let checkpointEvery: UInt64 = 256
+    /// Bytes read from the file at a time.
+    private static let chunkByteCount = 1 << 20
+
+    public init(directory: String, fileSystem: any FileSystem = SystemFileSystem()) {
+        self.directory = directory
+        self.fileSystem = fileSystem
+    }
+
+    /// The body of record `lsn`: a `commit` or a `keyUse`.
+    public func body(at lsn: UInt64) throws(LogReadError) -> WALRecord.Body {
+        let names: [String]
+        do { names = try fileSystem.listDirectory(directory) } catch { throw .io(error) }
+        guard
+            let segment = names.lazy.compactMap({ name in SegmentHeader.firstLSN(fromFileName: name).map { (name: name, firstLSN: $0) } })
+                .filter({ $0.firstLSN <= lsn }).max(by: { $0.firstLSN < $1.firstLSN })
+        else { throw .missing(lsn: lsn) }
+        let file: WALFile
+        do { file = try fileSystem.open(walPath(directory, segment.name), mode: .readOnly) } catch { throw .io(error) }
+        defer { try? fileSystem.close(file) }
+        var window = Window(file: file, fileSystem: fileSystem)
+        func damaged(_ offset: Int, _ reason: String) -> LogReadError { .damaged(lsn: lsn, fileName: segment.name, offset: offset, reason: reason) }
+
+        let header: SegmentHeader
+        let headerBytes = try window.bytes(at: 0, count: SegmentHeader.byteCount)
+        do { header = try SegmentHeader.decode(headerBytes) } catch { throw damaged(0, "the segment's header is damaged: \(error)") }
+        guard header.firstLSN == segment.firstLSN else { throw damaged(0, "the header's first LSN is \(header.firstLSN)") }
+
+        // Start at the last checkpoint at or before the record, else at the segment's first record.
+        var (current, offset) = checkpoints.withLock { all -> (UInt64, Int) in
+            all[segment.name]?.last(where: { $0.lsn <= lsn }).map { ($0.lsn, $0.offset) } ?? (header.firstLSN, SegmentHeader.byteCount)
+        }
+        var noted: [(lsn: UInt64, offset: Int)] = []
+        defer {
+            if !noted.isEmpty { checkpoints.withLock { Self.note(noted, for: segment.name, in: &$0) } }
+        }
+        while true {
+            let headerBytes = try window.bytes(at: offset, count: WALRecord.headerByteCount)
+            if headerBytes.count < WALRecord.headerByteCount { throw .missing(lsn: lsn) }
+            let length = Int(Self.load(UInt32.self, headerBytes, at: 4))
+            let found = Self.load(UInt64.self, headerBytes, at: 8)
+            if found == 0 && length == 0 { throw .missing(lsn: lsn) }
+            guard found == current else { throw damaged(offset, "the record here is numbered \(found), where \(current) was due") }
+            guard length >= 1 && length <= WALRecord.payloadByteCountMax else { throw damaged(offset, "a length of \(length) bytes") }
+            if (current - header.firstLSN) % Self.checkpointEvery == 0 { noted.append((current, offset)) }
+            if current == lsn {
+                let recordBytes = try window.bytes(at: offset, count: WALRecord.headerByteCount + length)
+                let decoded: Result<WALRecord.Body, LogReadError> = recordBytes.withUnsafeBytes { raw in
+                    Result { () throws(LogReadError) -> WALRecord.Body in
+                        let judged = RecordCodec.decodeRecord(raw, at: 0, salt: header.salt, expectedLSN: lsn)
+                        guard case .valid(let record) = judged else { throw damaged(offset, "the record does not check: \(judged)") }
+                        guard record.type != .reservation else { throw .notStandalone(lsn: lsn) }
+                        var names = SegmentNames(createdAt: header.createdAt)
+                        do {
+                            return try RecordCodec.decodeBody(of: record, in: raw, baseOffset: offset, names: &names)
+                        } catch {
+                            throw damaged(offset, "\(error)")
+                        }
+                    }
+                }
+                return try decoded.get()
+            }
+            offset += WALRecord.headerByteCount + length
+            current += 1
+        }
+    }
+
+    /// Adds `noted` to a segment's checkpoints, keeping them in LSN order without repeats.
+    private static func note(_ noted: [(lsn: UInt64, offset: Int)], for name: String, in all: inout [String: [(lsn: UInt64, offset: Int)]]) {
+        var list = all[name] ?? []
+        for point in noted where !list.contains(where: { $0.lsn == point.lsn }) { list.append(point) }
+        list.sort { $0.lsn < $1.lsn }
+        all[name] = list
+    }
+
+    /// Forgets the checkpoints of segments that are gone (after retention removed them).
+    public func forgetSegments(before firstLSN: UInt64) {
+        checkpoints.withLock { all in
+            all = all.filter { (SegmentHeader.firstLSN(fromFileName: $0.key) ?? .max) >= firstLSN }
+        }
+    }
+
+    private static func load<T: FixedWidthInteger>(_: T.Type, _ bytes: [UInt8], at offset: Int) -> T {
+        bytes.withUnsafeBytes { T(littleEndian: $0.loadUnaligned(fromByteOffset: offset, as: T.self)) }
+    }
+
+    /// The file read in chunks: a walk over many small headers costs a read per chunk, not per record.
+    private struct Window {
+        let file: WALFile
+        let fileSystem: any FileSystem
+        var start = 0
+        var buffer: [UInt8] = []
+
+        init(file: WALFile, fileSystem: any FileSystem) {
+            self.file = file
+            self.fileSystem = fileSystem
+        }
+
+        /// `count` bytes at `offset`, fewer where the file ends.
+        mutating func bytes(at offset: Int, count: Int) throws(LogReadError) -> [UInt8] {
+            if offset < start || offset + count > start + buffer.count {
+                let size = Swift.max(count, LogRecordReader.chunkByteCount)
+                var fresh = [UInt8](repeating: 0, count: size)
+                let file = self.file
+                let fileSystem = self.fileSystem
+                let read: Result<Int, WALIOError> = fresh.withUnsafeMutableBytes { raw in
+                    Result { () throws(WALIOError) -> Int in
+                        var total = 0
+                        while total < raw.count {
+                            let n = try fileSystem.read(file, into: UnsafeMutableRawBufferPointer(rebasing: raw[total...]), at: offset + total)
+                            if n == 0 { break }
+                            total += n
+                        }
+                        return total
+                    }
+                }
+                let n: Int
+                do { n = try read.get() } catch { throw .io(error) }
+                fresh.removeSubrange(n...)
+                start = offset
+                buffer = fresh
+            }
+            let from = offset - start
+            return Array(buffer[from..<Swift.min(buffer.count, from + count)])
+        }
+    }
+}
