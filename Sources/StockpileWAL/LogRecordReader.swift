@@ -42,7 +42,7 @@ public final class LogRecordReader: Sendable {
     private let checkpoints = Mutex<[String: [(lsn: UInt64, offset: Int)]]>([:])
     public static let checkpointEvery: UInt64 = 256
     /// Bytes read from the file at a time.
-    private static let chunkByteCount = 1 << 20
+    private static let chunkByteCount = 64 << 10
 
     public init(directory: String, fileSystem: any FileSystem = SystemFileSystem()) {
         self.directory = directory
