@@ -183,7 +183,7 @@ extension Engine {
         case .commit(let commit) where commit.keyedCommand?.key == key:
             return KeyUse(time: commit.time, command: commit.keyedCommand!, reply: commit.reply())
         default:
-            throw .damaged(lsn: lsn, fileName: "", offset: 0, reason: "the record carries no use of KEY \(key)")
+            throw .unexpected(lsn: lsn, reason: "carries no use of KEY \(key)")
         }
     }
 }

@@ -103,7 +103,8 @@ extension Engine {
                     try SnapshotStore.pruneOlder(directory: directory, fileSystem: fileSystem)
                     if let retention, let oldestKept = try SnapshotStore.list(directory: directory, fileSystem: fileSystem).last {
                         let keepFrom = min(oldestKept.lsn + 1, oldestKeyRecord)
-                        try SegmentRetention.trim(directory: directory, keepFrom: keepFrom, byteCountMax: retention, fileSystem: fileSystem)
+                        let removed = try SegmentRetention.trim(directory: directory, keepFrom: keepFrom, byteCountMax: retention, fileSystem: fileSystem)
+                        self.logReader?.forget(segments: removed)
                     }
                     return (contents, written.fileName, written.byteCount)
                 } catch {

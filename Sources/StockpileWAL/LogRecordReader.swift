@@ -23,6 +23,8 @@ public enum LogReadError: Error, Hashable, Sendable, CustomStringConvertible {
     case damaged(lsn: UInt64, fileName: String, offset: Int, reason: String)
     /// A `reservation` record, which needs its segment's names and never carries a KEY.
     case notStandalone(lsn: UInt64)
+    /// The record is whole but not what the caller looked for (`reason` says what it is not).
+    case unexpected(lsn: UInt64, reason: String)
 
     public var description: String {
         switch self {
@@ -30,6 +32,7 @@ public enum LogReadError: Error, Hashable, Sendable, CustomStringConvertible {
         case .missing(let lsn): "no segment holds record \(lsn)"
         case .damaged(let lsn, let name, let offset, let reason): "record \(lsn) in \(name) at offset \(offset): \(reason)"
         case .notStandalone(let lsn): "record \(lsn) is a reservation record, which carries no KEY"
+        case .unexpected(let lsn, let reason): "record \(lsn) \(reason)"
         }
     }
 }
@@ -110,15 +113,19 @@ public final class LogRecordReader: Sendable {
     /// Adds `noted` to a segment's checkpoints, keeping them in LSN order without repeats.
     private static func note(_ noted: [(lsn: UInt64, offset: Int)], for name: String, in all: inout [String: [(lsn: UInt64, offset: Int)]]) {
         var list = all[name] ?? []
-        for point in noted where !list.contains(where: { $0.lsn == point.lsn }) { list.append(point) }
+        let known = Set(list.lazy.map(\.lsn))
+        let fresh = noted.filter { !known.contains($0.lsn) }
+        guard !fresh.isEmpty else { return }
+        list.append(contentsOf: fresh)
         list.sort { $0.lsn < $1.lsn }
         all[name] = list
     }
 
-    /// Forgets the checkpoints of segments that are gone (after retention removed them).
-    public func forgetSegments(before firstLSN: UInt64) {
+    /// Forgets the checkpoints of segments `names`, removed (by the log's retention).
+    public func forget(segments names: [String]) {
+        guard !names.isEmpty else { return }
         checkpoints.withLock { all in
-            all = all.filter { (SegmentHeader.firstLSN(fromFileName: $0.key) ?? .max) >= firstLSN }
+            for name in names { all[name] = nil }
         }
     }
 
