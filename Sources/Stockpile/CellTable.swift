@@ -47,6 +47,13 @@ struct CellTable: Sequence, Sendable {
         return found ? TaggedIndex.position(index[s]) : nil
     }
 
+    /// `position(of:hash:)` for a table a class keeps (`ShardState.cells`): mutating only so that the
+    /// call borrows the table where it lies. Read as a value, the table was copied, retaining each of
+    /// its arrays: a write to their headers, which the other core's requests write too.
+    @inline(__always) mutating func positionInPlace(of key: CellKey, hash: UInt64) -> Int? {
+        position(of: key, hash: hash)
+    }
+
     /// Appends a new entry (its key must not be in the table) and returns its position.
     private mutating func insert(_ key: CellKey, _ slot: CellSlot, hash: UInt64) -> Int {
         // A position takes the low 32 bits of an index slot, and the index at most 2^32 slots.
@@ -120,8 +127,19 @@ struct CellTable: Sequence, Sendable {
     /// another cell came first on its path. A hint; mutating for the reason `prefetch` is.
     @inline(__always) mutating func prefetchEntry(hash: UInt64) {
         guard let p = firstOnPath(hash) else { return }
-        chunks[p >> Self.chunkShift].withUnsafeBufferPointer { stockpile_prefetch($0.baseAddress! + (p & Self.chunkMask)) }
+        // The chunk's storage is read as the address its array holds, not as the array: reading the
+        // array retained it, writing its header, a line the other core's requests write too (a
+        // twentieth of `spread`'s time with the release). Its elements follow the array storage's
+        // 32-byte header; an address off by that would still be only a hint.
+        chunks.withUnsafeBufferPointer { outer in
+            let storage = UnsafeRawPointer(outer.baseAddress! + (p >> Self.chunkShift)).load(as: UnsafeRawPointer.self)
+            stockpile_prefetch(storage + Self.arrayHeaderByteCount + (p & Self.chunkMask) * MemoryLayout<Entry>.stride)
+        }
     }
+
+    /// Where an array's elements start in its storage object (64-bit: the object header, the count
+    /// and the capacity).
+    private static var arrayHeaderByteCount: Int { 32 }
 
     /// The position of the first cell on the probe path of `hash`, if any: a hint's guess at the
     /// cell a lookup finds.

@@ -258,7 +258,7 @@ actor Shard {
         let line = request.lines[0]
         let cell = CellKey(variant: line.variant, warehouse: line.warehouse)
         assert(cellHash == CellTable.hash(cell), "the cell's hash is its own")
-        let known = state.cells.position(of: cell, hash: cellHash)
+        let known = state.cells.positionInPlace(of: cell, hash: cellHash)
         let before = known.map { state.cells[position: $0].state } ?? .empty
         let hold = Rules.holdOneLine(line, before: before, in: state, now: now, actor: actor, reservation: request.id)
         if case .refused(let refusal) = hold { return otherwise(.refused(refusal)) }
