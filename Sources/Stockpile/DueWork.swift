@@ -87,6 +87,8 @@ final class DueWork: Sendable {
 
     private let state = Mutex(State())
     private let nextDeadline = Atomic<Int64>(.max)
+    /// The latest deadline whose items have been taken to run: set before they run, never lowered.
+    private let takenThrough = Atomic<Int64>(.min)
     /// The names kept under a hash, for an item of a kind: what the items' hashes are turned back into.
     private let resolve: @Sendable (DueItem.Kind, Int) -> [String]
 
@@ -110,6 +112,13 @@ final class DueWork: Sendable {
 
     /// How many items of `kind` wait (tests).
     func count(of kind: DueItem.Kind) -> Int { state.withLock { $0.heaps[kind.rawValue].count } }
+
+    /// Whether the items due at `deadline` have been taken to run (they may still be running): an item
+    /// scheduled for `deadline` from now on would still run, but one that was there ran already or
+    /// runs now.
+    func hasTaken(through deadline: Timestamp) -> Bool {
+        takenThrough.load(ordering: .sequentiallyConsistent) >= deadline.milliseconds
+    }
 
     /// The earliest deadline, if any.
     var earliest: Timestamp? {
@@ -161,6 +170,11 @@ final class DueWork: Sendable {
             guard let (deadline, kind) = s.earliest, deadline <= now else {
                 nextDeadline.store(s.earliestDeadline?.milliseconds ?? .max, ordering: .releasing)
                 return nil
+            }
+            // Marked before any of them runs: a change that reads the mark after it is applied either
+            // sees it or is seen by the items (`Engine.scheduleFollowUps`).
+            if deadline.milliseconds > takenThrough.load(ordering: .relaxed) {
+                takenThrough.store(deadline.milliseconds, ordering: .sequentiallyConsistent)
             }
             var hashes: [Int] = []
             while let top = s.heaps[kind.rawValue].min, top.deadline == deadline {

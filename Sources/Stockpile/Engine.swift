@@ -726,16 +726,28 @@ public final class Engine: Sendable {
         return false
     }
 
-    /// After a commit: a hold with a deadline gets its expiry queued; a reservation that just closed
-    /// gets forgotten after the retention window, through an item of its own or, when its request's
-    /// expiry item is still to come and comes within the window, through that one
+    /// After a commit (applied): a hold with a deadline gets its expiry queued; a reservation that
+    /// just closed gets forgotten after the retention window, through an item of its own or, when its
+    /// request's expiry item is still to come and comes within the window, through that one
     /// (`forgetFollowsExpiry`).
+    ///
+    /// "Still to come" is asked of the due work after the commit is applied: a commit timed before
+    /// the first deadline can be applied after that deadline's items were taken (its time was read
+    /// before it waited for a KEY or for its shard, or the clock was set back), and the item, finding
+    /// the reservation still open, left it. Items are marked taken before they run and read the
+    /// reservation under its shard's lock, which the commit held: either the item saw it closed, or
+    /// this sees the mark and gives it an item of its own (both, at worst: forgetting twice is
+    /// forgetting once).
     func scheduleFollowUps(of commit: Commit) {
         guard let r = commit.reservation else { return }
         if commit.entries.contains(where: { $0.type == .reserve || $0.type == .extend }) { scheduleExpiry(of: r.id, at: r.expiresAt) }
-        if let closed = r.closedAt, closed == commit.time, !forgetFollowsExpiry(createdAt: r.createdAt, ttl: r.requestTTL, closedAt: closed) {
-            scheduleForget(of: r.id, closedAt: closed)
+        guard let closed = r.closedAt, closed == commit.time else { return }
+        if forgetFollowsExpiry(createdAt: r.createdAt, ttl: r.requestTTL, closedAt: closed), let ttl = r.requestTTL,
+            !dueWork.hasTaken(through: r.createdAt.advanced(by: ttl))
+        {
+            return
         }
+        scheduleForget(of: r.id, closedAt: closed)
     }
 
     func scheduleForget(of id: String, closedAt closed: Timestamp) {

@@ -92,6 +92,28 @@ struct RetentionItemTests {
         #expect(!(await Self.remembered(f.engine)))
     }
 
+    @Test("a close timed before the first deadline but applied after its item ran (a clock set back) gets an item of its own")
+    func closeAfterTheFirstDeadlinesItemRan() async throws {
+        let f = BlackBox.Fixture(shardCount: 4, retention: Self.window)
+        try await f.receive("A", "MAIN", 10)
+        _ = try BlackBox.must(await f.reserve("h", [BlackBox.line("A", "MAIN", 1)], ttl: .seconds(60)))
+        f.advance(.seconds(5))
+        _ = try BlackBox.must(await f.engine.confirm("h"))
+        // The item at the first deadline runs and finds the confirmed reservation open: it leaves it.
+        f.advance(.seconds(55))
+        await f.engine.runDueWork()
+        #expect(f.engine.dueWork.count(of: .expire) == 0)
+        // The clock is set back a second; the release is timed before the first deadline.
+        f.advance(.seconds(-1))
+        _ = try BlackBox.must(await f.engine.release("h"))
+        #expect(f.engine.dueWork.count(of: .forgetReservation) == 1, "the close must not count on an item that ran")
+        // Closed at 59 s: remembered until 59 s + the window, to the millisecond.
+        f.advance(Self.window - .milliseconds(1))
+        #expect(await Self.remembered(f.engine))
+        f.advance(.milliseconds(1))
+        #expect(!(await Self.remembered(f.engine)))
+    }
+
     enum Restart: String, CaseIterable, CustomStringConvertible {
         /// Confirmed and closed before the restart: the log replays both.
         case closedBeforeLog
