@@ -41,15 +41,12 @@ public enum SnapshotError: Error, CustomStringConvertible {
     /// The log could not be written, so the state is not durable to snapshot.
     case logFailed(WALIOError)
     case io(WALIOError)
-    /// A KEY's command and reply could not be read back from the log for it.
-    case keyUnreadable(LogReadError)
 
     public var description: String {
         switch self {
         case .inMemory: "no data directory: an engine in memory takes no snapshots"
         case .logFailed(let e): "the log could not be written (\(e)); no snapshot of a state that is not durable"
         case .io(let e): "the snapshot could not be written: \(e)"
-        case .keyUnreadable(let e): "a KEY's reply could not be read back from the log for the snapshot: \(e)"
         }
     }
 }
@@ -96,8 +93,7 @@ extension Engine {
         let oldestKeyRecord = capture.keys.lazy.compactMap(\.1.loggedLSN).min() ?? .max
         let written: Result<(contents: SnapshotContents, fileName: String, byteCount: Int), SnapshotError> = await Self.onOwnThread {
             Result { () throws(SnapshotError) in
-                let contents: SnapshotContents
-                do throws(LogReadError) { contents = try self.contents(of: capture, createdAt: createdAt) } catch { throw .keyUnreadable(error) }
+                let contents = self.contents(of: capture, createdAt: createdAt)
                 do throws(WALIOError) {
                     let written = try SnapshotStore.write(contents, directory: directory, fileSystem: fileSystem)
                     try SnapshotStore.pruneOlder(directory: directory, fileSystem: fileSystem)
@@ -115,7 +111,7 @@ extension Engine {
         let (contents, fileName, byteCount) = try written.get()
         let report = SnapshotReport(
             fileName: fileName, lsn: contents.lsn, byteCount: byteCount, cellCount: contents.cells.count,
-            reservationCount: contents.reservations.count, keyCount: contents.keys.count, captureDuration: captureDuration,
+            reservationCount: contents.reservations.count, keyCount: contents.keys.count + contents.loggedKeys.count, captureDuration: captureDuration,
             totalDuration: ContinuousClock.now - started)
         snapshots.withLock {
             $0.lastLSN = max($0.lastLSN, report.lsn)
@@ -182,8 +178,7 @@ extension Engine {
 
     /// The snapshot of a capture: its tables and keys as lists (the codec sorts them), and the recent
     /// entries memory still keeps below the capture's next seq.
-    /// - Throws: when a KEY's record cannot be read back from the log.
-    func contents(of capture: SnapshotCapture, createdAt: Timestamp) throws(LogReadError) -> SnapshotContents {
+    func contents(of capture: SnapshotCapture, createdAt: Timestamp) -> SnapshotContents {
         var cells: [SnapshotCell] = []
         cells.reserveCapacity(capture.shards.reduce(0) { $0 + $1.cells.count })
         var reservations: [Reservation] = []
@@ -197,19 +192,21 @@ extension Engine {
             reservations.append(contentsOf: shard.reservations.all(cells: shard.cells))
             counters = counters + shard.counters
         }
+        // A key the log keeps is written with its record's LSN, which the log keeps for it (retention
+        // trims from the oldest); one kept in memory with its command and reply.
         var keyUses: [KeyUse] = []
-        keyUses.reserveCapacity(capture.keys.count)
+        var loggedKeys: [LoggedKey] = []
         for (key, record) in capture.keys {
-            if let use = record.keptUse {
+            if let lsn = record.loggedLSN, let usedAt = record.usedAt {
+                loggedKeys.append(LoggedKey(key: key, usedAt: usedAt, lsn: lsn))
+            } else if let use = record.keptUse {
                 keyUses.append(use)
-            } else {
-                keyUses.append(try loggedKeyUse(record.loggedLSN!, key: key))
             }
         }
         return SnapshotContents(
             lsn: capture.position.lastLSN, createdAt: createdAt, nextSeq: capture.position.nextSeq,
             warehouses: Array(capture.catalog.warehouses.values), policies: Array(capture.catalog.policies.values), cells: cells,
-            reservations: reservations, keys: keyUses, counters: counters, recentEntries: ledger.recentEntries(below: capture.position.nextSeq))
+            reservations: reservations, keys: keyUses, loggedKeys: loggedKeys, counters: counters, recentEntries: ledger.recentEntries(below: capture.position.nextSeq))
     }
 
     /// Loads a snapshot into a new engine, before the log after it is replayed: cells and
@@ -250,9 +247,9 @@ extension Engine {
             }
             if let closed = r.closedAt { scheduleForget(of: r.id, closedAt: closed) }
         }
-        // The log's records of these keys may be gone (retention removes segments a snapshot covers):
-        // their replies are kept.
         for k in s.keys { restoreKey(k.key, KeyRecord(command: k.command, reply: k.reply, usedAt: k.time), usedAt: k.time) }
+        // Their records are in the log: retention kept every segment from the oldest on.
+        for k in s.loggedKeys { restoreKey(k.key, KeyRecord(lsn: k.lsn, usedAt: k.usedAt), usedAt: k.usedAt) }
         ledger.start(nextSeq: s.nextSeq, recent: s.recentEntries)
         snapshots.withLock { $0.lastLSN = s.lsn }
     }

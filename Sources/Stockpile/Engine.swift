@@ -9,23 +9,39 @@ import StockpileWAL
 import Synchronization
 
 /// What a KEY remembers for the retention window, in 16 bytes: where its command and original reply
-/// are, and the low 32 bits of when it was first used.
+/// are, and when it was first used.
 ///
 /// With a log, the reply is not kept: the record that used the key (a `commit` carrying the keyed
 /// command and every after-value its reply shows, or a `keyUse`) is read back by its LSN on the rare
-/// retry (`Engine.keyUse(of:)`), and a snapshot writes the command and reply it reads so. Without a
-/// log (and for a key a snapshot brought, whose record may be gone), the command and reply are kept
-/// encoded as a `keyUse` record's payload (wal/FORMAT.md §3.6), about a hundred bytes in an array of
-/// their own size. The time tells the key's forgetting item from that of an earlier use of the
-/// same key (`isFirstUsed(at:)`): the item's deadline less the window is the use's time, to the
-/// millisecond.
+/// retry (`Engine.keyUse(of:key:)`), and a snapshot writes the key with that LSN (wal/FORMAT.md §4.2,
+/// kind 8). Without a log, and for a key an older snapshot brought, the command and reply are kept
+/// encoded as a `keyUse` record's payload (§3.6), about a hundred bytes in an array of their own
+/// size. The time tells the key's forgetting item from that of an earlier use of the same key
+/// (`isFirstUsed(at:)`); it is kept in 7 bytes, so that a case and its payload fit in 16.
 enum KeyRecord: Sendable, ClaimableValue {
     /// Claimed, not yet settled.
     case claimed
     /// Its use is the log's record `lsn`.
-    case logged(lsn: UInt64, usedLow: UInt32)
+    case logged(lsn: UInt64, usedAt: PackedTime)
     /// Its use, encoded.
-    case kept(payload: [UInt8], usedLow: UInt32)
+    case kept(payload: [UInt8], usedAt: PackedTime)
+
+    /// A time in milliseconds as 56 bits (±2^55 ms, about a million years either side of 1970).
+    struct PackedTime: Sendable {
+        private let low: UInt32
+        private let middle: UInt16
+        private let high: Int8
+
+        init(_ time: Timestamp) {
+            let ms = time.milliseconds
+            precondition(ms >> 55 == 0 || ms >> 55 == -1, "a time within 2^55 ms of 1970")
+            low = UInt32(truncatingIfNeeded: ms)
+            middle = UInt16(truncatingIfNeeded: ms >> 32)
+            high = Int8(truncatingIfNeeded: ms >> 48)
+        }
+
+        var time: Timestamp { Timestamp(milliseconds: Int64(high) << 48 | Int64(middle) << 32 | Int64(low)) }
+    }
 
     static var claimMarker: KeyRecord { .claimed }
     var isClaimMarker: Bool {
@@ -35,7 +51,7 @@ enum KeyRecord: Sendable, ClaimableValue {
 
     /// The record of a key used at `time` by record `lsn` of the log.
     init(lsn: UInt64, usedAt time: Timestamp) {
-        self = .logged(lsn: lsn, usedLow: Self.low(time))
+        self = .logged(lsn: lsn, usedAt: PackedTime(time))
     }
 
     /// The record of a key used by `command` with `reply` at `time`, kept in memory.
@@ -47,18 +63,19 @@ enum KeyRecord: Sendable, ClaimableValue {
             _ = buffer.initialize(from: bytes)
             count = bytes.count
         }
-        self = .kept(payload: payload, usedLow: Self.low(time))
+        self = .kept(payload: payload, usedAt: PackedTime(time))
     }
 
-    private static func low(_ time: Timestamp) -> UInt32 { UInt32(truncatingIfNeeded: time.milliseconds) }
-
-    /// Whether this is the use of the key made at `time` (and not an earlier or a later one).
-    func isFirstUsed(at time: Timestamp) -> Bool {
+    /// When the key was used (nil while claimed).
+    var usedAt: Timestamp? {
         switch self {
-        case .claimed: false
-        case .logged(_, let low), .kept(_, let low): low == Self.low(time)
+        case .claimed: nil
+        case .logged(_, let t), .kept(_, let t): t.time
         }
     }
+
+    /// Whether this is the use of the key made at `time` (and not an earlier or a later one).
+    func isFirstUsed(at time: Timestamp) -> Bool { usedAt == time }
 
     /// The LSN of the record it was used by, when the log keeps its use.
     var loggedLSN: UInt64? {

@@ -25,6 +25,22 @@ public struct SnapshotCell: Hashable, Sendable {
 }
 
 /// Everything a snapshot holds: the state after record `lsn`.
+/// A KEY an engine with a log keeps as the LSN of the record that used it (FORMAT.md §4.2, kind 8).
+public struct LoggedKey: Hashable, Sendable {
+    public var key: String
+    /// When it was used: its retention window runs from here.
+    public var usedAt: Timestamp
+    /// The record that used it: a `commit` carrying the keyed command, or a `keyUse`.
+    public var lsn: UInt64
+
+    public init(key: String, usedAt: Timestamp, lsn: UInt64) {
+        precondition(lsn >= 1, "LSNs start at 1")
+        self.key = key
+        self.usedAt = usedAt
+        self.lsn = lsn
+    }
+}
+
 public struct SnapshotContents: Equatable, Sendable {
     public var lsn: UInt64
     public var createdAt: Timestamp
@@ -36,15 +52,18 @@ public struct SnapshotContents: Equatable, Sendable {
     public var cells: [SnapshotCell]
     /// Open reservations and closed ones still remembered.
     public var reservations: [Reservation]
-    /// Every idempotency key still remembered.
+    /// Every idempotency key still remembered whose command and reply the engine keeps.
     public var keys: [KeyUse]
+    /// Every idempotency key still remembered that the engine keeps as the LSN of its record
+    /// (version 3; none in older snapshots). No key is in both lists.
+    public var loggedKeys: [LoggedKey]
     public var counters: StockCounters
     /// The most recent ledger entries, oldest first, consecutive and ending at `nextSeq - 1`.
     public var recentEntries: [LedgerEntry]
 
     public init(
         lsn: UInt64, createdAt: Timestamp, nextSeq: UInt64, warehouses: [Warehouse], policies: [VariantPolicy], cells: [SnapshotCell],
-        reservations: [Reservation], keys: [KeyUse], counters: StockCounters, recentEntries: [LedgerEntry]
+        reservations: [Reservation], keys: [KeyUse], loggedKeys: [LoggedKey] = [], counters: StockCounters, recentEntries: [LedgerEntry]
     ) {
         self.lsn = lsn
         self.createdAt = createdAt
@@ -54,6 +73,7 @@ public struct SnapshotContents: Equatable, Sendable {
         self.cells = cells
         self.reservations = reservations
         self.keys = keys
+        self.loggedKeys = loggedKeys
         self.counters = counters
         self.recentEntries = recentEntries
     }
@@ -71,16 +91,20 @@ public struct SnapshotDamage: Error, Hashable, Sendable, CustomStringConvertible
 public enum SnapshotCodec {
     public static let magic: [UInt8] = [0x89, 0x53, 0x50, 0x53, 0x4E, 0x41, 0x50, 0x0A]  // \x89SPSNAP\n
     public static let trailerMagic: [UInt8] = [0x53, 0x50, 0x53, 0x4E, 0x45, 0x4E, 0x44, 0x0A]  // SPSNEND\n
-    /// The version written; version 1 snapshots are version 2 snapshots too (FORMAT.md, "Versions").
-    public static let version: UInt16 = 2
-    public static let readableVersions: ClosedRange<UInt16> = 1...2
+    /// The version written; version 1 snapshots are version 2 snapshots too, and a version 2 snapshot
+    /// is a version 3 snapshot without logged keys (FORMAT.md, "Versions").
+    public static let version: UInt16 = 3
+    public static let readableVersions: ClosedRange<UInt16> = 1...3
     public static let headerByteCount = 40
     public static let sectionHeaderByteCount = 16
     public static let trailerByteCount = 24
-    public static let sectionCount = 7
+    public static var sectionCount: Int { sectionCount(version: version) }
+
+    /// The sections of a snapshot of `version`: kinds 1–7, and 8 from version 3 on.
+    static func sectionCount(version: UInt16) -> Int { version >= 3 ? 8 : 7 }
 
     enum Section: UInt8, CaseIterable {
-        case sequence = 1, catalog, cells, reservations, keys, counters, recentEntries
+        case sequence = 1, catalog, cells, reservations, keys, counters, recentEntries, loggedKeys
     }
 
     // MARK: File names
@@ -109,6 +133,7 @@ public enum SnapshotCodec {
         c.cells = order.cells.map { contents.cells[Int($0)] }
         c.reservations = order.reservations.map { contents.reservations[Int($0)] }
         c.keys = order.keys.map { contents.keys[Int($0)] }
+        c.loggedKeys = order.loggedKeys.map { contents.loggedKeys[Int($0)] }
         return c
     }
 
@@ -129,6 +154,7 @@ public enum SnapshotCodec {
         var cells: [Int32]
         var reservations: [Int32]
         var keys: [Int32]
+        var loggedKeys: [Int32]
 
         init(of c: SnapshotContents) {
             // What is compared is sorted beside each position, so that the sort's merges read and
@@ -143,6 +169,7 @@ public enum SnapshotCodec {
             cells = positions(c.cells) { NamePair(c.cells[$0].variant, c.cells[$0].warehouse) }
             reservations = positions(c.reservations) { c.reservations[$0].id }
             keys = positions(c.keys) { c.keys[$0].key }
+            loggedKeys = positions(c.loggedKeys) { c.loggedKeys[$0].key }
         }
 
         /// A cell's names, compared variant first, then warehouse.
@@ -252,6 +279,14 @@ public enum SnapshotCodec {
         case .recentEntries:
             w.writeVarint(UInt64(c.recentEntries.count))
             for x in c.recentEntries { w.write(x) }
+        case .loggedKeys:
+            w.writeVarint(UInt64(c.loggedKeys.count))
+            for i in order.loggedKeys {
+                let k = c.loggedKeys[Int(i)]
+                w.writeString(k.key)
+                w.writeSignedVarint(k.usedAt.milliseconds)
+                w.writeVarint(k.lsn)
+            }
         }
     }
 
@@ -266,7 +301,7 @@ public enum SnapshotCodec {
         // Trailer first: it says whether the file is whole.
         let trailer = bytes.count - trailerByteCount
         guard Array(bytes[trailer..<trailer + 8]) == trailerMagic else { throw damage(trailer, "no trailer at the end of the file") }
-        let header: (lsn: UInt64, createdAt: Int64)
+        let header: (lsn: UInt64, createdAt: Int64, version: UInt16)
         do {
             header = try ByteReader.withReader(over: bytes) { r throws(WALDecodingError) in
                 _ = try r.readBytes(trailer + 8)
@@ -290,7 +325,7 @@ public enum SnapshotCodec {
                 var c = SnapshotContents(
                     lsn: header.lsn, createdAt: Timestamp(milliseconds: header.createdAt), nextSeq: 1, warehouses: [], policies: [], cells: [],
                     reservations: [], keys: [], counters: StockCounters(), recentEntries: [])
-                for section in Section.allCases {
+                for section in Section.allCases.prefix(sectionCount(version: header.version)) {
                     let kind = try r.readUInt8()
                     guard kind == section.rawValue else { throw r.failure(.inconsistent("section of kind \(kind) where kind \(section.rawValue) was due")) }
                     for _ in 0..<3 where try r.readUInt8() != 0 { throw r.failure(.inconsistent("a section header's reserved bytes are not zero")) }
@@ -306,6 +341,12 @@ public enum SnapshotCodec {
                     try p.expectEnd()
                 }
                 try r.expectEnd()
+                if !c.loggedKeys.isEmpty {
+                    let kept = Set(c.keys.lazy.map(\.key))
+                    if let both = c.loggedKeys.first(where: { kept.contains($0.key) }) {
+                        throw r.failure(.inconsistent("KEY \(both.key) is both kept and logged"))
+                    }
+                }
                 return c
             }
         } catch {
@@ -313,7 +354,7 @@ public enum SnapshotCodec {
         }
     }
 
-    private static func readHeader(_ bytes: [UInt8]) throws(WALDecodingError) -> (lsn: UInt64, createdAt: Int64) {
+    private static func readHeader(_ bytes: [UInt8]) throws(WALDecodingError) -> (lsn: UInt64, createdAt: Int64, version: UInt16) {
         try ByteReader.withReader(over: Array(bytes[0..<headerByteCount])) { r throws(WALDecodingError) in
             guard Array(try r.readBytes(8)) == magic else { throw r.failure(.inconsistent("not a snapshot file (magic)"), at: 0) }
             let v = try r.readUInt16()
@@ -323,13 +364,13 @@ public enum SnapshotCodec {
             let h = try r.readUInt16()
             guard h == UInt16(headerByteCount) else { throw r.failure(.inconsistent("header byte count \(h)")) }
             let sections = try r.readUInt32()
-            guard sections == UInt32(sectionCount) else { throw r.failure(.inconsistent("section count \(sections)")) }
+            guard sections == UInt32(sectionCount(version: v)) else { throw r.failure(.inconsistent("section count \(sections)")) }
             let lsn = try r.readUInt64()
             let createdAt = try r.readInt64()
             guard try r.readUInt32() == 0 else { throw r.failure(.inconsistent("the header's reserved bytes are not zero")) }
             let crc = try r.readUInt32()
             guard crc == CRC32C.checksum(Array(bytes[0..<36])) else { throw r.failure(.inconsistent("the header checksum does not match"), at: 36) }
-            return (lsn, createdAt)
+            return (lsn, createdAt, v)
         }
     }
 
@@ -383,6 +424,16 @@ public enum SnapshotCodec {
             for _ in 0..<n { c.recentEntries.append(try r.readLedgerEntry()) }
             for (i, e) in c.recentEntries.enumerated() where e.seq != c.nextSeq - UInt64(n) + UInt64(i) {
                 throw r.failure(.inconsistent("recent entry \(i) has seq \(e.seq), not consecutive up to \(c.nextSeq - 1)"))
+            }
+        case .loggedKeys:
+            let n = try r.readCount()
+            c.loggedKeys.reserveCapacity(n)
+            for _ in 0..<n {
+                let key = try r.readString()
+                let usedAt = Timestamp(milliseconds: try r.readSignedVarint())
+                let lsn = try r.readVarint()
+                guard lsn >= 1 else { throw r.failure(.inconsistent("KEY \(key) is logged at LSN 0")) }
+                c.loggedKeys.append(LoggedKey(key: key, usedAt: usedAt, lsn: lsn))
             }
         }
     }

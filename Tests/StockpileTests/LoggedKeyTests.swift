@@ -1,8 +1,8 @@
 // A used KEY of an engine with a log is kept as the LSN of the record that used it (16 bytes), and its
 // retry reads the original reply back from that record: for every kind of keyed command, a commit's
 // record or a `keyUse` record, live, after a start-up that replays the log, and after one from a
-// snapshot (whose keys keep their replies). The segments that hold remembered KEYs' records survive
-// the log's retention until the KEYs are forgotten. Without a log, replies are kept.
+// snapshot (which keeps the LSNs). The segments that hold remembered KEYs' records survive the log's
+// retention until the KEYs are forgotten. Without a log, replies are kept.
 
 import Foundation
 import StockpileWAL
@@ -75,7 +75,7 @@ struct LoggedKeyTests {
 
         engine = try Engine.open(dataDirectory: dir, durability: durability, configuration: configuration, clock: clock)
         defer { try? engine.close() }
-        for command in Self.commands { #expect(engine.keys.peek(command.key!)?.keptUse != nil, "\(command.key!) from the snapshot") }
+        for command in Self.commands { #expect(engine.keys.peek(command.key!)?.loggedLSN != nil, "\(command.key!) from the snapshot") }
         await Self.retries(engine, originals, "after a start-up from a snapshot")
     }
 

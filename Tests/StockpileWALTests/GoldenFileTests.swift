@@ -165,6 +165,13 @@ import Testing
 
     // Version 2 files: every version 2 file is a valid version 3 file.
 
+    @Test("a version 2 snapshot still decodes to the version 2 sample state")
+    func version2Snapshot() throws {
+        let bytes = try #require(Self.read("v2/snapshot.bin"))
+        #expect(bytes[8] == 2, "the file is a version 2 snapshot")
+        #expect(try SnapshotCodec.decode(bytes, fileName: "snapshot.bin", expectedLSN: 1_234) == SnapshotSamples.version2Sorted)
+    }
+
     @Test("a version 2 segment still decodes to the version 2 samples")
     func version2Segment() throws {
         let bytes = try #require(Self.read("v2/segment-every-record.bin"))
@@ -178,15 +185,15 @@ import Testing
         #expect(scan.payloadError == nil)
     }
 
-    @Test("version 3 segments and version 2 snapshots are what is written, and a version after either is refused")
+    @Test("version 3 segments and version 3 snapshots are what is written, and a version after either is refused")
     func versions() throws {
         #expect(try #require(Self.read("segment-every-record.bin"))[8] == 3)
-        #expect(try #require(Self.read("snapshot.bin"))[8] == 2)
+        #expect(try #require(Self.read("snapshot.bin"))[8] == 3)
         var segment = try #require(Self.read("segment-every-record.bin"))
         segment[8] = 4
         #expect(throws: SegmentHeaderDamage.unsupportedVersion(4)) { try SegmentHeader.decode(segment) }
         var bytes = try #require(Self.read("snapshot.bin"))
-        bytes[8] = 3
+        bytes[8] = 4
         #expect(throws: SnapshotDamage.self) { try SnapshotCodec.decode(bytes, fileName: "snapshot.bin", expectedLSN: 1_234) }
     }
 }

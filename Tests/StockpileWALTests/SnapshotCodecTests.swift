@@ -40,17 +40,32 @@ enum SnapshotSamples {
                 SnapshotCell(variant: "BIG", warehouse: "MAIN", state: CellState(onHand: Limits.quantityMax, reserved: 1), belowZeroAllowed: false),
             ],
             reservations: [CommitSamples.shipped, CommitSamples.hold, CommitSamples.splitHold, CommitSamples.version2Commits[3].reservation!],
-            keys: CommitSamples.keyUses, counters: counters, recentEntries: recent)
+            keys: CommitSamples.keyUses, loggedKeys: loggedKeys, counters: counters, recentEntries: recent)
     }
+
+    /// Keys kept as LSNs (version 3): a multi-byte key, a use before 1970, the largest LSN.
+    static let loggedKeys = [
+        LoggedKey(key: "order:7:payment", usedAt: CommitSamples.t0, lsn: 1_200),
+        LoggedKey(key: "ключ-📦", usedAt: Timestamp(milliseconds: -86_400_000), lsn: 1),
+        LoggedKey(key: "k", usedAt: Timestamp(milliseconds: 1_700_000_000_001), lsn: .max),
+    ]
 
     static var sorted: SnapshotContents { SnapshotCodec.canonical(contents) }
 
     /// What wal/golden/v1/snapshot.bin holds: the samples without what version 2 added (a hold that
-    /// shipped in part and expired, and the key use of a keyed CONFIRM).
+    /// shipped in part and expired, and the key use of a keyed CONFIRM) or version 3 (logged keys).
     static var version1Sorted: SnapshotContents {
         var c = contents
         c.reservations.removeLast()
         c.keys = Array(c.keys.prefix(CommitSamples.version1KeyUseCount))
+        c.loggedKeys = []
+        return SnapshotCodec.canonical(c)
+    }
+
+    /// What wal/golden/v2/snapshot.bin holds: the samples without logged keys.
+    static var version2Sorted: SnapshotContents {
+        var c = contents
+        c.loggedKeys = []
         return SnapshotCodec.canonical(c)
     }
 }
@@ -65,6 +80,8 @@ struct SnapshotCodecTests {
         #expect(decoded.cells.map { [$0.variant, $0.warehouse] } == decoded.cells.map { [$0.variant, $0.warehouse] }.sorted { $0.lexicographicallyPrecedes($1) })
         #expect(decoded.reservations.map(\.id) == decoded.reservations.map(\.id).sorted())
         #expect(decoded.keys.map(\.key) == decoded.keys.map(\.key).sorted())
+        #expect(decoded.loggedKeys.map(\.key) == decoded.loggedKeys.map(\.key).sorted())
+        #expect(decoded.loggedKeys.count == SnapshotSamples.loggedKeys.count)
         #expect(Array(bytes.prefix(8)) == SnapshotCodec.magic)
         #expect(Array(bytes.suffix(24).prefix(8)) == SnapshotCodec.trailerMagic)
     }
@@ -77,6 +94,7 @@ struct SnapshotCodecTests {
         shuffled.cells.shuffle(using: &rng)
         shuffled.reservations.reverse()
         shuffled.keys.reverse()
+        shuffled.loggedKeys.reverse()
         shuffled.warehouses.reverse()
         #expect(SnapshotCodec.encode(shuffled) == SnapshotCodec.encode(SnapshotSamples.sorted), "seed \(seed)")
     }
@@ -99,6 +117,13 @@ struct SnapshotCodecTests {
         #expect(decoded.reservations == SnapshotCodec.canonical(many).reservations, "seed \(seed)")
         // Sorted by id, checked apart from the codec's own order.
         #expect(decoded.reservations.map(\.id) == many.reservations.map(\.id).sorted(), "seed \(seed)")
+    }
+
+    @Test("a KEY both kept and logged is refused")
+    func keyInBothLists() {
+        var c = SnapshotSamples.contents
+        c.loggedKeys.append(LoggedKey(key: c.keys[0].key, usedAt: CommitSamples.t0, lsn: 9))
+        #expect(throws: SnapshotDamage.self) { _ = try SnapshotCodec.decode(SnapshotCodec.encode(c), fileName: "x", expectedLSN: nil) }
     }
 
     @Test("every truncation and a flipped bit in every byte is refused, never accepted")
