@@ -39,6 +39,20 @@ struct RetentionItemTests {
         return (0...).lazy.map { "V\($0)" }.first { engine.router.shard(for: CellKey(variant: $0, warehouse: "MAIN")) != shard }!
     }
 
+    /// Hold `h` of one unit, TTL 60 s, made now.
+    private static func makeHold(_ f: BlackBox.Fixture) async throws {
+        try await f.receive("A", "MAIN", 10)
+        _ = try BlackBox.must(await f.reserve("h", [BlackBox.line("A", "MAIN", 1)], ttl: .seconds(60)))
+    }
+
+    /// Checks that `h` is remembered until `left` from now, to the millisecond, and forgotten then.
+    private static func expectForgotten(after left: Duration, _ engine: Engine, advance: (Duration) -> Void, sourceLocation: SourceLocation = #_sourceLocation) async {
+        advance(left - .milliseconds(1))
+        #expect(await remembered(engine), "remembered a millisecond before the window ends", sourceLocation: sourceLocation)
+        advance(.milliseconds(1))
+        #expect(!(await remembered(engine)), "forgotten when the window ends", sourceLocation: sourceLocation)
+    }
+
     /// Whether `h` is still remembered: a query finds it, where a forgotten id is NOTFOUND.
     private static func remembered(_ engine: Engine) async -> Bool {
         await engine.reservation("h").refusal?.code != .notFound
@@ -58,10 +72,7 @@ struct RetentionItemTests {
         #expect(f.engine.dueWork.count(of: .expire) == expiriesBefore)
         #expect(await Self.remembered(f.engine))
         // Closed at 10 s: remembered until 10 s + the window, to the millisecond.
-        f.advance(Self.window - .seconds(60) - .milliseconds(1))
-        #expect(await Self.remembered(f.engine))
-        f.advance(.milliseconds(1))
-        #expect(!(await Self.remembered(f.engine)))
+        await Self.expectForgotten(after: Self.window - .seconds(60), f.engine, advance: f.advance)
         #expect(f.engine.dueWork.count(of: .forgetReservation) == 0)
         #expect(await f.engine.verify().isEmpty)
     }
@@ -71,32 +82,24 @@ struct RetentionItemTests {
         let f = BlackBox.Fixture(shardCount: 4, retention: .seconds(30))
         try await Self.closeBeforeDeadline(.release, f)
         #expect(f.engine.dueWork.count(of: .forgetReservation) == 1)
-        f.advance(.seconds(30) - .milliseconds(1))
-        #expect(await Self.remembered(f.engine))
-        f.advance(.milliseconds(1))
-        #expect(!(await Self.remembered(f.engine)))
+        await Self.expectForgotten(after: .seconds(30), f.engine, advance: f.advance)
     }
 
     @Test("a hold closed at its deadline (it expired) gets an item of its own")
     func expiredHold() async throws {
         let f = BlackBox.Fixture(shardCount: 4, retention: Self.window)
-        try await f.receive("A", "MAIN", 10)
-        _ = try BlackBox.must(await f.reserve("h", [BlackBox.line("A", "MAIN", 1)], ttl: .seconds(60)))
+        try await Self.makeHold(f)
         f.advance(.seconds(60))
         await f.engine.runDueWork()
         #expect(f.engine.dueWork.count(of: .forgetReservation) == 1)
         #expect(f.engine.dueWork.count(of: .expire) == 0)
-        f.advance(Self.window - .milliseconds(1))
-        #expect(await Self.remembered(f.engine))
-        f.advance(.milliseconds(1))
-        #expect(!(await Self.remembered(f.engine)))
+        await Self.expectForgotten(after: Self.window, f.engine, advance: f.advance)
     }
 
     @Test("a close timed before the first deadline but applied after its item ran (a clock set back) gets an item of its own")
     func closeAfterTheFirstDeadlinesItemRan() async throws {
         let f = BlackBox.Fixture(shardCount: 4, retention: Self.window)
-        try await f.receive("A", "MAIN", 10)
-        _ = try BlackBox.must(await f.reserve("h", [BlackBox.line("A", "MAIN", 1)], ttl: .seconds(60)))
+        try await Self.makeHold(f)
         f.advance(.seconds(5))
         _ = try BlackBox.must(await f.engine.confirm("h"))
         // The item at the first deadline runs and finds the confirmed reservation open: it leaves it.
@@ -108,10 +111,7 @@ struct RetentionItemTests {
         _ = try BlackBox.must(await f.engine.release("h"))
         #expect(f.engine.dueWork.count(of: .forgetReservation) == 1, "the close must not count on an item that ran")
         // Closed at 59 s: remembered until 59 s + the window, to the millisecond.
-        f.advance(Self.window - .milliseconds(1))
-        #expect(await Self.remembered(f.engine))
-        f.advance(.milliseconds(1))
-        #expect(!(await Self.remembered(f.engine)))
+        await Self.expectForgotten(after: Self.window, f.engine, advance: f.advance)
     }
 
     enum Restart: String, CaseIterable, CustomStringConvertible {
@@ -146,10 +146,7 @@ struct RetentionItemTests {
         if restart == .confirmedInSnapshot { _ = try BlackBox.must(await engine.release("h")) }
         #expect(engine.dueWork.count(of: .forgetReservation) == (restart == .closedInSnapshot ? 1 : 0))
         // Closed at 10 s: remembered until 10 s + the window, to the millisecond.
-        clock.advance(by: Self.window - .milliseconds(1))
-        #expect(await Self.remembered(engine))
-        clock.advance(by: .milliseconds(1))
-        #expect(!(await Self.remembered(engine)))
+        await Self.expectForgotten(after: Self.window, engine, advance: { clock.advance(by: $0) })
         #expect(engine.dueWork.count(of: .forgetReservation) == 0)
         #expect(engine.dueWork.count(of: .expire) == 0)
     }
