@@ -193,12 +193,15 @@ extension Engine {
             counters = counters + shard.counters
         }
         // A key the log keeps is written with its record's LSN, which the log keeps for it (retention
-        // trims from the oldest); one kept in memory with its command and reply.
+        // trims from the oldest); one kept in memory with its command and reply. The keys are copied
+        // after the shards were let go: one whose record comes after the snapshot's LSN is left to
+        // the replay of that record (a log cut after the snapshot's LSN would leave it pointing at a
+        // record that is not its own).
         var keyUses: [KeyUse] = []
         var loggedKeys: [LoggedKey] = []
         for (key, record) in capture.keys {
             if let lsn = record.loggedLSN, let usedAt = record.usedAt {
-                loggedKeys.append(LoggedKey(key: key, usedAt: usedAt, lsn: lsn))
+                if lsn <= capture.position.lastLSN { loggedKeys.append(LoggedKey(key: key, usedAt: usedAt, lsn: lsn)) }
             } else if let use = record.keptUse {
                 keyUses.append(use)
             }

@@ -32,9 +32,11 @@ enum KeyRecord: Sendable, ClaimableValue {
         private let middle: UInt16
         private let high: Int8
 
+        /// `time`, or the nearest time within range (`LoggedKey.usedAtRange`): a use a million years
+        /// away is kept as one a little nearer, and compared as kept (`isFirstUsed(at:)`).
         init(_ time: Timestamp) {
-            let ms = time.milliseconds
-            precondition(ms >> 55 == 0 || ms >> 55 == -1, "a time within 2^55 ms of 1970")
+            let range = LoggedKey.usedAtRange
+            let ms = min(max(time.milliseconds, range.lowerBound), range.upperBound - 1)
             low = UInt32(truncatingIfNeeded: ms)
             middle = UInt16(truncatingIfNeeded: ms >> 32)
             high = Int8(truncatingIfNeeded: ms >> 48)
@@ -75,7 +77,7 @@ enum KeyRecord: Sendable, ClaimableValue {
     }
 
     /// Whether this is the use of the key made at `time` (and not an earlier or a later one).
-    func isFirstUsed(at time: Timestamp) -> Bool { usedAt == time }
+    func isFirstUsed(at time: Timestamp) -> Bool { usedAt == PackedTime(time).time }
 
     /// The LSN of the record it was used by, when the log keeps its use.
     var loggedLSN: UInt64? {

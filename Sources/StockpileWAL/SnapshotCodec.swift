@@ -1,7 +1,8 @@
 // The snapshot file of wal/FORMAT.md §4: the whole state after one LSN, so that start-up replays
 // only the log after it. It keeps true: the encoder sorts every list as the format states, so two
 // snapshots of one state are byte-identical; the decoder accepts a file only when every rule of
-// "a snapshot is valid if and only if" holds (header, seven sections in kind order each with its CRC
+// "a snapshot is valid if and only if" holds (header, seven sections (versions 1 and 2) or eight
+// (version 3) in kind order each with its CRC
 // and exact length, trailer with the file's size and CRC); and a file reaches its final name only
 // complete and synced (temporary name, sync, rename, directory sync).
 
@@ -24,7 +25,6 @@ public struct SnapshotCell: Hashable, Sendable {
     }
 }
 
-/// Everything a snapshot holds: the state after record `lsn`.
 /// A KEY an engine with a log keeps as the LSN of the record that used it (FORMAT.md §4.2, kind 8).
 public struct LoggedKey: Hashable, Sendable {
     public var key: String
@@ -32,6 +32,9 @@ public struct LoggedKey: Hashable, Sendable {
     public var usedAt: Timestamp
     /// The record that used it: a `commit` carrying the keyed command, or a `keyUse`.
     public var lsn: UInt64
+
+    /// The times a logged key's use may have: within 2^55 ms of 1970 (about a million years).
+    public static let usedAtRange = -(Int64(1) << 55)..<(Int64(1) << 55)
 
     public init(key: String, usedAt: Timestamp, lsn: UInt64) {
         precondition(lsn >= 1, "LSNs start at 1")
@@ -41,6 +44,7 @@ public struct LoggedKey: Hashable, Sendable {
     }
 }
 
+/// Everything a snapshot holds: the state after record `lsn`.
 public struct SnapshotContents: Equatable, Sendable {
     public var lsn: UInt64
     public var createdAt: Timestamp
@@ -433,6 +437,9 @@ public enum SnapshotCodec {
                 let usedAt = Timestamp(milliseconds: try r.readSignedVarint())
                 let lsn = try r.readVarint()
                 guard lsn >= 1 else { throw r.failure(.inconsistent("KEY \(key) is logged at LSN 0")) }
+                guard LoggedKey.usedAtRange.contains(usedAt.milliseconds) else {
+                    throw r.failure(.inconsistent("KEY \(key) was used at \(usedAt.milliseconds) ms, beyond 2^55 ms of 1970"))
+                }
                 c.loggedKeys.append(LoggedKey(key: key, usedAt: usedAt, lsn: lsn))
             }
         }

@@ -79,6 +79,24 @@ struct LoggedKeyTests {
         await Self.retries(engine, originals, "after a start-up from a snapshot")
     }
 
+    @Test("a snapshot leaves out a logged KEY whose record comes after its LSN (replay restores it)")
+    func keyAfterTheSnapshotsLSN() async throws {
+        let dir = try DurabilityTests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let engine = try Engine.open(
+            dataDirectory: dir, durability: .always, configuration: EngineConfiguration(shardCount: 4, snapshotEveryRecords: 0), clock: ManualClock())
+        defer { try? engine.close() }
+        _ = try BlackBox.must(await engine.execute(.adjust(variant: "A", warehouse: "MAIN", delta: 1, reason: .received, key: "before")))
+        _ = try BlackBox.must(await engine.execute(.adjust(variant: "A", warehouse: "MAIN", delta: 1, reason: .received, key: "after")))
+        let lsn = try #require(engine.keys.peek("after")?.loggedLSN)
+        // As if "after" had settled between the capture of the shards and the copy of the keys.
+        var (capture, _) = await engine.captureSnapshot()
+        capture.position.lastLSN = lsn - 1
+        let contents = engine.contents(of: capture, createdAt: Timestamp(milliseconds: 0))
+        #expect(contents.loggedKeys.map(\.key) == ["before"])
+        #expect(contents.keys.isEmpty)
+    }
+
     @Test("without a log, each KEY keeps its reply")
     func inMemoryKeeps() async throws {
         let engine = Engine(configuration: EngineConfiguration(shardCount: 4), clock: ManualClock())
