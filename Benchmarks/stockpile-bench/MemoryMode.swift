@@ -178,8 +178,8 @@ nonisolated func runMemoryBenchmark(_ options: Options) async -> Int32 {
     func row(_ name: String, _ value: String, _ note: String) {
         print("  " + name.padding(toLength: 30, withPad: " ", startingAt: 0) + value.padding(toLength: 12, withPad: " ", startingAt: 0) + note)
     }
-    let where_ = logged ? "with a log (--fsync \(options.durability))" : "in memory"
-    print("memory: \(cellCount) cells, \(openCount) open and \(closedCount) closed one-line reservations, \(keyCount) KEYs, \(options.shards) shards, \(where_)")
+    let setting = logged ? "with a log (--fsync \(options.durability))" : "in memory"
+    print("memory: \(cellCount) cells, \(openCount) open and \(closedCount) closed one-line reservations, \(keyCount) KEYs, \(options.shards) shards, \(setting)")
     print("  (resident set after malloc_trim(0), so allocator slack included; growth over each phase / its items)")
     row("engine, empty", mebibytes(empty.byteCount - beforeEngine.byteCount), "fixed")
     row("recent-entries ring", mebibytes(baseline.byteCount - empty.byteCount), "fixed: \(configuration.eventsInMemoryCount) ledger entries")

@@ -127,14 +127,23 @@ struct CellTable: Sequence, Sendable {
     /// another cell came first on its path. A hint; mutating for the reason `prefetch` is.
     @inline(__always) mutating func prefetchEntry(hash: UInt64) {
         guard let p = firstOnPath(hash) else { return }
-        // The chunk's storage is read as the address its array holds, not as the array: reading the
-        // array retained it, writing its header, a line the other core's requests write too (a
-        // twentieth of `spread`'s time with the release). Its elements follow the array storage's
-        // 32-byte header; an address off by that would still be only a hint.
-        chunks.withUnsafeBufferPointer { outer in
+        stockpile_prefetch(entryAddress(p))
+    }
+
+    /// Where the entry at position `p` lies, for a hint. The chunk's storage is read as the address
+    /// its array holds, not as the array: reading the array retained it, writing its header, a line
+    /// the other core's requests write too (a twentieth of `spread`'s time with the release). Its
+    /// elements follow the array storage's 32-byte header (checked in debug builds, which the tests
+    /// run).
+    @inline(__always) private func entryAddress(_ p: Int) -> UnsafeRawPointer {
+        let address = chunks.withUnsafeBufferPointer { outer in
             let storage = UnsafeRawPointer(outer.baseAddress! + (p >> Self.chunkShift)).load(as: UnsafeRawPointer.self)
-            stockpile_prefetch(storage + Self.arrayHeaderByteCount + (p & Self.chunkMask) * MemoryLayout<Entry>.stride)
+            return storage + Self.arrayHeaderByteCount + (p & Self.chunkMask) * MemoryLayout<Entry>.stride
         }
+        assert(
+            address == chunks[p >> Self.chunkShift].withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress! + (p & Self.chunkMask)) },
+            "an array's elements start where `arrayHeaderByteCount` says")
+        return address
     }
 
     /// Where an array's elements start in its storage object (64-bit: the object header, the count
@@ -161,15 +170,12 @@ struct CellTable: Sequence, Sendable {
     /// prefetch never faults).
     @inline(__always) mutating func prefetchName(hash: UInt64) {
         guard let p = firstOnPath(hash) else { return }
-        chunks[p >> Self.chunkShift].withUnsafeBufferPointer { entries in
-            let raw = UnsafeRawPointer(entries.baseAddress! + (p & Self.chunkMask))
-            let object = raw.load(fromByteOffset: MemoryLayout<Entry>.offset(of: \Entry.key.variant)! + 8, as: UInt64.self)
-            // The top four bits: 0 for a native string that is not a literal (small, literal and
-            // bridged strings set one of them; a shared string's address is then in its storage
-            // object, still a harmless hint).
-            guard object >> 60 == 0, object != 0 else { return }
-            stockpile_prefetch_read(UnsafeRawPointer(bitPattern: UInt(object &+ 32)))
-        }
+        let object = entryAddress(p).load(fromByteOffset: MemoryLayout<Entry>.offset(of: \Entry.key.variant)! + 8, as: UInt64.self)
+        // The top four bits: 0 for a native string that is not a literal (small, literal and bridged
+        // strings set one of them; a shared string's address is then in its storage object, still a
+        // harmless hint).
+        guard object >> 60 == 0, object != 0 else { return }
+        stockpile_prefetch_read(UnsafeRawPointer(bitPattern: UInt(object &+ 32)))
     }
 
     /// The key of the cell at `position`.

@@ -4,7 +4,7 @@
 // (16 bytes, where a deadline and the name took 24 and one heap of kinded items 32: each open
 // reservation with a TTL leaves one item behind, each closed one one, each KEY one: a reservation
 // that closes before its first deadline is forgotten through its expiry item, see
-// `Engine.forgetFollowsExpiry`). When items come
+// `Engine.expiryThatForgets`). When items come
 // due, each hash is turned back into the names the engine keeps under it (`resolve`: the directory's
 // ids, or the KEYs), the names of one deadline and kind are sorted, and each is run. A hash the
 // engine keeps no name under any more has nothing left to do. Two names under one hash (SipHash,

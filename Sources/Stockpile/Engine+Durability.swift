@@ -156,11 +156,11 @@ extension Engine {
         return String(format: "%.2f s", s)
     }
 
-    /// Remembers KEY `key`, used at `time` as `record` says (start-up: a snapshot's key, or a record
-    /// replayed), until the window after `time`.
-    func restoreKey(_ key: String, _ record: KeyRecord, usedAt time: Timestamp) {
+    /// Remembers KEY `key` as `record` says (start-up: a snapshot's key, or a record replayed), until
+    /// the window after its use.
+    func restoreKey(_ key: String, _ record: KeyRecord) {
         keys.restore(key, record)
-        dueWork.schedule(DueItem(deadline: time.advanced(by: configuration.retention), kind: .forgetKey, name: key))
+        dueWork.schedule(DueItem(deadline: record.usedAt!.advanced(by: configuration.retention), kind: .forgetKey, name: key))
     }
 
     /// The command and reply of KEY `key`'s use: decoded from memory, or read back from the log's

@@ -393,10 +393,10 @@ extension Engine {
                 if let p = commit.policy { catalog.withLock { $0.apply(p) } }
                 if commit.reservation != nil { scheduleFollowUps(of: commit) }
                 if let command = commit.keyedCommand, let key = command.key {
-                    restoreKey(key, KeyRecord(lsn: batch.firstLSN + UInt64(k), usedAt: commit.time), usedAt: commit.time)
+                    restoreKey(key, KeyRecord(lsn: batch.firstLSN + UInt64(k), usedAt: commit.time))
                 }
             case .keyUse(let use):
-                restoreKey(use.key, KeyRecord(lsn: batch.firstLSN + UInt64(k), usedAt: use.time), usedAt: use.time)
+                restoreKey(use.key, KeyRecord(lsn: batch.firstLSN + UInt64(k), usedAt: use.time))
             }
         }
         return (hashedIDs, actions, entryCount)

@@ -243,16 +243,16 @@ extension Engine {
             if r.isOpen {
                 scheduleExpiry(of: r.id, at: r.expiresAt)
                 // Its first deadline, which a confirmation or an EXTEND moved: the item there schedules
-                // its forgetting if it closes before then (`forgetFollowsExpiry`).
+                // its forgetting if it closes before then (`expiryThatForgets`).
                 if let ttl = r.requestTTL, case let first = r.createdAt.advanced(by: ttl), first != r.expiresAt {
                     scheduleExpiry(of: r.id, at: first)
                 }
             }
             if let closed = r.closedAt { scheduleForget(of: r.id, closedAt: closed) }
         }
-        for k in s.keys { restoreKey(k.key, KeyRecord(command: k.command, reply: k.reply, usedAt: k.time), usedAt: k.time) }
+        for k in s.keys { restoreKey(k.key, KeyRecord(command: k.command, reply: k.reply, usedAt: k.time)) }
         // Their records are in the log: retention kept every segment from the oldest on.
-        for k in s.loggedKeys { restoreKey(k.key, KeyRecord(lsn: k.lsn, usedAt: k.usedAt), usedAt: k.usedAt) }
+        for k in s.loggedKeys { restoreKey(k.key, KeyRecord(lsn: k.lsn, usedAt: k.usedAt)) }
         ledger.start(nextSeq: s.nextSeq, recent: s.recentEntries)
         snapshots.withLock { $0.lastLSN = s.lsn }
     }

@@ -748,7 +748,7 @@ public final class Engine: Sendable {
     /// After a commit (applied): a hold with a deadline gets its expiry queued; a reservation that
     /// just closed gets forgotten after the retention window, through an item of its own or, when its
     /// request's expiry item is still to come and comes within the window, through that one
-    /// (`forgetFollowsExpiry`).
+    /// (`expiryThatForgets`).
     ///
     /// "Still to come" is asked of the due work after the commit is applied: a commit timed before
     /// the first deadline can be applied after that deadline's items were taken (its time was read
@@ -761,11 +761,7 @@ public final class Engine: Sendable {
         guard let r = commit.reservation else { return }
         if commit.entries.contains(where: { $0.type == .reserve || $0.type == .extend }) { scheduleExpiry(of: r.id, at: r.expiresAt) }
         guard let closed = r.closedAt, closed == commit.time else { return }
-        if forgetFollowsExpiry(createdAt: r.createdAt, ttl: r.requestTTL, closedAt: closed), let ttl = r.requestTTL,
-            !dueWork.hasTaken(through: r.createdAt.advanced(by: ttl))
-        {
-            return
-        }
+        if let first = expiryThatForgets(createdAt: r.createdAt, ttl: r.requestTTL, closedAt: closed), !dueWork.hasTaken(through: first) { return }
         scheduleForget(of: r.id, closedAt: closed)
     }
 
@@ -773,9 +769,10 @@ public final class Engine: Sendable {
         dueWork.schedule(DueItem(deadline: closed.advanced(by: configuration.retention), kind: .forgetReservation, name: id))
     }
 
-    /// Whether a reservation made at `createdAt` with a TTL of `ttl` and closed at `closedAt` is left
-    /// to its request's expiry item to schedule its forgetting, rather than given an item of its own
-    /// when it closes: so a closed reservation keeps one item for the retention window, not two.
+    /// The first deadline of a reservation made at `createdAt` with a TTL of `ttl` and closed at
+    /// `closedAt`, when the expiry item there is left to schedule its forgetting, rather than the close
+    /// giving it an item of its own; nil otherwise. So a closed reservation keeps one item for the
+    /// retention window, not two.
     ///
     /// Every reservation whose request had a TTL has an expiry item at `createdAt + ttl` (its first
     /// deadline) until that time: scheduled when it was made (or replayed), or when a snapshot holding
@@ -784,10 +781,10 @@ public final class Engine: Sendable {
     /// forgetting (`runDueWork`), at the same time as the close would have: nothing is forgotten
     /// early or late. Later deadlines (an EXTEND's) are other items, which find it closed too and
     /// leave it to the first.
-    func forgetFollowsExpiry(createdAt: Timestamp, ttl: Duration?, closedAt: Timestamp) -> Bool {
-        guard let ttl else { return false }
+    func expiryThatForgets(createdAt: Timestamp, ttl: Duration?, closedAt: Timestamp) -> Timestamp? {
+        guard let ttl else { return nil }
         let first = createdAt.advanced(by: ttl)
-        return closedAt < first && first <= closedAt.advanced(by: configuration.retention)
+        return closedAt < first && first <= closedAt.advanced(by: configuration.retention) ? first : nil
     }
 
 
@@ -826,8 +823,8 @@ public final class Engine: Sendable {
                 if let commit {
                     scheduleFollowUps(of: commit)
                 } else if let times = shards[mask.trailingZeroBitCount].withState({ $0.retentionTimes(of: item.name) }),
-                    let closed = times.closedAt, let ttl = times.ttl, item.deadline == times.createdAt.advanced(by: ttl),
-                    forgetFollowsExpiry(createdAt: times.createdAt, ttl: ttl, closedAt: closed)
+                    let closed = times.closedAt,
+                    expiryThatForgets(createdAt: times.createdAt, ttl: times.ttl, closedAt: closed) == item.deadline
                 {
                     // The first deadline of a reservation that closed before it: its forgetting was left to this item.
                     scheduleForget(of: item.name, closedAt: closed)

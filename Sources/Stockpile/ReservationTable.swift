@@ -162,8 +162,11 @@ struct StoredReservation: Sendable {
     /// When it was made, its request's TTL and when it closed (nil while open).
     var retentionTimes: (createdAt: Timestamp, ttl: Duration?, closedAt: Timestamp?) {
         if let whole { return (whole.value.createdAt, whole.value.requestTTL, whole.value.closedAt) }
-        return (Timestamp(milliseconds: createdAt), requestTTL == Self.noTTL ? nil : .milliseconds(Int64(requestTTL)), closedTime)
+        return (Timestamp(milliseconds: createdAt), requestDuration, closedTime)
     }
+
+    /// `requestTTL` as a duration (nil for none).
+    private var requestDuration: Duration? { requestTTL == Self.noTTL ? nil : .milliseconds(Int64(requestTTL)) }
 
     private func line(cells: CellTable) -> ReservationLine {
         let key = cells.key(at: Int(cell))
@@ -180,7 +183,7 @@ struct StoredReservation: Sendable {
             id: id, lines: [line(cells: cells)], status: status,
             expiresAt: open && deadline != Self.none ? deadlineTime : nil,
             customer: customer, createdAt: Timestamp(milliseconds: createdAt), closedAt: open ? nil : deadlineTime,
-            endedByExpiry: endedByExpiry, requestTTL: requestTTL == Self.noTTL ? nil : .milliseconds(Int64(requestTTL)),
+            endedByExpiry: endedByExpiry, requestTTL: requestDuration,
             requestCustomer: customer, strategy: strategy)
     }
 }
