@@ -324,6 +324,20 @@ public final class Engine: Sendable {
         return outcome
     }
 
+    /// Opens a group of changes the caller is about to make one after another and then wait for
+    /// together (a server's turn): a log write that would start meanwhile waits for the group to end,
+    /// up to `GroupCommitter.groupWaitMaxDefault`, so that the group's records go in one write and sync
+    /// rather than two. End it with `endChangeGroup` before waiting (`waitUntilDurable`). Without a
+    /// log it does nothing.
+    public func beginChangeGroup() -> ChangeGroup {
+        ChangeGroup(ticket: ledger.log?.beginGroup() ?? 0)
+    }
+
+    /// Ends a group of `beginChangeGroup`.
+    public func endChangeGroup(_ group: ChangeGroup) {
+        if group.ticket != 0 { ledger.log?.endGroup(group.ticket) }
+    }
+
     /// Waits until everything handed to the log so far is as safe as the durability policy promises.
     /// Returns the READONLY refusal when the log could not be written; nil otherwise (and always
     /// without a log).
@@ -907,4 +921,9 @@ final class RefusalCounters: Sendable {
     func resetAll() {
         for c in counts { c.value.store(0, ordering: .relaxed) }
     }
+}
+
+/// A group of changes opened by `Engine.beginChangeGroup`.
+public struct ChangeGroup: Sendable {
+    fileprivate let ticket: UInt64
 }

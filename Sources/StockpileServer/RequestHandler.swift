@@ -208,6 +208,8 @@ public final class RequestHandler: Sendable {
         results.removeAll(keepingCapacity: true)
         results.reserveCapacity(batches.count)
         var touchedEngine = false
+        // The turn's changes go to the log as one group: a write does not start halfway through them.
+        let group = engine.beginChangeGroup()
         for i in batches.indices {
             // Each batch is taken out of the list (the caller's, handed over), so that `perform`
             // holds its requests alone and can hand them back to be reused.
@@ -216,6 +218,7 @@ public final class RequestHandler: Sendable {
             results.append(await perform(batch, session: batches[i].1, scratch: &scratch))
             touchedEngine = touchedEngine || results[results.count - 1].pending.touchedEngine
         }
+        engine.endChangeGroup(group)
         let failure = touchedEngine ? await engine.waitUntilDurable() : nil
         let end = ContinuousClock.now
         for i in results.indices {

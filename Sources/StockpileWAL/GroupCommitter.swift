@@ -115,15 +115,24 @@ public final class GroupCommitter: Sendable {
     private let writerBox: WriterBox
     private let wakeUp = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
+    /// The groups of handovers open now (`beginGroup`), and the one the committer's thread waits for.
+    private let groups = Mutex(Groups())
+    /// Signalled when the groups the committer's thread waits for have all ended.
+    private let groupsEnded = DispatchSemaphore(value: 0)
+    private let groupWaitMax: DispatchTimeInterval
 
     /// Starts the committer's thread over `writer`, which it owns from now on, with `laneCount` lanes
     /// to hand records over in (`submit(_:lsn:lane:)`).
     /// - Precondition: `policy` is `always` or `interval` (`none` writes no log).
-    public init(writer: SegmentWriter, policy: DurabilityPolicy, laneCount: Int = 1) {
+    /// `groupWaitMax`: the longest a write waits for the groups of handovers open when it was about
+    /// to start (`beginGroup`).
+    public init(writer: SegmentWriter, policy: DurabilityPolicy, laneCount: Int = 1, groupWaitMax: Duration = groupWaitMaxDefault) {
         precondition(policy != .none, "a committer needs a log; with policy none there is none")
         precondition(laneCount >= 1, "a committer needs a lane")
         if case .interval(let d) = policy { precondition(d > .zero, "the sync interval must be positive") }
         self.policy = policy
+        let (seconds, attoseconds) = groupWaitMax.components
+        self.groupWaitMax = .nanoseconds(Int(seconds * 1_000_000_000 + attoseconds / 1_000_000_000))
         baseLSN = writer.nextLSN - 1
         state = Mutex(State(acknowledgedLSN: writer.nextLSN - 1))
         ownNumbering = Mutex(writer.nextLSN)
@@ -184,6 +193,74 @@ public final class GroupCommitter: Sendable {
             }
             return next - 1
         }
+    }
+
+    // MARK: Groups of handovers
+
+    /// The longest a write waits for the groups open when it was about to start, unless told
+    /// (`init`): about what a server's turn of a few hundred requests takes to hand its records over.
+    /// A group that waits for the log itself (a command of a turn that waits for an earlier record)
+    /// then holds the log back this long, once, rather than for ever.
+    public static let groupWaitMaxDefault: Duration = .microseconds(500)
+
+    private struct Groups {
+        var nextTicket: UInt64 = 1
+        /// The tickets of the groups open now: a handful (one per caller that groups, such as an
+        /// event loop's turn).
+        var open: [UInt64] = []
+        /// While the committer's thread waits: the last ticket it waits for; 0 otherwise.
+        var awaited: UInt64 = 0
+
+        var awaitedAreEnded: Bool { !open.contains { $0 <= awaited } }
+    }
+
+    /// Opens a group of handovers: records a caller is about to hand over one after another, over a
+    /// few microseconds to a millisecond (a server's turn, which replies once all of them are as safe
+    /// as the policy promises). A write that would start while the group is open waits for it to end
+    /// (`endGroup`), up to `groupWaitMax` of `init`, and takes the group's records with the ones
+    /// before: one write and sync for the turn, where starting at its first record took one for that
+    /// record and left the rest to wait for the next. Groups opened after a write began waiting are
+    /// not waited for, so callers that keep a group open all the time do not hold the log back.
+    /// Returns the group's ticket, for `endGroup`.
+    public func beginGroup() -> UInt64 {
+        groups.withLock { g in
+            let ticket = g.nextTicket
+            g.nextTicket += 1
+            g.open.append(ticket)
+            return ticket
+        }
+    }
+
+    /// Ends the group `ticket` of `beginGroup`: everything it hands over has been handed over.
+    public func endGroup(_ ticket: UInt64) {
+        let wake = groups.withLock { g -> Bool in
+            if let i = g.open.firstIndex(of: ticket) { g.open.swapAt(i, g.open.count - 1); g.open.removeLast() }
+            guard g.awaited != 0, g.awaitedAreEnded else { return false }
+            g.awaited = 0
+            return true
+        }
+        if wake { groupsEnded.signal() }
+    }
+
+    /// On the committer's thread, before a write: waits for the groups open now to end, up to
+    /// `groupWaitMax`. Returns whether it waited.
+    private func awaitOpenGroups() -> Bool {
+        let waits = groups.withLock { g -> Bool in
+            guard !g.open.isEmpty else { return false }
+            g.awaited = g.nextTicket - 1
+            return true
+        }
+        guard waits else { return false }
+        if groupsEnded.wait(timeout: .now() + groupWaitMax) == .timedOut {
+            // Gave up. A group that ended meanwhile has signalled, or will: take that signal, so
+            // that the next wait does not return at once.
+            let signalled = groups.withLock { g -> Bool in
+                defer { g.awaited = 0 }
+                return g.awaited == 0
+            }
+            if signalled { groupsEnded.wait() }
+        }
+        return true
     }
 
     /// Waits until record `lsn` is as safe as the policy promises.
@@ -365,6 +442,11 @@ public final class GroupCommitter: Sendable {
                 }
                 writerIdle.store(false, ordering: .sequentiallyConsistent)
                 continue
+            }
+            // A group being handed over goes in this write with what came before it.
+            if awaitOpenGroups() {
+                taken.take(from: laneRefs)
+                taken.run(from: writer.nextLSN + UInt64(batch.count), into: &batch)
             }
             do {
                 let lsns = try writer.append(batch)

@@ -194,3 +194,74 @@ struct GroupCommitterTests {
         try await committer.waitUntilAcknowledged(1)
     }
 }
+
+@Suite("Groups of handovers")
+struct HandoverGroupTests {
+    static func committer(groupWaitMax: Duration) throws -> GroupCommitter {
+        let fs = LogTestSupport.simulatedFileSystem()
+        let dir = LogTestSupport.simulatedDirectory
+        let recovery = try LogRecovery.recover(directory: dir, fileSystem: fs)
+        let writer = try SegmentWriter(directory: dir, recovery: recovery, fileSystem: fs, segmentByteCount: 64 << 10)
+        return GroupCommitter(writer: writer, policy: .always, groupWaitMax: groupWaitMax)
+    }
+
+    /// Whether `lsn` is acknowledged within `limit` (looked at every 10 ms), without waiting on it:
+    /// a committer that never acknowledges fails the test instead of hanging it.
+    static func acknowledged(_ committer: GroupCommitter, _ lsn: UInt64, within limit: Duration) async throws -> Bool {
+        let end = ContinuousClock.now + limit
+        while ContinuousClock.now < end {
+            if committer.progress.acknowledgedLSN >= lsn { return true }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return committer.progress.acknowledgedLSN >= lsn
+    }
+
+    @Test("a write waits for the group open when it would start, and takes the group's records with it")
+    func writeWaitsForOpenGroup() async throws {
+        let committer = try Self.committer(groupWaitMax: .seconds(60))
+        let bodies = LogTestSupport.bodies(count: 3, seed: 11)
+        let group = committer.beginGroup()
+        committer.submit(.body(bodies[0]), lsn: 1, lane: 0)
+        // Without the group, the first record is written and acknowledged by now, alone.
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(committer.progress.acknowledgedLSN == 0, "the write waits while the group is open")
+        committer.submit(.body(bodies[1]), lsn: 2, lane: 0)
+        committer.submit(.body(bodies[2]), lsn: 3, lane: 0)
+        committer.endGroup(group)
+        try await committer.waitUntilAcknowledged(3)
+        #expect(committer.progress.batchCount == 1, "the group's records go in one write")
+        #expect(committer.progress.syncCount == 1)
+        try committer.close()
+    }
+
+    @Test("a group opened after a write began waiting is not waited for")
+    func laterGroupNotAwaited() async throws {
+        // Waiting for the later group too would take the whole bound, 30 s.
+        let committer = try Self.committer(groupWaitMax: .seconds(30))
+        let bodies = LogTestSupport.bodies(count: 1, seed: 12)
+        let first = committer.beginGroup()
+        committer.submit(.body(bodies[0]), lsn: 1, lane: 0)
+        try await Task.sleep(for: .milliseconds(50))
+        let later = committer.beginGroup()
+        committer.endGroup(first)
+        #expect(try await Self.acknowledged(committer, 1, within: .seconds(5)), "acknowledged once the group it waited for ended")
+        committer.endGroup(later)
+        try await committer.waitUntilAcknowledged(1)
+        try committer.close()
+    }
+
+    @Test("a group that never ends holds a write back no longer than the bound")
+    func openGroupBounded() async throws {
+        let committer = try Self.committer(groupWaitMax: .milliseconds(20))
+        let bodies = LogTestSupport.bodies(count: 2, seed: 13)
+        let group = committer.beginGroup()
+        committer.submit(.body(bodies[0]), lsn: 1, lane: 0)
+        #expect(try await Self.acknowledged(committer, 1, within: .seconds(5)))
+        // The next write waits the bound again (the group is still open), and then goes.
+        committer.submit(.body(bodies[1]), lsn: 2, lane: 0)
+        #expect(try await Self.acknowledged(committer, 2, within: .seconds(5)))
+        committer.endGroup(group)
+        try await committer.waitUntilAcknowledged(2)
+        try committer.close()
+    }
+}
