@@ -1,5 +1,5 @@
-// Wrappers for epoll, eventfd and accept4, and the SSE 4.2 CRC32 instruction. _GNU_SOURCE is
-// defined here only, for accept4.
+// Wrappers for epoll, eventfd and accept4, the SSE 4.2 CRC32 instruction, and naming a thread.
+// _GNU_SOURCE is defined here only, for accept4 and pthread_setname_np.
 #define _GNU_SOURCE
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -11,6 +11,8 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <malloc.h>
+#include <pthread.h>
+#include <string.h>
 #include "CStockpileLinux.h"
 
 const uint32_t STOCKPILE_EPOLLIN = EPOLLIN;
@@ -93,3 +95,11 @@ int stockpile_set_thread_nice(int nice) {
 }
 
 int stockpile_malloc_trim(void) { return malloc_trim(0); }
+
+void stockpile_name_thread(const char *name) {
+    // The kernel keeps 15 bytes of a thread's name; a longer one is refused, so it is cut.
+    char kept[16];
+    strncpy(kept, name, sizeof kept - 1);
+    kept[sizeof kept - 1] = 0;
+    pthread_setname_np(pthread_self(), kept);
+}

@@ -20,6 +20,7 @@
 // shard drop the earlier one, at the same place in that shard's order. It keeps true: once the last
 // applier is done, the engine is what a replay of every record in LSN order on one thread makes.
 
+import CStockpileLinux
 import Foundation
 import StockpileCore
 import StockpileWAL
@@ -235,6 +236,7 @@ extension Engine {
         let handoff = BatchHandoff<ReplayBatch>(consumerCount: applierCount)
         let fileSystem = self.fileSystem
         let reader = Thread {
+            stockpile_name_thread("sp-recovery")
             let readStarted = ContinuousClock.now
             let result = Result { () throws(LogRecoveryError) -> LogRecovery.Result in
                 try LogRecovery.recover(directory: directory, after: snapshotLSN, fileSystem: fileSystem) { records in
@@ -246,7 +248,7 @@ extension Engine {
             }
             read.finish(result, elapsed: ContinuousClock.now - readStarted)
         }
-        reader.name = "stockpile-recovery"
+        reader.name = "sp-recovery"
         reader.start()
         let recent = RecentBatches(entryCount: ledger.capacity)
         // Reservations made again whose tag had a slot already, for `reconcile` once every shard has

@@ -15,6 +15,7 @@
 // durable up to everything handed to it by the time the keys were copied, and replaying that record
 // restores the same key.
 
+import CStockpileLinux
 import Foundation
 import StockpileCore
 import StockpileWAL
@@ -262,10 +263,11 @@ extension Engine {
     static func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { continuation in
             let thread = Thread {
+                stockpile_name_thread("sp-snapshot")
                 lowerCallingThreadPriority()
                 continuation.resume(returning: body())
             }
-            thread.name = "stockpile-snapshot"
+            thread.name = "sp-snapshot"
             thread.start()
         }
     }

@@ -9,6 +9,7 @@
 // request may hold the loop longer than `requestTimeout` or make it buffer more than
 // `requestHeadByteCountMax`, and the loop never runs on the cooperative pool.
 
+import CStockpileLinux
 import Dispatch
 import Foundation
 import Glibc
@@ -301,10 +302,11 @@ final class MetricsExporter: Sendable {
         listener = bound.descriptor
         self.port = bound.port
         let thread = Thread { [self] in
+            stockpile_name_thread("sp-metrics")
             run(render: render)
             finished.signal()
         }
-        thread.name = "stockpile-metrics"
+        thread.name = "sp-metrics"
         thread.start()
     }
 

@@ -4,6 +4,7 @@
 // received, stops the exporter, then returns so the caller can close the engine (which makes the log
 // durable).
 
+import CStockpileLinux
 import Foundation
 import Stockpile
 import StockpileProtocol
@@ -85,10 +86,11 @@ public final class Server: Sendable {
         let finished = self.finished
         for (k, loop) in loops.enumerated() {
             let thread = Thread {
+                stockpile_name_thread("sp-loop-\(k)")
                 loop.run()
                 finished.signal()
             }
-            thread.name = "stockpile-loop-\(k)"
+            thread.name = "sp-loop-\(k)"
             thread.start()
         }
     }

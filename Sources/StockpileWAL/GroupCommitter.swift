@@ -9,6 +9,7 @@
 // failure is never retried as if nothing happened. Blocking calls run only on the committer's own
 // thread, never on the cooperative pool.
 
+import CStockpileLinux
 import Dispatch
 import Foundation
 import Synchronization
@@ -139,8 +140,11 @@ public final class GroupCommitter: Sendable {
         lanes = (0..<laneCount).map { _ in Lane() }
         laneRefs = lanes.map { Unmanaged.passUnretained($0) }
         writerBox = WriterBox(writer)
-        let thread = Thread { [self] in run() }
-        thread.name = "stockpile-wal"
+        let thread = Thread { [self] in
+            stockpile_name_thread("sp-wal")
+            run()
+        }
+        thread.name = "sp-wal"
         thread.start()
     }
 

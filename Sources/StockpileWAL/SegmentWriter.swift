@@ -15,6 +15,7 @@
 // rather than race it for the last free blocks, and makes the segment itself when none was made. Only
 // when that fails — a rotation is due and no next segment can be made — do writes stop.
 
+import CStockpileLinux
 import Foundation
 import Glibc
 import StockpileCore
@@ -319,6 +320,7 @@ public final class SegmentWriter {
         let (fileSystem, byteCount, path) = (fileSystem, segmentByteCount, walPath(directory, "wal-next-\(UInt32.random(in: .min ... .max)).tmp"))
         let spare = self.spare
         let thread = Thread {
+            stockpile_name_thread("sp-wal-prepare")
             lowerCallingThreadPriority()
             var made: WALFile?
             var failure: WALIOError?
@@ -350,7 +352,7 @@ public final class SegmentWriter {
                 s.preparing = false
             }
         }
-        thread.name = "stockpile-wal-prepare"
+        thread.name = "sp-wal-prepare"
         thread.start()
     }
 

@@ -35,6 +35,9 @@ int stockpile_eventfd(void);
 int stockpile_accept(int fd);
 /// pipe2(fds, O_CLOEXEC): a pipe no child inherits unless it is dup2'ed. 0, or -1 with errno set.
 int stockpile_pipe_cloexec(int fds[2]);
+/// Names the calling thread for the kernel (`top -H`, `perf`, `/proc/PID/task/TID/comm`), cut to 15
+/// bytes: Foundation's `Thread.name` is not passed on to the kernel on Linux.
+void stockpile_name_thread(const char *name);
 
 /// setpriority for the calling thread only (Linux nice values are per thread): 0, or -1 with errno set.
 int stockpile_set_thread_nice(int nice);
