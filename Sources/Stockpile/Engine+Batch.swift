@@ -20,6 +20,8 @@ extension Engine {
         var runAnswers: [RunAnswer] = []
         var runOutcomes: [Outcome<Reply>] = []
         var next = 0
+        // The batch's changes go to the log as one group: a write does not start halfway through them.
+        let group = beginChangeGroup()
         while next < batch.count {
             // A run of new reservations, each in one shard, is decided entering each of its shards once
             // per `runHoldCount` of its reservations.
@@ -47,6 +49,7 @@ extension Engine {
                 outcomes.append(await decideWaiting(command, actor: actor))
             }
         }
+        endChangeGroup(group)
         if ledger.log != nil, let failure = await waitUntilDurable() {
             for i in outcomes.indices { outcomes[i] = .refused(failure) }
         }
