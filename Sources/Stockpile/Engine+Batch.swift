@@ -20,8 +20,11 @@ extension Engine {
         var runAnswers: [RunAnswer] = []
         var runOutcomes: [Outcome<Reply>] = []
         var next = 0
-        // The batch's changes go to the log as one group: a write does not start halfway through them.
-        let group = beginChangeGroup()
+        // The batch's changes go to the log as one group, a write not starting halfway through them,
+        // while they are decided without a suspension point: the group ends before a command that may
+        // wait (for a claim, due work or the log), which would otherwise hold the log's next write
+        // back for the group's whole bound.
+        var group: ChangeGroup? = beginChangeGroup()
         while next < batch.count {
             // A run of new reservations, each in one shard, is decided entering each of its shards once
             // per `runHoldCount` of its reservations.
@@ -46,10 +49,11 @@ extension Engine {
             if let decided = decideNow(command, actor: actor) {
                 outcomes.append(decided)
             } else {
+                if let g = group.take() { endChangeGroup(g) }
                 outcomes.append(await decideWaiting(command, actor: actor))
             }
         }
-        endChangeGroup(group)
+        if let g = group.take() { endChangeGroup(g) }
         if ledger.log != nil, let failure = await waitUntilDurable() {
             for i in outcomes.indices { outcomes[i] = .refused(failure) }
         }
