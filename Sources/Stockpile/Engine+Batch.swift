@@ -20,12 +20,14 @@ extension Engine {
         var runAnswers: [RunAnswer] = []
         var runOutcomes: [Outcome<Reply>] = []
         var next = 0
-        // The batch's changes go to the log as one group, a write not starting halfway through them,
+        // A long batch's changes go to the log as a group, a write not starting halfway through them,
         // while they are decided without a suspension point: the group ends before a command that may
         // wait (for a claim, due work or the log), which would otherwise hold the log's next write
-        // back for the group's whole bound.
-        var group: ChangeGroup? = beginChangeGroup()
+        // back for the group's whole bound, and opens again after it.
+        let grouped = batch.count >= Self.changeGroupCommandCountMin
+        var group: ChangeGroup?
         while next < batch.count {
+            if grouped && group == nil { group = beginChangeGroup() }
             // A run of new reservations, each in one shard, is decided entering each of its shards once
             // per `runHoldCount` of its reservations.
             runAnswers.removeAll(keepingCapacity: true)

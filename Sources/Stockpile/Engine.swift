@@ -333,6 +333,13 @@ public final class Engine: Sendable {
         ChangeGroup(ticket: ledger.log?.beginGroup() ?? 0)
     }
 
+    /// The fewest commands of a batch, or requests of a server's turn, that open a group
+    /// (`beginChangeGroup`): a pipeline's worth, as `runHoldCount` is a run's. Fewer take microseconds
+    /// to decide, a write rarely starts halfway through them, and while their group were open a write
+    /// ready with other callers' records would wait for it (and for as long as its thread is
+    /// preempted): with every server turn grouped, the flash sale's reserve p99 rose from 2.0 to 2.8 ms.
+    public static let changeGroupCommandCountMin = 32
+
     /// Ends a group of `beginChangeGroup`.
     public func endChangeGroup(_ group: ChangeGroup) {
         if group.ticket != 0 { ledger.log?.endGroup(group.ticket) }

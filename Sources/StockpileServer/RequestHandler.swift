@@ -30,7 +30,7 @@ public struct TurnScratch: Sendable {
     /// the log's next write back for the group's whole bound.
     var changeGroup: ChangeGroup?
     /// Whether this turn's runs go to the log as a group: only a turn of many requests
-    /// (`RequestHandler.groupedTurnRequestCountMin`).
+    /// (`Engine.changeGroupCommandCountMin`).
     var groupsChanges = false
 
     public init() {}
@@ -203,10 +203,6 @@ public final class RequestHandler: Sendable {
 
     private static let everyRole = Set(Role.allCases)
 
-    /// The fewest requests of a turn whose runs go to the log as a group (`TurnScratch.changeGroup`):
-    /// a pipeline's worth, as `Engine.runHoldCount` is a run's.
-    static let groupedTurnRequestCountMin = 32
-
     /// Runs every request of `batch` in order and encodes the replies.
     public func run(_ batch: consuming RequestBatch, session: SessionState) async -> BatchResult {
         await run([(batch, session)])[0]
@@ -230,11 +226,8 @@ public final class RequestHandler: Sendable {
         results.removeAll(keepingCapacity: true)
         results.reserveCapacity(batches.count)
         var touchedEngine = false
-        // A turn of a few requests hands its records over in a few microseconds, and a write
-        // rarely starts halfway through them; while its group were open, a write ready with other
-        // turns' records would wait for it (and for as long as the loop is preempted), which the
-        // flash sale's 64 clients of one request at a time felt in their latency.
-        scratch.groupsChanges = batches.reduce(0) { $0 + $1.0.requests.count } >= Self.groupedTurnRequestCountMin
+        // Only a turn of many requests is grouped (`Engine.changeGroupCommandCountMin` says why).
+        scratch.groupsChanges = batches.reduce(0) { $0 + $1.0.requests.count } >= Engine.changeGroupCommandCountMin
         for i in batches.indices {
             // Each batch is taken out of the list (the caller's, handed over), so that `perform`
             // holds its requests alone and can hand them back to be reused.

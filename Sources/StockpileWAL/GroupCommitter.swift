@@ -203,8 +203,9 @@ public final class GroupCommitter: Sendable {
 
     /// The longest a write waits for the groups open when it was about to start, unless told
     /// (`init`): about what a server's turn of a few hundred requests takes to hand its records over.
-    /// A group that waits for the log itself (a command of a turn that waits for an earlier record)
-    /// then holds the log back this long, once, rather than for ever.
+    /// A group left open (one whose owner waits for the log itself, which owners avoid by ending it
+    /// before anything that may wait) holds each write back this long while it stays open, rather
+    /// than for ever.
     public static let groupWaitMaxDefault: Duration = .microseconds(500)
 
     private struct Groups {
@@ -214,6 +215,8 @@ public final class GroupCommitter: Sendable {
         var open: [UInt64] = []
         /// While the committer's thread waits: the last ticket it waits for; 0 otherwise.
         var awaited: UInt64 = 0
+        /// How many times a write began waiting for groups (for tests).
+        var waitCount = 0
 
         var awaitedAreEnded: Bool { !open.contains { $0 <= awaited } }
     }
@@ -235,6 +238,9 @@ public final class GroupCommitter: Sendable {
         }
     }
 
+    /// How many times a write began waiting for open groups.
+    var groupWaitCount: Int { groups.withLock { $0.waitCount } }
+
     /// Ends the group `ticket` of `beginGroup`: everything it hands over has been handed over.
     public func endGroup(_ ticket: UInt64) {
         let wake = groups.withLock { g -> Bool in
@@ -252,6 +258,7 @@ public final class GroupCommitter: Sendable {
         let waits = groups.withLock { g -> Bool in
             guard !g.open.isEmpty else { return false }
             g.awaited = g.nextTicket - 1
+            g.waitCount += 1
             return true
         }
         guard waits else { return false }

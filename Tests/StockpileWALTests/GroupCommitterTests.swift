@@ -216,21 +216,30 @@ struct HandoverGroupTests {
         return committer.progress.acknowledgedLSN >= lsn
     }
 
+    /// Whether the committer's thread began waiting for open groups `count` times within `limit`
+    /// (looked at every millisecond): a test that opens a group after that knows the write waits for
+    /// the groups open before it, however slowly the machine runs the committer's thread.
+    static func waitsBegun(_ committer: GroupCommitter, _ count: Int, within limit: Duration) async throws -> Bool {
+        let end = ContinuousClock.now + limit
+        while committer.groupWaitCount < count && ContinuousClock.now < end { try await Task.sleep(for: .milliseconds(1)) }
+        return committer.groupWaitCount >= count
+    }
+
     @Test("a write waits for the group open when it would start, and takes the group's records with it")
     func writeWaitsForOpenGroup() async throws {
-        // A bound no wait here can reach, however long the test's own sleep is held up by a busy
+        // A bound no wait here can reach, however long the test's own steps are held up by a busy
         // machine (the whole suite at once held a 50 ms sleep for over a minute).
         let committer = try Self.committer(groupWaitMax: .seconds(24 * 3600))
         let bodies = LogTestSupport.bodies(count: 3, seed: 11)
         let group = committer.beginGroup()
         committer.submit(.body(bodies[0]), lsn: 1, lane: 0)
-        // Without the group, the first record is written and acknowledged by now, alone.
-        try await Task.sleep(for: .milliseconds(50))
-        #expect(committer.progress.acknowledgedLSN == 0, "the write waits while the group is open")
+        // Without the group, the first record would be written and acknowledged alone.
+        #expect(try await Self.waitsBegun(committer, 1, within: .seconds(60)), "the write waits for the open group")
+        #expect(committer.progress.acknowledgedLSN == 0, "nothing is written while the group is open")
         committer.submit(.body(bodies[1]), lsn: 2, lane: 0)
         committer.submit(.body(bodies[2]), lsn: 3, lane: 0)
         committer.endGroup(group)
-        try await committer.waitUntilAcknowledged(3)
+        #expect(try await Self.acknowledged(committer, 3, within: .seconds(60)), "the group's end lets the write go")
         #expect(committer.progress.batchCount == 1, "the group's records go in one write")
         #expect(committer.progress.syncCount == 1)
         try committer.close()
@@ -243,7 +252,7 @@ struct HandoverGroupTests {
         let bodies = LogTestSupport.bodies(count: 1, seed: 12)
         let first = committer.beginGroup()
         committer.submit(.body(bodies[0]), lsn: 1, lane: 0)
-        try await Task.sleep(for: .milliseconds(50))
+        #expect(try await Self.waitsBegun(committer, 1, within: .seconds(20)), "the write waits for the first group")
         let later = committer.beginGroup()
         committer.endGroup(first)
         #expect(try await Self.acknowledged(committer, 1, within: .seconds(5)), "acknowledged once the group it waited for ended")
