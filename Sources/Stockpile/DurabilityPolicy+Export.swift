@@ -3,3 +3,5 @@
 // `Stockpile` alone and never the log's byte-format module for this one type.
 
 @_exported import enum StockpileWAL.DurabilityPolicy
+// And the way the engine starts its threads (named for the kernel), which a server starts its own with.
+@_exported import func StockpileWAL.startThread

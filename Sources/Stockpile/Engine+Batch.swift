@@ -21,13 +21,10 @@ extension Engine {
         var runOutcomes: [Outcome<Reply>] = []
         var next = 0
         // A long batch's changes go to the log as a group, a write not starting halfway through them,
-        // while they are decided without a suspension point: the group ends before a command that may
-        // wait (for a claim, due work or the log), which would otherwise hold the log's next write
-        // back for the group's whole bound, and opens again after it.
-        let grouped = batch.count >= Self.changeGroupCommandCountMin
-        var group: ChangeGroup?
+        // while they are decided without a suspension point (`ChangeGroupSpan`).
+        var group = ChangeGroupSpan(commandCount: batch.count)
         while next < batch.count {
-            if grouped && group == nil { group = beginChangeGroup() }
+            group.open(self)
             // A run of new reservations, each in one shard, is decided entering each of its shards once
             // per `runHoldCount` of its reservations.
             runAnswers.removeAll(keepingCapacity: true)
@@ -51,11 +48,11 @@ extension Engine {
             if let decided = decideNow(command, actor: actor) {
                 outcomes.append(decided)
             } else {
-                if let g = group.take() { endChangeGroup(g) }
+                group.end(self)
                 outcomes.append(await decideWaiting(command, actor: actor))
             }
         }
-        if let g = group.take() { endChangeGroup(g) }
+        group.end(self)
         if ledger.log != nil, let failure = await waitUntilDurable() {
             for i in outcomes.indices { outcomes[i] = .refused(failure) }
         }

@@ -229,12 +229,15 @@ extension Engine {
     }
 
     /// Expires a reservation whose lines span the shards in `mask`.
-    func expireHoldingShards(_ id: String, mask: UInt64, deadline: Timestamp) -> Commit? {
+    func expireHoldingShards(_ id: String, mask: UInt64, deadline: Timestamp) -> ExpiryFinding {
         holdingShards(mask) {
             let view = gather(mask, cells: [], reservation: id)
-            guard var commit = Rules.expire(id, deadline: deadline, in: view, actor: Self.engineActor) else { return nil }
-            guard (try? commitHeld(&commit, mask: mask, view: view)) != nil else { return nil }
-            return commit
+            guard var commit = Rules.expire(id, deadline: deadline, in: view, actor: Self.engineActor) else {
+                guard let r = view.reservation, let closedAt = r.closedAt else { return .nothing }
+                return .closed(createdAt: r.createdAt, ttl: r.requestTTL, closedAt: closedAt)
+            }
+            guard (try? commitHeld(&commit, mask: mask, view: view)) != nil else { return .nothing }
+            return .expired(commit)
         }
     }
 }

@@ -20,7 +20,6 @@
 // shard drop the earlier one, at the same place in that shard's order. It keeps true: once the last
 // applier is done, the engine is what a replay of every record in LSN order on one thread makes.
 
-import CStockpileLinux
 import Foundation
 import StockpileCore
 import StockpileWAL
@@ -235,8 +234,7 @@ extension Engine {
         let read = BatchHandoff<RecoveredBatch>(consumerCount: 1)
         let handoff = BatchHandoff<ReplayBatch>(consumerCount: applierCount)
         let fileSystem = self.fileSystem
-        let reader = Thread {
-            stockpile_name_thread("sp-recovery")
+        startThread(named: "sp-recovery") {
             let readStarted = ContinuousClock.now
             let result = Result { () throws(LogRecoveryError) -> LogRecovery.Result in
                 try LogRecovery.recover(directory: directory, after: snapshotLSN, fileSystem: fileSystem) { records in
@@ -248,13 +246,11 @@ extension Engine {
             }
             read.finish(result, elapsed: ContinuousClock.now - readStarted)
         }
-        reader.name = "sp-recovery"
-        reader.start()
         let recent = RecentBatches(entryCount: ledger.capacity)
         // Reservations made again whose tag had a slot already, for `reconcile` once every shard has
         // applied every record (usually none).
         let ambiguousAtEnd = Mutex<[(hash: Int, shards: UInt64)]>([])
-        let preparer = Thread {
+        startThread(named: "sp-replay") {
             let started = ContinuousClock.now
             var ambiguous: [(hash: Int, shards: UInt64)] = []
             while let records = read.take(consumer: 0) {
@@ -268,17 +264,13 @@ extension Engine {
             ambiguousAtEnd.withLock { $0 = ambiguous }
             handoff.finish(read.outcome().0, elapsed: ContinuousClock.now - started)
         }
-        preparer.name = "stockpile-replay"
-        preparer.start()
         let helpersDone = DispatchSemaphore(value: 0)
         for a in 1..<applierCount {
-            let helper = Thread {
+            startThread(named: "sp-replay-\(a)") {
                 var places = ReplayCellPlaces()
                 while let batch = handoff.take(consumer: a) { self.applyReplay(batch, applier: a, places: &places) }
                 helpersDone.signal()
             }
-            helper.name = "stockpile-replay-\(a)"
-            helper.start()
         }
         var progress = ReplayProgress()
         var places = ReplayCellPlaces()

@@ -15,7 +15,6 @@
 // durable up to everything handed to it by the time the keys were copied, and replaying that record
 // restores the same key.
 
-import CStockpileLinux
 import Foundation
 import StockpileCore
 import StockpileWAL
@@ -89,15 +88,14 @@ extension Engine {
         let createdAt = clock.now()
         let retention = configuration.logRetentionByteCount
         let fileSystem = self.fileSystem
-        // The segments that hold the records of the KEYs memory keeps by LSN stay, whatever the
-        // log's retention: a retry reads its reply there.
-        let oldestKeyRecord = capture.keys.lazy.compactMap(\.1.loggedLSN).min() ?? .max
         let written: Result<(contents: SnapshotContents, fileName: String, byteCount: Int), SnapshotError> = await Self.onOwnThread {
             Result { () throws(SnapshotError) in
-                let contents = self.contents(of: capture, createdAt: createdAt)
+                let (contents, oldestKeyRecord) = self.contents(of: capture, createdAt: createdAt)
                 do throws(WALIOError) {
                     let written = try SnapshotStore.write(contents, directory: directory, fileSystem: fileSystem)
                     try SnapshotStore.pruneOlder(directory: directory, fileSystem: fileSystem)
+                    // The segments that hold the records of the KEYs memory keeps by LSN stay, whatever
+                    // the log's retention: a retry reads its reply there.
                     if let retention, let oldestKept = try SnapshotStore.list(directory: directory, fileSystem: fileSystem).last {
                         let keepFrom = min(oldestKept.lsn + 1, oldestKeyRecord)
                         let removed = try SegmentRetention.trim(directory: directory, keepFrom: keepFrom, byteCountMax: retention, fileSystem: fileSystem)
@@ -178,8 +176,9 @@ extension Engine {
     }
 
     /// The snapshot of a capture: its tables and keys as lists (the codec sorts them), and the recent
-    /// entries memory still keeps below the capture's next seq.
-    func contents(of capture: SnapshotCapture, createdAt: Timestamp) -> SnapshotContents {
+    /// entries memory still keeps below the capture's next seq; with the LSN of the oldest record a
+    /// KEY of the capture is kept by (`UInt64.max` for none), which the log's retention keeps.
+    func contents(of capture: SnapshotCapture, createdAt: Timestamp) -> (contents: SnapshotContents, oldestKeyRecord: UInt64) {
         var cells: [SnapshotCell] = []
         cells.reserveCapacity(capture.shards.reduce(0) { $0 + $1.cells.count })
         var reservations: [Reservation] = []
@@ -200,17 +199,20 @@ extension Engine {
         // record that is not its own).
         var keyUses: [KeyUse] = []
         var loggedKeys: [LoggedKey] = []
+        var oldestKeyRecord = UInt64.max
         for (key, record) in capture.keys {
             if let lsn = record.loggedLSN, let usedAt = record.usedAt {
+                oldestKeyRecord = min(oldestKeyRecord, lsn)
                 if lsn <= capture.position.lastLSN { loggedKeys.append(LoggedKey(key: key, usedAt: usedAt, lsn: lsn)) }
             } else if let use = record.keptUse {
                 keyUses.append(use)
             }
         }
-        return SnapshotContents(
+        let contents = SnapshotContents(
             lsn: capture.position.lastLSN, createdAt: createdAt, nextSeq: capture.position.nextSeq,
             warehouses: Array(capture.catalog.warehouses.values), policies: Array(capture.catalog.policies.values), cells: cells,
             reservations: reservations, keys: keyUses, loggedKeys: loggedKeys, counters: counters, recentEntries: ledger.recentEntries(below: capture.position.nextSeq))
+        return (contents, oldestKeyRecord)
     }
 
     /// Loads a snapshot into a new engine, before the log after it is replayed: cells and
@@ -245,7 +247,7 @@ extension Engine {
                 scheduleExpiry(of: r.id, at: r.expiresAt)
                 // Its first deadline, which a confirmation or an EXTEND moved: the item there schedules
                 // its forgetting if it closes before then (`expiryThatForgets`).
-                if let ttl = r.requestTTL, case let first = r.createdAt.advanced(by: ttl), first != r.expiresAt {
+                if let first = Self.firstDeadline(createdAt: r.createdAt, ttl: r.requestTTL), first != r.expiresAt {
                     scheduleExpiry(of: r.id, at: first)
                 }
             }
@@ -262,13 +264,10 @@ extension Engine {
     /// lower scheduling priority (nice 10): on a busy machine the writers come first.
     static func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { continuation in
-            let thread = Thread {
-                stockpile_name_thread("sp-snapshot")
+            startThread(named: "sp-snapshot") {
                 lowerCallingThreadPriority()
                 continuation.resume(returning: body())
             }
-            thread.name = "sp-snapshot"
-            thread.start()
         }
     }
 }

@@ -325,11 +325,11 @@ public final class Engine: Sendable {
     }
 
     /// Opens a group of changes the caller is about to make one after another and then wait for
-    /// together (a server's turn): a log write that would start meanwhile waits for the group to end,
-    /// up to `GroupCommitter.groupWaitMaxDefault`, so that the group's records go in one write and sync
-    /// rather than two. End it with `endChangeGroup` before waiting (`waitUntilDurable`). Without a
-    /// log it does nothing.
-    public func beginChangeGroup() -> ChangeGroup {
+    /// together (`ChangeGroupSpan` opens and ends it): a log write that would start meanwhile waits
+    /// for the group to end, up to `GroupCommitter.groupWaitMaxDefault`, so that the group's records
+    /// go in one write and sync rather than two. End it with `endChangeGroup` before waiting
+    /// (`waitUntilDurable`). Without a log it does nothing.
+    func beginChangeGroup() -> ChangeGroup {
         ChangeGroup(ticket: ledger.log?.beginGroup() ?? 0)
     }
 
@@ -341,7 +341,7 @@ public final class Engine: Sendable {
     public static let changeGroupCommandCountMin = 32
 
     /// Ends a group of `beginChangeGroup`.
-    public func endChangeGroup(_ group: ChangeGroup) {
+    func endChangeGroup(_ group: ChangeGroup) {
         if group.ticket != 0 { ledger.log?.endGroup(group.ticket) }
     }
 
@@ -803,9 +803,14 @@ public final class Engine: Sendable {
     /// early or late. Later deadlines (an EXTEND's) are other items, which find it closed too and
     /// leave it to the first.
     func expiryThatForgets(createdAt: Timestamp, ttl: Duration?, closedAt: Timestamp) -> Timestamp? {
-        guard let ttl else { return nil }
-        let first = createdAt.advanced(by: ttl)
+        guard let first = Self.firstDeadline(createdAt: createdAt, ttl: ttl) else { return nil }
         return closedAt < first && first <= closedAt.advanced(by: configuration.retention) ? first : nil
+    }
+
+    /// A reservation's first deadline: when its request's TTL ran out, however it was moved since
+    /// (nil for a request without one).
+    static func firstDeadline(createdAt: Timestamp, ttl: Duration?) -> Timestamp? {
+        ttl.map { createdAt.advanced(by: $0) }
     }
 
 
@@ -835,20 +840,18 @@ public final class Engine: Sendable {
                 // A shard named by a slot alone is not asked first: expiring an id it does not keep
                 // changes nothing.
                 guard let (mask, _) = directory.tryLocate(item.name, hash: item.name.hashValue) ?? nil else { return }
-                let commit: Commit?
-                if mask.nonzeroBitCount == 1 {
-                    commit = shards[mask.trailingZeroBitCount].expire(item.name, deadline: item.deadline, actor: Self.engineActor)
-                } else {
-                    commit = expireHoldingShards(item.name, mask: mask, deadline: item.deadline)
-                }
-                if let commit {
+                let finding =
+                    mask.nonzeroBitCount == 1
+                    ? shards[mask.trailingZeroBitCount].expire(item.name, deadline: item.deadline, actor: Self.engineActor)
+                    : expireHoldingShards(item.name, mask: mask, deadline: item.deadline)
+                switch finding {
+                case .expired(let commit):
                     scheduleFollowUps(of: commit)
-                } else if let times = shards[mask.trailingZeroBitCount].withState({ $0.retentionTimes(of: item.name) }),
-                    let closed = times.closedAt,
-                    expiryThatForgets(createdAt: times.createdAt, ttl: times.ttl, closedAt: closed) == item.deadline
-                {
+                case .closed(let createdAt, let ttl, let closedAt) where expiryThatForgets(createdAt: createdAt, ttl: ttl, closedAt: closedAt) == item.deadline:
                     // The first deadline of a reservation that closed before it: its forgetting was left to this item.
-                    scheduleForget(of: item.name, closedAt: closed)
+                    scheduleForget(of: item.name, closedAt: closedAt)
+                case .closed, .nothing:
+                    break
                 }
             case .forgetReservation:
                 guard let mask = directory.reclaim(item.name) else { return }
@@ -930,7 +933,41 @@ final class RefusalCounters: Sendable {
     }
 }
 
+/// What an expiry item found, under its shards' holds: the hold expired (its commit); the reservation
+/// closed before (when it was made, its request's TTL, when it closed: whether this item is the one
+/// that forgets it, `Engine.expiryThatForgets`); or nothing to do.
+enum ExpiryFinding {
+    case expired(Commit)
+    case closed(createdAt: Timestamp, ttl: Duration?, closedAt: Timestamp)
+    case nothing
+}
+
 /// A group of changes opened by `Engine.beginChangeGroup`.
-public struct ChangeGroup: Sendable {
+struct ChangeGroup: Sendable {
     fileprivate let ticket: UInt64
+}
+
+/// The log group of a caller's batch (`Engine.execute(_ batch:)`, a server's turn), opened while it
+/// decides without a suspension point and ended before anything that may wait (a command that waits
+/// for a claim or due work, a read that waits for the log), which would otherwise hold the log's next
+/// write back for the group's whole bound. Only a batch of `Engine.changeGroupCommandCountMin`
+/// commands or more is grouped.
+public struct ChangeGroupSpan: Sendable {
+    private let grouped: Bool
+    private var group: ChangeGroup?
+
+    /// The span of a batch of `commandCount` commands, not open yet.
+    public init(commandCount: Int) {
+        grouped = commandCount >= Engine.changeGroupCommandCountMin
+    }
+
+    /// Opens the group, unless it is open or the batch is too short to be grouped.
+    public mutating func open(_ engine: Engine) {
+        if grouped && group == nil { group = engine.beginChangeGroup() }
+    }
+
+    /// Ends the group if it is open.
+    public mutating func end(_ engine: Engine) {
+        if let g = group.take() { engine.endChangeGroup(g) }
+    }
 }

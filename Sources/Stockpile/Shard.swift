@@ -292,13 +292,17 @@ actor Shard {
         return made(reservation)
     }
 
-    /// Expires reservation `id` if it still expires at `deadline`.
-    nonisolated func expire(_ id: String, deadline: Timestamp, actor: String) -> Commit? {
+    /// Expires reservation `id` if it still expires at `deadline`; otherwise says when it closed, if
+    /// it did, read under the same hold.
+    nonisolated func expire(_ id: String, deadline: Timestamp, actor: String) -> ExpiryFinding {
         withState { state in
-            guard var commit = Rules.expire(id, deadline: deadline, in: state, actor: actor) else { return nil }
+            guard var commit = Rules.expire(id, deadline: deadline, in: state, actor: actor) else {
+                guard let t = state.retentionTimes(of: id), let closedAt = t.closedAt else { return .nothing }
+                return .closed(createdAt: t.createdAt, ttl: t.ttl, closedAt: closedAt)
+            }
             // A log that cannot be written stops every change, expiries included.
-            guard (try? commitHere(&commit, state: state)) != nil else { return nil }
-            return commit
+            guard (try? commitHere(&commit, state: state)) != nil else { return .nothing }
+            return .expired(commit)
         }
     }
 

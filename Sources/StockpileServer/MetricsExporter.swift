@@ -9,7 +9,6 @@
 // request may hold the loop longer than `requestTimeout` or make it buffer more than
 // `requestHeadByteCountMax`, and the loop never runs on the cooperative pool.
 
-import CStockpileLinux
 import Dispatch
 import Foundation
 import Glibc
@@ -301,13 +300,10 @@ final class MetricsExporter: Sendable {
         }
         listener = bound.descriptor
         self.port = bound.port
-        let thread = Thread { [self] in
-            stockpile_name_thread("sp-metrics")
+        startThread(named: "sp-metrics") { [self] in
             run(render: render)
             finished.signal()
         }
-        thread.name = "sp-metrics"
-        thread.start()
     }
 
     /// Stops accepting and waits for the thread to end (at most the stop-check interval, or a request

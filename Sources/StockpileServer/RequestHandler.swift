@@ -24,26 +24,11 @@ public struct TurnScratch: Sendable {
     /// What batches kept about their replies until the log answered, emptied, for the next batches:
     /// a pipeline's lists of mutation replies and start times are made once, not per batch.
     var pendings: [PendingReplies] = []
-    /// The log group (`Engine.beginChangeGroup`) open while the turn decides runs of reservations,
-    /// which it does without a suspension point; ended before anything that may wait (a command
-    /// that waits for a claim or due work, a read that waits for the log), which would otherwise hold
-    /// the log's next write back for the group's whole bound.
-    var changeGroup: ChangeGroup?
-    /// Whether this turn's runs go to the log as a group: only a turn of many requests
-    /// (`Engine.changeGroupCommandCountMin`).
-    var groupsChanges = false
+    /// The turn's log group, open while the turn decides runs of reservations (which it does without
+    /// a suspension point) and ended before any other request.
+    var changeGroup = ChangeGroupSpan(commandCount: 0)
 
     public init() {}
-
-    /// Opens the turn's log group if it is not open.
-    mutating func openChangeGroup(_ engine: Engine) {
-        if groupsChanges && changeGroup == nil { changeGroup = engine.beginChangeGroup() }
-    }
-
-    /// Ends the turn's log group if it is open.
-    mutating func endChangeGroup(_ engine: Engine) {
-        if let group = changeGroup.take() { engine.endChangeGroup(group) }
-    }
 
     /// An empty `PendingReplies`, with the room an earlier batch's had.
     mutating func takePending() -> PendingReplies { pendings.popLast() ?? PendingReplies() }
@@ -226,8 +211,7 @@ public final class RequestHandler: Sendable {
         results.removeAll(keepingCapacity: true)
         results.reserveCapacity(batches.count)
         var touchedEngine = false
-        // Only a turn of many requests is grouped (`Engine.changeGroupCommandCountMin` says why).
-        scratch.groupsChanges = batches.reduce(0) { $0 + $1.0.requests.count } >= Engine.changeGroupCommandCountMin
+        scratch.changeGroup = ChangeGroupSpan(commandCount: batches.reduce(0) { $0 + $1.0.requests.count })
         for i in batches.indices {
             // Each batch is taken out of the list (the caller's, handed over), so that `perform`
             // holds its requests alone and can hand them back to be reused.
@@ -236,7 +220,7 @@ public final class RequestHandler: Sendable {
             results.append(await perform(batch, session: batches[i].1, scratch: &scratch))
             touchedEngine = touchedEngine || results[results.count - 1].pending.touchedEngine
         }
-        scratch.endChangeGroup(engine)
+        scratch.changeGroup.end(engine)
         let failure = touchedEngine ? await engine.waitUntilDurable() : nil
         let end = ContinuousClock.now
         for i in results.indices {
@@ -275,7 +259,7 @@ public final class RequestHandler: Sendable {
                 let started = ContinuousClock.now
                 // The turn's runs go to the log as one group: a write does not start halfway
                 // through them (one sync for the turn, not its first records alone and then the rest).
-                scratch.openChangeGroup(engine)
+                scratch.changeGroup.open(engine)
                 let taken = engine.executeRunWithoutWaiting(
                     scratch.run[(next - runStart)...], actor: result.session.actor, scratch: &scratch.engineRun, into: &scratch.answers,
                     outcomes: &scratch.outcomes)
@@ -303,7 +287,7 @@ public final class RequestHandler: Sendable {
             }
             let words = batch.requests[next]
             next += 1
-            scratch.endChangeGroup(engine)
+            scratch.changeGroup.end(engine)
             result.pending.startTimes.append(StartedRequests(start: .now, count: 1))
             let start = result.bytes.count
             let kind = await respond(to: words, result: &result, spare: &scratch.spareLines)

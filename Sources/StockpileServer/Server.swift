@@ -4,7 +4,6 @@
 // received, stops the exporter, then returns so the caller can close the engine (which makes the log
 // durable).
 
-import CStockpileLinux
 import Foundation
 import Stockpile
 import StockpileProtocol
@@ -85,13 +84,10 @@ public final class Server: Sendable {
         self.statistics = statistics
         let finished = self.finished
         for (k, loop) in loops.enumerated() {
-            let thread = Thread {
-                stockpile_name_thread("sp-loop-\(k)")
+            startThread(named: "sp-loop-\(k)") {
                 loop.run()
                 finished.signal()
             }
-            thread.name = "sp-loop-\(k)"
-            thread.start()
         }
     }
 

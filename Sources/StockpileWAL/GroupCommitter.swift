@@ -9,7 +9,6 @@
 // failure is never retried as if nothing happened. Blocking calls run only on the committer's own
 // thread, never on the cooperative pool.
 
-import CStockpileLinux
 import Dispatch
 import Foundation
 import Synchronization
@@ -132,20 +131,14 @@ public final class GroupCommitter: Sendable {
         precondition(laneCount >= 1, "a committer needs a lane")
         if case .interval(let d) = policy { precondition(d > .zero, "the sync interval must be positive") }
         self.policy = policy
-        let (seconds, attoseconds) = groupWaitMax.components
-        self.groupWaitMax = .nanoseconds(Int(seconds * 1_000_000_000 + attoseconds / 1_000_000_000))
+        self.groupWaitMax = Self.dispatchInterval(groupWaitMax)
         baseLSN = writer.nextLSN - 1
         state = Mutex(State(acknowledgedLSN: writer.nextLSN - 1))
         ownNumbering = Mutex(writer.nextLSN)
         lanes = (0..<laneCount).map { _ in Lane() }
         laneRefs = lanes.map { Unmanaged.passUnretained($0) }
         writerBox = WriterBox(writer)
-        let thread = Thread { [self] in
-            stockpile_name_thread("sp-wal")
-            run()
-        }
-        thread.name = "sp-wal"
-        thread.start()
+        startThread(named: "sp-wal") { [self] in run() }
     }
 
     /// The number of lanes records are handed over in.
@@ -433,7 +426,7 @@ public final class GroupCommitter: Sendable {
                 // Idle from here, unless a handover came meanwhile: it was put in its lane before
                 // it read the flag, so either this look finds it or it finds the flag set.
                 writerIdle.store(true, ordering: .sequentiallyConsistent)
-                if lanes.contains(where: { lane in lane.pending.withLock { !$0.isEmpty } }) || state.withLock({ $0.stopping }) {
+                if laneRefs.contains(where: { lane in lane._withUnsafeGuaranteedRef { $0.pending.withLock { !$0.isEmpty } } }) || state.withLock({ $0.stopping }) {
                     if writerIdle.exchange(false, ordering: .sequentiallyConsistent) { continue }
                     // A handover cleared the flag and signals: take that signal, then look again.
                 }
@@ -442,8 +435,7 @@ public final class GroupCommitter: Sendable {
                     // Sleep at most until the next sync is due, then sync what was written.
                     let due = lastSync + d
                     let wait = max(.zero, due - ContinuousClock.now)
-                    let (seconds, attoseconds) = wait.components
-                    _ = wakeUp.wait(timeout: .now() + .nanoseconds(Int(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)))
+                    _ = wakeUp.wait(timeout: .now() + Self.dispatchInterval(wait))
                     if ContinuousClock.now >= due {
                         if !sync(writer) { return }
                         lastSync = ContinuousClock.now
@@ -476,6 +468,12 @@ public final class GroupCommitter: Sendable {
                 return
             }
         }
+    }
+
+    /// `d` as a semaphore's timeout takes it, to the nanosecond.
+    private static func dispatchInterval(_ d: Duration) -> DispatchTimeInterval {
+        let (seconds, attoseconds) = d.components
+        return .nanoseconds(Int(seconds * 1_000_000_000 + attoseconds / 1_000_000_000))
     }
 
     /// Syncs the writer for the `interval` policy; false after a failure (the thread then ends).

@@ -56,19 +56,16 @@ public final class LogRecordReader: Sendable {
     public func body(at lsn: UInt64) throws(LogReadError) -> WALRecord.Body {
         let names: [String]
         do { names = try fileSystem.listDirectory(directory) } catch { throw .io(error) }
-        guard
-            let segment = names.lazy.compactMap({ name in SegmentHeader.firstLSN(fromFileName: name).map { (name: name, firstLSN: $0) } })
-                .filter({ $0.firstLSN <= lsn }).max(by: { $0.firstLSN < $1.firstLSN })
-        else { throw .missing(lsn: lsn) }
+        guard let segment = SegmentHeader.segments(among: names).last(where: { $0.firstLSN <= lsn }) else { throw .missing(lsn: lsn) }
         let file: WALFile
         do { file = try fileSystem.open(walPath(directory, segment.name), mode: .readOnly) } catch { throw .io(error) }
         defer { try? fileSystem.close(file) }
         var window = Window(file: file, fileSystem: fileSystem)
         func damaged(_ offset: Int, _ reason: String) -> LogReadError { .damaged(lsn: lsn, fileName: segment.name, offset: offset, reason: reason) }
 
-        let header: SegmentHeader
-        let headerBytes = try window.bytes(at: 0, count: SegmentHeader.byteCount)
-        do { header = try SegmentHeader.decode(headerBytes) } catch { throw damaged(0, "the segment's header is damaged: \(error)") }
+        let header = try window.withBytes(at: 0, count: SegmentHeader.byteCount) { raw throws(LogReadError) in
+            do { return try SegmentHeader.decode(raw) } catch { throw damaged(0, "the segment's header is damaged: \(error)") }
+        }
         guard header.firstLSN == segment.firstLSN else { throw damaged(0, "the header's first LSN is \(header.firstLSN)") }
 
         // Start at the last checkpoint at or before the record, else at the segment's first record.
@@ -80,30 +77,27 @@ public final class LogRecordReader: Sendable {
             if !noted.isEmpty { checkpoints.withLock { Self.note(noted, for: segment.name, in: &$0) } }
         }
         while true {
-            let headerBytes = try window.bytes(at: offset, count: WALRecord.headerByteCount)
-            if headerBytes.count < WALRecord.headerByteCount { throw .missing(lsn: lsn) }
-            let length = Int(Self.load(UInt32.self, headerBytes, at: 4))
-            let found = Self.load(UInt64.self, headerBytes, at: 8)
+            let fields = try window.withBytes(at: offset, count: WALRecord.headerByteCount) { raw -> (length: Int, lsn: UInt64)? in
+                guard raw.count == WALRecord.headerByteCount else { return nil }
+                return (Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4, as: UInt32.self))), UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
+            }
+            guard let (length, found) = fields else { throw .missing(lsn: lsn) }
             if found == 0 && length == 0 { throw .missing(lsn: lsn) }
             guard found == current else { throw damaged(offset, "the record here is numbered \(found), where \(current) was due") }
             guard length >= 1 && length <= WALRecord.payloadByteCountMax else { throw damaged(offset, "a length of \(length) bytes") }
             if (current - header.firstLSN) % Self.checkpointEvery == 0 { noted.append((current, offset)) }
             if current == lsn {
-                let recordBytes = try window.bytes(at: offset, count: WALRecord.headerByteCount + length)
-                let decoded: Result<WALRecord.Body, LogReadError> = recordBytes.withUnsafeBytes { raw in
-                    Result { () throws(LogReadError) -> WALRecord.Body in
-                        let judged = RecordCodec.decodeRecord(raw, at: 0, salt: header.salt, expectedLSN: lsn)
-                        guard case .valid(let record) = judged else { throw damaged(offset, "the record does not check: \(judged)") }
-                        guard record.type != .reservation else { throw .notStandalone(lsn: lsn) }
-                        var names = SegmentNames(createdAt: header.createdAt)
-                        do {
-                            return try RecordCodec.decodeBody(of: record, in: raw, baseOffset: offset, names: &names)
-                        } catch {
-                            throw damaged(offset, "\(error)")
-                        }
+                return try window.withBytes(at: offset, count: WALRecord.headerByteCount + length) { raw throws(LogReadError) -> WALRecord.Body in
+                    let judged = RecordCodec.decodeRecord(raw, at: 0, salt: header.salt, expectedLSN: lsn)
+                    guard case .valid(let record) = judged else { throw damaged(offset, "the record does not check: \(judged)") }
+                    guard record.type != .reservation else { throw .notStandalone(lsn: lsn) }
+                    var names = SegmentNames(createdAt: header.createdAt)
+                    do {
+                        return try RecordCodec.decodeBody(of: record, in: raw, baseOffset: offset, names: &names)
+                    } catch {
+                        throw damaged(offset, "\(error)")
                     }
                 }
-                return try decoded.get()
             }
             offset += WALRecord.headerByteCount + length
             current += 1
@@ -129,48 +123,40 @@ public final class LogRecordReader: Sendable {
         }
     }
 
-    private static func load<T: FixedWidthInteger>(_: T.Type, _ bytes: [UInt8], at offset: Int) -> T {
-        bytes.withUnsafeBytes { T(littleEndian: $0.loadUnaligned(fromByteOffset: offset, as: T.self)) }
-    }
-
     /// The file read in chunks: a walk over many small headers costs a read per chunk, not per record.
     private struct Window {
         let file: WALFile
         let fileSystem: any FileSystem
         var start = 0
+        /// The buffer, reused from one read to the next; its first `filled` bytes are the file's from `start`.
         var buffer: [UInt8] = []
+        var filled = 0
 
         init(file: WALFile, fileSystem: any FileSystem) {
             self.file = file
             self.fileSystem = fileSystem
         }
 
-        /// `count` bytes at `offset`, fewer where the file ends.
-        mutating func bytes(at offset: Int, count: Int) throws(LogReadError) -> [UInt8] {
-            if offset < start || offset + count > start + buffer.count {
+        /// Calls `body` with the `count` bytes at `offset` (fewer where the file ends), lent from the
+        /// window's buffer, which a read refills when they are not all in it.
+        mutating func withBytes<R>(at offset: Int, count: Int, _ body: (UnsafeRawBufferPointer) throws(LogReadError) -> R) throws(LogReadError) -> R {
+            if offset < start || offset + count > start + filled {
                 let size = Swift.max(count, LogRecordReader.chunkByteCount)
-                var fresh = [UInt8](repeating: 0, count: size)
-                let file = self.file
-                let fileSystem = self.fileSystem
-                let read: Result<Int, WALIOError> = fresh.withUnsafeMutableBytes { raw in
-                    Result { () throws(WALIOError) -> Int in
-                        var total = 0
-                        while total < raw.count {
-                            let n = try fileSystem.read(file, into: UnsafeMutableRawBufferPointer(rebasing: raw[total...]), at: offset + total)
-                            if n == 0 { break }
-                            total += n
-                        }
-                        return total
-                    }
+                if buffer.count < size { buffer = [UInt8](repeating: 0, count: size) }
+                let (file, fileSystem) = (self.file, self.fileSystem)
+                // The file system reads until the buffer is full or the file ends.
+                let read: Result<Int, WALIOError> = buffer.withUnsafeMutableBytes { raw in
+                    Result { () throws(WALIOError) -> Int in try fileSystem.read(file, into: UnsafeMutableRawBufferPointer(rebasing: raw[..<size]), at: offset) }
                 }
-                let n: Int
-                do { n = try read.get() } catch { throw .io(error) }
-                fresh.removeSubrange(n...)
+                do { filled = try read.get() } catch { throw .io(error) }
                 start = offset
-                buffer = fresh
             }
             let from = offset - start
-            return Array(buffer[from..<Swift.min(buffer.count, from + count)])
+            let (start, end) = (from, Swift.min(filled, from + count))
+            let result: Result<R, LogReadError> = buffer.withUnsafeBytes { raw in
+                Result { () throws(LogReadError) -> R in try body(UnsafeRawBufferPointer(rebasing: raw[start..<end])) }
+            }
+            return try result.get()
         }
     }
 }

@@ -290,9 +290,8 @@ public enum LogRecovery {
         func hand(_ batch: RecoveredBatch) { if !deliver(batch) { stopped = true } }
         let names: [String]
         do { names = try fileSystem.listDirectory(directory) } catch { throw .io(error) }
-        let segments = names.compactMap { name in SegmentHeader.firstLSN(fromFileName: name).map { (name, $0) } }
-            .sorted { $0.1 < $1.1 }
-        result.segmentFileNames = segments.map(\.0)
+        let segments = SegmentHeader.segments(among: names)
+        result.segmentFileNames = segments.map(\.name)
         result.temporaryFileNames = names.filter { $0.hasSuffix(".tmp") }.sorted()
         var previousFileName: String?
         // One buffer for every segment: a batch handed over holds no bytes of it (its names are

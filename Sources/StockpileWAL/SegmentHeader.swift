@@ -95,6 +95,12 @@ public struct SegmentHeader: Hashable, Sendable {
         return "wal-" + String(repeating: "0", count: 16 - hex.utf8.count) + hex + ".log"
     }
 
+    /// The segments among a directory's file `names`, with the first LSN each name states, in LSN
+    /// order (other names left out).
+    public static func segments(among names: [String]) -> [(name: String, firstLSN: UInt64)] {
+        names.compactMap { name in firstLSN(fromFileName: name).map { (name: name, firstLSN: $0) } }.sorted { $0.firstLSN < $1.firstLSN }
+    }
+
     /// The first LSN a segment's file name states, or nil when the name is not a segment's.
     public static func firstLSN(fromFileName name: String) -> UInt64? {
         let utf8 = Array(name.utf8)

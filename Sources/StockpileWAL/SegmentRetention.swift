@@ -12,9 +12,7 @@ public enum SegmentRetention {
     public static func trim(
         directory: String, keepFrom: UInt64, byteCountMax: Int, fileSystem: any FileSystem = SystemFileSystem()
     ) throws(WALIOError) -> [String] {
-        let segments = try fileSystem.listDirectory(directory)
-            .compactMap { name in SegmentHeader.firstLSN(fromFileName: name).map { (name: name, firstLSN: $0) } }
-            .sorted { $0.firstLSN < $1.firstLSN }
+        let segments = SegmentHeader.segments(among: try fileSystem.listDirectory(directory))
         var sizes: [Int] = []
         for s in segments {
             let file = try fileSystem.open(walPath(directory, s.name), mode: .readOnly)

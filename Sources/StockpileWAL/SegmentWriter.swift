@@ -15,7 +15,6 @@
 // rather than race it for the last free blocks, and makes the segment itself when none was made. Only
 // when that fails — a rotation is due and no next segment can be made — do writes stop.
 
-import CStockpileLinux
 import Foundation
 import Glibc
 import StockpileCore
@@ -319,8 +318,7 @@ public final class SegmentWriter {
         guard start else { return }
         let (fileSystem, byteCount, path) = (fileSystem, segmentByteCount, walPath(directory, "wal-next-\(UInt32.random(in: .min ... .max)).tmp"))
         let spare = self.spare
-        let thread = Thread {
-            stockpile_name_thread("sp-wal-prepare")
+        startThread(named: "sp-wal-prepare") {
             lowerCallingThreadPriority()
             var made: WALFile?
             var failure: WALIOError?
@@ -352,8 +350,6 @@ public final class SegmentWriter {
                 s.preparing = false
             }
         }
-        thread.name = "sp-wal-prepare"
-        thread.start()
     }
 
     /// FORMAT.md §2: header and zeros under `<name>.tmp`, fdatasync, rename, fsync of the directory.

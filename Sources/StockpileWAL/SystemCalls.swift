@@ -7,6 +7,7 @@
 // mean a bug in this process (EBADF, EFAULT) crash instead.
 
 import CStockpileLinux
+import Foundation
 import Glibc
 
 /// An operating-system call that failed, with what it was doing and where.
@@ -319,6 +320,16 @@ public struct SystemFileSystem: FileSystem {
         defer { try? close(dir) }
         try sync(dir)
     }
+}
+
+/// Starts a thread that runs `body`, named `name` for the kernel (`top -H`, `perf`,
+/// /proc/PID/task/TID/comm; cut to 15 bytes): Foundation's `Thread.name` does not reach the kernel on
+/// Linux.
+public func startThread(named name: String, _ body: @escaping @Sendable () -> Void) {
+    Thread {
+        stockpile_name_thread(name)
+        body()
+    }.start()
 }
 
 /// Lowers the calling thread's scheduling priority (nice 10), for threads doing large background

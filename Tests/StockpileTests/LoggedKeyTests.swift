@@ -92,7 +92,7 @@ struct LoggedKeyTests {
         // As if "after" had settled between the capture of the shards and the copy of the keys.
         var (capture, _) = await engine.captureSnapshot()
         capture.position.lastLSN = lsn - 1
-        let contents = engine.contents(of: capture, createdAt: Timestamp(milliseconds: 0))
+        let contents = engine.contents(of: capture, createdAt: Timestamp(milliseconds: 0)).contents
         #expect(contents.loggedKeys.map(\.key) == ["before"])
         #expect(contents.keys.isEmpty)
     }

@@ -34,12 +34,14 @@ struct GroupCommitterTests {
     }
 
     /// A committer over a fresh log on the simulated file system, with small segments so rotation happens.
-    static func simulatedCommitter(policy: DurabilityPolicy, laneCount: Int = 1) throws -> (SimulatedFileSystem, String, GroupCommitter) {
+    static func simulatedCommitter(
+        policy: DurabilityPolicy, laneCount: Int = 1, groupWaitMax: Duration = GroupCommitter.groupWaitMaxDefault
+    ) throws -> (SimulatedFileSystem, String, GroupCommitter) {
         let fs = LogTestSupport.simulatedFileSystem()
         let dir = LogTestSupport.simulatedDirectory
         let recovery = try LogRecovery.recover(directory: dir, fileSystem: fs)
         let writer = try SegmentWriter(directory: dir, recovery: recovery, fileSystem: fs, segmentByteCount: 64 << 10)
-        return (fs, dir, GroupCommitter(writer: writer, policy: policy, laneCount: laneCount))
+        return (fs, dir, GroupCommitter(writer: writer, policy: policy, laneCount: laneCount, groupWaitMax: groupWaitMax))
     }
 
     @Test("every record acknowledged under always survives a crash, in LSN order with no gap")
@@ -198,31 +200,27 @@ struct GroupCommitterTests {
 @Suite("Groups of handovers")
 struct HandoverGroupTests {
     static func committer(groupWaitMax: Duration) throws -> GroupCommitter {
-        let fs = LogTestSupport.simulatedFileSystem()
-        let dir = LogTestSupport.simulatedDirectory
-        let recovery = try LogRecovery.recover(directory: dir, fileSystem: fs)
-        let writer = try SegmentWriter(directory: dir, recovery: recovery, fileSystem: fs, segmentByteCount: 64 << 10)
-        return GroupCommitter(writer: writer, policy: .always, groupWaitMax: groupWaitMax)
+        try GroupCommitterTests.simulatedCommitter(policy: .always, groupWaitMax: groupWaitMax).2
     }
 
-    /// Whether `lsn` is acknowledged within `limit` (looked at every 10 ms), without waiting on it:
-    /// a committer that never acknowledges fails the test instead of hanging it.
+    /// Whether `condition` holds within `limit` (looked at every millisecond), without waiting on the
+    /// committer: one that never gets there fails the test instead of hanging it.
+    static func eventually(within limit: Duration, _ condition: () -> Bool) async throws -> Bool {
+        let end = ContinuousClock.now + limit
+        while !condition() && ContinuousClock.now < end { try await Task.sleep(for: .milliseconds(1)) }
+        return condition()
+    }
+
+    /// Whether `lsn` is acknowledged within `limit`.
     static func acknowledged(_ committer: GroupCommitter, _ lsn: UInt64, within limit: Duration) async throws -> Bool {
-        let end = ContinuousClock.now + limit
-        while ContinuousClock.now < end {
-            if committer.progress.acknowledgedLSN >= lsn { return true }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        return committer.progress.acknowledgedLSN >= lsn
+        try await eventually(within: limit) { committer.progress.acknowledgedLSN >= lsn }
     }
 
-    /// Whether the committer's thread began waiting for open groups `count` times within `limit`
-    /// (looked at every millisecond): a test that opens a group after that knows the write waits for
-    /// the groups open before it, however slowly the machine runs the committer's thread.
+    /// Whether the committer's thread began waiting for open groups `count` times within `limit`: a
+    /// test that opens a group after that knows the write waits for the groups open before it,
+    /// however slowly the machine runs the committer's thread.
     static func waitsBegun(_ committer: GroupCommitter, _ count: Int, within limit: Duration) async throws -> Bool {
-        let end = ContinuousClock.now + limit
-        while committer.groupWaitCount < count && ContinuousClock.now < end { try await Task.sleep(for: .milliseconds(1)) }
-        return committer.groupWaitCount >= count
+        try await eventually(within: limit) { committer.groupWaitCount >= count }
     }
 
     @Test("a write waits for the group open when it would start, and takes the group's records with it")
