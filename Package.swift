@@ -46,7 +46,7 @@ let package = Package(
         .testTarget(name: "StockpileTests", dependencies: ["Stockpile"]),
         .testTarget(name: "StockpileProtocolTests", dependencies: ["StockpileProtocol"]),
         // clients/ holds the Python script the real-client tests run.
-        .testTarget(name: "StockpileServerTests", dependencies: ["StockpileServer", "StockpileClient"], exclude: ["clients"]),
+        .testTarget(name: "StockpileServerTests", dependencies: ["StockpileServer", "StockpileClient", "StockpileWAL"], exclude: ["clients"]),
         .testTarget(name: "StockpileLoadTests", dependencies: ["StockpileLoad", "StockpileServer"]),
     ]
 )

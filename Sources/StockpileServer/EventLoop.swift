@@ -59,9 +59,13 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
     private let loopThread = Mutex<pthread_t?>(nil)
     /// Batches ready to run, gathered over one turn of the loop and started together.
     private var ready: [(connection: UInt64, batch: RequestBatch, session: SessionState)] = []
-    /// A finished turn's lists, emptied, for the next turn (nil while every one is out with a turn
-    /// still running: the next turn makes its own).
-    private var spareWork: TurnWork? = TurnWork()
+    /// Finished turns' lists, emptied, for the next turns. With a log, several turns are out at once
+    /// (one waits for its sync while the next decides), each with its own lists and pools
+    /// (`TurnScratch`); with one spare kept, every other turn started with empty pools and allocated
+    /// what a kept one reuses. Empty while every one is out: the next turn makes its own.
+    private var spareWorks: [TurnWork] = [TurnWork()]
+    /// The most finished turns' lists kept: more than the turns a loop has out at once in practice.
+    private static let spareWorkCountMax = 8
     /// Tasks that ran a turn and wait for the next (`startReadyBatches`), each as the continuation
     /// that hands it one; nil ends the task.
     private var idleWorkers: [UnsafeContinuation<TurnWork?, Never>] = []
@@ -273,7 +277,13 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
         // The batches move into the handler's list, and `ready` keeps its storage for the next turn:
         // nothing else holds a batch's requests, so they come back with its result to be reused.
         // The lists of an earlier turn, filled again, so that a turn allocates none.
-        var work = spareWork.take() ?? TurnWork()
+        var work: TurnWork
+        if let spare = spareWorks.popLast() {
+            work = spare
+        } else {
+            work = TurnWork()
+            statistics.turnListsMade.add(1, ordering: .relaxed)
+        }
         work.connections.append(contentsOf: ready.lazy.map(\.connection))
         work.batches.append(contentsOf: ready.lazy.map { ($0.batch, $0.session) })
         ready.removeAll(keepingCapacity: true)
@@ -348,7 +358,7 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
                     // Kept, emptied, for the next turn's lists.
                     work.connections.removeAll(keepingCapacity: true)
                     work.results.removeAll(keepingCapacity: true)
-                    spareWork = work
+                    if spareWorks.count < Self.spareWorkCountMax { spareWorks.append(work) }
                 case .taken: break
                 case .events(let id, let bytes): deliverEvents(id, bytes)
                 case .subscriptionEnded(let id, let end): endSubscription(id, end)

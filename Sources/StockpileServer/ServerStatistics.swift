@@ -21,6 +21,8 @@ final class ServerStatistics: Sendable {
     /// Tasks the loops made to run turns: a task runs turn after turn, and a new one is made only
     /// while every one of its loop's is still running a turn (waiting for the log).
     let turnTasksStarted = Atomic<Int>(0)
+    /// Turns that found no finished turn's lists to reuse and made their own (`EventLoop.TurnWork`).
+    let turnListsMade = Atomic<Int>(0)
     /// Nanoseconds from a request's start to the moment its reply could be revealed (after the log).
     private let latency = Mutex(LatencyHistogram())
     /// The commands per second over the last whole second, sampled by the loop.

@@ -9,6 +9,7 @@ import Foundation
 import Glibc
 import Stockpile
 import StockpileProtocol
+import StockpileWAL
 import Testing
 
 @testable import StockpileServer
@@ -114,6 +115,46 @@ import Testing
         // 600 turns; a task per turn would make 600. One connection is served by one loop, which made
         // one task (none of them waited for anything).
         #expect(started == 1, "tasks made for 600 turns: \(started)")
+    }
+
+    @Test("turns out at once, each waiting for its sync, keep their lists afterwards: later rounds of them make none")
+    func waitingTurnsKeepTheirLists() async throws {
+        var template = Array("/tmp/stockpile-turn-lists-XXXXXX".utf8CString)
+        let directory = String(cString: try #require(mkdtemp(&template)))
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        // The log on a simulated file system, whose syncs the test holds back.
+        let fileSystem = SimulatedFileSystem(directories: [directory])
+        let engine = try Engine.open(
+            dataDirectory: directory, durability: .always, clock: ManualClock(), segmentByteCount: 1 << 16, fileSystem: fileSystem, warn: { _ in })
+        _ = await engine.adjust(variant: "A", warehouse: "MAIN", by: 1_000, reason: .received)
+        let clientCount = 4
+        let rounds = 5
+        let made = try await withServer(engine: engine, configure: { $0.eventLoopCount = 1 }) { server -> Int in
+            let clients = try (0..<clientCount).map { _ in try server.client() }
+            for round in 0..<rounds {
+                // Each client's RESERVE is read in a turn of its own (the loop has read it before the
+                // next is sent), and that turn waits for a sync held back until all of them wait.
+                fileSystem.holdSyncs()
+                for (k, client) in clients.enumerated() {
+                    let before = server.server.statistics.bytesRead.load(ordering: .relaxed)
+                    client.enqueue(["RESERVE", "r\(round)-\(k)", "A", "MAIN", "1"])
+                    try client.flush()
+                    var polls = 0
+                    while server.server.statistics.bytesRead.load(ordering: .relaxed) == before && polls < 5_000 {
+                        usleep(1_000)
+                        polls += 1
+                    }
+                    usleep(5_000)
+                }
+                fileSystem.releaseSyncs()
+                for client in clients { #expect(try client.receive()?[field: "status"] != nil, "round \(round)") }
+            }
+            return server.server.statistics.turnListsMade.load(ordering: .relaxed)
+        }
+        // The first round has up to four turns out at once, three more than the loop started with
+        // lists for; every later round reuses what those left. Made afresh each round, it was three
+        // per round after the first.
+        #expect(made <= clientCount - 1, "turn lists made over \(rounds) rounds of \(clientCount) waiting turns: \(made)")
     }
 
     @Test("every request answered is counted once, those of a run of reservations as those one at a time")
