@@ -356,10 +356,12 @@ final class Ledger: Sendable {
             let (seq, lsn) = take(1, record: log != nil)
             entry.seq = seq
             ring.keep(entry)
-            if let log, var fields = record.take() {
-                fields.seq = seq
-                assert(fields == CompactReservation(commit(entry)), "a reservation record that is not its commit's")
-                log.submit(.reservation(fields, place), lsn: lsn, lane: lane)
+            if let log {
+                // Numbered where it lies, and moved from there into the log's lane.
+                var fields = consume record
+                fields!.seq = seq
+                assert(fields! == CompactReservation(commit(entry)), "a reservation record that is not its commit's")
+                log.submit(reservation: &fields, place: place, lsn: lsn, lane: lane)
             }
             return
         }
