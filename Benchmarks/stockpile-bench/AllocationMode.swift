@@ -95,6 +95,11 @@ nonisolated func runAllocationBenchmark(_ options: Options) async -> Int32 {
     await measure("wire_stock") { for bytes in wireStocks { await answer(bytes) } }
     // Pipeline 1: a batch of one request, as an unpipelined client's each is.
     await measure("wire_reserve_p1") { for bytes in wireLoneReserves { await answer(bytes, pipeline: 1) } }
+    // Pipeline 64: a batch longer than a client at pipeline 16 sends (a load harness, an order service
+    // that sends a basket's reservations together).
+    let wireDeepReserves = pipelines(of: 64) { ["RESERVE", "w64r\($0)", "SKU-HOT", "MAIN", "1"] }
+    for bytes in pipelines(of: 64, { ["RESERVE", "ww64r\($0)", "SKU-HOT", "MAIN", "1"] }).prefix(10) { await answer(bytes, pipeline: 64) }
+    await measure("wire_reserve_p64") { for bytes in wireDeepReserves { await answer(bytes, pipeline: 64) } }
 
     print("allocations per operation (engine in memory, \(options.shards) shards, \(count) operations each, after a warm-up):")
     for f in figures { print("  " + f.name.padding(toLength: 23, withPad: " ", startingAt: 0) + String(format: "%.2f", f.perOperation)) }

@@ -329,8 +329,10 @@ extension CommandTable {
 /// it would make a new one: nothing is shared, at worst nothing is saved). At most `capacity` are kept.
 public struct SpareLines: Sendable {
     private var arrays: [[ReserveLine]] = []
-    /// How many arrays are kept.
-    public static let capacity = 16
+    /// How many arrays are kept: a whole batch's worth at the server's default batch length
+    /// (`ServerConfiguration.batchRequestCountMax`). With 16, each RESERVE of a pipeline of 64
+    /// beyond the 16th made its array again (0.80 allocations per RESERVE).
+    public static let capacity = 256
     /// The most lines a kept array has room for: a rare long reservation does not leave its room behind.
     public static let linesMax = 16
 
