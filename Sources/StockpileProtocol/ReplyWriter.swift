@@ -80,6 +80,31 @@ public enum ReplyWriter {
         }
     }
 
+    /// The reply to RESERVE `command` (of one line naming its warehouse), new, made with `facts`:
+    /// byte for byte what `append(reservation: facts.record(of: command), …)` writes (checked in debug
+    /// builds), without making the reservation and its record first.
+    public static func append(newReservation command: borrowing Command, facts: NewOneLineFacts, version: RESPVersion, into out: inout [UInt8]) {
+        switch command {
+        case .reserve(let request):
+            // As `NewOneLineFacts.reservation(of:)` and `OneLineReservation(new:held:strategy:at:)` make it.
+            let line = request.lines[0]
+            let held = ReservationLine(
+                variant: line.variant, warehouse: line.warehouse, quantity: line.quantity, backordered: facts.backordered, tracked: facts.tracked)
+            let start = out.count
+            append(
+                id: request.id, status: .active, expiresAt: request.ttl.map { facts.createdAt.advanced(by: $0) }, customer: request.customer,
+                createdAt: facts.createdAt, lines: CollectionOfOne(held), replayed: false, version: version, into: &out)
+            assert(
+                {
+                    var made: [UInt8] = []
+                    append(reservation: ReservationRecord(facts.reservation(of: request)), version: version, into: &made)
+                    return made[...] == out[start...]
+                }(), "a new reservation's reply that is not its record's")
+        default:
+            preconditionFailure("a reservation's facts with another command")
+        }
+    }
+
     private static func append(
         id: String, status: ReservationStatus, expiresAt: Timestamp?, customer: String?, createdAt: Timestamp, lines: some Collection<ReservationLine>,
         replayed: Bool, version: RESPVersion, into out: inout [UInt8]

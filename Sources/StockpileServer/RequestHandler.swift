@@ -271,8 +271,8 @@ public final class RequestHandler: Sendable {
                         let start = result.bytes.count
                         switch scratch.answers[i] {
                         case .made(let facts):
-                            let record = facts.record(of: scratch.run[next - runStart + i])
-                            ReplyWriter.append(reservation: record, version: result.session.version, into: &result.bytes)
+                            ReplyWriter.append(
+                                newReservation: scratch.run[next - runStart + i], facts: facts, version: result.session.version, into: &result.bytes)
                         case .outcome(let k):
                             ReplyWriter.append(scratch.outcomes[k], version: result.session.version, into: &result.bytes)
                         }
