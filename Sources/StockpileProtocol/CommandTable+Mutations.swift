@@ -347,9 +347,15 @@ public struct SpareLines: Sendable {
 
     /// Keeps the lines of `command` when it is a RESERVE, for a later one (not an array with room for
     /// more than `linesMax`).
-    public mutating func keep(linesOf command: Command) {
-        guard arrays.count < Self.capacity, case .reserve(let request) = command, request.lines.capacity <= Self.linesMax else { return }
-        if arrays.isEmpty { arrays.reserveCapacity(Self.capacity) }
-        arrays.append(request.lines)
+    public mutating func keep(linesOf command: borrowing Command) {
+        guard arrays.count < Self.capacity else { return }
+        switch command {
+        case .reserve(let request):
+            guard request.lines.capacity <= Self.linesMax else { return }
+            if arrays.isEmpty { arrays.reserveCapacity(Self.capacity) }
+            arrays.append(request.lines)
+        default:
+            return
+        }
     }
 }

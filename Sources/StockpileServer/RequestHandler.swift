@@ -267,20 +267,23 @@ public final class RequestHandler: Sendable {
                     // Room for every reply of the batch that may be a mutation's, made once.
                     if result.pending.mutationReplies.isEmpty { result.pending.mutationReplies.reserveCapacity(batch.requests.count - next) }
                     result.pending.startTimes.append(StartedRequests(start: started, count: taken))
+                    assert(scratch.answers.count == taken, "an answer for each command the run took")
                     for i in scratch.answers.indices {
+                        // Read once for its reply and its lines: each read copies the command (a retain
+                        // and a release of each of its strings).
+                        let command = scratch.run[next - runStart + i]
                         let start = result.bytes.count
                         switch scratch.answers[i] {
                         case .made(let facts):
-                            ReplyWriter.append(
-                                newReservation: scratch.run[next - runStart + i], facts: facts, version: result.session.version, into: &result.bytes)
+                            ReplyWriter.append(newReservation: command, facts: facts, version: result.session.version, into: &result.bytes)
                         case .outcome(let k):
                             ReplyWriter.append(scratch.outcomes[k], version: result.session.version, into: &result.bytes)
                         }
                         result.pending.mutationReplies.append((start..<result.bytes.count, result.session.version))
+                        // Its array of lines serves a RESERVE parsed after `run` lets it go.
+                        scratch.spareLines.keep(linesOf: command)
                     }
                     result.pending.touchedEngine = true
-                    // Their arrays of lines serve the RESERVEs parsed after `run` lets them go.
-                    for command in scratch.run[(next - runStart)..<(next - runStart + taken)] { scratch.spareLines.keep(linesOf: command) }
                     next += taken
                     continue
                 }
