@@ -247,7 +247,7 @@ extension Engine {
                 scheduleExpiry(of: r.id, at: r.expiresAt)
                 // Its first deadline, which a confirmation or an EXTEND moved: the item there schedules
                 // its forgetting if it closes before then (`expiryThatForgets`).
-                if let first = Self.firstDeadline(createdAt: r.createdAt, ttl: r.requestTTL), first != r.expiresAt {
+                if let first = Reservation.firstDeadline(createdAt: r.createdAt, ttl: r.requestTTL), first != r.expiresAt {
                     scheduleExpiry(of: r.id, at: first)
                 }
             }

@@ -803,14 +803,8 @@ public final class Engine: Sendable {
     /// early or late. Later deadlines (an EXTEND's) are other items, which find it closed too and
     /// leave it to the first.
     func expiryThatForgets(createdAt: Timestamp, ttl: Duration?, closedAt: Timestamp) -> Timestamp? {
-        guard let first = Self.firstDeadline(createdAt: createdAt, ttl: ttl) else { return nil }
+        guard let first = Reservation.firstDeadline(createdAt: createdAt, ttl: ttl) else { return nil }
         return closedAt < first && first <= closedAt.advanced(by: configuration.retention) ? first : nil
-    }
-
-    /// A reservation's first deadline: when its request's TTL ran out, however it was moved since
-    /// (nil for a request without one).
-    static func firstDeadline(createdAt: Timestamp, ttl: Duration?) -> Timestamp? {
-        ttl.map { createdAt.advanced(by: $0) }
     }
 
 

@@ -148,8 +148,15 @@ public struct Reservation: Hashable, Sendable {
     /// its customer (the rules' one way to make one).
     @inlinable public init(new request: ReserveRequest, lines: [ReservationLine], fingerprint: ReserveFingerprint, at now: Timestamp) {
         self.init(
-            id: request.id, lines: lines, expiresAt: request.ttl.map { now.advanced(by: $0) }, customer: request.customer, createdAt: now,
-            fingerprint: fingerprint)
+            id: request.id, lines: lines, expiresAt: Self.firstDeadline(createdAt: now, ttl: request.ttl), customer: request.customer,
+            createdAt: now, fingerprint: fingerprint)
+    }
+
+    /// A reservation's first deadline: when its request's TTL runs out, counted from its making,
+    /// however a confirmation or an EXTEND moved its expiry since (nil for a request without a TTL).
+    /// A new reservation expires then.
+    @inlinable public static func firstDeadline(createdAt: Timestamp, ttl: Duration?) -> Timestamp? {
+        ttl.map { createdAt.advanced(by: $0) }
     }
 
     /// The request that created it, for telling a replay from a conflicting reuse of the id. Built on
@@ -269,7 +276,7 @@ public struct OneLineReservation: Hashable, Sendable {
         self.id = id
         self.line = line
         status = .active
-        expiresAt = ttl.map { now.advanced(by: $0) }
+        expiresAt = Reservation.firstDeadline(createdAt: now, ttl: ttl)
         self.customer = customer
         createdAt = now
         closedAt = nil
@@ -309,10 +316,13 @@ public struct NewOneLineFacts: Hashable, Sendable {
     /// The reservation `request` (of one line naming its warehouse, as it was made) made:
     /// `OneLineReservation(new:held:strategy:at:)` with its line as it was held.
     @inlinable public func reservation(of request: ReserveRequest) -> OneLineReservation {
+        OneLineReservation(new: request, held: line(of: request), strategy: strategy, at: createdAt)
+    }
+
+    /// The line of the reservation `request` made, as it was held.
+    @inlinable public func line(of request: ReserveRequest) -> ReservationLine {
         let line = request.lines[0]
-        let held = ReservationLine(
-            variant: line.variant, warehouse: line.warehouse, quantity: line.quantity, backordered: backordered, tracked: tracked)
-        return OneLineReservation(new: request, held: held, strategy: strategy, at: createdAt)
+        return ReservationLine(variant: line.variant, warehouse: line.warehouse, quantity: line.quantity, backordered: backordered, tracked: tracked)
     }
 
     /// The record of the reservation `command`, a RESERVE of one line naming its warehouse, made.

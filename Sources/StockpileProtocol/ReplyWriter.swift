@@ -86,14 +86,12 @@ public enum ReplyWriter {
     public static func append(newReservation command: borrowing Command, facts: NewOneLineFacts, version: RESPVersion, into out: inout [UInt8]) {
         switch command {
         case .reserve(let request):
-            // As `NewOneLineFacts.reservation(of:)` and `OneLineReservation(new:held:strategy:at:)` make it.
-            let line = request.lines[0]
-            let held = ReservationLine(
-                variant: line.variant, warehouse: line.warehouse, quantity: line.quantity, backordered: facts.backordered, tracked: facts.tracked)
+            // As `OneLineReservation(new:held:strategy:at:)` makes it: active, expiring at its first deadline.
             let start = out.count
             append(
-                id: request.id, status: .active, expiresAt: request.ttl.map { facts.createdAt.advanced(by: $0) }, customer: request.customer,
-                createdAt: facts.createdAt, lines: CollectionOfOne(held), replayed: false, version: version, into: &out)
+                id: request.id, status: .active, expiresAt: Reservation.firstDeadline(createdAt: facts.createdAt, ttl: request.ttl),
+                customer: request.customer, createdAt: facts.createdAt, lines: CollectionOfOne(facts.line(of: request)), replayed: false,
+                version: version, into: &out)
             assert(
                 {
                     var made: [UInt8] = []

@@ -164,7 +164,7 @@ public struct CompactReservation: Hashable, Sendable {
     }
 
     /// The time its hold expires, nil without a TTL.
-    public var expiresAt: Timestamp? { ttl.map { time.advanced(by: $0) } }
+    public var expiresAt: Timestamp? { Reservation.firstDeadline(createdAt: time, ttl: ttl) }
 
     /// The commit the record stands for (FORMAT.md §3.8).
     public var commit: Commit {
@@ -320,7 +320,7 @@ extension CompactReservation {
             e.deltaReserved == (line.tracked ? line.quantity : .zero), e.reason == nil, e.note.isEmpty, e.reference.isEmpty,
             e.reservation == r.id,
             r.status == .active, !r.endedByExpiry, r.createdAt == time, r.closedAt == nil, r.customer == r.requestCustomer,
-            r.expiresAt == r.requestTTL.map({ time.advanced(by: $0) }),
+            r.expiresAt == Reservation.firstDeadline(createdAt: time, ttl: r.requestTTL),
             // The request's one line is the reservation's.
             r.fingerprintLinesAreOwnLines
         else { return nil }
