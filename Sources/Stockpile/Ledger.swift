@@ -16,8 +16,10 @@ import StockpileWAL
 import Synchronization
 
 /// The recent ledger entries: entry `seq` at slot `(seq - 1) % capacity`, written by whichever shard
-/// numbered it, without a lock common to all. Each slot has a word of its own: the seq of the entry it
-/// holds (0: none yet), or `busy` while one thread writes or reads the slot.
+/// numbered it, without a lock common to all. Each slot has a word of its own, its first 8 bytes: the
+/// seq of the entry it holds (0: none yet), or `busy` while one thread writes or reads the slot. The
+/// word lies in its slot's own cache line: kept in an array of their own, the words of eight
+/// consecutive entries shared a line, which both cores wrote in turn as they numbered entries.
 ///
 /// A slot keeps its entry packed (`PackedEntry`): the figures as integers and the names' UTF-8 bytes
 /// in the slot itself, 128 bytes in all, with no reference to count. An entry kept as a value held six
@@ -26,9 +28,8 @@ import Synchronization
 /// fit (a long note, say) is kept boxed beside its slot.
 final class EntryRing: @unchecked Sendable {
     let capacity: Int
-    private let words: UnsafeMutablePointer<Atomic<UInt64>>
-    /// A slot's bytes are written once it has held a packed entry; a slot that has only held boxed
-    /// entries is never read (its box is).
+    /// A slot's bytes after its word are written once it has held a packed entry; a slot that has only
+    /// held boxed entries is never read past its word (its box is).
     private let slots: UnsafeMutableRawPointer
     /// The entries too long to pack, by slot (nil for a packed one).
     private let boxes: UnsafeMutablePointer<Boxed<LedgerEntry>?>
@@ -37,19 +38,25 @@ final class EntryRing: @unchecked Sendable {
     init(capacity: Int) {
         precondition(capacity >= 1)
         self.capacity = capacity
-        words = .allocate(capacity: capacity)
-        for i in 0..<capacity { (words + i).initialize(to: Atomic(0)) }
         slots = .allocate(byteCount: capacity * PackedEntry.byteCount, alignment: 64)
+        for i in 0..<capacity {
+            (slots + i * PackedEntry.byteCount).bindMemory(to: Atomic<UInt64>.self, capacity: 1).initialize(to: Atomic(0))
+        }
         boxes = .allocate(capacity: capacity)
         boxes.initialize(repeating: nil, count: capacity)
     }
 
     deinit {
+        for i in 0..<capacity { _ = word(i).deinitialize(count: 1) }
         slots.deallocate()
         boxes.deinitialize(count: capacity)
         boxes.deallocate()
-        words.deinitialize(count: capacity)
-        words.deallocate()
+    }
+
+    /// Slot `i`'s word.
+    @inline(__always)
+    private func word(_ i: Int) -> UnsafeMutablePointer<Atomic<UInt64>> {
+        (slots + i * PackedEntry.byteCount).assumingMemoryBound(to: Atomic<UInt64>.self)
     }
 
     /// What a slot held when it was looked at for an entry.
@@ -67,11 +74,12 @@ final class EntryRing: @unchecked Sendable {
     /// Takes slot `i` for this thread; returns the seq it held.
     @inline(__always)
     private func acquire(_ i: Int) -> UInt64 {
-        var held = words[i].load(ordering: .relaxed)
+        let word = word(i)
+        var held = word.pointee.load(ordering: .relaxed)
         var spins = 0
         while true {
             if held != Self.busy {
-                let (done, now) = words[i].weakCompareExchange(expected: held, desired: Self.busy, ordering: .acquiring)
+                let (done, now) = word.pointee.weakCompareExchange(expected: held, desired: Self.busy, ordering: .acquiring)
                 if done { return held }
                 held = now
             } else {
@@ -79,7 +87,7 @@ final class EntryRing: @unchecked Sendable {
                 // meanwhile, let it run rather than spin through its time slice.
                 spins += 1
                 if spins % 64 == 0 { sched_yield() }
-                held = words[i].load(ordering: .relaxed)
+                held = word.pointee.load(ordering: .relaxed)
             }
         }
     }
@@ -90,7 +98,7 @@ final class EntryRing: @unchecked Sendable {
         let i = slot(e.seq)
         let held = acquire(i)
         if held > e.seq {
-            words[i].store(held, ordering: .releasing)
+            word(i).pointee.store(held, ordering: .releasing)
             return
         }
         let seq = e.seq
@@ -99,22 +107,22 @@ final class EntryRing: @unchecked Sendable {
         } else {
             boxes[i] = Boxed(copy e)
         }
-        words[i].store(seq, ordering: .releasing)
+        word(i).pointee.store(seq, ordering: .releasing)
     }
 
     /// The entry numbered `seq`, if its slot holds it.
     func entry(_ seq: UInt64) -> Found {
         let i = slot(seq)
         let held = acquire(i)
-        defer { words[i].store(held, ordering: .releasing) }
+        defer { word(i).pointee.store(held, ordering: .releasing) }
         guard held == seq else { return held > seq ? .overwritten : .notYet }
         if let box = boxes[i] { return .entry(box.value) }
-        return .entry(PackedEntry.unpack(slots + i * PackedEntry.byteCount))
+        return .entry(PackedEntry.unpack(slots + i * PackedEntry.byteCount, seq: seq))
     }
 }
 
-/// A ledger entry in 128 bytes, as `EntryRing` keeps it: seq, time and the four figures as 64-bit
-/// integers, the type and the reason as one byte each, then the byte count of each of the six names
+/// A ledger entry in 128 bytes, as `EntryRing` keeps it: the slot's word (the ring's, which holds the
+/// seq), time and the four figures as 64-bit integers, the type and the reason as one byte each, then the byte count of each of the six names
 /// (variant, warehouse, note, reference, reservation, actor) and their UTF-8 bytes, one after the
 /// other, in the 72 bytes left.
 enum PackedEntry {
@@ -127,12 +135,12 @@ enum PackedEntry {
     private static let types = EntryType.allCases
     private static let reasons = ReasonCode.allCases
 
-    /// Packs `e` at `p`: false, writing nothing, when its names take more room than a slot has.
+    /// Packs `e` at `p`: false, writing nothing, when its names take more room than a slot has. The
+    /// first 8 bytes, the slot's word, are left to the ring: it stores the seq there.
     @inline(__always)
     static func pack(_ e: borrowing LedgerEntry, into p: UnsafeMutableRawPointer) -> Bool {
         let counts = (e.variant.utf8.count, e.warehouse.utf8.count, e.note.utf8.count, e.reference.utf8.count, e.reservation.utf8.count, e.actor.utf8.count)
         guard counts.0 + counts.1 + counts.2 + counts.3 + counts.4 + counts.5 <= nameRoom else { return false }
-        p.storeBytes(of: e.seq, as: UInt64.self)
         p.storeBytes(of: e.time.milliseconds, toByteOffset: 8, as: Int64.self)
         p.storeBytes(of: e.deltaOnHand.units, toByteOffset: 16, as: Int64.self)
         p.storeBytes(of: e.deltaReserved.units, toByteOffset: 24, as: Int64.self)
@@ -156,8 +164,8 @@ enum PackedEntry {
         return true
     }
 
-    /// The entry packed at `p`.
-    static func unpack(_ p: UnsafeRawPointer) -> LedgerEntry {
+    /// The entry packed at `p`, numbered `seq` (what its slot's word holds).
+    static func unpack(_ p: UnsafeRawPointer, seq: UInt64) -> LedgerEntry {
         func count(_ k: Int) -> Int { Int(p.load(fromByteOffset: 50 + k, as: UInt8.self)) }
         var at = namesAt
         func name(_ k: Int) -> String {
@@ -167,7 +175,7 @@ enum PackedEntry {
         }
         let reason = p.load(fromByteOffset: 49, as: UInt8.self)
         return LedgerEntry(
-            seq: p.load(as: UInt64.self), time: Timestamp(milliseconds: p.load(fromByteOffset: 8, as: Int64.self)),
+            seq: seq, time: Timestamp(milliseconds: p.load(fromByteOffset: 8, as: Int64.self)),
             type: types[Int(p.load(fromByteOffset: 48, as: UInt8.self))], variant: name(0), warehouse: name(1),
             deltaOnHand: Quantity(p.load(fromByteOffset: 16, as: Int64.self)), deltaReserved: Quantity(p.load(fromByteOffset: 24, as: Int64.self)),
             onHand: Quantity(p.load(fromByteOffset: 32, as: Int64.self)), reserved: Quantity(p.load(fromByteOffset: 40, as: Int64.self)),
