@@ -47,8 +47,17 @@ public struct SegmentNames: Hashable, Sendable {
     private var cellNumbers: [CellKey: Int] = [:]
     private var actorNumbers: [String: Int] = [:]
     /// The numbers of cells by their place: by shard, the generation of the shard's table the numbers
-    /// were learned under and each position's number (-1: not yet learned).
-    private var placeNumbers: [(generation: UInt64, numbers: [Int32])] = []
+    /// were learned under and each position's number with its cell's `CellKey.tableHash` beside it,
+    /// so that checking the number reads one line, not a second one of `cellHashes`.
+    private var placeNumbers: [(generation: UInt64, numbers: [PlaceNumber])] = []
+
+    /// A number learned for a place, with the table hash of the cell it numbers (number -1: none yet).
+    private struct PlaceNumber {
+        var tableHash: UInt64
+        var number: Int32
+
+        static let unknown = PlaceNumber(tableHash: 0, number: -1)
+    }
     /// The last actor numbered: a run of records comes from one connection.
     private var lastActor: (name: String, number: Int)?
 
@@ -73,10 +82,11 @@ public struct SegmentNames: Hashable, Sendable {
         guard let place else { return cellNumbers[cell] }
         let s = place.shard, p = place.position
         if s < placeNumbers.count, placeNumbers[s].generation == place.generation, p < placeNumbers[s].numbers.count {
-            let n = placeNumbers[s].numbers[p]
-            if n >= 0 && CellKey.tableHash(stable: cellHashes[Int(n)]) == place.tableHash {
-                assert(cells[Int(n)] == cell, "a place names one cell")
-                return Int(n)
+            let known = placeNumbers[s].numbers[p]
+            if known.number >= 0 && known.tableHash == place.tableHash {
+                assert(cells[Int(known.number)] == cell, "a place names one cell")
+                assert(CellKey.tableHash(stable: cellHashes[Int(known.number)]) == known.tableHash, "the hash kept is the cell's")
+                return Int(known.number)
             }
         }
         guard let n = cellNumbers[cell] else { return nil }
@@ -87,16 +97,16 @@ public struct SegmentNames: Hashable, Sendable {
     private mutating func remember(_ number: Int, at place: CellPlace) {
         let s = place.shard, p = place.position
         guard s >= 0, p >= 0, number <= Int(Int32.max) else { return }
-        if s >= placeNumbers.count { placeNumbers.append(contentsOf: repeatElement((generation: place.generation, numbers: [Int32]()), count: s + 1 - placeNumbers.count)) }
+        if s >= placeNumbers.count { placeNumbers.append(contentsOf: repeatElement((generation: place.generation, numbers: [PlaceNumber]()), count: s + 1 - placeNumbers.count)) }
         if placeNumbers[s].generation != place.generation {
             placeNumbers[s].generation = place.generation
             placeNumbers[s].numbers.removeAll(keepingCapacity: true)
         }
         if p >= placeNumbers[s].numbers.count {
             let grown = Swift.max(p + 1, placeNumbers[s].numbers.count * 2)
-            placeNumbers[s].numbers.append(contentsOf: repeatElement(-1, count: grown - placeNumbers[s].numbers.count))
+            placeNumbers[s].numbers.append(contentsOf: repeatElement(.unknown, count: grown - placeNumbers[s].numbers.count))
         }
-        placeNumbers[s].numbers[p] = Int32(number)
+        placeNumbers[s].numbers[p] = PlaceNumber(tableHash: CellKey.tableHash(stable: cellHashes[number]), number: Int32(number))
     }
 
     fileprivate mutating func number(ofActor actor: String) -> Int? {
@@ -108,9 +118,9 @@ public struct SegmentNames: Hashable, Sendable {
 
     fileprivate mutating func name(_ cell: CellKey, at place: CellPlace? = nil) {
         cellNumbers[cell] = cells.count
-        if let place { remember(cells.count, at: place) }
         cells.append(cell)
         cellHashes.append(cell.stableHash)
+        if let place { remember(cells.count - 1, at: place) }
     }
 
     fileprivate mutating func name(actor: String) {
