@@ -182,6 +182,10 @@ extension Engine {
             let (gathered, lines, entries) = made.take()!
             // Every shard keeps the same copy of the catalog; the home's is read. No reservation is
             // read: the id is claimed, so no shard keeps one under it.
+            // Each cell's entry is asked for before the first is read, through its index slot (asked
+            // for before the shards were held): read one after the other, the entries' misses did not
+            // overlap, and the shards were held through each.
+            for c in cells { withShard(c.shard) { shard in shard.withHeldState { $0.cells.prefetchEntry(hash: c.hash) } } }
             var view = GatheredView(cells: consume gathered, catalog: withShard(home) { $0.withHeldState { $0.catalog } })
             for c in cells {
                 withShard(c.shard) { shard in shard.withHeldState { view.cells.append($0.gathered(c.key, stable: c.stable, hash: c.hash)) } }
