@@ -393,10 +393,13 @@ public final class Engine: Sendable {
     func decideReserveNow<Answer>(
         _ request: ReserveRequest, actor: String, made: (consuming OneLineReservation) -> Answer, otherwise: (consuming Outcome<Reply>) -> Answer
     ) -> Answer? {
+        // The slots its claim and its shard will read are asked for first, so that their misses
+        // overlap with reading the clock, validating and checking the limits, not only with each other.
+        let ahead = askAhead(request)
         let now = clock.now()
         if runsDueWork && dueWork.isDue(at: now) { return nil }
         guard Validation.isValidAsItStands(request) else { return nil }
-        return decideValidReserve(request, now: now, actor: actor, made: made, otherwise: otherwise)
+        return decideValidReserve(request, ahead: ahead, now: now, actor: actor, made: made, otherwise: otherwise)
     }
 
     /// Decides a valid reservation request, the configured limits first (nil when its id has a claim
@@ -404,18 +407,18 @@ public final class Engine: Sendable {
     /// makes it: through `Attempt` its answer would be copied whole at every step back.
     @inline(__always)
     private func decideValidReserve(_ request: ReserveRequest, now: Timestamp, actor: String) -> Outcome<Reply>? {
-        decideValidReserve(request, now: now, actor: actor, made: { .ok(.reservation(ReservationRecord($0))) }, otherwise: { $0 })
+        decideValidReserve(request, ahead: askAhead(request), now: now, actor: actor, made: { .ok(.reservation(ReservationRecord($0))) }, otherwise: { $0 })
     }
 
     /// `decideValidReserve`, its answer built by `made` from a new one-line reservation and by
-    /// `otherwise` from any other outcome.
+    /// `otherwise` from any other outcome. `ahead`: the request's `askAhead`.
     @inline(__always)
     private func decideValidReserve<Answer>(
-        _ request: ReserveRequest, now: Timestamp, actor: String, made: (consuming OneLineReservation) -> Answer,
+        _ request: ReserveRequest, ahead: AskedAhead, now: Timestamp, actor: String, made: (consuming OneLineReservation) -> Answer,
         otherwise: (consuming Outcome<Reply>) -> Answer
     ) -> Answer? {
         if let refusal = configuredReserveRefusal(request) { return otherwise(.refused(refusal)) }
-        let claim = claimReservation(request)
+        let claim = claimReservation(request, ahead: ahead)
         if case .claimed(let hashed, let route?) = claim {
             return answerNewOneLineReservation(request, hashedID: hashed, route: route, now: now, actor: actor, made: made, otherwise: otherwise)
         }
@@ -554,13 +557,20 @@ public final class Engine: Sendable {
         case claimed(HashedID, oneLine: OneLineRoute?)
     }
 
-    /// Claims `request`'s reservation id in the directory, hashing it once for the directory and the
-    /// shard's table.
-    func claimReservation(_ request: ReserveRequest) -> ReservationClaim {
+    /// What `askAhead` learned of a reservation request: its id with its hash, and the route of its
+    /// line when it is one line naming its warehouse.
+    struct AskedAhead {
+        let hashed: HashedID
+        let oneLine: OneLineRoute?
+    }
+
+    /// Hashes `request`'s id once, for the directory and the shard's table, and asks for the slots its
+    /// claim will read: the directory's and, for one line naming its warehouse (whose shard and cell
+    /// are known now), the slots its id and cell will be looked up in, in its shard. A caller with
+    /// other work before the claim calls it first, so that the misses overlap with that work.
+    @inline(__always)
+    func askAhead(_ request: ReserveRequest) -> AskedAhead {
         let hashed = HashedID(request.id)
-        // One line naming its warehouse: its shard and cell are known now, so the slots its id and
-        // cell will be looked up in are asked for with the directory's, before the claim waits for
-        // the first of those misses.
         var oneLine: OneLineRoute?
         if request.lines.count == 1 && request.lines[0].warehouse != Identifiers.anyWarehouse {
             let route = OneLineRoute(CellKey(variant: request.lines[0].variant, warehouse: request.lines[0].warehouse), router)
@@ -568,10 +578,17 @@ public final class Engine: Sendable {
             oneLine = route
         }
         directory.prefetch(hash: hashed.hash)
-        switch directory.tryClaim(request.id, hash: hashed.hash) {
-        case nil: return .waitFor(hashed)
-        case .existing(let mask): return .existing(hashed, mask: mask)
-        case .claimed: return .claimed(hashed, oneLine: oneLine)
+        return AskedAhead(hashed: hashed, oneLine: oneLine)
+    }
+
+    /// Claims `request`'s reservation id in the directory. `ahead`: its `askAhead`, when the caller
+    /// asked already.
+    func claimReservation(_ request: ReserveRequest, ahead: AskedAhead? = nil) -> ReservationClaim {
+        let ahead = ahead ?? askAhead(request)
+        switch directory.tryClaim(request.id, hash: ahead.hashed.hash) {
+        case nil: return .waitFor(ahead.hashed)
+        case .existing(let mask): return .existing(ahead.hashed, mask: mask)
+        case .claimed: return .claimed(ahead.hashed, oneLine: ahead.oneLine)
         }
     }
 
