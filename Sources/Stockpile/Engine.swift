@@ -514,7 +514,7 @@ public final class Engine: Sendable {
     func attempt(_ command: Command, now: Timestamp, actor: String) -> Attempt {
         switch command {
         case .reserve(let request):
-            return attemptReserve(request, claimReservation(request), now: now, actor: actor)
+            return attemptReserve(request, claimReservation(request, ahead: askAhead(request)), now: now, actor: actor)
         case .extend(let id, _, _), .confirm(let id, _), .release(let id, _, _, _), .fulfill(let id, _, _):
             // The id is hashed here once, for the directory and for the shard's table.
             let hashed = HashedID(id)
@@ -581,10 +581,8 @@ public final class Engine: Sendable {
         return AskedAhead(hashed: hashed, oneLine: oneLine)
     }
 
-    /// Claims `request`'s reservation id in the directory. `ahead`: its `askAhead`, when the caller
-    /// asked already.
-    func claimReservation(_ request: ReserveRequest, ahead: AskedAhead? = nil) -> ReservationClaim {
-        let ahead = ahead ?? askAhead(request)
+    /// Claims `request`'s reservation id in the directory. `ahead`: its `askAhead`.
+    func claimReservation(_ request: ReserveRequest, ahead: AskedAhead) -> ReservationClaim {
         switch directory.tryClaim(request.id, hash: ahead.hashed.hash) {
         case nil: return .waitFor(ahead.hashed)
         case .existing(let mask): return .existing(ahead.hashed, mask: mask)

@@ -122,9 +122,9 @@ final class EntryRing: @unchecked Sendable {
 }
 
 /// A ledger entry in 128 bytes, as `EntryRing` keeps it: the slot's word (the ring's, which holds the
-/// seq), time and the four figures as 64-bit integers, the type and the reason as one byte each, then the byte count of each of the six names
-/// (variant, warehouse, note, reference, reservation, actor) and their UTF-8 bytes, one after the
-/// other, in the 72 bytes left.
+/// seq), time and the four figures as 64-bit integers, the type and the reason as one byte each, then
+/// the byte count of each of the six names (variant, warehouse, note, reference, reservation, actor)
+/// and their UTF-8 bytes, one after the other, in the 72 bytes left.
 enum PackedEntry {
     static let byteCount = 128
     private static let namesAt = 56
