@@ -8,7 +8,9 @@
 // write copies the outer array of chunk references and the one chunk it touches (64 KiB), as a forked
 // Redis copies one page at a time. The index is copied only by the first new cell after a snapshot.
 // Compared with a Swift Dictionary, a lookup hashes the names once with FNV-1a instead of the seeded
-// SipHash, and probes an array of integers before it touches an entry.
+// SipHash, and probes an array of integers before it touches an entry. An entry keeps its cell's
+// names as `StoredCellKey` says: a variant of up to 24 bytes in the entry itself, the warehouse as
+// its number in the table's list of codes; a cell's `CellKey` is made again from them when asked for.
 
 import CStockpileLinux
 import StockpileCore
@@ -16,13 +18,17 @@ import Synchronization
 
 struct CellTable: Sequence, Sendable {
     struct Entry: Sendable {
-        var key: CellKey
+        var key: StoredCellKey
         var slot: CellSlot
     }
 
     private static let chunkShift = 10
     private static let chunkMask = (1 << chunkShift) - 1
     private var chunks: [[Entry]] = []
+    /// The warehouse codes of the table's cells, each once, by the number an entry keeps
+    /// (`StoredCellKey.warehouse`); with the numbers by code once there are more than a few.
+    private var warehouses: [String] = []
+    private var warehouseNumbers: [String: UInt32] = [:]
     /// The count is a power of two (or 0 before the first cell).
     private var index = TaggedIndex()
     private(set) var count = 0
@@ -43,9 +49,36 @@ struct CellTable: Sequence, Sendable {
     /// names a cell by it where a name would cost a copy (a reservation's line).
     @inline(__always) func position(of key: CellKey, hash: UInt64) -> Int? {
         guard !index.isEmpty else { return nil }
-        let (s, found) = index.probe(hash: hash) { chunks[$0 >> Self.chunkShift][$0 & Self.chunkMask].key == key }
+        let packed = StoredCellKey.packed(key.variant)
+        let (s, found) = index.probe(hash: hash) { p in
+            let stored = chunks[p >> Self.chunkShift][p & Self.chunkMask].key
+            return stored.isVariant(key.variant, packed: packed) && warehouses[Int(stored.warehouse)] == key.warehouse
+        }
         return found ? TaggedIndex.position(index[s]) : nil
     }
+
+    /// The number of `code` in `warehouses`, added when it has none.
+    private mutating func warehouseNumber(_ code: String) -> UInt32 {
+        if warehouses.count <= Self.warehousesScannedMax {
+            if let n = warehouses.firstIndex(of: code) { return UInt32(n) }
+        } else if let n = warehouseNumbers[code] {
+            return n
+        }
+        let n = UInt32(warehouses.count)
+        warehouses.append(code)
+        if warehouses.count > Self.warehousesScannedMax {
+            // Past a few codes, a lookup by code; every code so far is filed the first time.
+            if warehouseNumbers.isEmpty {
+                for (k, w) in warehouses.enumerated() { warehouseNumbers[w] = UInt32(k) }
+            } else {
+                warehouseNumbers[code] = n
+            }
+        }
+        return n
+    }
+
+    /// Up to this many warehouse codes are looked for one by one when a cell is added.
+    private static var warehousesScannedMax: Int { 8 }
 
     /// `position(of:hash:)` for a table a class keeps (`ShardState.cells`): mutating only so that the
     /// call borrows the table where it lies. Read as a value, the table was copied, retaining each of
@@ -65,7 +98,8 @@ struct CellTable: Sequence, Sendable {
             chunk.reserveCapacity(1 << Self.chunkShift)
             chunks.append(chunk)
         }
-        chunks[p >> Self.chunkShift].append(Entry(key: key, slot: slot))
+        let stored = StoredCellKey(variant: StoredCellKey.variant(key.variant), warehouse: warehouseNumber(key.warehouse))
+        chunks[p >> Self.chunkShift].append(Entry(key: stored, slot: slot))
         count &+= 1
         index.place(position: p, hash: hash)
         // The first write after a copy of the table (a snapshot) moved the index without a growth.
@@ -158,28 +192,13 @@ struct CellTable: Sequence, Sendable {
         return v == 0 ? nil : TaggedIndex.position(v)
     }
 
-    /// Brings in the bytes of the variant name of the first cell on the probe path of `hash` (whose
-    /// entry `prefetchEntry` brought in before), when they are kept apart from the entry (a name of
-    /// more than 15 bytes): the lookup compares them, and among many cells they are a cache miss of
-    /// their own. A hint; mutating as `prefetch` is.
-    ///
-    /// The address is read from the string's two words as the entry holds them: any use of the
-    /// string as a value retained it, writing the very line the hint is for. A native string's second
-    /// word is its storage's address under four flag bits, and its bytes start 32 bytes into it; any
-    /// other kind of string is left alone, and an address that is not one is still only a hint (a
-    /// prefetch never faults).
-    @inline(__always) mutating func prefetchName(hash: UInt64) {
-        guard let p = firstOnPath(hash) else { return }
-        let object = entryAddress(p).load(fromByteOffset: MemoryLayout<Entry>.offset(of: \Entry.key.variant)! + 8, as: UInt64.self)
-        // The top four bits: 0 for a native string that is not a literal (small, literal and bridged
-        // strings set one of them; a shared string's address is then in its storage object, still a
-        // harmless hint).
-        guard object >> 60 == 0, object != 0 else { return }
-        stockpile_prefetch_read(UnsafeRawPointer(bitPattern: UInt(object &+ 32)))
-    }
-
     /// The key of the cell at `position`.
-    func key(at position: Int) -> CellKey { chunks[position >> Self.chunkShift][position & Self.chunkMask].key }
+    func key(at position: Int) -> CellKey { key(of: chunks[position >> Self.chunkShift][position & Self.chunkMask].key) }
+
+    /// The names `stored` keeps.
+    private func key(of stored: StoredCellKey) -> CellKey {
+        CellKey(variant: stored.variantName, warehouse: warehouses[Int(stored.warehouse)])
+    }
 
     /// The slot of the cell at `position`.
     subscript(position p: Int) -> CellSlot {
@@ -199,6 +218,8 @@ struct CellTable: Sequence, Sendable {
     mutating func removeAll() {
         generation = Self.newGeneration()
         chunks.removeAll()
+        warehouses.removeAll()
+        warehouseNumbers.removeAll()
         index.removeAll()
         hintCell?.publish(index.slots)
         count = 0
@@ -210,7 +231,10 @@ struct CellTable: Sequence, Sendable {
 
     /// Every cell, in the order it was first used.
     func makeIterator() -> LazyMapSequence<FlattenSequence<[[Entry]]>, (key: CellKey, value: CellSlot)>.Iterator {
-        chunks.joined().lazy.map { (key: $0.key, value: $0.slot) }.makeIterator()
+        let warehouses = warehouses
+        return chunks.joined().lazy.map { entry in
+            (key: CellKey(variant: entry.key.variantName, warehouse: warehouses[Int(entry.key.warehouse)]), value: entry.slot)
+        }.makeIterator()
     }
 
     #if DEBUG
@@ -219,8 +243,13 @@ struct CellTable: Sequence, Sendable {
         precondition(index.isEmpty || index.count.nonzeroBitCount == 1, "the index count is a power of two")
         precondition(count * 2 <= index.count || count == 0, "the index is at most half full")
         precondition(index.slots.lazy.filter { $0 != 0 }.count == count, "every entry is in the index once")
+        precondition(Set(warehouses).count == warehouses.count, "a warehouse code has one number")
+        precondition(warehouses.count <= Self.warehousesScannedMax || warehouseNumbers.count == warehouses.count, "past a few codes, every code is filed")
         for p in 0..<count {
-            let key = chunks[p >> Self.chunkShift][p & Self.chunkMask].key
+            let stored = chunks[p >> Self.chunkShift][p & Self.chunkMask].key
+            precondition(Int(stored.warehouse) < warehouses.count, "an entry's warehouse number is one the table gave")
+            if case .string(let name) = stored.variant { precondition(StoredCellKey.packed(name) == nil, "a name that fits is kept in the entry") }
+            let key = key(at: p)
             precondition(position(of: key, hash: Self.hash(key)) == p, "entry \(p) is found at its position")
         }
     }

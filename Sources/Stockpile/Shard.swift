@@ -138,9 +138,8 @@ actor Shard {
         precondition(hashes.count == requests.count, "one hash per request")
         // What each request will read is asked for ahead, so that the tables' cache misses overlap
         // with deciding the ones before: its id's slot in the reservation table and its cell's slot
-        // in the cell table's index `far` requests ahead, the cell's entry (found through that slot)
-        // `near` requests ahead, and the bytes of the cell's name, which the lookup compares (found
-        // through the entry), the request before.
+        // in the cell table's index `far` requests ahead, and the cell's entry (found through that
+        // slot; it holds the names the lookup compares, `StoredCellKey`) `near` requests ahead.
         let (far, near) = (4, 2)
         withState { state in
             defer { state.hashedID = nil }
@@ -154,13 +153,11 @@ actor Shard {
                 if let h = cellHash(k) { state.cells.prefetch(hash: h) }
             }
             func fetchCell(_ k: Int) { if let h = cellHash(k) { state.cells.prefetchEntry(hash: h) } }
-            func fetchName(_ k: Int) { if let h = cellHash(k) { state.cells.prefetchName(hash: h) } }
             for k in positions.indices.prefix(far) { fetchIndexes(k) }
             for k in positions.indices.prefix(near) { fetchCell(k) }
             for k in positions.indices {
                 if k + far < positions.count { fetchIndexes(k + far) }
                 if k + near < positions.count { fetchCell(k + near) }
-                if k + 1 < positions.count { fetchName(k + 1) }
                 let p = positions[k]
                 let hashedID = HashedID(requests[p].id, hash: hashes[p])
                 state.hashedID = hashedID
