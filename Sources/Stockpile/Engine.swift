@@ -103,7 +103,7 @@ enum KeyRecord: Sendable, ClaimableValue {
 enum Performed {
     /// A commit, logged and applied.
     case commit(Commit)
-    /// A new reservation of one line naming its warehouse, logged and applied from its ledger entry
+    /// A new reservation of one line naming its warehouse, logged and applied from its entry's figures
     /// without a commit (`Shard.reserveOneLine`): the reservation as it was made, without a line array.
     case reserved(OneLineReservation)
     case unchanged(Reply)

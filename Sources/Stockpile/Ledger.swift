@@ -95,17 +95,39 @@ final class EntryRing: @unchecked Sendable {
     /// Keeps `e` in its slot, unless the slot already holds a newer entry (the thread keeping `e`
     /// was overtaken by a whole ring's worth of entries: `e` is gone from memory already).
     func keep(_ e: borrowing LedgerEntry) {
-        let i = slot(e.seq)
+        keep(seq: e.seq, pack: { PackedEntry.pack(e, into: $0) }, whole: { copy e })
+    }
+
+    /// Keeps the entry of a new reservation numbered `seq`, made at `time` under `id` by `actor`, that
+    /// took `cell`'s figures from `before` to `after`, as `keep` keeps its `LedgerEntry` (which is
+    /// built only when its names do not fit a slot).
+    func keepReservation(seq: UInt64, time: Timestamp, cell: CellKey, before: CellState, after: CellState, id: String, actor: String) {
+        keep(
+            seq: seq,
+            pack: {
+                PackedEntry.pack(
+                    time: time, type: .reserve, deltaOnHand: after.onHand - before.onHand, deltaReserved: after.reserved - before.reserved, onHand: after.onHand,
+                    reserved: after.reserved, reason: nil, variant: cell.variant, warehouse: cell.warehouse, note: "", reference: "",
+                    reservation: id, actor: actor, into: $0)
+            },
+            whole: { Ledger.reservationEntry(seq: seq, time: time, cell: cell, before: before, after: after, id: id, actor: actor) })
+    }
+
+    /// Keeps entry `seq` in its slot, packed by `pack` (false when its names take more room than a
+    /// slot has: then `whole` is kept, boxed), unless the slot already holds a newer entry (the thread
+    /// keeping it was overtaken by a whole ring's worth of entries: it is gone from memory already).
+    @inline(__always)
+    private func keep(seq: UInt64, pack: (UnsafeMutableRawPointer) -> Bool, whole: () -> LedgerEntry) {
+        let i = slot(seq)
         let held = acquire(i)
-        if held > e.seq {
+        if held > seq {
             word(i).pointee.store(held, ordering: .releasing)
             return
         }
-        let seq = e.seq
-        if PackedEntry.pack(e, into: slots + i * PackedEntry.byteCount) {
+        if pack(slots + i * PackedEntry.byteCount) {
             if boxes[i] != nil { boxes[i] = nil }
         } else {
-            boxes[i] = Boxed(copy e)
+            boxes[i] = Boxed(whole())
         }
         word(i).pointee.store(seq, ordering: .releasing)
     }
@@ -139,15 +161,28 @@ enum PackedEntry {
     /// first 8 bytes, the slot's word, are left to the ring: it stores the seq there.
     @inline(__always)
     static func pack(_ e: borrowing LedgerEntry, into p: UnsafeMutableRawPointer) -> Bool {
-        let counts = (e.variant.utf8.count, e.warehouse.utf8.count, e.note.utf8.count, e.reference.utf8.count, e.reservation.utf8.count, e.actor.utf8.count)
+        pack(
+            time: e.time, type: e.type, deltaOnHand: e.deltaOnHand, deltaReserved: e.deltaReserved, onHand: e.onHand, reserved: e.reserved,
+            reason: e.reason, variant: e.variant, warehouse: e.warehouse, note: e.note, reference: e.reference, reservation: e.reservation,
+            actor: e.actor, into: p)
+    }
+
+    /// `pack(_:into:)` from the entry's fields, for a caller that has not built the entry.
+    @inline(__always)
+    static func pack(
+        time: Timestamp, type: EntryType, deltaOnHand: Quantity, deltaReserved: Quantity, onHand: Quantity, reserved: Quantity,
+        reason: ReasonCode?, variant: String, warehouse: String, note: String, reference: String, reservation: String, actor: String,
+        into p: UnsafeMutableRawPointer
+    ) -> Bool {
+        let counts = (variant.utf8.count, warehouse.utf8.count, note.utf8.count, reference.utf8.count, reservation.utf8.count, actor.utf8.count)
         guard counts.0 + counts.1 + counts.2 + counts.3 + counts.4 + counts.5 <= nameRoom else { return false }
-        p.storeBytes(of: e.time.milliseconds, toByteOffset: 8, as: Int64.self)
-        p.storeBytes(of: e.deltaOnHand.units, toByteOffset: 16, as: Int64.self)
-        p.storeBytes(of: e.deltaReserved.units, toByteOffset: 24, as: Int64.self)
-        p.storeBytes(of: e.onHand.units, toByteOffset: 32, as: Int64.self)
-        p.storeBytes(of: e.reserved.units, toByteOffset: 40, as: Int64.self)
-        p.storeBytes(of: e.type.packedCode, toByteOffset: 48, as: UInt8.self)
-        p.storeBytes(of: e.reason?.packedCode ?? noReason, toByteOffset: 49, as: UInt8.self)
+        p.storeBytes(of: time.milliseconds, toByteOffset: 8, as: Int64.self)
+        p.storeBytes(of: deltaOnHand.units, toByteOffset: 16, as: Int64.self)
+        p.storeBytes(of: deltaReserved.units, toByteOffset: 24, as: Int64.self)
+        p.storeBytes(of: onHand.units, toByteOffset: 32, as: Int64.self)
+        p.storeBytes(of: reserved.units, toByteOffset: 40, as: Int64.self)
+        p.storeBytes(of: type.packedCode, toByteOffset: 48, as: UInt8.self)
+        p.storeBytes(of: reason?.packedCode ?? noReason, toByteOffset: 49, as: UInt8.self)
         p.storeBytes(of: UInt8(counts.0), toByteOffset: 50, as: UInt8.self)
         p.storeBytes(of: UInt8(counts.1), toByteOffset: 51, as: UInt8.self)
         p.storeBytes(of: UInt8(counts.2), toByteOffset: 52, as: UInt8.self)
@@ -155,12 +190,12 @@ enum PackedEntry {
         p.storeBytes(of: UInt8(counts.4), toByteOffset: 54, as: UInt8.self)
         p.storeBytes(of: UInt8(counts.5), toByteOffset: 55, as: UInt8.self)
         var at = p + namesAt
-        at += copyUTF8(e.variant, to: at)
-        at += copyUTF8(e.warehouse, to: at)
-        at += copyUTF8(e.note, to: at)
-        at += copyUTF8(e.reference, to: at)
-        at += copyUTF8(e.reservation, to: at)
-        _ = copyUTF8(e.actor, to: at)
+        at += copyUTF8(variant, to: at)
+        at += copyUTF8(warehouse, to: at)
+        at += copyUTF8(note, to: at)
+        at += copyUTF8(reference, to: at)
+        at += copyUTF8(reservation, to: at)
+        _ = copyUTF8(actor, to: at)
         return true
     }
 
@@ -348,34 +383,45 @@ final class Ledger: Sendable {
         for c in ended { c.finish() }
     }
 
-    /// `append` for a new reservation of one line, from its ledger entry and the fields of its log
-    /// record, without its commit: numbers `entry` and `record` (built by the caller, when the engine
-    /// has a log; nil when the log's record cannot carry it), hands the log the record, and keeps the
-    /// entry. With subscribers, or without a record for the log, it builds the commit (`commit`,
-    /// given the numbered entry) and appends it as `append` does, so that subscribers hear of it, and
-    /// the log records it, exactly as any other commit. `place`: where the shard keeps the record's
-    /// cell, when it has it already (the log's writer numbers the cell by it).
+    /// `append` for a new reservation of one line, from the figures of its ledger entry and the fields
+    /// of its log record, without either its entry or its commit: the reservation `id`, made at
+    /// `time` by `actor`, took `cell`'s figures from `before` to `after`. Numbers the entry and
+    /// `record` (built by the caller, when the engine has a log; nil when the log's record cannot
+    /// carry it), hands the log the record, and keeps the entry (`EntryRing.keepReservation`). With
+    /// subscribers, or without a record for the log, it builds the entry and the commit (`commit`,
+    /// given the numbered entry) and appends it as `append` does, so that subscribers hear of it,
+    /// and the log records it, exactly as any other commit. `place`: where the shard keeps the
+    /// record's cell, when it has it already (the log's writer numbers the cell by it).
     func append(
-        reservation entry: inout LedgerEntry, record: consuming CompactReservation?, place: CellPlace? = nil, lane: Int,
-        commit: (LedgerEntry) -> Commit, alerts: (Commit) -> [LowStockAlert]
+        reservation id: String, time: Timestamp, cell: CellKey, before: CellState, after: CellState, actor: String,
+        record: consuming CompactReservation?, place: CellPlace? = nil, lane: Int, commit: (LedgerEntry) -> Commit,
+        alerts: (Commit) -> [LowStockAlert]
     ) throws(WALIOError) {
         try log?.checkWritable()
         if subscriberCount.load(ordering: .acquiring) == 0, log == nil || record != nil {
             let (seq, lsn) = take(1, record: log != nil)
-            entry.seq = seq
-            ring.keep(entry)
+            ring.keepReservation(seq: seq, time: time, cell: cell, before: before, after: after, id: id, actor: actor)
             if let log {
                 // Numbered where it lies, and moved from there into the log's lane.
                 var fields = consume record
                 fields!.seq = seq
-                assert(fields! == CompactReservation(commit(entry)), "a reservation record that is not its commit's")
+                assert(
+                    fields! == CompactReservation(commit(Self.reservationEntry(seq: seq, time: time, cell: cell, before: before, after: after, id: id, actor: actor))),
+                    "a reservation record that is not its commit's")
                 log.submit(reservation: &fields, place: place, lsn: lsn, lane: lane)
             }
             return
         }
-        var built = commit(entry)
+        var built = commit(Self.reservationEntry(seq: 0, time: time, cell: cell, before: before, after: after, id: id, actor: actor))
         appendWritable(&built, lane: lane, alerts: alerts)
-        entry.seq = built.entries[0].seq
+    }
+
+    /// The ledger entry of a new reservation `id` made at `time` by `actor`, numbered `seq`, that took
+    /// `cell`'s figures from `before` to `after`: what `Rules.held` builds for it.
+    static func reservationEntry(seq: UInt64, time: Timestamp, cell: CellKey, before: CellState, after: CellState, id: String, actor: String) -> LedgerEntry {
+        LedgerEntry(
+            seq: seq, time: time, type: .reserve, variant: cell.variant, warehouse: cell.warehouse, deltaOnHand: after.onHand - before.onHand,
+            deltaReserved: after.reserved - before.reserved, onHand: after.onHand, reserved: after.reserved, reservation: id, actor: actor)
     }
 
     /// Whether records go to a log (set once, before any append).

@@ -217,10 +217,10 @@ actor Shard {
 
     /// A new reservation of `request`'s one line, which names its warehouse in this shard, whose id the
     /// caller has claimed (`hashedID`); `cellHash` is its cell's `CellTable.hash`. Decided by the same
-    /// rules as any reservation (`Rules.holdOneLine`), and committed from its ledger entry: a cell the
+    /// rules as any reservation (`Rules.holdOneLine`), and committed from its entry's figures: a cell the
     /// shard has is found once for the check and the change (one it has not is added when the hold
     /// is committed), the log gets the fields of its `reservation` record, and no commit is built
-    /// (unless someone subscribes, or the record cannot carry it: see `Ledger.append(reservation:)`).
+    /// (unless someone subscribes, or the record cannot carry it: see `Ledger.append(reservation:…)`).
     /// A replay of a reservation the shard still keeps, or a conflict, is decided the general way.
     /// The reservation made goes to `made`, anything else performed (a refusal, the general path's
     /// decision) to `otherwise`, both called holding the lock.
@@ -257,10 +257,11 @@ actor Shard {
         assert(cellHash == CellTable.hash(cell), "the cell's hash is its own")
         let known = state.cells.positionInPlace(of: cell, hash: cellHash)
         let before = known.map { state.cells[position: $0].state } ?? .empty
-        let hold = Rules.holdOneLine(line, before: before, in: state, now: now, actor: actor, reservation: request.id)
+        let hold = Rules.holdOneLine(line, before: before, in: state)
         if case .refused(let refusal) = hold { return otherwise(.refused(refusal)) }
-        // Bound from the consumed hold: its line and entry move out rather than being copied.
-        guard case .held(let held, var entry, let policy) = consume hold else { preconditionFailure("a hold is held or refused") }
+        // Bound from the consumed hold: its line moves out rather than being copied. No ledger entry
+        // is built: the ledger keeps it from its figures (`Ledger.append(reservation:…)`).
+        guard case .held(let held, let after, let policy) = consume hold else { preconditionFailure("a hold is held or refused") }
         let strategy = request.strategy ?? settings.defaultStrategy
         // The reservation as the general path would make it (`Reservation(new:lines:fingerprint:at:)`),
         // without an array for its line: making it allocates nothing.
@@ -272,11 +273,12 @@ actor Shard {
         let record = ledger.isLogged
             ? CompactReservation(
                 reservation: request.id, time: now, seq: 0, cell: cell, actor: actor, quantity: held.quantity, tracked: held.tracked,
-                backordered: held.backordered, onHandAfter: entry.onHand, reservedAfter: entry.reserved, ttl: request.ttl,
+                backordered: held.backordered, onHandAfter: after.onHand, reservedAfter: after.reserved, ttl: request.ttl,
                 customer: request.customer, strategy: strategy) : nil
         do throws(WALIOError) {
             try ledger.append(
-                reservation: &entry, record: record, place: known.map { CellPlace(shard: state.index, position: $0, generation: state.cells.generation, tableHash: cellHash) },
+                reservation: request.id, time: now, cell: cell, before: before, after: after, actor: actor, record: record,
+                place: known.map { CellPlace(shard: state.index, position: $0, generation: state.cells.generation, tableHash: cellHash) },
                 lane: state.index,
                 commit: { numbered in Commit(time: now, entries: [numbered], reservation: reservation.reservation, replyShape: .reservation) },
                 alerts: { LowStockAlert.alerts(for: $0, in: state) })
@@ -284,7 +286,7 @@ actor Shard {
             return otherwise(.refused(.writesStopped(error)))
         }
         // Applied as `ShardState.apply` applies the commit it stands for.
-        let p = state.apply(entry, of: cell, hash: cellHash, at: known, backorderAllowed: policy.backorder)
+        let p = state.applyReservation(of: cell, before: before, after: after, hash: cellHash, at: known, backorderAllowed: policy.backorder)
         state.store(reservation, cellPosition: p)
         return made(reservation)
     }

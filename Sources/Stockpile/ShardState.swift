@@ -1,8 +1,8 @@
 // The state one shard owns: its cells, the reservations whose home it is, a copy of the catalog and
 // the counters behind the KPIs. The rules read it as a `StockView`; it changes by a commit, whether
 // just decided or replayed from the log (`apply`), or by what a commit of a new one-line reservation
-// would change: applied from its ledger entry (`Shard.reserveOneLine`), or from a compact log
-// record's figures without building the entry (`replay`): the same changes, in the same order. It is a class that never
+// would change: applied from its entry's figures (`Shard.reserveOneLine`, `applyReservation`), or from
+// a compact log record's (`replay`), neither building the entry: the same changes, in the same order. It is a class that never
 // leaves its actor, so the rules borrow it instead of copying five tables per request; whatever
 // leaves the actor is a `ShardSnapshot` value.
 
@@ -225,6 +225,20 @@ final class ShardState: StockView {
         let p = position ?? cells.position(of: cell, hash: hash, default: CellSlot(state: .empty))
         cells[position: p].record(e, backorderAllowed: backorderAllowed())
         counters.count(e)
+        return p
+    }
+
+    /// `apply(_:of:hash:at:backorderAllowed:)` for a new reservation's entry, given by its figures
+    /// (`before` and `after`), without the entry: what the one-line path keeps in the ledger instead
+    /// of building one (`Ledger.append(reservation:…)`).
+    func applyReservation(
+        of cell: CellKey, before: CellState, after: CellState, hash: UInt64, at position: Int? = nil, backorderAllowed: @autoclosure () -> Bool
+    ) -> Int {
+        assert(hash == CellTable.hash(cell), "the cell's hash")
+        let p = position ?? cells.position(of: cell, hash: hash, default: CellSlot(state: .empty))
+        assert(cells[position: p].state == before, "a reservation's entry that does not follow from its cell's figures")
+        cells[position: p].record(.reserve, deltaOnHand: after.onHand - before.onHand, before: before, after: after, backorderAllowed: backorderAllowed())
+        counters.countReserve(deltaReserved: after.reserved - before.reserved, before: before, after: after)
         return p
     }
 

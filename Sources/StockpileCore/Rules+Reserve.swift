@@ -89,10 +89,11 @@ extension Rules {
     ) -> Decision {
         let line = request.lines[0]
         let before = view.cellState(CellKey(variant: line.variant, warehouse: line.warehouse))
-        switch holdOneLine(line, before: before, in: view, now: now, actor: actor, reservation: request.id) {
+        switch holdOneLine(line, before: before, in: view) {
         case .refused(let refusal):
             return .refused(refusal)
-        case .held(let held, let entry, _):
+        case .held(let held, let after, _):
+            let entry = cellEntry(.reserve, CellKey(variant: line.variant, warehouse: line.warehouse), before: before, after: after, now: now, actor: actor, reservation: request.id)
             let reservation = Reservation(new: request, lines: [held], fingerprint: fingerprint, at: now)
             return .commit(Commit(time: now, entries: [entry], reservation: reservation, replyShape: .reservation))
         }
@@ -143,20 +144,19 @@ extension Rules {
     }
 
     /// What holding a new reservation's one line naming its warehouse comes to, its cell's figures being
-    /// `before`: the reservation's line and its ledger entry, with the variant's policy; or the refusal.
+    /// `before`: the reservation's line and the cell's figures after it (its ledger entry goes from
+    /// `before` to them: `cellEntry(.reserve, …)`), with the variant's policy; or the refusal.
     public enum OneLineHold {
-        case held(ReservationLine, LedgerEntry, VariantPolicy)
+        case held(ReservationLine, after: CellState, VariantPolicy)
         case refused(Refusal)
     }
 
-    /// The checks and the hold of a new reservation of one line naming its warehouse (`line`, made at
-    /// `now` under the id `reservation`), in the order the general path makes them: the warehouse
+    /// The checks and the hold of a new reservation of one line naming its warehouse (`line`), in the
+    /// order the general path makes them: the warehouse
     /// exists, it is active, available covers the quantity unless the variant may go below zero, and
     /// reserved stays within its limit. `before` is the cell's figures (`.empty` for a cell not seen).
     /// For `reserveOneLine` and for an engine that commits the hold without building a commit.
-    @inlinable public static func holdOneLine(
-        _ line: ReserveLine, before: CellState, in view: some StockView, now: Timestamp, actor: String, reservation: String
-    ) -> OneLineHold {
+    @inlinable public static func holdOneLine(_ line: ReserveLine, before: CellState, in view: some StockView) -> OneLineHold {
         guard let warehouse = view.warehouse(line.warehouse) else { return .refused(.warehouseNotFound(line.warehouse)) }
         guard warehouse.active else { return .refused(Refusal(.inactive, "warehouse \(warehouse.code) is inactive")) }
         let quantity = line.quantity
@@ -164,11 +164,10 @@ extension Rules {
         if !policy.unlimited && !policy.backorder && before.available < quantity {
             return .refused(.insufficient(variant: line.variant, warehouse: line.warehouse, available: before.available, requested: quantity))
         }
-        let cell = CellKey(variant: line.variant, warehouse: line.warehouse)
-        guard let (held, entry) = held(quantity, of: cell, before: before, policy: policy, now: now, actor: actor, reservation: reservation) else {
+        guard let (held, after) = heldLine(quantity, variant: line.variant, warehouse: line.warehouse, before: before, policy: policy) else {
             return .refused(.limit("reserved may not exceed \(Limits.cellQuantityMax)"))
         }
-        return .held(held, entry, policy)
+        return .held(held, after: after, policy)
     }
 
     /// The line and ledger entry of holding `quantity` of `cell`, whose figures are `before`: reserved
@@ -177,6 +176,14 @@ extension Rules {
     @inlinable static func held(
         _ quantity: Quantity, of cell: CellKey, before: CellState, policy: VariantPolicy, now: Timestamp, actor: String, reservation: String
     ) -> (ReservationLine, LedgerEntry)? {
+        guard let (line, after) = heldLine(quantity, variant: cell.variant, warehouse: cell.warehouse, before: before, policy: policy) else { return nil }
+        return (line, cellEntry(.reserve, cell, before: before, after: after, now: now, actor: actor, reservation: reservation))
+    }
+
+    /// `held` without the ledger entry: the line, and the cell's figures after the hold.
+    @inlinable static func heldLine(
+        _ quantity: Quantity, variant: String, warehouse: String, before: CellState, policy: VariantPolicy
+    ) -> (ReservationLine, CellState)? {
         var after = before
         var backordered = Quantity.zero
         if !policy.unlimited {
@@ -184,10 +191,7 @@ extension Rules {
             guard after.reserved <= Limits.cellQuantityMax else { return nil }
             if policy.backorder { backordered = (quantity - before.available.clampedAtZero).clampedAtZero }
         }
-        return (
-            ReservationLine(variant: cell.variant, warehouse: cell.warehouse, quantity: quantity, backordered: backordered, tracked: !policy.unlimited),
-            cellEntry(.reserve, cell, before: before, after: after, now: now, actor: actor, reservation: reservation)
-        )
+        return (ReservationLine(variant: variant, warehouse: warehouse, quantity: quantity, backordered: backordered, tracked: !policy.unlimited), after)
     }
 
     /// Places one `*` line into `demand`, or says why it cannot be placed. `candidates` are the active
