@@ -69,6 +69,25 @@ struct IDTable<Value>: Sequence {
     /// retaining its arrays; it changes nothing.
     @inline(__always) mutating func prefetch(hash: Int) { index.prefetch(hash: Self.bits(hash)) }
 
+    /// Asks the processor for the line the next entry will be written to (a hint for a caller that
+    /// is about to insert: the line is a cache miss, written long before, if ever). Mutating for the
+    /// reason `prefetch(hash:)` is. The chunk's storage is read as the address its array holds (as
+    /// `CellTable.entryAddress` reads it); an address past the chunk's capacity is still only a hint:
+    /// a prefetch never faults.
+    @inline(__always) mutating func prefetchNextEntry() {
+        let p = count
+        let c = p >> Self.chunkShift
+        guard c < chunks.count else { return }
+        chunks.withUnsafeBufferPointer { outer in
+            let storage = UnsafeRawPointer(outer.baseAddress! + c).load(as: UnsafeRawPointer.self)
+            stockpile_prefetch(storage + Self.arrayHeaderByteCount + (p & Self.chunkMask) * MemoryLayout<Entry>.stride)
+        }
+    }
+
+    /// Where an array's elements start in its storage object (64-bit: the object header, the count
+    /// and the capacity).
+    private static var arrayHeaderByteCount: Int { 32 }
+
     /// The keys whose hash is `hash`: those on its probe path whose tag is its tag, hashed again to
     /// tell the whole hash (for a caller that kept only the hash; usually one key, or none).
     /// `lowMask`: bits of the hash left out of the comparison, below the 32 of the index's tag (the

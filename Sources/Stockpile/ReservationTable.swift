@@ -219,6 +219,9 @@ struct ReservationTable: Sendable {
     /// `IDTable.prefetch(hash:)`.
     @inline(__always) mutating func prefetch(hash: Int) { table.prefetch(hash: hash) }
 
+    /// `IDTable.prefetchNextEntry()`: the line a new reservation's entry will be written to.
+    @inline(__always) mutating func prefetchNextEntry() { table.prefetchNextEntry() }
+
     /// The entry of `id`; `reservation(id:cells:)` builds the reservation from it.
     func stored(_ id: String, hash: Int) -> StoredReservation? { table[id, hash: hash] }
 
