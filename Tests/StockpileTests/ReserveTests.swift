@@ -55,6 +55,28 @@ struct ReserveTests {
         #expect(await f.engine.verify().isEmpty)
     }
 
+    @Test(
+        "a single-line reserve's entry reads back whole whether its names fit a slot of the ring of recent entries or not",
+        arguments: [
+            ("SKU-1", "order-1", "checkout"),
+            (String(repeating: "V", count: 64), String(repeating: "r", count: 128), String(repeating: "a", count: 40)),
+        ])
+    func singleLineEntryNames(variant: String, id: String, actor: String) async throws {
+        let f = Fixture()
+        try await f.receive(variant, "MAIN", 10)
+        let before = f.nextSeq
+        _ = try must(await f.reserve(id, [rline(variant, "MAIN", 4)], actor: actor))
+        let entries = await f.events(from: before)
+        #expect(entries.count == 1)
+        let e = try #require(entries.first)
+        #expect(e.seq == before && e.type == .reserve)
+        #expect(e.variant == variant && e.warehouse == "MAIN")
+        #expect(e.deltaOnHand == 0 && e.deltaReserved == 4)
+        #expect(e.onHand == 10 && e.reserved == 4)
+        #expect(e.reservation == id && e.actor == actor && e.note == "" && e.reference == "" && e.reason == nil)
+        #expect(await f.engine.verify().isEmpty)
+    }
+
     @Test("a multi-line reserve over several variants and warehouses changes every cell and logs consecutive entries")
     func multiLine() async throws {
         let f = Fixture()
