@@ -26,7 +26,7 @@ struct CellTable: Sequence, Sendable {
     private static let chunkMask = (1 << chunkShift) - 1
     private var chunks: [[Entry]] = []
     /// The warehouse codes of the table's cells, each once, by the number an entry keeps
-    /// (`StoredCellKey.warehouse`); with the numbers by code once there are more than a few.
+    /// (`StoredCellKey.warehouse`), and the numbers by code.
     private var warehouses: [String] = []
     private var warehouseNumbers: [String: UInt32] = [:]
     /// The count is a power of two (or 0 before the first cell).
@@ -57,7 +57,9 @@ struct CellTable: Sequence, Sendable {
         return found ? TaggedIndex.position(index[s]) : nil
     }
 
-    /// The number of `code` in `warehouses`, added when it has none.
+    /// The number of `code` in `warehouses`, added when it has none. A few codes are looked through one
+    /// by one (a short code compares as two words, where the dictionary would hash it: a seed of
+    /// millions of cells adds a cell at a time); past them, the dictionary is asked.
     private mutating func warehouseNumber(_ code: String) -> UInt32 {
         if warehouses.count <= Self.warehousesScannedMax {
             if let n = warehouses.firstIndex(of: code) { return UInt32(n) }
@@ -66,18 +68,11 @@ struct CellTable: Sequence, Sendable {
         }
         let n = UInt32(warehouses.count)
         warehouses.append(code)
-        if warehouses.count > Self.warehousesScannedMax {
-            // Past a few codes, a lookup by code; every code so far is filed the first time.
-            if warehouseNumbers.isEmpty {
-                for (k, w) in warehouses.enumerated() { warehouseNumbers[w] = UInt32(k) }
-            } else {
-                warehouseNumbers[code] = n
-            }
-        }
+        warehouseNumbers[code] = n
         return n
     }
 
-    /// Up to this many warehouse codes are looked for one by one when a cell is added.
+    /// Up to this many warehouse codes are looked through one by one when a cell is added.
     private static var warehousesScannedMax: Int { 8 }
 
     /// `position(of:hash:)` for a table a class keeps (`ShardState.cells`): mutating only so that the
@@ -193,12 +188,7 @@ struct CellTable: Sequence, Sendable {
     }
 
     /// The key of the cell at `position`.
-    func key(at position: Int) -> CellKey { key(of: chunks[position >> Self.chunkShift][position & Self.chunkMask].key) }
-
-    /// The names `stored` keeps.
-    private func key(of stored: StoredCellKey) -> CellKey {
-        CellKey(variant: stored.variantName, warehouse: warehouses[Int(stored.warehouse)])
-    }
+    func key(at position: Int) -> CellKey { chunks[position >> Self.chunkShift][position & Self.chunkMask].key.cellKey(warehouses: warehouses) }
 
     /// The slot of the cell at `position`.
     subscript(position p: Int) -> CellSlot {
@@ -232,9 +222,7 @@ struct CellTable: Sequence, Sendable {
     /// Every cell, in the order it was first used.
     func makeIterator() -> LazyMapSequence<FlattenSequence<[[Entry]]>, (key: CellKey, value: CellSlot)>.Iterator {
         let warehouses = warehouses
-        return chunks.joined().lazy.map { entry in
-            (key: CellKey(variant: entry.key.variantName, warehouse: warehouses[Int(entry.key.warehouse)]), value: entry.slot)
-        }.makeIterator()
+        return chunks.joined().lazy.map { (key: $0.key.cellKey(warehouses: warehouses), value: $0.slot) }.makeIterator()
     }
 
     #if DEBUG
@@ -244,7 +232,7 @@ struct CellTable: Sequence, Sendable {
         precondition(count * 2 <= index.count || count == 0, "the index is at most half full")
         precondition(index.slots.lazy.filter { $0 != 0 }.count == count, "every entry is in the index once")
         precondition(Set(warehouses).count == warehouses.count, "a warehouse code has one number")
-        precondition(warehouses.count <= Self.warehousesScannedMax || warehouseNumbers.count == warehouses.count, "past a few codes, every code is filed")
+        precondition(warehouseNumbers.count == warehouses.count && warehouseNumbers.allSatisfy { warehouses[Int($0.value)] == $0.key }, "every code is filed under its number")
         for p in 0..<count {
             let stored = chunks[p >> Self.chunkShift][p & Self.chunkMask].key
             precondition(Int(stored.warehouse) < warehouses.count, "an entry's warehouse number is one the table gave")

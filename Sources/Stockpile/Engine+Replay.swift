@@ -496,16 +496,14 @@ struct ReplayTables {
     mutating func replay(_ record: UnsafePointer<CompactReservation>, cellHash: UInt64, cellPosition: Int?, idHash: Int) -> Int {
         assert(router.shard(for: record.pointee.cell) == shard, "a reservation record replayed in a shard that does not own its cell")
         assert(cellPosition == nil || cells.key(at: cellPosition!) == record.pointee.cell, "the cell's own position")
-        // What `ShardState.apply(fields.entry, of:hash:backorderAllowed:)` does, without building the
-        // entry: the ring's entries are kept from the last batches (`RecentBatches`).
-        let p = cellPosition ?? cells.position(of: record.pointee.cell, hash: cellHash, default: CellSlot(state: .empty))
+        // Its entry applied from the figures the record carries, without building the entry: the
+        // ring's entries are kept from the last batches (`RecentBatches`).
         let deltaReserved = record.pointee.tracked ? record.pointee.quantity : .zero
         let after = CellState(onHand: record.pointee.onHandAfter, reserved: record.pointee.reservedAfter)
         let before = CellState(onHand: after.onHand, reserved: after.reserved - deltaReserved)
-        assert(cells[position: p].state == before, "entry \(record.pointee.seq) does not follow from the cell's figures")
-        cells[position: p].record(
-            .reserve, deltaOnHand: .zero, before: before, after: after, backorderAllowed: catalog.backorder(of: record.pointee.cell.variant))
-        counters.countReserve(deltaReserved: deltaReserved, before: before, after: after)
+        let p = applyReservationFigures(
+            cells: &cells, counters: &counters, of: record.pointee.cell, hash: cellHash, at: cellPosition, before: before, after: after,
+            backorderAllowed: catalog.backorder(of: record.pointee.cell.variant))
         reservations.store(new: record, hash: idHash, cellPosition: p)
         assert(
             reservations.stored(record.pointee.id, hash: idHash)?.reservation(id: record.pointee.id, cells: cells) == record.pointee.commit.reservation,

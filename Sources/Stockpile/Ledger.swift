@@ -417,11 +417,11 @@ final class Ledger: Sendable {
     }
 
     /// The ledger entry of a new reservation `id` made at `time` by `actor`, numbered `seq`, that took
-    /// `cell`'s figures from `before` to `after`: what `Rules.held` builds for it.
+    /// `cell`'s figures from `before` to `after`: the one the rules make for its hold (`Rules.held`).
     static func reservationEntry(seq: UInt64, time: Timestamp, cell: CellKey, before: CellState, after: CellState, id: String, actor: String) -> LedgerEntry {
-        LedgerEntry(
-            seq: seq, time: time, type: .reserve, variant: cell.variant, warehouse: cell.warehouse, deltaOnHand: after.onHand - before.onHand,
-            deltaReserved: after.reserved - before.reserved, onHand: after.onHand, reserved: after.reserved, reservation: id, actor: actor)
+        var entry = Rules.cellEntry(.reserve, cell, before: before, after: after, now: time, actor: actor, reservation: id)
+        entry.seq = seq
+        return entry
     }
 
     /// Whether records go to a log (set once, before any append).

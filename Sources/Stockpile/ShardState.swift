@@ -82,6 +82,22 @@ struct ShardSnapshot: Sendable {
     func contains(reservation id: String) -> Bool { reservations.contains(id, hash: id.hashValue) }
 }
 
+/// What a new reservation's ledger entry does to a shard's `cells` and `counters`, given by the cell's
+/// figures `before` and `after` it rather than by the entry (which neither the one-line path nor replay
+/// builds): the cell (`hash`: its `CellTable.hash`; at `position` when the caller has it, added
+/// otherwise) takes the figures, and the counters count the reservation. Returns the cell's position.
+func applyReservationFigures(
+    cells: inout CellTable, counters: inout StockCounters, of cell: CellKey, hash: UInt64, at position: Int?, before: CellState,
+    after: CellState, backorderAllowed: @autoclosure () -> Bool
+) -> Int {
+    assert(hash == CellTable.hash(cell), "the cell's hash")
+    let p = position ?? cells.position(of: cell, hash: hash, default: CellSlot(state: .empty))
+    assert(cells[position: p].state == before, "a reservation's entry that does not follow from its cell's figures")
+    cells[position: p].record(.reserve, deltaOnHand: after.onHand - before.onHand, before: before, after: after, backorderAllowed: backorderAllowed())
+    counters.countReserve(deltaReserved: after.reserved - before.reserved, before: before, after: after)
+    return p
+}
+
 final class ShardState: StockView {
     let index: Int
     let router: ShardRouter
@@ -245,12 +261,8 @@ final class ShardState: StockView {
     func applyReservation(
         of cell: CellKey, before: CellState, after: CellState, hash: UInt64, at position: Int? = nil, backorderAllowed: @autoclosure () -> Bool
     ) -> Int {
-        assert(hash == CellTable.hash(cell), "the cell's hash")
-        let p = position ?? cells.position(of: cell, hash: hash, default: CellSlot(state: .empty))
-        assert(cells[position: p].state == before, "a reservation's entry that does not follow from its cell's figures")
-        cells[position: p].record(.reserve, deltaOnHand: after.onHand - before.onHand, before: before, after: after, backorderAllowed: backorderAllowed())
-        counters.countReserve(deltaReserved: after.reserved - before.reserved, before: before, after: after)
-        return p
+        applyReservationFigures(
+            cells: &cells, counters: &counters, of: cell, hash: hash, at: position, before: before, after: after, backorderAllowed: backorderAllowed())
     }
 
     /// Applies the part of `commit` this shard owns: the cells it owns, the reservation if this is its

@@ -20,7 +20,7 @@ struct StoredCellKey: Sendable {
     static let inlineByteCountMax = 24
 
     var variant: Variant
-    /// The warehouse's number in its table (`CellTable.warehouseCode(_:)`).
+    /// The warehouse's number in its table's list of codes (`CellTable.warehouseNumber(_:)`).
     var warehouse: UInt32
 
     /// `name` as `Variant.inline` keeps it, or nil when it is kept as a string.
@@ -54,6 +54,9 @@ struct StoredCellKey: Sendable {
             return packedName == nil && s == name
         }
     }
+
+    /// The cell's names, its table's list of warehouse codes being `warehouses`.
+    func cellKey(warehouses: [String]) -> CellKey { CellKey(variant: variantName, warehouse: warehouses[Int(warehouse)]) }
 
     /// The variant's name.
     var variantName: String {

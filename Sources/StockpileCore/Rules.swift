@@ -154,7 +154,8 @@ public enum Rules {
 
     // MARK: Helpers
 
-    @inlinable static func cellEntry(
+    /// The ledger entry of a change of `cell`'s figures from `before` to `after`.
+    @inlinable public static func cellEntry(
         _ type: EntryType, _ cell: CellKey, before: CellState, after: CellState, now: Timestamp, actor: String,
         reason: ReasonCode? = nil, note: String = "", reference: String = "", reservation: String = ""
     ) -> LedgerEntry {
