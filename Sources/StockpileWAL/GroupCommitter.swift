@@ -52,6 +52,12 @@ public final class GroupCommitter: Sendable {
         /// A new one-line reservation's record, and where the engine keeps its cell, when it says.
         case reservation(CompactReservation, CellPlace?)
 
+        /// Where the engine keeps the record's cell, when it said.
+        var place: CellPlace? {
+            if case .reservation(_, let place) = self { return place }
+            return nil
+        }
+
         /// Appends the record as a segment's writer frames it.
         func append(lsn: UInt64, salt: UInt32, names: inout SegmentNames, into buffer: inout ByteWriter) {
             switch self {
@@ -71,6 +77,12 @@ public final class GroupCommitter: Sendable {
         let pending = Mutex<[(lsn: UInt64, record: Handover?)]>([])
     }
 
+    /// The acknowledgement observer (`observeAcknowledgements`).
+    private final class AcknowledgementObserver: Sendable {
+        let call: @Sendable (UInt64) -> Void
+        init(_ call: @escaping @Sendable (UInt64) -> Void) { self.call = call }
+    }
+
     private struct State {
         /// The last LSN acknowledged under the policy (written for `interval`, synced for `always`).
         var acknowledgedLSN: UInt64
@@ -83,7 +95,9 @@ public final class GroupCommitter: Sendable {
         var batchCount = 0
         var recordByteCount = 0
         /// Told of every acknowledgement, on the committer's thread, after the waiters were resumed.
-        var observer: (@Sendable (UInt64) -> Void)?
+        /// In a box: a closure taken out of the lock's closure was re-wrapped, an allocation per
+        /// acknowledgement; a box is only retained.
+        var observer: AcknowledgementObserver?
         /// Told once, of the failure that stopped the log.
         var failureObserver: (@Sendable (WALIOError) -> Void)?
     }
@@ -315,7 +329,7 @@ public final class GroupCommitter: Sendable {
     public func observeAcknowledgements(_ observer: @escaping @Sendable (UInt64) -> Void) {
         state.withLock { s in
             precondition(s.observer == nil, "one observer per committer")
-            s.observer = observer
+            s.observer = AcknowledgementObserver(observer)
         }
     }
 
@@ -426,6 +440,7 @@ public final class GroupCommitter: Sendable {
         var lastSync = ContinuousClock.now
         var taken = Taken(laneCount: lanes.count)
         var batch: [Handover] = []
+        var ready: [UnsafeContinuation<Result<Void, WALIOError>, Never>] = []
         while true {
             taken.take(from: laneRefs)
             batch.removeAll(keepingCapacity: true)
@@ -476,7 +491,7 @@ public final class GroupCommitter: Sendable {
                     lastSync = ContinuousClock.now
                     synced = true
                 }
-                acknowledge(through: lsns.upperBound, synced: synced, recordByteCount: writer.recordByteCount)
+                acknowledge(through: lsns.upperBound, synced: synced, recordByteCount: writer.recordByteCount, ready: &ready)
             } catch {
                 fail(error)
                 finished.signal()
@@ -515,22 +530,25 @@ public final class GroupCommitter: Sendable {
         finished.signal()
     }
 
-    private func acknowledge(through lsn: UInt64, synced: Bool, recordByteCount: Int) {
-        let (ready, observer) = state.withLock { s -> ([UnsafeContinuation<Result<Void, WALIOError>, Never>], (@Sendable (UInt64) -> Void)?) in
+    /// `ready`: the thread's list of continuations to resume, empty, kept between calls so that an
+    /// acknowledgement allocates nothing (grown one append at a time it took about seven allocations
+    /// for sixty waiters).
+    private func acknowledge(through lsn: UInt64, synced: Bool, recordByteCount: Int, ready: inout [UnsafeContinuation<Result<Void, WALIOError>, Never>]) {
+        let observer = state.withLock { s -> AcknowledgementObserver? in
             s.acknowledgedLSN = lsn
             s.recordByteCount = recordByteCount
             s.batchCount += 1
             if synced { s.syncCount += 1 }
-            var ready: [UnsafeContinuation<Result<Void, WALIOError>, Never>] = []
             s.waiters.removeAll { w in
                 guard w.lsn <= lsn else { return false }
                 ready.append(w.continuation)
                 return true
             }
-            return (ready, s.observer)
+            return s.observer
         }
         for c in ready { c.resume(returning: .success(())) }
-        observer?(lsn)
+        ready.removeAll(keepingCapacity: true)
+        observer?.call(lsn)
     }
 
     private func fail(_ error: WALIOError) {

@@ -8,6 +8,7 @@
 // commit (the writer builds the decoded value and compares), so the record is never a lossy summary;
 // and writer and reader number names the same way, in record order, from 0 in every segment.
 
+import CStockpileLinux
 import StockpileCore
 
 /// Where the engine keeps a cell, for a writer that numbers it (`SegmentNames`): its shard, its position
@@ -44,7 +45,8 @@ public struct SegmentNames: Hashable, Sendable {
     /// Each named cell's `CellKey.stableHash`, computed once per segment rather than once per record.
     private(set) var cellHashes: [UInt64] = []
     private(set) var actors: [String] = []
-    private var cellNumbers: [CellKey: Int] = [:]
+    /// Each named cell's number by its `CellKey.tableHash`.
+    private var cellNumbers: CellNumbers
     private var actorNumbers: [String: Int] = [:]
     /// The numbers of cells by their place: by shard, the generation of the shard's table the numbers
     /// were learned under and each position's number with its cell's `CellKey.tableHash` beside it,
@@ -61,9 +63,19 @@ public struct SegmentNames: Hashable, Sendable {
     /// The last actor numbered: a run of records comes from one connection.
     private var lastActor: (name: String, number: Int)?
 
-    public init(createdAt: Timestamp) {
+    /// `cellCapacity`: how many cells the segment is expected to name (a writer gives the count of the
+    /// segment before), so that its table of numbers does not grow while the segment starts.
+    public init(createdAt: Timestamp, cellCapacity: Int = 0) {
         self.createdAt = createdAt
+        cellNumbers = CellNumbers(capacity: cellCapacity)
+        if cellCapacity > 0 {
+            cells.reserveCapacity(cellCapacity)
+            cellHashes.reserveCapacity(cellCapacity)
+        }
     }
+
+    /// How many cells the segment has named.
+    public var cellCount: Int { cells.count }
 
     public static func == (a: SegmentNames, b: SegmentNames) -> Bool {
         a.createdAt == b.createdAt && a.cells == b.cells && a.actors == b.actors
@@ -75,23 +87,49 @@ public struct SegmentNames: Hashable, Sendable {
         hasher.combine(actors)
     }
 
-    fileprivate func number(of cell: CellKey) -> Int? { cellNumbers[cell] }
+    /// The number of `cell`, nil when the segment has not named it.
+    fileprivate func number(of cell: CellKey) -> Int? {
+        let found = cellNumbers.find(CellKey.tableHash(stable: cell.stableHash)) { cells[$0] == cell }
+        return found.number >= 0 ? found.number : nil
+    }
 
-    /// The number of `cell`, which the engine keeps at `place` (nil: unknown), remembering it by place.
-    fileprivate mutating func number(of cell: CellKey, at place: CellPlace?) -> Int? {
-        guard let place else { return cellNumbers[cell] }
-        let s = place.shard, p = place.position
-        if s < placeNumbers.count, placeNumbers[s].generation == place.generation, p < placeNumbers[s].numbers.count {
-            let known = placeNumbers[s].numbers[p]
-            if known.number >= 0 && known.tableHash == place.tableHash {
-                assert(cells[Int(known.number)] == cell, "a place names one cell")
-                assert(CellKey.tableHash(stable: cellHashes[Int(known.number)]) == known.tableHash, "the hash kept is the cell's")
-                return Int(known.number)
+    /// The number of `cell`, which the engine keeps at `place` (nil: unknown), remembering it by place;
+    /// nil when the segment had not named the cell, which it then names (the caller writes its names).
+    fileprivate mutating func numberOrName(_ cell: CellKey, at place: CellPlace?) -> Int? {
+        if let place {
+            let s = place.shard, p = place.position
+            if s < placeNumbers.count, placeNumbers[s].generation == place.generation, p < placeNumbers[s].numbers.count {
+                let known = placeNumbers[s].numbers[p]
+                if known.number >= 0 && known.tableHash == place.tableHash {
+                    assert(cells[Int(known.number)] == cell, "a place names one cell")
+                    assert(CellKey.tableHash(stable: cellHashes[Int(known.number)]) == known.tableHash, "the hash kept is the cell's")
+                    return Int(known.number)
+                }
             }
         }
-        guard let n = cellNumbers[cell] else { return nil }
-        remember(n, at: place)
-        return n
+        // The engine files a cell under the same hash (`CellPlace.tableHash`): with a place, the names
+        // are hashed only when the cell is new to the segment.
+        let stable = place == nil ? cell.stableHash : nil
+        let hash = place?.tableHash ?? CellKey.tableHash(stable: stable!)
+        assert(hash == CellKey.tableHash(stable: cell.stableHash), "a place's hash is its cell's")
+        let found = cellNumbers.find(hash) { cells[$0] == cell }
+        if found.number >= 0 {
+            if let place { remember(found.number, at: place) }
+            return found.number
+        }
+        cellNumbers.insert(cells.count, hash: hash, at: found.slot)
+        cells.append(cell)
+        cellHashes.append(stable ?? cell.stableHash)
+        if let place { remember(cells.count - 1, at: place) }
+        return nil
+    }
+
+    /// Asks for the line that keeps the number of the cell at `place`: a writer does it a few records
+    /// ahead, since among many cells the number is a cache miss (2.6% of `spread --fsync always`).
+    func prefetchNumber(at place: CellPlace) {
+        let s = place.shard, p = place.position
+        guard s >= 0, s < placeNumbers.count, p >= 0, p < placeNumbers[s].numbers.count else { return }
+        placeNumbers[s].numbers.withUnsafeBufferPointer { stockpile_prefetch_read($0.baseAddress! + p) }
     }
 
     private mutating func remember(_ number: Int, at place: CellPlace) {
@@ -116,17 +154,86 @@ public struct SegmentNames: Hashable, Sendable {
         return n
     }
 
-    fileprivate mutating func name(_ cell: CellKey, at place: CellPlace? = nil) {
-        cellNumbers[cell] = cells.count
+    /// Names `cell` as a reader meets it; false, naming nothing, when the segment had named it already.
+    fileprivate mutating func nameIfNew(_ cell: CellKey) -> Bool {
+        let stable = cell.stableHash
+        let hash = CellKey.tableHash(stable: stable)
+        let found = cellNumbers.find(hash) { cells[$0] == cell }
+        guard found.number < 0 else { return false }
+        cellNumbers.insert(cells.count, hash: hash, at: found.slot)
         cells.append(cell)
-        cellHashes.append(cell.stableHash)
-        if let place { remember(cells.count - 1, at: place) }
+        cellHashes.append(stable)
+        return true
     }
 
     fileprivate mutating func name(actor: String) {
         actorNumbers[actor] = actors.count
         lastActor = (actor, actors.count)
         actors.append(actor)
+    }
+}
+
+/// The numbers a segment gave its cells, by each cell's `CellKey.tableHash`: open addressing with
+/// linear probing in a power-of-two array kept at most half full. A `[CellKey: Int]` hashed both names
+/// with SipHash to look a cell up, again to add it, and every cell again each time it grew; after a
+/// segment rotates, every cell a flash sale touches is new to the segment, so that was once per
+/// reservation for a while. A slot keeps the hash, so growing reads no name; a match is confirmed by
+/// the caller (`matches`), comparing names.
+struct CellNumbers {
+    private struct Slot {
+        var hash: UInt64
+        /// -1: empty.
+        var number: Int32
+
+        static let empty = Slot(hash: 0, number: -1)
+    }
+
+    private var slots: [Slot]
+    private var count = 0
+
+    init(capacity: Int = 0) {
+        var size = 16
+        while size < 2 * capacity { size *= 2 }
+        slots = Array(repeating: .empty, count: size)
+    }
+
+    /// Where `hash` is filed with a number `matches` accepts (`number` >= 0), or the empty slot where
+    /// it would go (`number` -1).
+    func find(_ hash: UInt64, matches: (Int) -> Bool) -> (slot: Int, number: Int) {
+        let mask = slots.count - 1
+        var i = Int(truncatingIfNeeded: hash) & mask
+        while true {
+            let slot = slots[i]
+            if slot.number < 0 { return (i, -1) }
+            if slot.hash == hash && matches(Int(slot.number)) { return (i, Int(slot.number)) }
+            i = (i + 1) & mask
+        }
+    }
+
+    /// Files `number` under `hash` at `slot`, the empty slot `find` gave for it.
+    mutating func insert(_ number: Int, hash: UInt64, at slot: Int) {
+        precondition(number <= Int(Int32.max), "a segment names at most 2^31 cells")
+        if 2 * (count + 1) > slots.count {
+            grow()
+            var i = Int(truncatingIfNeeded: hash) & (slots.count - 1)
+            while slots[i].number >= 0 { i = (i + 1) & (slots.count - 1) }
+            slots[i] = Slot(hash: hash, number: Int32(number))
+        } else {
+            assert(slots[slot].number < 0, "an empty slot")
+            slots[slot] = Slot(hash: hash, number: Int32(number))
+        }
+        count += 1
+    }
+
+    private mutating func grow() {
+        let old = slots
+        slots = Array(repeating: .empty, count: old.count * 2)
+        let mask = slots.count - 1
+        for slot in old where slot.number >= 0 {
+            var i = Int(truncatingIfNeeded: slot.hash) & mask
+            while slots[i].number >= 0 { i = (i + 1) & mask }
+            slots[i] = slot
+        }
     }
 }
 
@@ -190,7 +297,7 @@ public struct CompactReservation: Hashable, Sendable {
     /// Writes the payload, naming the cell and the actor when the segment has not yet. `place`: where
     /// the engine keeps the cell, when it says.
     func encode(into w: inout ByteWriter, names: inout SegmentNames, place: CellPlace? = nil) {
-        let cellNumber = names.number(of: cell, at: place)
+        let cellNumber = names.numberOrName(cell, at: place)
         let actorNumber = names.number(ofActor: actor)
         var flags = strategy.walCode << Flag.strategyShift
         if tracked { flags |= Flag.tracked }
@@ -207,7 +314,6 @@ public struct CompactReservation: Hashable, Sendable {
         } else {
             w.writeString(cell.variant)
             w.writeString(cell.warehouse)
-            names.name(cell, at: place)
         }
         if let actorNumber {
             w.writeVarint(UInt64(actorNumber))
@@ -243,8 +349,7 @@ public struct CompactReservation: Hashable, Sendable {
         let cell: CellKey
         if flags & Flag.cellNamed != 0 {
             cell = CellKey(variant: try r.readString(), warehouse: try r.readString())
-            guard names.number(of: cell) == nil else { throw r.failure(.inconsistent("cell \(cell) is named twice in the segment")) }
-            names.name(cell)
+            guard names.nameIfNew(cell) else { throw r.failure(.inconsistent("cell \(cell) is named twice in the segment")) }
             cellNumber = names.cellHashes.count - 1
             cellHash = names.cellHashes[cellNumber]
         } else {

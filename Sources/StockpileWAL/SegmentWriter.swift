@@ -197,6 +197,9 @@ public final class SegmentWriter {
         }
     }
 
+    /// How many records ahead `append(_ handovers:)` asks for the line of a cell's number.
+    static let placeLookahead = 4
+
     /// Appends what a group committer was handed, in one pwrite: a reservation's fields as its
     /// `reservation` record, a body as `append(_ bodies:)` writes it. Each is read where the list keeps
     /// it (`Handover.append`): iterating the list copied each, retaining and releasing its names.
@@ -204,6 +207,7 @@ public final class SegmentWriter {
     func append(_ handovers: [GroupCommitter.Handover]) throws(WALIOError) -> ClosedRange<UInt64> {
         try append(recordCount: handovers.count) { first, salt, names, buffer in
             for i in handovers.indices {
+                if i + Self.placeLookahead < handovers.count, let place = handovers[i + Self.placeLookahead].place { names.prefetchNumber(at: place) }
                 handovers[i].append(lsn: first + UInt64(i), salt: salt, names: &names, into: &buffer)
             }
         }
@@ -275,7 +279,7 @@ public final class SegmentWriter {
                 throw error
             }
             (file, header, fileName, fileByteCount) = (WALFile(descriptor: ready.descriptor, path: path), newHeader, name, segmentByteCount)
-            names = SegmentNames(createdAt: newHeader.createdAt)
+            names = SegmentNames(createdAt: newHeader.createdAt, cellCapacity: names.cellCount)
             offset = SegmentHeader.byteCount
             createdFileNames.append(fileName)
             return
@@ -285,7 +289,7 @@ public final class SegmentWriter {
             byteCount: max(segmentByteCount, SegmentHeader.byteCount + batchByteCount),
             salt: makeSalt(), createdAt: now(), replacing: replacing)
         (file, header, fileName, fileByteCount) = created
-        names = SegmentNames(createdAt: header.createdAt)
+        names = SegmentNames(createdAt: header.createdAt, cellCapacity: names.cellCount)
         offset = SegmentHeader.byteCount
         createdFileNames.append(fileName)
     }

@@ -159,7 +159,8 @@ import Testing
             generation += 1
             return (generation, (0..<40).map { CellKey(variant: "SKU-\(s)-\($0)", warehouse: "MAIN") })
         }
-        var told = SegmentNames(createdAt: TestSegments.createdAt)
+        // The writer told places also starts with room for cells, as a writer's next segment does.
+        var told = SegmentNames(createdAt: TestSegments.createdAt, cellCapacity: 100)
         var untold = SegmentNames(createdAt: TestSegments.createdAt)
         for i in 0..<20_000 {
             let s = Int(rng.next() % 3)
@@ -190,5 +191,39 @@ import Testing
             }
         }
         #expect(told == untold, "seed \(seed)")
+    }
+
+    @Test("a segment's table of cell numbers finds every number filed and none other, through growth and hashes shared by many cells")
+    func cellNumbersAgainstDictionary() {
+        let seed = Self.seed(0xCE11_7AB1E)
+        var rng = SplitMix64(seed: seed)
+        for round in 0..<4 {
+            // Hashes drawn from a small set in the first rounds, so that many cells share one and the
+            // table must tell them apart by what `matches` says; from a wide one in the last.
+            let hashSpread: UInt64 = [7, 300, 1 << 20, .max][round]
+            var table = CellNumbers(capacity: Int(rng.next() % 40))
+            var model: [Int: UInt64] = [:]  // a cell (its index) -> its hash
+            var numbers: [Int] = []  // number -> cell
+            var numberOf: [Int: Int] = [:]
+            for _ in 0..<3_000 {
+                let cell = Int(rng.next() % 2_000)
+                let hash = model[cell] ?? rng.next() % hashSpread
+                model[cell] = hash
+                let found = table.find(hash) { numbers[$0] == cell }
+                guard (found.number >= 0 ? found.number : nil) == numberOf[cell] else {
+                    Issue.record("seed \(seed), round \(round): cell \(cell) found as \(found.number), filed as \(String(describing: numberOf[cell]))")
+                    return
+                }
+                if found.number < 0 {
+                    table.insert(numbers.count, hash: hash, at: found.slot)
+                    numberOf[cell] = numbers.count
+                    numbers.append(cell)
+                }
+            }
+            for (cell, hash) in model {
+                let found = table.find(hash) { numbers[$0] == cell }
+                #expect(found.number == numberOf[cell], "seed \(seed), round \(round): cell \(cell)")
+            }
+        }
     }
 }
