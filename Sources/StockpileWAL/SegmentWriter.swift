@@ -279,7 +279,7 @@ public final class SegmentWriter {
                 throw error
             }
             (file, header, fileName, fileByteCount) = (WALFile(descriptor: ready.descriptor, path: path), newHeader, name, segmentByteCount)
-            names = SegmentNames(createdAt: newHeader.createdAt, cellCapacity: names.cellCount)
+            retire(&names, for: SegmentNames(createdAt: newHeader.createdAt, cellCapacity: names.cellCount))
             offset = SegmentHeader.byteCount
             createdFileNames.append(fileName)
             return
@@ -289,9 +289,18 @@ public final class SegmentWriter {
             byteCount: max(segmentByteCount, SegmentHeader.byteCount + batchByteCount),
             salt: makeSalt(), createdAt: now(), replacing: replacing)
         (file, header, fileName, fileByteCount) = created
-        names = SegmentNames(createdAt: header.createdAt, cellCapacity: names.cellCount)
+        retire(&names, for: SegmentNames(createdAt: header.createdAt, cellCapacity: names.cellCount))
         offset = SegmentHeader.byteCount
         createdFileNames.append(fileName)
+    }
+
+    /// Replaces the names of the segment rotated out with `fresh`, freeing the old ones on another
+    /// thread: they can hold a million cells, two strings each, and freeing them here held the log's
+    /// thread (and every caller waiting for a sync) for milliseconds at each rotation.
+    private func retire(_ names: inout SegmentNames, for fresh: SegmentNames) {
+        let retired = names
+        names = fresh
+        DispatchQueue.global(qos: .utility).async { withExtendedLifetime(retired) {} }
     }
 
     /// Whether the next segment's file is made and waiting (for tests).
