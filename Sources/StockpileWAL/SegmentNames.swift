@@ -107,11 +107,11 @@ public struct SegmentNames: Hashable, Sendable {
                 }
             }
         }
-        // The engine files a cell under the same hash (`CellPlace.tableHash`): with a place, the names
-        // are hashed only when the cell is new to the segment.
-        let stable = place == nil ? cell.stableHash : nil
-        let hash = place?.tableHash ?? CellKey.tableHash(stable: stable!)
-        assert(hash == CellKey.tableHash(stable: cell.stableHash), "a place's hash is its cell's")
+        // Hashed from the names here rather than taken from the place: a wrong hash would name the
+        // cell a second time, which a reader refuses.
+        let stable = cell.stableHash
+        let hash = CellKey.tableHash(stable: stable)
+        assert(place == nil || place!.tableHash == hash, "a place's hash is its cell's")
         let found = cellNumbers.find(hash) { cells[$0] == cell }
         if found.number >= 0 {
             if let place { remember(found.number, at: place) }
@@ -119,7 +119,7 @@ public struct SegmentNames: Hashable, Sendable {
         }
         cellNumbers.insert(cells.count, hash: hash, at: found.slot)
         cells.append(cell)
-        cellHashes.append(stable ?? cell.stableHash)
+        cellHashes.append(stable)
         if let place { remember(cells.count - 1, at: place) }
         return nil
     }
