@@ -282,7 +282,6 @@ nonisolated func runBenchmark(_ options: Options) async -> Int32 {
     return oversold == 0 && mismatched == 0 && problems.isEmpty ? 0 : 1
 }
 
-/// The CPU time the process has used so far, user and system, over all its threads.
 /// CLOCK_MONOTONIC in nanoseconds, for a request's latency: a clock read and integer arithmetic, where
 /// `ContinuousClock`'s instants took `Duration` arithmetic too (1.4% of `spread --fsync always
 /// --tasks 1000`, two reads per request).
@@ -293,6 +292,7 @@ func monotonicNanoseconds() -> UInt64 {
     return UInt64(t.tv_sec) &* 1_000_000_000 &+ UInt64(t.tv_nsec)
 }
 
+/// The CPU time the process has used so far, user and system, over all its threads.
 struct ProcessCPU {
     var user: Double
     var system: Double

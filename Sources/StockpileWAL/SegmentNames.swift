@@ -36,8 +36,9 @@ public struct CellPlace: Sendable, Equatable {
 ///
 /// The writer is also told where the engine keeps a record's cell (`CellPlace`), when the engine knows:
 /// the number the segment gave the cell is then found in a flat array by the cell's place, where the
-/// names' table hashed both names with SipHash and compared them, a cache miss or two each among many
-/// cells, once per record. The table by name stays what decides: the array only remembers its answers.
+/// table of numbers by hash (`CellNumbers`) hashed both names and compared them, a cache miss or two
+/// each among many cells, once per record. The table by hash stays what decides: the array only
+/// remembers its answers.
 public struct SegmentNames: Hashable, Sendable {
     /// The segment header's created-at: `reservation` records store their time relative to it.
     public let createdAt: Timestamp
@@ -64,15 +65,21 @@ public struct SegmentNames: Hashable, Sendable {
     private var lastActor: (name: String, number: Int)?
 
     /// `cellCapacity`: how many cells the segment is expected to name (a writer gives the count of the
-    /// segment before), so that its table of numbers does not grow while the segment starts.
+    /// segment before), so that its table of numbers does not grow while the segment starts; at most
+    /// `cellCapacityMax` are made room for at once (room is filled in as it is made, and a rotation
+    /// that filled room for ten million cells held the log's thread for a quarter of a second).
     public init(createdAt: Timestamp, cellCapacity: Int = 0) {
         self.createdAt = createdAt
-        cellNumbers = CellNumbers(capacity: cellCapacity)
-        if cellCapacity > 0 {
-            cells.reserveCapacity(cellCapacity)
-            cellHashes.reserveCapacity(cellCapacity)
+        let room = Swift.min(Swift.max(cellCapacity, 0), Self.cellCapacityMax)
+        cellNumbers = CellNumbers(capacity: room)
+        if room > 0 {
+            cells.reserveCapacity(room)
+            cellHashes.reserveCapacity(room)
         }
     }
+
+    /// The most cells `init(createdAt:cellCapacity:)` makes room for: 65,536, a table of 2 MiB.
+    public static let cellCapacityMax = 1 << 16
 
     /// How many cells the segment has named.
     public var cellCount: Int { cells.count }
@@ -85,12 +92,6 @@ public struct SegmentNames: Hashable, Sendable {
         hasher.combine(createdAt)
         hasher.combine(cells)
         hasher.combine(actors)
-    }
-
-    /// The number of `cell`, nil when the segment has not named it.
-    fileprivate func number(of cell: CellKey) -> Int? {
-        let found = cellNumbers.find(CellKey.tableHash(stable: cell.stableHash)) { cells[$0] == cell }
-        return found.number >= 0 ? found.number : nil
     }
 
     /// The number of `cell`, which the engine keeps at `place` (nil: unknown), remembering it by place;

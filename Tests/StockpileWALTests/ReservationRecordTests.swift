@@ -148,6 +148,28 @@ import Testing
         }
     }
 
+    @Test("a segment that names one cell twice does not decode past the second naming, and does not trap")
+    func cellNamedTwice() throws {
+        let cell = CellKey(variant: "SKU-000000012345", warehouse: "MAIN")
+        var segment = TestSegments.segment(items: [])
+        for lsn in UInt64(1)...2 {
+            // Each record written with names of its own, so that each names the cell: what a writer
+            // that lost track of its numbers would write.
+            var names = SegmentNames(createdAt: TestSegments.createdAt)
+            var w = ByteWriter(capacity: 96)
+            RecordCodec.appendRecord(lsn: lsn, type: .reservation, salt: TestSegments.salt, into: &w) { p in
+                CompactReservation(
+                    time: TestSegments.createdAt, seq: lsn, cell: cell, actor: "a", quantity: 1, tracked: true, backordered: .zero,
+                    onHandAfter: 5, reservedAfter: Quantity(Int64(lsn)), ttl: nil, customer: nil, strategy: .priority, id: "r\(lsn)"
+                ).encode(into: &p, names: &names)
+            }
+            segment += w.bytes
+        }
+        let scan = try TestSegments.scan(segment)
+        #expect(scan.bodies.count == 1, "the first record reads: \(scan.bodies.count) bodies")
+        #expect(scan.payloadError.map { "\($0)".contains("is named twice in the segment") } == true, "\(String(describing: scan.payloadError))")
+    }
+
     @Test("a writer told where the engine keeps each cell writes the bytes of one that is not, across tables emptied and refilled, and reordered")
     func placesChangeNoByte() {
         let seed = Self.seed(0x91AC_E5)
