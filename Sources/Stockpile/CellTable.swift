@@ -159,25 +159,15 @@ struct CellTable: Sequence, Sendable {
         stockpile_prefetch(entryAddress(p))
     }
 
-    /// Where the entry at position `p` lies, for a hint. The chunk's storage is read as the address
-    /// its array holds, not as the array: reading the array retained it, writing its header, a line
-    /// the other core's requests write too (a twentieth of `spread`'s time with the release). Its
-    /// elements follow the array storage's 32-byte header (checked in debug builds, which the tests
-    /// run).
+    /// Where the entry at position `p` lies, for a hint (`chunkElementAddress`; checked against the
+    /// array's own pointer in debug builds, which the tests run).
     @inline(__always) private func entryAddress(_ p: Int) -> UnsafeRawPointer {
-        let address = chunks.withUnsafeBufferPointer { outer in
-            let storage = UnsafeRawPointer(outer.baseAddress! + (p >> Self.chunkShift)).load(as: UnsafeRawPointer.self)
-            return storage + Self.arrayHeaderByteCount + (p & Self.chunkMask) * MemoryLayout<Entry>.stride
-        }
+        let address = chunkElementAddress(chunks, chunk: p >> Self.chunkShift, element: p & Self.chunkMask)
         assert(
             address == chunks[p >> Self.chunkShift].withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress! + (p & Self.chunkMask)) },
-            "an array's elements start where `arrayHeaderByteCount` says")
+            "an array's elements start where `chunkElementAddress` says")
         return address
     }
-
-    /// Where an array's elements start in its storage object (64-bit: the object header, the count
-    /// and the capacity).
-    private static var arrayHeaderByteCount: Int { 32 }
 
     /// The position of the first cell on the probe path of `hash`, if any: a hint's guess at the
     /// cell a lookup finds.

@@ -71,22 +71,13 @@ struct IDTable<Value>: Sequence {
 
     /// Asks the processor for the line the next entry will be written to (a hint for a caller that
     /// is about to insert: the line is a cache miss, written long before, if ever). Mutating for the
-    /// reason `prefetch(hash:)` is. The chunk's storage is read as the address its array holds (as
-    /// `CellTable.entryAddress` reads it); an address past the chunk's capacity is still only a hint:
-    /// a prefetch never faults.
+    /// reason `prefetch(hash:)` is. An address past the chunk's capacity is still only a hint: a
+    /// prefetch never faults.
     @inline(__always) mutating func prefetchNextEntry() {
-        let p = count
-        let c = p >> Self.chunkShift
+        let c = count >> Self.chunkShift
         guard c < chunks.count else { return }
-        chunks.withUnsafeBufferPointer { outer in
-            let storage = UnsafeRawPointer(outer.baseAddress! + c).load(as: UnsafeRawPointer.self)
-            stockpile_prefetch(storage + Self.arrayHeaderByteCount + (p & Self.chunkMask) * MemoryLayout<Entry>.stride)
-        }
+        stockpile_prefetch(chunkElementAddress(chunks, chunk: c, element: count & Self.chunkMask))
     }
-
-    /// Where an array's elements start in its storage object (64-bit: the object header, the count
-    /// and the capacity).
-    private static var arrayHeaderByteCount: Int { 32 }
 
     /// The keys whose hash is `hash`: those on its probe path whose tag is its tag, hashed again to
     /// tell the whole hash (for a caller that kept only the hash; usually one key, or none).

@@ -244,8 +244,8 @@ final class ShardState: StockView {
     /// the caller found it already), added when the shard has no figures for it yet, and to the
     /// counters; returns the cell's position. `backorderAllowed`: whether the entry is a reservation of
     /// a variant that may go below zero, asked only when that can matter (`CellSlot.record`). Every
-    /// change of a cell goes through here, but a replayed reservation record's, which makes the same
-    /// change from the record's figures (`ReplayTables.replay`).
+    /// change of a cell goes through here but a new one-line reservation's, live or replayed, which
+    /// makes the same change from the cell's figures without an entry (`applyReservationFigures`).
     @discardableResult
     func apply(_ e: LedgerEntry, of cell: CellKey, hash: UInt64, at position: Int? = nil, backorderAllowed: @autoclosure () -> Bool) -> Int {
         assert(hash == CellTable.hash(cell) && cell == e.cell, "the entry's cell, and its hash")

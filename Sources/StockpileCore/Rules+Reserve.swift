@@ -88,12 +88,13 @@ extension Rules {
         _ request: ReserveRequest, fingerprint: ReserveFingerprint, in view: some StockView, now: Timestamp, actor: String
     ) -> Decision {
         let line = request.lines[0]
-        let before = view.cellState(CellKey(variant: line.variant, warehouse: line.warehouse))
+        let cell = CellKey(variant: line.variant, warehouse: line.warehouse)
+        let before = view.cellState(cell)
         switch holdOneLine(line, before: before, in: view) {
         case .refused(let refusal):
             return .refused(refusal)
         case .held(let held, let after, _):
-            let entry = cellEntry(.reserve, CellKey(variant: line.variant, warehouse: line.warehouse), before: before, after: after, now: now, actor: actor, reservation: request.id)
+            let entry = cellEntry(.reserve, cell, before: before, after: after, now: now, actor: actor, reservation: request.id)
             let reservation = Reservation(new: request, lines: [held], fingerprint: fingerprint, at: now)
             return .commit(Commit(time: now, entries: [entry], reservation: reservation, replyShape: .reservation))
         }
