@@ -10,6 +10,7 @@
 // (SPEC §4: nothing is revealed before it is durable), in sequence order, and each subscriber's
 // unread backlog is bounded.
 
+import CStockpileLinux
 import Glibc
 import StockpileCore
 import StockpileWAL
@@ -70,6 +71,16 @@ final class EntryRing: @unchecked Sendable {
 
     @inline(__always)
     private func slot(_ seq: UInt64) -> Int { Int((seq - 1) % UInt64(capacity)) }
+
+    /// Asks for the lines of the slots of entries `seq ..< seq + count`, to be written: a slot is
+    /// written once a ring ago, so each is a cache miss of its own.
+    func prefetch(from seq: UInt64, count: Int) {
+        for k in 0..<UInt64(count) {
+            let slot = slots + slot(seq + k) * PackedEntry.byteCount
+            stockpile_prefetch(slot)
+            stockpile_prefetch(slot + 64)
+        }
+    }
 
     /// Takes slot `i` for this thread; returns the seq it held.
     @inline(__always)
@@ -543,6 +554,12 @@ final class Ledger: Sendable {
 
     /// The sequence number the next entry will get.
     var nextSeq: UInt64 { UInt64(numbers.load(ordering: .acquiring).first) }
+
+    /// Asks for the ring's slots of the next `count` entries, before a caller takes locks it will
+    /// number that many entries under (another thread may number some of them first: a hint).
+    func prefetchNextSlots(count: Int) {
+        ring.prefetch(from: UInt64(numbers.load(ordering: .relaxed).first), count: count)
+    }
 
     /// The oldest sequence number memory still keeps.
     var oldestSeq: UInt64 {
