@@ -138,11 +138,18 @@ extension Engine {
         }
         // Then the claims, in order: the run ends before the first id that is known or in flight.
         // Every id is hashed first and its directory slot asked for, so that the claims' cache misses
-        // overlap.
-        for request in scratch.requests {
+        // overlap; so are the slots its shard will look the id and the cell up in (through the
+        // shard's published hints, without its lock). Asked for only once a shard held the run,
+        // four requests ahead, they had not come when its first requests read them: a shard's part
+        // of a turn is a few requests.
+        for (i, request) in scratch.requests.enumerated() {
             let hash = request.id.hashValue
             directory.prefetch(hash: hash)
             scratch.hashes.append(hash)
+            let cellHash = UInt64(UInt(bitPattern: cellHashes[i]))
+            withShard(shardOf[i]) { shard in
+                if cellHash != 0 { shard.prefetch(idHash: hash, cellHash: cellHash) } else { shard.prefetch(idHash: hash) }
+            }
         }
         for i in scratch.requests.indices {
             guard case .claimed = directory.tryClaim(scratch.requests[i].id, hash: scratch.hashes[i]) else {

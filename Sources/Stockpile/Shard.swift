@@ -136,11 +136,12 @@ actor Shard {
         settlements: inout [ClaimSettlement]
     ) {
         precondition(hashes.count == requests.count, "one hash per request")
-        // What each request will read is asked for ahead, so that the tables' cache misses overlap
-        // with deciding the ones before: its id's slot in the reservation table and its cell's slot
-        // in the cell table's index `far` requests ahead, and the cell's entry (found through that
-        // slot; it holds the names the lookup compares, `StoredCellKey`) `near` requests ahead.
-        let (far, near) = (4, 2)
+        // The slots each request's id and cell are looked up in were asked for by the caller,
+        // before the run held the shard (`Engine.decideRun`, through the shard's hints). The cell's
+        // entry, found through its slot (it holds the names the lookup compares, `StoredCellKey`),
+        // is asked for `ahead` requests ahead, so that its miss overlaps with deciding the ones
+        // before.
+        let ahead = 4
         withState { state in
             defer { state.hashedID = nil }
             /// Request `k`'s cell hash, nil for a request the run does not look a cell up for.
@@ -148,16 +149,10 @@ actor Shard {
                 let h = cellHashes[positions[k]]
                 return h == 0 ? nil : UInt64(UInt(bitPattern: h))
             }
-            func fetchIndexes(_ k: Int) {
-                state.reservations.prefetch(hash: hashes[positions[k]])
-                if let h = cellHash(k) { state.cells.prefetch(hash: h) }
-            }
             func fetchCell(_ k: Int) { if let h = cellHash(k) { state.cells.prefetchEntry(hash: h) } }
-            for k in positions.indices.prefix(far) { fetchIndexes(k) }
-            for k in positions.indices.prefix(near) { fetchCell(k) }
+            for k in positions.indices.prefix(ahead) { fetchCell(k) }
             for k in positions.indices {
-                if k + far < positions.count { fetchIndexes(k + far) }
-                if k + near < positions.count { fetchCell(k + near) }
+                if k + ahead < positions.count { fetchCell(k + ahead) }
                 let p = positions[k]
                 let hashedID = HashedID(requests[p].id, hash: hashes[p])
                 state.hashedID = hashedID
