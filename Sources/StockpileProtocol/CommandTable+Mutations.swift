@@ -37,16 +37,21 @@ extension CommandTable {
                     quantity: try Words.quantity(a[i + 2], "quantity of line \(n)")))
             i += 3
         }
-        var request = ReserveRequest(id: id, lines: lines)
+        var ttl: Duration?
+        var customer: String?
+        var placement: PlacementStrategy?
         try Words.options(a, from: end, accepted: reserveOptions, command: "RESERVE") { option, value throws(RequestError) in
             switch option {
-            case .ttl: request.ttl = try Words.ttl(value)
-            case .customer: request.customer = try Words.text(value, "CUSTOMER")
-            case .strategy: request.strategy = try strategy(value)
+            case .ttl: ttl = try Words.ttl(value)
+            case .customer: customer = try Words.text(value, "CUSTOMER")
+            case .strategy: placement = try strategy(value)
             default: preconditionFailure("RESERVE accepts no \(option.spelling)")
             }
         }
-        return .reserve(request)
+        // Made once, in the command: a request made first and set by the options' closure, which
+        // captured it, was copied into the command (a retain of its id, its lines and its customer)
+        // and then let go (a release of each).
+        return .reserve(ReserveRequest(id: id, lines: consume lines, ttl: ttl, customer: customer, strategy: placement))
     }
 
     static func strategy(_ word: Word) throws(RequestError) -> PlacementStrategy {
