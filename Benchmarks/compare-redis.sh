@@ -7,7 +7,8 @@
 # The Lua reserve does what RESERVE does for one line: it is idempotent by id (a known id answers its
 # quantity again), checks available, increments reserved and records the id. Each row also gives
 # PING on the same Stockpile server at the same pipeline depth, and RESERVE's rate as a share of it:
-# how much of the loop's own ceiling a reservation leaves.
+# how much of the loop's own ceiling a reservation leaves; and the CPU each party used per request
+# (Stockpile's server, the client driving it, Redis's server), from /proc and the shell's `time`.
 #
 #   Benchmarks/compare-redis.sh [--requests N] [--clients N] [--loops N]
 #
@@ -59,14 +60,23 @@ wait_port() {
     exit 1
 }
 
-# One redis-benchmark run; prints "<rps> <p50 ms> <p99 ms>".
+# One redis-benchmark run; prints "<rps> <p50 ms> <p99 ms> <the client's CPU µs per request>".
 bench() {
     local port=$1 pipeline=$2
     shift 2
-    redis-benchmark -p "$port" -c "$clients" -n "$requests" -P "$pipeline" -r 100000 --precision 3 --csv "$@" 2>"$work/bench.err" \
-        | awk -F, 'NR == 2 { for (i = 1; i <= NF; i++) gsub(/"/, "", $i); print $2, $5, $7 }'
+    local TIMEFORMAT="%U %S"
+    { time redis-benchmark -p "$port" -c "$clients" -n "$requests" -P "$pipeline" -r 100000 --precision 3 --csv "$@" 2>"$work/bench.err" \
+        | awk -F, 'NR == 2 { for (i = 1; i <= NF; i++) gsub(/"/, "", $i); print $2, $5, $7 }' >"$work/bench.out"; } 2>"$work/bench.time"
     if [ -s "$work/bench.err" ]; then echo "redis-benchmark reported errors:" >&2; cat "$work/bench.err" >&2; fi
+    read -r user system <"$work/bench.time"
+    awk -v u="$user" -v s="$system" -v n="$requests" '{ printf "%s %s %s %.1f\n", $1, $2, $3, (u + s) * 1e6 / n }' "$work/bench.out"
 }
+
+# The CPU a process has used so far (user and system), in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+ticks_per_second=$(getconf CLK_TCK)
+# CPU µs per request between two readings of cpu_ticks.
+per_request() { awk -v a="$1" -v b="$2" -v hz="$ticks_per_second" -v n="$requests" 'BEGIN { printf "%.1f", (b - a) * 1e6 / hz / n }'; }
 
 # Stock every cell first (redis-benchmark stops at the first error reply, so nothing may sell out).
 seed_stockpile() {
@@ -81,7 +91,10 @@ seed_redis() {
         | redis-cli -p "$redis_port" --pipe >/dev/null
 }
 
-printf "%-8s %-7s %-3s %12s %9s %9s   %12s %9s %9s   %-7s %12s %s\n" durability cells P "stockpile/s" p50_ms p99_ms "redis-lua/s" p50_ms p99_ms ratio "ping/s" "vs_ping"
+# The last three columns are CPU µs per request: Stockpile's server (every thread), the client
+# driving it (redis-benchmark), and Redis's server; with the server and the client sharing the two
+# cores, their sum says how close a run is to what the cores allow.
+printf "%-8s %-7s %-3s %12s %9s %9s   %12s %9s %9s   %-7s %12s %-7s   %6s %9s %8s\n" durability cells P "stockpile/s" p50_ms p99_ms "redis-lua/s" p50_ms p99_ms ratio "ping/s" "vs_ping" sp_us client_us redis_us
 for durability in none always; do
     rm -rf "$work/sp" "$work/redis"
     mkdir -p "$work/redis"
@@ -99,26 +112,33 @@ for durability in none always; do
     seed_redis
     sha=$(redis-cli -p "$redis_port" SCRIPT LOAD "$lua")
     # PING on the same server and settings: what the loop does with no engine behind it.
-    read -r ping1 _ _ <<<"$(bench "$sp_port" 1 PING)"
-    read -r ping16 _ _ <<<"$(bench "$sp_port" 16 PING)"
+    read -r ping1 _ _ _ <<<"$(bench "$sp_port" 1 PING)"
+    read -r ping16 _ _ _ <<<"$(bench "$sp_port" 16 PING)"
     for workload in hot spread; do
         for pipeline in 1 16; do
             # Ids are three random numbers: a repeat (a replay, or a CONFLICT when its cell differs)
             # is about one in 10^15 per pair of requests.
+            sp_before=$(cpu_ticks "$sp_pid")
             if [ "$workload" = hot ]; then
                 sp=$(bench "$sp_port" "$pipeline" RESERVE "o:__rand_int__:__rand_int__:__rand_int__" HOT MAIN 1)
-                rd=$(bench "$redis_port" "$pipeline" EVALSHA "$sha" 1 cell:hot "__rand_int__:__rand_int__:__rand_int__" 1)
             else
                 sp=$(bench "$sp_port" "$pipeline" RESERVE "o:__rand_int__:__rand_int__:__rand_int__" "SKU-__rand_int__" MAIN 1)
+            fi
+            sp_us=$(per_request "$sp_before" "$(cpu_ticks "$sp_pid")")
+            rd_before=$(cpu_ticks "$redis_pid")
+            if [ "$workload" = hot ]; then
+                rd=$(bench "$redis_port" "$pipeline" EVALSHA "$sha" 1 cell:hot "__rand_int__:__rand_int__:__rand_int__" 1)
+            else
                 rd=$(bench "$redis_port" "$pipeline" EVALSHA "$sha" 1 "cell:__rand_int__" "__rand_int__:__rand_int__:__rand_int__" 1)
             fi
-            read -r sp_rps sp_p50 sp_p99 <<<"$sp"
-            read -r rd_rps rd_p50 rd_p99 <<<"$rd"
+            rd_us=$(per_request "$rd_before" "$(cpu_ticks "$redis_pid")")
+            read -r sp_rps sp_p50 sp_p99 client_us <<<"$sp"
+            read -r rd_rps rd_p50 rd_p99 _ <<<"$rd"
             ratio=$(awk -v a="$sp_rps" -v b="$rd_rps" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }')
             ping=$([ "$pipeline" = 1 ] && echo "$ping1" || echo "$ping16")
             vs_ping=$(awk -v a="$sp_rps" -v b="$ping" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }')
-            printf "%-8s %-7s %-3s %12s %9s %9s   %12s %9s %9s   %-7s %12s %s\n" "$durability" "$([ "$workload" = hot ] && echo 1 || echo $cells)" \
-                "$pipeline" "$sp_rps" "$sp_p50" "$sp_p99" "$rd_rps" "$rd_p50" "$rd_p99" "$ratio" "$ping" "$vs_ping"
+            printf "%-8s %-7s %-3s %12s %9s %9s   %12s %9s %9s   %-7s %12s %-7s   %6s %9s %8s\n" "$durability" "$([ "$workload" = hot ] && echo 1 || echo $cells)" \
+                "$pipeline" "$sp_rps" "$sp_p50" "$sp_p99" "$rd_rps" "$rd_p50" "$rd_p99" "$ratio" "$ping" "$vs_ping" "$sp_us" "$client_us" "$rd_us"
         done
     done
     kill "$sp_pid" "$redis_pid"
