@@ -90,9 +90,15 @@ public struct ByteWriter: Sendable {
 
     /// The UTF-8 byte count as a varint, then the bytes.
     public mutating func writeString(_ value: String) {
+        // Native and small strings are contiguous UTF-8 already, read where they are (a copy made to
+        // call the mutating `withUTF8` retained and released the string's storage each time); a
+        // bridged or lazily built one is made contiguous once, instead of appended byte by byte.
+        let written: Void? = value.utf8.withContiguousStorageIfAvailable { utf8 in
+            writeVarint(UInt64(utf8.count))
+            bytes.append(contentsOf: utf8)
+        }
+        guard written == nil else { return }
         var value = value
-        // Native strings are contiguous UTF-8 already; this makes a bridged or lazily built one so,
-        // once, instead of appending it byte by byte.
         value.withUTF8 { utf8 in
             writeVarint(UInt64(utf8.count))
             bytes.append(contentsOf: utf8)

@@ -482,7 +482,7 @@ public final class GroupCommitter: Sendable {
                 taken.run(from: writer.nextLSN + UInt64(batch.count), into: &batch)
             }
             do {
-                let lsns = try writer.append(batch)
+                let lsns = try writer.append(&batch)
                 var synced = false
                 if case .interval(let d) = policy, ContinuousClock.now - lastSync < d {
                     // Written is acknowledged under `interval`; the sync waits for its turn.

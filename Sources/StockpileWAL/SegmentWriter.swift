@@ -201,14 +201,25 @@ public final class SegmentWriter {
     static let placeLookahead = 4
 
     /// Appends what a group committer was handed, in one pwrite: a reservation's fields as its
-    /// `reservation` record, a body as `append(_ bodies:)` writes it. Each is read where the list keeps
-    /// it (`Handover.append`): iterating the list copied each, retaining and releasing its names.
+    /// `reservation` record, a body as `append(_ bodies:)` writes it. `handovers` is left as it was.
+    /// Each record is moved out of the list while it is framed and moved back after: read in the
+    /// list, by its subscript or through the list's buffer, it was copied (a retain and a release of
+    /// each of its names), since the framing writes memory the compiler cannot tell apart from the
+    /// list's (13% of the log thread's samples at pipeline 16).
     @discardableResult
-    func append(_ handovers: [GroupCommitter.Handover]) throws(WALIOError) -> ClosedRange<UInt64> {
-        try append(recordCount: handovers.count) { first, salt, names, buffer in
-            for i in handovers.indices {
-                if i + Self.placeLookahead < handovers.count, let place = handovers[i + Self.placeLookahead].place { names.prefetchNumber(at: place) }
-                handovers[i].append(lsn: first + UInt64(i), salt: salt, names: &names, into: &buffer)
+    func append(_ handovers: inout [GroupCommitter.Handover]) throws(WALIOError) -> ClosedRange<UInt64> {
+        let count = handovers.count
+        return try handovers.withUnsafeMutableBufferPointer { list throws(WALIOError) in
+            let base = list.baseAddress!
+            return try append(recordCount: count) { first, salt, names, buffer in
+                for i in 0..<count {
+                    if i + Self.placeLookahead < count, let place = base[i + Self.placeLookahead].place { names.prefetchNumber(at: place) }
+                    // Framing cannot throw or stop between the move out and the move back, so the
+                    // slot is uninitialised only while this record is framed, and read by no one.
+                    let record = (base + i).move()
+                    record.append(lsn: first + UInt64(i), salt: salt, names: &names, into: &buffer)
+                    (base + i).initialize(to: consume record)
+                }
             }
         }
     }
