@@ -217,18 +217,29 @@ public final class RequestHandler: Sendable {
             // holds its requests alone and can hand them back to be reused.
             let batch = batches[i].0
             batches[i].0 = RequestBatch(requests: [ArgumentList]())
-            results.append(await perform(batch, session: batches[i].1, scratch: &scratch))
-            touchedEngine = touchedEngine || results[results.count - 1].pending.touchedEngine
+            // Read before it goes into the list: read there, by the list's subscript, the whole
+            // result was copied (a retain and a release of each of its arrays and buffers).
+            let result = await perform(batch, session: batches[i].1, scratch: &scratch)
+            touchedEngine = touchedEngine || result.pending.touchedEngine
+            results.append(consume result)
         }
         scratch.changeGroup.end(engine)
         let failure = touchedEngine ? await engine.waitUntilDurable() : nil
         let end = ContinuousClock.now
         for i in results.indices {
-            statistics.recordCompleted(results[i].pending.startTimes, end: end)
-            if let failure, !results[i].pending.mutationReplies.isEmpty { results[i].replaceMutationReplies(with: ReplyFrame(failure)) }
-            // Revealed now: what was kept for the log is done with.
-            scratch.keep(&results[i].pending)
+            Self.reveal(&results[i], end: end, failure: failure, statistics: statistics, scratch: &scratch)
         }
+    }
+
+    /// Counts a batch's requests as completed at `end`, turns its mutations' replies into `failure`
+    /// when the log failed, and keeps what it kept for the log for later batches (revealed now, it is
+    /// done with). In place: a result read out of the list was copied whole.
+    private static func reveal(
+        _ result: inout BatchResult, end: ContinuousClock.Instant, failure: Refusal?, statistics: ServerStatistics, scratch: inout TurnScratch
+    ) {
+        statistics.recordCompleted(result.pending.startTimes, end: end)
+        if let failure, !result.pending.mutationReplies.isEmpty { result.replaceMutationReplies(with: ReplyFrame(failure)) }
+        scratch.keep(&result.pending)
     }
 
     private func perform(_ batch: consuming RequestBatch, session: SessionState, scratch: inout TurnScratch) async -> BatchResult {
