@@ -13,7 +13,7 @@
 // its number in the table's list of codes; a cell's `CellKey` is made again from them when asked for.
 
 import CStockpileLinux
-import StockpileCore
+@_spi(Tables) import StockpileCore
 import Synchronization
 
 struct CellTable: Sequence, Sendable {

@@ -19,6 +19,7 @@
 // probe path from its hash's home; the index is at most half full, so a probe ends at an empty slot.
 
 import CStockpileLinux
+@_spi(Tables) import StockpileCore
 import Synchronization
 
 struct IDTable<Value>: Sequence {

@@ -73,12 +73,11 @@ final class EntryRing: @unchecked Sendable {
     private func slot(_ seq: UInt64) -> Int { Int((seq - 1) % UInt64(capacity)) }
 
     /// Asks for the lines of the slots of entries `seq ..< seq + count`, to be written: a slot is
-    /// written once a ring ago, so each is a cache miss of its own.
+    /// written once a ring ago, so each is a cache miss of its own (a line per 64 of its bytes).
     func prefetch(from seq: UInt64, count: Int) {
         for k in 0..<UInt64(count) {
             let slot = slots + slot(seq + k) * PackedEntry.byteCount
-            stockpile_prefetch(slot)
-            stockpile_prefetch(slot + 64)
+            for line in stride(from: 0, to: PackedEntry.byteCount, by: 64) { stockpile_prefetch(slot + line) }
         }
     }
 
@@ -558,7 +557,7 @@ final class Ledger: Sendable {
     /// Asks for the ring's slots of the next `count` entries, before a caller takes locks it will
     /// number that many entries under (another thread may number some of them first: a hint).
     func prefetchNextSlots(count: Int) {
-        ring.prefetch(from: UInt64(numbers.load(ordering: .relaxed).first), count: count)
+        ring.prefetch(from: nextSeq, count: count)
     }
 
     /// The oldest sequence number memory still keeps.

@@ -9,7 +9,7 @@
 // or a closing more than 49 days after it was made) is kept whole, behind one reference. Reading a reservation builds the `Reservation` value back, equal to
 // the one stored.
 
-import StockpileCore
+@_spi(Tables) import StockpileCore
 import StockpileWAL
 
 /// One reservation as its shard keeps it: 48 bytes (a test holds it to that).

@@ -93,16 +93,16 @@ public struct ByteWriter: Sendable {
         // Native and small strings are contiguous UTF-8 already, read where they are (a copy made to
         // call the mutating `withUTF8` retained and released the string's storage each time); a
         // bridged or lazily built one is made contiguous once, instead of appended byte by byte.
-        let written: Void? = value.utf8.withContiguousStorageIfAvailable { utf8 in
-            writeVarint(UInt64(utf8.count))
-            bytes.append(contentsOf: utf8)
+        if value.utf8.withContiguousStorageIfAvailable({ writeCounted($0) }) == nil {
+            var value = value
+            value.withUTF8 { writeCounted($0) }
         }
-        guard written == nil else { return }
-        var value = value
-        value.withUTF8 { utf8 in
-            writeVarint(UInt64(utf8.count))
-            bytes.append(contentsOf: utf8)
-        }
+    }
+
+    /// The byte count as a varint, then the bytes.
+    private mutating func writeCounted(_ utf8: UnsafeBufferPointer<UInt8>) {
+        writeVarint(UInt64(utf8.count))
+        bytes.append(contentsOf: utf8)
     }
 
     // MARK: Raw bytes

@@ -9,7 +9,7 @@
 // and writer and reader number names the same way, in record order, from 0 in every segment.
 
 import CStockpileLinux
-import StockpileCore
+@_spi(Tables) import StockpileCore
 
 /// Where the engine keeps a cell, for a writer that numbers it (`SegmentNames`): its shard, its position
 /// in the shard's cell table, and that table's generation. A table keeps a cell at one position until
@@ -36,7 +36,7 @@ public struct CellPlace: Sendable, Equatable {
 ///
 /// The writer is also told where the engine keeps a record's cell (`CellPlace`), when the engine knows:
 /// the number the segment gave the cell is then found in a flat array by the cell's place, where the
-/// table of numbers by hash (`CellNumbers`) hashed both names and compared them, a cache miss or two
+/// index of numbers by hash (`cellIndex`) hashed both names and compared them, a cache miss or two
 /// each among many cells, once per record. The table by hash stays what decides: the array only
 /// remembers its answers.
 public struct SegmentNames: Hashable, Sendable {
@@ -46,8 +46,11 @@ public struct SegmentNames: Hashable, Sendable {
     /// Each named cell's `CellKey.stableHash`, computed once per segment rather than once per record.
     private(set) var cellHashes: [UInt64] = []
     private(set) var actors: [String] = []
-    /// Each named cell's number by its `CellKey.tableHash`.
-    private var cellNumbers: CellNumbers
+    /// Each named cell's number, filed by its `CellKey.tableHash` (`CellTable`'s, whose index this is
+    /// too): a `[CellKey: Int]` hashed both names with SipHash to look a cell up, again to add it, and
+    /// every cell again each time it grew, and after a rotation every cell a flash sale touches is new
+    /// to the segment. The index is rebuilt from its own slots when it grows, reading no name.
+    private var cellIndex = TaggedIndex()
     private var actorNumbers: [String: Int] = [:]
     /// The numbers of cells by their place: by shard, the generation of the shard's table the numbers
     /// were learned under and each position's number with its cell's `CellKey.tableHash` beside it,
@@ -71,14 +74,21 @@ public struct SegmentNames: Hashable, Sendable {
     public init(createdAt: Timestamp, cellCapacity: Int = 0) {
         self.createdAt = createdAt
         let room = Swift.min(Swift.max(cellCapacity, 0), Self.cellCapacityMax)
-        cellNumbers = CellNumbers(capacity: room)
+        cellIndex.resize(to: Self.indexSlotCount(forCells: room))
         if room > 0 {
             cells.reserveCapacity(room)
             cellHashes.reserveCapacity(room)
         }
     }
 
-    /// The most cells `init(createdAt:cellCapacity:)` makes room for: 65,536, a table of 2 MiB.
+    /// The slots that keep the index of `count` cells at most half full.
+    private static func indexSlotCount(forCells count: Int) -> Int {
+        var size = 16
+        while size < 2 * count { size *= 2 }
+        return size
+    }
+
+    /// The most cells `init(createdAt:cellCapacity:)` makes room for: 65,536, an index of 1 MiB.
     public static let cellCapacityMax = 1 << 16
 
     /// How many cells the segment has named.
@@ -108,21 +118,26 @@ public struct SegmentNames: Hashable, Sendable {
                 }
             }
         }
-        // Hashed from the names here rather than taken from the place: a wrong hash would name the
-        // cell a second time, which a reader refuses.
+        let (number, named) = numberNamingIfNew(cell)
+        assert(place == nil || place!.tableHash == CellKey.tableHash(stable: cellHashes[number]), "a place's hash is its cell's")
+        if let place { remember(number, at: place) }
+        return named ? nil : number
+    }
+
+    /// The number of `cell`, naming it when the segment had not (`named`). Hashed from the names, not
+    /// taken from a place: a wrong hash would name the cell a second time, which a reader refuses.
+    private mutating func numberNamingIfNew(_ cell: CellKey) -> (number: Int, named: Bool) {
         let stable = cell.stableHash
         let hash = CellKey.tableHash(stable: stable)
-        assert(place == nil || place!.tableHash == hash, "a place's hash is its cell's")
-        let found = cellNumbers.find(hash) { cells[$0] == cell }
-        if found.number >= 0 {
-            if let place { remember(found.number, at: place) }
-            return found.number
+        if !cellIndex.isEmpty {
+            let (slot, found) = cellIndex.probe(hash: hash) { cells[$0] == cell }
+            if found { return (TaggedIndex.position(cellIndex[slot]), false) }
         }
-        cellNumbers.insert(cells.count, hash: hash, at: found.slot)
+        if 2 * (cells.count + 1) > cellIndex.count { cellIndex.resize(to: Self.indexSlotCount(forCells: 2 * (cells.count + 1))) }
+        cellIndex.place(position: cells.count, hash: hash)
         cells.append(cell)
         cellHashes.append(stable)
-        if let place { remember(cells.count - 1, at: place) }
-        return nil
+        return (cells.count - 1, true)
     }
 
     /// Asks for the line that keeps the number of the cell at `place`: a writer does it a few records
@@ -156,85 +171,12 @@ public struct SegmentNames: Hashable, Sendable {
     }
 
     /// Names `cell` as a reader meets it; false, naming nothing, when the segment had named it already.
-    fileprivate mutating func nameIfNew(_ cell: CellKey) -> Bool {
-        let stable = cell.stableHash
-        let hash = CellKey.tableHash(stable: stable)
-        let found = cellNumbers.find(hash) { cells[$0] == cell }
-        guard found.number < 0 else { return false }
-        cellNumbers.insert(cells.count, hash: hash, at: found.slot)
-        cells.append(cell)
-        cellHashes.append(stable)
-        return true
-    }
+    fileprivate mutating func nameIfNew(_ cell: CellKey) -> Bool { numberNamingIfNew(cell).named }
 
     fileprivate mutating func name(actor: String) {
         actorNumbers[actor] = actors.count
         lastActor = (actor, actors.count)
         actors.append(actor)
-    }
-}
-
-/// The numbers a segment gave its cells, by each cell's `CellKey.tableHash`: open addressing with
-/// linear probing in a power-of-two array kept at most half full. A `[CellKey: Int]` hashed both names
-/// with SipHash to look a cell up, again to add it, and every cell again each time it grew; after a
-/// segment rotates, every cell a flash sale touches is new to the segment, so that was once per
-/// reservation for a while. A slot keeps the hash, so growing reads no name; a match is confirmed by
-/// the caller (`matches`), comparing names.
-struct CellNumbers {
-    private struct Slot {
-        var hash: UInt64
-        /// -1: empty.
-        var number: Int32
-
-        static let empty = Slot(hash: 0, number: -1)
-    }
-
-    private var slots: [Slot]
-    private var count = 0
-
-    init(capacity: Int = 0) {
-        var size = 16
-        while size < 2 * capacity { size *= 2 }
-        slots = Array(repeating: .empty, count: size)
-    }
-
-    /// Where `hash` is filed with a number `matches` accepts (`number` >= 0), or the empty slot where
-    /// it would go (`number` -1).
-    func find(_ hash: UInt64, matches: (Int) -> Bool) -> (slot: Int, number: Int) {
-        let mask = slots.count - 1
-        var i = Int(truncatingIfNeeded: hash) & mask
-        while true {
-            let slot = slots[i]
-            if slot.number < 0 { return (i, -1) }
-            if slot.hash == hash && matches(Int(slot.number)) { return (i, Int(slot.number)) }
-            i = (i + 1) & mask
-        }
-    }
-
-    /// Files `number` under `hash` at `slot`, the empty slot `find` gave for it.
-    mutating func insert(_ number: Int, hash: UInt64, at slot: Int) {
-        precondition(number <= Int(Int32.max), "a segment names at most 2^31 cells")
-        if 2 * (count + 1) > slots.count {
-            grow()
-            var i = Int(truncatingIfNeeded: hash) & (slots.count - 1)
-            while slots[i].number >= 0 { i = (i + 1) & (slots.count - 1) }
-            slots[i] = Slot(hash: hash, number: Int32(number))
-        } else {
-            assert(slots[slot].number < 0, "an empty slot")
-            slots[slot] = Slot(hash: hash, number: Int32(number))
-        }
-        count += 1
-    }
-
-    private mutating func grow() {
-        let old = slots
-        slots = Array(repeating: .empty, count: old.count * 2)
-        let mask = slots.count - 1
-        for slot in old where slot.number >= 0 {
-            var i = Int(truncatingIfNeeded: slot.hash) & mask
-            while slots[i].number >= 0 { i = (i + 1) & mask }
-            slots[i] = slot
-        }
     }
 }
 

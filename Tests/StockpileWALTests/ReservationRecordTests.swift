@@ -4,7 +4,7 @@
 // is a payload that does not decode. Seeded (STOCKPILE_SEED); the seed is in every failure message.
 
 import Foundation
-import StockpileCore
+@_spi(Tables) import StockpileCore
 import Testing
 @testable import StockpileWAL
 
@@ -215,36 +215,43 @@ import Testing
         #expect(told == untold, "seed \(seed)")
     }
 
-    @Test("a segment's table of cell numbers finds every number filed and none other, through growth and hashes shared by many cells")
+    @Test("a segment's index of cell numbers finds every number filed and none other, through growth and hashes shared by many cells")
     func cellNumbersAgainstDictionary() {
         let seed = Self.seed(0xCE11_7AB1E)
         var rng = SplitMix64(seed: seed)
         for round in 0..<4 {
-            // Hashes drawn from a small set in the first rounds, so that many cells share one and the
-            // table must tell them apart by what `matches` says; from a wide one in the last.
+            // Hashes drawn from a small set in the first rounds (all with one home and one tag), so
+            // that many cells share one and the index must tell them apart by what `matches` says; from
+            // a wide one in the last.
             let hashSpread: UInt64 = [7, 300, 1 << 20, .max][round]
-            var table = CellNumbers(capacity: Int(rng.next() % 40))
+            // Grown as `SegmentNames` grows it: at most half full.
+            var index = TaggedIndex()
+            index.resize(to: 16 << Int(rng.next() % 3))
             var model: [Int: UInt64] = [:]  // a cell (its index) -> its hash
             var numbers: [Int] = []  // number -> cell
             var numberOf: [Int: Int] = [:]
+            func find(_ cell: Int, _ hash: UInt64) -> Int? {
+                let (slot, found) = index.probe(hash: hash) { numbers[$0] == cell }
+                return found ? TaggedIndex.position(index[slot]) : nil
+            }
             for _ in 0..<3_000 {
                 let cell = Int(rng.next() % 2_000)
                 let hash = model[cell] ?? rng.next() % hashSpread
                 model[cell] = hash
-                let found = table.find(hash) { numbers[$0] == cell }
-                guard (found.number >= 0 ? found.number : nil) == numberOf[cell] else {
-                    Issue.record("seed \(seed), round \(round): cell \(cell) found as \(found.number), filed as \(String(describing: numberOf[cell]))")
+                let found = find(cell, hash)
+                guard found == numberOf[cell] else {
+                    Issue.record("seed \(seed), round \(round): cell \(cell) found as \(String(describing: found)), filed as \(String(describing: numberOf[cell]))")
                     return
                 }
-                if found.number < 0 {
-                    table.insert(numbers.count, hash: hash, at: found.slot)
+                if found == nil {
+                    if 2 * (numbers.count + 1) > index.count { index.resize(to: index.count * 2) }
+                    index.place(position: numbers.count, hash: hash)
                     numberOf[cell] = numbers.count
                     numbers.append(cell)
                 }
             }
             for (cell, hash) in model {
-                let found = table.find(hash) { numbers[$0] == cell }
-                #expect(found.number == numberOf[cell], "seed \(seed), round \(round): cell \(cell)")
+                #expect(find(cell, hash) == numberOf[cell], "seed \(seed), round \(round): cell \(cell)")
             }
         }
     }
