@@ -10,9 +10,12 @@
 # how much of the loop's own ceiling a reservation leaves; and the CPU each party used per request
 # (Stockpile's server, the client driving it, Redis's server), from /proc and the shell's `time`.
 #
-#   Benchmarks/compare-redis.sh [--requests N] [--clients N] [--loops N]
+#   Benchmarks/compare-redis.sh [--requests N] [--clients N] [--loops N] [--rounds N]
 #
 # --loops passes `--loops N` to stockpile serve (default: the server's own, one event loop per core).
+# --rounds N runs the whole table N times (fresh servers each round, so Stockpile and Redis alternate
+# all along) and ends with each row's median and range: on a machine whose speed drifts from minute to
+# minute, one run's ratio can be a fifth off either way.
 #
 # Needs redis-server and redis-benchmark (Debian: apt-get install redis-server redis-tools). The
 # server and the load generator share this machine's cores: read the figures as ratios of one run.
@@ -22,14 +25,17 @@ cd "$(dirname "$0")/.."
 requests=200000
 loops=()
 clients=50
+rounds=1
 while [ $# -gt 0 ]; do
     case "$1" in
     --requests) requests="$2"; shift 2 ;;
     --clients) clients="$2"; shift 2 ;;
     --loops) loops=(--loops "$2"); shift 2 ;;
-    *) echo "usage: $0 [--requests N] [--clients N] [--loops N]" >&2; exit 2 ;;
+    --rounds) rounds="$2"; shift 2 ;;
+    *) echo "usage: $0 [--requests N] [--clients N] [--loops N] [--rounds N]" >&2; exit 2 ;;
     esac
 done
+case "$rounds" in ''|*[!0-9]*|0) echo "--rounds takes a whole number of at least 1" >&2; exit 2 ;; esac
 cells=100000
 stock=1000000000000
 sp_port=7399
@@ -94,7 +100,10 @@ seed_redis() {
 # The last three columns are CPU µs per request: Stockpile's server (every thread), the client
 # driving it (redis-benchmark), and Redis's server; with the server and the client sharing the two
 # cores, their sum says how close a run is to what the cores allow.
-printf "%-8s %-7s %-3s %12s %9s %9s   %12s %9s %9s   %-7s %12s %-7s   %6s %9s %8s\n" durability cells P "stockpile/s" p50_ms p99_ms "redis-lua/s" p50_ms p99_ms ratio "ping/s" "vs_ping" sp_us client_us redis_us
+header() { printf "%-8s %-7s %-3s %12s %9s %9s   %12s %9s %9s   %-7s %12s %-7s   %6s %9s %8s\n" durability cells P "stockpile/s" p50_ms p99_ms "redis-lua/s" p50_ms p99_ms ratio "ping/s" "vs_ping" sp_us client_us redis_us; }
+header
+for round in $(seq "$rounds"); do
+[ "$rounds" -gt 1 ] && echo "# round $round of $rounds"
 for durability in none always; do
     rm -rf "$work/sp" "$work/redis"
     mkdir -p "$work/redis"
@@ -138,9 +147,28 @@ for durability in none always; do
             ping=$([ "$pipeline" = 1 ] && echo "$ping1" || echo "$ping16")
             vs_ping=$(awk -v a="$sp_rps" -v b="$ping" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }')
             printf "%-8s %-7s %-3s %12s %9s %9s   %12s %9s %9s   %-7s %12s %-7s   %6s %9s %8s\n" "$durability" "$([ "$workload" = hot ] && echo 1 || echo $cells)" \
-                "$pipeline" "$sp_rps" "$sp_p50" "$sp_p99" "$rd_rps" "$rd_p50" "$rd_p99" "$ratio" "$ping" "$vs_ping" "$sp_us" "$client_us" "$rd_us"
+                "$pipeline" "$sp_rps" "$sp_p50" "$sp_p99" "$rd_rps" "$rd_p50" "$rd_p99" "$ratio" "$ping" "$vs_ping" "$sp_us" "$client_us" "$rd_us" \
+                | tee -a "$work/rows"
         done
     done
     kill "$sp_pid" "$redis_pid"
     wait "$sp_pid" "$redis_pid" 2>/dev/null || true
 done
+done
+
+# Each row's median over the rounds (the lower middle one of an even count), and the range of its
+# ratios: every column is a median of its own, so a row's medians may come from different rounds.
+if [ "$rounds" -gt 1 ]; then
+    echo "# medians of $rounds rounds; the last column is the range of the ratio"
+    header | sed 's/$/   ratio_range/'
+    awk '{ key = $1 " " $2 " " $3; if (!(key in seen)) { seen[key] = 1; order[++keys] = key }
+           n[key]++; for (c = 4; c <= 15; c++) { v = $c; sub(/x$/, "", v); col[key, c, n[key]] = v + 0 } }
+         function median(key, c,   i, j, k, a, t) { k = n[key]; for (i = 1; i <= k; i++) a[i] = col[key, c, i]
+             for (i = 2; i <= k; i++) { t = a[i]; j = i - 1; while (j > 0 && a[j] > t) { a[j + 1] = a[j]; j-- } a[j + 1] = t }
+             lo = a[1]; hi = a[k]; return a[int((k + 1) / 2)] }
+         END { for (r = 1; r <= keys; r++) { key = order[r]; split(key, f, " ")
+             rps = median(key, 4); p50 = median(key, 5); p99 = median(key, 6); rrps = median(key, 7); rp50 = median(key, 8); rp99 = median(key, 9)
+             ping = median(key, 11); vs = median(key, 12); spus = median(key, 13); cus = median(key, 14); rus = median(key, 15)
+             ratio = median(key, 10); rlo = lo; rhi = hi
+             printf "%-8s %-7s %-3s %12.2f %9.3f %9.3f   %12.2f %9.3f %9.3f   %-7s %12.2f %-7s   %6.1f %9.1f %8.1f   %.2f-%.2fx\n", f[1], f[2], f[3], rps, p50, p99, rrps, rp50, rp99, sprintf("%.2fx", ratio), ping, sprintf("%.2fx", vs), spus, cus, rus, rlo, rhi } }' "$work/rows"
+fi
