@@ -33,6 +33,9 @@ while [ $# -gt 0 ]; do
     *) echo "usage: $0 [--pipeline N] [--clients N] [--cells N] [--seconds S] [--lines N]" >&2; exit 2 ;;
     esac
 done
+for value in "$pipeline" "$clients" "$cells" "$seconds" "$lines"; do
+    case "$value" in ''|*[!0-9]*|0) echo "$0: each option takes a whole number of at least 1" >&2; exit 2 ;; esac
+done
 port=7398
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
