@@ -163,12 +163,14 @@ if [ "$rounds" -gt 1 ]; then
     header | sed 's/$/   ratio_range/'
     awk '{ key = $1 " " $2 " " $3; if (!(key in seen)) { seen[key] = 1; order[++keys] = key }
            n[key]++; for (c = 4; c <= 15; c++) { v = $c; sub(/x$/, "", v); col[key, c, n[key]] = v + 0 } }
-         function median(key, c,   i, j, k, a, t) { k = n[key]; for (i = 1; i <= k; i++) a[i] = col[key, c, i]
+         # Column c of row key over the rounds, sorted into a[1..k]; returns k.
+         function sorted(key, c, a,   i, j, k, t) { k = n[key]; for (i = 1; i <= k; i++) a[i] = col[key, c, i]
              for (i = 2; i <= k; i++) { t = a[i]; j = i - 1; while (j > 0 && a[j] > t) { a[j + 1] = a[j]; j-- } a[j + 1] = t }
-             lo = a[1]; hi = a[k]; return a[int((k + 1) / 2)] }
+             return k }
+         function median(key, c,   a, k) { k = sorted(key, c, a); return a[int((k + 1) / 2)] }
          END { for (r = 1; r <= keys; r++) { key = order[r]; split(key, f, " ")
              rps = median(key, 4); p50 = median(key, 5); p99 = median(key, 6); rrps = median(key, 7); rp50 = median(key, 8); rp99 = median(key, 9)
-             ping = median(key, 11); vs = median(key, 12); spus = median(key, 13); cus = median(key, 14); rus = median(key, 15)
-             ratio = median(key, 10); rlo = lo; rhi = hi
+             ratio = median(key, 10); ping = median(key, 11); vs = median(key, 12); spus = median(key, 13); cus = median(key, 14); rus = median(key, 15)
+             k = sorted(key, 10, ratios); rlo = ratios[1]; rhi = ratios[k]
              printf "%-8s %-7s %-3s %12.2f %9.3f %9.3f   %12.2f %9.3f %9.3f   %-7s %12.2f %-7s   %6.1f %9.1f %8.1f   %.2f-%.2fx\n", f[1], f[2], f[3], rps, p50, p99, rrps, rp50, rp99, sprintf("%.2fx", ratio), ping, sprintf("%.2fx", vs), spus, cus, rus, rlo, rhi } }' "$work/rows"
 fi

@@ -104,9 +104,7 @@ struct CellTable: Sequence, Sendable {
 
     /// Doubles the index (at least 64 slots), or more to hold `n` cells at most half full.
     private mutating func grow(toHold n: Int? = nil) {
-        var capacity = Swift.max(64, index.count &* 2)
-        while capacity < (n ?? 0) &* 2 { capacity &*= 2 }
-        index.resize(to: capacity)
+        index.resize(to: TaggedIndex.slotCount(holding: n ?? 0, atLeast: Swift.max(64, index.count &* 2)))
         hintCell?.publish(index.slots)
     }
 

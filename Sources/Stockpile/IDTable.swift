@@ -195,9 +195,7 @@ struct IDTable<Value>: Sequence {
 
     /// Makes the index hold at least `n` entries at most half full (at least 16 slots).
     private mutating func grow(toHold n: Int) {
-        var capacity = Swift.max(16, index.count)
-        while capacity < n &* 2 { capacity &*= 2 }
-        index.resize(to: capacity)
+        index.resize(to: TaggedIndex.slotCount(holding: n, atLeast: Swift.max(16, index.count)))
         hintCell?.publish(index.slots)
     }
 

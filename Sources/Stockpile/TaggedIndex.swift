@@ -33,10 +33,15 @@ extension TaggedIndex {
 /// for a hint: the chunk's storage is read as the address its array holds, not as the array, which
 /// reading would retain, writing its header, a line the other core's requests write too (a twentieth
 /// of `spread`'s time with the release). The elements follow the array storage's 32-byte header
-/// (64-bit: the object header, the count and the capacity). `i` may be past the chunk's count (the
-/// next element's place); the caller checks that `c` is a chunk.
+/// (`arrayHeaderByteCount`). `i` may be past the chunk's count (the next element's place); the
+/// caller checks that `c` is a chunk.
 @inline(__always) func chunkElementAddress<Element>(_ chunks: [[Element]], chunk c: Int, element i: Int) -> UnsafeRawPointer {
     chunks.withUnsafeBufferPointer { outer in
-        UnsafeRawPointer(outer.baseAddress! + c).load(as: UnsafeRawPointer.self) + 32 + i * MemoryLayout<Element>.stride
+        UnsafeRawPointer(outer.baseAddress! + c).load(as: UnsafeRawPointer.self) + arrayHeaderByteCount + i * MemoryLayout<Element>.stride
     }
 }
+
+/// Where an array's elements start in its storage object (64-bit: the object header, the count and
+/// the capacity); the callers of `chunkElementAddress` check it against the array's own pointer in
+/// debug builds.
+private let arrayHeaderByteCount = 32

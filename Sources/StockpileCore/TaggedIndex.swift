@@ -28,6 +28,14 @@
     /// The position a non-empty slot holds.
     @inlinable @inline(__always) public static func position(_ slot: UInt64) -> Int { Int(truncatingIfNeeded: slot & positionMask) &- 1 }
 
+    /// The fewest slots, a power of two and at least `minimum` (a power of two), that hold `count`
+    /// entries at most half full: what an owner resizes to when it grows.
+    @inlinable public static func slotCount(holding count: Int, atLeast minimum: Int = 16) -> Int {
+        var capacity = minimum
+        while capacity < count &* 2 { capacity &*= 2 }
+        return capacity
+    }
+
     @inlinable public var isEmpty: Bool { slots.isEmpty }
     @inlinable public var count: Int { slots.count }
     @inlinable @inline(__always) public var mask: Int { slots.count &- 1 }

@@ -74,18 +74,11 @@ public struct SegmentNames: Hashable, Sendable {
     public init(createdAt: Timestamp, cellCapacity: Int = 0) {
         self.createdAt = createdAt
         let room = Swift.min(Swift.max(cellCapacity, 0), Self.cellCapacityMax)
-        cellIndex.resize(to: Self.indexSlotCount(forCells: room))
+        cellIndex.resize(to: TaggedIndex.slotCount(holding: room))
         if room > 0 {
             cells.reserveCapacity(room)
             cellHashes.reserveCapacity(room)
         }
-    }
-
-    /// The slots that keep the index of `count` cells at most half full.
-    private static func indexSlotCount(forCells count: Int) -> Int {
-        var size = 16
-        while size < 2 * count { size *= 2 }
-        return size
     }
 
     /// The most cells `init(createdAt:cellCapacity:)` makes room for: 65,536, an index of 1 MiB.
@@ -129,11 +122,10 @@ public struct SegmentNames: Hashable, Sendable {
     private mutating func numberNamingIfNew(_ cell: CellKey) -> (number: Int, named: Bool) {
         let stable = cell.stableHash
         let hash = CellKey.tableHash(stable: stable)
-        if !cellIndex.isEmpty {
-            let (slot, found) = cellIndex.probe(hash: hash) { cells[$0] == cell }
-            if found { return (TaggedIndex.position(cellIndex[slot]), false) }
-        }
-        if 2 * (cells.count + 1) > cellIndex.count { cellIndex.resize(to: Self.indexSlotCount(forCells: 2 * (cells.count + 1))) }
+        // The index has slots from `init` on, and stays at most half full.
+        let (slot, found) = cellIndex.probe(hash: hash) { cells[$0] == cell }
+        if found { return (TaggedIndex.position(cellIndex[slot]), false) }
+        if 2 * (cells.count + 1) > cellIndex.count { cellIndex.resize(to: cellIndex.count * 2) }
         cellIndex.place(position: cells.count, hash: hash)
         cells.append(cell)
         cellHashes.append(stable)
