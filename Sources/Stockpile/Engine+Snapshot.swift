@@ -88,11 +88,11 @@ extension Engine {
         let createdAt = clock.now()
         let retention = configuration.logRetentionByteCount
         let fileSystem = self.fileSystem
-        let written: Result<(contents: SnapshotContents, fileName: String, byteCount: Int), SnapshotError> = await Self.onOwnThread {
+        let written: Result<(contents: SnapshotContents, lists: CapturedLists, fileName: String, byteCount: Int), SnapshotError> = await Self.onOwnThread {
             Result { () throws(SnapshotError) in
-                let (contents, oldestKeyRecord) = self.contents(of: capture, createdAt: createdAt)
+                let (contents, lists, oldestKeyRecord) = self.snapshotParts(of: capture, createdAt: createdAt)
                 do throws(WALIOError) {
-                    let written = try SnapshotStore.write(contents, directory: directory, fileSystem: fileSystem)
+                    let written = try SnapshotStore.write(contents, lists: lists, directory: directory, fileSystem: fileSystem)
                     try SnapshotStore.pruneOlder(directory: directory, fileSystem: fileSystem)
                     // The segments that hold the records of the KEYs memory keeps by LSN stay, whatever
                     // the log's retention: a retry reads its reply there.
@@ -101,16 +101,16 @@ extension Engine {
                         let removed = try SegmentRetention.trim(directory: directory, keepFrom: keepFrom, byteCountMax: retention, fileSystem: fileSystem)
                         self.logReader?.forget(segments: removed)
                     }
-                    return (contents, written.fileName, written.byteCount)
+                    return (contents, lists, written.fileName, written.byteCount)
                 } catch {
                     throw .io(error)
                 }
             }
         }
-        let (contents, fileName, byteCount) = try written.get()
+        let (contents, lists, fileName, byteCount) = try written.get()
         let report = SnapshotReport(
-            fileName: fileName, lsn: contents.lsn, byteCount: byteCount, cellCount: contents.cells.count,
-            reservationCount: contents.reservations.count, keyCount: contents.keys.count + contents.loggedKeys.count, captureDuration: captureDuration,
+            fileName: fileName, lsn: contents.lsn, byteCount: byteCount, cellCount: lists.cellCount,
+            reservationCount: lists.reservationCount, keyCount: contents.keys.count + contents.loggedKeys.count, captureDuration: captureDuration,
             totalDuration: ContinuousClock.now - started)
         snapshots.withLock {
             $0.lastLSN = max($0.lastLSN, report.lsn)
@@ -175,23 +175,29 @@ extension Engine {
         return (settled, captureDuration)
     }
 
-    /// The snapshot of a capture: its tables and keys as lists (the codec sorts them), and the recent
-    /// entries memory still keeps below the capture's next seq; with the LSN of the oldest record a
-    /// KEY of the capture is kept by (`UInt64.max` for none), which the log's retention keeps.
+    /// The snapshot of a capture, its cells and reservations gathered into lists (in the codec's
+    /// order), as a start-up would load it; with the LSN of the oldest record a KEY of the capture is
+    /// kept by, as `snapshotParts` gives it.
     func contents(of capture: SnapshotCapture, createdAt: Timestamp) -> (contents: SnapshotContents, oldestKeyRecord: UInt64) {
-        var cells: [SnapshotCell] = []
-        cells.reserveCapacity(capture.shards.reduce(0) { $0 + $1.cells.count })
-        var reservations: [Reservation] = []
-        // Made to its size at once: grown as it fills, the list was copied at each doubling.
-        reservations.reserveCapacity(capture.shards.reduce(0) { $0 + $1.reservations.count })
-        var counters = StockCounters()
-        for shard in capture.shards {
-            for (key, slot) in shard.cells {
-                cells.append(SnapshotCell(variant: key.variant, warehouse: key.warehouse, state: slot.state, belowZeroAllowed: slot.belowZeroAllowed))
-            }
-            reservations.append(contentsOf: shard.reservations.all(cells: shard.cells))
-            counters = counters + shard.counters
+        var (contents, lists, oldestKeyRecord) = snapshotParts(of: capture, createdAt: createdAt)
+        contents.cells.reserveCapacity(lists.cellCount)
+        contents.reservations.reserveCapacity(lists.reservationCount)
+        do throws(WALIOError) {
+            try lists.forEachCell { contents.cells.append($0) }
+            try lists.forEachReservation { contents.reservations.append($0) }
+        } catch {
+            preconditionFailure("gathering into lists throws nothing")
         }
+        return (contents, oldestKeyRecord)
+    }
+
+    /// The snapshot of a capture as the codec writes it: its cells and reservations as lists read
+    /// from the captured tables as they are written (`CapturedLists`), everything else in `contents`
+    /// (whose cells and reservations are left empty): keys, catalog and counters, and the recent
+    /// entries memory still keeps below the capture's next seq. With the LSN of the oldest record a
+    /// KEY of the capture is kept by (`UInt64.max` for none), which the log's retention keeps.
+    func snapshotParts(of capture: SnapshotCapture, createdAt: Timestamp) -> (contents: SnapshotContents, lists: CapturedLists, oldestKeyRecord: UInt64) {
+        let counters = capture.shards.reduce(StockCounters()) { $0 + $1.counters }
         // A key the log keeps is written with its record's LSN, which the log keeps for it (retention
         // trims from the oldest); one kept in memory with its command and reply. The keys are copied
         // after the shards were let go: one whose record comes after the snapshot's LSN is left to
@@ -210,9 +216,9 @@ extension Engine {
         }
         let contents = SnapshotContents(
             lsn: capture.position.lastLSN, createdAt: createdAt, nextSeq: capture.position.nextSeq,
-            warehouses: Array(capture.catalog.warehouses.values), policies: Array(capture.catalog.policies.values), cells: cells,
-            reservations: reservations, keys: keyUses, loggedKeys: loggedKeys, counters: counters, recentEntries: ledger.recentEntries(below: capture.position.nextSeq))
-        return (contents, oldestKeyRecord)
+            warehouses: Array(capture.catalog.warehouses.values), policies: Array(capture.catalog.policies.values), cells: [],
+            reservations: [], keys: keyUses, loggedKeys: loggedKeys, counters: counters, recentEntries: ledger.recentEntries(below: capture.position.nextSeq))
+        return (contents, CapturedLists(capture.shards.map { ($0.cells, $0.reservations) }), oldestKeyRecord)
     }
 
     /// Loads a snapshot into a new engine, before the log after it is replayed: cells and
@@ -268,6 +274,103 @@ extension Engine {
                 lowerCallingThreadPriority()
                 continuation.resume(returning: body())
             }
+        }
+    }
+}
+
+/// The cells and reservations of a snapshot's capture, read from the captured tables in the codec's
+/// order as they are written, without being gathered: each shard's cells are sorted by name, and its
+/// reservations by id, as positions (4 bytes each; the names are sorted beside them one shard at a
+/// time, and let go), and the shards' sorted positions are merged as the encoder asks for the next
+/// value. Gathered into lists first, a million cells' snapshot took as much memory again as the
+/// state itself. A cell is in one shard and a reservation in its home shard only, so no two values
+/// the merge compares are equal.
+struct CapturedLists: SnapshotLists {
+    // Each shard's tables in an array of their own: read out of an array of pairs, the pair was
+    // copied whole (a retain and a release of each of its tables' buffers) at every value.
+    private let cells: [CellTable]
+    private let reservations: [ReservationTable]
+    private let cellOrders: [[Int32]]
+    private let reservationOrders: [[Int32]]
+    let cellCount: Int
+    let reservationCount: Int
+
+    init(_ shards: [(cells: CellTable, reservations: ReservationTable)]) {
+        cells = shards.map(\.cells)
+        reservations = shards.map(\.reservations)
+        cellOrders = cells.map { table in Self.sorted(table.count) { Self.name(table.key(at: $0)) } }
+        reservationOrders = reservations.map { table in Self.sorted(table.count) { table.id(at: $0) } }
+        cellCount = cells.reduce(0) { $0 + $1.count }
+        reservationCount = reservations.reduce(0) { $0 + $1.count }
+    }
+
+    /// The positions `0..<count` sorted by `name`, each name sorted beside its position (so that the
+    /// sort's merges read in order) and let go afterwards.
+    private static func sorted<Name: Comparable>(_ count: Int, name: (Int) -> Name) -> [Int32] {
+        precondition(count <= Int(Int32.max), "a shard holds fewer than 2^31 values")
+        var named = (0..<count).map { (name: name($0), position: Int32($0)) }
+        named.sort { $0.name < $1.name }
+        return named.map(\.position)
+    }
+
+    /// A cell's names, compared variant first, then warehouse (as the codec orders cells).
+    private struct CellName: Comparable {
+        let variant: String
+        let warehouse: String
+        static func < (a: CellName, b: CellName) -> Bool { (a.variant, a.warehouse) < (b.variant, b.warehouse) }
+    }
+
+    private static func name(_ key: CellKey) -> CellName { CellName(variant: key.variant, warehouse: key.warehouse) }
+
+    /// Calls `body` with each shard and position of `orders` in the order of their names: each time
+    /// the smallest of the shards' next names (`name` of a shard and position). The shards are kept
+    /// in a heap of their numbers, ordered by each one's next name, so that sifting moves integers,
+    /// not names.
+    private static func merge<Name: Comparable>(
+        _ orders: [[Int32]], name: (_ shard: Int, _ position: Int) -> Name, _ body: (_ name: Name, _ shard: Int, _ position: Int) throws(WALIOError) -> Void
+    ) throws(WALIOError) {
+        var heap = orders.indices.filter { !orders[$0].isEmpty }
+        guard let first = heap.first else { return }
+        // Each shard's next name (a shard with none keeps a name it never compares).
+        var heads = [Name](repeating: name(first, Int(orders[first][0])), count: orders.count)
+        for s in heap { heads[s] = name(s, Int(orders[s][0])) }
+        var ranks = [Int](repeating: 0, count: orders.count)
+        func siftDown(_ from: Int) {
+            var i = from
+            while true {
+                let left = 2 * i + 1
+                guard left < heap.count else { return }
+                var smallest = left
+                if left + 1 < heap.count && heads[heap[left + 1]] < heads[heap[left]] { smallest = left + 1 }
+                guard heads[heap[smallest]] < heads[heap[i]] else { return }
+                heap.swapAt(i, smallest)
+                i = smallest
+            }
+        }
+        for i in stride(from: heap.count / 2 - 1, through: 0, by: -1) { siftDown(i) }
+        while let s = heap.first {
+            try body(heads[s], s, Int(orders[s][ranks[s]]))
+            ranks[s] += 1
+            if ranks[s] < orders[s].count {
+                heads[s] = name(s, Int(orders[s][ranks[s]]))
+            } else {
+                heap.swapAt(0, heap.count - 1)
+                heap.removeLast()
+            }
+            siftDown(0)
+        }
+    }
+
+    func forEachCell(_ body: (SnapshotCell) throws(WALIOError) -> Void) throws(WALIOError) {
+        try Self.merge(cellOrders, name: { s, p in Self.name(cells[s].key(at: p)) }) { (name, s, p) throws(WALIOError) in
+            let slot = cells[s][position: p]
+            try body(SnapshotCell(variant: name.variant, warehouse: name.warehouse, state: slot.state, belowZeroAllowed: slot.belowZeroAllowed))
+        }
+    }
+
+    func forEachReservation(_ body: (Reservation) throws(WALIOError) -> Void) throws(WALIOError) {
+        try Self.merge(reservationOrders, name: { s, p in reservations[s].id(at: p) }) { (_, s, p) throws(WALIOError) in
+            try body(reservations[s].reservation(at: p, cells: cells[s]))
         }
     }
 }

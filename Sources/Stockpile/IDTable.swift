@@ -49,6 +49,9 @@ struct IDTable<Value>: Sequence {
     /// Every entry, in position order.
     var entries: FlattenSequence<[[Entry]]> { chunks.joined() }
 
+    /// The entry at position `p` (`0..<count`; a removal moves the last entry into its gap).
+    func entry(at p: Int) -> Entry { chunks[p >> Self.chunkShift][p & Self.chunkMask] }
+
     /// The slot of the index that holds `key`, or nil.
     @inline(__always) private func slot(of key: String, hash: Int) -> Int? {
         guard !index.isEmpty else { return nil }

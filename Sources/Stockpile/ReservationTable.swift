@@ -275,6 +275,15 @@ struct ReservationTable: Sendable {
 
 
     /// Every reservation, built back with its cells named from `cells`.
+    /// The id of the reservation at position `p` (`0..<count`).
+    func id(at p: Int) -> String { table.entry(at: p).key }
+
+    /// The reservation at position `p` (`0..<count`), built back.
+    func reservation(at p: Int, cells: CellTable) -> Reservation {
+        let e = table.entry(at: p)
+        return e.value.reservation(id: e.key, cells: cells)
+    }
+
     func all(cells: CellTable) -> All {
         table.entries.lazy.map { $0.value.reservation(id: $0.key, cells: cells) }
     }

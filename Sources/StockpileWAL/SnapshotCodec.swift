@@ -92,6 +92,39 @@ public struct SnapshotDamage: Error, Hashable, Sendable, CustomStringConvertible
     public var description: String { "snapshot \(fileName) is not valid at offset \(offset): \(reason)" }
 }
 
+/// The two long lists of a snapshot, cells and reservations, handed to the encoder one value at a
+/// time in the order FORMAT.md §4.2 states (cells by variant then warehouse, reservations by id), so
+/// that neither is gathered into a list of its own first: at millions of cells the lists, their sort
+/// and the file's bytes took as much memory again as the state itself.
+public protocol SnapshotLists {
+    var cellCount: Int { get }
+    var reservationCount: Int { get }
+    /// Calls `body` with each of the `cellCount` cells, by variant then warehouse. (Typed by the one
+    /// error the encoder's output throws, not generic over it: a generic error left the merge of a
+    /// capture's shards unspecialized, at four times the cost.)
+    func forEachCell(_ body: (SnapshotCell) throws(WALIOError) -> Void) throws(WALIOError)
+    /// Calls `body` with each of the `reservationCount` reservations, by id.
+    func forEachReservation(_ body: (Reservation) throws(WALIOError) -> Void) throws(WALIOError)
+}
+
+/// Where an encoder's bytes go, each piece at its offset in the file: a section's payload is handed
+/// over as it is encoded, and its header, which states the payload's length and CRC, afterwards, at
+/// the room left for it.
+public protocol SnapshotOutput {
+    mutating func write(_ bytes: [UInt8], at offset: Int) throws(WALIOError)
+}
+
+/// A snapshot's bytes in memory.
+struct SnapshotMemoryOutput: SnapshotOutput {
+    var bytes: [UInt8] = []
+
+    /// Writes `piece` at `offset`, the bytes between the end and `offset` zero until written.
+    mutating func write(_ piece: [UInt8], at offset: Int) {
+        if offset + piece.count > bytes.count { bytes += repeatElement(0, count: offset + piece.count - bytes.count) }
+        bytes.replaceSubrange(offset..<offset + piece.count, with: piece)
+    }
+}
+
 public enum SnapshotCodec {
     public static let magic: [UInt8] = [0x89, 0x53, 0x50, 0x53, 0x4E, 0x41, 0x50, 0x0A]  // \x89SPSNAP\n
     public static let trailerMagic: [UInt8] = [0x53, 0x50, 0x53, 0x4E, 0x45, 0x4E, 0x44, 0x0A]  // SPSNEND\n
@@ -161,19 +194,25 @@ public enum SnapshotCodec {
         var loggedKeys: [Int32]
 
         init(of c: SnapshotContents) {
-            // What is compared is sorted beside each position, so that the sort's merges read and
-            // write in order: sorting positions alone compared names at random places, a cache miss
-            // each in lists of millions.
-            func positions<Name: Comparable>(_ values: [some Any], name: (Int) -> Name) -> [Int32] {
-                precondition(values.count <= Int(Int32.max), "a snapshot list holds fewer than 2^31 values")
-                var named = (0..<values.count).map { (name: name($0), position: Int32($0)) }
-                named.sort { $0.name < $1.name }
-                return named.map(\.position)
-            }
-            cells = positions(c.cells) { NamePair(c.cells[$0].variant, c.cells[$0].warehouse) }
-            reservations = positions(c.reservations) { c.reservations[$0].id }
-            keys = positions(c.keys) { c.keys[$0].key }
-            loggedKeys = positions(c.loggedKeys) { c.loggedKeys[$0].key }
+            cells = Self.cells(of: c)
+            reservations = Self.reservations(of: c)
+            keys = Self.keys(of: c)
+            loggedKeys = Self.loggedKeys(of: c)
+        }
+
+        static func cells(of c: SnapshotContents) -> [Int32] { positions(c.cells.count) { NamePair(c.cells[$0].variant, c.cells[$0].warehouse) } }
+        static func reservations(of c: SnapshotContents) -> [Int32] { positions(c.reservations.count) { c.reservations[$0].id } }
+        static func keys(of c: SnapshotContents) -> [Int32] { positions(c.keys.count) { c.keys[$0].key } }
+        static func loggedKeys(of c: SnapshotContents) -> [Int32] { positions(c.loggedKeys.count) { c.loggedKeys[$0].key } }
+
+        /// The positions `0..<count` sorted by `name`. What is compared is sorted beside each
+        /// position, so that the sort's merges read and write in order: sorting positions alone
+        /// compared names at random places, a cache miss each in lists of millions.
+        static func positions<Name: Comparable>(_ count: Int, name: (Int) -> Name) -> [Int32] {
+            precondition(count <= Int(Int32.max), "a snapshot list holds fewer than 2^31 values")
+            var named = (0..<count).map { (name: name($0), position: Int32($0)) }
+            named.sort { $0.name < $1.name }
+            return named.map(\.position)
         }
 
         /// A cell's names, compared variant first, then warehouse.
@@ -188,13 +227,64 @@ public enum SnapshotCodec {
         }
     }
 
+    /// The long lists of a `SnapshotContents`, read through their canonical order.
+    struct OrderedLists: SnapshotLists {
+        let contents: SnapshotContents
+        let cells: [Int32]
+        let reservations: [Int32]
+
+        init(_ contents: SnapshotContents) {
+            self.contents = contents
+            cells = CanonicalOrder.cells(of: contents)
+            reservations = CanonicalOrder.reservations(of: contents)
+        }
+
+        var cellCount: Int { contents.cells.count }
+        var reservationCount: Int { contents.reservations.count }
+
+        func forEachCell(_ body: (SnapshotCell) throws(WALIOError) -> Void) throws(WALIOError) {
+            for i in cells { try body(contents.cells[Int(i)]) }
+        }
+
+        func forEachReservation(_ body: (Reservation) throws(WALIOError) -> Void) throws(WALIOError) {
+            // In sorted order, so at random places: a reservation 16 ahead is asked for, and its
+            // lines 8 ahead, so that their cache misses overlap instead of each waiting in turn.
+            let order = reservations
+            try contents.reservations.withUnsafeBufferPointer { rs throws(WALIOError) in
+                for k in order.indices {
+                    if k + 16 < order.count { stockpile_prefetch_read(rs.baseAddress! + Int(order[k + 16])) }
+                    if k + 8 < order.count { rs[Int(order[k + 8])].lines.withUnsafeBufferPointer { stockpile_prefetch_read($0.baseAddress) } }
+                    try body(rs[Int(order[k])])
+                }
+            }
+        }
+    }
+
     /// The file's bytes, of the canonical order, so equal states encode equally.
     public static func encode(_ contents: SnapshotContents) -> [UInt8] {
-        // The short lists sorted as values, the long ones written through their positions.
-        let c = sortingCatalog(contents)
-        let order = CanonicalOrder(of: c)
+        var output = SnapshotMemoryOutput()
+        output.bytes.reserveCapacity(64 + contents.cells.count * 32 + contents.reservations.count * 96 + contents.recentEntries.count * 64)
+        do {
+            _ = try encode(contents, lists: OrderedLists(contents), to: &output)
+        } catch {
+            preconditionFailure("memory takes every write")
+        }
+        return output.bytes
+    }
 
-        var w = ByteWriter(capacity: 64 + c.cells.count * 32 + c.reservations.count * 96 + c.recentEntries.count * 64)
+    /// Encodes the snapshot of `contents` to `output`, about `chunkByteCount` bytes at a time, and
+    /// returns the file's byte count: its cells and reservations from `lists` (the lists of `contents`
+    /// are not read), everything else from `contents`, sorted here. The bytes are the same as
+    /// `encode(_:)` gives for the same state; what is held at once is a chunk, not the file.
+    public static func encode<Output: SnapshotOutput>(
+        _ contents: SnapshotContents, lists: some SnapshotLists, to output: inout Output, chunkByteCount: Int = 1 << 20
+    ) throws(WALIOError) -> Int {
+        precondition(chunkByteCount > 0)
+        let c = sortingCatalog(contents)
+        let keys = CanonicalOrder.keys(of: c)
+        let loggedKeys = CanonicalOrder.loggedKeys(of: c)
+
+        var w = ByteWriter(capacity: chunkByteCount + 4096)
         w.writeBytes(magic)
         w.writeUInt16(version)
         w.writeUInt16(UInt16(headerByteCount))
@@ -203,30 +293,56 @@ public enum SnapshotCodec {
         w.writeInt64(c.createdAt.milliseconds)
         w.writeUInt32(0)
         w.writeUInt32(w.bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<36])) })
+        try output.write(w.bytes, at: 0)
+        // The CRC of the file so far: each section's header is folded in once its payload is written.
+        var fileCRC = CRC32C.checksum(w.bytes)
+        var offset = w.count
 
         for section in Section.allCases {
-            let start = w.count
-            w.writeUInt8(section.rawValue)
-            w.writeZeros(3)
-            w.writeUInt32(0)  // CRC, patched below
-            w.writeUInt64(0)  // byte count, patched below
-            let payloadStart = w.count
-            writePayload(section, of: c, order: order, into: &w)
-            let payloadCount = w.count - payloadStart
-            let crc = w.bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[payloadStart...])) }
-            w.setUInt32(crc, at: start + 4)
-            w.setUInt32(UInt32(truncatingIfNeeded: payloadCount), at: start + 8)
-            w.setUInt32(UInt32(truncatingIfNeeded: UInt64(payloadCount) >> 32), at: start + 12)
+            w.reset()
+            let headerOffset = offset
+            offset += sectionHeaderByteCount
+            var payloadCRC: UInt32 = 0
+            var payloadCount = 0
+            // Hands the payload's bytes in `w` to the output, after those handed before.
+            func flush(_ w: inout ByteWriter) throws(WALIOError) {
+                guard w.count > 0 else { return }
+                try output.write(w.bytes, at: offset)
+                payloadCRC = CRC32C.update(payloadCRC, w.bytes)
+                payloadCount += w.count
+                offset += w.count
+                w.reset()
+            }
+            try writePayload(section, of: c, lists: lists, keys: keys, loggedKeys: loggedKeys, into: &w) { (w: inout ByteWriter) throws(WALIOError) in
+                if w.count >= chunkByteCount { try flush(&w) }
+            }
+            try flush(&w)
+            var header = ByteWriter(capacity: sectionHeaderByteCount)
+            header.writeUInt8(section.rawValue)
+            header.writeZeros(3)
+            header.writeUInt32(payloadCRC)
+            header.writeUInt32(UInt32(truncatingIfNeeded: payloadCount))
+            header.writeUInt32(UInt32(truncatingIfNeeded: UInt64(payloadCount) >> 32))
+            try output.write(header.bytes, at: headerOffset)
+            fileCRC = CRC32C.combine(CRC32C.update(fileCRC, header.bytes), payloadCRC, byteCountOfB: payloadCount)
         }
 
+        w.reset()
         w.writeBytes(trailerMagic)
-        w.writeUInt64(UInt64(w.count + 16))
-        w.writeUInt32(CRC32C.checksum(w.bytes))
+        w.writeUInt64(UInt64(offset + trailerByteCount))
+        fileCRC = CRC32C.update(fileCRC, w.bytes)
+        w.writeUInt32(fileCRC)
         w.writeUInt32(0)
-        return w.bytes
+        try output.write(w.bytes, at: offset)
+        return offset + trailerByteCount
     }
 
-    private static func writePayload(_ section: Section, of c: SnapshotContents, order: CanonicalOrder, into w: inout ByteWriter) {
+    /// Writes a section's payload into `w`, calling `wrote` after each value of a list (where the
+    /// encoder may hand `w`'s bytes on).
+    private static func writePayload(
+        _ section: Section, of c: SnapshotContents, lists: some SnapshotLists, keys: [Int32], loggedKeys: [Int32], into w: inout ByteWriter,
+        wrote: (inout ByteWriter) throws(WALIOError) -> Void
+    ) throws(WALIOError) {
         switch section {
         case .sequence:
             w.writeVarint(c.nextSeq)
@@ -237,32 +353,34 @@ public enum SnapshotCodec {
             w.writeVarint(UInt64(c.policies.count))
             for x in c.policies { w.write(x) }
         case .cells:
-            w.writeVarint(UInt64(c.cells.count))
-            for i in order.cells {
-                let x = c.cells[Int(i)]
+            w.writeVarint(UInt64(lists.cellCount))
+            var written = 0
+            try lists.forEachCell { (x: SnapshotCell) throws(WALIOError) in
                 w.writeString(x.variant)
                 w.writeString(x.warehouse)
                 w.write(x.state.onHand)
                 w.write(x.state.reserved)
                 w.writeBool(x.belowZeroAllowed)
+                written += 1
+                try wrote(&w)
             }
+            precondition(written == lists.cellCount, "the cells counted are the cells written")
         case .reservations:
-            w.writeVarint(UInt64(c.reservations.count))
-            // Read in place (through the list's subscript each was copied first), in sorted order,
-            // so at random places: a reservation 16 ahead is asked for, and its lines 8 ahead, so
-            // that their cache misses overlap instead of each waiting in turn.
-            c.reservations.withUnsafeBufferPointer { rs in
-                let order = order.reservations
-                for k in order.indices {
-                    if k + 16 < order.count { stockpile_prefetch_read(rs.baseAddress! + Int(order[k + 16])) }
-                    if k + 8 < order.count { rs[Int(order[k + 8])].lines.withUnsafeBufferPointer { stockpile_prefetch_read($0.baseAddress) } }
-                    w.write(rs[Int(order[k])])
-                }
+            w.writeVarint(UInt64(lists.reservationCount))
+            var written = 0
+            try lists.forEachReservation { (x: Reservation) throws(WALIOError) in
+                w.write(x)
+                written += 1
+                try wrote(&w)
             }
+            precondition(written == lists.reservationCount, "the reservations counted are the reservations written")
         case .keys:
             w.writeVarint(UInt64(c.keys.count))
-            c.keys.withUnsafeBufferPointer { ks in
-                for i in order.keys { w.write(ks[Int(i)]) }
+            try c.keys.withUnsafeBufferPointer { ks throws(WALIOError) in
+                for i in keys {
+                    w.write(ks[Int(i)])
+                    try wrote(&w)
+                }
             }
         case .counters:
             let k = c.counters
@@ -282,14 +400,18 @@ public enum SnapshotCodec {
             }
         case .recentEntries:
             w.writeVarint(UInt64(c.recentEntries.count))
-            for x in c.recentEntries { w.write(x) }
+            for x in c.recentEntries {
+                w.write(x)
+                try wrote(&w)
+            }
         case .loggedKeys:
             w.writeVarint(UInt64(c.loggedKeys.count))
-            for i in order.loggedKeys {
+            for i in loggedKeys {
                 let k = c.loggedKeys[Int(i)]
                 w.writeString(k.key)
                 w.writeSignedVarint(k.usedAt.milliseconds)
                 w.writeVarint(k.lsn)
+                try wrote(&w)
             }
         }
     }

@@ -26,22 +26,24 @@ public enum SnapshotStore {
     public static func write(
         _ contents: SnapshotContents, directory: String, fileSystem: any FileSystem = SystemFileSystem()
     ) throws(WALIOError) -> (fileName: String, byteCount: Int) {
-        let bytes = SnapshotCodec.encode(contents)
+        try write(contents, lists: SnapshotCodec.OrderedLists(contents), directory: directory, fileSystem: fileSystem)
+    }
+
+    /// `write(_:directory:fileSystem:)` with the cells and reservations of `lists` (those of
+    /// `contents` are not read), encoded straight to the file a slice at a time: what is held in
+    /// memory at once is a slice of the file, not the whole of it.
+    public static func write(
+        _ contents: SnapshotContents, lists: some SnapshotLists, directory: String, fileSystem: any FileSystem = SystemFileSystem()
+    ) throws(WALIOError) -> (fileName: String, byteCount: Int) {
         let name = SnapshotCodec.fileName(lsn: contents.lsn)
         let path = walPath(directory, name)
         let tmpPath = path + ".tmp"
         if try fileSystem.fileExists(tmpPath) { try fileSystem.unlink(tmpPath) }
         let file = try fileSystem.open(tmpPath, mode: .createNew)
+        let byteCount: Int
         do throws(WALIOError) {
-            // Written and synced a slice at a time: one large flush would hold up the log's own
-            // fdatasync behind it (the file system commits them together), which writers see as a pause.
-            var offset = 0
-            while offset < bytes.count {
-                let end = min(bytes.count, offset + syncSliceByteCount)
-                try fileSystem.write(file, Array(bytes[offset..<end]), at: offset)
-                try fileSystem.syncData(file)
-                offset = end
-            }
+            var output = FileOutput(fileSystem: fileSystem, file: file)
+            byteCount = try SnapshotCodec.encode(contents, lists: lists, to: &output, chunkByteCount: syncSliceByteCount)
             try fileSystem.sync(file)
             try fileSystem.close(file)
         } catch {
@@ -51,7 +53,25 @@ public enum SnapshotStore {
         }
         try fileSystem.rename(tmpPath, to: path)
         try fileSystem.syncDirectory(directory)
-        return (name, bytes.count)
+        return (name, byteCount)
+    }
+
+    /// A snapshot file being written: synced each time a slice's worth was written since the last
+    /// sync. One large flush at the end would hold up the log's own fdatasync behind it (the file
+    /// system commits them together), which writers see as a pause.
+    private struct FileOutput: SnapshotOutput {
+        let fileSystem: any FileSystem
+        let file: WALFile
+        var unsynced = 0
+
+        mutating func write(_ bytes: [UInt8], at offset: Int) throws(WALIOError) {
+            try fileSystem.write(file, bytes, at: offset)
+            unsynced += bytes.count
+            if unsynced >= SnapshotStore.syncSliceByteCount {
+                try fileSystem.syncData(file)
+                unsynced = 0
+            }
+        }
     }
 
     /// The newest valid snapshot (row 9): each newer one that is not valid is reported to `passedOver`

@@ -6,7 +6,7 @@
 import Foundation
 import Glibc
 @testable import Stockpile
-import StockpileWAL
+@testable import StockpileWAL
 import Testing
 
 @Suite("Snapshots")
@@ -204,6 +204,44 @@ struct SnapshotTests {
         #expect(await third.events(from: 1, limit: 100).map(\.seq) == [1, 2, 3, 4, 5])
         #expect(await third.verify().isEmpty)
         try third.close()
+    }
+
+    @Test("a snapshot written from the shards' tables as it is encoded is the file of its state gathered into lists")
+    func streamedEqualsGathered() async throws {
+        let dir = try DurabilityTests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let seed = ProcessInfo.processInfo.environment["STOCKPILE_SEED"].flatMap(UInt64.init) ?? 0x5_7EA4
+        var rng = SplitMix64(seed: seed)
+        let engine = try Engine.open(dataDirectory: dir, durability: .none, configuration: EngineConfiguration(shardCount: 5, snapshotEveryRecords: 0))
+        defer { try? engine.close() }
+        // Names short and long (past the 15 bytes a string keeps inline), in three warehouses, and
+        // reservations of one line and of several (a multi-shard one is its home shard's alone).
+        _ = await engine.execute(.setWarehouse(WarehouseChange(code: "EAST", priority: 2)))
+        _ = await engine.execute(.setWarehouse(WarehouseChange(code: "WEST-LONG-WAREHOUSE-CODE", priority: 3)))
+        let warehouses = ["MAIN", "EAST", "WEST-LONG-WAREHOUSE-CODE"]
+        var cells: [(String, String)] = []
+        for i in 0..<400 {
+            let variant = i % 3 == 0 ? "a-rather-long-variant-name-\(rng.next() % 1000)" : "V\(rng.next() % 500)"
+            let cell = (variant, warehouses[Int(rng.next() % 3)])
+            _ = await engine.adjust(variant: cell.0, warehouse: cell.1, by: 50, reason: .received)
+            cells.append(cell)
+        }
+        for i in 0..<300 {
+            let lineCount = i % 4 == 0 ? 3 : 1
+            let lines = (0..<lineCount).map { _ in let c = cells[Int(rng.next() % UInt64(cells.count))]; return ReserveLine(variant: c.0, warehouse: c.1, quantity: 1) }
+            let id = i % 5 == 0 ? "order-with-a-long-identifier-\(rng.next())" : "r\(rng.next() % 100_000)"
+            _ = await engine.reserve(ReserveRequest(id: id, lines: lines))
+        }
+        let (capture, _) = await engine.captureSnapshot()
+        let (contents, lists, _) = engine.snapshotParts(of: capture, createdAt: Timestamp(milliseconds: 7))
+        #expect(lists.cellCount > 300 && lists.reservationCount > 200, "seed \(seed)")
+        for chunk in [1, 64, 1 << 20] {
+            var output = SnapshotMemoryOutput()
+            _ = try SnapshotCodec.encode(contents, lists: lists, to: &output, chunkByteCount: chunk)
+            // The gathered lists are sorted by the codec itself, apart from the merge of the shards.
+            let gathered = engine.contents(of: capture, createdAt: Timestamp(milliseconds: 7)).contents
+            #expect(output.bytes == SnapshotCodec.encode(gathered), "seed \(seed), chunks of \(chunk)")
+        }
     }
 
     @Test("a snapshot is written by itself every N records")

@@ -89,6 +89,21 @@ import Testing
         }
     }
 
+    @Test("combining the CRCs of two pieces gives the CRC of both, without reading them")
+    func combineEqualsOneShot() {
+        let seed = RandomCommits.seed(default: 0xC0B1)
+        var rng = SplitMix64(seed: seed)
+        for round in 0..<200 {
+            // Up to 70,000 bytes, so that the count's bits reach past 16.
+            let n = round < 100 ? Int(rng.next() % 300) : Int(rng.next() % 70_000)
+            let bytes = (0..<n).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            let cut = n == 0 ? 0 : Int(rng.next() % UInt64(n + 1))
+            let a = CRC32C.checksum(Array(bytes[..<cut]))
+            let b = CRC32C.checksum(Array(bytes[cut...]))
+            #expect(CRC32C.combine(a, b, byteCountOfB: n - cut) == CRC32C.checksum(bytes), "seed \(seed) round \(round): \(cut) + \(n - cut) bytes")
+        }
+    }
+
     @Test("a single flipped bit always changes the CRC")
     func singleBitErrors() {
         var bytes = Array("a record header and its payload".utf8)

@@ -119,6 +119,35 @@ struct SnapshotCodecTests {
         #expect(decoded.reservations.map(\.id) == many.reservations.map(\.id).sorted(), "seed \(seed)")
     }
 
+    @Test("encoded a chunk at a time, a header written back after its payload, the bytes are the whole file's", arguments: [1, 7, 100, 4096, 1 << 20])
+    func chunkedEncoding(_ chunkByteCount: Int) throws {
+        let seed = RandomCommits.seed(default: 0x5A_0003)
+        var rng = SplitMix64(seed: seed)
+        var many = SnapshotSamples.contents
+        many.reservations = (0..<200).map { i in
+            var r = [CommitSamples.shipped, CommitSamples.hold, CommitSamples.splitHold][i % 3]
+            r.id = "r-\(i * 7919 % 1000)"
+            return r
+        }
+        many.cells += (0..<300).map { i in
+            SnapshotCell(variant: "V-\(i * 31 % 300)", warehouse: i % 2 == 0 ? "MAIN" : "EAST", state: CellState(onHand: Quantity(i), reserved: 0), belowZeroAllowed: false)
+        }
+        many.reservations.shuffle(using: &rng)
+        many.cells.shuffle(using: &rng)
+        for contents in [SnapshotSamples.contents, many] {
+            var output = SnapshotMemoryOutput()
+            let count = try SnapshotCodec.encode(contents, lists: SnapshotCodec.OrderedLists(contents), to: &output, chunkByteCount: chunkByteCount)
+            let whole = SnapshotCodec.encode(contents)
+            #expect(count == whole.count, "seed \(seed)")
+            #expect(output.bytes == whole, "seed \(seed), chunks of \(chunkByteCount) bytes")
+        }
+        // The file store writes the same bytes, a slice at a time.
+        let fs = LogTestSupport.simulatedFileSystem()
+        let dir = LogTestSupport.simulatedDirectory
+        let written = try SnapshotStore.write(many, directory: dir, fileSystem: fs)
+        #expect(fs.contents(of: dir + "/" + written.fileName) == SnapshotCodec.encode(many), "seed \(seed)")
+    }
+
     @Test("a KEY both kept and logged is refused")
     func keyInBothLists() {
         var c = SnapshotSamples.contents
