@@ -102,16 +102,28 @@ extension Engine {
     func loadDurableState(from directory: String, through bound: UInt64? = nil, warn: (String) -> Void) throws(EngineOpenError) -> LoadedState {
         let started = ContinuousClock.now
         var snapshot: (fileName: String, contents: SnapshotContents)?
+        // The snapshot's cells go into their shards as they are read (`restoreCell`), not into a list
+        // first; only those of the snapshot loaded are handed over.
+        var cellCount = 0
         do {
-            snapshot = try SnapshotStore.loadNewestValid(directory: directory, fileSystem: fileSystem) { damage in
-                warn("\(damage); trying an older snapshot")
-            }
+            snapshot = try SnapshotStore.loadNewestValid(
+                directory: directory, fileSystem: fileSystem,
+                cells: { count in
+                    cellCount = count
+                    for shard in self.shards { shard.withState { $0.cells.reserveCapacity(count / self.shards.count + count / (4 * self.shards.count)) } }
+                    return { self.restoreCell($0) }
+                },
+                passedOver: { damage in warn("\(damage); trying an older snapshot") })
         } catch {
             throw .io(error)
         }
-        if let bound, let s = snapshot, s.contents.lsn > bound { snapshot = nil }
+        if let bound, let s = snapshot, s.contents.lsn > bound {
+            snapshot = nil
+            cellCount = 0
+            for shard in shards { shard.withState { $0.cells.removeAll() } }
+        }
         if let snapshot {
-            warn("loaded \(snapshot.fileName): \(snapshot.contents.cells.count) cells, \(snapshot.contents.reservations.count) reservations, "
+            warn("loaded \(snapshot.fileName): \(cellCount) cells, \(snapshot.contents.reservations.count) reservations, "
                 + "LSN \(snapshot.contents.lsn) (\(Self.seconds(since: started)))")
             restore(snapshot.contents)
         }
@@ -122,7 +134,7 @@ extension Engine {
         let recovery: LogRecovery.Result
         do { recovery = try outcome.get() } catch { throw .recovery(error) }
         return LoadedState(
-            snapshotFileName: snapshot?.fileName, snapshotCellCount: snapshot?.contents.cells.count ?? 0, snapshotLoaded: snapshotLoaded,
+            snapshotFileName: snapshot?.fileName, snapshotCellCount: cellCount, snapshotLoaded: snapshotLoaded,
             recovery: recovery, recordsReplayed: replayed.recordsReplayed, readDuration: readDuration)
     }
 

@@ -221,7 +221,16 @@ extension Engine {
         return (contents, CapturedLists(capture.shards.map { ($0.cells, $0.reservations) }), oldestKeyRecord)
     }
 
-    /// Loads a snapshot into a new engine, before the log after it is replayed: cells and
+    /// Puts a snapshot's cell into its shard, in a new engine, before `restore` (a start-up hands the
+    /// cells over as it reads them: `loadDurableState`).
+    func restoreCell(_ c: SnapshotCell) {
+        let key = CellKey(variant: c.variant, warehouse: c.warehouse)
+        let slot = CellSlot(state: c.state, belowZeroAllowed: c.belowZeroAllowed)
+        withShard(router.shard(for: key)) { shard in shard.withState { $0.cells[key] = slot } }
+    }
+
+    /// Loads a snapshot into a new engine, before the log after it is replayed: cells (those of
+    /// `s.cells`, for a start-up that did not hand them to `restoreCell` as it read them) and
     /// reservations to their shards, the catalog to every copy, keys and the directory, the ledger's
     /// numbering and recent entries, and the due work (expiries, forgetting) their times imply.
     func restore(_ s: SnapshotContents) {
@@ -229,23 +238,27 @@ extension Engine {
         for w in s.warehouses { catalog.apply(w) }
         for p in s.policies { catalog.apply(p) }
         self.catalog.withLock { $0 = catalog }
-        var cellsByShard = [[(CellKey, CellSlot)]](repeating: [], count: shards.count)
-        for c in s.cells {
-            let key = CellKey(variant: c.variant, warehouse: c.warehouse)
-            cellsByShard[router.shard(for: key)].append((key, CellSlot(state: c.state, belowZeroAllowed: c.belowZeroAllowed)))
-        }
-        var reservationsByShard = [[Reservation]](repeating: [], count: shards.count)
-        for r in s.reservations { reservationsByShard[router.home(of: r)].append(r) }
+        // Each shard's cells and reservations as positions in the snapshot's lists (4 bytes each):
+        // copied into lists of their own, the cells took as much memory again as the snapshot's.
+        var cellsByShard = [[Int32]](repeating: [], count: shards.count)
+        for (p, c) in s.cells.enumerated() { cellsByShard[router.shard(for: CellKey(variant: c.variant, warehouse: c.warehouse))].append(Int32(p)) }
+        var reservationsByShard = [[Int32]](repeating: [], count: shards.count)
+        for (p, r) in s.reservations.enumerated() { reservationsByShard[router.home(of: r)].append(Int32(p)) }
         for (i, shard) in shards.enumerated() {
             let (cells, reservations, counters) = (cellsByShard[i], reservationsByShard[i], i == 0 ? s.counters : StockCounters())
             shard.withState { state in
                 state.catalog = catalog
                 state.counters = counters
                 state.cells.reserveCapacity(cells.count)
-                for (key, slot) in cells { state.cells[key] = slot }
+                for p in cells {
+                    let c = s.cells[Int(p)]
+                    state.cells[CellKey(variant: c.variant, warehouse: c.warehouse)] = CellSlot(state: c.state, belowZeroAllowed: c.belowZeroAllowed)
+                }
                 state.reservations.reserveCapacity(reservations.count)
-                for r in reservations { state.store(r) }
+                for p in reservations { state.store(s.reservations[Int(p)]) }
             }
+            cellsByShard[i] = []
+            reservationsByShard[i] = []
         }
         for r in s.reservations {
             directory.restore(r.id, router.mask(of: r.lines.lazy.map(\.cell)))

@@ -60,6 +60,18 @@ public struct ByteReader {
         self.baseOffset = baseOffset
     }
 
+    /// Runs `body` with a reader over `bytes[range]`, whose offsets are the array's.
+    public static func withReader<R>(
+        over bytes: [UInt8], range: Range<Int>, _ body: (inout ByteReader) throws(WALDecodingError) -> R
+    ) throws(WALDecodingError) -> R {
+        precondition(range.lowerBound >= 0 && range.upperBound <= bytes.count, "a range within the bytes")
+        let result: Result<R, WALDecodingError> = bytes.withUnsafeBytes { raw in
+            var reader = ByteReader(UnsafeRawBufferPointer(rebasing: raw[range]), baseOffset: range.lowerBound)
+            return Result { () throws(WALDecodingError) -> R in try body(&reader) }
+        }
+        return try result.get()
+    }
+
     /// Runs `body` with a reader over `bytes`.
     public static func withReader<R>(
         over bytes: [UInt8], baseOffset: Int = 0, _ body: (inout ByteReader) throws(WALDecodingError) -> R

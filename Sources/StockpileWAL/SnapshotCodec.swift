@@ -422,6 +422,25 @@ public enum SnapshotCodec {
     /// - Parameter expectedLSN: the LSN its file name states; the header must agree.
     /// - Throws: `SnapshotDamage` naming the first rule that fails.
     public static func decode(_ bytes: [UInt8], fileName: String, expectedLSN: UInt64?) throws(SnapshotDamage) -> SnapshotContents {
+        var cells: [SnapshotCell] = []
+        var c = try decode(bytes, fileName: fileName, expectedLSN: expectedLSN, checkingCellsFirst: false) { count in
+            cells.reserveCapacity(count)
+            return { cells.append($0) }
+        }
+        c.cells = cells
+        return c
+    }
+
+    /// `decode(_:fileName:expectedLSN:)` with the cells handed to the function `cells` returns (given
+    /// their count) instead of gathered into the contents, whose `cells` stay empty: a start-up
+    /// restores them into its shards as they are read, without a list of them as large as the
+    /// shards' own tables. Nothing is handed over unless the whole file is valid: every other section
+    /// is decoded first, and the cells are read through once without being handed over before they
+    /// are read again for `cells` (`checkingCellsFirst`; a caller that only gathers them may skip it).
+    public static func decode(
+        _ bytes: [UInt8], fileName: String, expectedLSN: UInt64?, checkingCellsFirst: Bool = true,
+        cells: (_ count: Int) -> (SnapshotCell) -> Void
+    ) throws(SnapshotDamage) -> SnapshotContents {
         func damage(_ offset: Int, _ reason: String) -> SnapshotDamage { SnapshotDamage(fileName: fileName, offset: offset, reason: reason) }
         guard bytes.count >= headerByteCount + trailerByteCount else { throw damage(0, "the file is too short (\(bytes.count) bytes)") }
         // Trailer first: it says whether the file is whole.
@@ -447,10 +466,13 @@ public enum SnapshotCodec {
             throw damage(16, "the header's LSN \(header.lsn) is not the file name's \(expectedLSN)")
         }
         do {
-            return try ByteReader.withReader(over: Array(bytes[headerByteCount..<trailer]), baseOffset: headerByteCount) { r throws(WALDecodingError) in
+            // Read where the bytes lie: a copy of the sections was as large as the file.
+            return try ByteReader.withReader(over: bytes, range: headerByteCount..<trailer) { r throws(WALDecodingError) in
                 var c = SnapshotContents(
                     lsn: header.lsn, createdAt: Timestamp(milliseconds: header.createdAt), nextSeq: 1, warehouses: [], policies: [], cells: [],
                     reservations: [], keys: [], counters: StockCounters(), recentEntries: [])
+                // The cells section is read last, once all else is known to be valid.
+                var cellsPayload: ByteReader?
                 for section in Section.allCases.prefix(sectionCount(version: header.version)) {
                     let kind = try r.readUInt8()
                     guard kind == section.rawValue else { throw r.failure(.inconsistent("section of kind \(kind) where kind \(section.rawValue) was due")) }
@@ -462,9 +484,14 @@ public enum SnapshotCodec {
                     guard CRC32C.checksum(payload) == crc else {
                         throw r.failure(.inconsistent("the checksum of section \(section.rawValue) does not match"), at: r.offset - Int(count) - headerByteCount)
                     }
-                    var p = ByteReader(payload, baseOffset: r.offset - Int(count))
-                    try readPayload(section, from: &p, into: &c)
-                    try p.expectEnd()
+                    let p = ByteReader(payload, baseOffset: r.offset - Int(count))
+                    if section == .cells {
+                        cellsPayload = p
+                        continue
+                    }
+                    var reader = p
+                    try readPayload(section, from: &reader, into: &c)
+                    try reader.expectEnd()
                 }
                 try r.expectEnd()
                 if !c.loggedKeys.isEmpty {
@@ -473,6 +500,13 @@ public enum SnapshotCodec {
                         throw r.failure(.inconsistent("KEY \(both.key) is both kept and logged"))
                     }
                 }
+                guard let cellsPayload else { preconditionFailure("every version has a cells section") }
+                if checkingCellsFirst {
+                    var check = cellsPayload
+                    try readCells(from: &check) { _ in { _ in } }
+                }
+                var reader = cellsPayload
+                try readCells(from: &reader, into: cells)
                 return c
             }
         } catch {
@@ -500,6 +534,21 @@ public enum SnapshotCodec {
         }
     }
 
+    /// Reads the cells section's payload to its end, handing each cell to the function `cells` returns.
+    private static func readCells(from r: inout ByteReader, into cells: (_ count: Int) -> (SnapshotCell) -> Void) throws(WALDecodingError) {
+        let n = try r.readCount()
+        let take = cells(n)
+        for _ in 0..<n {
+            let variant = try r.readString()
+            let warehouse = try r.readString()
+            let onHand = try r.readQuantity()
+            let reserved = try r.readQuantity()
+            let allowed = try r.readBool()
+            take(SnapshotCell(variant: variant, warehouse: warehouse, state: CellState(onHand: onHand, reserved: reserved), belowZeroAllowed: allowed))
+        }
+        try r.expectEnd()
+    }
+
     private static func readPayload(_ section: Section, from r: inout ByteReader, into c: inout SnapshotContents) throws(WALDecodingError) {
         switch section {
         case .sequence:
@@ -510,16 +559,7 @@ public enum SnapshotCodec {
             for _ in 0..<(try r.readCount()) { c.warehouses.append(try r.readWarehouse()) }
             for _ in 0..<(try r.readCount()) { c.policies.append(try r.readPolicy()) }
         case .cells:
-            let n = try r.readCount()
-            c.cells.reserveCapacity(n)
-            for _ in 0..<n {
-                let variant = try r.readString()
-                let warehouse = try r.readString()
-                let onHand = try r.readQuantity()
-                let reserved = try r.readQuantity()
-                let allowed = try r.readBool()
-                c.cells.append(SnapshotCell(variant: variant, warehouse: warehouse, state: CellState(onHand: onHand, reserved: reserved), belowZeroAllowed: allowed))
-            }
+            preconditionFailure("the cells section is read by readCells")
         case .reservations:
             let n = try r.readCount()
             c.reservations.reserveCapacity(n)

@@ -79,6 +79,22 @@ public enum SnapshotStore {
     public static func loadNewestValid(
         directory: String, fileSystem: any FileSystem = SystemFileSystem(), passedOver: (SnapshotDamage) -> Void
     ) throws(WALIOError) -> (fileName: String, contents: SnapshotContents)? {
+        var cells: [SnapshotCell] = []
+        var loaded = try loadNewestValid(directory: directory, fileSystem: fileSystem, cells: { count in
+            cells.reserveCapacity(count)
+            return { cells.append($0) }
+        }, passedOver: passedOver)
+        loaded?.contents.cells = cells
+        return loaded
+    }
+
+    /// `loadNewestValid(directory:fileSystem:passedOver:)` with the snapshot's cells handed to the
+    /// function `cells` returns, as `SnapshotCodec.decode(_:fileName:expectedLSN:checkingCellsFirst:cells:)`
+    /// hands them (its contents' `cells` stay empty): only the cells of the snapshot returned.
+    public static func loadNewestValid(
+        directory: String, fileSystem: any FileSystem = SystemFileSystem(), cells: (_ count: Int) -> (SnapshotCell) -> Void,
+        passedOver: (SnapshotDamage) -> Void
+    ) throws(WALIOError) -> (fileName: String, contents: SnapshotContents)? {
         for (name, lsn) in try list(directory: directory, fileSystem: fileSystem) {
             let file = try fileSystem.open(walPath(directory, name), mode: .readOnly)
             let bytes: [UInt8]
@@ -88,7 +104,7 @@ public enum SnapshotStore {
             }
             try? fileSystem.close(file)
             do {
-                return (name, try SnapshotCodec.decode(bytes, fileName: name, expectedLSN: lsn))
+                return (name, try SnapshotCodec.decode(bytes, fileName: name, expectedLSN: lsn, cells: cells))
             } catch {
                 passedOver(error)
             }

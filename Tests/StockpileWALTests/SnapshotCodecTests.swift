@@ -148,6 +148,29 @@ struct SnapshotCodecTests {
         #expect(fs.contents(of: dir + "/" + written.fileName) == SnapshotCodec.encode(many), "seed \(seed)")
     }
 
+    @Test("a cells section that does not decode, its checksums right, hands over no cell")
+    func cellsHandedOnlyWhenValid() throws {
+        var bytes = SnapshotCodec.encode(SnapshotSamples.contents)
+        // Walk to the cells section (kind 3): each section header is kind, 3 zero bytes, CRC, length.
+        var at = SnapshotCodec.headerByteCount
+        func length(_ at: Int) -> Int { (0..<8).reduce(0) { $0 | Int(bytes[at + 8 + $1]) << (8 * $1) } }
+        while bytes[at] != 3 { at += SnapshotCodec.sectionHeaderByteCount + length(at) }
+        let payload = at + SnapshotCodec.sectionHeaderByteCount
+        let end = payload + length(at)
+        // The last cell's below-zero flag, a bool, made 2; then both checksums made right again.
+        #expect(bytes[end - 1] <= 1)
+        bytes[end - 1] = 2
+        func put(_ value: UInt32, at offset: Int) { for i in 0..<4 { bytes[offset + i] = UInt8(truncatingIfNeeded: value >> (8 * UInt32(i))) } }
+        put(CRC32C.checksum(Array(bytes[payload..<end])), at: at + 4)
+        put(CRC32C.checksum(Array(bytes[0..<bytes.count - 8])), at: bytes.count - 8)
+        var handed = 0
+        #expect(throws: SnapshotDamage.self) {
+            _ = try SnapshotCodec.decode(bytes, fileName: "x", expectedLSN: nil) { _ in { _ in handed += 1 } }
+        }
+        #expect(handed == 0, "cells were handed over from a snapshot that is not valid")
+        #expect(throws: SnapshotDamage.self) { _ = try SnapshotCodec.decode(bytes, fileName: "x", expectedLSN: nil) }
+    }
+
     @Test("a KEY both kept and logged is refused")
     func keyInBothLists() {
         var c = SnapshotSamples.contents
