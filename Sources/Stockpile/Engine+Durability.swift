@@ -102,28 +102,40 @@ extension Engine {
     func loadDurableState(from directory: String, through bound: UInt64? = nil, warn: (String) -> Void) throws(EngineOpenError) -> LoadedState {
         let started = ContinuousClock.now
         var snapshot: (fileName: String, contents: SnapshotContents)?
-        // The snapshot's cells go into their shards as they are read (`restoreCell`), not into a list
-        // first; only those of the snapshot loaded are handed over.
-        var cellCount = 0
+        var (cellCount, reservationCount) = (0, 0)
         do {
-            snapshot = try SnapshotStore.loadNewestValid(
-                directory: directory, fileSystem: fileSystem,
-                cells: { count in
-                    cellCount = count
-                    for shard in self.shards { shard.withState { $0.cells.reserveCapacity(count / self.shards.count + count / (4 * self.shards.count)) } }
-                    return { self.restoreCell($0) }
-                },
-                passedOver: { damage in warn("\(damage); trying an older snapshot") })
+            let passedOver: (SnapshotDamage) -> Void = { damage in warn("\(damage); trying an older snapshot") }
+            if bound == nil {
+                // The snapshot's cells and reservations go into their shards as they are read
+                // (`restoreCell`, `restoreReservation`), not into lists first; only those of the
+                // snapshot loaded are handed over.
+                snapshot = try SnapshotStore.loadNewestValid(
+                    directory: directory, fileSystem: fileSystem,
+                    cells: { count in
+                        cellCount = count
+                        let perShard = count / self.shards.count + count / (4 * self.shards.count)
+                        for shard in self.shards { shard.withState { $0.cells.reserveCapacity(perShard) } }
+                        return { self.restoreCell($0) }
+                    },
+                    reservations: { count in
+                        reservationCount = count
+                        let perShard = count / self.shards.count + count / (4 * self.shards.count)
+                        for shard in self.shards { shard.withState { $0.reservations.reserveCapacity(perShard) } }
+                        return { self.restoreReservation($0) }
+                    },
+                    passedOver: passedOver)
+            } else {
+                // A durable view leaves out a snapshot past its bound (written after the last record
+                // it may show): gathered into lists, it is dropped without undoing anything.
+                snapshot = try SnapshotStore.loadNewestValid(directory: directory, fileSystem: fileSystem, passedOver: passedOver)
+                if let bound, let s = snapshot, s.contents.lsn > bound { snapshot = nil }
+                (cellCount, reservationCount) = (snapshot?.contents.cells.count ?? 0, snapshot?.contents.reservations.count ?? 0)
+            }
         } catch {
             throw .io(error)
         }
-        if let bound, let s = snapshot, s.contents.lsn > bound {
-            snapshot = nil
-            cellCount = 0
-            for shard in shards { shard.withState { $0.cells.removeAll() } }
-        }
         if let snapshot {
-            warn("loaded \(snapshot.fileName): \(cellCount) cells, \(snapshot.contents.reservations.count) reservations, "
+            warn("loaded \(snapshot.fileName): \(cellCount) cells, \(reservationCount) reservations, "
                 + "LSN \(snapshot.contents.lsn) (\(Self.seconds(since: started)))")
             restore(snapshot.contents)
         }

@@ -221,17 +221,39 @@ extension Engine {
         return (contents, CapturedLists(capture.shards.map { ($0.cells, $0.reservations) }), oldestKeyRecord)
     }
 
-    /// Puts a snapshot's cell into its shard, in a new engine, before `restore` (a start-up hands the
-    /// cells over as it reads them: `loadDurableState`).
+    /// Puts a snapshot's cell into its shard, in a new engine (a start-up hands the cells over as it
+    /// reads them, before `restore`: `loadDurableState`).
     func restoreCell(_ c: SnapshotCell) {
         let key = CellKey(variant: c.variant, warehouse: c.warehouse)
         let slot = CellSlot(state: c.state, belowZeroAllowed: c.belowZeroAllowed)
         withShard(router.shard(for: key)) { shard in shard.withState { $0.cells[key] = slot } }
     }
 
-    /// Loads a snapshot into a new engine, before the log after it is replayed: cells (those of
-    /// `s.cells`, for a start-up that did not hand them to `restoreCell` as it read them) and
-    /// reservations to their shards, the catalog to every copy, keys and the directory, the ledger's
+    /// Puts a snapshot's reservation into its home shard, in a new engine, with its place in the
+    /// directory and its due work (as `restore` does for those of its `s.reservations`), after the
+    /// snapshot's cells.
+    func restoreReservation(_ r: Reservation) {
+        withShard(router.home(of: r)) { shard in shard.withState { $0.store(r) } }
+        restoreFollowUps(of: r)
+    }
+
+    /// A restored reservation's place in the directory, its expiries and its forgetting.
+    private func restoreFollowUps(of r: Reservation) {
+        directory.restore(r.id, router.mask(of: r.lines.lazy.map(\.cell)))
+        if r.isOpen {
+            scheduleExpiry(of: r.id, at: r.expiresAt)
+            // Its first deadline, which a confirmation or an EXTEND moved: the item there schedules
+            // its forgetting if it closes before then (`expiryThatForgets`).
+            if let first = Reservation.firstDeadline(createdAt: r.createdAt, ttl: r.requestTTL), first != r.expiresAt {
+                scheduleExpiry(of: r.id, at: first)
+            }
+        }
+        if let closed = r.closedAt { scheduleForget(of: r.id, closedAt: closed) }
+    }
+
+    /// Loads a snapshot into a new engine, before the log after it is replayed: cells and
+    /// reservations to their shards (those of `s.cells` and `s.reservations`: a start-up hands them to
+    /// `restoreCell` and `restoreReservation` as it reads them, and leaves these empty), the catalog to every copy, keys and the directory, the ledger's
     /// numbering and recent entries, and the due work (expiries, forgetting) their times imply.
     func restore(_ s: SnapshotContents) {
         var catalog = Catalog()
@@ -260,18 +282,7 @@ extension Engine {
             cellsByShard[i] = []
             reservationsByShard[i] = []
         }
-        for r in s.reservations {
-            directory.restore(r.id, router.mask(of: r.lines.lazy.map(\.cell)))
-            if r.isOpen {
-                scheduleExpiry(of: r.id, at: r.expiresAt)
-                // Its first deadline, which a confirmation or an EXTEND moved: the item there schedules
-                // its forgetting if it closes before then (`expiryThatForgets`).
-                if let first = Reservation.firstDeadline(createdAt: r.createdAt, ttl: r.requestTTL), first != r.expiresAt {
-                    scheduleExpiry(of: r.id, at: first)
-                }
-            }
-            if let closed = r.closedAt { scheduleForget(of: r.id, closedAt: closed) }
-        }
+        for r in s.reservations { restoreFollowUps(of: r) }
         for k in s.keys { restoreKey(k.key, KeyRecord(command: k.command, reply: k.reply, usedAt: k.time)) }
         // Their records are in the log: retention kept every segment from the oldest on.
         for k in s.loggedKeys { restoreKey(k.key, KeyRecord(lsn: k.lsn, usedAt: k.usedAt)) }

@@ -423,23 +423,33 @@ public enum SnapshotCodec {
     /// - Throws: `SnapshotDamage` naming the first rule that fails.
     public static func decode(_ bytes: [UInt8], fileName: String, expectedLSN: UInt64?) throws(SnapshotDamage) -> SnapshotContents {
         var cells: [SnapshotCell] = []
-        var c = try decode(bytes, fileName: fileName, expectedLSN: expectedLSN, checkingCellsFirst: false) { count in
-            cells.reserveCapacity(count)
-            return { cells.append($0) }
-        }
+        var reservations: [Reservation] = []
+        var c = try decode(
+            bytes, fileName: fileName, expectedLSN: expectedLSN, checkingListsFirst: false,
+            cells: { count in
+                cells.reserveCapacity(count)
+                return { cells.append($0) }
+            },
+            reservations: { count in
+                reservations.reserveCapacity(count)
+                return { reservations.append($0) }
+            })
         c.cells = cells
+        c.reservations = reservations
         return c
     }
 
-    /// `decode(_:fileName:expectedLSN:)` with the cells handed to the function `cells` returns (given
-    /// their count) instead of gathered into the contents, whose `cells` stay empty: a start-up
-    /// restores them into its shards as they are read, without a list of them as large as the
-    /// shards' own tables. Nothing is handed over unless the whole file is valid: every other section
-    /// is decoded first, and the cells are read through once without being handed over before they
-    /// are read again for `cells` (`checkingCellsFirst`; a caller that only gathers them may skip it).
+    /// `decode(_:fileName:expectedLSN:)` with the cells and the reservations handed, one at a time,
+    /// to the functions `cells` and `reservations` return (given their count) instead of gathered
+    /// into the contents, whose `cells` and `reservations` stay empty: a start-up restores them into
+    /// its shards as they are read, without lists of them as large as the shards' own tables. Nothing
+    /// is handed over unless the whole file is valid: every other section is decoded first, and each
+    /// of the two is read through once without being handed over before it is read again for its
+    /// function (`checkingListsFirst`; a caller that only gathers them may skip that). The cells are
+    /// handed over before the reservations.
     public static func decode(
-        _ bytes: [UInt8], fileName: String, expectedLSN: UInt64?, checkingCellsFirst: Bool = true,
-        cells: (_ count: Int) -> (SnapshotCell) -> Void
+        _ bytes: [UInt8], fileName: String, expectedLSN: UInt64?, checkingListsFirst: Bool = true,
+        cells: (_ count: Int) -> (SnapshotCell) -> Void, reservations: (_ count: Int) -> (Reservation) -> Void
     ) throws(SnapshotDamage) -> SnapshotContents {
         func damage(_ offset: Int, _ reason: String) -> SnapshotDamage { SnapshotDamage(fileName: fileName, offset: offset, reason: reason) }
         guard bytes.count >= headerByteCount + trailerByteCount else { throw damage(0, "the file is too short (\(bytes.count) bytes)") }
@@ -471,8 +481,9 @@ public enum SnapshotCodec {
                 var c = SnapshotContents(
                     lsn: header.lsn, createdAt: Timestamp(milliseconds: header.createdAt), nextSeq: 1, warehouses: [], policies: [], cells: [],
                     reservations: [], keys: [], counters: StockCounters(), recentEntries: [])
-                // The cells section is read last, once all else is known to be valid.
+                // The cells and reservations sections are read last, once all else is known to be valid.
                 var cellsPayload: ByteReader?
+                var reservationsPayload: ByteReader?
                 for section in Section.allCases.prefix(sectionCount(version: header.version)) {
                     let kind = try r.readUInt8()
                     guard kind == section.rawValue else { throw r.failure(.inconsistent("section of kind \(kind) where kind \(section.rawValue) was due")) }
@@ -489,6 +500,10 @@ public enum SnapshotCodec {
                         cellsPayload = p
                         continue
                     }
+                    if section == .reservations {
+                        reservationsPayload = p
+                        continue
+                    }
                     var reader = p
                     try readPayload(section, from: &reader, into: &c)
                     try reader.expectEnd()
@@ -500,13 +515,17 @@ public enum SnapshotCodec {
                         throw r.failure(.inconsistent("KEY \(both.key) is both kept and logged"))
                     }
                 }
-                guard let cellsPayload else { preconditionFailure("every version has a cells section") }
-                if checkingCellsFirst {
+                guard let cellsPayload, let reservationsPayload else { preconditionFailure("every version has cells and reservations sections") }
+                if checkingListsFirst {
                     var check = cellsPayload
                     try readCells(from: &check) { _ in { _ in } }
+                    check = reservationsPayload
+                    try readReservations(from: &check) { _ in { _ in } }
                 }
                 var reader = cellsPayload
                 try readCells(from: &reader, into: cells)
+                reader = reservationsPayload
+                try readReservations(from: &reader, into: reservations)
                 return c
             }
         } catch {
@@ -549,6 +568,15 @@ public enum SnapshotCodec {
         try r.expectEnd()
     }
 
+    /// Reads the reservations section's payload to its end, handing each reservation to the function
+    /// `reservations` returns.
+    private static func readReservations(from r: inout ByteReader, into reservations: (_ count: Int) -> (Reservation) -> Void) throws(WALDecodingError) {
+        let n = try r.readCount()
+        let take = reservations(n)
+        for _ in 0..<n { take(try r.readReservation()) }
+        try r.expectEnd()
+    }
+
     private static func readPayload(_ section: Section, from r: inout ByteReader, into c: inout SnapshotContents) throws(WALDecodingError) {
         switch section {
         case .sequence:
@@ -561,9 +589,7 @@ public enum SnapshotCodec {
         case .cells:
             preconditionFailure("the cells section is read by readCells")
         case .reservations:
-            let n = try r.readCount()
-            c.reservations.reserveCapacity(n)
-            for _ in 0..<n { c.reservations.append(try r.readReservation()) }
+            preconditionFailure("the reservations section is read by readReservations")
         case .keys:
             let n = try r.readCount()
             c.keys.reserveCapacity(n)

@@ -80,20 +80,30 @@ public enum SnapshotStore {
         directory: String, fileSystem: any FileSystem = SystemFileSystem(), passedOver: (SnapshotDamage) -> Void
     ) throws(WALIOError) -> (fileName: String, contents: SnapshotContents)? {
         var cells: [SnapshotCell] = []
-        var loaded = try loadNewestValid(directory: directory, fileSystem: fileSystem, cells: { count in
-            cells.reserveCapacity(count)
-            return { cells.append($0) }
-        }, passedOver: passedOver)
+        var reservations: [Reservation] = []
+        var loaded = try loadNewestValid(
+            directory: directory, fileSystem: fileSystem,
+            cells: { count in
+                cells.reserveCapacity(count)
+                return { cells.append($0) }
+            },
+            reservations: { count in
+                reservations.reserveCapacity(count)
+                return { reservations.append($0) }
+            },
+            passedOver: passedOver)
         loaded?.contents.cells = cells
+        loaded?.contents.reservations = reservations
         return loaded
     }
 
-    /// `loadNewestValid(directory:fileSystem:passedOver:)` with the snapshot's cells handed to the
-    /// function `cells` returns, as `SnapshotCodec.decode(_:fileName:expectedLSN:checkingCellsFirst:cells:)`
-    /// hands them (its contents' `cells` stay empty): only the cells of the snapshot returned.
+    /// `loadNewestValid(directory:fileSystem:passedOver:)` with the snapshot's cells and reservations
+    /// handed to the functions `cells` and `reservations` return, as
+    /// `SnapshotCodec.decode(_:fileName:expectedLSN:checkingListsFirst:cells:reservations:)` hands
+    /// them (its contents' lists of them stay empty): only those of the snapshot returned.
     public static func loadNewestValid(
         directory: String, fileSystem: any FileSystem = SystemFileSystem(), cells: (_ count: Int) -> (SnapshotCell) -> Void,
-        passedOver: (SnapshotDamage) -> Void
+        reservations: (_ count: Int) -> (Reservation) -> Void, passedOver: (SnapshotDamage) -> Void
     ) throws(WALIOError) -> (fileName: String, contents: SnapshotContents)? {
         for (name, lsn) in try list(directory: directory, fileSystem: fileSystem) {
             let file = try fileSystem.open(walPath(directory, name), mode: .readOnly)
@@ -104,7 +114,7 @@ public enum SnapshotStore {
             }
             try? fileSystem.close(file)
             do {
-                return (name, try SnapshotCodec.decode(bytes, fileName: name, expectedLSN: lsn, cells: cells))
+                return (name, try SnapshotCodec.decode(bytes, fileName: name, expectedLSN: lsn, cells: cells, reservations: reservations))
             } catch {
                 passedOver(error)
             }

@@ -148,26 +148,26 @@ struct SnapshotCodecTests {
         #expect(fs.contents(of: dir + "/" + written.fileName) == SnapshotCodec.encode(many), "seed \(seed)")
     }
 
-    @Test("a cells section that does not decode, its checksums right, hands over no cell")
-    func cellsHandedOnlyWhenValid() throws {
+    @Test("a cells or reservations section that does not decode, its checksums right, hands over no cell and no reservation", arguments: [3, 4] as [UInt8])
+    func listsHandedOnlyWhenValid(_ kind: UInt8) throws {
         var bytes = SnapshotCodec.encode(SnapshotSamples.contents)
-        // Walk to the cells section (kind 3): each section header is kind, 3 zero bytes, CRC, length.
+        // Walk to the section: each section header is kind, 3 zero bytes, CRC, length.
         var at = SnapshotCodec.headerByteCount
         func length(_ at: Int) -> Int { (0..<8).reduce(0) { $0 | Int(bytes[at + 8 + $1]) << (8 * $1) } }
-        while bytes[at] != 3 { at += SnapshotCodec.sectionHeaderByteCount + length(at) }
+        while bytes[at] != kind { at += SnapshotCodec.sectionHeaderByteCount + length(at) }
         let payload = at + SnapshotCodec.sectionHeaderByteCount
         let end = payload + length(at)
-        // The last cell's below-zero flag, a bool, made 2; then both checksums made right again.
-        #expect(bytes[end - 1] <= 1)
-        bytes[end - 1] = 2
+        // Its last byte made 0xFF, which no last byte of a value may be (a bool, a presence byte, the
+        // end of a varint or of a UTF-8 string); then both checksums made right again.
+        bytes[end - 1] = 0xFF
         func put(_ value: UInt32, at offset: Int) { for i in 0..<4 { bytes[offset + i] = UInt8(truncatingIfNeeded: value >> (8 * UInt32(i))) } }
         put(CRC32C.checksum(Array(bytes[payload..<end])), at: at + 4)
         put(CRC32C.checksum(Array(bytes[0..<bytes.count - 8])), at: bytes.count - 8)
         var handed = 0
         #expect(throws: SnapshotDamage.self) {
-            _ = try SnapshotCodec.decode(bytes, fileName: "x", expectedLSN: nil) { _ in { _ in handed += 1 } }
+            _ = try SnapshotCodec.decode(bytes, fileName: "x", expectedLSN: nil, cells: { _ in { _ in handed += 1 } }, reservations: { _ in { _ in handed += 1 } })
         }
-        #expect(handed == 0, "cells were handed over from a snapshot that is not valid")
+        #expect(handed == 0, "cells or reservations were handed over from a snapshot that is not valid")
         #expect(throws: SnapshotDamage.self) { _ = try SnapshotCodec.decode(bytes, fileName: "x", expectedLSN: nil) }
     }
 
