@@ -422,21 +422,33 @@ public enum SnapshotCodec {
     /// - Parameter expectedLSN: the LSN its file name states; the header must agree.
     /// - Throws: `SnapshotDamage` naming the first rule that fails.
     public static func decode(_ bytes: [UInt8], fileName: String, expectedLSN: UInt64?) throws(SnapshotDamage) -> SnapshotContents {
-        var cells: [SnapshotCell] = []
-        var reservations: [Reservation] = []
+        let gathered = GatheredLists()
         var c = try decode(
-            bytes, fileName: fileName, expectedLSN: expectedLSN, checkingListsFirst: false,
-            cells: { count in
-                cells.reserveCapacity(count)
-                return { cells.append($0) }
-            },
-            reservations: { count in
-                reservations.reserveCapacity(count)
-                return { reservations.append($0) }
-            })
-        c.cells = cells
-        c.reservations = reservations
+            bytes, fileName: fileName, expectedLSN: expectedLSN, checkingListsFirst: false, cells: gathered.takeCells, reservations: gathered.takeReservations)
+        gathered.fill(&c)
         return c
+    }
+
+    /// Gathers the cells and reservations a decoder hands over into the lists `SnapshotContents` holds.
+    final class GatheredLists {
+        private var cells: [SnapshotCell] = []
+        private var reservations: [Reservation] = []
+
+        func takeCells(_ count: Int) -> (SnapshotCell) -> Void {
+            cells.reserveCapacity(count)
+            return { self.cells.append($0) }
+        }
+
+        func takeReservations(_ count: Int) -> (Reservation) -> Void {
+            reservations.reserveCapacity(count)
+            return { self.reservations.append($0) }
+        }
+
+        /// Puts the lists into `contents`.
+        func fill(_ contents: inout SnapshotContents) {
+            contents.cells = cells
+            contents.reservations = reservations
+        }
     }
 
     /// `decode(_:fileName:expectedLSN:)` with the cells and the reservations handed, one at a time,

@@ -79,21 +79,10 @@ public enum SnapshotStore {
     public static func loadNewestValid(
         directory: String, fileSystem: any FileSystem = SystemFileSystem(), passedOver: (SnapshotDamage) -> Void
     ) throws(WALIOError) -> (fileName: String, contents: SnapshotContents)? {
-        var cells: [SnapshotCell] = []
-        var reservations: [Reservation] = []
+        let gathered = SnapshotCodec.GatheredLists()
         var loaded = try loadNewestValid(
-            directory: directory, fileSystem: fileSystem,
-            cells: { count in
-                cells.reserveCapacity(count)
-                return { cells.append($0) }
-            },
-            reservations: { count in
-                reservations.reserveCapacity(count)
-                return { reservations.append($0) }
-            },
-            passedOver: passedOver)
-        loaded?.contents.cells = cells
-        loaded?.contents.reservations = reservations
+            directory: directory, fileSystem: fileSystem, cells: gathered.takeCells, reservations: gathered.takeReservations, passedOver: passedOver)
+        if loaded != nil { gathered.fill(&loaded!.contents) }
         return loaded
     }
 

@@ -52,6 +52,15 @@ enum SnapshotSamples {
 
     static var sorted: SnapshotContents { SnapshotCodec.canonical(contents) }
 
+    /// `count` (at most 1,000) reservations of the sample kinds, with distinct ids not in id order.
+    static func reservations(_ count: Int) -> [Reservation] {
+        (0..<count).map { i in
+            var r = [CommitSamples.shipped, CommitSamples.hold, CommitSamples.splitHold][i % 3]
+            r.id = "r-\(i * 7919 % 1000)"
+            return r
+        }
+    }
+
     /// What wal/golden/v1/snapshot.bin holds: the samples without what version 2 added (a hold that
     /// shipped in part and expired, and the key use of a keyed CONFIRM) or version 3 (logged keys).
     static var version1Sorted: SnapshotContents {
@@ -105,11 +114,7 @@ struct SnapshotCodecTests {
         let seed = RandomCommits.seed(default: 0x5A_0002)
         var rng = SplitMix64(seed: seed)
         var many = SnapshotSamples.contents
-        many.reservations = (0..<300).map { i in
-            var r = [CommitSamples.shipped, CommitSamples.hold, CommitSamples.splitHold][i % 3]
-            r.id = "r-\(i * 7919 % 1000)"
-            return r
-        }
+        many.reservations = SnapshotSamples.reservations(300)
         many.reservations.shuffle(using: &rng)
         let bytes = SnapshotCodec.encode(many)
         #expect(bytes == SnapshotCodec.encode(SnapshotCodec.canonical(many)), "seed \(seed)")
@@ -124,11 +129,7 @@ struct SnapshotCodecTests {
         let seed = RandomCommits.seed(default: 0x5A_0003)
         var rng = SplitMix64(seed: seed)
         var many = SnapshotSamples.contents
-        many.reservations = (0..<200).map { i in
-            var r = [CommitSamples.shipped, CommitSamples.hold, CommitSamples.splitHold][i % 3]
-            r.id = "r-\(i * 7919 % 1000)"
-            return r
-        }
+        many.reservations = SnapshotSamples.reservations(200)
         many.cells += (0..<300).map { i in
             SnapshotCell(variant: "V-\(i * 31 % 300)", warehouse: i % 2 == 0 ? "MAIN" : "EAST", state: CellState(onHand: Quantity(i), reserved: 0), belowZeroAllowed: false)
         }
