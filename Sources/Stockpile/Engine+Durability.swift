@@ -107,19 +107,21 @@ extension Engine {
             let passedOver: (SnapshotDamage) -> Void = { damage in warn("\(damage); trying an older snapshot") }
             if bound == nil {
                 // The snapshot's cells and reservations go into their shards as they are read
-                // (`restoreCell`, `restoreReservation`), not into lists first; only those of the
-                // snapshot loaded are handed over.
+                // (`CellRestorer`, `restoreReservation`), not into lists first; only those of the
+                // snapshot loaded are handed over, the cells first.
+                var cells: CellRestorer?
                 snapshot = try SnapshotStore.loadNewestValid(
                     directory: directory, fileSystem: fileSystem,
                     cells: { count in
                         cellCount = count
-                        let perShard = count / self.shards.count + count / (4 * self.shards.count)
-                        for shard in self.shards { shard.withState { $0.cells.reserveCapacity(perShard) } }
-                        return { self.restoreCell($0) }
+                        let restorer = CellRestorer(self, count: count)
+                        cells = restorer
+                        return restorer.take
                     },
                     reservations: { count in
+                        cells?.finish()
                         reservationCount = count
-                        let perShard = count / self.shards.count + count / (4 * self.shards.count)
+                        let perShard = self.share(of: count)
                         for shard in self.shards { shard.withState { $0.reservations.reserveCapacity(perShard) } }
                         return { self.restoreReservation($0) }
                     },
