@@ -255,7 +255,13 @@ extension Engine {
         private func put(_ s: Int) {
             engine.withShard(s) { shard in
                 shard.withState { state in
-                    for c in waiting[s] { state.cells[c.key, hash: c.hash, default: c.slot] = c.slot }
+                    // Each cell's index slot is asked for 8 cells ahead, so that the misses of a
+                    // table that has left the cache since the shard's last batch overlap.
+                    let batch = waiting[s]
+                    for i in batch.indices {
+                        if i + 8 < batch.count { state.cells.prefetch(hash: batch[i + 8].hash) }
+                        state.cells[batch[i].key, hash: batch[i].hash, default: batch[i].slot] = batch[i].slot
+                    }
                 }
             }
             waiting[s].removeAll(keepingCapacity: true)
