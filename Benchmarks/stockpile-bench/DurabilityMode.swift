@@ -66,11 +66,16 @@ nonisolated func runSnapshotBenchmark(_ options: Options) async -> Int32 {
     struct Window: Sendable { var start: ContinuousClock.Instant; var end: ContinuousClock.Instant }
     let deadline = ContinuousClock.now + .milliseconds(Int(options.duration * 1000))
     let snapshotAt = ContinuousClock.now + .milliseconds(Int(options.duration * 1000 / 3))
-    let snapshotTask = Task { () -> (SnapshotReport?, Window) in
+    // The resident set before the snapshot, and the peak from then until it is written (the writers'
+    // own growth over that time included).
+    let snapshotTask = Task { () -> (SnapshotReport?, Window, before: ResidentMemory, after: ResidentMemory) in
         try? await Task.sleep(until: snapshotAt)
+        let before = ResidentMemory.read()
+        ResidentMemory.resetPeak()
         let start = ContinuousClock.now
         let report = try? await engine.writeSnapshot()
-        return (report, Window(start: start, end: ContinuousClock.now))
+        let end = ContinuousClock.now
+        return (report, Window(start: start, end: end), before, ResidentMemory.read())
     }
     struct Latencies: Sendable { var samples: [(ContinuousClock.Instant, Duration)] = [] }
     let perTask = await withTaskGroup(of: Latencies.self) { group in
@@ -86,7 +91,7 @@ nonisolated func runSnapshotBenchmark(_ options: Options) async -> Int32 {
         for await l in group { all.append(l) }
         return all
     }
-    let (report, window) = await snapshotTask.value
+    let (report, window, before, after) = await snapshotTask.value
     guard let report else { return fail("the snapshot failed") }
     var during = LatencyHistogram()
     var outside = LatencyHistogram()
@@ -104,12 +109,14 @@ nonisolated func runSnapshotBenchmark(_ options: Options) async -> Int32 {
         + "longest \(us(during.max)) us")
     print("  writes outside it:          \(outside.count), p50 \(us(outside.value(atQuantile: 0.5))) us, p99 \(us(outside.value(atQuantile: 0.99))) us, "
         + "longest \(us(outside.max)) us")
+    print("  memory while it was written: \(ResidentMemory.peakText(peak: after.peakByteCount, over: before.byteCount)) before it")
     if options.json {
         printJSON([
             "scenario": "snapshot", "fsync": durability.flagText, "cells": report.cellCount, "bytes": report.byteCount,
             "snapshot_s": Double(report.totalDuration.wholeNanoseconds) / 1e9, "capture_ms": Double(report.captureDuration.wholeNanoseconds) / 1e6,
             "during_max_us": Double(during.max) / 1000, "during_p99_us": Double(during.value(atQuantile: 0.99)) / 1000,
             "outside_max_us": Double(outside.max) / 1000, "outside_p99_us": Double(outside.value(atQuantile: 0.99)) / 1000,
+            "resident_before_bytes": before.byteCount, "peak_during_bytes": after.peakByteCount,
         ])
     }
     return 0
@@ -149,6 +156,9 @@ nonisolated func runStartupBenchmark(_ options: Options) async -> Int32 {
         print("wrote \(engine.logStatus.lastLSN - snapshot.lsn) records after the snapshot (\(reservations) reservations) in \(seconds(ContinuousClock.now - started)) s")
         do { try engine.close() } catch { return fail("close failed: \(error)") }
     }
+    // The peak of the start-up alone: what the run before it left is handed back and forgotten.
+    _ = ResidentMemory.read()
+    ResidentMemory.resetPeak()
     let opened = ContinuousClock.now
     let engine: Engine
     do {
@@ -159,6 +169,7 @@ nonisolated func runStartupBenchmark(_ options: Options) async -> Int32 {
         return fail("start-up failed: \(error)")
     }
     let total = ContinuousClock.now - opened
+    let memory = ResidentMemory.read()
     defer { try? engine.close() }
     guard let r = engine.startupReport else { return fail("no start-up report") }
     let replaySeconds = Double(r.replayDuration.wholeNanoseconds) / 1e9
@@ -168,6 +179,7 @@ nonisolated func runStartupBenchmark(_ options: Options) async -> Int32 {
     print("start-up: \(seconds(total)) s — snapshot load \(seconds(r.snapshotLoadDuration)) s (\(r.snapshotCellCount) cells), "
         + "replay \(seconds(r.replayDuration)) s of \(r.recordsReplayed) records (\(String(format: "%.0f", rate)) records/s, read "
         + "and applied by \(r.replayThreadCount) threads beside the reader and the preparer, overlapped; reading alone \(seconds(r.logReadDuration)) s of it)")
+    print("memory: \(ResidentMemory.peakText(peak: memory.peakByteCount, over: memory.byteCount)) after start-up")
     if !prepared {
         // The format's aim is 40 bytes a reservation besides its id's own bytes.
         let idBytes = Double(idByteCount) / Double(max(1, reservations))
@@ -178,7 +190,7 @@ nonisolated func runStartupBenchmark(_ options: Options) async -> Int32 {
         printJSON([
             "scenario": "startup", "cells": options.cells, "records": r.recordsReplayed, "startup_s": Double(total.wholeNanoseconds) / 1e9,
             "snapshot_load_s": Double(r.snapshotLoadDuration.wholeNanoseconds) / 1e9, "replay_records_per_s": Int(rate),
-            "log_bytes_per_reservation": bytesPerReservation,
+            "log_bytes_per_reservation": bytesPerReservation, "resident_after_bytes": memory.byteCount, "peak_bytes": memory.peakByteCount,
         ])
     }
     return 0

@@ -32,6 +32,19 @@ struct ResidentMemory {
         }
         return ResidentMemory(byteCount: kibibytes("VmRSS") * 1024, peakByteCount: kibibytes("VmHWM") * 1024)
     }
+
+    /// Starts the peak (VmHWM) again from the resident set now (Linux's /proc/self/clear_refs, 5),
+    /// so that a later `read` gives the peak of what came after.
+    static func resetPeak() {
+        guard let handle = FileHandle(forWritingAtPath: "/proc/self/clear_refs") else { fatalError("cannot open /proc/self/clear_refs") }
+        defer { try? handle.close() }
+        handle.write(Data("5".utf8))
+    }
+
+    /// "peak P MiB, R × the resident set of M MiB" for a peak over a resident set.
+    static func peakText(peak: Int, over resident: Int) -> String {
+        String(format: "peak %.1f MiB, %.2f × the resident set of %.1f MiB", Double(peak) / 1_048_576, Double(peak) / Double(max(1, resident)), Double(resident) / 1_048_576)
+    }
 }
 
 /// Loads cells, opens and closes reservations and uses KEYs, reading the resident set between the
