@@ -3,10 +3,12 @@
 //   snapshot  loads --cells cells, then --tasks tasks reserve for --duration seconds while one snapshot
 //             is written a third of the way in. Reports the snapshot's size and times, how long every
 //             shard was held, and the writes' latency during the snapshot against the rest of the run:
-//             the longest write pause is the largest latency of a write that overlapped it.
+//             the longest write pause is the largest latency of a write that overlapped it; and the
+//             peak resident set while it was written against the resident set before it.
 //   startup   loads --cells cells, writes a snapshot, then --records log records after it (reservations
 //             of --tasks tasks), closes the engine and opens it again, timed: snapshot load, log read,
-//             replay (records/s) and the whole start-up. Also the log's bytes per reservation.
+//             replay (records/s) and the whole start-up, and the start-up's peak resident set against
+//             the resident set after it. Also the log's bytes per reservation.
 
 import Foundation
 import Stockpile

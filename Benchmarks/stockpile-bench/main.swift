@@ -102,11 +102,11 @@ func usage() -> Never {
                      RESERVE and STOCK through the request handler in pipelines of 16, and per
                      RESERVE in pipelines of 1 (counted by a malloc interposer, not timed)
           snapshot   --cells cells (e.g. 1000000) loaded, --tasks tasks reserving for --duration s while
-                     one snapshot is written: its size and time, and the longest write pause
-                     (--fsync defaults to always here)
+                     one snapshot is written: its size and time, the longest write pause, and the
+                     peak memory while it is written (--fsync defaults to always here)
           startup    --cells cells loaded, a snapshot, --records log records after it (default
-                     5000000), then a timed start-up: snapshot load, replay rate, total; and the log's
-                     bytes per reservation (--fsync defaults to interval=10 here). With --data-dir D
+                     5000000), then a timed start-up: snapshot load, replay rate, total, its peak
+                     memory; and the log's bytes per reservation (--fsync defaults to interval=10 here). With --data-dir D
                      the directory is kept; one that has a log already is only started up;
                      --replay-threads N sets the threads that apply the log (default: one per core,
                      at most 4)
