@@ -645,3 +645,26 @@ public enum SnapshotCodec {
         }
     }
 }
+
+#if DEBUG
+extension SnapshotCodec {
+    /// For tests: `bytes`, a snapshot file, with the last byte of section `kind`'s payload made 0xFF,
+    /// which no value may end in (a bool, a presence byte, the end of a varint or of a UTF-8 string),
+    /// and the section's and the file's checksums made right again: a file only decoding finds
+    /// invalid.
+    static func damagingLastValue(ofSection kind: Section.RawValue, in bytes: [UInt8]) -> [UInt8] {
+        var bytes = bytes
+        // Each section header is kind, 3 zero bytes, CRC, length.
+        func length(_ at: Int) -> Int { (0..<8).reduce(0) { $0 | Int(bytes[at + 8 + $1]) << (8 * $1) } }
+        var at = headerByteCount
+        while bytes[at] != kind { at += sectionHeaderByteCount + length(at) }
+        let payload = at + sectionHeaderByteCount
+        let end = payload + length(at)
+        bytes[end - 1] = 0xFF
+        func put(_ value: UInt32, at offset: Int) { for i in 0..<4 { bytes[offset + i] = UInt8(truncatingIfNeeded: value >> (8 * UInt32(i))) } }
+        put(CRC32C.checksum(Array(bytes[payload..<end])), at: at + 4)
+        put(CRC32C.checksum(Array(bytes[0..<bytes.count - 8])), at: bytes.count - 8)
+        return bytes
+    }
+}
+#endif

@@ -198,20 +198,11 @@ struct SnapshotTests {
         try engine!.close()
         engine = nil
 
-        // The newer snapshot's reservations section ends in 0xFF, which no value may end in; both
+        // The newer snapshot's reservations (section 4) end in 0xFF, which no value may end in; both
         // checksums are made right again, so only decoding finds it.
         let path = dir + "/" + newer.fileName
-        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
-        var at = SnapshotCodec.headerByteCount
-        func length(_ at: Int) -> Int { (0..<8).reduce(0) { $0 | Int(bytes[at + 8 + $1]) << (8 * $1) } }
-        while bytes[at] != 4 { at += SnapshotCodec.sectionHeaderByteCount + length(at) }
-        let payload = at + SnapshotCodec.sectionHeaderByteCount
-        let end = payload + length(at)
-        bytes[end - 1] = 0xFF
-        func put(_ value: UInt32, at offset: Int) { for i in 0..<4 { bytes[offset + i] = UInt8(truncatingIfNeeded: value >> (8 * UInt32(i))) } }
-        put(CRC32C.checksum(Array(bytes[payload..<end])), at: at + 4)
-        put(CRC32C.checksum(Array(bytes[0..<bytes.count - 8])), at: bytes.count - 8)
-        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        try Data(SnapshotCodec.damagingLastValue(ofSection: 4, in: bytes)).write(to: URL(fileURLWithPath: path))
 
         var messages: [String] = []
         let reopened = try Engine.open(dataDirectory: dir, durability: .always, configuration: configuration, clock: clock, warn: { messages.append($0) })

@@ -151,19 +151,7 @@ struct SnapshotCodecTests {
 
     @Test("a cells or reservations section that does not decode, its checksums right, hands over no cell and no reservation", arguments: [3, 4] as [UInt8])
     func listsHandedOnlyWhenValid(_ kind: UInt8) throws {
-        var bytes = SnapshotCodec.encode(SnapshotSamples.contents)
-        // Walk to the section: each section header is kind, 3 zero bytes, CRC, length.
-        var at = SnapshotCodec.headerByteCount
-        func length(_ at: Int) -> Int { (0..<8).reduce(0) { $0 | Int(bytes[at + 8 + $1]) << (8 * $1) } }
-        while bytes[at] != kind { at += SnapshotCodec.sectionHeaderByteCount + length(at) }
-        let payload = at + SnapshotCodec.sectionHeaderByteCount
-        let end = payload + length(at)
-        // Its last byte made 0xFF, which no last byte of a value may be (a bool, a presence byte, the
-        // end of a varint or of a UTF-8 string); then both checksums made right again.
-        bytes[end - 1] = 0xFF
-        func put(_ value: UInt32, at offset: Int) { for i in 0..<4 { bytes[offset + i] = UInt8(truncatingIfNeeded: value >> (8 * UInt32(i))) } }
-        put(CRC32C.checksum(Array(bytes[payload..<end])), at: at + 4)
-        put(CRC32C.checksum(Array(bytes[0..<bytes.count - 8])), at: bytes.count - 8)
+        let bytes = SnapshotCodec.damagingLastValue(ofSection: kind, in: SnapshotCodec.encode(SnapshotSamples.contents))
         var handed = 0
         #expect(throws: SnapshotDamage.self) {
             _ = try SnapshotCodec.decode(bytes, fileName: "x", expectedLSN: nil, cells: { _ in { _ in handed += 1 } }, reservations: { _ in { _ in handed += 1 } })
