@@ -268,15 +268,6 @@ extension Engine {
         }
     }
 
-    /// Room for a shard's share of `count` names the router spreads over the shards: the mean and
-    /// four standard deviations of the count a shard gets, so that a table seldom grows while it is
-    /// filled, and no more (a table made room for a quarter more had an index of twice the slots at a
-    /// million cells over 16 shards, and filling it took a third longer, its probes missing the cache).
-    func share(of count: Int) -> Int {
-        let mean = Double(count) / Double(shards.count)
-        return Int(mean + 4 * mean.squareRoot()) + 64
-    }
-
     /// Puts a snapshot's reservation into its home shard, in a new engine, with its place in the
     /// directory and its due work (as `restore` does for those of its `s.reservations`), after the
     /// snapshot's cells.
@@ -370,29 +361,14 @@ struct CapturedLists: SnapshotLists {
     init(_ shards: [(cells: CellTable, reservations: ReservationTable)]) {
         cells = shards.map(\.cells)
         reservations = shards.map(\.reservations)
-        cellOrders = cells.map { table in Self.sorted(table.count) { Self.name(table.key(at: $0)) } }
-        reservationOrders = reservations.map { table in Self.sorted(table.count) { table.id(at: $0) } }
+        cellOrders = cells.map { table in SnapshotCodec.sortedPositions(table.count) { Self.name(table.key(at: $0)) } }
+        reservationOrders = reservations.map { table in SnapshotCodec.sortedPositions(table.count) { table.id(at: $0) } }
         cellCount = cells.reduce(0) { $0 + $1.count }
         reservationCount = reservations.reduce(0) { $0 + $1.count }
     }
 
-    /// The positions `0..<count` sorted by `name`, each name sorted beside its position (so that the
-    /// sort's merges read in order) and let go afterwards.
-    private static func sorted<Name: Comparable>(_ count: Int, name: (Int) -> Name) -> [Int32] {
-        precondition(count <= Int(Int32.max), "a shard holds fewer than 2^31 values")
-        var named = (0..<count).map { (name: name($0), position: Int32($0)) }
-        named.sort { $0.name < $1.name }
-        return named.map(\.position)
-    }
-
-    /// A cell's names, compared variant first, then warehouse (as the codec orders cells).
-    private struct CellName: Comparable {
-        let variant: String
-        let warehouse: String
-        static func < (a: CellName, b: CellName) -> Bool { (a.variant, a.warehouse) < (b.variant, b.warehouse) }
-    }
-
-    private static func name(_ key: CellKey) -> CellName { CellName(variant: key.variant, warehouse: key.warehouse) }
+    /// A cell's names in the order the codec sorts cells by (the merge must follow the format's order).
+    private static func name(_ key: CellKey) -> SnapshotCodec.CellName { SnapshotCodec.CellName(key.variant, key.warehouse) }
 
     /// Calls `body` with each shard and position of `orders` in the order of their names: each time
     /// the smallest of the shards' next names (`name` of a shard and position). The shards are kept

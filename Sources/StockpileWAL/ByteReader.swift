@@ -64,21 +64,24 @@ public struct ByteReader {
     public static func withReader<R>(
         over bytes: [UInt8], range: Range<Int>, _ body: (inout ByteReader) throws(WALDecodingError) -> R
     ) throws(WALDecodingError) -> R {
-        precondition(range.lowerBound >= 0 && range.upperBound <= bytes.count, "a range within the bytes")
-        let result: Result<R, WALDecodingError> = bytes.withUnsafeBytes { raw in
-            var reader = ByteReader(UnsafeRawBufferPointer(rebasing: raw[range]), baseOffset: range.lowerBound)
-            return Result { () throws(WALDecodingError) -> R in try body(&reader) }
-        }
-        return try result.get()
+        try withReader(over: bytes, range: range, baseOffset: range.lowerBound, body)
     }
 
     /// Runs `body` with a reader over `bytes`.
     public static func withReader<R>(
         over bytes: [UInt8], baseOffset: Int = 0, _ body: (inout ByteReader) throws(WALDecodingError) -> R
     ) throws(WALDecodingError) -> R {
+        try withReader(over: bytes, range: bytes.indices, baseOffset: baseOffset, body)
+    }
+
+    /// A reader over `bytes[range]`, whose first byte is at `baseOffset` in the file.
+    private static func withReader<R>(
+        over bytes: [UInt8], range: Range<Int>, baseOffset: Int, _ body: (inout ByteReader) throws(WALDecodingError) -> R
+    ) throws(WALDecodingError) -> R {
+        precondition(range.lowerBound >= 0 && range.upperBound <= bytes.count, "a range within the bytes")
         // `Array.withUnsafeBytes` rethrows untyped errors, so the typed error travels out in a `Result`.
         let result: Result<R, WALDecodingError> = bytes.withUnsafeBytes { raw in
-            var reader = ByteReader(raw, baseOffset: baseOffset)
+            var reader = ByteReader(UnsafeRawBufferPointer(rebasing: raw[range]), baseOffset: baseOffset)
             return Result { () throws(WALDecodingError) -> R in try body(&reader) }
         }
         return try result.get()

@@ -200,31 +200,33 @@ public enum SnapshotCodec {
             loggedKeys = Self.loggedKeys(of: c)
         }
 
-        static func cells(of c: SnapshotContents) -> [Int32] { positions(c.cells.count) { NamePair(c.cells[$0].variant, c.cells[$0].warehouse) } }
-        static func reservations(of c: SnapshotContents) -> [Int32] { positions(c.reservations.count) { c.reservations[$0].id } }
-        static func keys(of c: SnapshotContents) -> [Int32] { positions(c.keys.count) { c.keys[$0].key } }
-        static func loggedKeys(of c: SnapshotContents) -> [Int32] { positions(c.loggedKeys.count) { c.loggedKeys[$0].key } }
+        static func cells(of c: SnapshotContents) -> [Int32] { sortedPositions(c.cells.count) { CellName(c.cells[$0].variant, c.cells[$0].warehouse) } }
+        static func reservations(of c: SnapshotContents) -> [Int32] { sortedPositions(c.reservations.count) { c.reservations[$0].id } }
+        static func keys(of c: SnapshotContents) -> [Int32] { sortedPositions(c.keys.count) { c.keys[$0].key } }
+        static func loggedKeys(of c: SnapshotContents) -> [Int32] { sortedPositions(c.loggedKeys.count) { c.loggedKeys[$0].key } }
+    }
 
-        /// The positions `0..<count` sorted by `name`. What is compared is sorted beside each
-        /// position, so that the sort's merges read and write in order: sorting positions alone
-        /// compared names at random places, a cache miss each in lists of millions.
-        static func positions<Name: Comparable>(_ count: Int, name: (Int) -> Name) -> [Int32] {
-            precondition(count <= Int(Int32.max), "a snapshot list holds fewer than 2^31 values")
-            var named = (0..<count).map { (name: name($0), position: Int32($0)) }
-            named.sort { $0.name < $1.name }
-            return named.map(\.position)
-        }
+    /// The positions `0..<count` sorted by `name`: the order of a list the format sorts (by
+    /// `CellName` for cells, by the id or key for the others), which an engine that hands the encoder
+    /// its lists (`SnapshotLists`) sorts by too. What is compared is sorted beside each position, so
+    /// that the sort's merges read and write in order: sorting positions alone compared names at
+    /// random places, a cache miss each in lists of millions.
+    @inlinable public static func sortedPositions<Name: Comparable>(_ count: Int, name: (Int) -> Name) -> [Int32] {
+        precondition(count <= Int(Int32.max), "a snapshot list holds fewer than 2^31 values")
+        var named = (0..<count).map { (name: name($0), position: Int32($0)) }
+        named.sort { $0.name < $1.name }
+        return named.map(\.position)
+    }
 
-        /// A cell's names, compared variant first, then warehouse.
-        struct NamePair: Comparable {
-            let variant: String
-            let warehouse: String
-            init(_ variant: String, _ warehouse: String) {
-                self.variant = variant
-                self.warehouse = warehouse
-            }
-            static func < (a: NamePair, b: NamePair) -> Bool { (a.variant, a.warehouse) < (b.variant, b.warehouse) }
+    /// A cell's names as the format orders cells: variant first, then warehouse.
+    public struct CellName: Comparable {
+        public let variant: String
+        public let warehouse: String
+        @inlinable public init(_ variant: String, _ warehouse: String) {
+            self.variant = variant
+            self.warehouse = warehouse
         }
+        @inlinable public static func < (a: CellName, b: CellName) -> Bool { (a.variant, a.warehouse) < (b.variant, b.warehouse) }
     }
 
     /// The long lists of a `SnapshotContents`, read through their canonical order.
