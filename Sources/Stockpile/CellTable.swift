@@ -157,6 +157,13 @@ struct CellTable: Sequence, Sendable {
         stockpile_prefetch(entryAddress(p))
     }
 
+    /// Asks the processor for the entry at position `p`, which will only be read (a snapshot's walk).
+    /// A position past the table's cells asks for nothing.
+    @inline(__always) func prefetchEntry(at p: Int) {
+        guard p < count else { return }
+        stockpile_prefetch_read(entryAddress(p))
+    }
+
     /// Where the entry at position `p` lies, for a hint (`chunkElementAddress`; checked against the
     /// array's own pointer in debug builds, which the tests run).
     @inline(__always) private func entryAddress(_ p: Int) -> UnsafeRawPointer {
@@ -173,6 +180,14 @@ struct CellTable: Sequence, Sendable {
         guard !index.isEmpty else { return nil }
         let v = index[index.home(hash)]
         return v == 0 ? nil : TaggedIndex.position(v)
+    }
+
+    /// Calls `body` with the names of the cell at `position`: its variant's UTF-8 bytes, read where the
+    /// table keeps them, and its warehouse's code.
+    @inline(__always) func withNames<R, E: Error>(at position: Int, _ body: (_ variant: UnsafeRawBufferPointer, _ warehouse: String) throws(E) -> R) throws(E) -> R {
+        let key = chunks[position >> Self.chunkShift][position & Self.chunkMask].key
+        let warehouse = warehouses[Int(key.warehouse)]
+        return try key.withVariantBytes { (variant) throws(E) -> R in try body(variant, warehouse) }
     }
 
     /// The key of the cell at `position`.

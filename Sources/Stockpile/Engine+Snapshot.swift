@@ -184,7 +184,7 @@ extension Engine {
         contents.reservations.reserveCapacity(lists.reservationCount)
         do throws(WALIOError) {
             try lists.forEachCell { contents.cells.append($0) }
-            try lists.forEachReservation { contents.reservations.append($0) }
+            try lists.forEachReservation { contents.reservations.append($0.reservation) }
         } catch {
             preconditionFailure("gathering into lists throws nothing")
         }
@@ -374,10 +374,15 @@ struct CapturedLists: SnapshotLists {
     /// the smallest of the shards' next names (`name` of a shard and position). The shards are kept
     /// in a heap of their numbers, ordered by each one's next name, so that sifting moves integers,
     /// not names.
+    /// `ahead` is called with a shard and its next rank each time the shard's next name changes (and
+    /// for each shard at the start), so that the caller can ask for what it will read some ranks on:
+    /// in name order the entries lie at random places of the tables.
     private static func merge<Name: Comparable>(
-        _ orders: [[Int32]], name: (_ shard: Int, _ position: Int) -> Name, _ body: (_ name: Name, _ shard: Int, _ position: Int) throws(WALIOError) -> Void
+        _ orders: [[Int32]], name: (_ shard: Int, _ position: Int) -> Name, ahead: (_ shard: Int, _ rank: Int) -> Void,
+        _ body: (_ name: Name, _ shard: Int, _ position: Int) throws(WALIOError) -> Void
     ) throws(WALIOError) {
         var heap = orders.indices.filter { !orders[$0].isEmpty }
+        for s in heap { ahead(s, 0) }
         guard let first = heap.first else { return }
         // Each shard's next name (a shard with none keeps a name it never compares).
         var heads = [Name](repeating: name(first, Int(orders[first][0])), count: orders.count)
@@ -399,6 +404,7 @@ struct CapturedLists: SnapshotLists {
         while let s = heap.first {
             try body(heads[s], s, Int(orders[s][ranks[s]]))
             ranks[s] += 1
+            ahead(s, ranks[s])
             if ranks[s] < orders[s].count {
                 heads[s] = name(s, Int(orders[s][ranks[s]]))
             } else {
@@ -409,16 +415,41 @@ struct CapturedLists: SnapshotLists {
         }
     }
 
+    /// How many ranks ahead of a shard's next name its entry is asked for (`merge`'s `ahead`); a
+    /// reservation's cell is asked for half as far ahead, read from its entry by then in the cache.
+    private static let prefetchDistance = 8
+
     func forEachCell(_ body: (SnapshotCell) throws(WALIOError) -> Void) throws(WALIOError) {
-        try Self.merge(cellOrders, name: { s, p in Self.name(cells[s].key(at: p)) }) { (name, s, p) throws(WALIOError) in
+        let d = Self.prefetchDistance
+        try Self.merge(
+            cellOrders, name: { s, p in Self.name(cells[s].key(at: p)) },
+            ahead: { s, r in if r + d < cellOrders[s].count { cells[s].prefetchEntry(at: Int(cellOrders[s][r + d])) } }
+        ) { (name, s, p) throws(WALIOError) in
             let slot = cells[s][position: p]
             try body(SnapshotCell(variant: name.variant, warehouse: name.warehouse, state: slot.state, belowZeroAllowed: slot.belowZeroAllowed))
         }
     }
 
-    func forEachReservation(_ body: (Reservation) throws(WALIOError) -> Void) throws(WALIOError) {
-        try Self.merge(reservationOrders, name: { s, p in reservations[s].id(at: p) }) { (_, s, p) throws(WALIOError) in
-            try body(reservations[s].reservation(at: p, cells: cells[s]))
+    func forEachReservation(_ body: (SnapshotReservation) throws(WALIOError) -> Void) throws(WALIOError) {
+        let d = Self.prefetchDistance
+        // The shards' tables and orders read through buffers: read out of the arrays, each table was
+        // copied (a retain and a release of its storage) at each of millions of calls.
+        try reservations.withUnsafeBufferPointer { (reservations) throws(WALIOError) in
+            try cells.withUnsafeBufferPointer { (cells) throws(WALIOError) in
+                try reservationOrders.withUnsafeBufferPointer { (orders) throws(WALIOError) in
+                    try Self.merge(
+                        reservationOrders, name: { s, p in reservations[s].id(at: p) },
+                        ahead: { s, r in
+                            orders[s].withUnsafeBufferPointer { order in
+                                if r + d < order.count { reservations[s].prefetchEntry(at: Int(order[r + d])) }
+                                if r + d / 2 < order.count { cells[s].prefetchEntry(at: reservations[s].cellPosition(at: Int(order[r + d / 2]))) }
+                            }
+                        }
+                    ) { (_, s, p) throws(WALIOError) in
+                        try reservations[s].withSnapshotReservation(at: p, cells: cells[s], body)
+                    }
+                }
+            }
         }
     }
 }

@@ -83,6 +83,22 @@ struct IDTable<Value>: Sequence {
         stockpile_prefetch(chunkElementAddress(chunks, chunk: c, element: count & Self.chunkMask))
     }
 
+    /// Asks the processor for the entry at position `p` (`0..<count`), which will only be read: a hint
+    /// for a caller that walks entries in an order of its own (a snapshot's, by name).
+    @inline(__always) func prefetchEntry(at p: Int) {
+        guard p < count else { return }
+        stockpile_prefetch_read(chunkElementAddress(chunks, chunk: p >> Self.chunkShift, element: p & Self.chunkMask))
+    }
+
+    /// Calls `body` with the key (as UTF-8 bytes, read in place) and the value at position `p` (`0..<count`).
+    @inline(__always) func withEntry<R, E: Error>(at p: Int, _ body: (_ key: UnsafeRawBufferPointer, _ value: Value) throws(E) -> R) throws(E) -> R {
+        let e = chunks[p >> Self.chunkShift][p & Self.chunkMask]
+        return try withUTF8Bytes(of: e.key) { (key) throws(E) -> R in try body(key, e.value) }
+    }
+
+    /// The value at position `p` (`0..<count`), read in place: no copy of the entry's key.
+    @inline(__always) func value(at p: Int) -> Value { chunks[p >> Self.chunkShift][p & Self.chunkMask].value }
+
     /// The keys whose hash is `hash`: those on its probe path whose tag is its tag, hashed again to
     /// tell the whole hash (for a caller that kept only the hash; usually one key, or none).
     /// `lowMask`: bits of the hash left out of the comparison, below the 32 of the index's tag (the

@@ -175,6 +175,19 @@ struct StoredReservation: Sendable {
             released: Quantity(Int64(released)), tracked: tracked)
     }
 
+    /// The fields of the reservation `id` (its UTF-8 bytes) this compact entry keeps, as a snapshot
+    /// writes them, its line's cell's names being `variant` (UTF-8 bytes) and `warehouse`: the
+    /// reservation `reservation(id:cells:)` builds, without building it.
+    func snapshotFields(id: UnsafeRawBufferPointer, variant: UnsafeRawBufferPointer, warehouse: String) -> SnapshotOneLineReservation {
+        assert(whole == nil, "a compact entry")
+        let open = status.isOpen
+        return SnapshotOneLineReservation(
+            id: id, variant: variant, warehouse: warehouse, quantity: Quantity(Int64(quantity)), fulfilled: Quantity(Int64(fulfilled)),
+            released: Quantity(Int64(released)), tracked: tracked, status: status, endedByExpiry: endedByExpiry,
+            expiresAt: open && deadline != Self.none ? deadlineTime : nil, customer: customer, createdAt: Timestamp(milliseconds: createdAt),
+            closedAt: open ? nil : deadlineTime, requestTTL: requestDuration, strategy: strategy)
+    }
+
     /// The reservation `id` this entry keeps, its line's cell named from `cells`.
     func reservation(id: String, cells: CellTable) -> Reservation {
         if let whole { return whole.value }
@@ -277,6 +290,25 @@ struct ReservationTable: Sendable {
     /// Every reservation, built back with its cells named from `cells`.
     /// The id of the reservation at position `p` (`0..<count`).
     func id(at p: Int) -> String { table.entry(at: p).key }
+
+    /// Calls `body` with the reservation at position `p` (`0..<count`) as a snapshot writes it: one
+    /// kept compact by its fields, read where the tables keep them (`cells`: the shard's); any other
+    /// whole.
+    func withSnapshotReservation<R>(at p: Int, cells: CellTable, _ body: (SnapshotReservation) throws(WALIOError) -> R) throws(WALIOError) -> R {
+        try table.withEntry(at: p) { (id, stored) throws(WALIOError) -> R in
+            if let whole = stored.whole { return try body(.whole(whole.value)) }
+            return try cells.withNames(at: Int(stored.cell)) { (variant, warehouse) throws(WALIOError) -> R in
+                try body(.oneLine(stored.snapshotFields(id: id, variant: variant, warehouse: warehouse)))
+            }
+        }
+    }
+
+    /// Asks the processor for the entry at position `p`, which will only be read (a snapshot's walk).
+    func prefetchEntry(at p: Int) { table.prefetchEntry(at: p) }
+
+    /// The position in the shard's cell table of the line's cell of the reservation at position `p`,
+    /// when it is kept compact (0 otherwise): what a snapshot's walk asks for ahead.
+    func cellPosition(at p: Int) -> Int { Int(table.value(at: p).cell) }
 
     /// The reservation at position `p` (`0..<count`), built back.
     func reservation(at p: Int, cells: CellTable) -> Reservation {

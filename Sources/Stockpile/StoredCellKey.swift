@@ -58,14 +58,18 @@ struct StoredCellKey: Sendable {
     /// The cell's names, its table's list of warehouse codes being `warehouses`.
     func cellKey(warehouses: [String]) -> CellKey { CellKey(variant: variantName, warehouse: warehouses[Int(warehouse)]) }
 
+    /// How many bytes of an inline variant's words are its name's: the words' bytes up to the padding
+    /// (the first zero byte: the last nonzero word's high zero bytes, on this little-endian machine).
+    @inline(__always) private static func inlineByteCount(_ a: UInt64, _ b: UInt64, _ c: UInt64) -> Int {
+        func used(_ w: UInt64) -> Int { 8 &- w.leadingZeroBitCount / 8 }
+        return c != 0 ? 16 &+ used(c) : b != 0 ? 8 &+ used(b) : used(a)
+    }
+
     /// The variant's name.
     var variantName: String {
         switch variant {
         case .inline(let a, let b, let c):
-            // The name's bytes are the words' bytes up to the padding (the first zero byte: the last
-            // nonzero word's high zero bytes, on this little-endian machine).
-            func used(_ w: UInt64) -> Int { 8 &- w.leadingZeroBitCount / 8 }
-            let count = c != 0 ? 16 &+ used(c) : b != 0 ? 8 &+ used(b) : used(a)
+            let count = Self.inlineByteCount(a, b, c)
             let words = (a, b, c)
             return String(unsafeUninitializedCapacity: count) { buffer in
                 withUnsafeBytes(of: words) { buffer.baseAddress!.initialize(from: $0.baseAddress!.assumingMemoryBound(to: UInt8.self), count: count) }
@@ -75,4 +79,25 @@ struct StoredCellKey: Sendable {
             return s
         }
     }
+
+    /// Calls `body` with the variant's name as UTF-8 bytes, read where they are kept: no `String`
+    /// is made for an inline one (one of 16 to 24 bytes would be allocated).
+    @inline(__always) func withVariantBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        switch variant {
+        case .inline(let a, let b, let c):
+            let count = Self.inlineByteCount(a, b, c)
+            return try withUnsafeBytes(of: (a, b, c)) { (words) throws(E) -> R in try body(UnsafeRawBufferPointer(rebasing: words[..<count])) }
+        case .string(let s):
+            return try withUTF8Bytes(of: s, body)
+        }
+    }
+}
+
+/// Calls `body` with `s`'s UTF-8 bytes, read in place where the string keeps them contiguous (a
+/// native or small one), from a copy otherwise.
+@inline(__always) func withUTF8Bytes<R, E: Error>(of s: String, _ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+    var outcome: Result<R, E>?
+    _ = s.utf8.withContiguousStorageIfAvailable { utf8 in outcome = Result { () throws(E) -> R in try body(UnsafeRawBufferPointer(utf8)) } }
+    if outcome == nil { outcome = Array(s.utf8).withUnsafeBytes { bytes in Result { () throws(E) -> R in try body(bytes) } } }
+    return try outcome!.get()
 }

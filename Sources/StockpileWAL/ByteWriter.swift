@@ -105,6 +105,12 @@ public struct ByteWriter: Sendable {
         bytes.append(contentsOf: utf8)
     }
 
+    /// A string's bytes as `writeString` writes them: the byte count as a varint, then the bytes.
+    mutating func writeCounted(_ utf8: UnsafeRawBufferPointer) {
+        writeVarint(UInt64(utf8.count))
+        bytes.append(contentsOf: utf8)
+    }
+
     // MARK: Raw bytes
 
     public mutating func writeBytes(_ raw: UnsafeRawBufferPointer) {

@@ -287,12 +287,43 @@ extension ByteWriter {
         writeString(r.id)
         writeVarint(UInt64(r.lines.count))
         for line in r.lines { write(line) }
-        writeUInt8(r.status == .fulfilled && r.endedByExpiry ? ReservationStatus.fulfilledEndedByExpiryWALCode : r.status.walCode)
-        writeOptional(r.expiresAt) { $0.write($1) }
-        writeOptional(r.customer) { $0.writeString($1) }
-        write(r.createdAt)
-        writeOptional(r.closedAt) { $0.write($1) }
+        writeReservationState(
+            status: r.status, endedByExpiry: r.endedByExpiry, expiresAt: r.expiresAt, customer: r.customer, createdAt: r.createdAt, closedAt: r.closedAt)
         write(r.fingerprint)
+    }
+
+    /// The bytes `write(_: Reservation)` writes for the reservation `r` makes (`r.reservation`), read
+    /// from its fields: one line, and a fingerprint of that line (its request named it).
+    mutating func write(_ r: SnapshotOneLineReservation) {
+        writeCounted(r.id)
+        writeVarint(1)
+        writeCounted(r.variant)
+        writeString(r.warehouse)
+        write(r.quantity)
+        write(r.fulfilled)
+        write(r.released)
+        write(Quantity.zero)
+        writeBool(r.tracked)
+        writeReservationState(status: r.status, endedByExpiry: r.endedByExpiry, expiresAt: r.expiresAt, customer: r.customer, createdAt: r.createdAt, closedAt: r.closedAt)
+        // The fingerprint: its one line as the request named it, then what `write(_: ReserveFingerprint)` writes after the lines.
+        writeVarint(1)
+        writeCounted(r.variant)
+        writeString(r.warehouse)
+        write(r.quantity)
+        writeOptional(r.requestTTL) { $0.write($1) }
+        writeOptional(r.customer) { $0.writeString($1) }
+        writeUInt8(r.strategy.walCode)
+    }
+
+    /// A reservation's fields between its lines and its fingerprint.
+    private mutating func writeReservationState(
+        status: ReservationStatus, endedByExpiry: Bool, expiresAt: Timestamp?, customer: String?, createdAt: Timestamp, closedAt: Timestamp?
+    ) {
+        writeUInt8(status == .fulfilled && endedByExpiry ? ReservationStatus.fulfilledEndedByExpiryWALCode : status.walCode)
+        writeOptional(expiresAt) { $0.write($1) }
+        writeOptional(customer) { $0.writeString($1) }
+        write(createdAt)
+        writeOptional(closedAt) { $0.write($1) }
     }
 
     mutating func write(_ line: ReservationLine) {

@@ -104,7 +104,79 @@ public protocol SnapshotLists {
     /// capture's shards unspecialized, at four times the cost.)
     func forEachCell(_ body: (SnapshotCell) throws(WALIOError) -> Void) throws(WALIOError)
     /// Calls `body` with each of the `reservationCount` reservations, by id.
-    func forEachReservation(_ body: (Reservation) throws(WALIOError) -> Void) throws(WALIOError)
+    func forEachReservation(_ body: (SnapshotReservation) throws(WALIOError) -> Void) throws(WALIOError)
+}
+
+/// A reservation as a snapshot's list hands it to the encoder.
+public enum SnapshotReservation {
+    /// Any reservation, whole.
+    case whole(Reservation)
+    /// A one-line reservation by its fields, for a list that keeps it so: the encoder writes the bytes
+    /// of the reservation they make, without that reservation (and its arrays of lines) being made and
+    /// freed, once for each of millions.
+    case oneLine(SnapshotOneLineReservation)
+
+    /// The reservation, built (for a list gathered into `SnapshotContents`).
+    public var reservation: Reservation {
+        switch self {
+        case .whole(let r): return r
+        case .oneLine(let r): return r.reservation
+        }
+    }
+}
+
+/// A one-line reservation whose request named its line (variant, warehouse, quantity) and its
+/// customer, nothing of it backordered: the fields of `Reservation` it needs. The two names are
+/// bytes (a name's UTF-8), valid only during the call they are handed to: a list reads them where it
+/// keeps them.
+public struct SnapshotOneLineReservation {
+    public var id: UnsafeRawBufferPointer
+    public var variant: UnsafeRawBufferPointer
+    public var warehouse: String
+    public var quantity: Quantity
+    public var fulfilled: Quantity
+    public var released: Quantity
+    public var tracked: Bool
+    public var status: ReservationStatus
+    public var endedByExpiry: Bool
+    public var expiresAt: Timestamp?
+    public var customer: String?
+    public var createdAt: Timestamp
+    public var closedAt: Timestamp?
+    public var requestTTL: Duration?
+    public var strategy: PlacementStrategy
+
+    @inlinable public init(
+        id: UnsafeRawBufferPointer, variant: UnsafeRawBufferPointer, warehouse: String, quantity: Quantity, fulfilled: Quantity, released: Quantity,
+        tracked: Bool, status: ReservationStatus, endedByExpiry: Bool, expiresAt: Timestamp?, customer: String?, createdAt: Timestamp,
+        closedAt: Timestamp?, requestTTL: Duration?, strategy: PlacementStrategy
+    ) {
+        self.id = id
+        self.variant = variant
+        self.warehouse = warehouse
+        self.quantity = quantity
+        self.fulfilled = fulfilled
+        self.released = released
+        self.tracked = tracked
+        self.status = status
+        self.endedByExpiry = endedByExpiry
+        self.expiresAt = expiresAt
+        self.customer = customer
+        self.createdAt = createdAt
+        self.closedAt = closedAt
+        self.requestTTL = requestTTL
+        self.strategy = strategy
+    }
+
+    /// The reservation these fields make.
+    public var reservation: Reservation {
+        let line = ReservationLine(
+            variant: String(decoding: variant, as: UTF8.self), warehouse: warehouse, quantity: quantity, fulfilled: fulfilled, released: released,
+            tracked: tracked)
+        return Reservation(
+            id: String(decoding: id, as: UTF8.self), lines: [line], status: status, expiresAt: expiresAt, customer: customer, createdAt: createdAt,
+            closedAt: closedAt, endedByExpiry: endedByExpiry, requestTTL: requestTTL, requestCustomer: customer, strategy: strategy)
+    }
 }
 
 /// Where an encoder's bytes go, each piece at its offset in the file: a section's payload is handed
@@ -248,7 +320,7 @@ public enum SnapshotCodec {
             for i in cells { try body(contents.cells[Int(i)]) }
         }
 
-        func forEachReservation(_ body: (Reservation) throws(WALIOError) -> Void) throws(WALIOError) {
+        func forEachReservation(_ body: (SnapshotReservation) throws(WALIOError) -> Void) throws(WALIOError) {
             // In sorted order, so at random places: a reservation 16 ahead is asked for, and its
             // lines 8 ahead, so that their cache misses overlap instead of each waiting in turn.
             let order = reservations
@@ -256,7 +328,7 @@ public enum SnapshotCodec {
                 for k in order.indices {
                     if k + 16 < order.count { stockpile_prefetch_read(rs.baseAddress! + Int(order[k + 16])) }
                     if k + 8 < order.count { rs[Int(order[k + 8])].lines.withUnsafeBufferPointer { stockpile_prefetch_read($0.baseAddress) } }
-                    try body(rs[Int(order[k])])
+                    try body(.whole(rs[Int(order[k])]))
                 }
             }
         }
@@ -370,8 +442,11 @@ public enum SnapshotCodec {
         case .reservations:
             w.writeVarint(UInt64(lists.reservationCount))
             var written = 0
-            try lists.forEachReservation { (x: Reservation) throws(WALIOError) in
-                w.write(x)
+            try lists.forEachReservation { (x: SnapshotReservation) throws(WALIOError) in
+                switch x {
+                case .whole(let r): w.write(r)
+                case .oneLine(let r): w.write(r)
+                }
                 written += 1
                 try wrote(&w)
             }

@@ -248,23 +248,35 @@ struct SnapshotTests {
         var rng = SplitMix64(seed: seed)
         let engine = try Engine.open(dataDirectory: dir, durability: .none, configuration: EngineConfiguration(shardCount: 5, snapshotEveryRecords: 0))
         defer { try? engine.close() }
-        // Names short and long (past the 15 bytes a string keeps inline), in three warehouses, and
-        // reservations of one line and of several (a multi-shard one is its home shard's alone).
+        // Names short and long (past the 15 bytes a string keeps inline, and past the 24 a cell keeps
+        // inline), in three warehouses, and reservations of one line and of several (a multi-shard
+        // one is its home shard's alone); one-line ones with and without a TTL and a customer, open,
+        // confirmed, fulfilled in part or whole, released: a shard hands those to the encoder as
+        // their fields (`SnapshotReservation.oneLine`), which must be the bytes of the reservation.
         _ = await engine.execute(.setWarehouse(WarehouseChange(code: "EAST", priority: 2)))
         _ = await engine.execute(.setWarehouse(WarehouseChange(code: "WEST-LONG-WAREHOUSE-CODE", priority: 3)))
         let warehouses = ["MAIN", "EAST", "WEST-LONG-WAREHOUSE-CODE"]
         var cells: [(String, String)] = []
         for i in 0..<400 {
-            let variant = i % 3 == 0 ? "a-rather-long-variant-name-\(rng.next() % 1000)" : "V\(rng.next() % 500)"
+            let variant = i % 3 == 0 ? "a-rather-long-variant-name-\(rng.next() % 1000)" : i % 3 == 1 ? "SKU-00000000\(rng.next() % 10000)" : "V\(rng.next() % 500)"
             let cell = (variant, warehouses[Int(rng.next() % 3)])
             _ = await engine.adjust(variant: cell.0, warehouse: cell.1, by: 50, reason: .received)
             cells.append(cell)
         }
         for i in 0..<300 {
             let lineCount = i % 4 == 0 ? 3 : 1
-            let lines = (0..<lineCount).map { _ in let c = cells[Int(rng.next() % UInt64(cells.count))]; return ReserveLine(variant: c.0, warehouse: c.1, quantity: 1) }
+            let lines = (0..<lineCount).map { _ in let c = cells[Int(rng.next() % UInt64(cells.count))]; return ReserveLine(variant: c.0, warehouse: c.1, quantity: Quantity(Int64(1 + rng.next() % 3))) }
             let id = i % 5 == 0 ? "order-with-a-long-identifier-\(rng.next())" : "r\(rng.next() % 100_000)"
-            _ = await engine.reserve(ReserveRequest(id: id, lines: lines))
+            let ttl: Duration? = i % 7 == 0 ? .seconds(Int64(rng.next() % 600 + 1)) : nil
+            let customer = i % 3 == 0 ? "customer-\(rng.next() % 50)" : nil
+            _ = await engine.reserve(ReserveRequest(id: id, lines: lines, ttl: ttl, customer: customer))
+            switch rng.next() % 6 {
+            case 0: _ = await engine.release(id)
+            case 1: _ = await engine.fulfill(id)
+            case 2: _ = await engine.confirm(id)
+            case 3: _ = await engine.fulfill(id, line: LineSelector(variant: lines[0].variant, warehouse: lines[0].warehouse, quantity: 1))
+            default: break
+            }
         }
         let (capture, _) = await engine.captureSnapshot()
         let (contents, lists, _) = engine.snapshotParts(of: capture, createdAt: Timestamp(milliseconds: 7))

@@ -149,6 +149,44 @@ struct SnapshotCodecTests {
         #expect(fs.contents(of: dir + "/" + written.fileName) == SnapshotCodec.encode(many), "seed \(seed)")
     }
 
+    @Test("a one-line reservation handed over by its fields is written as the reservation they make")
+    func oneLineFieldsWriteTheReservation() {
+        let seed = RandomCommits.seed(default: 0x5A_0004)
+        var rng = SplitMix64(seed: seed)
+        for i in 0..<2_000 {
+            let status = ReservationStatus.allCases[Int(rng.next() % UInt64(ReservationStatus.allCases.count))]
+            let quantity = Quantity(Int64(1 + rng.next() % 70_000))
+            let fulfilled = status == .fulfilled || status == .partiallyFulfilled ? Quantity(Int64(rng.next() % UInt64(quantity.units))) : .zero
+            let createdAt = Timestamp(milliseconds: Int64(rng.next() % 1_000_000_000_000))
+            let later = Timestamp(milliseconds: createdAt.milliseconds + Int64(rng.next() % 100_000_000))
+            let id = i % 3 == 0 ? "order-with-a-long-identifier-\(rng.next())" : "r\(rng.next() % 100_000)"
+            let variant = i % 2 == 0 ? "SKU-\(rng.next() % 1_000_000_000_000)" : "V\(rng.next() % 50)"
+            let warehouse = i % 4 == 0 ? "A-LONG-WAREHOUSE-CODE" : "MAIN"
+            let ttl: Duration? = rng.next() % 2 == 0 ? .milliseconds(Int64(1 + rng.next() % 600_000)) : nil
+            let customer: String? = rng.next() % 3 == 0 ? "customer-\(rng.next() % 50)" : nil
+            let strategy = PlacementStrategy.allCases[Int(rng.next() % UInt64(PlacementStrategy.allCases.count))]
+            let endedByExpiry = status == .expired || (status == .fulfilled && rng.next() % 2 == 0)
+            let tracked = rng.next() % 5 != 0
+            var idBytes = Array(id.utf8)
+            var variantBytes = Array(variant.utf8)
+            idBytes.withUnsafeMutableBytes { idRaw in
+                variantBytes.withUnsafeMutableBytes { variantRaw in
+                    let fields = SnapshotOneLineReservation(
+                        id: UnsafeRawBufferPointer(idRaw), variant: UnsafeRawBufferPointer(variantRaw), warehouse: warehouse, quantity: quantity,
+                        fulfilled: fulfilled, released: status == .released || status == .expired ? quantity - fulfilled : .zero, tracked: tracked,
+                        status: status, endedByExpiry: endedByExpiry, expiresAt: status.isOpen && ttl != nil ? later : nil, customer: customer,
+                        createdAt: createdAt, closedAt: status.isOpen ? nil : later, requestTTL: ttl, strategy: strategy)
+                    var oneLine = ByteWriter()
+                    oneLine.write(fields)
+                    var whole = ByteWriter()
+                    whole.write(fields.reservation)
+                    #expect(oneLine.bytes == whole.bytes, "seed \(seed), reservation \(i): \(fields.reservation)")
+                    #expect(fields.reservation.id == id && fields.reservation.lines.map(\.variant) == [variant], "seed \(seed)")
+                }
+            }
+        }
+    }
+
     @Test("a cells or reservations section that does not decode, its checksums right, hands over no cell and no reservation", arguments: [3, 4] as [UInt8])
     func listsHandedOnlyWhenValid(_ kind: UInt8) throws {
         let bytes = SnapshotCodec.damagingLastValue(ofSection: kind, in: SnapshotCodec.encode(SnapshotSamples.contents))
