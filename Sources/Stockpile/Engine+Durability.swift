@@ -107,23 +107,18 @@ extension Engine {
             let passedOver: (SnapshotDamage) -> Void = { damage in warn("\(damage); trying an older snapshot") }
             if bound == nil {
                 // The snapshot's cells and reservations go into their shards as they are read
-                // (`CellRestorer`, `restoreReservation`), not into lists first; only those of the
-                // snapshot loaded are handed over, the cells first.
-                var cells: CellRestorer?
+                // (`SnapshotRestorer`), not into lists first; only those of the snapshot loaded are
+                // handed over, the cells first.
+                let restorer = SnapshotRestorer(self)
                 snapshot = try SnapshotStore.loadNewestValid(
                     directory: directory, fileSystem: fileSystem,
                     cells: { count in
                         cellCount = count
-                        let restorer = CellRestorer(self, count: count)
-                        cells = restorer
-                        return restorer.take
+                        return restorer.cells(count)
                     },
                     reservations: { count in
-                        cells?.finish()
                         reservationCount = count
-                        let perShard = self.share(of: count)
-                        for shard in self.shards { shard.withState { $0.reservations.reserveCapacity(perShard) } }
-                        return { self.restoreReservation($0) }
+                        return restorer.reservations(count)
                     },
                     passedOver: passedOver)
             } else {

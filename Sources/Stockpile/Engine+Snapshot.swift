@@ -221,35 +221,49 @@ extension Engine {
         return (contents, CapturedLists(capture.shards.map { ($0.cells, $0.reservations) }), oldestKeyRecord)
     }
 
-    /// Puts a snapshot's cells into their shards as a start-up decodes them (`loadDurableState`), in a
-    /// new engine, before `restore`: a shard's 1,024 at a time under one hold of its lock (a hold for
-    /// each cost as much as the rest of its insertion), each cell's name hashed once for its shard
-    /// and its table. `finish` puts in what is still waiting; call it before any reservation is
-    /// restored (a reservation's line finds its cell's place).
-    final class CellRestorer {
+    /// Puts a snapshot's cells and reservations into their shards, in a new engine, before `restore`
+    /// puts in the rest: as a start-up decodes them (`loadDurableState`, handing over the functions
+    /// `cells` and `reservations` return), or from the lists a snapshot was gathered into (`restore`).
+    /// Cells go in a shard's 1,024 at a time under one hold of its lock (a hold for each cost as much
+    /// as the rest of its insertion), each cell's name hashed once for its shard and its table; every
+    /// cell is in before the first reservation, whose line finds its cell's place.
+    final class SnapshotRestorer {
         private let engine: Engine
         private var waiting: [[(key: CellKey, hash: UInt64, slot: CellSlot)]]
         private static let batchCount = 1024
 
-        /// For `count` cells: each shard's table is made room for its share (`Engine.share`).
-        init(_ engine: Engine, count: Int) {
+        init(_ engine: Engine) {
             self.engine = engine
             waiting = Array(repeating: [], count: engine.shards.count)
-            let perShard = engine.share(of: count)
-            for shard in engine.shards { shard.withState { $0.cells.reserveCapacity(perShard) } }
         }
 
-        func take(_ c: SnapshotCell) {
+        /// What takes the snapshot's `count` cells, one at a time: each shard's table is made room
+        /// for its share first (`Engine.share`).
+        func cells(_ count: Int) -> (SnapshotCell) -> Void {
+            let perShard = engine.share(of: count)
+            for shard in engine.shards { shard.withState { $0.cells.reserveCapacity(perShard) } }
+            return take
+        }
+
+        /// What takes the snapshot's `count` reservations, one at a time, once every cell was taken:
+        /// into its home shard, with its place in the directory and its due work.
+        func reservations(_ count: Int) -> (Reservation) -> Void {
+            for s in waiting.indices where !waiting[s].isEmpty { put(s) }
+            let perShard = engine.share(of: count)
+            for shard in engine.shards { shard.withState { $0.reservations.reserveCapacity(perShard) } }
+            return { [engine] r in
+                engine.withShard(engine.router.home(of: r)) { shard in shard.withState { $0.store(r) } }
+                engine.restoreFollowUps(of: r)
+            }
+        }
+
+        private func take(_ c: SnapshotCell) {
             let key = CellKey(variant: c.variant, warehouse: c.warehouse)
             let stable = key.stableHash
             let s = engine.router.shard(forStableHash: stable)
             if waiting[s].isEmpty { waiting[s].reserveCapacity(Self.batchCount) }
             waiting[s].append((key, CellTable.hash(stable: stable), CellSlot(state: c.state, belowZeroAllowed: c.belowZeroAllowed)))
             if waiting[s].count == Self.batchCount { put(s) }
-        }
-
-        func finish() {
-            for s in waiting.indices where !waiting[s].isEmpty { put(s) }
         }
 
         private func put(_ s: Int) {
@@ -268,16 +282,8 @@ extension Engine {
         }
     }
 
-    /// Puts a snapshot's reservation into its home shard, in a new engine, with its place in the
-    /// directory and its due work (as `restore` does for those of its `s.reservations`), after the
-    /// snapshot's cells.
-    func restoreReservation(_ r: Reservation) {
-        withShard(router.home(of: r)) { shard in shard.withState { $0.store(r) } }
-        restoreFollowUps(of: r)
-    }
-
     /// A restored reservation's place in the directory, its expiries and its forgetting.
-    private func restoreFollowUps(of r: Reservation) {
+    fileprivate func restoreFollowUps(of r: Reservation) {
         directory.restore(r.id, router.mask(of: r.lines.lazy.map(\.cell)))
         if r.isOpen {
             scheduleExpiry(of: r.id, at: r.expiresAt)
@@ -291,37 +297,26 @@ extension Engine {
     }
 
     /// Loads a snapshot into a new engine, before the log after it is replayed: cells and
-    /// reservations to their shards (those of `s.cells` and `s.reservations`: a start-up hands them to
-    /// `CellRestorer` and `restoreReservation` as it reads them, and leaves these empty), the catalog to every copy, keys and the directory, the ledger's
-    /// numbering and recent entries, and the due work (expiries, forgetting) their times imply.
+    /// reservations to their shards (those of `s.cells` and `s.reservations`, through a
+    /// `SnapshotRestorer`; a start-up hands them to one as it reads them, and leaves these empty),
+    /// the catalog to every copy, keys and the directory, the ledger's numbering and recent entries,
+    /// and the due work (expiries, forgetting) their times imply.
     func restore(_ s: SnapshotContents) {
         var catalog = Catalog()
         for w in s.warehouses { catalog.apply(w) }
         for p in s.policies { catalog.apply(p) }
         self.catalog.withLock { $0 = catalog }
-        // Each shard's cells and reservations as positions in the snapshot's lists (4 bytes each):
-        // copied into lists of their own, the cells took as much memory again as the snapshot's.
-        var cellsByShard = [[Int32]](repeating: [], count: shards.count)
-        for (p, c) in s.cells.enumerated() { cellsByShard[router.shard(for: CellKey(variant: c.variant, warehouse: c.warehouse))].append(Int32(p)) }
-        var reservationsByShard = [[Int32]](repeating: [], count: shards.count)
-        for (p, r) in s.reservations.enumerated() { reservationsByShard[router.home(of: r)].append(Int32(p)) }
         for (i, shard) in shards.enumerated() {
-            let (cells, reservations, counters) = (cellsByShard[i], reservationsByShard[i], i == 0 ? s.counters : StockCounters())
             shard.withState { state in
                 state.catalog = catalog
-                state.counters = counters
-                state.cells.reserveCapacity(cells.count)
-                for p in cells {
-                    let c = s.cells[Int(p)]
-                    state.cells[CellKey(variant: c.variant, warehouse: c.warehouse)] = CellSlot(state: c.state, belowZeroAllowed: c.belowZeroAllowed)
-                }
-                state.reservations.reserveCapacity(reservations.count)
-                for p in reservations { state.store(s.reservations[Int(p)]) }
+                state.counters = i == 0 ? s.counters : StockCounters()
             }
-            cellsByShard[i] = []
-            reservationsByShard[i] = []
         }
-        for r in s.reservations { restoreFollowUps(of: r) }
+        if !s.cells.isEmpty || !s.reservations.isEmpty {
+            let restorer = SnapshotRestorer(self)
+            s.cells.forEach(restorer.cells(s.cells.count))
+            s.reservations.forEach(restorer.reservations(s.reservations.count))
+        }
         for k in s.keys { restoreKey(k.key, KeyRecord(command: k.command, reply: k.reply, usedAt: k.time)) }
         // Their records are in the log: retention kept every segment from the oldest on.
         for k in s.loggedKeys { restoreKey(k.key, KeyRecord(lsn: k.lsn, usedAt: k.usedAt)) }

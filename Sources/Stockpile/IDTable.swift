@@ -92,7 +92,7 @@ struct IDTable<Value>: Sequence {
 
     /// Calls `body` with the key (as UTF-8 bytes, read in place) and the value at position `p` (`0..<count`).
     @inline(__always) func withEntry<R, E: Error>(at p: Int, _ body: (_ key: UnsafeRawBufferPointer, _ value: Value) throws(E) -> R) throws(E) -> R {
-        let e = chunks[p >> Self.chunkShift][p & Self.chunkMask]
+        let e = entry(at: p)
         return try withUTF8Bytes(of: e.key) { (key) throws(E) -> R in try body(key, e.value) }
     }
 

@@ -154,6 +154,9 @@ struct StoredReservation: Sendable {
     /// `deadline` as a time (meaningless for `none`).
     private var deadlineTime: Timestamp { Timestamp(milliseconds: createdAt &+ Int64(deadline)) }
 
+    /// When a compact entry expires: nil once it is closed, or when it never does.
+    private var expiryTime: Timestamp? { status.isOpen && deadline != Self.none ? deadlineTime : nil }
+
     private var customer: String? {
         if case .compact(let customer) = body { return customer }
         return nil
@@ -180,23 +183,18 @@ struct StoredReservation: Sendable {
     /// reservation `reservation(id:cells:)` builds, without building it.
     func snapshotFields(id: UnsafeRawBufferPointer, variant: UnsafeRawBufferPointer, warehouse: String) -> SnapshotOneLineReservation {
         assert(whole == nil, "a compact entry")
-        let open = status.isOpen
         return SnapshotOneLineReservation(
             id: id, variant: variant, warehouse: warehouse, quantity: Quantity(Int64(quantity)), fulfilled: Quantity(Int64(fulfilled)),
-            released: Quantity(Int64(released)), tracked: tracked, status: status, endedByExpiry: endedByExpiry,
-            expiresAt: open && deadline != Self.none ? deadlineTime : nil, customer: customer, createdAt: Timestamp(milliseconds: createdAt),
-            closedAt: open ? nil : deadlineTime, requestTTL: requestDuration, strategy: strategy)
+            released: Quantity(Int64(released)), tracked: tracked, status: status, endedByExpiry: endedByExpiry, expiresAt: expiryTime,
+            customer: customer, createdAt: Timestamp(milliseconds: createdAt), closedAt: closedTime, requestTTL: requestDuration, strategy: strategy)
     }
 
     /// The reservation `id` this entry keeps, its line's cell named from `cells`.
     func reservation(id: String, cells: CellTable) -> Reservation {
         if let whole { return whole.value }
-        let open = status.isOpen
         return Reservation(
-            id: id, lines: [line(cells: cells)], status: status,
-            expiresAt: open && deadline != Self.none ? deadlineTime : nil,
-            customer: customer, createdAt: Timestamp(milliseconds: createdAt), closedAt: open ? nil : deadlineTime,
-            endedByExpiry: endedByExpiry, requestTTL: requestDuration,
+            id: id, lines: [line(cells: cells)], status: status, expiresAt: expiryTime, customer: customer,
+            createdAt: Timestamp(milliseconds: createdAt), closedAt: closedTime, endedByExpiry: endedByExpiry, requestTTL: requestDuration,
             requestCustomer: customer, strategy: strategy)
     }
 }

@@ -4,6 +4,7 @@
 
 import Foundation
 import Glibc
+import StockpileCore
 import StockpileWAL
 import Testing
 
@@ -58,6 +59,39 @@ struct WritesStoppedTests {
         #expect(await reopened.events(from: 1, limit: 10_000).count == acknowledged)
         #expect(await reopened.adjust(variant: "SKU", warehouse: "MAIN", by: 1, reason: .received).value?.cell.onHand == Quantity(Int64(acknowledged + 1)))
         try reopened.close()
+    }
+
+    @Test("after a failed sync, reads show the newest snapshot's cells and reservations and the log acknowledged after it")
+    func durableViewFromASnapshot() async throws {
+        let directory = try DurabilityTests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let fs = SimulatedFileSystem(directories: [directory])
+        let engine = try Self.open(directory, fs)
+        let variants = (0..<40).map { $0 % 3 == 0 ? "a-variant-name-longer-than-24-bytes-\($0)" : "V\($0)" }
+        for v in variants { _ = await engine.adjust(variant: v, warehouse: "MAIN", by: 10, reason: .received) }
+        // One-line reservations (kept compact) and some of two lines (kept whole), some closed.
+        func reserve(_ i: Int) async {
+            var lines = [ReserveLine(variant: variants[i % 40], warehouse: "MAIN", quantity: 1)]
+            if i % 5 == 0 { lines.append(ReserveLine(variant: variants[(i + 7) % 40], warehouse: "MAIN", quantity: 2)) }
+            _ = await engine.reserve(ReserveRequest(id: "r\(i)", lines: lines, ttl: i % 4 == 0 ? .seconds(600) : nil))
+        }
+        for i in 0..<30 { await reserve(i) }
+        _ = await engine.release("r1")
+        _ = await engine.fulfill("r2")
+        _ = try await engine.writeSnapshot()
+        for i in 30..<40 { await reserve(i) }
+        var cells: [Outcome<CellRecord>] = []
+        for v in variants { cells.append(await engine.cell(variant: v, warehouse: "MAIN")) }
+        var reservations: [Outcome<ReservationRecord>] = []
+        for i in 0..<40 { reservations.append(await engine.reservation("r\(i)")) }
+        fs.failSync(1, errno: EIO)
+        let (_, refusal) = await Self.writeUntilRefused(engine)
+        #expect(refusal?.code == .readOnly)
+        // Read from the durable view: the snapshot, put into its shards as a start-up puts one, and
+        // the log after it, every record of which was acknowledged.
+        for (k, v) in variants.enumerated() { #expect(await engine.cell(variant: v, warehouse: "MAIN") == cells[k], "cell \(v)") }
+        for i in 0..<40 { #expect(await engine.reservation("r\(i)") == reservations[i], "reservation r\(i)") }
+        #expect(throws: WALIOError.self) { try engine.close() }
     }
 
     @Test("a failed sync is refused READONLY with the error and a restart to recover, and names no full disk")
