@@ -319,19 +319,30 @@ extension Engine {
         // set in one call, whose writes overlap (`ReservationDirectory.replace`), each with the mask
         // its record gives it, and the shards that may have kept each before are read back in the
         // loop below. A segment ends with a RESET, which empties the directory when the loop reaches it.
-        var names: [(name: String, hash: Int, value: UInt64, makes: Bool)] = []
+        // Each id's hash, mask and whether its record makes it; its name stays where the record keeps
+        // it (`nameAt`): a list of the names retained and released every id, a tenth of this thread's time.
+        var names: [(hash: Int, value: UInt64, makes: Bool)] = []
+        // The record of each entry of `names`.
+        var recordOfName: [Int32] = []
         var nameOf = [Int32](repeating: -1, count: count)
+        func nameAt(_ n: Int) -> String {
+            let k = Int(recordOfName[n])
+            if let i = batch.items[k].reservation { return fields[i].id }
+            return hashedIDs[k]!.id
+        }
         // The shards that may keep each name's reservation before its record (`ReservationDirectory.replace`).
         var old: [UInt64] = []
         var segmentEnd = 0
         func setDirectory(from start: Int) -> Int {
             names.removeAll(keepingCapacity: true)
+            recordOfName.removeAll(keepingCapacity: true)
             var k = start
             while k < count {
                 defer { k += 1 }
                 if let i = batch.items[k].reservation {
                     nameOf[k] = Int32(names.count)
-                    names.append((fields[i].id, batch.hashes[i].id, 1 << UInt64(router.shard(forStableHash: batch.hashes[i].cell)), true))
+                    recordOfName.append(Int32(k))
+                    names.append((batch.hashes[i].id, 1 << UInt64(router.shard(forStableHash: batch.hashes[i].cell)), true))
                     continue
                 }
                 guard case .commit(let commit) = batch.others[batch.items[k].other!].body else { continue }
@@ -339,11 +350,12 @@ extension Engine {
                     let hashed = HashedID(r.id)
                     hashedIDs[k] = hashed
                     nameOf[k] = Int32(names.count)
-                    names.append((hashed.id, hashed.hash, router.mask(of: r.lines.lazy.map(\.cell)), commit.entries.first?.type == .reserve))
+                    recordOfName.append(Int32(k))
+                    names.append((hashed.hash, router.mask(of: r.lines.lazy.map(\.cell)), commit.entries.first?.type == .reserve))
                 }
                 if commit.isReset { break }
             }
-            names.withUnsafeBufferPointer { directory.replace($0, shards: &old, ambiguous: &ambiguous) }
+            names.withUnsafeBufferPointer { directory.replace($0, name: nameAt, shards: &old, ambiguous: &ambiguous) }
             return k
         }
         for k in 0..<count {
@@ -357,7 +369,7 @@ extension Engine {
                 add(k, shard: names[n].value.trailingZeroBitCount, .reservation)
                 ledger.restoreNumbering(of: 1, from: fields[i].seq)
                 entryCount += 1
-                scheduleExpiry(of: names[n].name, hash: names[n].hash, at: fields[i].expiresAt)
+                if let deadline = fields[i].expiresAt { scheduleExpiry(of: fields[i].id, hash: names[n].hash, at: deadline) }
                 continue
             }
             switch batch.others[batch.items[k].other!].body {

@@ -253,10 +253,16 @@ final class ReservationDirectory: Sendable {
         /// Sets `id` to live in the shards of `mask`: a slot for one shard, an exact entry for several.
         mutating func set(_ id: String, hash: Int, _ mask: UInt64) {
             if mask.nonzeroBitCount == 1 {
-                slots.insert(hash: hash, shard: mask.trailingZeroBitCount)
+                setSlot(hash: hash, shard: mask.trailingZeroBitCount)
             } else {
                 exact.across[id, hash: hash] = mask
+                version &+= 1
             }
+        }
+
+        /// `set` for an id kept in one shard, which its hash alone records.
+        mutating func setSlot(hash: Int, shard: Int) {
+            slots.insert(hash: hash, shard: shard)
             version &+= 1
         }
     }
@@ -608,8 +614,10 @@ final class ReservationDirectory: Sendable {
     /// applied.
     /// A name whose record does not make its reservation (`makes` false) is already there, in the
     /// same shards (a reservation's lines keep their cells): it changes nothing, and its `shards` is 0.
+    /// `name(i)` is id `i`'s name, asked for only when its entry is kept by name (across shards):
+    /// a list of the names would retain and release each id, and nearly all are kept by hash alone.
     func replace(
-        _ ids: UnsafeBufferPointer<(name: String, hash: Int, value: UInt64, makes: Bool)>, shards: inout [UInt64],
+        _ ids: UnsafeBufferPointer<(hash: Int, value: UInt64, makes: Bool)>, name: (Int) -> String, shards: inout [UInt64],
         ambiguous: inout [(hash: Int, shards: UInt64)]
     ) {
         shards.removeAll(keepingCapacity: true)
@@ -640,11 +648,15 @@ final class ReservationDirectory: Sendable {
                     guard n.makes else { continue }
                     var old = s.slots.shards(hash: n.hash)
                     if old != 0 { ambiguous.append((n.hash, old)) }
-                    if !s.exact.across.isEmpty, let m = s.exact.across.exchange(n.name, hash: n.hash, with: nil) {
+                    if !s.exact.across.isEmpty, let m = s.exact.across.exchange(name(order[k]), hash: n.hash, with: nil) {
                         old |= m & (~m &+ 1)
                     }
                     shards[order[k]] = old
-                    s.set(n.name, hash: n.hash, n.value)
+                    if n.value.nonzeroBitCount == 1 {
+                        s.setSlot(hash: n.hash, shard: n.value.trailingZeroBitCount)
+                    } else {
+                        s.set(name(order[k]), hash: n.hash, n.value)
+                    }
                 }
                 published(stripe, s)
             }
