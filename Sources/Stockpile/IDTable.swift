@@ -172,14 +172,16 @@ struct IDTable<Value>: Sequence {
     }
 
     /// Sets `key` to `newValue` (removes it when nil) and returns what it held: one probe.
-    mutating func exchange(_ key: String, hash: Int, with newValue: Value?) -> Value? {
+    /// `newValue` is consumed: it moves into the table, where a copy retained its references and the
+    /// caller's then released them.
+    mutating func exchange(_ key: String, hash: Int, with newValue: consuming Value?) -> Value? {
         guard let s = slot(of: key, hash: hash) else {
-            if let newValue { insert(Entry(key: key, value: newValue), hash: hash) }
+            if let newValue = newValue.take() { insert(Entry(key: key, value: newValue), hash: hash) }
             return nil
         }
         let p = position(atSlot: s)
         let old = chunks[p >> Self.chunkShift][p & Self.chunkMask].value
-        if let newValue {
+        if let newValue = newValue.take() {
             chunks[p >> Self.chunkShift][p & Self.chunkMask].value = newValue
         } else {
             remove(atSlot: s)

@@ -243,7 +243,7 @@ struct ReservationTable: Sendable {
     }
 
     /// Sets `id`'s entry to `value` (or removes it, for nil), counting what is open.
-    @inline(__always) private mutating func put(_ value: StoredReservation?, id: String, hash: Int) {
+    @inline(__always) private mutating func put(_ value: consuming StoredReservation?, id: String, hash: Int) {
         let opens = value?.isOpen == true ? 1 : 0
         let old = table.exchange(id, hash: hash, with: value)
         openCount += opens - (old?.isOpen == true ? 1 : 0)

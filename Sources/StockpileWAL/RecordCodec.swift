@@ -221,7 +221,7 @@ public enum RecordCodec {
         var cellHash: UInt64 = 0
         var cellNumber = 0
         let fields = try decodeReservation(record, in: bytes, names: &names, cellHash: &cellHash, cellNumber: &cellNumber)
-        batch.append(reservation: fields, lsn: record.lsn, cellHash: cellHash, cellNumber: cellNumber)
+        batch.append(reservation: consume fields, lsn: record.lsn, cellHash: cellHash, cellNumber: cellNumber)
     }
 
     /// Decodes the payload of `record`, found in `bytes` by `decodeRecord`, with its segment's `names`.

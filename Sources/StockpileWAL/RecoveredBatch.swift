@@ -73,12 +73,14 @@ public struct RecoveredBatch: Sendable {
 
     /// Appends the fields of `reservation` record `lsn`, the next after the batch's; `cellHash` is its
     /// cell's `stableHash`, which the segment's names keep, and `cellNumber` the number they gave it.
-    mutating func append(reservation fields: CompactReservation, lsn: UInt64, cellHash: UInt64, cellNumber: Int) {
+    /// Consumed: the decoder's fields move into the batch, where a copy retained each of its names
+    /// and the decoder's copy then released them.
+    mutating func append(reservation fields: consuming CompactReservation, lsn: UInt64, cellHash: UInt64, cellNumber: Int) {
         assert(cellHash == fields.cell.stableHash, "the cell's own hash")
         follow(lsn)
         items.append(Item(reservation: reservations.count))
         hashes.append(ReservationHashes(id: fields.id.hashValue, cell: cellHash, cellNumber: Int32(cellNumber)))
-        reservations.append(fields)
+        reservations.append(consume fields)
     }
 
     /// Appends `record`, the next after the batch's.
