@@ -423,6 +423,7 @@ public enum LogRecovery {
             if case .valid(let record) = answer {
                 do throws(WALDecodingError) {
                     try RecordCodec.decode(record, in: raw, names: &names, into: &records)
+                    records.logByteCount += record.endOffset - record.offset
                     // Handed over in small batches: a decoded commit is a large value, and a
                     // segment's worth at once is hundreds of megabytes of fresh pages.
                     if records.count == deliveryBatchCount {

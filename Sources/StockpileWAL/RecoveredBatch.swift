@@ -52,6 +52,9 @@ public struct RecoveredBatch: Sendable {
     public private(set) var hashes: [ReservationHashes] = []
     /// The other records, in LSN order.
     public private(set) var others: [RecoveredRecord] = []
+    /// The bytes its records took in the log, framing included, as far as the reader counted them: a
+    /// measure of what the batch holds, for bounding how much of the log waits between replay's stages.
+    public internal(set) var logByteCount = 0
 
     /// An empty batch, with room for `capacity` records, reserved for the fields of reservations too
     /// (a busy log's records are mostly those).
@@ -112,6 +115,7 @@ public struct RecoveredBatch: Sendable {
         guard lsn < endLSN else { return self }
         var kept = RecoveredBatch(segment: segment)
         let count = lsn < firstLSN ? 0 : Int(lsn - firstLSN) + 1
+        kept.logByteCount = items.isEmpty ? 0 : logByteCount * count / items.count
         for (k, item) in items[..<count].enumerated() {
             if let i = item.reservation {
                 kept.append(reservation: reservations[i], lsn: firstLSN + UInt64(k), cellHash: hashes[i].cell, cellNumber: Int(hashes[i].cellNumber))
