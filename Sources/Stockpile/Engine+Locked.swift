@@ -144,7 +144,9 @@ extension Engine {
     /// reservation; and each entry is applied at the position its cell was read from, where the
     /// general commit has every shard test every entry and hash its cell again. Lines naming one cell
     /// twice, which the rules merge, take the general path.
-    func reserveAcrossShards(_ request: ReserveRequest, hashedID: HashedID, cells: [RoutedCell], mask: UInt64, now: Timestamp, actor: String) -> Performed {
+    func reserveAcrossShards(
+        _ request: ReserveRequest, hashedID: HashedID, cells: UnsafeBufferPointer<RoutedCell>, mask: UInt64, now: Timestamp, actor: String
+    ) -> Performed {
         let namedTwice = cells.indices.dropFirst().contains { i in cells[..<i].contains { $0.hash == cells[i].hash && $0.key == cells[i].key } }
         if namedTwice {
             return performHoldingShards(.reserve(request), mask: mask, cells: cells.map(\.key), expected: nil, catalogVersion: nil, now: now, actor: actor)!

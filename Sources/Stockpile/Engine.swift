@@ -696,10 +696,16 @@ public final class Engine: Sendable {
                 if mask.nonzeroBitCount == 1 {
                     return settleNewReservation(hashedID, route(.reserve(request), mask: mask, cells: [], hashedID: hashedID, now: now, actor: actor)!, mask: mask)
                 }
-                let routed = request.lines.indices.map { i in
-                    RoutedCell(CellKey(variant: request.lines[i].variant, warehouse: request.lines[i].warehouse), stable: stables[i], router)
+                // Each line's cell routed, on the stack too: an array of them was an allocation per
+                // reservation.
+                return withUnsafeTemporaryAllocation(of: RoutedCell.self, capacity: request.lines.count) { routed -> Performed in
+                    for (i, line) in request.lines.enumerated() {
+                        routed.initializeElement(at: i, to: RoutedCell(CellKey(variant: line.variant, warehouse: line.warehouse), stable: stables[i], router))
+                    }
+                    defer { _ = routed.deinitialize() }
+                    let performed = reserveAcrossShards(request, hashedID: hashedID, cells: UnsafeBufferPointer(routed), mask: mask, now: now, actor: actor)
+                    return settleNewReservation(hashedID, performed, mask: mask)
                 }
-                return settleNewReservation(hashedID, reserveAcrossShards(request, hashedID: hashedID, cells: routed, mask: mask, now: now, actor: actor), mask: mask)
             }
         }
         while true {
