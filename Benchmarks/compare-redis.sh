@@ -143,9 +143,14 @@ for durability in none always; do
             rd_us=$(per_request "$rd_before" "$(cpu_ticks "$redis_pid")")
             read -r sp_rps sp_p50 sp_p99 client_us <<<"$sp"
             read -r rd_rps rd_p50 rd_p99 _ <<<"$rd"
-            ratio=$(awk -v a="$sp_rps" -v b="$rd_rps" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }')
+            # A run that printed no figures (redis-benchmark's errors are above) keeps the row's
+            # columns in place with zeros, its ratio "-", and stays out of the medians.
+            for v in sp_rps sp_p50 sp_p99 client_us rd_rps rd_p50 rd_p99 ping1 ping16; do
+                [ -n "${!v}" ] || printf -v "$v" '%s' 0
+            done
+            ratio=$(awk -v a="$sp_rps" -v b="$rd_rps" 'BEGIN { if (a > 0 && b > 0) printf "%.2fx", a / b; else print "-" }')
             ping=$([ "$pipeline" = 1 ] && echo "$ping1" || echo "$ping16")
-            vs_ping=$(awk -v a="$sp_rps" -v b="$ping" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }')
+            vs_ping=$(awk -v a="$sp_rps" -v b="$ping" 'BEGIN { if (a > 0 && b > 0) printf "%.2fx", a / b; else print "-" }')
             printf "%-8s %-7s %-3s %12s %9s %9s   %12s %9s %9s   %-7s %12s %-7s   %6s %9s %8s\n" "$durability" "$([ "$workload" = hot ] && echo 1 || echo $cells)" \
                 "$pipeline" "$sp_rps" "$sp_p50" "$sp_p99" "$rd_rps" "$rd_p50" "$rd_p99" "$ratio" "$ping" "$vs_ping" "$sp_us" "$client_us" "$rd_us" \
                 | tee -a "$work/rows"
@@ -161,7 +166,8 @@ done
 if [ "$rounds" -gt 1 ]; then
     echo "# medians of $rounds rounds; the last column is the range of the ratio"
     header | sed 's/$/   ratio_range/'
-    awk '{ key = $1 " " $2 " " $3; if (!(key in seen)) { seen[key] = 1; order[++keys] = key }
+    awk '$10 == "-" || $12 == "-" { failed++; next }
+         { key = $1 " " $2 " " $3; if (!(key in seen)) { seen[key] = 1; order[++keys] = key }
            n[key]++; for (c = 4; c <= 15; c++) { v = $c; sub(/x$/, "", v); col[key, c, n[key]] = v + 0 } }
          # Column c of row key over the rounds, sorted into a[1..k]; returns k.
          function sorted(key, c, a,   i, j, k, t) { k = n[key]; for (i = 1; i <= k; i++) a[i] = col[key, c, i]
@@ -172,5 +178,6 @@ if [ "$rounds" -gt 1 ]; then
              rps = median(key, 4); p50 = median(key, 5); p99 = median(key, 6); rrps = median(key, 7); rp50 = median(key, 8); rp99 = median(key, 9)
              ratio = median(key, 10); ping = median(key, 11); vs = median(key, 12); spus = median(key, 13); cus = median(key, 14); rus = median(key, 15)
              k = sorted(key, 10, ratios); rlo = ratios[1]; rhi = ratios[k]
-             printf "%-8s %-7s %-3s %12.2f %9.3f %9.3f   %12.2f %9.3f %9.3f   %-7s %12.2f %-7s   %6.1f %9.1f %8.1f   %.2f-%.2fx\n", f[1], f[2], f[3], rps, p50, p99, rrps, rp50, rp99, sprintf("%.2fx", ratio), ping, sprintf("%.2fx", vs), spus, cus, rus, rlo, rhi } }' "$work/rows"
+             printf "%-8s %-7s %-3s %12.2f %9.3f %9.3f   %12.2f %9.3f %9.3f   %-7s %12.2f %-7s   %6.1f %9.1f %8.1f   %.2f-%.2fx\n", f[1], f[2], f[3], rps, p50, p99, rrps, rp50, rp99, sprintf("%.2fx", ratio), ping, sprintf("%.2fx", vs), spus, cus, rus, rlo, rhi }
+             if (failed) printf "# %d row(s) whose runs printed no figures left out (their errors are above)\n", failed }' "$work/rows"
 fi
