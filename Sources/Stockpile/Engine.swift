@@ -575,6 +575,9 @@ public final class Engine: Sendable {
         if request.lines.count == 1 && request.lines[0].warehouse != Identifiers.anyWarehouse {
             let route = OneLineRoute(CellKey(variant: request.lines[0].variant, warehouse: request.lines[0].warehouse), router)
             withShard(route.shard) { $0.prefetch(idHash: hashed.hash, cellHash: route.cellHash) }
+            // The ledger ring's slot its entry will likely take, and the next (another thread may
+            // number first): written under the shard's lock, it was a cache miss there.
+            ledger.prefetchNextSlots(count: 2)
             oneLine = route
         }
         directory.prefetch(hash: hashed.hash)
