@@ -75,9 +75,16 @@ final class EntryRing: @unchecked Sendable {
     /// Asks for the lines of the slots of entries `seq ..< seq + count`, to be written: a slot is
     /// written once a ring ago, so each is a cache miss of its own (a line per 64 of its bytes).
     func prefetch(from seq: UInt64, count: Int) {
-        for k in 0..<UInt64(count) {
-            let slot = slots + slot(seq + k) * PackedEntry.byteCount
-            for line in stride(from: 0, to: PackedEntry.byteCount, by: 64) { stockpile_prefetch(slot + line) }
+        // Index loops: a debug build's iterators allocated, on every one-line reservation's path.
+        var k = 0
+        while k < count {
+            let slot = slots + slot(seq + UInt64(k)) * PackedEntry.byteCount
+            var line = 0
+            while line < PackedEntry.byteCount {
+                stockpile_prefetch(slot + line)
+                line += 64
+            }
+            k += 1
         }
     }
 
