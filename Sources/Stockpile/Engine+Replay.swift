@@ -109,9 +109,10 @@ final class BatchHandoff<Batch: Sendable>: @unchecked Sendable {
     private let condition = NSCondition()
     /// The batches some consumer has not taken yet; `batches[0]` is batch number `firstNumber`.
     private var batches: [Batch] = []
-    /// The log's bytes each of `batches` stands for, and their sum.
-    private var byteCounts: [Int] = []
+    /// The log's bytes `batches` stand for (`logByteCount`), and the most they stood for at once
+    /// so far (for tests).
     private var waitingByteCount = 0
+    private var mostWaitingByteCount = 0
     private var firstNumber = 0
     /// By consumer: the number of the next batch it takes.
     private var next: [Int]
@@ -147,7 +148,6 @@ final class BatchHandoff<Batch: Sendable>: @unchecked Sendable {
             blockedDuration += ContinuousClock.now - blockedFrom
         }
         batches.append(batch)
-        byteCounts.append(byteCount)
         waitingByteCount += byteCount
         mostWaitingByteCount = max(mostWaitingByteCount, waitingByteCount)
         condition.broadcast()
@@ -155,7 +155,6 @@ final class BatchHandoff<Batch: Sendable>: @unchecked Sendable {
     }
 
     /// The most of the log's bytes whose batches waited at once so far (for tests).
-    private var mostWaitingByteCount = 0
     var mostWaitingLogByteCount: Int {
         condition.lock()
         defer { condition.unlock() }
@@ -187,9 +186,8 @@ final class BatchHandoff<Batch: Sendable>: @unchecked Sendable {
         next[consumer] += 1
         let taken = next.min()! - firstNumber
         if taken > 0 {
+            waitingByteCount -= batches[..<taken].reduce(0) { $0 + logByteCount($1) }
             batches.removeFirst(taken)
-            waitingByteCount -= byteCounts[..<taken].reduce(0, +)
-            byteCounts.removeFirst(taken)
             firstNumber += taken
             condition.broadcast()
         }

@@ -250,19 +250,14 @@ final class ReservationDirectory: Sendable {
         /// How many RESETs emptied the stripe: an id reclaimed before one has no slot after it.
         var resets: UInt64 = 0
 
-        /// Sets `id` to live in the shards of `mask`: a slot for one shard, an exact entry for several.
-        mutating func set(_ id: String, hash: Int, _ mask: UInt64) {
+        /// Sets `id` to live in the shards of `mask`: a slot for one shard (its hash alone records it,
+        /// and `id` is not asked for), an exact entry for several.
+        mutating func set(_ id: @autoclosure () -> String, hash: Int, _ mask: UInt64) {
             if mask.nonzeroBitCount == 1 {
-                setSlot(hash: hash, shard: mask.trailingZeroBitCount)
+                slots.insert(hash: hash, shard: mask.trailingZeroBitCount)
             } else {
-                exact.across[id, hash: hash] = mask
-                version &+= 1
+                exact.across[id(), hash: hash] = mask
             }
-        }
-
-        /// `set` for an id kept in one shard, which its hash alone records.
-        mutating func setSlot(hash: Int, shard: Int) {
-            slots.insert(hash: hash, shard: shard)
             version &+= 1
         }
     }
@@ -652,11 +647,7 @@ final class ReservationDirectory: Sendable {
                         old |= m & (~m &+ 1)
                     }
                     shards[order[k]] = old
-                    if n.value.nonzeroBitCount == 1 {
-                        s.setSlot(hash: n.hash, shard: n.value.trailingZeroBitCount)
-                    } else {
-                        s.set(name(order[k]), hash: n.hash, n.value)
-                    }
+                    s.set(name(order[k]), hash: n.hash, n.value)
                 }
                 published(stripe, s)
             }

@@ -68,13 +68,8 @@ struct StoredCellKey: Sendable {
     /// The variant's name.
     var variantName: String {
         switch variant {
-        case .inline(let a, let b, let c):
-            let count = Self.inlineByteCount(a, b, c)
-            let words = (a, b, c)
-            return String(unsafeUninitializedCapacity: count) { buffer in
-                withUnsafeBytes(of: words) { buffer.baseAddress!.initialize(from: $0.baseAddress!.assumingMemoryBound(to: UInt8.self), count: count) }
-                return count
-            }
+        case .inline:
+            return withVariantBytes { String(decoding: $0, as: UTF8.self) }
         case .string(let s):
             return s
         }

@@ -305,14 +305,12 @@ extension ByteWriter {
         write(Quantity.zero)
         writeBool(r.tracked)
         writeReservationState(status: r.status, endedByExpiry: r.endedByExpiry, expiresAt: r.expiresAt, customer: r.customer, createdAt: r.createdAt, closedAt: r.closedAt)
-        // The fingerprint: its one line as the request named it, then what `write(_: ReserveFingerprint)` writes after the lines.
+        // The fingerprint: its one line as the request named it, then its terms (`writeFingerprintTerms`).
         writeVarint(1)
         writeCounted(r.variant)
         writeString(r.warehouse)
         write(r.quantity)
-        writeOptional(r.requestTTL) { $0.write($1) }
-        writeOptional(r.customer) { $0.writeString($1) }
-        writeUInt8(r.strategy.walCode)
+        writeFingerprintTerms(ttl: r.requestTTL, customer: r.customer, strategy: r.strategy)
     }
 
     /// A reservation's fields between its lines and its fingerprint.
@@ -339,9 +337,14 @@ extension ByteWriter {
     mutating func write(_ f: ReserveFingerprint) {
         writeVarint(UInt64(f.lines.count))
         for line in f.lines { write(line) }
-        writeOptional(f.ttl) { $0.write($1) }
-        writeOptional(f.customer) { $0.writeString($1) }
-        writeUInt8(f.strategy.walCode)
+        writeFingerprintTerms(ttl: f.ttl, customer: f.customer, strategy: f.strategy)
+    }
+
+    /// What a fingerprint writes after its lines.
+    private mutating func writeFingerprintTerms(ttl: Duration?, customer: String?, strategy: PlacementStrategy) {
+        writeOptional(ttl) { $0.write($1) }
+        writeOptional(customer) { $0.writeString($1) }
+        writeUInt8(strategy.walCode)
     }
 
     mutating func write(_ line: ReserveLine) {
