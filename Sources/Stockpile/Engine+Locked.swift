@@ -56,8 +56,10 @@ struct RoutedCell {
 
 extension ShardState {
     /// The cell `key` as a `GatheredView` keeps it: its figures and where they are, with its hashes.
+    /// The table is read in place (`positionInPlace`): read as a value, it was copied, a retain of
+    /// each of its arrays per line of a reservation across shards, on lines the other core writes too.
     @inline(__always) func gathered(_ key: CellKey, stable: UInt64, hash: UInt64) -> (key: CellKey, state: CellState, stable: UInt64, position: Int?) {
-        let position = cells.position(of: key, hash: hash)
+        let position = cells.positionInPlace(of: key, hash: hash)
         return (key, position.map { cells[position: $0].state } ?? .empty, stable, position)
     }
 }
