@@ -449,9 +449,13 @@ final class Ledger: Sendable {
     @discardableResult
     private func number(_ commit: inout Commit, lane: Int) -> UInt64 {
         let (first, lsn) = take(commit.entries.count, record: log != nil)
-        for i in commit.entries.indices {
-            commit.entries[i].seq = first + UInt64(i)
-            ring.keep(commit.entries[i])
+        // Kept from where the commit holds them: read out of the array, each entry (about 150 bytes
+        // and six names) was copied, and its names retained, to be packed into its slot.
+        commit.entries.withUnsafeMutableBufferPointer { entries in
+            for i in entries.indices {
+                entries[i].seq = first + UInt64(i)
+                ring.keep(entries[i])
+            }
         }
         if let log {
             commit.logged.lsn = lsn
