@@ -65,10 +65,18 @@ extension ShardState {
 }
 
 extension Engine {
-    /// Runs `body` holding the locks of the shards in `mask`, taken in ascending order.
+    /// Runs `body` holding the locks of the shards in `mask`, taken in ascending order. Its result
+    /// is put where this returns it from, not returned through each shard's hold: a commit (384
+    /// bytes) was copied out of every level, three or more for a reservation across shards.
     func holdingShards<R>(_ mask: UInt64, _ body: () -> R) -> R {
+        var result: R?
+        holdingShards(mask) { result = body() }
+        return result.take()!
+    }
+
+    private func holdingShards(_ mask: UInt64, _ body: () -> Void) {
         guard mask != 0 else { return body() }
-        return withShard(mask.trailingZeroBitCount) { $0.holding { holdingShards(mask & (mask &- 1), body) } }
+        withShard(mask.trailingZeroBitCount) { $0.holding { holdingShards(mask & (mask &- 1), body) } }
     }
 
     /// Reads what the command needs from held shards: `cells` (with their `stableHash`), and
