@@ -190,6 +190,9 @@ struct CellTable: Sequence, Sendable {
         return try key.withVariantBytes { (variant) throws(E) -> R in try body(variant, warehouse) }
     }
 
+    /// `key(at:)` for a table a class keeps (`ShardState.cells`), as `positionInPlace`.
+    @inline(__always) mutating func keyInPlace(at position: Int) -> CellKey { key(at: position) }
+
     /// The key of the cell at `position`.
     func key(at position: Int) -> CellKey { chunks[position >> Self.chunkShift][position & Self.chunkMask].key.cellKey(warehouses: warehouses) }
 

@@ -171,9 +171,8 @@ struct StoredReservation: Sendable {
     /// `requestTTL` as a duration (nil for none).
     private var requestDuration: Duration? { requestTTL == Self.noTTL ? nil : .milliseconds(Int64(requestTTL)) }
 
-    private func line(cells: CellTable) -> ReservationLine {
-        let key = cells.key(at: Int(cell))
-        return ReservationLine(
+    private func line(cell key: CellKey) -> ReservationLine {
+        ReservationLine(
             variant: key.variant, warehouse: key.warehouse, quantity: Quantity(Int64(quantity)), fulfilled: Quantity(Int64(fulfilled)),
             released: Quantity(Int64(released)), tracked: tracked)
     }
@@ -192,8 +191,15 @@ struct StoredReservation: Sendable {
     /// The reservation `id` this entry keeps, its line's cell named from `cells`.
     func reservation(id: String, cells: CellTable) -> Reservation {
         if let whole { return whole.value }
+        return reservation(id: id, cell: cells.key(at: Int(cell)))
+    }
+
+    /// The reservation `id` this compact entry keeps, its line's cell being `cell` (the key at its
+    /// position, `self.cell`).
+    func reservation(id: String, cell key: CellKey) -> Reservation {
+        assert(whole == nil, "a compact entry")
         return Reservation(
-            id: id, lines: [line(cells: cells)], status: status, expiresAt: expiryTime, customer: customer,
+            id: id, lines: [line(cell: key)], status: status, expiresAt: expiryTime, customer: customer,
             createdAt: Timestamp(milliseconds: createdAt), closedAt: closedTime, endedByExpiry: endedByExpiry, requestTTL: requestDuration,
             requestCustomer: customer, strategy: strategy)
     }
@@ -235,6 +241,13 @@ struct ReservationTable: Sendable {
 
     /// The entry of `id`; `reservation(id:cells:)` builds the reservation from it.
     func stored(_ id: String, hash: Int) -> StoredReservation? { table[id, hash: hash] }
+
+    /// `stored(_:hash:)` for a table a class keeps (`ShardState.reservations`): mutating only so that
+    /// the call borrows the table where it lies, as `CellTable.positionInPlace` does.
+    @inline(__always) mutating func storedInPlace(_ id: String, hash: Int) -> StoredReservation? { stored(id, hash: hash) }
+
+    /// `contains(_:hash:)` for a table a class keeps, as `storedInPlace`.
+    @inline(__always) mutating func containsInPlace(_ id: String, hash: Int) -> Bool { contains(id, hash: hash) }
 
     /// Stores `r` (replacing what its id held). `cellPosition`: the position in the shard's cell table
     /// of its line's cell, for a one-line reservation; nil keeps it whole.

@@ -246,7 +246,7 @@ actor Shard {
         precondition(request.lines.count == 1 && request.lines[0].warehouse != Identifiers.anyWarehouse, "one line naming its warehouse")
         // The line its entry will be written to, a miss of its own, is asked for first.
         state.reservations.prefetchNextEntry()
-        if state.reservations.contains(hashedID.id, hash: hashedID.hash) {
+        if state.reservations.containsInPlace(hashedID.id, hash: hashedID.hash) {
             return otherwise(decideHere(request, state: state, now: now, actor: actor, settings: settings))
         }
         let line = request.lines[0]

@@ -171,22 +171,26 @@ final class ShardState: StockView {
     func backorder(of variant: String) -> Bool { withCatalog { $0.backorder(of: variant) } }
     /// The version of the shard's copy of the catalog.
     var catalogVersion: UInt64 { withCatalog { $0.version } }
+    /// Both tables are read in place (`storedInPlace`, `keyInPlace`): read as values of this class,
+    /// each was copied, a retain of each of its arrays, on every release, confirmation, fulfilment or
+    /// expiry that read a reservation.
     func reservation(_ id: String) -> Reservation? {
         // The cell table is read only for a reservation that is there.
-        guard let stored = reservations.stored(id, hash: hash(of: id)) else { return nil }
-        return stored.reservation(id: id, cells: cells)
+        guard let stored = reservations.storedInPlace(id, hash: hash(of: id)) else { return nil }
+        if let whole = stored.whole { return whole.value }
+        return stored.reservation(id: id, cell: cells.keyInPlace(at: Int(stored.cell)))
     }
 
     /// When reservation `id` was made, its request's TTL and when it closed (nil while open), read
     /// without building the reservation; nil when the shard does not keep it.
     func retentionTimes(of id: String) -> (createdAt: Timestamp, ttl: Duration?, closedAt: Timestamp?)? {
-        reservations.stored(id, hash: hash(of: id))?.retentionTimes
+        reservations.storedInPlace(id, hash: hash(of: id))?.retentionTimes
     }
 
     /// The shards of reservation `id`'s lines (`ShardRouter.mask`), read without building the
     /// reservation; nil when the shard does not keep it. A compact one's line is on a cell of this shard.
     func linesMask(of id: String) -> UInt64? {
-        guard let stored = reservations.stored(id, hash: hash(of: id)) else { return nil }
+        guard let stored = reservations.storedInPlace(id, hash: hash(of: id)) else { return nil }
         if let whole = stored.whole { return router.mask(of: whole.value.lines.lazy.map(\.cell)) }
         return 1 << UInt64(index)
     }
@@ -200,7 +204,7 @@ final class ShardState: StockView {
         var position = cellPosition
         if position == nil, r.lines.count == 1 {
             let cell = r.lines[0].cell
-            position = cells.position(of: cell, hash: CellTable.hash(cell))
+            position = cells.positionInPlace(of: cell, hash: CellTable.hash(cell))
         }
         reservations.store(r, hash: hash(of: r.id), cellPosition: position)
         assert(reservation(r.id) == r, "reservation \(r.id) reads back as it was stored")
