@@ -18,7 +18,9 @@ struct GatheredView: StockView {
     /// shard's table (nil for a cell the shard has no figures for yet).
     var cells: [(key: CellKey, state: CellState, stable: UInt64, position: Int?)] = []
     var reservation: Reservation?
-    var catalog: Catalog
+    /// The catalog of the shards held (every shard keeps the same copy): made inside the hold, a view
+    /// does not outlive it.
+    let catalog: HeldCatalog
 
     /// The `stableHash` of `key`, as gathered (hashed now if it was not gathered).
     func stableHash(of key: CellKey) -> UInt64 {
@@ -32,9 +34,9 @@ struct GatheredView: StockView {
         }
         return cells[i].state
     }
-    func warehouse(_ code: String) -> Warehouse? { catalog.warehouse(code) }
-    func policy(of variant: String) -> VariantPolicy { catalog.policy(of: variant) }
-    var warehousesInPlacementOrder: [Warehouse] { catalog.warehousesInPlacementOrder }
+    func warehouse(_ code: String) -> Warehouse? { catalog.with { $0.warehouse(code) } }
+    func policy(of variant: String) -> VariantPolicy { catalog.with { $0.policy(of: variant) } }
+    var warehousesInPlacementOrder: [Warehouse] { catalog.with { $0.warehousesInPlacementOrder } }
     func reservation(_ id: String) -> Reservation? { reservation?.id == id ? reservation : nil }
 }
 
@@ -84,7 +86,7 @@ extension Engine {
     /// first). Each wanted cell is hashed once.
     private func gather(_ mask: UInt64, cells: [(key: CellKey, stable: UInt64)], reservation id: String?) -> GatheredView {
         // Every shard keeps the same copy of the catalog; the lowest one's is read.
-        var view = GatheredView(catalog: shards[mask.trailingZeroBitCount].withHeldState { $0.catalog })
+        var view = GatheredView(catalog: shards[mask.trailingZeroBitCount].withHeldState { $0.heldCatalog })
         view.cells.reserveCapacity(cells.count)
         var wanted = cells
         for s in mask.setBitIndexes {
@@ -127,7 +129,7 @@ extension Engine {
         for (_, stable) in routed { shards[router.shard(forStableHash: stable)].prefetch(cellHash: CellTable.hash(stable: stable)) }
         return holdingShards(mask) { () -> Performed? in
             let view = gather(mask, cells: routed, reservation: expected?.id)
-            if let v = catalogVersion, v != view.catalog.version { return nil }
+            if let v = catalogVersion, v != view.catalog.with({ $0.version }) { return nil }
             if let expected, !expected.matches(view.reservation(expected.id), router) { return nil }
             // The decision is consumed as the commit is bound from it: a decision kept alive beside it
             // would share its entry array, and numbering the entries would copy that array.
@@ -199,7 +201,7 @@ extension Engine {
             // for before the shards were held): read one after the other, the entries' misses did not
             // overlap, and the shards were held through each.
             for c in cells { withShard(c.shard) { shard in shard.withHeldState { $0.cells.prefetchEntry(hash: c.hash) } } }
-            var view = GatheredView(cells: consume gathered, catalog: withShard(home) { $0.withHeldState { $0.catalog } })
+            var view = GatheredView(cells: consume gathered, catalog: withShard(home) { $0.withHeldState { $0.heldCatalog } })
             for c in cells {
                 withShard(c.shard) { shard in shard.withHeldState { view.cells.append($0.gathered(c.key, stable: c.stable, hash: c.hash)) } }
             }

@@ -134,10 +134,14 @@ final class ShardState: StockView {
         }
     }
 
-    private final class CatalogBox: Sendable {
+    fileprivate final class CatalogBox: Sendable {
         let catalog: Catalog
         init(_ catalog: Catalog) { self.catalog = catalog }
     }
+
+    /// The shard's copy of the catalog, borrowed for a view made while the shard is held
+    /// (`GatheredView`), which must not outlive the hold.
+    var heldCatalog: HeldCatalog { HeldCatalog(box: catalogRef) }
 
     /// Runs `body` with the shard's catalog, borrowed. `body` must not set the shard's catalog: the box
     /// it reads would be let go under it (every caller is a lookup).
@@ -307,5 +311,18 @@ final class ShardState: StockView {
         }
         if let w = commit.warehouse { catalog.apply(w) }
         if let p = commit.policy { catalog.apply(p) }
+    }
+}
+
+/// A shard's copy of the catalog, read without a retain while the shard is held: its box is replaced
+/// only while every shard is held, so it outlives any hold it was borrowed in. A `GatheredView` kept
+/// a copy of the catalog, a retain and a release of each of its three tables (shared by every
+/// shard's copy, so written by both cores) per operation across shards.
+struct HeldCatalog {
+    fileprivate let box: Unmanaged<ShardState.CatalogBox>
+
+    /// Runs `body` with the catalog, borrowed.
+    @inline(__always) func with<R>(_ body: (borrowing Catalog) -> R) -> R {
+        box._withUnsafeGuaranteedRef { body($0.catalog) }
     }
 }
