@@ -18,8 +18,7 @@ struct GatheredView: StockView {
     /// shard's table (nil for a cell the shard has no figures for yet).
     var cells: [(key: CellKey, state: CellState, stable: UInt64, position: Int?)] = []
     var reservation: Reservation?
-    /// The catalog of the shards held (every shard keeps the same copy): made inside the hold, a view
-    /// does not outlive it.
+    /// The catalog of the shards held (every shard keeps the same copy).
     let catalog: HeldCatalog
 
     /// The `stableHash` of `key`, as gathered (hashed now if it was not gathered).

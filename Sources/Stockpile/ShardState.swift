@@ -139,9 +139,8 @@ final class ShardState: StockView {
         init(_ catalog: Catalog) { self.catalog = catalog }
     }
 
-    /// The shard's copy of the catalog, borrowed for a view made while the shard is held
-    /// (`GatheredView`), which must not outlive the hold.
-    var heldCatalog: HeldCatalog { HeldCatalog(box: catalogRef) }
+    /// The shard's copy of the catalog, as a view of held shards reads it (`GatheredView`).
+    var heldCatalog: HeldCatalog { HeldCatalog(box: catalogBox) }
 
     /// Runs `body` with the shard's catalog, borrowed. `body` must not set the shard's catalog: the box
     /// it reads would be let go under it (every caller is a lookup).
@@ -314,15 +313,14 @@ final class ShardState: StockView {
     }
 }
 
-/// A shard's copy of the catalog, read without a retain while the shard is held: its box is replaced
-/// only while every shard is held, so it outlives any hold it was borrowed in. A `GatheredView` kept
-/// a copy of the catalog, a retain and a release of each of its three tables (shared by every
-/// shard's copy, so written by both cores) per operation across shards.
+/// A shard's copy of the catalog, as a view of held shards reads it: the shard's box, whose catalog
+/// is a constant (a change of catalog makes a new box), so a view keeps what it read even past a
+/// commit it applies that changes the catalog. A view that copied the catalog retained and released
+/// each of its three tables, which every shard's copy shares, so both cores wrote their counts for
+/// every operation across shards; the box is the shard's own, one count to write.
 struct HeldCatalog {
-    fileprivate let box: Unmanaged<ShardState.CatalogBox>
+    fileprivate let box: ShardState.CatalogBox
 
     /// Runs `body` with the catalog, borrowed.
-    @inline(__always) func with<R>(_ body: (borrowing Catalog) -> R) -> R {
-        box._withUnsafeGuaranteedRef { body($0.catalog) }
-    }
+    @inline(__always) func with<R>(_ body: (borrowing Catalog) -> R) -> R { body(box.catalog) }
 }
