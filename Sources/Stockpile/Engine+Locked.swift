@@ -39,6 +39,38 @@ struct GatheredView: StockView {
     func reservation(_ id: String) -> Reservation? { reservation?.id == id ? reservation : nil }
 }
 
+/// The cells of a reservation across shards as the rules read them (`reserveAcrossShards`): each
+/// line's cell with its figures and place, in room the caller made on the stack, and the held
+/// shards' catalog. A `GatheredView` keeps its cells in an array: an allocation per reservation.
+struct RoomView: StockView {
+    typealias Cell = (key: CellKey, state: CellState, stable: UInt64, position: Int?)
+    /// Initialised, and valid for as long as the room its caller made.
+    let cells: UnsafeMutableBufferPointer<Cell>
+    let catalog: HeldCatalog
+
+    /// Read through pointers: a debug build's subscript of a buffer pointer is a coroutine, whose
+    /// frame it allocates (the allocation test counts a debug build too).
+    func cellState(_ key: CellKey) -> CellState {
+        var cell = cells.baseAddress!
+        let end = cell + cells.count
+        while cell < end {
+            if cell.pointee.key == key { return cell.pointee.state }
+            cell += 1
+        }
+        assertionFailure("the rules read cell \(key) that the reservation does not name")
+        return .empty
+    }
+
+    /// The place of line `i`'s cell in its shard's table (nil for a cell the shard has no figures for yet).
+    func position(ofLine i: Int) -> Int? { (cells.baseAddress! + i).pointee.position }
+
+    func warehouse(_ code: String) -> Warehouse? { catalog.with { $0.warehouse(code) } }
+    func policy(of variant: String) -> VariantPolicy { catalog.with { $0.policy(of: variant) } }
+    var warehousesInPlacementOrder: [Warehouse] { catalog.with { $0.warehousesInPlacementOrder } }
+    /// None: the id is claimed, so no shard keeps a reservation under it.
+    func reservation(_ id: String) -> Reservation? { nil }
+}
+
 /// A cell named by a line, with its `stableHash`, its shard and its `CellTable.hash`, each worked out once.
 struct RoutedCell {
     let key: CellKey
@@ -182,67 +214,86 @@ extension Engine {
         // its box, made inside the hold, was an allocation (at times a call to the kernel to grow
         // the heap) that the other reservations waited for. A refused reservation lets it go unused.
         let box = Boxed(Reservation.placeholder)
-        var gathered: [(key: CellKey, state: CellState, stable: UInt64, position: Int?)] = []
         var lines: [ReservationLine] = []
         var entries: [LedgerEntry] = []
-        gathered.reserveCapacity(cells.count)
         lines.reserveCapacity(cells.count)
         entries.reserveCapacity(cells.count)
         // Moved into one optional and taken out of it inside the hold, so that each list keeps one
         // reference to its storage: a list copied in (or left in a variable) kept a second one, and
         // its first append copied it while the shards were held (the allocation test counts this).
-        var made = Optional((consume gathered, consume lines, consume entries))
-        return holdingShards(mask) { () -> Performed in
-            let (gathered, lines, entries) = made.take()!
-            // Every shard keeps the same copy of the catalog; the home's is read. No reservation is
-            // read: the id is claimed, so no shard keeps one under it.
-            // Each cell's entry is asked for before the first is read, through its index slot (asked
-            // for before the shards were held): read one after the other, the entries' misses did not
-            // overlap, and the shards were held through each.
-            for c in cells { withShard(c.shard) { shard in shard.withHeldState { $0.cells.prefetchEntry(hash: c.hash) } } }
-            var view = GatheredView(cells: consume gathered, catalog: withShard(home) { $0.withHeldState { $0.heldCatalog } })
-            for c in cells {
-                withShard(c.shard) { shard in shard.withHeldState { view.cells.append($0.gathered(c.key, stable: c.stable, hash: c.hash)) } }
-            }
-            let decision = Rules.reserveDistinctCells(
-                request, fingerprint: fingerprint, in: view, now: now, actor: actor, lines: consume lines, entries: consume entries)
-            assert(decision == Rules.reserve(request, in: view, now: now, actor: actor, settings: settings), "the general rules decide the same")
-            // Consumed as the commit is bound from it, so that numbering the entries does not copy them.
-            switch consume decision {
-            case .commit(var commit):
-                do throws(WALIOError) {
-                    try ledger.append(&commit, lane: home) { LowStockAlert.alerts(for: $0, in: view) }
-                } catch {
-                    return .refused(.writesStopped(error))
+        var made = Optional((consume lines, consume entries))
+        // The cells' figures and places go in room on the stack (`RoomView`), in the lines' order.
+        return withUnsafeTemporaryAllocation(of: RoomView.Cell.self, capacity: cells.count) { room in
+            holdingShards(mask) { () -> Performed in
+                let (lines, entries) = made.take()!
+                // Each cell's entry is asked for before the first is read, through its index slot (asked
+                // for before the shards were held): read one after the other, the entries' misses did not
+                // overlap, and the shards were held through each.
+                for c in cells { withShard(c.shard) { shard in shard.withHeldState { $0.cells.prefetchEntry(hash: c.hash) } } }
+                // An index loop: a debug build's iterators allocate (the allocation test counts them).
+                var i = 0
+                while i < cells.count {
+                    let (c, place) = (cells[i], room.baseAddress! + i)
+                    withShard(c.shard) { shard in
+                        shard.withHeldState { place.initialize(to: $0.gathered(c.key, stable: c.stable, hash: c.hash)) }
+                    }
+                    i += 1
                 }
-                // One entry per line, in the lines' order (`Rules.reserve` merges nothing here). A
-                // cell's position is its own for good, so the first line's new cell does not move the
-                // next one's.
-                // Each entry is read where the commit keeps it: taken out of the array, each (about 150
-                // bytes and four names) was copied and retained, inside the hold.
-                commit.entries.withUnsafeBufferPointer { entries in
-                    for i in entries.indices {
-                        let (c, position) = (cells[i], view.cells[i].position)
-                        assert(entries[i].cell == c.key && entries[i].type == .reserve, "entry \(i) reserves line \(i)'s cell")
-                        _ = withShard(c.shard) { shard in
-                            shard.withHeldState {
-                                $0.apply(entries[i], of: c.key, hash: c.hash, at: position, backorderAllowed: view.policy(of: c.key.variant).backorder)
-                            }
+                defer { _ = room.baseAddress!.deinitialize(count: cells.count) }
+                // Every shard keeps the same copy of the catalog; the home's is read.
+                let view = RoomView(cells: room, catalog: withShard(home) { $0.withHeldState { $0.heldCatalog } })
+                return reserveGathered(
+                    request, hashedID: hashedID, cells: cells, view: view, home: home, fingerprint: fingerprint, box: box, lines: lines,
+                    entries: entries, now: now, actor: actor, settings: settings)
+            }
+        }
+    }
+
+    /// `reserveAcrossShards`, holding its shards, its cells gathered into `view`: decides, logs and
+    /// applies the reservation.
+    private func reserveGathered(
+        _ request: ReserveRequest, hashedID: HashedID, cells: UnsafeBufferPointer<RoutedCell>, view: RoomView, home: Int,
+        fingerprint: ReserveFingerprint, box: Boxed<Reservation>, lines: consuming [ReservationLine], entries: consuming [LedgerEntry],
+        now: Timestamp, actor: String, settings: RuleSettings
+    ) -> Performed {
+        let decision = Rules.reserveDistinctCells(
+            request, fingerprint: fingerprint, in: view, now: now, actor: actor, lines: consume lines, entries: consume entries)
+        assert(decision == Rules.reserve(request, in: view, now: now, actor: actor, settings: settings), "the general rules decide the same")
+        // Consumed as the commit is bound from it, so that numbering the entries does not copy them.
+        switch consume decision {
+        case .commit(var commit):
+            do throws(WALIOError) {
+                try ledger.append(&commit, lane: home) { LowStockAlert.alerts(for: $0, in: view) }
+            } catch {
+                return .refused(.writesStopped(error))
+            }
+            // One entry per line, in the lines' order (`Rules.reserve` merges nothing here). A
+            // cell's position is its own for good, so the first line's new cell does not move the
+            // next one's.
+            // Each entry is read where the commit keeps it: taken out of the array, each (about 150
+            // bytes and four names) was copied and retained, inside the hold.
+            commit.entries.withUnsafeBufferPointer { entries in
+                for i in entries.indices {
+                    let (c, position) = (cells[i], view.position(ofLine: i))
+                    assert(entries[i].cell == c.key && entries[i].type == .reserve, "entry \(i) reserves line \(i)'s cell")
+                    _ = withShard(c.shard) { shard in
+                        shard.withHeldState {
+                            $0.apply(entries[i], of: c.key, hash: c.hash, at: position, backorderAllowed: view.policy(of: c.key.variant).backorder)
                         }
                     }
                 }
-                withShard(home) { shard in
-                    shard.withHeldState { state in
-                        state.hashedID = hashedID
-                        defer { state.hashedID = nil }
-                        assert(commit.reservation!.fingerprintLinesAreOwnLines, "a reservation of distinct cells keeps no copy of its request's lines")
-                        state.store(commit.reservation!, in: box)
-                    }
-                }
-                return .commit(commit)
-            case .unchanged(let reply): return .unchanged(reply)
-            case .refused(let refusal): return .refused(refusal)
             }
+            withShard(home) { shard in
+                shard.withHeldState { state in
+                    state.hashedID = hashedID
+                    defer { state.hashedID = nil }
+                    assert(commit.reservation!.fingerprintLinesAreOwnLines, "a reservation of distinct cells keeps no copy of its request's lines")
+                    state.store(commit.reservation!, in: box)
+                }
+            }
+            return .commit(commit)
+        case .unchanged(let reply): return .unchanged(reply)
+        case .refused(let refusal): return .refused(refusal)
         }
     }
 

@@ -22,10 +22,10 @@ struct AllocationTests {
     /// the loop keeps from turn to turn, `TurnScratch`; a pipeline's requests share one array of
     /// bytes). A pipeline's run of RESERVEs goes to the engine in one call, which saves
     /// entering the shard and its lock per request.
-    /// `reserve_across_shards` is a reservation of three lines in three shards: its lines, entries,
-    /// the list of its cells' figures and the box it is kept in (four in an optimised build; five
-    /// while the list of its routed cells was an array, six while its fingerprint was a sorted copy
-    /// of its lines), made before the shards are held
+    /// `reserve_across_shards` is a reservation of three lines in three shards: its lines, entries
+    /// and the box it is kept in (three in an optimised build; four while its cells' figures were
+    /// gathered into an array, not room on the stack, five while the list of its routed cells was an
+    /// array, six while its fingerprint was a sorted copy of its lines), made before the shards are held
     /// where they can be; a list handed to the decision with a second reference to it was copied while
     /// they were held (eight). The debug build also decides each one the general way to check it.
     /// `wire_reserve_p64` is a batch of 64 RESERVEs, longer than a client at pipeline 16 sends.
@@ -37,12 +37,12 @@ struct AllocationTests {
     /// and of results are kept from turn to turn, as the loop keeps them.
     #if DEBUG
     static let limits: [String: Double] = [
-        "reserve": 8.5, "reserve_replay": 3.5, "release": 12.5, "adjust": 5.5, "cell": 0.5, "reserve_across_shards": 96.0,
+        "reserve": 8.5, "reserve_replay": 3.5, "release": 12.5, "adjust": 5.5, "cell": 0.5, "reserve_across_shards": 85.0,
         "wire_reserve": 91.5, "wire_stock": 49.0, "wire_reserve_p1": 87.5, "wire_reserve_p64": 91.5,
     ]
     #else
     static let limits: [String: Double] = [
-        "reserve": 0.5, "reserve_replay": 1.5, "release": 2.5, "adjust": 1.5, "cell": 0.5, "reserve_across_shards": 4.5,
+        "reserve": 0.5, "reserve_replay": 1.5, "release": 2.5, "adjust": 1.5, "cell": 0.5, "reserve_across_shards": 3.5,
         "wire_reserve": 0.05, "wire_stock": 0.05, "wire_reserve_p1": 0.05, "wire_reserve_p64": 0.1,
     ]
     #endif
