@@ -9,16 +9,30 @@
 import StockpileCore
 import StockpileWAL
 
+/// A cell as an operation across shards gathers it: its figures, its `stableHash` (computed once for
+/// the operation) and its position in its shard's table (nil for a cell the shard has no figures for
+/// yet).
+typealias GatheredCell = (key: CellKey, state: CellState, stable: UInt64, position: Int?)
+
+/// A view of held shards as the rules read it: the catalog through the shards' own box (every shard
+/// keeps the same copy), the cells as each view gathers them.
+protocol HeldShardsView: StockView {
+    var catalog: HeldCatalog { get }
+}
+
+extension HeldShardsView {
+    func warehouse(_ code: String) -> Warehouse? { catalog.with { $0.warehouse(code) } }
+    func policy(of variant: String) -> VariantPolicy { catalog.with { $0.policy(of: variant) } }
+    var warehousesInPlacementOrder: [Warehouse] { catalog.with { $0.warehousesInPlacementOrder } }
+}
+
 /// The figures gathered from held shards, as the rules read them. An operation gathers a few cells
 /// and at most one reservation: they are kept in an array and an optional, found by a scan, which
 /// costs less than the dictionaries (and their hashing of names) that a handful of entries would
 /// need.
-struct GatheredView: StockView {
-    /// Each cell with its `stableHash`, computed once for the operation, and its position in its
-    /// shard's table (nil for a cell the shard has no figures for yet).
-    var cells: [(key: CellKey, state: CellState, stable: UInt64, position: Int?)] = []
+struct GatheredView: HeldShardsView {
+    var cells: [GatheredCell] = []
     var reservation: Reservation?
-    /// The catalog of the shards held (every shard keeps the same copy).
     let catalog: HeldCatalog
 
     /// The `stableHash` of `key`, as gathered (hashed now if it was not gathered).
@@ -33,19 +47,15 @@ struct GatheredView: StockView {
         }
         return cells[i].state
     }
-    func warehouse(_ code: String) -> Warehouse? { catalog.with { $0.warehouse(code) } }
-    func policy(of variant: String) -> VariantPolicy { catalog.with { $0.policy(of: variant) } }
-    var warehousesInPlacementOrder: [Warehouse] { catalog.with { $0.warehousesInPlacementOrder } }
     func reservation(_ id: String) -> Reservation? { reservation?.id == id ? reservation : nil }
 }
 
 /// The cells of a reservation across shards as the rules read them (`reserveAcrossShards`): each
-/// line's cell with its figures and place, in room the caller made on the stack, and the held
-/// shards' catalog. A `GatheredView` keeps its cells in an array: an allocation per reservation.
-struct RoomView: StockView {
-    typealias Cell = (key: CellKey, state: CellState, stable: UInt64, position: Int?)
+/// line's cell, in room the caller made on the stack. A `GatheredView` keeps its cells in an array:
+/// an allocation per reservation.
+struct RoomView: HeldShardsView {
     /// Initialised, and valid for as long as the room its caller made.
-    let cells: UnsafeMutableBufferPointer<Cell>
+    let cells: UnsafeMutableBufferPointer<GatheredCell>
     let catalog: HeldCatalog
 
     /// Read through pointers: a debug build's subscript of a buffer pointer is a coroutine, whose
@@ -64,9 +74,6 @@ struct RoomView: StockView {
     /// The place of line `i`'s cell in its shard's table (nil for a cell the shard has no figures for yet).
     func position(ofLine i: Int) -> Int? { (cells.baseAddress! + i).pointee.position }
 
-    func warehouse(_ code: String) -> Warehouse? { catalog.with { $0.warehouse(code) } }
-    func policy(of variant: String) -> VariantPolicy { catalog.with { $0.policy(of: variant) } }
-    var warehousesInPlacementOrder: [Warehouse] { catalog.with { $0.warehousesInPlacementOrder } }
     /// None: the id is claimed, so no shard keeps a reservation under it.
     func reservation(_ id: String) -> Reservation? { nil }
 }
@@ -91,7 +98,7 @@ extension ShardState {
     /// The cell `key` as a `GatheredView` keeps it: its figures and where they are, with its hashes.
     /// The table is read in place (`positionInPlace`): read as a value, it was copied, a retain of
     /// each of its arrays per line of a reservation across shards, on lines the other core writes too.
-    @inline(__always) func gathered(_ key: CellKey, stable: UInt64, hash: UInt64) -> (key: CellKey, state: CellState, stable: UInt64, position: Int?) {
+    @inline(__always) func gathered(_ key: CellKey, stable: UInt64, hash: UInt64) -> GatheredCell {
         let position = cells.positionInPlace(of: key, hash: hash)
         return (key, position.map { cells[position: $0].state } ?? .empty, stable, position)
     }
@@ -223,7 +230,7 @@ extension Engine {
         // its first append copied it while the shards were held (the allocation test counts this).
         var made = Optional((consume lines, consume entries))
         // The cells' figures and places go in room on the stack (`RoomView`), in the lines' order.
-        return withUnsafeTemporaryAllocation(of: RoomView.Cell.self, capacity: cells.count) { room in
+        return withUnsafeTemporaryAllocation(of: GatheredCell.self, capacity: cells.count) { room in
             holdingShards(mask) { () -> Performed in
                 let (lines, entries) = made.take()!
                 // Each cell's entry is asked for before the first is read, through its index slot (asked

@@ -190,16 +190,15 @@ struct StoredReservation: Sendable {
 
     /// The reservation `id` this entry keeps, its line's cell named from `cells`.
     func reservation(id: String, cells: CellTable) -> Reservation {
-        if let whole { return whole.value }
-        return reservation(id: id, cell: cells.key(at: Int(cell)))
+        reservation(id: id) { cells.key(at: $0) }
     }
 
-    /// The reservation `id` this compact entry keeps, its line's cell being `cell` (the key at its
-    /// position, `self.cell`).
-    func reservation(id: String, cell key: CellKey) -> Reservation {
-        assert(whole == nil, "a compact entry")
+    /// The reservation `id` this entry keeps, its line's cell named by `cell`, given the cell's
+    /// position (`self.cell`; asked only of a compact entry).
+    func reservation(id: String, cell: (Int) -> CellKey) -> Reservation {
+        if let whole { return whole.value }
         return Reservation(
-            id: id, lines: [line(cell: key)], status: status, expiresAt: expiryTime, customer: customer,
+            id: id, lines: [line(cell: cell(Int(self.cell)))], status: status, expiresAt: expiryTime, customer: customer,
             createdAt: Timestamp(milliseconds: createdAt), closedAt: closedTime, endedByExpiry: endedByExpiry, requestTTL: requestDuration,
             requestCustomer: customer, strategy: strategy)
     }

@@ -180,8 +180,7 @@ final class ShardState: StockView {
     func reservation(_ id: String) -> Reservation? {
         // The cell table is read only for a reservation that is there.
         guard let stored = reservations.storedInPlace(id, hash: hash(of: id)) else { return nil }
-        if let whole = stored.whole { return whole.value }
-        return stored.reservation(id: id, cell: cells.keyInPlace(at: Int(stored.cell)))
+        return stored.reservation(id: id) { cells.keyInPlace(at: $0) }
     }
 
     /// When reservation `id` was made, its request's TTL and when it closed (nil while open), read
