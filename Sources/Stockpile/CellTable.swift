@@ -190,6 +190,14 @@ struct CellTable: Sequence, Sendable {
         return try key.withVariantBytes { (variant) throws(E) -> R in try body(variant, warehouse) }
     }
 
+    /// `withNames(at:)` for a table read through a pointer (a snapshot's walk), as `positionInPlace`:
+    /// called on a pointer's `pointee`, the non-mutating method copied the table at each call.
+    @inline(__always) mutating func withNamesInPlace<R, E: Error>(
+        at position: Int, _ body: (_ variant: UnsafeRawBufferPointer, _ warehouse: String) throws(E) -> R
+    ) throws(E) -> R {
+        try withNames(at: position, body)
+    }
+
     /// `key(at:)` for a table a class keeps (`ShardState.cells`), as `positionInPlace`.
     @inline(__always) mutating func keyInPlace(at position: Int) -> CellKey { key(at: position) }
 

@@ -366,22 +366,22 @@ struct CapturedLists: SnapshotLists {
     private static func name(_ key: CellKey) -> SnapshotCodec.CellName { SnapshotCodec.CellName(key.variant, key.warehouse) }
 
     /// Calls `body` with each shard and position of `orders` in the order of their names: each time
-    /// the smallest of the shards' next names (`name` of a shard and position). The shards are kept
-    /// in a heap of their numbers, ordered by each one's next name, so that sifting moves integers,
-    /// not names.
+    /// the shard whose next name is the smallest. The shards are kept in a heap of their numbers, so
+    /// that sifting moves integers, not names; the caller keeps each shard's next name where it
+    /// likes: `load` is called with a shard and the position whose name is now its next, and `less`
+    /// compares two shards' next names.
     /// `ahead` is called with a shard and its next rank each time the shard's next name changes (and
     /// for each shard at the start), so that the caller can ask for what it will read some ranks on:
     /// in name order the entries lie at random places of the tables.
-    private static func merge<Name: Comparable>(
-        _ orders: [[Int32]], name: (_ shard: Int, _ position: Int) -> Name, ahead: (_ shard: Int, _ rank: Int) -> Void,
-        _ body: (_ name: Name, _ shard: Int, _ position: Int) throws(WALIOError) -> Void
+    private static func merge(
+        _ orders: [[Int32]], load: (_ shard: Int, _ position: Int) -> Void, less: (_ a: Int, _ b: Int) -> Bool,
+        ahead: (_ shard: Int, _ rank: Int) -> Void, _ body: (_ shard: Int, _ position: Int) throws(WALIOError) -> Void
     ) throws(WALIOError) {
         var heap = orders.indices.filter { !orders[$0].isEmpty }
-        for s in heap { ahead(s, 0) }
-        guard let first = heap.first else { return }
-        // Each shard's next name (a shard with none keeps a name it never compares).
-        var heads = [Name](repeating: name(first, Int(orders[first][0])), count: orders.count)
-        for s in heap { heads[s] = name(s, Int(orders[s][0])) }
+        for s in heap {
+            ahead(s, 0)
+            load(s, Int(orders[s][0]))
+        }
         var ranks = [Int](repeating: 0, count: orders.count)
         func siftDown(_ from: Int) {
             var i = from
@@ -389,19 +389,19 @@ struct CapturedLists: SnapshotLists {
                 let left = 2 * i + 1
                 guard left < heap.count else { return }
                 var smallest = left
-                if left + 1 < heap.count && heads[heap[left + 1]] < heads[heap[left]] { smallest = left + 1 }
-                guard heads[heap[smallest]] < heads[heap[i]] else { return }
+                if left + 1 < heap.count && less(heap[left + 1], heap[left]) { smallest = left + 1 }
+                guard less(heap[smallest], heap[i]) else { return }
                 heap.swapAt(i, smallest)
                 i = smallest
             }
         }
         for i in stride(from: heap.count / 2 - 1, through: 0, by: -1) { siftDown(i) }
         while let s = heap.first {
-            try body(heads[s], s, Int(orders[s][ranks[s]]))
+            try body(s, Int(orders[s][ranks[s]]))
             ranks[s] += 1
             ahead(s, ranks[s])
             if ranks[s] < orders[s].count {
-                heads[s] = name(s, Int(orders[s][ranks[s]]))
+                load(s, Int(orders[s][ranks[s]]))
             } else {
                 heap.swapAt(0, heap.count - 1)
                 heap.removeLast()
@@ -416,35 +416,78 @@ struct CapturedLists: SnapshotLists {
 
     func forEachCell(_ body: (SnapshotCell) throws(WALIOError) -> Void) throws(WALIOError) {
         let d = Self.prefetchDistance
+        // Each shard's next name (a shard with none left keeps one it is never compared by).
+        var heads = [SnapshotCodec.CellName](repeating: SnapshotCodec.CellName("", ""), count: cells.count)
         try Self.merge(
-            cellOrders, name: { s, p in Self.name(cells[s].key(at: p)) },
+            cellOrders, load: { s, p in heads[s] = Self.name(cells[s].key(at: p)) }, less: { heads[$0] < heads[$1] },
             ahead: { s, r in if r + d < cellOrders[s].count { cells[s].prefetchEntry(at: Int(cellOrders[s][r + d])) } }
-        ) { (name, s, p) throws(WALIOError) in
+        ) { (s, p) throws(WALIOError) in
             let slot = cells[s][position: p]
-            try body(SnapshotCell(variant: name.variant, warehouse: name.warehouse, state: slot.state, belowZeroAllowed: slot.belowZeroAllowed))
+            try body(SnapshotCell(variant: heads[s].variant, warehouse: heads[s].warehouse, state: slot.state, belowZeroAllowed: slot.belowZeroAllowed))
         }
     }
 
     func forEachReservation(_ body: (SnapshotReservation) throws(WALIOError) -> Void) throws(WALIOError) {
         let d = Self.prefetchDistance
+        // Each shard's next id, its bytes copied into a slot of `IDHeads` and compared there: kept as
+        // a `String`, each was a retain and a release, and each comparison a call through String's
+        // comparison (ids are printable ASCII, whose byte order is String's order).
+        var heads = IDHeads(shardCount: reservations.count)
+        defer { heads.deallocate() }
         // The shards' tables and orders read through buffers: read out of the arrays, each table was
         // copied (a retain and a release of its storage) at each of millions of calls.
         try reservations.withUnsafeBufferPointer { (reservations) throws(WALIOError) in
             try cells.withUnsafeBufferPointer { (cells) throws(WALIOError) in
                 try reservationOrders.withUnsafeBufferPointer { (orders) throws(WALIOError) in
                     try Self.merge(
-                        reservationOrders, name: { s, p in reservations[s].id(at: p) },
+                        reservationOrders, load: { s, p in reservations[s].withIDBytes(at: p) { heads.set(s, to: $0) } },
+                        less: { heads.isLess($0, than: $1) },
                         ahead: { s, r in
                             orders[s].withUnsafeBufferPointer { order in
                                 if r + d < order.count { reservations[s].prefetchEntry(at: Int(order[r + d])) }
                                 if r + d / 2 < order.count { cells[s].prefetchEntry(at: reservations[s].cellPosition(at: Int(order[r + d / 2]))) }
                             }
                         }
-                    ) { (_, s, p) throws(WALIOError) in
-                        try reservations[s].withSnapshotReservation(at: p, cells: cells[s], body)
+                    ) { (s, p) throws(WALIOError) in
+                        // Read only: the pointer is mutable so that the table is read in place.
+                        try reservations[s].withSnapshotReservation(at: p, cells: UnsafeMutablePointer(mutating: cells.baseAddress! + s), body)
                     }
                 }
             }
         }
+    }
+}
+
+/// The next id of each shard in a snapshot's merge of the shards' reservations (`CapturedLists`):
+/// its UTF-8 bytes in a slot of `Limits.reservationIDByteCountMax` bytes, compared as bytes.
+/// Reservation ids are printable ASCII (`Identifiers.isValidReservationID`), whose byte order is
+/// `String`'s order, which the format sorts by.
+private struct IDHeads {
+    private static let slotByteCount = Limits.reservationIDByteCountMax
+    private let bytes: UnsafeMutableRawPointer
+    private let counts: UnsafeMutablePointer<Int>
+
+    init(shardCount: Int) {
+        bytes = .allocate(byteCount: Swift.max(1, shardCount) * Self.slotByteCount, alignment: 8)
+        counts = .allocate(capacity: Swift.max(1, shardCount))
+        counts.initialize(repeating: 0, count: Swift.max(1, shardCount))
+    }
+
+    func deallocate() {
+        bytes.deallocate()
+        counts.deallocate()
+    }
+
+    @inline(__always) func set(_ shard: Int, to id: UnsafeRawBufferPointer) {
+        precondition(id.count <= Self.slotByteCount, "a reservation id is at most \(Self.slotByteCount) bytes")
+        if let base = id.baseAddress { (bytes + shard * Self.slotByteCount).copyMemory(from: base, byteCount: id.count) }
+        counts[shard] = id.count
+    }
+
+    /// Whether shard `a`'s id sorts before shard `b`'s.
+    @inline(__always) func isLess(_ a: Int, than b: Int) -> Bool {
+        let n = Swift.min(counts[a], counts[b])
+        let order = memcmp(bytes + a * Self.slotByteCount, bytes + b * Self.slotByteCount, n)
+        return order != 0 ? order < 0 : counts[a] < counts[b]
     }
 }

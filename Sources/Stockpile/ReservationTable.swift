@@ -302,15 +302,25 @@ struct ReservationTable: Sendable {
     func id(at p: Int) -> String { table.entry(at: p).key }
 
     /// Calls `body` with the reservation at position `p` (`0..<count`) as a snapshot writes it: one
-    /// kept compact by its fields, read where the tables keep them (`cells`: the shard's); any other
-    /// whole.
-    func withSnapshotReservation<R>(at p: Int, cells: CellTable, _ body: (SnapshotReservation) throws(WALIOError) -> R) throws(WALIOError) -> R {
-        try table.withEntry(at: p) { (id, stored) throws(WALIOError) -> R in
-            if let whole = stored.whole { return try body(.whole(whole.value)) }
-            return try cells.withNames(at: Int(stored.cell)) { (variant, warehouse) throws(WALIOError) -> R in
-                try body(.oneLine(stored.snapshotFields(id: id, variant: variant, warehouse: warehouse)))
+    /// kept compact by its fields, read where the tables keep them (`cells`: the shard's, read in place
+    /// and never written); any other whole. Neither the entry nor the cell table is copied: each copy was a retain
+    /// and a release of every array the table holds, at each of a snapshot's millions of reservations.
+    @inline(__always)
+    func withSnapshotReservation<R>(
+        at p: Int, cells: UnsafeMutablePointer<CellTable>, _ body: (SnapshotReservation) throws(WALIOError) -> R
+    ) throws(WALIOError) -> R {
+        try table.withEntryInPlace(at: p) { (id, stored) throws(WALIOError) -> R in
+            if let whole = stored.pointee.whole { return try body(.whole(whole.value)) }
+            return try cells.pointee.withNamesInPlace(at: Int(stored.pointee.cell)) { (variant, warehouse) throws(WALIOError) -> R in
+                try body(.oneLine(stored.pointee.snapshotFields(id: id, variant: variant, warehouse: warehouse)))
             }
         }
+    }
+
+    /// Calls `body` with the id of the reservation at position `p` (`0..<count`) as UTF-8 bytes, read
+    /// where the table keeps it (a snapshot's merge of the shards, by id).
+    @inline(__always) func withIDBytes<R>(at p: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        table.withEntryInPlace(at: p) { id, _ in body(id) }
     }
 
     /// Asks the processor for the entry at position `p`, which will only be read (a snapshot's walk).
