@@ -10,37 +10,57 @@ import Synchronization
 
 struct TaskResult: Sendable {
     var histogram = LatencyHistogram()
-    /// Latencies (ns) not yet counted in `histogram`: a list written in order and counted in bulk,
-    /// where counting each at once touched a random line of the task's 30 KB histogram (30 MB for a
-    /// thousand tasks), a cache miss per request that is the load generator's, not the engine's.
-    var latencies: [UInt64] = []
     var ok = 0
     var refused = 0
-    /// The cells of the successful replies' lines (one line is one unit), not yet added to the tally.
-    /// A list written in order, where each task's own array of a counter per cell (400 KB among
-    /// 100,000 cells, 400 MB for 1,000 tasks) took a cache miss and, at first, a page fault per reply:
-    /// the load generator's cost, not the engine's.
-    var reservedCells: [Int32] = []
-    /// How long the list grows before it is handed over: short, so that a thousand tasks' lists stay
+}
+
+/// A task's latencies (ns) and the cells of its successful replies' lines (one line is one unit), not
+/// yet counted: written in order and counted in bulk, into `TaskResult.histogram` and the tally,
+/// each time a list is `handedAt` long. Counted at once, each latency touched a random line of the
+/// task's 30 KB histogram (30 MB for a thousand tasks), and each cell its own counter in a task's
+/// array of one per cell (400 MB for a thousand tasks): a cache miss per request that is the load
+/// generator's, not the engine's. Kept in buffers, not arrays: an append to an array first reads the
+/// array's header to ask whether its storage is shared, and after each suspension of one of a
+/// thousand tasks that read was a cache miss too (3% of the samples of `spread --fsync always
+/// --tasks 1000`).
+struct PendingCounts: ~Copyable {
+    /// How long a list grows before it is counted: short, so that a thousand tasks' lists stay
     /// small and the tally's lock is held briefly.
     static let handedAt = 8192
+    private let latencies = UnsafeMutablePointer<UInt64>.allocate(capacity: handedAt)
+    private var latencyCount = 0
+    private let cells = UnsafeMutablePointer<Int32>.allocate(capacity: handedAt)
+    private var cellCount = 0
 
-    /// Notes one request's latency, counting the list in the histogram when it is `handedAt` long.
-    mutating func took(_ nanoseconds: UInt64) {
-        latencies.append(nanoseconds)
-        if latencies.count == Self.handedAt { countLatencies() }
+    deinit {
+        latencies.deallocate()
+        cells.deallocate()
     }
 
-    /// Counts the latencies noted so far in the histogram.
-    mutating func countLatencies() {
-        for l in latencies { histogram.record(l) }
-        latencies.removeAll(keepingCapacity: true)
+    /// Notes one request's latency, counting the list into `result` when it is `handedAt` long.
+    @inline(__always) mutating func took(_ nanoseconds: UInt64, into result: inout TaskResult) {
+        latencies[latencyCount] = nanoseconds
+        latencyCount += 1
+        if latencyCount == Self.handedAt { countLatencies(into: &result) }
     }
 
-    /// Adds a successful line on cell `c`, handing the list to `tally` when it is `handedAt` long.
-    mutating func reserved(_ c: Int, tally: UnitTally) {
-        reservedCells.append(Int32(c))
-        if reservedCells.count == Self.handedAt { tally.add(&reservedCells) }
+    /// Counts the latencies noted so far into `result`.
+    mutating func countLatencies(into result: inout TaskResult) {
+        for l in UnsafeBufferPointer(start: latencies, count: latencyCount) { result.histogram.record(l) }
+        latencyCount = 0
+    }
+
+    /// Notes a successful line on cell `c`, handing the list to `tally` when it is `handedAt` long.
+    @inline(__always) mutating func reserved(_ c: Int, tally: UnitTally) {
+        cells[cellCount] = Int32(c)
+        cellCount += 1
+        if cellCount == Self.handedAt { handCells(to: tally) }
+    }
+
+    /// Hands the cells noted so far to `tally`.
+    mutating func handCells(to tally: UnitTally) {
+        tally.add(UnsafeBufferPointer(start: cells, count: cellCount))
+        cellCount = 0
     }
 }
 
@@ -50,12 +70,11 @@ final class UnitTally: Sendable {
 
     init(cellCount: Int) { counts = Mutex([Int64](repeating: 0, count: cellCount)) }
 
-    /// Adds one unit per cell in `cells` and empties it.
-    func add(_ cells: inout [Int32]) {
+    /// Adds one unit per cell in `cells`.
+    func add(_ cells: UnsafeBufferPointer<Int32>) {
         counts.withLock { counts in
             for c in cells { counts[Int(c)] += 1 }
         }
-        cells.removeAll(keepingCapacity: true)
     }
 
     var total: [Int64] { counts.withLock { $0 } }
@@ -129,8 +148,7 @@ nonisolated func runBenchmark(_ options: Options) async -> Int32 {
                         multilineRequests.append((cells.map { cellLines[$0] }, cells))
                     }
                 }
-                r.reservedCells.reserveCapacity(TaskResult.handedAt)
-                r.latencies.reserveCapacity(TaskResult.handedAt)
+                var pending = PendingCounts()
                 var rng = SplitMix64(seed: UInt64(t) &* 0x1234_5678_9ABC_DEF1 &+ 42)
                 // Each request's cell is drawn one request ahead, and its line asked for then: among
                 // 100,000 cells it is a cache miss, which a harness that has its next request ready
@@ -148,7 +166,9 @@ nonisolated func runBenchmark(_ options: Options) async -> Int32 {
                 var i = 0
                 var batch: [Command] = []
                 var batchCells: [Int] = []
-                var cells: [Int] = []
+                // The request's cell (hot, spread), or which of the task's multiline requests it is.
+                var cell = 0
+                var multiline = -1
                 var oneLine = [cellLines[0]]
                 var ids = RequestIDs(prefix: "t\(t)-")
                 // An unbatched request starts when the one before it ended: one clock read per
@@ -161,16 +181,15 @@ nonisolated func runBenchmark(_ options: Options) async -> Int32 {
                     if i & 63 == 0 && (options.batch > 1 ? monotonicNanoseconds() : previousEnd) >= deadline { break }
                     i += 1
                     let lines: [ReserveLine]
-                    cells.removeAll(keepingCapacity: true)
                     switch options.scenario {
                     case "hot":
-                        cells.append(0)
+                        cell = 0
                         lines = oneLine
                     case "spread":
                         let c = nextCell
                         nextCell = Int(rng.next() % UInt64(cellCount))
                         prefetchCell(nextCell)
-                        cells.append(c)
+                        cell = c
                         if options.batch > 1 {
                             lines = cellArrays[c]
                         } else {
@@ -179,28 +198,27 @@ nonisolated func runBenchmark(_ options: Options) async -> Int32 {
                         }
                     default:
                         // One of the task's requests made before the clock started, in turn.
-                        let k = i & (multilineRequests.count - 1)
-                        lines = multilineRequests[k].lines
-                        cells.append(contentsOf: multilineRequests[k].cells)
+                        multiline = i & (multilineRequests.count - 1)
+                        lines = multilineRequests[multiline].lines
                     }
                     if options.batch > 1 {
                         // A batch of requests in one call; the cells of each are kept for the tally.
                         if i == 1 { batch.reserveCapacity(options.batch) }
                         batch.append(.reserve(ReserveRequest(id: ids.next(), lines: lines)))
-                        batchCells += cells
+                        if multiline >= 0 { batchCells += multilineRequests[multiline].cells } else { batchCells.append(cell) }
                         guard batch.count == options.batch else { continue }
                         let begin = monotonicNanoseconds()
                         let outcomes = await engine.execute(batch)
                         let elapsed = monotonicNanoseconds() &- begin
                         let perRequest = batchCells.count / batch.count
                         for (k, outcome) in outcomes.enumerated() {
-                            r.took(elapsed)
+                            pending.took(elapsed, into: &r)
                             guard case .ok = outcome else {
                                 r.refused += 1
                                 continue
                             }
                             r.ok += 1
-                            for c in batchCells[(k * perRequest)..<((k + 1) * perRequest)] { r.reserved(c, tally: tally) }
+                            for c in batchCells[(k * perRequest)..<((k + 1) * perRequest)] { pending.reserved(c, tally: tally) }
                         }
                         batch.removeAll(keepingCapacity: true)
                         batchCells.removeAll(keepingCapacity: true)
@@ -208,18 +226,22 @@ nonisolated func runBenchmark(_ options: Options) async -> Int32 {
                     }
                     let outcome = await engine.reserve(ReserveRequest(id: ids.next(), lines: lines))
                     let end = monotonicNanoseconds()
-                    r.took(end &- previousEnd)
+                    pending.took(end &- previousEnd, into: &r)
                     previousEnd = end
                     switch outcome {
                     case .ok:
                         r.ok += 1
-                        for c in cells { r.reserved(c, tally: tally) }
+                        if multiline >= 0 {
+                            for c in multilineRequests[multiline].cells { pending.reserved(c, tally: tally) }
+                        } else {
+                            pending.reserved(cell, tally: tally)
+                        }
                     case .refused:
                         r.refused += 1
                     }
                 }
-                tally.add(&r.reservedCells)
-                r.countLatencies()
+                pending.handCells(to: tally)
+                pending.countLatencies(into: &r)
                 return r
             }
         }
