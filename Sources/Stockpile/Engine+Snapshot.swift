@@ -459,18 +459,21 @@ struct CapturedLists: SnapshotLists {
 }
 
 /// The next id of each shard in a snapshot's merge of the shards' reservations (`CapturedLists`):
-/// its UTF-8 bytes in a slot of `Limits.reservationIDByteCountMax` bytes, compared as bytes.
-/// Reservation ids are printable ASCII (`Identifiers.isValidReservationID`), whose byte order is
-/// `String`'s order, which the format sorts by.
-private struct IDHeads {
-    private static let slotByteCount = Limits.reservationIDByteCountMax
-    private let bytes: UnsafeMutableRawPointer
+/// its UTF-8 bytes in a slot of its own, compared as bytes. Reservation ids are printable ASCII
+/// (`Identifiers.isValidReservationID`), whose byte order is `String`'s order, which the format sorts
+/// by. A slot holds `Limits.reservationIDByteCountMax` bytes, what validation lets in; a longer id
+/// (none is ever made) makes every slot as long, instead of stopping the snapshot.
+struct IDHeads {
+    private var slotByteCount = Limits.reservationIDByteCountMax
+    private var bytes: UnsafeMutableRawPointer
     private let counts: UnsafeMutablePointer<Int>
+    private let shardCount: Int
 
     init(shardCount: Int) {
-        bytes = .allocate(byteCount: Swift.max(1, shardCount) * Self.slotByteCount, alignment: 8)
-        counts = .allocate(capacity: Swift.max(1, shardCount))
-        counts.initialize(repeating: 0, count: Swift.max(1, shardCount))
+        self.shardCount = Swift.max(1, shardCount)
+        bytes = .allocate(byteCount: self.shardCount * slotByteCount, alignment: 8)
+        counts = .allocate(capacity: self.shardCount)
+        counts.initialize(repeating: 0, count: self.shardCount)
     }
 
     func deallocate() {
@@ -478,16 +481,25 @@ private struct IDHeads {
         counts.deallocate()
     }
 
-    @inline(__always) func set(_ shard: Int, to id: UnsafeRawBufferPointer) {
-        precondition(id.count <= Self.slotByteCount, "a reservation id is at most \(Self.slotByteCount) bytes")
-        if let base = id.baseAddress { (bytes + shard * Self.slotByteCount).copyMemory(from: base, byteCount: id.count) }
+    @inline(__always) mutating func set(_ shard: Int, to id: UnsafeRawBufferPointer) {
+        if id.count > slotByteCount { lengthenSlots(to: id.count) }
+        if let base = id.baseAddress { (bytes + shard * slotByteCount).copyMemory(from: base, byteCount: id.count) }
         counts[shard] = id.count
+    }
+
+    /// Makes every slot `byteCount` long, keeping what each holds.
+    private mutating func lengthenSlots(to byteCount: Int) {
+        let longer = UnsafeMutableRawPointer.allocate(byteCount: shardCount * byteCount, alignment: 8)
+        for s in 0..<shardCount { (longer + s * byteCount).copyMemory(from: bytes + s * slotByteCount, byteCount: counts[s]) }
+        bytes.deallocate()
+        bytes = longer
+        slotByteCount = byteCount
     }
 
     /// Whether shard `a`'s id sorts before shard `b`'s.
     @inline(__always) func isLess(_ a: Int, than b: Int) -> Bool {
         let n = Swift.min(counts[a], counts[b])
-        let order = memcmp(bytes + a * Self.slotByteCount, bytes + b * Self.slotByteCount, n)
+        let order = memcmp(bytes + a * slotByteCount, bytes + b * slotByteCount, n)
         return order != 0 ? order < 0 : counts[a] < counts[b]
     }
 }

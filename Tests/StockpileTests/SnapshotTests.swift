@@ -299,6 +299,31 @@ struct SnapshotTests {
         }
     }
 
+    @Test("the merge of the shards orders their next ids as String does, ids past the usual slot too")
+    func idHeadsOrderAsStrings() {
+        let seed = ProcessInfo.processInfo.environment["STOCKPILE_SEED"].flatMap(UInt64.init) ?? 0x1D_4EAD
+        var rng = SplitMix64(seed: seed)
+        let shardCount = 6
+        var heads = IDHeads(shardCount: shardCount)
+        defer { heads.deallocate() }
+        var ids = [String](repeating: "", count: shardCount)
+        for round in 0..<2_000 {
+            let s = Int(rng.next() % UInt64(shardCount))
+            // Printable ASCII from a small alphabet (so that prefixes and long common runs come up), of
+            // 1 to 40 bytes, and from round 1,000 on now and then past the 128 a slot starts with.
+            let long = round >= 1_000 && rng.next() % 50 == 0
+            let length = long ? 129 + Int(rng.next() % 200) : 1 + Int(rng.next() % 40)
+            let id = String((0..<length).map { _ in Character(Unicode.Scalar(UInt8(0x61 + rng.next() % 3))) })
+            ids[s] = id
+            id.utf8.withContiguousStorageIfAvailable { heads.set(s, to: UnsafeRawBufferPointer($0)) }
+            for a in 0..<shardCount where !ids[a].isEmpty {
+                for b in 0..<shardCount where !ids[b].isEmpty {
+                    #expect(heads.isLess(a, than: b) == (ids[a] < ids[b]), "\(ids[a]) and \(ids[b]), seed \(seed)")
+                }
+            }
+        }
+    }
+
     @Test("a snapshot is written by itself every N records")
     func everyNRecords() async throws {
         let dir = try DurabilityTests.temporaryDirectory()
