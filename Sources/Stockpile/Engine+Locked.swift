@@ -110,13 +110,14 @@ extension Engine {
     /// bytes) was copied out of every level, three or more for a reservation across shards.
     func holdingShards<R>(_ mask: UInt64, _ body: () -> R) -> R {
         var result: R?
-        holdingShards(mask) { result = body() }
+        holdEach(mask) { result = body() }
         return result.take()!
     }
 
-    private func holdingShards(_ mask: UInt64, _ body: () -> Void) {
+    /// `holdingShards` for a body that leaves its result where its caller reads it.
+    private func holdEach(_ mask: UInt64, _ body: () -> Void) {
         guard mask != 0 else { return body() }
-        withShard(mask.trailingZeroBitCount) { $0.holding { holdingShards(mask & (mask &- 1), body) } }
+        withShard(mask.trailingZeroBitCount) { $0.holding { holdEach(mask & (mask &- 1), body) } }
     }
 
     /// Reads what the command needs from held shards: `cells` (with their `stableHash`), and

@@ -432,15 +432,19 @@ struct CapturedLists: SnapshotLists {
         // Each shard's next id, its bytes copied into a slot of `IDHeads` and compared there: kept as
         // a `String`, each was a retain and a release, and each comparison a call through String's
         // comparison (ids are printable ASCII, whose byte order is String's order).
-        var heads = IDHeads(shardCount: reservations.count)
-        defer { heads.deallocate() }
+        let heads = IDHeads(shardCount: reservations.count)
         // The shards' tables and orders read through buffers: read out of the arrays, each table was
         // copied (a retain and a release of its storage) at each of millions of calls.
         try reservations.withUnsafeBufferPointer { (reservations) throws(WALIOError) in
             try cells.withUnsafeBufferPointer { (cells) throws(WALIOError) in
                 try reservationOrders.withUnsafeBufferPointer { (orders) throws(WALIOError) in
                     try Self.merge(
-                        reservationOrders, load: { s, p in reservations[s].withIDBytes(at: p) { heads.set(s, to: $0) } },
+                        reservationOrders,
+                        load: { s, p in
+                            if reservations[s].withIDBytes(at: p, { heads.set(s, to: $0) }) { return }
+                            heads.lengthenSlots(to: reservations[s].withIDBytes(at: p) { $0.count })
+                            _ = reservations[s].withIDBytes(at: p) { heads.set(s, to: $0) }
+                        },
                         less: { heads.isLess($0, than: $1) },
                         ahead: { s, r in
                             orders[s].withUnsafeBufferPointer { order in
@@ -463,7 +467,7 @@ struct CapturedLists: SnapshotLists {
 /// (`Identifiers.isValidReservationID`), whose byte order is `String`'s order, which the format sorts
 /// by. A slot holds `Limits.reservationIDByteCountMax` bytes, what validation lets in; a longer id
 /// (none is ever made) makes every slot as long, instead of stopping the snapshot.
-struct IDHeads {
+final class IDHeads {
     private var slotByteCount = Limits.reservationIDByteCountMax
     private var bytes: UnsafeMutableRawPointer
     private let counts: UnsafeMutablePointer<Int>
@@ -476,19 +480,23 @@ struct IDHeads {
         counts.initialize(repeating: 0, count: self.shardCount)
     }
 
-    func deallocate() {
+    deinit {
         bytes.deallocate()
         counts.deallocate()
     }
 
-    @inline(__always) mutating func set(_ shard: Int, to id: UnsafeRawBufferPointer) {
-        if id.count > slotByteCount { lengthenSlots(to: id.count) }
+    /// Makes `id` shard `shard`'s next id; false, changing nothing, when it is longer than a slot
+    /// (then `lengthenSlots` and set it again). It calls nothing: a call made while the caller reads
+    /// the id where its table keeps it would have it retain the id's storage for the call.
+    @inline(__always) func set(_ shard: Int, to id: UnsafeRawBufferPointer) -> Bool {
+        guard id.count <= slotByteCount else { return false }
         if let base = id.baseAddress { (bytes + shard * slotByteCount).copyMemory(from: base, byteCount: id.count) }
         counts[shard] = id.count
+        return true
     }
 
     /// Makes every slot `byteCount` long, keeping what each holds.
-    private mutating func lengthenSlots(to byteCount: Int) {
+    func lengthenSlots(to byteCount: Int) {
         let longer = UnsafeMutableRawPointer.allocate(byteCount: shardCount * byteCount, alignment: 8)
         for s in 0..<shardCount { (longer + s * byteCount).copyMemory(from: bytes + s * slotByteCount, byteCount: counts[s]) }
         bytes.deallocate()
