@@ -90,26 +90,16 @@ struct IDTable<Value>: Sequence {
         stockpile_prefetch_read(chunkElementAddress(chunks, chunk: p >> Self.chunkShift, element: p & Self.chunkMask))
     }
 
-    /// Calls `body` with the key (as UTF-8 bytes) and the value at position `p` (`0..<count`), read
-    /// where the table keeps them: neither is copied (a copy is a retain and a release of each
-    /// reference it holds, at each of the millions of entries a snapshot's walk reads). The pointer is
-    /// valid only inside `body`.
+    /// Calls `body` with the key (as UTF-8 bytes) and the entry at position `p` (`0..<count`), read
+    /// where the table keeps it: nothing is copied (a copy is a retain and a release of each reference
+    /// it holds, at each of the millions of entries a snapshot's walk reads). The pointer is valid
+    /// only inside `body`.
     @inline(__always) func withEntryInPlace<R, E: Error>(
-        at p: Int, _ body: (_ key: UnsafeRawBufferPointer, _ value: UnsafePointer<Value>) throws(E) -> R
+        at p: Int, _ body: (_ key: UnsafeRawBufferPointer, _ entry: UnsafePointer<Entry>) throws(E) -> R
     ) throws(E) -> R {
         precondition(p >= 0 && p < count, "a position of the table")
         let entry = chunkElementAddress(chunks, chunk: p >> Self.chunkShift, element: p & Self.chunkMask).assumingMemoryBound(to: Entry.self)
-        let value = (UnsafeRawPointer(entry) + Self.valueOffset).assumingMemoryBound(to: Value.self)
-        return try withUTF8Bytes(of: entry.pointee.key) { (key) throws(E) -> R in try body(key, value) }
-    }
-
-    /// Where an entry's value starts in it: after the key, at the value's alignment (a struct's stored
-    /// properties are laid out in order; checked against the key path's offset in debug builds).
-    @inline(__always) private static var valueOffset: Int {
-        let alignment = MemoryLayout<Value>.alignment
-        let offset = (MemoryLayout<String>.size + alignment - 1) & ~(alignment - 1)
-        assert(offset == MemoryLayout<Entry>.offset(of: \Entry.value), "an entry's value follows its key")
-        return offset
+        return try withUTF8Bytes(of: entry.pointee.key) { (key) throws(E) -> R in try body(key, entry) }
     }
 
     /// The value at position `p` (`0..<count`), read in place: no copy of the entry's key.

@@ -309,10 +309,10 @@ struct ReservationTable: Sendable {
     func withSnapshotReservation<R>(
         at p: Int, cells: UnsafeMutablePointer<CellTable>, _ body: (SnapshotReservation) throws(WALIOError) -> R
     ) throws(WALIOError) -> R {
-        try table.withEntryInPlace(at: p) { (id, stored) throws(WALIOError) -> R in
-            if let whole = stored.pointee.whole { return try body(.whole(whole.value)) }
-            return try cells.pointee.withNamesInPlace(at: Int(stored.pointee.cell)) { (variant, warehouse) throws(WALIOError) -> R in
-                try body(.oneLine(stored.pointee.snapshotFields(id: id, variant: variant, warehouse: warehouse)))
+        try table.withEntryInPlace(at: p) { (id, entry) throws(WALIOError) -> R in
+            if let whole = entry.pointee.value.whole { return try body(.whole(whole.value)) }
+            return try cells.pointee.withNamesInPlace(at: Int(entry.pointee.value.cell)) { (variant, warehouse) throws(WALIOError) -> R in
+                try body(.oneLine(entry.pointee.value.snapshotFields(id: id, variant: variant, warehouse: warehouse)))
             }
         }
     }
