@@ -418,14 +418,15 @@ final class Ledger: Sendable {
         if subscriberCount.load(ordering: .acquiring) == 0, log == nil || record != nil {
             let (seq, lsn) = take(1, record: log != nil)
             ring.keepReservation(seq: seq, time: time, cell: cell, before: before, after: after, id: id, actor: actor)
-            if let log {
-                // Numbered where it lies, and moved from there into the log's lane.
-                var fields = consume record
-                fields!.seq = seq
+            if let log, let fields = consume record {
+                // Staged in the log's lane with its entry's number, read where it lies.
                 assert(
-                    fields! == CompactReservation(commit(Self.reservationEntry(seq: seq, time: time, cell: cell, before: before, after: after, id: id, actor: actor))),
-                    "a reservation record that is not its commit's")
-                log.submit(reservation: &fields, place: place, lsn: lsn, lane: lane)
+                    {
+                        var numbered = copy fields
+                        numbered.seq = seq
+                        return numbered == CompactReservation(commit(Self.reservationEntry(seq: seq, time: time, cell: cell, before: before, after: after, id: id, actor: actor)))
+                    }(), "a reservation record that is not its commit's")
+                log.submit(reservation: fields, seq: seq, place: place, lsn: lsn, lane: lane)
             }
             return
         }

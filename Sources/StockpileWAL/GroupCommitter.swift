@@ -45,26 +45,28 @@ public enum DurabilityPolicy: Hashable, Sendable {
 }
 
 public final class GroupCommitter: Sendable {
-    /// A record handed over: a body, or a new one-line reservation as its `reservation` record's
-    /// fields (written as that record, with the segment's names).
+    /// A record handed over as a value (a new one-line reservation is handed over as bytes instead:
+    /// `submit(reservation:seq:place:lsn:lane:)`).
     public enum Handover: Sendable {
         case body(WALRecord.Body)
-        /// A new one-line reservation's record, and where the engine keeps its cell, when it says.
-        case reservation(CompactReservation, CellPlace?)
-
-        /// Where the engine keeps the record's cell, when it said.
-        var place: CellPlace? {
-            if case .reservation(_, let place) = self { return place }
-            return nil
-        }
 
         /// Appends the record as a segment's writer frames it.
         func append(lsn: UInt64, salt: UInt32, names: inout SegmentNames, into buffer: inout ByteWriter) {
             switch self {
             case .body(let body): RecordCodec.appendBody(body, lsn: lsn, salt: salt, names: &names, into: &buffer)
-            case .reservation(let fields, let place): RecordCodec.appendReservation(fields, lsn: lsn, salt: salt, names: &names, place: place, into: &buffer)
             }
         }
+    }
+
+    /// What waits in a lane, each kind in LSN order: records handed over as values, and new one-line
+    /// reservations staged as bytes (`StagedReservation`), back to back.
+    struct LaneRecords {
+        /// Optional so that the committer's thread moves each record out (`Taken.run`): a copy retained
+        /// each of the record's names, and emptying the lane released them again.
+        var bodies: [(lsn: UInt64, record: Handover?)] = []
+        var staged: [UInt8] = []
+
+        var isEmpty: Bool { bodies.isEmpty && staged.isEmpty }
     }
 
     /// Records handed over in one lane, in LSN order, waiting for the committer's thread. A lane has
@@ -72,9 +74,35 @@ public final class GroupCommitter: Sendable {
     /// lock) and by the committer's thread when it takes what waits: callers of different lanes never
     /// wait for each other.
     private final class Lane: Sendable {
-        /// Optional so that the committer's thread moves each record out (`Taken.run`): a copy retained
-        /// each of the record's names, and emptying the lane released them again.
-        let pending = Mutex<[(lsn: UInt64, record: Handover?)]>([])
+        let pending = Mutex<LaneRecords>(LaneRecords())
+    }
+
+    /// The records of one write, in LSN order, each where it lies: a staged reservation in `staged`
+    /// (copied there from its lane), any other in `bodies`.
+    struct Batch {
+        /// Per record: its staged bytes' offset in `staged`, or -1 - its index in `bodies`.
+        var order: [Int] = []
+        var bodies: [Handover] = []
+        var staged: [UInt8] = []
+
+        var count: Int { order.count }
+        var isEmpty: Bool { order.isEmpty }
+
+        mutating func removeAll() {
+            order.removeAll(keepingCapacity: true)
+            bodies.removeAll(keepingCapacity: true)
+            staged.removeAll(keepingCapacity: true)
+        }
+
+        mutating func append(_ body: consuming Handover) {
+            order.append(-1 - bodies.count)
+            bodies.append(body)
+        }
+
+        mutating func append(staged record: UnsafeRawBufferPointer) {
+            order.append(staged.count)
+            staged.append(contentsOf: record)
+        }
     }
 
     /// The acknowledgement observer (`observeAcknowledgements`).
@@ -169,16 +197,18 @@ public final class GroupCommitter: Sendable {
         // Moved into the lane through an optional the closure empties: captured as it is, the record
         // was copied into the lane (a retain of each of its names) and released on return.
         var handed: Handover? = consume record
-        laneRefs[lane]._withUnsafeGuaranteedRef { $0.pending.withLock { $0.append((lsn, handed.take())) } }
+        laneRefs[lane]._withUnsafeGuaranteedRef { $0.pending.withLock { $0.bodies.append((lsn, handed.take())) } }
         wakeIfIdle()
     }
 
-    /// `submit(.reservation(record, place), …)` for a record the caller holds in an optional, which
-    /// it leaves empty: the record moves from there into the lane once. Built as a `Handover` first
-    /// and passed down, a one-line reservation's record (some 200 bytes) was copied twice more on its
-    /// way.
-    public func submit(reservation record: inout CompactReservation?, place: CellPlace?, lsn: UInt64, lane: Int) {
-        laneRefs[lane]._withUnsafeGuaranteedRef { $0.pending.withLock { $0.append((lsn, .reservation(record.take()!, place))) } }
+    /// Hands over record `lsn` in `lane`, as `submit(_:lsn:lane:)` does: the `reservation` record of
+    /// `record`, its entry numbered `seq`, whose cell the engine keeps at `place` (nil: it does not say).
+    /// Staged in the lane as bytes (`StagedReservation`), so that the record is not moved about as a
+    /// value and its names stay with the thread that made them.
+    public func submit(reservation record: borrowing CompactReservation, seq: UInt64, place: CellPlace?, lsn: UInt64, lane: Int) {
+        laneRefs[lane]._withUnsafeGuaranteedRef { lane in
+            lane.pending.withLock { StagedReservation.stage(record, seq: seq, lsn: lsn, place: place, into: &$0.staged) }
+        }
         wakeIfIdle()
     }
 
@@ -373,63 +403,105 @@ public final class GroupCommitter: Sendable {
     // MARK: The committer's thread
 
     /// What the committer's thread has taken from the lanes and not written yet: per lane, its
-    /// records in LSN order from `heads[lane]` on.
+    /// records in LSN order from `heads[lane]` and its staged reservations from `stagedHeads[lane]` on.
     private struct Taken {
-        var records: [[(lsn: UInt64, record: Handover?)]]
+        var lanes: [LaneRecords]
         var heads: [Int]
-        /// Fresh arrays swapped into the lanes, so that taking what waits allocates nothing.
-        var spares: [[(lsn: UInt64, record: Handover?)]]
+        /// Byte offsets in each lane's `staged`.
+        var stagedHeads: [Int]
+        /// Fresh buffers swapped into the lanes, so that taking what waits allocates nothing.
+        var spares: [LaneRecords]
 
         init(laneCount: Int) {
-            records = Array(repeating: [], count: laneCount)
+            lanes = Array(repeating: LaneRecords(), count: laneCount)
             heads = Array(repeating: 0, count: laneCount)
-            spares = Array(repeating: [], count: laneCount)
+            stagedHeads = Array(repeating: 0, count: laneCount)
+            spares = Array(repeating: LaneRecords(), count: laneCount)
         }
 
         /// Takes what waits in `lanes`.
-        mutating func take(from lanes: [Unmanaged<Lane>]) {
-            for i in lanes.indices {
-                lanes[i]._withUnsafeGuaranteedRef { $0.pending.withLock { swap(&$0, &spares[i]) } }
-                guard !spares[i].isEmpty else { continue }
-                if heads[i] == records[i].count {
-                    // The lane's earlier records are all written: the new ones replace them.
-                    swap(&records[i], &spares[i])
-                    heads[i] = 0
-                } else {
-                    // Moved one by one: appending the list copied (retained) each record.
-                    for k in spares[i].indices { records[i].append((spares[i][k].lsn, spares[i][k].record.take())) }
+        mutating func take(from refs: [Unmanaged<Lane>]) {
+            for i in refs.indices {
+                refs[i]._withUnsafeGuaranteedRef { $0.pending.withLock { swap(&$0, &spares[i]) } }
+                if !spares[i].bodies.isEmpty {
+                    if heads[i] == lanes[i].bodies.count {
+                        // The lane's earlier records are all written: the new ones replace them.
+                        swap(&lanes[i].bodies, &spares[i].bodies)
+                        heads[i] = 0
+                    } else {
+                        // Moved one by one: appending the list copied (retained) each record.
+                        for k in spares[i].bodies.indices { lanes[i].bodies.append((spares[i].bodies[k].lsn, spares[i].bodies[k].record.take())) }
+                    }
+                    spares[i].bodies.removeAll(keepingCapacity: true)
                 }
-                spares[i].removeAll(keepingCapacity: true)
+                if !spares[i].staged.isEmpty {
+                    if stagedHeads[i] == lanes[i].staged.count {
+                        swap(&lanes[i].staged, &spares[i].staged)
+                        stagedHeads[i] = 0
+                    } else {
+                        lanes[i].staged.append(contentsOf: spares[i].staged)
+                    }
+                    spares[i].staged.removeAll(keepingCapacity: true)
+                }
             }
+        }
+
+        /// The LSN of the staged reservation at the head of `lane`, if one is there.
+        private func stagedHeadLSN(_ lane: Int) -> UInt64? {
+            guard stagedHeads[lane] < lanes[lane].staged.count else { return nil }
+            return lanes[lane].staged.withUnsafeBytes { StagedReservation.View($0.baseAddress! + stagedHeads[lane]).lsn }
         }
 
         /// The records numbered `next`, `next + 1`, … taken so far, in that order, as far as they run
         /// without a gap (a record numbered but not yet handed over ends the run).
-        mutating func run(from next: UInt64, into batch: inout [Handover]) {
+        mutating func run(from next: UInt64, into batch: inout Batch) {
             var next = next
             var lane = 0
             var misses = 0
-            // Each lane is in LSN order, so the next record is at the head of some lane; a lane often
-            // holds several in a row, so the search stays at the lane that held the last one.
-            while misses < records.count {
-                if heads[lane] < records[lane].count && records[lane][heads[lane]].lsn == next {
-                    batch.append(records[lane][heads[lane]].record.take()!)
+            // Each lane is in LSN order, so the next record is at the head of some lane (of its values
+            // or of its staged reservations); a lane often holds several in a row, so the search stays
+            // at the lane that held the last one.
+            while misses < lanes.count {
+                if heads[lane] < lanes[lane].bodies.count && lanes[lane].bodies[heads[lane]].lsn == next {
+                    batch.append(lanes[lane].bodies[heads[lane]].record.take()!)
                     heads[lane] += 1
                     next += 1
                     misses = 0
+                } else if stagedHeadLSN(lane) == next {
+                    let head = stagedHeads[lane]
+                    let byteCount = lanes[lane].staged.withUnsafeBytes { all in
+                        let record = all.baseAddress! + head
+                        let n = StagedReservation.View(record).byteCount
+                        batch.append(staged: UnsafeRawBufferPointer(start: record, count: n))
+                        return n
+                    }
+                    stagedHeads[lane] += byteCount
+                    next += 1
+                    misses = 0
                 } else {
-                    lane = lane + 1 == records.count ? 0 : lane + 1
+                    lane = lane + 1 == lanes.count ? 0 : lane + 1
                     misses += 1
                 }
             }
-            for i in records.indices where heads[i] > 0 {
-                if heads[i] == records[i].count {
-                    records[i].removeAll(keepingCapacity: true)
-                    heads[i] = 0
-                } else if heads[i] >= 1024 && heads[i] * 2 >= records[i].count {
-                    // A lane that never drains (a gap now and then) drops what it wrote.
-                    records[i].removeFirst(heads[i])
-                    heads[i] = 0
+            for i in lanes.indices {
+                if heads[i] > 0 {
+                    if heads[i] == lanes[i].bodies.count {
+                        lanes[i].bodies.removeAll(keepingCapacity: true)
+                        heads[i] = 0
+                    } else if heads[i] >= 1024 && heads[i] * 2 >= lanes[i].bodies.count {
+                        // A lane that never drains (a gap now and then) drops what it wrote.
+                        lanes[i].bodies.removeFirst(heads[i])
+                        heads[i] = 0
+                    }
+                }
+                if stagedHeads[i] > 0 {
+                    if stagedHeads[i] == lanes[i].staged.count {
+                        lanes[i].staged.removeAll(keepingCapacity: true)
+                        stagedHeads[i] = 0
+                    } else if stagedHeads[i] >= 1 << 16 && stagedHeads[i] * 2 >= lanes[i].staged.count {
+                        lanes[i].staged.removeFirst(stagedHeads[i])
+                        stagedHeads[i] = 0
+                    }
                 }
             }
         }
@@ -439,11 +511,11 @@ public final class GroupCommitter: Sendable {
         let writer = writerBox.writer
         var lastSync = ContinuousClock.now
         var taken = Taken(laneCount: lanes.count)
-        var batch: [Handover] = []
+        var batch = Batch()
         var ready: [UnsafeContinuation<Result<Void, WALIOError>, Never>] = []
         while true {
             taken.take(from: laneRefs)
-            batch.removeAll(keepingCapacity: true)
+            batch.removeAll()
             taken.run(from: writer.nextLSN, into: &batch)
             if batch.isEmpty {
                 let stopping = state.withLock { $0.stopping }

@@ -9,6 +9,7 @@
 // and writer and reader number names the same way, in record order, from 0 in every segment.
 
 import CStockpileLinux
+import Glibc
 @_spi(Tables) import StockpileCore
 
 /// Where the engine keeps a cell, for a writer that numbers it (`SegmentNames`): its shard, its position
@@ -100,16 +101,10 @@ public struct SegmentNames: Hashable, Sendable {
     /// The number of `cell`, which the engine keeps at `place` (nil: unknown), remembering it by place;
     /// nil when the segment had not named the cell, which it then names (the caller writes its names).
     fileprivate mutating func numberOrName(_ cell: CellKey, at place: CellPlace?) -> Int? {
-        if let place {
-            let s = place.shard, p = place.position
-            if s < placeNumbers.count, placeNumbers[s].generation == place.generation, p < placeNumbers[s].numbers.count {
-                let known = placeNumbers[s].numbers[p]
-                if known.number >= 0 && known.tableHash == place.tableHash {
-                    assert(cells[Int(known.number)] == cell, "a place names one cell")
-                    assert(CellKey.tableHash(stable: cellHashes[Int(known.number)]) == known.tableHash, "the hash kept is the cell's")
-                    return Int(known.number)
-                }
-            }
+        if let place, let known = knownNumber(at: place) {
+            assert(cells[known] == cell, "a place names one cell")
+            assert(CellKey.tableHash(stable: cellHashes[known]) == place.tableHash, "the hash kept is the cell's")
+            return known
         }
         let (number, named) = numberNamingIfNew(cell)
         assert(place == nil || place!.tableHash == CellKey.tableHash(stable: cellHashes[number]), "a place's hash is its cell's")
@@ -155,6 +150,36 @@ public struct SegmentNames: Hashable, Sendable {
         placeNumbers[s].numbers[p] = PlaceNumber(tableHash: CellKey.tableHash(stable: cellHashes[number]), number: Int32(number))
     }
 
+    /// `numberOrName(_:at:)` for a cell given by its names' UTF-8: builds the cell's names only when
+    /// its place does not give its number (the cell is new to the segment, or its place is unknown).
+    mutating func numberOrName(variant: UnsafeRawBufferPointer, warehouse: UnsafeRawBufferPointer, at place: CellPlace?) -> Int? {
+        if let place, let known = knownNumber(at: place) { return known }
+        return numberOrName(CellKey(variant: String(decoding: variant, as: UTF8.self), warehouse: String(decoding: warehouse, as: UTF8.self)), at: place)
+    }
+
+    /// The number remembered for the cell at `place`, if one is.
+    private func knownNumber(at place: CellPlace) -> Int? {
+        let s = place.shard, p = place.position
+        guard s >= 0, p >= 0, s < placeNumbers.count, placeNumbers[s].generation == place.generation, p < placeNumbers[s].numbers.count else {
+            return nil
+        }
+        let known = placeNumbers[s].numbers[p]
+        guard known.number >= 0 && known.tableHash == place.tableHash else { return nil }
+        return Int(known.number)
+    }
+
+    /// `number(ofActor:)` for an actor given by its UTF-8: compared with the last actor numbered in
+    /// place, made a `String` only to look it up among the others.
+    mutating func number(ofActor actor: UnsafeRawBufferPointer) -> Int? {
+        if let last = lastActor, Self.equal(last.name, actor) { return last.number }
+        return number(ofActor: String(decoding: actor, as: UTF8.self))
+    }
+
+    private static func equal(_ name: String, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        var name = name
+        return name.withUTF8 { $0.count == bytes.count && ($0.isEmpty || memcmp($0.baseAddress!, bytes.baseAddress!, $0.count) == 0) }
+    }
+
     fileprivate mutating func number(ofActor actor: String) -> Int? {
         if let last = lastActor, last.name == actor { return last.number }
         guard let n = actorNumbers[actor] else { return nil }
@@ -165,7 +190,7 @@ public struct SegmentNames: Hashable, Sendable {
     /// Names `cell` as a reader meets it; false, naming nothing, when the segment had named it already.
     fileprivate mutating func nameIfNew(_ cell: CellKey) -> Bool { numberNamingIfNew(cell).named }
 
-    fileprivate mutating func name(actor: String) {
+    mutating func name(actor: String) {
         actorNumbers[actor] = actors.count
         lastActor = (actor, actors.count)
         actors.append(actor)
@@ -191,7 +216,7 @@ public struct CompactReservation: Hashable, Sendable {
     public internal(set) var strategy: PlacementStrategy
     public internal(set) var id: String
 
-    private enum Flag {
+    enum Flag {
         static let tracked: UInt8 = 1 << 0
         static let backordered: UInt8 = 1 << 1
         static let ttl: UInt8 = 1 << 2
@@ -229,19 +254,24 @@ public struct CompactReservation: Hashable, Sendable {
         return OneLineReservation(new: id, line: line, ttl: ttl, customer: customer, strategy: strategy, at: time)
     }
 
-    /// Writes the payload, naming the cell and the actor when the segment has not yet. `place`: where
-    /// the engine keeps the cell, when it says.
-    func encode(into w: inout ByteWriter, names: inout SegmentNames, place: CellPlace? = nil) {
-        let cellNumber = names.numberOrName(cell, at: place)
-        let actorNumber = names.number(ofActor: actor)
+    /// The payload's flags byte, with the cell and the actor named in the record or not.
+    func flags(cellNamed: Bool, actorNamed: Bool) -> UInt8 {
         var flags = strategy.walCode << Flag.strategyShift
         if tracked { flags |= Flag.tracked }
         if backordered != .zero { flags |= Flag.backordered }
         if ttl != nil { flags |= Flag.ttl }
         if customer != nil { flags |= Flag.customer }
-        if cellNumber == nil { flags |= Flag.cellNamed }
-        if actorNumber == nil { flags |= Flag.actorNamed }
-        w.writeUInt8(flags)
+        if cellNamed { flags |= Flag.cellNamed }
+        if actorNamed { flags |= Flag.actorNamed }
+        return flags
+    }
+
+    /// Writes the payload, naming the cell and the actor when the segment has not yet. `place`: where
+    /// the engine keeps the cell, when it says.
+    func encode(into w: inout ByteWriter, names: inout SegmentNames, place: CellPlace? = nil) {
+        let cellNumber = names.numberOrName(cell, at: place)
+        let actorNumber = names.number(ofActor: actor)
+        w.writeUInt8(flags(cellNamed: cellNumber == nil, actorNamed: actorNumber == nil))
         w.writeSignedVarint(time.milliseconds &- names.createdAt.milliseconds)
         w.writeVarint(seq)
         if let cellNumber {
