@@ -402,31 +402,34 @@ final class Ledger: Sendable {
 
     /// `append` for a new reservation of one line, from the figures of its ledger entry and the fields
     /// of its log record, without either its entry or its commit: the reservation `id`, made at
-    /// `time` by `actor`, took `cell`'s figures from `before` to `after`. Numbers the entry and
-    /// `record` (built by the caller, when the engine has a log; nil when the log's record cannot
-    /// carry it), hands the log the record, and keeps the entry (`EntryRing.keepReservation`). With
-    /// subscribers, or without a record for the log, it builds the entry and the commit (`commit`,
-    /// given the numbered entry) and appends it as `append` does, so that subscribers hear of it,
-    /// and the log records it, exactly as any other commit. `place`: where the shard keeps the
-    /// record's cell, when it has it already (the log's writer numbers the cell by it).
+    /// `time` by `actor` with `hold` for `customer`, took `cell`'s figures from `before` to `after`.
+    /// Numbers the entry and the record, hands the log the record's parts (`GroupCommitter.submit(
+    /// reservation:…)`, which stages it as bytes: nothing of it is built here), and keeps the entry
+    /// (`EntryRing.keepReservation`). With subscribers, or when the log's record cannot carry the hold
+    /// (`ReservationHold.isCarried`), it builds the entry and the commit (`commit`, given the numbered
+    /// entry) and appends it as `append` does, so that subscribers hear of it, and the log records it,
+    /// exactly as any other commit. `place`: where the shard keeps the record's cell, when it has it
+    /// already (the log's writer numbers the cell by it).
     func append(
         reservation id: String, time: Timestamp, cell: CellKey, before: CellState, after: CellState, actor: String,
-        record: consuming CompactReservation?, place: CellPlace? = nil, lane: Int, commit: (LedgerEntry) -> Commit,
+        hold: ReservationHold, customer: String?, place: CellPlace? = nil, lane: Int, commit: (LedgerEntry) -> Commit,
         alerts: (Commit) -> [LowStockAlert]
     ) throws(WALIOError) {
         try log?.checkWritable()
-        if subscriberCount.load(ordering: .acquiring) == 0, log == nil || record != nil {
+        if subscriberCount.load(ordering: .acquiring) == 0, log == nil || hold.isCarried {
             let (seq, lsn) = take(1, record: log != nil)
             ring.keepReservation(seq: seq, time: time, cell: cell, before: before, after: after, id: id, actor: actor)
-            if let log, let fields = consume record {
-                // Staged in the log's lane with its entry's number, read where it lies.
+            if let log {
                 assert(
-                    {
-                        var numbered = copy fields
-                        numbered.seq = seq
-                        return numbered == CompactReservation(commit(Self.reservationEntry(seq: seq, time: time, cell: cell, before: before, after: after, id: id, actor: actor)))
-                    }(), "a reservation record that is not its commit's")
-                log.submit(reservation: fields, seq: seq, place: place, lsn: lsn, lane: lane)
+                    CompactReservation(
+                        reservation: id, time: time, seq: seq, cell: cell, actor: actor, quantity: hold.quantity, tracked: hold.tracked,
+                        backordered: hold.backordered, onHandAfter: after.onHand, reservedAfter: after.reserved, ttl: hold.ttl, customer: customer,
+                        strategy: hold.strategy)
+                        == CompactReservation(commit(Self.reservationEntry(seq: seq, time: time, cell: cell, before: before, after: after, id: id, actor: actor))),
+                    "a reservation record that is not its commit's")
+                log.submit(
+                    reservation: id, time: time, seq: seq, cell: cell, actor: actor, hold: hold, onHandAfter: after.onHand,
+                    reservedAfter: after.reserved, customer: customer, place: place, lsn: lsn, lane: lane)
             }
             return
         }

@@ -266,15 +266,11 @@ actor Shard {
         assert(
             reservation.reservation == Reservation(new: request, lines: [held], fingerprint: ReserveFingerprint(request, strategy: strategy), at: now),
             "the one-line reservation is the one the request makes")
-        // The log's record is built here, and numbered by the ledger.
-        let record = ledger.isLogged
-            ? CompactReservation(
-                reservation: request.id, time: now, seq: 0, cell: cell, actor: actor, quantity: held.quantity, tracked: held.tracked,
-                backordered: held.backordered, onHandAfter: after.onHand, reservedAfter: after.reserved, ttl: request.ttl,
-                customer: request.customer, strategy: strategy) : nil
+        // The log's record is staged from these parts by the ledger, which numbers it.
+        let logged = ReservationHold(quantity: held.quantity, tracked: held.tracked, backordered: held.backordered, ttl: request.ttl, strategy: strategy)
         do throws(WALIOError) {
             try ledger.append(
-                reservation: request.id, time: now, cell: cell, before: before, after: after, actor: actor, record: record,
+                reservation: request.id, time: now, cell: cell, before: before, after: after, actor: actor, hold: logged, customer: request.customer,
                 place: known.map { CellPlace(shard: state.index, position: $0, generation: state.cells.generation, tableHash: cellHash) },
                 lane: state.index,
                 commit: { numbered in Commit(time: now, entries: [numbered], reservation: reservation.reservation, replyShape: .reservation) },

@@ -11,6 +11,7 @@
 
 import Dispatch
 import Foundation
+import StockpileCore
 import Synchronization
 
 /// When an acknowledged write is safe (SPEC §4).
@@ -208,6 +209,24 @@ public final class GroupCommitter: Sendable {
     public func submit(reservation record: borrowing CompactReservation, seq: UInt64, place: CellPlace?, lsn: UInt64, lane: Int) {
         laneRefs[lane]._withUnsafeGuaranteedRef { lane in
             lane.pending.withLock { StagedReservation.stage(record, seq: seq, lsn: lsn, place: place, into: &$0.staged) }
+        }
+        wakeIfIdle()
+    }
+
+    /// `submit(reservation:seq:place:lsn:lane:)` from the record's parts, for a caller that has them
+    /// apart: the record of reservation `id`, made at `time` by `actor` with `hold` (which the record
+    /// must carry: `ReservationHold.isCarried`) on `cell`, which it left at `onHandAfter` and
+    /// `reservedAfter`, for `customer`. Nothing of it is copied but into the lane.
+    public func submit(
+        reservation id: String, time: Timestamp, seq: UInt64, cell: CellKey, actor: String, hold: ReservationHold, onHandAfter: Quantity,
+        reservedAfter: Quantity, customer: String?, place: CellPlace?, lsn: UInt64, lane: Int
+    ) {
+        laneRefs[lane]._withUnsafeGuaranteedRef { lane in
+            lane.pending.withLock {
+                StagedReservation.stage(
+                    id: id, time: time, seq: seq, cell: cell, actor: actor, hold: hold, onHandAfter: onHandAfter, reservedAfter: reservedAfter,
+                    customer: customer, lsn: lsn, place: place, into: &$0.staged)
+            }
         }
         wakeIfIdle()
     }

@@ -197,6 +197,43 @@ public struct SegmentNames: Hashable, Sendable {
     }
 }
 
+/// A new one-line reservation's hold as its `reservation` record (FORMAT.md §3.8) carries it: how many
+/// units it holds, whether they count against the cell, how many are backordered, the request's TTL and
+/// the placement strategy. A value without names, for a caller that hands the record over from its
+/// parts (`GroupCommitter.submit(reservation:time:seq:cell:actor:hold:…)`).
+public struct ReservationHold: Hashable, Sendable {
+    public var quantity: Quantity
+    public var tracked: Bool
+    public var backordered: Quantity
+    public var ttl: Duration?
+    public var strategy: PlacementStrategy
+
+    public init(quantity: Quantity, tracked: Bool, backordered: Quantity, ttl: Duration?, strategy: PlacementStrategy) {
+        self.quantity = quantity
+        self.tracked = tracked
+        self.backordered = backordered
+        self.ttl = ttl
+        self.strategy = strategy
+    }
+
+    /// Whether the record carries this hold: a quantity of at least 1 and a TTL the engine takes (a
+    /// reservation with another is logged as its commit).
+    public var isCarried: Bool { quantity.units >= 1 && (ttl.map(CompactReservation.acceptsTTL) ?? true) }
+
+    /// The payload's flags byte.
+    func flags(customer: Bool, cellNamed: Bool, actorNamed: Bool) -> UInt8 {
+        typealias Flag = CompactReservation.Flag
+        var flags = strategy.walCode << Flag.strategyShift
+        if tracked { flags |= Flag.tracked }
+        if backordered != .zero { flags |= Flag.backordered }
+        if ttl != nil { flags |= Flag.ttl }
+        if customer { flags |= Flag.customer }
+        if cellNamed { flags |= Flag.cellNamed }
+        if actorNamed { flags |= Flag.actorNamed }
+        return flags
+    }
+}
+
 /// The `reservation` record's fields (FORMAT.md §3.8), between a commit and its bytes. Replay applies
 /// them as they are; `commit` builds the commit they stand for.
 public struct CompactReservation: Hashable, Sendable {
@@ -256,14 +293,12 @@ public struct CompactReservation: Hashable, Sendable {
 
     /// The payload's flags byte, with the cell and the actor named in the record or not.
     func flags(cellNamed: Bool, actorNamed: Bool) -> UInt8 {
-        var flags = strategy.walCode << Flag.strategyShift
-        if tracked { flags |= Flag.tracked }
-        if backordered != .zero { flags |= Flag.backordered }
-        if ttl != nil { flags |= Flag.ttl }
-        if customer != nil { flags |= Flag.customer }
-        if cellNamed { flags |= Flag.cellNamed }
-        if actorNamed { flags |= Flag.actorNamed }
-        return flags
+        hold.flags(customer: customer != nil, cellNamed: cellNamed, actorNamed: actorNamed)
+    }
+
+    /// What the record says of the hold itself.
+    public var hold: ReservationHold {
+        ReservationHold(quantity: quantity, tracked: tracked, backordered: backordered, ttl: ttl, strategy: strategy)
     }
 
     /// Writes the payload, naming the cell and the actor when the segment has not yet. `place`: where

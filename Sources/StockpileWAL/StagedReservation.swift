@@ -34,42 +34,51 @@ import StockpileCore
 enum StagedReservation {
     static let headerByteCount = 72
 
-    /// The most bytes `stage` writes for `fields`: the header, the names and the longest tail.
-    static func byteCountMax(_ fields: borrowing CompactReservation) -> Int {
-        // Quantities and times are at most 10 bytes as varints, a TTL 20, a count 5.
-        headerByteCount + fields.cell.variant.utf8.count + fields.cell.warehouse.utf8.count + fields.actor.utf8.count
-            + 4 * 10 + 20 + 5 + (fields.customer?.utf8.count ?? 0) + 5 + fields.id.utf8.count + 7
-    }
-
     /// Appends `fields`, numbered `lsn` (its entry `seq`), with `place`, to `staged`.
     static func stage(_ fields: borrowing CompactReservation, seq: UInt64, lsn: UInt64, place: CellPlace?, into staged: inout [UInt8]) {
+        stage(
+            id: fields.id, time: fields.time, seq: seq, cell: fields.cell, actor: fields.actor, hold: fields.hold,
+            onHandAfter: fields.onHandAfter, reservedAfter: fields.reservedAfter, customer: fields.customer, lsn: lsn, place: place, into: &staged)
+    }
+
+    /// Appends the record of reservation `id`, made at `time` by `actor` with `hold` on `cell`, which it
+    /// left at `onHandAfter` and `reservedAfter`, its entry numbered `seq`, numbered `lsn`, with `place`,
+    /// to `staged`. Its names are read where they lie: nothing here retains them.
+    static func stage(
+        id: String, time: Timestamp, seq: UInt64, cell: CellKey, actor: String, hold: ReservationHold, onHandAfter: Quantity,
+        reservedAfter: Quantity, customer: String?, lsn: UInt64, place: CellPlace?, into staged: inout [UInt8]
+    ) {
+        precondition(hold.isCarried, "a hold the reservation record does not carry")
+        // Quantities and times are at most 10 bytes as varints, a TTL 20, a count 5; then the padding.
+        let room = headerByteCount + cell.variant.utf8.count + cell.warehouse.utf8.count + actor.utf8.count + 4 * 10 + 20 + 5
+            + (customer?.utf8.count ?? 0) + 5 + id.utf8.count + 7
         // Built on the stack, then appended at once: one append, not one per field.
         let start = staged.count
-        let used = withUnsafeTemporaryAllocation(byteCount: byteCountMax(fields), alignment: 8) { room -> Int in
+        let used = withUnsafeTemporaryAllocation(byteCount: room, alignment: 8) { room -> Int in
             let p = room.baseAddress!
             var c = RawCursor(p + headerByteCount)
-            c.put(fields.cell.variant)
+            c.put(cell.variant)
             let variantCount = c.offset(from: p) - headerByteCount
-            c.put(fields.cell.warehouse)
+            c.put(cell.warehouse)
             let warehouseCount = c.offset(from: p) - headerByteCount - variantCount
-            c.put(fields.actor)
+            c.put(actor)
             let actorCount = c.offset(from: p) - headerByteCount - variantCount - warehouseCount
             let tailStart = c.offset(from: p)
-            c.putVarint(zigzag(fields.quantity.units))
-            if fields.backordered != .zero { c.putVarint(zigzag(fields.backordered.units)) }
-            c.putVarint(zigzag(fields.onHandAfter.units))
-            c.putVarint(zigzag(fields.reservedAfter.units))
-            if let ttl = fields.ttl {
+            c.putVarint(zigzag(hold.quantity.units))
+            if hold.backordered != .zero { c.putVarint(zigzag(hold.backordered.units)) }
+            c.putVarint(zigzag(onHandAfter.units))
+            c.putVarint(zigzag(reservedAfter.units))
+            if let ttl = hold.ttl {
                 let (seconds, attoseconds) = ttl.components
                 c.putVarint(zigzag(seconds))
                 c.putVarint(zigzag(attoseconds))
             }
-            if let customer = fields.customer { c.putCounted(customer) }
-            c.putCounted(fields.id)
+            if let customer { c.putCounted(customer) }
+            c.putCounted(id)
             let tailCount = c.offset(from: p) - tailStart
             let total = (c.offset(from: p) + 7) & ~7
             p.storeBytes(of: lsn.littleEndian, toByteOffset: 0, as: UInt64.self)
-            p.storeBytes(of: fields.time.milliseconds.littleEndian, toByteOffset: 8, as: Int64.self)
+            p.storeBytes(of: time.milliseconds.littleEndian, toByteOffset: 8, as: Int64.self)
             p.storeBytes(of: seq.littleEndian, toByteOffset: 16, as: UInt64.self)
             p.storeBytes(of: (place?.generation ?? 0).littleEndian, toByteOffset: 24, as: UInt64.self)
             p.storeBytes(of: (place?.tableHash ?? 0).littleEndian, toByteOffset: 32, as: UInt64.self)
@@ -80,7 +89,7 @@ enum StagedReservation {
             p.storeBytes(of: UInt32(warehouseCount).littleEndian, toByteOffset: 56, as: UInt32.self)
             p.storeBytes(of: UInt32(actorCount).littleEndian, toByteOffset: 60, as: UInt32.self)
             p.storeBytes(of: UInt32(tailCount).littleEndian, toByteOffset: 64, as: UInt32.self)
-            p.storeBytes(of: fields.flags(cellNamed: false, actorNamed: false), toByteOffset: 68, as: UInt8.self)
+            p.storeBytes(of: hold.flags(customer: customer != nil, cellNamed: false, actorNamed: false), toByteOffset: 68, as: UInt8.self)
             p.storeBytes(of: 0, toByteOffset: 69, as: UInt8.self)
             p.storeBytes(of: 0, toByteOffset: 70, as: UInt16.self)
             // The padding, zero.
@@ -92,13 +101,13 @@ enum StagedReservation {
             {
                 // The tail as the record's encoder writes it.
                 var w = ByteWriter()
-                w.write(fields.quantity)
-                if fields.backordered != .zero { w.write(fields.backordered) }
-                w.write(fields.onHandAfter)
-                w.write(fields.reservedAfter)
-                if let ttl = fields.ttl { w.write(ttl) }
-                if let customer = fields.customer { w.writeString(customer) }
-                w.writeString(fields.id)
+                w.write(hold.quantity)
+                if hold.backordered != .zero { w.write(hold.backordered) }
+                w.write(onHandAfter)
+                w.write(reservedAfter)
+                if let ttl = hold.ttl { w.write(ttl) }
+                if let customer { w.writeString(customer) }
+                w.writeString(id)
                 return staged.withUnsafeBytes { all in
                     let v = View(all.baseAddress! + start)
                     return Array(v.tail) == w.bytes && v.lsn == lsn && v.seq == seq && v.place == place && v.byteCount == used
