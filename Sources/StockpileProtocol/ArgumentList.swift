@@ -49,19 +49,24 @@ public struct ArgumentList: Sendable {
         _ fill: ((UnsafeBufferPointer<UInt8>) -> Void) -> Void
     ) -> Int {
         let base = storage.count
-        for _ in 0..<count * offsetByteCount { storage.append(0) }  // the offsets, written below
-        var index = 0
-        fill { word in
-            precondition(index < count, "more arguments than announced")
-            storage.append(contentsOf: word)
-            precondition(storage.count <= Int(UInt32.max), "a batch's arguments are limited to 4 GiB")
-            let end = UInt32(truncatingIfNeeded: storage.count)
-            storage.withUnsafeMutableBytes {
-                $0.storeBytes(of: end, toByteOffset: base + index * offsetByteCount, as: UInt32.self)
+        // The offsets, gathered on the stack and written once the arguments are in: an append per
+        // offset byte and a write per argument checked the array's uniqueness each time.
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: count) { ends in
+            ends.initialize(repeating: 0)
+            storage.append(contentsOf: UnsafeRawBufferPointer(start: ends.baseAddress, count: count * offsetByteCount))
+            var index = 0
+            fill { word in
+                precondition(index < count, "more arguments than announced")
+                storage.append(contentsOf: word)
+                precondition(storage.count <= Int(UInt32.max), "a batch's arguments are limited to 4 GiB")
+                ends[index] = UInt32(truncatingIfNeeded: storage.count)
+                index += 1
             }
-            index += 1
+            precondition(index == count, "fewer arguments than announced")
+            if count > 0 {
+                storage.withUnsafeMutableBytes { $0.baseAddress!.advanced(by: base).copyMemory(from: ends.baseAddress!, byteCount: count * offsetByteCount) }
+            }
         }
-        precondition(index == count, "fewer arguments than announced")
         return base
     }
 
