@@ -153,7 +153,13 @@ public struct SegmentNames: Hashable, Sendable {
     /// `numberOrName(_:at:)` for a cell given by its names' UTF-8: builds the cell's names only when
     /// its place does not give its number (the cell is new to the segment, or its place is unknown).
     mutating func numberOrName(variant: UnsafeRawBufferPointer, warehouse: UnsafeRawBufferPointer, at place: CellPlace?) -> Int? {
-        if let place, let known = knownNumber(at: place) { return known }
+        if let place, let known = knownNumber(at: place) {
+            assert(
+                cells[known] == CellKey(variant: String(decoding: variant, as: UTF8.self), warehouse: String(decoding: warehouse, as: UTF8.self)),
+                "a place names one cell")
+            assert(CellKey.tableHash(stable: cellHashes[known]) == place.tableHash, "the hash kept is the cell's")
+            return known
+        }
         return numberOrName(CellKey(variant: String(decoding: variant, as: UTF8.self), warehouse: String(decoding: warehouse, as: UTF8.self)), at: place)
     }
 

@@ -8,7 +8,8 @@
 // shard and the segment, and its names, retained by one thread, were released by the other.
 //
 // It keeps true: the framed record is byte for byte what `RecordCodec.appendReservation` writes for
-// the same fields, place and names (checked in debug builds at every staging, and by the tests).
+// the same fields, place and names (the tail checked against the record's encoder at every staging in
+// debug builds, every framed record judged valid there, and the whole record compared by the tests).
 
 import StockpileCore
 
@@ -49,6 +50,9 @@ enum StagedReservation {
         reservedAfter: Quantity, customer: String?, lsn: UInt64, place: CellPlace?, into staged: inout [UInt8]
     ) {
         precondition(hold.isCarried, "a hold the reservation record does not carry")
+        // A place the header cannot hold (none the engine makes) is left out: the writer then finds
+        // the cell by its names.
+        let place = place.flatMap { p in (0...Int(Int32.max)).contains(p.shard) && (0...Int(Int32.max)).contains(p.position) ? p : nil }
         // Quantities and times are at most 10 bytes as varints, a TTL 20, a count 5; then the padding.
         let room = headerByteCount + cell.variant.utf8.count + cell.warehouse.utf8.count + actor.utf8.count + 4 * 10 + 20 + 5
             + (customer?.utf8.count ?? 0) + 5 + id.utf8.count + 7
@@ -183,6 +187,9 @@ enum StagedReservation {
             c.putBytes(tail)
             let end = c.offset(from: p)
             let payloadByteCount = end - WALRecord.headerByteCount
+            precondition(
+                payloadByteCount <= WALRecord.payloadByteCountMax,
+                "a record payload of \(payloadByteCount) bytes is outside 1...\(WALRecord.payloadByteCountMax)")
             p.storeBytes(of: UInt32(payloadByteCount).littleEndian, toByteOffset: 4, as: UInt32.self)
             p.storeBytes(of: v.lsn.littleEndian, toByteOffset: 8, as: UInt64.self)
             p.storeBytes(of: salt.littleEndian, toByteOffset: 16, as: UInt32.self)
