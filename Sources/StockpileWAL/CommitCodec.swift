@@ -311,50 +311,23 @@ extension ByteWriter {
             c.putVarint(1)
             c.putCounted(variant)
             c.putCounted(r.warehouse)
-            c.putVarint(StagedReservation.zigzag(r.quantity.units))
-            c.putVarint(StagedReservation.zigzag(r.fulfilled.units))
-            c.putVarint(StagedReservation.zigzag(r.released.units))
-            c.putVarint(0)
+            c.putSigned(r.quantity.units)
+            c.putSigned(r.fulfilled.units)
+            c.putSigned(r.released.units)
+            c.putSigned(0)
             c.putByte(r.tracked ? 1 : 0)
             c.putByte(r.status == .fulfilled && r.endedByExpiry ? ReservationStatus.fulfilledEndedByExpiryWALCode : r.status.walCode)
-            if let expiresAt = r.expiresAt {
-                c.putByte(1)
-                c.putVarint(StagedReservation.zigzag(expiresAt.milliseconds))
-            } else {
-                c.putByte(0)
-            }
-            if let customer = r.customer {
-                c.putByte(1)
-                c.putCounted(customer)
-            } else {
-                c.putByte(0)
-            }
-            c.putVarint(StagedReservation.zigzag(r.createdAt.milliseconds))
-            if let closedAt = r.closedAt {
-                c.putByte(1)
-                c.putVarint(StagedReservation.zigzag(closedAt.milliseconds))
-            } else {
-                c.putByte(0)
-            }
+            c.putOptional(r.expiresAt) { $0.putSigned($1.milliseconds) }
+            c.putOptional(r.customer) { $0.putCounted($1) }
+            c.putSigned(r.createdAt.milliseconds)
+            c.putOptional(r.closedAt) { $0.putSigned($1.milliseconds) }
             // The fingerprint: its one line as the request named it, then its terms.
             c.putVarint(1)
             c.putCounted(variant)
             c.putCounted(r.warehouse)
-            c.putVarint(StagedReservation.zigzag(r.quantity.units))
-            if let ttl = r.requestTTL {
-                let (seconds, attoseconds) = ttl.components
-                c.putByte(1)
-                c.putVarint(StagedReservation.zigzag(seconds))
-                c.putVarint(StagedReservation.zigzag(attoseconds))
-            } else {
-                c.putByte(0)
-            }
-            if let customer = r.customer {
-                c.putByte(1)
-                c.putCounted(customer)
-            } else {
-                c.putByte(0)
-            }
+            c.putSigned(r.quantity.units)
+            c.putOptional(r.requestTTL) { $0.put($1) }
+            c.putOptional(r.customer) { $0.putCounted($1) }
             c.putByte(r.strategy.walCode)
             writeBytes(UnsafeRawBufferPointer(start: p, count: c.offset(from: p)))
         }

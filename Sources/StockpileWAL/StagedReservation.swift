@@ -68,15 +68,11 @@ enum StagedReservation {
             c.put(actor)
             let actorCount = c.offset(from: p) - headerByteCount - variantCount - warehouseCount
             let tailStart = c.offset(from: p)
-            c.putVarint(zigzag(hold.quantity.units))
-            if hold.backordered != .zero { c.putVarint(zigzag(hold.backordered.units)) }
-            c.putVarint(zigzag(onHandAfter.units))
-            c.putVarint(zigzag(reservedAfter.units))
-            if let ttl = hold.ttl {
-                let (seconds, attoseconds) = ttl.components
-                c.putVarint(zigzag(seconds))
-                c.putVarint(zigzag(attoseconds))
-            }
+            c.putSigned(hold.quantity.units)
+            if hold.backordered != .zero { c.putSigned(hold.backordered.units) }
+            c.putSigned(onHandAfter.units)
+            c.putSigned(reservedAfter.units)
+            if let ttl = hold.ttl { c.put(ttl) }
             if let customer { c.putCounted(customer) }
             c.putCounted(id)
             let tailCount = c.offset(from: p) - tailStart
@@ -171,7 +167,7 @@ enum StagedReservation {
             let p = buffer.baseAddress!
             var c = RawCursor(p + WALRecord.headerByteCount)
             c.putByte(flags)
-            c.putVarint(zigzag(v.timeMilliseconds &- names.createdAt.milliseconds))
+            c.putSigned(v.timeMilliseconds &- names.createdAt.milliseconds)
             c.putVarint(v.seq)
             if let cellNumber {
                 c.putVarint(UInt64(cellNumber))
@@ -207,8 +203,6 @@ enum StagedReservation {
                 == .valid(WALRecord(lsn: v.lsn, type: .reservation, offset: start, payloadByteCount: used - WALRecord.headerByteCount)))
     }
 
-    @inline(__always)
-    static func zigzag(_ value: Int64) -> UInt64 { UInt64(bitPattern: (value << 1) ^ (value >> 63)) }
 }
 
 /// Writes through a pointer into room made beforehand: the encodings of `ByteWriter` (LEB128 varints,
@@ -234,6 +228,31 @@ struct RawCursor {
             v >>= 7
         }
         putByte(UInt8(truncatingIfNeeded: v))
+    }
+
+    /// ZigZag, then LEB128 (`ByteWriter.writeSignedVarint`).
+    @inline(__always)
+    mutating func putSigned(_ value: Int64) {
+        putVarint(UInt64(bitPattern: (value << 1) ^ (value >> 63)))
+    }
+
+    /// A duration as `ByteWriter.write(_: Duration)` writes it: seconds, then attoseconds.
+    @inline(__always)
+    mutating func put(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        putSigned(seconds)
+        putSigned(attoseconds)
+    }
+
+    /// A presence byte, then the value when present (`ByteWriter.writeOptional`).
+    @inline(__always)
+    mutating func putOptional<T>(_ value: T?, _ put: (inout RawCursor, T) -> Void) {
+        if let value {
+            putByte(1)
+            put(&self, value)
+        } else {
+            putByte(0)
+        }
     }
 
     @inline(__always)
