@@ -463,7 +463,7 @@ final class Ledger: Sendable {
         }
         if let log {
             commit.logged.lsn = lsn
-            log.submit(.body(.commit(commit)), lsn: lsn, lane: lane)
+            log.submit(.commit(commit), lsn: lsn, lane: lane)
         }
         return lsn
     }
@@ -507,7 +507,7 @@ final class Ledger: Sendable {
         // lane is in LSN order.
         return keyLane.withLock { _ in
             let (_, lsn) = take(0, record: true)
-            log.submit(.body(.keyUse(use)), lsn: lsn, lane: keyLaneIndex)
+            log.submit(.keyUse(use), lsn: lsn, lane: keyLaneIndex)
             return lsn
         }
     }

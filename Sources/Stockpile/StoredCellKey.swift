@@ -87,12 +87,3 @@ struct StoredCellKey: Sendable {
         }
     }
 }
-
-/// Calls `body` with `s`'s UTF-8 bytes, read in place where the string keeps them contiguous (a
-/// native or small one), from a copy otherwise.
-@inline(__always) func withUTF8Bytes<R, E: Error>(of s: String, _ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
-    var outcome: Result<R, E>?
-    _ = s.utf8.withContiguousStorageIfAvailable { utf8 in outcome = Result { () throws(E) -> R in try body(UnsafeRawBufferPointer(utf8)) } }
-    if outcome == nil { outcome = Array(s.utf8).withUnsafeBytes { bytes in Result { () throws(E) -> R in try body(bytes) } } }
-    return try outcome!.get()
-}

@@ -2,6 +2,8 @@
 // appended (or patched in place at offsets already written), fixed-width integers are little-endian,
 // and varints are minimal, so every value has exactly one encoding.
 
+import StockpileCore
+
 /// Appends little-endian integers, varints and length-prefixed strings to a byte buffer that is meant
 /// to be reused: `reset()` keeps the capacity, so a writer that encodes record after record stops
 /// allocating once its buffer has grown to the largest record.
@@ -52,7 +54,8 @@ public struct ByteWriter: Sendable {
     /// Appends `count` zero bytes (reserved fields, placeholders patched later).
     public mutating func writeZeros(_ count: Int) {
         precondition(count >= 0, "a negative byte count")
-        bytes.append(contentsOf: repeatElement(0, count: count))
+        // Through a cursor: appending a `repeatElement` went element by element.
+        write(upTo: count) { $0.putZeros(count) }
     }
 
     /// Overwrites four bytes already written at `offset` (a length or checksum known only after the
@@ -90,19 +93,8 @@ public struct ByteWriter: Sendable {
 
     /// The UTF-8 byte count as a varint, then the bytes.
     public mutating func writeString(_ value: String) {
-        // Native and small strings are contiguous UTF-8 already, read where they are (a copy made to
-        // call the mutating `withUTF8` retained and released the string's storage each time); a
-        // bridged or lazily built one is made contiguous once, instead of appended byte by byte.
-        if value.utf8.withContiguousStorageIfAvailable({ writeCounted($0) }) == nil {
-            var value = value
-            value.withUTF8 { writeCounted($0) }
-        }
-    }
-
-    /// The byte count as a varint, then the bytes.
-    private mutating func writeCounted(_ utf8: UnsafeBufferPointer<UInt8>) {
-        writeVarint(UInt64(utf8.count))
-        bytes.append(contentsOf: utf8)
+        // Read where the string keeps it (`withUTF8Bytes`), not appended byte by byte.
+        withUTF8Bytes(of: value) { writeCounted($0) }
     }
 
     /// A string's bytes as `writeString` writes them: the byte count as a varint, then the bytes.
@@ -119,6 +111,12 @@ public struct ByteWriter: Sendable {
 
     public mutating func writeBytes(_ raw: [UInt8]) {
         bytes.append(contentsOf: raw)
+    }
+
+    /// Appends at most `bound` bytes that `body` writes through a cursor, in one copy (`RawCursor`).
+    @inline(__always)
+    mutating func write(upTo bound: Int, _ body: (inout RawCursor) -> Void) {
+        _ = RawCursor.write(upTo: bound, into: &bytes, body)
     }
 
     /// Lends the bytes written in `range` (to checksum them without copying).

@@ -293,20 +293,16 @@ extension ByteWriter {
     }
 
     /// The bytes `write(_: Reservation)` writes for the reservation `r` makes (`r.reservation`), read
-    /// from its fields: one line, and a fingerprint of that line (its request named it). Written on the
-    /// stack and appended at once (a snapshot writes millions of these: an append per field checked
-    /// the array's uniqueness and capacity each time); `writeFieldByField` is the same encoding, field
-    /// by field, which debug builds compare.
+    /// from its fields: one line, and a fingerprint of that line (its request named it). Written
+    /// through a cursor and appended at once (a snapshot writes millions of these); debug builds compare
+    /// it with `write(_: Reservation)`.
     mutating func write(_ r: SnapshotOneLineReservation) {
         let start = count
         let variant = r.variant
         let customerCount = r.customer?.utf8.count ?? 0
-        let warehouseCount = r.warehouse.utf8.count
         // Counts 5 bytes at most, varints 10, a TTL 20; the fixed bytes under 16.
-        let room = 5 + r.id.count + 2 * (10 + variant.count + warehouseCount) + 2 * (5 + customerCount) + 9 * 10 + 20 + 16
-        withUnsafeTemporaryAllocation(byteCount: room, alignment: 8) { buffer in
-            let p = buffer.baseAddress!
-            var c = RawCursor(p)
+        let room = 5 + r.id.count + 2 * (10 + variant.count + r.warehouse.utf8.count) + 2 * (5 + customerCount) + 9 * 10 + 20 + 16
+        write(upTo: room) { c in
             c.putCounted(r.id)
             c.putVarint(1)
             c.putCounted(variant)
@@ -329,34 +325,13 @@ extension ByteWriter {
             c.putOptional(r.requestTTL) { $0.put($1) }
             c.putOptional(r.customer) { $0.putCounted($1) }
             c.putByte(r.strategy.walCode)
-            writeBytes(UnsafeRawBufferPointer(start: p, count: c.offset(from: p)))
         }
         assert(
             {
                 var reference = ByteWriter()
-                reference.writeFieldByField(r)
+                reference.write(r.reservation)
                 return withUnsafeBytes(in: start..<count) { Array($0) } == reference.bytes
-            }(), "a snapshot reservation written otherwise than field by field")
-    }
-
-    /// `write(_: SnapshotOneLineReservation)`'s encoding, field by field.
-    mutating func writeFieldByField(_ r: SnapshotOneLineReservation) {
-        writeCounted(r.id)
-        writeVarint(1)
-        writeCounted(r.variant)
-        writeString(r.warehouse)
-        write(r.quantity)
-        write(r.fulfilled)
-        write(r.released)
-        write(Quantity.zero)
-        writeBool(r.tracked)
-        writeReservationState(status: r.status, endedByExpiry: r.endedByExpiry, expiresAt: r.expiresAt, customer: r.customer, createdAt: r.createdAt, closedAt: r.closedAt)
-        // The fingerprint: its one line as the request named it, then its terms (`writeFingerprintTerms`).
-        writeVarint(1)
-        writeCounted(r.variant)
-        writeString(r.warehouse)
-        write(r.quantity)
-        writeFingerprintTerms(ttl: r.requestTTL, customer: r.customer, strategy: r.strategy)
+            }(), "a snapshot reservation written otherwise than the reservation it makes")
     }
 
     /// A reservation's fields between its lines and its fingerprint.

@@ -46,25 +46,12 @@ public enum DurabilityPolicy: Hashable, Sendable {
 }
 
 public final class GroupCommitter: Sendable {
-    /// A record handed over as a value (a new one-line reservation is handed over as bytes instead:
-    /// `submit(reservation:seq:place:lsn:lane:)`).
-    public enum Handover: Sendable {
-        case body(WALRecord.Body)
-
-        /// Appends the record as a segment's writer frames it.
-        func append(lsn: UInt64, salt: UInt32, names: inout SegmentNames, into buffer: inout ByteWriter) {
-            switch self {
-            case .body(let body): RecordCodec.appendBody(body, lsn: lsn, salt: salt, names: &names, into: &buffer)
-            }
-        }
-    }
-
     /// What waits in a lane, each kind in LSN order: records handed over as values, and new one-line
     /// reservations staged as bytes (`StagedReservation`), back to back.
     struct LaneRecords {
         /// Optional so that the committer's thread moves each record out (`Taken.run`): a copy retained
         /// each of the record's names, and emptying the lane released them again.
-        var bodies: [(lsn: UInt64, record: Handover?)] = []
+        var bodies: [(lsn: UInt64, record: WALRecord.Body?)] = []
         var staged: [UInt8] = []
 
         var isEmpty: Bool { bodies.isEmpty && staged.isEmpty }
@@ -83,7 +70,7 @@ public final class GroupCommitter: Sendable {
     struct Batch {
         /// Per record: its staged bytes' offset in `staged`, or -1 - its index in `bodies`.
         var order: [Int] = []
-        var bodies: [Handover] = []
+        var bodies: [WALRecord.Body] = []
         var staged: [UInt8] = []
 
         var count: Int { order.count }
@@ -95,7 +82,7 @@ public final class GroupCommitter: Sendable {
             staged.removeAll(keepingCapacity: true)
         }
 
-        mutating func append(_ body: consuming Handover) {
+        mutating func append(_ body: consuming WALRecord.Body) {
             order.append(-1 - bodies.count)
             bodies.append(body)
         }
@@ -194,29 +181,20 @@ public final class GroupCommitter: Sendable {
     /// Never blocks on I/O, never fails: after a failure the record is dropped with everything else
     /// unwritten, and whoever waits for it hears of the failure (check `checkWritable()` first, so
     /// that nothing is numbered once the log has failed).
-    public func submit(_ record: consuming Handover, lsn: UInt64, lane: Int) {
+    public func submit(_ record: consuming WALRecord.Body, lsn: UInt64, lane: Int) {
         // Moved into the lane through an optional the closure empties: captured as it is, the record
         // was copied into the lane (a retain of each of its names) and released on return.
-        var handed: Handover? = consume record
+        var handed: WALRecord.Body? = consume record
         laneRefs[lane]._withUnsafeGuaranteedRef { $0.pending.withLock { $0.bodies.append((lsn, handed.take())) } }
         wakeIfIdle()
     }
 
     /// Hands over record `lsn` in `lane`, as `submit(_:lsn:lane:)` does: the `reservation` record of
-    /// `record`, its entry numbered `seq`, whose cell the engine keeps at `place` (nil: it does not say).
-    /// Staged in the lane as bytes (`StagedReservation`), so that the record is not moved about as a
-    /// value and its names stay with the thread that made them.
-    public func submit(reservation record: borrowing CompactReservation, seq: UInt64, place: CellPlace?, lsn: UInt64, lane: Int) {
-        laneRefs[lane]._withUnsafeGuaranteedRef { lane in
-            lane.pending.withLock { StagedReservation.stage(record, seq: seq, lsn: lsn, place: place, into: &$0.staged) }
-        }
-        wakeIfIdle()
-    }
-
-    /// `submit(reservation:seq:place:lsn:lane:)` from the record's parts, for a caller that has them
-    /// apart: the record of reservation `id`, made at `time` by `actor` with `hold` (which the record
-    /// must carry: `ReservationHold.isCarried`) on `cell`, which it left at `onHandAfter` and
-    /// `reservedAfter`, for `customer`. Nothing of it is copied but into the lane.
+    /// reservation `id`, made at `time` by `actor` with `hold` (which the record must carry:
+    /// `ReservationHold.isCarried`) on `cell`, which it left at `onHandAfter` and `reservedAfter`, for
+    /// `customer`, its entry numbered `seq`, its cell kept by the engine at `place` (nil: it does not
+    /// say). Staged in the lane as bytes (`StagedReservation`): the record is not moved about as a
+    /// value, and its names stay with the thread that made them.
     public func submit(
         reservation id: String, time: Timestamp, seq: UInt64, cell: CellKey, actor: String, hold: ReservationHold, onHandAfter: Quantity,
         reservedAfter: Quantity, customer: String?, place: CellPlace?, lsn: UInt64, lane: Int
@@ -263,7 +241,7 @@ public final class GroupCommitter: Sendable {
         try checkWritable()
         return ownNumbering.withLock { next in
             for body in bodies {
-                submit(.body(body), lsn: next, lane: 0)
+                submit(body, lsn: next, lane: 0)
                 next += 1
             }
             return next - 1
@@ -503,25 +481,21 @@ public final class GroupCommitter: Sendable {
                 }
             }
             for i in lanes.indices {
-                if heads[i] > 0 {
-                    if heads[i] == lanes[i].bodies.count {
-                        lanes[i].bodies.removeAll(keepingCapacity: true)
-                        heads[i] = 0
-                    } else if heads[i] >= 1024 && heads[i] * 2 >= lanes[i].bodies.count {
-                        // A lane that never drains (a gap now and then) drops what it wrote.
-                        lanes[i].bodies.removeFirst(heads[i])
-                        heads[i] = 0
-                    }
-                }
-                if stagedHeads[i] > 0 {
-                    if stagedHeads[i] == lanes[i].staged.count {
-                        lanes[i].staged.removeAll(keepingCapacity: true)
-                        stagedHeads[i] = 0
-                    } else if stagedHeads[i] >= 1 << 16 && stagedHeads[i] * 2 >= lanes[i].staged.count {
-                        lanes[i].staged.removeFirst(stagedHeads[i])
-                        stagedHeads[i] = 0
-                    }
-                }
+                Self.dropWritten(&lanes[i].bodies, head: &heads[i], once: 1024)
+                Self.dropWritten(&lanes[i].staged, head: &stagedHeads[i], once: 1 << 16)
+            }
+        }
+
+        /// Drops what `list` holds before `head` (written already): all of it when all is written, else
+        /// once it is `once` or more and half the list (a lane that never drains, a gap now and then).
+        private static func dropWritten<C: RangeReplaceableCollection>(_ list: inout C, head: inout Int, once: Int) {
+            guard head > 0 else { return }
+            if head == list.count {
+                list.removeAll(keepingCapacity: true)
+                head = 0
+            } else if head >= once && head * 2 >= list.count {
+                list.removeFirst(head)
+                head = 0
             }
         }
     }

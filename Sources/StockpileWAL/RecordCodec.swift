@@ -60,21 +60,59 @@ public enum RecordCodec {
         payload writePayload: (inout ByteWriter) -> Void
     ) {
         let start = writer.count
-        writer.writeUInt32(0)  // CRC, filled in below
-        writer.writeUInt32(0)  // length, filled in below
-        writer.writeUInt64(lsn)
-        writer.writeUInt32(salt)
-        writer.writeUInt8(type.rawValue)
-        writer.writeZeros(3)
+        writer.write(upTo: WALRecord.headerByteCount) { header in
+            header.skip(WALRecord.headerByteCount)
+            storeHeader(lsn: lsn, type: type, salt: salt, payloadByteCount: 0, in: header)  // the length filled in below
+        }
         writePayload(&writer)
         let payloadByteCount = writer.count - start - WALRecord.headerByteCount
-        precondition(
-            payloadByteCount >= 1 && payloadByteCount <= WALRecord.payloadByteCountMax,
-            "a record payload of \(payloadByteCount) bytes is outside 1...\(WALRecord.payloadByteCountMax)")
+        checkPayloadByteCount(payloadByteCount)
         writer.setUInt32(UInt32(payloadByteCount), at: start + 4)
         let crc = writer.withUnsafeBytes(in: start + 4..<writer.count) { CRC32C.checksum($0) }
         writer.setUInt32(crc, at: start)
-        // Read back what will go to disk (debug builds and tests): the framing must judge it valid.
+        assertValid(writer, at: start, lsn: lsn, type: type, salt: salt, payloadByteCount: payloadByteCount)
+    }
+
+    /// `appendRecord` for a payload of at most `bound` bytes written through a cursor: header,
+    /// payload, length and CRC made in one room and appended in one copy (a new reservation's record,
+    /// one for each reservation the log's thread writes).
+    static func appendRecord(
+        lsn: UInt64, type: WALRecordType, salt: UInt32, into writer: inout ByteWriter, payloadUpTo bound: Int,
+        _ writePayload: (inout RawCursor) -> Void
+    ) {
+        let start = writer.count
+        var payloadByteCount = 0
+        writer.write(upTo: WALRecord.headerByteCount + bound) { record in
+            record.skip(WALRecord.headerByteCount)
+            writePayload(&record)
+            payloadByteCount = record.count - WALRecord.headerByteCount
+            checkPayloadByteCount(payloadByteCount)
+            storeHeader(lsn: lsn, type: type, salt: salt, payloadByteCount: payloadByteCount, in: record)
+            record.store(CRC32C.checksum(UnsafeRawBufferPointer(start: record.start + 4, count: record.count - 4)), at: 0)
+        }
+        assertValid(writer, at: start, lsn: lsn, type: type, salt: salt, payloadByteCount: payloadByteCount)
+    }
+
+    /// The header's fields but for the CRC (§2.2): the length, the LSN, the salt, the type and three
+    /// zero bytes.
+    @inline(__always)
+    private static func storeHeader(lsn: UInt64, type: WALRecordType, salt: UInt32, payloadByteCount: Int, in record: RawCursor) {
+        record.store(UInt32(payloadByteCount), at: 4)
+        record.store(lsn, at: 8)
+        record.store(salt, at: 16)
+        record.store(UInt32(type.rawValue), at: 20)
+    }
+
+    @inline(__always)
+    private static func checkPayloadByteCount(_ payloadByteCount: Int) {
+        precondition(
+            payloadByteCount >= 1 && payloadByteCount <= WALRecord.payloadByteCountMax,
+            "a record payload of \(payloadByteCount) bytes is outside 1...\(WALRecord.payloadByteCountMax)")
+    }
+
+    /// Reads back what will go to disk (debug builds and tests): the framing must judge it valid.
+    @inline(__always)
+    private static func assertValid(_ writer: ByteWriter, at start: Int, lsn: UInt64, type: WALRecordType, salt: UInt32, payloadByteCount: Int) {
         assert(
             writer.bytes.withUnsafeBytes { decodeRecord($0, at: start, salt: salt, expectedLSN: lsn) }
                 == .valid(WALRecord(lsn: lsn, type: type, offset: start, payloadByteCount: payloadByteCount)))

@@ -153,14 +153,13 @@ public struct SegmentNames: Hashable, Sendable {
     /// `numberOrName(_:at:)` for a cell given by its names' UTF-8: builds the cell's names only when
     /// its place does not give its number (the cell is new to the segment, or its place is unknown).
     mutating func numberOrName(variant: UnsafeRawBufferPointer, warehouse: UnsafeRawBufferPointer, at place: CellPlace?) -> Int? {
+        func cell() -> CellKey { CellKey(variant: String(decoding: variant, as: UTF8.self), warehouse: String(decoding: warehouse, as: UTF8.self)) }
         if let place, let known = knownNumber(at: place) {
-            assert(
-                cells[known] == CellKey(variant: String(decoding: variant, as: UTF8.self), warehouse: String(decoding: warehouse, as: UTF8.self)),
-                "a place names one cell")
+            assert(cells[known] == cell(), "a place names one cell")
             assert(CellKey.tableHash(stable: cellHashes[known]) == place.tableHash, "the hash kept is the cell's")
             return known
         }
-        return numberOrName(CellKey(variant: String(decoding: variant, as: UTF8.self), warehouse: String(decoding: warehouse, as: UTF8.self)), at: place)
+        return numberOrName(cell(), at: place)
     }
 
     /// The number remembered for the cell at `place`, if one is.
@@ -182,8 +181,7 @@ public struct SegmentNames: Hashable, Sendable {
     }
 
     private static func equal(_ name: String, _ bytes: UnsafeRawBufferPointer) -> Bool {
-        var name = name
-        return name.withUTF8 { $0.count == bytes.count && ($0.isEmpty || memcmp($0.baseAddress!, bytes.baseAddress!, $0.count) == 0) }
+        withUTF8Bytes(of: name) { $0.count == bytes.count && ($0.isEmpty || memcmp($0.baseAddress!, bytes.baseAddress!, $0.count) == 0) }
     }
 
     fileprivate mutating func number(ofActor actor: String) -> Int? {

@@ -230,7 +230,7 @@ public final class SegmentWriter {
                             // slot is uninitialised only while this record is framed, and read by no one.
                             let slot = base! + (-1 - k)
                             let record = slot.move()
-                            record.append(lsn: first + UInt64(i), salt: salt, names: &names, into: &buffer)
+                            RecordCodec.appendBody(record, lsn: first + UInt64(i), salt: salt, names: &names, into: &buffer)
                             slot.initialize(to: consume record)
                         }
                     }

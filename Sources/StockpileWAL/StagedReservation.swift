@@ -35,13 +35,6 @@ import StockpileCore
 enum StagedReservation {
     static let headerByteCount = 72
 
-    /// Appends `fields`, numbered `lsn` (its entry `seq`), with `place`, to `staged`.
-    static func stage(_ fields: borrowing CompactReservation, seq: UInt64, lsn: UInt64, place: CellPlace?, into staged: inout [UInt8]) {
-        stage(
-            id: fields.id, time: fields.time, seq: seq, cell: fields.cell, actor: fields.actor, hold: fields.hold,
-            onHandAfter: fields.onHandAfter, reservedAfter: fields.reservedAfter, customer: fields.customer, lsn: lsn, place: place, into: &staged)
-    }
-
     /// Appends the record of reservation `id`, made at `time` by `actor` with `hold` on `cell`, which it
     /// left at `onHandAfter` and `reservedAfter`, its entry numbered `seq`, numbered `lsn`, with `place`,
     /// to `staged`. Its names are read where they lie: nothing here retains them.
@@ -56,18 +49,16 @@ enum StagedReservation {
         // Quantities and times are at most 10 bytes as varints, a TTL 20, a count 5; then the padding.
         let room = headerByteCount + cell.variant.utf8.count + cell.warehouse.utf8.count + actor.utf8.count + 4 * 10 + 20 + 5
             + (customer?.utf8.count ?? 0) + 5 + id.utf8.count + 7
-        // Built on the stack, then appended at once: one append, not one per field.
         let start = staged.count
-        let used = withUnsafeTemporaryAllocation(byteCount: room, alignment: 8) { room -> Int in
-            let p = room.baseAddress!
-            var c = RawCursor(p + headerByteCount)
+        let used = RawCursor.write(upTo: room, into: &staged) { c in
+            c.skip(headerByteCount)
             c.put(cell.variant)
-            let variantCount = c.offset(from: p) - headerByteCount
+            let variantCount = c.count - headerByteCount
             c.put(cell.warehouse)
-            let warehouseCount = c.offset(from: p) - headerByteCount - variantCount
+            let warehouseCount = c.count - headerByteCount - variantCount
             c.put(actor)
-            let actorCount = c.offset(from: p) - headerByteCount - variantCount - warehouseCount
-            let tailStart = c.offset(from: p)
+            let actorCount = c.count - headerByteCount - variantCount - warehouseCount
+            let tailStart = c.count
             c.putSigned(hold.quantity.units)
             if hold.backordered != .zero { c.putSigned(hold.backordered.units) }
             c.putSigned(onHandAfter.units)
@@ -75,42 +66,35 @@ enum StagedReservation {
             if let ttl = hold.ttl { c.put(ttl) }
             if let customer { c.putCounted(customer) }
             c.putCounted(id)
-            let tailCount = c.offset(from: p) - tailStart
-            let total = (c.offset(from: p) + 7) & ~7
-            p.storeBytes(of: lsn.littleEndian, toByteOffset: 0, as: UInt64.self)
-            p.storeBytes(of: time.milliseconds.littleEndian, toByteOffset: 8, as: Int64.self)
-            p.storeBytes(of: seq.littleEndian, toByteOffset: 16, as: UInt64.self)
-            p.storeBytes(of: (place?.generation ?? 0).littleEndian, toByteOffset: 24, as: UInt64.self)
-            p.storeBytes(of: (place?.tableHash ?? 0).littleEndian, toByteOffset: 32, as: UInt64.self)
-            p.storeBytes(of: Int32(truncatingIfNeeded: place?.shard ?? -1).littleEndian, toByteOffset: 40, as: Int32.self)
-            p.storeBytes(of: Int32(truncatingIfNeeded: place?.position ?? -1).littleEndian, toByteOffset: 44, as: Int32.self)
-            p.storeBytes(of: UInt32(total).littleEndian, toByteOffset: 48, as: UInt32.self)
-            p.storeBytes(of: UInt32(variantCount).littleEndian, toByteOffset: 52, as: UInt32.self)
-            p.storeBytes(of: UInt32(warehouseCount).littleEndian, toByteOffset: 56, as: UInt32.self)
-            p.storeBytes(of: UInt32(actorCount).littleEndian, toByteOffset: 60, as: UInt32.self)
-            p.storeBytes(of: UInt32(tailCount).littleEndian, toByteOffset: 64, as: UInt32.self)
-            p.storeBytes(of: hold.flags(customer: customer != nil, cellNamed: false, actorNamed: false), toByteOffset: 68, as: UInt8.self)
-            p.storeBytes(of: 0, toByteOffset: 69, as: UInt8.self)
-            p.storeBytes(of: 0, toByteOffset: 70, as: UInt16.self)
-            // The padding, zero.
-            (p + c.offset(from: p)).initializeMemory(as: UInt8.self, repeating: 0, count: total - c.offset(from: p))
-            staged.append(contentsOf: UnsafeRawBufferPointer(start: p, count: total))
-            return total
+            let tailCount = c.count - tailStart
+            c.putZeros(((c.count + 7) & ~7) - c.count)
+            c.store(lsn, at: 0)
+            c.store(time.milliseconds, at: 8)
+            c.store(seq, at: 16)
+            c.store(place?.generation ?? 0, at: 24)
+            c.store(place?.tableHash ?? 0, at: 32)
+            c.store(Int32(place?.shard ?? -1), at: 40)
+            c.store(Int32(place?.position ?? -1), at: 44)
+            c.store(UInt32(c.count), at: 48)
+            c.store(UInt32(variantCount), at: 52)
+            c.store(UInt32(warehouseCount), at: 56)
+            c.store(UInt32(actorCount), at: 60)
+            c.store(UInt32(tailCount), at: 64)
+            // The flags, and the three zero bytes after them.
+            c.store(UInt32(hold.flags(customer: customer != nil, cellNamed: false, actorNamed: false)), at: 68)
         }
         assert(
             {
-                // The tail as the record's encoder writes it.
-                var w = ByteWriter()
-                w.write(hold.quantity)
-                if hold.backordered != .zero { w.write(hold.backordered) }
-                w.write(onHandAfter)
-                w.write(reservedAfter)
-                if let ttl = hold.ttl { w.write(ttl) }
-                if let customer { w.writeString(customer) }
-                w.writeString(id)
+                // The tail as the record's encoder writes it: the end of its payload.
+                var names = SegmentNames(createdAt: time)
+                var payload = ByteWriter()
+                CompactReservation(
+                    reservation: id, time: time, seq: seq, cell: cell, actor: actor, quantity: hold.quantity, tracked: hold.tracked,
+                    backordered: hold.backordered, onHandAfter: onHandAfter, reservedAfter: reservedAfter, ttl: hold.ttl, customer: customer,
+                    strategy: hold.strategy)!.encode(into: &payload, names: &names)
                 return staged.withUnsafeBytes { all in
                     let v = View(all.baseAddress! + start)
-                    return Array(v.tail) == w.bytes && v.lsn == lsn && v.seq == seq && v.place == place && v.byteCount == used
+                    return payload.bytes.suffix(v.tail.count).elementsEqual(v.tail) && v.lsn == lsn && v.seq == seq && v.place == place && v.byteCount == used
                 }
             }(), "a staged record whose tail is not the record's")
     }
@@ -159,13 +143,9 @@ enum StagedReservation {
         var flags = v.flags
         if cellNumber == nil { flags |= CompactReservation.Flag.cellNamed }
         if actorNumber == nil { flags |= CompactReservation.Flag.actorNamed }
-        // Header, flags, time, seq, the cell's and the actor's numbers or names, the tail.
-        let room = WALRecord.headerByteCount + 1 + 3 * 10 + 2 * 5 + variant.count + warehouse.count + 5 + actor.count + tail.count
-        let start = writer.count
-        // Framed on the stack, then appended at once.
-        let used = withUnsafeTemporaryAllocation(byteCount: room, alignment: 8) { buffer -> Int in
-            let p = buffer.baseAddress!
-            var c = RawCursor(p + WALRecord.headerByteCount)
+        // Flags, time, seq, the cell's and the actor's numbers or names, the tail.
+        let room = 1 + 3 * 10 + 2 * 5 + variant.count + warehouse.count + 5 + actor.count + tail.count
+        RecordCodec.appendRecord(lsn: v.lsn, type: .reservation, salt: salt, into: &writer, payloadUpTo: room) { c in
             c.putByte(flags)
             c.putSigned(v.timeMilliseconds &- names.createdAt.milliseconds)
             c.putVarint(v.seq)
@@ -181,106 +161,7 @@ enum StagedReservation {
                 c.putCounted(actor)
             }
             c.putBytes(tail)
-            let end = c.offset(from: p)
-            let payloadByteCount = end - WALRecord.headerByteCount
-            precondition(
-                payloadByteCount <= WALRecord.payloadByteCountMax,
-                "a record payload of \(payloadByteCount) bytes is outside 1...\(WALRecord.payloadByteCountMax)")
-            p.storeBytes(of: UInt32(payloadByteCount).littleEndian, toByteOffset: 4, as: UInt32.self)
-            p.storeBytes(of: v.lsn.littleEndian, toByteOffset: 8, as: UInt64.self)
-            p.storeBytes(of: salt.littleEndian, toByteOffset: 16, as: UInt32.self)
-            p.storeBytes(of: WALRecordType.reservation.rawValue, toByteOffset: 20, as: UInt8.self)
-            p.storeBytes(of: 0, toByteOffset: 21, as: UInt8.self)
-            p.storeBytes(of: 0, toByteOffset: 22, as: UInt16.self)
-            let crc = CRC32C.checksum(UnsafeRawBufferPointer(start: p + 4, count: end - 4))
-            p.storeBytes(of: crc.littleEndian, toByteOffset: 0, as: UInt32.self)
-            writer.writeBytes(UnsafeRawBufferPointer(start: p, count: end))
-            return end
         }
         if actorNumber == nil { names.name(actor: String(decoding: actor, as: UTF8.self)) }
-        assert(
-            writer.bytes.withUnsafeBytes { RecordCodec.decodeRecord($0, at: start, salt: salt, expectedLSN: v.lsn) }
-                == .valid(WALRecord(lsn: v.lsn, type: .reservation, offset: start, payloadByteCount: used - WALRecord.headerByteCount)))
-    }
-
-}
-
-/// Writes through a pointer into room made beforehand: the encodings of `ByteWriter` (LEB128 varints,
-/// strings as a varint count and their UTF-8), without an array's checks per field.
-struct RawCursor {
-    private(set) var at: UnsafeMutableRawPointer
-
-    init(_ at: UnsafeMutableRawPointer) { self.at = at }
-
-    func offset(from base: UnsafeMutableRawPointer) -> Int { at - base }
-
-    @inline(__always)
-    mutating func putByte(_ byte: UInt8) {
-        at.storeBytes(of: byte, as: UInt8.self)
-        at += 1
-    }
-
-    @inline(__always)
-    mutating func putVarint(_ value: UInt64) {
-        var v = value
-        while v >= 0x80 {
-            putByte(UInt8(truncatingIfNeeded: v) | 0x80)
-            v >>= 7
-        }
-        putByte(UInt8(truncatingIfNeeded: v))
-    }
-
-    /// ZigZag, then LEB128 (`ByteWriter.writeSignedVarint`).
-    @inline(__always)
-    mutating func putSigned(_ value: Int64) {
-        putVarint(UInt64(bitPattern: (value << 1) ^ (value >> 63)))
-    }
-
-    /// A duration as `ByteWriter.write(_: Duration)` writes it: seconds, then attoseconds.
-    @inline(__always)
-    mutating func put(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        putSigned(seconds)
-        putSigned(attoseconds)
-    }
-
-    /// A presence byte, then the value when present (`ByteWriter.writeOptional`).
-    @inline(__always)
-    mutating func putOptional<T>(_ value: T?, _ put: (inout RawCursor, T) -> Void) {
-        if let value {
-            putByte(1)
-            put(&self, value)
-        } else {
-            putByte(0)
-        }
-    }
-
-    @inline(__always)
-    mutating func putBytes(_ bytes: UnsafeRawBufferPointer) {
-        guard let source = bytes.baseAddress, !bytes.isEmpty else { return }
-        at.copyMemory(from: source, byteCount: bytes.count)
-        at += bytes.count
-    }
-
-    /// `text`'s UTF-8, read in place when the string keeps it contiguous.
-    @inline(__always)
-    mutating func put(_ text: String) {
-        if text.utf8.withContiguousStorageIfAvailable({ putBytes(UnsafeRawBufferPointer($0)) }) == nil {
-            var text = text
-            text.withUTF8 { putBytes(UnsafeRawBufferPointer($0)) }
-        }
-    }
-
-    @inline(__always)
-    mutating func putCounted(_ bytes: UnsafeRawBufferPointer) {
-        putVarint(UInt64(bytes.count))
-        putBytes(bytes)
-    }
-
-    /// `text` as `ByteWriter.writeString` writes it.
-    @inline(__always)
-    mutating func putCounted(_ text: String) {
-        putVarint(UInt64(text.utf8.count))
-        put(text)
     }
 }

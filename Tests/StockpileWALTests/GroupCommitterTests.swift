@@ -127,14 +127,14 @@ struct GroupCommitterTests {
         let (fs, dir, committer) = try Self.simulatedCommitter(policy: .always, laneCount: 2)
         let bodies = LogTestSupport.bodies(count: 5, seed: 7)
         // LSNs 2 and 3 come first, in lane 1; 1 is still on its way to lane 0.
-        committer.submit(.body(bodies[1]), lsn: 2, lane: 1)
-        committer.submit(.body(bodies[2]), lsn: 3, lane: 1)
+        committer.submit(bodies[1], lsn: 2, lane: 1)
+        committer.submit(bodies[2], lsn: 3, lane: 1)
         try await Task.sleep(for: .milliseconds(50))
         #expect(committer.progress.acknowledgedLSN == 0, "nothing is acknowledged while LSN 1 has not come")
-        committer.submit(.body(bodies[0]), lsn: 1, lane: 0)
+        committer.submit(bodies[0], lsn: 1, lane: 0)
         try await committer.waitUntilAcknowledged(3)
-        committer.submit(.body(bodies[4]), lsn: 5, lane: 1)
-        committer.submit(.body(bodies[3]), lsn: 4, lane: 0)
+        committer.submit(bodies[4], lsn: 5, lane: 1)
+        committer.submit(bodies[3], lsn: 4, lane: 0)
         try await committer.waitUntilAcknowledged(5)
         fs.crash()
         let recovered = try LogRecovery.recover(directory: dir, fileSystem: fs)
@@ -164,7 +164,7 @@ struct GroupCommitterTests {
                                 defer { n += 1 }
                                 return n
                             }
-                            committer.submit(.body(body), lsn: lsn, lane: lane)
+                            committer.submit(body, lsn: lsn, lane: lane)
                             return lsn
                         }
                         try await committer.waitUntilAcknowledged(lsn)
@@ -186,10 +186,10 @@ struct GroupCommitterTests {
     @Test("after close, a handover is refused and a waiter for a record not written hears that the log closed")
     func afterClose() async throws {
         let (_, _, committer) = try Self.simulatedCommitter(policy: .always, laneCount: 2)
-        committer.submit(.body(LogTestSupport.smallBodies(count: 1)[0]), lsn: 1, lane: 0)
+        committer.submit(LogTestSupport.smallBodies(count: 1)[0], lsn: 1, lane: 0)
         try await committer.waitUntilAcknowledged(1)
         // LSN 3 comes, 2 never does: at close, 3 cannot be written.
-        committer.submit(.body(LogTestSupport.smallBodies(count: 1)[0]), lsn: 3, lane: 1)
+        committer.submit(LogTestSupport.smallBodies(count: 1)[0], lsn: 3, lane: 1)
         try committer.close()
         #expect(throws: GroupCommitter.closedError) { try committer.checkWritable() }
         await #expect(throws: GroupCommitter.closedError) { try await committer.waitUntilAcknowledged(3) }
@@ -230,12 +230,12 @@ struct HandoverGroupTests {
         let committer = try Self.committer(groupWaitMax: .seconds(24 * 3600))
         let bodies = LogTestSupport.bodies(count: 3, seed: 11)
         let group = committer.beginGroup()
-        committer.submit(.body(bodies[0]), lsn: 1, lane: 0)
+        committer.submit(bodies[0], lsn: 1, lane: 0)
         // Without the group, the first record would be written and acknowledged alone.
         #expect(try await Self.waitsBegun(committer, 1, within: .seconds(60)), "the write waits for the open group")
         #expect(committer.progress.acknowledgedLSN == 0, "nothing is written while the group is open")
-        committer.submit(.body(bodies[1]), lsn: 2, lane: 0)
-        committer.submit(.body(bodies[2]), lsn: 3, lane: 0)
+        committer.submit(bodies[1], lsn: 2, lane: 0)
+        committer.submit(bodies[2], lsn: 3, lane: 0)
         committer.endGroup(group)
         #expect(try await Self.acknowledged(committer, 3, within: .seconds(60)), "the group's end lets the write go")
         #expect(committer.progress.batchCount == 1, "the group's records go in one write")
@@ -249,7 +249,7 @@ struct HandoverGroupTests {
         let committer = try Self.committer(groupWaitMax: .seconds(30))
         let bodies = LogTestSupport.bodies(count: 1, seed: 12)
         let first = committer.beginGroup()
-        committer.submit(.body(bodies[0]), lsn: 1, lane: 0)
+        committer.submit(bodies[0], lsn: 1, lane: 0)
         #expect(try await Self.waitsBegun(committer, 1, within: .seconds(20)), "the write waits for the first group")
         let later = committer.beginGroup()
         committer.endGroup(first)
@@ -264,10 +264,10 @@ struct HandoverGroupTests {
         let committer = try Self.committer(groupWaitMax: .milliseconds(20))
         let bodies = LogTestSupport.bodies(count: 2, seed: 13)
         let group = committer.beginGroup()
-        committer.submit(.body(bodies[0]), lsn: 1, lane: 0)
+        committer.submit(bodies[0], lsn: 1, lane: 0)
         #expect(try await Self.acknowledged(committer, 1, within: .seconds(5)))
         // The next write waits the bound again (the group is still open), and then goes.
-        committer.submit(.body(bodies[1]), lsn: 2, lane: 0)
+        committer.submit(bodies[1], lsn: 2, lane: 0)
         #expect(try await Self.acknowledged(committer, 2, within: .seconds(5)))
         committer.endGroup(group)
         try await committer.waitUntilAcknowledged(2)

@@ -31,6 +31,13 @@ import Testing
         return (fields, place)
     }
 
+    /// Stages the record of `fields`, its entry numbered `seq`, as the committer stages one.
+    static func stage(_ fields: CompactReservation, seq: UInt64, lsn: UInt64, place: CellPlace?, into staged: inout [UInt8]) {
+        StagedReservation.stage(
+            id: fields.id, time: fields.time, seq: seq, cell: fields.cell, actor: fields.actor, hold: fields.hold, onHandAfter: fields.onHandAfter,
+            reservedAfter: fields.reservedAfter, customer: fields.customer, lsn: lsn, place: place, into: &staged)
+    }
+
     static let cells = (0..<40).map { CellKey(variant: "SKU-\($0)" + String(repeating: "v", count: $0 % 7 * 9), warehouse: $0 % 3 == 0 ? "MAIN" : "W-\($0 % 5)") }
     static let actors = ["", "client-1", "client-22", "checkout service of the north region", "engine"]
 
@@ -51,7 +58,7 @@ import Testing
             let (fields, place) = Self.random(&rng, seq: UInt64(10 + i), time: time, cells: Self.cells, actors: Self.actors, generation: generation)
             let lsn = UInt64(1 + i)
             var staged: [UInt8] = []
-            StagedReservation.stage(fields, seq: fields.seq, lsn: lsn, place: place, into: &staged)
+            Self.stage(fields, seq: fields.seq, lsn: lsn, place: place, into: &staged)
             #expect(staged.count % 8 == 0, "seed \(seed)")
             staged.withUnsafeBytes { StagedReservation.frame($0.baseAddress!, salt: TestSegments.salt, names: &stagedNames, into: &framed) }
             RecordCodec.appendReservation(fields, lsn: lsn, salt: TestSegments.salt, names: &encodedNames, place: place, into: &encoded)
@@ -107,8 +114,11 @@ import Testing
                     let (lsn, item) = queues[lane][heads[lane]]
                     heads[lane] += 1
                     switch item {
-                    case .staged(let fields, let place): committer.submit(reservation: fields, seq: 100 + lsn - 1, place: place, lsn: lsn, lane: lane)
-                    case .body(let body): committer.submit(.body(body), lsn: lsn, lane: lane)
+                    case .staged(let f, let place):
+                        committer.submit(
+                            reservation: f.id, time: f.time, seq: 100 + lsn - 1, cell: f.cell, actor: f.actor, hold: f.hold, onHandAfter: f.onHandAfter,
+                            reservedAfter: f.reservedAfter, customer: f.customer, place: place, lsn: lsn, lane: lane)
+                    case .body(let body): committer.submit(body, lsn: lsn, lane: lane)
                     }
                 }
                 if rng.next() % 16 == 0 { await Task.yield() }
