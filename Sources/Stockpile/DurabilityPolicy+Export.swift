@@ -5,3 +5,6 @@
 @_exported import enum StockpileWAL.DurabilityPolicy
 // And the way the engine starts its threads (named for the kernel), which a server starts its own with.
 @_exported import func StockpileWAL.startThread
+// And the deferral of the log's wake-ups, with which a thread of the server's commits its own
+// records when it would otherwise sleep while the log's thread does.
+@_exported import class StockpileWAL.WakeDeferral

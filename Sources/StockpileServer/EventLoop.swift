@@ -49,6 +49,8 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
     private let statistics: ServerStatistics
     private let log: @Sendable (String) -> Void
     private let mailbox = Mutex<[Message]>([])
+    /// The log records this loop's turns hand over, waiting for the turn's end (`run`).
+    private let deferral = WakeDeferral()
     /// The messages being drained, swapped with the mailbox's list each time.
     private var messages: [Message] = []
     /// Jobs of tasks that run on this loop, in the order they were enqueued.
@@ -122,16 +124,25 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
     /// Runs until shutdown completes. Call on the loop's own thread.
     func run() {
         loopThread.withLock { $0 = pthread_self() }
+        // The turn's records do not wake the log's thread as each is handed over (`WakeDeferral`):
+        // they are committed once the turn is done, below.
+        deferral.install()
+        defer { deferral.uninstall() }
         while true {
             // Do not sleep while jobs wait: a job enqueued during this turn has already woken the
             // poller, so a zero timeout is only needed when the queue is known to be non-empty.
-            poller.wait(timeoutMilliseconds: 100) { token, events in
+            // Nor while the last turn's records wait for the log: a look that finds nothing ready
+            // commits them here (this thread would only sleep), one that finds work wakes the
+            // log's thread to commit them meanwhile.
+            let deferred = deferral.isPending
+            let ready = poller.wait(timeoutMilliseconds: deferred ? 0 : 100) { token, events in
                 switch token {
                 case Poller.wakeToken: poller.drainWake()
                 case Poller.listenerToken: acceptAll()
                 default: handleReadiness(token, events)
                 }
             }
+            if deferred { deferral.flush(committingInPlace: ready == 0) }
             // Jobs, messages and new batches feed each other (a batch posts its result; a result
             // starts the connection's next batch): go round until all three are empty.
             repeat {

@@ -6,8 +6,16 @@
 // has come, whichever lane it comes in); a caller hears "durable" only after the fdatasync that
 // covered its record returned (`always`), or after its write returned (`interval`, which syncs every
 // interval); after a failed write or sync every waiting and every later caller gets that error — the
-// failure is never retried as if nothing happened. Blocking calls run only on the committer's own
-// thread, never on the cooperative pool.
+// failure is never retried as if nothing happened. Blocking calls run on the committer's own thread,
+// never on the cooperative pool, or on a thread of the caller's that asks to commit in its place.
+//
+// A thread that would otherwise wait for the log's thread can commit itself (`WakeDeferral`): an event
+// loop's handovers during its turn do not wake the log's thread; when its turn is done and nothing else
+// is ready for it, the loop writes and syncs what waits itself, if the log's thread sleeps and no commit
+// is under way, and otherwise wakes that thread once. A commit holds `committing`, whichever thread
+// makes it, so commits never overlap and write in LSN order as before. At pipeline 1, the log's thread
+// woken by a turn's first record wrote that record alone, and the turn's others waited for the next
+// sync; and every sync cost a wake-up of that thread and one of the loop back.
 
 import Dispatch
 import Foundation
@@ -118,10 +126,27 @@ public final class GroupCommitter: Sendable {
         var failureObserver: (@Sendable (WALIOError) -> Void)?
     }
 
-    /// The writer belongs to the committer's thread alone; nothing else touches it after `init`.
-    private final class WriterBox: @unchecked Sendable {
+    /// What a commit works with, held (in `committing`) by the thread that commits: the committer's
+    /// own, or a caller committing in its place (`commitInPlace`). The lists are kept between commits,
+    /// so that a commit allocates nothing.
+    private struct Committing: @unchecked Sendable {
+        // @unchecked: the writer is touched only under the lock that holds this.
         let writer: SegmentWriter
-        init(_ writer: SegmentWriter) { self.writer = writer }
+        var taken: Taken
+        var batch = Batch()
+        /// The continuations a commit resumes, emptied after each (grown one append at a time it took
+        /// about seven allocations for sixty waiters).
+        var ready: [UnsafeContinuation<Result<Void, WALIOError>, Never>] = []
+        var lastSync = ContinuousClock.now
+    }
+
+    /// What one commit did (`commit`).
+    private enum Committed {
+        /// Nothing waited: nothing was written.
+        case nothing
+        case written
+        /// The write or sync failed (`fail` told everyone).
+        case failed
     }
 
     public let policy: DurabilityPolicy
@@ -142,7 +167,7 @@ public final class GroupCommitter: Sendable {
     private let refusing = Atomic<Bool>(false)
     /// The next LSN of `submit(_ bodies:)`, for a caller that numbers its records no other way.
     private let ownNumbering: Mutex<UInt64>
-    private let writerBox: WriterBox
+    private let committing: Mutex<Committing>
     private let wakeUp = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
     /// The groups of handovers open now (`beginGroup`), and the one the committer's thread waits for.
@@ -167,7 +192,7 @@ public final class GroupCommitter: Sendable {
         ownNumbering = Mutex(writer.nextLSN)
         lanes = (0..<laneCount).map { _ in Lane() }
         laneRefs = lanes.map { Unmanaged.passUnretained($0) }
-        writerBox = WriterBox(writer)
+        committing = Mutex(Committing(writer: writer, taken: Taken(laneCount: laneCount)))
         startThread(named: "sp-wal") { [self] in run() }
     }
 
@@ -209,14 +234,59 @@ public final class GroupCommitter: Sendable {
         wakeIfIdle()
     }
 
-    /// Wakes the committer's thread if it sleeps, after a record was handed over.
+    /// After a record was handed over: wakes the committer's thread if it sleeps, or, on a thread
+    /// that defers (`WakeDeferral`), notes that this committer has records of that thread's waiting.
     @inline(__always)
     private func wakeIfIdle() {
+        if let deferral = WakeDeferral.current {
+            deferral.note(self)
+            return
+        }
+        wakeNowIfIdle()
+    }
+
+    /// Whether the committer's thread sleeps, waiting for a handover to wake it (for tests).
+    var isSleeping: Bool { writerIdle.load(ordering: .sequentiallyConsistent) }
+
+    /// Wakes the committer's thread if it sleeps.
+    @inline(__always)
+    func wakeNowIfIdle() {
         // The handover is in the lane before the flag is read, and the thread sets the flag before it
         // looks at the lanes a last time: one of the two sees the other (`run`).
         atomicMemoryFence(ordering: .sequentiallyConsistent)
         if writerIdle.load(ordering: .sequentiallyConsistent), writerIdle.exchange(false, ordering: .sequentiallyConsistent) {
             wakeUp.signal()
+        }
+    }
+
+    /// Writes (and under `always` syncs) what waits on the calling thread, when the committer's
+    /// thread sleeps and no commit is under way; otherwise wakes that thread if it sleeps, so that it
+    /// writes what waits. Returns whether this call wrote anything. For a thread that may block on
+    /// I/O (an event loop with nothing else to do, never the cooperative pool) and that handed records
+    /// over without waking the committer (`WakeDeferral`). Its waiters are resumed before it returns.
+    @discardableResult
+    public func commitInPlace() -> Bool {
+        atomicMemoryFence(ordering: .sequentiallyConsistent)
+        guard writerIdle.load(ordering: .sequentiallyConsistent), !refusing.load(ordering: .acquiring) else {
+            wakeNowIfIdle()
+            return false
+        }
+        // Not waiting for other callers' open groups: this caller's records are all in, and the
+        // committer's thread takes the rest next.
+        switch committing.withLockIfAvailable({ commit(&$0, awaitingGroups: false) }) {
+        case nil:
+            // A commit is under way; the thread that makes it takes what waits next, or the
+            // committer's thread, woken if it sleeps.
+            wakeNowIfIdle()
+            return false
+        case .nothing?:
+            return false
+        case .written?:
+            return true
+        case .failed?:
+            // The committer's thread ends when it sees the failure.
+            wakeNowIfIdle()
+            return true
         }
     }
 
@@ -500,68 +570,89 @@ public final class GroupCommitter: Sendable {
         }
     }
 
+    /// One commit under `committing`: takes what waits, writes it in LSN order as far as it runs
+    /// without a gap, syncs it (under `interval`, when the sync is due) and resumes its waiters.
+    /// `awaitingGroups`: first wait for the groups of handovers open now (`beginGroup`).
+    private func commit(_ c: inout Committing, awaitingGroups: Bool) -> Committed {
+        c.taken.take(from: laneRefs)
+        c.batch.removeAll()
+        c.taken.run(from: c.writer.nextLSN, into: &c.batch)
+        if c.batch.isEmpty { return .nothing }
+        // A group being handed over goes in this write with what came before it.
+        if awaitingGroups && awaitOpenGroups() {
+            c.taken.take(from: laneRefs)
+            c.taken.run(from: c.writer.nextLSN + UInt64(c.batch.count), into: &c.batch)
+        }
+        do {
+            let lsns = try c.writer.append(&c.batch)
+            var synced = false
+            if case .interval(let d) = policy, ContinuousClock.now - c.lastSync < d {
+                // Written is acknowledged under `interval`; the sync waits for its turn.
+            } else {
+                try c.writer.sync()
+                c.lastSync = ContinuousClock.now
+                synced = true
+            }
+            acknowledge(through: lsns.upperBound, synced: synced, recordByteCount: c.writer.recordByteCount, ready: &c.ready)
+            return .written
+        } catch {
+            fail(error)
+            return .failed
+        }
+    }
+
     private func run() {
-        let writer = writerBox.writer
-        var lastSync = ContinuousClock.now
-        var taken = Taken(laneCount: lanes.count)
-        var batch = Batch()
-        var ready: [UnsafeContinuation<Result<Void, WALIOError>, Never>] = []
         while true {
-            taken.take(from: laneRefs)
-            batch.removeAll()
-            taken.run(from: writer.nextLSN, into: &batch)
-            if batch.isEmpty {
-                let stopping = state.withLock { $0.stopping }
-                if stopping {
-                    // Callers are done by `close()`; a record past a gap (one numbered but never handed
-                    // over) is not written, and `close()` tells its waiter so.
-                    finish(writer)
-                    return
-                }
-                // Idle from here, unless a handover came meanwhile: it was put in its lane before
-                // it read the flag, so either this look finds it or it finds the flag set.
-                writerIdle.store(true, ordering: .sequentiallyConsistent)
-                if laneRefs.contains(where: { lane in lane._withUnsafeGuaranteedRef { $0.pending.withLock { !$0.isEmpty } } }) || state.withLock({ $0.stopping }) {
-                    if writerIdle.exchange(false, ordering: .sequentiallyConsistent) { continue }
-                    // A handover cleared the flag and signals: take that signal, then look again.
-                }
-                switch policy {
-                case .interval(let d):
-                    // Sleep at most until the next sync is due, then sync what was written.
-                    let due = lastSync + d
-                    let wait = max(.zero, due - ContinuousClock.now)
-                    _ = wakeUp.wait(timeout: .now() + Self.dispatchInterval(wait))
-                    if ContinuousClock.now >= due {
-                        if !sync(writer) { return }
-                        lastSync = ContinuousClock.now
-                    }
-                default:
-                    wakeUp.wait()
-                }
-                writerIdle.store(false, ordering: .sequentiallyConsistent)
+            switch committing.withLock({ commit(&$0, awaitingGroups: true) }) {
+            case .written:
                 continue
+            case .failed:
+                finished.signal()
+                return
+            case .nothing:
+                break
             }
-            // A group being handed over goes in this write with what came before it.
-            if awaitOpenGroups() {
-                taken.take(from: laneRefs)
-                taken.run(from: writer.nextLSN + UInt64(batch.count), into: &batch)
-            }
-            do {
-                let lsns = try writer.append(&batch)
-                var synced = false
-                if case .interval(let d) = policy, ContinuousClock.now - lastSync < d {
-                    // Written is acknowledged under `interval`; the sync waits for its turn.
-                } else {
-                    try writer.sync()
-                    lastSync = ContinuousClock.now
-                    synced = true
-                }
-                acknowledge(through: lsns.upperBound, synced: synced, recordByteCount: writer.recordByteCount, ready: &ready)
-            } catch {
-                fail(error)
+            let (stopping, failed) = state.withLock { ($0.stopping, $0.failure != nil) }
+            if failed {
+                // A caller committing in its place failed: nothing more is written.
                 finished.signal()
                 return
             }
+            if stopping {
+                // Callers are done by `close()`; a record past a gap (one numbered but never handed
+                // over) is not written, and `close()` tells its waiter so.
+                committing.withLock { finish($0.writer) }
+                return
+            }
+            // Idle from here, unless a handover came meanwhile: it was put in its lane before
+            // it read the flag, so either this look finds it or it finds the flag set.
+            writerIdle.store(true, ordering: .sequentiallyConsistent)
+            if laneRefs.contains(where: { lane in lane._withUnsafeGuaranteedRef { $0.pending.withLock { !$0.isEmpty } } })
+                || state.withLock({ $0.stopping || $0.failure != nil })
+            {
+                if writerIdle.exchange(false, ordering: .sequentiallyConsistent) { continue }
+                // A handover cleared the flag and signals: take that signal, then look again.
+            }
+            switch policy {
+            case .interval(let d):
+                // Sleep at most until the next sync is due, then sync what was written.
+                let due = committing.withLock { $0.lastSync } + d
+                let wait = max(.zero, due - ContinuousClock.now)
+                _ = wakeUp.wait(timeout: .now() + Self.dispatchInterval(wait))
+                if ContinuousClock.now >= due {
+                    let synced = committing.withLock { c -> Bool in
+                        // A caller that committed in the thread's place meanwhile may have synced.
+                        guard ContinuousClock.now - c.lastSync >= d else { return true }
+                        guard sync(c.writer) else { return false }
+                        c.lastSync = ContinuousClock.now
+                        return true
+                    }
+                    if !synced { return }
+                }
+            default:
+                wakeUp.wait()
+            }
+            writerIdle.store(false, ordering: .sequentiallyConsistent)
         }
     }
 
@@ -595,9 +686,7 @@ public final class GroupCommitter: Sendable {
         finished.signal()
     }
 
-    /// `ready`: the thread's list of continuations to resume, empty, kept between calls so that an
-    /// acknowledgement allocates nothing (grown one append at a time it took about seven allocations
-    /// for sixty waiters).
+    /// `ready`: the committing thread's list of continuations to resume, empty (`Committing.ready`).
     private func acknowledge(through lsn: UInt64, synced: Bool, recordByteCount: Int, ready: inout [UnsafeContinuation<Result<Void, WALIOError>, Never>]) {
         let observer = state.withLock { s -> AcknowledgementObserver? in
             s.acknowledgedLSN = lsn

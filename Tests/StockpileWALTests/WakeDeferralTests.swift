@@ -1,0 +1,164 @@
+// A thread that defers the log's wake-ups (an event loop): its handovers wake nothing until it
+// flushes; then it commits them in place when the committer's thread sleeps, or wakes that thread;
+// a commit in place that fails stops the log as one of the thread's own does; and deferring threads,
+// committing in place or not, together with ordinary callers, lose no acknowledged record to a crash.
+
+import Foundation
+import Glibc
+import StockpileCore
+import Synchronization
+import Testing
+@testable import StockpileWAL
+
+@Suite("Deferred wake-ups and commits in place")
+struct WakeDeferralTests {
+    /// Runs `body` on a thread of its own that defers into a deferral of its own (a cooperative
+    /// pool thread must neither block on I/O nor keep a deferral another test's task would find),
+    /// and returns what it returns.
+    static func onDeferringThread<R: Sendable>(_ body: @escaping @Sendable (WakeDeferral) throws -> R) async throws -> R {
+        try await withCheckedThrowingContinuation { continuation in
+            startThread(named: "test-deferring") {
+                let deferral = WakeDeferral()
+                deferral.install()
+                defer { deferral.uninstall() }
+                continuation.resume(with: Result { try body(deferral) })
+            }
+        }
+    }
+
+    /// Waits until the committer's thread sleeps (it does once nothing waits): a commit in place needs it to.
+    static func untilSleeping(_ committer: GroupCommitter) {
+        while !committer.isSleeping { usleep(200) }
+    }
+
+    @Test("a deferring thread's handovers wake nothing; flushed, it commits them in place while the committer's thread sleeps")
+    func commitsInPlace() async throws {
+        let (fs, dir, committer) = try GroupCommitterTests.simulatedCommitter(policy: .always)
+        Self.untilSleeping(committer)
+        let syncsBefore = fs.syncCount
+        let bodies = LogTestSupport.bodies(count: 3, seed: 11)
+        let lsn = try await Self.onDeferringThread { deferral -> UInt64 in
+            var last: UInt64 = 0
+            for body in bodies { last = try committer.submit([body]) }
+            #expect(deferral.isPending)
+            #expect(committer.isSleeping, "a deferred handover does not wake the committer's thread")
+            #expect(committer.progress.batchCount == 0)
+            #expect(deferral.flush(committingInPlace: true), "the committer's thread sleeps: the commit is made here")
+            #expect(!deferral.isPending)
+            // Made and acknowledged before the flush returned.
+            #expect(committer.progress.acknowledgedLSN == last)
+            return last
+        }
+        #expect(lsn == 3)
+        #expect(committer.progress.batchCount == 1, "the three records went in one write")
+        #expect(fs.syncCount == syncsBefore + 1, "and one sync")
+        try await committer.waitUntilAcknowledged(lsn)
+        fs.crash()
+        let recovered = try LogRecovery.recover(directory: dir, fileSystem: fs)
+        #expect(recovered.records.map(\.body) == bodies)
+    }
+
+    @Test("flushed without committing in place, the deferred records are written by the committer's thread")
+    func flushWakes() async throws {
+        let (fs, dir, committer) = try GroupCommitterTests.simulatedCommitter(policy: .always)
+        Self.untilSleeping(committer)
+        let bodies = LogTestSupport.bodies(count: 4, seed: 12)
+        let lsn = try await Self.onDeferringThread { deferral -> UInt64 in
+            var last: UInt64 = 0
+            for body in bodies { last = try committer.submit([body]) }
+            #expect(committer.isSleeping)
+            #expect(!deferral.flush(committingInPlace: false))
+            return last
+        }
+        try await committer.waitUntilAcknowledged(lsn)
+        fs.crash()
+        let recovered = try LogRecovery.recover(directory: dir, fileSystem: fs)
+        #expect(recovered.records.map(\.body) == bodies)
+    }
+
+    @Test("a commit in place whose sync fails stops the log: its waiters, later handovers and close all hear of it", arguments: [EIO, ENOSPC])
+    func failedCommitInPlace(_ code: Int32) async throws {
+        let (fs, dir, committer) = try GroupCommitterTests.simulatedCommitter(policy: .always)
+        let first = try committer.submit(LogTestSupport.smallBodies(count: 1))
+        try await committer.waitUntilAcknowledged(first)
+        Self.untilSleeping(committer)
+        fs.failSync(1, errno: code)
+        let second = try await Self.onDeferringThread { deferral -> UInt64 in
+            let lsn = try committer.submit(LogTestSupport.smallBodies(count: 1))
+            #expect(deferral.flush(committingInPlace: true), "the failed commit was tried here")
+            return lsn
+        }
+        await #expect(throws: WALIOError.self) { try await committer.waitUntilAcknowledged(second) }
+        #expect(committer.progress.acknowledgedLSN == first)
+        do {
+            _ = try committer.submit(LogTestSupport.smallBodies(count: 1))
+            Issue.record("a handover after a failed sync must be refused")
+        } catch {
+            #expect(error.errno == code)
+        }
+        // The committer's thread saw the failure and ended: close reports it rather than hanging.
+        #expect(throws: WALIOError.self) { try committer.close() }
+        fs.crash()
+        let recovered = try LogRecovery.recover(directory: dir, fileSystem: fs)
+        #expect(recovered.records.map(\.lsn).contains(first))
+    }
+
+    @Test("deferring threads that commit in place or wake, beside ordinary callers: every acknowledged record survives a crash in LSN order")
+    func deferringBesideOrdinaryCallers() async throws {
+        let seed = UInt64.random(in: 1...UInt64.max)
+        print("deferred wake-ups, seed \(seed)")
+        let (fs, dir, committer) = try GroupCommitterTests.simulatedCommitter(policy: .always)
+        let perThread = 120
+        let acknowledged = try await withThrowingTaskGroup(of: [(UInt64, WALRecord.Body)].self) { group in
+            // Three deferring threads: each hands over a turn of one to five records, flushes (in
+            // place or not, at random) and waits for its turn's records before the next, as a loop's
+            // turn replies only once its records are safe.
+            for t in 0..<3 {
+                group.addTask {
+                    try await Self.onDeferringThread { deferral in
+                        var rng = SplitMix64(seed: seed &+ UInt64(t))
+                        let bodies = LogTestSupport.bodies(count: perThread, seed: seed &+ UInt64(t))
+                        var mine: [(UInt64, WALRecord.Body)] = []
+                        var i = 0
+                        while i < bodies.count {
+                            let turn = min(bodies.count - i, 1 + Int(rng.next() % 5))
+                            var last: UInt64 = 0
+                            for body in bodies[i..<(i + turn)] {
+                                last = try committer.submit([body])
+                                mine.append((last, body))
+                            }
+                            i += turn
+                            deferral.flush(committingInPlace: rng.next() % 2 == 0)
+                            while committer.progress.acknowledgedLSN < last {
+                                if let failure = committer.failure { throw failure }
+                                usleep(50)
+                            }
+                        }
+                        return mine
+                    }
+                }
+            }
+            // And two ordinary callers, whose handovers wake the committer's thread.
+            for t in 3..<5 {
+                group.addTask {
+                    var mine: [(UInt64, WALRecord.Body)] = []
+                    for body in LogTestSupport.bodies(count: perThread, seed: seed &+ UInt64(t)) {
+                        let lsn = try committer.submit([body])
+                        try await committer.waitUntilAcknowledged(lsn)
+                        mine.append((lsn, body))
+                    }
+                    return mine
+                }
+            }
+            var all: [UInt64: WALRecord.Body] = [:]
+            for try await part in group { for (lsn, body) in part { all[lsn] = body } }
+            return all
+        }
+        #expect(acknowledged.count == 5 * perThread)
+        fs.crash()
+        let recovered = try LogRecovery.recover(directory: dir, fileSystem: fs)
+        #expect(recovered.records.map(\.lsn) == Array(1...UInt64(recovered.records.count)), "LSNs must be gapless from 1")
+        let byLSN = Dictionary(uniqueKeysWithValues: recovered.records.map { ($0.lsn, $0.body) })
+        for (lsn, body) in acknowledged { #expect(byLSN[lsn] == body, "acknowledged record \(lsn) lost or changed by the crash (seed \(seed))") }
+    }
+}
