@@ -300,7 +300,7 @@ final class Ledger: Sendable {
     /// Serialises KEY records, which no shard numbers, in their lane.
     private let keyLane = Mutex(())
     /// True while events may wait for the log's acknowledgement: set (under the lock) before a record
-    /// with events is handed to the log, cleared when none wait. The log's thread looks at it first,
+    /// with events is handed to the log, cleared when none wait. The committing thread looks at it first,
     /// so without subscribers an acknowledgement takes no lock.
     private let hasUndelivered = Atomic<Bool>(false)
     var capacity: Int { ring.capacity }
@@ -333,8 +333,9 @@ final class Ledger: Sendable {
         log.observeAcknowledgements { [weak self] lsn in self?.deliver(through: lsn) }
     }
 
-    /// Hands subscribers the events whose records are acknowledged up to `lsn`, in order. Runs on the
-    /// log's thread after each acknowledgement; a failed log acknowledges nothing more, so the events
+    /// Hands subscribers the events whose records are acknowledged up to `lsn`, in order. Runs after
+    /// each acknowledgement on the thread that committed (the log's, or an event loop's committing in
+    /// its place); a failed log acknowledges nothing more, so the events
     /// of records it could not make durable are never delivered.
     private func deliver(through lsn: UInt64) {
         guard hasUndelivered.load(ordering: .acquiring) else { return }

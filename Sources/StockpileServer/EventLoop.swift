@@ -134,15 +134,21 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
             // Nor while the last turn's records wait for the log: a look that finds nothing ready
             // commits them here (this thread would only sleep), one that finds work wakes the
             // log's thread to commit them meanwhile.
-            let deferred = deferral.isPending
-            let ready = poller.wait(timeoutMilliseconds: deferred ? 0 : 100) { token, events in
+            // The log's thread is woken before the work found is done: every later record, this
+            // loop's and the others', is numbered after these and waits for them.
+            var deferred = deferral.isPending
+            poller.wait(timeoutMilliseconds: deferred ? 0 : 100) { token, events in
+                if deferred {
+                    deferral.flush(committingInPlace: false)
+                    deferred = false
+                }
                 switch token {
                 case Poller.wakeToken: poller.drainWake()
                 case Poller.listenerToken: acceptAll()
                 default: handleReadiness(token, events)
                 }
             }
-            if deferred { deferral.flush(committingInPlace: ready == 0) }
+            if deferred { deferral.flush(committingInPlace: true) }
             // Jobs, messages and new batches feed each other (a batch posts its result; a result
             // starts the connection's next batch): go round until all three are empty.
             repeat {

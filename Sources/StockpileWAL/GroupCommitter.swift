@@ -118,7 +118,7 @@ public final class GroupCommitter: Sendable {
         var syncCount = 0
         var batchCount = 0
         var recordByteCount = 0
-        /// Told of every acknowledgement, on the committer's thread, after the waiters were resumed.
+        /// Told of every acknowledgement, on the thread that committed, after the waiters were resumed.
         /// In a box: a closure taken out of the lock's closure was re-wrapped, an allocation per
         /// acknowledgement; a box is only retained.
         var observer: AcknowledgementObserver?
@@ -138,6 +138,8 @@ public final class GroupCommitter: Sendable {
         /// about seven allocations for sixty waiters).
         var ready: [UnsafeContinuation<Result<Void, WALIOError>, Never>] = []
         var lastSync = ContinuousClock.now
+        /// The writer is closed (`close()`): a commit in place that comes after writes nothing.
+        var closed = false
     }
 
     /// What one commit did (`commit`).
@@ -176,8 +178,9 @@ public final class GroupCommitter: Sendable {
     private let groupsEnded = DispatchSemaphore(value: 0)
     private let groupWaitMax: DispatchTimeInterval
 
-    /// Starts the committer's thread over `writer`, which it owns from now on, with `laneCount` lanes
-    /// to hand records over in (`submit(_:lsn:lane:)`).
+    /// Starts the committer's thread over `writer`, which the committer owns from now on (a commit
+    /// holds it, on whichever thread makes it), with `laneCount` lanes to hand records over in
+    /// (`submit(_:lsn:lane:)`).
     /// - Precondition: `policy` is `always` or `interval` (`none` writes no log).
     /// `groupWaitMax`: the longest a write waits for the groups of handovers open when it was about
     /// to start (`beginGroup`).
@@ -419,8 +422,9 @@ public final class GroupCommitter: Sendable {
         try result.get()
     }
 
-    /// Calls `observer` with the last acknowledged LSN after every acknowledgement, on the committer's
-    /// thread (keep it short: the next batch waits for it). Set it once, before any record is handed
+    /// Calls `observer` with the last acknowledged LSN after every acknowledgement, on the thread that
+    /// committed: the committer's, or an event loop's committing in its place (keep it short: the next
+    /// batch, and that loop, wait for it). Set it once, before any record is handed
     /// over. A failure acknowledges nothing, so the observer never hears of a record that was not
     /// made as safe as the policy promises.
     public func observeAcknowledgements(_ observer: @escaping @Sendable (UInt64) -> Void) {
@@ -430,8 +434,9 @@ public final class GroupCommitter: Sendable {
         }
     }
 
-    /// Calls `observer` once, on the committer's thread, with the write or sync failure that stopped
-    /// the log (an operator must hear of it when it happens, not at the next request).
+    /// Calls `observer` once, on the thread whose commit failed (the committer's, or a caller's
+    /// committing in its place), with the write or sync failure that stopped the log (an operator must
+    /// hear of it when it happens, not at the next request).
     public func observeFailure(_ observer: @escaping @Sendable (WALIOError) -> Void) {
         state.withLock { s in
             precondition(s.failureObserver == nil, "one failure observer per committer")
@@ -574,6 +579,8 @@ public final class GroupCommitter: Sendable {
     /// without a gap, syncs it (under `interval`, when the sync is due) and resumes its waiters.
     /// `awaitingGroups`: first wait for the groups of handovers open now (`beginGroup`).
     private func commit(_ c: inout Committing, awaitingGroups: Bool) -> Committed {
+        // A caller that looked before `close()` refused handovers and took the lock after it.
+        if c.closed { return .nothing }
         c.taken.take(from: laneRefs)
         c.batch.removeAll()
         c.taken.run(from: c.writer.nextLSN, into: &c.batch)
@@ -621,7 +628,10 @@ public final class GroupCommitter: Sendable {
             if stopping {
                 // Callers are done by `close()`; a record past a gap (one numbered but never handed
                 // over) is not written, and `close()` tells its waiter so.
-                committing.withLock { finish($0.writer) }
+                committing.withLock { c in
+                    c.closed = true
+                    finish(c.writer)
+                }
                 return
             }
             // Idle from here, unless a handover came meanwhile: it was put in its lane before

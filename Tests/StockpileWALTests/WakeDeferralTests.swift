@@ -162,3 +162,48 @@ struct WakeDeferralTests {
         for (lsn, body) in acknowledged { #expect(byLSN[lsn] == body, "acknowledged record \(lsn) lost or changed by the crash (seed \(seed))") }
     }
 }
+
+@Suite("Commits in place: lanes, gaps and interval")
+struct CommitInPlaceLaneTests {
+    @Test("a commit in place that finds a gap writes nothing past it; the record that fills the gap, handed over by an ordinary caller, is written with them")
+    func gapLeftForLater() async throws {
+        let (fs, dir, committer) = try GroupCommitterTests.simulatedCommitter(policy: .always, laneCount: 2)
+        WakeDeferralTests.untilSleeping(committer)
+        let bodies = LogTestSupport.bodies(count: 3, seed: 21)
+        // LSNs 2 and 3 come first, in lane 1, from a deferring thread; 1 is still on its way to lane 0.
+        try await WakeDeferralTests.onDeferringThread { deferral in
+            committer.submit(bodies[1], lsn: 2, lane: 1)
+            committer.submit(bodies[2], lsn: 3, lane: 1)
+            #expect(!deferral.flush(committingInPlace: true), "nothing before the gap: nothing written")
+            #expect(committer.progress.acknowledgedLSN == 0)
+        }
+        committer.submit(bodies[0], lsn: 1, lane: 0)
+        try await committer.waitUntilAcknowledged(3)
+        fs.crash()
+        let recovered = try LogRecovery.recover(directory: dir, fileSystem: fs)
+        #expect(recovered.records.map(\.lsn) == [1, 2, 3])
+        #expect(recovered.records.map(\.body) == bodies)
+    }
+
+    @Test("under interval a commit in place acknowledges what it wrote without syncing it; close syncs it")
+    func intervalCommitInPlace() async throws {
+        let (fs, dir, committer) = try GroupCommitterTests.simulatedCommitter(policy: .interval(.seconds(3600)))
+        // Within the hour nothing is synced but by close.
+        let first = try committer.submit(LogTestSupport.smallBodies(count: 1))
+        try await committer.waitUntilAcknowledged(first)
+        WakeDeferralTests.untilSleeping(committer)
+        let syncsBefore = fs.syncCount
+        let bodies = LogTestSupport.bodies(count: 5, seed: 22)
+        let lsn = try await WakeDeferralTests.onDeferringThread { deferral -> UInt64 in
+            let lsn = try committer.submit(bodies)
+            #expect(deferral.flush(committingInPlace: true))
+            return lsn
+        }
+        #expect(committer.progress.acknowledgedLSN == lsn, "written is acknowledged under interval")
+        #expect(fs.syncCount == syncsBefore, "and not synced before its interval")
+        try committer.close()
+        fs.crash()
+        let recovered = try LogRecovery.recover(directory: dir, fileSystem: fs)
+        #expect(Array(recovered.records.map(\.body).suffix(5)) == bodies)
+    }
+}
