@@ -27,10 +27,15 @@ struct GroupCommitterTests {
                     return acknowledged
                 }
             }
-            var all: [UInt64: WALRecord.Body] = [:]
-            for try await part in group { for (lsn, body) in part { all[lsn] = body } }
-            return all
+            return try await Self.merged(&group)
         }
+    }
+
+    /// The acknowledged records the tasks of `group` return, by LSN.
+    static func merged(_ group: inout ThrowingTaskGroup<[(UInt64, WALRecord.Body)], any Error>) async throws -> [UInt64: WALRecord.Body] {
+        var all: [UInt64: WALRecord.Body] = [:]
+        for try await part in group { for (lsn, body) in part { all[lsn] = body } }
+        return all
     }
 
     /// A committer over a fresh log on the simulated file system, with small segments so rotation happens.
@@ -173,9 +178,7 @@ struct GroupCommitterTests {
                     return mine
                 }
             }
-            var all: [UInt64: WALRecord.Body] = [:]
-            for try await part in group { for (lsn, body) in part { all[lsn] = body } }
-            return all
+            return try await Self.merged(&group)
         }
         fs.crash()
         let recovered = try LogRecovery.recover(directory: dir, fileSystem: fs)

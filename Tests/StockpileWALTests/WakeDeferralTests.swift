@@ -150,9 +150,7 @@ struct WakeDeferralTests {
                     return mine
                 }
             }
-            var all: [UInt64: WALRecord.Body] = [:]
-            for try await part in group { for (lsn, body) in part { all[lsn] = body } }
-            return all
+            return try await GroupCommitterTests.merged(&group)
         }
         #expect(acknowledged.count == 5 * perThread)
         fs.crash()
