@@ -132,10 +132,9 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
             // Do not sleep while jobs wait: a job enqueued during this turn has already woken the
             // poller, so a zero timeout is only needed when the queue is known to be non-empty.
             // Nor while the last turn's records wait for the log: a look that finds nothing ready
-            // commits them here (this thread would only sleep), one that finds work wakes the
-            // log's thread to commit them meanwhile.
-            // The log's thread is woken before the work found is done: every later record, this
-            // loop's and the others', is numbered after these and waits for them.
+            // commits them here (this thread would only sleep); one that finds work first wakes the
+            // log's thread to commit them, since every later record, this loop's and the others',
+            // is numbered after them and waits for them.
             var deferred = deferral.isPending
             poller.wait(timeoutMilliseconds: deferred ? 0 : 100) { token, events in
                 if deferred {

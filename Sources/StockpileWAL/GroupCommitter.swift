@@ -140,6 +140,12 @@ public final class GroupCommitter: Sendable {
         var lastSync = ContinuousClock.now
         /// The writer is closed (`close()`): a commit in place that comes after writes nothing.
         var closed = false
+
+        /// Syncs the writer, noting when.
+        mutating func sync() throws(WALIOError) {
+            try writer.sync()
+            lastSync = ContinuousClock.now
+        }
     }
 
     /// What one commit did (`commit`).
@@ -495,27 +501,28 @@ public final class GroupCommitter: Sendable {
         mutating func take(from refs: [Unmanaged<Lane>]) {
             for i in refs.indices {
                 refs[i]._withUnsafeGuaranteedRef { $0.pending.withLock { swap(&$0, &spares[i]) } }
-                if !spares[i].bodies.isEmpty {
-                    if heads[i] == lanes[i].bodies.count {
-                        // The lane's earlier records are all written: the new ones replace them.
-                        swap(&lanes[i].bodies, &spares[i].bodies)
-                        heads[i] = 0
-                    } else {
-                        // Moved one by one: appending the list copied (retained) each record.
-                        for k in spares[i].bodies.indices { lanes[i].bodies.append((spares[i].bodies[k].lsn, spares[i].bodies[k].record.take())) }
-                    }
-                    spares[i].bodies.removeAll(keepingCapacity: true)
+                Self.absorb(&spares[i].bodies, into: &lanes[i].bodies, head: &heads[i]) { list, spare in
+                    // Moved one by one: appending the list copied (retained) each record.
+                    for k in spare.indices { list.append((spare[k].lsn, spare[k].record.take())) }
                 }
-                if !spares[i].staged.isEmpty {
-                    if stagedHeads[i] == lanes[i].staged.count {
-                        swap(&lanes[i].staged, &spares[i].staged)
-                        stagedHeads[i] = 0
-                    } else {
-                        lanes[i].staged.append(contentsOf: spares[i].staged)
-                    }
-                    spares[i].staged.removeAll(keepingCapacity: true)
-                }
+                Self.absorb(&spares[i].staged, into: &lanes[i].staged, head: &stagedHeads[i]) { list, spare in list.append(contentsOf: spare) }
             }
+        }
+
+        /// Puts what `spare` holds after `list`'s, and empties `spare`, keeping its room: when
+        /// everything in `list` before `head` is written already, the two swap; otherwise `appendAll`
+        /// moves `spare`'s over.
+        private static func absorb<C: RangeReplaceableCollection>(
+            _ spare: inout C, into list: inout C, head: inout Int, appendAll: (inout C, inout C) -> Void
+        ) {
+            guard !spare.isEmpty else { return }
+            if head == list.count {
+                swap(&list, &spare)
+                head = 0
+            } else {
+                appendAll(&list, &spare)
+            }
+            spare.removeAll(keepingCapacity: true)
         }
 
         /// The LSN of the staged reservation at the head of `lane`, if one is there.
@@ -596,8 +603,7 @@ public final class GroupCommitter: Sendable {
             if case .interval(let d) = policy, ContinuousClock.now - c.lastSync < d {
                 // Written is acknowledged under `interval`; the sync waits for its turn.
             } else {
-                try c.writer.sync()
-                c.lastSync = ContinuousClock.now
+                try c.sync()
                 synced = true
             }
             acknowledge(through: lsns.upperBound, synced: synced, recordByteCount: c.writer.recordByteCount, ready: &c.ready)
@@ -653,9 +659,7 @@ public final class GroupCommitter: Sendable {
                     let synced = committing.withLock { c -> Bool in
                         // A caller that committed in the thread's place meanwhile may have synced.
                         guard ContinuousClock.now - c.lastSync >= d else { return true }
-                        guard sync(c.writer) else { return false }
-                        c.lastSync = ContinuousClock.now
-                        return true
+                        return sync(&c)
                     }
                     if !synced { return }
                 }
@@ -673,9 +677,9 @@ public final class GroupCommitter: Sendable {
     }
 
     /// Syncs the writer for the `interval` policy; false after a failure (the thread then ends).
-    private func sync(_ writer: SegmentWriter) -> Bool {
+    private func sync(_ c: inout Committing) -> Bool {
         do {
-            try writer.sync()
+            try c.sync()
             state.withLock { $0.syncCount += 1 }
             return true
         } catch {

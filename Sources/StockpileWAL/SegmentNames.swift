@@ -101,12 +101,18 @@ public struct SegmentNames: Hashable, Sendable {
     /// The number of `cell`, which the engine keeps at `place` (nil: unknown), remembering it by place;
     /// nil when the segment had not named the cell, which it then names (the caller writes its names).
     fileprivate mutating func numberOrName(_ cell: CellKey, at place: CellPlace?) -> Int? {
+        numberOrName(at: place) { cell }
+    }
+
+    /// `numberOrName(_:at:)` for the cell `cell` makes, which it asks for only when `place` does not
+    /// give the cell's number (and in debug builds, to check that it does).
+    private mutating func numberOrName(at place: CellPlace?, _ cell: () -> CellKey) -> Int? {
         if let place, let known = knownNumber(at: place) {
-            assert(cells[known] == cell, "a place names one cell")
+            assert(cells[known] == cell(), "a place names one cell")
             assert(CellKey.tableHash(stable: cellHashes[known]) == place.tableHash, "the hash kept is the cell's")
             return known
         }
-        let (number, named) = numberNamingIfNew(cell)
+        let (number, named) = numberNamingIfNew(cell())
         assert(place == nil || place!.tableHash == CellKey.tableHash(stable: cellHashes[number]), "a place's hash is its cell's")
         if let place { remember(number, at: place) }
         return named ? nil : number
@@ -153,13 +159,7 @@ public struct SegmentNames: Hashable, Sendable {
     /// `numberOrName(_:at:)` for a cell given by its names' UTF-8: builds the cell's names only when
     /// its place does not give its number (the cell is new to the segment, or its place is unknown).
     mutating func numberOrName(variant: UnsafeRawBufferPointer, warehouse: UnsafeRawBufferPointer, at place: CellPlace?) -> Int? {
-        func cell() -> CellKey { CellKey(variant: String(decoding: variant, as: UTF8.self), warehouse: String(decoding: warehouse, as: UTF8.self)) }
-        if let place, let known = knownNumber(at: place) {
-            assert(cells[known] == cell(), "a place names one cell")
-            assert(CellKey.tableHash(stable: cellHashes[known]) == place.tableHash, "the hash kept is the cell's")
-            return known
-        }
-        return numberOrName(cell(), at: place)
+        numberOrName(at: place) { CellKey(variant: String(decoding: variant, as: UTF8.self), warehouse: String(decoding: warehouse, as: UTF8.self)) }
     }
 
     /// The number remembered for the cell at `place`, if one is.
