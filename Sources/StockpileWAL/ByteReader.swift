@@ -190,8 +190,7 @@ public struct ByteReader {
 
     /// ZigZag-decoded LEB128.
     public mutating func readSignedVarint() throws(WALDecodingError) -> Int64 {
-        let z = try readVarint()
-        return Int64(bitPattern: (z >> 1) ^ (0 &- (z & 1)))
+        VarintEncoding.unZigZag(try readVarint())
     }
 
     public mutating func readBool() throws(WALDecodingError) -> Bool {

@@ -67,19 +67,14 @@ public struct ByteWriter: Sendable {
 
     // MARK: Variable width
 
-    /// Unsigned LEB128: seven bits per byte, least significant group first; minimal by construction.
+    /// Unsigned LEB128 (`VarintEncoding.leb128`).
     public mutating func writeVarint(_ value: UInt64) {
-        var v = value
-        while v >= 0x80 {
-            bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
-            v >>= 7
-        }
-        bytes.append(UInt8(truncatingIfNeeded: v))
+        VarintEncoding.leb128(value) { bytes.append($0) }
     }
 
     /// ZigZag, then LEB128, so that small negative numbers (deltas) are as short as small positive ones.
     public mutating func writeSignedVarint(_ value: Int64) {
-        writeVarint(UInt64(bitPattern: (value << 1) ^ (value >> 63)))
+        writeVarint(VarintEncoding.zigZag(value))
     }
 
     public mutating func writeBool(_ value: Bool) {

@@ -247,10 +247,7 @@ public final class GroupCommitter: Sendable {
     /// that defers (`WakeDeferral`), notes that this committer has records of that thread's waiting.
     @inline(__always)
     private func wakeIfIdle() {
-        if let deferral = WakeDeferral.current {
-            deferral.note(self)
-            return
-        }
+        if WakeDeferral.noteOnCurrentThread(self) { return }
         wakeNowIfIdle()
     }
 

@@ -64,18 +64,13 @@ struct RawCursor {
 
     @inline(__always)
     mutating func putVarint(_ value: UInt64) {
-        var v = value
-        while v >= 0x80 {
-            putByte(UInt8(truncatingIfNeeded: v) | 0x80)
-            v >>= 7
-        }
-        putByte(UInt8(truncatingIfNeeded: v))
+        VarintEncoding.leb128(value) { putByte($0) }
     }
 
     /// ZigZag, then LEB128 (`ByteWriter.writeSignedVarint`).
     @inline(__always)
     mutating func putSigned(_ value: Int64) {
-        putVarint(UInt64(bitPattern: (value << 1) ^ (value >> 63)))
+        putVarint(VarintEncoding.zigZag(value))
     }
 
     /// A duration as `ByteWriter.write(_: Duration)` writes it: seconds, then attoseconds.

@@ -51,17 +51,19 @@ public final class WakeDeferral: @unchecked Sendable {
         return committed
     }
 
-    /// Notes that `committer` has records handed over on this thread (`GroupCommitter.wakeIfIdle`).
+    /// Notes that `committer` has records handed over on this thread, if the thread defers
+    /// (`GroupCommitter.wakeIfIdle`); returns whether it does. The deferral is used where the thread
+    /// keeps it, without a retain and release of it per handover: the thread holds it installed.
     @inline(__always)
-    func note(_ committer: GroupCommitter) {
-        if pending.isEmpty || !pending.contains(where: { $0 === committer }) { pending.append(committer) }
+    static func noteOnCurrentThread(_ committer: GroupCommitter) -> Bool {
+        guard let pointer = pthread_getspecific(key) else { return false }
+        Unmanaged<WakeDeferral>.fromOpaque(pointer)._withUnsafeGuaranteedRef { $0.note(committer) }
+        return true
     }
 
-    /// The calling thread's deferral, if it defers.
     @inline(__always)
-    static var current: WakeDeferral? {
-        guard let pointer = pthread_getspecific(key) else { return nil }
-        return Unmanaged<WakeDeferral>.fromOpaque(pointer).takeUnretainedValue()
+    private func note(_ committer: GroupCommitter) {
+        if pending.isEmpty || !pending.contains(where: { $0 === committer }) { pending.append(committer) }
     }
 
     private static let key: pthread_key_t = {
