@@ -11,6 +11,7 @@
 //                                        [--pipeline P] [--duration S] [--cells N] [--stock N] [--json]
 //
 //   swift run -c release stockpile-bench crc [--duration S]    (the log's checksum, in GB/s)
+//   swift run -c release stockpile-bench syncs [--data-dir D] [--duration S]   (the disk's fdatasync)
 //
 //   Durability (in-process, on a temporary data directory): `snapshot` measures the longest write
 //   pause while a snapshot of --cells cells is written; `startup` the start-up from a snapshot of
@@ -97,6 +98,11 @@ func usage() -> Never {
           multiline  3 lines; in-process on cells in three different shards, over TCP on three
                      different random cells
           crc        not reservations: the log's CRC-32C in GB/s, CPU instruction against tables
+          syncs      not reservations: the disk under --data-dir (default: the temporary directory)
+                     with the log's kind of write, the ceiling of --fsync always: syncs per second
+                     and a sync's latency for 256-byte appends each followed by fdatasync, from 1, 2
+                     and 4 threads at once (does the disk overlap syncs?) and from one thread that
+                     pauses 1 ms between them (a quiet log), --duration / 4 s each
           allocations  heap allocations per reserve, replay, release, adjust and cell query of the
                      engine in memory, per reservation of three lines in three shards, and per
                      RESERVE and STOCK through the request handler in pipelines of 16, and per
@@ -205,7 +211,7 @@ func parseOptions() -> Options {
             o.scenario = a
         }
     }
-    guard ["hot", "spread", "multiline", "crc", "snapshot", "startup", "allocations", "memory"].contains(o.scenario) else { usage() }
+    guard ["hot", "spread", "multiline", "crc", "syncs", "snapshot", "startup", "allocations", "memory"].contains(o.scenario) else { usage() }
     if o.target == nil, let flag = tcpFlags.first { fail("\(flag) needs --target tcp://HOST:PORT (without it the engine runs in-process)") }
     if o.target != nil, let flag = inProcessFlags.first {
         if flag == "--tasks" { fail("--tasks is for the in-process mode; with --target use --clients and --pipeline") }
@@ -222,6 +228,7 @@ if let index = CommandLine.arguments.dropFirst().firstIndex(of: "flash-sale") {
 }
 let options = parseOptions()
 if options.scenario == "crc" { exit(runCRCBenchmark(options)) }
+if options.scenario == "syncs" { exit(runSyncsBenchmark(options)) }
 if options.scenario == "allocations" { exit(await runAllocationBenchmark(options)) }
 if options.scenario == "memory" { exit(await runMemoryBenchmark(options)) }
 if options.scenario == "snapshot" { exit(await runSnapshotBenchmark(options)) }
