@@ -48,6 +48,8 @@ public final class SimulatedFileSystem: FileSystem {
         var heldSyncPathText: String?
         /// Set by `holdSyncs()`: every sync waits.
         var holdsEverySync = false
+        /// How many syncs wait now, held.
+        var heldSyncCount = 0
         /// Every path a file was created at, in order.
         var createdPaths: [String] = []
     }
@@ -114,6 +116,10 @@ public final class SimulatedFileSystem: FileSystem {
     public func creationCount(ofPathsContaining text: String) -> Int {
         state.withLock { $0.createdPaths.filter { $0.contains(text) }.count }
     }
+
+    /// How many syncs wait now in a hold (`holdSyncs`): a test knows by it that a thread is between
+    /// its write and its sync.
+    public var heldSyncCount: Int { state.withLock { $0.heldSyncCount } }
 
     /// How many syncs (fdatasync or fsync of a file) were asked for so far.
     public var syncCount: Int { state.withLock { $0.syncCount } }
@@ -256,7 +262,16 @@ public final class SimulatedFileSystem: FileSystem {
     }
 
     public func sync(_ file: WALFile) throws(WALIOError) {
-        while state.withLock({ s in s.holdsEverySync || (s.heldSyncPathText.map { file.path.contains($0) } ?? false) }) { usleep(1000) }
+        func held(_ s: borrowing State) -> Bool { s.holdsEverySync || (s.heldSyncPathText.map { file.path.contains($0) } ?? false) }
+        let waits = state.withLock { s -> Bool in
+            guard held(s) else { return false }
+            s.heldSyncCount += 1
+            return true
+        }
+        if waits {
+            while state.withLock({ held($0) }) { usleep(1000) }
+            state.withLock { $0.heldSyncCount -= 1 }
+        }
         try state.withLock { (s: inout State) throws(WALIOError) in
             if s.crashed { throw WALIOError(operation: .syncData, path: file.path, errno: EIO) }
             let path = Self.path(of: file, in: s)

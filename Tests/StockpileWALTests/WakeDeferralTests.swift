@@ -1,7 +1,8 @@
 // A thread that defers the log's wake-ups (an event loop): its handovers wake nothing until it
 // flushes; then it commits them in place when the committer's thread sleeps, or wakes that thread;
-// a commit in place that fails stops the log as one of the thread's own does; and deferring threads,
-// committing in place or not, together with ordinary callers, lose no acknowledged record to a crash.
+// a commit in place whose write or sync fails stops the log as one of the thread's own does; close()
+// waits for a commit in place under way; and deferring threads, committing in place or not, together
+// with ordinary callers, lose no acknowledged record to a crash.
 
 import Foundation
 import Glibc
@@ -76,13 +77,23 @@ struct WakeDeferralTests {
         #expect(recovered.records.map(\.body) == bodies)
     }
 
-    @Test("a commit in place whose sync fails stops the log: its waiters, later handovers and close all hear of it", arguments: [EIO, ENOSPC])
-    func failedCommitInPlace(_ code: Int32) async throws {
+    /// The step of a commit in place that a test makes fail.
+    enum FailingStep: String, CaseIterable, Sendable {
+        case write, sync
+    }
+
+    @Test(
+        "a commit in place whose write or sync fails stops the log: its waiters, later handovers and close all hear of it",
+        arguments: FailingStep.allCases, [EIO, ENOSPC])
+    func failedCommitInPlace(_ step: FailingStep, _ code: Int32) async throws {
         let (fs, dir, committer) = try GroupCommitterTests.simulatedCommitter(policy: .always)
         let first = try committer.submit(LogTestSupport.smallBodies(count: 1))
         try await committer.waitUntilAcknowledged(first)
         Self.untilSleeping(committer)
-        fs.failSync(1, errno: code)
+        switch step {
+        case .write: fs.failWrite(1, errno: code)
+        case .sync: fs.failSync(1, errno: code)
+        }
         let second = try await Self.onDeferringThread { deferral -> UInt64 in
             let lsn = try committer.submit(LogTestSupport.smallBodies(count: 1))
             #expect(deferral.flush(committingInPlace: true), "the failed commit was tried here")
@@ -92,7 +103,7 @@ struct WakeDeferralTests {
         #expect(committer.progress.acknowledgedLSN == first)
         do {
             _ = try committer.submit(LogTestSupport.smallBodies(count: 1))
-            Issue.record("a handover after a failed sync must be refused")
+            Issue.record("a handover after a failed \(step) must be refused")
         } catch {
             #expect(error.errno == code)
         }
@@ -101,6 +112,40 @@ struct WakeDeferralTests {
         fs.crash()
         let recovered = try LogRecovery.recover(directory: dir, fileSystem: fs)
         #expect(recovered.records.map(\.lsn).contains(first))
+    }
+
+    @Test("close() while a commit in place waits for its sync waits for that commit, whose records are acknowledged and survive a crash")
+    func closeDuringCommitInPlace() async throws {
+        let (fs, dir, committer) = try GroupCommitterTests.simulatedCommitter(policy: .always)
+        Self.untilSleeping(committer)
+        let bodies = LogTestSupport.bodies(count: 2, seed: 13)
+        fs.holdSyncs()
+        async let inPlace = Self.onDeferringThread { deferral -> (lsn: UInt64, committed: Bool) in
+            var last: UInt64 = 0
+            for body in bodies { last = try committer.submit([body]) }
+            return (last, deferral.flush(committingInPlace: true))
+        }
+        // The loop's commit has written its records and waits in its sync.
+        while fs.heldSyncCount == 0 { usleep(200) }
+        let closing = Mutex<Result<Void, WALIOError>?>(nil)
+        startThread(named: "test-closing") {
+            let result = Result { () throws(WALIOError) in try committer.close() }
+            closing.withLock { $0 = result }
+        }
+        // close() cannot finish while the commit holds the lock: nothing is acknowledged yet.
+        usleep(20_000)
+        #expect(closing.withLock { $0 } == nil, "close() returned while a commit in place was under way")
+        #expect(committer.progress.acknowledgedLSN == 0)
+        fs.releaseSyncs()
+        let (lsn, committed) = try await inPlace
+        #expect(committed, "the commit was made in place")
+        while closing.withLock({ $0 }) == nil { usleep(200) }
+        #expect(throws: Never.self) { try closing.withLock { $0 }!.get() }
+        #expect(committer.progress.acknowledgedLSN == lsn)
+        try await committer.waitUntilAcknowledged(lsn)
+        fs.crash()
+        let recovered = try LogRecovery.recover(directory: dir, fileSystem: fs)
+        #expect(recovered.records.map(\.body) == bodies)
     }
 
     @Test("deferring threads that commit in place or wake, beside ordinary callers: every acknowledged record survives a crash in LSN order")
