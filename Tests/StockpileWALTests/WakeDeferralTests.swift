@@ -148,6 +148,48 @@ struct WakeDeferralTests {
         #expect(recovered.records.map(\.body) == bodies)
     }
 
+    @Test("near a segment's end a commit in place is left to the committer's thread, which rotates the segment; in the next one loops commit in place again")
+    func noRotationInPlace() async throws {
+        let (fs, dir, committer) = try GroupCommitterTests.simulatedCommitter(policy: .always)
+        let segmentByteCount = 64 << 10
+        let room = GroupCommitter.inPlaceRoomMinimum(segmentByteCount: segmentByteCount)
+        var bodies: [WALRecord.Body] = []
+        /// Hands records over from an ordinary caller until `done` says the log has written enough.
+        func fill(until done: () -> Bool) async throws {
+            while !done() {
+                let body = LogTestSupport.smallBodies(count: 1)[0]
+                bodies.append(body)
+                try await committer.waitUntilAcknowledged(try committer.submit([body]))
+            }
+        }
+        // Less room left in the first segment than a commit in place needs.
+        try await fill { SegmentHeader.byteCount + committer.progress.recordByteCount > segmentByteCount - room }
+        Self.untilSleeping(committer)
+        let nearEnd = LogTestSupport.smallBodies(count: 1)[0]
+        let (lsn, committed) = try await Self.onDeferringThread { deferral -> (UInt64, Bool) in
+            let lsn = try committer.submit([nearEnd])
+            return (lsn, deferral.flush(committingInPlace: true))
+        }
+        bodies.append(nearEnd)
+        #expect(!committed, "a commit this near the segment's end is the committer's thread's")
+        try await committer.waitUntilAcknowledged(lsn)
+        // Past the first segment: in the second, a loop commits in place again.
+        let written = committer.progress.recordByteCount
+        try await fill { committer.progress.recordByteCount > written + room }
+        Self.untilSleeping(committer)
+        let later = LogTestSupport.smallBodies(count: 1)[0]
+        let committedLater = try await Self.onDeferringThread { deferral -> Bool in
+            _ = try committer.submit([later])
+            return deferral.flush(committingInPlace: true)
+        }
+        bodies.append(later)
+        #expect(committedLater, "a fresh segment has room for a commit in place")
+        try committer.close()
+        fs.crash()
+        let recovered = try LogRecovery.recover(directory: dir, fileSystem: fs)
+        #expect(recovered.records.map(\.body) == bodies)
+    }
+
     @Test("deferring threads that commit in place or wake, beside ordinary callers: every acknowledged record survives a crash in LSN order")
     func deferringBesideOrdinaryCallers() async throws {
         let seed = UInt64.random(in: 1...UInt64.max)
