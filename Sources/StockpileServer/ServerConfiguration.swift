@@ -51,21 +51,20 @@ public struct ServerConfiguration: Sendable {
         min(eventLoopCountMax, max(1, ProcessInfo.processInfo.activeProcessorCount))
     }
 
-    /// The loops a server of `durability` runs unless told: one per core when every reply waits for
-    /// its sync (`always`), one fewer (at least one) otherwise. A loop whose replies wait for syncs
-    /// spends part of each turn idle, and a loop on every core serves the clients each sync releases
-    /// side by side. A loop that never waits is a core's worth of work by itself, and one on every core
-    /// leaves none for the clients on the same host, the kernel's network work and the log's thread:
-    /// the scheduler then preempts loops mid-turn, holding up all of a loop's connections at once. On
-    /// this project's 2-core machine, beside `redis-benchmark`, without a log: RESERVE p99 at
-    /// pipeline 1 was 2.5-4.4 ms with two loops and 1.2-1.4 ms with one, and at pipeline 16 one loop
-    /// served as many or more; with `always`, two loops served 37,000-39,000 RESERVEs/s at pipeline 1
-    /// where one served 32,000-36,000.
+    /// The loops a server of `durability` runs unless told: one fewer than the cores (at least one),
+    /// whatever the durability, so that a core is left for the clients on the same host, the kernel's
+    /// network work and the log's thread; with a loop on every core the scheduler preempts loops
+    /// mid-turn, holding up all of a loop's connections at once. On this project's 2-core machine,
+    /// beside `redis-benchmark`: without a log, RESERVE p99 at pipeline 1 was 2.5-4.4 ms with two loops
+    /// and 1.2-1.4 ms with one, and at pipeline 16 one loop served as many or more. With `always`, two
+    /// loops served more at pipeline 1 while the log's thread made every sync (37,000-39,000 against
+    /// 32,000-36,000 RESERVEs/s); since a loop commits its own turn's records (`WakeDeferral`), one
+    /// loop does: 35,500-47,800/s against 35,600-39,400 on 100,000 cells and 43,700-50,800 against
+    /// 37,000-45,600 on one cell (three alternating pairs each), at 18-26 µs of server CPU per request
+    /// against 22-29, as many at pipeline 16 (214,000-242,000 against 227,000-235,000), and the flash
+    /// sale's server-side p99 0.73-0.99 ms against 1.09-1.11 ms (two pairs).
     public static func eventLoopCountDefault(for durability: DurabilityPolicy) -> Int {
-        switch durability {
-        case .always: eventLoopCountDefault
-        case .interval, .none: max(1, eventLoopCountDefault - 1)
-        }
+        max(1, eventLoopCountDefault - 1)
     }
 
     public init(

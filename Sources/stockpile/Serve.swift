@@ -40,8 +40,7 @@ let serveUsage = """
       --retention SECONDS  how long ids and KEYs of finished work are remembered (default 86400)
       --max-clients N      open connections allowed (default 10000)
       --loops N            event loops, each a thread serving its share of the connections, 1-64
-                           (default: one per core with --fsync always; one fewer, at least one,
-                           when replies wait for no sync)
+                           (default: one fewer than the cores, at least one)
       --max-lines N        lines one reservation may have, 1-256 (default 256)
       --max-quantity N     largest quantity a request may name, 1-10^12 (default 10^12)
       --max-request-bytes N   largest request accepted, framing included (default 65536)
