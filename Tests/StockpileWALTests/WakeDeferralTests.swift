@@ -32,6 +32,12 @@ struct WakeDeferralTests {
         while !committer.isSleeping { usleep(200) }
     }
 
+    /// The records a start-up finds after the machine crashes now: what was synced, no more.
+    static func recoveredAfterCrash(_ fs: SimulatedFileSystem, _ dir: String) throws -> [RecoveredRecord] {
+        fs.crash()
+        return try LogRecovery.recover(directory: dir, fileSystem: fs).records
+    }
+
     @Test("a deferring thread's handovers wake nothing; flushed, it commits them in place while the committer's thread sleeps")
     func commitsInPlace() async throws {
         let (fs, dir, committer) = try GroupCommitterTests.simulatedCommitter(policy: .always)
@@ -54,9 +60,8 @@ struct WakeDeferralTests {
         #expect(committer.progress.batchCount == 1, "the three records went in one write")
         #expect(fs.syncCount == syncsBefore + 1, "and one sync")
         try await committer.waitUntilAcknowledged(lsn)
-        fs.crash()
-        let recovered = try LogRecovery.recover(directory: dir, fileSystem: fs)
-        #expect(recovered.records.map(\.body) == bodies)
+        let recovered = try WakeDeferralTests.recoveredAfterCrash(fs, dir)
+        #expect(recovered.map(\.body) == bodies)
     }
 
     @Test("flushed without committing in place, the deferred records are written by the committer's thread")
@@ -72,9 +77,8 @@ struct WakeDeferralTests {
             return last
         }
         try await committer.waitUntilAcknowledged(lsn)
-        fs.crash()
-        let recovered = try LogRecovery.recover(directory: dir, fileSystem: fs)
-        #expect(recovered.records.map(\.body) == bodies)
+        let recovered = try WakeDeferralTests.recoveredAfterCrash(fs, dir)
+        #expect(recovered.map(\.body) == bodies)
     }
 
     /// The step of a commit in place that a test makes fail.
@@ -109,9 +113,8 @@ struct WakeDeferralTests {
         }
         // The committer's thread saw the failure and ended: close reports it rather than hanging.
         #expect(throws: WALIOError.self) { try committer.close() }
-        fs.crash()
-        let recovered = try LogRecovery.recover(directory: dir, fileSystem: fs)
-        #expect(recovered.records.map(\.lsn).contains(first))
+        let recovered = try WakeDeferralTests.recoveredAfterCrash(fs, dir)
+        #expect(recovered.map(\.lsn).contains(first))
     }
 
     @Test("close() while a commit in place waits for its sync waits for that commit, whose records are acknowledged and survive a crash")
@@ -143,9 +146,8 @@ struct WakeDeferralTests {
         #expect(throws: Never.self) { try closing.withLock { $0 }!.get() }
         #expect(committer.progress.acknowledgedLSN == lsn)
         try await committer.waitUntilAcknowledged(lsn)
-        fs.crash()
-        let recovered = try LogRecovery.recover(directory: dir, fileSystem: fs)
-        #expect(recovered.records.map(\.body) == bodies)
+        let recovered = try WakeDeferralTests.recoveredAfterCrash(fs, dir)
+        #expect(recovered.map(\.body) == bodies)
     }
 
     @Test("near a segment's end a commit in place is left to the committer's thread, which rotates the segment; in the next one loops commit in place again")
@@ -185,9 +187,8 @@ struct WakeDeferralTests {
         bodies.append(later)
         #expect(committedLater, "a fresh segment has room for a commit in place")
         try committer.close()
-        fs.crash()
-        let recovered = try LogRecovery.recover(directory: dir, fileSystem: fs)
-        #expect(recovered.records.map(\.body) == bodies)
+        let recovered = try WakeDeferralTests.recoveredAfterCrash(fs, dir)
+        #expect(recovered.map(\.body) == bodies)
     }
 
     @Test("deferring threads that commit in place or wake, beside ordinary callers: every acknowledged record survives a crash in LSN order")
@@ -240,10 +241,9 @@ struct WakeDeferralTests {
             return try await GroupCommitterTests.merged(&group)
         }
         #expect(acknowledged.count == 5 * perThread)
-        fs.crash()
-        let recovered = try LogRecovery.recover(directory: dir, fileSystem: fs)
-        #expect(recovered.records.map(\.lsn) == Array(1...UInt64(recovered.records.count)), "LSNs must be gapless from 1")
-        let byLSN = Dictionary(uniqueKeysWithValues: recovered.records.map { ($0.lsn, $0.body) })
+        let recovered = try WakeDeferralTests.recoveredAfterCrash(fs, dir)
+        #expect(recovered.map(\.lsn) == Array(1...UInt64(recovered.count)), "LSNs must be gapless from 1")
+        let byLSN = Dictionary(uniqueKeysWithValues: recovered.map { ($0.lsn, $0.body) })
         for (lsn, body) in acknowledged { #expect(byLSN[lsn] == body, "acknowledged record \(lsn) lost or changed by the crash (seed \(seed))") }
     }
 }
@@ -264,10 +264,9 @@ struct CommitInPlaceLaneTests {
         }
         committer.submit(bodies[0], lsn: 1, lane: 0)
         try await committer.waitUntilAcknowledged(3)
-        fs.crash()
-        let recovered = try LogRecovery.recover(directory: dir, fileSystem: fs)
-        #expect(recovered.records.map(\.lsn) == [1, 2, 3])
-        #expect(recovered.records.map(\.body) == bodies)
+        let recovered = try WakeDeferralTests.recoveredAfterCrash(fs, dir)
+        #expect(recovered.map(\.lsn) == [1, 2, 3])
+        #expect(recovered.map(\.body) == bodies)
     }
 
     @Test("under interval a commit in place acknowledges what it wrote without syncing it; close syncs it")
@@ -287,8 +286,7 @@ struct CommitInPlaceLaneTests {
         #expect(committer.progress.acknowledgedLSN == lsn, "written is acknowledged under interval")
         #expect(fs.syncCount == syncsBefore, "and not synced before its interval")
         try committer.close()
-        fs.crash()
-        let recovered = try LogRecovery.recover(directory: dir, fileSystem: fs)
-        #expect(Array(recovered.records.map(\.body).suffix(5)) == bodies)
+        let recovered = try WakeDeferralTests.recoveredAfterCrash(fs, dir)
+        #expect(Array(recovered.map(\.body).suffix(5)) == bodies)
     }
 }
