@@ -191,16 +191,14 @@ final class Poller {
     }
 
     /// Waits up to `timeoutMilliseconds` and calls `body` with each ready descriptor's token and its
-    /// epoll event bits. Returns how many were ready (0 when interrupted).
-    @discardableResult
-    func wait(timeoutMilliseconds: Int32, _ body: (UInt64, UInt32) -> Void) -> Int {
+    /// epoll event bits.
+    func wait(timeoutMilliseconds: Int32, _ body: (UInt64, UInt32) -> Void) {
         let n = events.withUnsafeMutableBufferPointer { stockpile_epoll_wait(descriptor, $0.baseAddress, Int32($0.count), timeoutMilliseconds) }
         if n < 0 {
             precondition(errno == EINTR, "epoll_wait failed: errno \(errno)")
-            return 0
+            return
         }
         for i in 0..<Int(n) { body(events[i].data, events[i].events) }
-        return Int(n)
     }
 
     /// Wakes `wait` from any thread.

@@ -279,33 +279,32 @@ public final class GroupCommitter: Sendable {
         }
         // Not waiting for other callers' open groups: this caller's records are all in, and the
         // committer's thread takes the rest next.
-        let made = committing.withLockIfAvailable { c -> Committed? in
-            // Near a segment's end the commit may rotate it (a sync of the old one, the new one's
-            // header synced and renamed, the directory synced; or, with no spare segment ready, a
-            // new one zero-filled): that is the committer's thread's work, not a loop's.
-            guard c.writer.fileByteCount - c.writer.offset >= Self.inPlaceRoomMinimum(segmentByteCount: c.writer.fileByteCount) else { return nil }
+        // nil: a commit is under way (the thread that makes it takes what waits next), or the segment
+        // is near its end, where the commit may rotate it (a sync of the old one, the new one's header
+        // synced and renamed, the directory synced; or, with no spare segment ready, a new one
+        // zero-filled): that is the committer's thread's work, not a loop's.
+        let made: Committed? = committing.withLockIfAvailable { c -> Committed? in
+            guard c.writer.byteCountLeft >= Self.inPlaceRoomMinimum(segmentByteCount: c.writer.fileByteCount) else { return nil }
             return commit(&c, awaitingGroups: false)
-        }
+        } ?? nil
         switch made {
-        case nil, nil?:
-            // A commit is under way (the thread that makes it takes what waits next), or this one is
-            // left to the committer's thread: woken if it sleeps.
+        case nil:
             wakeNowIfIdle()
             return false
-        case .nothing??:
+        case .nothing?:
             return false
-        case .written??:
+        case .written?:
             return true
-        case .failed??:
+        case .failed?:
             // The committer's thread ends when it sees the failure.
             wakeNowIfIdle()
             return true
         }
     }
 
-    /// The room a segment must have left for a commit in place: an eighth of the segment, at most 4
-    /// MiB, so that a loop's commit does not rotate it (a turn writes kilobytes; only one of more than
-    /// that room would).
+    /// The room a segment of `segmentByteCount` bytes must have left for a commit in place: an eighth
+    /// of it, at most 4 MiB, so that a loop's commit does not rotate it (a turn writes kilobytes; only
+    /// one of more than that room would).
     static func inPlaceRoomMinimum(segmentByteCount: Int) -> Int { min(4 << 20, segmentByteCount / 8) }
 
     /// Throws the committer's failure, once a write or sync has failed, or `closedError` once

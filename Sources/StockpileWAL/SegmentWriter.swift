@@ -41,6 +41,8 @@ public final class SegmentWriter {
     public private(set) var fileByteCount: Int
     /// Where the next record goes in the current segment.
     public private(set) var offset: Int
+    /// The bytes the current segment has left: a batch longer than this rotates it.
+    public var byteCountLeft: Int { fileByteCount - offset }
     /// The LSN of the next record.
     public private(set) var nextLSN: UInt64
     /// The first write or sync that failed: every later call throws it.
@@ -162,7 +164,7 @@ public final class SegmentWriter {
         // batch would cost more than the batch. A rotation starts the new segment's names afresh (what
         // the first framing gave is gone with it), and a failed write stops the writer for good.
         frame(first, header.salt, &names, &buffer)
-        if offset + buffer.count > fileByteCount {
+        if buffer.count > byteCountLeft {
             do {
                 try rotate(batchByteCount: buffer.count)
             } catch {

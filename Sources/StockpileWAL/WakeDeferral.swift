@@ -63,7 +63,7 @@ public final class WakeDeferral: @unchecked Sendable {
 
     @inline(__always)
     private func note(_ committer: GroupCommitter) {
-        if pending.isEmpty || !pending.contains(where: { $0 === committer }) { pending.append(committer) }
+        if !pending.contains(where: { $0 === committer }) { pending.append(committer) }
     }
 
     private static let key: pthread_key_t = {

@@ -57,8 +57,7 @@ struct GroupCommitterTests {
         let progress = committer.progress
         print("group commit: \(acknowledged.count) records in \(progress.batchCount) batches, \(fs.syncCount - syncsBefore) syncs")
 
-        fs.crash()
-        let recovered = try LogRecovery.recover(directory: dir, fileSystem: fs)
+        let recovered = try LogTestSupport.recoveredAfterCrash(fs, dir)
         #expect(recovered.records.map(\.lsn) == Array(1...UInt64(recovered.records.count)), "LSNs must be gapless from 1")
         let byLSN = Dictionary(uniqueKeysWithValues: recovered.records.map { ($0.lsn, $0.body) })
         #expect(acknowledged.count == 16 * 60)
@@ -84,8 +83,7 @@ struct GroupCommitterTests {
             #expect(error.errno == code)
         }
         // What was acknowledged before the failure is still durable.
-        fs.crash()
-        let recovered = try LogRecovery.recover(directory: dir, fileSystem: fs)
+        let recovered = try LogTestSupport.recoveredAfterCrash(fs, dir)
         #expect(recovered.records.map(\.lsn).contains(first))
         #expect(throws: WALIOError.self) { try committer.close() }
     }
@@ -106,8 +104,7 @@ struct GroupCommitterTests {
         let (fs, dir, committer) = try Self.simulatedCommitter(policy: .interval(.milliseconds(20)))
         let acknowledged = try await Self.submitConcurrently(committer, tasks: 4, perTask: 25)
         try committer.close()
-        fs.crash()
-        let recovered = try LogRecovery.recover(directory: dir, fileSystem: fs)
+        let recovered = try LogTestSupport.recoveredAfterCrash(fs, dir)
         #expect(recovered.records.count == acknowledged.count)
         for r in recovered.records { #expect(acknowledged[r.lsn] == r.body) }
     }
@@ -141,8 +138,7 @@ struct GroupCommitterTests {
         committer.submit(bodies[4], lsn: 5, lane: 1)
         committer.submit(bodies[3], lsn: 4, lane: 0)
         try await committer.waitUntilAcknowledged(5)
-        fs.crash()
-        let recovered = try LogRecovery.recover(directory: dir, fileSystem: fs)
+        let recovered = try LogTestSupport.recoveredAfterCrash(fs, dir)
         #expect(recovered.records.map(\.lsn) == [1, 2, 3, 4, 5])
         #expect(recovered.records.map(\.body) == bodies)
     }
@@ -180,8 +176,7 @@ struct GroupCommitterTests {
             }
             return try await Self.merged(&group)
         }
-        fs.crash()
-        let recovered = try LogRecovery.recover(directory: dir, fileSystem: fs)
+        let recovered = try LogTestSupport.recoveredAfterCrash(fs, dir)
         #expect(recovered.records.map(\.lsn) == Array(1...UInt64(lanes * 3 * perTask)))
         for r in recovered.records { #expect(acknowledged[r.lsn] == r.body, "record \(r.lsn) is not the one handed over with it") }
     }

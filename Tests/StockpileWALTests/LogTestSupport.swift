@@ -14,6 +14,13 @@ enum LogTestSupport {
         SimulatedFileSystem(directories: [simulatedDirectory])
     }
 
+    /// What a start-up finds in `dir` after the machine crashes now (`SimulatedFileSystem.crash`):
+    /// what was synced, no more.
+    static func recoveredAfterCrash(_ fs: SimulatedFileSystem, _ dir: String = simulatedDirectory) throws -> LogRecovery.Result {
+        fs.crash()
+        return try LogRecovery.recover(directory: dir, fileSystem: fs)
+    }
+
     /// Runs `body` with a fresh directory under /tmp, and removes it afterwards.
     static func withTemporaryDirectory<R>(_ body: (String) throws -> R) throws -> R {
         var template = Array("/tmp/stockpile-wal-test-XXXXXX".utf8CString)

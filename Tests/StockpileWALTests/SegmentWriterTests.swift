@@ -172,8 +172,7 @@ import Testing
         #expect(throws: failed) { try writer.append(Array(bodies[6..<7])) }
         #expect(throws: failed) { try writer.sync() }
         #expect(writer.nextLSN == 5)
-        fs.crash()
-        let result = try LogRecovery.recover(directory: dir, fileSystem: fs)
+        let result = try LogTestSupport.recoveredAfterCrash(fs, dir)
         #expect(LogTestSupport.bodies(of: result) == Array(bodies[0..<4]), "what was acknowledged survives")
     }
 
@@ -193,8 +192,7 @@ import Testing
         #expect(failed.errno == EIO)
         #expect(throws: failed) { try writer.append(Array(bodies[5..<6])) }
         #expect(throws: failed) { try writer.sync() }
-        fs.crash()
-        let result = try LogRecovery.recover(directory: dir, fileSystem: fs)
+        let result = try LogTestSupport.recoveredAfterCrash(fs, dir)
         #expect(LogTestSupport.bodies(of: result) == Array(bodies[0..<3]))
     }
 
@@ -281,8 +279,7 @@ import Testing
         #expect(writer.createdFileNames == ["wal-0000000000000001.log"])
         // One try per segment: on a full disk every retry would fill it again.
         #expect(fs.creationCount(ofPathsContaining: "wal-next-") == 1)
-        fs.crash()
-        let result = try LogRecovery.recover(directory: dir, fileSystem: fs)
+        let result = try LogTestSupport.recoveredAfterCrash(fs, dir)
         #expect(LogTestSupport.bodies(of: result) == Array(bodies[0..<appended]), "every synced record is there")
     }
 

@@ -125,8 +125,7 @@ import Testing
             }
             try await committer.waitUntilAcknowledged(UInt64(expected.count))
         }
-        fs.crash()
-        let recovered = try LogRecovery.recover(directory: dir, fileSystem: fs)
+        let recovered = try LogTestSupport.recoveredAfterCrash(fs, dir)
         #expect(recovered.records.map(\.lsn) == Array(1...UInt64(expected.count)), "seed \(seed)")
         #expect(fs.creationCount(ofPathsContaining: ".log") > 1, "seed \(seed): the log rotated")
         // The first record that differs, if one does.

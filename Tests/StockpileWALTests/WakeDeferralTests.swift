@@ -32,12 +32,6 @@ struct WakeDeferralTests {
         while !committer.isSleeping { usleep(200) }
     }
 
-    /// The records a start-up finds after the machine crashes now: what was synced, no more.
-    static func recoveredAfterCrash(_ fs: SimulatedFileSystem, _ dir: String) throws -> [RecoveredRecord] {
-        fs.crash()
-        return try LogRecovery.recover(directory: dir, fileSystem: fs).records
-    }
-
     @Test("a deferring thread's handovers wake nothing; flushed, it commits them in place while the committer's thread sleeps")
     func commitsInPlace() async throws {
         let (fs, dir, committer) = try GroupCommitterTests.simulatedCommitter(policy: .always)
@@ -60,7 +54,7 @@ struct WakeDeferralTests {
         #expect(committer.progress.batchCount == 1, "the three records went in one write")
         #expect(fs.syncCount == syncsBefore + 1, "and one sync")
         try await committer.waitUntilAcknowledged(lsn)
-        let recovered = try WakeDeferralTests.recoveredAfterCrash(fs, dir)
+        let recovered = try LogTestSupport.recoveredAfterCrash(fs, dir).records
         #expect(recovered.map(\.body) == bodies)
     }
 
@@ -77,7 +71,7 @@ struct WakeDeferralTests {
             return last
         }
         try await committer.waitUntilAcknowledged(lsn)
-        let recovered = try WakeDeferralTests.recoveredAfterCrash(fs, dir)
+        let recovered = try LogTestSupport.recoveredAfterCrash(fs, dir).records
         #expect(recovered.map(\.body) == bodies)
     }
 
@@ -113,7 +107,7 @@ struct WakeDeferralTests {
         }
         // The committer's thread saw the failure and ended: close reports it rather than hanging.
         #expect(throws: WALIOError.self) { try committer.close() }
-        let recovered = try WakeDeferralTests.recoveredAfterCrash(fs, dir)
+        let recovered = try LogTestSupport.recoveredAfterCrash(fs, dir).records
         #expect(recovered.map(\.lsn).contains(first))
     }
 
@@ -146,7 +140,7 @@ struct WakeDeferralTests {
         #expect(throws: Never.self) { try closing.withLock { $0 }!.get() }
         #expect(committer.progress.acknowledgedLSN == lsn)
         try await committer.waitUntilAcknowledged(lsn)
-        let recovered = try WakeDeferralTests.recoveredAfterCrash(fs, dir)
+        let recovered = try LogTestSupport.recoveredAfterCrash(fs, dir).records
         #expect(recovered.map(\.body) == bodies)
     }
 
@@ -187,7 +181,7 @@ struct WakeDeferralTests {
         bodies.append(later)
         #expect(committedLater, "a fresh segment has room for a commit in place")
         try committer.close()
-        let recovered = try WakeDeferralTests.recoveredAfterCrash(fs, dir)
+        let recovered = try LogTestSupport.recoveredAfterCrash(fs, dir).records
         #expect(recovered.map(\.body) == bodies)
     }
 
@@ -241,7 +235,7 @@ struct WakeDeferralTests {
             return try await GroupCommitterTests.merged(&group)
         }
         #expect(acknowledged.count == 5 * perThread)
-        let recovered = try WakeDeferralTests.recoveredAfterCrash(fs, dir)
+        let recovered = try LogTestSupport.recoveredAfterCrash(fs, dir).records
         #expect(recovered.map(\.lsn) == Array(1...UInt64(recovered.count)), "LSNs must be gapless from 1")
         let byLSN = Dictionary(uniqueKeysWithValues: recovered.map { ($0.lsn, $0.body) })
         for (lsn, body) in acknowledged { #expect(byLSN[lsn] == body, "acknowledged record \(lsn) lost or changed by the crash (seed \(seed))") }
@@ -264,7 +258,7 @@ struct CommitInPlaceLaneTests {
         }
         committer.submit(bodies[0], lsn: 1, lane: 0)
         try await committer.waitUntilAcknowledged(3)
-        let recovered = try WakeDeferralTests.recoveredAfterCrash(fs, dir)
+        let recovered = try LogTestSupport.recoveredAfterCrash(fs, dir).records
         #expect(recovered.map(\.lsn) == [1, 2, 3])
         #expect(recovered.map(\.body) == bodies)
     }
@@ -286,7 +280,7 @@ struct CommitInPlaceLaneTests {
         #expect(committer.progress.acknowledgedLSN == lsn, "written is acknowledged under interval")
         #expect(fs.syncCount == syncsBefore, "and not synced before its interval")
         try committer.close()
-        let recovered = try WakeDeferralTests.recoveredAfterCrash(fs, dir)
+        let recovered = try LogTestSupport.recoveredAfterCrash(fs, dir).records
         #expect(Array(recovered.map(\.body).suffix(5)) == bodies)
     }
 }
