@@ -62,6 +62,7 @@ struct Options {
     var target: TCPTarget?
     var clients = 50
     var pipeline = 1
+    var pipelineGiven = false
     /// TCP mode: units added to every cell before the run.
     var stock: Int64 = 1_000_000_000
 }
@@ -107,6 +108,11 @@ func usage() -> Never {
                      engine in memory, per reservation of three lines in three shards, and per
                      RESERVE and STOCK through the request handler in pipelines of 16, and per
                      RESERVE in pipelines of 1 (counted by a malloc interposer, not timed)
+          wire       RESERVEs in pipelines of --pipeline (default 16) through the request parser and
+                     the request handler of an engine in memory, one turn per pipeline, without a
+                     socket: the server loop's own work per request, timed (--cells cells, default
+                     100000, 1 for the hot cell; --duration s worth at 200,000/s). Pin it to one CPU
+                     to compare builds
           snapshot   --cells cells (e.g. 1000000) loaded, --tasks tasks reserving for --duration s while
                      one snapshot is written: its size and time, the longest write pause, and the
                      peak memory while it is written (--fsync defaults to always here)
@@ -201,6 +207,7 @@ func parseOptions() -> Options {
             tcpFlags.append(a)
         case "--pipeline":
             o.pipeline = Int(integer(a, in: 1...100_000))
+            o.pipelineGiven = true
             tcpFlags.append(a)
         case "--stock":
             o.stock = integer(a, in: 1...Limits.quantityMax.units)
@@ -211,7 +218,9 @@ func parseOptions() -> Options {
             o.scenario = a
         }
     }
-    guard ["hot", "spread", "multiline", "crc", "syncs", "snapshot", "startup", "allocations", "memory"].contains(o.scenario) else { usage() }
+    guard ["hot", "spread", "multiline", "crc", "syncs", "snapshot", "startup", "allocations", "memory", "wire"].contains(o.scenario) else { usage() }
+    // The wire scenario answers pipelines in-process: --pipeline is its own.
+    if o.scenario == "wire" { tcpFlags.removeAll { $0 == "--pipeline" } }
     if o.target == nil, let flag = tcpFlags.first { fail("\(flag) needs --target tcp://HOST:PORT (without it the engine runs in-process)") }
     if o.target != nil, let flag = inProcessFlags.first {
         if flag == "--tasks" { fail("--tasks is for the in-process mode; with --target use --clients and --pipeline") }
@@ -231,6 +240,7 @@ if options.scenario == "crc" { exit(runCRCBenchmark(options)) }
 if options.scenario == "syncs" { exit(runSyncsBenchmark(options)) }
 if options.scenario == "allocations" { exit(await runAllocationBenchmark(options)) }
 if options.scenario == "memory" { exit(await runMemoryBenchmark(options)) }
+if options.scenario == "wire" { exit(await runWireBenchmark(options)) }
 if options.scenario == "snapshot" { exit(await runSnapshotBenchmark(options)) }
 if options.scenario == "startup" { exit(await runStartupBenchmark(options)) }
 if let target = options.target { exit(runTCPBenchmark(options, target: target)) }
