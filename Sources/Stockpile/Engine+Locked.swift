@@ -207,7 +207,6 @@ extension Engine {
         let home = mask.trailingZeroBitCount
         for c in cells { withShard(c.shard) { $0.prefetch(cellHash: c.hash) } }
         withShard(home) { $0.prefetch(idHash: hashedID.hash) }
-        ledger.prefetchNextSlots(count: cells.count)
         let settings = self.settings
         // What does not depend on the shards' state is made before they are held: the lists the
         // decision fills. Made while holding three shards, those allocations lengthened the hold that

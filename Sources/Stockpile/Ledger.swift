@@ -72,22 +72,6 @@ final class EntryRing: @unchecked Sendable {
     @inline(__always)
     private func slot(_ seq: UInt64) -> Int { Int((seq - 1) % UInt64(capacity)) }
 
-    /// Asks for the lines of the slots of entries `seq ..< seq + count`, to be written: a slot is
-    /// written once a ring ago, so each is a cache miss of its own (a line per 64 of its bytes).
-    func prefetch(from seq: UInt64, count: Int) {
-        // Index loops: a debug build's iterators allocated, on every one-line reservation's path.
-        var k = 0
-        while k < count {
-            let slot = slots + slot(seq + UInt64(k)) * PackedEntry.byteCount
-            var line = 0
-            while line < PackedEntry.byteCount {
-                stockpile_prefetch(slot + line)
-                line += 64
-            }
-            k += 1
-        }
-    }
-
     /// Takes slot `i` for this thread; returns the seq it held.
     @inline(__always)
     private func acquire(_ i: Int) -> UInt64 {
@@ -569,12 +553,6 @@ final class Ledger: Sendable {
 
     /// The sequence number the next entry will get.
     var nextSeq: UInt64 { UInt64(numbers.load(ordering: .acquiring).first) }
-
-    /// Asks for the ring's slots of the next `count` entries, before a caller takes locks it will
-    /// number that many entries under (another thread may number some of them first: a hint).
-    func prefetchNextSlots(count: Int) {
-        ring.prefetch(from: nextSeq, count: count)
-    }
 
     /// The oldest sequence number memory still keeps.
     var oldestSeq: UInt64 {
