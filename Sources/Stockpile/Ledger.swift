@@ -272,7 +272,10 @@ final class Ledger: Sendable {
     private let state = Mutex(State())
     /// `first`: the seq the next entry gets; `second`: the LSN of the last record handed to the log
     /// (0 before any, and without a log). Taken together (`take`), so that LSN order is seq order.
-    private let numbers = Atomic<WordPair>(WordPair(first: 1, second: 0))
+    /// In a cache line of its own: every commit of either core writes it, and kept among the fields
+    /// every append only reads (`log`, `ring`, `subscriberCount`), it made each of those reads a miss
+    /// on the line the other core had just written.
+    nonisolated(unsafe) private let numbers: UnsafeMutablePointer<Atomic<WordPair>>
     /// The first seq memory ever kept: 1, or where the snapshot the engine started from left off.
     private let firstKept = Atomic<UInt64>(1)
     private let ring: EntryRing
@@ -297,8 +300,15 @@ final class Ledger: Sendable {
     private let keyLaneIndex: Int
 
     init(capacity: Int, shardCount: Int) {
+        numbers = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 64).bindMemory(to: Atomic<WordPair>.self, capacity: 1)
+        numbers.initialize(to: Atomic(WordPair(first: 1, second: 0)))
         ring = EntryRing(capacity: capacity)
         keyLaneIndex = shardCount
+    }
+
+    deinit {
+        _ = numbers.deinitialize(count: 1)
+        UnsafeMutableRawPointer(numbers).deallocate()
     }
 
     /// Attaches the log of a durable engine (see `log`): one lane per shard (`append`'s `lane`) and
@@ -311,9 +321,9 @@ final class Ledger: Sendable {
         self.log = log
         // Everything replayed is in the log up to here: a snapshot taken before the next change must
         // say so, or a later start-up would replay the whole log again on top of it.
-        let n = numbers.load(ordering: .relaxed)
+        let n = numbers.pointee.load(ordering: .relaxed)
         precondition(n.second <= log.baseLSN, "the log ends before what was replayed")
-        numbers.store(WordPair(first: n.first, second: UInt(log.baseLSN)), ordering: .releasing)
+        numbers.pointee.store(WordPair(first: n.first, second: UInt(log.baseLSN)), ordering: .releasing)
         log.observeAcknowledgements { [weak self] lsn in self?.deliver(through: lsn) }
     }
 
@@ -345,16 +355,18 @@ final class Ledger: Sendable {
 
     /// The LSN of the last record handed to the log: a reply that reveals anything committed so far
     /// waits until it is acknowledged.
-    var lastLSN: UInt64 { UInt64(numbers.load(ordering: .acquiring).second) }
+    /// Its half of the pair read alone (an 8-byte load; the pair whole is read by a `cmpxchg16b`, a
+    /// locked write to the line every commit takes its numbers from): each wait for the log reads it.
+    var lastLSN: UInt64 { stockpile_load_acquire_u64(UnsafeRawPointer(numbers) + MemoryLayout<UInt>.stride) }
 
     /// Takes `count` sequence numbers and, with `record`, the next LSN, in one step: returns the
     /// first seq and the LSN (the last one handed out, without `record`).
     @inline(__always)
     private func take(_ count: Int, record: Bool) -> (seq: UInt64, lsn: UInt64) {
-        var n = numbers.load(ordering: .relaxed)
+        var n = numbers.pointee.load(ordering: .relaxed)
         while true {
             let next = WordPair(first: n.first &+ UInt(count), second: record ? n.second &+ 1 : n.second)
-            let (done, now) = numbers.weakCompareExchange(expected: n, desired: next, ordering: .acquiringAndReleasing)
+            let (done, now) = numbers.pointee.weakCompareExchange(expected: n, desired: next, ordering: .acquiringAndReleasing)
             if done { return (UInt64(n.first), UInt64(next.second)) }
             n = now
         }
@@ -501,9 +513,9 @@ final class Ledger: Sendable {
     /// `seq`, without keeping them: a replay keeps the newest entries once it has applied every
     /// record (`keepReplayed`).
     func restoreNumbering(of count: Int, from seq: UInt64) {
-        let n = numbers.load(ordering: .relaxed)
+        let n = numbers.pointee.load(ordering: .relaxed)
         precondition(seq == UInt64(n.first), "replayed entry \(seq) where \(n.first) was due")
-        numbers.store(WordPair(first: n.first + UInt(count), second: n.second), ordering: .releasing)
+        numbers.pointee.store(WordPair(first: n.first + UInt(count), second: n.second), ordering: .releasing)
     }
 
     /// Keeps an entry whose numbering `restoreNumbering` took back (a replay keeps its newest
@@ -515,7 +527,7 @@ final class Ledger: Sendable {
     /// Starts from a snapshot: the next entry is numbered `nextSeq`, and memory keeps `recent` (the
     /// entries just before it, oldest first).
     func start(nextSeq: UInt64, recent: [LedgerEntry]) {
-        let n = numbers.load(ordering: .relaxed)
+        let n = numbers.pointee.load(ordering: .relaxed)
         precondition(n.first == 1 && firstKept.load(ordering: .relaxed) == 1, "a ledger starts from a snapshot only when new")
         let kept = recent.suffix(capacity)
         var next = kept.first?.seq ?? nextSeq
@@ -526,13 +538,13 @@ final class Ledger: Sendable {
             next += 1
         }
         precondition(next == nextSeq, "the snapshot's entries end at \(next), not \(nextSeq)")
-        numbers.store(WordPair(first: UInt(nextSeq), second: n.second), ordering: .releasing)
+        numbers.pointee.store(WordPair(first: UInt(nextSeq), second: n.second), ordering: .releasing)
     }
 
     /// Where the ledger stands: the last LSN handed to the log and the next sequence number. Read
     /// while every shard is held, it is the point a snapshot is taken at.
     var position: (lastLSN: UInt64, nextSeq: UInt64) {
-        let n = numbers.load(ordering: .acquiring)
+        let n = numbers.pointee.load(ordering: .acquiring)
         return (UInt64(n.second), UInt64(n.first))
     }
 
@@ -552,7 +564,7 @@ final class Ledger: Sendable {
     }
 
     /// The sequence number the next entry will get.
-    var nextSeq: UInt64 { UInt64(numbers.load(ordering: .acquiring).first) }
+    var nextSeq: UInt64 { UInt64(numbers.pointee.load(ordering: .acquiring).first) }
 
     /// The oldest sequence number memory still keeps.
     var oldestSeq: UInt64 {

@@ -57,6 +57,12 @@ static inline void stockpile_prefetch(const void *address) { __builtin_prefetch(
 /// live shards share until they next write): it does not ask for the line to be owned for writing.
 static inline void stockpile_prefetch_read(const void *address) { __builtin_prefetch(address, 0, 3); }
 
+/// An 8-byte load with acquire ordering of one half of a 16-byte word that a `cmpxchg16b` writes
+/// whole (the ledger's pair of next seq and last LSN): aligned 8-byte loads are atomic on x86-64 and
+/// arm64, and reading one half this way is a plain load, where Swift's `Atomic<WordPair>.load` is a
+/// locked compare-exchange that takes the line away from the core that writes it.
+static inline uint64_t stockpile_load_acquire_u64(const void *address) { return __atomic_load_n((const uint64_t *)address, __ATOMIC_ACQUIRE); }
+
 /// glibc's malloc_trim(0): gives the free memory of every arena back to the system (the top of each
 /// heap, and whole free pages inside it), after a large one-off load such as a seed file, and before
 /// the memory benchmark reads the resident set. Returns 1 when some memory was released, 0 otherwise.
