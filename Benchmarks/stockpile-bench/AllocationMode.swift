@@ -101,8 +101,17 @@ nonisolated func runAllocationBenchmark(_ options: Options) async -> Int32 {
     for bytes in pipelines(of: 64, { ["RESERVE", "ww64r\($0)", "SKU-HOT", "MAIN", "1"] }).prefix(10) { await answer(bytes, pipeline: 64) }
     await measure("wire_reserve_p64") { for bytes in wireDeepReserves { await answer(bytes, pipeline: 64) } }
 
+    // Names as a shop's are: a 16-byte SKU (the form compare-redis.sh sends) and a 24-byte order id.
+    // Swift keeps a string of up to 15 UTF-8 bytes inline; a longer one is an object of its own, made
+    // when the command table reads the word and freed when the request is done with.
+    let longVariant = "SKU-000000012345"
+    _ = await engine.setQuantity(variant: longVariant, warehouse: "MAIN", to: Quantity(1_000_000_000), reason: .import)
+    let wireLongReserves = pipelines { ["RESERVE", String(format: "order-2026-12-07-%07d", $0), longVariant, "MAIN", "1"] }
+    for bytes in pipelines({ ["RESERVE", String(format: "order-warm-up-0000-%06d", $0), longVariant, "MAIN", "1"] }).prefix(100) { await answer(bytes) }
+    await measure("wire_reserve_long_names") { for bytes in wireLongReserves { await answer(bytes) } }
+
     print("allocations per operation (engine in memory, \(options.shards) shards, \(count) operations each, after a warm-up):")
-    for f in figures { print("  " + f.name.padding(toLength: 23, withPad: " ", startingAt: 0) + String(format: "%.2f", f.perOperation)) }
+    for f in figures { print("  " + f.name.padding(toLength: 25, withPad: " ", startingAt: 0) + String(format: "%.2f", f.perOperation)) }
     if options.json {
         var object: [String: Any] = ["scenario": "allocations", "shards": options.shards, "operations": count]
         for f in figures { object["\(f.name)_allocations"] = f.perOperation }

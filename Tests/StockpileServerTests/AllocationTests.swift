@@ -35,15 +35,20 @@ struct AllocationTests {
     /// batch (`ReplyBuffer`); the batch's list of requests and their bytes go back to the connection's
     /// parser with its result, for a later batch (`RequestParser.recycle`); the turn's lists of batches
     /// and of results are kept from turn to turn, as the loop keeps them.
+    /// `wire_reserve_long_names` is a RESERVE with a 24-byte order id and a 16-byte SKU: Swift keeps a
+    /// string of up to 15 UTF-8 bytes inline, and a longer one in an object of its own, made when the
+    /// command table reads the word. Two in an optimised build, the id's and the SKU's: the id's is
+    /// the reservation's own for as long as it is kept; the SKU's lives until its array of lines
+    /// serves a later RESERVE.
     #if DEBUG
     static let limits: [String: Double] = [
         "reserve": 8.5, "reserve_replay": 3.5, "release": 12.5, "adjust": 5.5, "cell": 0.5, "reserve_across_shards": 85.0,
-        "wire_reserve": 91.5, "wire_stock": 49.0, "wire_reserve_p1": 87.5, "wire_reserve_p64": 91.5,
+        "wire_reserve": 91.5, "wire_stock": 49.0, "wire_reserve_p1": 87.5, "wire_reserve_p64": 91.5, "wire_reserve_long_names": 92.5,
     ]
     #else
     static let limits: [String: Double] = [
         "reserve": 0.5, "reserve_replay": 1.5, "release": 2.5, "adjust": 1.5, "cell": 0.5, "reserve_across_shards": 3.5,
-        "wire_reserve": 0.05, "wire_stock": 0.05, "wire_reserve_p1": 0.05, "wire_reserve_p64": 0.1,
+        "wire_reserve": 0.05, "wire_stock": 0.05, "wire_reserve_p1": 0.05, "wire_reserve_p64": 0.1, "wire_reserve_long_names": 2.5,
     ]
     #endif
 
