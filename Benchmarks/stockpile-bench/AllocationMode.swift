@@ -10,8 +10,6 @@
 import CAllocationCounter
 import Foundation
 import Stockpile
-import StockpileProtocol
-import StockpileServer
 
 /// Allocations per operation of the engine's hot paths, one line each (`--json`: one object).
 nonisolated func runAllocationBenchmark(_ options: Options) async -> Int32 {
@@ -57,36 +55,12 @@ nonisolated func runAllocationBenchmark(_ options: Options) async -> Int32 {
     await measure("reserve_across_shards") { for r in acrossShards { _ = await engine.reserve(r) } }
 
     // The wire: each pipeline is encoded as a client sends it before counting; the counted part
-    // parses it as a connection does (one parser, reused) and answers the batch.
-    let handler = RequestHandler(engine: engine)
+    // parses it as a connection does (one parser, reused) and answers the batch (`HandlerTurns`).
     func pipelines(of pipeline: Int = 16, _ words: (Int) -> [String]) -> [[UInt8]] {
-        stride(from: 0, to: count, by: pipeline).map { start in
-            var bytes: [UInt8] = []
-            for i in start..<start + pipeline { RequestEncoder.encode(words(i), into: &bytes) }
-            return bytes
-        }
+        HandlerTurns.pipelines(count: count, of: pipeline, words)
     }
-    var parser = RequestParser()
-    var session = handler.newSession(id: 1)
-    // The connection's reply buffer, lent to each batch and emptied after, and the turn's lists of
-    // batches and results and the arrays its batches work in, kept from turn to turn, as the loop does.
-    let replies = ReplyBuffer()
-    var turnBatches: [(RequestBatch, SessionState)] = []
-    var turnResults: [BatchResult] = []
-    var turnScratch = TurnScratch()
-    func answer(_ bytes: [UInt8], pipeline: Int = 16) async {
-        bytes.withUnsafeBytes { parser.append($0) }
-        let (requests, error) = parser.nextRequests(max: pipeline)
-        precondition(error == nil && requests.count == pipeline, "the pipeline did not parse")
-        turnBatches.append((RequestBatch(requests: requests, replies: replies), session))
-        await handler.run(&turnBatches, into: &turnResults, scratch: &turnScratch)
-        turnBatches.removeAll(keepingCapacity: true)
-        session = turnResults[0].session
-        // As the loop does: the batch's requests go back to the parser, for the next batch.
-        parser.recycle(turnResults[0].takeRequests())
-        turnResults.removeAll(keepingCapacity: true)
-        replies.bytes.removeAll(keepingCapacity: true)
-    }
+    let turns = HandlerTurns(engine: engine)
+    func answer(_ bytes: [UInt8], pipeline: Int = 16) async { await turns.answer(bytes, pipeline: pipeline) }
     let wireReserves = pipelines { ["RESERVE", "wr\($0)", "SKU-HOT", "MAIN", "1"] }
     let wireStocks = pipelines { _ in ["STOCK", "SKU-HOT", "MAIN"] }
     let wireLoneReserves = pipelines(of: 1) { ["RESERVE", "w1r\($0)", "SKU-HOT", "MAIN", "1"] }

@@ -9,8 +9,6 @@
 
 import Foundation
 import Stockpile
-import StockpileProtocol
-import StockpileServer
 
 nonisolated func runWireBenchmark(_ options: Options) async -> Int32 {
     let cellCount = options.cellsGiven ? options.cells : 100_000
@@ -27,39 +25,16 @@ nonisolated func runWireBenchmark(_ options: Options) async -> Int32 {
     // random (seeded), as redis-benchmark's `__rand_int__` draws them.
     var rng = SplitMix64(seed: 2026)
     func pipelines(_ count: Int, prefix: String) -> [[UInt8]] {
-        stride(from: 0, to: count, by: pipeline).map { start in
-            var bytes: [UInt8] = []
-            for i in start..<start + pipeline {
-                let cell = variants[Int(rng.next() % UInt64(cellCount))]
-                RequestEncoder.encode(["RESERVE", "\(prefix):\(i):\(rng.next() % 1_000_000)", cell, "MAIN", "1"], into: &bytes)
-            }
-            return bytes
+        HandlerTurns.pipelines(count: count, of: pipeline) { i in
+            ["RESERVE", "\(prefix):\(i):\(rng.next() % 1_000_000)", variants[Int(rng.next() % UInt64(cellCount))], "MAIN", "1"]
         }
     }
     let warmUp = pipelines(min(requestCount, 20_000), prefix: "w")
     let timed = pipelines(requestCount, prefix: "o")
 
-    let handler = RequestHandler(engine: engine)
-    var parser = RequestParser()
-    var session = handler.newSession(id: 1)
-    let replies = ReplyBuffer()
-    var turnBatches: [(RequestBatch, SessionState)] = []
-    var turnResults: [BatchResult] = []
-    var turnScratch = TurnScratch()
+    let turns = HandlerTurns(engine: engine)
     var replyBytes = 0
-    func answer(_ bytes: [UInt8]) async {
-        bytes.withUnsafeBytes { parser.append($0) }
-        let (requests, error) = parser.nextRequests(max: pipeline)
-        precondition(error == nil && requests.count == pipeline, "the pipeline did not parse")
-        turnBatches.append((RequestBatch(requests: requests, replies: replies), session))
-        await handler.run(&turnBatches, into: &turnResults, scratch: &turnScratch)
-        turnBatches.removeAll(keepingCapacity: true)
-        session = turnResults[0].session
-        parser.recycle(turnResults[0].takeRequests())
-        turnResults.removeAll(keepingCapacity: true)
-        replyBytes += replies.bytes.count
-        replies.bytes.removeAll(keepingCapacity: true)
-    }
+    func answer(_ bytes: [UInt8]) async { replyBytes += await turns.answer(bytes, pipeline: pipeline) }
     for bytes in warmUp { await answer(bytes) }
     replyBytes = 0
     let cpuBefore = ProcessCPU.now()
