@@ -19,7 +19,8 @@ let package = Package(
         // The engine that users embed: shard actors, the ledger, expiry, the public API.
         .target(name: "Stockpile", dependencies: ["StockpileCore", "StockpileWAL", "CStockpileLinux"]),
         // The few Linux calls Swift's Glibc module does not export (epoll, eventfd), SSE 4.2's CRC32
-        // instruction and the compiler's prefetch hint, wrapped in C.
+        // instruction, the compiler's prefetch hint and an 8-byte load of half a 16-byte atomic word,
+        // wrapped in C.
         .target(name: "CStockpileLinux"),
         // A malloc interposer that counts allocations, linked only into the benchmark and the tests
         // (swift-nio's allocation tests count the same way): allocations per reservation is a number

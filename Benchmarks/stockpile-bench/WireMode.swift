@@ -1,6 +1,6 @@
 // The wire scenario: what a server's loop spends on a RESERVE besides its socket, timed. The bytes of
-// pipelines of --pipeline RESERVEs (16 by default) are encoded before the clock starts, with ids
-// shaped as `compare-redis.sh` sends them; the timed part parses each pipeline as a connection does
+// pipelines of --pipeline RESERVEs (16 by default, at most a server's turn) are encoded before the
+// clock starts, with ids and SKUs shaped as `compare-redis.sh` sends them; the timed part parses each pipeline as a connection does
 // and answers it through the request handler (framing, command table, authorisation, engine, reply
 // bytes), one pipeline after another on one task, as one loop turn per pipeline. An engine in memory:
 // the log's part is not in it. Pinned to one CPU (`taskset -c 1`) it repeats within a few percent,
@@ -21,12 +21,14 @@ nonisolated func runWireBenchmark(_ options: Options) async -> Int32 {
         FileHandle.standardError.write(Data("stockpile-bench: loading the cells failed\n".utf8))
         return 2
     }
-    // Every pipeline's bytes, made before the clock starts: ids unique over the run, cells drawn at
-    // random (seeded), as redis-benchmark's `__rand_int__` draws them.
+    // Every pipeline's bytes, made before the clock starts: ids of 41 bytes, unique over the run, and
+    // cells drawn at random (seeded), as compare-redis.sh's `o:__rand_int__:__rand_int__:__rand_int__`
+    // and `SKU-__rand_int__` make them (redis-benchmark writes each `__rand_int__` as 12 digits).
     var rng = SplitMix64(seed: 2026)
     func pipelines(_ count: Int, prefix: String) -> [[UInt8]] {
         HandlerTurns.pipelines(count: count, of: pipeline) { i in
-            ["RESERVE", "\(prefix):\(i):\(rng.next() % 1_000_000)", variants[Int(rng.next() % UInt64(cellCount))], "MAIN", "1"]
+            let id = String(format: "%@:%012d:%012llu:%012llu", prefix, i, rng.next() % 1_000_000_000_000, rng.next() % 1_000_000_000_000)
+            return ["RESERVE", id, variants[Int(rng.next() % UInt64(cellCount))], "MAIN", "1"]
         }
     }
     let warmUp = pipelines(min(requestCount, 20_000), prefix: "w")

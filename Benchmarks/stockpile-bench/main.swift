@@ -35,6 +35,7 @@
 
 import Foundation
 import Stockpile
+import StockpileServer
 
 struct Options {
     var scenario = ""
@@ -219,8 +220,15 @@ func parseOptions() -> Options {
         }
     }
     guard ["hot", "spread", "multiline", "crc", "syncs", "snapshot", "startup", "allocations", "memory", "wire"].contains(o.scenario) else { usage() }
-    // The wire scenario answers pipelines in-process: --pipeline is its own.
-    if o.scenario == "wire" { tcpFlags.removeAll { $0 == "--pipeline" } }
+    // The wire scenario answers pipelines in-process: --pipeline is its own, up to what a server's
+    // loop answers in one turn of a connection.
+    if o.scenario == "wire" {
+        if o.target != nil { fail("wire runs the request handler in-process; it takes no --target") }
+        if o.pipeline > ServerConfiguration.batchRequestCountMaxDefault {
+            fail("wire's --pipeline is at most \(ServerConfiguration.batchRequestCountMaxDefault), the requests a server's loop answers of a connection in one turn")
+        }
+        tcpFlags.removeAll { $0 == "--pipeline" }
+    }
     if o.target == nil, let flag = tcpFlags.first { fail("\(flag) needs --target tcp://HOST:PORT (without it the engine runs in-process)") }
     if o.target != nil, let flag = inProcessFlags.first {
         if flag == "--tasks" { fail("--tasks is for the in-process mode; with --target use --clients and --pipeline") }

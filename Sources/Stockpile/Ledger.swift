@@ -300,10 +300,13 @@ final class Ledger: Sendable {
     private let keyLaneIndex: Int
 
     init(capacity: Int, shardCount: Int) {
-        numbers = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 64).bindMemory(to: Atomic<WordPair>.self, capacity: 1)
+        // 128 bytes: processors that fetch cache lines in pairs would otherwise bring in, and take
+        // away, the line beside it with it.
+        numbers = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 128).bindMemory(to: Atomic<WordPair>.self, capacity: 1)
         numbers.initialize(to: Atomic(WordPair(first: 1, second: 0)))
         ring = EntryRing(capacity: capacity)
         keyLaneIndex = shardCount
+        assert(lastLSN == 0, "the last LSN is read where the pair keeps its second word")
     }
 
     deinit {
@@ -357,7 +360,13 @@ final class Ledger: Sendable {
     /// waits until it is acknowledged.
     /// Its half of the pair read alone (an 8-byte load; the pair whole is read by a `cmpxchg16b`, a
     /// locked write to the line every commit takes its numbers from): each wait for the log reads it.
-    var lastLSN: UInt64 { stockpile_load_acquire_u64(UnsafeRawPointer(numbers) + MemoryLayout<UInt>.stride) }
+    var lastLSN: UInt64 {
+        #if _endian(little) && _pointerBitWidth(_64)
+        stockpile_load_acquire_u64(UnsafeRawPointer(numbers) + MemoryLayout<UInt>.stride)
+        #else
+        UInt64(numbers.pointee.load(ordering: .acquiring).second)
+        #endif
+    }
 
     /// Takes `count` sequence numbers and, with `record`, the next LSN, in one step: returns the
     /// first seq and the LSN (the last one handed out, without `record`).

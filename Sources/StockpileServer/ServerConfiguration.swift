@@ -45,6 +45,8 @@ public struct ServerConfiguration: Sendable {
     public static let clientCountDefault = 10_000
     public static let subscriberBacklogByteCountDefault = 8 * 1024 * 1024
     public static let replyBacklogByteCountDefault = 4 * 1024 * 1024
+    /// `batchRequestCountMax` unless set.
+    public static let batchRequestCountMaxDefault = 256
     public static let eventLoopCountMax = 64
     /// One loop per core.
     public static var eventLoopCountDefault: Int {
@@ -71,7 +73,7 @@ public struct ServerConfiguration: Sendable {
         host: String = "127.0.0.1", port: Int = portDefault, auth: AuthTable? = nil, insecure: Bool = false,
         protocolLimits: ProtocolLimits = ProtocolLimits(), clientCountMax: Int = clientCountDefault,
         subscriberBacklogByteCountMax: Int = subscriberBacklogByteCountDefault,
-        replyBacklogByteCountMax: Int = replyBacklogByteCountDefault, batchRequestCountMax: Int = 256,
+        replyBacklogByteCountMax: Int = replyBacklogByteCountDefault, batchRequestCountMax: Int = batchRequestCountMaxDefault,
         metricsPort: Int? = nil, metricsHost: String = "127.0.0.1", allowReset: Bool = false,
         eventLoopCount: Int = eventLoopCountDefault
     ) {

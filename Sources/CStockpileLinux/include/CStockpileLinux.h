@@ -1,5 +1,6 @@
-// Wrappers for the Linux calls that Swift's Glibc module does not export, and the one CPU
-// instruction Swift cannot reach (SSE 4.2's CRC32, for the log's checksum). The header defines no
+// Wrappers for the Linux calls that Swift's Glibc module does not export, the one CPU instruction
+// Swift cannot reach (SSE 4.2's CRC32, for the log's checksum), the compiler's prefetch hint, and an
+// 8-byte atomic load of half of a 16-byte atomic word. The header defines no
 // feature macros (a _GNU_SOURCE here would clash with SwiftGlibc's own view of the C library); the
 // .c file defines what it needs.
 #ifndef C_STOCKPILE_LINUX_H
