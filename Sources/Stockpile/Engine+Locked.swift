@@ -224,7 +224,9 @@ extension Engine {
         var lines: [ReservationLine] = []
         var entries: [LedgerEntry] = []
         lines.reserveCapacity(cells.count)
-        entries.reserveCapacity(cells.count)
+        // No list of entries when the ledger will keep them from their figures (`reserveGatheredBare`;
+        // should someone subscribe before the shards are held, the list grows in the hold).
+        if !ledger.keepsEntriesBare { entries.reserveCapacity(cells.count) }
         // Moved into one optional and taken out of it inside the hold, so that each list keeps one
         // reference to its storage: a list copied in (or left in a variable) kept a second one, and
         // its first append copied it while the shards were held (the allocation test counts this).
@@ -263,6 +265,11 @@ extension Engine {
         fingerprint: ReserveFingerprint, box: Boxed<Reservation>, lines: consuming [ReservationLine], entries: consuming [LedgerEntry],
         now: Timestamp, actor: String, settings: RuleSettings
     ) -> Performed {
+        if ledger.keepsEntriesBare {
+            return reserveGatheredBare(
+                request, hashedID: hashedID, cells: cells, view: view, home: home, fingerprint: fingerprint, box: box, lines: lines, now: now,
+                actor: actor, settings: settings)
+        }
         let decision = Rules.reserveDistinctCells(
             request, fingerprint: fingerprint, in: view, now: now, actor: actor, lines: consume lines, entries: consume entries)
         assert(decision == Rules.reserve(request, in: view, now: now, actor: actor, settings: settings), "the general rules decide the same")
@@ -301,6 +308,99 @@ extension Engine {
             return .commit(commit)
         case .unchanged(let reply): return .unchanged(reply)
         case .refused(let refusal): return .refused(refusal)
+        }
+    }
+
+    /// `reserveGathered` when the ledger keeps entries bare (no log, no subscribers): the same checks,
+    /// in the same order, as `Rules.reserveDistinctCells`, and the same changes as its commit's — the
+    /// ledger keeps one entry per line from the line's figures (`Ledger.appendBare`), each shard applies
+    /// its cells' figures (`ShardState.applyReservation`) and the home shard keeps the reservation —
+    /// without building the entries, their list or the commit, which with their names and copies on
+    /// the way back were about a quarter of a reservation across shards. Debug builds check it against
+    /// the general rules.
+    private func reserveGatheredBare(
+        _ request: ReserveRequest, hashedID: HashedID, cells: UnsafeBufferPointer<RoutedCell>, view: RoomView, home: Int,
+        fingerprint: ReserveFingerprint, box: Boxed<Reservation>, lines: consuming [ReservationLine], now: Timestamp, actor: String,
+        settings: RuleSettings
+    ) -> Performed {
+        // What the general rules decide (debug builds' checks).
+        func general() -> Decision { Rules.reserve(request, in: view, now: now, actor: actor, settings: settings) }
+        // Every line's warehouse exists (the first that does not is the refusal), then is active.
+        var inactive: String?
+        for line in request.lines {
+            guard let w = view.warehouse(line.warehouse) else {
+                assert(general() == .refused(.warehouseNotFound(line.warehouse)), "the general rules refuse the same")
+                return .refused(.warehouseNotFound(line.warehouse))
+            }
+            if !w.active && inactive == nil { inactive = w.code }
+        }
+        if let inactive {
+            let refusal = Refusal(.inactive, "warehouse \(inactive) is inactive")
+            assert(general() == .refused(refusal), "the general rules refuse the same")
+            return .refused(refusal)
+        }
+        var lines = lines
+        // Each line's figures after its hold, in the lines' order, on the stack.
+        return withUnsafeTemporaryAllocation(of: CellState.self, capacity: cells.count) { afters -> Performed in
+            // Available covers each line unless its variant may go below zero; a line over the limit of
+            // reserved is refused only once no line is short (`holdOneLine` checks in that order).
+            var overLimit = false
+            var i = 0
+            while i < cells.count {
+                let line = request.lines[i]
+                switch Rules.holdOneLine(line, before: (view.cells.baseAddress! + i).pointee.state, in: view) {
+                case .held(let held, let after, _):
+                    if !overLimit {
+                        lines.append(held)
+                        afters.initializeElement(at: i, to: after)
+                    }
+                case .refused(let refusal) where refusal.code == .limit:
+                    overLimit = true
+                case .refused(let refusal):
+                    assert(general() == .refused(refusal), "the general rules refuse the same")
+                    return .refused(refusal)
+                }
+                i += 1
+            }
+            if overLimit {
+                let refusal = Refusal.limit("reserved may not exceed \(Limits.cellQuantityMax)")
+                assert(general() == .refused(refusal), "the general rules refuse the same")
+                return .refused(refusal)
+            }
+            let reservation = Reservation(new: request, lines: lines, fingerprint: fingerprint, at: now)
+            assert(
+                {
+                    guard case .commit(let c) = general(), c.reservation == reservation, c.entries.count == cells.count else { return false }
+                    return c.entries.indices.allSatisfy { k in
+                        c.entries[k].cell == cells[k].key && c.entries[k].type == .reserve && c.entries[k].before == view.cells[k].state
+                            && c.entries[k].after == afters[k]
+                    }
+                }(), "the general rules make the same reservation and entries")
+            ledger.appendBare(reservation: request.id, time: now, actor: actor, count: cells.count) { k in
+                (cells[k].key, (view.cells.baseAddress! + k).pointee.state, afters[k])
+            }
+            // A cell's position is its own for good, so the first line's new cell does not move the next one's.
+            var k = 0
+            while k < cells.count {
+                let (c, position, before, after) = (cells[k], view.position(ofLine: k), (view.cells.baseAddress! + k).pointee.state, afters[k])
+                _ = withShard(c.shard) { shard in
+                    shard.withHeldState {
+                        $0.applyReservation(
+                            of: c.key, before: before, after: after, hash: c.hash, at: position, backorderAllowed: view.policy(of: c.key.variant).backorder)
+                    }
+                }
+                k += 1
+            }
+            _ = afters.baseAddress!.deinitialize(count: cells.count)
+            withShard(home) { shard in
+                shard.withHeldState { state in
+                    state.hashedID = hashedID
+                    defer { state.hashedID = nil }
+                    assert(reservation.fingerprintLinesAreOwnLines, "a reservation of distinct cells keeps no copy of its request's lines")
+                    state.store(reservation, in: box)
+                }
+            }
+            return .reservedWhole(box)
         }
     }
 

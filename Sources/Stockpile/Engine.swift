@@ -106,6 +106,9 @@ enum Performed {
     /// A new reservation of one line naming its warehouse, logged and applied from its entry's figures
     /// without a commit (`Shard.reserveOneLine`): the reservation as it was made, without a line array.
     case reserved(OneLineReservation)
+    /// A new reservation of lines in several shards, applied from its lines' figures without a commit
+    /// (no log to write it to, no one subscribed: `Engine.reserveGatheredBare`): kept whole, in its box.
+    case reservedWhole(Boxed<Reservation>)
     case unchanged(Reply)
     case refused(Refusal)
 
@@ -124,6 +127,7 @@ enum Performed {
         switch consume self {
         case .commit(let c): .ok(c.reply())
         case .reserved(let r): .ok(.reservation(ReservationRecord(r)))
+        case .reservedWhole(let box): .ok(.reservation(ReservationRecord(box.value)))
         case .unchanged(let r): .ok(r)
         case .refused(let r): .refused(r)
         }
@@ -148,6 +152,9 @@ enum ClaimSettlement {
             self = .made(expiresAt: r.expiresAt, mask: mask ?? router.mask(of: r.lines.lazy.map(\.cell)))
         case .reserved(let r):
             self.init(made: r, mask: mask ?? 1 << UInt64(router.shard(for: r.cell)))
+        case .reservedWhole(let box):
+            let r = box.value
+            self = .made(expiresAt: r.expiresAt, mask: mask ?? router.mask(of: r.lines.lazy.map(\.cell)))
         case .unchanged, .refused: self = .notMade
         }
     }

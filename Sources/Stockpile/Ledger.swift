@@ -443,6 +443,26 @@ final class Ledger: Sendable {
         appendWritable(&built, lane: lane, alerts: alerts)
     }
 
+    /// Whether a new reservation's entries may be kept from their figures alone (`appendBare`): no log
+    /// to hand a record to, and no one subscribed to be told. Subscribers come only while every shard
+    /// is held, so a caller holding a shard reads an answer that holds until it lets go.
+    var keepsEntriesBare: Bool { log == nil && subscriberCount.load(ordering: .acquiring) == 0 }
+
+    /// `append` for a new reservation `id` of `count` lines, made at `time` by `actor`, when
+    /// `keepsEntriesBare`: numbers its entries, one per line in the lines' order, and keeps each as
+    /// `EntryRing.keepReservation` does from line `k`'s cell and figures (`line(k)`), without building
+    /// the entries or a commit. Call it holding every shard the lines are in.
+    func appendBare(reservation id: String, time: Timestamp, actor: String, count: Int, line: (Int) -> (cell: CellKey, before: CellState, after: CellState)) {
+        assert(keepsEntriesBare, "entries kept bare only without a log and without subscribers")
+        let (first, _) = take(count, record: false)
+        var k = 0
+        while k < count {
+            let (cell, before, after) = line(k)
+            ring.keepReservation(seq: first + UInt64(k), time: time, cell: cell, before: before, after: after, id: id, actor: actor)
+            k += 1
+        }
+    }
+
     /// The ledger entry of a new reservation `id` made at `time` by `actor`, numbered `seq`, that took
     /// `cell`'s figures from `before` to `after`: the one the rules make for its hold (`Rules.held`).
     static func reservationEntry(seq: UInt64, time: Timestamp, cell: CellKey, before: CellState, after: CellState, id: String, actor: String) -> LedgerEntry {
