@@ -311,13 +311,13 @@ extension Engine {
         }
     }
 
-    /// `reserveGathered` when the ledger keeps entries bare (no log, no subscribers): the same checks,
-    /// in the same order, as `Rules.reserveDistinctCells`, and the same changes as its commit's — the
-    /// ledger keeps one entry per line from the line's figures (`Ledger.appendBare`), each shard applies
-    /// its cells' figures (`ShardState.applyReservation`) and the home shard keeps the reservation —
-    /// without building the entries, their list or the commit, which with their names and copies on
-    /// the way back were about a quarter of a reservation across shards. Debug builds check it against
-    /// the general rules.
+    /// `reserveGathered` when the ledger keeps entries bare (no log, no subscribers): the checks and
+    /// holds `Rules.reserveDistinctCells` makes (`Rules.holdDistinctCells`), and the changes its commit
+    /// would make — the ledger keeps one entry per line from the line's figures (`Ledger.appendBare`),
+    /// each shard applies its cells' figures (`ShardState.applyReservation`) and the home shard keeps
+    /// the reservation — without building the entries, their list or the commit, which with their
+    /// names and copies on the way back were about a quarter of a reservation across shards. Debug
+    /// builds check it against the general rules.
     private func reserveGatheredBare(
         _ request: ReserveRequest, hashedID: HashedID, cells: UnsafeBufferPointer<RoutedCell>, view: RoomView, home: Int,
         fingerprint: ReserveFingerprint, box: Boxed<Reservation>, lines: consuming [ReservationLine], now: Timestamp, actor: String,
@@ -325,45 +325,14 @@ extension Engine {
     ) -> Performed {
         // What the general rules decide (debug builds' checks).
         func general() -> Decision { Rules.reserve(request, in: view, now: now, actor: actor, settings: settings) }
-        // Every line's warehouse exists (the first that does not is the refusal), then is active.
-        var inactive: String?
-        for line in request.lines {
-            guard let w = view.warehouse(line.warehouse) else {
-                assert(general() == .refused(.warehouseNotFound(line.warehouse)), "the general rules refuse the same")
-                return .refused(.warehouseNotFound(line.warehouse))
-            }
-            if !w.active && inactive == nil { inactive = w.code }
-        }
-        if let inactive {
-            let refusal = Refusal(.inactive, "warehouse \(inactive) is inactive")
-            assert(general() == .refused(refusal), "the general rules refuse the same")
-            return .refused(refusal)
-        }
         var lines = lines
         // Each line's figures after its hold, in the lines' order, on the stack.
         return withUnsafeTemporaryAllocation(of: CellState.self, capacity: cells.count) { afters -> Performed in
-            // Available covers each line unless its variant may go below zero; a line over the limit of
-            // reserved is refused only once no line is short (`holdOneLine` checks in that order).
-            var overLimit = false
-            var i = 0
-            while i < cells.count {
-                let line = request.lines[i]
-                switch Rules.holdOneLine(line, before: (view.cells.baseAddress! + i).pointee.state, in: view) {
-                case .held(let held, let after, _):
-                    if !overLimit {
-                        lines.append(held)
-                        afters.initializeElement(at: i, to: after)
-                    }
-                case .refused(let refusal) where refusal.code == .limit:
-                    overLimit = true
-                case .refused(let refusal):
-                    assert(general() == .refused(refusal), "the general rules refuse the same")
-                    return .refused(refusal)
-                }
-                i += 1
+            let refusal = Rules.holdDistinctCells(request, in: view) { i, _, line, _, after in
+                lines.append(line)
+                afters.initializeElement(at: i, to: after)
             }
-            if overLimit {
-                let refusal = Refusal.limit("reserved may not exceed \(Limits.cellQuantityMax)")
+            if let refusal {
                 assert(general() == .refused(refusal), "the general rules refuse the same")
                 return .refused(refusal)
             }

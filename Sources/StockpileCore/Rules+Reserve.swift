@@ -113,35 +113,51 @@ extension Rules {
     ) -> Decision {
         assert(view.reservation(request.id) == nil, "a new reservation")
         assert(lines.isEmpty && entries.isEmpty, "empty lists to fill")
-        // Warehouses: every line's must exist (NOTFOUND first), then be active.
+        let refusal = holdDistinctCells(request, in: view) { _, cell, line, before, after in
+            lines.append(line)
+            entries.append(cellEntry(.reserve, cell, before: before, after: after, now: now, actor: actor, reservation: request.id))
+        }
+        if let refusal { return .refused(refusal) }
+        let reservation = Reservation(new: request, lines: lines, fingerprint: fingerprint, at: now)
+        return .commit(Commit(time: now, entries: entries, reservation: reservation, replyShape: .reservation))
+    }
+
+    /// The checks and holds of a new reservation whose lines name distinct cells, each with its
+    /// warehouse, in the order `reserve` makes them: every line's warehouse exists (NOTFOUND first),
+    /// then every one is active; then, in one pass that reads each line's policy and figures once,
+    /// available covers each line unless its variant may go below zero, and each line is held. A line
+    /// over the limit of reserved is refused only once no line is short, as the general rules check
+    /// every line's stock first. Hands `held` each line held, in the lines' order: its index, cell,
+    /// reservation line and the cell's figures before and after the hold. Returns the refusal, or nil
+    /// when every line is held (lines handed over before a refusal are the caller's to drop). For
+    /// `reserveDistinctCells`, which makes the lines' entries and the commit, and for an engine that
+    /// keeps the hold from its figures without either.
+    @inlinable public static func holdDistinctCells(
+        _ request: ReserveRequest, in view: some StockView, held: (Int, CellKey, ReservationLine, CellState, CellState) -> Void
+    ) -> Refusal? {
         var inactive: String?
         for line in request.lines {
             assert(line.warehouse != Identifiers.anyWarehouse, "every line names its warehouse")
-            guard let w = view.warehouse(line.warehouse) else { return .refused(.warehouseNotFound(line.warehouse)) }
+            guard let w = view.warehouse(line.warehouse) else { return .warehouseNotFound(line.warehouse) }
             if !w.active && inactive == nil { inactive = w.code }
         }
-        if let inactive { return .refused(Refusal(.inactive, "warehouse \(inactive) is inactive")) }
-        // Available covers each line unless its variant may go below zero, and each line is held, in
-        // one pass that reads each line's policy and figures once. A line over the limit of reserved
-        // is refused only once no line is short, as the general rules check every line's stock first.
+        if let inactive { return Refusal(.inactive, "warehouse \(inactive) is inactive") }
         var overLimit = false
-        for line in request.lines {
+        for (i, line) in request.lines.enumerated() {
             let cell = CellKey(variant: line.variant, warehouse: line.warehouse)
             let policy = view.policy(of: line.variant)
             let before = view.cellState(cell)
             if !policy.unlimited && !policy.backorder && before.available < line.quantity {
-                return .refused(.insufficient(variant: line.variant, warehouse: line.warehouse, available: before.available, requested: line.quantity))
+                return .insufficient(variant: line.variant, warehouse: line.warehouse, available: before.available, requested: line.quantity)
             }
-            guard !overLimit, let (held, entry) = held(line.quantity, of: cell, before: before, policy: policy, now: now, actor: actor, reservation: request.id) else {
+            guard !overLimit, let (reservationLine, after) = heldLine(line.quantity, variant: line.variant, warehouse: line.warehouse, before: before, policy: policy)
+            else {
                 overLimit = true
                 continue
             }
-            lines.append(held)
-            entries.append(entry)
+            held(i, cell, reservationLine, before, after)
         }
-        if overLimit { return .refused(.limit("reserved may not exceed \(Limits.cellQuantityMax)")) }
-        let reservation = Reservation(new: request, lines: lines, fingerprint: fingerprint, at: now)
-        return .commit(Commit(time: now, entries: entries, reservation: reservation, replyShape: .reservation))
+        return overLimit ? .limit("reserved may not exceed \(Limits.cellQuantityMax)") : nil
     }
 
     /// What holding a new reservation's one line naming its warehouse comes to, its cell's figures being
