@@ -41,15 +41,22 @@ struct AllocationTests {
     /// command table reads the word. Two in an optimised build, the id's and the SKU's: the id's is
     /// the reservation's own for as long as it is kept; the SKU's lives until its array of lines
     /// serves a later RESERVE.
+    /// `reserve_durable` is a one-line reservation in an engine with a log (`always`), made by 64
+    /// tasks at once, the log's work included: a few allocations per commit, shared by the few dozen
+    /// reservations it acknowledges. It was one per reservation (1.08) while the log's thread resumed
+    /// every waiting task itself, each resumption a dispatch continuation from the heap
+    /// (`GroupCommitter.acknowledge`).
     #if DEBUG
     static let limits: [String: Double] = [
         "reserve": 8.5, "reserve_replay": 3.5, "release": 12.5, "adjust": 5.5, "cell": 0.5, "reserve_across_shards": 85.0,
         "wire_reserve": 91.5, "wire_stock": 49.0, "wire_reserve_p1": 87.5, "wire_reserve_p64": 91.5, "wire_reserve_long_names": 92.5,
+        "reserve_durable": 57.5,
     ]
     #else
     static let limits: [String: Double] = [
         "reserve": 0.5, "reserve_replay": 1.5, "release": 2.5, "adjust": 1.5, "cell": 0.5, "reserve_across_shards": 2.5,
         "wire_reserve": 0.05, "wire_stock": 0.05, "wire_reserve_p1": 0.05, "wire_reserve_p64": 0.1, "wire_reserve_long_names": 2.5,
+        "reserve_durable": 0.5,
     ]
     #endif
 
