@@ -10,6 +10,7 @@
 import CAllocationCounter
 import Foundation
 import Stockpile
+import StockpileWAL
 
 /// Allocations per operation of the engine's hot paths, one line each (`--json`: one object).
 nonisolated func runAllocationBenchmark(_ options: Options) async -> Int32 {
@@ -88,6 +89,7 @@ nonisolated func runAllocationBenchmark(_ options: Options) async -> Int32 {
     // that each sync acknowledges a few dozen. What is counted besides the engine's own work is the
     // log's: its thread's commits and the resumption of every waiting task.
     let dataDirectory = NSTemporaryDirectory() + "stockpile-bench-allocations-\(getpid())"
+    var durableRecordsPerSync = 0.0
     do {
         let durable = try Engine.open(dataDirectory: dataDirectory, durability: .always, configuration: EngineConfiguration(shardCount: options.shards))
         defer {
@@ -106,8 +108,13 @@ nonisolated func runAllocationBenchmark(_ options: Options) async -> Int32 {
         }
         await reserveConcurrently(idLists("dw", perTask: 50))
         let counted = idLists("d", perTask: count / 64)
+        let logBefore = durable.logStatus
         let before = stockpile_allocation_count()
         await reserveConcurrently(counted)
+        let logAfter = durable.logStatus
+        // Each commit resumes `GroupCommitter.directResumeCount` waiters on the log's thread, an
+        // allocation each: their share of a reservation is that over the records a sync covers.
+        durableRecordsPerSync = Double(logAfter.lastLSN - logBefore.lastLSN) / Double(max(1, logAfter.syncCount - logBefore.syncCount))
         figures.append(("reserve_durable", Double(stockpile_allocation_count() - before) / Double(counted.count * counted[0].count)))
     } catch {
         FileHandle.standardError.write(Data("stockpile-bench: a durable engine: \(error)\n".utf8))
@@ -116,9 +123,12 @@ nonisolated func runAllocationBenchmark(_ options: Options) async -> Int32 {
 
     print("allocations per operation (engine in memory but reserve_durable, \(options.shards) shards, \(count) operations each, after a warm-up):")
     for f in figures { print("  " + f.name.padding(toLength: 25, withPad: " ", startingAt: 0) + String(format: "%.2f", f.perOperation)) }
+    print(String(format: "  (reserve_durable: %.1f records a sync, %d waiters resumed on the log's thread a commit)", durableRecordsPerSync, GroupCommitter.directResumeCount))
     if options.json {
         var object: [String: Any] = ["scenario": "allocations", "shards": options.shards, "operations": count]
         for f in figures { object["\(f.name)_allocations"] = f.perOperation }
+        object["reserve_durable_records_per_sync"] = durableRecordsPerSync
+        object["direct_resume_count"] = GroupCommitter.directResumeCount
         let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
         print(String(decoding: data, as: UTF8.self))
     }

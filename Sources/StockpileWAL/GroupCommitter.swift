@@ -125,7 +125,8 @@ public final class GroupCommitter: Sendable {
         var syncCount = 0
         var batchCount = 0
         var recordByteCount = 0
-        /// Told of every acknowledgement, on the thread that committed, after the waiters were resumed.
+        /// Told of every acknowledgement, on the thread that committed, after the waiters it resumes
+        /// itself were resumed (the relayed ones may not have run yet).
         /// In a box: a closure taken out of the lock's closure was re-wrapped, an allocation per
         /// acknowledgement; a box is only retained.
         var observer: AcknowledgementObserver?
@@ -277,7 +278,8 @@ public final class GroupCommitter: Sendable {
     /// thread sleeps and no commit is under way; otherwise wakes that thread if it sleeps, so that it
     /// writes what waits. Returns whether this call wrote anything. For a thread that may block on
     /// I/O (an event loop with nothing else to do, never the cooperative pool) and that handed records
-    /// over without waking the committer (`WakeDeferral`). Its waiters are resumed before it returns.
+    /// over without waking the committer (`WakeDeferral`). Its waiters are resumed, or relayed
+    /// (`acknowledge`), before it returns.
     @discardableResult
     public func commitInPlace() -> Bool {
         atomicMemoryFence(ordering: .sequentiallyConsistent)
@@ -429,8 +431,10 @@ public final class GroupCommitter: Sendable {
             return nil
         }
         if let settled { return try settled.get() }
-        // Unchecked: each continuation is resumed exactly once, by `acknowledge` or `fail`, under the
-        // same lock that queued it; the checked kind costs an allocation per wait.
+        // Unchecked: each continuation is resumed exactly once: taken out of `waiters` under the lock
+        // that queued it (by `acknowledge`, `fail` or `close`), or out of `relayed` by the one
+        // `resumeRelayed` that takes the list, and resumed after. The checked kind costs an allocation
+        // per wait.
         let result: Result<Void, WALIOError> = await withUnsafeContinuation { (continuation: Waiter) in
             let now: Result<Void, WALIOError>? = state.withLock { s in
                 if s.acknowledgedLSN >= lsn { return .success(()) }
@@ -441,6 +445,7 @@ public final class GroupCommitter: Sendable {
             }
             if let now { continuation.resume(returning: now) }
         }
+        // Whichever waiter comes back first resumes those relayed to it, success or failure.
         resumeRelayed()
         try result.get()
     }
@@ -666,11 +671,16 @@ public final class GroupCommitter: Sendable {
                 if writerIdle.exchange(false, ordering: .sequentiallyConsistent) { continue }
                 // A handover cleared the flag and signals: take that signal, then look again.
             }
+            // Waiters still relayed: the waiters resumed to resume them may never run (a loop that
+            // stopped). The thread sleeps at most `relayedWaitMaximum` then, and resumes what is
+            // still relayed once that long has passed.
+            let relayedSince = holdsRelayed ? ContinuousClock.now : nil
             switch policy {
             case .interval(let d):
                 // Sleep at most until the next sync is due, then sync what was written.
                 let due = committing.withLock { $0.lastSync } + d
-                let wait = max(.zero, due - ContinuousClock.now)
+                var wait = max(.zero, due - ContinuousClock.now)
+                if relayedSince != nil { wait = min(wait, Self.relayedWaitMaximum) }
                 _ = wakeUp.wait(timeout: .now() + Self.dispatchInterval(wait))
                 if ContinuousClock.now >= due {
                     let synced = committing.withLock { c -> Bool in
@@ -681,8 +691,13 @@ public final class GroupCommitter: Sendable {
                     if !synced { return }
                 }
             default:
-                wakeUp.wait()
+                if relayedSince != nil {
+                    _ = wakeUp.wait(timeout: .now() + Self.dispatchInterval(Self.relayedWaitMaximum))
+                } else {
+                    wakeUp.wait()
+                }
             }
+            if let since = relayedSince, ContinuousClock.now - since >= Self.relayedWaitMaximum { resumeRelayed() }
             writerIdle.store(false, ordering: .sequentiallyConsistent)
         }
     }
@@ -718,13 +733,18 @@ public final class GroupCommitter: Sendable {
     }
 
     /// Resumes the waiters of records up to `lsn`. The committing thread resumes the first few itself
-    /// (`Committing.direct`, one per processor, so that every thread of the cooperative pool is woken
-    /// at once); the rest are relayed: left in `State.relayed` for whichever of those runs first to
-    /// resume (`resumeRelayed`), on a thread of the pool. A continuation resumed on a thread of the
-    /// pool enqueues its task with a dispatch continuation from that thread's cache; resumed on the
-    /// log's thread (or an event loop's), which runs no dispatch work and so never refills a cache,
-    /// each took a `calloc` (freed by the thread that ran the task): one heap allocation per waiting
-    /// caller (1.0 per reservation of `spread --fsync always --tasks 1000`).
+    /// (`Committing.direct`: `directResumeCount`, so that every thread of the cooperative pool is
+    /// woken at once); the rest are relayed: left in `State.relayed` for the first waiter that comes
+    /// back out of `waitUntilAcknowledged` to resume (`resumeRelayed`), on its own thread: for the
+    /// embedded API a thread of the pool. A continuation resumed on a thread of the pool enqueues its
+    /// task with a dispatch continuation from that thread's cache; resumed on the log's thread (or an
+    /// event loop's), which runs no dispatch work and so never refills a cache, each took a `calloc`
+    /// (freed by the thread that ran the task): one heap allocation per waiting caller (1.0 per
+    /// reservation of `spread --fsync always --tasks 1000`). A server's waiters are its loops' turn
+    /// tasks, whose jobs go to the loops' own queues with no allocation either way; there are at most
+    /// a few per loop, so a commit seldom relays any of them. Should the waiters resumed directly
+    /// never run (a loop that stopped), the log's thread resumes what is still relayed once it has
+    /// been idle for `relayedWaitMaximum` (`run`).
     private func acknowledge(through lsn: UInt64, synced: Bool, recordByteCount: Int, direct: inout [Waiter]) {
         let directCount = Self.directResumeCount
         let observer = state.withLock { s -> AcknowledgementObserver? in
@@ -746,27 +766,48 @@ public final class GroupCommitter: Sendable {
         observer?.call(lsn)
     }
 
-    /// The waiters a commit resumes on its own thread: one per processor the pool may run on.
-    static let directResumeCount = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 16))
+    /// The waiters a commit resumes on its own thread: one per processor the pool may run on (the
+    /// online processors, as dispatch sizes its pool), at most 16.
+    public static let directResumeCount = max(1, min(ProcessInfo.processInfo.processorCount, 16))
 
-    /// Resumes the waiters relayed by `acknowledge`, called by a waiter once it was resumed. Every
-    /// waiter in `State.relayed` was put there before a waiter was resumed directly (which calls this
-    /// when it runs), so none is left behind. Allocates nothing once the two lists have room.
+    /// How long the log's thread, idle, leaves waiters relayed before it resumes them itself.
+    static let relayedWaitMaximum: Duration = .milliseconds(10)
+
+    /// Resumes the waiters relayed by `acknowledge`, called by a waiter once it was resumed (and by
+    /// the log's thread when they wait too long). Every waiter in `State.relayed` was put there
+    /// before a waiter was resumed directly (which calls this when it runs), so none is left behind.
+    /// The list is taken whole, its place given an empty list with room (`relayRoom`), and given
+    /// back emptied: once the two have room, and unless two callers take lists at once, it allocates
+    /// nothing. A caller that finds the list taken already takes nothing.
     private func resumeRelayed() {
         guard hasRelayed.load(ordering: .relaxed) else { return }
         var taken = state.withLock { s -> [Waiter] in
             hasRelayed.store(false, ordering: .relaxed)
+            guard !s.relayed.isEmpty else { return [] }
             var taken = s.relayRoom
             s.relayRoom = []
             swap(&taken, &s.relayed)
             return taken
         }
-        for c in taken { c.resume(returning: .success(())) }
+        guard !taken.isEmpty else { return }
+        for i in taken.indices { taken[i].resume(returning: .success(())) }
         taken.removeAll(keepingCapacity: true)
         state.withLock { s in
-            if s.relayRoom.capacity < taken.capacity { swap(&s.relayRoom, &taken) }
+            // To whichever place has no room: `relayed`, when a caller took it while this one held
+            // the room, or the room.
+            if s.relayed.isEmpty && s.relayed.capacity < taken.capacity {
+                swap(&s.relayed, &taken)
+            } else if s.relayRoom.capacity < taken.capacity {
+                swap(&s.relayRoom, &taken)
+            }
         }
     }
+
+    /// How many callers wait in `waitUntilAcknowledged` for a record not yet acknowledged (for tests).
+    var waitingCount: Int { state.withLock { $0.waiters.count } }
+
+    /// Whether waiters are relayed and not yet taken.
+    private var holdsRelayed: Bool { state.withLock { !$0.relayed.isEmpty } }
 
     private func fail(_ error: WALIOError) {
         let (waiting, observer) = state.withLock { s -> ([Waiter], (@Sendable (WALIOError) -> Void)?) in

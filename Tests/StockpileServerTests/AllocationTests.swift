@@ -45,19 +45,21 @@ struct AllocationTests {
     /// tasks at once, the log's work included: a few allocations per commit, shared by the few dozen
     /// reservations it acknowledges. It was one per reservation (1.08) while the log's thread resumed
     /// every waiting task itself, each resumption a dispatch continuation from the heap
-    /// (`GroupCommitter.acknowledge`).
+    /// (`GroupCommitter.acknowledge`); the log's thread still resumes one per processor
+    /// (`GroupCommitter.directResumeCount`), so its limit is `durableLimitBase` plus their share of
+    /// a reservation, which depends on the machine: those waiters over the records a sync covers.
     #if DEBUG
     static let limits: [String: Double] = [
         "reserve": 8.5, "reserve_replay": 3.5, "release": 12.5, "adjust": 5.5, "cell": 0.5, "reserve_across_shards": 85.0,
         "wire_reserve": 91.5, "wire_stock": 49.0, "wire_reserve_p1": 87.5, "wire_reserve_p64": 91.5, "wire_reserve_long_names": 92.5,
-        "reserve_durable": 57.5,
     ]
+    static let durableLimitBase = 57.0
     #else
     static let limits: [String: Double] = [
         "reserve": 0.5, "reserve_replay": 1.5, "release": 2.5, "adjust": 1.5, "cell": 0.5, "reserve_across_shards": 2.5,
         "wire_reserve": 0.05, "wire_stock": 0.05, "wire_reserve_p1": 0.05, "wire_reserve_p64": 0.1, "wire_reserve_long_names": 2.5,
-        "reserve_durable": 0.5,
     ]
+    static let durableLimitBase = 0.3
     #endif
 
     @Test("no hot operation allocates more than its limit")
@@ -75,6 +77,11 @@ struct AllocationTests {
             let measured = try #require(object["\(name)_allocations"] as? Double, "no figure for \(name)")
             #expect(measured <= limit, "\(name): \(measured) allocations per operation, over its limit \(limit)")
         }
+        let durable = try #require(object["reserve_durable_allocations"] as? Double, "no figure for reserve_durable")
+        let perSync = try #require(object["reserve_durable_records_per_sync"] as? Double)
+        let direct = try #require(object["direct_resume_count"] as? Int)
+        let durableLimit = Self.durableLimitBase + Double(direct) / max(1, perSync)
+        #expect(durable <= durableLimit, "reserve_durable: \(durable) allocations per reservation, over its limit \(durableLimit) (\(perSync) records a sync, \(direct) resumed on the log's thread)")
         // A batch of 64 RESERVEs allocates per request what one of 16 does, in either build: its
         // arrays of lines come back for the next batch as those of a shorter one do (`SpareLines`).
         // Kept 16 at a time, the other 48 were made again each batch (0.75 more per request in a release build).

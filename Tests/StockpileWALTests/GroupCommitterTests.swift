@@ -272,3 +272,77 @@ struct HandoverGroupTests {
         try committer.close()
     }
 }
+
+/// A task executor that runs its jobs on a queue of its own until it is frozen, and then keeps them
+/// until it is thawed: a stand-in for an event loop that stopped with jobs enqueued.
+final class FreezableExecutor: TaskExecutor, @unchecked Sendable {
+    private let state = Mutex<(frozen: Bool, held: [UnownedJob])>((false, []))
+    private let queue = DispatchQueue(label: "freezable-executor")
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        let runNow = state.withLock { s -> Bool in
+            if s.frozen { s.held.append(job) }
+            return !s.frozen
+        }
+        if runNow { run(job) }
+    }
+
+    private func run(_ job: UnownedJob) {
+        queue.async { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+    }
+
+    func freeze() { state.withLock { $0.frozen = true } }
+
+    func thaw() {
+        let held = state.withLock { s -> [UnownedJob] in
+            s.frozen = false
+            defer { s.held = [] }
+            return s.held
+        }
+        for job in held { run(job) }
+    }
+}
+
+/// How many tasks are done, shared with them.
+final class DoneCount: Sendable {
+    let count = Atomic<Int>(0)
+}
+
+@Suite("Relayed resumptions")
+struct RelayedResumptionTests {
+    @Test("waiters relayed to waiters that never run are resumed by the log's thread")
+    func relayedToStoppedExecutor() async throws {
+        let (_, _, committer) = try GroupCommitterTests.simulatedCommitter(policy: .always, groupWaitMax: .seconds(24 * 3600))
+        // The write waits for the open group, so every waiter below is in before the commit.
+        let group = committer.beginGroup()
+        committer.submit(LogTestSupport.smallBodies(count: 1)[0], lsn: 1, lane: 0)
+        // The first waiters, those the commit resumes on its own thread, are tasks of an executor
+        // that stops running jobs once they wait: they never come back to resume the rest.
+        let direct = GroupCommitter.directResumeCount
+        let stopped = FreezableExecutor()
+        let stoppedTasks = (0..<direct).map { _ in Task(executorPreference: stopped) { try await committer.waitUntilAcknowledged(1) } }
+        #expect(try await HandoverGroupTests.eventually(within: .seconds(60)) { committer.waitingCount == direct }, "the first waiters wait")
+        stopped.freeze()
+        // The rest, on the cooperative pool, are relayed.
+        let relayedCount = 6
+        let done = DoneCount()
+        let relayedTasks = (0..<relayedCount).map { _ in
+            Task {
+                try await committer.waitUntilAcknowledged(1)
+                done.count.add(1, ordering: .relaxed)
+            }
+        }
+        #expect(try await HandoverGroupTests.eventually(within: .seconds(60)) { committer.waitingCount == direct + relayedCount }, "every waiter waits")
+        committer.endGroup(group)
+        #expect(
+            try await HandoverGroupTests.eventually(within: .seconds(60)) { done.count.load(ordering: .relaxed) == relayedCount },
+            "the relayed waiters are resumed without the waiters they were relayed to")
+        // Thawed first, so that a failure above ends rather than hangs: the waiters resumed directly
+        // then run, and resume whatever is still relayed.
+        stopped.thaw()
+        for task in stoppedTasks { try await task.value }
+        for task in relayedTasks { try await task.value }
+        try committer.close()
+    }
+}
