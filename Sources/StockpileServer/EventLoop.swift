@@ -8,9 +8,9 @@
 // The loop is also the task executor its batches run on, as swift-nio's event loops are: a batch
 // task runs on the loop thread between two waits for readiness, and since the engine enters its
 // shards synchronously, a batch with nothing to wait for runs start to finish without a thread
-// switch. A batch that waits for the log suspends; the commit that covers its records resumes it
-// by enqueueing its job here (from the committing thread, or from the waiter it was relayed to,
-// `GroupCommitter.acknowledge`), which wakes the loop with the eventfd. Only the loop thread touches its connections;
+// switch. A batch that waits for the log suspends; the committing thread resumes it by enqueueing
+// its job here (a task that prefers the loop is never relayed, `GroupCommitter.acknowledge`), which
+// wakes the loop with the eventfd. Only the loop thread touches its connections;
 // the mailbox and the job queue are the shared structures, each under a lock.
 
 import CStockpileLinux

@@ -113,7 +113,9 @@ public final class GroupCommitter: Sendable {
     private struct State {
         /// The last LSN acknowledged under the policy (written for `interval`, synced for `always`).
         var acknowledgedLSN: UInt64
-        var waiters: [(lsn: UInt64, continuation: Waiter)] = []
+        /// `relayable`: the waiter's task runs on the cooperative pool (it prefers no executor of its
+        /// own), so it may be relayed (`acknowledge`).
+        var waiters: [(lsn: UInt64, continuation: Waiter, relayable: Bool)] = []
         /// Acknowledged waiters left for a waiter resumed before them to resume (`resumeRelayed`).
         var relayed: [Waiter] = []
         /// An empty list with room, put in the place of `relayed` when a waiter takes that list.
@@ -435,12 +437,13 @@ public final class GroupCommitter: Sendable {
         // that queued it (by `acknowledge`, `fail` or `close`), or out of `relayed` by the one
         // `resumeRelayed` that takes the list, and resumed after. The checked kind costs an allocation
         // per wait.
+        let relayable = withUnsafeCurrentTask { task in task.map { $0.unownedTaskExecutor == nil } ?? true }
         let result: Result<Void, WALIOError> = await withUnsafeContinuation { (continuation: Waiter) in
             let now: Result<Void, WALIOError>? = state.withLock { s in
                 if s.acknowledgedLSN >= lsn { return .success(()) }
                 if let failure = s.failure { return .failure(failure) }
                 if s.closed { return .failure(Self.closedError) }
-                s.waiters.append((lsn, continuation))
+                s.waiters.append((lsn, continuation, relayable))
                 return nil
             }
             if let now { continuation.resume(returning: now) }
@@ -735,16 +738,16 @@ public final class GroupCommitter: Sendable {
     /// Resumes the waiters of records up to `lsn`. The committing thread resumes the first few itself
     /// (`Committing.direct`: `directResumeCount`, so that every thread of the cooperative pool is
     /// woken at once); the rest are relayed: left in `State.relayed` for the first waiter that comes
-    /// back out of `waitUntilAcknowledged` to resume (`resumeRelayed`), on its own thread: for the
-    /// embedded API a thread of the pool. A continuation resumed on a thread of the pool enqueues its
-    /// task with a dispatch continuation from that thread's cache; resumed on the log's thread (or an
-    /// event loop's), which runs no dispatch work and so never refills a cache, each took a `calloc`
-    /// (freed by the thread that ran the task): one heap allocation per waiting caller (1.0 per
-    /// reservation of `spread --fsync always --tasks 1000`). A server's waiters are its loops' turn
-    /// tasks, whose jobs go to the loops' own queues with no allocation either way; there are at most
-    /// a few per loop, so a commit seldom relays any of them. Should the waiters resumed directly
-    /// never run (a loop that stopped), the log's thread resumes what is still relayed once it has
-    /// been idle for `relayedWaitMaximum` (`run`).
+    /// back out of `waitUntilAcknowledged` to resume (`resumeRelayed`), on its own thread. A
+    /// continuation resumed on a thread of the pool enqueues its task with a dispatch continuation
+    /// from that thread's cache; resumed on the log's thread (or an event loop's), which runs no
+    /// dispatch work and so never refills a cache, each took a `calloc` (freed by the thread that ran
+    /// the task): one heap allocation per waiting caller (1.0 per reservation of `spread --fsync
+    /// always --tasks 1000`). Only tasks of the pool are relayed: a task that prefers an executor of
+    /// its own (a server loop's turn task) is enqueued there with no allocation either way, and is
+    /// always resumed here, so that no loop's reply waits for another loop's turn to relay it.
+    /// Should the waiters resumed directly never run (a loop that stopped), the log's thread resumes
+    /// what is still relayed once it has been idle for `relayedWaitMaximum` (`run`).
     private func acknowledge(through lsn: UInt64, synced: Bool, recordByteCount: Int, direct: inout [Waiter]) {
         let directCount = Self.directResumeCount
         let observer = state.withLock { s -> AcknowledgementObserver? in
@@ -754,7 +757,7 @@ public final class GroupCommitter: Sendable {
             if synced { s.syncCount += 1 }
             s.waiters.removeAll { w in
                 guard w.lsn <= lsn else { return false }
-                if direct.count < directCount { direct.append(w.continuation) } else { s.relayed.append(w.continuation) }
+                if !w.relayable || direct.count < directCount { direct.append(w.continuation) } else { s.relayed.append(w.continuation) }
                 return true
             }
             if !s.relayed.isEmpty { hasRelayed.store(true, ordering: .relaxed) }
