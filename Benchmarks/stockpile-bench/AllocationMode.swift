@@ -98,7 +98,8 @@ nonisolated func runAllocationBenchmark(_ options: Options) async -> Int32 {
         }
         _ = await durable.setQuantity(variant: "SKU-HOT", warehouse: "MAIN", to: Quantity(1_000_000_000), reason: .import)
         // The requests' ids are made before counting, one list per task.
-        func idLists(_ prefix: String, perTask: Int) -> [[String]] { (0..<64).map { t in (0..<perTask).map { "\(prefix)\(t)-\($0)" } } }
+        let taskCount = 64
+        func idLists(_ prefix: String, perTask: Int) -> [[String]] { (0..<taskCount).map { t in (0..<perTask).map { "\(prefix)\(t)-\($0)" } } }
         func reserveConcurrently(_ lists: [[String]]) async {
             await withTaskGroup(of: Void.self) { group in
                 for ids in lists {
@@ -107,7 +108,7 @@ nonisolated func runAllocationBenchmark(_ options: Options) async -> Int32 {
             }
         }
         await reserveConcurrently(idLists("dw", perTask: 50))
-        let counted = idLists("d", perTask: count / 64)
+        let counted = idLists("d", perTask: count / taskCount)
         let logBefore = durable.logStatus
         let before = stockpile_allocation_count()
         await reserveConcurrently(counted)

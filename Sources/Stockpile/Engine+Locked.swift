@@ -345,13 +345,13 @@ extension Engine {
                             && c.entries[k].after == afters[k]
                     }
                 }(), "the general rules make the same reservation and entries")
-            ledger.appendBare(reservation: request.id, time: now, actor: actor, count: cells.count) { k in
-                (cells[k].key, (view.cells.baseAddress! + k).pointee.state, afters[k])
-            }
+            // Line k's cell's figures before its hold, read in place (not a copy of the view's cell, names and all).
+            func stateBefore(_ k: Int) -> CellState { (view.cells.baseAddress! + k).pointee.state }
+            ledger.appendBare(reservation: request.id, time: now, actor: actor, count: cells.count) { k in (cells[k].key, stateBefore(k), afters[k]) }
             // A cell's position is its own for good, so the first line's new cell does not move the next one's.
             var k = 0
             while k < cells.count {
-                let (c, position, before, after) = (cells[k], view.position(ofLine: k), (view.cells.baseAddress! + k).pointee.state, afters[k])
+                let (c, position, before, after) = (cells[k], view.position(ofLine: k), stateBefore(k), afters[k])
                 _ = withShard(c.shard) { shard in
                     shard.withHeldState {
                         $0.applyReservation(

@@ -118,8 +118,6 @@ public final class GroupCommitter: Sendable {
         var waiters: [(lsn: UInt64, continuation: Waiter, relayable: Bool)] = []
         /// Acknowledged waiters left for a waiter resumed before them to resume (`resumeRelayed`).
         var relayed: [Waiter] = []
-        /// An empty list with room, put in the place of `relayed` when a waiter takes that list.
-        var relayRoom: [Waiter] = []
         var failure: WALIOError?
         var stopping = false
         /// `close()` is done: a waiter not acknowledged by now never will be.
@@ -779,30 +777,22 @@ public final class GroupCommitter: Sendable {
     /// Resumes the waiters relayed by `acknowledge`, called by a waiter once it was resumed (and by
     /// the log's thread when they wait too long). Every waiter in `State.relayed` was put there
     /// before a waiter was resumed directly (which calls this when it runs), so none is left behind.
-    /// The list is taken whole, its place given an empty list with room (`relayRoom`), and given
-    /// back emptied: once the two have room, and unless two callers take lists at once, it allocates
-    /// nothing. A caller that finds the list taken already takes nothing.
+    /// The list is taken whole and its storage given back emptied, for the next commit to relay into
+    /// (resuming a few dozen waiters takes microseconds, a sync far longer): it allocates nothing once
+    /// the list has room, unless a commit relays while the list is out. A caller that finds the list
+    /// taken already takes nothing.
     private func resumeRelayed() {
         guard hasRelayed.load(ordering: .relaxed) else { return }
         var taken = state.withLock { s -> [Waiter] in
             hasRelayed.store(false, ordering: .relaxed)
-            guard !s.relayed.isEmpty else { return [] }
-            var taken = s.relayRoom
-            s.relayRoom = []
-            swap(&taken, &s.relayed)
-            return taken
+            defer { s.relayed = [] }
+            return s.relayed
         }
         guard !taken.isEmpty else { return }
         for i in taken.indices { taken[i].resume(returning: .success(())) }
         taken.removeAll(keepingCapacity: true)
         state.withLock { s in
-            // To whichever place has no room: `relayed`, when a caller took it while this one held
-            // the room, or the room.
-            if s.relayed.isEmpty && s.relayed.capacity < taken.capacity {
-                swap(&s.relayed, &taken)
-            } else if s.relayRoom.capacity < taken.capacity {
-                swap(&s.relayRoom, &taken)
-            }
+            if s.relayed.isEmpty && s.relayed.capacity < taken.capacity { swap(&s.relayed, &taken) }
         }
     }
 
