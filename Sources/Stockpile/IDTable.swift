@@ -90,6 +90,22 @@ struct IDTable<Value>: Sequence {
         stockpile_prefetch_read(chunkElementAddress(chunks, chunk: p >> Self.chunkShift, element: p & Self.chunkMask))
     }
 
+    /// Asks the processor for the first bytes of the key at position `p` (`0..<count`) when its string
+    /// keeps them in an object of its own (more than 15 bytes), for a caller that asked for the entry
+    /// earlier. Read through the string, the key would be retained, and the retain would wait for the
+    /// object's line, the very miss being asked about; so the object's address is read from the
+    /// string's bits as the standard library lays them out on 64-bit platforms: its second word holds
+    /// the address in its low 56 bits and, in bit 61, whether the string is small (its bytes then in
+    /// the entry), and the bytes begin 32 past the address. A prefetch never faults, so were that
+    /// layout ever different, the cost would be a hint for the wrong line, never a wrong result.
+    @inline(__always) func prefetchKeyBytes(at p: Int) {
+        guard p < count, let keyOffset = MemoryLayout<Entry>.offset(of: \Entry.key) else { return }
+        let entry = chunkElementAddress(chunks, chunk: p >> Self.chunkShift, element: p & Self.chunkMask)
+        let objectBits = entry.load(fromByteOffset: keyOffset + 8, as: UInt64.self)
+        guard objectBits & (1 << 61) == 0, let bytes = UnsafeRawPointer(bitPattern: UInt(objectBits & 0x00FF_FFFF_FFFF_FFFF) &+ 32) else { return }
+        stockpile_prefetch_read(bytes)
+    }
+
     /// Calls `body` with the key (as UTF-8 bytes) and the entry at position `p` (`0..<count`), read
     /// where the table keeps it: nothing is copied (a copy is a retain and a release of each reference
     /// it holds, at each of the millions of entries a snapshot's walk reads). The pointer is valid

@@ -9,6 +9,11 @@
 // or a closing more than 49 days after it was made) is kept whole, behind one reference. Reading a reservation builds the `Reservation` value back, equal to
 // the one stored.
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 @_spi(Tables) import StockpileCore
 import StockpileWAL
 
@@ -296,11 +301,6 @@ struct ReservationTable: Sendable {
 
     mutating func reserveCapacity(_ n: Int) { table.reserveCapacity(n) }
 
-
-    /// Every reservation, built back with its cells named from `cells`.
-    /// The id of the reservation at position `p` (`0..<count`).
-    func id(at p: Int) -> String { table.entry(at: p).key }
-
     /// Calls `body` with the reservation at position `p` (`0..<count`) as a snapshot writes it: one
     /// kept compact by its fields, read where the tables keep them (`cells`: the shard's, read in place
     /// and never written); any other whole. Neither the entry nor the cell table is copied: each copy was a retain
@@ -323,8 +323,70 @@ struct ReservationTable: Sendable {
         table.withEntryInPlace(at: p) { id, _ in body(id) }
     }
 
+    /// The positions `0..<count` in the order of their reservations' ids: a snapshot's order (by id,
+    /// `SnapshotCodec.sortedPositions`). The bytes every id starts with are found first; then each
+    /// id's next 16 bytes are read once, as two big-endian integers beside its position, and sorted
+    /// as integers; ids whose 16 bytes are equal are then put in order whole. Sorted as `String`s,
+    /// each of the sort's comparisons read two ids where their strings keep them (a cache miss each,
+    /// in lists of millions) and went through `String`'s comparison. Ids are printable ASCII
+    /// (`Identifiers.isValidReservationID`), whose byte order is `String`'s order; padded with zeros,
+    /// a shorter id's integers are never above those of an id it begins, so the integers' order is
+    /// the ids' order wherever the integers differ.
+    func positionsByID() -> [Int32] {
+        precondition(count <= Int(Int32.max), "a snapshot list holds fewer than 2^31 values")
+        guard count > 1 else { return count == 1 ? [0] : [] }
+        // What every id starts with, as long as the first id's start.
+        var start = withIDBytes(at: 0) { Array($0.prefix(Self.sharedStartByteCountMax)) }
+        for p in 1..<count where !start.isEmpty {
+            let shared = withIDBytes(at: p) { id in start.withUnsafeBytes { Self.sharedByteCount($0, id) } }
+            if shared < start.count { start.removeLast(start.count - shared) }
+        }
+        let skipped = start.count
+        var keys: [IDPrefixKey] = []
+        keys.reserveCapacity(count)
+        for p in 0..<count {
+            keys.append(withIDBytes(at: p) { IDPrefixKey(UnsafeRawBufferPointer(rebasing: $0.dropFirst(skipped)), position: p) })
+        }
+        keys.sort { a, b in a.high != b.high ? a.high < b.high : a.low != b.low ? a.low < b.low : a.position < b.position }
+        // Runs of equal integers, each put in the order of the whole ids.
+        var first = 0
+        while first < keys.count {
+            var end = first + 1
+            while end < keys.count && keys[end].high == keys[first].high && keys[end].low == keys[first].low { end += 1 }
+            if end - first > 1 {
+                keys[first..<end].sort { a, b in
+                    withIDBytes(at: Int(a.position)) { x in withIDBytes(at: Int(b.position)) { y in Self.isLess(x, y) } }
+                }
+            }
+            first = end
+        }
+        return keys.map(\.position)
+    }
+
+    /// The longest start `positionsByID` looks for that every id shares.
+    private static let sharedStartByteCountMax = 64
+
+    /// How many bytes `a` and `b` start with alike.
+    private static func sharedByteCount(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Int {
+        let n = Swift.min(a.count, b.count)
+        var i = 0
+        while i < n && a[i] == b[i] { i += 1 }
+        return i
+    }
+
+    /// Whether the bytes `a` sort before the bytes `b`.
+    private static func isLess(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+        let n = Swift.min(a.count, b.count)
+        let order = n == 0 ? 0 : memcmp(a.baseAddress!, b.baseAddress!, n)
+        return order != 0 ? order < 0 : a.count < b.count
+    }
+
     /// Asks the processor for the entry at position `p`, which will only be read (a snapshot's walk).
     func prefetchEntry(at p: Int) { table.prefetchEntry(at: p) }
+
+    /// Asks the processor for the first bytes of the id at position `p` when its string keeps them in
+    /// an object of its own, for a walk that asked for the entry earlier (`IDTable.prefetchKeyBytes`).
+    func prefetchID(at p: Int) { table.prefetchKeyBytes(at: p) }
 
     /// The position in the shard's cell table of the line's cell of the reservation at position `p`,
     /// when it is kept compact (0 otherwise): what a snapshot's walk asks for ahead.
@@ -338,5 +400,21 @@ struct ReservationTable: Sendable {
 
     func all(cells: CellTable) -> All {
         table.entries.lazy.map { $0.value.reservation(id: $0.key, cells: cells) }
+    }
+}
+
+/// An id's first 16 bytes as two big-endian integers (zeros after a shorter id's last byte), and its
+/// reservation's position: what `ReservationTable.positionsByID` sorts.
+struct IDPrefixKey {
+    var high: UInt64
+    var low: UInt64
+    var position: Int32
+
+    @inline(__always) init(_ id: UnsafeRawBufferPointer, position: Int) {
+        var words: (UInt64, UInt64) = (0, 0)
+        withUnsafeMutableBytes(of: &words) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: id.prefix(16))) }
+        high = UInt64(bigEndian: words.0)
+        low = UInt64(bigEndian: words.1)
+        self.position = Int32(position)
     }
 }

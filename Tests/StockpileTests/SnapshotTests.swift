@@ -299,6 +299,48 @@ struct SnapshotTests {
         }
     }
 
+    @Test("a shard's reservations are written in the order of their ids whatever the ids share: a long common start, equal bytes after it, prefixes of each other")
+    func idOrderWhateverTheIDsShare() async throws {
+        let seed = ProcessInfo.processInfo.environment["STOCKPILE_SEED"].flatMap(UInt64.init) ?? 0x1D_50A7
+        var rng = SplitMix64(seed: seed)
+        func digits(_ n: Int) -> String { String((0..<n).map { _ in Character(Unicode.Scalar(UInt8(0x30 + rng.next() % 10))) }) }
+        func letters(_ n: Int) -> String { String((0..<n).map { _ in Character(Unicode.Scalar(UInt8(0x61 + rng.next() % 3))) }) }
+        let sixteen = String(repeating: "Q", count: 16)
+        let seventy = String(repeating: "z", count: 70)
+        // Each case is one set of ids: the sort reads 16 bytes after what they all start with, and
+        // puts ids equal in those 16 bytes in order whole.
+        let cases: [(String, () -> String)] = [
+            ("a shop's order numbers", { "order-2026-12-07-" + digits(7) }),
+            ("16 equal bytes after the common start", { "order-" + sixteen + letters(Int(rng.next() % 6)) }),
+            ("a start longer than the 64 bytes looked for", { seventy + letters(1 + Int(rng.next() % 20)) }),
+            ("ids of a few letters, prefixes of each other", { letters(1 + Int(rng.next() % 5)) }),
+            ("mixed", { rng.next() % 2 == 0 ? "order-2026-12-07-" + digits(Int(rng.next() % 8)) : letters(1 + Int(rng.next() % 30)) }),
+        ]
+        for (name, id) in cases {
+            for shardCount in [1, 3] {
+                let dir = try DurabilityTests.temporaryDirectory()
+                defer { try? FileManager.default.removeItem(atPath: dir) }
+                let engine = try Engine.open(dataDirectory: dir, durability: .none, configuration: EngineConfiguration(shardCount: shardCount, snapshotEveryRecords: 0))
+                defer { try? engine.close() }
+                for v in 0..<6 { _ = await engine.adjust(variant: "V\(v)", warehouse: "MAIN", by: 1_000, reason: .received) }
+                var made = 0
+                for _ in 0..<300 {
+                    let line = ReserveLine(variant: "V\(rng.next() % 6)", warehouse: "MAIN", quantity: 1)
+                    if case .ok(let r) = await engine.reserve(ReserveRequest(id: id(), lines: [line])), !r.replayed { made += 1 }
+                }
+                let (capture, _) = await engine.captureSnapshot()
+                let (contents, lists, _) = engine.snapshotParts(of: capture, createdAt: Timestamp(milliseconds: 7))
+                #expect(lists.reservationCount == made && made > 10, "\(name), \(shardCount) shards, seed \(seed)")
+                var output = SnapshotMemoryOutput()
+                _ = try SnapshotCodec.encode(contents, lists: lists, to: &output, chunkByteCount: 1 << 20)
+                // The gathered lists are sorted by the codec itself, by the ids as `String`s.
+                let gathered = engine.contents(of: capture, createdAt: Timestamp(milliseconds: 7)).contents
+                let same = output.bytes == SnapshotCodec.encode(gathered)
+                #expect(same, "\(name), \(shardCount) shards: the reservations are not in the order of their ids, seed \(seed)")
+            }
+        }
+    }
+
     @Test("the merge of the shards orders their next ids as String does, ids past the usual slot too")
     func idHeadsOrderAsStrings() {
         let seed = ProcessInfo.processInfo.environment["STOCKPILE_SEED"].flatMap(UInt64.init) ?? 0x1D_4EAD
