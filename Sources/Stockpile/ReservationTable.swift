@@ -9,11 +9,6 @@
 // or a closing more than 49 days after it was made) is kept whole, behind one reference. Reading a reservation builds the `Reservation` value back, equal to
 // the one stored.
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 @_spi(Tables) import StockpileCore
 import StockpileWAL
 
@@ -324,46 +319,53 @@ struct ReservationTable: Sendable {
     }
 
     /// The positions `0..<count` in the order of their reservations' ids: a snapshot's order (by id,
-    /// `SnapshotCodec.sortedPositions`). The bytes every id starts with are found first; then each
-    /// id's next 16 bytes are read once, as two big-endian integers beside its position, and sorted
-    /// as integers; ids whose 16 bytes are equal are then put in order whole. Sorted as `String`s,
-    /// each of the sort's comparisons read two ids where their strings keep them (a cache miss each,
-    /// in lists of millions) and went through `String`'s comparison. Ids are printable ASCII
-    /// (`Identifiers.isValidReservationID`), whose byte order is `String`'s order; padded with zeros,
-    /// a shorter id's integers are never above those of an id it begins, so the integers' order is
-    /// the ids' order wherever the integers differ.
+    /// `SnapshotCodec.sortedPositions`). Sorted as `String`s, each of the sort's comparisons read two
+    /// ids where their strings keep them (a cache miss each, in lists of millions) and went through
+    /// `String`'s comparison; here each id is read twice (`orderByID`), and the sort compares integers.
     func positionsByID() -> [Int32] {
         precondition(count <= Int(Int32.max), "a snapshot list holds fewer than 2^31 values")
-        guard count > 1 else { return count == 1 ? [0] : [] }
-        // What every id starts with, as long as the first id's start.
-        var start = withIDBytes(at: 0) { Array($0.prefix(Self.sharedStartByteCountMax)) }
-        for p in 1..<count where !start.isEmpty {
-            let shared = withIDBytes(at: p) { id in start.withUnsafeBytes { Self.sharedByteCount($0, id) } }
-            if shared < start.count { start.removeLast(start.count - shared) }
-        }
-        let skipped = start.count
-        var keys: [IDPrefixKey] = []
-        keys.reserveCapacity(count)
-        for p in 0..<count {
-            keys.append(withIDBytes(at: p) { IDPrefixKey(UnsafeRawBufferPointer(rebasing: $0.dropFirst(skipped)), position: p) })
-        }
-        keys.sort { a, b in a.high != b.high ? a.high < b.high : a.low != b.low ? a.low < b.low : a.position < b.position }
-        // Runs of equal integers, each put in the order of the whole ids.
-        var first = 0
-        while first < keys.count {
-            var end = first + 1
-            while end < keys.count && keys[end].high == keys[first].high && keys[end].low == keys[first].low { end += 1 }
-            if end - first > 1 {
-                keys[first..<end].sort { a, b in
-                    withIDBytes(at: Int(a.position)) { x in withIDBytes(at: Int(b.position)) { y in Self.isLess(x, y) } }
-                }
-            }
-            first = end
-        }
+        var keys = (0..<count).map { IDPrefixKey(high: 0, low: 0, position: Int32($0)) }
+        orderByID(&keys, 0..<count, sharing: 0)
         return keys.map(\.position)
     }
 
-    /// The longest start `positionsByID` looks for that every id shares.
+    /// Puts `keys[range]` in the order of their ids, which share their first `shared` bytes: finds
+    /// how many more bytes they all share (up to `sharedStartByteCountMax`), reads each id's next 16
+    /// bytes as two big-endian integers into its key and sorts the keys; then does the same for each
+    /// run of equal keys, whose ids share 16 bytes more. Ids are printable ASCII
+    /// (`Identifiers.isValidReservationID`), whose byte order is `String`'s, and have no zero byte: a
+    /// shorter id, padded with zeros, is below every id it begins, and ids of equal keys share those
+    /// 16 bytes too (a shorter one's zeros match no byte of another), so each run of them is put in
+    /// order by what follows, and no run outlasts its ids.
+    private func orderByID(_ keys: inout [IDPrefixKey], _ range: Range<Int>, sharing shared: Int) {
+        guard range.count > 1 else { return }
+        var start = withIDBytes(at: Int(keys[range.lowerBound].position)) { Array($0.dropFirst(shared).prefix(Self.sharedStartByteCountMax)) }
+        for i in range.dropFirst() where !start.isEmpty {
+            let alike = withIDBytes(at: Int(keys[i].position)) { id in
+                start.withUnsafeBytes { Self.sharedByteCount($0, UnsafeRawBufferPointer(rebasing: id.dropFirst(shared))) }
+            }
+            if alike < start.count { start.removeLast(start.count - alike) }
+        }
+        let skipped = shared + start.count
+        for i in range {
+            let p = Int(keys[i].position)
+            keys[i] = withIDBytes(at: p) { IDPrefixKey(UnsafeRawBufferPointer(rebasing: $0.dropFirst(skipped)), position: p) }
+        }
+        keys[range].sort { a, b in a.high != b.high ? a.high < b.high : a.low != b.low ? a.low < b.low : a.position < b.position }
+        var first = range.lowerBound
+        while first < range.upperBound {
+            var end = first + 1
+            while end < range.upperBound && keys[end].high == keys[first].high && keys[end].low == keys[first].low { end += 1 }
+            // Keys of no bytes are ids that end where they share: equal ids, which a table does not
+            // hold (and whose order would not matter).
+            let pastEnd = keys[first].high == 0 && keys[first].low == 0
+            assert(end - first == 1 || !pastEnd, "two reservations of one id in a shard's table")
+            if end - first > 1 && !pastEnd { orderByID(&keys, first..<end, sharing: skipped + 16) }
+            first = end
+        }
+    }
+
+    /// The longest start `orderByID` looks for that its ids share.
     private static let sharedStartByteCountMax = 64
 
     /// How many bytes `a` and `b` start with alike.
@@ -372,13 +374,6 @@ struct ReservationTable: Sendable {
         var i = 0
         while i < n && a[i] == b[i] { i += 1 }
         return i
-    }
-
-    /// Whether the bytes `a` sort before the bytes `b`.
-    private static func isLess(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
-        let n = Swift.min(a.count, b.count)
-        let order = n == 0 ? 0 : memcmp(a.baseAddress!, b.baseAddress!, n)
-        return order != 0 ? order < 0 : a.count < b.count
     }
 
     /// Asks the processor for the entry at position `p`, which will only be read (a snapshot's walk).
@@ -409,6 +404,12 @@ struct IDPrefixKey {
     var high: UInt64
     var low: UInt64
     var position: Int32
+
+    init(high: UInt64, low: UInt64, position: Int32) {
+        self.high = high
+        self.low = low
+        self.position = position
+    }
 
     @inline(__always) init(_ id: UnsafeRawBufferPointer, position: Int) {
         var words: (UInt64, UInt64) = (0, 0)
