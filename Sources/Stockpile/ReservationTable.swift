@@ -321,11 +321,13 @@ struct ReservationTable: Sendable {
     /// The positions `0..<count` in the order of their reservations' ids: a snapshot's order (by id,
     /// `SnapshotCodec.sortedPositions`). Sorted as `String`s, each of the sort's comparisons read two
     /// ids where their strings keep them (a cache miss each, in lists of millions) and went through
-    /// `String`'s comparison; here each id is read twice (`orderByID`), and the sort compares integers.
+    /// `String`'s comparison; here the sort compares integers, and each id is read at most twice at
+    /// each level of `orderByID` it takes part in.
     func positionsByID() -> [Int32] {
         precondition(count <= Int(Int32.max), "a snapshot list holds fewer than 2^31 values")
         var keys = (0..<count).map { IDPrefixKey(high: 0, low: 0, position: Int32($0)) }
-        orderByID(&keys, 0..<count, sharing: 0)
+        // Sorted through the buffer: a range of the array sorted in place would be copied out and back.
+        keys.withUnsafeMutableBufferPointer { orderByID($0, 0..<count, sharing: 0) }
         return keys.map(\.position)
     }
 
@@ -337,35 +339,40 @@ struct ReservationTable: Sendable {
     /// shorter id, padded with zeros, is below every id it begins, and ids of equal keys share those
     /// 16 bytes too (a shorter one's zeros match no byte of another), so each run of them is put in
     /// order by what follows, and no run outlasts its ids.
-    private func orderByID(_ keys: inout [IDPrefixKey], _ range: Range<Int>, sharing shared: Int) {
+    private func orderByID(_ keys: UnsafeMutableBufferPointer<IDPrefixKey>, _ range: Range<Int>, sharing shared: Int) {
         guard range.count > 1 else { return }
-        var start = withIDBytes(at: Int(keys[range.lowerBound].position)) { Array($0.dropFirst(shared).prefix(Self.sharedStartByteCountMax)) }
-        for i in range.dropFirst() where !start.isEmpty {
-            let alike = withIDBytes(at: Int(keys[i].position)) { id in
-                start.withUnsafeBytes { Self.sharedByteCount($0, UnsafeRawBufferPointer(rebasing: id.dropFirst(shared))) }
+        // How many bytes after `shared` every id shares with the first (read where each is kept).
+        let firstPosition = Int(keys[range.lowerBound].position)
+        var alike = Self.sharedStartByteCountMax
+        for i in range.dropFirst() where alike > 0 {
+            let n = withIDBytes(at: firstPosition) { first in
+                withIDBytes(at: Int(keys[i].position)) { id in
+                    Self.sharedByteCount(UnsafeRawBufferPointer(rebasing: first.dropFirst(shared)), UnsafeRawBufferPointer(rebasing: id.dropFirst(shared)))
+                }
             }
-            if alike < start.count { start.removeLast(start.count - alike) }
+            alike = Swift.min(alike, n)
         }
-        let skipped = shared + start.count
+        let skipped = shared + alike
         for i in range {
             let p = Int(keys[i].position)
             keys[i] = withIDBytes(at: p) { IDPrefixKey(UnsafeRawBufferPointer(rebasing: $0.dropFirst(skipped)), position: p) }
         }
-        keys[range].sort { a, b in a.high != b.high ? a.high < b.high : a.low != b.low ? a.low < b.low : a.position < b.position }
+        var part = UnsafeMutableBufferPointer(rebasing: keys[range])
+        part.sort { IDPrefixKey.precedes($0, $1) }
         var first = range.lowerBound
         while first < range.upperBound {
             var end = first + 1
             while end < range.upperBound && keys[end].high == keys[first].high && keys[end].low == keys[first].low { end += 1 }
-            // Keys of no bytes are ids that end where they share: equal ids, which a table does not
-            // hold (and whose order would not matter).
+            // A key of no bytes is an id that ends where the range's ids share: the one the others
+            // begin with. A run of two would be equal ids, which a table does not hold.
             let pastEnd = keys[first].high == 0 && keys[first].low == 0
             assert(end - first == 1 || !pastEnd, "two reservations of one id in a shard's table")
-            if end - first > 1 && !pastEnd { orderByID(&keys, first..<end, sharing: skipped + 16) }
+            if end - first > 1 && !pastEnd { orderByID(keys, first..<end, sharing: skipped + 16) }
             first = end
         }
     }
 
-    /// The longest start `orderByID` looks for that its ids share.
+    /// The longest start `orderByID` looks for that its ids share (ids are at most 128 bytes).
     private static let sharedStartByteCountMax = 64
 
     /// How many bytes `a` and `b` start with alike.
@@ -398,8 +405,9 @@ struct ReservationTable: Sendable {
     }
 }
 
-/// An id's first 16 bytes as two big-endian integers (zeros after a shorter id's last byte), and its
-/// reservation's position: what `ReservationTable.positionsByID` sorts.
+/// 16 bytes of an id (those after the start it shares with the ids sorted with it) as two big-endian
+/// integers, zeros after a shorter id's last byte, and its reservation's position: what
+/// `ReservationTable.positionsByID` sorts.
 struct IDPrefixKey {
     var high: UInt64
     var low: UInt64
@@ -409,6 +417,13 @@ struct IDPrefixKey {
         self.high = high
         self.low = low
         self.position = position
+    }
+
+    /// Whether `a` sorts before `b`: by the integers, then by position.
+    @inline(__always) static func precedes(_ a: IDPrefixKey, _ b: IDPrefixKey) -> Bool {
+        if a.high != b.high { return a.high < b.high }
+        if a.low != b.low { return a.low < b.low }
+        return a.position < b.position
     }
 
     @inline(__always) init(_ id: UnsafeRawBufferPointer, position: Int) {
