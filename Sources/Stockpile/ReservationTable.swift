@@ -341,16 +341,14 @@ struct ReservationTable: Sendable {
     /// order by what follows, and no run outlasts its ids.
     private func orderByID(_ keys: UnsafeMutableBufferPointer<IDPrefixKey>, _ range: Range<Int>, sharing shared: Int) {
         guard range.count > 1 else { return }
-        // How many bytes after `shared` every id shares with the first (read where each is kept).
-        let firstPosition = Int(keys[range.lowerBound].position)
-        var alike = Self.sharedStartByteCountMax
-        for i in range.dropFirst() where alike > 0 {
-            let n = withIDBytes(at: firstPosition) { first in
-                withIDBytes(at: Int(keys[i].position)) { id in
-                    Self.sharedByteCount(UnsafeRawBufferPointer(rebasing: first.dropFirst(shared)), UnsafeRawBufferPointer(rebasing: id.dropFirst(shared)))
-                }
+        // How many bytes after `shared` every id shares with the first (each read where it is kept).
+        let alike = withIDBytes(at: Int(keys[range.lowerBound].position)) { first in
+            let rest = UnsafeRawBufferPointer(rebasing: first.dropFirst(shared))
+            var alike = Swift.min(Self.sharedStartByteCountMax, rest.count)
+            for i in range.dropFirst() where alike > 0 {
+                alike = Swift.min(alike, withIDBytes(at: Int(keys[i].position)) { Self.sharedByteCount(rest, UnsafeRawBufferPointer(rebasing: $0.dropFirst(shared))) })
             }
-            alike = Swift.min(alike, n)
+            return alike
         }
         let skipped = shared + alike
         for i in range {

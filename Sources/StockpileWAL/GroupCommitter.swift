@@ -783,10 +783,10 @@ public final class GroupCommitter: Sendable {
     /// taken already takes nothing.
     private func resumeRelayed() {
         guard hasRelayed.load(ordering: .relaxed) else { return }
-        var taken = state.withLock { s -> [Waiter] in
+        var taken: [Waiter] = []
+        state.withLock { s in
             hasRelayed.store(false, ordering: .relaxed)
-            defer { s.relayed = [] }
-            return s.relayed
+            swap(&taken, &s.relayed)
         }
         guard !taken.isEmpty else { return }
         for i in taken.indices { taken[i].resume(returning: .success(())) }

@@ -304,11 +304,6 @@ final class FreezableExecutor: TaskExecutor, @unchecked Sendable {
     }
 }
 
-/// How many tasks are done, shared with them.
-final class DoneCount: Sendable {
-    let count = Atomic<Int>(0)
-}
-
 @Suite("Relayed resumptions")
 struct RelayedResumptionTests {
     @Test("waiters relayed to waiters that never run are resumed by the log's thread")
@@ -326,6 +321,8 @@ struct RelayedResumptionTests {
         stopped.freeze()
         // The rest, on the cooperative pool, are relayed.
         let relayedCount = 6
+        /// How many of them are done, shared with them.
+        final class DoneCount: Sendable { let count = Atomic<Int>(0) }
         let done = DoneCount()
         let relayedTasks = (0..<relayedCount).map { _ in
             Task {
