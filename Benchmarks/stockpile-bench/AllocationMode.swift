@@ -78,7 +78,8 @@ nonisolated func runAllocationBenchmark(_ options: Options) async -> Int32 {
 
     // Names as a shop's are: a 16-byte SKU (the form compare-redis.sh sends) and a 24-byte order id.
     // Swift keeps a string of up to 15 UTF-8 bytes inline; a longer one is an object of its own, made
-    // when the command table reads the word and freed when the request is done with.
+    // when the command table reads the word. Every RESERVE here names one SKU, as a flash sale's do:
+    // its string is made once and shared by the RESERVEs after it (`SpareLines.variant`).
     let longVariant = "SKU-000000012345"
     _ = await engine.setQuantity(variant: longVariant, warehouse: "MAIN", to: Quantity(1_000_000_000), reason: .import)
     let wireLongReserves = pipelines { ["RESERVE", String(format: "order-2026-12-07-%07d", $0), longVariant, "MAIN", "1"] }

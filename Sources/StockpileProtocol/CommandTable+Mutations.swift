@@ -2,6 +2,7 @@
 // shape (how many positional words, which options) and the form of each value; the engine's
 // `Validation.normalize` checks names and ranges afterwards.
 
+import Glibc
 import StockpileCore
 
 extension CommandTable {
@@ -32,7 +33,7 @@ extension CommandTable {
             let n = lines.count + 1
             lines.append(
                 ReserveLine(
-                    variant: try Words.text(a[i], "variant of line \(n)"),
+                    variant: try spare.variant(a[i], "variant of line \(n)"),
                     warehouse: try Words.text(a[i + 1], "warehouse of line \(n)"),
                     quantity: try Words.quantity(a[i + 2], "quantity of line \(n)")))
             i += 3
@@ -332,8 +333,18 @@ extension CommandTable {
 /// An array is handed back (`keep`) while its request may still hold it, and emptied only when it is
 /// taken again, by which time the request is gone and the array is its own again (were it not, emptying
 /// it would make a new one: nothing is shared, at worst nothing is saved). At most `capacity` are kept.
+///
+/// Beside them, the last long variant name read (`variant`): a RESERVE naming the variant the one
+/// before it named shares its string. Swift keeps a name of up to 15 UTF-8 bytes inside the string,
+/// and a longer one (a shop's SKU, `SKU-000000012345`) in an object of its own, made for every RESERVE
+/// that names it: in a flash sale the RESERVEs of a turn name the same few SKUs. Only the last name
+/// is kept: the string shared is the one the turn read just before, in this thread's cache (a table
+/// of many names, tried before, shared cold strings, whose retains waited for their lines:
+/// `docs/MEASUREMENTS.md`, the step ending at 38ac951).
 public struct SpareLines: Sendable {
     private var arrays: [[ReserveLine]] = []
+    /// The last variant name of more than 15 bytes read, or empty.
+    private var lastVariant = ""
     /// How many arrays are kept: a whole batch's worth at the server's default batch length
     /// (`ServerConfiguration.batchRequestCountMax`). With 16, each RESERVE of a pipeline of 64
     /// beyond the 16th made its array again (0.80 allocations per RESERVE).
@@ -342,6 +353,27 @@ public struct SpareLines: Sendable {
     public static let linesMax = 16
 
     public init() {}
+
+    /// `word` as a variant name (`Words.text`): the last long name read when `word` spells it, so that
+    /// a run of RESERVEs naming one long SKU makes its string once.
+    mutating func variant(_ word: Word, _ what: @autoclosure () -> String) throws(RequestError) -> String {
+        if word.count > Self.inlineByteCountMax && Self.spells(word, lastVariant) { return lastVariant }
+        let name = try Words.text(word, what())
+        if name.utf8.count > Self.inlineByteCountMax { lastVariant = name }
+        return name
+    }
+
+    /// The most UTF-8 bytes a string keeps inside itself, without an object of its own (64-bit platforms).
+    static let inlineByteCountMax = 15
+
+    /// Whether `word`'s bytes are `name`'s UTF-8.
+    @inline(__always) private static func spells(_ word: Word, _ name: String) -> Bool {
+        word.withUnsafeBufferPointer { bytes in
+            name.utf8.withContiguousStorageIfAvailable { named in
+                named.count == bytes.count && memcmp(named.baseAddress!, bytes.baseAddress!, bytes.count) == 0
+            } ?? false
+        }
+    }
 
     /// An empty array of lines: a kept one when there is one.
     mutating func take() -> [ReserveLine] {

@@ -478,6 +478,50 @@ struct SpareLinesTests {
     }
 }
 
+@Suite("The last long variant name, shared")
+struct SharedVariantTests {
+    private func variants(_ line: String, _ spare: inout SpareLines) -> [String]? {
+        guard case .success(.mutation(.reserve(let r))) = Request.parse(ArgumentList(words(line)), reusing: &spare) else { return nil }
+        return r.lines.map(\.variant)
+    }
+
+    /// Where a string keeps its bytes: the same address for two strings means one shared object.
+    private func storage(_ s: String) -> UInt? {
+        s.utf8.withContiguousStorageIfAvailable { UInt(bitPattern: $0.baseAddress) }
+    }
+
+    @Test("a RESERVE naming the long variant the one before it named shares its string; any other name is read afresh")
+    func lastLongVariantShared() throws {
+        var spare = SpareLines()
+        let a = "SKU-000000012345", b = "SKU-000000067890", longer = "SKU-0000000123456", short = "SKU-12345"
+        let first = try #require(variants("RESERVE r1 \(a) MAIN 1", &spare))
+        let second = try #require(variants("RESERVE r2 \(a) MAIN 1", &spare))
+        #expect(first == [a] && second == [a])
+        #expect(storage(first[0]) != nil && storage(first[0]) == storage(second[0]), "the second RESERVE shares the first's string")
+        // Another name, one longer by a byte, a short one: each read as itself.
+        let other = try #require(variants("RESERVE r3 \(b) MAIN 1 \(longer) MAIN 1 \(short) MAIN 1", &spare))
+        #expect(other == [b, longer, short])
+        #expect(storage(other[0]) != storage(first[0]) && storage(other[1]) != storage(first[0]))
+        // The last long name kept is `longer`: `a` again is read afresh, then shared by the next.
+        let again = try #require(variants("RESERVE r4 \(a) MAIN 1", &spare))
+        let next = try #require(variants("RESERVE r5 \(a) MAIN 2", &spare))
+        #expect(again == [a] && next == [a])
+        #expect(storage(again[0]) != storage(first[0]) && storage(next[0]) == storage(again[0]))
+        // A long name that is not UTF-8 is refused as before, and leaves the kept name as it was.
+        var bad = Array(a.utf8)
+        bad[bad.count - 1] = 0xFF
+        let refused = Request.parse(ArgumentList([Array("RESERVE".utf8), Array("r6".utf8), bad, Array("MAIN".utf8), Array("1".utf8)]), reusing: &spare)
+        guard case .failure = refused else { Issue.record("a variant that is not UTF-8 was accepted"); return }
+        let after = try #require(variants("RESERVE r7 \(a) MAIN 1", &spare))
+        #expect(after == [a] && storage(after[0]) == storage(again[0]))
+        // Names of several bytes a character compare by their bytes.
+        let dress = "ÉTÉ-2026-ROBE-ROUGE-38"
+        let d1 = try #require(variants("RESERVE r8 \(dress) MAIN 1", &spare))
+        let d2 = try #require(variants("RESERVE r9 \(dress) MAIN 1 \(a) MAIN 1", &spare))
+        #expect(d1 == [dress] && d2 == [dress, a] && storage(d2[0]) == storage(d1[0]))
+    }
+}
+
 extension Request {
     fileprivate var mutation: Command? {
         if case .mutation(let c) = self { return c }
