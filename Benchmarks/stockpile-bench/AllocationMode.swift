@@ -64,10 +64,13 @@ nonisolated func runAllocationBenchmark(_ options: Options) async -> Int32 {
     func answer(_ bytes: [UInt8], pipeline: Int = 16) async { await turns.answer(bytes, pipeline: pipeline) }
     let wireReserves = pipelines { ["RESERVE", "wr\($0)", "SKU-HOT", "MAIN", "1"] }
     let wireStocks = pipelines { _ in ["STOCK", "SKU-HOT", "MAIN"] }
+    // The RESERVEs' reservations, released: a cart given up, as the flash sale's buyers do.
+    let wireReleases = pipelines { ["RELEASE", "wr\($0)"] }
     let wireLoneReserves = pipelines(of: 1) { ["RESERVE", "w1r\($0)", "SKU-HOT", "MAIN", "1"] }
     for bytes in pipelines({ ["RESERVE", "ww\($0)", "SKU-HOT", "MAIN", "1"] }).prefix(100) { await answer(bytes) }
     await measure("wire_reserve") { for bytes in wireReserves { await answer(bytes) } }
     await measure("wire_stock") { for bytes in wireStocks { await answer(bytes) } }
+    await measure("wire_release") { for bytes in wireReleases { await answer(bytes) } }
     // Pipeline 1: a batch of one request, as an unpipelined client's each is.
     await measure("wire_reserve_p1") { for bytes in wireLoneReserves { await answer(bytes, pipeline: 1) } }
     // Pipeline 64: a batch longer than a client at pipeline 16 sends (a load harness, an order service

@@ -107,7 +107,7 @@ func usage() -> Never {
                      pauses 1 ms between them (a quiet log), --duration / 4 s each
           allocations  heap allocations per reserve, replay, release, adjust and cell query of the
                      engine in memory, per reservation of three lines in three shards, and per
-                     RESERVE and STOCK through the request handler in pipelines of 16, and per
+                     RESERVE, STOCK and RELEASE through the request handler in pipelines of 16, and per
                      RESERVE in pipelines of 1 (counted by a malloc interposer, not timed)
           wire       RESERVEs in pipelines of --pipeline (default 16) through the request parser and
                      the request handler of an engine in memory, one turn per pipeline, without a
