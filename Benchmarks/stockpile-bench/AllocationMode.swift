@@ -70,7 +70,14 @@ nonisolated func runAllocationBenchmark(_ options: Options) async -> Int32 {
     for bytes in pipelines({ ["RESERVE", "ww\($0)", "SKU-HOT", "MAIN", "1"] }).prefix(100) { await answer(bytes) }
     await measure("wire_reserve") { for bytes in wireReserves { await answer(bytes) } }
     await measure("wire_stock") { for bytes in wireStocks { await answer(bytes) } }
+    let openBefore = await engine.stats().activeReservations
     await measure("wire_release") { for bytes in wireReleases { await answer(bytes) } }
+    // A RELEASE refused (an id not found) allocates otherwise: the figure is of releases made.
+    let closed = openBefore - (await engine.stats().activeReservations)
+    guard closed == count else {
+        FileHandle.standardError.write(Data("stockpile-bench: \(count) RELEASEs closed \(closed) reservations, not one each\n".utf8))
+        return 2
+    }
     // Pipeline 1: a batch of one request, as an unpipelined client's each is.
     await measure("wire_reserve_p1") { for bytes in wireLoneReserves { await answer(bytes, pipeline: 1) } }
     // Pipeline 64: a batch longer than a client at pipeline 16 sends (a load harness, an order service

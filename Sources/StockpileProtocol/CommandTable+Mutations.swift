@@ -2,7 +2,11 @@
 // shape (how many positional words, which options) and the form of each value; the engine's
 // `Validation.normalize` checks names and ranges afterwards.
 
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import StockpileCore
 
 extension CommandTable {
@@ -328,8 +332,9 @@ extension CommandTable {
     }
 }
 
-/// Arrays of reservation lines that RESERVEs already answered no longer need, kept by a connection for
-/// the RESERVEs it parses next, so that parsing one allocates nothing once a few have come and gone.
+/// Arrays of reservation lines that RESERVEs already answered no longer need, kept with a loop's turn
+/// lists (`TurnScratch`, shared by the loop's connections) for the RESERVEs parsed next, so that
+/// parsing one allocates nothing once a few have come and gone.
 /// An array is handed back (`keep`) while its request may still hold it, and emptied only when it is
 /// taken again, by which time the request is gone and the array is its own again (were it not, emptying
 /// it would make a new one: nothing is shared, at worst nothing is saved). At most `capacity` are kept.
@@ -338,7 +343,7 @@ extension CommandTable {
 /// before it named shares its string. Swift keeps a name of up to 15 UTF-8 bytes inside the string,
 /// and a longer one (a shop's SKU, `SKU-000000012345`) in an object of its own, made for every RESERVE
 /// that names it: in a flash sale the RESERVEs of a turn name the same few SKUs. Only the last name
-/// is kept: the string shared is the one the turn read just before, in this thread's cache (a table
+/// is kept: the string shared is one the loop's thread read shortly before, in its cache (a table
 /// of many names, tried before, shared cold strings, whose retains waited for their lines:
 /// `docs/MEASUREMENTS.md`, the step ending at 38ac951).
 public struct SpareLines: Sendable {
@@ -366,11 +371,13 @@ public struct SpareLines: Sendable {
     /// The most UTF-8 bytes a string keeps inside itself, without an object of its own (64-bit platforms).
     static let inlineByteCountMax = 15
 
-    /// Whether `word`'s bytes are `name`'s UTF-8.
+    /// Whether `word`'s bytes are `name`'s UTF-8 (two empty ones are).
     @inline(__always) private static func spells(_ word: Word, _ name: String) -> Bool {
         word.withUnsafeBufferPointer { bytes in
             name.utf8.withContiguousStorageIfAvailable { named in
-                named.count == bytes.count && memcmp(named.baseAddress!, bytes.baseAddress!, bytes.count) == 0
+                guard named.count == bytes.count else { return false }
+                guard let a = named.baseAddress, let b = bytes.baseAddress else { return true }
+                return memcmp(a, b, bytes.count) == 0
             } ?? false
         }
     }

@@ -514,7 +514,13 @@ struct SharedVariantTests {
         guard case .failure = refused else { Issue.record("a variant that is not UTF-8 was accepted"); return }
         let after = try #require(variants("RESERVE r7 \(a) MAIN 1", &spare))
         #expect(after == [a] && storage(after[0]) == storage(again[0]))
-        // Names of several bytes a character compare by their bytes.
+        // A name of 15 bytes is kept inside its string: read as itself, and the long name kept stays.
+        let fifteen = "SKU-00000001234"
+        let inline = try #require(variants("RESERVE r10 \(fifteen) MAIN 1", &spare))
+        let kept = try #require(variants("RESERVE r11 \(a) MAIN 1", &spare))
+        #expect(inline == [fifteen] && kept == [a] && storage(kept[0]) == storage(again[0]))
+        // Names of several bytes a character compare by their bytes (the engine takes ASCII names only;
+        // the command table reads any UTF-8).
         let dress = "ÉTÉ-2026-ROBE-ROUGE-38"
         let d1 = try #require(variants("RESERVE r8 \(dress) MAIN 1", &spare))
         let d2 = try #require(variants("RESERVE r9 \(dress) MAIN 1 \(a) MAIN 1", &spare))

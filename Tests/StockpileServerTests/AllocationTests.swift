@@ -29,7 +29,8 @@ struct AllocationTests {
     /// array, six while its fingerprint was a sorted copy of its lines), made before the shards are held
     /// where they can be; a list handed to the decision with a second reference to it was copied while
     /// they were held (eight). The debug build also decides each one the general way to check it.
-    /// `wire_release` is a RELEASE of one of those reservations, in pipelines of 16: two in an optimised
+    /// `wire_release` is a RELEASE of one of `wire_reserve`'s reservations, in pipelines of 16 (the
+    /// benchmark checks that each was released): two in an optimised
     /// build, as `release` in process, which the wire adds nothing to (a RELEASE is decided the
     /// general way, through a commit, where a new one-line reservation has a path of its own).
     /// `wire_reserve_p64` is a batch of 64 RESERVEs, longer than a client at pipeline 16 sends.
