@@ -2,11 +2,6 @@
 // shape (how many positional words, which options) and the form of each value; the engine's
 // `Validation.normalize` checks names and ranges afterwards.
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import StockpileCore
 
 extension CommandTable {
@@ -362,25 +357,15 @@ public struct SpareLines: Sendable {
     /// `word` as a variant name (`Words.text`): the last long name read when `word` spells it, so that
     /// a run of RESERVEs naming one long SKU makes its string once.
     mutating func variant(_ word: Word, _ what: @autoclosure () -> String) throws(RequestError) -> String {
-        if word.count > Self.inlineByteCountMax && Self.spells(word, lastVariant) { return lastVariant }
-        let name = try Words.text(word, what())
-        if name.utf8.count > Self.inlineByteCountMax { lastVariant = name }
-        return name
+        // A name read is its word's bytes, so the word's length is the string's.
+        guard word.count > Self.inlineByteCountMax else { return try Words.text(word, what()) }
+        if word.withUnsafeBytes({ utf8(of: lastVariant, equals: $0) }) { return lastVariant }
+        lastVariant = try Words.text(word, what())
+        return lastVariant
     }
 
     /// The most UTF-8 bytes a string keeps inside itself, without an object of its own (64-bit platforms).
     static let inlineByteCountMax = 15
-
-    /// Whether `word`'s bytes are `name`'s UTF-8 (two empty ones are).
-    @inline(__always) private static func spells(_ word: Word, _ name: String) -> Bool {
-        word.withUnsafeBufferPointer { bytes in
-            name.utf8.withContiguousStorageIfAvailable { named in
-                guard named.count == bytes.count else { return false }
-                guard let a = named.baseAddress, let b = bytes.baseAddress else { return true }
-                return memcmp(a, b, bytes.count) == 0
-            } ?? false
-        }
-    }
 
     /// An empty array of lines: a kept one when there is one.
     mutating func take() -> [ReserveLine] {

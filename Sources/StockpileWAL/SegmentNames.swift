@@ -176,12 +176,8 @@ public struct SegmentNames: Hashable, Sendable {
     /// `number(ofActor:)` for an actor given by its UTF-8: compared with the last actor numbered in
     /// place, made a `String` only to look it up among the others.
     mutating func number(ofActor actor: UnsafeRawBufferPointer) -> Int? {
-        if let last = lastActor, Self.equal(last.name, actor) { return last.number }
+        if let last = lastActor, utf8(of: last.name, equals: actor) { return last.number }
         return number(ofActor: String(decoding: actor, as: UTF8.self))
-    }
-
-    private static func equal(_ name: String, _ bytes: UnsafeRawBufferPointer) -> Bool {
-        withUTF8Bytes(of: name) { $0.count == bytes.count && ($0.isEmpty || memcmp($0.baseAddress!, bytes.baseAddress!, $0.count) == 0) }
     }
 
     fileprivate mutating func number(ofActor actor: String) -> Int? {
